@@ -1,0 +1,144 @@
+"""Message unions per direction, their type adapters, and the two-step frame decoder."""
+
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from shared.errors import IdReuse, InvalidMessage, UnknownType
+from shared.messages.connectivity import CheckResult, ConnectivityCheck, ConnectivityReport
+from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
+from shared.messages.liveness import Heartbeat
+from shared.messages.replies import ErrorMessage
+from shared.wire import load_json
+
+AgentMessage = Annotated[
+    Hello | Heartbeat | ConnectivityReport | ErrorMessage,
+    Field(discriminator="type"),
+]
+"""Every message the agent sends to the coordinator."""
+
+CoordinatorMessage = Annotated[
+    Challenge | Welcome | ConnectivityCheck | ErrorMessage,
+    Field(discriminator="type"),
+]
+"""Every message the coordinator sends to the agent."""
+
+AGENT_MESSAGE_ADAPTER: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
+COORDINATOR_MESSAGE_ADAPTER: TypeAdapter[CoordinatorMessage] = TypeAdapter(CoordinatorMessage)
+
+AGENT_MESSAGE_TYPES = frozenset(
+    {"hello", "heartbeat", "connectivity_report", "error"},
+)
+COORDINATOR_MESSAGE_TYPES = frozenset(
+    {"challenge", "welcome", "connectivity_check", "error"},
+)
+
+
+def peek_id(raw: Any) -> int | None:
+    """Return the frame's integer id if it has one, so an error can point back at it."""
+    if isinstance(raw, dict):
+        value = raw.get("id")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _parse_envelope(frame: str | bytes, known: frozenset[str]) -> dict[str, Any]:
+    try:
+        raw = load_json(frame)
+    except ValueError as exc:
+        raise InvalidMessage("frame is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise InvalidMessage("frame must be a JSON object")
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise InvalidMessage("frame has no string 'type'", details={"re": peek_id(raw)})
+    if peek_id(raw) is None:
+        raise InvalidMessage("frame has no integer 'id'")
+    if kind not in known:
+        raise UnknownType(f"unknown message type {kind!r}", details={"re": peek_id(raw)})
+    return raw
+
+
+def _validation_details(exc: ValidationError, raw: dict[str, Any]) -> dict[str, Any]:
+    problems = [
+        {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return {"re": peek_id(raw), "problems": problems[:10]}
+
+
+def decode_agent_message(frame: str | bytes) -> AgentMessage:
+    """Decode a frame sent by an agent.
+
+    Raises:
+        InvalidMessage: not JSON, not an object, or fields fail validation.
+        UnknownType: the ``type`` is not an agent message type.
+    """
+    raw = _parse_envelope(frame, AGENT_MESSAGE_TYPES)
+    try:
+        return AGENT_MESSAGE_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidMessage(
+            f"invalid {raw['type']!r} message", details=_validation_details(exc, raw)
+        ) from exc
+
+
+def decode_coordinator_message(frame: str | bytes) -> CoordinatorMessage:
+    """Decode a frame sent by the coordinator (same errors as ``decode_agent_message``)."""
+    raw = _parse_envelope(frame, COORDINATOR_MESSAGE_TYPES)
+    try:
+        return COORDINATOR_MESSAGE_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidMessage(
+            f"invalid {raw['type']!r} message", details=_validation_details(exc, raw)
+        ) from exc
+
+
+class IdSequence:
+    """Hands out strictly increasing ids for frames this side sends."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> int:
+        """Return the next id."""
+        self._last += 1
+        return self._last
+
+
+class IdGuard:
+    """Checks that a peer's frame ids strictly increase (a replayed frame is refused)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def accept(self, message_id: int) -> None:
+        """Record ``message_id``; raise ``IdReuse`` if it does not increase."""
+        if message_id <= self._last:
+            raise IdReuse(
+                f"message id {message_id} is not greater than {self._last}",
+                details={"re": message_id},
+            )
+        self._last = message_id
+
+
+__all__ = [
+    "AGENT_MESSAGE_ADAPTER",
+    "COORDINATOR_MESSAGE_ADAPTER",
+    "AgentMessage",
+    "Challenge",
+    "CheckResult",
+    "ConnectivityCheck",
+    "ConnectivityReport",
+    "CoordinatorMessage",
+    "ErrorMessage",
+    "Heartbeat",
+    "Hello",
+    "HostFacts",
+    "IdGuard",
+    "IdSequence",
+    "Welcome",
+    "decode_agent_message",
+    "decode_coordinator_message",
+]
