@@ -1,0 +1,280 @@
+"""The persistent link: dial out, handshake, serve, and reconnect with capped jittered backoff.
+
+Failures are sorted into two kinds. Transient ones (network, 5xx, coordinator restart, a
+replaced connection) lead to a reconnect after a random delay that doubles up to a cap. Fatal
+ones (credentials refused, protocol incompatible, TLS verification failed) raise ``FatalError``
+so the process exits with ``EXIT_FATAL`` and systemd does not restart it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    NegotiationError,
+)
+from websockets.typing import Subprotocol
+
+from agent.dispatch import Dispatcher, Send
+from agent.host import collect_facts
+from agent.runtime import ContainerRuntime
+from agent.state import Enrollment
+from agent.tls import client_context
+from shared.crypto import sign_challenge
+from shared.errors import PlatformError
+from shared.messages import (
+    AgentMessage,
+    Challenge,
+    ErrorMessage,
+    Heartbeat,
+    Hello,
+    IdGuard,
+    IdSequence,
+    Welcome,
+    decode_coordinator_message,
+)
+from shared.version import (
+    AGENT_CONNECT_PATH,
+    FATAL_CLOSE_CODES,
+    HANDSHAKE_TIMEOUT_SECONDS,
+    MAX_FRAME_BYTES,
+    PACKAGE_VERSION,
+    PROTOCOL_VERSION,
+)
+from shared.wire import dump_json
+
+logger = logging.getLogger(__name__)
+
+
+class FatalError(Exception):
+    """The coordinator refused this agent for good; retrying would only hammer it."""
+
+
+class TransientError(Exception):
+    """The link failed in a way a later attempt may not."""
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """Exponential backoff with full jitter, reset after a link that stayed up."""
+
+    base_seconds: float = 1.0
+    cap_seconds: float = 60.0
+    stable_seconds: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Return a random delay in [0, min(cap, base * 2**attempt)] (full jitter)."""
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** min(attempt, 30)))
+        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not cryptography)
+
+
+def websocket_url(coordinator_url: str) -> str:
+    """Map ``http(s)://host[/prefix]`` to ``ws(s)://host[/prefix]/agent/v1/connect``."""
+    base = coordinator_url.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base[len("https://") :] + AGENT_CONNECT_PATH
+    if base.startswith("http://"):
+        return "ws://" + base[len("http://") :] + AGENT_CONNECT_PATH
+    raise FatalError(f"coordinator URL must start with http:// or https://, not {base!r}")
+
+
+def _classify_close(exc: ConnectionClosed) -> Exception:
+    received = exc.rcvd
+    if received is not None and received.code in FATAL_CLOSE_CODES:
+        return FatalError(
+            f"coordinator refused this agent: {received.reason or 'no reason'} "
+            f"(close code {received.code})"
+        )
+    code = received.code if received else "none"
+    reason = received.reason if received and received.reason else "connection closed"
+    return TransientError(f"{reason} (close code {code})")
+
+
+class Link:
+    """One agent's link to its coordinator, kept up until cancelled or refused."""
+
+    def __init__(
+        self,
+        enrollment: Enrollment,
+        key: Ed25519PrivateKey,
+        runtime: ContainerRuntime,
+        state_dir: Path,
+        policy: ReconnectPolicy,
+    ) -> None:
+        self._enrollment = enrollment
+        self._key = key
+        self._runtime = runtime
+        self._state_dir = state_dir
+        self._policy = policy
+        self._url = websocket_url(enrollment.coordinator_url)
+        self._ssl = client_context(enrollment.ca_file) if self._url.startswith("wss") else None
+
+    async def run_forever(self) -> None:
+        """Connect, serve, and reconnect until cancelled; raise ``FatalError`` when refused."""
+        attempt = 0
+        last_error = ""
+        while True:
+            started = time.monotonic()
+            try:
+                await self._connect_once()
+                error = "coordinator closed the link"
+            except TransientError as exc:
+                error = str(exc)
+            if time.monotonic() - started >= self._policy.stable_seconds:
+                attempt = 0
+            delay = self._policy.delay(attempt)
+            attempt += 1
+            # Log each new kind of failure once at WARNING; repeats only at INFO.
+            level = logging.WARNING if error != last_error else logging.INFO
+            logger.log(
+                level, "link down: %s; reconnecting in %.1f s (attempt %d)", error, delay, attempt
+            )
+            last_error = error
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        try:
+            async with connect(
+                self._url,
+                subprotocols=[Subprotocol(PROTOCOL_VERSION)],
+                ssl=self._ssl,
+                max_size=MAX_FRAME_BYTES,
+                compression=None,
+                open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+                ping_interval=20,
+                ping_timeout=20,
+                close_timeout=5,
+                user_agent_header=f"berth-agent/{PACKAGE_VERSION}",
+            ) as ws:
+                await self._serve(ws)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            body = exc.response.body.decode("utf-8", "replace")[:300] if exc.response.body else ""
+            if 400 <= status < 500:
+                raise FatalError(
+                    f"coordinator refused the connection with HTTP {status}: {body or exc}"
+                ) from exc
+            raise TransientError(f"coordinator answered HTTP {status}") from exc
+        except NegotiationError as exc:
+            raise FatalError(f"protocol negotiation failed: {exc}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise FatalError(
+                f"TLS verification of the coordinator failed: {exc.verify_message}"
+                "; enroll with --ca-file if it uses a private CA"
+            ) from exc
+        except ConnectionClosed as exc:
+            classified = _classify_close(exc)
+            raise classified from exc
+        except (InvalidHandshake, OSError, TimeoutError, EOFError) as exc:
+            raise TransientError(
+                f"cannot reach {self._url}: {str(exc) or type(exc).__name__}"
+            ) from exc
+
+    async def _handshake(self, ws: ClientConnection, ids: IdSequence, guard: IdGuard) -> Welcome:
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT_SECONDS):
+            challenge = decode_coordinator_message(await ws.recv())
+            if not isinstance(challenge, Challenge):
+                raise TransientError(f"expected a challenge, got {challenge.type!r}")
+            guard.accept(challenge.id)
+            facts = await collect_facts(self._runtime)
+            server_id = self._enrollment.server_id
+            await ws.send(
+                dump_json(
+                    Hello(
+                        id=ids.next(),
+                        server_id=server_id,
+                        signature=sign_challenge(self._key, challenge.nonce, server_id),
+                        agent_version=PACKAGE_VERSION,
+                        facts=facts,
+                    )
+                )
+            )
+            welcome = decode_coordinator_message(await ws.recv())
+        if isinstance(welcome, ErrorMessage):
+            raise TransientError(f"handshake error: {welcome.error.message}")
+        if not isinstance(welcome, Welcome):
+            raise TransientError(f"expected a welcome, got {welcome.type!r}")
+        guard.accept(welcome.id)
+        return welcome
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        ids = IdSequence()
+        guard = IdGuard()
+        try:
+            welcome = await self._handshake(ws, ids, guard)
+        except PlatformError as exc:
+            raise TransientError(f"bad handshake frame: {exc.message}") from exc
+        except TimeoutError as exc:
+            raise TransientError("handshake timed out") from exc
+        logger.info(
+            "connected to %s as %s (%s)",
+            self._enrollment.coordinator_url,
+            self._enrollment.server_name,
+            welcome.server_id,
+        )
+
+        async def send(message: AgentMessage) -> None:
+            await ws.send(dump_json(message))
+
+        dispatcher = Dispatcher(self._runtime, self._state_dir, ids)
+        closed: ConnectionClosed | None = None
+        async with asyncio.TaskGroup() as tasks:
+            heartbeat = tasks.create_task(
+                _until_closed(self._heartbeats(send, ids, welcome.heartbeat_seconds))
+            )
+            try:
+                async for frame in ws:
+                    if isinstance(frame, bytes):
+                        continue  # berth.v1 has no binary frames from the coordinator
+                    try:
+                        message = decode_coordinator_message(frame)
+                        guard.accept(message.id)
+                    except PlatformError as exc:
+                        re = exc.details.get("re")
+                        await send(
+                            ErrorMessage(
+                                id=ids.next(),
+                                re=re if isinstance(re, int) else None,
+                                error=exc.to_body(),
+                            )
+                        )
+                        continue
+                    # Each request runs in its own task so a slow one never blocks the reader.
+                    tasks.create_task(_until_closed(dispatcher.handle(message, send)))
+            except ConnectionClosed as exc:
+                # Kept aside: raised inside the task group it would arrive wrapped in a group.
+                closed = exc
+            finally:
+                heartbeat.cancel()
+        if closed is not None:
+            raise closed
+        # The iterator ended: the coordinator closed the socket (normally or with a code).
+        if ws.close_code in FATAL_CLOSE_CODES:
+            raise FatalError(
+                f"coordinator refused this agent: {ws.close_reason or 'no reason'} "
+                f"(close code {ws.close_code})"
+            )
+
+    async def _heartbeats(self, send: Send, ids: IdSequence, interval: float) -> None:
+        # A random first delay spreads heartbeats of agents that reconnected together.
+        await asyncio.sleep(random.uniform(0.5, 1.0) * interval)  # noqa: S311
+        while True:
+            await send(Heartbeat(id=ids.next()))
+            await asyncio.sleep(interval)
+
+
+async def _until_closed(work: Coroutine[object, object, None]) -> None:
+    """Run ``work``; a closed socket ends it quietly (the reader reports the close)."""
+    with contextlib.suppress(ConnectionClosed):
+        await work

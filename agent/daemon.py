@@ -1,0 +1,48 @@
+"""The daemon: load identity, own the link task, stop cleanly on SIGTERM/SIGINT."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from agent.connection import Link, ReconnectPolicy
+from agent.runtime.docker import DockerRuntime
+from agent.state import StateDir
+
+logger = logging.getLogger(__name__)
+
+
+async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
+    """Run until a signal arrives (returns) or the coordinator refuses us (``FatalError``)."""
+    enrollment, key = StateDir(state_dir).load()
+    runtime = DockerRuntime()
+    link = Link(enrollment, key, runtime, state_dir, policy)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logger.info(
+        "berth-agent starting for server %s (%s), coordinator %s",
+        enrollment.server_name,
+        enrollment.server_id,
+        enrollment.coordinator_url,
+    )
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            link_task = tasks.create_task(link.run_forever())
+            stop_task = tasks.create_task(stop.wait())
+            done, _ = await asyncio.wait(
+                {link_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            # Containers are left running on purpose: stopping the agent never stops workloads.
+            link_task.cancel()
+            stop_task.cancel()
+    except BaseExceptionGroup as group:
+        # Unwrap so the CLI sees the FatalError (or crash) itself, not a group.
+        raise group.exceptions[0] from None
+    finally:
+        with contextlib.suppress(Exception):
+            await runtime.close()
+    logger.info("berth-agent stopped")
+    del done

@@ -1,0 +1,72 @@
+"""Serve the coordinator's requests: the agent side's one conversion point to error frames."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import assert_never
+
+from agent.host import check_docker, check_state_dir
+from agent.runtime import ContainerRuntime
+from shared.errors import InvalidMessage, PlatformError
+from shared.messages import (
+    AgentMessage,
+    Challenge,
+    ConnectivityCheck,
+    ConnectivityReport,
+    CoordinatorMessage,
+    ErrorMessage,
+    IdSequence,
+    Welcome,
+)
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[AgentMessage], Awaitable[None]]
+
+
+class Dispatcher:
+    """Answers each coordinator request with exactly one reply: its result or an error frame."""
+
+    def __init__(self, runtime: ContainerRuntime, state_dir: Path, ids: IdSequence) -> None:
+        self._runtime = runtime
+        self._state_dir = state_dir
+        self._ids = ids
+
+    async def handle(self, message: CoordinatorMessage, send: Send) -> None:
+        """Handle one decoded frame; errors become an error frame answering it."""
+        try:
+            await self._handle(message, send)
+        except PlatformError as exc:
+            await send(ErrorMessage(id=self._ids.next(), re=message.id, error=exc.to_body()))
+        except Exception:
+            logger.exception("request %s (%s) failed", message.id, message.type)
+            await send(
+                ErrorMessage(
+                    id=self._ids.next(),
+                    re=message.id,
+                    error=PlatformError("agent internal error").to_body(),
+                )
+            )
+
+    async def _handle(self, message: CoordinatorMessage, send: Send) -> None:
+        match message:
+            case ConnectivityCheck():
+                checks = await asyncio.gather(
+                    check_docker(self._runtime), check_state_dir(self._state_dir)
+                )
+                await send(
+                    ConnectivityReport(id=self._ids.next(), re=message.id, checks=list(checks))
+                )
+            case ErrorMessage():
+                # Never answer an error with an error: that could loop between the peers.
+                logger.warning(
+                    "coordinator reported an error (re %s): %s: %s",
+                    message.re,
+                    message.error.code,
+                    message.error.message,
+                )
+            case Challenge() | Welcome():
+                raise InvalidMessage(f"{message.type!r} is only valid during the handshake")
+            case _:
+                assert_never(message)
