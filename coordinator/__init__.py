@@ -1,0 +1,1 @@
+"""Berth coordinator: state, public HTTP API and the agents' websocket hub."""

@@ -1,0 +1,22 @@
+"""Public HTTP API: route modules register themselves on import; ``setup_routes`` mounts them."""
+
+from aiohttp import web
+
+from coordinator.api import (  # noqa: F401  (imported for their route registrations)
+    audit_events,
+    bootstrap,
+    deploy_tokens,
+    enrollment,
+    environments,
+    meta,
+    projects,
+    resources,
+    servers,
+)
+from coordinator.api.routing import ROUTES, build_handler
+
+
+def setup_routes(app: web.Application) -> None:
+    """Mount every registered route on ``app``."""
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, build_handler(route))

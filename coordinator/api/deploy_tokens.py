@@ -1,0 +1,230 @@
+"""Deploy-token routes: create, list, show, rotate, revoke. Plaintext is shown exactly once."""
+
+from datetime import UTC, datetime
+
+from tortoise.transactions import in_transaction
+
+from coordinator import audit
+from coordinator.api.routing import Call, route
+from coordinator.api.schemas import (
+    CreateDeployTokenRequest,
+    CreateDeployTokenResponse,
+    DeployTokenItem,
+    DeployTokenList,
+    ListDeployTokensQuery,
+    OrganizationQuery,
+    RevokeDeployTokenResponse,
+    RotateDeployTokenResponse,
+    TokenCommandRequest,
+    TokenScope,
+)
+from coordinator.auth import ALL_PERMISSIONS, API_TOKEN_PREFIX, Principal, hash_token, mint_token
+from coordinator.db import models
+from coordinator.ids import new_id
+from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
+
+
+def _item(row: models.ApiToken) -> DeployTokenItem:
+    return DeployTokenItem(
+        token_id=row.id,
+        organization_id=row.organization_id,  # type: ignore[attr-defined]
+        display_name=row.display_name,
+        status="revoked" if row.status == "revoked" else "active",
+        secret_suffix=row.secret_suffix,
+        scope=TokenScope.model_validate(row.scope),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        rotated_at=row.rotated_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _check_organization(actor: Principal, organization_id: str | None) -> None:
+    if organization_id is not None and organization_id != actor.organization_id:
+        raise NotFound(f"organization {organization_id!r} not found")
+
+
+def _check_no_escalation(actor: Principal, scope: TokenScope) -> None:
+    """A token may only mint tokens with a subset of its own permissions and servers."""
+    wanted = set(scope.permissions)
+    if ALL_PERMISSIONS not in actor.permissions:
+        if ALL_PERMISSIONS in wanted or not wanted <= actor.permissions:
+            raise Forbidden("a token cannot grant permissions it does not have itself")
+        if actor.server_ids and not (
+            scope.deployment_target_ids and set(scope.deployment_target_ids) <= actor.server_ids
+        ):
+            raise Forbidden("a server-scoped token can only mint tokens for the same servers")
+
+
+async def _get(actor: Principal, token_id: str) -> models.ApiToken:
+    row = await models.ApiToken.get_or_none(id=token_id, organization_id=actor.organization_id)
+    if row is None:
+        raise NotFound(f"deploy token {token_id!r} not found")
+    return row
+
+
+@route(
+    "POST",
+    "/deploy-tokens",
+    summary="Create an API token (plaintext shown once)",
+    tag="deploy-tokens",
+    permission="deploy-tokens:write",
+    body=CreateDeployTokenRequest,
+    response=CreateDeployTokenResponse,
+    status=201,
+)
+async def create(call: Call) -> CreateDeployTokenResponse:
+    """Mint a token with the requested scope."""
+    body = call.body(CreateDeployTokenRequest)
+    actor = call.actor
+    _check_organization(actor, body.organization_id)
+    _check_no_escalation(actor, body.scope)
+    now = datetime.now(UTC)
+    if body.expires_at is not None and body.expires_at <= now:
+        raise InvalidRequest("expiresAt must be in the future")
+    token = mint_token(API_TOKEN_PREFIX)
+    token_id = new_id("tok")
+    scope = body.scope.model_dump(mode="json")
+    async with in_transaction():
+        row = await models.ApiToken.create(
+            id=token_id,
+            organization_id=actor.organization_id,
+            user_id=None,
+            display_name=body.display_name,
+            token_hash=hash_token(token),
+            secret_suffix=token[-4:],
+            scope=scope,
+            status="active",
+            created_at=now,
+            expires_at=body.expires_at,
+        )
+        await audit.record(
+            actor=actor,
+            event_type="deploy-token.created",
+            aggregate_type="deploy-token",
+            aggregate_id=token_id,
+            payload={"displayName": body.display_name, "scope": scope},
+            request_id=call.request_id,
+        )
+    return CreateDeployTokenResponse(
+        token_id=token_id,
+        token=token,
+        organization_id=actor.organization_id,
+        display_name=row.display_name,
+        secret_suffix=row.secret_suffix,
+        scopes=body.scope,
+        scope=body.scope,
+        created_at=now,
+        expires_at=row.expires_at,
+    )
+
+
+@route(
+    "GET",
+    "/deploy-tokens",
+    summary="List API tokens",
+    tag="deploy-tokens",
+    permission="deploy-tokens:read",
+    query=ListDeployTokensQuery,
+    response=DeployTokenList,
+)
+async def list_tokens(call: Call) -> DeployTokenList:
+    """List tokens, newest last, with cursor pagination."""
+    query = call.query(ListDeployTokensQuery)
+    _check_organization(call.actor, query.organization_id)
+    rows = models.ApiToken.filter(organization_id=call.actor.organization_id)
+    if query.status is not None:
+        rows = rows.filter(status=query.status)
+    if query.cursor:
+        rows = rows.filter(id__gt=query.cursor)
+    found = await rows.order_by("id").limit(query.limit + 1)
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    return DeployTokenList(
+        items=[_item(r) for r in page], next_cursor=page[-1].id if more and page else None
+    )
+
+
+@route(
+    "GET",
+    "/deploy-tokens/{tokenId}",
+    summary="Show one API token",
+    tag="deploy-tokens",
+    permission="deploy-tokens:read",
+    query=OrganizationQuery,
+    response=DeployTokenItem,
+)
+async def show(call: Call) -> DeployTokenItem:
+    """Show a token without its secret."""
+    _check_organization(call.actor, call.query(OrganizationQuery).organization_id)
+    return _item(await _get(call.actor, call.path["tokenId"]))
+
+
+@route(
+    "POST",
+    "/deploy-tokens/{tokenId}/rotate",
+    summary="Rotate an API token",
+    tag="deploy-tokens",
+    permission="deploy-tokens:write",
+    body=TokenCommandRequest,
+    response=RotateDeployTokenResponse,
+)
+async def rotate(call: Call) -> RotateDeployTokenResponse:
+    """Replace the token's secret; the old plaintext stops working immediately."""
+    body = call.body(TokenCommandRequest)
+    token_id = call.path["tokenId"]
+    _check_organization(call.actor, body.organization_id)
+    if body.confirmation.token_id != token_id:
+        raise InvalidRequest("confirmation.tokenId must equal the token being rotated")
+    row = await _get(call.actor, token_id)
+    if row.status != "active":
+        raise Conflict("a revoked token cannot be rotated")
+    scope = TokenScope.model_validate(row.scope)
+    _check_no_escalation(call.actor, scope)
+    token = mint_token(API_TOKEN_PREFIX)
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await models.ApiToken.filter(id=token_id).update(
+            token_hash=hash_token(token), secret_suffix=token[-4:], rotated_at=now
+        )
+        await audit.record(
+            actor=call.actor,
+            event_type="deploy-token.rotated",
+            aggregate_type="deploy-token",
+            aggregate_id=token_id,
+            request_id=call.request_id,
+        )
+    return RotateDeployTokenResponse(token_id=token_id, token=token, rotated_at=now, scopes=scope)
+
+
+@route(
+    "POST",
+    "/deploy-tokens/{tokenId}/revoke",
+    summary="Revoke an API token",
+    tag="deploy-tokens",
+    permission="deploy-tokens:write",
+    body=TokenCommandRequest,
+    response=RevokeDeployTokenResponse,
+)
+async def revoke(call: Call) -> RevokeDeployTokenResponse:
+    """Revoke the token for good; later calls with it get 401."""
+    body = call.body(TokenCommandRequest)
+    token_id = call.path["tokenId"]
+    _check_organization(call.actor, body.organization_id)
+    if body.confirmation.token_id != token_id:
+        raise InvalidRequest("confirmation.tokenId must equal the token being revoked")
+    row = await _get(call.actor, token_id)
+    if row.status == "revoked" and row.revoked_at is not None:
+        return RevokeDeployTokenResponse(token_id=token_id, revoked_at=row.revoked_at)
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await models.ApiToken.filter(id=token_id).update(status="revoked", revoked_at=now)
+        await audit.record(
+            actor=call.actor,
+            event_type="deploy-token.revoked",
+            aggregate_type="deploy-token",
+            aggregate_id=token_id,
+            request_id=call.request_id,
+        )
+    return RevokeDeployTokenResponse(token_id=token_id, revoked_at=now)

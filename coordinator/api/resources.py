@@ -1,0 +1,1 @@
+"""Resource routes (being written)."""

@@ -1,0 +1,519 @@
+"""Server routes: register, list, show, rename, deactivate, delete, join tokens, connectivity."""
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from coordinator import audit
+from coordinator.api.routing import Call, route
+from coordinator.api.schemas import (
+    AgentState,
+    Blocker,
+    ConnectivityTestResponse,
+    CountResponse,
+    CreateServerRequest,
+    DeactivateServerRequest,
+    DeleteServerRequest,
+    DeploymentRollup,
+    DomainRollup,
+    EdgeProxy,
+    IdResponse,
+    JoinTokenRequest,
+    JoinTokenResponse,
+    NoQuery,
+    PageQuery,
+    RenameServerRequest,
+    ResourceRollup,
+    ServerCredential,
+    ServerDeleteCheckResponse,
+    ServerItem,
+    ServerList,
+    ServerRollups,
+    ServerShowResponse,
+    ShowServerQuery,
+)
+from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
+from coordinator.auth import JOIN_TOKEN_PREFIX, Principal, hash_token, mint_token
+from coordinator.db import models
+from coordinator.hub.registry import Registry
+from coordinator.ids import new_id
+from shared.errors import Conflict, InvalidRequest, NotFound, PlatformError
+from shared.messages import CheckResult, ConnectivityCheck, ConnectivityReport
+from shared.version import CLOSE_UNAUTHORIZED
+
+TAG = "servers"
+
+
+def _registry(call: Call) -> Registry:
+    return call.request.app[REGISTRY_KEY]
+
+
+def server_item(row: models.Server, registry: Registry) -> ServerItem:
+    """Convert a server row plus its live session (if any) into the API item."""
+    session = registry.get(row.id)
+    if session is not None:
+        agent = AgentState(
+            status="online",
+            last_seen_at=session.last_seen,
+            connected_at=session.connected_at,
+            version=session.agent_version or row.agent_version,
+            key_fingerprint=row.agent_key_fingerprint,
+            enrolled_at=row.agent_enrolled_at,
+            facts=row.agent_facts,
+        )
+    else:
+        agent = AgentState(
+            status="offline" if row.last_connected_at else "never-connected",
+            last_seen_at=row.last_seen_at,
+            connected_at=None,
+            version=row.agent_version,
+            key_fingerprint=row.agent_key_fingerprint,
+            enrolled_at=row.agent_enrolled_at,
+            facts=row.agent_facts,
+        )
+    return ServerItem(
+        id=row.id,
+        name=row.name,
+        host=row.host,
+        port=row.port,
+        provider_key=row.provider_key,
+        target_kind=row.target_kind,
+        lifecycle_status="inactive" if row.lifecycle_status == "inactive" else "active",
+        deactivated_at=row.deactivated_at,
+        deactivation_reason=row.deactivation_reason,
+        edge_proxy=EdgeProxy(),
+        credential=ServerCredential(
+            credential_id=row.agent_key_fingerprint,
+            credential_name=row.agent_key_fingerprint,
+            public_key_configured=row.agent_public_key is not None,
+        ),
+        agent=agent,
+        created_at=row.created_at,
+    )
+
+
+async def get_server(actor: Principal, server_id: str) -> models.Server:
+    """Load a server the caller may see, or raise ``NotFound`` (hidden looks like missing)."""
+    row = await models.Server.get_or_none(id=server_id, organization_id=actor.organization_id)
+    if row is None or not actor.can_see_server(row.id):
+        raise NotFound(f"server {server_id!r} not found")
+    return row
+
+
+async def _issue_join_token(
+    call: Call, server: models.Server, ttl: int | None
+) -> JoinTokenResponse:
+    """Mint a join token (earlier unused ones are revoked); caller holds the transaction."""
+    settings = call.request.app[SETTINGS_KEY]
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=ttl or settings.join_token_ttl_seconds)
+    token = mint_token(JOIN_TOKEN_PREFIX)
+    await models.JoinToken.filter(server_id=server.id, used_at=None, revoked_at=None).update(
+        revoked_at=now
+    )
+    _ = await models.JoinToken.create(
+        id=new_id("jtk"),
+        server_id=server.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        expires_at=expires,
+    )
+    base = settings.base_url(f"{call.request.scheme}://{call.request.host}")
+    command = (
+        f"curl -fsSL {base}/agent/v1/install.sh | sudo bash -s -- "
+        f"--coordinator {base} --token {token}"
+    )
+    return JoinTokenResponse(
+        id=server.id, join_token=token, join_token_expires_at=expires, install_command=command
+    )
+
+
+@route(
+    "POST",
+    "/servers",
+    summary="Register a server; returns a one-time join token",
+    tag=TAG,
+    permission="servers:write",
+    body=CreateServerRequest,
+    response=JoinTokenResponse,
+    status=201,
+)
+async def create(call: Call) -> JoinTokenResponse:
+    """Register a server and mint the join token its agent enrolls with."""
+    body = call.body(CreateServerRequest)
+    actor = call.actor
+    if actor.server_ids:
+        raise InvalidRequest("a server-scoped token cannot register new servers")
+    server_id = new_id("srv")
+    try:
+        async with in_transaction():
+            server = await models.Server.create(
+                id=server_id,
+                organization_id=actor.organization_id,
+                name=body.name,
+                host=body.host,
+                port=body.port,
+                provider_key=body.provider_key or "berth-agent",
+                created_at=datetime.now(UTC),
+            )
+            answer = await _issue_join_token(call, server, body.join_token_ttl_seconds)
+            await audit.record(
+                actor=actor,
+                event_type="server.registered",
+                aggregate_type="server",
+                aggregate_id=server_id,
+                payload={"name": body.name, "host": body.host},
+                request_id=call.request_id,
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"a server named {body.name!r} already exists") from exc
+    return answer
+
+
+@route(
+    "GET",
+    "/servers",
+    summary="List servers",
+    tag=TAG,
+    permission="servers:read",
+    query=PageQuery,
+    response=ServerList,
+)
+async def list_servers(call: Call) -> ServerList:
+    """List the servers the caller may see, oldest first, with cursor pagination."""
+    query = call.query(PageQuery)
+    rows = models.Server.filter(organization_id=call.actor.organization_id)
+    if call.actor.server_ids:
+        rows = rows.filter(id__in=list(call.actor.server_ids))
+    if query.cursor:
+        rows = rows.filter(id__gt=query.cursor)
+    found = await rows.order_by("id").limit(query.limit + 1)
+    page = found[: query.limit]
+    registry = _registry(call)
+    more = len(found) > query.limit
+    return ServerList(
+        items=[server_item(r, registry) for r in page],
+        next_cursor=page[-1].id if more and page else None,
+    )
+
+
+@route(
+    "GET",
+    "/servers/count",
+    summary="Count servers",
+    tag=TAG,
+    permission="servers:read",
+    query=NoQuery,
+    response=CountResponse,
+)
+async def count(call: Call) -> CountResponse:
+    """Count the servers the caller may see."""
+    rows = models.Server.filter(organization_id=call.actor.organization_id)
+    if call.actor.server_ids:
+        rows = rows.filter(id__in=list(call.actor.server_ids))
+    return CountResponse(count=await rows.count())
+
+
+@route(
+    "GET",
+    "/servers/{serverId}",
+    summary="Show a server with its agent link",
+    tag=TAG,
+    permission="servers:read",
+    query=ShowServerQuery,
+    response=ServerShowResponse,
+)
+async def show(call: Call) -> ServerShowResponse:
+    """``servers.show/v1``; rollups count deployments, which arrive with the deployments API."""
+    row = await get_server(call.actor, call.path["serverId"])
+    rollups = None
+    if call.query(ShowServerQuery).include_rollups:
+        rollups = ServerRollups(
+            resources=ResourceRollup(total=0, deployed_resource_ids=[]),
+            deployments=DeploymentRollup(
+                total=0, status_counts=[], latest_deployment_id=None, latest_deployment_status=None
+            ),
+            domains=DomainRollup(
+                total=0,
+                status_counts=[],
+                latest_domain_binding_id=None,
+                latest_domain_binding_status=None,
+            ),
+        )
+    return ServerShowResponse(
+        server=server_item(row, _registry(call)), rollups=rollups, generated_at=datetime.now(UTC)
+    )
+
+
+@route(
+    "POST",
+    "/servers/{serverId}/rename",
+    summary="Rename a server",
+    tag=TAG,
+    permission="servers:write",
+    body=RenameServerRequest,
+    response=IdResponse,
+)
+async def rename(call: Call) -> IdResponse:
+    """Change the display name; the id and the agent link are unaffected."""
+    body = call.body(RenameServerRequest)
+    row = await get_server(call.actor, call.path["serverId"])
+    try:
+        async with in_transaction():
+            await models.Server.filter(id=row.id).update(name=body.name)
+            await audit.record(
+                actor=call.actor,
+                event_type="server.renamed",
+                aggregate_type="server",
+                aggregate_id=row.id,
+                payload={"from": row.name, "to": body.name},
+                request_id=call.request_id,
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"a server named {body.name!r} already exists") from exc
+    return IdResponse(id=row.id)
+
+
+@route(
+    "POST",
+    "/servers/{serverId}/deactivate",
+    summary="Deactivate a server (closes its link)",
+    tag=TAG,
+    permission="servers:write",
+    body=DeactivateServerRequest,
+    response=IdResponse,
+)
+async def deactivate(call: Call) -> IdResponse:
+    """Mark the server inactive, revoke its join tokens and close the agent link at once."""
+    body = call.body(DeactivateServerRequest)
+    row = await get_server(call.actor, call.path["serverId"])
+    if row.lifecycle_status != "inactive":
+        now = datetime.now(UTC)
+        async with in_transaction():
+            await models.Server.filter(id=row.id).update(
+                lifecycle_status="inactive", deactivated_at=now, deactivation_reason=body.reason
+            )
+            await models.JoinToken.filter(server_id=row.id, used_at=None, revoked_at=None).update(
+                revoked_at=now
+            )
+            await audit.record(
+                actor=call.actor,
+                event_type="server.deactivated",
+                aggregate_type="server",
+                aggregate_id=row.id,
+                payload={"reason": body.reason},
+                request_id=call.request_id,
+            )
+    await _registry(call).disconnect(row.id, CLOSE_UNAUTHORIZED, "server is deactivated")
+    return IdResponse(id=row.id)
+
+
+def _blockers(row: models.Server) -> list[Blocker]:
+    if row.lifecycle_status == "active":
+        return [
+            Blocker(
+                kind="active-server",
+                related_entity_id=row.id,
+                related_entity_type="server",
+                count=1,
+            )
+        ]
+    return []
+
+
+@route(
+    "GET",
+    "/servers/{serverId}/delete-check",
+    summary="Preview whether a server can be deleted",
+    tag=TAG,
+    permission="servers:read",
+    query=NoQuery,
+    response=ServerDeleteCheckResponse,
+)
+async def delete_check(call: Call) -> ServerDeleteCheckResponse:
+    """Only an inactive server can be deleted."""
+    row = await get_server(call.actor, call.path["serverId"])
+    blockers = _blockers(row)
+    return ServerDeleteCheckResponse(
+        server_id=row.id,
+        lifecycle_status=row.lifecycle_status,
+        eligible=not blockers,
+        blockers=blockers,
+        checked_at=datetime.now(UTC),
+    )
+
+
+@route(
+    "DELETE",
+    "/servers/{serverId}",
+    summary="Delete an inactive server",
+    tag=TAG,
+    permission="servers:write",
+    body=DeleteServerRequest,
+    response=IdResponse,
+)
+async def delete(call: Call) -> IdResponse:
+    """Delete after confirmation; the agent's key is forgotten with the row."""
+    body = call.body(DeleteServerRequest)
+    row = await get_server(call.actor, call.path["serverId"])
+    if body.confirmation.server_id != row.id:
+        raise InvalidRequest("confirmation.serverId must equal the server being deleted")
+    blockers = _blockers(row)
+    if blockers:
+        raise Conflict(
+            "deactivate the server before deleting it",
+            details={"blockers": [b.model_dump(mode="json") for b in blockers]},
+        )
+    async with in_transaction():
+        await models.Server.filter(id=row.id).delete()
+        await audit.record(
+            actor=call.actor,
+            event_type="server.deleted",
+            aggregate_type="server",
+            aggregate_id=row.id,
+            payload={"name": row.name},
+            request_id=call.request_id,
+        )
+    await _registry(call).disconnect(row.id, CLOSE_UNAUTHORIZED, "server was deleted")
+    return IdResponse(id=row.id)
+
+
+@route(
+    "POST",
+    "/servers/{serverId}/agent-enrollments",
+    summary="Mint a new one-time join token for a server",
+    tag=TAG,
+    permission="servers:write",
+    body=JoinTokenRequest,
+    response=JoinTokenResponse,
+    status=201,
+)
+async def agent_enrollment(call: Call) -> JoinTokenResponse:
+    """Issue a fresh join token (e.g. the first one expired); the current key stays valid."""
+    body = call.body(JoinTokenRequest)
+    row = await get_server(call.actor, call.path["serverId"])
+    if row.lifecycle_status != "active":
+        raise Conflict("server is deactivated")
+    async with in_transaction():
+        answer = await _issue_join_token(call, row, body.join_token_ttl_seconds)
+        await audit.record(
+            actor=call.actor,
+            event_type="server.join-token-issued",
+            aggregate_type="server",
+            aggregate_id=row.id,
+            request_id=call.request_id,
+        )
+    return answer
+
+
+@route(
+    "POST",
+    "/servers/{serverId}/agent-key/rotate",
+    summary="Revoke the agent key now and mint a join token to enroll a new one",
+    tag=TAG,
+    permission="servers:write",
+    body=JoinTokenRequest,
+    response=JoinTokenResponse,
+)
+async def rotate_agent_key(call: Call) -> JoinTokenResponse:
+    """Forget the enrolled key, close the link, and return a join token for re-enrollment."""
+    body = call.body(JoinTokenRequest)
+    row = await get_server(call.actor, call.path["serverId"])
+    if row.lifecycle_status != "active":
+        raise Conflict("server is deactivated")
+    async with in_transaction():
+        await models.Server.filter(id=row.id).update(
+            agent_public_key=None, agent_key_fingerprint=None
+        )
+        answer = await _issue_join_token(call, row, body.join_token_ttl_seconds)
+        await audit.record(
+            actor=call.actor,
+            event_type="server.agent-key-revoked",
+            aggregate_type="server",
+            aggregate_id=row.id,
+            payload={"previousKeyFingerprint": row.agent_key_fingerprint},
+            request_id=call.request_id,
+        )
+    await _registry(call).disconnect(row.id, CLOSE_UNAUTHORIZED, "agent key was revoked")
+    return answer
+
+
+@route(
+    "POST",
+    "/servers/{serverId}/connectivity-tests",
+    summary="Test the server through a real round trip to its agent",
+    tag=TAG,
+    permission="servers:read",
+    response=ConnectivityTestResponse,
+)
+async def connectivity_test(call: Call) -> ConnectivityTestResponse:
+    """Check the link, time a request through it, and include the agent's own local checks."""
+    row = await get_server(call.actor, call.path["serverId"])
+    session = _registry(call).get(row.id)
+    checks: list[CheckResult] = []
+    status: Literal["healthy", "degraded", "unreachable"]
+    if session is None:
+        checks.append(
+            CheckResult(
+                name="agent-link",
+                status="failed",
+                duration_ms=0,
+                message="the agent is not connected",
+            )
+        )
+        checks.append(
+            CheckResult(
+                name="agent-round-trip", status="skipped", duration_ms=0, message="no link to test"
+            )
+        )
+        status = "unreachable"
+    else:
+        checks.append(
+            CheckResult(
+                name="agent-link",
+                status="passed",
+                duration_ms=0,
+                message=f"connected since {session.connected_at.isoformat()}",
+                metadata={"agentVersion": session.agent_version or ""},
+            )
+        )
+        timeout = call.request.app[SETTINGS_KEY].request_timeout_seconds
+        started = time.perf_counter()
+        try:
+            reply = await session.request(lambda i: ConnectivityCheck(id=i), timeout)
+        except PlatformError as exc:
+            checks.append(
+                CheckResult(
+                    name="agent-round-trip",
+                    status="failed",
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    message=exc.message,
+                )
+            )
+            status = "unreachable"
+        else:
+            elapsed = (time.perf_counter() - started) * 1000
+            checks.append(
+                CheckResult(
+                    name="agent-round-trip",
+                    status="passed",
+                    duration_ms=elapsed,
+                    message="agent answered",
+                )
+            )
+            if isinstance(reply, ConnectivityReport):
+                checks.extend(reply.checks)
+            status = "healthy" if all(c.status != "failed" for c in checks) else "degraded"
+    return ConnectivityTestResponse(
+        server_id=row.id,
+        name=row.name,
+        host=row.host,
+        port=row.port,
+        provider_key=row.provider_key,
+        checked_at=datetime.now(UTC),
+        status=status,
+        checks=checks,
+    )

@@ -1,0 +1,15 @@
+"""Typed aiohttp application keys, and nothing else."""
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from coordinator.secrets import Keyring
+from coordinator.settings import Settings
+
+if TYPE_CHECKING:
+    from coordinator.hub.registry import Registry
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+REGISTRY_KEY: web.AppKey["Registry"] = web.AppKey("registry")
+KEYRING_KEY = web.AppKey("keyring", Keyring)

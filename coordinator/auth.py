@@ -1,0 +1,133 @@
+"""Bearer API tokens and join tokens: minting, hashing, and resolving a request's principal."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from aiohttp import web
+
+from coordinator.db import models
+from shared.errors import Forbidden, Unauthorized
+
+API_TOKEN_PREFIX: Final = "berth_at_"  # noqa: S105 (a prefix, not a secret)
+JOIN_TOKEN_PREFIX: Final = "berth_jt_"  # noqa: S105
+
+# Permissions a token's scope can grant. "*" grants everything (the first admin's token).
+PERMISSIONS: Final = (
+    "servers:read",
+    "servers:write",
+    "deploy-tokens:read",
+    "deploy-tokens:write",
+    "audit-events:read",
+    "projects:read",
+    "projects:write",
+    "resources:read",
+    "resources:write",
+)
+ALL_PERMISSIONS: Final = "*"
+
+# lastUsedAt is advisory; writing it on every request would turn reads into writes.
+_LAST_USED_GRANULARITY_SECONDS: Final = 60
+
+
+def mint_token(prefix: str) -> str:
+    """Return a new random token (256 bits) with a type prefix that secret scanners recognise."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Return the SHA-256 hex digest stored in place of a token.
+
+    Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: resolved from the bearer token on every request."""
+
+    kind: str
+    actor_id: str
+    token_id: str | None
+    organization_id: str
+    permissions: frozenset[str]
+    server_ids: frozenset[str]
+    project_ids: frozenset[str] = frozenset()
+    environment_ids: frozenset[str] = frozenset()
+    resource_ids: frozenset[str] = frozenset()
+
+    def allows(self, permission: str) -> bool:
+        """Return whether the token's scope grants ``permission``."""
+        return ALL_PERMISSIONS in self.permissions or permission in self.permissions
+
+    def require(self, permission: str) -> None:
+        """Raise ``Forbidden`` unless the scope grants ``permission``."""
+        if not self.allows(permission):
+            raise Forbidden(
+                f"this token's scope does not include {permission!r}",
+                details={"requiredPermission": permission},
+            )
+
+    def can_see_server(self, server_id: str) -> bool:
+        """A scope with ``deploymentTargetIds`` only reaches those servers (others look absent)."""
+        return not self.server_ids or server_id in self.server_ids
+
+    def can_see_project(self, project_id: str) -> bool:
+        """A scope with ``projectIds`` only reaches those projects (others look absent)."""
+        return not self.project_ids or project_id in self.project_ids
+
+    def can_see_environment(self, project_id: str, environment_id: str) -> bool:
+        """Project scope applies, then ``environmentIds`` if the token names any."""
+        return self.can_see_project(project_id) and (
+            not self.environment_ids or environment_id in self.environment_ids
+        )
+
+    def can_see_resource(self, project_id: str, environment_id: str, resource_id: str) -> bool:
+        """Project and environment scope apply, then ``resourceIds`` if the token names any."""
+        return self.can_see_environment(project_id, environment_id) and (
+            not self.resource_ids or resource_id in self.resource_ids
+        )
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if not header:
+        raise Unauthorized("missing Authorization header; send 'Authorization: Bearer <token>'")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return value.strip()
+
+
+async def authenticate(request: web.Request) -> Principal:
+    """Resolve the request's bearer token to a principal, or raise ``Unauthorized``."""
+    token = _bearer(request)
+    digest = hash_token(token)
+    row = await models.ApiToken.get_or_none(token_hash=digest)
+    # compare_digest keeps the comparison constant-time even though the lookup was by hash.
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        raise Unauthorized("token is not valid")
+    now = datetime.now(UTC)
+    if row.status != "active":
+        raise Unauthorized("token has been revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthorized("token has expired")
+    last = row.last_used_at
+    if last is None or (now - last).total_seconds() >= _LAST_USED_GRANULARITY_SECONDS:
+        await models.ApiToken.filter(id=row.id).update(last_used_at=now)
+    scope = row.scope or {}
+    return Principal(
+        kind="deploy-token",
+        actor_id=row.user_id or row.id,  # type: ignore[attr-defined]
+        token_id=row.id,
+        organization_id=row.organization_id,  # type: ignore[attr-defined]
+        permissions=frozenset(scope.get("permissions", [])),
+        server_ids=frozenset(scope.get("deploymentTargetIds", [])),
+        project_ids=frozenset(scope.get("projectIds", [])),
+        environment_ids=frozenset(scope.get("environmentIds", [])),
+        resource_ids=frozenset(scope.get("resourceIds", [])),
+    )

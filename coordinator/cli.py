@@ -1,0 +1,84 @@
+"""``berth-coordinator`` command line: parse options, configure logging, serve."""
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from coordinator.server import serve
+from coordinator.settings import Settings
+from shared.version import EXIT_FATAL, PACKAGE_VERSION
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter("use HOST:PORT, e.g. 127.0.0.1:7420")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@click.group()
+@click.version_option(PACKAGE_VERSION, prog_name="berth-coordinator")
+def main() -> None:
+    """Berth coordinator: state, HTTP API and the agents' websocket hub."""
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("/var/lib/berth-coordinator"),
+    show_default=True,
+    help="Directory for the SQLite database and packages.",
+)
+@click.option("--listen", default="127.0.0.1:7420", show_default=True, help="HOST:PORT to bind.")
+@click.option(
+    "--public-url", default=None, help="URL agents and clients reach (e.g. behind a proxy)."
+)
+@click.option("--tls-cert", type=click.Path(path_type=Path, exists=True), default=None)
+@click.option("--tls-key", type=click.Path(path_type=Path, exists=True), default=None)
+@click.option(
+    "--join-token-ttl",
+    type=int,
+    default=3600,
+    show_default=True,
+    help="Seconds a join token stays valid.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def serve_command(
+    data_dir: Path,
+    listen: str,
+    public_url: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    join_token_ttl: int,
+    log_level: str,
+) -> None:
+    """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    host, port = _split_listen(listen)
+    try:
+        settings = Settings(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            database_url=os.environ.get("BERTH_DATABASE_URL") or None,
+            public_url=public_url,
+            tls_cert=tls_cert,
+            tls_key=tls_key or tls_cert,
+            join_token_ttl_seconds=join_token_ttl,
+        )
+    except ValidationError as exc:
+        click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)
+        sys.exit(EXIT_FATAL)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    asyncio.run(serve(settings))
+
+
+serve_command.name = "serve"

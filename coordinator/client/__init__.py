@@ -1,0 +1,1 @@
+"""The ``berth`` operator CLI: a thin client of the coordinator's HTTP API."""

@@ -1,0 +1,116 @@
+"""The HTTP transport's one conversion point: exceptions to the error envelope, plus request ids."""
+
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+
+from shared.errors import (
+    ErrorBody,
+    ErrorCode,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PlatformError,
+)
+from shared.wire import WireModel, dump_json
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+_REQUEST_ID_KEY: Final = web.RequestKey("request_id", str)
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# The only table that maps error codes to HTTP statuses.
+HTTP_STATUS: Final[dict[ErrorCode, int]] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.INVALID_MESSAGE: 400,
+    ErrorCode.UNKNOWN_TYPE: 400,
+    ErrorCode.ID_REUSE: 400,
+    ErrorCode.UNSUPPORTED_PROTOCOL: 426,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.RUNTIME_FAILED: 502,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class ErrorEnvelope(WireModel):
+    """Body of every non-2xx HTTP response."""
+
+    error: ErrorBody
+    request_id: str
+
+
+def request_id(request: web.Request) -> str:
+    """Return this request's id (the client's ``X-Request-ID`` if well-formed, else minted)."""
+    value = request.get(_REQUEST_ID_KEY)
+    if isinstance(value, str):
+        return value
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    value = incoming if _VALID_REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(12)
+    request[_REQUEST_ID_KEY] = value
+    return value
+
+
+def error_response(request: web.Request, error: PlatformError) -> web.Response:
+    """Build the enveloped response for ``error``."""
+    envelope = ErrorEnvelope(error=error.to_body(), request_id=request_id(request))
+    status = HTTP_STATUS.get(error.code, 500)
+    response = web.Response(
+        status=status, text=dump_json(envelope), content_type="application/json"
+    )
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="berth"'
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> PlatformError:
+    if exc.status == 404:
+        return NotFound("no such route")
+    if exc.status == 405:
+        return MethodNotAllowed("method not allowed on this route")
+    if exc.status == 413:
+        return PayloadTooLarge("request body is too large")
+    if 400 <= exc.status < 500:
+        return InvalidRequest(exc.reason or "bad request")
+    return PlatformError("internal error")
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn every exception into the error envelope; nothing else formats errors."""
+    request_id(request)
+    try:
+        return await handler(request)
+    except PlatformError as exc:
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(request, _from_http_exception(exc))
+        if "Allow" in exc.headers:  # a 405 must say which methods the path accepts (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        logger.exception(
+            "unhandled error on %s %s [%s]", request.method, request.path, request_id(request)
+        )
+        return error_response(request, PlatformError("internal error"))
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Signal handler: put ``X-Request-ID`` on every response, streams and upgrades included."""
+    response.headers[REQUEST_ID_HEADER] = request_id(request)

@@ -1,0 +1,1 @@
+"""The agents' websocket hub: endpoint (handshake), sessions (one per agent), registry."""

@@ -1,0 +1,54 @@
+"""Live agent sessions by server id: attach, replace, look up, disconnect."""
+
+import asyncio
+import logging
+
+from coordinator.hub.session import AgentSession
+from shared.version import CLOSE_REPLACED
+
+logger = logging.getLogger(__name__)
+
+
+class Registry:
+    """The coordinator's table of connected agents (one per server)."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, AgentSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, server_id: str) -> AgentSession | None:
+        """Return the live session for ``server_id``, if any."""
+        return self._sessions.get(server_id)
+
+    async def attach(self, session: AgentSession) -> None:
+        """Register ``session``; an older session for the same server is closed (replaced)."""
+        old = self._sessions.get(session.server_id)
+        self._sessions[session.server_id] = session
+        if old is not None and old is not session:
+            logger.info("[%s] newer connection replaces the previous one", session.server_id)
+            await old.close(CLOSE_REPLACED, "replaced by a newer connection")
+
+    def detach(self, session: AgentSession) -> bool:
+        """Forget ``session`` if it is still the current one; return whether it was."""
+        if self._sessions.get(session.server_id) is session:
+            del self._sessions[session.server_id]
+            return True
+        return False
+
+    async def disconnect(self, server_id: str, code: int, reason: str) -> bool:
+        """Close the server's link now (revocation, deactivation); return whether one existed."""
+        session = self._sessions.pop(server_id, None)
+        if session is None:
+            return False
+        logger.info("[%s] closing agent link: %s", server_id, reason)
+        await session.close(code, reason)
+        session.fail_pending()
+        return True
+
+    async def close_all(self, code: int, reason: str) -> None:
+        """Close every link (shutdown); agents reconnect to the next coordinator."""
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        await asyncio.gather(*(s.close(code, reason) for s in sessions), return_exceptions=True)

@@ -1,0 +1,41 @@
+"""Coordinator settings: command-line values with environment overrides, validated once."""
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Everything the coordinator needs to start; immutable after start-up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = Field(default=7420, ge=0, le=65535)
+    database_url: str | None = Field(
+        default=None, description="tortoise DB URL; SQLite under data_dir when unset."
+    )
+    public_url: str | None = Field(
+        default=None, description="URL agents and clients use (behind a reverse proxy: https://)."
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    join_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    agent_heartbeat_seconds: float = Field(default=30.0, gt=0)
+    # Protocol pings from the coordinator; 0 disables them (the agent pings too).
+    ws_ping_seconds: float = Field(default=30.0, ge=0)
+    request_timeout_seconds: float = Field(default=15.0, gt=0)
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    agent_package_dir: Path | None = None
+
+    @property
+    def effective_database_url(self) -> str:
+        """Return the configured DB URL or the SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite://{self.data_dir / 'berth.sqlite3'}"
+
+    def base_url(self, fallback: str) -> str:
+        """Return the public URL, or ``fallback`` (derived from the request) when unset."""
+        return (self.public_url or fallback).rstrip("/")
