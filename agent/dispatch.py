@@ -8,15 +8,20 @@ from typing import assert_never
 
 from agent.host import check_docker, check_state_dir
 from agent.runtime import ContainerRuntime
-from shared.errors import InvalidMessage, PlatformError
+from shared.errors import InvalidMessage, PlatformError, UnknownType
 from shared.messages import (
     AgentMessage,
     Challenge,
     ConnectivityCheck,
     ConnectivityReport,
     CoordinatorMessage,
+    DeployCancel,
+    DeployPlan,
+    DeployResultAck,
     ErrorMessage,
     IdSequence,
+    ResourceProbe,
+    RuntimeControl,
     Welcome,
 )
 
@@ -66,6 +71,15 @@ class Dispatcher:
                     message.error.code,
                     message.error.message,
                 )
+            case (
+                DeployPlan()
+                | DeployCancel()
+                | DeployResultAck()
+                | RuntimeControl()
+                | ResourceProbe()
+            ):
+                # Deployment work is not wired into this agent build yet.
+                raise UnknownType(f"this agent does not handle {message.type!r} frames")
             case Challenge() | Welcome():
                 raise InvalidMessage(f"{message.type!r} is only valid during the handshake")
             case _:

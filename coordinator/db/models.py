@@ -208,3 +208,110 @@ class Variable(Model):
     class Meta:
         table = "variables"
         unique_together = (("owner_kind", "owner_id", "key", "exposure"),)
+
+
+class SourceArchive(Model):
+    """An uploaded source folder (gzip tar) a resource builds from, stored under the data dir."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    organization_id = fields.CharField(max_length=40, db_index=True)
+    resource_id = fields.CharField(max_length=40, db_index=True)
+    sha256 = fields.CharField(max_length=64)
+    size_bytes = fields.BigIntField()
+    file_count = fields.IntField(default=0)
+    locator = fields.CharField(max_length=500, null=True)
+    created_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "source_archives"
+
+
+class ArchiveDownloadToken(Model):
+    """Short-lived credential that lets one server fetch one archive for one deployment."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    archive_id = fields.CharField(max_length=40, db_index=True)
+    server_id = fields.CharField(max_length=40)
+    deployment_id = fields.CharField(max_length=40)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    last_used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "archive_download_tokens"
+
+
+class Deployment(Model):
+    """One attempt to run a resource on a server: a durable job with an immutable plan snapshot."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    organization_id = fields.CharField(max_length=40, db_index=True)
+    project_id = fields.CharField(max_length=40, db_index=True)
+    environment_id = fields.CharField(max_length=40, db_index=True)
+    resource_id = fields.CharField(max_length=40, db_index=True)
+    server_id = fields.CharField(max_length=40, db_index=True)
+    status = fields.CharField(max_length=24, default="created", db_index=True)
+    trigger_kind = fields.CharField(max_length=24, default="create")
+    source_deployment_id = fields.CharField(max_length=40, null=True)
+    rollback_of_deployment_id = fields.CharField(max_length=40, null=True)
+    rollback_candidate_deployment_id = fields.CharField(max_length=40, null=True)
+    runtime_plan = fields.JSONField[dict[str, object]](null=True)
+    environment_snapshot = fields.JSONField[dict[str, object]](null=True)
+    artifact = fields.JSONField[dict[str, object]](null=True)
+    plan_sent_at = fields.DatetimeField(null=True)
+    plan_acked_at = fields.DatetimeField(null=True)
+    cancel_requested_at = fields.DatetimeField(null=True)
+    error_code = fields.CharField(max_length=64, null=True)
+    error_message = fields.TextField(null=True)
+    event_count = fields.IntField(default=0)
+    log_count = fields.IntField(default=0)
+    created_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField()
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+    archived_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "deployments"
+
+
+class DeploymentEvent(Model):
+    """Timeline entry of a deployment, numbered from 1 without gaps per deployment."""
+
+    id = fields.BigIntField(primary_key=True)
+    deployment_id = fields.CharField(max_length=40)
+    sequence = fields.IntField()
+    emitted_at = fields.DatetimeField()
+    source = fields.CharField(max_length=24, default="domain-event")
+    event_type = fields.CharField(max_length=64)
+    phase = fields.CharField(max_length=24)
+    status = fields.CharField(max_length=24)
+    retriable = fields.BooleanField(default=False)
+    summary = fields.TextField()
+
+    class Meta:
+        table = "deployment_events"
+        unique_together = (("deployment_id", "sequence"),)
+
+
+class DeploymentLog(Model):
+    """Pull, build and start output of a deployment, one row per line, secrets already masked."""
+
+    id = fields.BigIntField(primary_key=True)
+    deployment_id = fields.CharField(max_length=40)
+    sequence = fields.IntField()
+    timestamp = fields.DatetimeField()
+    source = fields.CharField(max_length=24, default="berth")
+    phase = fields.CharField(max_length=24)
+    level = fields.CharField(max_length=8)
+    stream = fields.CharField(max_length=8, default="system")
+    message = fields.TextField()
+    masked = fields.BooleanField(default=False)
+    # The agent numbers its own lines; replays after a reconnect are dropped by this key.
+    agent_sequence = fields.IntField(null=True)
+
+    class Meta:
+        table = "deployment_logs"
+        unique_together = (("deployment_id", "sequence"), ("deployment_id", "agent_sequence"))

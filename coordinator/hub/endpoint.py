@@ -14,16 +14,25 @@ from aiohttp import WSMsgType, web
 
 from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
 from coordinator.db import models
+from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from shared.crypto import verify_challenge
 from shared.errors import InvalidMessage, PlatformError, UnsupportedProtocol
 from shared.messages import (
+    AgentMessage,
     Challenge,
     ConnectivityReport,
+    DeployAccepted,
+    DeployCancelAck,
+    DeployProgress,
+    DeployResult,
     ErrorMessage,
     Heartbeat,
     Hello,
     IdSequence,
+    Inventory,
+    ResourceProbeResult,
+    RuntimeControlResult,
     Welcome,
     decode_agent_message,
 )
@@ -135,16 +144,18 @@ async def agent_connect(request: web.Request) -> web.StreamResponse:
             )
         )
         logger.info("[%s] agent %s online from %s", hello.server_id, hello.agent_version, peer)
-        await _read_loop(session)
+        await registry.listener.on_connected(session, hello)
+        await _read_loop(session, registry)
     finally:
         registry.detach(session)
         session.fail_pending()
+        registry.listener.on_disconnected(session)
         await models.Server.filter(id=hello.server_id).update(last_seen_at=session.last_seen)
         logger.info("[%s] agent link closed (code %s)", hello.server_id, ws.close_code)
     return ws
 
 
-async def _read_loop(session: AgentSession) -> None:
+async def _read_loop(session: AgentSession, registry: Registry) -> None:
     async for frame in session.ws:
         if frame.type == WSMsgType.TEXT:
             session.touch()
@@ -153,7 +164,7 @@ async def _read_loop(session: AgentSession) -> None:
                 message = decode_agent_message(frame.data)
                 re = message.id
                 session.guard.accept(message.id)
-                await _dispatch(session, message)
+                await _dispatch(session, message, registry)
             except PlatformError as exc:
                 detail_re = exc.details.get("re")
                 await session.send_error(exc, detail_re if isinstance(detail_re, int) else re)
@@ -165,13 +176,20 @@ async def _read_loop(session: AgentSession) -> None:
             break
 
 
-async def _dispatch(
-    session: AgentSession, message: Hello | Heartbeat | ConnectivityReport | ErrorMessage
-) -> None:
+async def _dispatch(session: AgentSession, message: AgentMessage, registry: Registry) -> None:
     match message:
         case Heartbeat():
             pass  # touch() already refreshed lastSeenAt
-        case ConnectivityReport() | ErrorMessage():
+        case DeployProgress() | DeployResult() | Inventory():
+            await registry.listener.on_message(session, message)
+        case (
+            ConnectivityReport()
+            | ErrorMessage()
+            | DeployAccepted()
+            | DeployCancelAck()
+            | RuntimeControlResult()
+            | ResourceProbeResult()
+        ):
             if not session.resolve(message.re, message) and isinstance(message, ErrorMessage):
                 logger.warning("[%s] agent reported: %s", session.server_id, message.error.message)
         case Hello():

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 
+from coordinator.hub.listener import LinkListener, NoListener
 from coordinator.hub.session import AgentSession
 from shared.version import CLOSE_REPLACED
 
@@ -14,6 +15,8 @@ class Registry:
 
     def __init__(self) -> None:
         self._sessions: dict[str, AgentSession] = {}
+        # Replaced at startup by the feature that consumes agent events (the deployment engine).
+        self.listener: LinkListener = NoListener()
 
     def __len__(self) -> int:
         return len(self._sessions)

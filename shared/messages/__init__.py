@@ -6,19 +6,68 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
 from shared.messages.connectivity import CheckResult, ConnectivityCheck, ConnectivityReport
+from shared.messages.deploy import (
+    DEPLOY_CAPABILITY,
+    ArchiveArtifact,
+    Artifact,
+    ContainerSpec,
+    DeployAccepted,
+    DeployCancel,
+    DeployCancelAck,
+    DeployLogLine,
+    DeployOutcome,
+    DeployPlan,
+    DeployProgress,
+    DeployResult,
+    DeployResultAck,
+    HealthSpec,
+    ImageArtifact,
+    LogLevel,
+    Phase,
+    RouteSpec,
+)
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
 from shared.messages.replies import ErrorMessage
+from shared.messages.runtime import (
+    ContainerState,
+    Inventory,
+    KnownDeployment,
+    ManagedContainer,
+    ResourceProbe,
+    ResourceProbeResult,
+    RuntimeControl,
+    RuntimeControlResult,
+    RuntimeOperation,
+)
 from shared.wire import load_json
 
 AgentMessage = Annotated[
-    Hello | Heartbeat | ConnectivityReport | ErrorMessage,
+    Hello
+    | Heartbeat
+    | ConnectivityReport
+    | ErrorMessage
+    | DeployAccepted
+    | DeployCancelAck
+    | DeployProgress
+    | DeployResult
+    | Inventory
+    | RuntimeControlResult
+    | ResourceProbeResult,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
 
 CoordinatorMessage = Annotated[
-    Challenge | Welcome | ConnectivityCheck | ErrorMessage,
+    Challenge
+    | Welcome
+    | ConnectivityCheck
+    | ErrorMessage
+    | DeployPlan
+    | DeployCancel
+    | DeployResultAck
+    | RuntimeControl
+    | ResourceProbe,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -27,10 +76,32 @@ AGENT_MESSAGE_ADAPTER: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
 COORDINATOR_MESSAGE_ADAPTER: TypeAdapter[CoordinatorMessage] = TypeAdapter(CoordinatorMessage)
 
 AGENT_MESSAGE_TYPES = frozenset(
-    {"hello", "heartbeat", "connectivity_report", "error"},
+    {
+        "hello",
+        "heartbeat",
+        "connectivity_report",
+        "error",
+        "deploy_accepted",
+        "deploy_cancel_ack",
+        "deploy_progress",
+        "deploy_result",
+        "inventory",
+        "runtime_control_result",
+        "resource_probe_result",
+    },
 )
 COORDINATOR_MESSAGE_TYPES = frozenset(
-    {"challenge", "welcome", "connectivity_check", "error"},
+    {
+        "challenge",
+        "welcome",
+        "connectivity_check",
+        "error",
+        "deploy_plan",
+        "deploy_cancel",
+        "deploy_result_ack",
+        "runtime_control",
+        "resource_probe",
+    },
 )
 
 
@@ -126,18 +197,45 @@ class IdGuard:
 __all__ = [
     "AGENT_MESSAGE_ADAPTER",
     "COORDINATOR_MESSAGE_ADAPTER",
+    "DEPLOY_CAPABILITY",
     "AgentMessage",
+    "ArchiveArtifact",
+    "Artifact",
     "Challenge",
     "CheckResult",
     "ConnectivityCheck",
     "ConnectivityReport",
+    "ContainerSpec",
+    "ContainerState",
     "CoordinatorMessage",
+    "DeployAccepted",
+    "DeployCancel",
+    "DeployCancelAck",
+    "DeployLogLine",
+    "DeployOutcome",
+    "DeployPlan",
+    "DeployProgress",
+    "DeployResult",
+    "DeployResultAck",
     "ErrorMessage",
+    "HealthSpec",
     "Heartbeat",
     "Hello",
     "HostFacts",
     "IdGuard",
     "IdSequence",
+    "ImageArtifact",
+    "Inventory",
+    "KnownDeployment",
+    "LogLevel",
+    "ManagedContainer",
+    "Phase",
+    "ResourceProbe",
+    "ResourceProbeResult",
+    "RouteSpec",
+    "RuntimeControl",
+    "RuntimeControlResult",
+    "RuntimeOperation",
     "Welcome",
     "decode_agent_message",
     "decode_coordinator_message",

@@ -1,0 +1,211 @@
+"""Deployment messages: plans, acknowledgements, progress lines, results, cancellation."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.errors import ErrorBody
+from shared.wire import WireModel
+
+# Capability an agent advertises in ``hello.capabilities`` when it can run deployment plans.
+DEPLOY_CAPABILITY = "deploy.v1"
+
+Phase = Literal[
+    "detect",  # coordinator: resolve source, profiles, target
+    "plan",  # coordinator: build the runtime plan and environment snapshot
+    "dispatch",  # coordinator: hand the plan to the agent
+    "fetch",  # agent: download and unpack the source archive
+    "build",  # agent: docker build
+    "pull",  # agent: use the local image or pull it
+    "start",  # agent: start the candidate container(s)
+    "health",  # agent: wait for the candidate's health check
+    "switch",  # agent: point the edge proxy at the candidate
+    "drain",  # agent: let the old container finish in-flight requests, then stop it
+    "cleanup",  # agent: remove a failed or canceled candidate
+    "reconcile",  # either side: settle a deployment after a restart or reconnect
+]
+LogLevel = Literal["debug", "info", "warn", "error"]
+LogStream = Literal["system", "stdout", "stderr"]
+DeployOutcome = Literal["succeeded", "failed", "canceled"]
+
+
+class ImageArtifact(WireModel):
+    """Run an image: the agent uses the local copy or pulls it."""
+
+    kind: Literal["image"] = "image"
+    image: str = Field(min_length=1, max_length=512)
+
+
+class ArchiveArtifact(WireModel):
+    """Build an image on the server from an uploaded source archive (gzip tar).
+
+    The agent downloads it with ``GET {downloadPath}`` on the coordinator's origin and header
+    ``Authorization: Bearer {downloadToken}``; the token is bound to this server, archive and
+    deployment and expires quickly. The agent checks ``sha256`` before unpacking.
+    """
+
+    kind: Literal["archive"] = "archive"
+    archive_id: str = Field(max_length=40)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+    download_path: str = Field(max_length=200)
+    download_token: str = Field(max_length=200)
+    dockerfile_path: str = Field(default="Dockerfile", max_length=500)
+    build_target: str | None = Field(default=None, max_length=200)
+    image: str = Field(max_length=512, description="tag the agent gives the built image")
+
+
+Artifact = Annotated[ImageArtifact | ArchiveArtifact, Field(discriminator="kind")]
+
+
+class HealthSpec(WireModel):
+    """HTTP health check the agent runs against a candidate before it receives traffic."""
+
+    enabled: bool = True
+    path: str = Field(default="/", max_length=500)
+    port: int | None = Field(default=None, ge=1, le=65535, description="container port")
+    interval_seconds: float = Field(default=2.0, gt=0, le=300)
+    timeout_seconds: float = Field(default=2.0, gt=0, le=120)
+    retries: int = Field(default=10, ge=1, le=1000)
+    start_period_seconds: float = Field(default=0.0, ge=0, le=3600)
+    expected_status_code: int | None = Field(
+        default=None, ge=100, le=599, description="null accepts any 2xx or 3xx"
+    )
+    expected_response_text: str | None = Field(default=None, max_length=1000)
+
+
+class RouteSpec(WireModel):
+    """How the edge proxy on the server reaches the resource."""
+
+    hostnames: list[str] = Field(max_length=20)
+    path_prefix: str = Field(default="/", max_length=200)
+
+
+class ContainerSpec(WireModel):
+    """What to run. ``environment`` carries decrypted secrets: it only travels this link."""
+
+    command: str | None = Field(default=None, max_length=4000, description="run with /bin/sh -c")
+    internal_port: int | None = Field(default=None, ge=1, le=65535)
+    environment: dict[str, str] = Field(default_factory=dict)
+    secret_keys: list[str] = Field(default_factory=list, description="keys to mask in logs")
+    cpus: float | None = Field(default=None, gt=0, le=512)
+    memory_bytes: int | None = Field(default=None, ge=6 * 1024 * 1024)
+    replicas: int = Field(default=1, ge=1, le=20)
+    labels: dict[str, str] = Field(default_factory=dict)
+    stop_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    drain_seconds: float = Field(default=2.0, ge=0, le=600)
+
+
+class DeployPlan(WireModel):
+    """Coordinator → agent request: apply this plan. Answered by ``deploy_accepted``.
+
+    The agent records ``deploymentId`` durably before it answers, so a plan that is sent again
+    (after a reconnect or a coordinator restart) is acknowledged but never applied twice.
+    """
+
+    type: Literal["deploy_plan"] = "deploy_plan"
+    id: int
+    deployment_id: str = Field(max_length=40)
+    organization_id: str = Field(max_length=40)
+    project_id: str = Field(max_length=40)
+    environment_id: str = Field(max_length=40)
+    resource_id: str = Field(max_length=40)
+    resource_slug: str = Field(max_length=100)
+    artifact: Artifact
+    container: ContainerSpec
+    health: HealthSpec
+    route: RouteSpec | None = None
+
+
+class DeployAccepted(WireModel):
+    """Agent → coordinator reply to ``deploy_plan``.
+
+    ``alreadyKnown`` is true when the agent had this deployment before; ``outcome`` is then set
+    if it already finished (its ``deploy_result`` is sent again until acknowledged).
+    """
+
+    type: Literal["deploy_accepted"] = "deploy_accepted"
+    id: int
+    re: int
+    deployment_id: str = Field(max_length=40)
+    already_known: bool = False
+    outcome: DeployOutcome | None = None
+
+
+class DeployCancel(WireModel):
+    """Coordinator → agent request: stop a deployment; answered by ``deploy_cancel_ack``."""
+
+    type: Literal["deploy_cancel"] = "deploy_cancel"
+    id: int
+    deployment_id: str = Field(max_length=40)
+
+
+class DeployCancelAck(WireModel):
+    """Agent → coordinator reply to ``deploy_cancel``.
+
+    ``canceling``: the task is being canceled, a ``deploy_result`` with ``canceled`` follows.
+    ``finished``: too late, its result stands. ``unknown``: the agent never had it.
+    """
+
+    type: Literal["deploy_cancel_ack"] = "deploy_cancel_ack"
+    id: int
+    re: int
+    deployment_id: str = Field(max_length=40)
+    state: Literal["canceling", "finished", "unknown"]
+
+
+class DeployLogLine(WireModel):
+    """One line of deployment output, secrets already masked by the agent.
+
+    ``sequence`` counts from 1 per deployment on the agent. A line with ``event`` set is also a
+    timeline event (``phase-started``, ``health-passed``, ``traffic-switched``, ...).
+    """
+
+    sequence: int = Field(ge=1)
+    timestamp: datetime
+    phase: Phase
+    level: LogLevel = "info"
+    stream: LogStream = "system"
+    message: str = Field(max_length=8000)
+    masked: bool = False
+    event: str | None = Field(default=None, max_length=64)
+
+
+class DeployProgress(WireModel):
+    """Agent → coordinator, unsolicited, no reply: new lines of a running deployment.
+
+    Lines can arrive twice (the agent replays a deployment's journal after a reconnect until its
+    result is acknowledged); the coordinator keeps each ``sequence`` once.
+    """
+
+    type: Literal["deploy_progress"] = "deploy_progress"
+    id: int
+    deployment_id: str = Field(max_length=40)
+    lines: list[DeployLogLine] = Field(min_length=1, max_length=500)
+
+
+class DeployResult(WireModel):
+    """Agent → coordinator: the deployment ended. Answered by ``deploy_result_ack``.
+
+    Sent again after every reconnect until acknowledged, so an outcome is never lost.
+    """
+
+    type: Literal["deploy_result"] = "deploy_result"
+    id: int
+    deployment_id: str = Field(max_length=40)
+    outcome: DeployOutcome
+    error: ErrorBody | None = None
+    image_id: str | None = Field(default=None, max_length=200, description="what ran, for rollback")
+    container_ids: list[str] = Field(default_factory=list, max_length=20)
+    last_sequence: int = Field(default=0, ge=0)
+    finished_at: datetime
+
+
+class DeployResultAck(WireModel):
+    """Coordinator → agent reply to ``deploy_result``: stored; the agent may forget it."""
+
+    type: Literal["deploy_result_ack"] = "deploy_result_ack"
+    id: int
+    re: int
+    deployment_id: str = Field(max_length=40)
