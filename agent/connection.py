@@ -15,6 +15,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection, connect
@@ -101,6 +102,11 @@ def _classify_close(exc: ConnectionClosed) -> Exception:
     return TransientError(f"{reason} (close code {code})")
 
 
+# Detects a dead coordinator within about 90 s; rarer pings keep 10k idle agents cheap.
+AGENT_PING_INTERVAL_SECONDS: Final = 60.0
+AGENT_PING_TIMEOUT_SECONDS: Final = 30.0
+
+
 class Link:
     """One agent's link to its coordinator, kept up until cancelled or refused."""
 
@@ -152,8 +158,8 @@ class Link:
                 max_size=MAX_FRAME_BYTES,
                 compression=None,
                 open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
-                ping_interval=20,
-                ping_timeout=20,
+                ping_interval=AGENT_PING_INTERVAL_SECONDS,
+                ping_timeout=AGENT_PING_TIMEOUT_SECONDS,
                 close_timeout=5,
                 user_agent_header=f"berth-agent/{PACKAGE_VERSION}",
             ) as ws:

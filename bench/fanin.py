@@ -34,6 +34,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from agent.connection import AGENT_PING_INTERVAL_SECONDS, AGENT_PING_TIMEOUT_SECONDS
+from coordinator.settings import Settings
 from shared.crypto import generate_private_key, public_key_text, sign_challenge
 from shared.messages import (
     Challenge,
@@ -50,13 +52,14 @@ HOST = "127.0.0.1"
 KIB = 1024
 MIB = 1024 * 1024
 
-# Production settings of the agent's websocket client.
-CLIENT_PING_INTERVAL = 20.0
-CLIENT_PING_TIMEOUT = 20.0
+# Production settings of the agent's websocket client, read from the agent itself.
+CLIENT_PING_INTERVAL = AGENT_PING_INTERVAL_SECONDS
+CLIENT_PING_TIMEOUT = AGENT_PING_TIMEOUT_SECONDS
 # The coordinator's defaults (Settings.ws_ping_seconds, agent_heartbeat_seconds); the bare
 # baseline uses the same protocol ping period, and its clients send the same heartbeat frames.
-SERVER_PING_SECONDS = 30.0
-DEFAULT_HEARTBEAT_SECONDS = 30.0
+_DEFAULTS = Settings(data_dir=Path("."))
+SERVER_PING_SECONDS = _DEFAULTS.ws_ping_seconds
+DEFAULT_HEARTBEAT_SECONDS = _DEFAULTS.agent_heartbeat_seconds
 
 # Every wait below is bounded; these are the fixed bounds (the rest scale with N).
 READY_TIMEOUT = 60.0

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 _REQUEST_ID_KEY: Final = web.RequestKey("request_id", str)
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # The only table that maps error codes to HTTP statuses.
 HTTP_STATUS: Final[dict[ErrorCode, int]] = {
@@ -58,7 +58,7 @@ def request_id(request: web.Request) -> str:
     if isinstance(value, str):
         return value
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    value = incoming if _VALID_REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(12)
+    value = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else "req_" + secrets.token_hex(12)
     request[_REQUEST_ID_KEY] = value
     return value
 

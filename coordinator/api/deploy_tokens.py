@@ -215,6 +215,10 @@ async def revoke(call: Call) -> RevokeDeployTokenResponse:
     if body.confirmation.token_id != token_id:
         raise InvalidRequest("confirmation.tokenId must equal the token being revoked")
     row = await _get(call.actor, token_id)
+    if token_id != call.actor.token_id:
+        # Revoking is as sensitive as minting: a narrow token must not cut off a wider one
+        # (say, the admin's). Any token may revoke itself.
+        _check_no_escalation(call.actor, TokenScope.model_validate(row.scope))
     if row.status == "revoked" and row.revoked_at is not None:
         return RevokeDeployTokenResponse(token_id=token_id, revoked_at=row.revoked_at)
     now = datetime.now(UTC)

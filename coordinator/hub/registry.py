@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 
 from coordinator.hub.listener import LinkListener, NoListener
 from coordinator.hub.session import AgentSession
@@ -55,3 +56,24 @@ class Registry:
         sessions = list(self._sessions.values())
         self._sessions.clear()
         await asyncio.gather(*(s.close(code, reason) for s in sessions), return_exceptions=True)
+
+    async def close_stale(self, max_silence_seconds: float) -> int:
+        """Close sessions silent for longer than ``max_silence_seconds``; return how many.
+
+        Replaces per-connection protocol pings: one sweep over the table is far cheaper than
+        10,000 ping timers, and a live agent sends a heartbeat every period anyway.
+        """
+        cutoff = datetime.now(UTC) - timedelta(seconds=max_silence_seconds)
+        stale = [s for s in self._sessions.values() if s.last_seen < cutoff]
+        for session in stale:
+            logger.warning(
+                "[%s] no frame for %.0f s; closing the agent link",
+                session.server_id,
+                max_silence_seconds,
+            )
+            self.detach(session)
+        # 1001 "going away": a live agent treats it as transient and reconnects.
+        await asyncio.gather(
+            *(s.close(1001, "no heartbeat") for s in stale), return_exceptions=True
+        )
+        return len(stale)

@@ -304,6 +304,29 @@ async def test_token_cannot_rotate_a_more_powerful_token(
     assert await _works(coordinator, admin_token)
 
 
+async def test_token_cannot_revoke_a_more_powerful_token_but_can_revoke_itself(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    minted = await mint_token(coordinator, admin_token, ["deploy-tokens:write"])
+    minter = minted["token"]
+    status, listed, _ = await coordinator.call("GET", "/deploy-tokens", token=admin_token)
+    assert status == 200
+    admin_id = next(t["tokenId"] for t in listed["items"] if t["scope"]["permissions"] == ["*"])
+    response = await coordinator.call(
+        "POST", f"/deploy-tokens/{admin_id}/revoke", token=minter, json=_confirm(admin_id)
+    )
+    assert_error(response, 403, "forbidden")
+    assert await _works(coordinator, admin_token)
+
+    own_id = minted["tokenId"]
+    status, _, _ = await coordinator.call(
+        "POST", f"/deploy-tokens/{own_id}/revoke", token=minter, json=_confirm(own_id)
+    )
+    assert status == 200
+    status, _, _ = await coordinator.call("GET", "/deploy-tokens", token=minter)
+    assert status == 401
+
+
 async def test_server_scoped_token_cannot_mint_an_unscoped_token(
     coordinator: Coordinator, admin_token: str
 ) -> None:
