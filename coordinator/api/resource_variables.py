@@ -1,0 +1,284 @@
+"""Resource variables and secrets (encrypted at rest, masked on every read), effective config."""
+
+from datetime import UTC, datetime
+from typing import Final
+
+from tortoise.transactions import in_transaction
+
+from coordinator import resource_config, variables
+from coordinator.api.resource_schemas import (
+    ConfigOverride,
+    CreateSecretRequest,
+    EffectiveConfigResponse,
+    RotateSecretRequest,
+    SecretCommandResponse,
+    SecretItem,
+    SecretList,
+    SecretQuery,
+    SecretShow,
+)
+from coordinator.api.resources import current_resource, get_resource, problem, record
+from coordinator.api.routing import Call, route
+from coordinator.api.schemas import NoQuery
+from coordinator.api.workspace_schemas import DeleteVariableRequest, SetVariableRequest
+from coordinator.appkeys import KEYRING_KEY
+from coordinator.db import models
+from coordinator.secrets import Keyring
+from shared.errors import Conflict, InvalidRequest, NotFound
+
+TAG = "resources"
+SCOPE: Final = "resource"
+
+
+def _keyring(call: Call) -> Keyring:
+    return call.request.app[KEYRING_KEY]
+
+
+def _check_key(key: str) -> None:
+    if not variables.valid_key(key):
+        raise InvalidRequest(
+            f"invalid variable key {key!r}",
+            details=problem("key", "must match " + variables.KEY_PATTERN),
+        )
+
+
+@route(
+    "POST",
+    "/resources/{resourceId}/variables",
+    summary="Set a resource variable (overrides the environment's; secrets encrypted at rest)",
+    tag=TAG,
+    permission="resources:write",
+    body=SetVariableRequest,
+)
+async def set_variable(call: Call) -> None:
+    """Insert or replace the variable named by ``key`` + ``exposure``; answers ``null``."""
+    body = call.body(SetVariableRequest)
+    row = await get_resource(call.actor, call.path["resourceId"])
+    async with in_transaction():
+        _ = await current_resource(row.id)
+        await variables.set_variable(
+            _keyring(call),
+            owner_kind=SCOPE,
+            owner_id=row.id,
+            key=body.key,
+            value=body.value,
+            exposure=body.exposure,
+            kind=body.kind,
+            is_secret=body.is_secret,
+        )
+        await record(
+            call,
+            "variable-set",
+            row.id,
+            key=body.key,
+            exposure=body.exposure,
+            kind=body.kind,
+            isSecret=variables.stores_secret(body.kind, body.is_secret),
+        )
+
+
+@route(
+    "DELETE",
+    "/resources/{resourceId}/variables/{key}",
+    summary="Remove a resource variable for one exposure",
+    tag=TAG,
+    permission="resources:write",
+    body=DeleteVariableRequest,
+)
+async def delete_variable(call: Call) -> None:
+    """Delete the variable named by path ``key`` + body ``exposure``; answers ``null``."""
+    body = call.body(DeleteVariableRequest)
+    key = call.path["key"]
+    _check_key(key)
+    row = await get_resource(call.actor, call.path["resourceId"])
+    async with in_transaction():
+        _ = await current_resource(row.id)
+        if not await variables.delete_variable(SCOPE, row.id, key, body.exposure):
+            raise NotFound(f"variable {key!r} ({body.exposure}) not found on this resource")
+        await record(call, "variable-deleted", row.id, key=key, exposure=body.exposure)
+
+
+def _secret_item(resource_id: str, row: models.Variable) -> SecretItem:
+    entry = variables.masked_entry(row, SCOPE)
+    return SecretItem(resource_id=resource_id, **entry.model_dump())
+
+
+async def _secret_row(resource_id: str, key: str, exposure: str) -> models.Variable:
+    row = await models.Variable.get_or_none(
+        owner_kind=SCOPE, owner_id=resource_id, key=key, exposure=exposure, is_secret=True
+    )
+    if row is None:
+        raise NotFound(f"secret {key!r} ({exposure}) not found on this resource")
+    return row
+
+
+@route(
+    "GET",
+    "/resources/{resourceId}/secrets",
+    summary="List the resource's secrets (values masked)",
+    tag=TAG,
+    permission="resources:read",
+    query=SecretQuery,
+    response=SecretList,
+)
+async def list_secrets(call: Call) -> SecretList:
+    """``resources.secrets.list/v1`` for one exposure; every value reads ``"****"``."""
+    exposure = call.query(SecretQuery).exposure
+    row = await get_resource(call.actor, call.path["resourceId"])
+    rows = await models.Variable.filter(
+        owner_kind=SCOPE, owner_id=row.id, exposure=exposure, is_secret=True
+    ).order_by("key")
+    return SecretList(
+        resource_id=row.id,
+        items=[_secret_item(row.id, v) for v in rows],
+        generated_at=datetime.now(UTC),
+    )
+
+
+@route(
+    "GET",
+    "/resources/{resourceId}/secrets/{key}",
+    summary="Show one secret (value masked)",
+    tag=TAG,
+    permission="resources:read",
+    query=SecretQuery,
+    response=SecretShow,
+)
+async def show_secret(call: Call) -> SecretShow:
+    """``resources.secrets.show/v1``; the value reads ``"****"``."""
+    exposure = call.query(SecretQuery).exposure
+    key = call.path["key"]
+    _check_key(key)
+    row = await get_resource(call.actor, call.path["resourceId"])
+    secret = await _secret_row(row.id, key, exposure)
+    return SecretShow(secret=_secret_item(row.id, secret), generated_at=datetime.now(UTC))
+
+
+@route(
+    "POST",
+    "/resources/{resourceId}/secrets",
+    summary="Create a secret (encrypted at rest, never shown again)",
+    tag=TAG,
+    permission="resources:write",
+    body=CreateSecretRequest,
+    response=SecretCommandResponse,
+    status=201,
+)
+async def create_secret(call: Call) -> SecretCommandResponse:
+    """Create a secret; an existing variable with the same key and exposure is a conflict."""
+    body = call.body(CreateSecretRequest)
+    row = await get_resource(call.actor, call.path["resourceId"])
+    async with in_transaction():
+        _ = await current_resource(row.id)
+        if await models.Variable.exists(
+            owner_kind=SCOPE, owner_id=row.id, key=body.key, exposure=body.exposure
+        ):
+            raise Conflict(
+                f"{body.key!r} ({body.exposure}) already exists on this resource; "
+                "rotate it instead",
+                details={"key": body.key, "exposure": body.exposure},
+            )
+        await variables.set_variable(
+            _keyring(call),
+            owner_kind=SCOPE,
+            owner_id=row.id,
+            key=body.key,
+            value=body.value,
+            exposure=body.exposure,
+            kind="secret",
+            is_secret=True,
+        )
+        await record(call, "secret-created", row.id, key=body.key, exposure=body.exposure)
+    return SecretCommandResponse(resource_id=row.id, key=body.key, exposure=body.exposure)
+
+
+@route(
+    "POST",
+    "/resources/{resourceId}/secrets/{key}",
+    summary="Rotate a secret's value",
+    tag=TAG,
+    permission="resources:write",
+    body=RotateSecretRequest,
+    response=SecretCommandResponse,
+)
+async def rotate_secret(call: Call) -> SecretCommandResponse:
+    """Replace the value of an existing secret (re-encrypted with the active key)."""
+    body = call.body(RotateSecretRequest)
+    key = call.path["key"]
+    _check_key(key)
+    row = await get_resource(call.actor, call.path["resourceId"])
+    async with in_transaction():
+        _ = await current_resource(row.id)
+        _ = await _secret_row(row.id, key, body.exposure)
+        await variables.set_variable(
+            _keyring(call),
+            owner_kind=SCOPE,
+            owner_id=row.id,
+            key=key,
+            value=body.value,
+            exposure=body.exposure,
+            kind="secret",
+            is_secret=True,
+        )
+        await record(call, "secret-rotated", row.id, key=key, exposure=body.exposure)
+    return SecretCommandResponse(resource_id=row.id, key=key, exposure=body.exposure)
+
+
+@route(
+    "DELETE",
+    "/resources/{resourceId}/secrets/{key}",
+    summary="Delete a secret",
+    tag=TAG,
+    permission="resources:write",
+    query=SecretQuery,
+    response=SecretCommandResponse,
+)
+async def delete_secret(call: Call) -> SecretCommandResponse:
+    """Delete the secret named by path ``key`` + query ``exposure`` (default ``runtime``)."""
+    exposure = call.query(SecretQuery).exposure
+    key = call.path["key"]
+    _check_key(key)
+    row = await get_resource(call.actor, call.path["resourceId"])
+    async with in_transaction():
+        _ = await current_resource(row.id)
+        secret = await _secret_row(row.id, key, exposure)
+        await models.Variable.filter(id=secret.id).delete()
+        await record(call, "secret-deleted", row.id, key=key, exposure=exposure)
+    return SecretCommandResponse(resource_id=row.id, key=key, exposure=exposure)
+
+
+@route(
+    "GET",
+    "/resources/{resourceId}/effective-config",
+    summary="Variables in effect for the resource after precedence (values masked)",
+    tag=TAG,
+    permission="resources:read",
+    query=NoQuery,
+    response=EffectiveConfigResponse,
+)
+async def effective_config(call: Call) -> EffectiveConfigResponse:
+    """``resources.effective-config/v1``: resource entries override environment entries."""
+    row = await get_resource(call.actor, call.path["resourceId"])
+    owned = await variables.list_variables(SCOPE, row.id)
+    environment_id: str = row.environment_id  # type: ignore[attr-defined]
+    inherited = {
+        (v.key, v.exposure) for v in await variables.list_variables("environment", environment_id)
+    }
+    return EffectiveConfigResponse(
+        resource_id=row.id,
+        environment_id=environment_id,
+        owned_entries=[variables.masked_entry(v, SCOPE) for v in owned],
+        effective_entries=[
+            variables.masked_entry(v, scope)
+            for v, scope in await resource_config.effective_rows(row)
+        ],
+        overrides=[
+            ConfigOverride(
+                key=v.key, exposure=v.exposure, scope=SCOPE, overridden_scope="environment"
+            )
+            for v in owned
+            if (v.key, v.exposure) in inherited
+        ],
+        precedence=list(resource_config.PRECEDENCE),
+        generated_at=datetime.now(UTC),
+    )
