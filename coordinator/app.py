@@ -1,13 +1,17 @@
 """Application factory: settings, registry, database lifecycle, middlewares and routes."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from coordinator.api import setup_routes
-from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
+from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
 from coordinator.db import database
+from coordinator.deployments.engine import DeploymentEngine
+from coordinator.deployments.store import DeploymentStore
+from coordinator.deployments.stream import Notifier
 from coordinator.errors import add_request_id_header, error_middleware
 from coordinator.hub.endpoint import agent_connect
 from coordinator.hub.registry import Registry
@@ -26,6 +30,33 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _sweep_stale_links(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    max_silence = settings.agent_heartbeat_seconds * settings.stale_after_heartbeats
+    interval = min(30.0, settings.agent_heartbeat_seconds)
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await app[REGISTRY_KEY].close_stale(max_silence)
+            except Exception:
+                logger.exception("sweeping stale agent links failed")
+
+    async with asyncio.TaskGroup() as tasks:
+        sweeper = tasks.create_task(sweep_forever())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+
+
+async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    # After the database context, so the engine's tasks are canceled before the DB closes.
+    async with app[ENGINE_KEY].running():
+        yield
+
+
 async def _close_links(app: web.Application) -> None:
     # 1001 "going away": agents treat it as transient and reconnect with backoff.
     await app[REGISTRY_KEY].close_all(1001, "coordinator shutting down")
@@ -38,8 +69,14 @@ def create_app(settings: Settings) -> web.Application:
     app[REGISTRY_KEY] = Registry()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app[KEYRING_KEY] = Keyring.load_or_create(settings.data_dir)
+    app[ENGINE_KEY] = DeploymentEngine(
+        app[REGISTRY_KEY], app[KEYRING_KEY], DeploymentStore(Notifier())
+    )
+    app[REGISTRY_KEY].listener = app[ENGINE_KEY]
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_engine_ctx)
+    app.cleanup_ctx.append(_sweep_stale_links)
     app.on_shutdown.append(_close_links)
     setup_routes(app)
     app.router.add_get(AGENT_CONNECT_PATH, agent_connect)

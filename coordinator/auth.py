@@ -26,6 +26,8 @@ PERMISSIONS: Final = (
     "projects:write",
     "resources:read",
     "resources:write",
+    "deployments:read",
+    "deployments:write",
 )
 ALL_PERMISSIONS: Final = "*"
 

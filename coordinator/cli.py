@@ -48,6 +48,12 @@ def main() -> None:
     show_default=True,
     help="Seconds a join token stays valid.",
 )
+@click.option(
+    "--edge-domain",
+    default="localhost",
+    show_default=True,
+    help="Domain under which resources get generated hostnames.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -56,6 +62,7 @@ def serve_command(
     tls_cert: Path | None,
     tls_key: Path | None,
     join_token_ttl: int,
+    edge_domain: str,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -73,6 +80,7 @@ def serve_command(
             tls_cert=tls_cert,
             tls_key=tls_key or tls_cert,
             join_token_ttl_seconds=join_token_ttl,
+            edge_domain=edge_domain,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

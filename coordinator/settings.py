@@ -22,12 +22,20 @@ class Settings(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     join_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    agent_heartbeat_seconds: float = Field(default=30.0, gt=0)
-    # Protocol pings from the coordinator; 0 disables them (the agent pings too).
-    ws_ping_seconds: float = Field(default=30.0, ge=0)
+    # Idle cost matters at 10k agents: one heartbeat frame a minute per agent, and no
+    # coordinator pings by default (the agent pings, and silent sessions are swept, see below).
+    agent_heartbeat_seconds: float = Field(default=60.0, gt=0)
+    # Protocol pings from the coordinator; 0 disables them.
+    ws_ping_seconds: float = Field(default=0.0, ge=0)
+    # A session with no frame for this many heartbeat periods is closed (half-open sockets).
+    stale_after_heartbeats: float = Field(default=3.0, ge=1.5)
     request_timeout_seconds: float = Field(default=15.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
     agent_package_dir: Path | None = None
+    # Suffix of generated edge hostnames: <resource>.<environment>.<project>.<edge_domain>.
+    edge_domain: str = Field(
+        default="localhost", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9.-]+$"
+    )
 
     @property
     def effective_database_url(self) -> str:

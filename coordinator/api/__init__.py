@@ -6,12 +6,17 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     audit_events,
     bootstrap,
     deploy_tokens,
+    deployment_plans,
+    deployments,
     enrollment,
     environments,
     meta,
     projects,
+    resource_runtime,
+    resource_variables,
     resources,
     servers,
+    source_archives,
 )
 from coordinator.api.routing import ROUTES, build_handler
 

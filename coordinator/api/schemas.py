@@ -100,6 +100,8 @@ Permission = Literal[
     "projects:write",
     "resources:read",
     "resources:write",
+    "deployments:read",
+    "deployments:write",
 ]
 
 

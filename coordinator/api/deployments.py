@@ -1,0 +1,622 @@
+"""Deployment routes: reads (items, logs, events, SSE stream) and recovery (cancel, retry...)."""
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+from tortoise.queryset import QuerySet
+
+from coordinator import audit
+from coordinator.api.deployment_plans import assess, create_deployment, engine_of, not_ready
+from coordinator.api.deployment_schemas import (
+    CancelRequest,
+    CancelResponse,
+    CountDeploymentsQuery,
+    DeploymentEventBody,
+    DeploymentEvents,
+    DeploymentItem,
+    DeploymentList,
+    DeploymentLogs,
+    DeploymentShowResponse,
+    EmptyRequest,
+    EventEnvelope,
+    EventsQuery,
+    LatestFailure,
+    ListDeploymentsQuery,
+    LogLine,
+    RecoveryOperation,
+    RecoveryReadinessResponse,
+    RecoveryReason,
+    RecoverySummary,
+    RedeployRequest,
+    RelatedContext,
+    RollbackCandidate,
+    RollbackReadiness,
+    RollbackRequest,
+    SnapshotSection,
+    StatusSection,
+    StreamQuery,
+    TimelineSection,
+)
+from coordinator.api.routing import Call, route
+from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
+from coordinator.auth import Principal
+from coordinator.db import models
+from coordinator.deployments import planner
+from coordinator.deployments.planner import Plan
+from coordinator.deployments.store import (
+    ACTIVE,
+    TERMINAL,
+    public_snapshot,
+)
+from coordinator.deployments.stream import parse_cursor, stream_events
+from shared.errors import Conflict, InvalidRequest, NotFound
+
+TAG = "deployments"
+# Reasons that still block a rollback: it reuses an artifact, so source problems do not matter.
+_ROLLBACK_BLOCKERS = frozenset(
+    {
+        "project-archived",
+        "environment-archived",
+        "environment-locked",
+        "resource-archived",
+        "resource-environment-mismatch",
+        "server-inactive",
+    }
+)
+
+
+async def get_deployment(actor: Principal, deployment_id: str) -> models.Deployment:
+    """Load a deployment the caller may see, or raise ``NotFound``."""
+    row = await models.Deployment.get_or_none(
+        id=deployment_id, organization_id=actor.organization_id
+    )
+    if (
+        row is None
+        or not actor.can_see_resource(row.project_id, row.environment_id, row.resource_id)
+        or not actor.can_see_server(row.server_id)
+    ):
+        raise NotFound(f"deployment {deployment_id!r} not found")
+    return row
+
+
+def deployment_item(row: models.Deployment) -> DeploymentItem:
+    """The API view of a deployment (snapshot secrets masked)."""
+    return DeploymentItem(
+        id=row.id,
+        project_id=row.project_id,
+        environment_id=row.environment_id,
+        resource_id=row.resource_id,
+        server_id=row.server_id,
+        destination_id=None,
+        status=row.status,  # type: ignore[arg-type]
+        trigger_kind=row.trigger_kind,
+        source_deployment_id=row.source_deployment_id,
+        rollback_candidate_deployment_id=row.rollback_candidate_deployment_id,
+        rollback_of_deployment_id=row.rollback_of_deployment_id,
+        runtime_plan=row.runtime_plan,
+        environment_snapshot=public_snapshot(row.environment_snapshot),
+        artifact=row.artifact,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        log_count=row.log_count,
+        event_count=row.event_count,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        archived_at=row.archived_at,
+    )
+
+
+def envelope(row: models.DeploymentEvent) -> EventEnvelope:
+    """A timeline event as a ``deployments.stream-events/v1`` envelope."""
+    return EventEnvelope(
+        event=DeploymentEventBody(
+            deployment_id=row.deployment_id,
+            sequence=row.sequence,
+            cursor=str(row.sequence),
+            emitted_at=row.emitted_at,
+            source=row.source,
+            event_type=row.event_type,
+            phase=row.phase,
+            status=row.status,
+            retriable=row.retriable,
+            summary=row.summary,
+        )
+    )
+
+
+def _visible(actor: Principal) -> QuerySet[models.Deployment]:
+    rows = models.Deployment.filter(organization_id=actor.organization_id)
+    if actor.project_ids:
+        rows = rows.filter(project_id__in=list(actor.project_ids))
+    if actor.environment_ids:
+        rows = rows.filter(environment_id__in=list(actor.environment_ids))
+    if actor.resource_ids:
+        rows = rows.filter(resource_id__in=list(actor.resource_ids))
+    if actor.server_ids:
+        rows = rows.filter(server_id__in=list(actor.server_ids))
+    return rows
+
+
+def _filtered(
+    actor: Principal, q: ListDeploymentsQuery | CountDeploymentsQuery
+) -> QuerySet[models.Deployment]:
+    rows = _visible(actor)
+    if q.project_id:
+        rows = rows.filter(project_id=q.project_id)
+    if q.resource_id:
+        rows = rows.filter(resource_id=q.resource_id)
+    if q.server_id:
+        rows = rows.filter(server_id=q.server_id)
+    wanted = set(q.statuses or []) | ({q.status} if q.status else set())
+    if wanted:
+        rows = rows.filter(status__in=sorted(wanted))
+    if not q.include_archived:
+        rows = rows.filter(archived_at__isnull=True)
+    return rows
+
+
+@route(
+    "GET",
+    "/deployments",
+    summary="List deployments, newest first",
+    tag=TAG,
+    permission="deployments:read",
+    query=ListDeploymentsQuery,
+    response=DeploymentList,
+)
+async def list_deployments(call: Call) -> DeploymentList:
+    """Filter by project, resource, server and status(es)."""
+    q = call.query(ListDeploymentsQuery)
+    rows = await _filtered(call.actor, q).order_by("-created_at", "-id").limit(q.limit)
+    return DeploymentList(items=[deployment_item(r) for r in rows])
+
+
+@route(
+    "GET",
+    "/deployments/count",
+    summary="Count deployments",
+    tag=TAG,
+    permission="deployments:read",
+    query=CountDeploymentsQuery,
+    response=CountResponse,
+)
+async def count(call: Call) -> CountResponse:
+    """Same filters as the list."""
+    return CountResponse(
+        count=await _filtered(call.actor, call.query(CountDeploymentsQuery)).count()
+    )
+
+
+async def _candidates(row: models.Deployment) -> list[models.Deployment]:
+    return (
+        await models.Deployment.filter(
+            resource_id=row.resource_id, status="succeeded", id__not=row.id
+        )
+        .order_by("-finished_at", "-id")
+        .limit(20)
+    )
+
+
+def _retry_reasons(row: models.Deployment) -> list[RecoveryReason]:
+    if row.status in ("failed", "canceled"):
+        return [
+            RecoveryReason(
+                code="attempt-terminal",
+                category="allowed",
+                phase="reconcile",
+                related_deployment_id=row.id,
+                retriable=True,
+                recommendation=None,
+            )
+        ]
+    return [
+        RecoveryReason(
+            code="attempt-not-terminal" if row.status in ACTIVE else "attempt-succeeded",
+            category="blocked",
+            phase="reconcile",
+            related_deployment_id=row.id,
+            retriable=False,
+            recommendation="retry applies to failed or canceled deployments",
+        )
+    ]
+
+
+async def recovery(row: models.Deployment) -> RecoveryReadinessResponse:
+    """``deployments.recovery-readiness/v1`` of one deployment."""
+    candidates = [c for c in await _candidates(row) if (c.artifact or {}).get("image")]
+    in_flight = await models.Deployment.filter(
+        resource_id=row.resource_id, status__in=list(ACTIVE)
+    ).exists()
+    retry_reasons = _retry_reasons(row)
+    retryable = retry_reasons[0].category == "allowed" and not in_flight
+    busy = (
+        [
+            RecoveryReason(
+                code="deployment-in-flight",
+                category="blocked",
+                phase="dispatch",
+                related_deployment_id=None,
+                retriable=True,
+                recommendation="wait for the running deployment",
+            )
+        ]
+        if in_flight
+        else []
+    )
+    rollback_allowed = bool(candidates) and not in_flight
+    return RecoveryReadinessResponse(
+        deployment_id=row.id,
+        resource_id=row.resource_id,
+        generated_at=datetime.now(UTC),
+        state_version=row.event_count,
+        recoverable=retryable or not in_flight or rollback_allowed,
+        retryable=retryable,
+        redeployable=not in_flight,
+        rollback_ready=rollback_allowed,
+        rollback_candidate_count=len(candidates),
+        retry=RecoveryOperation(
+            allowed=retryable,
+            command_active=in_flight,
+            reasons=retry_reasons + busy,
+            target_operation="deployments.retry",
+        ),
+        redeploy=RecoveryOperation(
+            allowed=not in_flight,
+            command_active=in_flight,
+            reasons=busy,
+            target_operation="resources.redeploy",
+        ),
+        rollback=RollbackReadiness(
+            allowed=rollback_allowed,
+            command_active=in_flight,
+            reasons=busy,
+            candidates=[
+                RollbackCandidate(
+                    deployment_id=c.id,
+                    finished_at=c.finished_at,
+                    status=c.status,
+                    artifact_summary=str(
+                        (c.artifact or {}).get("imageId") or (c.artifact or {}).get("image")
+                    ),
+                    environment_snapshot_id=str((c.environment_snapshot or {}).get("id") or "")
+                    or None,
+                    runtime_target_summary=f"server {c.server_id}",
+                    rollback_ready=True,
+                )
+                for c in candidates
+            ],
+            recommended_candidate_id=candidates[0].id if candidates else None,
+        ),
+    )
+
+
+@route(
+    "GET",
+    "/deployments/{deploymentId}",
+    summary="Show a deployment with context, snapshot, failure and recovery summary",
+    tag=TAG,
+    permission="deployments:read",
+    query=NoQuery,
+    response=DeploymentShowResponse,
+)
+async def show(call: Call) -> DeploymentShowResponse:
+    """``deployments.show/v1``."""
+    row = await get_deployment(call.actor, call.path["deploymentId"])
+    project = await models.Project.get(id=row.project_id)
+    environment = await models.Environment.get(id=row.environment_id)
+    resource = await models.Resource.get(id=row.resource_id)
+    server = await models.Server.get(id=row.server_id)
+    failure: LatestFailure | None = None
+    if row.status == "failed":
+        line = (
+            await models.DeploymentLog.filter(deployment_id=row.id, level="error")
+            .order_by("-sequence")
+            .first()
+        )
+        failure = LatestFailure(
+            timestamp=line.timestamp if line else (row.finished_at or row.created_at),
+            source=line.source if line else "berth",
+            phase=line.phase if line else "reconcile",
+            level="error",
+            message=row.error_message or (line.message if line else "deployment failed"),
+            code=row.error_code,
+        )
+    ready = await recovery(row)
+    actions = ["logs", "events"]
+    if row.status in ACTIVE:
+        actions.append("cancel")
+    if ready.retryable:
+        actions.append("retry")
+    if ready.rollback_ready:
+        actions.append("rollback")
+    return DeploymentShowResponse(
+        deployment=deployment_item(row),
+        status=StatusSection(
+            current=row.status,  # type: ignore[arg-type]
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            rollback_of_deployment_id=row.rollback_of_deployment_id,
+        ),
+        related_context=RelatedContext(
+            project={"id": project.id, "name": project.name, "slug": project.slug},
+            environment={"id": environment.id, "name": environment.name, "kind": environment.kind},
+            resource={
+                "id": resource.id,
+                "name": resource.name,
+                "slug": resource.slug,
+                "kind": resource.kind,
+            },
+            server={
+                "id": server.id,
+                "name": server.name,
+                "host": server.host,
+                "port": server.port,
+                "providerKey": server.provider_key,
+            },
+        ),
+        snapshot=SnapshotSection(
+            runtime_plan=row.runtime_plan,
+            environment_snapshot=public_snapshot(row.environment_snapshot),
+        ),
+        timeline=TimelineSection(
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            log_count=row.log_count,
+            event_count=row.event_count,
+        ),
+        latest_failure=failure,
+        recovery_summary=RecoverySummary(
+            retryable=ready.retryable,
+            redeployable=ready.redeployable,
+            rollback_ready=ready.rollback_ready,
+            rollback_candidate_count=ready.rollback_candidate_count,
+            blocked_reason_codes=[r.code for r in ready.retry.reasons if r.category == "blocked"],
+        ),
+        next_actions=actions,
+        generated_at=datetime.now(UTC),
+    )
+
+
+@route(
+    "GET",
+    "/deployments/{deploymentId}/logs",
+    summary="Deployment log lines (secrets masked)",
+    tag=TAG,
+    permission="deployments:read",
+    query=NoQuery,
+    response=DeploymentLogs,
+)
+async def logs(call: Call) -> DeploymentLogs:
+    """Every stored line, in order."""
+    row = await get_deployment(call.actor, call.path["deploymentId"])
+    lines = (
+        await models.DeploymentLog.filter(deployment_id=row.id).order_by("sequence").limit(10000)
+    )
+    return DeploymentLogs(
+        deployment_id=row.id,
+        logs=[
+            LogLine(
+                sequence=ln.sequence,
+                timestamp=ln.timestamp,
+                source=ln.source,
+                phase=ln.phase,
+                level=ln.level,
+                message=ln.message,
+                masked=ln.masked,
+                stream=ln.stream,
+            )
+            for ln in lines
+        ],
+    )
+
+
+@route(
+    "GET",
+    "/deployments/{deploymentId}/events",
+    summary="Timeline events after a cursor",
+    tag=TAG,
+    permission="deployments:read",
+    query=EventsQuery,
+    response=DeploymentEvents,
+)
+async def events(call: Call) -> DeploymentEvents:
+    """``{deploymentId, envelopes}``; pass the last ``cursor`` to get only newer events."""
+    q = call.query(EventsQuery)
+    row = await get_deployment(call.actor, call.path["deploymentId"])
+    found = (
+        await models.DeploymentEvent.filter(
+            deployment_id=row.id, sequence__gt=parse_cursor(q.cursor)
+        )
+        .order_by("sequence")
+        .limit(q.history_limit)
+    )
+    return DeploymentEvents(
+        deployment_id=row.id,
+        envelopes=[envelope(e) for e in found],
+        next_cursor=str(found[-1].sequence) if found else q.cursor,
+    )
+
+
+@route(
+    "GET",
+    "/deployments/{deploymentId}/events/stream",
+    summary="Timeline events as server-sent events (resumable, see the stream module)",
+    tag=TAG,
+    permission="deployments:read",
+    query=StreamQuery,
+    raw_response="text/event-stream",
+)
+async def events_stream(call: Call) -> web.StreamResponse:
+    """SSE: ``id: <cursor>``, ``event: deployment-event``, ``data: <envelope>``; ``event: end``."""
+    q = call.query(StreamQuery)
+    row = await get_deployment(call.actor, call.path["deploymentId"])
+    resume = q.cursor if q.cursor is not None else call.request.headers.get("Last-Event-ID")
+    return await stream_events(
+        call.request,
+        row.id,
+        after=parse_cursor(resume),
+        until_terminal=q.until_terminal,
+        notifier=engine_of(call).store.notifier,
+        envelope=envelope,
+        terminal=TERMINAL,
+    )
+
+
+@route(
+    "POST",
+    "/deployments/{deploymentId}/cancel",
+    summary="Cancel a deployment (confirm with its id)",
+    tag=TAG,
+    permission="deployments:write",
+    body=CancelRequest,
+    response=CancelResponse,
+)
+async def cancel(call: Call) -> CancelResponse:
+    """Not yet taken by the agent: canceled at once; running: ``cancel-requested``."""
+    body = call.body(CancelRequest)
+    row = await get_deployment(call.actor, call.path["deploymentId"])
+    if body.confirm != row.id:
+        raise InvalidRequest(
+            "confirm must repeat the deployment id",
+            details={"problems": [{"field": "confirm", "message": "must equal the deployment id"}]},
+        )
+    if row.status in TERMINAL:
+        raise Conflict(f"the deployment is already {row.status}", details={"status": row.status})
+    status = await engine_of(call).cancel(row)
+    await audit.record(
+        actor=call.actor,
+        event_type="deployment.cancel-requested",
+        aggregate_type="deployment",
+        aggregate_id=row.id,
+        payload={"status": status},
+        request_id=call.request_id,
+    )
+    current = await models.Deployment.get(id=row.id)
+    return CancelResponse(
+        id=row.id,
+        status=current.status,  # type: ignore[arg-type]
+        canceled_at=current.finished_at if current.status == "canceled" else None,
+    )
+
+
+async def _replan(call: Call, row: models.Deployment, server_id: str) -> Plan:
+    target = await planner.load_target(
+        call.actor, row.project_id, row.environment_id, row.resource_id, server_id
+    )
+    assessed = await assess(call, target)
+    if not assessed.ready:
+        raise not_ready([i.code for i in assessed.blocking])
+    return assessed
+
+
+@route(
+    "POST",
+    "/deployments/{deploymentId}/retry",
+    summary="Retry a failed or canceled deployment with the current configuration",
+    tag=TAG,
+    permission="deployments:write",
+    body=EmptyRequest,
+    response=IdResponse,
+    status=201,
+)
+async def retry(call: Call) -> IdResponse:
+    """New deployment (``triggerKind: retry``, ``sourceDeploymentId``)."""
+    row = await get_deployment(call.actor, call.path["deploymentId"])
+    if row.status not in ("failed", "canceled"):
+        raise Conflict(
+            f"only failed or canceled deployments can be retried (this one is {row.status})"
+        )
+    assessed = await _replan(call, row, row.server_id)
+    new = await create_deployment(call, assessed, trigger_kind="retry", source_deployment_id=row.id)
+    return IdResponse(id=new)
+
+
+@route(
+    "POST",
+    "/deployments/{deploymentId}/rollback",
+    summary="Run a succeeded earlier deployment's artifact and configuration again",
+    tag=TAG,
+    permission="deployments:write",
+    body=RollbackRequest,
+    response=IdResponse,
+    status=201,
+)
+async def rollback(call: Call) -> IdResponse:
+    """New deployment reusing the candidate's image (no rebuild) and environment snapshot."""
+    body = call.body(RollbackRequest)
+    row = await get_deployment(call.actor, call.path["deploymentId"])
+    candidate = await get_deployment(call.actor, body.rollback_candidate_deployment_id)
+    if candidate.resource_id != row.resource_id or candidate.status != "succeeded":
+        raise Conflict(
+            "the rollback candidate must be a succeeded deployment of the same resource",
+            details={"rollbackCandidateDeploymentId": candidate.id, "status": candidate.status},
+        )
+    if not (candidate.artifact or {}).get("image"):
+        raise Conflict("the rollback candidate has no recorded artifact")
+    target = await planner.load_target(
+        call.actor, row.project_id, row.environment_id, row.resource_id, row.server_id
+    )
+    assessed = await assess(call, target)
+    blocking = [i.code for i in assessed.blocking if i.code in _ROLLBACK_BLOCKERS]
+    if blocking:
+        raise not_ready(blocking)
+    new = await create_deployment(
+        call,
+        assessed,
+        trigger_kind="rollback",
+        source_deployment_id=row.id,
+        rollback_of=row,
+        candidate=candidate,
+    )
+    return IdResponse(id=new)
+
+
+@route(
+    "GET",
+    "/deployments/{deploymentId}/recovery-readiness",
+    summary="Whether a deployment can be retried, redeployed or rolled back",
+    tag=TAG,
+    permission="deployments:read",
+    query=NoQuery,
+    response=RecoveryReadinessResponse,
+)
+async def recovery_readiness(call: Call) -> RecoveryReadinessResponse:
+    """``deployments.recovery-readiness/v1``."""
+    return await recovery(await get_deployment(call.actor, call.path["deploymentId"]))
+
+
+@route(
+    "POST",
+    "/resources/{resourceId}/redeploy",
+    summary="Deploy a resource again with its current configuration",
+    tag=TAG,
+    permission="deployments:write",
+    body=RedeployRequest,
+    response=IdResponse,
+    status=201,
+)
+async def redeploy(call: Call) -> IdResponse:
+    """On ``serverId`` or the server of the resource's latest deployment."""
+    body = call.body(RedeployRequest)
+    resource_id = call.path["resourceId"]
+    latest = (
+        await _visible(call.actor)
+        .filter(resource_id=resource_id)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if latest is None:
+        resource = await models.Resource.get_or_none(
+            id=resource_id, project__organization_id=call.actor.organization_id
+        )
+        if resource is None:
+            raise NotFound(f"resource {resource_id!r} not found")
+        raise Conflict("the resource has never been deployed; create a deployment first")
+    assessed = await _replan(call, latest, body.server_id or latest.server_id)
+    new = await create_deployment(
+        call, assessed, trigger_kind="redeploy", source_deployment_id=latest.id
+    )
+    return IdResponse(id=new)

@@ -1,0 +1,1 @@
+"""Deployments: planning, durable state, the engine that drives agents, and event streaming."""

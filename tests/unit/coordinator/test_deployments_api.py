@@ -1,0 +1,397 @@
+"""Deployments API: plan readiness, create validation (404/409/400/403), reads, runtime routes."""
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from coordinator.auth import hash_token
+from coordinator.db import models
+from coordinator.ids import new_id
+from shared.messages import (
+    ArchiveArtifact,
+    CheckResult,
+    DeployPlan,
+    ManagedContainer,
+    ResourceProbe,
+    ResourceProbeResult,
+    RuntimeControl,
+    RuntimeControlResult,
+)
+from tests.harness import Coordinator
+from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
+from tests.unit.coordinator.test_deployment_engine import (
+    World,
+    accept,
+    create_deployment,
+    make_world,
+    wait_status,
+)
+from tests.unit.coordinator.test_projects_api import scoped_token
+
+PLAN_KEYS = {
+    "schemaVersion", "context", "readiness", "source", "planner", "artifact", "commands",
+    "network", "health", "warnings", "unsupportedReasons", "nextActions", "generatedAt",
+}  # fmt: skip
+
+
+async def plan(coordinator: Coordinator, token: str, target: dict[str, str]) -> dict[str, Any]:
+    """``GET /deployments/plan``; asserts 200."""
+    status, body, _ = await coordinator.call(
+        "GET", "/deployments/plan?" + urlencode(target), token=token
+    )
+    assert status == 200, body
+    return dict(body)
+
+
+async def test_plan_is_ready_for_an_image_resource_and_warns_when_offline(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    body = await plan(coordinator, admin_token, world.target())
+    assert set(body) == PLAN_KEYS
+    assert body["schemaVersion"] == "deployments.plan/v1"
+    assert body["readiness"] == {"status": "ready", "ready": True, "reasonCodes": []}
+    assert body["context"]["resourceName"] == "web"
+    assert body["artifact"]["image"] == "berth-test/busybox:latest"
+    assert body["planner"]["buildStrategy"] == "prebuilt-image"
+    assert body["network"]["hostnames"] == ["web.production.shop.localhost"]
+    assert [w["code"] for w in body["warnings"]] == ["server-offline"]
+    await world.agent.connect()
+    assert (await plan(coordinator, admin_token, world.target()))["warnings"] == []
+    await world.agent.close()
+
+
+async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> None:
+    world = await make_world(coordinator, admin_token, source=None)
+    body = await plan(coordinator, admin_token, world.target())
+    assert body["readiness"]["status"] == "blocked"
+    assert body["readiness"]["reasonCodes"] == ["resource-source-missing"]
+    assert body["unsupportedReasons"][0]["category"] == "blocked"
+
+    await models.Resource.filter(id=world.resource_id).update(
+        source={"kind": "local-folder", "locator": "./web", "metadata": {}},
+        network_profile={"internalPort": None, "exposureMode": "reverse-proxy"},
+    )
+    body = await plan(coordinator, admin_token, world.target())
+    assert body["readiness"]["reasonCodes"] == [
+        "resource-source-archive-missing",
+        "network-port-missing",
+    ]
+
+    other = await make_world(coordinator, admin_token, name="other")
+    mismatch = {**world.target(), "resourceId": other.resource_id}
+    assert (await plan(coordinator, admin_token, mismatch))["readiness"]["reasonCodes"] == [
+        "resource-environment-mismatch"
+    ]
+
+    status, _, _ = await coordinator.call(
+        "POST",
+        f"/environments/{other.environment_id}/lock",
+        token=admin_token,
+        json={"reason": "freeze"},
+    )
+    assert status == 200
+    await models.Server.filter(id=other.server_id).update(lifecycle_status="inactive")
+    await models.Resource.filter(id=other.resource_id).update(lifecycle_status="archived")
+    assert (await plan(coordinator, admin_token, other.target()))["readiness"]["reasonCodes"] == [
+        "environment-locked",
+        "resource-archived",
+        "server-inactive",
+    ]
+
+
+async def test_plan_and_create_validation(coordinator: Coordinator, admin_token: str) -> None:
+    world = await make_world(coordinator, admin_token)
+    for key in ("projectId", "environmentId", "resourceId", "serverId"):
+        unknown = {**world.target(), key: "nope_123"}
+        response = await coordinator.call(
+            "GET", "/deployments/plan?" + urlencode(unknown), token=admin_token
+        )
+        assert_error(response, 404, "not_found")
+        response = await coordinator.call("POST", "/deployments", token=admin_token, json=unknown)
+        assert_error(response, 404, "not_found")
+    error = assert_error(
+        await coordinator.call("POST", "/deployments", token=admin_token, json={"projectId": "x"}),
+        400,
+        "invalid_request",
+    )
+    assert {"environmentId", "resourceId", "serverId"} <= problem_fields(error)
+    assert_error(
+        await coordinator.call("GET", "/deployments/plan", token=admin_token),
+        400,
+        "invalid_request",
+    )
+    reader = await scoped_token(coordinator, admin_token, ["deployments:read"])
+    assert_error(
+        await coordinator.call("POST", "/deployments", token=reader, json=world.target()),
+        403,
+        "forbidden",
+    )
+    nobody = await scoped_token(coordinator, admin_token, ["servers:read"])
+    assert_error(await coordinator.call("GET", "/deployments", token=nobody), 403, "forbidden")
+    assert_error(await coordinator.call("GET", "/deployments"), 401, "unauthorized")
+
+    # Not ready: 409 with the reason codes, and nothing written.
+    status, _, _ = await coordinator.call(
+        "POST",
+        f"/environments/{world.environment_id}/lock",
+        token=admin_token,
+        json={"reason": "audit"},
+    )
+    assert status == 200
+    error = assert_error(
+        await coordinator.call("POST", "/deployments", token=admin_token, json=world.target()),
+        409,
+        "conflict",
+    )
+    assert error["details"]["reasonCodes"] == ["environment-locked"]
+    assert await models.Deployment.all().count() == 0
+    assert not [
+        e
+        for e in await audit_events(coordinator, admin_token)
+        if e["eventType"].startswith("deployment.")
+    ]
+
+
+async def test_one_deployment_in_flight_per_resource_and_server(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    first = await create_deployment(coordinator, admin_token, world)
+    error = assert_error(
+        await coordinator.call("POST", "/deployments", token=admin_token, json=world.target()),
+        409,
+        "conflict",
+    )
+    assert error["details"]["deploymentId"] == first
+    assert await models.Deployment.all().count() == 1
+    created = [
+        e
+        for e in await audit_events(coordinator, admin_token)
+        if e["eventType"] == "deployment.created"
+    ]
+    assert [e["aggregateId"] for e in created] == [first]
+
+
+async def test_list_count_show_and_filters(coordinator: Coordinator, admin_token: str) -> None:
+    world = await make_world(coordinator, admin_token)
+    other = await make_world(coordinator, admin_token, name="other")
+    first = await create_deployment(coordinator, admin_token, world)
+    second = await create_deployment(coordinator, admin_token, other)
+
+    async def ids(query: str) -> list[str]:
+        status, body, _ = await coordinator.call("GET", f"/deployments?{query}", token=admin_token)
+        assert status == 200, body
+        return [i["id"] for i in body["items"]]
+
+    assert await ids("") == [second, first]
+    assert await ids(f"resourceId={world.resource_id}") == [first]
+    assert await ids(f"projectId={other.project_id}") == [second]
+    assert await ids("status=planned&limit=1") == [second]
+    assert await ids("statuses=succeeded&statuses=failed") == []
+    assert await ids("statuses=planned,failed") == [second, first]
+    assert_error(
+        await coordinator.call("GET", "/deployments?status=bogus", token=admin_token),
+        400,
+        "invalid_request",
+    )
+    status, body, _ = await coordinator.call(
+        "GET", f"/deployments/count?resourceId={world.resource_id}", token=admin_token
+    )
+    assert (status, body) == (200, {"count": 1})
+
+    status, body, _ = await coordinator.call("GET", f"/deployments/{first}", token=admin_token)
+    assert status == 200, body
+    assert body["schemaVersion"] == "deployments.show/v1"
+    assert body["status"]["current"] == "planned"
+    assert body["relatedContext"]["resource"]["slug"] == "web"
+    assert body["snapshot"]["runtimePlan"]["execution"]["port"] == 8080
+    assert body["latestFailure"] is None
+    assert "cancel" in body["nextActions"]
+    assert_error(
+        await coordinator.call("GET", "/deployments/dep_missing", token=admin_token),
+        404,
+        "not_found",
+    )
+    # A token scoped to the other project does not see this deployment.
+    scoped = await scoped_token(
+        coordinator, admin_token, ["deployments:read"], projectIds=[other.project_id]
+    )
+    assert_error(
+        await coordinator.call("GET", f"/deployments/{first}", token=scoped), 404, "not_found"
+    )
+    status, body, _ = await coordinator.call("GET", "/deployments", token=scoped)
+    assert [i["id"] for i in body["items"]] == [second]
+
+    # Cancel needs the id as confirmation; a terminal deployment cannot be canceled again.
+    error = assert_error(
+        await coordinator.call(
+            "POST", f"/deployments/{first}/cancel", token=admin_token, json={"confirm": "yes"}
+        ),
+        400,
+        "invalid_request",
+    )
+    assert problem_fields(error) == {"confirm"}
+    status, body, _ = await coordinator.call(
+        "POST", f"/deployments/{first}/cancel", token=admin_token, json={"confirm": first}
+    )
+    assert (status, body["status"]) == (200, "canceled")
+    assert_error(
+        await coordinator.call(
+            "POST", f"/deployments/{first}/cancel", token=admin_token, json={"confirm": first}
+        ),
+        409,
+        "conflict",
+    )
+    # Retry of a succeeded-or-active deployment is refused; of a canceled one it works.
+    assert_error(
+        await coordinator.call("POST", f"/deployments/{second}/retry", token=admin_token, json={}),
+        409,
+        "conflict",
+    )
+    status, body, _ = await coordinator.call(
+        "POST", f"/deployments/{first}/retry", token=admin_token, json={}
+    )
+    assert status == 201, body
+
+
+async def test_archive_source_plans_a_build_with_a_download_token(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    archive = await models.SourceArchive.create(
+        id=new_id("arc"),
+        organization_id=(await models.Project.get(id=world.project_id)).organization_id,  # type: ignore[attr-defined]
+        resource_id=world.resource_id,
+        sha256="d" * 64,
+        size_bytes=1234,
+        created_at=datetime.now(UTC),
+    )
+    await models.Resource.filter(id=world.resource_id).update(
+        source={"kind": "local-folder", "locator": "./web", "metadata": {"archiveId": archive.id}}
+    )
+    body = await plan(coordinator, admin_token, world.target())
+    assert body["readiness"]["ready"] is True
+    assert body["planner"]["buildStrategy"] == "dockerfile"
+    await world.agent.connect()
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    sent = await world.agent.expect(DeployPlan)
+    artifact = sent.artifact
+    assert isinstance(artifact, ArchiveArtifact)
+    assert (artifact.archive_id, artifact.sha256, artifact.size_bytes) == (
+        archive.id,
+        "d" * 64,
+        1234,
+    )
+    assert artifact.image == f"berth/{world.resource_id}:{deployment_id}"
+    assert artifact.download_path.endswith(archive.id)
+    token = await models.ArchiveDownloadToken.get(token_hash=hash_token(artifact.download_token))
+    assert (token.server_id, token.deployment_id) == (world.server_id, deployment_id)
+    await world.agent.close()
+
+
+async def test_runtime_control_and_health_without_an_agent(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world: World = await make_world(coordinator, admin_token)
+    path = f"/resources/{world.resource_id}"
+    assert_error(
+        await coordinator.call("POST", f"{path}/runtime/stop", token=admin_token, json={}),
+        409,
+        "conflict",
+    )
+    status, body, _ = await coordinator.call("GET", f"{path}/health", token=admin_token)
+    assert status == 200, body
+    assert (body["overall"], body["latestDeployment"]) == ("not-deployed", None)
+
+    await world.agent.connect()
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    await accept(world, await world.agent.expect(DeployPlan))
+    await wait_status(coordinator, admin_token, deployment_id, "running")
+    await world.agent.close()
+    assert_error(
+        await coordinator.call("POST", f"{path}/runtime/restart", token=admin_token, json={}),
+        503,
+        "unavailable",
+    )
+    status, body, _ = await coordinator.call("GET", f"{path}/health", token=admin_token)
+    assert status == 200, body
+    assert body["latestDeployment"]["id"] == deployment_id
+    assert body["overall"] == "unknown"
+    assert [e["source"] for e in body["sourceErrors"]] == ["runtime-target"]
+    assert_error(
+        await coordinator.call("GET", "/resources/res_missing/health", token=admin_token),
+        404,
+        "not_found",
+    )
+
+
+async def test_runtime_control_and_health_through_the_agent(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    await world.agent.connect()
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    await accept(world, await world.agent.expect(DeployPlan))
+    await world.agent.result(deployment_id, "succeeded")
+    await wait_status(coordinator, admin_token, deployment_id, "succeeded")
+    now = datetime.now(UTC)
+    container = ManagedContainer(
+        container_id="c1",
+        name="berth-web-1",
+        resource_id=world.resource_id,
+        deployment_id=deployment_id,
+        state="exited",
+        image="berth-test/busybox:latest",
+    )
+    path = f"/resources/{world.resource_id}"
+    call = asyncio.create_task(
+        coordinator.call("POST", f"{path}/runtime/stop", token=admin_token, json={})
+    )
+    request = await world.agent.expect(RuntimeControl)
+    assert (request.resource_id, request.operation) == (world.resource_id, "stop")
+    await world.agent.send(
+        RuntimeControlResult(
+            id=world.agent.next_id(),
+            re=request.id,
+            resource_id=world.resource_id,
+            operation="stop",
+            status="succeeded",
+            containers=[container],
+            started_at=now,
+            completed_at=now,
+        )
+    )
+    status, body, _ = await call
+    assert status == 200, body
+    assert (body["operation"], body["status"], body["runtimeState"]) == (
+        "stop",
+        "succeeded",
+        "stopped",
+    )
+    events = await audit_events(coordinator, admin_token)
+    assert "resource.runtime-stop" in [e["eventType"] for e in events]
+
+    call = asyncio.create_task(coordinator.call("GET", f"{path}/health", token=admin_token))
+    probe = await world.agent.expect(ResourceProbe)
+    assert (probe.health_path, probe.health_port) == ("/", 8080)
+    running = container.model_copy(update={"state": "running"})
+    check = CheckResult(name="http", status="passed", message="200 OK", duration_ms=3.0)
+    await world.agent.send(
+        ResourceProbeResult(
+            id=world.agent.next_id(),
+            re=probe.id,
+            resource_id=world.resource_id,
+            containers=[running],
+            checks=[check],
+            observed_at=now,
+        )
+    )
+    status, body, _ = await call
+    assert status == 200, body
+    assert body["overall"] == "healthy"
+    assert body["runtime"]["lifecycle"] == "running"
+    assert [c["status"] for c in body["checks"]] == ["passed"]
+    assert body["sourceErrors"] == []
+    await world.agent.close()
