@@ -27,6 +27,7 @@ from websockets.exceptions import (
 )
 from websockets.typing import Subprotocol
 
+from agent.deployments import DeploymentManager
 from agent.dispatch import Dispatcher, Send
 from agent.host import collect_facts
 from agent.runtime import ContainerRuntime
@@ -35,6 +36,7 @@ from agent.tls import client_context
 from shared.crypto import sign_challenge
 from shared.errors import PlatformError
 from shared.messages import (
+    DEPLOY_CAPABILITY,
     AgentMessage,
     Challenge,
     ErrorMessage,
@@ -117,7 +119,9 @@ class Link:
         runtime: ContainerRuntime,
         state_dir: Path,
         policy: ReconnectPolicy,
+        deployments: DeploymentManager | None = None,
     ) -> None:
+        self._deployments = deployments
         self._enrollment = enrollment
         self._key = key
         self._runtime = runtime
@@ -203,6 +207,7 @@ class Link:
                         signature=sign_challenge(self._key, challenge.nonce, server_id),
                         agent_version=PACKAGE_VERSION,
                         facts=facts,
+                        capabilities=[DEPLOY_CAPABILITY] if self._deployments else [],
                     )
                 )
             )
@@ -233,12 +238,15 @@ class Link:
         async def send(message: AgentMessage) -> None:
             await ws.send(dump_json(message))
 
-        dispatcher = Dispatcher(self._runtime, self._state_dir, ids)
+        dispatcher = Dispatcher(self._runtime, self._state_dir, ids, self._deployments)
         closed: ConnectionClosed | None = None
         async with asyncio.TaskGroup() as tasks:
             heartbeat = tasks.create_task(
                 _until_closed(self._heartbeats(send, ids, welcome.heartbeat_seconds))
             )
+            if self._deployments is not None:
+                # Inventory first, then replay of unacked lines and results (see protocol).
+                tasks.create_task(_until_closed(self._attach(self._deployments, send, ids)))
             try:
                 async for frame in ws:
                     if isinstance(frame, bytes):
@@ -263,6 +271,8 @@ class Link:
                 closed = exc
             finally:
                 heartbeat.cancel()
+                if self._deployments is not None:
+                    self._deployments.detach(send)
         if closed is not None:
             raise closed
         # The iterator ended: the coordinator closed the socket (normally or with a code).
@@ -271,6 +281,15 @@ class Link:
                 f"coordinator refused this agent: {ws.close_reason or 'no reason'} "
                 f"(close code {ws.close_code})"
             )
+
+    async def _attach(self, deployments: DeploymentManager, send: Send, ids: IdSequence) -> None:
+        try:
+            await deployments.attach(send, ids)
+        except ConnectionClosed:
+            raise
+        except Exception:
+            # The link stays useful without the replay; the next connection replays again.
+            logger.exception("could not send the inventory and deployment replay")
 
     async def _heartbeats(self, send: Send, ids: IdSequence, interval: float) -> None:
         # A random first delay spreads heartbeats of agents that reconnected together.

@@ -6,7 +6,10 @@ import logging
 import signal
 from pathlib import Path
 
+from agent.artifacts import ArchiveBuilder
 from agent.connection import Link, ReconnectPolicy
+from agent.deployments import DeploymentManager
+from agent.edge import CaddyEdge
 from agent.runtime.docker import DockerRuntime
 from agent.state import StateDir
 
@@ -17,7 +20,10 @@ async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
     """Run until a signal arrives (returns) or the coordinator refuses us (``FatalError``)."""
     enrollment, key = StateDir(state_dir).load()
     runtime = DockerRuntime()
-    link = Link(enrollment, key, runtime, state_dir, policy)
+    # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
+    builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
+    deployments = DeploymentManager(runtime, CaddyEdge(), state_dir, builder)
+    link = Link(enrollment, key, runtime, state_dir, policy, deployments)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -30,14 +36,17 @@ async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
     )
     try:
         async with asyncio.TaskGroup() as tasks:
+            manager_task = tasks.create_task(deployments.run())
             link_task = tasks.create_task(link.run_forever())
             stop_task = tasks.create_task(stop.wait())
             done, _ = await asyncio.wait(
-                {link_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+                {link_task, stop_task, manager_task}, return_when=asyncio.FIRST_COMPLETED
             )
             # Containers are left running on purpose: stopping the agent never stops workloads.
+            # A deployment cut short is settled from the journal on the next start.
             link_task.cancel()
             stop_task.cancel()
+            manager_task.cancel()
     except BaseExceptionGroup as group:
         # Unwrap so the CLI sees the FatalError (or crash) itself, not a group.
         raise group.exceptions[0] from None

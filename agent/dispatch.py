@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import assert_never
 
+from agent.deployments import DeploymentManager
 from agent.host import check_docker, check_state_dir
 from agent.runtime import ContainerRuntime
 from shared.errors import InvalidMessage, PlatformError, UnknownType
@@ -15,7 +16,9 @@ from shared.messages import (
     ConnectivityCheck,
     ConnectivityReport,
     CoordinatorMessage,
+    DeployAccepted,
     DeployCancel,
+    DeployCancelAck,
     DeployPlan,
     DeployResultAck,
     ErrorMessage,
@@ -33,10 +36,17 @@ Send = Callable[[AgentMessage], Awaitable[None]]
 class Dispatcher:
     """Answers each coordinator request with exactly one reply: its result or an error frame."""
 
-    def __init__(self, runtime: ContainerRuntime, state_dir: Path, ids: IdSequence) -> None:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        state_dir: Path,
+        ids: IdSequence,
+        deployments: DeploymentManager | None = None,
+    ) -> None:
         self._runtime = runtime
         self._state_dir = state_dir
         self._ids = ids
+        self._deployments = deployments
 
     async def handle(self, message: CoordinatorMessage, send: Send) -> None:
         """Handle one decoded frame; errors become an error frame answering it."""
@@ -78,9 +88,48 @@ class Dispatcher:
                 | RuntimeControl()
                 | ResourceProbe()
             ):
-                # Deployment work is not wired into this agent build yet.
-                raise UnknownType(f"this agent does not handle {message.type!r} frames")
+                if self._deployments is None:
+                    raise UnknownType(f"this agent does not handle {message.type!r} frames")
+                await self._deployment_request(self._deployments, message, send)
             case Challenge() | Welcome():
                 raise InvalidMessage(f"{message.type!r} is only valid during the handshake")
+            case _:
+                assert_never(message)
+
+    async def _deployment_request(
+        self,
+        deployments: DeploymentManager,
+        message: DeployPlan | DeployCancel | DeployResultAck | RuntimeControl | ResourceProbe,
+        send: Send,
+    ) -> None:
+        match message:
+            case DeployPlan():
+                already_known, outcome = await deployments.accept(message)
+                await send(
+                    DeployAccepted(
+                        id=self._ids.next(),
+                        re=message.id,
+                        deployment_id=message.deployment_id,
+                        already_known=already_known,
+                        outcome=outcome,
+                    )
+                )
+            case DeployCancel():
+                state = deployments.cancel(message.deployment_id)
+                await send(
+                    DeployCancelAck(
+                        id=self._ids.next(),
+                        re=message.id,
+                        deployment_id=message.deployment_id,
+                        state=state,
+                    )
+                )
+            case DeployResultAck():
+                # An ack is itself a reply: nothing is sent back.
+                await deployments.acknowledge(message.deployment_id)
+            case RuntimeControl():
+                await send(await deployments.control(message, self._ids))
+            case ResourceProbe():
+                await send(await deployments.probe(message, self._ids))
             case _:
                 assert_never(message)

@@ -2,24 +2,96 @@
 
 import asyncio
 import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
+from docker.models.containers import Container
 
-from agent.runtime import RuntimeUnavailable
+from agent.runtime import (
+    DEPLOYMENT_LABEL,
+    MANAGED_LABEL,
+    REPLICA_LABEL,
+    RESOURCE_LABEL,
+    BuildLine,
+    RunSpec,
+    RuntimeUnavailable,
+    Started,
+    extra_labels_from_env,
+)
+from shared.errors import RuntimeFailed
+from shared.messages import ContainerState, ManagedContainer
 
 _TIMEOUT_SECONDS = 10
+# Builds and pulls can take minutes; they get their own long-timeout client.
+_SLOW_TIMEOUT_SECONDS = 1800
+_STATES: frozenset[str] = frozenset(
+    {"created", "running", "paused", "restarting", "exited", "dead", "removing"}
+)
 
 _UNREACHABLE = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def _state(value: str) -> ContainerState:
+    return value if value in _STATES else "dead"  # type: ignore[return-value]
+
+
+def _created_at(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        # Docker gives nanoseconds ("2026-01-01T00:00:00.123456789Z"); Python takes micro.
+        head, _, frac = raw.rstrip("Z").partition(".")
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+    except ValueError:
+        return None
+
+
+def _host_ports(attrs: dict[str, Any]) -> dict[int, int]:
+    ports: dict[int, int] = {}
+    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        if not bindings or not key.endswith("/tcp"):
+            continue
+        for binding in bindings:
+            if binding.get("HostPort"):
+                ports[int(key.split("/")[0])] = int(binding["HostPort"])
+                break
+    return ports
+
+
+def _managed(container: Container) -> ManagedContainer:
+    attrs = container.attrs
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    ports = _host_ports(attrs)
+    internal = labels.get("berth.internal-port", "")
+    host_port = ports.get(int(internal)) if internal.isdigit() else None
+    if host_port is None and ports:
+        host_port = next(iter(ports.values()))
+    replica = labels.get(REPLICA_LABEL, "0")
+    return ManagedContainer(
+        container_id=container.id or "",
+        name=(attrs.get("Name") or "").lstrip("/"),
+        resource_id=labels.get(RESOURCE_LABEL, "")[:40],
+        deployment_id=labels.get(DEPLOYMENT_LABEL, "")[:40],
+        replica=int(replica) if replica.isdigit() else 0,
+        state=_state((attrs.get("State") or {}).get("Status", "dead")),
+        image=(attrs.get("Config") or {}).get("Image", "")[:512],
+        host_port=host_port,
+        created_at=_created_at(attrs.get("Created")),
+    )
 
 
 class DockerRuntime:
     """The real runtime: talks to the local Docker engine (``DOCKER_HOST`` honoured)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_labels: dict[str, str] | None = None) -> None:
         self._client: docker.DockerClient | None = None
+        self._slow: docker.DockerClient | None = None
         self._lock = threading.Lock()
+        self._extra_labels = extra_labels_from_env() if extra_labels is None else extra_labels
 
     def _get_client(self) -> docker.DockerClient:
         # Creating the client talks to the engine (API version negotiation), so it happens
@@ -28,6 +100,12 @@ class DockerRuntime:
             if self._client is None:
                 self._client = docker.from_env(timeout=_TIMEOUT_SECONDS)
             return self._client
+
+    def _get_slow(self) -> docker.DockerClient:
+        with self._lock:
+            if self._slow is None:
+                self._slow = docker.from_env(timeout=_SLOW_TIMEOUT_SECONDS)
+            return self._slow
 
     def _version_sync(self) -> str:
         try:
@@ -50,7 +128,171 @@ class DockerRuntime:
         await asyncio.to_thread(self._ping_sync)
 
     async def close(self) -> None:
-        """Close the client's connection pool."""
-        client, self._client = self._client, None
-        if client is not None:
-            await asyncio.to_thread(client.close)
+        """Close the clients' connection pools."""
+        for client in (self._client, self._slow):
+            if client is not None:
+                await asyncio.to_thread(client.close)
+        self._client = self._slow = None
+
+    def _image_id_sync(self, image: str) -> str | None:
+        try:
+            return str(self._get_client().images.get(image).id)
+        except docker.errors.ImageNotFound:
+            return None
+        except _UNREACHABLE as exc:
+            raise RuntimeFailed(f"cannot inspect image {image}: {exc}") from exc
+
+    async def image_id(self, image: str) -> str | None:
+        """Return the local image's id, or None."""
+        return await asyncio.to_thread(self._image_id_sync, image)
+
+    def _pull_sync(self, image: str) -> str:
+        try:
+            # The SDK splits "repo:tag" and "repo@sha256:..." itself; no tag means latest.
+            pulled = self._get_slow().images.pull(image)
+        except _UNREACHABLE as exc:
+            raise RuntimeFailed(f"cannot pull image {image}: {exc}") from exc
+        return str(pulled.id)
+
+    async def pull(self, image: str) -> str:
+        """Pull an image and return its id."""
+        return await asyncio.to_thread(self._pull_sync, image)
+
+    def _build_sync(
+        self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
+    ) -> str:
+        last_error = ""
+        try:
+            stream = self._get_slow().api.build(
+                path=str(context),
+                dockerfile=dockerfile,
+                target=target,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels=dict(self._extra_labels),
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    last_error = str(chunk.get("error", "")).strip()
+                    on_line(last_error)
+                    continue
+                for line in str(chunk.get("stream", "")).splitlines():
+                    if line.strip():
+                        on_line(line.rstrip())
+        except _UNREACHABLE as exc:
+            raise RuntimeFailed(f"docker build failed: {exc}") from exc
+        if last_error:
+            raise RuntimeFailed(f"docker build failed: {last_error}")
+        image = self._image_id_sync(tag)
+        if image is None:
+            raise RuntimeFailed(f"docker build produced no image {tag}")
+        return image
+
+    async def build(
+        self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
+    ) -> str:
+        """Build an image from a directory, streaming its output lines to ``on_line``."""
+        return await asyncio.to_thread(self._build_sync, context, dockerfile, target, tag, on_line)
+
+    def _run_sync(self, spec: RunSpec) -> Started:
+        client = self._get_client()
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "detach": True,
+            "environment": dict(spec.environment),
+            "labels": {**spec.labels, **self._extra_labels},
+            "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in spec.ports},
+            "restart_policy": {"Name": "unless-stopped"},
+        }
+        if spec.command is not None:
+            kwargs["entrypoint"] = ["/bin/sh", "-c"]
+            kwargs["command"] = [spec.command]
+        if spec.cpus is not None:
+            kwargs["nano_cpus"] = int(spec.cpus * 1_000_000_000)
+        if spec.memory_bytes is not None:
+            kwargs["mem_limit"] = spec.memory_bytes
+        try:
+            container = client.containers.run(spec.image, **kwargs)
+            container.reload()
+            ports = _host_ports(container.attrs)
+        except _UNREACHABLE as exc:
+            raise RuntimeFailed(f"cannot start container {spec.name}: {exc}") from exc
+        missing = [p for p in spec.ports if p not in ports]
+        if missing:
+            raise RuntimeFailed(
+                f"container {spec.name} has no host port for {missing} (state {container.status})",
+                details={"containerId": container.id},
+            )
+        return Started(container_id=container.id or "", name=spec.name, host_ports=ports)
+
+    async def run(self, spec: RunSpec) -> Started:
+        """Create and start a container, publishing its ports on 127.0.0.1."""
+        return await asyncio.to_thread(self._run_sync, spec)
+
+    def _list_sync(self, resource_id: str | None) -> list[ManagedContainer]:
+        filters = [f"{MANAGED_LABEL}=true"]
+        if resource_id is not None:
+            filters.append(f"{RESOURCE_LABEL}={resource_id}")
+        try:
+            found = self._get_client().containers.list(all=True, filters={"label": filters})
+        except _UNREACHABLE as exc:
+            raise RuntimeFailed(f"cannot list containers: {exc}") from exc
+        return [_managed(c) for c in found]
+
+    async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
+        """Return Berth-managed containers, optionally of one resource."""
+        return await asyncio.to_thread(self._list_sync, resource_id)
+
+    def _labels_sync(self, container_id: str) -> dict[str, str]:
+        try:
+            container = self._get_client().containers.get(container_id)
+        except docker.errors.NotFound:
+            return {}
+        except _UNREACHABLE as exc:
+            raise RuntimeFailed(f"cannot inspect container {container_id}: {exc}") from exc
+        return dict(container.labels)
+
+    async def labels(self, container_id: str) -> dict[str, str]:
+        """Return a container's labels."""
+        return await asyncio.to_thread(self._labels_sync, container_id)
+
+    def _act_sync(self, container_id: str, action: str, grace: float) -> None:
+        try:
+            if action == "remove":
+                self._get_client().api.remove_container(container_id, force=True)
+                return
+            container = self._get_client().containers.get(container_id)
+            if action == "stop":
+                container.stop(timeout=int(grace + 0.999))
+            elif action == "start":
+                container.start()
+            else:
+                container.restart(timeout=int(grace + 0.999))
+        except docker.errors.NotFound:
+            if action in ("remove", "stop"):
+                return
+            raise RuntimeFailed(f"container {container_id} does not exist") from None
+        except _UNREACHABLE as exc:
+            raise RuntimeFailed(f"cannot {action} container {container_id}: {exc}") from exc
+
+    async def _act(self, container_id: str, action: str, grace: float = 0.0) -> None:
+        # Stopping may legitimately take the whole grace period: give the client room for it.
+        await asyncio.to_thread(self._act_sync, container_id, action, grace)
+
+    async def stop(self, container_id: str, grace_seconds: float) -> None:
+        """Stop a container."""
+        await self._act(container_id, "stop", grace_seconds)
+
+    async def start(self, container_id: str) -> None:
+        """Start a container."""
+        await self._act(container_id, "start")
+
+    async def restart(self, container_id: str, grace_seconds: float) -> None:
+        """Restart a container."""
+        await self._act(container_id, "restart", grace_seconds)
+
+    async def remove(self, container_id: str) -> None:
+        """Force-remove a container; missing is fine."""
+        await self._act(container_id, "remove")

@@ -1,27 +1,199 @@
-"""FakeRuntime: an in-memory ContainerRuntime for unit tests of agent logic."""
+"""FakeRuntime and FakeEdge: in-memory ContainerRuntime and Edge for unit tests of agent logic."""
 
-from agent.runtime import RuntimeUnavailable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.runtime import (
+    DEPLOYMENT_LABEL,
+    REPLICA_LABEL,
+    RESOURCE_LABEL,
+    BuildLine,
+    RunSpec,
+    RuntimeUnavailable,
+    Started,
+)
+from shared.errors import RuntimeFailed
+from shared.messages import ContainerState, ManagedContainer
+
+
+@dataclass
+class FakeContainer:
+    """One fake container."""
+
+    container_id: str
+    spec: RunSpec
+    host_ports: dict[int, int]
+    state: ContainerState = "running"
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class FakeRuntime:
-    """Answers like a Docker engine, or like a missing one when ``available`` is False."""
+    """Answers like a Docker engine, or like a missing one when ``available`` is False.
+
+    ``calls`` records every mutating operation in order, e.g. ``("run", name)``.
+    """
 
     def __init__(self, *, available: bool = True, version: str = "99.0-fake") -> None:
         self.available = available
         self._version = version
         self.closed = False
+        self.images: dict[str, str] = {}
+        self.containers: dict[str, FakeContainer] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail_run: str | None = None
+        self._next = 0
+
+    def _check(self) -> None:
+        if not self.available:
+            raise RuntimeUnavailable("Docker engine unreachable: fake")
 
     async def version(self) -> str:
         """Return the fake engine version."""
-        if not self.available:
-            raise RuntimeUnavailable("Docker engine unreachable: fake")
+        self._check()
         return self._version
 
     async def ping(self) -> None:
         """Succeed unless unavailable."""
-        if not self.available:
-            raise RuntimeUnavailable("Docker engine unreachable: fake")
+        self._check()
 
     async def close(self) -> None:
         """Record the close."""
         self.closed = True
+
+    async def image_id(self, image: str) -> str | None:
+        """Return the id of a known image."""
+        return self.images.get(image)
+
+    async def pull(self, image: str) -> str:
+        """Pretend to pull: every image can be pulled."""
+        self.calls.append(("pull", image))
+        self.images[image] = f"sha256:{len(self.images):064d}"
+        return self.images[image]
+
+    async def build(
+        self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
+    ) -> str:
+        """Pretend to build: the Dockerfile must exist."""
+        self.calls.append(("build", tag))
+        if not (context / dockerfile).is_file():
+            raise RuntimeFailed(f"docker build failed: no {dockerfile}")
+        on_line(f"Step 1/1 : built {tag}")
+        self.images[tag] = f"sha256:{len(self.images):064d}"
+        return self.images[tag]
+
+    async def run(self, spec: RunSpec) -> Started:
+        """Create a running fake container with invented host ports."""
+        self._check()
+        self.calls.append(("run", spec.name))
+        if self.fail_run is not None:
+            raise RuntimeFailed(self.fail_run)
+        if any(c.spec.name == spec.name for c in self.containers.values()):
+            raise RuntimeFailed(f"container name {spec.name} is already in use")
+        self._next += 1
+        container_id = f"{self._next:064x}"
+        ports = {port: 40000 + self._next * 10 + i for i, port in enumerate(spec.ports)}
+        self.containers[container_id] = FakeContainer(container_id, spec, ports)
+        return Started(container_id, spec.name, ports)
+
+    def add(self, spec: RunSpec, state: ContainerState = "running") -> FakeContainer:
+        """Seed a container directly (for tests that start from an existing state)."""
+        self._next += 1
+        container_id = f"{self._next:064x}"
+        ports = {port: 40000 + self._next * 10 + i for i, port in enumerate(spec.ports)}
+        self.containers[container_id] = FakeContainer(container_id, spec, ports, state)
+        return self.containers[container_id]
+
+    def _managed(self, c: FakeContainer) -> ManagedContainer:
+        labels = c.spec.labels
+        replica = labels.get(REPLICA_LABEL, "0")
+        return ManagedContainer(
+            container_id=c.container_id,
+            name=c.spec.name,
+            resource_id=labels.get(RESOURCE_LABEL, ""),
+            deployment_id=labels.get(DEPLOYMENT_LABEL, ""),
+            replica=int(replica) if replica.isdigit() else 0,
+            state=c.state,
+            image=c.spec.image,
+            host_port=next(iter(c.host_ports.values()), None),
+            created_at=c.created_at,
+        )
+
+    async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
+        """Managed containers, optionally of one resource."""
+        self._check()
+        return [
+            self._managed(c)
+            for c in self.containers.values()
+            if c.spec.labels.get("berth.managed") == "true"
+            and (resource_id is None or c.spec.labels.get(RESOURCE_LABEL) == resource_id)
+        ]
+
+    async def labels(self, container_id: str) -> dict[str, str]:
+        """A container's labels."""
+        found = self.containers.get(container_id)
+        return dict(found.spec.labels) if found else {}
+
+    async def stop(self, container_id: str, grace_seconds: float) -> None:
+        """Mark exited."""
+        self.calls.append(("stop", self._name(container_id)))
+        if container_id in self.containers:
+            self.containers[container_id].state = "exited"
+
+    async def start(self, container_id: str) -> None:
+        """Mark running."""
+        self.calls.append(("start", self._name(container_id)))
+        self._get(container_id).state = "running"
+
+    async def restart(self, container_id: str, grace_seconds: float) -> None:
+        """Mark running."""
+        self.calls.append(("restart", self._name(container_id)))
+        self._get(container_id).state = "running"
+
+    async def remove(self, container_id: str) -> None:
+        """Forget the container."""
+        self.calls.append(("remove", self._name(container_id)))
+        self.containers.pop(container_id, None)
+
+    def _get(self, container_id: str) -> FakeContainer:
+        if container_id not in self.containers:
+            raise RuntimeFailed(f"container {container_id} does not exist")
+        return self.containers[container_id]
+
+    def _name(self, container_id: str) -> str:
+        found = self.containers.get(container_id)
+        return found.spec.name if found else container_id
+
+
+class FakeEdge:
+    """Edge proxy in memory; records calls into a shared ``calls`` list when given one."""
+
+    def __init__(self, calls: list[tuple[str, str]] | None = None) -> None:
+        self.routes: dict[str, tuple[list[str], list[str]]] = {}
+        self.calls = calls if calls is not None else []
+        self.fail: str | None = None
+
+    async def ensure_server(self) -> None:
+        """Nothing to do."""
+        if self.fail:
+            raise RuntimeFailed(self.fail)
+
+    async def set_upstreams(
+        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+    ) -> None:
+        """Record the route."""
+        if self.fail:
+            raise RuntimeFailed(self.fail)
+        self.calls.append(("switch", ",".join(upstreams)))
+        self.routes[resource_id] = (list(hostnames), list(upstreams))
+
+    async def remove_route(self, resource_id: str) -> None:
+        """Drop the route."""
+        self.routes.pop(resource_id, None)
+
+    async def current_upstreams(self, resource_id: str) -> list[str] | None:
+        """The recorded upstreams."""
+        if self.fail:
+            raise RuntimeFailed(self.fail)
+        route = self.routes.get(resource_id)
+        return list(route[1]) if route else None

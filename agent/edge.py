@@ -1,0 +1,168 @@
+"""The edge proxy: one Caddy HTTP server `berth`, one route per resource, via the admin API."""
+
+import os
+from typing import Any, Protocol
+
+import aiohttp
+
+from shared.errors import RuntimeFailed
+
+SERVER_NAME = "berth"
+_SERVER_PATH = f"/config/apps/http/servers/{SERVER_NAME}"
+_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class Edge(Protocol):
+    """What a rollout needs from the edge proxy."""
+
+    async def ensure_server(self) -> None:
+        """Create the shared server if missing."""
+        ...
+
+    async def set_upstreams(
+        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+    ) -> None:
+        """Route ``hostnames`` (under ``path_prefix``) to ``upstreams`` ("host:port")."""
+        ...
+
+    async def remove_route(self, resource_id: str) -> None:
+        """Drop a resource's route (missing is fine)."""
+        ...
+
+    async def current_upstreams(self, resource_id: str) -> list[str] | None:
+        """Return the resource's upstreams, or None when it has no route."""
+        ...
+
+
+def route_id(resource_id: str) -> str:
+    """The ``@id`` of a resource's route in Caddy's config."""
+    return f"berth-{resource_id}"
+
+
+def build_route(
+    resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+) -> dict[str, Any]:
+    """The Caddy JSON for one resource's route."""
+    match: dict[str, Any] = {"host": list(hostnames)}
+    if path_prefix and path_prefix != "/":
+        match["path"] = [path_prefix.rstrip("/") + "/*", path_prefix.rstrip("/")]
+    return {
+        "@id": route_id(resource_id),
+        "match": [match],
+        "handle": [
+            {
+                "handler": "reverse_proxy",
+                # No retries across upstreams and no passive health: a failing upstream shows
+                # up as a 502 instead of being hidden behind another attempt.
+                "upstreams": [{"dial": upstream} for upstream in upstreams],
+            }
+        ],
+        "terminal": True,
+    }
+
+
+class CaddyEdge:
+    """Caddy admin API at ``BERTH_AGENT_EDGE_ADMIN_URL``; serves on ``BERTH_AGENT_EDGE_LISTEN``."""
+
+    def __init__(self, admin_url: str | None = None, listen: str | None = None) -> None:
+        self._admin = (
+            admin_url or os.environ.get("BERTH_AGENT_EDGE_ADMIN_URL", "http://127.0.0.1:2019")
+        ).rstrip("/")
+        self._listen = listen or os.environ.get("BERTH_AGENT_EDGE_LISTEN", ":80")
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Any:
+        # A fresh session per call: edge changes are rare, and this keeps no socket between them.
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=_TIMEOUT) as session,
+                session.request(
+                    method,
+                    self._admin + path,
+                    json=body,
+                    # Caddy refuses admin requests whose Origin/Host it does not expect.
+                    headers={"Origin": self._admin},
+                ) as response,
+            ):
+                text = await response.text()
+                if response.status >= 400:
+                    if missing_ok and response.status in (400, 404):
+                        return None
+                    raise RuntimeFailed(
+                        f"edge proxy refused {method} {path}: HTTP {response.status} "
+                        f"{text.strip()[:300]}"
+                    )
+                if not text.strip():
+                    return None
+                return await response.json(content_type=None)
+        except aiohttp.ClientError as exc:
+            raise RuntimeFailed(f"edge proxy admin API {self._admin} unreachable: {exc}") from exc
+        except TimeoutError as exc:
+            raise RuntimeFailed(f"edge proxy admin API {self._admin} timed out") from exc
+
+    def _server(self) -> dict[str, Any]:
+        return {
+            "listen": [self._listen],
+            "routes": [],
+            "automatic_https": {"disable": True},
+        }
+
+    async def ensure_server(self) -> None:
+        """Create ``apps.http.servers.berth`` (and the parents that are missing)."""
+        config = await self._call("GET", "/config/")
+        if not isinstance(config, dict):
+            # Empty config: POST at the root would be accepted, but keep the admin block if any.
+            await self._call("POST", "/config/", {"apps": {"http": {"servers": {}}}})
+            config = {"apps": {"http": {"servers": {}}}}
+        apps = config.get("apps")
+        if not isinstance(apps, dict):
+            await self._call("POST", "/config/apps", {"http": {"servers": {}}})
+            apps = {"http": {"servers": {}}}
+        http = apps.get("http")
+        if not isinstance(http, dict):
+            await self._call("POST", "/config/apps/http", {"servers": {}})
+            http = {"servers": {}}
+        servers = http.get("servers")
+        if not isinstance(servers, dict):
+            await self._call("POST", "/config/apps/http/servers", {})
+            servers = {}
+        if SERVER_NAME not in servers:
+            for name, server in servers.items():
+                if isinstance(server, dict) and self._listen in (server.get("listen") or []):
+                    # Caddy would refuse two servers on one address with a terse error.
+                    raise RuntimeFailed(
+                        f"Caddy server {name!r} already listens on {self._listen}: remove it "
+                        "from Caddy's config or set BERTH_AGENT_EDGE_LISTEN to another address"
+                    )
+            await self._call("POST", _SERVER_PATH, self._server())
+        elif not isinstance(servers[SERVER_NAME].get("routes"), list):
+            await self._call("POST", f"{_SERVER_PATH}/routes", [])
+
+    async def set_upstreams(
+        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+    ) -> None:
+        """Create or replace the resource's route; Caddy swaps config gracefully."""
+        route = build_route(resource_id, hostnames, path_prefix, upstreams)
+        existing = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
+        if existing is None:
+            await self.ensure_server()
+            await self._call("POST", f"{_SERVER_PATH}/routes", route)
+        else:
+            await self._call("PATCH", f"/id/{route_id(resource_id)}", route)
+
+    async def remove_route(self, resource_id: str) -> None:
+        """Delete the resource's route."""
+        await self._call("DELETE", f"/id/{route_id(resource_id)}", missing_ok=True)
+
+    async def current_upstreams(self, resource_id: str) -> list[str] | None:
+        """Read back the upstreams Caddy routes the resource to."""
+        route = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
+        if not isinstance(route, dict):
+            return None
+        found: list[str] = []
+        for handler in route.get("handle") or []:
+            for upstream in handler.get("upstreams") or []:
+                if isinstance(upstream, dict) and isinstance(upstream.get("dial"), str):
+                    found.append(upstream["dial"])
+        return found
