@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import click
 
-from coordinator.client import render
+from coordinator.client import deploy_cli, render, workspace_cli
 from coordinator.client.config import ConfigError, Target, normalize_url, resolve, save_login
 from coordinator.client.http import ApiClient, ApiError, ClientError, JsonObject, objects, text
 from shared.version import PACKAGE_VERSION
@@ -20,6 +20,7 @@ T = TypeVar("T")
 PERMISSIONS: Final = (
     "*", "servers:read", "servers:write", "deploy-tokens:read", "deploy-tokens:write",
     "audit-events:read", "projects:read", "projects:write", "resources:read", "resources:write",
+    "deployments:read", "deployments:write",
 )  # fmt: skip
 SERVER_COLUMNS: Final = (
     ("ID", "id"), ("NAME", "name"), ("HOST", "host"), ("LIFECYCLE", "lifecycleStatus"),
@@ -141,7 +142,7 @@ class _Berth(click.Group):
 @click.version_option(PACKAGE_VERSION, prog_name="berth")
 @click.pass_context
 def main(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> None:
-    """Operate a Berth coordinator: servers, API tokens and the audit trail."""
+    """Operate a Berth coordinator: servers, projects, resources, deployments, tokens, audit."""
     ctx.obj = Options(url=url, token=token, as_json=as_json)
 
 
@@ -469,3 +470,7 @@ def audit_list(opts: Options, limit: int, aggregate: str | None, cursor: str | N
             click.echo(f"More: berth audit list --cursor {more}", err=True)
 
     opts.show(page, human)
+
+
+for _command in (*workspace_cli.COMMANDS, *deploy_cli.COMMANDS):
+    main.add_command(_command)

@@ -1,8 +1,9 @@
 """The coordinator API client: one aiohttp session, bearer auth, error envelopes as ``ApiError``."""
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Final, Self
+from typing import IO, Final, Self
 
 import aiohttp
 import orjson
@@ -13,6 +14,10 @@ JsonObject = dict[str, object]
 Query = Mapping[str, str | int | None]
 
 TIMEOUT_SECONDS: Final = 30.0
+# Uploads may be large; they get their own, longer deadline instead of the 30 s one.
+UPLOAD_TIMEOUT: Final = aiohttp.ClientTimeout(
+    total=None, sock_connect=TIMEOUT_SECONDS, sock_read=300
+)
 
 
 class ClientError(Exception):
@@ -83,7 +88,6 @@ class ApiClient:
     async def __aenter__(self) -> Self:
         """Open the HTTP session."""
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
             headers={
                 "Authorization": f"Bearer {self._token}",
                 "Accept": "application/json",
@@ -100,30 +104,85 @@ class ApiClient:
             await self._session.close()
 
     async def call(
-        self, method: str, path: str, *, query: Query | None = None, body: JsonObject | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: JsonObject | None = None,
+        raw: bytes | IO[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> JsonObject:
-        """Send one request; return the JSON object answered or raise ``ClientError``."""
+        """Send one request; return the JSON object answered or raise ``ClientError``.
+
+        ``body`` is sent as JSON; ``raw`` is sent as is (set its Content-Type in ``headers``).
+        """
         if self._session is None:
             raise RuntimeError("ApiClient is used outside 'async with'")
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
-        data = orjson.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        sent = dict(headers or {})
+        data: bytes | IO[bytes] | None = raw
+        if body is not None:
+            data = orjson.dumps(body)
+            sent["Content-Type"] = "application/json"
         try:
             async with self._session.request(
-                method, self.url + path, params=params, data=data, headers=headers
+                method,
+                self.url + path,
+                params=params,
+                data=data,
+                headers=sent or None,
+                timeout=timeout or aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
             ) as response:
-                raw = await response.read()
+                raw_answer = await response.read()
         except TimeoutError as exc:
+            limit = (timeout.total or timeout.sock_read) if timeout else TIMEOUT_SECONDS
             raise ClientError(
-                f"the coordinator at {self.url} did not answer within {TIMEOUT_SECONDS:.0f} s"
+                f"the coordinator at {self.url} did not answer within {limit:.0f} s"
             ) from exc
         except aiohttp.ClientError as exc:
             raise ClientError(f"cannot reach the coordinator at {self.url}: {exc}") from exc
         if response.status >= 400:
             raise error_from_response(
-                response.status, response.reason or "", raw, response.headers.get("X-Request-ID")
+                response.status,
+                response.reason or "",
+                raw_answer,
+                response.headers.get("X-Request-ID"),
             )
-        return self._parse(response.status, raw)
+        return self._parse(response.status, raw_answer)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        query: Query | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """``GET path`` whose body is read incrementally (no total deadline, only per read).
+
+        Error answers raise ``ApiError``; connection failures stay ``aiohttp`` errors so a
+        caller that resumes (the SSE reader) can tell them apart from refusals.
+        """
+        if self._session is None:
+            raise RuntimeError("ApiClient is used outside 'async with'")
+        params = {k: str(v) for k, v in (query or {}).items() if v is not None}
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=TIMEOUT_SECONDS, sock_read=read_timeout
+        )
+        async with self._session.get(
+            self.url + path, params=params, headers=dict(headers or {}), timeout=timeout
+        ) as response:
+            if response.status >= 400:
+                raise error_from_response(
+                    response.status,
+                    response.reason or "",
+                    await response.read(),
+                    response.headers.get("X-Request-ID"),
+                )
+            yield response
 
     def _parse(self, status: int, raw: bytes) -> JsonObject:
         """Decode a success answer, which the API always makes a JSON object (or empty)."""

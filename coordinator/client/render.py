@@ -95,6 +95,11 @@ def _console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, width=200 if wide else None)
 
 
+def console(*, stderr: bool = False) -> Console:
+    """The console commands print rich output to (stderr keeps stdout clean for ``--json``)."""
+    return _console(stderr=stderr)
+
+
 def table(items: Sequence[JsonObject], columns: Sequence[Column], *, empty: str) -> None:
     """Print one row per item, or ``empty`` when there are none."""
     if not items:
