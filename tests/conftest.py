@@ -1,20 +1,17 @@
 """Fixtures shared by unit and integration tests: database URL, coordinator, docker guard."""
 
 import os
-import uuid
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.harness import Coordinator
+from tests.edge_proxy import Caddy
+from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator
 
 REQUIRE_DOCKER = os.environ.get("BERTH_REQUIRE_DOCKER") == "1"
-TEST_LABEL = "berth.test"
-# Containers a test creates carry berth.test=<this session>; the test image itself is labelled
-# berth.test=1, so cleanup must match the value, not just the key.
-TEST_SESSION = f"session-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 async def _reset_postgres(url: str) -> None:
@@ -72,3 +69,18 @@ def docker_client() -> Iterator[docker.DockerClient]:
         ):
             container.remove(force=True)
         client.close()
+
+
+@pytest.fixture
+def caddy(tmp_path: Path) -> Iterator[Caddy]:
+    """A running Caddy; fails (never skips) without the binary when BERTH_REQUIRE_DOCKER=1."""
+    if shutil.which("caddy") is None:
+        if REQUIRE_DOCKER:
+            pytest.fail("caddy is required (BERTH_REQUIRE_DOCKER=1) but not installed")
+        pytest.skip("caddy is not installed")
+    server = Caddy(tmp_path / "caddy")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -4,6 +4,7 @@ import asyncio
 import os
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -154,6 +155,14 @@ class Coordinator:
         return str(body["server"]["agent"]["status"])
 
 
+# Containers a test creates carry berth.test=<this session>; the test image itself is labelled
+# berth.test=1, so cleanup must match the value, not just the key.
+TEST_LABEL = "berth.test"
+TEST_SESSION = f"session-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+# Agents under test never touch a Caddy they were not given (port 9 is discard: closed).
+UNUSED_EDGE_ADMIN_URL = "http://127.0.0.1:9"
+
+
 class AgentProcess:
     """A real ``berth-agent`` subprocess with its own state directory and log file."""
 
@@ -164,6 +173,8 @@ class AgentProcess:
             **os.environ,
             "BERTH_AGENT_RECONNECT_BASE_SECONDS": "0.05",
             "BERTH_AGENT_RECONNECT_MAX_SECONDS": "0.5",
+            "BERTH_AGENT_EDGE_ADMIN_URL": UNUSED_EDGE_ADMIN_URL,
+            "BERTH_AGENT_EXTRA_LABELS": f"{TEST_LABEL}={TEST_SESSION}",
             **(env or {}),
         }
         self.process: asyncio.subprocess.Process | None = None

@@ -384,13 +384,21 @@ class DeploymentEngine:
         )
         if row is not None:
             masker = self._masker(row)
-            error_code = message.error.code if message.error else None
+            error_code = _error_code(message)
             error_text = masker.mask(message.error.message)[0] if message.error else None
             artifact = dict(row.artifact or {})
             if message.image_id and not artifact.get("imageId"):
                 artifact["imageId"] = message.image_id
                 await models.Deployment.filter(id=row.id).update(artifact=artifact)
-            await self._finish(row.id, message.outcome, error_code, error_text, message.finished_at)
+            finished = await self._finish(
+                row.id, message.outcome, error_code, error_text, message.finished_at
+            )
+            if not finished and row.status == message.outcome and error_text:
+                # An inventory may settle the outcome first (it only carries the outcome); the
+                # result replayed right after it brings the reason, so fill that in.
+                await models.Deployment.filter(
+                    id=row.id, status=message.outcome, error_message__isnull=True
+                ).update(error_code=error_code, error_message=error_text)
             self._maskers.pop(row.id, None)
         # Always acknowledged (duplicates and unknown ids too), or the agent resends forever.
         await session.send(
@@ -488,3 +496,11 @@ class DeploymentEngine:
         if not isinstance(reply, ResourceProbeResult):
             raise Unavailable("the agent answered the probe with an unexpected frame")
         return reply
+
+
+def _error_code(message: DeployResult) -> str | None:
+    """The agent's specific reason code when it gives one (``agent-restarted``), else its code."""
+    if message.error is None:
+        return None
+    reason = message.error.details.get("reasonCode")
+    return reason if isinstance(reason, str) else str(message.error.code)

@@ -5,14 +5,9 @@ import contextlib
 import hashlib
 import io
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import tarfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -36,69 +31,12 @@ from shared.messages import (
     ResourceProbe,
     RuntimeControl,
 )
-from tests.conftest import REQUIRE_DOCKER, TEST_LABEL, TEST_SESSION
-from tests.harness import eventually
+from tests.edge_proxy import Caddy
+from tests.harness import TEST_LABEL, TEST_SESSION, eventually
 
 pytestmark = pytest.mark.docker
 TEST_IMAGE = "berth-test/busybox:latest"
 HOST = "web.prod.demo.localhost"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Caddy:
-    """A throwaway ``caddy run`` with its admin API and the berth server on free ports."""
-
-    def __init__(self, directory: Path) -> None:
-        self.admin_port = _free_port()
-        self.http_port = _free_port()
-        self._directory = directory
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-    def start(self) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
-        config = self._directory / "caddy.json"
-        config.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}}))
-        env = {**os.environ, "HOME": str(self._directory), "XDG_DATA_HOME": str(self._directory)}
-        self._log = (self._directory / "caddy.log").open("wb")
-        self._process = subprocess.Popen(
-            ["caddy", "run", "--config", str(config)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
-        self._log.close()
-
-
-@pytest.fixture
-def caddy(tmp_path: Path) -> Iterator[Caddy]:
-    if shutil.which("caddy") is None:
-        if REQUIRE_DOCKER:
-            pytest.fail("caddy is required (BERTH_REQUIRE_DOCKER=1) but not installed")
-        pytest.skip("caddy is not installed")
-    server = Caddy(tmp_path / "caddy")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

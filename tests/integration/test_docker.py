@@ -5,8 +5,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import TEST_LABEL, TEST_SESSION
-from tests.harness import AgentProcess, Coordinator, eventually
+from tests.harness import TEST_LABEL, TEST_SESSION, AgentProcess, Coordinator, eventually
 
 pytestmark = pytest.mark.docker
 TEST_IMAGE = "berth-test/busybox:latest"
