@@ -14,6 +14,9 @@
 #   BERTH_HOME         where data, logs, pid files and the admin token live (default: ./.berth)
 #   BERTH_LISTEN       HOST:PORT for the coordinator (default: 127.0.0.1:7420)
 #   BERTH_ADMIN_EMAIL  first admin's email (default: admin@example.com)
+#   BERTH_EDGE_LISTEN  HOST:PORT where the edge proxy (Caddy) serves deployed apps
+#                      (default: 127.0.0.1:7480)
+#   BERTH_EDGE_ADMIN   HOST:PORT of that Caddy's admin API (default: 127.0.0.1:7421)
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -38,6 +41,15 @@ SERVER_ID_FILE=$BERTH_HOME/server-id
 WHEEL_DIR=$COORD_DATA/dist
 # `reset` deletes BERTH_HOME only if this marker says the directory is ours.
 MARKER=$BERTH_HOME/.berth-quickstart
+
+# The quickstart runs its own Caddy on its own ports, so a Caddy the distribution package may
+# have started (on :80 and admin :2019) is left alone.
+EDGE_LISTEN=${BERTH_EDGE_LISTEN:-127.0.0.1:7480}
+EDGE_ADMIN=${BERTH_EDGE_ADMIN:-127.0.0.1:7421}
+EDGE_CONFIG=$BERTH_HOME/caddy.json
+EDGE_LOG=$BERTH_HOME/caddy.log
+EDGE_PID=$BERTH_HOME/caddy.pid
+DEMO_IMAGE=berth-demo/busybox:latest
 
 # The URL clients use: a wildcard listen address is reachable locally as 127.0.0.1.
 listen_host=${LISTEN%:*}
@@ -266,13 +278,35 @@ ensure_enrolled() {
     die "berth-agent enroll failed (message above)"
 }
 
+edge_ready() { curl -fsS --max-time 2 "http://$EDGE_ADMIN/config/" >/dev/null 2>&1; }
+
+start_edge() {
+  local pid
+  if pid=$(pid_alive "$EDGE_PID" caddy); then
+    info "edge proxy (Caddy) already running (pid $pid)"
+  else
+    printf '{"admin": {"listen": "%s"}}\n' "$EDGE_ADMIN" >"$EDGE_CONFIG"
+    info "starting the edge proxy: Caddy, admin $EDGE_ADMIN, apps on $EDGE_LISTEN (log: $EDGE_LOG)"
+    # HOME/XDG_DATA_HOME: Caddy keeps its state under BERTH_HOME, not the user's home.
+    start_process "$EDGE_PID" "$EDGE_LOG" env HOME="$BERTH_HOME" XDG_DATA_HOME="$BERTH_HOME/caddy-data" \
+      caddy run --config "$EDGE_CONFIG"
+  fi
+  poll_until 20 edge_ready || die "Caddy's admin API on $EDGE_ADMIN did not answer within 20 s (log: $EDGE_LOG)"
+}
+
+build_demo_image() {
+  # No registry is needed: a tiny busybox image built locally, used by the deploy example.
+  BERTH_TEST_IMAGE=$DEMO_IMAGE bash "$BERTH_ROOT/scripts/build-test-image.sh"
+}
+
 start_agent() {
   local pid
   if pid=$(pid_alive "$AGENT_PID" berth-agent); then
     info "agent already running (pid $pid)"
   else
     info "starting the agent (log: $AGENT_LOG)"
-    start_process "$AGENT_PID" "$AGENT_LOG" "$VENV/bin/berth-agent" run --state-dir "$AGENT_STATE"
+    start_process "$AGENT_PID" "$AGENT_LOG" env BERTH_AGENT_EDGE_ADMIN_URL="http://$EDGE_ADMIN" \
+      BERTH_AGENT_EDGE_LISTEN="$EDGE_LISTEN" "$VENV/bin/berth-agent" run --state-dir "$AGENT_STATE"
   fi
   poll_until 30 agent_online ||
     die "server $SERVER_ID is not online after 30 s (agent log: $AGENT_LOG, coordinator log: $COORD_LOG)"
@@ -286,6 +320,7 @@ print_summary() {
     Coordinator:    pid $(cat "$COORD_PID"), data $COORD_DATA, log $COORD_LOG
     Agent:          pid $(cat "$AGENT_PID"), state $AGENT_STATE, log $AGENT_LOG
     Server 'local': $SERVER_ID (online)
+    Edge proxy:     Caddy pid $(cat "$EDGE_PID"), apps on http://$EDGE_LISTEN, log $EDGE_LOG
 EOF
   if [ "$NEW_TOKEN" = 1 ]; then
     cat <<EOF
@@ -305,6 +340,14 @@ Next, try:
     .venv/bin/berth servers add web-1
     curl -H "Authorization: Bearer \$BERTH_TOKEN" \$BERTH_URL/servers
 
+Deploy something (the image $DEMO_IMAGE was built locally):
+    .venv/bin/berth projects create demo
+    .venv/bin/berth envs create demo production
+    .venv/bin/berth resources create demo production hello --image $DEMO_IMAGE --port 8080 \\
+        --start-command 'mkdir -p /www && echo hello from Berth > /www/index.html && exec httpd -f -p 8080 -h /www'
+    .venv/bin/berth deploy demo/production/hello --server local
+    curl -H 'Host: hello.production.demo.localhost' http://$EDGE_LISTEN/
+
 Stop everything with 'bash scripts/quickstart.sh stop'; start over with 'bash scripts/quickstart.sh reset'.
 EOF
 }
@@ -316,7 +359,7 @@ cmd_start() {
   fi
   touch "$MARKER"
   section "Debian packages"
-  local packages=('docker.io=docker,dockerd' curl=curl ca-certificates)
+  local packages=('docker.io=docker,dockerd' curl=curl ca-certificates caddy=caddy busybox-static)
   # Debian ships `python3 -m venv` support separately; only needed to create .venv.
   if [ ! -x "$VENV/bin/python" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
@@ -324,6 +367,9 @@ cmd_start() {
   ensure_packages "${packages[@]}"
   section "Docker engine"
   ensure_dockerd
+  build_demo_image
+  section "Edge proxy"
+  start_edge
   section "Python virtualenv (.venv)"
   ensure_venv -e .
   build_wheel
@@ -342,6 +388,7 @@ cmd_stop() {
   # The agent first, so it does not spend the coordinator's shutdown reconnecting.
   stop_process agent "$AGENT_PID" berth-agent
   stop_process coordinator "$COORD_PID" berth-coordinator
+  stop_process "edge proxy" "$EDGE_PID" caddy
 }
 
 cmd_reset() {
@@ -355,6 +402,6 @@ case ${1:-start} in
   start) cmd_start ;;
   stop) cmd_stop ;;
   reset) cmd_reset ;;
-  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (use: start, stop, reset)" ;;
 esac
