@@ -1,6 +1,7 @@
 """Docker engine access through the docker SDK; every blocking call runs in a worker thread."""
 
 import asyncio
+import logging
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from agent.runtime import (
 )
 from shared.errors import RuntimeFailed
 from shared.messages import ContainerState, ManagedContainer
+
+logger = logging.getLogger(__name__)
 
 _TIMEOUT_SECONDS = 10
 # Builds and pulls can take minutes; they get their own long-timeout client.
@@ -193,8 +196,36 @@ class DockerRuntime:
     async def build(
         self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
     ) -> str:
-        """Build an image from a directory, streaming its output lines to ``on_line``."""
-        return await asyncio.to_thread(self._build_sync, context, dockerfile, target, tag, on_line)
+        """Build an image from a directory, streaming its output lines to ``on_line``.
+
+        Canceling returns at once, but the engine's classic builder cannot be interrupted
+        through the API: the build finishes in its worker thread and the image it tagged is
+        removed then, so a canceled deployment leaves no image behind.
+        """
+        work = asyncio.ensure_future(
+            asyncio.to_thread(self._build_sync, context, dockerfile, target, tag, on_line)
+        )
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(lambda _: self._discard_build(tag))
+            raise
+
+    def _discard_build(self, tag: str) -> None:
+        # Runs on the loop when the abandoned build ends. The removal blocks, and the loop may
+        # be shutting down by then, so it gets its own short-lived daemon thread.
+        threading.Thread(
+            target=self._remove_image_quietly, args=(tag,), name="discard-build", daemon=True
+        ).start()
+
+    def _remove_image_quietly(self, tag: str) -> None:
+        try:
+            self._get_client().images.remove(tag, force=True)
+            logger.info("removed image %s of a canceled build", tag)
+        except docker.errors.ImageNotFound:
+            logger.info("a canceled build left no image %s", tag)
+        except _UNREACHABLE:
+            logger.warning("could not remove image %s of a canceled build", tag, exc_info=True)
 
     def _run_sync(self, spec: RunSpec) -> Started:
         client = self._get_client()

@@ -1,13 +1,16 @@
 """End to end: API -> coordinator -> real agent process -> real Docker and real Caddy."""
 
 import asyncio
+import io
 import signal
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import docker
+import docker.errors
 import pytest
 
 from tests.edge_proxy import Caddy
@@ -334,5 +337,68 @@ async def test_coordinator_restart_mid_deploy_still_ends_in_the_true_state(
         events = await stack.call("GET", f"/deployments/{deployment}/events")
         sequences = [e["event"]["sequence"] for e in events["envelopes"]]
         assert sequences == list(range(1, len(sequences) + 1))
+    finally:
+        await stack.agent.stop()
+
+
+def _source_archive(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+async def test_cancel_during_a_slow_build_leaves_nothing_behind(
+    coordinator: Coordinator,
+    admin_token: str,
+    caddy: Caddy,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    stack = await _stack(coordinator, admin_token, caddy, tmp_path)
+    try:
+        first = await stack.deploy()
+        assert (await stack.finish(first))["deployment"]["status"] == "succeeded"
+
+        dockerfile = 'FROM berth-test/busybox:latest\nRUN sleep 8\nCMD ["true"]\n'
+        status, uploaded, _ = await coordinator.call(
+            "POST",
+            f"/resources/{stack.resource_id}/source/archive",
+            token=admin_token,
+            data=_source_archive({"Dockerfile": dockerfile}),
+            headers={"Content-Type": "application/gzip"},
+        )
+        assert status == 201, uploaded
+        slow = await stack.deploy()
+
+        async def building() -> bool:
+            logs = await stack.call("GET", f"/deployments/{slow}/logs")
+            return any(line["phase"] == "build" for line in logs["logs"])
+
+        await eventually(building, what="the build to start")
+        await stack.call("POST", f"/deployments/{slow}/cancel", {"confirm": slow})
+        shown = await stack.finish(slow, timeout=15)
+        assert shown["deployment"]["status"] == "canceled", shown
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            assert await stack.page(session) == (200, "v1")
+        assert {
+            c.labels["berth.deployment-id"]
+            for c in _resource_containers(docker_client, stack.resource_id)
+        } == {first}
+        tag = f"berth/{stack.resource_id}:{slow}".lower()
+
+        async def discarded() -> bool:
+            return f"removed image {tag} of a canceled build" in stack.agent.log()
+
+        # The engine finishes the abandoned build step; the agent then removes its image.
+        await eventually(discarded, timeout=60, what=f"image {tag} removed")
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(tag)
     finally:
         await stack.agent.stop()
