@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import logging
 import signal
 import tarfile
 from dataclasses import dataclass
@@ -161,12 +162,14 @@ def _resource_containers(client: docker.DockerClient, resource_id: str) -> list[
 
 
 async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollback(
+    caplog: pytest.LogCaptureFixture,
     coordinator: Coordinator,
     admin_token: str,
     caddy: Caddy,
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     stack = await _stack(coordinator, admin_token, caddy, tmp_path)
     try:
         first = await stack.deploy()
@@ -240,6 +243,28 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
             assert await stack.page(session) == (200, "v1")
             assert await stack.status(second) == "rolled-back"
 
+            # Live health follows the resource's current policy: /missing fails, / passes.
+            health = await stack.call("GET", f"/resources/{stack.resource_id}/health")
+            assert health["overall"] == "degraded", health
+            await stack.configure("health-policy/reset", {})
+            health = await stack.call("GET", f"/resources/{stack.resource_id}/health")
+            assert health["overall"] == "healthy", health
+
+            # Runtime control through the coordinator and the real agent.
+            stopped = await stack.call("POST", f"/resources/{stack.resource_id}/runtime/stop", {})
+            assert stopped["status"] == "succeeded", stopped
+            assert (await stack.page(session))[0] == 502
+            started = await stack.call("POST", f"/resources/{stack.resource_id}/runtime/start", {})
+            assert started["status"] == "succeeded", started
+
+            async def serving_again() -> bool:
+                try:
+                    return await stack.page(session) == (200, "v1")
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(serving_again, what="v1 served again after start")
+
         # The secret reached the container, and nowhere else in plaintext.
         (container,) = [
             c
@@ -258,6 +283,7 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
             for file in path.parent.glob(path.name + "*"):
                 assert SECRET.encode() not in file.read_bytes(), file
         assert SECRET not in stack.agent.log()
+        assert SECRET not in caplog.text  # the in-process coordinator's own log records
     finally:
         await stack.agent.stop()
 
