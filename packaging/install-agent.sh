@@ -168,6 +168,32 @@ ensure_prerequisites() {
     die "Berth needs Python >= 3.11; python3 is $(python3 -c 'import platform; print(platform.python_version())')"
 }
 
+# The edge proxy deployed apps are reached through: Caddy, driven by the agent through its admin
+# API (localhost:2019). Debian's caddy.service serves /etc/caddy/Caddyfile and forgets API
+# changes on reload; caddy-api.service (same package) runs `caddy run --resume`, which keeps
+# them. Switch only when the Caddyfile is the untouched package default: an operator's own
+# Caddyfile is never taken over (the agent then reports the conflict in its log).
+ensure_edge_proxy() {
+  if ! command -v caddy >/dev/null; then
+    command -v apt-get >/dev/null || die "caddy is missing and apt-get is not available: install Caddy, then re-run"
+    say "installing caddy (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed (network or proxy?)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends caddy >/dev/null ||
+      die "apt-get install caddy failed"
+  fi
+  [ -d /run/systemd/system ] || { say "no systemd: start Caddy with its admin API on localhost:2019 yourself (caddy run --resume)"; return 0; }
+  systemctl is-active --quiet caddy-api && return 0
+  if systemctl is-enabled --quiet caddy 2>/dev/null; then
+    if dpkg --verify caddy 2>/dev/null | grep -q '/etc/caddy/Caddyfile'; then
+      say "caddy.service serves a customised /etc/caddy/Caddyfile: leaving it alone; deployed apps need Caddy's admin API with --resume (caddy-api.service)"
+      return 0
+    fi
+    systemctl disable --now --quiet caddy || die "systemctl disable caddy failed"
+  fi
+  systemctl enable --now --quiet caddy-api || die "systemctl enable caddy-api failed (journalctl -u caddy-api)"
+  say "edge proxy: caddy-api.service (admin API on localhost:2019)"
+}
+
 # Sets GROUPS_CHANGED=1 when berth just joined the docker group (a running agent must restart to
 # get the new group).
 ensure_user() {
@@ -436,6 +462,7 @@ main() {
   exec </dev/null
 
   ensure_prerequisites
+  ensure_edge_proxy
   ensure_user
   ensure_dirs
   ensure_venv
