@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent.artifacts import ArchiveBuilder
@@ -15,10 +16,17 @@ from agent.state import StateDir
 
 logger = logging.getLogger(__name__)
 
+DOCKER_WORKER_THREADS = 32
+
 
 async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
     """Run until a signal arrives (returns) or the coordinator refuses us (``FatalError``)."""
     enrollment, key = StateDir(state_dir).load()
+    # Every docker call runs in a worker thread; the default pool (CPUs + 4 threads) would let
+    # only a handful of parallel deployments talk to the engine at once.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=DOCKER_WORKER_THREADS, thread_name_prefix="berth-docker")
+    )
     runtime = DockerRuntime()
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)

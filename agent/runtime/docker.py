@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 _TIMEOUT_SECONDS = 10
 # Builds and pulls can take minutes; they get their own long-timeout client.
 _SLOW_TIMEOUT_SECONDS = 1800
+# As many connections as the agent has worker threads (agent/daemon.py), so parallel
+# deployments neither queue on the pool nor churn connections.
+_POOL_SIZE = 32
 _STATES: frozenset[str] = frozenset(
     {"created", "running", "paused", "restarting", "exited", "dead", "removing"}
 )
@@ -101,13 +104,15 @@ class DockerRuntime:
         # lazily in a worker thread, never on the event loop.
         with self._lock:
             if self._client is None:
-                self._client = docker.from_env(timeout=_TIMEOUT_SECONDS)
+                self._client = docker.from_env(timeout=_TIMEOUT_SECONDS, max_pool_size=_POOL_SIZE)
             return self._client
 
     def _get_slow(self) -> docker.DockerClient:
         with self._lock:
             if self._slow is None:
-                self._slow = docker.from_env(timeout=_SLOW_TIMEOUT_SECONDS)
+                self._slow = docker.from_env(
+                    timeout=_SLOW_TIMEOUT_SECONDS, max_pool_size=_POOL_SIZE
+                )
             return self._slow
 
     def _version_sync(self) -> str:

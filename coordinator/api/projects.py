@@ -8,7 +8,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator import archives, audit
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import Blocker, CountResponse, IdResponse, NoQuery
 from coordinator.api.workspace_schemas import (
@@ -22,6 +22,7 @@ from coordinator.api.workspace_schemas import (
     ProjectList,
     RenameProjectRequest,
 )
+from coordinator.appkeys import SETTINGS_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
@@ -374,6 +375,14 @@ async def delete(call: Call) -> IdResponse:
         await models.Variable.filter(
             owner_kind="resource", owner_id__in=[str(i) for i in resource_ids]
         ).delete()
+        archive_ids = [
+            str(i)
+            for i in await models.SourceArchive.filter(
+                resource_id__in=[str(i) for i in resource_ids]
+            ).values_list("id", flat=True)
+        ]
+        await models.ArchiveDownloadToken.filter(archive_id__in=archive_ids).delete()
+        await models.SourceArchive.filter(id__in=archive_ids).delete()
         await models.Project.filter(id=row.id).delete()
         await audit.record(
             actor=call.actor,
@@ -388,4 +397,6 @@ async def delete(call: Call) -> IdResponse:
             },
             request_id=call.request_id,
         )
+    # Files go after the rows are committed: a failed transaction must not lose them.
+    await archives.remove_files(call.request.app[SETTINGS_KEY].data_dir, archive_ids)
     return IdResponse(id=row.id)

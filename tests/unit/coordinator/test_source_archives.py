@@ -344,3 +344,25 @@ async def test_delete_resource_removes_its_archives(
     assert not await models.SourceArchive.exists(id=body["id"])
     assert not await models.ArchiveDownloadToken.exists(archive_id=body["id"])
     assert_error(await _download(coordinator, body["id"], token), 401, "unauthorized")
+
+
+async def test_delete_project_removes_its_resources_archives(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    project_id, environment_id = await workspace(coordinator, admin_token)
+    resource_id = await create_resource(coordinator, admin_token, project_id, environment_id)
+    status, body, _ = await upload(coordinator, admin_token, resource_id, folder())
+    assert status == 201
+    assert stored_files(coordinator) != []
+    for path in (f"/resources/{resource_id}/archive", f"/projects/{project_id}/archive"):
+        status, answer, _ = await coordinator.call("POST", path, token=admin_token, json={})
+        assert status == 200, answer
+    status, answer, _ = await coordinator.call(
+        "DELETE",
+        f"/projects/{project_id}",
+        token=admin_token,
+        json={"confirmation": {"projectId": project_id}},
+    )
+    assert status == 200, answer
+    assert stored_files(coordinator) == []
+    assert not await models.SourceArchive.exists(id=body["id"])
