@@ -1,6 +1,7 @@
 """Run the application on a socket until told to stop: TLS, signals, graceful shutdown."""
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -51,5 +52,9 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with running(settings) as (_runner, url):
         logger.info("berth-coordinator listening on %s", url)
+        # Everything loaded at startup (modules, schemas, ORM metadata) lives for the whole
+        # process: keep it out of the collector's full scans, which otherwise revisit it
+        # while thousands of idle agent links only trickle frames.
+        gc.freeze()
         await stop.wait()
         logger.info("shutting down")
