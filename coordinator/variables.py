@@ -9,6 +9,7 @@ from typing import Final, Literal, NamedTuple
 from coordinator.db import models
 from coordinator.ids import new_id
 from coordinator.secrets import MASK, Keyring
+from shared.errors import InvalidRequest
 from shared.wire import WireModel
 
 OwnerKind = Literal["environment", "resource"]
@@ -41,6 +42,15 @@ def binding(owner_kind: str, owner_id: str, key: str, exposure: str) -> str:
 def valid_key(key: str) -> bool:
     """Whether ``key`` is an acceptable variable name (shell-style, at most 255 chars)."""
     return len(key) <= KEY_MAX_LENGTH and _KEY_RE.fullmatch(key) is not None
+
+
+def require_valid_key(key: str) -> None:
+    """Raise ``InvalidRequest`` naming the rule when ``key`` is not a valid variable name."""
+    if not valid_key(key):
+        raise InvalidRequest(
+            f"invalid variable key {key!r}",
+            details={"problems": [{"field": "key", "message": "must match " + KEY_PATTERN}]},
+        )
 
 
 def stores_secret(kind: str, is_secret: bool) -> bool:
@@ -213,6 +223,7 @@ __all__ = [
     "fingerprint",
     "list_variables",
     "masked_entry",
+    "require_valid_key",
     "reveal",
     "set_variable",
     "stores_secret",

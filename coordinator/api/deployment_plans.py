@@ -200,9 +200,7 @@ async def create_deployment(
     else:
         artifact = planner.build_artifact(plan, deployment_id)
         runtime_plan = planner.build_runtime_plan(plan, deployment_id, artifact, now)
-        snapshot = planner.build_snapshot(
-            plan, call.request.app[KEYRING_KEY], deployment_id, now, snapshot_binding
-        )
+        snapshot = planner.build_snapshot(plan, call.keyring, deployment_id, now, snapshot_binding)
     engine = engine_of(call)
     async with in_transaction():
         # Lock the resource row so two creates cannot both pass the in-flight check (Postgres).

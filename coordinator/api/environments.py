@@ -27,20 +27,14 @@ from coordinator.api.workspace_schemas import (
     RenameEnvironmentRequest,
     SetVariableRequest,
 )
-from coordinator.appkeys import KEYRING_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
-from coordinator.secrets import Keyring
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from shared.errors import Conflict, Forbidden, NotFound
 
 TAG = "environments"
 SCOPE = "environment"
 PRECEDENCE = ("environment",)  # lowest to highest; project/resource layers come later
-
-
-def _keyring(call: Call) -> Keyring:
-    return call.request.app[KEYRING_KEY]
 
 
 def _status(row: models.Environment) -> EnvironmentStatus:
@@ -347,7 +341,7 @@ async def clone(call: Call) -> IdResponse:
                 created_at=datetime.now(UTC),
             )
             copied = await variables.copy_variables(
-                _keyring(call),
+                call.keyring,
                 source_kind="environment",
                 source_id=source.id,
                 target_kind="environment",
@@ -381,7 +375,7 @@ async def set_variable(call: Call) -> None:
     async with in_transaction():
         require_mutable(await _current(row.id))
         await variables.set_variable(
-            _keyring(call),
+            call.keyring,
             owner_kind="environment",
             owner_id=row.id,
             key=body.key,
@@ -413,13 +407,7 @@ async def delete_variable(call: Call) -> None:
     """Delete the variable named by path ``key`` + body ``exposure``; answers ``null``."""
     body = call.body(DeleteVariableRequest)
     key = call.path["key"]
-    if not variables.valid_key(key):
-        raise InvalidRequest(
-            f"invalid variable key {key!r}",
-            details={
-                "problems": [{"field": "key", "message": "must match " + variables.KEY_PATTERN}]
-            },
-        )
+    variables.require_valid_key(key)
     row = await get_environment(call.actor, call.path["environmentId"])
     async with in_transaction():
         require_mutable(await _current(row.id))
@@ -467,7 +455,7 @@ async def diff(call: Call) -> EnvironmentDiff:
     left = await get_environment(call.actor, call.path["environmentId"])
     right = await get_environment(call.actor, call.path["otherEnvironmentId"])
     changes = variables.compare(
-        _keyring(call),
+        call.keyring,
         await variables.list_variables(SCOPE, left.id),
         await variables.list_variables(SCOPE, right.id),
     )

@@ -17,29 +17,15 @@ from coordinator.api.resource_schemas import (
     SecretQuery,
     SecretShow,
 )
-from coordinator.api.resources import current_resource, get_resource, problem, record
+from coordinator.api.resources import current_resource, get_resource, record
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import NoQuery
 from coordinator.api.workspace_schemas import DeleteVariableRequest, SetVariableRequest
-from coordinator.appkeys import KEYRING_KEY
 from coordinator.db import models
-from coordinator.secrets import Keyring
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, NotFound
 
 TAG = "resources"
 SCOPE: Final = "resource"
-
-
-def _keyring(call: Call) -> Keyring:
-    return call.request.app[KEYRING_KEY]
-
-
-def _check_key(key: str) -> None:
-    if not variables.valid_key(key):
-        raise InvalidRequest(
-            f"invalid variable key {key!r}",
-            details=problem("key", "must match " + variables.KEY_PATTERN),
-        )
 
 
 @route(
@@ -57,7 +43,7 @@ async def set_variable(call: Call) -> None:
     async with in_transaction():
         _ = await current_resource(row.id)
         await variables.set_variable(
-            _keyring(call),
+            call.keyring,
             owner_kind=SCOPE,
             owner_id=row.id,
             key=body.key,
@@ -89,7 +75,7 @@ async def delete_variable(call: Call) -> None:
     """Delete the variable named by path ``key`` + body ``exposure``; answers ``null``."""
     body = call.body(DeleteVariableRequest)
     key = call.path["key"]
-    _check_key(key)
+    variables.require_valid_key(key)
     row = await get_resource(call.actor, call.path["resourceId"])
     async with in_transaction():
         _ = await current_resource(row.id)
@@ -148,7 +134,7 @@ async def show_secret(call: Call) -> SecretShow:
     """``resources.secrets.show/v1``; the value reads ``"****"``."""
     exposure = call.query(SecretQuery).exposure
     key = call.path["key"]
-    _check_key(key)
+    variables.require_valid_key(key)
     row = await get_resource(call.actor, call.path["resourceId"])
     secret = await _secret_row(row.id, key, exposure)
     return SecretShow(secret=_secret_item(row.id, secret), generated_at=datetime.now(UTC))
@@ -179,7 +165,7 @@ async def create_secret(call: Call) -> SecretCommandResponse:
                 details={"key": body.key, "exposure": body.exposure},
             )
         await variables.set_variable(
-            _keyring(call),
+            call.keyring,
             owner_kind=SCOPE,
             owner_id=row.id,
             key=body.key,
@@ -205,13 +191,13 @@ async def rotate_secret(call: Call) -> SecretCommandResponse:
     """Replace the value of an existing secret (re-encrypted with the active key)."""
     body = call.body(RotateSecretRequest)
     key = call.path["key"]
-    _check_key(key)
+    variables.require_valid_key(key)
     row = await get_resource(call.actor, call.path["resourceId"])
     async with in_transaction():
         _ = await current_resource(row.id)
         _ = await _secret_row(row.id, key, body.exposure)
         await variables.set_variable(
-            _keyring(call),
+            call.keyring,
             owner_kind=SCOPE,
             owner_id=row.id,
             key=key,
@@ -237,7 +223,7 @@ async def delete_secret(call: Call) -> SecretCommandResponse:
     """Delete the secret named by path ``key`` + query ``exposure`` (default ``runtime``)."""
     exposure = call.query(SecretQuery).exposure
     key = call.path["key"]
-    _check_key(key)
+    variables.require_valid_key(key)
     row = await get_resource(call.actor, call.path["resourceId"])
     async with in_transaction():
         _ = await current_resource(row.id)

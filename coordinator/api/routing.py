@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from coordinator.appkeys import KEYRING_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.errors import request_id
+from coordinator.secrets import Keyring
 from shared.errors import InvalidRequest, PlatformError
 from shared.wire import dump_json, load_json
 
@@ -34,6 +36,11 @@ class Call:
     def request_id(self) -> str:
         """The request's ``X-Request-ID``."""
         return request_id(self.request)
+
+    @property
+    def keyring(self) -> Keyring:
+        """The coordinator's secret keyring."""
+        return self.request.app[KEYRING_KEY]
 
     @property
     def actor(self) -> Principal:

@@ -41,6 +41,7 @@ class FakeRuntime:
         self.images: dict[str, str] = {}
         self.containers: dict[str, FakeContainer] = {}
         self.calls: list[tuple[str, str]] = []
+        self.listings = 0  # list_managed calls: lets tests wait for periodic checks to run
         self.fail_run: str | None = None
         self._next = 0
 
@@ -122,6 +123,7 @@ class FakeRuntime:
     async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
         """Managed containers, optionally of one resource."""
         self._check()
+        self.listings += 1
         return [
             self._managed(c)
             for c in self.containers.values()

@@ -200,7 +200,12 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
             poller = asyncio.create_task(poll())
             second = await stack.deploy()
             shown = await stack.finish(second)
-            await asyncio.sleep(0.3)  # a few more polls after the switch, not a wait for state
+            polled = len(bodies)
+
+            async def polled_after_switch() -> bool:
+                return len(bodies) >= polled + 5
+
+            await eventually(polled_after_switch, what="more polls after the switch")
             stop.set()
             await poller
             assert shown["deployment"]["status"] == "succeeded", shown

@@ -377,7 +377,13 @@ async def test_routes_follow_new_host_ports_without_needless_reloads(
     )
     async with running(make_manager(runtime, edge, tmp_path)):
         assert edge.calls == [("switch", f"127.0.0.1:{container.host_ports[8080]}")]
-        await asyncio.sleep(0.1)
+        checked = runtime.listings
+
+        async def checked_again() -> bool:
+            # Each periodic check lists the containers twice (all, then the resource's).
+            return runtime.listings >= checked + 6
+
+        await eventually(checked_again, what="three more periodic route checks")
         assert len(edge.calls) == 1  # unchanged routes are not rewritten
         container.host_ports[8080] = 45678  # e.g. Docker restarted the container
 
