@@ -11,6 +11,7 @@ import click
 from agent.connection import FatalError, ReconnectPolicy
 from agent.daemon import run as run_daemon
 from agent.enroll import EnrollmentRefused, EnrollmentUnreachable, enroll
+from agent.settings import AgentSettings, SettingsError
 from agent.state import StateDir, StateError
 from shared.version import EXIT_CRASH, EXIT_FATAL, EXIT_OK, PACKAGE_VERSION
 
@@ -102,7 +103,12 @@ def run_command(state_dir: Path, log_level: str) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     policy = _policy_from_env()
     try:
-        asyncio.run(run_daemon(state_dir, policy))
+        settings = AgentSettings.from_env()
+    except SettingsError as exc:
+        _fail(str(exc), EXIT_FATAL)
+        return
+    try:
+        asyncio.run(run_daemon(state_dir, policy, settings))
     except StateError as exc:
         _fail(str(exc), EXIT_FATAL)
     except FatalError as exc:

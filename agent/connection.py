@@ -29,6 +29,7 @@ from websockets.typing import Subprotocol
 
 from agent.deployments import DeploymentManager
 from agent.dispatch import Dispatcher, Send
+from agent.features import AgentFeature, LinkContext
 from agent.host import collect_facts
 from agent.runtime import ContainerRuntime
 from agent.state import Enrollment
@@ -120,8 +121,10 @@ class Link:
         state_dir: Path,
         policy: ReconnectPolicy,
         deployments: DeploymentManager | None = None,
+        features: list[AgentFeature] | None = None,
     ) -> None:
         self._deployments = deployments
+        self._features = list(features or [])
         self._enrollment = enrollment
         self._key = key
         self._runtime = runtime
@@ -207,7 +210,7 @@ class Link:
                         signature=sign_challenge(self._key, challenge.nonce, server_id),
                         agent_version=PACKAGE_VERSION,
                         facts=facts,
-                        capabilities=[DEPLOY_CAPABILITY] if self._deployments else [],
+                        capabilities=self._capabilities(),
                     )
                 )
             )
@@ -218,6 +221,12 @@ class Link:
             raise TransientError(f"expected a welcome, got {welcome.type!r}")
         guard.accept(welcome.id)
         return welcome
+
+    def _capabilities(self) -> list[str]:
+        capabilities = [DEPLOY_CAPABILITY] if self._deployments else []
+        for feature in self._features:
+            capabilities.extend(feature.capabilities)
+        return capabilities
 
     async def _serve(self, ws: ClientConnection) -> None:
         ids = IdSequence()
@@ -238,7 +247,10 @@ class Link:
         async def send(message: AgentMessage) -> None:
             await ws.send(dump_json(message))
 
-        dispatcher = Dispatcher(self._runtime, self._state_dir, ids, self._deployments)
+        link = LinkContext(send=send, ids=ids)
+        dispatcher = Dispatcher(
+            self._runtime, self._state_dir, ids, self._deployments, self._features, link
+        )
         closed: ConnectionClosed | None = None
         async with asyncio.TaskGroup() as tasks:
             heartbeat = tasks.create_task(
@@ -247,6 +259,10 @@ class Link:
             if self._deployments is not None:
                 # Inventory first, then replay of unacked lines and results (see protocol).
                 tasks.create_task(_until_closed(self._attach(self._deployments, send, ids)))
+            attached = [
+                tasks.create_task(_until_closed(_attach_feature(feature, link)))
+                for feature in self._features
+            ]
             try:
                 async for frame in ws:
                     if isinstance(frame, bytes):
@@ -264,6 +280,12 @@ class Link:
                             )
                         )
                         continue
+                    try:
+                        if dispatcher.deliver(message):
+                            continue  # a feature took it, in frame order, without blocking
+                    except PlatformError as exc:
+                        await link.fail(message.id, exc)
+                        continue
                     # Each request runs in its own task so a slow one never blocks the reader.
                     tasks.create_task(_until_closed(dispatcher.handle(message, send)))
             except ConnectionClosed as exc:
@@ -271,6 +293,13 @@ class Link:
                 closed = exc
             finally:
                 heartbeat.cancel()
+                for task in attached:
+                    task.cancel()
+                for feature in self._features:
+                    try:
+                        feature.detached(link)
+                    except Exception:
+                        logger.exception("a feature failed to detach from the link")
                 if self._deployments is not None:
                     self._deployments.detach(send)
         if closed is not None:
@@ -297,6 +326,16 @@ class Link:
         while True:
             await send(Heartbeat(id=ids.next()))
             await asyncio.sleep(interval)
+
+
+async def _attach_feature(feature: AgentFeature, link: LinkContext) -> None:
+    try:
+        await feature.attached(link)
+    except (ConnectionClosed, asyncio.CancelledError):
+        raise
+    except Exception:
+        # One feature failing must not take the link (and the others) down with it.
+        logger.exception("feature %s failed on this link", type(feature).__name__)
 
 
 async def _until_closed(work: Coroutine[object, object, None]) -> None:

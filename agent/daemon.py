@@ -7,11 +7,14 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from agent import logstream, monitoring, terminal
 from agent.artifacts import ArchiveBuilder
 from agent.connection import Link, ReconnectPolicy
 from agent.deployments import DeploymentManager
 from agent.edge import CaddyEdge
+from agent.features import AgentFeature
 from agent.runtime.docker import DockerRuntime
+from agent.settings import AgentSettings
 from agent.state import StateDir
 
 logger = logging.getLogger(__name__)
@@ -19,8 +22,11 @@ logger = logging.getLogger(__name__)
 DOCKER_WORKER_THREADS = 32
 
 
-async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
+async def run(
+    state_dir: Path, policy: ReconnectPolicy, settings: AgentSettings | None = None
+) -> None:
     """Run until a signal arrives (returns) or the coordinator refuses us (``FatalError``)."""
+    settings = settings or AgentSettings()
     enrollment, key = StateDir(state_dir).load()
     # Every docker call runs in a worker thread; the default pool (CPUs + 4 threads) would let
     # only a handful of parallel deployments talk to the engine at once.
@@ -31,7 +37,12 @@ async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
     deployments = DeploymentManager(runtime, CaddyEdge(), state_dir, builder)
-    link = Link(enrollment, key, runtime, state_dir, policy, deployments)
+    features: list[AgentFeature] = [
+        feature
+        for build in (monitoring.build_feature, logstream.build_feature, terminal.build_feature)
+        if (feature := build(runtime, state_dir, settings)) is not None
+    ]
+    link = Link(enrollment, key, runtime, state_dir, policy, deployments, features)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -45,6 +56,7 @@ async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             manager_task = tasks.create_task(deployments.run())
+            feature_tasks = [tasks.create_task(feature.run()) for feature in features]
             link_task = tasks.create_task(link.run_forever())
             stop_task = tasks.create_task(stop.wait())
             done, _ = await asyncio.wait(
@@ -55,6 +67,8 @@ async def run(state_dir: Path, policy: ReconnectPolicy) -> None:
             link_task.cancel()
             stop_task.cancel()
             manager_task.cancel()
+            for task in feature_tasks:
+                task.cancel()
     except BaseExceptionGroup as group:
         # Unwrap so the CLI sees the FatalError (or crash) itself, not a group.
         raise group.exceptions[0] from None

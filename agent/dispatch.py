@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import assert_never
 
 from agent.deployments import DeploymentManager
+from agent.features import AgentFeature, LinkContext
 from agent.host import check_docker, check_state_dir
 from agent.runtime import ContainerRuntime
 from shared.errors import InvalidMessage, PlatformError, UnknownType
@@ -42,11 +43,26 @@ class Dispatcher:
         state_dir: Path,
         ids: IdSequence,
         deployments: DeploymentManager | None = None,
+        features: list[AgentFeature] | None = None,
+        link: LinkContext | None = None,
     ) -> None:
         self._runtime = runtime
         self._state_dir = state_dir
         self._ids = ids
         self._deployments = deployments
+        self._link = link
+        self._features: dict[str, AgentFeature] = {}
+        for feature in features or []:
+            for message_type in feature.message_types:
+                self._features[message_type] = feature
+
+    def deliver(self, message: CoordinatorMessage) -> bool:
+        """Hand a frame to the feature that consumes its type; False if none does."""
+        feature = self._features.get(message.type)
+        if feature is None or self._link is None:
+            return False
+        feature.receive(message, self._link)
+        return True
 
     async def handle(self, message: CoordinatorMessage, send: Send) -> None:
         """Handle one decoded frame; errors become an error frame answering it."""
@@ -94,7 +110,7 @@ class Dispatcher:
             case Challenge() | Welcome():
                 raise InvalidMessage(f"{message.type!r} is only valid during the handshake")
             case _:
-                assert_never(message)
+                raise UnknownType(f"this agent does not handle {message.type!r} frames")
 
     async def _deployment_request(
         self,

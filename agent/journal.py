@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,10 @@ class Journal:
 
     def __init__(self, state_dir: Path) -> None:
         self.directory = state_dir / "deployments"
+        # Saves of one entry can overlap (a rollout step and a settle on start); they share a
+        # temp file name, so they take turns. Each serialises the entry inside the lock, so the
+        # last write holds the newest state.
+        self._write_lock = threading.Lock()
 
     def _path(self, deployment_id: str) -> Path:
         check_deployment_id(deployment_id)
@@ -116,8 +121,9 @@ class Journal:
 
     def _save_sync(self, entry: JournalEntry) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = json.dumps(entry.to_json(), separators=(",", ":")).encode()
-        _write_atomic(self._path(entry.deployment_id), data)
+        with self._write_lock:
+            data = json.dumps(entry.to_json(), separators=(",", ":")).encode()
+            _write_atomic(self._path(entry.deployment_id), data)
 
     async def save(self, entry: JournalEntry) -> None:
         """Persist the entry durably (fsync'd) before returning."""

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from coordinator import logstream, monitoring, terminals
 from coordinator.api import setup_routes
 from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
 from coordinator.db import database
@@ -72,11 +73,16 @@ def create_app(settings: Settings) -> web.Application:
     app[ENGINE_KEY] = DeploymentEngine(
         app[REGISTRY_KEY], app[KEYRING_KEY], DeploymentStore(Notifier())
     )
-    app[REGISTRY_KEY].listener = app[ENGINE_KEY]
+    app[REGISTRY_KEY].add_listener(app[ENGINE_KEY])
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(_sweep_stale_links)
+    # Each feature registers its own listener, background jobs (cleanup_ctx entries, which run
+    # after the database's) and extra routes.
+    monitoring.install(app)
+    logstream.install(app)
+    terminals.install(app)
     app.on_shutdown.append(_close_links)
     setup_routes(app)
     app.router.add_get(AGENT_CONNECT_PATH, agent_connect)

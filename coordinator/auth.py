@@ -28,6 +28,13 @@ PERMISSIONS: Final = (
     "resources:write",
     "deployments:read",
     "deployments:write",
+    "runtime-monitoring:read",
+    "runtime-monitoring:write",
+    "capacity:read",
+    "capacity:prune",
+    "runtime-logs:read",
+    "terminal-sessions:open",
+    "terminal-sessions:manage",
 )
 ALL_PERMISSIONS: Final = "*"
 

@@ -37,6 +37,15 @@ class Settings(BaseModel):
         default="localhost", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9.-]+$"
     )
 
+    # Runtime monitoring: raw samples are kept this long; rollups (five-minute, hour) longer.
+    raw_sample_retention_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+    rollup_retention_days: float = Field(default=35.0, gt=0, le=3650)
+    # Terminal sessions: closed after this long without input or output; a dropped client may
+    # reattach (and gets the recent output replayed) within the grace period.
+    terminal_idle_seconds: float = Field(default=900.0, gt=0)
+    terminal_grace_seconds: float = Field(default=60.0, gt=0)
+    terminal_ticket_seconds: float = Field(default=60.0, gt=0, le=600)
+
     @property
     def effective_database_url(self) -> str:
         """Return the configured DB URL or the SQLite file under the data directory."""

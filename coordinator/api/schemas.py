@@ -102,6 +102,13 @@ Permission = Literal[
     "resources:write",
     "deployments:read",
     "deployments:write",
+    "runtime-monitoring:read",
+    "runtime-monitoring:write",
+    "capacity:read",
+    "capacity:prune",
+    "runtime-logs:read",
+    "terminal-sessions:open",
+    "terminal-sessions:manage",
 ]
 
 

@@ -9,7 +9,14 @@ from urllib.parse import quote
 
 import click
 
-from coordinator.client import deploy_cli, render, workspace_cli
+from coordinator.client import (
+    deploy_cli,
+    logs_cli,
+    monitoring_cli,
+    render,
+    terminal_cli,
+    workspace_cli,
+)
 from coordinator.client.config import ConfigError, Target, normalize_url, resolve, save_login
 from coordinator.client.http import ApiClient, ApiError, ClientError, JsonObject, objects, text
 from shared.version import PACKAGE_VERSION
@@ -20,7 +27,9 @@ T = TypeVar("T")
 PERMISSIONS: Final = (
     "*", "servers:read", "servers:write", "deploy-tokens:read", "deploy-tokens:write",
     "audit-events:read", "projects:read", "projects:write", "resources:read", "resources:write",
-    "deployments:read", "deployments:write",
+    "deployments:read", "deployments:write", "runtime-monitoring:read", "runtime-monitoring:write",
+    "capacity:read", "capacity:prune", "runtime-logs:read", "terminal-sessions:open",
+    "terminal-sessions:manage",
 )  # fmt: skip
 SERVER_COLUMNS: Final = (
     ("ID", "id"), ("NAME", "name"), ("HOST", "host"), ("LIFECYCLE", "lifecycleStatus"),
@@ -472,5 +481,11 @@ def audit_list(opts: Options, limit: int, aggregate: str | None, cursor: str | N
     opts.show(page, human)
 
 
-for _command in (*workspace_cli.COMMANDS, *deploy_cli.COMMANDS):
+for _command in (
+    *workspace_cli.COMMANDS,
+    *deploy_cli.COMMANDS,
+    *monitoring_cli.COMMANDS,
+    *logs_cli.COMMANDS,
+    *terminal_cli.COMMANDS,
+):
     main.add_command(_command)

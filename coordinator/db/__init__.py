@@ -8,6 +8,7 @@ from tortoise import Tortoise
 from tortoise.migrations.api import migrate
 
 MODELS_MODULE = "coordinator.db.models"
+MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
 
 
@@ -17,7 +18,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": database_url},
         "apps": {
             "models": {
-                "models": [MODELS_MODULE],
+                "models": [MODELS_MODULE, MONITORING_MODELS_MODULE],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,
             }

@@ -71,6 +71,8 @@ def _now() -> datetime:
 class DeploymentEngine:
     """Sends plans, applies progress/results/inventories, cancels; owns its tasks."""
 
+    message_types = frozenset({"deploy_progress", "deploy_result", "inventory"})
+
     def __init__(self, registry: Registry, keyring: Keyring, store: DeploymentStore) -> None:
         self.registry = registry
         self.keyring = keyring

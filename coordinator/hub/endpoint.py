@@ -8,7 +8,6 @@ import asyncio
 import logging
 import secrets
 from datetime import UTC, datetime
-from typing import assert_never
 
 from aiohttp import WSMsgType, web
 
@@ -21,18 +20,10 @@ from shared.errors import InvalidMessage, PlatformError, UnsupportedProtocol
 from shared.messages import (
     AgentMessage,
     Challenge,
-    ConnectivityReport,
-    DeployAccepted,
-    DeployCancelAck,
-    DeployProgress,
-    DeployResult,
     ErrorMessage,
     Heartbeat,
     Hello,
     IdSequence,
-    Inventory,
-    ResourceProbeResult,
-    RuntimeControlResult,
     Welcome,
     decode_agent_message,
 )
@@ -144,12 +135,12 @@ async def agent_connect(request: web.Request) -> web.StreamResponse:
             )
         )
         logger.info("[%s] agent %s online from %s", hello.server_id, hello.agent_version, peer)
-        await registry.listener.on_connected(session, hello)
+        await registry.connected(session, hello)
         await _read_loop(session, registry)
     finally:
         registry.detach(session)
         session.fail_pending()
-        registry.listener.on_disconnected(session)
+        registry.disconnected(session)
         await models.Server.filter(id=hello.server_id).update(last_seen_at=session.last_seen)
         logger.info("[%s] agent link closed (code %s)", hello.server_id, ws.close_code)
     return ws
@@ -177,22 +168,15 @@ async def _read_loop(session: AgentSession, registry: Registry) -> None:
 
 
 async def _dispatch(session: AgentSession, message: AgentMessage, registry: Registry) -> None:
-    match message:
-        case Heartbeat():
-            pass  # touch() already refreshed lastSeenAt
-        case DeployProgress() | DeployResult() | Inventory():
-            await registry.listener.on_message(session, message)
-        case (
-            ConnectivityReport()
-            | ErrorMessage()
-            | DeployAccepted()
-            | DeployCancelAck()
-            | RuntimeControlResult()
-            | ResourceProbeResult()
-        ):
-            if not session.resolve(message.re, message) and isinstance(message, ErrorMessage):
-                logger.warning("[%s] agent reported: %s", session.server_id, message.error.message)
-        case Hello():
-            raise InvalidMessage("already authenticated; hello is only valid as the first frame")
-        case _:
-            assert_never(message)
+    if isinstance(message, Heartbeat):
+        return  # touch() already refreshed lastSeenAt
+    if isinstance(message, Hello):
+        raise InvalidMessage("already authenticated; hello is only valid as the first frame")
+    if "re" not in type(message).model_fields:
+        # Frames without ``re`` are events or stream data: the feature that owns the type.
+        await registry.route(session, message)
+        return
+    # Frames with ``re`` answer one of our requests (or are errors about one of our frames).
+    re = getattr(message, "re", None)
+    if not session.resolve(re, message) and isinstance(message, ErrorMessage):
+        logger.warning("[%s] agent reported: %s", session.server_id, message.error.message)

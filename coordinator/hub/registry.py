@@ -3,9 +3,12 @@
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from coordinator.hub.listener import LinkListener, NoListener
+from coordinator.hub.listener import LinkListener
 from coordinator.hub.session import AgentSession
+from shared.errors import UnknownType
+from shared.messages import Hello
 from shared.version import CLOSE_REPLACED
 
 logger = logging.getLogger(__name__)
@@ -16,8 +19,36 @@ class Registry:
 
     def __init__(self) -> None:
         self._sessions: dict[str, AgentSession] = {}
-        # Replaced at startup by the feature that consumes agent events (the deployment engine).
-        self.listener: LinkListener = NoListener()
+        self._listeners: list[LinkListener] = []
+        self._by_type: dict[str, LinkListener] = {}
+
+    def add_listener(self, listener: LinkListener) -> None:
+        """Register a feature; it gets every session event and the frame types it lists."""
+        for message_type in listener.message_types:
+            if message_type in self._by_type:
+                raise ValueError(f"two listeners claim {message_type!r} frames")
+            self._by_type[message_type] = listener
+        self._listeners.append(listener)
+
+    async def connected(self, session: AgentSession, hello: Hello) -> None:
+        """Tell every listener that ``session`` is up (in registration order)."""
+        for listener in self._listeners:
+            await listener.on_connected(session, hello)
+
+    def disconnected(self, session: AgentSession) -> None:
+        """Tell every listener that ``session`` ended; one failing does not skip the others."""
+        for listener in self._listeners:
+            try:
+                listener.on_disconnected(session)
+            except Exception:
+                logger.exception("[%s] a link listener failed on disconnect", session.server_id)
+
+    async def route(self, session: AgentSession, message: Any) -> None:
+        """Hand an unsolicited frame to the listener that consumes its type."""
+        listener = self._by_type.get(message.type)
+        if listener is None:
+            raise UnknownType(f"this coordinator does not handle {message.type!r} frames")
+        await listener.on_message(session, message)
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -28,6 +28,20 @@ from shared.messages.deploy import (
 )
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
+from shared.messages.logs import (
+    LOGS_AGENT_TYPES,
+    LOGS_CAPABILITY,
+    LOGS_COORDINATOR_TYPES,
+    LogsAgentMessage,
+    LogsCoordinatorMessage,
+)
+from shared.messages.monitoring import (
+    MONITORING_AGENT_TYPES,
+    MONITORING_CAPABILITY,
+    MONITORING_COORDINATOR_TYPES,
+    MonitoringAgentMessage,
+    MonitoringCoordinatorMessage,
+)
 from shared.messages.replies import ErrorMessage
 from shared.messages.runtime import (
     ContainerState,
@@ -39,6 +53,14 @@ from shared.messages.runtime import (
     RuntimeControl,
     RuntimeControlResult,
     RuntimeOperation,
+)
+from shared.messages.terminal import (
+    TERMINAL_AGENT_TYPES,
+    TERMINAL_CAPABILITY,
+    TERMINAL_COORDINATOR_TYPES,
+    TERMINAL_HOST_CAPABILITY,
+    TerminalAgentMessage,
+    TerminalCoordinatorMessage,
 )
 from shared.wire import load_json
 
@@ -53,7 +75,10 @@ AgentMessage = Annotated[
     | DeployResult
     | Inventory
     | RuntimeControlResult
-    | ResourceProbeResult,
+    | ResourceProbeResult
+    | MonitoringAgentMessage
+    | LogsAgentMessage
+    | TerminalAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -67,7 +92,10 @@ CoordinatorMessage = Annotated[
     | DeployCancel
     | DeployResultAck
     | RuntimeControl
-    | ResourceProbe,
+    | ResourceProbe
+    | MonitoringCoordinatorMessage
+    | LogsCoordinatorMessage
+    | TerminalCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -88,7 +116,10 @@ AGENT_MESSAGE_TYPES = frozenset(
         "inventory",
         "runtime_control_result",
         "resource_probe_result",
-    },
+    }
+    | MONITORING_AGENT_TYPES
+    | LOGS_AGENT_TYPES
+    | TERMINAL_AGENT_TYPES,
 )
 COORDINATOR_MESSAGE_TYPES = frozenset(
     {
@@ -101,7 +132,10 @@ COORDINATOR_MESSAGE_TYPES = frozenset(
         "deploy_result_ack",
         "runtime_control",
         "resource_probe",
-    },
+    }
+    | MONITORING_COORDINATOR_TYPES
+    | LOGS_COORDINATOR_TYPES
+    | TERMINAL_COORDINATOR_TYPES,
 )
 
 
@@ -198,6 +232,10 @@ __all__ = [
     "AGENT_MESSAGE_ADAPTER",
     "COORDINATOR_MESSAGE_ADAPTER",
     "DEPLOY_CAPABILITY",
+    "LOGS_CAPABILITY",
+    "MONITORING_CAPABILITY",
+    "TERMINAL_CAPABILITY",
+    "TERMINAL_HOST_CAPABILITY",
     "AgentMessage",
     "ArchiveArtifact",
     "Artifact",

@@ -1,0 +1,14 @@
+"""Runtime log streams read from Docker and sent under credit-based flow control."""
+
+from pathlib import Path
+
+from agent.features import AgentFeature
+from agent.runtime import ContainerRuntime
+from agent.settings import AgentSettings
+
+
+def build_feature(
+    runtime: ContainerRuntime, state_dir: Path, settings: AgentSettings
+) -> AgentFeature | None:
+    """Return the log stream feature (None while it is not built)."""
+    return None

@@ -1,0 +1,137 @@
+"""A real agent with a deployed resource (no edge proxy), for tests of logs, terminals and usage."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from tests.harness import AgentProcess, Coordinator, eventually
+
+TERMINAL_STATUSES = {"succeeded", "failed", "canceled", "rolled-back"}
+
+
+@dataclass
+class Workload:
+    """A server with a running agent, and one resource of one project/environment on it."""
+
+    coordinator: Coordinator
+    token: str
+    agent: AgentProcess
+    server_id: str
+    project_id: str = ""
+    environment_id: str = ""
+    resource_id: str = ""
+    deployments: list[str] = field(default_factory=list)
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the API as the admin (query in ``path``); fail the test on a non-2xx answer."""
+        status, answer, _ = await self.coordinator.call(method, path, token=self.token, json=body)
+        assert 200 <= status < 300, (method, path, status, answer)
+        return answer
+
+    async def configure(self, path: str, body: dict[str, Any]) -> None:
+        """POST to one of the resource's configuration routes."""
+        await self.call("POST", f"/resources/{self.resource_id}/{path}", body)
+
+    async def deploy(self, timeout: float = 90) -> str:
+        """Deploy the resource and wait until it succeeded; return the deployment id."""
+        answer = await self.call(
+            "POST",
+            "/deployments",
+            {
+                "projectId": self.project_id,
+                "environmentId": self.environment_id,
+                "resourceId": self.resource_id,
+                "serverId": self.server_id,
+            },
+        )
+        deployment_id = str(answer["id"])
+
+        async def finished() -> bool:
+            shown = await self.call("GET", f"/deployments/{deployment_id}")
+            return shown["deployment"]["status"] in TERMINAL_STATUSES
+
+        await eventually(finished, timeout=timeout, what=f"deployment {deployment_id} to end")
+        shown = await self.call("GET", f"/deployments/{deployment_id}")
+        assert shown["deployment"]["status"] == "succeeded", shown
+        self.deployments.append(deployment_id)
+        return deployment_id
+
+    def containers(self, client: docker.DockerClient, *, all: bool = False) -> list[Any]:
+        """The resource's containers as Docker sees them."""
+        return list(
+            client.containers.list(
+                all=all, filters={"label": f"berth.resource-id={self.resource_id}"}
+            )
+        )
+
+
+async def start_agent(
+    coordinator: Coordinator,
+    token: str,
+    state_dir: Path,
+    *,
+    name: str = "node-1",
+    env: dict[str, str] | None = None,
+) -> tuple[AgentProcess, str]:
+    """Add a server, enroll and start a real agent for it, wait until it is online."""
+    server = await coordinator.add_server(token, name)
+    agent = AgentProcess(state_dir, env=env)
+    code, out = await agent.enroll(coordinator.url, server["joinToken"])
+    assert code == 0, out
+    await agent.start()
+
+    async def online() -> bool:
+        return await coordinator.agent_status(token, server["id"]) == "online"
+
+    await eventually(online, what="agent online")
+    return agent, str(server["id"])
+
+
+async def workload(
+    coordinator: Coordinator,
+    token: str,
+    state_dir: Path,
+    start_command: str,
+    *,
+    secrets: dict[str, str] | None = None,
+    agent_env: dict[str, str] | None = None,
+    resource_name: str = "app",
+) -> Workload:
+    """A started agent plus a configured (not yet deployed) resource running ``start_command``
+    in the local busybox test image, without network exposure or health check."""
+    agent, server_id = await start_agent(coordinator, token, state_dir, env=agent_env)
+    stack = Workload(coordinator, token, agent, server_id)
+    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
+    stack.environment_id = (
+        await stack.call(
+            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
+        )
+    )["id"]
+    stack.resource_id = (
+        await stack.call(
+            "POST",
+            "/resources",
+            {
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "name": resource_name,
+            },
+        )
+    )["id"]
+    await stack.configure(
+        "source",
+        {
+            "source": {
+                "kind": "docker-image",
+                "imageName": "berth-test/busybox",
+                "imageTag": "latest",
+            }
+        },
+    )
+    await stack.configure("network-profile", {"networkProfile": {"exposureMode": "none"}})
+    await stack.configure("runtime-profile", {"runtimeProfile": {"startCommand": start_command}})
+    for key, value in (secrets or {}).items():
+        await stack.configure("secrets", {"key": key, "value": value})
+    return stack
