@@ -17,6 +17,9 @@
 #   BERTH_EDGE_LISTEN  HOST:PORT where the edge proxy (Caddy) serves deployed apps
 #                      (default: 127.0.0.1:7480)
 #   BERTH_EDGE_ADMIN   HOST:PORT of that Caddy's admin API (default: 127.0.0.1:7421)
+#   BERTH_AGENT_SAMPLE_SECONDS    the local agent's usage sample interval (default: 15)
+#   BERTH_AGENT_ALLOW_HOST_SHELL  1 lets `berth terminal local` open a shell on this machine
+#                                 (default: 0; resource terminals work either way)
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -306,7 +309,10 @@ start_agent() {
   else
     info "starting the agent (log: $AGENT_LOG)"
     start_process "$AGENT_PID" "$AGENT_LOG" env BERTH_AGENT_EDGE_ADMIN_URL="http://$EDGE_ADMIN" \
-      BERTH_AGENT_EDGE_LISTEN="$EDGE_LISTEN" "$VENV/bin/berth-agent" run --state-dir "$AGENT_STATE"
+      BERTH_AGENT_EDGE_LISTEN="$EDGE_LISTEN" \
+      BERTH_AGENT_SAMPLE_SECONDS="${BERTH_AGENT_SAMPLE_SECONDS:-15}" \
+      BERTH_AGENT_ALLOW_HOST_SHELL="${BERTH_AGENT_ALLOW_HOST_SHELL:-0}" \
+      "$VENV/bin/berth-agent" run --state-dir "$AGENT_STATE"
   fi
   poll_until 30 agent_online ||
     die "server $SERVER_ID is not online after 30 s (agent log: $AGENT_LOG, coordinator log: $COORD_LOG)"
