@@ -4,8 +4,8 @@ import asyncio
 import json
 import logging
 import os
-import threading
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal

@@ -115,6 +115,13 @@ class DockerRuntime:
                 )
             return self._slow
 
+    def api_client(self) -> docker.APIClient:
+        """The shared low-level client for other agent parts' read-mostly engine calls.
+
+        Call it, and use the client, from a worker thread only: creating it talks to the engine.
+        """
+        return self._get_client().api
+
     def _version_sync(self) -> str:
         try:
             return str(self._get_client().version().get("Version", "unknown"))

@@ -1,5 +1,6 @@
 """Message unions per direction, their type adapters, and the two-step frame decoder."""
 
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -100,8 +101,18 @@ CoordinatorMessage = Annotated[
 ]
 """Every message the coordinator sends to the agent."""
 
-AGENT_MESSAGE_ADAPTER: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
-COORDINATOR_MESSAGE_ADAPTER: TypeAdapter[CoordinatorMessage] = TypeAdapter(CoordinatorMessage)
+
+@cache
+def agent_message_adapter() -> TypeAdapter[AgentMessage]:
+    """Validator of agent frames, built on first use (the agent itself never needs it)."""
+    return TypeAdapter(AgentMessage)
+
+
+@cache
+def coordinator_message_adapter() -> TypeAdapter[CoordinatorMessage]:
+    """Validator of coordinator frames, built on first use."""
+    return TypeAdapter(CoordinatorMessage)
+
 
 AGENT_MESSAGE_TYPES = frozenset(
     {
@@ -182,7 +193,7 @@ def decode_agent_message(frame: str | bytes) -> AgentMessage:
     """
     raw = _parse_envelope(frame, AGENT_MESSAGE_TYPES)
     try:
-        return AGENT_MESSAGE_ADAPTER.validate_python(raw)
+        return agent_message_adapter().validate_python(raw)
     except ValidationError as exc:
         raise InvalidMessage(
             f"invalid {raw['type']!r} message", details=_validation_details(exc, raw)
@@ -193,7 +204,7 @@ def decode_coordinator_message(frame: str | bytes) -> CoordinatorMessage:
     """Decode a frame sent by the coordinator (same errors as ``decode_agent_message``)."""
     raw = _parse_envelope(frame, COORDINATOR_MESSAGE_TYPES)
     try:
-        return COORDINATOR_MESSAGE_ADAPTER.validate_python(raw)
+        return coordinator_message_adapter().validate_python(raw)
     except ValidationError as exc:
         raise InvalidMessage(
             f"invalid {raw['type']!r} message", details=_validation_details(exc, raw)
@@ -229,8 +240,6 @@ class IdGuard:
 
 
 __all__ = [
-    "AGENT_MESSAGE_ADAPTER",
-    "COORDINATOR_MESSAGE_ADAPTER",
     "DEPLOY_CAPABILITY",
     "LOGS_CAPABILITY",
     "MONITORING_CAPABILITY",
@@ -275,6 +284,8 @@ __all__ = [
     "RuntimeControlResult",
     "RuntimeOperation",
     "Welcome",
+    "agent_message_adapter",
+    "coordinator_message_adapter",
     "decode_agent_message",
     "decode_coordinator_message",
 ]

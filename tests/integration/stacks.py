@@ -130,7 +130,9 @@ async def workload(
             }
         },
     )
-    await stack.configure("network-profile", {"networkProfile": {"exposureMode": "none"}})
+    await stack.configure(
+        "network-profile", {"networkProfile": {"internalPort": 8080, "exposureMode": "none"}}
+    )
     await stack.configure("runtime-profile", {"runtimeProfile": {"startCommand": start_command}})
     for key, value in (secrets or {}).items():
         await stack.configure("secrets", {"key": key, "value": value})
