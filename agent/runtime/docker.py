@@ -3,14 +3,13 @@
 import asyncio
 import logging
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
-from docker.models.containers import Container
 
 from agent.runtime import (
     DEPLOYMENT_LABEL,
@@ -68,25 +67,30 @@ def _host_ports(attrs: dict[str, Any]) -> dict[int, int]:
     return ports
 
 
-def _managed(container: Container) -> ManagedContainer:
-    attrs = container.attrs
-    labels = (attrs.get("Config") or {}).get("Labels") or {}
-    ports = _host_ports(attrs)
+def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
+    """Build from one entry of ``GET /containers/json`` (no per-container inspect)."""
+    labels = summary.get("Labels") or {}
+    ports: dict[int, int] = {}
+    for port in summary.get("Ports") or []:
+        if port.get("Type") == "tcp" and port.get("PublicPort"):
+            ports.setdefault(int(port["PrivatePort"]), int(port["PublicPort"]))
     internal = labels.get("berth.internal-port", "")
     host_port = ports.get(int(internal)) if internal.isdigit() else None
     if host_port is None and ports:
         host_port = next(iter(ports.values()))
     replica = labels.get(REPLICA_LABEL, "0")
+    created = summary.get("Created")
+    names = summary.get("Names") or [""]
     return ManagedContainer(
-        container_id=container.id or "",
-        name=(attrs.get("Name") or "").lstrip("/"),
+        container_id=summary.get("Id") or "",
+        name=str(names[0]).lstrip("/"),
         resource_id=labels.get(RESOURCE_LABEL, "")[:40],
         deployment_id=labels.get(DEPLOYMENT_LABEL, "")[:40],
         replica=int(replica) if replica.isdigit() else 0,
-        state=_state((attrs.get("State") or {}).get("Status", "dead")),
-        image=(attrs.get("Config") or {}).get("Image", "")[:512],
+        state=_state(summary.get("State") or "dead"),
+        image=str(summary.get("Image") or "")[:512],
         host_port=host_port,
-        created_at=_created_at(attrs.get("Created")),
+        created_at=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
     )
 
 
@@ -279,10 +283,12 @@ class DockerRuntime:
         if resource_id is not None:
             filters.append(f"{RESOURCE_LABEL}={resource_id}")
         try:
-            found = self._get_client().containers.list(all=True, filters={"label": filters})
+            # The list endpoint alone: the SDK's containers.list() inspects every container
+            # afterwards and fails outright when one is removed in between.
+            found = self._get_client().api.containers(all=True, filters={"label": filters})
         except _UNREACHABLE as exc:
             raise RuntimeFailed(f"cannot list containers: {exc}") from exc
-        return [_managed(c) for c in found]
+        return [_managed_from_summary(c) for c in found]
 
     async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
         """Return Berth-managed containers, optionally of one resource."""
