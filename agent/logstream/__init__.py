@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from agent.features import AgentFeature
+from agent.logstream.feature import LogFeature
 from agent.runtime import ContainerRuntime
 from agent.settings import AgentSettings
 
@@ -10,5 +11,5 @@ from agent.settings import AgentSettings
 def build_feature(
     runtime: ContainerRuntime, state_dir: Path, settings: AgentSettings
 ) -> AgentFeature | None:
-    """Return the log stream feature (None while it is not built)."""
-    return None
+    """Return the log stream feature (it talks to the Docker socket itself, see docker_api)."""
+    return LogFeature()

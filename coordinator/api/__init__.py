@@ -15,8 +15,10 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     resource_runtime,
     resource_variables,
     resources,
+    runtime_logs,
     servers,
     source_archives,
+    terminal_sessions,
 )
 from coordinator.api.routing import ROUTES, build_handler
 

@@ -2,9 +2,10 @@
 credit-based flow control (one credit = one chunk), so a slow reader only slows its own stream."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
+from typing_extensions import TypedDict
 
 from shared.wire import WireModel
 
@@ -20,7 +21,9 @@ class LogOpen(WireModel):
 
     History first (``tail_lines`` / ``since`` / ``cursor``), then live lines when ``follow``.
     ``cursor`` is a cursor the agent handed out earlier: lines up to and including it are
-    skipped, so a client that resumes gets exactly what it missed.
+    skipped, so a client that resumes gets exactly what it missed (``tail_lines`` is then
+    ignored; the bare cursor ``c1`` means "from the first line"). ``service_name`` is carried
+    for the API's sake; containers are chosen by resource and deployment labels.
     """
 
     type: Literal["log_open"] = "log_open"
@@ -41,7 +44,7 @@ class LogOpen(WireModel):
 
 
 class LogSource(WireModel):
-    """A container the stream reads."""
+    """A container the stream reads (``container_id`` is the 12-character id)."""
 
     container_id: str = Field(max_length=80)
     deployment_id: str | None = Field(default=None, max_length=40)
@@ -59,21 +62,23 @@ class LogOpened(WireModel):
     sources: list[LogSource] = Field(default_factory=list, max_length=100)
 
 
-class LogEntry(WireModel):
+class LogLine(TypedDict):
     """One log line as the agent read it from Docker (unmasked; the coordinator masks).
 
+    A plain mapping, not a model: a chunk carries thousands of them and building or checking
+    a model per line would cost more than reading the line from Docker. Every key is a single
+    word, so the Python and wire names agree. ``container`` is the 12-character id;
     ``timestamp`` is Docker's RFC 3339 time with exactly nine fraction digits
-    (``2026-01-02T03:04:05.123456789Z``), kept as text because it carries nanoseconds and
-    then sorts correctly as a string. ``cursor`` resumes the stream right after this line.
+    (``2026-01-02T03:04:05.123456789Z``), text because it carries nanoseconds and then sorts
+    correctly as a string; ``cursor`` resumes the stream right after this line.
     """
 
-    container_id: str = Field(max_length=80, description="the container's 12-character id")
-    deployment_id: str | None = Field(default=None, max_length=40)
-    service_name: str | None = Field(default=None, max_length=100)
+    container: Annotated[str, Field(max_length=80)]
+    deployment: Annotated[str | None, Field(max_length=40)]
     stream: LogStreamName
-    timestamp: str = Field(max_length=40)
-    cursor: str = Field(max_length=2000)
-    message: str = Field(max_length=65536)
+    timestamp: Annotated[str, Field(max_length=40)]
+    cursor: Annotated[str, Field(max_length=2000)]
+    message: Annotated[str, Field(max_length=65536)]
 
 
 class LogChunk(WireModel):
@@ -87,7 +92,7 @@ class LogChunk(WireModel):
     id: int
     stream_id: str = Field(max_length=64)
     seq: int = Field(ge=1)
-    entries: list[LogEntry] = Field(default_factory=list, max_length=10000)
+    entries: list[LogLine] = Field(default_factory=list, max_length=10000)
     dropped: int = Field(default=0, ge=0)
     history_complete: bool = Field(
         default=False, description="set on the chunk that ends the history part of the stream"

@@ -1,0 +1,68 @@
+"""Attach tickets: random, short-lived, single-use credentials bound to one terminal session and
+the actor that asked for them; only their SHA-256 is kept."""
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from coordinator.auth import hash_token
+from shared.errors import Unauthorized
+
+TICKET_PREFIX: Final = "berth_tt_"
+
+
+@dataclass(frozen=True)
+class _Ticket:
+    session_id: str
+    owner_id: str
+    expires_at: float
+
+
+class TicketBook:
+    """Issued, not yet used tickets, by hash. ``clock`` is monotonic seconds (tests pass one)."""
+
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._by_hash: dict[str, _Ticket] = {}
+
+    def issue(self, session_id: str, owner_id: str) -> tuple[str, float]:
+        """Mint a ticket for ``session_id``/``owner_id``; return it and its lifetime in seconds.
+
+        Earlier unused tickets of the same session stay valid until they expire: a client that
+        asked twice may use either, but each only once.
+        """
+        self.prune()
+        ticket = TICKET_PREFIX + secrets.token_urlsafe(32)
+        self._by_hash[hash_token(ticket)] = _Ticket(session_id, owner_id, self._clock() + self._ttl)
+        return ticket, self._ttl
+
+    def redeem(self, ticket: str, session_id: str) -> str:
+        """Use ``ticket`` for ``session_id`` (it is gone afterwards); return the owner's id.
+
+        Raises ``Unauthorized`` for an unknown, used, expired or other session's ticket; the
+        message does not say which, so a guesser learns nothing.
+        """
+        # Any presentation burns the ticket, even for the wrong session.
+        found = self._by_hash.pop(hash_token(ticket), None)
+        if (
+            found is not None
+            and found.session_id == session_id
+            and found.expires_at > self._clock()
+        ):
+            return found.owner_id
+        raise Unauthorized("the terminal ticket is not valid (unknown, used or expired)")
+
+    def revoke_session(self, session_id: str) -> None:
+        """Forget every ticket of a session that closed."""
+        self._by_hash = {k: t for k, t in self._by_hash.items() if t.session_id != session_id}
+
+    def prune(self) -> None:
+        """Drop expired tickets."""
+        now = self._clock()
+        self._by_hash = {k: t for k, t in self._by_hash.items() if t.expires_at > now}
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
