@@ -1,0 +1,100 @@
+"""Runtime monitoring routes: stored samples, rollups and on-demand retention prune."""
+
+from tortoise.transactions import in_transaction
+
+from coordinator import audit
+from coordinator.api.routing import Call, route
+from coordinator.appkeys import SETTINGS_KEY
+from coordinator.monitoring.reads import list_samples
+from coordinator.monitoring.retention import prune
+from coordinator.monitoring.rollup_reads import rollup
+from coordinator.monitoring.rollups import roll_up_all
+from coordinator.monitoring.schemas import (
+    PruneRequest,
+    PruneResponse,
+    RollupQuery,
+    RollupResponse,
+    SamplesList,
+    SamplesQuery,
+)
+from coordinator.monitoring.scopes import resolve_scope
+from coordinator.monitoring.service import MONITORING_KEY
+
+TAG = "runtime-monitoring"
+
+
+@route(
+    "GET",
+    "/runtime-monitoring/samples",
+    summary="List stored samples of a scope in a window (no fresh collection)",
+    tag=TAG,
+    permission="runtime-monitoring:read",
+    query=SamplesQuery,
+    response=SamplesList,
+)
+async def samples(call: Call) -> SamplesList:
+    """Stored raw samples, newest ``limit`` of the window, oldest first."""
+    query = call.query(SamplesQuery)
+    recent = call.request.app[MONITORING_KEY].scope_servers
+    target = await resolve_scope(call.actor, query, allow_all=False, recent=recent)
+    return await list_samples(target, query, call.request.app[SETTINGS_KEY])
+
+
+@route(
+    "GET",
+    "/runtime-monitoring/rollup",
+    summary="Bucketed figures of a scope, with deployment markers and top contributors",
+    tag=TAG,
+    permission="runtime-monitoring:read",
+    query=RollupQuery,
+    response=RollupResponse,
+)
+async def rollups(call: Call) -> RollupResponse:
+    """Minute buckets from raw samples; five-minute and hour buckets from rollup rows."""
+    query = call.query(RollupQuery)
+    recent = call.request.app[MONITORING_KEY].scope_servers
+    target = await resolve_scope(call.actor, query, allow_all=True, recent=recent)
+    return await rollup(target, query, call.request.app[SETTINGS_KEY])
+
+
+@route(
+    "POST",
+    "/runtime-monitoring/prune",
+    summary="Dry-run or prune raw samples past retention (rolled-up ones only) and old rollups",
+    tag=TAG,
+    permission="runtime-monitoring:write",
+    body=PruneRequest,
+    response=PruneResponse,
+)
+async def prune_samples(call: Call) -> PruneResponse:
+    """Run retention now; a real run first folds pending samples into rollups."""
+    body = call.body(PruneRequest)
+    settings = call.request.app[SETTINGS_KEY]
+    if not body.dry_run:
+        await roll_up_all(call.request.app[MONITORING_KEY].rollup_lock)
+    async with in_transaction():
+        outcome = await prune(settings, dry_run=body.dry_run, before=body.before)
+        if not body.dry_run:
+            await audit.record(
+                actor=call.actor,
+                event_type="runtime-monitoring.pruned",
+                aggregate_type="runtime-monitoring",
+                aggregate_id=None,
+                payload={
+                    "before": outcome.before.isoformat(),
+                    "rollupsBefore": outcome.rollups_before.isoformat(),
+                    "prunedSampleCount": outcome.pruned_samples,
+                    "prunedRollupCount": outcome.pruned_rollups,
+                },
+                request_id=call.request_id,
+            )
+    return PruneResponse(
+        dry_run=outcome.dry_run,
+        before=outcome.before,
+        rollups_before=outcome.rollups_before,
+        matched_sample_count=outcome.matched_samples,
+        pruned_sample_count=outcome.pruned_samples,
+        matched_rollup_count=outcome.matched_rollups,
+        pruned_rollup_count=outcome.pruned_rollups,
+        pruned_at=outcome.pruned_at,
+    )

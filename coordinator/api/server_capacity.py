@@ -1,0 +1,315 @@
+"""Server capacity routes: live inspect and safe prune, both answered by the server's agent."""
+
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from pydantic import Field
+from tortoise.transactions import in_transaction
+
+from coordinator import audit
+from coordinator.api.routing import Call, route
+from coordinator.api.schemas import ApiRequest, NoQuery
+from coordinator.api.servers import get_server
+from coordinator.appkeys import REGISTRY_KEY
+from coordinator.db import models
+from coordinator.deployments.store import ACTIVE
+from coordinator.hub.session import AgentSession
+from shared.errors import PlatformError, Unavailable
+from shared.messages.monitoring import (
+    CapacityContainer,
+    CapacityDisk,
+    CapacityDocker,
+    CapacityInodes,
+    CapacityInspect,
+    CapacityMemory,
+    CapacityPrune,
+    CapacityPruneResult,
+    CapacityReport,
+    CapacityWarning,
+    CapacityWorkspace,
+    PruneCandidate,
+    PruneCategory,
+    RuntimeDirectory,
+)
+from shared.wire import WireModel
+
+TAG = "servers"
+INSPECT_TIMEOUT_SECONDS: Final = 30.0
+# A real prune removes containers and images one by one; give it longer than an inspect.
+PRUNE_TIMEOUT_SECONDS: Final = 120.0
+ALL_CATEGORIES: Final[tuple[PruneCategory, ...]] = (
+    "stopped-containers",
+    "dangling-images",
+    "old-workspaces",
+)
+# Per resource, this many newest succeeded deployments stay restorable (rollback candidates).
+ROLLBACK_CANDIDATES_KEPT: Final = 20
+
+
+class CapacityServer(WireModel):
+    """The server the answer is about."""
+
+    id: str
+    name: str
+    host: str | None
+    port: int | None
+    provider_key: str
+    target_kind: str
+
+
+class CapacityContainerView(CapacityContainer):
+    """A Berth-managed container, in Appaloft's ``appaloftContainers`` item shape."""
+
+    server_id: str
+    destination_id: str | None = None
+    artifact_kind: Literal["active-runtime", "stopped-runtime"]
+
+
+class CpuView(WireModel):
+    """Host CPU with Appaloft's ``loadAverage1m`` spelling (the wire model says ``1M``)."""
+
+    logical_cores: int
+    load_average1m: float = Field(alias="loadAverage1m")
+    load_average5m: float = Field(alias="loadAverage5m")
+    load_average15m: float = Field(alias="loadAverage15m")
+
+
+class ReclaimableView(WireModel):
+    """What a default prune would free (Appaloft's names, plus Berth's workspace name)."""
+
+    stopped_containers_size: int
+    dangling_images_size: int
+    old_build_cache_size: int
+    old_preview_workspace_candidates_size: int
+    old_workspace_candidates_size: int
+    total: int
+
+
+class CapacityInspectResponse(WireModel):
+    """``servers.capacity.inspect/v1``."""
+
+    schema_version: Literal["servers.capacity.inspect/v1"] = "servers.capacity.inspect/v1"
+    server: CapacityServer
+    inspected_at: datetime
+    disk: list[CapacityDisk]
+    inodes: list[CapacityInodes]
+    docker: CapacityDocker | None
+    memory: CapacityMemory
+    cpu: CpuView
+    appaloft_runtime: dict[str, RuntimeDirectory]
+    appaloft_containers: list[CapacityContainerView]
+    appaloft_workspaces: list[CapacityWorkspace]
+    safe_reclaimable_estimate: ReclaimableView
+    warnings: list[CapacityWarning]
+    partial: bool
+
+
+class CapacityPruneRequest(ApiRequest):
+    """``POST /servers/{id}/capacity/prune``: a dry run unless ``dryRun`` is false."""
+
+    dry_run: bool = True
+    before: datetime | None = None
+    categories: list[PruneCategory] = Field(
+        default_factory=lambda: list(ALL_CATEGORIES), min_length=1, max_length=3
+    )
+    output_limit: int = Field(default=200, ge=1, le=2000)
+
+
+class CapacityPruneSummary(WireModel):
+    """Counters of a prune."""
+
+    inspected_count: int
+    matched_count: int
+    pruned_count: int
+    skipped_count: int
+    excluded_count: int
+    reclaimed_bytes: int
+    reported_candidate_count: int
+    omitted_candidate_count: int
+    output_limit: int
+
+
+class CapacityPruneResponse(WireModel):
+    """``servers.capacity.prune/v1``."""
+
+    schema_version: Literal["servers.capacity.prune/v1"] = "servers.capacity.prune/v1"
+    server: CapacityServer
+    before: datetime | None
+    categories: list[PruneCategory]
+    dry_run: bool
+    pruned_at: datetime
+    protected_deployment_count: int
+    summary: CapacityPruneSummary
+    candidates: list[PruneCandidate]
+    warnings: list[str]
+
+
+def _server(row: models.Server) -> CapacityServer:
+    return CapacityServer(
+        id=row.id,
+        name=row.name,
+        host=row.host,
+        port=row.port,
+        provider_key=row.provider_key,
+        target_kind=row.target_kind,
+    )
+
+
+def inspect_view(row: models.Server, report: CapacityReport) -> CapacityInspectResponse:
+    """Shape the agent's report as Appaloft's capacity document."""
+    estimate = report.safe_reclaimable_estimate
+    return CapacityInspectResponse(
+        server=_server(row),
+        inspected_at=report.inspected_at,
+        disk=report.disk,
+        inodes=report.inodes,
+        docker=report.docker,
+        memory=report.memory,
+        cpu=CpuView.model_validate(report.cpu.model_dump(by_alias=False)),
+        appaloft_runtime=report.runtime_directories,
+        appaloft_containers=[
+            CapacityContainerView(
+                **c.model_dump(by_alias=False),
+                server_id=row.id,
+                artifact_kind="active-runtime" if c.running else "stopped-runtime",
+            )
+            for c in report.containers
+        ],
+        appaloft_workspaces=report.workspaces,
+        safe_reclaimable_estimate=ReclaimableView(
+            stopped_containers_size=estimate.stopped_containers_size,
+            dangling_images_size=estimate.dangling_images_size,
+            old_build_cache_size=estimate.old_build_cache_size,
+            old_preview_workspace_candidates_size=estimate.old_workspace_candidates_size,
+            old_workspace_candidates_size=estimate.old_workspace_candidates_size,
+            total=estimate.total,
+        ),
+        warnings=report.warnings,
+        partial=report.partial,
+    )
+
+
+async def protected_deployments(server_id: str) -> list[str]:
+    """Deployments a prune must keep: rollback candidates of the server's resources, and any
+    deployment still in flight there (its container or workspace may be about to be used)."""
+    protected: set[str] = set()
+    in_flight = await models.Deployment.filter(
+        server_id=server_id, status__in=sorted(ACTIVE)
+    ).values_list("id", flat=True)
+    protected.update(str(i) for i in in_flight)
+    resource_ids = (
+        await models.Deployment.filter(server_id=server_id)
+        .distinct()
+        .values_list("resource_id", flat=True)
+    )
+    for resource_id in sorted({str(r) for r in resource_ids}):
+        # Same rule as recovery readiness: the newest succeeded deployments are the candidates.
+        candidates = (
+            await models.Deployment.filter(resource_id=str(resource_id), status="succeeded")
+            .order_by("-finished_at", "-id")
+            .limit(ROLLBACK_CANDIDATES_KEPT)
+            .values_list("id", flat=True)
+        )
+        protected.update(str(i) for i in candidates)
+    return sorted(protected)
+
+
+def _live_session(call: Call, server_id: str) -> AgentSession:
+    """The server's link, or 503: capacity is always read live, never from a cache."""
+    session = call.request.app[REGISTRY_KEY].get(server_id)
+    if session is None:
+        raise Unavailable(
+            "the server's agent is offline; capacity is inspected live",
+            details={"serverId": server_id},
+        )
+    return session
+
+
+@route(
+    "GET",
+    "/servers/{serverId}/capacity",
+    summary="Inspect a server's disk, inodes, Docker, memory and CPU live through its agent",
+    tag=TAG,
+    permission="capacity:read",
+    query=NoQuery,
+    response=CapacityInspectResponse,
+)
+async def inspect(call: Call) -> CapacityInspectResponse:
+    """``servers.capacity.inspect/v1``: 503 when the agent is offline, 504 when it is silent."""
+    row = await get_server(call.actor, call.path["serverId"])
+    session = _live_session(call, row.id)
+    reply = await session.request(lambda i: CapacityInspect(id=i), INSPECT_TIMEOUT_SECONDS)
+    if not isinstance(reply, CapacityReport):
+        raise PlatformError(f"the agent answered capacity_inspect with {reply.type}")
+    return inspect_view(row, reply)
+
+
+@route(
+    "POST",
+    "/servers/{serverId}/capacity/prune",
+    summary="Dry-run or prune Berth-managed leftovers (never volumes or rollback candidates)",
+    tag=TAG,
+    permission="capacity:prune",
+    body=CapacityPruneRequest,
+    response=CapacityPruneResponse,
+)
+async def prune(call: Call) -> CapacityPruneResponse:
+    """``servers.capacity.prune/v1``; a real prune is audited, a dry run is not."""
+    body = call.body(CapacityPruneRequest)
+    row = await get_server(call.actor, call.path["serverId"])
+    session = _live_session(call, row.id)
+    protected = await protected_deployments(row.id)
+    categories = list(dict.fromkeys(body.categories))
+    reply = await session.request(
+        lambda i: CapacityPrune(
+            id=i,
+            dry_run=body.dry_run,
+            before=body.before,
+            categories=categories,
+            protected_deployment_ids=protected,
+            output_limit=body.output_limit,
+        ),
+        INSPECT_TIMEOUT_SECONDS if body.dry_run else PRUNE_TIMEOUT_SECONDS,
+    )
+    if not isinstance(reply, CapacityPruneResult):
+        raise PlatformError(f"the agent answered capacity_prune with {reply.type}")
+    answer = CapacityPruneResponse(
+        server=_server(row),
+        before=body.before,
+        categories=categories,
+        dry_run=reply.dry_run,
+        pruned_at=reply.pruned_at,
+        protected_deployment_count=len(protected),
+        summary=CapacityPruneSummary(
+            inspected_count=reply.inspected_count,
+            matched_count=reply.matched_count,
+            pruned_count=reply.pruned_count,
+            skipped_count=reply.skipped_count,
+            excluded_count=reply.excluded_count,
+            reclaimed_bytes=reply.reclaimed_bytes,
+            reported_candidate_count=len(reply.candidates),
+            omitted_candidate_count=reply.omitted_candidate_count,
+            output_limit=body.output_limit,
+        ),
+        candidates=reply.candidates,
+        warnings=reply.warnings,
+    )
+    if not reply.dry_run:
+        # The agent already acted; the audit row records what it did, after the fact.
+        async with in_transaction():
+            await audit.record(
+                actor=call.actor,
+                event_type="server.capacity-pruned",
+                aggregate_type="server",
+                aggregate_id=row.id,
+                payload={
+                    "categories": categories,
+                    "before": body.before.isoformat() if body.before else None,
+                    "prunedCount": reply.pruned_count,
+                    "reclaimedBytes": reply.reclaimed_bytes,
+                    "protectedDeploymentCount": len(protected),
+                    "prunedAt": datetime.now(UTC).isoformat(),
+                },
+                request_id=call.request_id,
+            )
+    return answer

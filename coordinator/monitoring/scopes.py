@@ -1,0 +1,182 @@
+"""Read requests: scope resolution (visibility), windows, signals, freshness and retention."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+from coordinator.auth import Principal
+from coordinator.db import models
+from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
+from coordinator.monitoring.metrics import BUCKET_SECONDS, SIGNALS
+from coordinator.monitoring.schemas import MonitoringQuery, Retention, Scope
+from coordinator.settings import Settings
+from shared.errors import InvalidRequest
+
+Freshness = Literal["live", "stale", "empty"]
+MAX_WINDOW: Final = timedelta(days=31)
+MAX_POINTS: Final = 2100
+DEFAULT_WINDOW: Final[dict[str | None, timedelta]] = {
+    None: timedelta(hours=1),
+    "minute": timedelta(hours=1),
+    "five-minute": timedelta(hours=24),
+    "hour": timedelta(days=7),
+}
+# A scope whose newest sample is older than this many sample intervals is "stale".
+LIVE_INTERVALS: Final = 3
+_ID_FIELD: Final = {
+    "server": "server_id",
+    "project": "project_id",
+    "environment": "environment_id",
+    "resource": "resource_id",
+    "deployment": "deployment_id",
+}
+
+
+def _problem(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, details={"problems": [{"field": field, "message": message}]})
+
+
+@dataclass(frozen=True)
+class ResolvedScope:
+    """A scope the caller may see, and the servers whose samples can feed it."""
+
+    scope: Scope
+    kind: str
+    scope_id: str
+    server_ids: list[str]
+
+
+async def resolve_scope(
+    actor: Principal,
+    query: MonitoringQuery,
+    *,
+    allow_all: bool,
+    recent: Mapping[tuple[str, str], set[str]] | None = None,
+) -> ResolvedScope:
+    """Check the scope's id is given and visible (404 otherwise); find its candidate servers.
+
+    ``recent`` maps container scopes to the servers recent samples showed them on.
+    """
+    # Imported here: coordinator.api imports the route module that imports this one.
+    from coordinator.api.deployments import get_deployment
+    from coordinator.api.environments import get_environment
+    from coordinator.api.projects import get_project
+    from coordinator.api.resources import get_resource
+    from coordinator.api.servers import get_server
+
+    kind = query.scope_kind
+    if kind == "all":
+        if not allow_all:
+            raise _problem("scope.kind", "scope.kind 'all' is only available for rollups")
+        ids = await models.Server.filter(organization_id=actor.organization_id).values_list(
+            "id", flat=True
+        )
+        visible = sorted(str(i) for i in ids if actor.can_see_server(str(i)))
+        return ResolvedScope(Scope(kind="all"), "all", "", visible)
+    scope_id = getattr(query, _ID_FIELD[kind])
+    if not scope_id:
+        field = f"scope.{kind}Id"
+        raise _problem(field, f"{field} is required when scope.kind is {kind!r}")
+    scope = Scope.model_validate({"kind": kind, _ID_FIELD[kind]: scope_id})
+    if kind == "server":
+        _ = await get_server(actor, scope_id)
+        return ResolvedScope(scope, kind, scope_id, [scope_id])
+    if kind == "project":
+        _ = await get_project(actor, scope_id)
+    elif kind == "environment":
+        _ = await get_environment(actor, scope_id)
+    elif kind == "resource":
+        _ = await get_resource(actor, scope_id)
+    else:
+        _ = await get_deployment(actor, scope_id)
+    servers = set(await _servers_of(kind, scope_id)) | (recent or {}).get((kind, scope_id), set())
+    return ResolvedScope(
+        scope, kind, scope_id, sorted(s for s in servers if actor.can_see_server(s))
+    )
+
+
+async def _servers_of(kind: str, scope_id: str) -> list[str]:
+    """Servers a container scope ran on: from its rollups and from its deployments."""
+    from_rollups = await (
+        SampleRollup.filter(scope_kind=kind, scope_id=scope_id)
+        .distinct()
+        .values_list("server_id", flat=True)
+    )
+    deployment_filter: dict[str, Any] = (
+        {"id": scope_id} if kind == "deployment" else {_ID_FIELD[kind]: scope_id}
+    )
+    from_deployments = await (
+        models.Deployment.filter(**deployment_filter).distinct().values_list("server_id", flat=True)
+    )
+    return sorted({str(s) for s in [*from_rollups, *from_deployments]})
+
+
+def parse_signals(raw: list[str] | str | None) -> list[str]:
+    """Signals from a comma list and/or repeated parameter; all of them when none is given."""
+    if raw is None:
+        return list(SIGNALS)
+    values = [raw] if isinstance(raw, str) else raw
+    wanted = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    unknown = [s for s in wanted if s not in SIGNALS]
+    if unknown:
+        raise _problem("signals", f"unknown signal(s) {unknown}; known: {', '.join(SIGNALS)}")
+    return [s for s in SIGNALS if s in wanted] or list(SIGNALS)
+
+
+def parse_window(
+    query: MonitoringQuery, settings: Settings, *, bucket: str | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """Validate ``window.from``/``window.to`` (defaults per bucket) against the limits."""
+    to = (query.window_to or now).astimezone(UTC)
+    start = (query.window_from or to - DEFAULT_WINDOW[bucket]).astimezone(UTC)
+    if start >= to:
+        raise _problem("window.from", "window.from must be before window.to")
+    if to - start > MAX_WINDOW:
+        raise _problem("window.from", f"the window may span at most {MAX_WINDOW.days} days")
+    if bucket is not None:
+        points = (to - start).total_seconds() / BUCKET_SECONDS[bucket]
+        if points > MAX_POINTS:
+            raise _problem("bucket", f"{points:.0f} {bucket} buckets; at most {MAX_POINTS}")
+        if bucket == "minute":
+            oldest = now - timedelta(hours=settings.raw_sample_retention_hours)
+            if start < oldest:
+                raise _problem(
+                    "window.from",
+                    "minute buckets come from raw samples, kept "
+                    f"{settings.raw_sample_retention_hours:g} h; use five-minute or hour",
+                )
+    return start, to
+
+
+async def retention_block(settings: Settings) -> Retention:
+    """The raw retention setting and the span raw samples currently cover."""
+    oldest = await RuntimeSample.all().order_by("observed_at").limit(1).values("observed_at")
+    newest = await RuntimeSample.all().order_by("-observed_at").limit(1).values("observed_at")
+    return Retention(
+        raw_retention_hours=settings.raw_sample_retention_hours,
+        retained_from=oldest[0]["observed_at"] if oldest else None,
+        retained_to=newest[0]["observed_at"] if newest else None,
+    )
+
+
+def freshness_of(newest: datetime | None, interval: float | None, now: datetime) -> Freshness:
+    """``live`` when the newest sample is younger than a few intervals, else ``stale``/``empty``."""
+    if newest is None or interval is None:
+        return "empty"
+    return "live" if (now - newest).total_seconds() < LIVE_INTERVALS * interval else "stale"
+
+
+async def newest_sample(server_ids: list[str]) -> tuple[datetime | None, float | None]:
+    """Observed time and interval of the newest sample of ``server_ids``."""
+    if not server_ids:
+        return None, None
+    rows = (
+        await RuntimeSample.filter(server_id__in=server_ids)
+        .order_by("-observed_at")
+        .limit(1)
+        .values("observed_at", "interval_seconds")
+    )
+    if not rows:
+        return None, None
+    return rows[0]["observed_at"], float(rows[0]["interval_seconds"])

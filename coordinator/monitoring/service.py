@@ -1,0 +1,388 @@
+"""Sample ingest: the ``samples`` listener, one batching writer, acks after commit, observers."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+from tortoise.transactions import in_transaction
+
+from coordinator.db import models
+from coordinator.db.monitoring_models import RuntimeSample
+from coordinator.hub.session import AgentSession
+from coordinator.monitoring.metrics import scope_containers
+from shared.errors import PlatformError, Unavailable
+from shared.messages import Hello
+from shared.messages.monitoring import Sample, SampleBatch, SamplesAck
+
+logger = logging.getLogger(__name__)
+
+Observer = Callable[[str, list[Sample]], Awaitable[None]]
+
+# One write per this many samples at most, and no sample waits longer than the linger for one.
+MAX_WRITE_SAMPLES: Final = 1000
+DEFAULT_LINGER_SECONDS: Final = 0.2
+# Beyond this many queued samples, batches are refused (retriable) and stay in agents' spools.
+DEFAULT_QUEUE_BOUND: Final = 20_000
+_ACK_SEND_TIMEOUT: Final = 10.0
+_TABLE: Final = RuntimeSample._meta.db_table
+_COLUMNS: Final = (
+    "sample_id",
+    "server_id",
+    "sequence",
+    "observed_at",
+    "received_at",
+    "interval_seconds",
+    "totals",
+    "mounts",
+    "containers",
+    "warnings",
+)
+# Observers run beside the writer, never in its way; when they fall behind, each server keeps
+# at most this many unobserved samples (the newest; thresholds care about the present).
+MAX_UNOBSERVED_PER_SERVER: Final = 200
+# An unknown resource id is looked up again after this long (it may be created meanwhile).
+_UNKNOWN_RETRY_SECONDS: Final = 30.0
+
+
+@dataclass
+class _Pending:
+    session: AgentSession
+    frame_id: int
+    samples: list[Sample]
+    organization_id: str | None
+
+
+class AttributionCheck:
+    """Decides whether a container's reported project/environment/resource ids are plausible.
+
+    Agents report ids from container labels; a compromised agent could name another tenant's
+    resource. Ids are stored as reported, but only containers whose resource belongs to the
+    server's organization with the reported project and environment feed scope figures.
+    Known rows are cached: resources never move between projects.
+    """
+
+    def __init__(self) -> None:
+        self._resources: dict[str, tuple[str, str, str]] = {}
+        self._deployments: dict[str, str] = {}
+        self._servers: dict[str, str | None] = {}
+        self._unknown_until: dict[str, float] = {}
+
+    async def organization_of(self, server_id: str) -> str | None:
+        """The organization owning ``server_id`` (cached)."""
+        if server_id not in self._servers:
+            row = await models.Server.get_or_none(id=server_id).values("organization_id")
+            self._servers[server_id] = str(row["organization_id"]) if row else None
+        return self._servers[server_id]
+
+    async def load(self, samples: list[Sample]) -> None:
+        """Fetch the resources and deployments named in ``samples`` that are not cached yet."""
+        now = time.monotonic()
+        recently_unknown = {k for k, until in self._unknown_until.items() if until > now}
+        resource_ids = (
+            {c.resource_id for s in samples for c in s.containers if c.resource_id}
+            - self._resources.keys()
+            - recently_unknown
+        )
+        deployment_ids = (
+            {c.deployment_id for s in samples for c in s.containers if c.deployment_id}
+            - self._deployments.keys()
+            - recently_unknown
+        )
+        if resource_ids:
+            rows = await models.Resource.filter(id__in=list(resource_ids)).values(
+                "id", "project_id", "environment_id", "project__organization_id"
+            )
+            found = {
+                str(r["id"]): (
+                    str(r["project__organization_id"]),
+                    str(r["project_id"]),
+                    str(r["environment_id"]),
+                )
+                for r in rows
+            }
+            for resource_id in resource_ids:
+                if resource_id in found:
+                    self._resources[resource_id] = found[resource_id]
+                else:  # not cached for good: the resource may be created a moment later
+                    self._unknown_until[resource_id] = now + _UNKNOWN_RETRY_SECONDS
+        if deployment_ids:
+            deployments = await models.Deployment.filter(id__in=list(deployment_ids)).values(
+                "id", "resource_id"
+            )
+            for row in deployments:
+                self._deployments[str(row["id"])] = str(row["resource_id"])
+            for deployment_id in deployment_ids - self._deployments.keys():
+                self._unknown_until[deployment_id] = now + _UNKNOWN_RETRY_SECONDS
+        if len(self._unknown_until) > 10_000:
+            self._unknown_until = {k: u for k, u in self._unknown_until.items() if u > now}
+
+    def trusted(self, organization_id: str | None, container: dict[str, Any]) -> bool:
+        """Whether ``container``'s attribution may feed scope figures (after ``load``)."""
+        resource_id = container.get("resourceId")
+        if not resource_id or organization_id is None:
+            return False
+        known = self._resources.get(str(resource_id))
+        if known is None:
+            return False
+        org, project_id, environment_id = known
+        if org != organization_id:
+            return False
+        if container.get("projectId") not in (None, project_id):
+            return False
+        if container.get("environmentId") not in (None, environment_id):
+            return False
+        deployment_id = container.get("deploymentId")
+        if deployment_id is not None and self._deployments.get(str(deployment_id)) != resource_id:
+            return False
+        # Fill what the labels left out, so project/environment scopes see the container.
+        container["projectId"] = project_id
+        container["environmentId"] = environment_id
+        return True
+
+
+class MonitoringService:
+    """Consumes ``samples`` frames, stores them in batches, acknowledges after commit."""
+
+    def __init__(
+        self,
+        *,
+        linger_seconds: float = DEFAULT_LINGER_SECONDS,
+        queue_bound: int = DEFAULT_QUEUE_BOUND,
+    ) -> None:
+        self.linger_seconds = linger_seconds
+        self.queue_bound = queue_bound
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queued_samples = 0
+        self._observers: list[Observer] = []
+        self._attribution = AttributionCheck()
+        # Serialises rollup passes (periodic job, prune, shutdown); see rollups.roll_up_all.
+        self.rollup_lock = asyncio.Lock()
+        # (scope kind, scope id) -> servers whose stored samples had its containers; reads use it
+        # to find a scope's servers before the rollup job has seen them.
+        self.scope_servers: dict[tuple[str, str], set[str]] = {}
+        self._unobserved: dict[str, list[Sample]] = {}
+        self._observed_ready = asyncio.Event()
+        self.unobserved_dropped = 0
+        self._next_skip_log = 0.0
+        self.stored_total = 0
+        self.duplicate_total = 0
+        self.refused_total = 0
+
+    # ---- LinkListener
+
+    @property
+    def message_types(self) -> frozenset[str]:
+        """Only sample batches; capacity replies carry ``re`` and resolve to their callers."""
+        return frozenset({"samples"})
+
+    async def on_connected(self, session: AgentSession, hello: Hello) -> None:
+        """Nothing to do: samples carry everything needed."""
+
+    async def on_message(self, session: AgentSession, message: Any) -> None:
+        """Queue a batch for the writer; refuse it (retriable) when the writer is behind."""
+        if not isinstance(message, SampleBatch):
+            raise PlatformError(f"unexpected frame {type(message).__name__}")
+        if self._queued_samples + len(message.samples) > self.queue_bound:
+            self.refused_total += 1
+            raise Unavailable(
+                "the coordinator is behind on storing samples; keep them and retry later",
+                details={"re": message.id, "queuedSamples": self._queued_samples},
+            )
+        organization_id = await self._attribution.organization_of(session.server_id)
+        self._queued_samples += len(message.samples)
+        self._queue.put_nowait(_Pending(session, message.id, message.samples, organization_id))
+
+    def on_disconnected(self, session: AgentSession) -> None:
+        """Queued batches of a closed session are still stored; only their ack is skipped."""
+
+    # ---- observers
+
+    def add_observer(self, callback: Observer) -> None:
+        """Await ``callback(server_id, new_samples)`` after each commit (errors are logged)."""
+        self._observers.append(callback)
+
+    @property
+    def queued_samples(self) -> int:
+        """Samples received but not yet committed."""
+        return self._queued_samples
+
+    # ---- writer
+
+    async def run(self) -> None:
+        """The single writer (batch, store, acknowledge) and the observer task, until canceled."""
+        async with asyncio.TaskGroup() as tasks:
+            _ = tasks.create_task(self._observe_forever())
+            await self._write_forever()
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            try:
+                await self.write(batch)
+            except Exception:
+                # Nothing is acknowledged, so the agents resend from their spools.
+                logger.exception("storing %d sample batches failed", len(batch))
+            finally:
+                self._queued_samples -= sum(len(p.samples) for p in batch)
+
+    async def _next_batch(self) -> list[_Pending]:
+        first = await self._queue.get()
+        batch = [first]
+        count = len(first.samples)
+        deadline = time.monotonic() + self.linger_seconds
+        while count < MAX_WRITE_SAMPLES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    item = await self._queue.get()
+            except TimeoutError:
+                break
+            batch.append(item)
+            count += len(item.samples)
+        return batch
+
+    async def write(self, batch: list[_Pending]) -> None:
+        """Store the new samples of ``batch`` in one transaction, then ack and notify."""
+        all_samples = [s for p in batch for s in p.samples]
+        await self._attribution.load(all_samples)
+        wanted = list({s.sample_id for s in all_samples})
+        existing = set(
+            await RuntimeSample.filter(sample_id__in=wanted).values_list("sample_id", flat=True)
+        )
+        now = datetime.now(UTC)
+        seen: set[str] = set(str(x) for x in existing)
+        rows: list[list[Any]] = []
+        results: list[tuple[_Pending, list[Sample], int]] = []
+        for pending in batch:
+            new: list[Sample] = []
+            duplicates = 0
+            for sample in pending.samples:
+                if sample.sample_id in seen:
+                    duplicates += 1
+                    continue
+                seen.add(sample.sample_id)
+                new.append(sample)
+                rows.append(self._row(pending, sample, now))
+            results.append((pending, new, duplicates))
+        if rows:
+            await self.insert(rows)
+        stored = sum(len(new) for _, new, _ in results)
+        self.stored_total += stored
+        self.duplicate_total += sum(d for _, _, d in results)
+        await self._acknowledge(results)
+        await self._notify(results)
+
+    def _row(self, pending: _Pending, sample: Sample, now: datetime) -> list[Any]:
+        data = sample.model_dump(mode="json", by_alias=True)
+        containers: list[dict[str, Any]] = data["containers"]
+        for item in containers:
+            item["attributionTrusted"] = self._attribution.trusted(pending.organization_id, item)
+        for kind, scope_id in scope_containers(containers):
+            self.scope_servers.setdefault((kind, scope_id), set()).add(pending.session.server_id)
+        return [
+            sample.sample_id,
+            pending.session.server_id,  # the authenticated link's, never the frame's
+            sample.sequence,
+            sample.observed_at,
+            now,
+            sample.interval_seconds,
+            orjson.dumps(data["totals"]).decode(),
+            orjson.dumps(data["mounts"]).decode(),
+            orjson.dumps(containers).decode(),
+            orjson.dumps(data["warnings"]).decode(),
+        ]
+
+    async def insert(self, rows: list[list[Any]]) -> None:
+        """Insert sample rows in one transaction.
+
+        A plain multi-row INSERT: building ORM objects cost more than the database write.
+        """
+        async with in_transaction() as connection:
+            if connection.capabilities.dialect == "sqlite":
+                marks = ", ".join("?" for _ in _COLUMNS)
+            else:
+                marks = ", ".join(f"${i}" for i in range(1, len(_COLUMNS) + 1))
+            columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+            sql = f'INSERT INTO "{_TABLE}" ({columns}) VALUES ({marks})'  # noqa: S608
+            await connection.execute_many(sql, rows)
+
+    async def _acknowledge(self, results: list[tuple[_Pending, list[Sample], int]]) -> None:
+        async def ack(pending: _Pending, stored: int, duplicates: int) -> None:
+            session = pending.session
+            if session.ws.closed:
+                return  # the agent resends on its next link; the duplicate is then counted
+            with contextlib.suppress(PlatformError, TimeoutError):
+                async with asyncio.timeout(_ACK_SEND_TIMEOUT):
+                    await session.send(
+                        SamplesAck(
+                            id=session.next_id(),
+                            re=pending.frame_id,
+                            stored=stored,
+                            duplicates=duplicates,
+                        )
+                    )
+
+        await asyncio.gather(*(ack(p, len(new), d) for p, new, d in results))
+
+    async def _notify(self, results: list[tuple[_Pending, list[Sample], int]]) -> None:
+        """Hand committed samples to the observer task (never waits for observers)."""
+        if not self._observers:
+            return
+        for pending, new, _ in results:
+            if not new:
+                continue
+            backlog = self._unobserved.setdefault(pending.session.server_id, [])
+            backlog.extend(new)
+            if len(backlog) > MAX_UNOBSERVED_PER_SERVER:
+                dropped = len(backlog) - MAX_UNOBSERVED_PER_SERVER
+                self.unobserved_dropped += dropped
+                del backlog[:dropped]
+                if time.monotonic() >= self._next_skip_log:  # once a minute, not per batch
+                    self._next_skip_log = time.monotonic() + 60.0
+                    logger.warning(
+                        "observers are behind; %d samples skipped so far",
+                        self.unobserved_dropped,
+                    )
+        self._observed_ready.set()
+
+    async def _observe_forever(self) -> None:
+        while True:
+            _ = await self._observed_ready.wait()
+            await self.observe_pending()
+
+    async def observe_pending(self) -> None:
+        """Call every observer with each server's committed, not yet observed samples."""
+        self._observed_ready.clear()
+        work, self._unobserved = self._unobserved, {}
+        for server_id, samples in work.items():
+            for observer in self._observers:
+                try:
+                    await observer(server_id, samples)
+                except Exception:
+                    logger.exception("[%s] a monitoring observer failed", server_id)
+
+
+MONITORING_KEY: Final = web.AppKey("monitoring_service", MonitoringService)
+
+
+async def run_writer(service: MonitoringService) -> AsyncIterator[None]:
+    """Run the writer for the duration of the block.
+
+    Batches still queued at shutdown are dropped unacknowledged: their agents still hold them
+    in their spools and resend them to the next coordinator, so shutdown need not wait.
+    """
+    async with asyncio.TaskGroup() as tasks:
+        writer = tasks.create_task(service.run())
+        try:
+            yield
+        finally:
+            writer.cancel()
