@@ -54,6 +54,34 @@ def main() -> None:
     show_default=True,
     help="Domain under which resources get generated hostnames.",
 )
+@click.option(
+    "--raw-sample-retention-hours",
+    type=float,
+    default=24.0,
+    show_default=True,
+    help="Hours raw usage samples are kept (rollups are kept longer).",
+)
+@click.option(
+    "--rollup-retention-days",
+    type=float,
+    default=35.0,
+    show_default=True,
+    help="Days five-minute and hour rollups are kept.",
+)
+@click.option(
+    "--terminal-idle-seconds",
+    type=float,
+    default=900.0,
+    show_default=True,
+    help="Terminal sessions without input or output for this long are closed.",
+)
+@click.option(
+    "--terminal-grace-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="How long a dropped terminal client may reattach (with the recent output replayed).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -63,6 +91,10 @@ def serve_command(
     tls_key: Path | None,
     join_token_ttl: int,
     edge_domain: str,
+    raw_sample_retention_hours: float,
+    rollup_retention_days: float,
+    terminal_idle_seconds: float,
+    terminal_grace_seconds: float,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -81,6 +113,10 @@ def serve_command(
             tls_key=tls_key or tls_cert,
             join_token_ttl_seconds=join_token_ttl,
             edge_domain=edge_domain,
+            raw_sample_retention_hours=raw_sample_retention_hours,
+            rollup_retention_days=rollup_retention_days,
+            terminal_idle_seconds=terminal_idle_seconds,
+            terminal_grace_seconds=terminal_grace_seconds,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)
