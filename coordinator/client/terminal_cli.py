@@ -16,6 +16,7 @@ import click
 import orjson
 
 from coordinator.client.http import ApiClient, ClientError, JsonObject, text
+from coordinator.client.workspace_cli import resource_id
 
 if TYPE_CHECKING:  # cli.py imports this module to register it; no import cycle at run time
     from coordinator.client.cli import Options
@@ -48,8 +49,10 @@ def _window_size() -> tuple[int, int] | None:
 
 
 async def _scope(api: ApiClient, target: str, deployment: str | None) -> JsonObject:
-    if target.startswith("res_"):
-        return {"kind": "resource", "resourceId": target, "deploymentId": deployment}
+    if target.startswith("res_") or "/" in target:
+        # A res_ id or PROJECT/ENV/NAME, like every other resource argument.
+        rid = await resource_id(api, target)
+        return {"kind": "resource", "resourceId": rid, "deploymentId": deployment}
     from coordinator.client.cli import server_id  # cli.py imports this module
 
     return {"kind": "server", "serverId": await server_id(api, target)}
@@ -160,10 +163,11 @@ async def run_terminal(
 @click.command("terminal")
 @click.argument("target")
 @click.option("--command", "command", help="Run this instead of a shell (split like a shell).")
-@click.option("--deployment", help="With a res_ id: enter this deployment's container.")
+@click.option("--deployment", help="With a resource: enter this deployment's container.")
 @click.pass_obj
 def terminal(opts: "Options", target: str, command: str | None, deployment: str | None) -> None:
-    """Open a terminal on a server (name or srv_ id) or in a resource's container (res_ id).
+    """Open a terminal on a server (name or srv_ id) or in a resource's container (res_ id or
+    PROJECT/ENV/NAME).
 
     Exits with the remote process's exit code. Works with stdin from a pipe too.
     """

@@ -216,6 +216,9 @@ async def configure(api: ApiClient, rid: str, profile: Profile) -> None:
             "http": {"path": profile.health_path},
         }
         await api.post(base + "/health-policy", {"healthCheck": health})
+    elif not profile.port:
+        # A worker listens nowhere: there is nothing to probe, so it counts as up once it runs.
+        await api.post(base + "/health-policy", {"healthCheck": {"enabled": False}})
 
 
 def _health_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -229,7 +232,11 @@ def _health_path(_ctx: click.Context, _param: click.Parameter, value: str | None
 @click.argument("env")
 @click.argument("name")
 @click.option("--image", help="Docker image to run, e.g. nginx:1.27.")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port the container listens on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="Port the container listens on (without it: a worker, no health check).",
+)
 @click.option("--start-command", help="Command that starts the container.")
 @click.option("--health-path", callback=_health_path, help="HTTP path of the health check.")
 @click.pass_obj
