@@ -12,14 +12,14 @@ from coordinator.api.runtime_usage import ScopeQuery, resolve_scope
 from coordinator.api.schemas import ApiRequest
 from coordinator.db.monitoring_models import ThresholdPolicy
 from coordinator.ids import new_id
-from coordinator.monitoring.thresholds import (
-    EVALUATOR_KEY,
+from coordinator.monitoring.threshold_rules import (
     Comparator,
     State,
     allowed_metrics,
     ordering_problem,
     webhook_binding,
 )
+from coordinator.monitoring.thresholds import EVALUATOR_KEY
 from coordinator.monitoring.usage import MonitoringScope, make_scope
 from coordinator.secrets import MASK
 from shared.errors import InvalidRequest, NotFound
@@ -159,9 +159,13 @@ def _next_actions(state: str, scope_kind: str) -> list[str]:
     return actions
 
 
-def evaluation_view(row: ThresholdPolicy) -> Evaluation:
-    """The API view of the stored evaluation (see ``monitoring.thresholds.evaluate``)."""
-    stored: dict[str, Any] = row.evaluation or {}
+def evaluation_view(row: ThresholdPolicy, live: dict[str, Any] | None = None) -> Evaluation:
+    """The API view of an evaluation (see ``monitoring.thresholds.evaluate``).
+
+    ``live`` is the evaluator's in-memory one: newer than the row, which is only written when a
+    rule changes state and by the periodic flush.
+    """
+    stored: dict[str, Any] = live or row.evaluation or {}
     state = str(stored.get("state", "ok"))
     errors = [EvaluationSourceError.model_validate(e) for e in stored.get("sourceErrors", [])]
     if not stored:
@@ -312,9 +316,11 @@ async def show_thresholds(call: Call) -> ThresholdsShow:
     row = await ThresholdPolicy.get_or_none(scope_kind=scope.kind, scope_id=scope.target_id)
     if row is None:
         raise NotFound(f"no threshold policy for {scope.kind} {scope.target_id!r}")
+    evaluator = call.request.app.get(EVALUATOR_KEY)
+    live = evaluator.live_evaluation(row.id) if evaluator is not None and row.enabled else None
     return ThresholdsShow(
         scope=scope,
         generated_at=datetime.now(UTC),
         policy=policy_view(row),
-        evaluation=evaluation_view(row),
+        evaluation=evaluation_view(row, live),
     )

@@ -1,228 +1,110 @@
 """Threshold policies: the metric catalogue, rule validation, and the non-flapping evaluation.
 
-Evaluation runs as an observer of the monitoring service, after each batch of samples is
-committed. A rule's state moves only when the TWO newest samples both sit on the same side of
-its current state (a single spike never flips it; recovery needs two calm samples too); the
-policy's state is the worst rule state. On a change, a signed webhook goes out in the background.
+Evaluation runs as an observer of the monitoring service, after samples are committed. A rule's
+state moves only when the TWO newest samples both sit on the same side of its current state (a
+single spike never flips it; recovery needs two calm samples too); the policy's state is the
+worst rule state. On a change, a signed webhook goes out in the background. Policies and
+streaks live in memory, so a sample costs no query; evaluations are written when a rule's state
+changes and by a periodic flush.
 """
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
+import orjson
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from coordinator.appkeys import KEYRING_KEY
-from coordinator.db import models
 from coordinator.db.monitoring_models import ThresholdPolicy
 from coordinator.ids import new_id
+from coordinator.monitoring.service import AttributionCheck
+from coordinator.monitoring.threshold_rules import (
+    CONFIRMING_SAMPLES,
+    LABEL_KEY,
+    SUMMED_METRICS,
+    evaluate,
+    metric_values,
+    rule_states,
+    webhook_binding,
+)
 from coordinator.monitoring.usage import (
     CONTAINER_FIELD,
     TotalsMap,
-    add_totals,
     container_totals,
-    host_totals,
+    model_host_totals,
 )
-from coordinator.monitoring.webhooks import STATE_CHANGED_EVENT, Delivery, WebhookSender
+from coordinator.monitoring.webhooks import (
+    STATE_CHANGED_EVENT,
+    Delivery,
+    WebhookSender,
+    state_change_payload,
+)
 from coordinator.secrets import Keyring, SecretError
-from shared.messages.monitoring import Sample
+from shared.messages.monitoring import ContainerUsage, Sample
 
 logger = logging.getLogger(__name__)
 
-State = Literal["ok", "warning", "critical"]
-Comparator = Literal["greater-than-or-equal", "less-than-or-equal", "greater-than", "less-than"]
-SEVERITY_RANK: Final[dict[str, int]] = {"ok": 0, "warning": 1, "critical": 2}
-RANKED_STATES: Final[tuple[State, ...]] = ("ok", "warning", "critical")
-# Sample batches waiting for evaluation; beyond this they are skipped (and counted), so a slow
-# database never makes the ingest path wait on thresholds.
-QUEUE_BOUND: Final = 10_000
-# How many consecutive samples must agree before a rule changes state.
-CONFIRMING_SAMPLES: Final = 2
-
-# Metrics a server-scope rule may name, per signal (docs/thresholds.md says what each measures).
-# The ``usedPercent`` metrics are derived: used / total * 100.
-HOST_METRICS: Final[dict[str, frozenset[str]]] = {
-    "cpu": frozenset(
-        {"busyPercent", "containerCpuPercent", "loadAverage1m", "loadAverage5m", "loadAverage15m"}
-    ),
-    "memory": frozenset({"usedBytes", "availableBytes", "containerUsedBytes", "usedPercent"}),
-    "disk": frozenset({"usedBytes", "availableBytes", "attributedBytes", "usedPercent"}),
-    "inode": frozenset({"used", "available", "usedPercent"}),
-    "docker": frozenset({"imageBytes", "buildCacheBytes", "containerWritableBytes"}),
-    "network": frozenset({"rxBytes", "txBytes"}),
-}
-# Project, environment, resource and deployment scopes only have sums over their containers.
-CONTAINER_METRICS: Final[dict[str, frozenset[str]]] = {
-    "cpu": frozenset({"containerCpuPercent"}),
-    "memory": frozenset({"containerUsedBytes"}),
-    "disk": frozenset({"attributedBytes"}),
-    "network": frozenset({"rxBytes", "txBytes"}),
-}
+# Streaks and observed values are written at least this often (state changes at once), so a
+# restart loses at most this much of a streak.
+FLUSH_SECONDS: Final = 60.0
+FINAL_FLUSH_TIMEOUT: Final = 5.0
+_TABLE: Final = ThresholdPolicy._meta.db_table
+RESUM_EVERY: Final = 1000
 
 
-def allowed_metrics(scope_kind: str) -> dict[str, frozenset[str]]:
-    """The signal -> metrics a rule may name for a scope kind."""
-    return dict(HOST_METRICS if scope_kind == "server" else CONTAINER_METRICS)
+class ScopeSum:
+    """The container sums of one scope over servers: each server's newest contribution.
 
-
-def metric_values(totals: TotalsMap) -> dict[str, float]:
-    """Flatten totals to ``signal.metric`` paths and add the derived percent metrics."""
-    values = {
-        f"{signal}.{metric}": value
-        for signal, block in totals.items()
-        for metric, value in block.items()
-    }
-    for signal, used, total in (
-        ("memory", "usedBytes", "totalBytes"),
-        ("disk", "usedBytes", "totalBytes"),
-        ("inode", "used", "total"),
-    ):
-        block = totals.get(signal, {})
-        if block.get(total):
-            values[f"{signal}.usedPercent"] = block.get(used, 0.0) / block[total] * 100
-    return values
-
-
-def crosses(value: float, boundary: float, comparator: str) -> bool:
-    """Whether ``value`` is on the alarming side of ``boundary``."""
-    match comparator:
-        case "greater-than-or-equal":
-            return value >= boundary
-        case "greater-than":
-            return value > boundary
-        case "less-than-or-equal":
-            return value <= boundary
-        case _:
-            return value < boundary
-
-
-def ordering_problem(warning: float, critical: float, comparator: str) -> str | None:
-    """Why the pair cannot work with ``comparator`` (critical must be the more extreme), or None."""
-    if comparator.startswith("greater") and critical < warning:
-        return "critical must be greater than or equal to warning for a greater-than comparator"
-    if comparator.startswith("less") and critical > warning:
-        return "critical must be less than or equal to warning for a less-than comparator"
-    return None
-
-
-def observed_severity(rule: dict[str, Any], value: float) -> State:
-    """The severity one sample's value alone would have for ``rule``."""
-    comparator = str(rule["comparator"])
-    if crosses(value, float(rule["critical"]), comparator):
-        return "critical"
-    if crosses(value, float(rule["warning"]), comparator):
-        return "warning"
-    return "ok"
-
-
-def next_rule_state(current: State, recent: Sequence[State]) -> State:
-    """Move only when the last ``CONFIRMING_SAMPLES`` all sit on one side of ``current``.
-
-    The new state is the one of them nearest to ``current`` (ok, then warning then critical
-    both above ok: the rule becomes warning, the level both samples confirm).
+    Kept as a running total (add the new part, subtract the one it replaces) so a sample costs
+    the same however many servers a scope spans; summed afresh now and then against drift.
     """
-    if len(recent) < CONFIRMING_SAMPLES:
-        return current
-    window = recent[-CONFIRMING_SAMPLES:]
-    ranks = [SEVERITY_RANK[s] for s in window]
-    here = SEVERITY_RANK[current]
-    if all(r > here for r in ranks):
-        return RANKED_STATES[min(ranks)]
-    if all(r < here for r in ranks):
-        return RANKED_STATES[max(ranks)]
-    return current
+
+    def __init__(self) -> None:
+        self._parts: dict[str, tuple[float, ...]] = {}
+        self._total = [0.0] * len(SUMMED_METRICS)
+        self._updates = 0
+
+    def put(self, server_id: str, totals: TotalsMap) -> None:
+        """Replace ``server_id``'s contribution with ``totals`` (``container_totals``)."""
+        part = tuple(totals.get(signal, {}).get(metric, 0.0) for signal, metric in SUMMED_METRICS)
+        before = self._parts.get(server_id)
+        self._parts[server_id] = part
+        self._updates += 1
+        if self._updates % RESUM_EVERY == 0:
+            self._total = [sum(column) for column in zip(*self._parts.values(), strict=True)]
+            return
+        for index, value in enumerate(part):
+            self._total[index] += value - (before[index] if before else 0.0)
+
+    def values(self) -> dict[str, float]:
+        """The summed ``signal.metric`` values, as rules read them."""
+        return {f"{s}.{m}": v for (s, m), v in zip(SUMMED_METRICS, self._total, strict=True)}
 
 
-def evaluate(
-    rules: Sequence[dict[str, Any]],
-    previous: dict[str, Any] | None,
-    values: dict[str, float],
-    *,
-    sample_id: str,
-    at: datetime,
-) -> dict[str, Any]:
-    """One evaluation step: the stored evaluation after one more sample."""
-    before = previous or {}
-    earlier_rules: dict[str, Any] = dict(before.get("rules") or {})
-    rule_states: dict[str, Any] = {}
-    crossed: list[dict[str, Any]] = []
-    missing: list[dict[str, Any]] = []
-    for rule in rules:
-        rule_id = str(rule["ruleId"])
-        path = f"{rule['signal']}.{rule['metric']}"
-        kept = earlier_rules.get(rule_id) or {}
-        current: State = kept.get("state", "ok")
-        recent: list[State] = list(kept.get("recent", []))
-        value = values.get(path)
-        if value is None:
-            # No reading is not a calm reading: the streak pauses instead of counting it.
-            missing.append(
-                {
-                    "source": "monitoring-store",
-                    "code": "metric-unavailable",
-                    "message": f"the sample has no value for {path}",
-                    "retriable": True,
-                }
-            )
-        else:
-            recent = [*recent, observed_severity(rule, value)][-CONFIRMING_SAMPLES:]
-            current = next_rule_state(current, recent)
-        rule_states[rule_id] = {"state": current, "recent": recent, "observedValue": value}
-        if current != "ok":
-            crossed.append(
-                {
-                    "ruleId": rule_id,
-                    "signal": rule["signal"],
-                    "metric": rule["metric"],
-                    "severity": current,
-                    "observedValue": value if value is not None else kept.get("observedValue"),
-                    "boundary": rule[current],
-                }
-            )
-    state = max(
-        (r["state"] for r in rule_states.values()), key=SEVERITY_RANK.__getitem__, default="ok"
-    )
-    return {
-        "state": state,
-        "evaluatedAt": at.isoformat(),
-        "sourceSampleId": sample_id,
-        "crossed": crossed,
-        "sourceErrors": missing,
-        "rules": rule_states,
-    }
+@dataclass(eq=False)
+class LivePolicy:
+    """An enabled policy as the evaluator holds it, with its current evaluation.
 
+    ``dirty`` means the evaluation in memory is newer than the stored one: streaks and values
+    move with every sample but are only written on a rule state change or by the periodic flush.
+    """
 
-def webhook_binding(policy_id: str) -> str:
-    """Associated data tying a sealed webhook secret to its policy row."""
-    return f"threshold-webhook:{policy_id}"
-
-
-async def _organization_of(kind: str, target_id: str) -> str | None:
-    """The organization owning a server, project, environment, resource or deployment."""
-    match kind:
-        case "server":
-            server = await models.Server.get_or_none(id=target_id)
-            return str(server.organization_id) if server else None  # type: ignore[attr-defined]
-        case "project":
-            project = await models.Project.get_or_none(id=target_id)
-            return str(project.organization_id) if project else None  # type: ignore[attr-defined]
-        case "environment":
-            environment = await models.Environment.get_or_none(id=target_id)
-            if environment is None:
-                return None
-            return await _organization_of("project", environment.project_id)  # type: ignore[attr-defined]
-        case "resource":
-            resource = await models.Resource.get_or_none(id=target_id)
-            if resource is None:
-                return None
-            return await _organization_of("project", resource.project_id)  # type: ignore[attr-defined]
-        case _:
-            deployment = await models.Deployment.get_or_none(id=target_id)
-            return deployment.organization_id if deployment else None
+    id: str
+    kind: str
+    scope_id: str
+    rules: list[dict[str, Any]]
+    webhook_url: str | None
+    webhook_secret_sealed: str | None
+    evaluation: dict[str, Any] | None
+    dirty: bool = False
 
 
 class ObservedService(Protocol):
@@ -232,153 +114,247 @@ class ObservedService(Protocol):
         """Register ``callback(server_id, samples)``, awaited after samples are committed."""
 
 
-@lru_cache(maxsize=8)
-def _watched_kinds(scopes: frozenset[tuple[str, str]]) -> frozenset[str]:
-    """The container scope kinds among policy scopes (cached: the index changes rarely)."""
-    return frozenset(kind for kind, _ in scopes if kind in CONTAINER_FIELD)
-
-
 class ThresholdEvaluator:
-    """Evaluates enabled policies against each committed sample and notifies on state changes.
+    """Evaluates enabled policies against committed samples and notifies on state changes.
 
-    The observer callback runs in the ingest writer's path, so it only matches the samples
-    against an in-memory index of policy scopes and queues the few that matter; a worker task
-    (``running``) does the database work.
+    Policies live in memory (loaded once, reloaded after a POST). The observer callback only
+    keeps the newest ``CONFIRMING_SAMPLES`` samples of each server that feeds a policy; a worker
+    (``running``) evaluates them in passes. A pass costs no query unless a rule changes state
+    (then one write) or a container names a resource the attribution cache has not seen.
     """
 
-    def __init__(self, keyring: Keyring, sender: WebhookSender) -> None:
+    def __init__(
+        self, keyring: Keyring, sender: WebhookSender, *, flush_seconds: float = FLUSH_SECONDS
+    ) -> None:
         self.keyring = keyring
         self.sender = sender
-        self._queue: asyncio.Queue[tuple[str, list[Sample]]] = asyncio.Queue(QUEUE_BOUND)
-        # Enabled policy scopes, (kind, id); None until loaded, reloaded after every change.
-        self._scopes: frozenset[tuple[str, str]] | None = None
+        self.flush_seconds = flush_seconds
+        self._policies: dict[tuple[str, str], LivePolicy] = {}
+        self._by_id: dict[str, LivePolicy] = {}
+        self._container_kinds: tuple[str, ...] = ()
         self._version = 0
-        self.dropped_batches = 0
+        self._loaded_version = -1
+        self._pending: dict[str, list[Sample]] = {}
+        self._ready = asyncio.Event()
+        # The same check ingest uses for the ``attributionTrusted`` flag of stored rows: the
+        # observer gets the wire samples, which do not carry it.
+        self._attribution = AttributionCheck()
         # Scopes spanning servers sum every server's newest contribution (kept in memory; after
         # a restart a server counts again from its next sample).
-        self._contributions: dict[tuple[str, str], dict[str, TotalsMap]] = {}
-        # Organizations never change for a row, so these caches need no invalidation.
-        self._organizations: dict[str, str | None] = {}
-        self._scope_organizations: dict[tuple[str, str], str | None] = {}
+        self._contributions: dict[tuple[str, str], ScopeSum] = {}
+        self._fed_by: dict[str, set[tuple[str, str]]] = {}
+        self.evaluated_samples = 0
+        self.superseded_samples = 0
+        self.stored_evaluations = 0
 
     def policies_changed(self) -> None:
-        """Called after a policy is written: reload the scope index before the next match."""
+        """Called after a policy is written: reload the policies before the next pass."""
         self._version += 1
-        self._scopes = None
+
+    def live_evaluation(self, policy_id: str) -> dict[str, Any] | None:
+        """The current evaluation of an enabled policy (newer than the stored one), if loaded."""
+        policy = self._by_id.get(policy_id)
+        return policy.evaluation if policy is not None else None
 
     async def on_samples(self, server_id: str, samples: list[Sample]) -> None:
-        """Observer callback: queue the samples that touch a policy scope; never blocks."""
-        scopes = self._scopes
-        if scopes is not None and not any(
-            self._touched(server_id, sample, scopes) for sample in samples
-        ):
+        """Observer callback: keep the newest samples of a server that feeds a policy."""
+        if self._loaded_version == self._version and not self._feeds_policy(server_id, samples):
             return
-        try:
-            self._queue.put_nowait((server_id, samples))
-        except asyncio.QueueFull:
-            self.dropped_batches += 1
-            logger.warning(
-                "threshold queue full: %d samples of %s skipped", len(samples), server_id
-            )
+        kept = [*self._pending.get(server_id, ()), *samples]
+        # Older samples cannot move a state any more: only the newest two are compared.
+        self.superseded_samples += max(0, len(kept) - CONFIRMING_SAMPLES)
+        self._pending[server_id] = kept[-CONFIRMING_SAMPLES:]
+        self._ready.set()
 
-    def _touched(
-        self, server_id: str, sample: Sample, scopes: frozenset[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
-        """The indexed scopes a sample feeds (including ones this server fed before)."""
-        keys = {("server", server_id)}
-        # Only look at the labels of kinds some policy watches (usually none: server policies).
-        fields = [(kind, CONTAINER_FIELD[kind]) for kind in _watched_kinds(scopes)]
-        for container in sample.containers if fields else ():
-            for kind, field in fields:
-                owner = getattr(container, field)
-                if owner:
-                    keys.add((kind, owner))
-        keys.update(k for k, per_server in self._contributions.items() if server_id in per_server)
-        return keys & scopes
+    def _feeds_policy(self, server_id: str, samples: list[Sample]) -> bool:
+        """Whether the samples may touch a policy (by label; the pass checks trust)."""
+        if ("server", server_id) in self._policies or server_id in self._fed_by:
+            return True
+        policies = self._policies
+        return any(
+            (kind, owner) in policies
+            for sample in samples
+            for container in sample.containers
+            for kind in self._container_kinds
+            if (owner := getattr(container, CONTAINER_FIELD[kind]))
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Evaluate queued samples in order until the context exits."""
+        """Evaluate in passes until the context exits, then store what is not stored yet."""
         async with asyncio.TaskGroup() as tasks:
             worker = tasks.create_task(self._work())
             try:
                 yield
             finally:
                 worker.cancel()
+        try:
+            async with asyncio.timeout(FINAL_FLUSH_TIMEOUT):
+                await self.flush()
+        except Exception:  # the streaks restart from the stored evaluation; states were stored
+            logger.exception("storing threshold evaluations at shutdown failed")
 
     async def _work(self) -> None:
+        next_flush = time.monotonic() + self.flush_seconds
         while True:
-            server_id, samples = await self._queue.get()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_flush - time.monotonic())):
+                    _ = await self._ready.wait()
             try:
-                scopes = self._scopes
-                if scopes is None:
-                    version = self._version
-                    rows = await ThresholdPolicy.filter(enabled=True).values_list(
-                        "scope_kind", "scope_id"
-                    )
-                    scopes = frozenset((str(kind), str(scope_id)) for kind, scope_id in rows)
-                    if version == self._version:  # no change landed while loading
-                        self._scopes = scopes
-                for sample in samples:
-                    await self._evaluate_sample(server_id, sample, scopes)
+                if self._ready.is_set():
+                    await self.evaluate_pending()
+                if time.monotonic() >= next_flush:
+                    next_flush = time.monotonic() + self.flush_seconds
+                    await self.flush()
             except Exception:
-                logger.exception("threshold evaluation failed for server %s", server_id)
+                logger.exception("threshold evaluation failed")
 
-    async def _evaluate_sample(
-        self, server_id: str, sample: Sample, scopes: frozenset[tuple[str, str]]
+    async def evaluate_pending(self) -> None:
+        """One pass: evaluate the kept samples of every server, store rule state changes."""
+        self._ready.clear()
+        policies = await self._current_policies()
+        work, self._pending = self._pending, {}
+        if self._container_kinds:
+            await self._attribution.load([s for samples in work.values() for s in samples])
+        changed: dict[str, LivePolicy] = {}
+        now = datetime.now(UTC)
+        for server_id, samples in work.items():
+            organization = None
+            if self._container_kinds:
+                organization = await self._attribution.organization_of(server_id)
+            for sample in samples:
+                self.evaluated_samples += 1
+                host = policies.get(("server", server_id))
+                if host is not None:
+                    values = metric_values(model_host_totals(sample.totals))
+                    self._advance(host, values, sample, changed, now)
+                if self._container_kinds:
+                    self._evaluate_containers(server_id, sample, organization, changed, now)
+        if changed:
+            await self._store(list(changed.values()))
+
+    def _evaluate_containers(
+        self,
+        server_id: str,
+        sample: Sample,
+        organization: str | None,
+        changed: dict[str, LivePolicy],
+        now: datetime,
     ) -> None:
-        touched = self._touched(server_id, sample, scopes)
-        if not touched:
-            return
-        policies: list[ThresholdPolicy] = []
-        for kind, scope_id in sorted(touched):
-            policy = await ThresholdPolicy.get_or_none(
-                enabled=True, scope_kind=kind, scope_id=scope_id
+        groups = self._trusted_groups(sample, organization)
+        fed = self._fed_by.get(server_id, set())
+        for key in sorted((groups.keys() & self._policies.keys()) | fed):
+            policy = self._policies.get(key)
+            if policy is None:
+                continue
+            self._fed_by.setdefault(server_id, set()).add(key)
+            scope_sum = self._contributions.setdefault(key, ScopeSum())
+            # A scope whose containers are gone counts zero here, so its rules can recover.
+            scope_sum.put(server_id, container_totals(groups.get(key, [])))
+            self._advance(policy, scope_sum.values(), sample, changed, now)
+
+    def _trusted_groups(
+        self, sample: Sample, organization: str | None
+    ) -> dict[tuple[str, str], list[ContainerUsage]]:
+        """The sample's containers by watched scope, counting only trusted attributions.
+
+        Labels come from the agent: a container counts only when its resource belongs to the
+        server's organization and its other labels agree with that resource (``trusted`` also
+        fills the project and environment a label left out).
+        """
+        groups: dict[tuple[str, str], list[ContainerUsage]] = {}
+        for container in sample.containers:
+            if not container.resource_id:
+                continue  # never trusted: no resource to check the other labels against
+            labels: dict[str, Any] = {
+                LABEL_KEY[kind]: getattr(container, field)
+                for kind, field in CONTAINER_FIELD.items()
+            }
+            if not self._attribution.trusted(organization, labels):
+                continue
+            for kind in self._container_kinds:
+                owner = labels.get(LABEL_KEY[kind])
+                if owner:
+                    groups.setdefault((kind, str(owner)), []).append(container)
+        return groups
+
+    def _advance(
+        self,
+        policy: LivePolicy,
+        values: dict[str, float],
+        sample: Sample,
+        changed: dict[str, LivePolicy],
+        now: datetime,
+    ) -> None:
+        before = policy.evaluation or {}
+        after = evaluate(policy.rules, before, values, sample_id=sample.sample_id, at=now)
+        policy.evaluation, policy.dirty = after, True
+        if rule_states(after) != rule_states(before):
+            changed[policy.id] = policy
+        previous_state = str(before.get("state", "ok"))
+        if after["state"] != previous_state:
+            self._notify(policy, previous_state, after, sample)
+
+    async def _current_policies(self) -> dict[tuple[str, str], LivePolicy]:
+        """The enabled policies, reloaded (one query) when a POST changed them."""
+        if self._loaded_version == self._version:
+            return self._policies
+        version = self._version
+        rows = await ThresholdPolicy.filter(enabled=True).values(
+            "id", "scope_kind", "scope_id", "rules", "webhook_url", "webhook_secret_sealed",
+            "evaluation",
+        )  # fmt: skip
+        fresh: dict[tuple[str, str], LivePolicy] = {}
+        for row in rows:
+            known = self._by_id.get(str(row["id"]))
+            fresh[(str(row["scope_kind"]), str(row["scope_id"]))] = LivePolicy(
+                id=str(row["id"]),
+                kind=str(row["scope_kind"]),
+                scope_id=str(row["scope_id"]),
+                rules=list(row["rules"]),
+                webhook_url=row["webhook_url"],
+                webhook_secret_sealed=row["webhook_secret_sealed"],
+                # Memory is never older than the row: only this evaluator writes evaluations.
+                evaluation=known.evaluation if known else row["evaluation"],
+                dirty=known.dirty if known else False,
             )
-            if policy is not None and (
-                kind == "server" or await self._same_organization(server_id, policy)
-            ):
-                policies.append(policy)
-        host = host_totals(sample.totals.model_dump(mode="json", by_alias=True))
-        for policy in policies:
-            if policy.scope_kind == "server":
-                totals = host
-            else:
-                field = CONTAINER_FIELD[policy.scope_kind]
-                mine = [c for c in sample.containers if getattr(c, field) == policy.scope_id]
-                per_server = self._contributions.setdefault(
-                    (policy.scope_kind, policy.scope_id), {}
-                )
-                per_server[server_id] = container_totals(mine)
-                totals = {}
-                for part in per_server.values():
-                    add_totals(totals, part)
-            await self._apply(policy, metric_values(totals), sample)
+        by_id = {policy.id: policy for policy in fresh.values()}
+        # A disabled policy keeps its latest evaluation for when it is enabled again.
+        await self._store([p for p in self._by_id.values() if p.dirty and p.id not in by_id])
+        for key in self._contributions.keys() - fresh.keys():
+            del self._contributions[key]
+        self._fed_by = {
+            server_id: kept
+            for server_id, keys in self._fed_by.items()
+            if (kept := keys & fresh.keys())
+        }
+        self._policies, self._by_id = fresh, by_id
+        self._container_kinds = tuple(sorted({k for k, _ in fresh if k in CONTAINER_FIELD}))
+        self._loaded_version = version
+        return fresh
 
-    async def _same_organization(self, server_id: str, policy: ThresholdPolicy) -> bool:
-        """Labels come from the agent: only count them for scopes of the server's own
-        organization, so one tenant's agent cannot move another tenant's thresholds."""
-        key = (policy.scope_kind, policy.scope_id)
-        if server_id not in self._organizations:
-            self._organizations[server_id] = await _organization_of("server", server_id)
-        if key not in self._scope_organizations:
-            self._scope_organizations[key] = await _organization_of(*key)
-        return self._organizations[server_id] == self._scope_organizations[key] is not None
+    async def flush(self) -> None:
+        """Store every evaluation that moved since it was last stored."""
+        await self._store([p for p in self._by_id.values() if p.dirty])
 
-    async def _apply(
-        self, policy: ThresholdPolicy, values: dict[str, float], sample: Sample
-    ) -> None:
-        previous = policy.evaluation or {}
-        after = evaluate(
-            policy.rules, previous, values, sample_id=sample.sample_id, at=datetime.now(UTC)
-        )
-        await ThresholdPolicy.filter(id=policy.id).update(evaluation=after)
-        before_state = previous.get("state", "ok")
-        if after["state"] != before_state:
-            self._notify(policy, str(before_state), after, sample)
+    async def _store(self, policies: Sequence[LivePolicy]) -> None:
+        """Write evaluations in one transaction (a plain batched UPDATE, no ORM objects)."""
+        written = [(p, p.evaluation) for p in policies if p.evaluation is not None]
+        if not written:
+            return
+        async with in_transaction() as connection:
+            marks = ("?", "?") if connection.capabilities.dialect == "sqlite" else ("$1", "$2")
+            sql = f'UPDATE "{_TABLE}" SET "evaluation" = {marks[0]} WHERE "id" = {marks[1]}'  # noqa: S608
+            await connection.execute_many(
+                sql, [[orjson.dumps(evaluation).decode(), p.id] for p, evaluation in written]
+            )
+        self.stored_evaluations += len(written)
+        for policy, evaluation in written:
+            if policy.evaluation is evaluation:  # not moved on while the write was in flight
+                policy.dirty = False
 
     def _notify(
-        self, policy: ThresholdPolicy, before: str, after: dict[str, Any], sample: Sample
+        self, policy: LivePolicy, before: str, after: dict[str, Any], sample: Sample
     ) -> None:
         if not policy.webhook_url or not policy.webhook_secret_sealed:
             return
@@ -387,21 +363,19 @@ class ThresholdEvaluator:
         except SecretError:
             logger.warning("threshold policy %s: webhook secret cannot be decrypted", policy.id)
             return
-        payload = {
-            "event": STATE_CHANGED_EVENT,
-            "deliveryId": new_id("whk"),
-            "policyId": policy.id,
-            "scope": {"kind": policy.scope_kind, f"{policy.scope_kind}Id": policy.scope_id},
-            "previousState": before,
-            "state": after["state"],
-            "crossed": after["crossed"],
-            "sampleId": sample.sample_id,
-            "observedAt": sample.observed_at.isoformat(),
-            "sentAt": datetime.now(UTC).isoformat(),
-        }
+        delivery_id = new_id("whk")
+        payload = state_change_payload(
+            delivery_id=delivery_id,
+            policy_id=policy.id,
+            scope={"kind": policy.kind, f"{policy.kind}Id": policy.scope_id},
+            previous_state=before,
+            evaluation=after,
+            sample_id=sample.sample_id,
+            observed_at=sample.observed_at,
+        )
         self.sender.submit(
             Delivery(
-                delivery_id=str(payload["deliveryId"]),
+                delivery_id=delivery_id,
                 url=policy.webhook_url,
                 secret=secret,
                 event=STATE_CHANGED_EVENT,

@@ -4,7 +4,6 @@ Nothing here asks an agent anything: usage is read from ``RuntimeSample`` rows, 
 server still answers with its last known figures, flagged ``partial`` with a source error.
 """
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,6 @@ CONTAINER_FIELD: Final = {
 # A sample older than this many sampling intervals no longer describes the server "now".
 STALE_AFTER_INTERVALS: Final = 3
 
-_LOAD_SUFFIX: Final = re.compile(r"(\d)M$")
 # Nested like the Appaloft totals block: ``{"cpu": {"containerCpuPercent": 12.5}, ...}``.
 TotalsMap = dict[str, dict[str, float]]
 
@@ -159,37 +157,61 @@ class ServerReading:
     sample: RuntimeSample | None
 
 
-def host_totals(totals: dict[str, Any]) -> TotalsMap:
-    """A stored sample's totals as a nested number map (null signals left out)."""
+# The wire says ``loadAverage1M`` (pydantic's camel case); Appaloft says ``loadAverage1m``.
+_APPALOFT_NAMES: Final[dict[str, str]] = {
+    f"loadAverage{n}M": f"loadAverage{n}m" for n in (1, 5, 15)
+}
+
+
+def model_host_totals(totals: Totals) -> TotalsMap:
+    """A sample's totals as a nested number map (null signals left out)."""
     shaped: TotalsMap = {}
-    # Through the wire model, so rows stored with either field spelling read the same.
-    parsed = Totals.model_validate(totals).model_dump(by_alias=True, exclude_none=True)
-    for signal, block in parsed.items():
+    for signal, block in totals.model_dump(by_alias=True, exclude_none=True).items():
         if isinstance(block, dict):
-            # The wire says ``loadAverage1M`` (pydantic's camel case); Appaloft says ``...1m``.
             shaped[signal] = {
-                _LOAD_SUFFIX.sub(r"\1m", k): float(v)
+                _APPALOFT_NAMES.get(str(k), str(k)): float(v)
                 for k, v in block.items()
                 if isinstance(v, int | float)
             }
     return shaped
 
 
-def stored_containers(rows: Iterable[dict[str, Any]]) -> list[ContainerUsage]:
+def host_totals(totals: dict[str, Any]) -> TotalsMap:
+    """A stored sample's totals as a nested number map (null signals left out)."""
+    # Through the wire model, so rows stored with either field spelling read the same.
+    return model_host_totals(Totals.model_validate(totals))
+
+
+@dataclass(frozen=True)
+class StoredContainer:
+    """A stored sample's container and whether ingest trusted its attribution.
+
+    ``usage`` carries the labels only when trusted; ``claimed`` keeps the label keys an
+    untrusted container carried, for the warning that says why it is not attributed.
+    """
+
+    usage: ContainerUsage
+    trusted: bool
+    claimed: tuple[str, ...] = ()
+
+
+def stored_containers(rows: Iterable[dict[str, Any]]) -> list[StoredContainer]:
     """A stored sample's containers, parsed (either field spelling).
 
     Ingest marks each container ``attributionTrusted`` after checking its labels against the
-    coordinator's own rows; an untrusted container keeps counting for its server but is
-    stripped of its labels, so a misreporting agent cannot add figures to another scope.
+    coordinator's own rows. Only ``true`` is trusted (a row without the flag is not): an
+    untrusted container keeps counting for its server but is stripped of its labels, so a
+    misreporting agent cannot add figures to another scope.
     """
-    parsed: list[ContainerUsage] = []
+    parsed: list[StoredContainer] = []
     for row in rows:
         container = ContainerUsage.model_validate(row)
-        if row.get("attributionTrusted") is False:
-            container = container.model_copy(
-                update={field: None for field in CONTAINER_FIELD.values()}
-            )
-        parsed.append(container)
+        if row.get("attributionTrusted") is True:
+            parsed.append(StoredContainer(container, trusted=True))
+            continue
+        claimed = tuple(k for k, f in CONTAINER_FIELD.items() if getattr(container, f))
+        stripped = container.model_copy(update={f: None for f in CONTAINER_FIELD.values()})
+        parsed.append(StoredContainer(stripped, trusted=False, claimed=claimed))
     return parsed
 
 
@@ -270,14 +292,25 @@ def _groups(
     return groups
 
 
-def _artifact(server_id: str, observed_at: datetime, container: ContainerUsage) -> Artifact:
+def _artifact(server_id: str, observed_at: datetime, stored: StoredContainer) -> Artifact:
+    container = stored.usage
     evidence = [
         Evidence(key=f"berth.{kind}-id")
         for kind, field in CONTAINER_FIELD.items()
         if getattr(container, field)
     ]
+    warnings: list[UsageWarning] = []
+    if stored.claimed:
+        labels = ", ".join(f"berth.{kind}-id" for kind in stored.claimed)
+        warnings.append(
+            UsageWarning(
+                code="attribution-unverified",
+                message=f"its labels ({labels}) could not be verified against this "
+                "organization's resources; it counts only in the server's totals",
+            )
+        )
     return Artifact(
-        ownership="attributed" if evidence else "unattributed",
+        ownership="attributed" if stored.trusted and evidence else "unattributed",
         server_id=server_id,
         project_id=container.project_id,
         environment_id=container.environment_id,
@@ -290,6 +323,7 @@ def _artifact(server_id: str, observed_at: datetime, container: ContainerUsage) 
         memory_bytes=container.memory_bytes,
         observed_at=observed_at,
         evidence=evidence,
+        warnings=warnings,
     )
 
 
@@ -335,15 +369,33 @@ def build_usage(
         observed.append(sample.observed_at)
         if not is_fresh(sample, now):
             stale = True
-        mine = [c for c in stored_containers(sample.containers) if in_scope(c, scope)]
-        containers.extend(mine)
+        # Only trusted attribution places a container in a project/environment/resource/
+        # deployment scope; a server scope lists all of its containers.
+        mine = [
+            c
+            for c in stored_containers(sample.containers)
+            if scope.kind == "server" or (c.trusted and in_scope(c.usage, scope))
+        ]
+        containers.extend(c.usage for c in mine)
         if include_artifacts:
             artifacts.extend(_artifact(reading.server_id, sample.observed_at, c) for c in mine)
+        unverified = sum(1 for c in mine if c.claimed)
+        if unverified and include_warnings:
+            warnings.append(
+                UsageWarning(
+                    code="attribution-unverified",
+                    message=f"{unverified} container(s) on server {reading.server_name} carry "
+                    "berth labels that could not be verified against this organization's "
+                    "resources; they are left out of every project, environment, resource and "
+                    "deployment figure",
+                    scope=scope,
+                )
+            )
         if scope.kind == "server":
             add_totals(totals, host_totals(sample.totals))
             add_totals(totals, {"containers": {"count": float(len(mine))}})
         else:
-            add_totals(totals, container_totals(mine))
+            add_totals(totals, container_totals(c.usage for c in mine))
         if include_warnings:
             warnings.extend(
                 UsageWarning(code="partial-diagnostic", message=text, scope=scope)

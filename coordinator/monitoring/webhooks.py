@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -42,6 +43,31 @@ def sign(secret: str, body: bytes) -> str:
 def verify(secret: str, body: bytes, header: str) -> bool:
     """Whether ``header`` is the signature of ``body`` under ``secret`` (constant time)."""
     return hmac.compare_digest(sign(secret, body), header)
+
+
+def state_change_payload(
+    *,
+    delivery_id: str,
+    policy_id: str,
+    scope: dict[str, str],
+    previous_state: str,
+    evaluation: dict[str, Any],
+    sample_id: str,
+    observed_at: datetime,
+) -> dict[str, Any]:
+    """The body of a ``threshold-state-changed`` event (docs/thresholds.md shows it)."""
+    return {
+        "event": STATE_CHANGED_EVENT,
+        "deliveryId": delivery_id,
+        "policyId": policy_id,
+        "scope": scope,
+        "previousState": previous_state,
+        "state": evaluation["state"],
+        "crossed": evaluation["crossed"],
+        "sampleId": sample_id,
+        "observedAt": observed_at.isoformat(),
+        "sentAt": datetime.now(UTC).isoformat(),
+    }
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from coordinator.db import models
 from coordinator.db.monitoring_models import ThresholdPolicy
 from coordinator.ids import new_id
-from coordinator.monitoring.thresholds import evaluate, next_rule_state
+from coordinator.monitoring.threshold_rules import evaluate, next_rule_state
+from coordinator.monitoring.thresholds import EVALUATOR_KEY, ThresholdEvaluator
 from coordinator.monitoring.webhooks import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
@@ -23,7 +25,8 @@ from coordinator.monitoring.webhooks import (
     WebhookSender,
     verify,
 )
-from shared.messages.monitoring import SampleBatch, SamplesAck
+from coordinator.secrets import Keyring
+from shared.messages.monitoring import Sample, SampleBatch, SamplesAck
 from tests.fakes.agent_peer import FakeAgent
 from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
@@ -463,8 +466,10 @@ async def make_resource(coordinator: Coordinator, token: str) -> tuple[str, str,
     return project_id, environment_id, resource.id
 
 
-def container(resource_id: str | None, cpu: float, memory: int = 64 * 1024**2) -> dict[str, Any]:
-    """A sampled container labelled with ``resource_id``."""
+def container(
+    resource_id: str | None, cpu: float, memory: int = 64 * 1024**2, **labels: str
+) -> dict[str, Any]:
+    """A sampled container labelled with ``resource_id`` (and any other ``labels``)."""
     return {
         "containerId": f"c{next(_sequence):011d}",
         "name": "web",
@@ -472,6 +477,7 @@ def container(resource_id: str | None, cpu: float, memory: int = 64 * 1024**2) -
         "cpuPercent": cpu,
         "memoryBytes": memory,
         "writableBytes": 4096,
+        **labels,
     }
 
 
@@ -577,3 +583,209 @@ async def test_webhook_attempts_time_out_and_are_bounded() -> None:
     finally:
         release.set()
         await runner.cleanup()
+
+
+# ---- attribution trust -----------------------------------------------------------------------
+
+
+async def foreign_resource() -> tuple[str, str]:
+    """A resource of ANOTHER organization (rows written directly); returns (project, resource)."""
+    now = datetime.now(UTC)
+    organization = await models.Organization.create(
+        id=new_id("org"), name="other", slug="other", created_at=now
+    )
+    project = await models.Project.create(
+        id=new_id("prj"), organization_id=organization.id, name="theirs", slug="theirs",
+        created_at=now,
+    )  # fmt: skip
+    environment = await models.Environment.create(
+        id=new_id("env"), project_id=project.id, name="production", created_at=now
+    )
+    resource = await models.Resource.create(
+        id=new_id("res"), project_id=project.id, environment_id=environment.id, name="api",
+        slug="api", created_at=now,
+    )  # fmt: skip
+    return project.id, resource.id
+
+
+async def test_untrusted_containers_do_not_feed_scope_policies(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    """A (compromised) agent labels containers with another tenant's resource, with a wrong
+    project, or with a deployment that is not its resource's: none of them count."""
+    agent = await FakeAgent.enroll(coordinator, admin_token, "web-1")
+    await agent.connect()
+    project_id, _, resource_id = await make_resource(coordinator, admin_token)
+    their_project, their_resource = await foreign_resource()
+    container_rule = {
+        "signal": "cpu",
+        "metric": "containerCpuPercent",
+        "warning": 100,
+        "critical": 200,
+    }
+    for kind, scope_id in (("resource", resource_id), ("project", project_id)):
+        status, answer, _ = await set_policy(
+            coordinator,
+            admin_token,
+            {"scope": {"kind": kind, f"{kind}Id": scope_id}, "rules": [container_rule]},
+        )
+        assert status == 200, answer
+    # The other tenant's policy (its own API would create the same row).
+    theirs = await ThresholdPolicy.create(
+        id=new_id("thp"),
+        scope_kind="resource",
+        scope_id=their_resource,
+        rules=[{"ruleId": "cpu", "comparator": "greater-than-or-equal", **container_rule}],
+        enabled=True,
+        evaluation=None,
+        updated_at=datetime.now(UTC),
+        updated_by_actor_id="usr_other",
+        updated_by_actor_kind="user",
+    )
+    evaluator = coordinator._runner.app[EVALUATOR_KEY]  # type: ignore[union-attr]
+    evaluator.policies_changed()
+    hot = [
+        sample(
+            containers=[
+                container(resource_id, 60),  # the only trusted one
+                container(resource_id, 500, projectId=their_project),
+                container(resource_id, 500, deploymentId="dep_not_of_this_resource"),
+                container(their_resource, 500),
+                container(their_resource, 500, projectId=project_id),
+            ]
+        )
+        for _ in range(2)
+    ]
+    await send_samples(agent, *hot)
+    evaluation = await resource_evaluation(
+        coordinator, admin_token, resource_id, hot[-1]["sampleId"]
+    )
+    assert evaluation["state"] == "ok", evaluation  # 60 %, not 60 + 500 + 500
+    status, shown, _ = await coordinator.call(
+        "GET",
+        f"/runtime-monitoring/thresholds?scope.kind=project&scope.projectId={project_id}",
+        token=admin_token,
+    )
+    assert status == 200, shown
+    assert shown["evaluation"]["sourceSampleId"] == hot[-1]["sampleId"]
+    assert shown["evaluation"]["state"] == "ok", shown
+    # Both samples were evaluated in the pass above: the foreign policy saw nothing.
+    assert evaluator.live_evaluation(theirs.id) is None
+    await evaluator.flush()
+    assert (await ThresholdPolicy.get(id=theirs.id)).evaluation is None
+    stored = await ThresholdPolicy.get(scope_kind="resource", scope_id=resource_id)
+    written: dict[str, Any] = dict(stored.evaluation or {})
+    rules = written["rules"]
+    assert rules["cpu-containerCpuPercent"]["observedValue"] == 60.0
+    await agent.close()
+
+
+# ---- cost: policies in memory, newest samples only, writes on state changes -----------------
+
+
+class QueryCount:
+    """Statements sent to the database by one task (the app's background jobs run beside it)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+        self.count = 0
+
+
+@pytest.fixture
+def query_count(monkeypatch: pytest.MonkeyPatch) -> QueryCount:
+    """Counts the statements of ``QueryCount.task``, any dialect, in or out of a transaction."""
+    counter = QueryCount()
+
+    def counting(original: Any) -> Any:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if asyncio.current_task() is counter.task:
+                counter.count += 1
+            return await original(*args, **kwargs)
+
+        return wrapper
+
+    pending: list[type] = [BaseDBAsyncClient]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        for name in ("execute_query", "execute_query_dict", "execute_many", "execute_insert"):
+            if name in vars(cls):
+                monkeypatch.setattr(cls, name, counting(vars(cls)[name]))
+    return counter
+
+
+def wire(busy: float) -> Sample:
+    """One parsed sample, as the monitoring service hands it to observers."""
+    return Sample.model_validate(sample(busy=busy))
+
+
+async def test_evaluation_costs_no_query_until_a_state_changes(
+    coordinator: Coordinator, admin_token: str, query_count: QueryCount
+) -> None:
+    server = await coordinator.add_server(admin_token, "db-1")
+    silent = await coordinator.add_server(admin_token, "db-2")  # no policy
+    policy = await ThresholdPolicy.create(
+        id=new_id("thp"),
+        scope_kind="server",
+        scope_id=server["id"],
+        rules=[{"ruleId": "cpu", "comparator": "greater-than-or-equal", **cpu_rule()}],
+        enabled=True,
+        evaluation=None,
+        updated_at=datetime.now(UTC),
+        updated_by_actor_id="usr_x",
+        updated_by_actor_kind="user",
+    )
+    # An evaluator of its own, driven pass by pass (the app's one sees no samples here).
+    evaluator = ThresholdEvaluator(Keyring.generate(), WebhookSender())
+
+    query_count.task = asyncio.current_task()
+
+    async def one_pass(server_id: str, *busy: float) -> int:
+        before = query_count.count
+        await evaluator.on_samples(server_id, [wire(b) for b in busy])
+        await evaluator.evaluate_pending()
+        return query_count.count - before
+
+    async def stored() -> dict[str, Any]:
+        return dict((await ThresholdPolicy.get(id=policy.id)).evaluation or {})
+
+    assert await one_pass(server["id"], 10) > 0  # loads the policies, stores the first state
+    first = await stored()
+    assert first["state"] == "ok"
+    # Calm samples move no state: nothing is written, the live evaluation moves on.
+    assert await one_pass(server["id"], 12) == 0
+    assert await one_pass(server["id"], 95) == 0  # a spike alone changes nothing
+    assert await stored() == first
+    live = evaluator.live_evaluation(policy.id)
+    assert live is not None
+    assert live["rules"]["cpu"]["recent"] == ["ok", "critical"]
+    # A server without a policy is not even kept for the next pass.
+    evaluated = evaluator.evaluated_samples
+    assert await one_pass(silent["id"], 99, 99) == 0
+    assert evaluator.evaluated_samples == evaluated
+    # A backlog of five after a calm sample: only the newest two are compared (95 then 10),
+    # so nothing changes (compared one by one, 95 and 95 would have made it critical).
+    assert await one_pass(server["id"], 12) == 0
+    assert await one_pass(server["id"], 95, 95, 95, 95, 10) == 0
+    assert evaluator.evaluated_samples == evaluated + 3
+    assert evaluator.superseded_samples == 3
+    assert evaluator.live_evaluation(policy.id)["state"] == "ok"  # type: ignore[index]
+    # Two critical samples: the state changes and is written at once.
+    assert await one_pass(server["id"], 10, 92, 93) > 0
+    assert (await stored())["state"] == "critical"
+    # A policy change reloads the policies; the streak in memory, newer than the row, is kept.
+    assert await one_pass(server["id"], 5) == 0
+    evaluator.policies_changed()
+    await evaluator.evaluate_pending()
+    assert evaluator.live_evaluation(policy.id)["rules"]["cpu"]["recent"] == ["critical", "ok"]  # type: ignore[index]
+    assert (await stored())["rules"]["cpu"]["recent"] == ["critical", "critical"]
+    # The periodic flush writes the streak that moved since.
+    await evaluator.flush()
+    assert (await stored())["rules"]["cpu"]["recent"] == ["critical", "ok"]
+    # A new evaluator (a restart) continues from the stored state and streak: one more calm
+    # sample completes the recovery.
+    restarted = ThresholdEvaluator(Keyring.generate(), WebhookSender())
+    await restarted.on_samples(server["id"], [wire(6)])
+    await restarted.evaluate_pending()
+    assert restarted.live_evaluation(policy.id)["state"] == "ok"  # type: ignore[index]
+    assert (await stored())["state"] == "ok"

@@ -12,6 +12,7 @@ from tests.harness import Coordinator
 from tests.unit.coordinator.support import assert_error
 from tests.unit.coordinator.test_environments_api import create_environment
 from tests.unit.coordinator.test_projects_api import create_project, scoped_token
+from tests.unit.coordinator.test_thresholds import container, foreign_resource, sample, send_samples
 
 _numbers = itertools.count(1)
 GIB = 1024**3
@@ -25,7 +26,8 @@ async def store_sample(
     interval: float = 10.0,
     busy: float = 25.0,
 ) -> RuntimeSample:
-    """Insert one sample row as ingest stores it (camelCase JSON, trusted attribution)."""
+    """Insert one sample row as ingest stores it (camelCase JSON, trusted attribution unless a
+    container sets its own ``attributionTrusted``)."""
     number = next(_numbers)
     observed = datetime.now(UTC) - timedelta(seconds=age_seconds)
     return await RuntimeSample.create(
@@ -265,3 +267,86 @@ async def test_bad_and_unknown_scopes(coordinator: Coordinator, admin_token: str
         403,
         "forbidden",
     )
+
+
+async def test_untrusted_containers_count_only_for_their_server(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    """Rows whose containers ingest did not trust (or that carry no verdict) never place them
+    in a project, environment, resource or deployment; the server still counts them."""
+    server = await coordinator.add_server(admin_token, "web-1")
+    shop = await create_project(coordinator, admin_token, "shop")
+    prod = await create_environment(coordinator, admin_token, shop, "production")
+    web = await resource(shop, prod, "web")
+    dep = await deployment(shop, prod, web, server["id"], "succeeded")
+    unverified = box(shop, prod, web, dep, 70, 7000)
+    unverified["attributionTrusted"] = False
+    no_verdict = box(shop, prod, web, dep, 80, 8000)
+    no_verdict["attributionTrusted"] = None
+    _ = await store_sample(
+        server["id"], [box(shop, prod, web, dep, 10, 1000), unverified, no_verdict]
+    )
+
+    by_server = await usage(coordinator, admin_token, f"serverId={server['id']}")
+    assert by_server["totals"]["containers"]["count"] == 3
+    assert by_server["totals"]["memory"]["containerUsedBytes"] == 16000  # host figure
+    [by_resource] = by_server["byResource"]
+    assert by_resource["totals"]["cpu"]["containerCpuPercent"] == 10
+    assert by_resource["artifactCount"] == 1
+    artifacts = {a["cpuPercent"]: a for a in by_server["artifacts"]}
+    assert artifacts[10]["ownership"] == "attributed"
+    for cpu in (70, 80):
+        artifact = artifacts[cpu]
+        assert artifact["ownership"] == "unattributed"
+        assert artifact["evidence"] == []
+        assert artifact["resourceId"] is None
+        assert [w["code"] for w in artifact["warnings"]] == ["attribution-unverified"]
+        assert "berth.resource-id" in artifact["warnings"][0]["message"]
+    assert [w["code"] for w in by_server["warnings"]] == ["attribution-unverified"]
+    assert "2 container(s)" in by_server["warnings"][0]["message"]
+
+    for query in (f"projectId={shop}", f"environmentId={prod}", f"resourceId={web}"):
+        scoped = await usage(coordinator, admin_token, query)
+        assert scoped["totals"]["cpu"]["containerCpuPercent"] == 10, query
+        assert scoped["totals"]["containers"]["count"] == 1, query
+        assert [a["cpuPercent"] for a in scoped["artifacts"]] == [10], query
+    scoped = await usage(coordinator, admin_token, f"deploymentId={dep}")
+    assert scoped["totals"]["memory"]["containerUsedBytes"] == 1000
+
+
+async def test_ingested_labels_of_another_tenant_are_not_attributed(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    """End to end: an agent reports a container under another organization's resource and one
+    under its own resource with a wrong project; ingest stores them untrusted and usage keeps
+    them out of the resource's figures."""
+    agent = await FakeAgent.enroll(coordinator, admin_token, "web-1")
+    await agent.connect()
+    shop = await create_project(coordinator, admin_token, "shop")
+    prod = await create_environment(coordinator, admin_token, shop, "production")
+    web = await resource(shop, prod, "web")
+    _ = await deployment(shop, prod, web, agent.server_id, "succeeded")
+    their_project, their_resource = await foreign_resource()
+    await send_samples(
+        agent,
+        sample(
+            containers=[
+                container(web, 15),
+                container(web, 40, projectId=their_project),
+                container(their_resource, 45),
+            ]
+        ),
+    )
+    own = await usage(coordinator, admin_token, f"resourceId={web}")
+    assert own["totals"]["cpu"]["containerCpuPercent"] == 15
+    assert own["totals"]["containers"]["count"] == 1
+    by_server = await usage(coordinator, admin_token, f"serverId={agent.server_id}")
+    assert by_server["totals"]["containers"]["count"] == 3
+    assert [g["scope"]["resourceId"] for g in by_server["byResource"]] == [web]
+    assert sorted(a["ownership"] for a in by_server["artifacts"]) == [
+        "attributed",
+        "unattributed",
+        "unattributed",
+    ]
+    assert their_resource not in str(by_server["byResource"] + by_server["byProject"])
+    await agent.close()
