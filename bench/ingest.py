@@ -379,6 +379,18 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "coordinator", "serve"]
     if args.without_thresholds:  # experiment: the ingest path alone, no threshold observer
         cmd = [sys.executable, "-c", WITHOUT_THRESHOLDS, "serve"]
+    if args.gc_threshold or args.switch_interval:  # experiment: interpreter settings
+        setup = "import gc, sys; "
+        if args.gc_threshold:
+            setup += f"gc.set_threshold({int(args.gc_threshold)}, 10, 10); "
+        if args.switch_interval:
+            setup += f"sys.setswitchinterval({float(args.switch_interval)!r}); "
+        setup += "from coordinator.cli import main; sys.argv[0] = 'berth-coordinator'; main()"
+        cmd = [sys.executable, "-c", setup, "serve"]
+    if args.profile and cmd[1] == "-c":
+        raise SystemExit("--profile runs the plain coordinator; drop the experiment options")
+    if args.profile:  # cProfile of the whole coordinator, written when it stops (SIGTERM)
+        cmd[1:1] = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())]
     cmd += ["--data-dir", str(workdir / "coordinator")]
     cmd += ["--listen", f"{HOST}:{port}", "--log-level", "WARNING"]
     server = ServerProcess("coordinator", cmd, server_cpus, workdir / "coordinator.log")
@@ -388,6 +400,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "offered_samples_per_s": round(args.agents / args.interval, 1),
         "database": "postgres" if args.database_url else "sqlite",
         "threshold_observer": not args.without_thresholds,
+        "gc_threshold0": args.gc_threshold or "default",
+        "switch_interval_s": args.switch_interval or "default",
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
     try:
@@ -491,6 +505,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--without-thresholds",
         action="store_true",
         help="experiment: run the coordinator without the threshold observer",
+    )
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=0,
+        help="experiment: run the coordinator with gc.set_threshold(N, 10, 10)",
+    )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        help="experiment: run the coordinator with sys.setswitchinterval(S)",
+    )
+    parser.add_argument(
+        "--profile", default=None, help="write a cProfile of the coordinator to this path"
     )
     return parser.parse_args(argv)
 

@@ -72,8 +72,14 @@ def host_metrics(totals: Mapping[str, Any]) -> dict[str, float]:
             continue  # a signal the agent could not read is null
         for name, value in figures.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
-                flat[f"{signal}.{_APPALOFT_NAMES.get(name, name)}"] = float(value)
+                path = _PATHS.get((signal, name))
+                if path is None:  # built once per name: this runs for every sample
+                    path = _PATHS[(signal, name)] = f"{signal}.{_APPALOFT_NAMES.get(name, name)}"
+                flat[path] = float(value)
     return flat
+
+
+_PATHS: dict[tuple[str, str], str] = {}
 
 
 def container_metrics(containers: Iterable[Mapping[str, Any]]) -> dict[str, float]:
@@ -159,9 +165,17 @@ def accumulate(
     rows: Iterable[Mapping[str, Any]], buckets: Iterable[str]
 ) -> dict[RollupKey, Accumulator]:
     """Accumulate raw rows (server_id, observed_at, totals, containers) per bucket and scope."""
-    wanted = sorted(set(buckets), key=BUCKET_SECONDS.__getitem__)
-    finest, coarser = wanted[0], wanted[1:]
-    result: dict[RollupKey, Accumulator] = {}
+    return accumulate_into({}, rows, buckets)
+
+
+def accumulate_into(
+    result: dict[RollupKey, Accumulator], rows: Iterable[Mapping[str, Any]], buckets: Iterable[str]
+) -> dict[RollupKey, Accumulator]:
+    """Add raw rows (server_id, observed_at, totals, containers) to ``result``; return it.
+
+    Each sample's figures are computed once and added to every bucket.
+    """
+    wanted = tuple(set(buckets))
     for row in rows:
         server_id = str(row["server_id"])
         observed: datetime = row["observed_at"]
@@ -170,18 +184,14 @@ def accumulate(
         ]
         for (kind, scope_id), members in scope_containers(row["containers"]).items():
             per_scope.append((kind, scope_id, container_metrics(members)))
-        start = floor_time(observed, finest)
-        for kind, scope_id, metrics in per_scope:
-            key = (finest, start, kind, scope_id, server_id)
-            found = result.get(key)
-            if found is None:
-                found = result[key] = Accumulator()
-            found.add(metrics)
-    # Bucket sizes nest (60 | 300 | 3600), so coarser buckets merge the finest ones.
-    for bucket in coarser:
-        for (size, start, kind, scope_id, server_id), acc in list(result.items()):
-            if size != finest:
-                continue
-            key = (bucket, floor_time(start, bucket), kind, scope_id, server_id)
-            result.setdefault(key, Accumulator()).merge(acc)
+        epoch = int(observed.timestamp())
+        for bucket in wanted:
+            size = BUCKET_SECONDS[bucket]
+            start = datetime.fromtimestamp(epoch - epoch % size, UTC)
+            for kind, scope_id, metrics in per_scope:
+                key = (bucket, start, kind, scope_id, server_id)
+                found = result.get(key)
+                if found is None:
+                    found = result[key] = Accumulator()
+                found.add(metrics)
     return result

@@ -7,11 +7,18 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from coordinator.db.monitoring_models import MonitoringWatermark, RuntimeSample, SampleRollup
-from coordinator.monitoring.metrics import STORED_BUCKETS, Accumulator, RollupKey, accumulate
+from coordinator.monitoring.metrics import (
+    STORED_BUCKETS,
+    Accumulator,
+    RollupKey,
+    accumulate,
+    accumulate_into,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,31 +39,138 @@ async def watermark(name: str = ROLLUP_WATERMARK) -> int:
     return int(row.position) if row else 0
 
 
+class PendingRollups:
+    """Rollup deltas of the samples the writer committed past the watermark, kept in memory.
+
+    The writer folds each batch it commits here (``extend``), so the periodic pass only merges
+    these deltas into rollup rows and moves the watermark in one transaction, instead of reading
+    the raw rows back and decoding them. The deltas cover exactly the sample ids
+    ``(base, last_id]``; ``base is None`` means "not tracking": the rows past the watermark are
+    then folded from the database, after which tracking resumes at the new watermark.
+    """
+
+    def __init__(self) -> None:
+        self.base: int | None = None
+        self.last_id = 0
+        self.deltas: dict[RollupKey, Accumulator] = {}
+        self.samples = 0
+
+    @property
+    def tracking(self) -> bool:
+        """Whether the deltas continue the watermark (else the next pass reads the database)."""
+        return self.base is not None
+
+    def extend(self, previous_max: int, new_max: int, rows: list[dict[str, Any]]) -> None:
+        """Fold ``rows``, committed as ids ``(previous_max, new_max]``, into the deltas.
+
+        Called right after the commit, with no await in between, so a pass never takes deltas
+        of uncommitted rows. Rows that do not directly follow ``last_id`` (another inserter,
+        pruned newest rows) stop tracking: the database pass then folds them.
+        """
+        if self.base is None:
+            return
+        if previous_max != self.last_id:
+            self.stop()
+            return
+        accumulate_into(self.deltas, rows, STORED_BUCKETS)
+        self.samples += len(rows)
+        self.last_id = new_max
+
+    def stop(self) -> None:
+        """Forget the deltas; the rows they covered are folded from the database instead."""
+        self.base = None
+        self.deltas = {}
+        self.samples = 0
+
+    def resume_at(self, position: int) -> None:
+        """Track again from ``position``, the watermark every earlier row is folded into."""
+        self.base = self.last_id = position
+        self.deltas = {}
+        self.samples = 0
+
+    def take(self) -> tuple[int, int, dict[RollupKey, Accumulator], int]:
+        """(base, last id, deltas, samples) so far; tracking goes on from the last id."""
+        if self.base is None:
+            raise RuntimeError("not tracking: the database pass folds these rows")
+        taken = (self.base, self.last_id, self.deltas, self.samples)
+        self.resume_at(self.last_id)
+        return taken
+
+
+class RollupLock(asyncio.Lock):
+    """Serialises rollup passes (periodic job, prune, shutdown) and holds the writer's
+    in-memory deltas, which only a pass holding this lock flushes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = PendingRollups()
+
+
 async def roll_up_once(chunk_rows: int = CHUNK_ROWS) -> int:
-    """Fold up to ``chunk_rows`` raw samples past the watermark into rollups; return how many.
+    """Fold up to ``chunk_rows`` raw samples past the watermark into rollups; return how many."""
+    done, _ = await _fold_from_database(chunk_rows)
+    return done
+
+
+async def _fold_from_database(chunk_rows: int) -> tuple[int, int]:
+    """Fold up to ``chunk_rows`` raw rows past the watermark; (rows folded, new watermark).
 
     Rows and the watermark move in one transaction, so a crash either keeps both or neither:
     no sample is counted twice or skipped. Sample ids grow in commit order because one writer
     inserts them (see ``service.MonitoringService``).
     """
     async with in_transaction() as connection:
-        mark = await MonitoringWatermark.select_for_update().get_or_none(name=ROLLUP_WATERMARK)
+        mark = (
+            await MonitoringWatermark.select_for_update()
+            .using_db(connection)
+            .get_or_none(name=ROLLUP_WATERMARK)
+        )
         position = int(mark.position) if mark else 0
         rows = await _raw_rows(connection, position, chunk_rows)
         if not rows:
-            return 0
-        await upsert(accumulate(rows, STORED_BUCKETS))
+            return 0, position
+        await upsert(accumulate(rows, STORED_BUCKETS), connection)
         new_position = max(int(r["id"]) for r in rows)
-        now = datetime.now(UTC)
-        if mark is None:
-            _ = await MonitoringWatermark.create(
-                name=ROLLUP_WATERMARK, position=new_position, updated_at=now
+        await _move_watermark(connection, mark is not None, new_position)
+        return len(rows), new_position
+
+
+async def _flush_pending(pending: PendingRollups) -> int | None:
+    """Merge the writer's deltas and move the watermark in one transaction; the samples folded,
+    or None when the deltas do not continue the stored watermark (then nothing is written)."""
+    base, last_id, deltas, samples = pending.take()
+    if last_id == base:
+        return 0
+    try:
+        async with in_transaction() as connection:
+            mark = (
+                await MonitoringWatermark.select_for_update()
+                .using_db(connection)
+                .get_or_none(name=ROLLUP_WATERMARK)
             )
-        else:
-            await MonitoringWatermark.filter(name=ROLLUP_WATERMARK).update(
-                position=new_position, updated_at=now
-            )
-        return len(rows)
+            if (int(mark.position) if mark else 0) != base:
+                pending.stop()
+                return None
+            await upsert(deltas, connection)
+            await _move_watermark(connection, mark is not None, last_id)
+    except BaseException:
+        pending.stop()  # rolled back: the database pass folds these rows instead
+        raise
+    return samples
+
+
+async def _move_watermark(connection: BaseDBAsyncClient, exists: bool, position: int) -> None:
+    now = datetime.now(UTC)
+    if exists:
+        await (
+            MonitoringWatermark.filter(name=ROLLUP_WATERMARK)
+            .using_db(connection)
+            .update(position=position, updated_at=now)
+        )
+    else:
+        _ = await MonitoringWatermark.create(
+            name=ROLLUP_WATERMARK, position=position, updated_at=now, using_db=connection
+        )
 
 
 async def _raw_rows(
@@ -94,45 +208,79 @@ def _json(value: Any) -> Any:
 
 
 async def roll_up_all(lock: asyncio.Lock, chunk_rows: int = CHUNK_ROWS) -> int:
-    """Run passes until nothing is left past the watermark; return the samples folded.
+    """Fold everything past the watermark into rollups; return the samples folded.
 
-    ``lock`` keeps the periodic job and on-demand passes (prune, shutdown) from reading the
-    same rows past the watermark at once.
+    ``lock`` keeps the periodic job and on-demand passes (prune, shutdown) from folding the
+    same rows at once. When it is the service's ``RollupLock`` and the writer's deltas continue
+    the watermark, only those deltas are merged: the rows past the watermark are exactly the
+    ones they cover, so reading them back would count them twice.
     """
+    pending = lock.pending if isinstance(lock, RollupLock) else None
     total = 0
     async with lock:
+        if pending is not None and pending.tracking:
+            flushed = await _flush_pending(pending)
+            if flushed is not None:
+                return flushed
         while True:
-            done = await roll_up_once(chunk_rows)
+            done, position = await _fold_from_database(chunk_rows)
             total += done
             if done < chunk_rows:
-                return total
+                break
             await asyncio.sleep(0)  # let frames and requests through between chunks
+        if pending is not None:
+            # Every row committed so far is folded (the writer checks that its next insert
+            # directly follows this position before adding deltas again).
+            pending.resume_at(position)
+        return total
 
 
-async def upsert(accumulated: dict[RollupKey, Accumulator]) -> None:
-    """Merge accumulators into existing rollup rows or create them (in the caller's transaction)."""
+async def upsert(
+    accumulated: dict[RollupKey, Accumulator], connection: BaseDBAsyncClient | None = None
+) -> None:
+    """Merge accumulators into existing rollup rows or create them (in ``connection``'s
+    transaction). Existing rows are read as plain tuples and updated by id with one prepared
+    statement: ORM objects and ``bulk_update``'s CASE statements cost more than the database."""
     if not accumulated:
         return
+    db = connection or connections.get("default")
     buckets = list({key[0] for key in accumulated})
     starts = list({key[1] for key in accumulated})
     kinds = list({key[2] for key in accumulated})
     scope_ids = list({key[3] for key in accumulated})
-    existing: dict[RollupKey, SampleRollup] = {}
+    existing: dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]] = {}
     # Two selective IN lists: one query per slice of scopes, not one per row. Slices and batch
     # sizes keep every statement under PostgreSQL's 32,767 bind parameters.
     for first in range(0, len(scope_ids), _PARAMS_PER_QUERY):
         part = scope_ids[first : first + _PARAMS_PER_QUERY]
         # bucket and scope_kind lead the unique index, so this is an index lookup, not a scan.
-        for row in await SampleRollup.filter(
-            bucket__in=buckets, scope_kind__in=kinds, scope_id__in=part, bucket_start__in=starts
-        ):
-            key = (row.bucket, row.bucket_start, row.scope_kind, row.scope_id, row.server_id)
-            existing[key] = row
+        found = (
+            await SampleRollup.filter(
+                bucket__in=buckets, scope_kind__in=kinds, scope_id__in=part, bucket_start__in=starts
+            )
+            .using_db(db)
+            .values_list(
+                "id",
+                "bucket",
+                "bucket_start",
+                "scope_kind",
+                "scope_id",
+                "server_id",
+                "sample_count",
+                "sums",
+                "maxima",
+            )
+        )
+        for row_id, bucket, start, kind, scope_id, server_id, count, sums, maxima in found:
+            if isinstance(start, str):  # a raw SQLite value
+                start = datetime.fromisoformat(start)
+            key = _normalise((bucket, start, kind, scope_id, server_id))
+            existing[key] = (int(row_id), int(count), _json(sums), _json(maxima))
     created: list[SampleRollup] = []
-    changed: list[SampleRollup] = []
+    changed: list[list[Any]] = []
     for key, acc in accumulated.items():
-        found = existing.get(_normalise(key))
-        if found is None:
+        found_row = existing.get(_normalise(key))
+        if found_row is None:
             bucket, start, kind, scope_id, server_id = key
             created.append(
                 SampleRollup(
@@ -147,18 +295,46 @@ async def upsert(accumulated: dict[RollupKey, Accumulator]) -> None:
                 )
             )
             continue
-        merged = Accumulator(found.sample_count, dict(found.sums), dict(found.maxima))
+        row_id, count, sums, maxima = found_row
+        merged = Accumulator(count, dict(sums), dict(maxima))
         merged.merge(acc)
-        found.sample_count = merged.sample_count
-        found.sums = merged.sums
-        found.maxima = merged.maxima
-        changed.append(found)
-    if created:
-        await SampleRollup.bulk_create(created, batch_size=_ROWS_PER_STATEMENT)
-    if changed:
-        await SampleRollup.bulk_update(
-            changed, fields=["sample_count", "sums", "maxima"], batch_size=_ROWS_PER_STATEMENT
+        changed.append(
+            [
+                row_id,
+                merged.sample_count,
+                orjson.dumps(merged.sums).decode(),
+                orjson.dumps(merged.maxima).decode(),
+            ]
         )
+    if created:
+        await SampleRollup.bulk_create(created, batch_size=_ROWS_PER_STATEMENT, using_db=db)
+    for first in range(0, len(changed), _ROWS_PER_STATEMENT):
+        updates = changed[first : first + _ROWS_PER_STATEMENT]
+        sql = _update_sql(db.capabilities.dialect, len(updates))
+        await db.execute_query(sql, [value for row in updates for value in row])
+
+
+def _update_sql(dialect: str, count: int) -> str:
+    """One UPDATE of ``count`` rollup rows by id from a VALUES list of (id, count, sums, maxima).
+
+    One statement, not ``executemany``: the database runs in a thread and each step it takes
+    waits for the GIL (up to the 5 ms switch interval) while the event loop is busy.
+    """
+    table = SampleRollup._meta.db_table
+    if dialect == "sqlite":  # VALUES columns are column1..column4; UPDATE FROM needs 3.33+
+        values = ", ".join(["(?, ?, ?, ?)"] * count)
+        return (
+            f'UPDATE "{table}" SET "sample_count" = v.column2, "sums" = v.column3, '  # noqa: S608
+            f'"maxima" = v.column4 FROM (VALUES {values}) AS v WHERE "{table}"."id" = v.column1'
+        )
+    values = ", ".join(
+        f"(${4 * i + 1}::bigint, ${4 * i + 2}::integer, ${4 * i + 3}::jsonb, ${4 * i + 4}::jsonb)"
+        for i in range(count)
+    )
+    return (
+        f'UPDATE "{table}" SET "sample_count" = v.n, "sums" = v.s, "maxima" = v.m '  # noqa: S608
+        f'FROM (VALUES {values}) AS v(id, n, s, m) WHERE "{table}"."id" = v.id'
+    )
 
 
 def _normalise(key: RollupKey) -> RollupKey:

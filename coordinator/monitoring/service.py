@@ -5,21 +5,30 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 from aiohttp import web
+from pydantic import TypeAdapter
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from coordinator.db import models
 from coordinator.db.monitoring_models import RuntimeSample
 from coordinator.hub.session import AgentSession
 from coordinator.monitoring.metrics import scope_containers
+from coordinator.monitoring.rollups import RollupLock
 from shared.errors import PlatformError, Unavailable
 from shared.messages import Hello
-from shared.messages.monitoring import Sample, SampleBatch, SamplesAck
+from shared.messages.monitoring import (
+    ContainerUsage,
+    MountUsage,
+    Sample,
+    SampleBatch,
+    SamplesAck,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +53,16 @@ _COLUMNS: Final = (
     "containers",
     "warnings",
 )
+# Rows per INSERT statement: 5,000 bind parameters, far under SQLite's and PostgreSQL's limits.
+_ROWS_PER_INSERT: Final = 500
+_PARAMS_PER_LOOKUP: Final = 5000
 # Observers run beside the writer, never in its way; when they fall behind, each server keeps
 # at most this many unobserved samples (the newest; thresholds care about the present).
 MAX_UNOBSERVED_PER_SERVER: Final = 200
+# Serialisers of a sample's parts: mounts go straight to JSON bytes, containers to dicts (their
+# attribution is checked and completed before they are stored).
+_MOUNTS: Final = TypeAdapter(list[MountUsage])
+_CONTAINERS: Final = TypeAdapter(list[ContainerUsage])
 # An unknown resource id is looked up again after this long (it may be created meanwhile).
 _UNKNOWN_RETRY_SECONDS: Final = 30.0
 
@@ -57,6 +73,7 @@ class _Pending:
     frame_id: int
     samples: list[Sample]
     organization_id: str | None
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class AttributionCheck:
@@ -163,7 +180,7 @@ class MonitoringService:
         self._observers: list[Observer] = []
         self._attribution = AttributionCheck()
         # Serialises rollup passes (periodic job, prune, shutdown); see rollups.roll_up_all.
-        self.rollup_lock = asyncio.Lock()
+        self.rollup_lock = RollupLock()
         # (scope kind, scope id) -> servers whose stored samples had its containers; reads use it
         # to find a scope's servers before the rollup job has seen them.
         self.scope_servers: dict[tuple[str, str], set[str]] = {}
@@ -233,19 +250,25 @@ class MonitoringService:
                 self._queued_samples -= sum(len(p.samples) for p in batch)
 
     async def _next_batch(self) -> list[_Pending]:
+        """Queued batches up to MAX_WRITE_SAMPLES, waiting at most until the first has been
+        queued for the linger: under load the previous write already was the wait, so what
+        queued meanwhile is written at once instead of lingering another 200 ms."""
         first = await self._queue.get()
         batch = [first]
         count = len(first.samples)
-        deadline = time.monotonic() + self.linger_seconds
+        deadline = first.queued_at + self.linger_seconds
         while count < MAX_WRITE_SAMPLES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    item = await self._queue.get()
-            except TimeoutError:
-                break
+            if self._queue.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(remaining):
+                        item = await self._queue.get()
+                except TimeoutError:
+                    break
+            else:
+                item = self._queue.get_nowait()
             batch.append(item)
             count += len(item.samples)
         return batch
@@ -254,13 +277,11 @@ class MonitoringService:
         """Store the new samples of ``batch`` in one transaction, then ack and notify."""
         all_samples = [s for p in batch for s in p.samples]
         await self._attribution.load(all_samples)
-        wanted = list({s.sample_id for s in all_samples})
-        existing = set(
-            await RuntimeSample.filter(sample_id__in=wanted).values_list("sample_id", flat=True)
-        )
+        existing = await _known_sample_ids(list({s.sample_id for s in all_samples}))
         now = datetime.now(UTC)
-        seen: set[str] = set(str(x) for x in existing)
+        seen = existing  # grows with this batch: a sample repeated in it is stored once
         rows: list[list[Any]] = []
+        folded: list[dict[str, Any]] = []
         results: list[tuple[_Pending, list[Sample], int]] = []
         for pending in batch:
             new: list[Sample] = []
@@ -271,49 +292,73 @@ class MonitoringService:
                     continue
                 seen.add(sample.sample_id)
                 new.append(sample)
-                rows.append(self._row(pending, sample, now))
+                rows.append(self._row(pending, sample, now, folded))
             results.append((pending, new, duplicates))
         if rows:
-            await self.insert(rows)
+            previous_max, new_max = await self.insert(rows)
+            # Only after the commit: a rollup pass never takes deltas of uncommitted rows.
+            self.rollup_lock.pending.extend(previous_max, new_max, folded)
         stored = sum(len(new) for _, new, _ in results)
         self.stored_total += stored
         self.duplicate_total += sum(d for _, _, d in results)
         await self._acknowledge(results)
         await self._notify(results)
 
-    def _row(self, pending: _Pending, sample: Sample, now: datetime) -> list[Any]:
-        data = sample.model_dump(mode="json", by_alias=True)
-        containers: list[dict[str, Any]] = data["containers"]
+    def _row(
+        self, pending: _Pending, sample: Sample, now: datetime, folded: list[dict[str, Any]]
+    ) -> list[Any]:
+        """The table row of ``sample``; also appends what rollups need of it to ``folded``.
+
+        Parts are serialised separately (never a whole ``model_dump``): mounts are never
+        looked at, so they go straight to JSON.
+        """
+        server_id = pending.session.server_id  # the authenticated link's, never the frame's
+        totals = sample.totals.model_dump(mode="json", by_alias=True)
+        containers: list[dict[str, Any]] = _CONTAINERS.dump_python(
+            sample.containers, mode="json", by_alias=True
+        )
         for item in containers:
             item["attributionTrusted"] = self._attribution.trusted(pending.organization_id, item)
         for kind, scope_id in scope_containers(containers):
-            self.scope_servers.setdefault((kind, scope_id), set()).add(pending.session.server_id)
+            self.scope_servers.setdefault((kind, scope_id), set()).add(server_id)
+        folded.append(
+            {
+                "server_id": server_id,
+                "observed_at": sample.observed_at,
+                "totals": totals,
+                "containers": containers,
+            }
+        )
         return [
             sample.sample_id,
-            pending.session.server_id,  # the authenticated link's, never the frame's
+            server_id,
             sample.sequence,
             sample.observed_at,
             now,
             sample.interval_seconds,
-            orjson.dumps(data["totals"]).decode(),
-            orjson.dumps(data["mounts"]).decode(),
+            orjson.dumps(totals).decode(),
+            _MOUNTS.dump_json(sample.mounts, by_alias=True).decode(),
             orjson.dumps(containers).decode(),
-            orjson.dumps(data["warnings"]).decode(),
+            orjson.dumps(sample.warnings).decode(),
         ]
 
-    async def insert(self, rows: list[list[Any]]) -> None:
-        """Insert sample rows in one transaction.
+    async def insert(self, rows: list[list[Any]]) -> tuple[int, int]:
+        """Insert sample rows in one transaction; return the largest id before and after.
 
-        A plain multi-row INSERT: building ORM objects cost more than the database write.
+        Multi-row INSERT statements, not ``executemany``: the database runs in a thread, and
+        each statement step it takes has to win the GIL back from the busy event loop (up to
+        the 5 ms switch interval), so a thousand single-row steps cost seconds. One writer
+        inserts, so the ids between the two returned are exactly these rows.
         """
         async with in_transaction() as connection:
-            if connection.capabilities.dialect == "sqlite":
-                marks = ", ".join("?" for _ in _COLUMNS)
-            else:
-                marks = ", ".join(f"${i}" for i in range(1, len(_COLUMNS) + 1))
-            columns = ", ".join(f'"{c}"' for c in _COLUMNS)
-            sql = f'INSERT INTO "{_TABLE}" ({columns}) VALUES ({marks})'  # noqa: S608
-            await connection.execute_many(sql, rows)
+            largest = f'SELECT MAX("id") AS "largest" FROM "{_TABLE}"'  # noqa: S608
+            _, before = await connection.execute_query(largest)
+            for first in range(0, len(rows), _ROWS_PER_INSERT):
+                part = rows[first : first + _ROWS_PER_INSERT]
+                sql = _insert_sql(connection.capabilities.dialect, len(part))
+                await connection.execute_query(sql, [value for row in part for value in row])
+            _, after = await connection.execute_query(largest)
+            return int(before[0]["largest"] or 0), int(after[0]["largest"] or 0)
 
     async def _acknowledge(self, results: list[tuple[_Pending, list[Sample], int]]) -> None:
         async def ack(pending: _Pending, stored: int, duplicates: int) -> None:
@@ -369,6 +414,35 @@ class MonitoringService:
                     await observer(server_id, samples)
                 except Exception:
                     logger.exception("[%s] a monitoring observer failed", server_id)
+
+
+async def _known_sample_ids(sample_ids: list[str]) -> set[str]:
+    """Which of ``sample_ids`` are stored already (raw SQL: the ORM's query building cost
+    more per id than the lookup)."""
+    connection = connections.get("default")
+    sqlite = connection.capabilities.dialect == "sqlite"
+    found: set[str] = set()
+    for first in range(0, len(sample_ids), _PARAMS_PER_LOOKUP):
+        part = sample_ids[first : first + _PARAMS_PER_LOOKUP]
+        marks = ", ".join("?" if sqlite else f"${i}" for i in range(1, len(part) + 1))
+        sql = f'SELECT "sample_id" FROM "{_TABLE}" WHERE "sample_id" IN ({marks})'  # noqa: S608
+        _, rows = await connection.execute_query(sql, part)
+        found.update(str(row["sample_id"]) for row in rows)
+    return found
+
+
+def _insert_sql(dialect: str, count: int) -> str:
+    """A ``count``-row INSERT of sample rows (only the table, columns and placeholders)."""
+    width = len(_COLUMNS)
+    if dialect == "sqlite":
+        groups = ["(" + ", ".join(["?"] * width) + ")"] * count
+    else:
+        groups = [
+            "(" + ", ".join(f"${row * width + i}" for i in range(1, width + 1)) + ")"
+            for row in range(count)
+        ]
+    columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+    return f'INSERT INTO "{_TABLE}" ({columns}) VALUES {", ".join(groups)}'  # noqa: S608
 
 
 MONITORING_KEY: Final = web.AppKey("monitoring_service", MonitoringService)
