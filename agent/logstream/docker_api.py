@@ -1,9 +1,10 @@
-"""The Docker Engine API calls the log reader needs, over the unix socket: JSON calls with
-aiohttp, the log body itself with a minimal HTTP/1.1 reader (see ``LogResponse``).
+"""The Docker Engine API calls the log reader needs, over the unix socket, each on its own
+connection with a minimal HTTP/1.1 reader (see ``LogResponse``).
 
 Not the docker SDK: its log generator runs in a thread, yields one chunk per line and tops out
 near 40k lines/s here; reading the raw response in bulk on the event loop is several times
-faster.
+faster. Not aiohttp for the JSON calls either: they are a few per log request, and leaving
+aiohttp out of the agent saves about 10 MiB of its resident memory (bench/agent_cost.py).
 """
 
 import asyncio
@@ -13,8 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode
-
-import aiohttp
 
 from agent.runtime import DEPLOYMENT_LABEL, RESOURCE_LABEL
 
@@ -55,38 +54,29 @@ def socket_path() -> str:
 
 
 class DockerLogApi:
-    """One aiohttp session on the engine socket; each open log stream is its own connection."""
+    """JSON calls and log streams on the engine socket, each on its own connection."""
 
     def __init__(self, path: str | None = None) -> None:
         self._path = path or socket_path()
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=self._path, limit=0),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_SECONDS),
-            )
-        return self._session
 
     async def close(self) -> None:
-        """Close the session and every connection in it."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Nothing is kept open between calls; each log stream is closed by its reader."""
 
     async def _get_json(self, path: str, params: dict[str, str]) -> Any:
+        target = f"{path}?{urlencode(params)}" if params else path
         try:
-            async with self._client().get(
-                f"http://docker{path}",
-                params=params,
-                timeout=aiohttp.ClientTimeout(total=_CALL_SECONDS),
-            ) as response:
-                if response.status >= 400:
-                    raise DockerApiError(await response.text(), response.status)
-                return await response.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with asyncio.timeout(_CALL_SECONDS):
+                response = await LogResponse.open(self._path, target)
+                try:
+                    body = b"".join([piece async for piece in response.iter_any()])
+                finally:
+                    response.close()
+        except (OSError, TimeoutError) as exc:
             raise DockerApiError(f"the container engine is unreachable: {exc}") from exc
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise DockerApiError(f"the container engine sent invalid JSON: {exc}") from exc
 
     async def containers(self, resource_id: str) -> list[ContainerInfo]:
         """Every container (any state) labelled with ``resource_id``."""
@@ -104,7 +94,7 @@ class DockerLogApi:
 
     async def uses_tty(self, container_id: str) -> bool:
         """Whether the container has a TTY (its log is one raw stream without frame headers)."""
-        attrs = await self._get_json(f"/containers/{container_id}/json", {})
+        attrs = await self._get_json(f"/containers/{quote(container_id)}/json", {})
         return bool((attrs.get("Config") or {}).get("Tty"))
 
     async def open_logs(
