@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,9 +89,17 @@ def check_deployment_id(deployment_id: str) -> None:
         raise InvalidMessage(f"deployment id {deployment_id[:40]!r} has invalid characters")
 
 
+# Saves can overlap (a rollout step and a settle on start, or two managers in one process in
+# tests); they take turns, and each serialises its entry inside the lock, so the last write
+# holds the newest state.
+_WRITE_LOCK = threading.Lock()
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A unique temp name: two writers of one entry (e.g. a cancelled manager still finishing
+    # while the next one starts) must not rename each other's temp file away.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -110,10 +119,6 @@ class Journal:
 
     def __init__(self, state_dir: Path) -> None:
         self.directory = state_dir / "deployments"
-        # Saves of one entry can overlap (a rollout step and a settle on start); they share a
-        # temp file name, so they take turns. Each serialises the entry inside the lock, so the
-        # last write holds the newest state.
-        self._write_lock = threading.Lock()
 
     def _path(self, deployment_id: str) -> Path:
         check_deployment_id(deployment_id)
@@ -121,7 +126,7 @@ class Journal:
 
     def _save_sync(self, entry: JournalEntry) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with self._write_lock:
+        with _WRITE_LOCK:
             data = json.dumps(entry.to_json(), separators=(",", ":")).encode()
             _write_atomic(self._path(entry.deployment_id), data)
 
