@@ -139,3 +139,25 @@ async def workload(
     for key, value in (secrets or {}).items():
         await stack.configure("secrets", {"key": key, "value": value})
     return stack
+
+
+async def deployed_workload(
+    coordinator: Coordinator,
+    token: str,
+    state_dir: Path,
+    start_command: str,
+    *,
+    secrets: dict[str, str] | None = None,
+    agent_env: dict[str, str] | None = None,
+) -> Workload:
+    """``workload(...)`` deployed once; the agent is stopped if any of it fails (the caller's
+    cleanup only starts once this returns)."""
+    stack = await workload(
+        coordinator, token, state_dir, start_command, secrets=secrets, agent_env=agent_env
+    )
+    try:
+        await stack.deploy()
+    except BaseException:
+        await stack.agent.stop()
+        raise
+    return stack

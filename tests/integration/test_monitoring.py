@@ -10,42 +10,12 @@ import docker
 import pytest
 
 from tests.harness import Coordinator, eventually, scaled
-from tests.integration.stacks import Workload, start_agent
+from tests.integration.stacks import Workload, deployed_workload
 
 pytestmark = pytest.mark.docker
 
 SAMPLE_SECONDS = 1.0
 BUSY = "while :; do :; done"
-
-
-async def _deployed_busy(coordinator: Coordinator, token: str, tmp_path: Path) -> Workload:
-    """An agent sampling every second plus a deployed busy resource (``stacks.workload`` misses
-    the now required ``internalPort`` and leaves the HTTP health check on)."""
-    env = {"BERTH_AGENT_SAMPLE_SECONDS": str(SAMPLE_SECONDS)}
-    agent, server_id = await start_agent(coordinator, token, tmp_path / "agent", env=env)
-    stack = Workload(coordinator, token, agent, server_id)
-    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
-    stack.environment_id = (
-        await stack.call(
-            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
-        )
-    )["id"]
-    stack.resource_id = (
-        await stack.call(
-            "POST",
-            "/resources",
-            {"projectId": stack.project_id, "environmentId": stack.environment_id, "name": "app"},
-        )
-    )["id"]
-    image = {"kind": "docker-image", "imageName": "berth-test/busybox", "imageTag": "latest"}
-    await stack.configure("source", {"source": image})
-    await stack.configure(
-        "network-profile", {"networkProfile": {"exposureMode": "none", "internalPort": 8080}}
-    )
-    await stack.configure("runtime-profile", {"runtimeProfile": {"startCommand": BUSY}})
-    await stack.configure("health-policy", {"healthCheck": {"enabled": False}})
-    await stack.deploy()
-    return stack
 
 
 async def _samples(stack: Workload, since: datetime, **scope: str) -> list[dict[str, Any]]:
@@ -62,7 +32,13 @@ async def test_busy_container_restart_without_gaps_and_prune_keeps_rollups(
     coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     started = datetime.now(UTC) - timedelta(minutes=1)
-    stack = await _deployed_busy(coordinator, admin_token, tmp_path)
+    stack = await deployed_workload(
+        coordinator,
+        admin_token,
+        tmp_path / "agent",
+        BUSY,
+        agent_env={"BERTH_AGENT_SAMPLE_SECONDS": str(SAMPLE_SECONDS)},
+    )
     try:
         resource = {"scope.kind": "resource", "scope.resourceId": stack.resource_id}
         busy_seen: list[float] = []

@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from tests.harness import Coordinator, eventually, scaled
-from tests.integration.stacks import Workload, start_agent
+from tests.integration.stacks import Workload, deployed_workload
 
 pytestmark = pytest.mark.docker
 
@@ -102,51 +102,11 @@ async def _berth(
     return process.returncode, (out + rest).decode(), err.decode()
 
 
-async def _deployed(
-    coordinator: Coordinator, token: str, tmp_path: Path, command: str, **extra: Any
-) -> Workload:
-    """An agent plus a deployed resource running ``command`` (like ``stacks.workload``, which
-    misses the now required ``internalPort`` and leaves the HTTP health check on)."""
-    agent, server_id = await start_agent(coordinator, token, tmp_path / "agent")
-    try:
-        return await _configured(Workload(coordinator, token, agent, server_id), command, extra)
-    except BaseException:
-        await agent.stop()  # the test's own cleanup only starts once this returns
-        raise
-
-
-async def _configured(stack: Workload, command: str, extra: dict[str, Any]) -> Workload:
-    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
-    stack.environment_id = (
-        await stack.call(
-            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
-        )
-    )["id"]
-    stack.resource_id = (
-        await stack.call(
-            "POST",
-            "/resources",
-            {"projectId": stack.project_id, "environmentId": stack.environment_id, "name": "app"},
-        )
-    )["id"]
-    image = {"kind": "docker-image", "imageName": "berth-test/busybox", "imageTag": "latest"}
-    await stack.configure("source", {"source": image})
-    await stack.configure(
-        "network-profile", {"networkProfile": {"exposureMode": "none", "internalPort": 8080}}
-    )
-    await stack.configure("runtime-profile", {"runtimeProfile": {"startCommand": command}})
-    await stack.configure("health-policy", {"healthCheck": {"enabled": False}})
-    for key, value in extra.get("secrets", {}).items():
-        await stack.configure("secrets", {"key": key, "value": value})
-    await stack.deploy()
-    return stack
-
-
 async def test_history_tail_since_cursor_stderr_and_masking(
     coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    stack = await _deployed(
-        coordinator, admin_token, tmp_path, NUMBERED, secrets={"API_KEY": SECRET}
+    stack = await deployed_workload(
+        coordinator, admin_token, tmp_path / "agent", NUMBERED, secrets={"API_KEY": SECRET}
     )
     try:
 
@@ -273,10 +233,10 @@ async def _read_ticks(response: aiohttp.ClientResponse, ticks: list[int], until:
 async def test_follow_resumes_without_loss_or_repeats_and_ends_when_the_container_stops(
     coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    stack = await _deployed(
+    stack = await deployed_workload(
         coordinator,
         admin_token,
-        tmp_path,
+        tmp_path / "agent",
         'i=0; while true; do i=$((i+1)); echo "tick-$i"; sleep 0.01; done',
     )
     try:
@@ -313,10 +273,10 @@ async def test_follow_resumes_without_loss_or_repeats_and_ends_when_the_containe
 async def test_a_stalled_reader_drops_live_lines_and_blocks_no_other_stream(
     coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    stack = await _deployed(
+    stack = await deployed_workload(
         coordinator,
         admin_token,
-        tmp_path,
+        tmp_path / "agent",
         'i=0; while true; do i=$((i+1)); seq 1 2000 | sed "s/^/burst-$i-/"; sleep 0.02; done',
     )
     try:
@@ -357,10 +317,10 @@ async def test_a_stalled_reader_drops_live_lines_and_blocks_no_other_stream(
 async def test_following_deployments_picks_up_the_next_deployments_container(
     coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    stack = await _deployed(
+    stack = await deployed_workload(
         coordinator,
         admin_token,
-        tmp_path,
+        tmp_path / "agent",
         'i=0; while true; do i=$((i+1)); echo "tick-$i"; sleep 0.05; done',
     )
     first = stack.deployments[-1]

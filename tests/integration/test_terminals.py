@@ -16,8 +16,8 @@ import pytest
 from coordinator.terminals import TERMINALS_KEY
 from coordinator.terminals.hub import CREDIT_WINDOW_BYTES, TerminalHub
 from coordinator.terminals.ring import RING_BYTES
-from tests.harness import Coordinator, scaled
-from tests.integration.stacks import Workload, start_agent
+from tests.harness import Coordinator, eventually, scaled
+from tests.integration.stacks import start_agent, workload
 
 pytestmark = pytest.mark.docker
 
@@ -131,42 +131,10 @@ async def attach(coordinator: Coordinator, item: Any) -> Term:
     return await Term.attach(coordinator, item["transport"]["path"], item["transport"]["ticket"])
 
 
-async def sleeping_resource(coordinator: Coordinator, token: str, state_dir: Path) -> Workload:
-    """An agent plus a resource running ``sleep 3600`` in the busybox test image (not deployed).
-
-    Like ``stacks.workload``, with the ``internalPort`` the network profile route requires and
-    no health check.
-    """
-    agent, server_id = await start_agent(coordinator, token, state_dir)
-    stack = Workload(coordinator, token, agent, server_id)
-    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
-    stack.environment_id = (
-        await stack.call(
-            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
-        )
-    )["id"]
-    stack.resource_id = (
-        await stack.call(
-            "POST",
-            "/resources",
-            {"projectId": stack.project_id, "environmentId": stack.environment_id, "name": "app"},
-        )
-    )["id"]
-    image = {"kind": "docker-image", "imageName": "berth-test/busybox", "imageTag": "latest"}
-    await stack.configure("source", {"source": image})
-    await stack.configure(
-        "network-profile", {"networkProfile": {"exposureMode": "none", "internalPort": 8080}}
-    )
-    await stack.configure("runtime-profile", {"runtimeProfile": {"startCommand": "sleep 3600"}})
-    # sleep serves no HTTP: without this the deployment waits for a health check that fails.
-    await stack.configure("health-policy", {"healthCheck": {"enabled": False}})
-    return stack
-
-
 async def test_resource_terminal_output_resize_interrupt_exit_and_reattach(
     terminals: Coordinator, token: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    stack = await sleeping_resource(terminals, token, tmp_path / "agent")
+    stack = await workload(terminals, token, tmp_path / "agent", "sleep 3600")
     try:
         deployment_id = await stack.deploy()
         item = await opened(
@@ -303,13 +271,17 @@ async def test_tickets_ownership_and_closed_sessions(
         assert refused.controls[0]["type"] == "error"
 
         # The other actor's session, never attached, expires after the grace period.
-        await asyncio.sleep(scaled(GRACE_SECONDS) + 0.3)
-        status, body, _ = await terminals.call(
-            "POST", "/terminal-sessions/expire", token=token, json={}
+        async def expired() -> bool:
+            status, body, _ = await terminals.call(
+                "POST", "/terminal-sessions/expire", token=token, json={}
+            )
+            assert status == 200, body
+            _, shown, _ = await terminals.call("GET", their_path, token=token)
+            return bool(shown["item"]["status"] == "closed")
+
+        await eventually(
+            expired, timeout=scaled(GRACE_SECONDS) + scaled(10), what="the grace to expire"
         )
-        assert status == 200, body
-        _, body, _ = await terminals.call("GET", their_path, token=token)
-        assert body["item"]["status"] == "closed"
     finally:
         await agent.stop()
 
