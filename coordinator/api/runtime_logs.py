@@ -113,12 +113,7 @@ async def _target(
                 "the resource has not been deployed", details={"resourceId": resource.id}
             )
         deployment = found
-    session = call.request.app[REGISTRY_KEY].get(deployment.server_id)
-    if session is None:
-        raise Unavailable(
-            "the server's agent is offline", details={"serverId": deployment.server_id}
-        )
-    return session, deployment_id
+    return call.request.app[REGISTRY_KEY].require(deployment.server_id), deployment_id
 
 
 def _open_fields(

@@ -13,8 +13,7 @@ from coordinator.api.servers import get_server
 from coordinator.appkeys import REGISTRY_KEY
 from coordinator.db import models
 from coordinator.deployments.store import ACTIVE
-from coordinator.hub.session import AgentSession
-from shared.errors import PlatformError, Unavailable
+from shared.errors import PlatformError
 from shared.messages.monitoring import (
     CapacityContainer,
     CapacityDisk,
@@ -214,17 +213,6 @@ async def protected_deployments(server_id: str) -> list[str]:
     return sorted(protected)
 
 
-def _live_session(call: Call, server_id: str) -> AgentSession:
-    """The server's link, or 503: capacity is always read live, never from a cache."""
-    session = call.request.app[REGISTRY_KEY].get(server_id)
-    if session is None:
-        raise Unavailable(
-            "the server's agent is offline; capacity is inspected live",
-            details={"serverId": server_id},
-        )
-    return session
-
-
 @route(
     "GET",
     "/servers/{serverId}/capacity",
@@ -237,7 +225,7 @@ def _live_session(call: Call, server_id: str) -> AgentSession:
 async def inspect(call: Call) -> CapacityInspectResponse:
     """``servers.capacity.inspect/v1``: 503 when the agent is offline, 504 when it is silent."""
     row = await get_server(call.actor, call.path["serverId"])
-    session = _live_session(call, row.id)
+    session = call.request.app[REGISTRY_KEY].require(row.id)
     reply = await session.request(lambda i: CapacityInspect(id=i), INSPECT_TIMEOUT_SECONDS)
     if not isinstance(reply, CapacityReport):
         raise PlatformError(f"the agent answered capacity_inspect with {reply.type}")
@@ -257,7 +245,7 @@ async def prune(call: Call) -> CapacityPruneResponse:
     """``servers.capacity.prune/v1``; a real prune is audited, a dry run is not."""
     body = call.body(CapacityPruneRequest)
     row = await get_server(call.actor, call.path["serverId"])
-    session = _live_session(call, row.id)
+    session = call.request.app[REGISTRY_KEY].require(row.id)
     protected = await protected_deployments(row.id)
     categories = list(dict.fromkeys(body.categories))
     reply = await session.request(

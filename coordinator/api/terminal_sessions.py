@@ -222,9 +222,7 @@ async def open_session(call: Call) -> TerminalSessionItem:
             actor, resource_id, body.scope.deployment_id
         )
     server = await get_server(actor, server_id)
-    agent = call.request.app[REGISTRY_KEY].get(server_id)
-    if agent is None:
-        raise Unavailable(f"the agent of server {server.name!r} is not connected")
+    agent = call.request.app[REGISTRY_KEY].require(server_id)
     session = TerminalSession(
         session_id=new_id("term"),
         organization_id=actor.organization_id,

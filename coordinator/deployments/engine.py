@@ -466,11 +466,7 @@ class DeploymentEngine:
         self, server_id: str, resource_id: str, operation: RuntimeOperation
     ) -> RuntimeControlResult:
         """Ask the agent to stop/start/restart a resource's containers."""
-        session = self.registry.get(server_id)
-        if session is None:
-            raise Unavailable(
-                "the server's agent is not connected", details={"serverId": server_id}
-            )
+        session = self.registry.require(server_id)
         reply = await session.request(
             lambda mid: RuntimeControl(id=mid, resource_id=resource_id, operation=operation),
             RUNTIME_CONTROL_TIMEOUT_SECONDS,
@@ -483,11 +479,7 @@ class DeploymentEngine:
         self, server_id: str, resource_id: str, path: str | None, port: int | None
     ) -> ResourceProbeResult:
         """Ask the agent to inspect a resource's containers and run its health check."""
-        session = self.registry.get(server_id)
-        if session is None:
-            raise Unavailable(
-                "the server's agent is not connected", details={"serverId": server_id}
-            )
+        session = self.registry.require(server_id)
         reply = await session.request(
             lambda mid: ResourceProbe(
                 id=mid, resource_id=resource_id, health_path=path, health_port=port

@@ -7,7 +7,7 @@ from typing import Any
 
 from coordinator.hub.listener import LinkListener
 from coordinator.hub.session import AgentSession
-from shared.errors import UnknownType
+from shared.errors import Unavailable, UnknownType
 from shared.messages import Hello
 from shared.version import CLOSE_REPLACED
 
@@ -56,6 +56,15 @@ class Registry:
     def get(self, server_id: str) -> AgentSession | None:
         """Return the live session for ``server_id``, if any."""
         return self._sessions.get(server_id)
+
+    def require(self, server_id: str) -> AgentSession:
+        """Return the live session for ``server_id``; 503 ``Unavailable`` when it has none."""
+        session = self._sessions.get(server_id)
+        if session is None:
+            raise Unavailable(
+                "the server's agent is not connected", details={"serverId": server_id}
+            )
+        return session
 
     async def attach(self, session: AgentSession) -> None:
         """Register ``session``; an older session for the same server is closed (replaced)."""
