@@ -150,6 +150,7 @@ async def _read_loop(session: AgentSession, registry: Registry) -> None:
     async for frame in session.ws:
         if frame.type == WSMsgType.TEXT:
             session.touch()
+            await registry.admission.admit()
             re: int | None = None
             try:
                 message = decode_agent_message(frame.data)

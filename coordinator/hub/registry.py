@@ -5,6 +5,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from coordinator.hub.admission import FrameAdmission
 from coordinator.hub.listener import LinkListener
 from coordinator.hub.session import AgentSession
 from shared.errors import Unavailable, UnknownType
@@ -21,6 +22,8 @@ class Registry:
         self._sessions: dict[str, AgentSession] = {}
         self._listeners: list[LinkListener] = []
         self._by_type: dict[str, LinkListener] = {}
+        # Shared by every link's read loop: bounds agent frames handled per loop turn.
+        self.admission = FrameAdmission()
 
     def add_listener(self, listener: LinkListener) -> None:
         """Register a feature; it gets every session event and the frame types it lists."""
