@@ -9,7 +9,7 @@ from typing import Final
 
 from aiohttp import web
 
-from coordinator.db import models
+from coordinator.db import models, read_connection
 from shared.errors import Forbidden, Unauthorized
 
 API_TOKEN_PREFIX: Final = "berth_at_"  # noqa: S105 (a prefix, not a secret)
@@ -116,7 +116,8 @@ async def authenticate(request: web.Request) -> Principal:
     """Resolve the request's bearer token to a principal, or raise ``Unauthorized``."""
     token = _bearer(request)
     digest = hash_token(token)
-    row = await models.ApiToken.get_or_none(token_hash=digest)
+    # The read connection: on SQLite the main one may be busy with the sample writer's commit.
+    row = await models.ApiToken.get_or_none(token_hash=digest, using_db=read_connection())
     # compare_digest keeps the comparison constant-time even though the lookup was by hash.
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized("token is not valid")

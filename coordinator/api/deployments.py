@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from aiohttp import web
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.queryset import QuerySet
 
 from coordinator import audit
@@ -65,10 +66,12 @@ _ROLLBACK_BLOCKERS = frozenset(
 )
 
 
-async def get_deployment(actor: Principal, deployment_id: str) -> models.Deployment:
+async def get_deployment(
+    actor: Principal, deployment_id: str, db: BaseDBAsyncClient | None = None
+) -> models.Deployment:
     """Load a deployment the caller may see, or raise ``NotFound``."""
     row = await models.Deployment.get_or_none(
-        id=deployment_id, organization_id=actor.organization_id
+        id=deployment_id, organization_id=actor.organization_id, using_db=db
     )
     if (
         row is None

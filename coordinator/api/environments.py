@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -63,10 +64,12 @@ def environment_item(row: models.Environment, owned: Iterable[models.Variable]) 
     )
 
 
-async def get_environment(actor: Principal, environment_id: str) -> models.Environment:
+async def get_environment(
+    actor: Principal, environment_id: str, db: BaseDBAsyncClient | None = None
+) -> models.Environment:
     """Load an environment the caller may see, or raise ``NotFound`` (hidden looks missing)."""
     row = await models.Environment.get_or_none(
-        id=environment_id, project__organization_id=actor.organization_id
+        id=environment_id, project__organization_id=actor.organization_id, using_db=db
     )
     if row is None or not actor.can_see_environment(row.project_id, row.id):  # type: ignore[attr-defined]
         raise NotFound(f"environment {environment_id!r} not found")

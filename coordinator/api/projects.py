@@ -4,6 +4,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -59,9 +60,13 @@ def project_item(row: models.Project) -> ProjectItem:
     )
 
 
-async def get_project(actor: Principal, project_id: str) -> models.Project:
+async def get_project(
+    actor: Principal, project_id: str, db: BaseDBAsyncClient | None = None
+) -> models.Project:
     """Load a project the caller may see, or raise ``NotFound`` (hidden looks like missing)."""
-    row = await models.Project.get_or_none(id=project_id, organization_id=actor.organization_id)
+    row = await models.Project.get_or_none(
+        id=project_id, organization_id=actor.organization_id, using_db=db
+    )
     if row is None or not actor.can_see_project(row.id):
         raise NotFound(f"project {project_id!r} not found")
     return row

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -70,10 +71,12 @@ def _status(row: models.Resource) -> str:
     return "archived" if row.lifecycle_status == "archived" else "active"
 
 
-async def get_resource(actor: Principal, resource_id: str) -> models.Resource:
+async def get_resource(
+    actor: Principal, resource_id: str, db: BaseDBAsyncClient | None = None
+) -> models.Resource:
     """Load a resource the caller may see, or raise ``NotFound`` (hidden looks missing)."""
     row = await models.Resource.get_or_none(
-        id=resource_id, project__organization_id=actor.organization_id
+        id=resource_id, project__organization_id=actor.organization_id, using_db=db
     )
     if row is None or not actor.can_see_resource(
         row.project_id,  # type: ignore[attr-defined]

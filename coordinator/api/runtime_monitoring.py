@@ -52,9 +52,10 @@ async def samples(call: Call) -> SamplesList:
 async def rollups(call: Call) -> RollupResponse:
     """Minute buckets from raw samples; five-minute and hour buckets from rollup rows."""
     query = call.query(RollupQuery)
-    recent = call.request.app[MONITORING_KEY].scope_servers
-    target = await resolve_scope(call.actor, query, allow_all=True, recent=recent)
-    return await rollup(target, query, call.request.app[SETTINGS_KEY])
+    service = call.request.app[MONITORING_KEY]
+    target = await resolve_scope(call.actor, query, allow_all=True, recent=service.scope_servers)
+    settings = call.request.app[SETTINGS_KEY]
+    return await rollup(target, query, settings, service.rollup_lock.read_cache)
 
 
 @route(
@@ -70,8 +71,9 @@ async def prune_samples(call: Call) -> PruneResponse:
     """Run retention now; a real run first folds pending samples into rollups."""
     body = call.body(PruneRequest)
     settings = call.request.app[SETTINGS_KEY]
+    lock = call.request.app[MONITORING_KEY].rollup_lock
     if not body.dry_run:
-        await roll_up_all(call.request.app[MONITORING_KEY].rollup_lock)
+        await roll_up_all(lock)
     async with in_transaction():
         outcome = await prune(settings, dry_run=body.dry_run, before=body.before)
         if not body.dry_run:
@@ -88,6 +90,8 @@ async def prune_samples(call: Call) -> PruneResponse:
                 },
                 request_id=call.request_id,
             )
+    if outcome.pruned_rollups:
+        lock.read_cache.clear()  # committed: cached figures of deleted buckets must go
     return PruneResponse(
         dry_run=outcome.dry_run,
         before=outcome.before,

@@ -4,6 +4,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -95,9 +96,13 @@ def server_item(row: models.Server, registry: Registry) -> ServerItem:
     )
 
 
-async def get_server(actor: Principal, server_id: str) -> models.Server:
+async def get_server(
+    actor: Principal, server_id: str, db: BaseDBAsyncClient | None = None
+) -> models.Server:
     """Load a server the caller may see, or raise ``NotFound`` (hidden looks like missing)."""
-    row = await models.Server.get_or_none(id=server_id, organization_id=actor.organization_id)
+    row = await models.Server.get_or_none(
+        id=server_id, organization_id=actor.organization_id, using_db=db
+    )
     if row is None or not actor.can_see_server(row.id):
         raise NotFound(f"server {server_id!r} not found")
     return row

@@ -5,6 +5,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.migrations.api import migrate
 
 MODELS_MODULE = "coordinator.db.models"
@@ -32,17 +35,39 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 TORTOISE_ORM = tortoise_config("sqlite://:memory:")
 
 
+# A second SQLite connection for read-only monitoring queries. SQLite serialises everything on
+# one connection, so without it a dashboard read waits behind the sample writer's transaction;
+# in WAL mode a second connection reads the last commit while the writer writes. It is not a
+# Tortoise "connection" (that would make every unnamed transaction ambiguous); reads pass it
+# with ``using_db``. PostgreSQL's pool already gives reads their own connections.
+_reads: BaseDBAsyncClient | None = None
+
+
 async def open_database(database_url: str) -> None:
     """Apply pending migrations, then open the connection pool for the app."""
+    global _reads  # one database per process, like Tortoise's own state
     config = tortoise_config(database_url)
     # Migrations keep a user's data across upgrades; they run before anything reads tables.
     await migrate(config=config)
     await Tortoise.close_connections()
     await Tortoise.init(config=config)
+    info = expand_db_url(database_url)
+    path = str(info["credentials"].get("file_path", ""))
+    if info["engine"] == "tortoise.backends.sqlite" and path and path != ":memory:":
+        _reads = SqliteClient(file_path=path, connection_name="reads", journal_mode="WAL")
+
+
+def read_connection() -> BaseDBAsyncClient:
+    """The connection for read-only monitoring queries (never inside a transaction)."""
+    return _reads if _reads is not None else Tortoise.get_connection("default")
 
 
 async def close_database() -> None:
     """Close every connection."""
+    global _reads
+    if _reads is not None:
+        await _reads.close()
+        _reads = None
     await Tortoise.close_connections()
 
 

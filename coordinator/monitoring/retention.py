@@ -10,6 +10,7 @@ from typing import Final
 from tortoise.transactions import in_transaction
 
 from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
+from coordinator.monitoring.rollup_cache import RollupReadCache
 from coordinator.monitoring.rollups import watermark
 from coordinator.settings import Settings
 
@@ -75,12 +76,18 @@ async def prune(
     )
 
 
-async def run_retention(settings: Settings, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+async def run_retention(
+    settings: Settings,
+    cache: RollupReadCache | None = None,
+    interval: float = RETENTION_INTERVAL_SECONDS,
+) -> None:
     """Prune every ``interval`` seconds until canceled (errors are logged and retried)."""
     while True:
         await asyncio.sleep(interval)
         try:
             outcome = await prune(settings, dry_run=False)
+            if outcome.pruned_rollups and cache is not None:
+                cache.clear()  # committed: cached figures of deleted buckets must go
             if outcome.pruned_samples or outcome.pruned_rollups:
                 logger.info(
                     "retention pruned %d raw samples and %d rollups",
@@ -91,10 +98,12 @@ async def run_retention(settings: Settings, interval: float = RETENTION_INTERVAL
             logger.exception("pruning monitoring data failed")
 
 
-async def retention_job(settings: Settings) -> AsyncIterator[None]:
+async def retention_job(
+    settings: Settings, cache: RollupReadCache | None = None
+) -> AsyncIterator[None]:
     """Run the retention loop for the duration of the block."""
     async with asyncio.TaskGroup() as tasks:
-        loop = tasks.create_task(run_retention(settings))
+        loop = tasks.create_task(run_retention(settings, cache))
         try:
             yield
         finally:

@@ -17,8 +17,8 @@ from coordinator.monitoring.metrics import (
     Accumulator,
     RollupKey,
     accumulate,
-    accumulate_into,
 )
+from coordinator.monitoring.rollup_cache import RollupReadCache
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ CHUNK_ROWS: Final = 1000
 FINAL_PASS_SECONDS: Final = 5.0
 _PARAMS_PER_QUERY: Final = 5000
 _ROWS_PER_STATEMENT: Final = 500
+# Slices of synchronous work between yields to the event loop (a few milliseconds each).
+YIELD_EVERY_KEYS: Final = 2000
 
 
 async def watermark(name: str = ROLLUP_WATERMARK) -> int:
@@ -42,9 +44,10 @@ async def watermark(name: str = ROLLUP_WATERMARK) -> int:
 class PendingRollups:
     """Rollup deltas of the samples the writer committed past the watermark, kept in memory.
 
-    The writer folds each batch it commits here (``extend``), so the periodic pass only merges
-    these deltas into rollup rows and moves the watermark in one transaction, instead of reading
-    the raw rows back and decoding them. The deltas cover exactly the sample ids
+    The writer accumulates each batch it stores (off the commit path, in slices) and hands the
+    result over here right after the commit (``extend``), so the periodic pass only merges
+    these deltas into rollup rows and moves the watermark in one transaction, instead of
+    reading the raw rows back and decoding them. The deltas cover exactly the sample ids
     ``(base, last_id]``; ``base is None`` means "not tracking": the rows past the watermark are
     then folded from the database, after which tracking resumes at the new watermark.
     """
@@ -52,7 +55,8 @@ class PendingRollups:
     def __init__(self) -> None:
         self.base: int | None = None
         self.last_id = 0
-        self.deltas: dict[RollupKey, Accumulator] = {}
+        # One dict per committed write: merging them is the pass's work, not the writer's.
+        self.batches: list[dict[RollupKey, Accumulator]] = []
         self.samples = 0
 
     @property
@@ -60,8 +64,11 @@ class PendingRollups:
         """Whether the deltas continue the watermark (else the next pass reads the database)."""
         return self.base is not None
 
-    def extend(self, previous_max: int, new_max: int, rows: list[dict[str, Any]]) -> None:
-        """Fold ``rows``, committed as ids ``(previous_max, new_max]``, into the deltas.
+    def extend(
+        self, previous_max: int, new_max: int, accumulated: dict[RollupKey, Accumulator], rows: int
+    ) -> None:
+        """Add ``accumulated``, the deltas of ``rows`` samples committed as ids
+        ``(previous_max, new_max]``.
 
         Called right after the commit, with no await in between, so a pass never takes deltas
         of uncommitted rows. Rows that do not directly follow ``last_id`` (another inserter,
@@ -72,48 +79,76 @@ class PendingRollups:
         if previous_max != self.last_id:
             self.stop()
             return
-        accumulate_into(self.deltas, rows, STORED_BUCKETS)
-        self.samples += len(rows)
+        self.batches.append(accumulated)
+        self.samples += rows
         self.last_id = new_max
 
     def stop(self) -> None:
         """Forget the deltas; the rows they covered are folded from the database instead."""
         self.base = None
-        self.deltas = {}
+        self.batches = []
         self.samples = 0
 
     def resume_at(self, position: int) -> None:
         """Track again from ``position``, the watermark every earlier row is folded into."""
         self.base = self.last_id = position
-        self.deltas = {}
+        self.batches = []
         self.samples = 0
 
-    def take(self) -> tuple[int, int, dict[RollupKey, Accumulator], int]:
-        """(base, last id, deltas, samples) so far; tracking goes on from the last id."""
+    def take(self) -> tuple[int, int, list[dict[RollupKey, Accumulator]], int]:
+        """(base, last id, delta batches, samples) so far; tracking goes on from the last id."""
         if self.base is None:
             raise RuntimeError("not tracking: the database pass folds these rows")
-        taken = (self.base, self.last_id, self.deltas, self.samples)
+        taken = (self.base, self.last_id, self.batches, self.samples)
         self.resume_at(self.last_id)
         return taken
 
 
+async def merge_batches(
+    batches: list[dict[RollupKey, Accumulator]],
+) -> dict[RollupKey, Accumulator]:
+    """Merge delta batches into one dict, yielding to the event loop between slices (acks and
+    API answers should not wait for a whole pass's worth of merging)."""
+    if not batches:
+        return {}
+    merged = batches[0]
+    done = 0
+    for batch in batches[1:]:
+        for key, acc in batch.items():
+            found = merged.get(key)
+            if found is None:
+                merged[key] = acc
+            else:
+                found.merge(acc)
+            done += 1
+            if done % YIELD_EVERY_KEYS == 0:
+                await asyncio.sleep(0)
+    return merged
+
+
 class RollupLock(asyncio.Lock):
-    """Serialises rollup passes (periodic job, prune, shutdown) and holds the writer's
-    in-memory deltas, which only a pass holding this lock flushes."""
+    """Serialises rollup passes (periodic job, prune, shutdown); holds the writer's in-memory
+    deltas, which only a pass holding this lock flushes, and the read cache those passes
+    invalidate."""
 
     def __init__(self) -> None:
         super().__init__()
         self.pending = PendingRollups()
+        self.read_cache = RollupReadCache()
+
+
+Touched = set[tuple[str, datetime]]  # (bucket, bucket start) pairs a pass wrote
 
 
 async def roll_up_once(chunk_rows: int = CHUNK_ROWS) -> int:
     """Fold up to ``chunk_rows`` raw samples past the watermark into rollups; return how many."""
-    done, _ = await _fold_from_database(chunk_rows)
+    done, _, _ = await _fold_from_database(chunk_rows)
     return done
 
 
-async def _fold_from_database(chunk_rows: int) -> tuple[int, int]:
-    """Fold up to ``chunk_rows`` raw rows past the watermark; (rows folded, new watermark).
+async def _fold_from_database(chunk_rows: int) -> tuple[int, int, Touched]:
+    """Fold up to ``chunk_rows`` raw rows past the watermark; (rows folded, new watermark,
+    buckets written).
 
     Rows and the watermark move in one transaction, so a crash either keeps both or neither:
     no sample is counted twice or skipped. Sample ids grow in commit order because one writer
@@ -128,19 +163,27 @@ async def _fold_from_database(chunk_rows: int) -> tuple[int, int]:
         position = int(mark.position) if mark else 0
         rows = await _raw_rows(connection, position, chunk_rows)
         if not rows:
-            return 0, position
-        await upsert(accumulate(rows, STORED_BUCKETS), connection)
+            return 0, position, set()
+        accumulated = accumulate(rows, STORED_BUCKETS)
+        await upsert(accumulated, connection)
         new_position = max(int(r["id"]) for r in rows)
         await _move_watermark(connection, mark is not None, new_position)
-        return len(rows), new_position
+        return len(rows), new_position, touched_by(accumulated)
 
 
-async def _flush_pending(pending: PendingRollups) -> int | None:
-    """Merge the writer's deltas and move the watermark in one transaction; the samples folded,
-    or None when the deltas do not continue the stored watermark (then nothing is written)."""
-    base, last_id, deltas, samples = pending.take()
+def touched_by(accumulated: dict[RollupKey, Accumulator]) -> Touched:
+    """The (bucket, bucket start) pairs whose rollup rows ``accumulated`` changes."""
+    return {(key[0], key[1]) for key in accumulated}
+
+
+async def _flush_pending(pending: PendingRollups) -> tuple[int, Touched] | None:
+    """Merge the writer's deltas and move the watermark in one transaction; (samples folded,
+    buckets written), or None when the deltas do not continue the stored watermark (then
+    nothing is written)."""
+    base, last_id, batches, samples = pending.take()
     if last_id == base:
-        return 0
+        return 0, set()
+    deltas = await merge_batches(batches)
     try:
         async with in_transaction() as connection:
             mark = (
@@ -156,7 +199,7 @@ async def _flush_pending(pending: PendingRollups) -> int | None:
     except BaseException:
         pending.stop()  # rolled back: the database pass folds these rows instead
         raise
-    return samples
+    return samples, touched_by(deltas)
 
 
 async def _move_watermark(connection: BaseDBAsyncClient, exists: bool, position: int) -> None:
@@ -216,14 +259,20 @@ async def roll_up_all(lock: asyncio.Lock, chunk_rows: int = CHUNK_ROWS) -> int:
     ones they cover, so reading them back would count them twice.
     """
     pending = lock.pending if isinstance(lock, RollupLock) else None
+    cache = lock.read_cache if isinstance(lock, RollupLock) else None
     total = 0
     async with lock:
         if pending is not None and pending.tracking:
             flushed = await _flush_pending(pending)
             if flushed is not None:
-                return flushed
+                samples, touched = flushed
+                if cache is not None:  # after the commit: see RollupReadCache
+                    cache.invalidate(touched)
+                return samples
         while True:
-            done, position = await _fold_from_database(chunk_rows)
+            done, position, touched = await _fold_from_database(chunk_rows)
+            if cache is not None:
+                cache.invalidate(touched)
             total += done
             if done < chunk_rows:
                 break
@@ -271,14 +320,28 @@ async def upsert(
                 "maxima",
             )
         )
-        for row_id, bucket, start, kind, scope_id, server_id, count, sums, maxima in found:
+        for index, (
+            row_id,
+            bucket,
+            start,
+            kind,
+            scope_id,
+            server_id,
+            count,
+            sums,
+            maxima,
+        ) in enumerate(found, 1):
+            if index % YIELD_EVERY_KEYS == 0:
+                await asyncio.sleep(0)
             if isinstance(start, str):  # a raw SQLite value
                 start = datetime.fromisoformat(start)
             key = _normalise((bucket, start, kind, scope_id, server_id))
             existing[key] = (int(row_id), int(count), _json(sums), _json(maxima))
     created: list[SampleRollup] = []
     changed: list[list[Any]] = []
-    for key, acc in accumulated.items():
+    for index, (key, acc) in enumerate(accumulated.items(), 1):
+        if index % YIELD_EVERY_KEYS == 0:
+            await asyncio.sleep(0)
         found_row = existing.get(_normalise(key))
         if found_row is None:
             bucket, start, kind, scope_id, server_id = key

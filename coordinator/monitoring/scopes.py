@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from tortoise.expressions import Q, Subquery
+
 from coordinator.auth import Principal
-from coordinator.db import models
+from coordinator.db import models, read_connection
 from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
 from coordinator.monitoring.metrics import BUCKET_SECONDS, SIGNALS
 from coordinator.monitoring.schemas import MonitoringQuery, Retention, Scope
@@ -45,6 +47,18 @@ class ResolvedScope:
     kind: str
     scope_id: str
     server_ids: list[str]
+    # Set when the servers are exactly the organization's (scope "all", no server restriction):
+    # queries then select them with a subquery instead of binding every id.
+    organization_id: str | None = None
+
+
+def server_filter(target: ResolvedScope, field: str = "server_id") -> Q:
+    """``field`` is one of the scope's servers (a subquery for a whole organization)."""
+    condition: dict[str, Any] = {f"{field}__in": target.server_ids}
+    if target.organization_id is not None:
+        servers = models.Server.filter(organization_id=target.organization_id).values("id")
+        condition = {f"{field}__in": Subquery(servers)}
+    return Q(**condition)
 
 
 async def resolve_scope(
@@ -66,30 +80,34 @@ async def resolve_scope(
     from coordinator.api.servers import get_server
 
     kind = query.scope_kind
+    reads = read_connection()  # committed rows; never waits behind the sample writer
     if kind == "all":
         if not allow_all:
             raise _problem("scope.kind", "scope.kind 'all' is only available for rollups")
-        ids = await models.Server.filter(organization_id=actor.organization_id).values_list(
-            "id", flat=True
+        ids = (
+            await models.Server.filter(organization_id=actor.organization_id)
+            .using_db(read_connection())
+            .values_list("id", flat=True)
         )
         visible = sorted(str(i) for i in ids if actor.can_see_server(str(i)))
-        return ResolvedScope(Scope(kind="all"), "all", "", visible)
+        whole = None if actor.server_ids else actor.organization_id
+        return ResolvedScope(Scope(kind="all"), "all", "", visible, whole)
     scope_id = getattr(query, _ID_FIELD[kind])
     if not scope_id:
         field = f"scope.{kind}Id"
         raise _problem(field, f"{field} is required when scope.kind is {kind!r}")
     scope = Scope.model_validate({"kind": kind, _ID_FIELD[kind]: scope_id})
     if kind == "server":
-        _ = await get_server(actor, scope_id)
+        _ = await get_server(actor, scope_id, reads)
         return ResolvedScope(scope, kind, scope_id, [scope_id])
     if kind == "project":
-        _ = await get_project(actor, scope_id)
+        _ = await get_project(actor, scope_id, reads)
     elif kind == "environment":
-        _ = await get_environment(actor, scope_id)
+        _ = await get_environment(actor, scope_id, reads)
     elif kind == "resource":
-        _ = await get_resource(actor, scope_id)
+        _ = await get_resource(actor, scope_id, reads)
     else:
-        _ = await get_deployment(actor, scope_id)
+        _ = await get_deployment(actor, scope_id, reads)
     servers = set(await _servers_of(kind, scope_id)) | (recent or {}).get((kind, scope_id), set())
     return ResolvedScope(
         scope, kind, scope_id, sorted(s for s in servers if actor.can_see_server(s))
@@ -100,6 +118,7 @@ async def _servers_of(kind: str, scope_id: str) -> list[str]:
     """Servers a container scope ran on: from its rollups and from its deployments."""
     from_rollups = await (
         SampleRollup.filter(scope_kind=kind, scope_id=scope_id)
+        .using_db(read_connection())
         .distinct()
         .values_list("server_id", flat=True)
     )
@@ -107,7 +126,10 @@ async def _servers_of(kind: str, scope_id: str) -> list[str]:
         {"id": scope_id} if kind == "deployment" else {_ID_FIELD[kind]: scope_id}
     )
     from_deployments = await (
-        models.Deployment.filter(**deployment_filter).distinct().values_list("server_id", flat=True)
+        models.Deployment.filter(**deployment_filter)
+        .using_db(read_connection())
+        .distinct()
+        .values_list("server_id", flat=True)
     )
     return sorted({str(s) for s in [*from_rollups, *from_deployments]})
 
@@ -151,8 +173,21 @@ def parse_window(
 
 async def retention_block(settings: Settings) -> Retention:
     """The raw retention setting and the span raw samples currently cover."""
-    oldest = await RuntimeSample.all().order_by("observed_at").limit(1).values("observed_at")
-    newest = await RuntimeSample.all().order_by("-observed_at").limit(1).values("observed_at")
+    reads = read_connection()
+    oldest = (
+        await RuntimeSample.all()
+        .using_db(reads)
+        .order_by("observed_at")
+        .limit(1)
+        .values("observed_at")
+    )
+    newest = (
+        await RuntimeSample.all()
+        .using_db(reads)
+        .order_by("-observed_at")
+        .limit(1)
+        .values("observed_at")
+    )
     return Retention(
         raw_retention_hours=settings.raw_sample_retention_hours,
         retained_from=oldest[0]["observed_at"] if oldest else None,
@@ -167,12 +202,13 @@ def freshness_of(newest: datetime | None, interval: float | None, now: datetime)
     return "live" if (now - newest).total_seconds() < LIVE_INTERVALS * interval else "stale"
 
 
-async def newest_sample(server_ids: list[str]) -> tuple[datetime | None, float | None]:
-    """Observed time and interval of the newest sample of ``server_ids``."""
-    if not server_ids:
+async def newest_sample(target: ResolvedScope) -> tuple[datetime | None, float | None]:
+    """Observed time and interval of the newest sample of the scope's servers."""
+    if not target.server_ids:
         return None, None
     rows = (
-        await RuntimeSample.filter(server_id__in=server_ids)
+        await RuntimeSample.filter(server_filter(target))
+        .using_db(read_connection())
         .order_by("-observed_at")
         .limit(1)
         .values("observed_at", "interval_seconds")

@@ -18,7 +18,13 @@ from tortoise.transactions import in_transaction
 from coordinator.db import models
 from coordinator.db.monitoring_models import RuntimeSample
 from coordinator.hub.session import AgentSession
-from coordinator.monitoring.metrics import scope_containers
+from coordinator.monitoring.metrics import (
+    STORED_BUCKETS,
+    Accumulator,
+    RollupKey,
+    accumulate_into,
+    scope_containers,
+)
 from coordinator.monitoring.rollups import RollupLock
 from shared.errors import PlatformError, Unavailable
 from shared.messages import Hello
@@ -40,6 +46,7 @@ DEFAULT_LINGER_SECONDS: Final = 0.2
 # Beyond this many queued samples, batches are refused (retriable) and stay in agents' spools.
 DEFAULT_QUEUE_BOUND: Final = 20_000
 _ACK_SEND_TIMEOUT: Final = 10.0
+YIELD_EVERY_SAMPLES: Final = 100
 _TABLE: Final = RuntimeSample._meta.db_table
 _COLUMNS: Final = (
     "sample_id",
@@ -283,6 +290,7 @@ class MonitoringService:
         rows: list[list[Any]] = []
         folded: list[dict[str, Any]] = []
         results: list[tuple[_Pending, list[Sample], int]] = []
+        deltas: dict[RollupKey, Accumulator] = {}
         for pending in batch:
             new: list[Sample] = []
             duplicates = 0
@@ -293,11 +301,18 @@ class MonitoringService:
                 seen.add(sample.sample_id)
                 new.append(sample)
                 rows.append(self._row(pending, sample, now, folded))
+                if len(folded) >= YIELD_EVERY_SAMPLES:
+                    # In slices: a thousand samples are ~0.1 s of work, which acks and API
+                    # answers should not wait for in one piece.
+                    accumulate_into(deltas, folded, STORED_BUCKETS)
+                    folded = []
+                    await asyncio.sleep(0)
             results.append((pending, new, duplicates))
+        accumulate_into(deltas, folded, STORED_BUCKETS)
         if rows:
             previous_max, new_max = await self.insert(rows)
             # Only after the commit: a rollup pass never takes deltas of uncommitted rows.
-            self.rollup_lock.pending.extend(previous_max, new_max, folded)
+            self.rollup_lock.pending.extend(previous_max, new_max, deltas, len(rows))
         stored = sum(len(new) for _, new, _ in results)
         self.stored_total += stored
         self.duplicate_total += sum(d for _, _, d in results)
@@ -376,7 +391,13 @@ class MonitoringService:
                         )
                     )
 
-        await asyncio.gather(*(ack(p, len(new), d) for p, new, d in results))
+        # Concurrent, so one stalled agent delays no other ack; started in slices, so a
+        # thousand sends do not all run in one turn of the event loop.
+        async with asyncio.TaskGroup() as sends:
+            for index, (pending, new, duplicates) in enumerate(results, 1):
+                _ = sends.create_task(ack(pending, len(new), duplicates))
+                if index % YIELD_EVERY_SAMPLES == 0:
+                    await asyncio.sleep(0)
 
     async def _notify(self, results: list[tuple[_Pending, list[Sample], int]]) -> None:
         """Hand committed samples to the observer task (never waits for observers)."""

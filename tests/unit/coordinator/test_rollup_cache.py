@@ -1,0 +1,115 @@
+"""The rollup read cache: exact invalidation by rollup passes, no stale stores, API freshness."""
+
+from datetime import UTC, datetime, timedelta
+
+from coordinator.monitoring.rollup_cache import RollupReadCache
+from coordinator.monitoring.rollups import roll_up_all
+from tests.harness import Coordinator
+from tests.unit.coordinator.test_monitoring_ingest import (
+    connected_agent,
+    container,
+    make_resource,
+    make_sample,
+    service_of,
+)
+from tests.unit.coordinator.test_monitoring_rollups import (
+    base_time,
+    cpu_points,
+    rollup_api,
+    store,
+)
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def test_points_are_dropped_exactly_where_a_pass_wrote() -> None:
+    cache = RollupReadCache()
+    key = ("server", "srv", ("srv",), ("cpu.busyPercent",))
+    found = {T0: (12, {"cpu.busyPercent": 5.0}), T0 + HOUR: None}
+    cache.store_points("hour", key, cache.generation, found)
+    cache.store_points("five-minute", key, cache.generation, {T0: (1, {})})
+    assert cache.known_points("hour", key) == found
+
+    cache.invalidate([("hour", T0 + HOUR), ("hour", T0 + 5 * HOUR)])
+    assert cache.known_points("hour", key) == {T0: (12, {"cpu.busyPercent": 5.0})}
+    assert cache.known_points("five-minute", key) == {T0: (1, {})}  # other bucket untouched
+
+
+def test_a_read_that_raced_a_pass_does_not_store() -> None:
+    cache = RollupReadCache()
+    generation = cache.generation  # the read starts its query here...
+    cache.invalidate([("hour", T0)])  # ...a pass commits and invalidates meanwhile
+    cache.store_points("hour", "k", generation, {T0: (1, {})})
+    cache.store_span("hour", "k", generation, (T0, T0 + HOUR), {("r", "s"): (1, (1.0,))})
+    assert cache.known_points("hour", "k") == {}
+    assert cache.span("hour", "k", T0, T0 + HOUR) is None
+
+
+def test_spans_go_when_a_pass_writes_inside_them_and_on_clear() -> None:
+    cache = RollupReadCache()
+    sums = {("res", "srv"): (3, (1.0, None))}
+    cache.store_span("hour", "k", cache.generation, (T0, T0 + 3 * HOUR), sums)
+    assert cache.span("hour", "k", T0, T0 + 3 * HOUR) == sums
+    assert cache.span("hour", "k", T0, T0 + 4 * HOUR) is None  # another span: not this one
+    cache.invalidate([("hour", T0 + 3 * HOUR), ("five-minute", T0)])  # outside the span
+    assert cache.span("hour", "k", T0, T0 + 3 * HOUR) == sums
+    cache.invalidate([("hour", T0 + 2 * HOUR)])
+    assert cache.span("hour", "k", T0, T0 + 3 * HOUR) is None
+
+    cache.store_points("hour", "k", cache.generation, {T0: None})
+    cache.clear()
+    assert cache.known_points("hour", "k") == {}
+
+
+def test_entries_are_bounded_least_recently_used_first() -> None:
+    cache = RollupReadCache(limit=2)
+    for name in ("a", "b"):
+        cache.store_points("hour", name, cache.generation, {T0: None})
+    _ = cache.known_points("hour", "a")  # "b" is now the least recently used
+    cache.store_points("hour", "c", cache.generation, {T0: None})
+    assert cache.known_points("hour", "b") == {}
+    assert cache.known_points("hour", "a") == {T0: None}
+
+
+async def test_cached_rollup_reads_follow_late_samples(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    """A late sample into an old bucket changes the next answer: points and contributors."""
+    base = base_time()
+    ids = await make_resource(coordinator, admin_token, "cached")
+    agent = await connected_agent(coordinator, admin_token, "cache-1")
+    lock = service_of(coordinator).rollup_lock
+    await store(
+        agent,
+        [
+            make_sample(base, busy=10.0, sequence=1, containers=[container(ids, 20.0)]),
+            make_sample(base + HOUR, busy=30.0, sequence=2, containers=[container(ids, 40.0)]),
+        ],
+    )
+    await roll_up_all(lock)
+    window = {
+        "scope.kind": "all",
+        "bucket": "hour",
+        "window.from": (base - HOUR).isoformat(),
+        "signals": "cpu",
+    }
+    first = await rollup_api(coordinator, admin_token, **window)
+    assert [(c, v) for _, c, v in cpu_points(first)] == [(1, 10.0), (1, 30.0)]
+    (top,) = first["topContributors"]
+    assert (top["sampleCount"], top["totals"]["cpu"]["containerCpuPercent"]) == (2, 30.0)
+    again = await rollup_api(coordinator, admin_token, **window)
+    assert cpu_points(again) == cpu_points(first)  # answered from the cache, same figures
+
+    # Resent from a spool after an outage: lands in the first (settled) hour.
+    late = base + timedelta(minutes=30)
+    await store(agent, [make_sample(late, busy=50.0, sequence=3, containers=[container(ids, 80.0)])])
+    unchanged = await rollup_api(coordinator, admin_token, **window)
+    assert cpu_points(unchanged) == cpu_points(first)  # not rolled up yet: rollups lag a pass
+    await roll_up_all(lock)
+    after = await rollup_api(coordinator, admin_token, **window)
+    assert [(c, v) for _, c, v in cpu_points(after)] == [(2, 30.0), (1, 30.0)]
+    (top,) = after["topContributors"]
+    assert top["sampleCount"] == 3
+    assert top["totals"]["cpu"]["containerCpuPercent"] == (20.0 + 40.0 + 80.0) / 3
+    await agent.close()
