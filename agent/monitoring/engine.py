@@ -4,10 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import docker
-import docker.errors
-
 from agent.runtime import DEPLOYMENT_LABEL, MANAGED_LABEL, RESOURCE_LABEL
+from agent.runtime.engine_api import EngineApi, EngineApiError, EngineNotFound
 
 PROJECT_LABEL = "berth.project-id"
 ENVIRONMENT_LABEL = "berth.environment-id"
@@ -112,15 +110,13 @@ class Engine(Protocol):
         ...
 
 
-_FAILURES = (docker.errors.DockerException, OSError, ValueError)
+_FAILURES = (EngineApiError, OSError, ValueError)
 
 
 class DockerEngine:
-    """The real engine through the agent's shared low-level docker client."""
+    """The real engine through the agent's shared client for routine engine calls."""
 
-    def __init__(
-        self, client: Callable[[], docker.APIClient], only_label: str | None = None
-    ) -> None:
+    def __init__(self, client: Callable[[], EngineApi], only_label: str | None = None) -> None:
         self._client = client
         # Tests and benchmarks confine monitoring (and prune!) to their own containers.
         self._filters = {"label": [only_label]} if only_label else None
@@ -145,7 +141,7 @@ class DockerEngine:
         """Init pid from one inspect."""
         try:
             state = self._client().inspect_container(container_id).get("State") or {}
-        except docker.errors.NotFound:
+        except EngineNotFound:
             return None
         except _FAILURES as exc:
             raise EngineError(f"cannot inspect {container_id[:12]}: {exc}") from exc
@@ -169,15 +165,15 @@ class DockerEngine:
     def dangling_images(self) -> list[dict[str, Any]]:
         """Dangling images."""
         try:
-            return list(self._client().images(filters={"dangling": True}))
+            return list(self._client().images(filters={"dangling": ["true"]}))
         except _FAILURES as exc:
             raise EngineError(f"cannot list images: {exc}") from exc
 
     def remove_container(self, container_id: str) -> None:
         """Remove a stopped container."""
         try:
-            self._client().remove_container(container_id, v=False, force=False)
-        except docker.errors.NotFound:
+            self._client().remove_container(container_id, force=False)
+        except EngineNotFound:
             return
         except _FAILURES as exc:
             raise EngineError(f"cannot remove container {container_id[:12]}: {exc}") from exc
@@ -185,8 +181,8 @@ class DockerEngine:
     def remove_image(self, image_id: str) -> None:
         """Remove an image, refusing when a container uses it."""
         try:
-            self._client().remove_image(image_id, force=False, noprune=False)
-        except docker.errors.NotFound:
+            self._client().remove_image(image_id, force=False)
+        except EngineNotFound:
             return
         except _FAILURES as exc:
             raise EngineError(f"cannot remove image {image_id[:19]}: {exc}") from exc

@@ -1,15 +1,19 @@
-"""Docker engine access through the docker SDK; every blocking call runs in a worker thread."""
+"""Docker engine access; every blocking call runs in a worker thread.
+
+The routine calls (version, ping, list, labels; monitoring's through ``api_client``) go through
+the small ``engine_api`` client on the unix socket. The docker SDK serves the rest (pull, build,
+run, stop, ...) and every call when the engine is not on a unix socket; it is imported when
+first needed, so an agent that deploys nothing never loads it (about 8 MiB: requests, urllib3,
+charset_normalizer).
+"""
 
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.runtime import (
     DEPLOYMENT_LABEL,
@@ -22,10 +26,21 @@ from agent.runtime import (
     Started,
     extra_labels_from_env,
 )
+from agent.runtime.engine_api import (
+    EngineApi,
+    EngineApiError,
+    EngineNotFound,
+    UnixEngineApi,
+    local_socket,
+)
 from shared.errors import RuntimeFailed
 from shared.messages import ContainerState, ManagedContainer
 
+if TYPE_CHECKING:
+    import docker
+
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _TIMEOUT_SECONDS = 10
 # Builds and pulls can take minutes; they get their own long-timeout client.
@@ -37,7 +52,16 @@ _STATES: frozenset[str] = frozenset(
     {"created", "running", "paused", "restarting", "exited", "dead", "removing"}
 )
 
-_UNREACHABLE = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+# What the routine calls raise when the engine is unreachable or refuses.
+_ENGINE_FAILURES = (EngineApiError, OSError)
+
+
+def _sdk_failures() -> tuple[type[Exception], ...]:
+    """What the SDK raises when the engine is unreachable or refuses (imports the SDK)."""
+    import docker.errors
+    import requests.exceptions
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
 def _state(value: str) -> ContainerState:
@@ -94,24 +118,86 @@ def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
     )
 
 
+class _SdkEngineApi:
+    """``EngineApi`` through the SDK's low-level client, for engines not on a unix socket."""
+
+    def __init__(self, client: Callable[[], "docker.APIClient"]) -> None:
+        self._client = client
+
+    def _call(self, call: Callable[["docker.APIClient"], T]) -> T:
+        import docker.errors
+
+        try:
+            return call(self._client())
+        except docker.errors.NotFound as exc:
+            raise EngineNotFound(str(exc), 404) from exc
+        except docker.errors.APIError as exc:
+            raise EngineApiError(str(exc), exc.status_code or 0) from exc
+        except docker.errors.DockerException as exc:
+            raise EngineApiError(str(exc)) from exc
+
+    def version(self) -> dict[str, Any]:
+        """``GET /version``."""
+        return dict(self._call(lambda api: api.version()))
+
+    def ping(self) -> bool:
+        """``GET /_ping``."""
+        return bool(self._call(lambda api: api.ping()))
+
+    def info(self) -> dict[str, Any]:
+        """``GET /info``."""
+        return dict(self._call(lambda api: api.info()))
+
+    def df(self) -> dict[str, Any]:
+        """``GET /system/df``."""
+        return dict(self._call(lambda api: api.df()))
+
+    def containers(
+        self, *, all: bool = False, size: bool = False, filters: dict[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /containers/json``."""
+        return list(self._call(lambda api: api.containers(all=all, size=size, filters=filters)))
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        """``GET /containers/{id}/json``."""
+        return dict(self._call(lambda api: api.inspect_container(container_id)))
+
+    def images(self, *, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """``GET /images/json``."""
+        return list(self._call(lambda api: api.images(filters=filters)))
+
+    def remove_container(self, container_id: str, *, force: bool = False) -> None:
+        """``DELETE /containers/{id}``."""
+        self._call(lambda api: api.remove_container(container_id, v=False, force=force))
+
+    def remove_image(self, image: str, *, force: bool = False) -> None:
+        """``DELETE /images/{image}``."""
+        self._call(lambda api: api.remove_image(image, force=force, noprune=False))
+
+
 class DockerRuntime:
     """The real runtime: talks to the local Docker engine (``DOCKER_HOST`` honoured)."""
 
     def __init__(self, extra_labels: dict[str, str] | None = None) -> None:
         self._client: docker.DockerClient | None = None
         self._slow: docker.DockerClient | None = None
+        self._api: EngineApi | None = None
         self._lock = threading.Lock()
         self._extra_labels = extra_labels_from_env() if extra_labels is None else extra_labels
 
-    def _get_client(self) -> docker.DockerClient:
+    def _get_client(self) -> "docker.DockerClient":
         # Creating the client talks to the engine (API version negotiation), so it happens
         # lazily in a worker thread, never on the event loop.
+        import docker
+
         with self._lock:
             if self._client is None:
                 self._client = docker.from_env(timeout=_TIMEOUT_SECONDS, max_pool_size=_POOL_SIZE)
             return self._client
 
-    def _get_slow(self) -> docker.DockerClient:
+    def _get_slow(self) -> "docker.DockerClient":
+        import docker
+
         with self._lock:
             if self._slow is None:
                 self._slow = docker.from_env(
@@ -119,23 +205,31 @@ class DockerRuntime:
                 )
             return self._slow
 
-    def api_client(self) -> docker.APIClient:
-        """The shared low-level client for other agent parts' read-mostly engine calls.
+    def api_client(self) -> EngineApi:
+        """The shared client for the routine engine calls, here and in other agent parts.
 
-        Call it, and use the client, from a worker thread only: creating it talks to the engine.
+        Call it, and use the client, from a worker thread only: its calls block.
         """
-        return self._get_client().api
+        with self._lock:
+            if self._api is None:
+                # DOCKER_HOST is read when the engine is first needed, as the SDK does.
+                path = local_socket()
+                if path is not None:
+                    self._api = UnixEngineApi(path, timeout=_TIMEOUT_SECONDS)
+                else:
+                    self._api = _SdkEngineApi(lambda: self._get_client().api)
+            return self._api
 
     def _version_sync(self) -> str:
         try:
-            return str(self._get_client().version().get("Version", "unknown"))
-        except _UNREACHABLE as exc:
+            return str(self.api_client().version().get("Version", "unknown"))
+        except _ENGINE_FAILURES as exc:
             raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
 
     def _ping_sync(self) -> None:
         try:
-            self._get_client().ping()
-        except _UNREACHABLE as exc:
+            self.api_client().ping()
+        except _ENGINE_FAILURES as exc:
             raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
 
     async def version(self) -> str:
@@ -154,11 +248,13 @@ class DockerRuntime:
         self._client = self._slow = None
 
     def _image_id_sync(self, image: str) -> str | None:
+        import docker.errors
+
         try:
             return str(self._get_client().images.get(image).id)
         except docker.errors.ImageNotFound:
             return None
-        except _UNREACHABLE as exc:
+        except _sdk_failures() as exc:
             raise RuntimeFailed(f"cannot inspect image {image}: {exc}") from exc
 
     async def image_id(self, image: str) -> str | None:
@@ -169,7 +265,7 @@ class DockerRuntime:
         try:
             # The SDK splits "repo:tag" and "repo@sha256:..." itself; no tag means latest.
             pulled = self._get_slow().images.pull(image)
-        except _UNREACHABLE as exc:
+        except _sdk_failures() as exc:
             raise RuntimeFailed(f"cannot pull image {image}: {exc}") from exc
         return str(pulled.id)
 
@@ -200,7 +296,7 @@ class DockerRuntime:
                 for line in str(chunk.get("stream", "")).splitlines():
                     if line.strip():
                         on_line(line.rstrip())
-        except _UNREACHABLE as exc:
+        except _sdk_failures() as exc:
             raise RuntimeFailed(f"docker build failed: {exc}") from exc
         if last_error:
             raise RuntimeFailed(f"docker build failed: {last_error}")
@@ -235,12 +331,14 @@ class DockerRuntime:
         ).start()
 
     def _remove_image_quietly(self, tag: str) -> None:
+        import docker.errors
+
         try:
             self._get_client().images.remove(tag, force=True)
             logger.info("removed image %s of a canceled build", tag)
         except docker.errors.ImageNotFound:
             logger.info("a canceled build left no image %s", tag)
-        except _UNREACHABLE:
+        except _sdk_failures():
             logger.warning("could not remove image %s of a canceled build", tag, exc_info=True)
 
     def _run_sync(self, spec: RunSpec) -> Started:
@@ -264,7 +362,7 @@ class DockerRuntime:
             container = client.containers.run(spec.image, **kwargs)
             container.reload()
             ports = _host_ports(container.attrs)
-        except _UNREACHABLE as exc:
+        except _sdk_failures() as exc:
             raise RuntimeFailed(f"cannot start container {spec.name}: {exc}") from exc
         missing = [p for p in spec.ports if p not in ports]
         if missing:
@@ -285,8 +383,8 @@ class DockerRuntime:
         try:
             # The list endpoint alone: the SDK's containers.list() inspects every container
             # afterwards and fails outright when one is removed in between.
-            found = self._get_client().api.containers(all=True, filters={"label": filters})
-        except _UNREACHABLE as exc:
+            found = self.api_client().containers(all=True, filters={"label": filters})
+        except _ENGINE_FAILURES as exc:
             raise RuntimeFailed(f"cannot list containers: {exc}") from exc
         return [_managed_from_summary(c) for c in found]
 
@@ -296,18 +394,20 @@ class DockerRuntime:
 
     def _labels_sync(self, container_id: str) -> dict[str, str]:
         try:
-            container = self._get_client().containers.get(container_id)
-        except docker.errors.NotFound:
+            attrs = self.api_client().inspect_container(container_id)
+        except EngineNotFound:
             return {}
-        except _UNREACHABLE as exc:
+        except _ENGINE_FAILURES as exc:
             raise RuntimeFailed(f"cannot inspect container {container_id}: {exc}") from exc
-        return dict(container.labels)
+        return dict((attrs.get("Config") or {}).get("Labels") or {})
 
     async def labels(self, container_id: str) -> dict[str, str]:
         """Return a container's labels."""
         return await asyncio.to_thread(self._labels_sync, container_id)
 
     def _act_sync(self, container_id: str, action: str, grace: float) -> None:
+        import docker.errors
+
         try:
             if action == "remove":
                 self._get_client().api.remove_container(container_id, force=True)
@@ -323,7 +423,7 @@ class DockerRuntime:
             if action in ("remove", "stop"):
                 return
             raise RuntimeFailed(f"container {container_id} does not exist") from None
-        except _UNREACHABLE as exc:
+        except _sdk_failures() as exc:
             raise RuntimeFailed(f"cannot {action} container {container_id}: {exc}") from exc
 
     async def _act(self, container_id: str, action: str, grace: float = 0.0) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.monitoring.spool import Spool, spool_bound
+from agent.monitoring.spool import SPOOL_CACHE_KIB, Spool, spool_bound
 from shared.messages.monitoring import Sample, Totals
 
 
@@ -66,3 +66,12 @@ def test_survives_restart_and_sequence_keeps_increasing(tmp_path: Path) -> None:
     assert waiting[0] == kept
     assert reopened.append(make).sequence == 5
     reopened.close()
+
+
+def test_page_cache_is_bounded(tmp_path: Path) -> None:
+    # SQLite's default 2 MiB cache would stay resident after an outage's backlog is drained.
+    spool = Spool(tmp_path / "spool.sqlite3", max_samples=100)
+    try:
+        assert spool._db.execute("PRAGMA cache_size").fetchone()[0] == -SPOOL_CACHE_KIB
+    finally:
+        spool.close()
