@@ -1,6 +1,6 @@
 """Tortoise models for runtime monitoring: raw samples, rollups, thresholds, job watermarks."""
 
-from tortoise import fields
+from tortoise import Tortoise, fields
 from tortoise.models import Model
 
 
@@ -48,6 +48,14 @@ class SampleRollup(Model):
         table = "runtime_sample_rollups"
         unique_together = (("bucket", "scope_kind", "scope_id", "server_id", "bucket_start"),)
         indexes = (("scope_kind", "bucket", "bucket_start"),)
+
+
+def sums_number_sql(path: str) -> str:
+    """SQL for ``SampleRollup.sums[path]`` as a number (``path`` is a metric path from code,
+    never from input)."""
+    if Tortoise.get_connection("default").capabilities.dialect == "sqlite":
+        return f'json_extract("sums", \'$."{path}"\')'
+    return f"(\"sums\"->>'{path}')::double precision"
 
 
 class MonitoringWatermark(Model):

@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from coordinator.appkeys import KEYRING_KEY
 from coordinator.db.monitoring_models import ThresholdPolicy
 from coordinator.ids import new_id
-from coordinator.monitoring.service import AttributionCheck
+from coordinator.monitoring.attribution import AttributionCheck
 from coordinator.monitoring.threshold_rules import (
     CONFIRMING_SAMPLES,
     LABEL_KEY,

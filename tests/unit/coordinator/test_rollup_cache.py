@@ -103,7 +103,9 @@ async def test_cached_rollup_reads_follow_late_samples(
 
     # Resent from a spool after an outage: lands in the first (settled) hour.
     late = base + timedelta(minutes=30)
-    await store(agent, [make_sample(late, busy=50.0, sequence=3, containers=[container(ids, 80.0)])])
+    await store(
+        agent, [make_sample(late, busy=50.0, sequence=3, containers=[container(ids, 80.0)])]
+    )
     unchanged = await rollup_api(coordinator, admin_token, **window)
     assert cpu_points(unchanged) == cpu_points(first)  # not rolled up yet: rollups lag a pass
     await roll_up_all(lock)
