@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from coordinator.monitoring.rollup_cache import RollupReadCache
+from coordinator.monitoring.rollup_cache import RollupReadCache, SpanSums
 from coordinator.monitoring.rollups import roll_up_all
 from tests.harness import Coordinator
 from tests.unit.coordinator.test_monitoring_ingest import (
@@ -48,7 +48,7 @@ def test_a_read_that_raced_a_pass_does_not_store() -> None:
 
 def test_spans_go_when_a_pass_writes_inside_them_and_on_clear() -> None:
     cache = RollupReadCache()
-    sums = {("res", "srv"): (3, (1.0, None))}
+    sums: SpanSums = {("res", "srv"): (3, (1.0, None))}
     cache.store_span("hour", "k", cache.generation, (T0, T0 + 3 * HOUR), sums)
     assert cache.span("hour", "k", T0, T0 + 3 * HOUR) == sums
     assert cache.span("hour", "k", T0, T0 + 4 * HOUR) is None  # another span: not this one
