@@ -55,7 +55,7 @@ async def rollups(call: Call) -> RollupResponse:
     service = call.request.app[MONITORING_KEY]
     target = await resolve_scope(call.actor, query, allow_all=True, recent=service.scope_servers)
     settings = call.request.app[SETTINGS_KEY]
-    return await rollup(target, query, settings, service.rollup_lock.read_cache)
+    return await rollup(target, query, settings, service.rollup_lock.read_cache, service.clock)
 
 
 @route(
@@ -71,9 +71,9 @@ async def prune_samples(call: Call) -> PruneResponse:
     """Run retention now; a real run first folds pending samples into rollups."""
     body = call.body(PruneRequest)
     settings = call.request.app[SETTINGS_KEY]
-    lock = call.request.app[MONITORING_KEY].rollup_lock
+    service = call.request.app[MONITORING_KEY]
     if not body.dry_run:
-        await roll_up_all(lock)
+        await roll_up_all(service.rollup_lock)
     async with in_transaction():
         outcome = await prune(settings, dry_run=body.dry_run, before=body.before)
         if not body.dry_run:
@@ -90,8 +90,7 @@ async def prune_samples(call: Call) -> PruneResponse:
                 },
                 request_id=call.request_id,
             )
-    if outcome.pruned_rollups:
-        lock.read_cache.clear()  # committed: cached figures of deleted buckets must go
+    service.after_prune(outcome)  # committed: read caches drop what it deleted
     return PruneResponse(
         dry_run=outcome.dry_run,
         before=outcome.before,

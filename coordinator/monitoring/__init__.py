@@ -22,7 +22,7 @@ async def _rollups_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    async for _ in retention_job(app[SETTINGS_KEY], app[MONITORING_KEY].rollup_lock.read_cache):
+    async for _ in retention_job(app[SETTINGS_KEY], app[MONITORING_KEY].after_prune):
         yield
 
 

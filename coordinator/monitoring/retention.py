@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -10,7 +10,6 @@ from typing import Final
 from tortoise.transactions import in_transaction
 
 from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
-from coordinator.monitoring.rollup_cache import RollupReadCache
 from coordinator.monitoring.rollups import watermark
 from coordinator.settings import Settings
 
@@ -76,18 +75,24 @@ async def prune(
     )
 
 
+PruneListener = Callable[[PruneOutcome], None]
+
+
 async def run_retention(
     settings: Settings,
-    cache: RollupReadCache | None = None,
+    on_pruned: PruneListener | None = None,
     interval: float = RETENTION_INTERVAL_SECONDS,
 ) -> None:
-    """Prune every ``interval`` seconds until canceled (errors are logged and retried)."""
+    """Prune every ``interval`` seconds until canceled (errors are logged and retried).
+
+    ``on_pruned`` hears of each committed prune (read caches drop what it deleted).
+    """
     while True:
         await asyncio.sleep(interval)
         try:
             outcome = await prune(settings, dry_run=False)
-            if outcome.pruned_rollups and cache is not None:
-                cache.clear()  # committed: cached figures of deleted buckets must go
+            if on_pruned is not None:
+                on_pruned(outcome)
             if outcome.pruned_samples or outcome.pruned_rollups:
                 logger.info(
                     "retention pruned %d raw samples and %d rollups",
@@ -99,11 +104,11 @@ async def run_retention(
 
 
 async def retention_job(
-    settings: Settings, cache: RollupReadCache | None = None
+    settings: Settings, on_pruned: PruneListener | None = None
 ) -> AsyncIterator[None]:
     """Run the retention loop for the duration of the block."""
     async with asyncio.TaskGroup() as tasks:
-        loop = tasks.create_task(run_retention(settings, cache))
+        loop = tasks.create_task(run_retention(settings, on_pruned))
         try:
             yield
         finally:

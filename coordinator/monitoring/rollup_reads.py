@@ -24,8 +24,10 @@ from coordinator.monitoring.metrics import (
 )
 from coordinator.monitoring.reads import totals_block
 from coordinator.monitoring.rollup_cache import PointFigures, PointValues, RollupReadCache
+from coordinator.monitoring.sample_clock import SampleClock
 from coordinator.monitoring.schemas import (
     DeploymentMarker,
+    Retention,
     RollupQuery,
     RollupResponse,
     RollupSeries,
@@ -252,6 +254,15 @@ def _series_adapter() -> TypeAdapter[list[RollupSeries]]:
     return TypeAdapter(list[RollupSeries])
 
 
+async def _retention(settings: Settings, clock: SampleClock) -> Retention:
+    oldest, newest = await clock.span()
+    return Retention(
+        raw_retention_hours=settings.raw_sample_retention_hours,
+        retained_from=oldest,
+        retained_to=newest,
+    )
+
+
 async def _none_found(kind: type[Found]) -> list[Found]:
     """An empty result for a part the query did not ask for."""
     return []
@@ -262,8 +273,9 @@ async def rollup(
     query: RollupQuery,
     settings: Settings,
     cache: RollupReadCache | None = None,
+    clock: SampleClock | None = None,
 ) -> RollupResponse:
-    """Answer ``GET /runtime-monitoring/rollup``."""
+    """Answer ``GET /runtime-monitoring/rollup`` (``cache`` and ``clock`` spare queries)."""
     now = datetime.now(UTC)
     signals = parse_signals(query.signals)
     start, to = parse_window(query, settings, bucket=query.bucket, now=now)
@@ -287,8 +299,8 @@ async def rollup(
     )
     points, (newest, interval), retention, contributors, markers = await asyncio.gather(
         points_read,
-        newest_sample(target),
-        retention_block(settings),
+        newest_sample(target) if clock is None else clock.newest(target.server_ids),
+        retention_block(settings) if clock is None else _retention(settings, clock),
         contributors_read,
         markers_read,
     )

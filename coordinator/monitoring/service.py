@@ -25,7 +25,9 @@ from coordinator.monitoring.metrics import (
     accumulate_into,
     scope_containers,
 )
+from coordinator.monitoring.retention import PruneOutcome
 from coordinator.monitoring.rollups import RollupLock
+from coordinator.monitoring.sample_clock import SampleClock
 from shared.errors import PlatformError, Unavailable
 from shared.messages import Hello
 from shared.messages.monitoring import (
@@ -105,6 +107,8 @@ class MonitoringService:
         self._observed_ready = asyncio.Event()
         self.unobserved_dropped = 0
         self._next_skip_log = 0.0
+        # Newest sample per server and the raw span, for reads (see SampleClock).
+        self.clock = SampleClock()
         self.stored_total = 0
         self.duplicate_total = 0
         self.refused_total = 0
@@ -135,6 +139,13 @@ class MonitoringService:
 
     def on_disconnected(self, session: AgentSession) -> None:
         """Queued batches of a closed session are still stored; only their ack is skipped."""
+
+    def after_prune(self, outcome: PruneOutcome) -> None:
+        """A committed prune deleted rows: read caches forget what may have gone."""
+        if outcome.pruned_rollups:
+            self.rollup_lock.read_cache.clear()
+        if outcome.pruned_samples:
+            self.clock.pruned()
 
     # ---- observers
 
@@ -223,6 +234,11 @@ class MonitoringService:
             previous_max, new_max = await self.insert(rows)
             # Only after the commit: a rollup pass never takes deltas of uncommitted rows.
             self.rollup_lock.pending.extend(previous_max, new_max, deltas, len(rows))
+            for pending, new, _ in results:
+                for sample in new:
+                    self.clock.observed(
+                        pending.session.server_id, sample.observed_at, sample.interval_seconds
+                    )
         stored = sum(len(new) for _, new, _ in results)
         self.stored_total += stored
         self.duplicate_total += sum(d for _, _, d in results)

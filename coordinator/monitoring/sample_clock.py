@@ -1,0 +1,115 @@
+"""Newest sample per server and the raw span, kept in memory so reads need no query for them.
+
+The writer reports every committed sample (``observed``); the first read of a server it has
+not seen since start-up looks the server up once in the database. Retention pruning calls
+``pruned`` so the span is looked up again after rows were deleted.
+"""
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from coordinator.db import read_connection
+from coordinator.db.monitoring_models import RuntimeSample
+
+Newest = tuple[datetime, float] | None  # (observed at, interval seconds); None: no sample
+_TABLE: Final = RuntimeSample._meta.db_table
+
+
+class SampleClock:
+    """What the writer committed last per server, and the oldest/newest raw sample."""
+
+    def __init__(self) -> None:
+        self._newest: dict[str, Newest] = {}
+        self._span: tuple[datetime | None, datetime | None] | None = None
+
+    def observed(self, server_id: str, observed_at: datetime, interval: float) -> None:
+        """A sample of ``server_id`` was committed (called by the writer after the commit)."""
+        known = self._newest.get(server_id)
+        if known is None or observed_at > known[0]:
+            self._newest[server_id] = (observed_at, interval)
+        if self._span is not None:
+            oldest, newest = self._span
+            self._span = (
+                observed_at if oldest is None or observed_at < oldest else oldest,
+                observed_at if newest is None or observed_at > newest else newest,
+            )
+
+    def pruned(self) -> None:
+        """Raw samples were deleted: span and newest samples are read from the database again
+        (a server whose every sample expired has no newest sample any more)."""
+        self._span = None
+        self._newest = {}
+
+    async def newest(self, server_ids: list[str]) -> tuple[datetime | None, float | None]:
+        """Observed time and interval of the newest sample among ``server_ids``."""
+        unknown = [s for s in server_ids if s not in self._newest]
+        if unknown:
+            self._newest.update(await _newest_in_database(read_connection(), unknown))
+        found = [n for s in server_ids if (n := self._newest.get(s)) is not None]
+        if not found:
+            return None, None
+        return max(found, key=lambda n: n[0])
+
+    async def span(self) -> tuple[datetime | None, datetime | None]:
+        """Observed times of the oldest and the newest stored raw sample."""
+        if self._span is None:
+            reads = read_connection()
+            oldest = (
+                await RuntimeSample.all()
+                .using_db(reads)
+                .order_by("observed_at")
+                .limit(1)
+                .values_list("observed_at", flat=True)
+            )
+            newest = (
+                await RuntimeSample.all()
+                .using_db(reads)
+                .order_by("-observed_at")
+                .limit(1)
+                .values_list("observed_at", flat=True)
+            )
+            found = (_aware(oldest[0]) if oldest else None, _aware(newest[0]) if newest else None)
+            if self._span is None:  # a sample committed meanwhile has already set it
+                self._span = found
+        return self._span
+
+
+async def _newest_in_database(db: BaseDBAsyncClient, server_ids: list[str]) -> dict[str, Newest]:
+    """Each server's newest stored sample: one index seek per server, in one statement."""
+    sqlite = db.capabilities.dialect == "sqlite"
+    found: dict[str, Newest] = {}
+    for first in range(0, len(server_ids), 1000):
+        part = server_ids[first : first + 1000]
+        marks = ", ".join("(?)" if sqlite else f"(${i})" for i in range(1, len(part) + 1))
+        newest = (
+            f'FROM "{_TABLE}" r WHERE r."server_id" = s.id ORDER BY r."observed_at" DESC LIMIT 1'
+        )
+        # Only the table name and placeholders are formatted in; the ids are bound.
+        sql = (
+            f'SELECT s.id AS "server_id", (SELECT r."observed_at" {newest}) AS "observed_at", '  # noqa: S608
+            f'(SELECT r."interval_seconds" {newest}) AS "interval_seconds" '
+            f"FROM ({_values(sqlite, marks)}) s"
+        )
+        _, rows = await db.execute_query(sql, part)
+        for row in rows:
+            observed = row["observed_at"]
+            found[str(row["server_id"])] = (
+                None if observed is None else (_aware(observed), float(row["interval_seconds"]))
+            )
+    return found
+
+
+def _values(sqlite: bool, rows: str) -> str:
+    """A query of one column ``id`` over the bound ids (SQLite names VALUES columns itself)."""
+    if sqlite:
+        return f"SELECT column1 AS id FROM (VALUES {rows})"  # noqa: S608 - placeholders only
+    return f"SELECT id FROM (VALUES {rows}) AS v(id)"  # noqa: S608 - placeholders only
+
+
+def _aware(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
