@@ -28,6 +28,14 @@ from coordinator.api.routing import ROUTES, build_handler
 
 
 def setup_routes(app: web.Application) -> None:
-    """Mount every registered route on ``app``."""
+    """Mount every registered route on ``app``, with its models ready to use.
+
+    Wire models defer building their validators (the agent only builds what it uses); the
+    coordinator builds its routes' models here (~50 ms once) so the first request of each
+    kind does not pay for it while the event loop is busy.
+    """
     for route in ROUTES:
         app.router.add_route(route.method, route.path, build_handler(route))
+        for model in (route.body, route.query, route.response):
+            if model is not None:
+                _ = model.model_rebuild(force=True)

@@ -6,7 +6,7 @@ from typing import Final
 from coordinator.monitoring.metrics import Accumulator, RollupKey
 
 # Keys merged between yields to the event loop (a few milliseconds of work each).
-YIELD_EVERY_KEYS: Final = 2000
+YIELD_EVERY_KEYS: Final = 250
 
 
 class PendingRollups:

@@ -4,7 +4,6 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any, Final, TypeVar
 
 from pydantic import TypeAdapter
@@ -45,6 +44,8 @@ from coordinator.monitoring.scopes import (
 from coordinator.settings import Settings
 
 Found = TypeVar("Found")
+# Built at import, not on the first request (the coordinator imports this module at start).
+_SERIES: Final = TypeAdapter(list[RollupSeries])
 MAX_MARKERS: Final = 200
 # Point figures: the scope's rows of one bucket are one per server; each row's average
 # (sums / sample_count) is added across servers, except percent-of-host figures (averaged).
@@ -236,7 +237,7 @@ def _series_of(
         }
         for signal in signals
     ]
-    return _series_adapter().validate_python(raw)
+    return _SERIES.validate_python(raw)
 
 
 def _totals(values: PointValues, signal: str) -> dict[str, dict[str, float]]:
@@ -247,11 +248,6 @@ def _totals(values: PointValues, signal: str) -> dict[str, dict[str, float]]:
         if (path := f"{signal}.{name}") in values
     }
     return {signal: figures} if figures else {}
-
-
-@cache
-def _series_adapter() -> TypeAdapter[list[RollupSeries]]:
-    return TypeAdapter(list[RollupSeries])
 
 
 async def _retention(settings: Settings, clock: SampleClock) -> Retention:

@@ -30,7 +30,9 @@ ROLLUP_INTERVAL_SECONDS: Final = 15.0
 # answers wait meanwhile).
 CHUNK_ROWS: Final = 1000
 FINAL_PASS_SECONDS: Final = 5.0
-_PARAMS_PER_QUERY: Final = 5000
+# Scopes looked up per query: the ORM converts a query's rows in one go on the event loop, so
+# a slice's rows (two buckets per scope) are kept to a few milliseconds of conversion.
+_SCOPES_PER_LOOKUP: Final = 250
 _ROWS_PER_STATEMENT: Final = 500
 
 
@@ -214,8 +216,8 @@ async def upsert(
     existing: dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]] = {}
     # Two selective IN lists: one query per slice of scopes, not one per row. Slices and batch
     # sizes keep every statement under PostgreSQL's 32,767 bind parameters.
-    for first in range(0, len(scope_ids), _PARAMS_PER_QUERY):
-        part = scope_ids[first : first + _PARAMS_PER_QUERY]
+    for first in range(0, len(scope_ids), _SCOPES_PER_LOOKUP):
+        part = scope_ids[first : first + _SCOPES_PER_LOOKUP]
         # bucket and scope_kind lead the unique index, so this is an index lookup, not a scan.
         found = (
             await SampleRollup.filter(

@@ -48,7 +48,7 @@ DEFAULT_LINGER_SECONDS: Final = 0.2
 # Beyond this many queued samples, batches are refused (retriable) and stay in agents' spools.
 DEFAULT_QUEUE_BOUND: Final = 20_000
 _ACK_SEND_TIMEOUT: Final = 10.0
-YIELD_EVERY_SAMPLES: Final = 100
+YIELD_EVERY_SAMPLES: Final = 50
 _TABLE: Final = RuntimeSample._meta.db_table
 _COLUMNS: Final = (
     "sample_id",
