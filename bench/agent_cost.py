@@ -1,16 +1,23 @@
-"""Agent cost: a real ``berth-agent run`` process's CPU per sample and RSS with 20 containers.
+"""Agent cost: a real ``berth-agent run`` process's CPU per sample and RSS after 20 deployments.
 
 Issue 4's targets: under 1% of one core at the default interval (15 s) and under 60 MiB RSS.
 
 Real-agent figures (``--mode agent``, first table): an in-process coordinator on 127.0.0.1
 (temp data dir), one server enrolled and served by a real ``python -m agent run``
-subprocess, and ``--containers`` idle containers labelled like Berth deployments
-(``berth.managed=true`` and berth.* ids, plus a bench label; removed at the end). The agent
-runs once at the default 15 s interval and once at 1 s; over each window the bench reads the
-agent process's CPU time (/proc/<pid>/stat utime + stime, every thread) and counts the
-samples the coordinator stored in that window (``GET /runtime-monitoring/samples``).
-Memory: VmRSS, RssAnon/RssFile (/proc/<pid>/status) and PSS (/proc/<pid>/smaps_rollup), so
-the reader sees how much is shared libraries.
+subprocess. The measured agent has done a real agent's work first: once it is online and has
+stored a first sample, the bench creates ``--containers`` resources (the local busybox test
+image, an idle command, port 8080 published, no edge exposure, no health check) and deploys
+each through the coordinator's API, so the agent itself looked the image up, created, started
+and labelled every container (``berth.managed=true`` and berth.* ids, plus the bench label
+through ``BERTH_AGENT_EXTRA_LABELS``; all removed at the end). The agent runs once at the default
+15 s interval (it makes the first deployments) and once at 1 s (a second agent process on the
+same state dir: it redeploys every resource, so it also stopped and removed the old
+containers). Only then does the window start: over it the bench reads the agent process's CPU
+time (/proc/<pid>/stat utime + stime, every thread) and counts the samples the coordinator
+stored in that window (``GET /runtime-monitoring/samples``). Memory, read at the end of the
+window: VmRSS, RssAnon/RssFile (/proc/<pid>/status) and PSS (/proc/<pid>/smaps_rollup), so the
+reader sees how much is shared libraries. ``--no-deploy`` starts the containers directly
+instead (the agent only samples them), which is what this bench measured before.
 
 Baselines measured in the same run: a bare python interpreter, and a python process that
 only imports the agent's modules (``agent.cli`` and ``agent.daemon``: the RSS floor of the
@@ -20,13 +27,14 @@ such as MALLOC_ARENA_MAX=2).
 
 Sampler-only figures (``--mode sampler``, second table): the ``MonitoringFeature`` runs
 in-process (sampling loop, cgroup reads, spool writes in SQLite, Docker list/inspect/df)
-without a coordinator link. Its baselines: docker SDK ``container.stats(stream=False)`` on
-a few of the same containers, and a bare psutil loop of the host-only figures.
+without a coordinator link, over containers the bench starts directly (in ``--mode both``,
+over the ones the agent deployed). Its baselines: docker SDK ``container.stats(stream=False)``
+on a few of the same containers, and a bare psutil loop of the host-only figures.
 
 The default (``--mode both``) prints both tables.
 
     .venv/bin/python bench/agent_cost.py [--mode both|agent|sampler] [--containers 20]
-        [--default-window 120] [--fast-window 30]
+        [--default-window 120] [--fast-window 30] [--no-deploy]
 """
 
 import argparse
@@ -66,6 +74,9 @@ IMAGE = "berth-test/busybox:latest"
 BENCH_LABEL = "berth.bench"
 TARGET_CPU_PERCENT = 1.0
 TARGET_RSS_MIB = 60.0
+# Idle, and quick to stop: a redeploy stops the old container (PID 1 ignores an untrapped TERM).
+IDLE_COMMAND = "trap 'exit 0' TERM; sleep 3600 & wait"
+TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}
 
 
 def log(message: str) -> None:
@@ -319,11 +330,17 @@ class BenchAgent:
     """One ``python -m agent run`` subprocess at a given sample interval (INFO logs)."""
 
     def __init__(
-        self, state_dir: Path, interval: float, extra_env: dict[str, str] | None = None
+        self,
+        state_dir: Path,
+        interval: float,
+        extra_env: dict[str, str] | None = None,
+        run_id: str = "",
     ) -> None:
         self.state_dir = state_dir
         self.env = {
             **os.environ,
+            # Every container the agent deploys carries the bench label: removed at the end.
+            "BERTH_AGENT_EXTRA_LABELS": f"{BENCH_LABEL}={run_id}",
             "BERTH_AGENT_SAMPLE_SECONDS": str(interval),
             "BERTH_AGENT_RECONNECT_BASE_SECONDS": "0.05",
             "BERTH_AGENT_RECONNECT_MAX_SECONDS": "0.5",
@@ -387,6 +404,103 @@ class BenchAgent:
             await self.process.wait()
 
 
+class Fleet:
+    """``count`` resources of one project on the bench server, deployed through the agent."""
+
+    def __init__(self, coordinator: "Coordinator", token: str, server_id: str) -> None:
+        self.coordinator = coordinator
+        self.token = token
+        self.server_id = server_id
+        self.project_id = ""
+        self.environment_id = ""
+        self.resource_ids: list[str] = []
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the API as the admin; raise on a non-2xx answer."""
+        status, answer, _ = await self.coordinator.call(method, path, token=self.token, json=body)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"{method} {path}: {status} {answer}")
+        return answer
+
+    async def create(self, count: int) -> None:
+        """The project, its environment and ``count`` resources, configured."""
+        self.project_id = (await self.call("POST", "/projects", {"name": "bench"}))["id"]
+        self.environment_id = (
+            await self.call(
+                "POST", "/environments", {"projectId": self.project_id, "name": "production"}
+            )
+        )["id"]
+        for index in range(count):
+            resource = await self.call(
+                "POST",
+                "/resources",
+                {
+                    "projectId": self.project_id,
+                    "environmentId": self.environment_id,
+                    "name": f"idle-{index:02}",
+                },
+            )
+            path = f"/resources/{resource['id']}"
+            source = {
+                "kind": "docker-image",
+                "imageName": IMAGE.split(":")[0],
+                "imageTag": "latest",
+            }
+            await self.call("POST", f"{path}/source", {"source": source})
+            await self.call(
+                "POST",
+                f"{path}/network-profile",
+                {"networkProfile": {"internalPort": 8080, "exposureMode": "none"}},
+            )
+            await self.call(
+                "POST",
+                f"{path}/runtime-profile",
+                {"runtimeProfile": {"startCommand": IDLE_COMMAND}},
+            )
+            await self.call("POST", f"{path}/health-policy", {"healthCheck": {"enabled": False}})
+            self.resource_ids.append(str(resource["id"]))
+
+    async def deploy_all(self) -> dict[str, Any]:
+        """Deploy every resource (all queued at once); wait until each succeeded."""
+        from tests.harness import eventually
+
+        started = time.monotonic()
+        deployments = [
+            str(
+                (
+                    await self.call(
+                        "POST",
+                        "/deployments",
+                        {
+                            "projectId": self.project_id,
+                            "environmentId": self.environment_id,
+                            "resourceId": resource_id,
+                            "serverId": self.server_id,
+                        },
+                    )
+                )["id"]
+            )
+            for resource_id in self.resource_ids
+        ]
+        statuses: dict[str, str] = {}
+
+        async def all_ended() -> bool:
+            for deployment_id in deployments:
+                if statuses.get(deployment_id) not in TERMINAL:
+                    shown = await self.call("GET", f"/deployments/{deployment_id}")
+                    statuses[deployment_id] = str(shown["deployment"]["status"])
+            return all(status in TERMINAL for status in statuses.values())
+
+        await eventually(all_ended, timeout=60 + 10 * len(deployments), what="the deployments")
+        failed = {d: s for d, s in statuses.items() if s != "succeeded"}
+        if failed:
+            raise RuntimeError(f"deployments did not succeed: {failed}")
+        return {
+            "deployments": len(deployments),
+            "deploy_wall_s": round(time.monotonic() - started, 1),
+        }
+
+
 async def stored_samples(
     coordinator: "Coordinator", token: str, server_id: str, since: datetime
 ) -> list[dict[str, Any]]:
@@ -413,11 +527,15 @@ async def measure_agent(
     interval: float,
     window: float,
     extra_env: dict[str, str],
+    run_id: str,
+    fleet: Fleet | None,
 ) -> dict[str, Any]:
-    """Run the real agent at ``interval``: warm-up to a stored sample, then ``window`` s."""
+    """Run the real agent at ``interval``: warm-up to a stored sample, the deployments of
+    ``fleet`` through it (when given), then ``window`` s."""
     from tests.harness import eventually
 
-    agent = BenchAgent(state_dir, interval, extra_env)
+    agent = BenchAgent(state_dir, interval, extra_env, run_id)
+    deployed: dict[str, Any] = {"deployments": 0, "deploy_wall_s": None}
     pid = await agent.start()
     try:
         started = datetime.now(UTC)
@@ -427,6 +545,10 @@ async def measure_agent(
 
         # Priming, connecting, the first /system/df and the first sample are one-off costs.
         await eventually(warmed_up, timeout=max(60.0, interval * 3), what="a first sample")
+        if fleet is not None:
+            log(f"deploying {len(fleet.resource_ids)} resources through the agent")
+            deployed = await fleet.deploy_all()
+            log(f"deployed in {deployed['deploy_wall_s']} s")
         since, cpu0, wall0 = datetime.now(UTC), process_cpu_seconds(pid), time.monotonic()
         await asyncio.sleep(window)
         cpu, wall = process_cpu_seconds(pid) - cpu0, time.monotonic() - wall0
@@ -440,18 +562,17 @@ async def measure_agent(
         "samples": len(samples),
         "cpu_ms_per_sample": round(cpu / max(len(samples), 1) * 1000, 2),
         "cpu_percent_one_core": round(cpu / wall * 100, 3),
+        **deployed,
         **memory,
     }
 
 
-async def agent_mode(args: argparse.Namespace, client: docker.DockerClient) -> bool:
+async def agent_mode(args: argparse.Namespace, client: docker.DockerClient, run_id: str) -> bool:
     """The real agent's figures and the import baselines; True when the targets are met."""
     from tests.harness import Coordinator
 
     results: dict[str, Any] = {}
     extra_env = dict(item.split("=", 1) for item in args.agent_env)
-    managed = client.containers.list(filters={"label": "berth.managed=true"})
-    results["managed_containers"] = len(managed)
     log("baselines: bare python, and python importing the agent's modules")
     results["bare_python"] = await asyncio.to_thread(import_floor, "pass")
     results["agent_imports"] = await asyncio.to_thread(import_floor, AGENT_IMPORTS)
@@ -463,13 +584,35 @@ async def agent_mode(args: argparse.Namespace, client: docker.DockerClient) -> b
             server = await coordinator.add_server(token, "bench-node")
             state_dir = Path(tmp) / "agent"
             await BenchAgent(state_dir, 15.0).enroll(coordinator.url, server["joinToken"])
+            fleet = None
+            if not args.no_deploy:
+                fleet = Fleet(coordinator, token, server["id"])
+                await fleet.create(args.containers)
             log(f"real agent at 15 s (default) for {args.default_window:.0f} s")
             results["agent_default"] = await measure_agent(
-                coordinator, token, server["id"], state_dir, 15.0, args.default_window, extra_env
+                coordinator,
+                token,
+                server["id"],
+                state_dir,
+                15.0,
+                args.default_window,
+                extra_env,
+                run_id,
+                fleet,
             )
+            managed = client.containers.list(filters={"label": "berth.managed=true"})
+            results["managed_containers"] = len(managed)
             log(f"real agent at 1 s for {args.fast_window:.0f} s")
             results["agent_fast"] = await measure_agent(
-                coordinator, token, server["id"], state_dir, 1.0, args.fast_window, extra_env
+                coordinator,
+                token,
+                server["id"],
+                state_dir,
+                1.0,
+                args.fast_window,
+                extra_env,
+                run_id,
+                fleet,
             )
         finally:
             await coordinator.close()
@@ -480,6 +623,9 @@ async def agent_mode(args: argparse.Namespace, client: docker.DockerClient) -> b
     print(f"{'figure':<50} {'value':>12}")
     rows: list[tuple[str, Any]] = [
         ("managed containers running (berth.managed=true)", results["managed_containers"]),
+        ("deployments by the agent before the 15 s window", default["deployments"]),
+        ("  their wall time, all queued at once (s)", default["deploy_wall_s"]),
+        ("redeployments by the agent before the 1 s window", fast["deployments"]),
         ("samples stored in the 15 s window", default["samples"]),
         ("CPU per sample, 15 s interval (ms)", default["cpu_ms_per_sample"]),
         (
@@ -516,21 +662,28 @@ async def agent_mode(args: argparse.Namespace, client: docker.DockerClient) -> b
     return met
 
 
+def bench_containers(client: docker.DockerClient, run_id: str) -> list[Any]:
+    """Every container of this run, in any state: started here or deployed by the agent."""
+    return list(client.containers.list(all=True, filters={"label": f"{BENCH_LABEL}={run_id}"}))
+
+
 async def main(args: argparse.Namespace) -> int:
     client = docker.from_env(timeout=60)
     run_id = uuid.uuid4().hex[:10]
-    log(f"starting {args.containers} idle containers (label {BENCH_LABEL}={run_id})")
-    containers = start_containers(client, args.containers, run_id)
+    deploy = args.mode in ("agent", "both") and not args.no_deploy
+    if not deploy:
+        log(f"starting {args.containers} idle containers (label {BENCH_LABEL}={run_id})")
+        start_containers(client, args.containers, run_id)
     try:
         log(f"{len(client.containers.list())} containers running on the host (all are sampled)")
         met = True
         if args.mode in ("agent", "both"):
-            met = await agent_mode(args, client) and met
+            met = await agent_mode(args, client, run_id) and met
         if args.mode in ("sampler", "both"):
-            met = await sampler_mode(args, containers) and met
+            met = await sampler_mode(args, bench_containers(client, run_id)) and met
     finally:
         log("removing the containers")
-        for container in containers:
+        for container in bench_containers(client, run_id):
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
         client.close()
@@ -550,6 +703,11 @@ def parse_args() -> argparse.Namespace:
         default=[],
         metavar="NAME=VALUE",
         help="extra environment for the agent process (e.g. MALLOC_ARENA_MAX=2), repeatable",
+    )
+    parser.add_argument(
+        "--no-deploy",
+        action="store_true",
+        help="start the containers directly: the agent only samples them (the old measure)",
     )
     parser.add_argument("--stats-calls", type=int, default=3)
     parser.add_argument("--idle-window", type=float, default=30.0, help="dockerd baseline")

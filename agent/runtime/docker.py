@@ -1,19 +1,19 @@
 """Docker engine access; every blocking call runs in a worker thread.
 
-The routine calls (version, ping, list, labels; monitoring's through ``api_client``) go through
-the small ``engine_api`` client on the unix socket. The docker SDK serves the rest (pull, build,
-run, stop, ...) and every call when the engine is not on a unix socket; it is imported when
-first needed, so an agent that deploys nothing never loads it (about 8 MiB: requests, urllib3,
-charset_normalizer).
+When the engine is on a unix socket (the default), every call goes through the small stdlib
+client there: the routine ones (version, ping, list, labels; monitoring's through
+``api_client``) through ``engine_api``, pulls, builds, runs and lifecycle calls through
+``engine_ops``. The docker SDK serves engines reached otherwise (tcp, ssh) and what only it
+applies (registry credentials and proxies: ``engine_ops``); it is imported when
+first needed, so most agents never load it (about 8 MiB: requests, urllib3, charset_normalizer).
 """
 
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.runtime import (
     DEPLOYMENT_LABEL,
@@ -33,6 +33,8 @@ from agent.runtime.engine_api import (
     UnixEngineApi,
     local_socket,
 )
+from agent.runtime.engine_ops import EngineOperations
+from agent.runtime.sdk_ops import SdkEngineApi, SdkOperations
 from shared.errors import RuntimeFailed
 from shared.messages import ContainerState, ManagedContainer
 
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
     import docker
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _TIMEOUT_SECONDS = 10
 # Builds and pulls can take minutes; they get their own long-timeout client.
@@ -56,14 +57,6 @@ _STATES: frozenset[str] = frozenset(
 _ENGINE_FAILURES = (EngineApiError, OSError)
 
 
-def _sdk_failures() -> tuple[type[Exception], ...]:
-    """What the SDK raises when the engine is unreachable or refuses (imports the SDK)."""
-    import docker.errors
-    import requests.exceptions
-
-    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
-
-
 def _state(value: str) -> ContainerState:
     return value if value in _STATES else "dead"  # type: ignore[return-value]
 
@@ -77,18 +70,6 @@ def _created_at(raw: str | None) -> datetime | None:
         return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
     except ValueError:
         return None
-
-
-def _host_ports(attrs: dict[str, Any]) -> dict[int, int]:
-    ports: dict[int, int] = {}
-    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
-        if not bindings or not key.endswith("/tcp"):
-            continue
-        for binding in bindings:
-            if binding.get("HostPort"):
-                ports[int(key.split("/")[0])] = int(binding["HostPort"])
-                break
-    return ports
 
 
 def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
@@ -118,61 +99,22 @@ def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
     )
 
 
-class _SdkEngineApi:
-    """``EngineApi`` through the SDK's low-level client, for engines not on a unix socket."""
+class _Operations(Protocol):
+    """Pulls, builds, runs and lifecycle calls (blocking): ``EngineOperations`` or the SDK's."""
 
-    def __init__(self, client: Callable[[], "docker.APIClient"]) -> None:
-        self._client = client
+    def image_id(self, image: str) -> str | None: ...
 
-    def _call(self, call: Callable[["docker.APIClient"], T]) -> T:
-        import docker.errors
+    def pull(self, image: str) -> str: ...
 
-        try:
-            return call(self._client())
-        except docker.errors.NotFound as exc:
-            raise EngineNotFound(str(exc), 404) from exc
-        except docker.errors.APIError as exc:
-            raise EngineApiError(str(exc), exc.status_code or 0) from exc
-        except docker.errors.DockerException as exc:
-            raise EngineApiError(str(exc)) from exc
+    def build(
+        self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
+    ) -> str: ...
 
-    def version(self) -> dict[str, Any]:
-        """``GET /version``."""
-        return dict(self._call(lambda api: api.version()))
+    def remove_image_quietly(self, tag: str) -> None: ...
 
-    def ping(self) -> bool:
-        """``GET /_ping``."""
-        return bool(self._call(lambda api: api.ping()))
+    def run(self, spec: RunSpec) -> Started: ...
 
-    def info(self) -> dict[str, Any]:
-        """``GET /info``."""
-        return dict(self._call(lambda api: api.info()))
-
-    def df(self) -> dict[str, Any]:
-        """``GET /system/df``."""
-        return dict(self._call(lambda api: api.df()))
-
-    def containers(
-        self, *, all: bool = False, size: bool = False, filters: dict[str, list[str]] | None = None
-    ) -> list[dict[str, Any]]:
-        """``GET /containers/json``."""
-        return list(self._call(lambda api: api.containers(all=all, size=size, filters=filters)))
-
-    def inspect_container(self, container_id: str) -> dict[str, Any]:
-        """``GET /containers/{id}/json``."""
-        return dict(self._call(lambda api: api.inspect_container(container_id)))
-
-    def images(self, *, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        """``GET /images/json``."""
-        return list(self._call(lambda api: api.images(filters=filters)))
-
-    def remove_container(self, container_id: str, *, force: bool = False) -> None:
-        """``DELETE /containers/{id}``."""
-        self._call(lambda api: api.remove_container(container_id, v=False, force=force))
-
-    def remove_image(self, image: str, *, force: bool = False) -> None:
-        """``DELETE /images/{image}``."""
-        self._call(lambda api: api.remove_image(image, force=force, noprune=False))
+    def act(self, container_id: str, action: str, grace: float) -> None: ...
 
 
 class DockerRuntime:
@@ -182,6 +124,8 @@ class DockerRuntime:
         self._client: docker.DockerClient | None = None
         self._slow: docker.DockerClient | None = None
         self._api: EngineApi | None = None
+        self._ops: EngineOperations | None = None
+        self._sdk_ops: SdkOperations | None = None
         self._lock = threading.Lock()
         self._extra_labels = extra_labels_from_env() if extra_labels is None else extra_labels
 
@@ -217,8 +161,25 @@ class DockerRuntime:
                 if path is not None:
                     self._api = UnixEngineApi(path, timeout=_TIMEOUT_SECONDS)
                 else:
-                    self._api = _SdkEngineApi(lambda: self._get_client().api)
+                    self._api = SdkEngineApi(lambda: self._get_client().api)
             return self._api
+
+    def _get_sdk_ops(self) -> SdkOperations:
+        with self._lock:
+            if self._sdk_ops is None:
+                self._sdk_ops = SdkOperations(self._get_client, self._get_slow, self._extra_labels)
+            return self._sdk_ops
+
+    def _operations(self) -> _Operations:
+        # Chosen with api_client, when the engine is first needed (DOCKER_HOST read then).
+        api = self.api_client()
+        if not isinstance(api, UnixEngineApi):
+            return self._get_sdk_ops()
+        with self._lock:
+            if self._ops is None:
+                slow = UnixEngineApi(api.path, timeout=_SLOW_TIMEOUT_SECONDS)
+                self._ops = EngineOperations(api, slow, self._get_sdk_ops, self._extra_labels)
+            return self._ops
 
     def _version_sync(self) -> str:
         try:
@@ -248,26 +209,14 @@ class DockerRuntime:
         self._client = self._slow = None
 
     def _image_id_sync(self, image: str) -> str | None:
-        import docker.errors
-
-        try:
-            return str(self._get_client().images.get(image).id)
-        except docker.errors.ImageNotFound:
-            return None
-        except _sdk_failures() as exc:
-            raise RuntimeFailed(f"cannot inspect image {image}: {exc}") from exc
+        return self._operations().image_id(image)
 
     async def image_id(self, image: str) -> str | None:
         """Return the local image's id, or None."""
         return await asyncio.to_thread(self._image_id_sync, image)
 
     def _pull_sync(self, image: str) -> str:
-        try:
-            # The SDK splits "repo:tag" and "repo@sha256:..." itself; no tag means latest.
-            pulled = self._get_slow().images.pull(image)
-        except _sdk_failures() as exc:
-            raise RuntimeFailed(f"cannot pull image {image}: {exc}") from exc
-        return str(pulled.id)
+        return self._operations().pull(image)
 
     async def pull(self, image: str) -> str:
         """Pull an image and return its id."""
@@ -276,34 +225,7 @@ class DockerRuntime:
     def _build_sync(
         self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
     ) -> str:
-        last_error = ""
-        try:
-            stream = self._get_slow().api.build(
-                path=str(context),
-                dockerfile=dockerfile,
-                target=target,
-                tag=tag,
-                rm=True,
-                forcerm=True,
-                decode=True,
-                labels=dict(self._extra_labels),
-            )
-            for chunk in stream:
-                if "error" in chunk:
-                    last_error = str(chunk.get("error", "")).strip()
-                    on_line(last_error)
-                    continue
-                for line in str(chunk.get("stream", "")).splitlines():
-                    if line.strip():
-                        on_line(line.rstrip())
-        except _sdk_failures() as exc:
-            raise RuntimeFailed(f"docker build failed: {exc}") from exc
-        if last_error:
-            raise RuntimeFailed(f"docker build failed: {last_error}")
-        image = self._image_id_sync(tag)
-        if image is None:
-            raise RuntimeFailed(f"docker build produced no image {tag}")
-        return image
+        return self._operations().build(context, dockerfile, target, tag, on_line)
 
     async def build(
         self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
@@ -331,46 +253,10 @@ class DockerRuntime:
         ).start()
 
     def _remove_image_quietly(self, tag: str) -> None:
-        import docker.errors
-
-        try:
-            self._get_client().images.remove(tag, force=True)
-            logger.info("removed image %s of a canceled build", tag)
-        except docker.errors.ImageNotFound:
-            logger.info("a canceled build left no image %s", tag)
-        except _sdk_failures():
-            logger.warning("could not remove image %s of a canceled build", tag, exc_info=True)
+        self._operations().remove_image_quietly(tag)
 
     def _run_sync(self, spec: RunSpec) -> Started:
-        client = self._get_client()
-        kwargs: dict[str, Any] = {
-            "name": spec.name,
-            "detach": True,
-            "environment": dict(spec.environment),
-            "labels": {**spec.labels, **self._extra_labels},
-            "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in spec.ports},
-            "restart_policy": {"Name": "unless-stopped"},
-        }
-        if spec.command is not None:
-            kwargs["entrypoint"] = ["/bin/sh", "-c"]
-            kwargs["command"] = [spec.command]
-        if spec.cpus is not None:
-            kwargs["nano_cpus"] = int(spec.cpus * 1_000_000_000)
-        if spec.memory_bytes is not None:
-            kwargs["mem_limit"] = spec.memory_bytes
-        try:
-            container = client.containers.run(spec.image, **kwargs)
-            container.reload()
-            ports = _host_ports(container.attrs)
-        except _sdk_failures() as exc:
-            raise RuntimeFailed(f"cannot start container {spec.name}: {exc}") from exc
-        missing = [p for p in spec.ports if p not in ports]
-        if missing:
-            raise RuntimeFailed(
-                f"container {spec.name} has no host port for {missing} (state {container.status})",
-                details={"containerId": container.id},
-            )
-        return Started(container_id=container.id or "", name=spec.name, host_ports=ports)
+        return self._operations().run(spec)
 
     async def run(self, spec: RunSpec) -> Started:
         """Create and start a container, publishing its ports on 127.0.0.1."""
@@ -406,25 +292,7 @@ class DockerRuntime:
         return await asyncio.to_thread(self._labels_sync, container_id)
 
     def _act_sync(self, container_id: str, action: str, grace: float) -> None:
-        import docker.errors
-
-        try:
-            if action == "remove":
-                self._get_client().api.remove_container(container_id, force=True)
-                return
-            container = self._get_client().containers.get(container_id)
-            if action == "stop":
-                container.stop(timeout=int(grace + 0.999))
-            elif action == "start":
-                container.start()
-            else:
-                container.restart(timeout=int(grace + 0.999))
-        except docker.errors.NotFound:
-            if action in ("remove", "stop"):
-                return
-            raise RuntimeFailed(f"container {container_id} does not exist") from None
-        except _sdk_failures() as exc:
-            raise RuntimeFailed(f"cannot {action} container {container_id}: {exc}") from exc
+        self._operations().act(container_id, action, grace)
 
     async def _act(self, container_id: str, action: str, grace: float = 0.0) -> None:
         # Stopping may legitimately take the whole grace period: give the client room for it.

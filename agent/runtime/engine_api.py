@@ -1,20 +1,22 @@
-"""The routine Docker Engine API calls (list, inspect, df, info, version) without the docker SDK.
+"""Docker Engine API calls on the engine's unix socket without the docker SDK.
 
-The agent makes these calls all the time (monitoring samples, route checks, the inventory sent on
-every connect); the docker SDK that serves the rare heavy operations (pull, build, run) pulls in
-requests, urllib3 and charset_normalizer, about 8 MiB of the agent's resident memory
-(bench/agent_cost.py). This client speaks HTTP/1.1 with ``http.client`` on the engine's unix
-socket, one connection per call, and asks for the same API version the SDK would: the engine's
-own (``GET /version``, once). Engines reached some other way (``DOCKER_HOST=tcp://`` or
-``ssh://``) keep going through the SDK (``agent.runtime.docker``).
+The agent makes the routine calls (list, inspect, df, info, version) all the time and the
+deployment calls (create, start, stop, pull, build: ``engine_ops``) on every deployment; the
+docker SDK pulls in requests, urllib3 and charset_normalizer, about 8 MiB of the agent's resident
+memory (bench/agent_cost.py). This client speaks HTTP/1.1 with ``http.client`` on the engine's
+unix socket, one connection per call, and asks for the same API version the SDK would: the
+engine's own (``GET /version``, once). Engines reached some other way (``DOCKER_HOST=tcp://`` or
+``ssh://``) keep going through the SDK (``agent.runtime.sdk_ops``).
 """
 
+import codecs
 import http.client
 import json
 import os
 import socket
 import threading
-from typing import Any, Final, Protocol
+from collections.abc import Iterator
+from typing import IO, Any, Final, Protocol
 from urllib.parse import quote, urlencode
 
 DEFAULT_SOCKET: Final = "/var/run/docker.sock"
@@ -127,6 +129,11 @@ class UnixEngineApi:
         self._lock = threading.Lock()
         self._prefix: str | None = None
 
+    @property
+    def path(self) -> str:
+        """The engine's socket."""
+        return self._path
+
     def _api_prefix(self) -> str:
         # The SDK's negotiation: the engine's own API version, asked once; an engine that
         # cannot answer is asked again at the next call.
@@ -142,26 +149,84 @@ class UnixEngineApi:
                 self._prefix = f"/v{version}"
             return self._prefix
 
-    def _request(
-        self, method: str, path: str, params: dict[str, str], *, versioned: bool = True
-    ) -> bytes:
+    def _open(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        *,
+        versioned: bool = True,
+        body: bytes | IO[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a request; return the open connection and its response (status below 400)."""
         target = f"{self._api_prefix()}{path}" if versioned else path
         if params:
             target = f"{target}?{urlencode(params)}"
-        connection = _UnixConnection(self._path, self._timeout)
+        connection = _UnixConnection(self._path, self._timeout if timeout is None else timeout)
         try:
-            connection.request(method, target)
+            connection.request(method, target, body=body, headers=headers or {})
             response = connection.getresponse()
-            body = response.read()
+            if response.status >= 400:
+                raise _error(response.status, response.reason, target, response.read())
         except http.client.HTTPException as exc:
+            connection.close()
             raise EngineApiError(
                 f"the engine sent an invalid response to {target}: {exc!r}"
             ) from exc
+        except BaseException:
+            connection.close()
+            raise
+        return connection, response
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        *,
+        versioned: bool = True,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        connection, response = self._open(
+            method,
+            path,
+            params,
+            versioned=versioned,
+            body=body,
+            headers=headers,
+            timeout=timeout,
+        )
+        try:
+            return response.read()
+        except http.client.HTTPException as exc:
+            raise EngineApiError(f"the engine sent an invalid response to {path}: {exc!r}") from exc
         finally:
             connection.close()
-        if response.status >= 400:
-            raise _error(response.status, response.reason, target, body)
-        return body
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        *,
+        body: IO[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The JSON objects of a progress stream (pull, build) as the engine sends them."""
+        connection, response = self._open(
+            method, path, params, body=body, headers=headers, timeout=timeout
+        )
+        try:
+            yield from _json_objects(response, path)
+        except http.client.HTTPException as exc:
+            raise EngineApiError(f"the engine sent an invalid response to {path}: {exc!r}") from exc
+        finally:
+            connection.close()
 
     def _get(self, path: str, params: dict[str, str], *, versioned: bool = True) -> Any:
         body = self._request("GET", path, params, versioned=versioned)
@@ -210,6 +275,75 @@ class UnixEngineApi:
         """``DELETE /images/{image}``."""
         params = {"force": _flag(force), "noprune": "0"}
         self._request("DELETE", f"/images/{quote(image, safe='/:')}", params)
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        """``GET /images/{name}/json``."""
+        return dict(self._get(f"/images/{quote(image, safe='/:')}/json", {}))
+
+    def create_container(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        """``POST /containers/create?name=``: the new container's ``Id`` and ``Warnings``."""
+        body = self._request(
+            "POST",
+            "/containers/create",
+            {"name": name},
+            body=json.dumps(config).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            return dict(json.loads(body))
+        except (ValueError, TypeError) as exc:
+            raise EngineApiError(f"the engine sent invalid JSON for a create: {exc}") from exc
+
+    def start_container(self, container_id: str) -> None:
+        """``POST /containers/{id}/start`` (304, already running, is not an error)."""
+        self._request("POST", f"/containers/{quote(container_id, safe='/:')}/start", {})
+
+    def stop_container(self, container_id: str, grace: int) -> None:
+        """``POST /containers/{id}/stop?t=``; the call may take the grace period, and waits."""
+        # As the SDK does: the client's timeout plus the grace the engine may wait.
+        self._request(
+            "POST",
+            f"/containers/{quote(container_id, safe='/:')}/stop",
+            {"t": str(grace)},
+            timeout=self._timeout + grace,
+        )
+
+    def restart_container(self, container_id: str, grace: int) -> None:
+        """``POST /containers/{id}/restart?t=``."""
+        self._request(
+            "POST",
+            f"/containers/{quote(container_id, safe='/:')}/restart",
+            {"t": str(grace)},
+            timeout=self._timeout + grace,
+        )
+
+
+def _json_objects(response: http.client.HTTPResponse, path: str) -> Iterator[dict[str, Any]]:
+    # Objects may span chunks, and one chunk may carry several (the SDK's json_stream does the
+    # same): decode as the bytes come, never waiting for the end of a long stream.
+    decoder = json.JSONDecoder()
+    text = codecs.getincrementaldecoder("utf-8")("replace")
+    buffer = ""
+    while True:
+        chunk = response.read1(65536)
+        buffer += text.decode(chunk, final=not chunk)
+        while True:
+            buffer = buffer.lstrip()
+            if not buffer:
+                break
+            try:
+                item, end = decoder.raw_decode(buffer)
+            except ValueError:
+                if not chunk:
+                    raise EngineApiError(
+                        f"the engine sent invalid JSON for {path}: {buffer[:200]!r}"
+                    ) from None
+                break
+            buffer = buffer[end:]
+            if isinstance(item, dict):
+                yield item
+        if not chunk:
+            return
 
 
 def _error(status: int, reason: str, target: str, body: bytes) -> EngineApiError:

@@ -1,0 +1,232 @@
+"""Docker engine access through the docker SDK, for engines not on a local unix socket.
+
+``DOCKER_HOST=tcp://`` (TLS) and ``ssh://`` engines go through the SDK, which knows how to reach
+them; so do pulls, builds and runs when the docker client configuration (``~/.docker``) holds
+registry credentials or proxies, which the SDK applies and ``engine_ops`` does not. The SDK is
+imported on first use only: it costs about 8 MiB of resident memory.
+"""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agent.runtime import BuildLine, RunSpec, Started
+from agent.runtime.engine_api import EngineApiError, EngineNotFound
+from shared.errors import RuntimeFailed
+
+if TYPE_CHECKING:
+    import docker
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def sdk_failures() -> tuple[type[Exception], ...]:
+    """What the SDK raises when the engine is unreachable or refuses (imports the SDK)."""
+    import docker.errors
+    import requests.exceptions
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def host_ports(attrs: dict[str, Any]) -> dict[int, int]:
+    """The first host port bound to each published container tcp port, from an inspect."""
+    ports: dict[int, int] = {}
+    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        if not bindings or not key.endswith("/tcp"):
+            continue
+        for binding in bindings:
+            if binding.get("HostPort"):
+                ports[int(key.split("/")[0])] = int(binding["HostPort"])
+                break
+    return ports
+
+
+class SdkEngineApi:
+    """``EngineApi`` through the SDK's low-level client, for engines not on a unix socket."""
+
+    def __init__(self, client: Callable[[], "docker.APIClient"]) -> None:
+        self._client = client
+
+    def _call(self, call: Callable[["docker.APIClient"], T]) -> T:
+        import docker.errors
+
+        try:
+            return call(self._client())
+        except docker.errors.NotFound as exc:
+            raise EngineNotFound(str(exc), 404) from exc
+        except docker.errors.APIError as exc:
+            raise EngineApiError(str(exc), exc.status_code or 0) from exc
+        except docker.errors.DockerException as exc:
+            raise EngineApiError(str(exc)) from exc
+
+    def version(self) -> dict[str, Any]:
+        """``GET /version``."""
+        return dict(self._call(lambda api: api.version()))
+
+    def ping(self) -> bool:
+        """``GET /_ping``."""
+        return bool(self._call(lambda api: api.ping()))
+
+    def info(self) -> dict[str, Any]:
+        """``GET /info``."""
+        return dict(self._call(lambda api: api.info()))
+
+    def df(self) -> dict[str, Any]:
+        """``GET /system/df``."""
+        return dict(self._call(lambda api: api.df()))
+
+    def containers(
+        self, *, all: bool = False, size: bool = False, filters: dict[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /containers/json``."""
+        return list(self._call(lambda api: api.containers(all=all, size=size, filters=filters)))
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        """``GET /containers/{id}/json``."""
+        return dict(self._call(lambda api: api.inspect_container(container_id)))
+
+    def images(self, *, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """``GET /images/json``."""
+        return list(self._call(lambda api: api.images(filters=filters)))
+
+    def remove_container(self, container_id: str, *, force: bool = False) -> None:
+        """``DELETE /containers/{id}``."""
+        self._call(lambda api: api.remove_container(container_id, v=False, force=force))
+
+    def remove_image(self, image: str, *, force: bool = False) -> None:
+        """``DELETE /images/{image}``."""
+        self._call(lambda api: api.remove_image(image, force=force, noprune=False))
+
+
+class SdkOperations:
+    """Image and container operations through the SDK's high-level client (blocking)."""
+
+    def __init__(
+        self,
+        client: Callable[[], "docker.DockerClient"],
+        slow: Callable[[], "docker.DockerClient"],
+        extra_labels: dict[str, str],
+    ) -> None:
+        self._client = client
+        self._slow = slow
+        self._extra_labels = extra_labels
+
+    def image_id(self, image: str) -> str | None:
+        """The local image's id, None when absent."""
+        import docker.errors
+
+        try:
+            return str(self._client().images.get(image).id)
+        except docker.errors.ImageNotFound:
+            return None
+        except sdk_failures() as exc:
+            raise RuntimeFailed(f"cannot inspect image {image}: {exc}") from exc
+
+    def pull(self, image: str) -> str:
+        """Pull ``image``; its id."""
+        try:
+            # The SDK splits "repo:tag" and "repo@sha256:..." itself; no tag means latest.
+            pulled = self._slow().images.pull(image)
+        except sdk_failures() as exc:
+            raise RuntimeFailed(f"cannot pull image {image}: {exc}") from exc
+        return str(pulled.id)
+
+    def build(
+        self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
+    ) -> str:
+        """Build ``context`` into ``tag``, output lines to ``on_line``; the image id."""
+        last_error = ""
+        try:
+            stream = self._slow().api.build(
+                path=str(context),
+                dockerfile=dockerfile,
+                target=target,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels=dict(self._extra_labels),
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    last_error = str(chunk.get("error", "")).strip()
+                    on_line(last_error)
+                    continue
+                for line in str(chunk.get("stream", "")).splitlines():
+                    if line.strip():
+                        on_line(line.rstrip())
+        except sdk_failures() as exc:
+            raise RuntimeFailed(f"docker build failed: {exc}") from exc
+        if last_error:
+            raise RuntimeFailed(f"docker build failed: {last_error}")
+        image = self.image_id(tag)
+        if image is None:
+            raise RuntimeFailed(f"docker build produced no image {tag}")
+        return image
+
+    def remove_image_quietly(self, tag: str) -> None:
+        """Force-remove ``tag``, logging the outcome (a canceled build's image)."""
+        import docker.errors
+
+        try:
+            self._client().images.remove(tag, force=True)
+            logger.info("removed image %s of a canceled build", tag)
+        except docker.errors.ImageNotFound:
+            logger.info("a canceled build left no image %s", tag)
+        except sdk_failures():
+            logger.warning("could not remove image %s of a canceled build", tag, exc_info=True)
+
+    def run(self, spec: RunSpec) -> Started:
+        """Create and start a container (the image is pulled when absent)."""
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "detach": True,
+            "environment": dict(spec.environment),
+            "labels": {**spec.labels, **self._extra_labels},
+            "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in spec.ports},
+            "restart_policy": {"Name": "unless-stopped"},
+        }
+        if spec.command is not None:
+            kwargs["entrypoint"] = ["/bin/sh", "-c"]
+            kwargs["command"] = [spec.command]
+        if spec.cpus is not None:
+            kwargs["nano_cpus"] = int(spec.cpus * 1_000_000_000)
+        if spec.memory_bytes is not None:
+            kwargs["mem_limit"] = spec.memory_bytes
+        try:
+            container = self._client().containers.run(spec.image, **kwargs)
+            container.reload()
+            ports = host_ports(container.attrs)
+        except sdk_failures() as exc:
+            raise RuntimeFailed(f"cannot start container {spec.name}: {exc}") from exc
+        missing = [p for p in spec.ports if p not in ports]
+        if missing:
+            raise RuntimeFailed(
+                f"container {spec.name} has no host port for {missing} (state {container.status})",
+                details={"containerId": container.id},
+            )
+        return Started(container_id=container.id or "", name=spec.name, host_ports=ports)
+
+    def act(self, container_id: str, action: str, grace: float) -> None:
+        """``stop``, ``start``, ``restart`` or ``remove`` (forced) a container."""
+        import docker.errors
+
+        try:
+            if action == "remove":
+                self._client().api.remove_container(container_id, force=True)
+                return
+            container = self._client().containers.get(container_id)
+            if action == "stop":
+                container.stop(timeout=int(grace + 0.999))
+            elif action == "start":
+                container.start()
+            else:
+                container.restart(timeout=int(grace + 0.999))
+        except docker.errors.NotFound:
+            if action in ("remove", "stop"):
+                return
+            raise RuntimeFailed(f"container {container_id} does not exist") from None
+        except sdk_failures() as exc:
+            raise RuntimeFailed(f"cannot {action} container {container_id}: {exc}") from exc
