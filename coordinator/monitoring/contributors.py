@@ -1,7 +1,7 @@
 """Top contributors of a rollup: the child scopes with most container CPU over the window."""
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from tortoise.expressions import Q, RawSQL
@@ -9,13 +9,14 @@ from tortoise.functions import Sum
 
 from coordinator.db import models, read_connection
 from coordinator.db.monitoring_models import SampleRollup, sums_number_sql
-from coordinator.monitoring.metrics import floor_time
+from coordinator.monitoring.metrics import bucket_end, floor_time
 from coordinator.monitoring.reads import totals_block
 from coordinator.monitoring.rollup_cache import PointValues, RollupReadCache, SpanSums
 from coordinator.monitoring.schemas import Scope, TopContributor
 from coordinator.monitoring.scopes import ResolvedScope, server_filter
 
 TOP_CONTRIBUTORS: Final = 5
+_TICK: Final = timedelta(microseconds=1)
 _CHILD: Final = {
     "all": "resource",
     "server": "resource",
@@ -67,20 +68,26 @@ async def top_contributors(
         parent_ids = tuple(sorted(str(d) for d in deployment_ids))
         parent &= Q(scope_id__in=list(parent_ids))
     first = floor_time(start, stored_bucket)
-    # Buckets before the current one are settled: their sums are cached as one span (a late
-    # sample that lands in one of them invalidates the span). The rest is summed live.
+    # Two cached spans: the settled buckets (before the current one; only a late sample changes
+    # them) and the rest (the current bucket, rewritten by every rollup pass). Each is dropped
+    # when a pass writes inside it.
     settled = min(max(floor_time(datetime.now(UTC), stored_bucket), first), to)
+    end = bucket_end(floor_time(to - _TICK, stored_bucket), stored_bucket) if to > settled else to
     key = (target.kind, target.scope_id, tuple(target.server_ids), parent_ids)
-    sums = cache.span(stored_bucket, key, first, settled) if cache is not None else None
-    if sums is None:
-        generation = cache.generation if cache is not None else 0
-        sums = await _contributor_sums(parent, child, stored_bucket, first, settled)
-        if cache is not None:
-            cache.store_span(stored_bucket, key, generation, (first, settled), sums)
-    live = await _contributor_sums(parent, child, stored_bucket, settled, to)
+    spans = []
+    for part, (span_start, span_end) in (("settled", (first, settled)), ("live", (settled, end))):
+        found = cache.span(stored_bucket, (*key, part), span_start, span_end) if cache else None
+        if found is None:
+            generation = cache.generation if cache is not None else 0
+            found = await _contributor_sums(parent, child, stored_bucket, span_start, span_end)
+            if cache is not None:
+                cache.store_span(
+                    stored_bucket, (*key, part), generation, (span_start, span_end), found
+                )
+        spans.append(found)
     pairs: dict[tuple[str, str], tuple[int, list[float | None]]] = {}
-    for part in (sums, live):
-        for pair, (n, values) in part.items():
+    for sums in spans:
+        for pair, (n, values) in sums.items():
             count, totals = pairs.get(pair, (0, [None] * len(values)))
             pairs[pair] = (
                 count + n,

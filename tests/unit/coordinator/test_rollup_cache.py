@@ -114,4 +114,13 @@ async def test_cached_rollup_reads_follow_late_samples(
     (top,) = after["topContributors"]
     assert top["sampleCount"] == 3
     assert top["totals"]["cpu"]["containerCpuPercent"] == (20.0 + 40.0 + 80.0) / 3
+
+    # The current hour: every pass rewrites it, and the next answer follows.
+    now = datetime.now(UTC)
+    await store(agent, [make_sample(now, busy=70.0, sequence=4, containers=[container(ids, 60.0)])])
+    await roll_up_all(lock)
+    current = await rollup_api(coordinator, admin_token, **window)
+    assert cpu_points(current)[-1][1:] == (1, 70.0)
+    (top,) = current["topContributors"]
+    assert top["sampleCount"] == 4
     await agent.close()
