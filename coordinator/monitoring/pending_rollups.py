@@ -47,7 +47,10 @@ class PendingRollups:
         if previous_max != self.last_id:
             self.stop()
             return
-        self.batches.append(accumulated)
+        if self.batches:
+            _merge_into(self.batches[0], accumulated)
+        else:
+            self.batches.append(accumulated)
         self.samples += rows
         self.last_id = new_max
 
@@ -92,3 +95,12 @@ async def merge_batches(
             if done % YIELD_EVERY_KEYS == 0:
                 await asyncio.sleep(0)
     return merged
+
+
+def _merge_into(merged: dict[RollupKey, Accumulator], batch: dict[RollupKey, Accumulator]) -> None:
+    for key, acc in batch.items():
+        found = merged.get(key)
+        if found is None:
+            merged[key] = acc
+        else:
+            found.merge(acc)
