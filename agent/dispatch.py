@@ -10,7 +10,7 @@ from agent.deployments import DeploymentManager
 from agent.features import AgentFeature, LinkContext
 from agent.host import check_docker, check_state_dir
 from agent.runtime import ContainerRuntime
-from shared.errors import InvalidMessage, PlatformError, UnknownType
+from shared.errors import InvalidMessage, PlatformError, UnknownType, error_from_body
 from shared.messages import (
     AgentMessage,
     Challenge,
@@ -57,9 +57,20 @@ class Dispatcher:
                 self._features[message_type] = feature
 
     def deliver(self, message: CoordinatorMessage) -> bool:
-        """Hand a frame to the feature that consumes its type; False if none does."""
+        """Hand a frame to the feature that consumes its type (or, for an error frame, to the
+        feature whose frame it answers); False if none does."""
+        if self._link is None:
+            return False
+        if isinstance(message, ErrorMessage):
+            if message.re is None:
+                return False
+            error = error_from_body(message.error)
+            return any(
+                feature.refused(message.re, error, self._link)
+                for feature in {id(f): f for f in self._features.values()}.values()
+            )
         feature = self._features.get(message.type)
-        if feature is None or self._link is None:
+        if feature is None:
             return False
         feature.receive(message, self._link)
         return True

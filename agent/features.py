@@ -56,3 +56,7 @@ class AgentFeature(Protocol):
 
     def receive(self, message: Any, link: LinkContext) -> None:
         """One frame of ``message_types`` arrived on ``link``; never blocks."""
+
+    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
+        """An error frame answered frame ``re`` sent on ``link``: True if it was this
+        feature's frame (it then handles the refusal); never blocks."""

@@ -74,6 +74,10 @@ class LogFeature:
             if stream.link is link:
                 self._stop(stream_id)
 
+    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
+        """Nothing of this feature waits on an error frame."""
+        return False  # its frames are not answered with errors it waits for
+
     def receive(self, message: Any, link: LinkContext) -> None:
         """Dispatch one frame; never awaits."""
         if isinstance(message, LogOpen):

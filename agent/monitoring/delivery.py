@@ -8,6 +8,7 @@ from typing import Any
 
 from agent.features import LinkContext
 from agent.monitoring.spool import Spool
+from shared.errors import PlatformError
 from shared.messages.monitoring import MAX_SAMPLES_PER_BATCH, SampleBatch, SamplesAck
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ class Delivery:
             return
         future.set_result(ack)
 
+    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
+        """An error frame answered batch ``re`` (e.g. the coordinator is behind and asks to
+        retry later): stop waiting for its ack now. False if no batch of ours is waiting."""
+        future = self._pending.get((link, re))
+        if future is None or future.done():
+            return False
+        future.set_exception(error)
+        return True
+
     def detached(self, link: LinkContext) -> None:
         """The link is gone: nothing more will be acked on it."""
         for key in [key for key in self._pending if key[0] is link]:
@@ -90,15 +100,21 @@ class Delivery:
                 await link.send(SampleBatch(id=frame_id, samples=batch))
                 self.batches_sent += 1
                 ack = await asyncio.wait_for(future, self._ack_timeout)
-            except TimeoutError:
+            except (TimeoutError, PlatformError) as exc:
+                # Unanswered or refused: the samples stay spooled and go again after a pause.
                 failures += 1
                 self.resends += 1
                 pause = self._backoff(failures)
+                reason = (
+                    f"refused ({exc.code}: {exc.message})"
+                    if isinstance(exc, PlatformError)
+                    else f"not acked within {self._ack_timeout:.0f} s"
+                )
                 logger.warning(
-                    "no samples_ack for batch %d (%d samples) within %.0f s; resending in %.1f s",
+                    "batch %d (%d samples) %s; resending in %.1f s",
                     frame_id,
                     len(batch),
-                    self._ack_timeout,
+                    reason,
                     pause,
                 )
                 await asyncio.sleep(pause)

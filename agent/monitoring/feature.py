@@ -89,6 +89,10 @@ class MonitoringFeature:
         """Forget batches in flight on the link (they stay spooled)."""
         self.delivery.detached(link)
 
+    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
+        """A refused sample batch is resent after a pause, not after the ack timeout."""
+        return self.delivery.refused(re, error, link)
+
     def receive(self, message: Any, link: LinkContext) -> None:
         """Route an ack at once; run capacity requests as tasks."""
         if isinstance(message, SamplesAck):

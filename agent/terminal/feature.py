@@ -106,6 +106,10 @@ class TerminalFeature:
                 session.close_reason = "closed"
                 session.closing.set()
 
+    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
+        """Nothing of this feature waits on an error frame."""
+        return False  # its frames are not answered with errors it waits for
+
     def receive(self, message: Any, link: LinkContext) -> None:
         """Dispatch one frame; never blocks (opening runs in a task)."""
         if isinstance(message, TermOpen):

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from agent.dispatch import Dispatcher
-from shared.errors import NotFound
+from agent.features import LinkContext
+from shared.errors import NotFound, PlatformError, Unavailable
 from shared.messages import (
     AgentMessage,
     Challenge,
@@ -68,3 +69,51 @@ async def test_error_frames_are_never_answered(tmp_path: Path) -> None:
     dispatcher = Dispatcher(FakeRuntime(), tmp_path, IdSequence())
     await dispatcher.handle(ErrorMessage(id=2, re=1, error=NotFound("x").to_body()), outbox.send)
     assert outbox.sent == []
+
+
+class RefusalCatcher:
+    """A feature that owns frame 41 and records refusals of it."""
+
+    def __init__(self) -> None:
+        self.refusals: list[tuple[int, str]] = []
+        self.received: list[object] = []
+
+    @property
+    def message_types(self) -> frozenset[str]:
+        return frozenset({"samples_ack"})
+
+    @property
+    def capabilities(self) -> list[str]:
+        return []
+
+    async def run(self) -> None:
+        """Nothing to run."""
+
+    async def attached(self, link: LinkContext) -> None:
+        """Nothing to attach."""
+
+    def detached(self, link: LinkContext) -> None:
+        """Nothing to detach."""
+
+    def receive(self, message: object, link: LinkContext) -> None:
+        self.received.append(message)
+
+    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
+        if re != 41:
+            return False
+        self.refusals.append((re, error.code))
+        return True
+
+
+async def test_an_error_frame_goes_to_the_feature_whose_frame_it_answers(tmp_path: Path) -> None:
+    outbox = Outbox()
+    feature = RefusalCatcher()
+    link = LinkContext(send=outbox.send, ids=IdSequence())
+    dispatcher = Dispatcher(FakeRuntime(), tmp_path, IdSequence(), features=[feature], link=link)
+    body = Unavailable("behind; retry later").to_body()
+    assert dispatcher.deliver(ErrorMessage(id=5, re=41, error=body))
+    assert feature.refusals == [(41, "unavailable")]
+    # Not a feature's frame, or no ``re``: left to ``handle``, which only logs it.
+    assert not dispatcher.deliver(ErrorMessage(id=6, re=7, error=body))
+    assert not dispatcher.deliver(ErrorMessage(id=7, re=None, error=body))
+    assert feature.refusals == [(41, "unavailable")]

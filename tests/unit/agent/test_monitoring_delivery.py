@@ -10,6 +10,7 @@ from pathlib import Path
 from agent.features import LinkContext
 from agent.monitoring.delivery import Delivery
 from agent.monitoring.spool import Spool
+from shared.errors import Unavailable
 from shared.messages import AgentMessage, IdSequence
 from shared.messages.monitoring import Sample, SampleBatch, SamplesAck, Totals
 from tests.harness import eventually
@@ -101,8 +102,29 @@ async def test_no_ack_resends_the_same_samples(tmp_path: Path) -> None:
     spool.close()
 
 
+async def test_a_refused_batch_is_resent_after_a_pause_not_the_ack_timeout(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path / "s.sqlite3", 1000)
+    stored = [spool.append(make) for _ in range(2)]
+    delivery = Delivery(spool, ack_timeout=30.0, max_backoff=0.01)
+    link = FakeLink()
+    async with delivering(delivery, link):
+        await eventually(_sent(link, 1), what="first batch")
+        first = link.sent[0]
+        behind = Unavailable("the coordinator is behind on storing samples")
+        assert not delivery.refused(first.id + 100, behind, link.context)  # not ours
+        assert delivery.refused(first.id, behind, link.context)
+        await eventually(_sent(link, 2), what="the resend", timeout=5.0)
+        assert ids(link.sent[1]) == [s.sample_id for s in stored]
+        assert spool.count() == 2  # nothing deleted by a refusal
+        delivery.acknowledge(ack(link.sent[1]), link.context)
+        await eventually(_spool_count(spool, 0), what="spool emptied")
+    assert delivery.resends == 1
+    spool.close()
+
+
 async def test_unanswered_batches_back_off_instead_of_spinning(tmp_path: Path) -> None:
-    # An error frame answering the batch leaves it unacked: the same path as a lost ack.
     spool = Spool(tmp_path / "s.sqlite3", 1000)
     spool.append(make)
     delivery = Delivery(spool, ack_timeout=0.01)
