@@ -35,9 +35,9 @@ TAG = "runtime-monitoring"
 async def samples(call: Call) -> SamplesList:
     """Stored raw samples, newest ``limit`` of the window, oldest first."""
     query = call.query(SamplesQuery)
-    recent = call.request.app[MONITORING_KEY].scope_servers
-    target = await resolve_scope(call.actor, query, allow_all=False, recent=recent)
-    return await list_samples(target, query, call.request.app[SETTINGS_KEY])
+    service = call.request.app[MONITORING_KEY]
+    target = await resolve_scope(call.actor, query, allow_all=False, recent=service.scope_servers)
+    return await list_samples(target, query, call.request.app[SETTINGS_KEY], service.clock)
 
 
 @route(

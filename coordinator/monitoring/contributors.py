@@ -41,7 +41,7 @@ async def top_contributors(
     start: datetime,
     to: datetime,
     signals: list[str],
-    cache: RollupReadCache | None = None,
+    cache: RollupReadCache,
 ) -> list[TopContributor]:
     """The child scopes (resources, or deployments of a resource) with most container CPU."""
     child = _CHILD.get(target.kind)
@@ -76,14 +76,11 @@ async def top_contributors(
     key = (target.kind, target.scope_id, tuple(target.server_ids), parent_ids)
     spans = []
     for part, (span_start, span_end) in (("settled", (first, settled)), ("live", (settled, end))):
-        found = cache.span(stored_bucket, (*key, part), span_start, span_end) if cache else None
+        found = cache.span(stored_bucket, (*key, part), span_start, span_end)
         if found is None:
-            generation = cache.generation if cache is not None else 0
+            generation = cache.generation
             found = await _contributor_sums(parent, child, stored_bucket, span_start, span_end)
-            if cache is not None:
-                cache.store_span(
-                    stored_bucket, (*key, part), generation, (span_start, span_end), found
-                )
+            cache.store_span(stored_bucket, (*key, part), generation, (span_start, span_end), found)
         spans.append(found)
     pairs: dict[tuple[str, str], tuple[int, list[float | None]]] = {}
     for sums in spans:

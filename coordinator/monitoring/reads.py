@@ -11,6 +11,7 @@ from coordinator.monitoring.metrics import (
     containers_of,
     host_metrics,
 )
+from coordinator.monitoring.sample_clock import SampleClock
 from coordinator.monitoring.schemas import (
     MonitoringWarning,
     SampleItem,
@@ -116,7 +117,7 @@ def _item(
 
 
 async def list_samples(
-    target: ResolvedScope, query: SamplesQuery, settings: Settings
+    target: ResolvedScope, query: SamplesQuery, settings: Settings, clock: SampleClock
 ) -> SamplesList:
     """The newest ``limit`` samples of the scope in the window, oldest first."""
     now = datetime.now(UTC)
@@ -160,7 +161,7 @@ async def list_samples(
             newest.observed_at if newest else None, newest.interval_seconds if newest else None, now
         ),
         partial=any(item.partial for item in items),
-        retention=await retention_block(settings),
+        retention=await retention_block(settings, clock),
         samples=items,
         warnings=gap_warnings(kept, target.scope),
         source_errors=[],

@@ -26,7 +26,6 @@ from coordinator.monitoring.rollup_cache import PointFigures, PointValues, Rollu
 from coordinator.monitoring.sample_clock import SampleClock
 from coordinator.monitoring.schemas import (
     DeploymentMarker,
-    Retention,
     RollupQuery,
     RollupResponse,
     RollupSeries,
@@ -35,7 +34,6 @@ from coordinator.monitoring.schemas import (
 from coordinator.monitoring.scopes import (
     ResolvedScope,
     freshness_of,
-    newest_sample,
     parse_signals,
     parse_window,
     retention_block,
@@ -78,7 +76,7 @@ async def stored_points(
     start: datetime,
     to: datetime,
     paths: list[str],
-    cache: RollupReadCache | None = None,
+    cache: RollupReadCache,
 ) -> list[tuple[datetime, int, PointValues]]:
     """Points from rollup rows: cached ones as they are, the rest (normally the buckets the
     last rollup pass wrote) aggregated in one SQL query over their span."""
@@ -86,17 +84,16 @@ async def stored_points(
         return []
     starts = _bucket_starts(start, to, bucket)
     key = (target.kind, target.scope_id, tuple(target.server_ids), tuple(paths))
-    known = cache.known_points(bucket, key) if cache is not None else {}
+    known = cache.known_points(bucket, key)
     missing = [moment for moment in starts if moment not in known]
     if missing:
-        generation = cache.generation if cache is not None else 0
+        generation = cache.generation
         first, last = missing[0], bucket_end(missing[-1], bucket)
         queried = await _query_points(target, bucket, first, last, paths)
         found: dict[datetime, PointFigures | None] = {
             moment: queried.get(moment) for moment in starts if first <= moment < last
         }
-        if cache is not None:
-            cache.store_points(bucket, key, generation, found)
+        cache.store_points(bucket, key, generation, found)
         known = {**known, **found}
     points: list[tuple[datetime, int, PointValues]] = []
     for moment in starts:
@@ -250,15 +247,6 @@ def _totals(values: PointValues, signal: str) -> dict[str, dict[str, float]]:
     return {signal: figures} if figures else {}
 
 
-async def _retention(settings: Settings, clock: SampleClock) -> Retention:
-    oldest, newest = await clock.span()
-    return Retention(
-        raw_retention_hours=settings.raw_sample_retention_hours,
-        retained_from=oldest,
-        retained_to=newest,
-    )
-
-
 async def _none_found(kind: type[Found]) -> list[Found]:
     """An empty result for a part the query did not ask for."""
     return []
@@ -268,8 +256,8 @@ async def rollup(
     target: ResolvedScope,
     query: RollupQuery,
     settings: Settings,
-    cache: RollupReadCache | None = None,
-    clock: SampleClock | None = None,
+    cache: RollupReadCache,
+    clock: SampleClock,
 ) -> RollupResponse:
     """Answer ``GET /runtime-monitoring/rollup`` (``cache`` and ``clock`` spare queries)."""
     now = datetime.now(UTC)
@@ -295,8 +283,8 @@ async def rollup(
     )
     points, (newest, interval), retention, contributors, markers = await asyncio.gather(
         points_read,
-        newest_sample(target) if clock is None else clock.newest(target.server_ids),
-        retention_block(settings) if clock is None else _retention(settings, clock),
+        clock.newest(target.server_ids),
+        retention_block(settings, clock),
         contributors_read,
         markers_read,
     )

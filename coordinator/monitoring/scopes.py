@@ -9,8 +9,9 @@ from tortoise.expressions import Q, Subquery
 
 from coordinator.auth import Principal
 from coordinator.db import models, read_connection
-from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
+from coordinator.db.monitoring_models import SampleRollup
 from coordinator.monitoring.metrics import BUCKET_SECONDS, SIGNALS
+from coordinator.monitoring.sample_clock import SampleClock
 from coordinator.monitoring.schemas import MonitoringQuery, Retention, Scope
 from coordinator.settings import Settings
 from shared.errors import InvalidRequest
@@ -171,27 +172,13 @@ def parse_window(
     return start, to
 
 
-async def retention_block(settings: Settings) -> Retention:
+async def retention_block(settings: Settings, clock: SampleClock) -> Retention:
     """The raw retention setting and the span raw samples currently cover."""
-    reads = read_connection()
-    oldest = (
-        await RuntimeSample.all()
-        .using_db(reads)
-        .order_by("observed_at")
-        .limit(1)
-        .values("observed_at")
-    )
-    newest = (
-        await RuntimeSample.all()
-        .using_db(reads)
-        .order_by("-observed_at")
-        .limit(1)
-        .values("observed_at")
-    )
+    oldest, newest = await clock.span()
     return Retention(
         raw_retention_hours=settings.raw_sample_retention_hours,
-        retained_from=oldest[0]["observed_at"] if oldest else None,
-        retained_to=newest[0]["observed_at"] if newest else None,
+        retained_from=oldest,
+        retained_to=newest,
     )
 
 
@@ -200,19 +187,3 @@ def freshness_of(newest: datetime | None, interval: float | None, now: datetime)
     if newest is None or interval is None:
         return "empty"
     return "live" if (now - newest).total_seconds() < LIVE_INTERVALS * interval else "stale"
-
-
-async def newest_sample(target: ResolvedScope) -> tuple[datetime | None, float | None]:
-    """Observed time and interval of the newest sample of the scope's servers."""
-    if not target.server_ids:
-        return None, None
-    rows = (
-        await RuntimeSample.filter(server_filter(target))
-        .using_db(read_connection())
-        .order_by("-observed_at")
-        .limit(1)
-        .values("observed_at", "interval_seconds")
-    )
-    if not rows:
-        return None, None
-    return rows[0]["observed_at"], float(rows[0]["interval_seconds"])
