@@ -1,10 +1,10 @@
 """The container runtime seam: what the agent needs from Docker, as a Protocol."""
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.messages import ManagedContainer
 
@@ -46,6 +46,21 @@ class Started:
 
 
 BuildLine = Callable[[str], None]
+
+
+def relay_build_output(chunks: Iterable[Mapping[str, Any]], on_line: BuildLine) -> str:
+    """Hand a build's progress stream to ``on_line`` line by line; return the last error the
+    engine reported in it ("" if none: the build itself may still have produced no image)."""
+    last_error = ""
+    for chunk in chunks:
+        if "error" in chunk:
+            last_error = str(chunk.get("error", "")).strip()
+            on_line(last_error)
+            continue
+        for line in str(chunk.get("stream", "")).splitlines():
+            if line.strip():
+                on_line(line.rstrip())
+    return last_error
 
 
 def extra_labels_from_env() -> dict[str, str]:

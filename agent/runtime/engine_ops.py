@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from agent.runtime import BuildLine, RunSpec, Started
+from agent.runtime import BuildLine, RunSpec, Started, relay_build_output
 from agent.runtime.build_context import context_archive
 from agent.runtime.engine_api import EngineApiError, EngineNotFound, UnixEngineApi
 from agent.runtime.sdk_ops import SdkOperations, host_ports
@@ -170,7 +170,6 @@ class EngineOperations:
             params["labels"] = json.dumps(self._extra_labels)
         if target is not None:
             params["target"] = target
-        last_error = ""
         try:
             with tempfile.TemporaryFile() as body:
                 context_archive(context, dockerfile, body)
@@ -178,14 +177,7 @@ class EngineOperations:
                 body.seek(0)
                 headers = {"Content-Type": "application/tar", "Content-Length": str(size)}
                 stream = self._slow.stream("POST", "/build", params, body=body, headers=headers)
-                for chunk in stream:
-                    if "error" in chunk:
-                        last_error = str(chunk.get("error", "")).strip()
-                        on_line(last_error)
-                        continue
-                    for line in str(chunk.get("stream", "")).splitlines():
-                        if line.strip():
-                            on_line(line.rstrip())
+                last_error = relay_build_output(stream, on_line)
         except _FAILURES as exc:
             raise RuntimeFailed(f"docker build failed: {exc}") from exc
         if last_error:

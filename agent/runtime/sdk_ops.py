@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.runtime import BuildLine, RunSpec, Started
+from agent.runtime import BuildLine, RunSpec, Started, relay_build_output
 from agent.runtime.engine_api import EngineApiError, EngineNotFound
 from shared.errors import RuntimeFailed
 
@@ -137,7 +137,6 @@ class SdkOperations:
         self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
     ) -> str:
         """Build ``context`` into ``tag``, output lines to ``on_line``; the image id."""
-        last_error = ""
         try:
             stream = self._slow().api.build(
                 path=str(context),
@@ -149,14 +148,7 @@ class SdkOperations:
                 decode=True,
                 labels=dict(self._extra_labels),
             )
-            for chunk in stream:
-                if "error" in chunk:
-                    last_error = str(chunk.get("error", "")).strip()
-                    on_line(last_error)
-                    continue
-                for line in str(chunk.get("stream", "")).splitlines():
-                    if line.strip():
-                        on_line(line.rstrip())
+            last_error = relay_build_output(stream, on_line)
         except sdk_failures() as exc:
             raise RuntimeFailed(f"docker build failed: {exc}") from exc
         if last_error:
