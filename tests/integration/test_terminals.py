@@ -160,9 +160,10 @@ async def test_resource_terminal_output_resize_interrupt_exit_and_reattach(
         await term.expect(b"41 123")
 
         # Ctrl-C is the 0x03 byte: it interrupts the foreground sleep, the prompt comes back.
-        await term.run("sleep 60; echo not-interrupted")
-        await term.expect(b"sleep 60")
-        await asyncio.sleep(0.3)  # let the shell start sleep (no output marks that moment)
+        # The marker is printed by the command list itself (the echoed line shows $((...))),
+        # so once it arrives the shell is running the list: Ctrl-C then aborts the rest of it.
+        await term.run("echo armed-$((6+1)); sleep 60; echo not-interrupted")
+        await term.expect(b"armed-7")
         started = time.monotonic()
         await term.ws.send_bytes(b"\x03")
         await term.run("echo back-$((1+1))")
