@@ -1,12 +1,6 @@
 """The writer's rollup deltas of committed samples, kept in memory until a rollup pass."""
 
-import asyncio
-from typing import Final
-
 from coordinator.monitoring.metrics import Accumulator, RollupKey
-
-# Keys merged between yields to the event loop (a few milliseconds of work each).
-YIELD_EVERY_KEYS: Final = 250
 
 
 class PendingRollups:
@@ -23,8 +17,7 @@ class PendingRollups:
     def __init__(self) -> None:
         self.base: int | None = None
         self.last_id = 0
-        # One dict per committed write: merging them is the pass's work, not the writer's.
-        self.batches: list[dict[RollupKey, Accumulator]] = []
+        self.deltas: dict[RollupKey, Accumulator] = {}
         self.samples = 0
 
     @property
@@ -47,54 +40,34 @@ class PendingRollups:
         if previous_max != self.last_id:
             self.stop()
             return
-        if self.batches:
-            _merge_into(self.batches[0], accumulated)
+        # Merged now, not at the pass: one dict of deltas keeps the live objects (and the
+        # collector's work) to one accumulator per key instead of one per key and write.
+        if self.deltas:
+            _merge_into(self.deltas, accumulated)
         else:
-            self.batches.append(accumulated)
+            self.deltas = accumulated
         self.samples += rows
         self.last_id = new_max
 
     def stop(self) -> None:
         """Forget the deltas; the rows they covered are folded from the database instead."""
         self.base = None
-        self.batches = []
+        self.deltas = {}
         self.samples = 0
 
     def resume_at(self, position: int) -> None:
         """Track again from ``position``, the watermark every earlier row is folded into."""
         self.base = self.last_id = position
-        self.batches = []
+        self.deltas = {}
         self.samples = 0
 
-    def take(self) -> tuple[int, int, list[dict[RollupKey, Accumulator]], int]:
-        """(base, last id, delta batches, samples) so far; tracking goes on from the last id."""
+    def take(self) -> tuple[int, int, dict[RollupKey, Accumulator], int]:
+        """(base, last id, deltas, samples) so far; tracking goes on from the last id."""
         if self.base is None:
             raise RuntimeError("not tracking: the database pass folds these rows")
-        taken = (self.base, self.last_id, self.batches, self.samples)
+        taken = (self.base, self.last_id, self.deltas, self.samples)
         self.resume_at(self.last_id)
         return taken
-
-
-async def merge_batches(
-    batches: list[dict[RollupKey, Accumulator]],
-) -> dict[RollupKey, Accumulator]:
-    """Merge delta batches into one dict, yielding to the event loop between slices (acks and
-    API answers should not wait for a whole pass's worth of merging)."""
-    if not batches:
-        return {}
-    merged = batches[0]
-    done = 0
-    for batch in batches[1:]:
-        for key, acc in batch.items():
-            found = merged.get(key)
-            if found is None:
-                merged[key] = acc
-            else:
-                found.merge(acc)
-            done += 1
-            if done % YIELD_EVERY_KEYS == 0:
-                await asyncio.sleep(0)
-    return merged
 
 
 def _merge_into(merged: dict[RollupKey, Accumulator], batch: dict[RollupKey, Accumulator]) -> None:

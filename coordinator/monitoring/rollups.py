@@ -18,7 +18,7 @@ from coordinator.monitoring.metrics import (
     RollupKey,
     accumulate,
 )
-from coordinator.monitoring.pending_rollups import YIELD_EVERY_KEYS, PendingRollups, merge_batches
+from coordinator.monitoring.pending_rollups import PendingRollups
 from coordinator.monitoring.rollup_cache import RollupReadCache
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ FINAL_PASS_SECONDS: Final = 5.0
 # a slice's rows (two buckets per scope) are kept to a few milliseconds of conversion.
 _SCOPES_PER_LOOKUP: Final = 250
 _ROWS_PER_STATEMENT: Final = 500
+# Keys merged between yields to the event loop (a few milliseconds of work each).
+YIELD_EVERY_KEYS: Final = 250
 
 
 async def watermark(name: str = ROLLUP_WATERMARK) -> int:
@@ -96,10 +98,9 @@ async def _flush_pending(pending: PendingRollups) -> tuple[int, Touched] | None:
     """Merge the writer's deltas and move the watermark in one transaction; (samples folded,
     buckets written), or None when the deltas do not continue the stored watermark (then
     nothing is written)."""
-    base, last_id, batches, samples = pending.take()
+    base, last_id, deltas, samples = pending.take()
     if last_id == base:
         return 0, set()
-    deltas = await merge_batches(batches)
     try:
         async with in_transaction() as connection:
             mark = (
