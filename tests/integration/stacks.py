@@ -98,9 +98,11 @@ async def workload(
     secrets: dict[str, str] | None = None,
     agent_env: dict[str, str] | None = None,
     resource_name: str = "app",
+    health_check: bool = False,
 ) -> Workload:
     """A started agent plus a configured (not yet deployed) resource running ``start_command``
-    in the local busybox test image, without network exposure or health check."""
+    in the local busybox test image, without network exposure; without health check unless
+    ``health_check`` (then the default HTTP check on port 8080 must pass)."""
     agent, server_id = await start_agent(coordinator, token, state_dir, env=agent_env)
     stack = Workload(coordinator, token, agent, server_id)
     stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
@@ -134,8 +136,9 @@ async def workload(
         "network-profile", {"networkProfile": {"internalPort": 8080, "exposureMode": "none"}}
     )
     await stack.configure("runtime-profile", {"runtimeProfile": {"startCommand": start_command}})
-    # Nothing listens in these workloads: the container counts as started once it runs.
-    await stack.configure("health-policy", {"healthCheck": {"enabled": False}})
+    if not health_check:
+        # Nothing listens in these workloads: the container counts as started once it runs.
+        await stack.configure("health-policy", {"healthCheck": {"enabled": False}})
     for key, value in (secrets or {}).items():
         await stack.configure("secrets", {"key": key, "value": value})
     return stack

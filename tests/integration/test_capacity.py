@@ -8,7 +8,7 @@ import docker
 import pytest
 
 from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator
-from tests.integration.stacks import Workload, start_agent
+from tests.integration.stacks import Workload, workload
 
 pytestmark = pytest.mark.docker
 
@@ -48,35 +48,11 @@ async def deployed(
     agent_env: dict[str, str] | None = None,
 ) -> Workload:
     """An agent with one running deployment (a small web server)."""
-    agent, server_id = await start_agent(
-        coordinator, admin_token, tmp_path / "agent", env=agent_env
-    )
-    stack = Workload(coordinator, admin_token, agent, server_id)
-    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
-    stack.environment_id = (
-        await stack.call(
-            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
-        )
-    )["id"]
-    stack.resource_id = (
-        await stack.call(
-            "POST",
-            "/resources",
-            {
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "name": "app",
-            },
-        )
-    )["id"]
-    image = {"kind": "docker-image", "imageName": "berth-test/busybox", "imageTag": "latest"}
-    await stack.configure("source", {"source": image})
-    await stack.configure(
-        "network-profile", {"networkProfile": {"exposureMode": "none", "internalPort": 8080}}
-    )
     # httpd answers the default HTTP health check, so the deployment succeeds and keeps running.
     serve = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"
-    await stack.configure("runtime-profile", {"runtimeProfile": {"startCommand": serve}})
+    stack = await workload(
+        coordinator, admin_token, tmp_path / "agent", serve, agent_env=agent_env, health_check=True
+    )
     await stack.deploy()
     return stack
 
