@@ -7,8 +7,9 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.migrations.api import migrate
+
+from coordinator.db.inline_reads import InlineReadClient
 
 MODELS_MODULE = "coordinator.db.models"
 MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
@@ -35,11 +36,12 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 TORTOISE_ORM = tortoise_config("sqlite://:memory:")
 
 
-# A second SQLite connection for read-only monitoring queries. SQLite serialises everything on
-# one connection, so without it a dashboard read waits behind the sample writer's transaction;
-# in WAL mode a second connection reads the last commit while the writer writes. It is not a
-# Tortoise "connection" (that would make every unnamed transaction ambiguous); reads pass it
-# with ``using_db``. PostgreSQL's pool already gives reads their own connections.
+# A second SQLite connection for read-only API queries. SQLite serialises everything on one
+# connection, so without it a dashboard read waits behind the sample writer's transaction; in
+# WAL mode a second connection reads the last commit while the writer writes. Short reads run
+# on the event loop's thread (see ``inline_reads``). It is not a Tortoise "connection" (that
+# would make every unnamed transaction ambiguous); reads pass it with ``using_db``.
+# PostgreSQL's pool already gives reads their own connections.
 _reads: BaseDBAsyncClient | None = None
 
 
@@ -54,7 +56,7 @@ async def open_database(database_url: str) -> None:
     info = expand_db_url(database_url)
     path = str(info["credentials"].get("file_path", ""))
     if info["engine"] == "tortoise.backends.sqlite" and path and path != ":memory:":
-        _reads = SqliteClient(file_path=path, connection_name="reads", journal_mode="WAL")
+        _reads = InlineReadClient(file_path=path, connection_name="reads", journal_mode="WAL")
 
 
 def read_connection() -> BaseDBAsyncClient:
