@@ -34,18 +34,17 @@ class AttributionCheck:
 
     async def load(self, samples: list[Sample]) -> None:
         """Fetch the resources and deployments named in ``samples`` that are not cached yet."""
+        await self.load_ids(
+            {c.resource_id for s in samples for c in s.containers if c.resource_id},
+            {c.deployment_id for s in samples for c in s.containers if c.deployment_id},
+        )
+
+    async def load_ids(self, resources: set[str], deployments: set[str]) -> None:
+        """Fetch the named resources and deployments that are not cached yet."""
         now = time.monotonic()
         recently_unknown = {k for k, until in self._unknown_until.items() if until > now}
-        resource_ids = (
-            {c.resource_id for s in samples for c in s.containers if c.resource_id}
-            - self._resources.keys()
-            - recently_unknown
-        )
-        deployment_ids = (
-            {c.deployment_id for s in samples for c in s.containers if c.deployment_id}
-            - self._deployments.keys()
-            - recently_unknown
-        )
+        resource_ids = resources - self._resources.keys() - recently_unknown
+        deployment_ids = deployments - self._deployments.keys() - recently_unknown
         if resource_ids:
             rows = await models.Resource.filter(id__in=list(resource_ids)).values(
                 "id", "project_id", "environment_id", "project__organization_id"
@@ -64,10 +63,10 @@ class AttributionCheck:
                 else:  # not cached for good: the resource may be created a moment later
                     self._unknown_until[resource_id] = now + _UNKNOWN_RETRY_SECONDS
         if deployment_ids:
-            deployments = await models.Deployment.filter(id__in=list(deployment_ids)).values(
+            rows = await models.Deployment.filter(id__in=list(deployment_ids)).values(
                 "id", "resource_id"
             )
-            for row in deployments:
+            for row in rows:
                 self._deployments[str(row["id"])] = str(row["resource_id"])
             for deployment_id in deployment_ids - self._deployments.keys():
                 self._unknown_until[deployment_id] = now + _UNKNOWN_RETRY_SECONDS

@@ -11,7 +11,6 @@ from typing import Any, Final
 
 import orjson
 from aiohttp import web
-from pydantic import TypeAdapter
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
@@ -25,22 +24,19 @@ from coordinator.monitoring.metrics import (
     accumulate_into,
     scope_containers,
 )
+from coordinator.monitoring.prepared import PreparedSample, container_ids, prepare
 from coordinator.monitoring.retention import PruneOutcome
 from coordinator.monitoring.rollups import RollupLock
 from coordinator.monitoring.sample_clock import SampleClock
 from shared.errors import PlatformError, Unavailable
 from shared.messages import Hello
-from shared.messages.monitoring import (
-    ContainerUsage,
-    MountUsage,
-    Sample,
-    SampleBatch,
-    SamplesAck,
-)
+from shared.messages.monitoring import Sample, SampleBatch, SamplesAck
 
 logger = logging.getLogger(__name__)
 
 Observer = Callable[[str, list[Sample]], Awaitable[None]]
+# Whether an observer wants a server's samples, asked when they arrive (see ``prepared``).
+ObserverWants = Callable[[str, list[Sample]], bool]
 
 # One write per this many samples at most, and no sample waits longer than the linger for one.
 MAX_WRITE_SAMPLES: Final = 1000
@@ -68,17 +64,13 @@ _PARAMS_PER_LOOKUP: Final = 5000
 # Observers run beside the writer, never in its way; when they fall behind, each server keeps
 # at most this many unobserved samples (the newest; thresholds care about the present).
 MAX_UNOBSERVED_PER_SERVER: Final = 200
-# Serialisers of a sample's parts: mounts go straight to JSON bytes, containers to dicts (their
-# attribution is checked and completed before they are stored).
-_MOUNTS: Final = TypeAdapter(list[MountUsage])
-_CONTAINERS: Final = TypeAdapter(list[ContainerUsage])
 
 
 @dataclass
 class _Pending:
     session: AgentSession
     frame_id: int
-    samples: list[Sample]
+    samples: list[PreparedSample]
     organization_id: str | None
     queued_at: float = field(default_factory=time.monotonic)
 
@@ -97,6 +89,7 @@ class MonitoringService:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._queued_samples = 0
         self._observers: list[Observer] = []
+        self._observer_wants: list[ObserverWants | None] = []
         self._attribution = AttributionCheck()
         # Serialises rollup passes (periodic job, prune, shutdown); see rollups.roll_up_all.
         self.rollup_lock = RollupLock()
@@ -134,8 +127,14 @@ class MonitoringService:
                 details={"re": message.id, "queuedSamples": self._queued_samples},
             )
         organization_id = await self._attribution.organization_of(session.server_id)
-        self._queued_samples += len(message.samples)
-        self._queue.put_nowait(_Pending(session, message.id, message.samples, organization_id))
+        keep_wire = self._observed(session.server_id, message.samples)
+        prepared = [prepare(sample, keep_wire=keep_wire) for sample in message.samples]
+        self._queued_samples += len(prepared)
+        self._queue.put_nowait(_Pending(session, message.id, prepared, organization_id))
+
+    def _observed(self, server_id: str, samples: list[Sample]) -> bool:
+        """Whether any observer wants these samples (an observer that did not say does)."""
+        return any(wants is None or wants(server_id, samples) for wants in self._observer_wants)
 
     def on_disconnected(self, session: AgentSession) -> None:
         """Queued batches of a closed session are still stored; only their ack is skipped."""
@@ -149,9 +148,14 @@ class MonitoringService:
 
     # ---- observers
 
-    def add_observer(self, callback: Observer) -> None:
-        """Await ``callback(server_id, new_samples)`` after each commit (errors are logged)."""
+    def add_observer(self, callback: Observer, wants: ObserverWants | None = None) -> None:
+        """Await ``callback(server_id, new_samples)`` after each commit (errors are logged).
+
+        ``wants(server_id, samples)``, asked on arrival, lets the writer drop the wire models
+        of samples no observer will look at; without it the observer gets every sample.
+        """
         self._observers.append(callback)
+        self._observer_wants.append(wants)
 
     @property
     def queued_samples(self) -> int:
@@ -204,16 +208,16 @@ class MonitoringService:
     async def write(self, batch: list[_Pending]) -> None:
         """Store the new samples of ``batch`` in one transaction, then ack and notify."""
         all_samples = [s for p in batch for s in p.samples]
-        await self._attribution.load(all_samples)
+        await self._attribution.load_ids(*container_ids(all_samples))
         existing = await _known_sample_ids(list({s.sample_id for s in all_samples}))
         now = datetime.now(UTC)
         seen = existing  # grows with this batch: a sample repeated in it is stored once
         rows: list[list[Any]] = []
         folded: list[dict[str, Any]] = []
-        results: list[tuple[_Pending, list[Sample], int]] = []
+        results: list[tuple[_Pending, list[PreparedSample], int]] = []
         deltas: dict[RollupKey, Accumulator] = {}
         for pending in batch:
-            new: list[Sample] = []
+            new: list[PreparedSample] = []
             duplicates = 0
             for sample in pending.samples:
                 if sample.sample_id in seen:
@@ -246,18 +250,15 @@ class MonitoringService:
         await self._notify(results)
 
     def _row(
-        self, pending: _Pending, sample: Sample, now: datetime, folded: list[dict[str, Any]]
+        self,
+        pending: _Pending,
+        sample: PreparedSample,
+        now: datetime,
+        folded: list[dict[str, Any]],
     ) -> list[Any]:
-        """The table row of ``sample``; also appends what rollups need of it to ``folded``.
-
-        Parts are serialised separately (never a whole ``model_dump``): mounts are never
-        looked at, so they go straight to JSON.
-        """
+        """The table row of ``sample``; also appends what rollups need of it to ``folded``."""
         server_id = pending.session.server_id  # the authenticated link's, never the frame's
-        totals = sample.totals.model_dump(mode="json", by_alias=True)
-        containers: list[dict[str, Any]] = _CONTAINERS.dump_python(
-            sample.containers, mode="json", by_alias=True
-        )
+        containers = sample.containers
         for item in containers:
             item["attributionTrusted"] = self._attribution.trusted(pending.organization_id, item)
         for kind, scope_id in scope_containers(containers):
@@ -266,7 +267,7 @@ class MonitoringService:
             {
                 "server_id": server_id,
                 "observed_at": sample.observed_at,
-                "totals": totals,
+                "totals": sample.totals,
                 "containers": containers,
             }
         )
@@ -277,8 +278,8 @@ class MonitoringService:
             sample.observed_at,
             now,
             sample.interval_seconds,
-            orjson.dumps(totals).decode(),
-            _MOUNTS.dump_json(sample.mounts, by_alias=True).decode(),
+            orjson.dumps(sample.totals).decode(),
+            sample.mounts_json,
             orjson.dumps(containers).decode(),
             orjson.dumps(sample.warnings).decode(),
         ]
@@ -301,7 +302,7 @@ class MonitoringService:
             _, after = await connection.execute_query(largest)
             return int(before[0]["largest"] or 0), int(after[0]["largest"] or 0)
 
-    async def _acknowledge(self, results: list[tuple[_Pending, list[Sample], int]]) -> None:
+    async def _acknowledge(self, results: list[tuple[_Pending, list[PreparedSample], int]]) -> None:
         async def ack(pending: _Pending, stored: int, duplicates: int) -> None:
             session = pending.session
             if session.ws.closed:
@@ -325,15 +326,16 @@ class MonitoringService:
                 if index % YIELD_EVERY_SAMPLES == 0:
                     await asyncio.sleep(0)
 
-    async def _notify(self, results: list[tuple[_Pending, list[Sample], int]]) -> None:
+    async def _notify(self, results: list[tuple[_Pending, list[PreparedSample], int]]) -> None:
         """Hand committed samples to the observer task (never waits for observers)."""
         if not self._observers:
             return
         for pending, new, _ in results:
-            if not new:
+            wanted = [sample.wire for sample in new if sample.wire is not None]
+            if not wanted:
                 continue
             backlog = self._unobserved.setdefault(pending.session.server_id, [])
-            backlog.extend(new)
+            backlog.extend(wanted)
             if len(backlog) > MAX_UNOBSERVED_PER_SERVER:
                 dropped = len(backlog) - MAX_UNOBSERVED_PER_SERVER
                 self.unobserved_dropped += dropped

@@ -110,7 +110,7 @@ class LivePolicy:
 class ObservedService(Protocol):
     """What thresholds need of the monitoring service."""
 
-    def add_observer(self, callback: Any) -> None:
+    def add_observer(self, callback: Any, wants: Any = None) -> None:
         """Register ``callback(server_id, samples)``, awaited after samples are committed."""
 
 
@@ -156,9 +156,14 @@ class ThresholdEvaluator:
         policy = self._by_id.get(policy_id)
         return policy.evaluation if policy is not None else None
 
+    def wants_samples(self, server_id: str, samples: list[Sample]) -> bool:
+        """Whether samples of ``server_id`` may matter (asked by the writer on arrival): they
+        may feed a policy, or the policies changed and are not reloaded yet."""
+        return self._loaded_version != self._version or self._feeds_policy(server_id, samples)
+
     async def on_samples(self, server_id: str, samples: list[Sample]) -> None:
         """Observer callback: keep the newest samples of a server that feeds a policy."""
-        if self._loaded_version == self._version and not self._feeds_policy(server_id, samples):
+        if not self.wants_samples(server_id, samples):
             return
         kept = [*self._pending.get(server_id, ()), *samples]
         # Older samples cannot move a state any more: only the newest two are compared.
@@ -391,7 +396,7 @@ def install(app: web.Application, service: ObservedService) -> None:
     """Attach threshold evaluation to the monitoring ``service`` and run its webhook sender."""
     evaluator = ThresholdEvaluator(app[KEYRING_KEY], WebhookSender())
     app[EVALUATOR_KEY] = evaluator
-    service.add_observer(evaluator.on_samples)
+    service.add_observer(evaluator.on_samples, evaluator.wants_samples)
 
     async def thresholds_ctx(app: web.Application) -> AsyncIterator[None]:
         # Appended after the database context, so it stops (reverse order) before the DB closes.

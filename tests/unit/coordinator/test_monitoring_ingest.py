@@ -3,12 +3,14 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from coordinator.db import models
 from coordinator.db.monitoring_models import RuntimeSample
+from coordinator.hub.session import AgentSession
 from coordinator.ids import new_id
 from coordinator.monitoring.service import MONITORING_KEY, MonitoringService
 from shared.errors import ErrorCode
@@ -254,4 +256,35 @@ async def test_observers_see_new_samples_after_commit_and_failures_are_not_fatal
 
     await eventually(observed, timeout=5, what="the observer call")
     assert seen == [(agent.server_id, [sample.sample_id], 1)]
+    await agent.close()
+
+
+async def test_an_observer_gets_only_the_samples_it_wanted_on_arrival(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    agent = await connected_agent(coordinator, admin_token, "ingest-6")
+    seen: list[str] = []
+    asked: list[str] = []
+
+    async def recording(server_id: str, samples: list[Sample]) -> None:
+        seen.extend(s.sample_id for s in samples)
+
+    def wants(server_id: str, samples: list[Sample]) -> bool:
+        asked.extend(s.sample_id for s in samples)
+        return any(s.sequence % 2 == 0 for s in samples)  # batches holding an even one
+
+    # A service of its own: the coordinator's has the threshold evaluator as an observer too.
+    service = MonitoringService()
+    service.add_observer(recording, wants)
+    closed = SimpleNamespace(closed=True)  # no acks: the agent here is only the server's row
+    session = cast(AgentSession, SimpleNamespace(server_id=agent.server_id, ws=closed))
+    unwanted = make_sample(START, sequence=1)
+    wanted = make_sample(START + timedelta(seconds=15), sequence=2)
+    for frame_id, sample in enumerate((unwanted, wanted), 1):
+        await service.on_message(session, SampleBatch(id=frame_id, samples=[sample]))
+    await service.write([service._queue.get_nowait() for _ in range(2)])
+    await service.observe_pending()
+    assert asked == [unwanted.sample_id, wanted.sample_id]
+    assert seen == [wanted.sample_id]  # the unwanted sample is stored but not handed over
+    assert await RuntimeSample.filter(sample_id=unwanted.sample_id).exists()
     await agent.close()

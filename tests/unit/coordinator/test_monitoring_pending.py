@@ -12,6 +12,7 @@ from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
 from coordinator.hub.session import AgentSession
 from coordinator.monitoring import rollups
 from coordinator.monitoring.metrics import floor_time
+from coordinator.monitoring.prepared import prepare
 from coordinator.monitoring.rollups import roll_up_all, watermark
 from coordinator.monitoring.service import MonitoringService, _Pending
 from tests.harness import Coordinator
@@ -29,7 +30,7 @@ async def write(service: MonitoringService, server: str, busy: list[float]) -> N
     base = hour_start()
     session = cast(AgentSession, SimpleNamespace(server_id=server, ws=_CLOSED))
     samples = [make_sample(base + timedelta(seconds=i), busy=b) for i, b in enumerate(busy)]
-    await service.write([_Pending(session, 1, samples, None)])
+    await service.write([_Pending(session, 1, [prepare(s) for s in samples], None)])
 
 
 def tracking(service: MonitoringService) -> bool:

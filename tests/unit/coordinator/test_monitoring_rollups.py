@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from coordinator.db.monitoring_models import SampleRollup
 from coordinator.hub.session import AgentSession
 from coordinator.monitoring.metrics import floor_time
+from coordinator.monitoring.prepared import prepare
 from coordinator.monitoring.rollups import roll_up_all, watermark
 from coordinator.monitoring.service import _Pending
 from shared.messages.monitoring import Sample, SamplesAck
@@ -215,7 +216,7 @@ async def test_a_large_pass_stays_under_statement_parameter_limits(
             _Pending(
                 cast(AgentSession, SimpleNamespace(server_id=f"srv_big{i:04d}", ws=_CLOSED)),
                 1,
-                [make_sample(base + timedelta(seconds=round_), busy=float(round_))],
+                [prepare(make_sample(base + timedelta(seconds=round_), busy=float(round_)))],
                 None,
             )
             for i in range(2000)

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import cast
 
 from coordinator.hub.session import AgentSession
+from coordinator.monitoring.prepared import prepare
 from coordinator.monitoring.service import MAX_WRITE_SAMPLES, MonitoringService, _Pending
 from tests.unit.coordinator.test_monitoring_ingest import make_sample
 
@@ -15,7 +16,7 @@ _SESSION = cast(AgentSession, SimpleNamespace(server_id="srv_w", ws=SimpleNamesp
 
 def queued(service: MonitoringService, samples: int, *, age: float = 0.0) -> None:
     """Queue one batch of ``samples`` samples that has waited ``age`` seconds already."""
-    batch = [make_sample(datetime.now(UTC), sequence=i + 1) for i in range(samples)]
+    batch = [prepare(make_sample(datetime.now(UTC), sequence=i + 1)) for i in range(samples)]
     item = _Pending(_SESSION, 1, batch, None, queued_at=time.monotonic() - age)
     service._queue.put_nowait(item)
 
