@@ -56,6 +56,7 @@ from shared.version import AGENT_CONNECT_PATH
 
 ACK_TIMEOUT = 30.0
 ROLLUP_TIMEOUT = 60.0
+LINK_TIMEOUT = 600.0  # seconds for every agent to link before the warm-up starts
 # The coordinator's CLI with threshold evaluation switched off (``--without-thresholds``).
 WITHOUT_THRESHOLDS = (
     "import sys; import coordinator.monitoring.thresholds as t; "
@@ -162,6 +163,7 @@ async def _agent(
     raw_key: bytes,
     template: dict[str, Any],
     stored: Any,
+    linked: Any,
     latencies: list[tuple[float, float]],
     counters: dict[str, int],
     gate: asyncio.Semaphore,
@@ -170,6 +172,8 @@ async def _agent(
     link: ClientConnection
     async with gate:  # bounded dials in flight, as a fleet reconnecting after a restart would
         link, _ = await _dial(dial, server_id, raw_key)
+    with linked.get_lock():
+        linked.value += 1
     rng = random.Random(server_id)
     spool: list[dict[str, Any]] = []  # undelivered samples, oldest first, like the agent's
     sampled = asyncio.Event()
@@ -219,17 +223,23 @@ async def _agent(
     except (ConnectionClosed, TimeoutError):
         counters["dropped"] += 1
     finally:
+        with linked.get_lock():
+            linked.value -= 1
         sampler.cancel()
         await link.close()
 
 
-async def _load(spec: IngestSpec, stored: Any, stop: mp_sync.Event, results: Any) -> None:
+async def _load(
+    spec: IngestSpec, stored: Any, linked: Any, stop: mp_sync.Event, results: Any
+) -> None:
     template = sample_template()
     latencies: list[tuple[float, float]] = []
     counters = {"refused": 0, "dropped": 0}
     gate = asyncio.Semaphore(100)
     tasks = [
-        asyncio.create_task(_agent(spec, sid, key, template, stored, latencies, counters, gate))
+        asyncio.create_task(
+            _agent(spec, sid, key, template, stored, linked, latencies, counters, gate)
+        )
         for sid, key in spec.agents
     ]
     await asyncio.to_thread(stop.wait)
@@ -239,12 +249,14 @@ async def _load(spec: IngestSpec, stored: Any, stop: mp_sync.Event, results: Any
     results.put((spec.index, latencies, counters))
 
 
-def load_entry(spec: IngestSpec, stored: Any, stop: mp_sync.Event, results: Any) -> None:
+def load_entry(
+    spec: IngestSpec, stored: Any, linked: Any, stop: mp_sync.Event, results: Any
+) -> None:
     """A load process: pin, then run its agents until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pin_to(spec.cpus)
     raise_nofile_limit()
-    asyncio.run(_load(spec, stored, stop, results))
+    asyncio.run(_load(spec, stored, linked, stop, results))
 
 
 def _cpu_seconds(procs: list[Any]) -> float:
@@ -422,6 +434,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         results = ctx.Queue()
         workers = max(1, min(args.workers, len(agents)))
         counters: list[mp_shared.Synchronized[int]] = [ctx.Value("q", 0) for _ in range(workers)]
+        links: list[mp_shared.Synchronized[int]] = [ctx.Value("q", 0) for _ in range(workers)]
         url = f"ws://{HOST}:{port}{AGENT_CONNECT_PATH}"
         procs = [
             ctx.Process(
@@ -429,6 +442,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 args=(
                     IngestSpec(i, url, agents[i::workers], args.interval, load_cpus),
                     counters[i],
+                    links[i],
                     stop,
                     results,
                 ),
@@ -439,7 +453,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for proc in procs:
             proc.start()
         try:
+            # Every agent linked before the warm-up: the window measures a fleet that is
+            # connected, not one still joining (10,000 handshakes take a while).
+            joined = time.monotonic()
+            joined_by = joined + LINK_TIMEOUT
+            while sum(v.value for v in links) < len(agents) and time.monotonic() < joined_by:
+                time.sleep(0.5)
+            figures["seconds_to_link_all"] = round(time.monotonic() - joined, 1)
             time.sleep(args.warmup)
+            figures["links_at_window_start"] = sum(v.value for v in links)
             cpu_before = server.cpu_seconds()
             load_before = _cpu_seconds(procs)
             stored_before = sum(c.value for c in counters)
@@ -448,6 +470,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             latencies = asyncio.run(rollup_latencies(base, token, seeded, until))
             elapsed = time.monotonic() - window_start
             stored_after = sum(c.value for c in counters)
+            figures["links_at_window_end"] = sum(v.value for v in links)
             cpu_after = server.cpu_seconds()
             load_after = _cpu_seconds(procs)
         finally:
