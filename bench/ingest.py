@@ -497,9 +497,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
         figures["rollup_queries_timed_out"] = len(latencies.pop("timeouts"))
         for kind, values in latencies.items():
-            figures[f"rollup_{kind}_7d_hour_p50_ms"] = round(1000 * _percentile(values, 0.5), 1)
-            figures[f"rollup_{kind}_7d_hour_p99_ms"] = round(1000 * _percentile(values, 0.99), 1)
-            figures[f"rollup_{kind}_queries"] = len(values)
+            # The first query of a kind fills the read cache (a week of points computed from
+            # rows); it is reported on its own, and the percentiles are of the queries after it.
+            first, rest = (values[0], values[1:]) if values else (0.0, [])
+            figures[f"rollup_{kind}_first_query_ms"] = round(1000 * first, 1)
+            figures[f"rollup_{kind}_7d_hour_p50_ms"] = round(1000 * _percentile(rest, 0.5), 1)
+            figures[f"rollup_{kind}_7d_hour_p99_ms"] = round(1000 * _percentile(rest, 0.99), 1)
+            figures[f"rollup_{kind}_7d_hour_max_ms"] = round(1000 * max(rest, default=0.0), 1)
+            figures[f"rollup_{kind}_queries"] = len(rest)
     finally:
         warnings = server.warnings()
         server.stop()

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from coordinator import logstream, monitoring, terminals
 from coordinator.api import setup_routes
-from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
+from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.db import database
 from coordinator.deployments.engine import DeploymentEngine
 from coordinator.deployments.store import DeploymentStore
@@ -17,6 +17,7 @@ from coordinator.errors import add_request_id_header, error_middleware
 from coordinator.hub.endpoint import agent_connect
 from coordinator.hub.registry import Registry
 from coordinator.secrets import Keyring
+from coordinator.server_roster import ServerRoster
 from coordinator.settings import Settings
 from shared.version import AGENT_CONNECT_PATH
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
     app[REGISTRY_KEY] = Registry()
+    app[ROSTER_KEY] = ServerRoster()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app[KEYRING_KEY] = Keyring.load_or_create(settings.data_dir)
     app[ENGINE_KEY] = DeploymentEngine(

@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from coordinator.appkeys import REGISTRY_KEY
+from coordinator.appkeys import REGISTRY_KEY, ROSTER_KEY
 from coordinator.hub.registry import Registry
 from coordinator.server import running
+from coordinator.server_roster import ServerRoster
 from coordinator.settings import Settings
 
 TIMEOUT_FACTOR = float(os.environ.get("BERTH_TEST_TIMEOUT_FACTOR", "1"))
@@ -99,6 +100,12 @@ class Coordinator:
         """The live agent registry of the running app."""
         assert self._runner is not None
         return self._runner.app[REGISTRY_KEY]
+
+    @property
+    def roster(self) -> ServerRoster:
+        """The running app's cache of organizations' server ids."""
+        assert self._runner is not None
+        return self._runner.app[ROSTER_KEY]
 
     @property
     def port(self) -> int:

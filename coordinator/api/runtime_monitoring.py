@@ -4,7 +4,7 @@ from tortoise.transactions import in_transaction
 
 from coordinator import audit
 from coordinator.api.routing import Call, route
-from coordinator.appkeys import SETTINGS_KEY
+from coordinator.appkeys import ROSTER_KEY, SETTINGS_KEY
 from coordinator.monitoring.reads import list_samples
 from coordinator.monitoring.retention import prune
 from coordinator.monitoring.rollup_reads import rollup
@@ -53,7 +53,10 @@ async def rollups(call: Call) -> RollupResponse:
     """Minute buckets from raw samples; five-minute and hour buckets from rollup rows."""
     query = call.query(RollupQuery)
     service = call.request.app[MONITORING_KEY]
-    target = await resolve_scope(call.actor, query, allow_all=True, recent=service.scope_servers)
+    roster = call.request.app[ROSTER_KEY]
+    target = await resolve_scope(
+        call.actor, query, allow_all=True, recent=service.scope_servers, roster=roster
+    )
     settings = call.request.app[SETTINGS_KEY]
     return await rollup(target, query, settings, service.rollup_lock.read_cache, service.clock)
 

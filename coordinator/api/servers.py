@@ -36,7 +36,7 @@ from coordinator.api.schemas import (
     ServerShowResponse,
     ShowServerQuery,
 )
-from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
+from coordinator.appkeys import REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.auth import JOIN_TOKEN_PREFIX, Principal, hash_token, mint_token
 from coordinator.db import models
 from coordinator.hub.registry import Registry
@@ -175,6 +175,7 @@ async def create(call: Call) -> JoinTokenResponse:
             )
     except IntegrityError as exc:
         raise Conflict(f"a server named {body.name!r} already exists") from exc
+    call.request.app[ROSTER_KEY].changed(actor.organization_id)
     return answer
 
 
@@ -382,6 +383,7 @@ async def delete(call: Call) -> IdResponse:
             payload={"name": row.name},
             request_id=call.request_id,
         )
+    call.request.app[ROSTER_KEY].changed(call.actor.organization_id)
     await _registry(call).disconnect(row.id, CLOSE_UNAUTHORIZED, "server was deleted")
     return IdResponse(id=row.id)
 

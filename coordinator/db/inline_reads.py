@@ -14,7 +14,9 @@ read that finds the database busy also goes to the worker thread, which waits fo
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 from tortoise.backends.sqlite.client import SqliteClient, translate_exceptions
@@ -28,6 +30,19 @@ DEFAULT_BUDGET_SECONDS: Final = 0.05
 # SQLite virtual-machine steps between two budget checks (about 10-50 us of work each).
 _CHECK_EVERY_STEPS: Final = 1000
 _DEFERRED_ERRORS: Final = frozenset({"SQLITE_INTERRUPT", "SQLITE_BUSY", "SQLITE_LOCKED"})
+# Set in background work that nobody waits for (renewing the rollup read cache): its reads go
+# straight to the worker thread, so they never take the loop's time from requests.
+_IN_BACKGROUND: ContextVar[bool] = ContextVar("berth_background_reads", default=False)
+
+
+@contextmanager
+def background_reads() -> Iterator[None]:
+    """Reads in this block (and tasks it starts) run on the worker thread, never inline."""
+    token = _IN_BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _IN_BACKGROUND.reset(token)
 
 
 class InlineReadClient(SqliteClient):
@@ -68,6 +83,8 @@ class InlineReadClient(SqliteClient):
 
     async def _rows_inline(self, query: str, values: list[Any] | None) -> list[Any] | None:
         """The rows of ``query``, or None when it must run on the worker thread instead."""
+        if _IN_BACKGROUND.get():
+            return None
         if self._inline is None:
             await self.create_connection(with_db=True)
         inline = self._inline

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 from tortoise.expressions import Q, RawSQL
@@ -80,7 +81,14 @@ async def top_contributors(
         if found is None:
             generation = cache.generation
             found = await _contributor_sums(parent, child, stored_bucket, span_start, span_end)
-            cache.store_span(stored_bucket, (*key, part), generation, (span_start, span_end), found)
+            cache.store_span(
+                stored_bucket,
+                (*key, part),
+                generation,
+                (span_start, span_end),
+                found,
+                partial(_contributor_sums, parent, child, stored_bucket),
+            )
         spans.append(found)
     pairs: dict[tuple[str, str], tuple[int, list[float | None]]] = {}
     for sums in spans:

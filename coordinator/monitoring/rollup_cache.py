@@ -10,14 +10,30 @@ before it queries and stores what it found only when no invalidation happened me
 a read that saw the rows before a commit can never store them after that commit's
 invalidation. One coordinator process writes rollups (see ``service.MonitoringService``), so
 no other writer can change rows behind the cache.
+
+Renewal: dropping the current bucket after every pass left its recomputation to the next
+request, and over a large fleet that is the slow part (10,000 servers' rows). So a pass
+``renew``s instead: entries read lately are recomputed by the pass itself (on the database's
+worker thread, see ``background_reads``), then dropped and replaced in one step; reads keep
+answering from the previous figures meanwhile. Entries nobody read lately are just dropped.
 """
 
+import asyncio
+import logging
+import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from datetime import datetime
 from typing import Any, Final
 
+from coordinator.db.inline_reads import background_reads
+from coordinator.monitoring.metrics import bucket_end
+
+logger = logging.getLogger(__name__)
+
 MAX_ENTRIES: Final = 256
+# An entry is renewed by passes while it was read within this many seconds.
+RENEW_IF_READ_WITHIN_SECONDS: Final = 120.0
 
 PointValues = dict[str, float]
 # One point: sample count and figures (None: the bucket has no rows).
@@ -25,6 +41,9 @@ PointFigures = tuple[int, PointValues]
 # Contributor sums over a span: (child scope id, server id) -> (sample count, sums per path).
 SpanSums = dict[tuple[str, str], tuple[int, tuple[float | None, ...]]]
 Key = tuple[str, Hashable]  # (bucket, what the read asked for)
+# Recompute an entry's buckets [first, end): points per bucket start, or a span's sums.
+PointsQuery = Callable[[datetime, datetime], Awaitable[dict[datetime, PointFigures]]]
+SpanQuery = Callable[[datetime, datetime], Awaitable[SpanSums]]
 
 
 class RollupReadCache:
@@ -38,6 +57,9 @@ class RollupReadCache:
         self.generation = 0
         self._points: OrderedDict[Key, dict[datetime, PointFigures | None]] = OrderedDict()
         self._spans: OrderedDict[Key, tuple[datetime, datetime, SpanSums]] = OrderedDict()
+        # How to recompute an entry, and when it was last read (monotonic seconds).
+        self._point_queries: dict[Key, tuple[PointsQuery, float]] = {}
+        self._span_queries: dict[Key, tuple[SpanQuery, float]] = {}
 
     # ---- points
 
@@ -47,6 +69,7 @@ class RollupReadCache:
         if found is None:
             return {}
         self._points.move_to_end((bucket, key))
+        self._touch(self._point_queries, (bucket, key))
         return found
 
     def store_points(
@@ -55,8 +78,10 @@ class RollupReadCache:
         key: Hashable,
         generation: int,
         found: dict[datetime, PointFigures | None],
+        query: PointsQuery | None = None,
     ) -> None:
-        """Keep ``found`` unless a pass invalidated anything since ``generation`` was read."""
+        """Keep ``found`` unless a pass invalidated anything since ``generation`` was read;
+        ``query`` recomputes buckets of this entry when a pass renews it."""
         if generation != self.generation:
             return
         entry = self._points.get((bucket, key))
@@ -66,6 +91,9 @@ class RollupReadCache:
         else:
             self._points.move_to_end((bucket, key))
         entry.update(found)
+        if query is not None:
+            self._point_queries[(bucket, key)] = (query, time.monotonic())
+            _forget_dropped(self._point_queries, self._points)
 
     # ---- spans
 
@@ -75,6 +103,7 @@ class RollupReadCache:
         if found is None or found[0] != start or found[1] != end:
             return None
         self._spans.move_to_end((bucket, key))
+        self._touch(self._span_queries, (bucket, key))
         return found[2]
 
     def store_span(
@@ -84,21 +113,79 @@ class RollupReadCache:
         generation: int,
         span: tuple[datetime, datetime],
         sums: SpanSums,
+        query: SpanQuery | None = None,
     ) -> None:
-        """Keep the sums of ``span`` (one span per key) unless a pass invalidated meanwhile."""
+        """Keep the sums of ``span`` (one span per key) unless a pass invalidated meanwhile;
+        ``query`` recomputes the span when a pass renews it."""
         if generation != self.generation:
             return
         self._spans[(bucket, key)] = (span[0], span[1], sums)
         self._spans.move_to_end((bucket, key))
         _trim(self._spans, self.limit)
+        if query is not None:
+            self._span_queries[(bucket, key)] = (query, time.monotonic())
+            _forget_dropped(self._span_queries, self._spans)
+
+    # ---- renewal
+
+    async def renew(self, touched: Iterable[tuple[str, datetime]]) -> None:
+        """After a pass committed writes to ``touched`` (bucket, bucket start) pairs: recompute
+        what lately read entries hold of them, then replace it in one step (the rest is
+        dropped as by ``invalidate``). A failed recomputation only drops its entry."""
+        by_bucket = _by_bucket(touched)
+        if not by_bucket:
+            return
+        generation = self.generation
+        recently = time.monotonic() - RENEW_IF_READ_WITHIN_SECONDS
+        point_jobs: list[tuple[Key, list[datetime], Awaitable[dict[datetime, PointFigures]]]] = []
+        for key, entry in self._points.items():
+            found = self._point_queries.get(key)
+            if found is None or found[1] < recently or not entry:
+                continue
+            oldest = min(entry)
+            starts = sorted(s for s in by_bucket.get(key[0], ()) if s >= oldest)
+            if starts:
+                end = bucket_end(starts[-1], key[0])
+                point_jobs.append((key, starts, found[0](starts[0], end)))
+        span_jobs: list[tuple[Key, tuple[datetime, datetime], Awaitable[SpanSums]]] = []
+        for key, (first, end, _) in self._spans.items():
+            found_span = self._span_queries.get(key)
+            if found_span is None or found_span[1] < recently:
+                continue
+            if any(first <= s < end for s in by_bucket.get(key[0], ())):
+                span_jobs.append((key, (first, end), found_span[0](first, end)))
+        with background_reads():
+            # Submitted together: the worker thread runs them back to back.
+            point_results, span_results = await asyncio.gather(
+                asyncio.gather(*(job for _, _, job in point_jobs), return_exceptions=True),
+                asyncio.gather(*(job for _, _, job in span_jobs), return_exceptions=True),
+            )
+        cleared = generation != self.generation  # retention cleared meanwhile: keep nothing
+        self.invalidate(touched)
+        if cleared:
+            return
+        for (key, starts, _), points in zip(point_jobs, point_results, strict=True):
+            current = self._points.get(key)
+            if isinstance(points, BaseException):
+                logger.warning("renewing cached rollup points failed: %r", points)
+            elif current is not None:
+                current.update({s: points.get(s) for s in starts})
+        for (key, span, _), sums in zip(span_jobs, span_results, strict=True):
+            if isinstance(sums, BaseException):
+                logger.warning("renewing cached contributor sums failed: %r", sums)
+            else:
+                self._spans[key] = (span[0], span[1], sums)
+
+    def _touch(self, queries: dict[Key, tuple[Any, float]], key: Key) -> None:
+        found = queries.get(key)
+        if found is not None:
+            queries[key] = (found[0], time.monotonic())
 
     # ---- invalidation
 
     def invalidate(self, touched: Iterable[tuple[str, datetime]]) -> None:
         """Forget what a committed pass wrote: its (bucket, bucket start) pairs."""
-        by_bucket: dict[str, set[datetime]] = {}
-        for bucket, start in touched:
-            by_bucket.setdefault(bucket, set()).add(start)
+        by_bucket = _by_bucket(touched)
         if not by_bucket:
             return
         self.generation += 1
@@ -118,6 +205,22 @@ class RollupReadCache:
         self.generation += 1
         self._points.clear()
         self._spans.clear()
+        self._point_queries.clear()
+        self._span_queries.clear()
+
+
+def _by_bucket(touched: Iterable[tuple[str, datetime]]) -> dict[str, set[datetime]]:
+    by_bucket: dict[str, set[datetime]] = {}
+    for bucket, start in touched:
+        by_bucket.setdefault(bucket, set()).add(start)
+    return by_bucket
+
+
+def _forget_dropped(queries: dict[Key, Any], entries: "OrderedDict[Key, Any]") -> None:
+    """Drop the queries of trimmed entries (checked once they outnumber the entries twice)."""
+    if len(queries) > 2 * max(len(entries), 1):
+        for key in [k for k in queries if k not in entries]:
+            del queries[key]
 
 
 def _trim(entries: "OrderedDict[Key, Any]", limit: int) -> None:

@@ -90,7 +90,11 @@ async def stored_points(
         found: dict[datetime, PointFigures | None] = {
             moment: queried.get(moment) for moment in starts if first <= moment < last
         }
-        cache.store_points(bucket, key, generation, found)
+
+        async def renewed(span_start: datetime, span_end: datetime) -> dict[datetime, PointFigures]:
+            return await _query_points(target, bucket, span_start, span_end, paths)
+
+        cache.store_points(bucket, key, generation, found, renewed)
         known = {**known, **found}
     points: list[tuple[datetime, int, PointValues]] = []
     for moment in starts:

@@ -184,7 +184,7 @@ async def roll_up_all(lock: asyncio.Lock, chunk_rows: int = CHUNK_ROWS) -> int:
             if flushed is not None:
                 samples, touched = flushed
                 if cache is not None:  # after the commit: see RollupReadCache
-                    cache.invalidate(touched)
+                    await cache.renew(touched)
                 return samples
         while True:
             done, position, touched = await _fold_from_database(chunk_rows)

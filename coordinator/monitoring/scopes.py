@@ -13,6 +13,7 @@ from coordinator.db.monitoring_models import SampleRollup
 from coordinator.monitoring.metrics import BUCKET_SECONDS, SIGNALS
 from coordinator.monitoring.sample_clock import SampleClock
 from coordinator.monitoring.schemas import MonitoringQuery, Retention, Scope
+from coordinator.server_roster import ServerRoster
 from coordinator.settings import Settings
 from shared.errors import InvalidRequest
 
@@ -68,10 +69,12 @@ async def resolve_scope(
     *,
     allow_all: bool,
     recent: Mapping[tuple[str, str], set[str]] | None = None,
+    roster: ServerRoster | None = None,
 ) -> ResolvedScope:
     """Check the scope's id is given and visible (404 otherwise); find its candidate servers.
 
-    ``recent`` maps container scopes to the servers recent samples showed them on.
+    ``recent`` maps container scopes to the servers recent samples showed them on; ``roster``
+    (when given) answers which servers an organization has for scope ``all``.
     """
     # Imported here: coordinator.api imports the route module that imports this one.
     from coordinator.api.deployments import get_deployment
@@ -85,12 +88,9 @@ async def resolve_scope(
     if kind == "all":
         if not allow_all:
             raise _problem("scope.kind", "scope.kind 'all' is only available for rollups")
-        ids = (
-            await models.Server.filter(organization_id=actor.organization_id)
-            .using_db(read_connection())
-            .values_list("id", flat=True)
-        )
-        visible = sorted(str(i) for i in ids if actor.can_see_server(str(i)))
+        roster = roster or ServerRoster(max_age=0.0)
+        ids = await roster.ids(actor.organization_id)
+        visible = [i for i in ids if actor.can_see_server(i)] if actor.server_ids else list(ids)
         whole = None if actor.server_ids else actor.organization_id
         return ResolvedScope(Scope(kind="all"), "all", "", visible, whole)
     scope_id = getattr(query, _ID_FIELD[kind])

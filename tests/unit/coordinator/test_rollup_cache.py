@@ -1,8 +1,17 @@
 """The rollup read cache: exact invalidation by rollup passes, no stale stores, API freshness."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
-from coordinator.monitoring.rollup_cache import RollupReadCache, SpanSums
+import pytest
+
+from coordinator.monitoring.rollup_cache import (
+    RENEW_IF_READ_WITHIN_SECONDS,
+    PointFigures,
+    PointsQuery,
+    RollupReadCache,
+    SpanSums,
+)
 from coordinator.monitoring.rollups import roll_up_all
 from tests.harness import Coordinator
 from tests.unit.coordinator.test_monitoring_ingest import (
@@ -70,6 +79,69 @@ def test_entries_are_bounded_least_recently_used_first() -> None:
     cache.store_points("hour", "c", cache.generation, {T0: None})
     assert cache.known_points("hour", "b") == {}
     assert cache.known_points("hour", "a") == {T0: None}
+
+
+async def test_a_pass_renews_entries_read_lately_and_drops_the_rest() -> None:
+    cache = RollupReadCache()
+    asked: list[tuple[str, datetime, datetime]] = []
+
+    def points_of(name: str, value: float) -> PointsQuery:
+        async def query(first: datetime, end: datetime) -> dict[datetime, PointFigures]:
+            asked.append((name, first, end))
+            return {T0 + HOUR: (2, {"cpu.busyPercent": value})}
+
+        return query
+
+    async def failing(first: datetime, end: datetime) -> dict[datetime, PointFigures]:
+        raise RuntimeError("database gone")
+
+    async def span_query(first: datetime, end: datetime) -> SpanSums:
+        asked.append(("span", first, end))
+        return {("res", "srv"): (9, (3.0,))}
+
+    old: dict[datetime, PointFigures | None] = {
+        T0: (1, {"cpu.busyPercent": 1.0}),
+        T0 + HOUR: (1, {"cpu.busyPercent": 1.0}),
+    }
+    cache.store_points("hour", "hot", cache.generation, old, points_of("hot", 7.0))
+    cache.store_points("hour", "broken", cache.generation, old, failing)
+    cache.store_points("hour", "plain", cache.generation, old)  # no query: only dropped
+    cache.store_span("hour", "live", cache.generation, (T0, T0 + 2 * HOUR), {}, span_query)
+
+    await cache.renew([("hour", T0 + HOUR)])
+
+    assert asked == [("hot", T0 + HOUR, T0 + 2 * HOUR), ("span", T0, T0 + 2 * HOUR)]
+    assert cache.known_points("hour", "hot") == {
+        T0: (1, {"cpu.busyPercent": 1.0}),  # not written by the pass: kept as it was
+        T0 + HOUR: (2, {"cpu.busyPercent": 7.0}),  # recomputed
+    }
+    assert cache.known_points("hour", "broken") == {T0: (1, {"cpu.busyPercent": 1.0})}
+    assert cache.known_points("hour", "plain") == {T0: (1, {"cpu.busyPercent": 1.0})}
+    assert cache.span("hour", "live", T0, T0 + 2 * HOUR) == {("res", "srv"): (9, (3.0,))}
+
+    # A read that started before the renewal does not store what it saw afterwards.
+    generation = cache.generation
+    await cache.renew([("hour", T0 + HOUR)])
+    cache.store_points("hour", "hot", generation, {T0 + HOUR: None})
+    assert cache.known_points("hour", "hot")[T0 + HOUR] == (2, {"cpu.busyPercent": 7.0})
+
+
+async def test_entries_not_read_lately_are_dropped_not_renewed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = RollupReadCache()
+    asked: list[datetime] = []
+
+    async def query(first: datetime, end: datetime) -> dict[datetime, PointFigures]:
+        asked.append(first)
+        return {}
+
+    cache.store_points("hour", "idle", cache.generation, {T0 + HOUR: None}, query)
+    later = time.monotonic() + RENEW_IF_READ_WITHIN_SECONDS + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    await cache.renew([("hour", T0 + HOUR)])
+    assert asked == []
+    assert cache.known_points("hour", "idle") == {}
 
 
 async def test_cached_rollup_reads_follow_late_samples(
