@@ -24,16 +24,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from coordinator.db.inline_reads import background_reads
 from coordinator.monitoring.metrics import bucket_end
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ENTRIES: Final = 256
 # An entry is renewed by passes while it was read within this many seconds.
 RENEW_IF_READ_WITHIN_SECONDS: Final = 120.0
+# A renewal that took longer than this runs on the database's worker thread from then on;
+# shorter ones stay inline (``coordinator.db.inline_reads``): a hundred small reads each
+# waiting for the GIL and a loop turn cost requests more than running them in place.
+SLOW_RENEWAL_SECONDS: Final = 0.02
 
 PointValues = dict[str, float]
 # One point: sample count and figures (None: the bucket has no rows).
@@ -60,6 +65,7 @@ class RollupReadCache:
         # How to recompute an entry, and when it was last read (monotonic seconds).
         self._point_queries: dict[Key, tuple[PointsQuery, float]] = {}
         self._span_queries: dict[Key, tuple[SpanQuery, float]] = {}
+        self._slow: set[tuple[str, Key]] = set()  # ("points" | "span", key) renewed off-loop
 
     # ---- points
 
@@ -146,20 +152,21 @@ class RollupReadCache:
             starts = sorted(s for s in by_bucket.get(key[0], ()) if s >= oldest)
             if starts:
                 end = bucket_end(starts[-1], key[0])
-                point_jobs.append((key, starts, found[0](starts[0], end)))
+                job = self._timed(("points", key), found[0], starts[0], end)
+                point_jobs.append((key, starts, job))
         span_jobs: list[tuple[Key, tuple[datetime, datetime], Awaitable[SpanSums]]] = []
         for key, (first, end, _) in self._spans.items():
             found_span = self._span_queries.get(key)
             if found_span is None or found_span[1] < recently:
                 continue
             if any(first <= s < end for s in by_bucket.get(key[0], ())):
-                span_jobs.append((key, (first, end), found_span[0](first, end)))
-        with background_reads():
-            # Submitted together: the worker thread runs them back to back.
-            point_results, span_results = await asyncio.gather(
-                asyncio.gather(*(job for _, _, job in point_jobs), return_exceptions=True),
-                asyncio.gather(*(job for _, _, job in span_jobs), return_exceptions=True),
-            )
+                job_span = self._timed(("span", key), found_span[0], first, end)
+                span_jobs.append((key, (first, end), job_span))
+        # Submitted together: slow ones queue on the worker thread while the rest run inline.
+        point_results, span_results = await asyncio.gather(
+            asyncio.gather(*(job for _, _, job in point_jobs), return_exceptions=True),
+            asyncio.gather(*(job for _, _, job in span_jobs), return_exceptions=True),
+        )
         cleared = generation != self.generation  # retention cleared meanwhile: keep nothing
         self.invalidate(touched)
         if cleared:
@@ -175,6 +182,25 @@ class RollupReadCache:
                 logger.warning("renewing cached contributor sums failed: %r", sums)
             else:
                 self._spans[key] = (span[0], span[1], sums)
+
+    async def _timed(
+        self,
+        mark: tuple[str, Key],
+        query: Callable[[datetime, datetime], Awaitable[T]],
+        first: datetime,
+        end: datetime,
+    ) -> T:
+        """Run one renewal; one that took long runs on the worker thread from then on."""
+        if mark in self._slow:
+            with background_reads():
+                return await query(first, end)
+        started = time.perf_counter()
+        result = await query(first, end)
+        if time.perf_counter() - started > SLOW_RENEWAL_SECONDS:
+            if len(self._slow) > 4 * self.limit:
+                self._slow.clear()
+            self._slow.add(mark)
+        return result
 
     def _touch(self, queries: dict[Key, tuple[Any, float]], key: Key) -> None:
         found = queries.get(key)
@@ -207,6 +233,7 @@ class RollupReadCache:
         self._spans.clear()
         self._point_queries.clear()
         self._span_queries.clear()
+        self._slow.clear()
 
 
 def _by_bucket(touched: Iterable[tuple[str, datetime]]) -> dict[str, set[datetime]]:

@@ -1,12 +1,15 @@
 """The rollup read cache: exact invalidation by rollup passes, no stale stores, API freshness."""
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from coordinator.db import inline_reads
 from coordinator.monitoring.rollup_cache import (
     RENEW_IF_READ_WITHIN_SECONDS,
+    SLOW_RENEWAL_SECONDS,
     PointFigures,
     PointsQuery,
     RollupReadCache,
@@ -196,3 +199,19 @@ async def test_cached_rollup_reads_follow_late_samples(
     (top,) = current["topContributors"]
     assert top["sampleCount"] == 4
     await agent.close()
+
+
+async def test_a_slow_renewal_moves_to_the_worker_thread() -> None:
+    cache = RollupReadCache()
+    in_background: list[bool] = []
+
+    async def slow(first: datetime, end: datetime) -> dict[datetime, PointFigures]:
+        in_background.append(inline_reads._IN_BACKGROUND.get())
+        await asyncio.sleep(2 * SLOW_RENEWAL_SECONDS)
+        return {}
+
+    cache.store_points("hour", "fleet", cache.generation, {T0: None}, slow)
+    await cache.renew([("hour", T0)])
+    _ = cache.known_points("hour", "fleet")
+    await cache.renew([("hour", T0)])
+    assert in_background == [False, True]  # inline first; off the loop once known to be slow
