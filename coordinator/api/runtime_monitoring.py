@@ -36,7 +36,10 @@ async def samples(call: Call) -> SamplesList:
     """Stored raw samples, newest ``limit`` of the window, oldest first."""
     query = call.query(SamplesQuery)
     service = call.request.app[MONITORING_KEY]
-    target = await resolve_scope(call.actor, query, allow_all=False, recent=service.scope_servers)
+    roster = call.request.app[ROSTER_KEY]
+    target = await resolve_scope(
+        call.actor, query, allow_all=False, roster=roster, recent=service.scope_servers
+    )
     return await list_samples(target, query, call.request.app[SETTINGS_KEY], service.clock)
 
 
@@ -55,7 +58,7 @@ async def rollups(call: Call) -> RollupResponse:
     service = call.request.app[MONITORING_KEY]
     roster = call.request.app[ROSTER_KEY]
     target = await resolve_scope(
-        call.actor, query, allow_all=True, recent=service.scope_servers, roster=roster
+        call.actor, query, allow_all=True, roster=roster, recent=service.scope_servers
     )
     settings = call.request.app[SETTINGS_KEY]
     return await rollup(target, query, settings, service.rollup_lock.read_cache, service.clock)

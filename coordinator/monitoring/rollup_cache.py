@@ -13,9 +13,10 @@ no other writer can change rows behind the cache.
 
 Renewal: dropping the current bucket after every pass left its recomputation to the next
 request, and over a large fleet that is the slow part (10,000 servers' rows). So a pass
-``renew``s instead: entries read lately are recomputed by the pass itself (on the database's
-worker thread, see ``background_reads``), then dropped and replaced in one step; reads keep
-answering from the previous figures meanwhile. Entries nobody read lately are just dropped.
+``renew``s instead: entries read lately are recomputed by the pass itself (inline, or on the
+database's worker thread once a renewal proved slow, see ``background_reads``), then dropped
+and replaced in one step; reads keep answering from the previous figures meanwhile. Entries
+nobody read lately are just dropped.
 """
 
 import asyncio
@@ -168,7 +169,7 @@ class RollupReadCache:
             asyncio.gather(*(job for _, _, job in span_jobs), return_exceptions=True),
         )
         cleared = generation != self.generation  # retention cleared meanwhile: keep nothing
-        self.invalidate(touched)
+        self._drop(by_bucket)
         if cleared:
             return
         for (key, starts, _), points in zip(point_jobs, point_results, strict=True):
@@ -211,7 +212,9 @@ class RollupReadCache:
 
     def invalidate(self, touched: Iterable[tuple[str, datetime]]) -> None:
         """Forget what a committed pass wrote: its (bucket, bucket start) pairs."""
-        by_bucket = _by_bucket(touched)
+        self._drop(_by_bucket(touched))
+
+    def _drop(self, by_bucket: dict[str, set[datetime]]) -> None:
         if not by_bucket:
             return
         self.generation += 1

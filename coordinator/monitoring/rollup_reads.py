@@ -3,6 +3,7 @@
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 from pydantic import TypeAdapter
@@ -90,11 +91,8 @@ async def stored_points(
         found: dict[datetime, PointFigures | None] = {
             moment: queried.get(moment) for moment in starts if first <= moment < last
         }
-
-        async def renewed(span_start: datetime, span_end: datetime) -> dict[datetime, PointFigures]:
-            return await _query_points(target, bucket, span_start, span_end, paths)
-
-        cache.store_points(bucket, key, generation, found, renewed)
+        renew = partial(_query_points, target, bucket, paths=paths)
+        cache.store_points(bucket, key, generation, found, renew)
         known = {**known, **found}
     points: list[tuple[datetime, int, PointValues]] = []
     for moment in starts:

@@ -68,13 +68,13 @@ async def resolve_scope(
     query: MonitoringQuery,
     *,
     allow_all: bool,
+    roster: ServerRoster,
     recent: Mapping[tuple[str, str], set[str]] | None = None,
-    roster: ServerRoster | None = None,
 ) -> ResolvedScope:
     """Check the scope's id is given and visible (404 otherwise); find its candidate servers.
 
-    ``recent`` maps container scopes to the servers recent samples showed them on; ``roster``
-    (when given) answers which servers an organization has for scope ``all``.
+    ``roster`` answers which servers an organization has (scope ``all``); ``recent`` maps
+    container scopes to the servers recent samples showed them on.
     """
     # Imported here: coordinator.api imports the route module that imports this one.
     from coordinator.api.deployments import get_deployment
@@ -88,7 +88,6 @@ async def resolve_scope(
     if kind == "all":
         if not allow_all:
             raise _problem("scope.kind", "scope.kind 'all' is only available for rollups")
-        roster = roster or ServerRoster(max_age=0.0)
         ids = await roster.ids(actor.organization_id)
         visible = [i for i in ids if actor.can_see_server(i)] if actor.server_ids else list(ids)
         whole = None if actor.server_ids else actor.organization_id
