@@ -158,6 +158,9 @@ async def _read_loop(session: AgentSession, registry: Registry) -> None:
         elif frame.type == WSMsgType.ERROR:
             logger.warning("[%s] agent link error: %s", session.server_id, session.ws.exception())
             break
+        # Not kept while waiting for the next frame (seconds per agent): with thousands of
+        # agents that is thousands of tracked tuples for the collector and their text in RSS.
+        del frame
 
 
 async def _handle_text(session: AgentSession, data: str, registry: Registry) -> None:

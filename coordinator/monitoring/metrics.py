@@ -175,23 +175,52 @@ def accumulate_into(
 
     Each sample's figures are computed once and added to every bucket.
     """
-    wanted = tuple(set(buckets))
-    for row in rows:
-        server_id = str(row["server_id"])
-        observed: datetime = row["observed_at"]
-        per_scope: list[tuple[str, str, dict[str, float]]] = [
-            ("server", server_id, host_metrics(row["totals"]))
-        ]
-        for (kind, scope_id), members in scope_containers(row["containers"]).items():
-            per_scope.append((kind, scope_id, container_metrics(members)))
-        epoch = int(observed.timestamp())
-        for bucket in wanted:
-            size = BUCKET_SECONDS[bucket]
-            start = datetime.fromtimestamp(epoch - epoch % size, UTC)
+    add_folded(result, [fold(row) for row in rows], buckets)
+    return result
+
+
+# One sample's figures per scope, ready to add: (server id, observed epoch seconds,
+# [(scope kind, scope id, metrics)], the server's own first). The writer folds samples before
+# their commit (in slices) and adds them to the pending deltas right after it.
+FoldedSample = tuple[str, int, list[tuple[str, str, dict[str, float]]]]
+
+
+def fold(row: Mapping[str, Any]) -> FoldedSample:
+    """The figures a raw row (server_id, observed_at, totals, containers) adds per scope."""
+    return fold_sample(str(row["server_id"]), row["observed_at"], row["totals"], row["containers"])
+
+
+def fold_sample(
+    server_id: str,
+    observed_at: datetime,
+    totals: Mapping[str, Any],
+    containers: Iterable[Mapping[str, Any]],
+) -> FoldedSample:
+    """The figures one sample adds per scope: its server's host figures, and the summed usage
+    of its trusted containers for every scope they belong to."""
+    per_scope: list[tuple[str, str, dict[str, float]]] = [
+        ("server", server_id, host_metrics(totals))
+    ]
+    for (kind, scope_id), members in scope_containers(containers).items():
+        per_scope.append((kind, scope_id, container_metrics(members)))
+    return server_id, int(observed_at.timestamp()), per_scope
+
+
+def add_folded(
+    result: dict[RollupKey, Accumulator], folded: Iterable[FoldedSample], buckets: Iterable[str]
+) -> None:
+    """Add folded samples to ``result``'s accumulators of every bucket they fall in."""
+    sizes = [(bucket, BUCKET_SECONDS[bucket]) for bucket in set(buckets)]
+    starts: dict[int, datetime] = {}  # one datetime per bucket start, not one per sample
+    for server_id, epoch, per_scope in folded:
+        for bucket, size in sizes:
+            floor = epoch - epoch % size
+            start = starts.get(floor)
+            if start is None:
+                start = starts[floor] = datetime.fromtimestamp(floor, UTC)
             for kind, scope_id, metrics in per_scope:
                 key = (bucket, start, kind, scope_id, server_id)
                 found = result.get(key)
                 if found is None:
                     found = result[key] = Accumulator()
                 found.add(metrics)
-    return result

@@ -1,6 +1,12 @@
 """The writer's rollup deltas of committed samples, kept in memory until a rollup pass."""
 
-from coordinator.monitoring.metrics import Accumulator, RollupKey
+from coordinator.monitoring.metrics import (
+    STORED_BUCKETS,
+    Accumulator,
+    FoldedSample,
+    RollupKey,
+    add_folded,
+)
 
 
 class PendingRollups:
@@ -25,11 +31,8 @@ class PendingRollups:
         """Whether the deltas continue the watermark (else the next pass reads the database)."""
         return self.base is not None
 
-    def extend(
-        self, previous_max: int, new_max: int, accumulated: dict[RollupKey, Accumulator], rows: int
-    ) -> None:
-        """Add ``accumulated``, the deltas of ``rows`` samples committed as ids
-        ``(previous_max, new_max]``.
+    def extend(self, previous_max: int, new_max: int, folded: list[FoldedSample]) -> None:
+        """Add ``folded``, the samples committed as ids ``(previous_max, new_max]``.
 
         Called right after the commit, with no await in between, so a pass never takes deltas
         of uncommitted rows. Rows that do not directly follow ``last_id`` (another inserter,
@@ -40,13 +43,10 @@ class PendingRollups:
         if previous_max != self.last_id:
             self.stop()
             return
-        # Merged now, not at the pass: one dict of deltas keeps the live objects (and the
-        # collector's work) to one accumulator per key instead of one per key and write.
-        if self.deltas:
-            _merge_into(self.deltas, accumulated)
-        else:
-            self.deltas = accumulated
-        self.samples += rows
+        # Added straight into the one dict of deltas: a dict per write merged in here cost a
+        # second accumulator per key and write, and the merge (measured at 10,000 agents).
+        add_folded(self.deltas, folded, STORED_BUCKETS)
+        self.samples += len(folded)
         self.last_id = new_max
 
     def stop(self) -> None:
@@ -68,12 +68,3 @@ class PendingRollups:
         taken = (self.base, self.last_id, self.deltas, self.samples)
         self.resume_at(self.last_id)
         return taken
-
-
-def _merge_into(merged: dict[RollupKey, Accumulator], batch: dict[RollupKey, Accumulator]) -> None:
-    for key, acc in batch.items():
-        found = merged.get(key)
-        if found is None:
-            merged[key] = acc
-        else:
-            found.merge(acc)

@@ -6,6 +6,7 @@ not seen since start-up looks the server up once in the database. Retention prun
 """
 
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Final
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -15,6 +16,7 @@ from coordinator.db.monitoring_models import RuntimeSample
 
 Newest = tuple[datetime, float] | None  # (observed at, interval seconds); None: no sample
 _TABLE: Final = RuntimeSample._meta.db_table
+_OBSERVED_AT: Final = itemgetter(0)
 
 
 class SampleClock:
@@ -44,13 +46,14 @@ class SampleClock:
 
     async def newest(self, server_ids: list[str]) -> tuple[datetime | None, float | None]:
         """Observed time and interval of the newest sample among ``server_ids``."""
-        unknown = [s for s in server_ids if s not in self._newest]
+        # C-level passes (set difference, map, filter, itemgetter): scope ``all`` asks this
+        # for every server on each request, and Python loops over 10,000 ids cost 3-4 ms.
+        unknown = set(server_ids).difference(self._newest)
         if unknown:
-            self._newest.update(await _newest_in_database(read_connection(), unknown))
-        found = [n for s in server_ids if (n := self._newest.get(s)) is not None]
-        if not found:
-            return None, None
-        return max(found, key=lambda n: n[0])
+            self._newest.update(await _newest_in_database(read_connection(), sorted(unknown)))
+        found = filter(None, map(self._newest.get, server_ids))
+        newest: tuple[datetime, float] | None = max(found, key=_OBSERVED_AT, default=None)
+        return (None, None) if newest is None else newest
 
     async def span(self) -> tuple[datetime | None, datetime | None]:
         """Observed times of the oldest and the newest stored raw sample."""

@@ -17,13 +17,7 @@ from tortoise.transactions import in_transaction
 from coordinator.db.monitoring_models import RuntimeSample
 from coordinator.hub.session import AgentSession
 from coordinator.monitoring.attribution import AttributionCheck
-from coordinator.monitoring.metrics import (
-    STORED_BUCKETS,
-    Accumulator,
-    RollupKey,
-    accumulate_into,
-    scope_containers,
-)
+from coordinator.monitoring.metrics import FoldedSample, fold_sample
 from coordinator.monitoring.prepared import PreparedSample, container_ids, prepare
 from coordinator.monitoring.retention import PruneOutcome
 from coordinator.monitoring.rollups import RollupLock
@@ -213,9 +207,8 @@ class MonitoringService:
         now = datetime.now(UTC)
         seen = existing  # grows with this batch: a sample repeated in it is stored once
         rows: list[list[Any]] = []
-        folded: list[dict[str, Any]] = []
+        folded: list[FoldedSample] = []
         results: list[tuple[_Pending, list[PreparedSample], int]] = []
-        deltas: dict[RollupKey, Accumulator] = {}
         for pending in batch:
             new: list[PreparedSample] = []
             duplicates = 0
@@ -226,18 +219,15 @@ class MonitoringService:
                 seen.add(sample.sample_id)
                 new.append(sample)
                 rows.append(self._row(pending, sample, now, folded))
-                if len(folded) >= YIELD_EVERY_SAMPLES:
+                if len(rows) % YIELD_EVERY_SAMPLES == 0:
                     # In slices: a thousand samples are ~0.1 s of work, which acks and API
                     # answers should not wait for in one piece.
-                    accumulate_into(deltas, folded, STORED_BUCKETS)
-                    folded = []
                     await asyncio.sleep(0)
             results.append((pending, new, duplicates))
-        accumulate_into(deltas, folded, STORED_BUCKETS)
         if rows:
             previous_max, new_max = await self.insert(rows)
             # Only after the commit: a rollup pass never takes deltas of uncommitted rows.
-            self.rollup_lock.pending.extend(previous_max, new_max, deltas, len(rows))
+            self.rollup_lock.pending.extend(previous_max, new_max, folded)
             for pending, new, _ in results:
                 for sample in new:
                     self.clock.observed(
@@ -254,23 +244,17 @@ class MonitoringService:
         pending: _Pending,
         sample: PreparedSample,
         now: datetime,
-        folded: list[dict[str, Any]],
+        folded: list[FoldedSample],
     ) -> list[Any]:
         """The table row of ``sample``; also appends what rollups need of it to ``folded``."""
         server_id = pending.session.server_id  # the authenticated link's, never the frame's
         containers = sample.containers
         for item in containers:
             item["attributionTrusted"] = self._attribution.trusted(pending.organization_id, item)
-        for kind, scope_id in scope_containers(containers):
+        figures = fold_sample(server_id, sample.observed_at, sample.totals, containers)
+        folded.append(figures)
+        for kind, scope_id, _ in figures[2][1:]:  # after the server's own: container scopes
             self.scope_servers.setdefault((kind, scope_id), set()).add(server_id)
-        folded.append(
-            {
-                "server_id": server_id,
-                "observed_at": sample.observed_at,
-                "totals": sample.totals,
-                "containers": containers,
-            }
-        )
         return [
             sample.sample_id,
             server_id,
