@@ -1,7 +1,6 @@
 """Run the application on a socket until told to stop: TLS, signals, graceful shutdown."""
 
 import asyncio
-import gc
 import logging
 import signal
 import ssl
@@ -10,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+from coordinator import heap
 from coordinator.app import create_app
 from coordinator.settings import Settings
 
@@ -52,13 +52,9 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with running(settings) as (_runner, url):
         logger.info("berth-coordinator listening on %s", url)
-        # Everything loaded at startup (modules, schemas, ORM metadata) lives for the whole
-        # process: keep it out of the collector's full scans, which otherwise revisit it
-        # while thousands of idle agent links only trickle frames.
-        gc.freeze()
-        # Sample ingest allocates many short-lived containers; the default first-generation
-        # threshold (700) ran a collection every few frames. Measured with bench/ingest.py:
-        # ack p50 3.7 s -> 0.6-0.8 s at 2,000 samples/s on one core.
-        gc.set_threshold(50_000, 10, 10)
-        await stop.wait()
+        heap.configure()
+        async with asyncio.TaskGroup() as tasks:
+            collector = tasks.create_task(heap.run_collector())
+            await stop.wait()
+            collector.cancel()
         logger.info("shutting down")

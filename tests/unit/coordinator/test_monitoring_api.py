@@ -6,7 +6,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from coordinator.db import models
 from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
+from coordinator.ids import new_id
 from coordinator.monitoring.rollups import roll_up_all
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
@@ -161,6 +163,38 @@ async def test_rollup_rejects_bad_buckets_and_unknown_scopes(
             coordinator, admin_token, path, bucket="hour", scopeKind=kind, **{f"{kind}Id": "x_1"}
         )
         assert_error(missing, 404, "not_found")
+    await agent.close()
+
+
+async def test_rollup_of_all_marks_the_organizations_deployments_only(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    agent = await connected_agent(coordinator, admin_token, "marks-1")
+    organization = await models.Organization.first()
+    assert organization is not None
+    now = datetime.now(UTC)
+    ours, theirs = new_id("dep"), new_id("dep")
+    for deployment_id, organization_id in ((ours, organization.id), (theirs, "org_other")):
+        _ = await models.Deployment.create(
+            id=deployment_id,
+            organization_id=organization_id,
+            project_id="prj_x",
+            environment_id="env_x",
+            resource_id="res_x",
+            server_id=agent.server_id if organization_id == organization.id else "srv_other",
+            status="succeeded",
+            created_at=now - timedelta(minutes=5),
+            finished_at=now - timedelta(minutes=4),
+        )
+    status, body, _ = await get(
+        coordinator,
+        admin_token,
+        "/runtime-monitoring/rollup",
+        bucket="hour",
+        **{"scope.kind": "all", "window.from": (now - timedelta(hours=2)).isoformat()},
+    )
+    assert status == 200, body
+    assert [m["deploymentId"] for m in body["deploymentMarkers"]] == [ours]
     await agent.close()
 
 
