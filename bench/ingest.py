@@ -21,7 +21,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,7 +50,7 @@ from websockets.exceptions import ConnectionClosed
 from coordinator.db import database
 from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
 from coordinator.monitoring.metrics import floor_time
-from shared.messages.monitoring import Sample
+from shared.messages.monitoring import Sample, new_sample_id
 from shared.version import AGENT_CONNECT_PATH
 
 ACK_TIMEOUT = 30.0
@@ -103,7 +102,7 @@ def sample_template() -> dict[str, Any]:
     }
     sample = Sample.model_validate(
         {
-            "sampleId": uuid.uuid4().hex,
+            "sampleId": new_sample_id(),
             "sequence": 1,
             "observedAt": datetime.now(UTC),
             "intervalSeconds": 5.0,
@@ -189,7 +188,7 @@ async def _agent(
             spool.append(
                 {
                     **template,
-                    "sampleId": uuid.uuid4().hex,
+                    "sampleId": new_sample_id(),  # as the agent makes them
                     "sequence": sequence,
                     "observedAt": datetime.now(UTC).isoformat(),
                 }
@@ -326,7 +325,7 @@ async def baseline_insert(database_url: str, server_ids: list[str], count: int) 
         for offset in range(0, count, 1000):
             rows = [
                 RuntimeSample(
-                    sample_id=uuid.uuid4().hex,
+                    sample_id=new_sample_id(),
                     server_id=server_ids[i % len(server_ids)],
                     sequence=i + 1,
                     observed_at=now,

@@ -4,7 +4,6 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from shared.messages.monitoring import (
     CapacityPrune,
     Sample,
     SamplesAck,
+    new_sample_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class MonitoringFeature:
 
         def make(sequence: int) -> Sample:
             return Sample(
-                sample_id=uuid.uuid4().hex,
+                sample_id=new_sample_id(),
                 sequence=sequence,
                 observed_at=observed_at,
                 interval_seconds=min(max(elapsed, 0.001), MAX_INTERVAL_SECONDS),

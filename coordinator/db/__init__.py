@@ -16,10 +16,22 @@ MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
 
 
+# SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
+# samples' indexes outgrow the default within minutes at 2,000 samples/s, and each insert then
+# rereads index pages from the OS (measured: ~10 % of the insert cost at 900,000 rows).
+SQLITE_CACHE_KIB = 65_536
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     """Return the tortoise config for ``database_url`` (sqlite://PATH or postgres://...)."""
+    connection: str | dict[str, Any] = database_url
+    info = expand_db_url(database_url)
+    if info["engine"] == "tortoise.backends.sqlite":
+        # Tortoise issues every SQLite credential as a PRAGMA; a URL's own setting wins.
+        info["credentials"].setdefault("cache_size", -SQLITE_CACHE_KIB)
+        connection = info
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE, MONITORING_MODELS_MODULE],

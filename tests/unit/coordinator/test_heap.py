@@ -34,30 +34,56 @@ async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     return False
 
 
-async def test_survivors_are_frozen_and_cancel_releases_them() -> None:
-    assert gc.get_freeze_count() == 0
-    collector = asyncio.create_task(heap.run_collector(freeze_seconds=0.01, collect_seconds=60))
-    assert await _until(lambda: gc.get_freeze_count() > 0)
+async def _stop(collector: asyncio.Task[None]) -> None:
     collector.cancel()
     with pytest.raises(asyncio.CancelledError):
         await collector
-    assert gc.get_freeze_count() == 0
 
 
-async def test_a_frozen_cycle_is_freed_by_the_scheduled_collection() -> None:
+def _frozen_cycle() -> weakref.ref[_Node]:
+    """A reference cycle that is garbage and frozen, as a tick of the collector leaves it."""
     node = _Node()
     alive = weakref.ref(node)
-    gc.freeze()  # what a tick of the collector does with everything alive
+    gc.freeze()
     del node
     _ = gc.collect()
     assert alive() is not None  # frozen: the automatic collections never see it
-    collector = asyncio.create_task(heap.run_collector(freeze_seconds=0.01, collect_seconds=0.2))
+    return alive
+
+
+async def test_survivors_are_frozen_and_cancel_releases_them() -> None:
+    assert gc.get_freeze_count() == 0
+    collector = asyncio.create_task(heap.run_collector(freeze_seconds=0.01))
+    assert await _until(lambda: gc.get_freeze_count() > 0)
+    await _stop(collector)
+    assert gc.get_freeze_count() == 0
+
+
+async def test_frozen_cycles_are_freed_once_the_heap_grew_by_a_quarter() -> None:
+    alive = _frozen_cycle()
+    collector = asyncio.create_task(
+        heap.run_collector(freeze_seconds=0.01, check_seconds=0.02, longest_seconds=3600)
+    )
+    try:
+        # Several checks pass without growth: nothing is collected.
+        assert not await _until(lambda: alive() is None, seconds=0.3)
+        # Half as many survivors again as were frozen: the heap grows past a quarter.
+        kept: list[list[int]] = [[] for _ in range(gc.get_freeze_count() // 2)]
+        assert await _until(lambda: alive() is None)
+        assert kept
+    finally:
+        await _stop(collector)
+
+
+async def test_frozen_cycles_are_freed_at_the_latest_after_the_longest_interval() -> None:
+    alive = _frozen_cycle()
+    collector = asyncio.create_task(
+        heap.run_collector(freeze_seconds=0.01, check_seconds=0.02, longest_seconds=0.2)
+    )
     try:
         assert await _until(lambda: alive() is None)
     finally:
-        collector.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await collector
+        await _stop(collector)
 
 
 def test_collect_cycles_reports_what_it_freed() -> None:
