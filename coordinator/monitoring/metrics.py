@@ -175,7 +175,7 @@ def accumulate_into(
 
     Each sample's figures are computed once and added to every bucket.
     """
-    add_folded(result, [fold(row) for row in rows], buckets)
+    add_folded(result, (fold(row) for row in rows), buckets)
     return result
 
 

@@ -47,8 +47,15 @@ MAX_MARKERS: Final = 200
 # (sums / sample_count) is added across servers, except percent-of-host figures (averaged).
 
 
+# (figure name, metric path) per signal, built once: ``_totals`` runs for every point.
+_FIELD_PATHS: Final = {
+    signal: tuple((name, f"{signal}.{name}") for name in names)
+    for signal, names in SIGNAL_FIELDS.items()
+}
+
+
 def _paths(signals: list[str]) -> list[str]:
-    return [f"{signal}.{name}" for signal in signals for name in SIGNAL_FIELDS[signal]]
+    return [path for signal in signals for _, path in _FIELD_PATHS[signal]]
 
 
 def _scope_filter(target: ResolvedScope) -> Q:
@@ -244,13 +251,6 @@ def _totals(values: PointValues, signal: str) -> dict[str, dict[str, float]]:
     """A point's totals block of one signal (empty when the point has none of its figures)."""
     figures = {name: values[path] for name, path in _FIELD_PATHS[signal] if path in values}
     return {signal: figures} if figures else {}
-
-
-# (figure name, metric path) per signal, built once: ``_totals`` runs for every point.
-_FIELD_PATHS: Final = {
-    signal: tuple((name, f"{signal}.{name}") for name in names)
-    for signal, names in SIGNAL_FIELDS.items()
-}
 
 
 async def rollup(
