@@ -1,9 +1,29 @@
 """Entity id minting: a type prefix plus a time-ordered random suffix, so ids sort by creation."""
 
 import secrets
+import threading
 import time
+
+_SUFFIX_BITS = 56
+_lock = threading.Lock()
+_last = (0, 0)  # (milliseconds, suffix) of the id minted last in this process
 
 
 def new_id(prefix: str) -> str:
-    """Return ``<prefix>_<12 hex of ms time><14 random hex>``; lexical order is creation order."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(7)}"
+    """Return ``<prefix>_<12 hex of ms time><14 hex suffix>``; lexical order is creation order.
+
+    Within one millisecond the suffix counts up from the previous id's (random otherwise):
+    two ids minted in the same millisecond used to sort at random.
+    """
+    global _last  # one clock per process, like time itself
+    now = int(time.time() * 1000)
+    with _lock:
+        last_ms, last_suffix = _last
+        if now > last_ms:
+            ms, suffix = now, secrets.randbits(_SUFFIX_BITS - 1)  # room to count up
+        elif last_suffix + 1 < 1 << _SUFFIX_BITS:
+            ms, suffix = last_ms, last_suffix + 1
+        else:
+            ms, suffix = last_ms + 1, secrets.randbits(_SUFFIX_BITS - 1)
+        _last = (ms, suffix)
+    return f"{prefix}_{ms:012x}{suffix:014x}"
