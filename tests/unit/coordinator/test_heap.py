@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -67,8 +68,8 @@ async def test_frozen_cycles_are_freed_once_the_heap_grew_by_a_quarter() -> None
     try:
         # Several checks pass without growth: nothing is collected.
         assert not await _until(lambda: alive() is None, seconds=0.3)
-        # Half as many survivors again as were frozen: the heap grows past a quarter.
-        kept: list[list[int]] = [[] for _ in range(gc.get_freeze_count() // 2)]
+        # Half as many new objects as the heap has blocks: it grows past a quarter.
+        kept: list[list[int]] = [[] for _ in range(sys.getallocatedblocks() // 2)]
         assert await _until(lambda: alive() is None)
         assert kept
     finally:
@@ -82,6 +83,37 @@ async def test_frozen_cycles_are_freed_at_the_latest_after_the_longest_interval(
     )
     try:
         assert await _until(lambda: alive() is None)
+    finally:
+        await _stop(collector)
+
+
+async def test_a_fruitless_collection_doubles_the_growth_the_next_one_waits_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocks = [1000]
+    monkeypatch.setattr(sys, "getallocatedblocks", lambda: blocks[0])
+    freed = [0]  # what the next full collection "finds"
+    collections: list[int] = []
+
+    def collect() -> int:
+        collections.append(blocks[0])
+        return freed[0]
+
+    monkeypatch.setattr(heap, "collect_cycles", collect)
+    collector = asyncio.create_task(
+        heap.run_collector(freeze_seconds=0.01, check_seconds=0.02, longest_seconds=3600)
+    )
+    await asyncio.sleep(0)  # the collector takes its baseline
+    try:
+        blocks[0] = 1300  # grew by 30 %: past a quarter
+        assert await _until(lambda: len(collections) == 1)
+        blocks[0] = 1700  # 31 % more: it found nothing, so the next waits for half
+        assert not await _until(lambda: len(collections) == 2, seconds=0.3)
+        freed[0] = 100  # this one finds garbage (5 % of the heap)...
+        blocks[0] = 2000  # 54 % more
+        assert await _until(lambda: len(collections) == 2)
+        blocks[0] = 2600  # ...so a quarter is enough again
+        assert await _until(lambda: len(collections) == 3)
     finally:
         await _stop(collector)
 
