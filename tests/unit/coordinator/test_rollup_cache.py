@@ -1,6 +1,8 @@
 """The rollup read cache: exact invalidation by rollup passes, no stale stores, API freshness."""
 
+import asyncio
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from coordinator.db import inline_reads
 from coordinator.monitoring.rollup_cache import (
     RENEW_IF_READ_WITHIN_SECONDS,
+    RENEW_TURN_SECONDS,
     SLOW_RENEWAL_SECONDS,
     PointFigures,
     PointsQuery,
@@ -218,3 +221,39 @@ async def test_a_slow_renewal_moves_to_the_worker_thread(
     _ = cache.known_points("hour", "fleet")
     await cache.renew([("hour", T0)])
     assert in_background == [False, True]  # inline first; off the loop once known to be slow
+
+
+async def test_inline_renewals_are_spread_over_turns_of_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pass renewing many small entries leaves the loop between slices of them."""
+    cache = RollupReadCache()
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    turns = [0]
+    seen_in_turn: list[int] = []
+
+    async def ticking() -> None:
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    async def query(first: datetime, end: datetime) -> dict[datetime, PointFigures]:
+        seen_in_turn.append(turns[0])
+        clock[0] += 0.4 * RENEW_TURN_SECONDS  # fast: stays inline
+        return {first: (1, {"cpu.busyPercent": 1.0})}
+
+    for name in range(12):
+        cache.store_points("hour", name, cache.generation, {T0: None}, query)
+    ticker = asyncio.create_task(ticking())
+    try:
+        await cache.renew([("hour", T0)])
+    finally:
+        ticker.cancel()
+    per_turn = Counter(seen_in_turn)
+    # Every entry renewed, three per turn: the third is the one that crosses the slice.
+    assert len(seen_in_turn) == 12
+    assert sorted(per_turn.values()) == [3, 3, 3, 3]
+    assert all(
+        cache.known_points("hour", n)[T0] == (1, {"cpu.busyPercent": 1.0}) for n in range(12)
+    )
