@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -11,6 +12,8 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from coordinator.db import read_connection
+from coordinator.db.inline_reads import background_reads
 from coordinator.db.monitoring_models import MonitoringWatermark, RuntimeSample, SampleRollup
 from coordinator.monitoring.metrics import (
     STORED_BUCKETS,
@@ -30,9 +33,8 @@ ROLLUP_INTERVAL_SECONDS: Final = 15.0
 # answers wait meanwhile).
 CHUNK_ROWS: Final = 1000
 FINAL_PASS_SECONDS: Final = 5.0
-# Scopes looked up per query: the ORM converts a query's rows in one go on the event loop, so
-# a slice's rows (two buckets per scope) are kept to a few milliseconds of conversion.
-_SCOPES_PER_LOOKUP: Final = 250
+# Scope ids bound per lookup of existing rollup rows (PostgreSQL allows 32,767 parameters).
+_SCOPES_PER_LOOKUP: Final = 1000
 _ROWS_PER_STATEMENT: Final = 500
 # Keys merged between yields to the event loop (a few milliseconds of work each).
 YIELD_EVERY_KEYS: Final = 250
@@ -97,11 +99,19 @@ def touched_by(accumulated: dict[RollupKey, Accumulator]) -> Touched:
 async def _flush_pending(pending: PendingRollups) -> tuple[int, Touched] | None:
     """Merge the writer's deltas and move the watermark in one transaction; (samples folded,
     buckets written), or None when the deltas do not continue the stored watermark (then
-    nothing is written)."""
+    nothing is written).
+
+    The merge is planned before the transaction, from the read connection: the sample writer
+    shares the write connection and waits while a transaction holds it, and reading and
+    merging 10,000 servers' rows took most of a 3 s pass. Only passes (holding the rollup
+    lock) write rollup rows, so the rows read are still the ones the updates replace; if
+    retention deleted one meanwhile, ``apply_upsert`` notices and the flush rolls back whole.
+    """
     base, last_id, deltas, samples = pending.take()
     if last_id == base:
         return 0, set()
     try:
+        plan = await plan_upsert(deltas, read_connection())
         async with in_transaction() as connection:
             mark = (
                 await MonitoringWatermark.select_for_update()
@@ -111,7 +121,7 @@ async def _flush_pending(pending: PendingRollups) -> tuple[int, Touched] | None:
             if (int(mark.position) if mark else 0) != base:
                 pending.stop()
                 return None
-            await upsert(deltas, connection)
+            await apply_upsert(plan, connection)
             await _move_watermark(connection, mark is not None, last_id)
     except BaseException:
         pending.stop()  # rolled back: the database pass folds these rows instead
@@ -201,68 +211,47 @@ async def roll_up_all(lock: asyncio.Lock, chunk_rows: int = CHUNK_ROWS) -> int:
         return total
 
 
+class RollupsChanged(Exception):
+    """A planned update found its rollup row gone (retention deleted it after the plan)."""
+
+
+@dataclass
+class UpsertPlan:
+    """Rollup rows to create, and merged figures of existing ones: [id, count, sums, maxima]
+    (JSON text), ready to write."""
+
+    created: list[SampleRollup] = field(default_factory=list)
+    changed: list[list[Any]] = field(default_factory=list)
+
+
 async def upsert(
     accumulated: dict[RollupKey, Accumulator], connection: BaseDBAsyncClient | None = None
 ) -> None:
     """Merge accumulators into existing rollup rows or create them (in ``connection``'s
-    transaction). Existing rows are read as plain tuples and updated by id with one prepared
-    statement: ORM objects and ``bulk_update``'s CASE statements cost more than the database."""
-    if not accumulated:
-        return
+    transaction)."""
     db = connection or connections.get("default")
-    buckets = list({key[0] for key in accumulated})
-    starts = list({key[1] for key in accumulated})
-    kinds = list({key[2] for key in accumulated})
-    scope_ids = list({key[3] for key in accumulated})
-    existing: dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]] = {}
-    # Two selective IN lists: one query per slice of scopes, not one per row. Slices and batch
-    # sizes keep every statement under PostgreSQL's 32,767 bind parameters.
-    for first in range(0, len(scope_ids), _SCOPES_PER_LOOKUP):
-        part = scope_ids[first : first + _SCOPES_PER_LOOKUP]
-        # bucket and scope_kind lead the unique index, so this is an index lookup, not a scan.
-        found = (
-            await SampleRollup.filter(
-                bucket__in=buckets, scope_kind__in=kinds, scope_id__in=part, bucket_start__in=starts
-            )
-            .using_db(db)
-            .values_list(
-                "id",
-                "bucket",
-                "bucket_start",
-                "scope_kind",
-                "scope_id",
-                "server_id",
-                "sample_count",
-                "sums",
-                "maxima",
-            )
-        )
-        for index, (
-            row_id,
-            bucket,
-            start,
-            kind,
-            scope_id,
-            server_id,
-            count,
-            sums,
-            maxima,
-        ) in enumerate(found, 1):
-            if index % YIELD_EVERY_KEYS == 0:
-                await asyncio.sleep(0)
-            if isinstance(start, str):  # a raw SQLite value
-                start = datetime.fromisoformat(start)
-            key = _normalise((bucket, start, kind, scope_id, server_id))
-            existing[key] = (int(row_id), int(count), _json(sums), _json(maxima))
-    created: list[SampleRollup] = []
-    changed: list[list[Any]] = []
+    await apply_upsert(await plan_upsert(accumulated, db), db)
+
+
+async def plan_upsert(
+    accumulated: dict[RollupKey, Accumulator], db: BaseDBAsyncClient
+) -> UpsertPlan:
+    """Read the existing rows of ``accumulated``'s keys from ``db`` and merge into them.
+
+    Existing rows are later updated by id with one prepared statement: ORM objects and
+    ``bulk_update``'s CASE statements cost more than the database.
+    """
+    plan = UpsertPlan()
+    if not accumulated:
+        return plan
+    existing = await _existing_rows(accumulated, db)
     for index, (key, acc) in enumerate(accumulated.items(), 1):
         if index % YIELD_EVERY_KEYS == 0:
             await asyncio.sleep(0)
-        found_row = existing.get(_normalise(key))
+        found_row = existing.get(key)
         if found_row is None:
             bucket, start, kind, scope_id, server_id = key
-            created.append(
+            plan.created.append(
                 SampleRollup(
                     bucket=bucket,
                     bucket_start=start,
@@ -278,7 +267,7 @@ async def upsert(
         row_id, count, sums, maxima = found_row
         merged = Accumulator(count, dict(sums), dict(maxima))
         merged.merge(acc)
-        changed.append(
+        plan.changed.append(
             [
                 row_id,
                 merged.sample_count,
@@ -286,12 +275,70 @@ async def upsert(
                 orjson.dumps(merged.maxima).decode(),
             ]
         )
-    if created:
-        await SampleRollup.bulk_create(created, batch_size=_ROWS_PER_STATEMENT, using_db=db)
-    for first in range(0, len(changed), _ROWS_PER_STATEMENT):
-        updates = changed[first : first + _ROWS_PER_STATEMENT]
-        sql = _update_sql(db.capabilities.dialect, len(updates))
-        await db.execute_query(sql, [value for row in updates for value in row])
+    return plan
+
+
+async def _existing_rows(
+    accumulated: dict[RollupKey, Accumulator], db: BaseDBAsyncClient
+) -> dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]]:
+    """The stored rows of ``accumulated``'s keys: key -> (id, sample count, sums, maxima).
+
+    One query per (bucket, bucket start) and slice of scopes, so no row's bucket start needs
+    converting back, and raw rows decoded with orjson: the ORM's per-row conversion of 20,000
+    rows (two JSON documents and a date each) held the event loop for seconds per pass. On
+    SQLite the queries run on the read connection's worker thread (nobody waits for a pass).
+    """
+    groups: dict[tuple[str, datetime], tuple[set[str], set[str]]] = {}
+    for bucket, start, kind, scope_id, _ in accumulated:
+        kinds, scopes = groups.setdefault((bucket, start), (set(), set()))
+        kinds.add(kind)
+        scopes.add(scope_id)
+    existing: dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]] = {}
+    dialect = db.capabilities.dialect
+    for (bucket, start), (kinds, scopes) in groups.items():
+        scope_ids = sorted(scopes)
+        for first in range(0, len(scope_ids), _SCOPES_PER_LOOKUP):
+            part = scope_ids[first : first + _SCOPES_PER_LOOKUP]
+            sql = _existing_sql(dialect, len(kinds), len(part))
+            with background_reads():
+                _, rows = await db.execute_query(sql, [bucket, start, *sorted(kinds), *part])
+            for index, row in enumerate(rows, 1):
+                if index % YIELD_EVERY_KEYS == 0:
+                    await asyncio.sleep(0)
+                key = (bucket, start, str(row[1]), str(row[2]), str(row[3]))
+                existing[key] = (int(row[0]), int(row[4]), _json(row[5]), _json(row[6]))
+    return existing
+
+
+def _existing_sql(dialect: str, kinds: int, scopes: int) -> str:
+    """Rollup rows of one bucket and bucket start, for ``kinds`` scope kinds and ``scopes``
+    scope ids (only the table, columns and placeholders)."""
+    count = 2 + kinds + scopes
+    marks = ["?"] * count if dialect == "sqlite" else [f"${i}" for i in range(1, count + 1)]
+    kind_marks = ", ".join(marks[2 : 2 + kinds])
+    scope_marks = ", ".join(marks[2 + kinds :])
+    # bucket, scope_kind and scope_id lead the unique index: an index lookup, not a scan.
+    return (
+        'SELECT "id", "scope_kind", "scope_id", "server_id", "sample_count", "sums", "maxima" '  # noqa: S608
+        f'FROM "{SampleRollup._meta.db_table}" WHERE "bucket" = {marks[0]} '
+        f'AND "bucket_start" = {marks[1]} AND "scope_kind" IN ({kind_marks}) '
+        f'AND "scope_id" IN ({scope_marks})'
+    )
+
+
+async def apply_upsert(plan: UpsertPlan, connection: BaseDBAsyncClient) -> None:
+    """Write ``plan`` in ``connection``'s transaction; raise ``RollupsChanged`` (so it rolls
+    back) when a row to update is gone."""
+    if plan.created:
+        await SampleRollup.bulk_create(
+            plan.created, batch_size=_ROWS_PER_STATEMENT, using_db=connection
+        )
+    for first in range(0, len(plan.changed), _ROWS_PER_STATEMENT):
+        updates = plan.changed[first : first + _ROWS_PER_STATEMENT]
+        sql = _update_sql(connection.capabilities.dialect, len(updates))
+        matched, _ = await connection.execute_query(sql, [v for row in updates for v in row])
+        if matched != len(updates):
+            raise RollupsChanged(f"{len(updates) - matched} rollup rows went away meanwhile")
 
 
 def _update_sql(dialect: str, count: int) -> str:
@@ -315,11 +362,6 @@ def _update_sql(dialect: str, count: int) -> str:
         f'UPDATE "{table}" SET "sample_count" = v.n, "sums" = v.s, "maxima" = v.m '  # noqa: S608
         f'FROM (VALUES {values}) AS v(id, n, s, m) WHERE "{table}"."id" = v.id'
     )
-
-
-def _normalise(key: RollupKey) -> RollupKey:
-    bucket, start, kind, scope_id, server_id = key
-    return (bucket, start.astimezone(UTC), kind, scope_id, server_id)
 
 
 async def run_rollups(lock: asyncio.Lock, interval: float = ROLLUP_INTERVAL_SECONDS) -> None:

@@ -4,7 +4,7 @@ database pass whenever they might not match the rows past the watermark."""
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -103,19 +103,48 @@ async def test_a_failed_flush_falls_back_to_the_database(
     assert await roll_up_all(service.rollup_lock) == 1
     await write(service, "srv_p3", [20.0, 30.0])
     mark = await watermark()
-    real_upsert = rollups.upsert
+    real_apply = rollups.apply_upsert
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(rollups, "upsert", broken)
+    monkeypatch.setattr(rollups, "apply_upsert", broken)
     with pytest.raises(RuntimeError):
         await roll_up_all(service.rollup_lock)
     assert not tracking(service)
     assert await watermark() == mark  # rolled back whole
-    monkeypatch.setattr(rollups, "upsert", real_upsert)
+    monkeypatch.setattr(rollups, "apply_upsert", real_apply)
     assert await roll_up_all(service.rollup_lock) == 2
     assert await hour_row("srv_p3") == (3, 60.0)
+
+
+async def test_a_row_deleted_after_the_plan_rolls_the_flush_back(
+    coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge is planned outside the transaction; a row retention deleted in between is
+    noticed, nothing of the flush is written, and the database pass folds the samples."""
+    service = service_of(coordinator)
+    await write(service, "srv_p5", [10.0])
+    assert await roll_up_all(service.rollup_lock) == 1
+    await write(service, "srv_p5", [20.0, 30.0])
+    mark = await watermark()
+    real_plan = rollups.plan_upsert
+
+    async def plan_then_prune(*args: Any, **kwargs: Any) -> rollups.UpsertPlan:
+        plan = await real_plan(*args, **kwargs)
+        await SampleRollup.filter(scope_id="srv_p5", bucket="hour").delete()  # as retention
+        return plan
+
+    monkeypatch.setattr(rollups, "plan_upsert", plan_then_prune)
+    with pytest.raises(rollups.RollupsChanged):
+        await roll_up_all(service.rollup_lock)
+    assert not tracking(service)
+    assert await watermark() == mark  # rolled back whole: no row of the flush was written
+    five = await SampleRollup.get(scope_id="srv_p5", bucket="five-minute")
+    assert five.sample_count == 1
+    monkeypatch.setattr(rollups, "plan_upsert", real_plan)
+    assert await roll_up_all(service.rollup_lock) == 2
+    assert await hour_row("srv_p5") == (2, 50.0)  # the deleted sample stays deleted
 
 
 async def test_deltas_that_do_not_continue_the_stored_watermark_are_dropped(
