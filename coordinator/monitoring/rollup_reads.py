@@ -1,7 +1,7 @@
 """``runtime-monitoring.rollup/v1``: series per signal from rollup rows (raw rows for minutes)."""
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import OrderedDict, defaultdict
+from collections.abc import Hashable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Final
@@ -43,6 +43,9 @@ from coordinator.settings import Settings
 # Built at import, not on the first request (the coordinator imports this module at start).
 _SERIES: Final = TypeAdapter(list[RollupSeries])
 MAX_MARKERS: Final = 200
+# Answers whose validated series are kept (a week of hours is about 1 MB of models each).
+SERIES_MEMO_ENTRIES: Final = 8
+PointList = list[tuple[datetime, int, PointValues]]
 # Point figures: the scope's rows of one bucket are one per server; each row's average
 # (sums / sample_count) is added across servers, except percent-of-host figures (averaged).
 
@@ -247,6 +250,37 @@ def _series_of(
     return _SERIES.validate_python(raw)
 
 
+class SeriesMemo:
+    """The validated series of the last few answers, reused while the same figures are served.
+
+    A week of hours is about a thousand point models per answer (10 ms of a busy loop), and
+    between two rollup passes the read cache hands every repeat of a request the very same
+    figure dicts. So an answer's series are found again by the identity of its figures. An
+    entry holds those figures, so no identity it is keyed by can be reused while it is kept;
+    and figures are never changed in place (a pass's renewal puts new dicts in the cache).
+    """
+
+    def __init__(self, limit: int = SERIES_MEMO_ENTRIES) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[Hashable, tuple[PointList, list[RollupSeries]]] = OrderedDict()
+
+    def series(self, points: PointList, signals: list[str], bucket: str) -> list[RollupSeries]:
+        """The series of ``points`` (see ``_series_of``), validated once per figures."""
+        key = (bucket, tuple(signals), tuple((s, n, id(v)) for s, n, v in points))
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return found[1]
+        series = _series_of(points, signals, bucket)
+        self._entries[key] = (points, series)
+        while len(self._entries) > self.limit:
+            _ = self._entries.popitem(last=False)
+        return series
+
+
+SERIES_MEMO: Final = SeriesMemo()
+
+
 def _totals(values: PointValues, signal: str) -> dict[str, dict[str, float]]:
     """A point's totals block of one signal (empty when the point has none of its figures)."""
     figures = {name: values[path] for name, path in _FIELD_PATHS[signal] if path in values}
@@ -282,7 +316,7 @@ async def rollup(
     markers = (
         await deployment_markers(target, start, to) if query.include_deployment_markers else []
     )
-    series = _series_of(points, signals, query.bucket)
+    series = SERIES_MEMO.series(points, signals, query.bucket)
     return RollupResponse(
         scope=target.scope,
         from_=start,

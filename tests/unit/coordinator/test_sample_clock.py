@@ -37,3 +37,20 @@ async def test_a_fresh_clock_looks_servers_up_once_then_follows_the_writer(
     assert await clock.span() == (older, newer)
     assert await clock.newest(["srv_without_samples"]) == (None, None)
     await agent.close()
+
+
+async def test_a_scope_gets_the_newest_sample_of_its_own_servers() -> None:
+    clock = SampleClock()
+    base = datetime(2026, 12, 1, tzinfo=UTC)
+    servers = [f"srv_{i}" for i in range(5)]
+    for i, server in enumerate(servers):
+        clock.observed(server, base + timedelta(minutes=i), float(i + 1))
+    assert await clock.newest(servers) == (base + timedelta(minutes=4), 5.0)
+    # Without the server of the newest sample overall: the newest among its own.
+    assert await clock.newest(["srv_0", "srv_2"]) == (base + timedelta(minutes=2), 3.0)
+    clock.observed("srv_1", base + timedelta(hours=1), 9.0)
+    assert await clock.newest(["srv_3", "srv_1"]) == (base + timedelta(hours=1), 9.0)
+    assert await clock.newest(["srv_3", "srv_4"]) == (base + timedelta(minutes=4), 5.0)
+    clock.pruned()
+    clock.observed("srv_3", base, 2.0)
+    assert await clock.newest(["srv_3"]) == (base, 2.0)
