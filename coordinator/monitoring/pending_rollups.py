@@ -8,6 +8,8 @@ from coordinator.monitoring.metrics import (
     add_folded,
 )
 
+StoredRow = tuple[int, Accumulator]  # a rollup row's id and its figures as stored
+
 
 class PendingRollups:
     """Rollup deltas of the samples the writer committed past the watermark, kept in memory.
@@ -25,6 +27,11 @@ class PendingRollups:
         self.last_id = 0
         self.deltas: dict[RollupKey, Accumulator] = {}
         self.samples = 0
+        # The rows the last flush updated, as stored: key -> (row id, figures). The next flush
+        # merges into these instead of reading 10,000 servers' rows back (their current
+        # buckets are the same keys pass after pass). Only flushes write rollup rows while
+        # tracking; anything else (a database pass, a failed flush) forgets them.
+        self.written: dict[RollupKey, StoredRow] = {}
 
     @property
     def tracking(self) -> bool:
@@ -54,17 +61,22 @@ class PendingRollups:
         self.base = None
         self.deltas = {}
         self.samples = 0
+        self.written = {}
 
     def resume_at(self, position: int) -> None:
-        """Track again from ``position``, the watermark every earlier row is folded into."""
+        """Track again from ``position``, the watermark every earlier row is folded into
+        (by a database pass: rows written since are read back, not merged from memory)."""
         self.base = self.last_id = position
         self.deltas = {}
         self.samples = 0
+        self.written = {}
 
     def take(self) -> tuple[int, int, dict[RollupKey, Accumulator], int]:
         """(base, last id, deltas, samples) so far; tracking goes on from the last id."""
         if self.base is None:
             raise RuntimeError("not tracking: the database pass folds these rows")
         taken = (self.base, self.last_id, self.deltas, self.samples)
-        self.resume_at(self.last_id)
+        self.base = self.last_id
+        self.deltas = {}
+        self.samples = 0
         return taken

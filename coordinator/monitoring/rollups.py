@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -21,7 +21,7 @@ from coordinator.monitoring.metrics import (
     RollupKey,
     accumulate,
 )
-from coordinator.monitoring.pending_rollups import PendingRollups
+from coordinator.monitoring.pending_rollups import PendingRollups, StoredRow
 from coordinator.monitoring.rollup_cache import RollupReadCache
 
 logger = logging.getLogger(__name__)
@@ -101,17 +101,18 @@ async def _flush_pending(pending: PendingRollups) -> tuple[int, Touched] | None:
     buckets written), or None when the deltas do not continue the stored watermark (then
     nothing is written).
 
-    The merge is planned before the transaction, from the read connection: the sample writer
-    shares the write connection and waits while a transaction holds it, and reading and
-    merging 10,000 servers' rows took most of a 3 s pass. Only passes (holding the rollup
-    lock) write rollup rows, so the rows read are still the ones the updates replace; if
-    retention deleted one meanwhile, ``apply_upsert`` notices and the flush rolls back whole.
+    The merge is planned before the transaction: the sample writer shares the write
+    connection and waits while a transaction holds it, and reading and merging 10,000
+    servers' rows took most of a 3 s pass. Rows the last flush wrote are merged from memory
+    (``PendingRollups.written``); the rest are read on the read connection. Only passes
+    (holding the rollup lock) write rollup rows, so both are still what the updates replace;
+    if retention deleted a row meanwhile, ``apply_upsert`` notices and the flush rolls back.
     """
     base, last_id, deltas, samples = pending.take()
     if last_id == base:
         return 0, set()
     try:
-        plan = await plan_upsert(deltas, read_connection())
+        plan = await plan_upsert(deltas, read_connection(), pending.written)
         async with in_transaction() as connection:
             mark = (
                 await MonitoringWatermark.select_for_update()
@@ -126,6 +127,7 @@ async def _flush_pending(pending: PendingRollups) -> tuple[int, Touched] | None:
     except BaseException:
         pending.stop()  # rolled back: the database pass folds these rows instead
         raise
+    pending.written = plan.written  # committed: what those rows now hold
     return samples, touched_by(deltas)
 
 
@@ -222,6 +224,8 @@ class UpsertPlan:
 
     created: list[SampleRollup] = field(default_factory=list)
     changed: list[list[Any]] = field(default_factory=list)
+    # The changed rows as they will be stored, for the next flush (see PendingRollups.written).
+    written: dict[RollupKey, StoredRow] = field(default_factory=dict)
 
 
 async def upsert(
@@ -234,9 +238,12 @@ async def upsert(
 
 
 async def plan_upsert(
-    accumulated: dict[RollupKey, Accumulator], db: BaseDBAsyncClient
+    accumulated: dict[RollupKey, Accumulator],
+    db: BaseDBAsyncClient,
+    known: Mapping[RollupKey, StoredRow] | None = None,
 ) -> UpsertPlan:
-    """Read the existing rows of ``accumulated``'s keys from ``db`` and merge into them.
+    """Merge ``accumulated`` into the existing rows of its keys; ``known`` holds rows as
+    stored (the last flush's), the others are read from ``db``.
 
     Existing rows are later updated by id with one prepared statement: ORM objects and
     ``bulk_update``'s CASE statements cost more than the database.
@@ -244,27 +251,33 @@ async def plan_upsert(
     plan = UpsertPlan()
     if not accumulated:
         return plan
-    existing = await _existing_rows(accumulated, db)
+    known = known or {}
+    existing = await _existing_rows([key for key in accumulated if key not in known], db)
     for index, (key, acc) in enumerate(accumulated.items(), 1):
         if index % YIELD_EVERY_KEYS == 0:
             await asyncio.sleep(0)
-        found_row = existing.get(key)
-        if found_row is None:
-            bucket, start, kind, scope_id, server_id = key
-            plan.created.append(
-                SampleRollup(
-                    bucket=bucket,
-                    bucket_start=start,
-                    scope_kind=kind,
-                    scope_id=scope_id,
-                    server_id=server_id,
-                    sample_count=acc.sample_count,
-                    sums=acc.sums,
-                    maxima=acc.maxima,
+        stored = known.get(key)
+        if stored is not None:
+            row_id, figures = stored
+            count, sums, maxima = figures.sample_count, figures.sums, figures.maxima
+        else:
+            found_row = existing.get(key)
+            if found_row is None:
+                bucket, start, kind, scope_id, server_id = key
+                plan.created.append(
+                    SampleRollup(
+                        bucket=bucket,
+                        bucket_start=start,
+                        scope_kind=kind,
+                        scope_id=scope_id,
+                        server_id=server_id,
+                        sample_count=acc.sample_count,
+                        sums=acc.sums,
+                        maxima=acc.maxima,
+                    )
                 )
-            )
-            continue
-        row_id, count, sums, maxima = found_row
+                continue
+            row_id, count, sums, maxima = found_row
         merged = Accumulator(count, dict(sums), dict(maxima))
         merged.merge(acc)
         plan.changed.append(
@@ -275,13 +288,14 @@ async def plan_upsert(
                 orjson.dumps(merged.maxima).decode(),
             ]
         )
+        plan.written[key] = (row_id, merged)
     return plan
 
 
 async def _existing_rows(
-    accumulated: dict[RollupKey, Accumulator], db: BaseDBAsyncClient
+    keys: list[RollupKey], db: BaseDBAsyncClient
 ) -> dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]]:
-    """The stored rows of ``accumulated``'s keys: key -> (id, sample count, sums, maxima).
+    """The stored rows of ``keys``: key -> (id, sample count, sums, maxima).
 
     One query per (bucket, bucket start) and slice of scopes, so no row's bucket start needs
     converting back, and raw rows decoded with orjson: the ORM's per-row conversion of 20,000
@@ -289,7 +303,7 @@ async def _existing_rows(
     SQLite the queries run on the read connection's worker thread (nobody waits for a pass).
     """
     groups: dict[tuple[str, datetime], tuple[set[str], set[str]]] = {}
-    for bucket, start, kind, scope_id, _ in accumulated:
+    for bucket, start, kind, scope_id, _ in keys:
         kinds, scopes = groups.setdefault((bucket, start), (set(), set()))
         kinds.add(kind)
         scopes.add(scope_id)

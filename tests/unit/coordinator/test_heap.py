@@ -87,7 +87,7 @@ async def test_frozen_cycles_are_freed_at_the_latest_after_the_longest_interval(
         await _stop(collector)
 
 
-async def test_a_fruitless_collection_doubles_the_growth_the_next_one_waits_for(
+async def test_a_fruitless_collection_makes_the_next_one_wait_for_more_growth(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     blocks = [1000]
@@ -107,12 +107,12 @@ async def test_a_fruitless_collection_doubles_the_growth_the_next_one_waits_for(
     try:
         blocks[0] = 1300  # grew by 30 %: past a quarter
         assert await _until(lambda: len(collections) == 1)
-        blocks[0] = 1700  # 31 % more: it found nothing, so the next waits for half
+        blocks[0] = 2000  # 54 % more: it found nothing, so the next waits for four times that
         assert not await _until(lambda: len(collections) == 2, seconds=0.3)
-        freed[0] = 100  # this one finds garbage (5 % of the heap)...
-        blocks[0] = 2000  # 54 % more
+        freed[0] = 100  # this one finds garbage (4 % of the heap)...
+        blocks[0] = 2700  # 108 % more
         assert await _until(lambda: len(collections) == 2)
-        blocks[0] = 2600  # ...so a quarter is enough again
+        blocks[0] = 3400  # ...so a quarter is enough again
         assert await _until(lambda: len(collections) == 3)
     finally:
         await _stop(collector)

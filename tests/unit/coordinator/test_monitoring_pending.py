@@ -147,6 +147,48 @@ async def test_a_row_deleted_after_the_plan_rolls_the_flush_back(
     assert await hour_row("srv_p5") == (2, 50.0)  # the deleted sample stays deleted
 
 
+async def test_rows_the_last_flush_wrote_are_merged_from_memory(
+    coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = service_of(coordinator)
+    pending = service.rollup_lock.pending
+    looked_up: list[list[Any]] = []
+    real_lookup = rollups._existing_rows
+
+    async def recorded(keys: list[Any], db: Any) -> Any:
+        looked_up.append(keys)
+        return await real_lookup(keys, db)
+
+    monkeypatch.setattr(rollups, "_existing_rows", recorded)
+    await write(service, "srv_p6", [10.0])
+    assert await roll_up_all(service.rollup_lock) == 1  # a database pass: rows created
+    assert pending.written == {}
+    await write(service, "srv_p6", [20.0])
+    assert await roll_up_all(service.rollup_lock) == 1  # read back once, then remembered
+    assert [key[2:] for key in looked_up[-1]] == [("server", "srv_p6", "srv_p6")] * 2
+    assert {key[0] for key in pending.written} == {"five-minute", "hour"}
+    looked_up.clear()
+    await write(service, "srv_p6", [30.0])
+    assert await roll_up_all(service.rollup_lock) == 1
+    assert looked_up in ([], [[]])  # merged into what the last flush wrote
+    assert await hour_row("srv_p6") == (3, 60.0)
+    assert (
+        pending.written[next(k for k in pending.written if k[0] == "hour")][1].sums[
+            "cpu.busyPercent"
+        ]
+        == 60.0
+    )
+
+    # A database pass writes behind the memory: it is forgotten, and rows are read again.
+    pending.stop()
+    await write(service, "srv_p6", [40.0])
+    assert await roll_up_all(service.rollup_lock) == 1
+    assert pending.written == {}
+    await write(service, "srv_p6", [50.0])
+    assert await roll_up_all(service.rollup_lock) == 1
+    assert await hour_row("srv_p6") == (5, 150.0)
+
+
 async def test_deltas_that_do_not_continue_the_stored_watermark_are_dropped(
     coordinator: Coordinator,
 ) -> None:
