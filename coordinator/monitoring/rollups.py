@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from coordinator.db import read_connection
 from coordinator.db.inline_reads import background_reads
 from coordinator.db.monitoring_models import MonitoringWatermark, RuntimeSample, SampleRollup
+from coordinator.db.raw_sql import bind_marks
 from coordinator.monitoring.metrics import (
     STORED_BUCKETS,
     Accumulator,
@@ -150,7 +151,7 @@ async def _raw_rows(
 ) -> list[dict[str, Any]]:
     """Raw rows past ``position``, decoded by hand: the ORM's per-row conversion cost more than
     the accumulation itself."""
-    mark = "?" if connection.capabilities.dialect == "sqlite" else "$1"
+    (mark,) = bind_marks(connection.capabilities.dialect, 1)
     # Nothing here comes from input: the table name, a placeholder and an int.
     sql = (
         'SELECT "id", "server_id", "observed_at", "totals", "containers" '  # noqa: S608
@@ -256,29 +257,25 @@ async def plan_upsert(
     for index, (key, acc) in enumerate(accumulated.items(), 1):
         if index % YIELD_EVERY_KEYS == 0:
             await asyncio.sleep(0)
-        stored = known.get(key)
-        if stored is not None:
-            row_id, figures = stored
-            count, sums, maxima = figures.sample_count, figures.sums, figures.maxima
-        else:
-            found_row = existing.get(key)
-            if found_row is None:
-                bucket, start, kind, scope_id, server_id = key
-                plan.created.append(
-                    SampleRollup(
-                        bucket=bucket,
-                        bucket_start=start,
-                        scope_kind=kind,
-                        scope_id=scope_id,
-                        server_id=server_id,
-                        sample_count=acc.sample_count,
-                        sums=acc.sums,
-                        maxima=acc.maxima,
-                    )
+        stored = known.get(key) or existing.get(key)
+        if stored is None:
+            bucket, start, kind, scope_id, server_id = key
+            plan.created.append(
+                SampleRollup(
+                    bucket=bucket,
+                    bucket_start=start,
+                    scope_kind=kind,
+                    scope_id=scope_id,
+                    server_id=server_id,
+                    sample_count=acc.sample_count,
+                    sums=acc.sums,
+                    maxima=acc.maxima,
                 )
-                continue
-            row_id, count, sums, maxima = found_row
-        merged = Accumulator(count, dict(sums), dict(maxima))
+            )
+            continue
+        row_id, figures = stored
+        # A copy: ``known`` stays as stored until this plan is committed.
+        merged = Accumulator(figures.sample_count, dict(figures.sums), dict(figures.maxima))
         merged.merge(acc)
         plan.changed.append(
             [
@@ -294,8 +291,8 @@ async def plan_upsert(
 
 async def _existing_rows(
     keys: list[RollupKey], db: BaseDBAsyncClient
-) -> dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]]:
-    """The stored rows of ``keys``: key -> (id, sample count, sums, maxima).
+) -> dict[RollupKey, StoredRow]:
+    """The stored rows of ``keys``: key -> (row id, figures).
 
     One query per (bucket, bucket start) and slice of scopes, so no row's bucket start needs
     converting back, and raw rows decoded with orjson: the ORM's per-row conversion of 20,000
@@ -307,7 +304,7 @@ async def _existing_rows(
         kinds, scopes = groups.setdefault((bucket, start), (set(), set()))
         kinds.add(kind)
         scopes.add(scope_id)
-    existing: dict[RollupKey, tuple[int, int, dict[str, float], dict[str, float]]] = {}
+    existing: dict[RollupKey, StoredRow] = {}
     dialect = db.capabilities.dialect
     for (bucket, start), (kinds, scopes) in groups.items():
         scope_ids = sorted(scopes)
@@ -320,15 +317,15 @@ async def _existing_rows(
                 if index % YIELD_EVERY_KEYS == 0:
                     await asyncio.sleep(0)
                 key = (bucket, start, str(row[1]), str(row[2]), str(row[3]))
-                existing[key] = (int(row[0]), int(row[4]), _json(row[5]), _json(row[6]))
+                figures = Accumulator(int(row[4]), _json(row[5]), _json(row[6]))
+                existing[key] = (int(row[0]), figures)
     return existing
 
 
 def _existing_sql(dialect: str, kinds: int, scopes: int) -> str:
     """Rollup rows of one bucket and bucket start, for ``kinds`` scope kinds and ``scopes``
     scope ids (only the table, columns and placeholders)."""
-    count = 2 + kinds + scopes
-    marks = ["?"] * count if dialect == "sqlite" else [f"${i}" for i in range(1, count + 1)]
+    marks = bind_marks(dialect, 2 + kinds + scopes)
     kind_marks = ", ".join(marks[2 : 2 + kinds])
     scope_marks = ", ".join(marks[2 + kinds :])
     # bucket, scope_kind and scope_id lead the unique index: an index lookup, not a scan.

@@ -13,6 +13,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from coordinator.db import read_connection
 from coordinator.db.monitoring_models import RuntimeSample
+from coordinator.db.raw_sql import bind_marks
 
 Newest = tuple[datetime, float] | None  # (observed at, interval seconds); None: no sample
 _TABLE: Final = RuntimeSample._meta.db_table
@@ -101,7 +102,7 @@ async def _newest_in_database(db: BaseDBAsyncClient, server_ids: list[str]) -> d
     found: dict[str, Newest] = {}
     for first in range(0, len(server_ids), 1000):
         part = server_ids[first : first + 1000]
-        marks = ", ".join("(?)" if sqlite else f"(${i})" for i in range(1, len(part) + 1))
+        marks = ", ".join(f"({mark})" for mark in bind_marks(db.capabilities.dialect, len(part)))
         newest = (
             f'FROM "{_TABLE}" r WHERE r."server_id" = s.id ORDER BY r."observed_at" DESC LIMIT 1'
         )

@@ -15,6 +15,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from coordinator.db.monitoring_models import RuntimeSample
+from coordinator.db.raw_sql import bind_marks
 from coordinator.hub.session import AgentSession
 from coordinator.monitoring.attribution import AttributionCheck
 from coordinator.monitoring.metrics import FoldedSample, fold_sample
@@ -353,11 +354,10 @@ async def _known_sample_ids(sample_ids: list[str]) -> set[str]:
     """Which of ``sample_ids`` are stored already (raw SQL: the ORM's query building cost
     more per id than the lookup)."""
     connection = connections.get("default")
-    sqlite = connection.capabilities.dialect == "sqlite"
     found: set[str] = set()
     for first in range(0, len(sample_ids), _PARAMS_PER_LOOKUP):
         part = sample_ids[first : first + _PARAMS_PER_LOOKUP]
-        marks = ", ".join("?" if sqlite else f"${i}" for i in range(1, len(part) + 1))
+        marks = ", ".join(bind_marks(connection.capabilities.dialect, len(part)))
         sql = f'SELECT "sample_id" FROM "{_TABLE}" WHERE "sample_id" IN ({marks})'  # noqa: S608
         _, rows = await connection.execute_query(sql, part)
         found.update(str(row["sample_id"]) for row in rows)
@@ -367,13 +367,8 @@ async def _known_sample_ids(sample_ids: list[str]) -> set[str]:
 def _insert_sql(dialect: str, count: int) -> str:
     """A ``count``-row INSERT of sample rows (only the table, columns and placeholders)."""
     width = len(_COLUMNS)
-    if dialect == "sqlite":
-        groups = ["(" + ", ".join(["?"] * width) + ")"] * count
-    else:
-        groups = [
-            "(" + ", ".join(f"${row * width + i}" for i in range(1, width + 1)) + ")"
-            for row in range(count)
-        ]
+    marks = bind_marks(dialect, count * width)
+    groups = ["(" + ", ".join(marks[row * width : (row + 1) * width]) + ")" for row in range(count)]
     columns = ", ".join(f'"{c}"' for c in _COLUMNS)
     return f'INSERT INTO "{_TABLE}" ({columns}) VALUES {", ".join(groups)}'  # noqa: S608
 
