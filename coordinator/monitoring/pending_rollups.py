@@ -66,9 +66,7 @@ class PendingRollups:
     def resume_at(self, position: int) -> None:
         """Track again from ``position``, the watermark every earlier row is folded into
         (by a database pass: rows written since are read back, not merged from memory)."""
-        self.base = self.last_id = position
-        self.deltas = {}
-        self.samples = 0
+        self._start_at(position)
         self.written = {}
 
     def take(self) -> tuple[int, int, dict[RollupKey, Accumulator], int]:
@@ -76,7 +74,10 @@ class PendingRollups:
         if self.base is None:
             raise RuntimeError("not tracking: the database pass folds these rows")
         taken = (self.base, self.last_id, self.deltas, self.samples)
-        self.base = self.last_id
+        self._start_at(self.last_id)  # the rows a flush writes are remembered by the flush
+        return taken
+
+    def _start_at(self, position: int) -> None:
+        self.base = self.last_id = position
         self.deltas = {}
         self.samples = 0
-        return taken
