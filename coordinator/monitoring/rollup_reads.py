@@ -316,7 +316,10 @@ async def rollup(
     markers = (
         await deployment_markers(target, start, to) if query.include_deployment_markers else []
     )
-    series = SERIES_MEMO.series(points, signals, query.bucket)
+    # Minute points are summed from raw rows on every request: new figures each time, so
+    # only points from the read cache are worth remembering.
+    build = _series_of if query.bucket == "minute" else SERIES_MEMO.series
+    series = build(points, signals, query.bucket)
     return RollupResponse(
         scope=target.scope,
         from_=start,

@@ -103,7 +103,7 @@ async def test_a_fruitless_collection_makes_the_next_one_wait_for_more_growth(
     collector = asyncio.create_task(
         heap.run_collector(freeze_seconds=0.01, check_seconds=0.02, longest_seconds=3600)
     )
-    await asyncio.sleep(0)  # the collector takes its baseline
+    assert await _until(lambda: gc.get_freeze_count() > 0)  # it froze, then took its baseline
     try:
         blocks[0] = 1300  # grew by 30 %: past a quarter
         assert await _until(lambda: len(collections) == 1)
