@@ -24,6 +24,7 @@ from coordinator.deployments.store import (
     Masker,
     reveal_snapshot,
 )
+from coordinator.faults import crash_point
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
@@ -159,6 +160,7 @@ class DeploymentEngine:
             return
         first = row.plan_sent_at is None
         await models.Deployment.filter(id=row.id).update(plan_sent_at=_now())
+        crash_point("plan-sent")
         if first:
             await self.store.event(
                 row.id, EventSpec("dispatched", "dispatch", f"plan sent to server {row.server_id}")
@@ -183,7 +185,9 @@ class DeploymentEngine:
                 )
                 return
             if isinstance(reply, DeployAccepted):
+                crash_point("plan-accepted")
                 await self._accepted(session, row.id, reply)
+                crash_point("agent-accepted")
             return
 
     async def _plan_fields(self, row: models.Deployment) -> dict[str, Any]:
@@ -380,6 +384,7 @@ class DeploymentEngine:
         return masker
 
     async def _result(self, session: AgentSession, message: DeployResult) -> None:
+        crash_point("result-received")
         row = await models.Deployment.get_or_none(
             id=message.deployment_id, server_id=session.server_id
         )
