@@ -83,6 +83,11 @@ def _progress(
     return build
 
 
+def _parse_time(value: str | None) -> datetime | None:
+    """A journal timestamp (ISO, written by this agent) as a datetime."""
+    return datetime.fromisoformat(value) if value else None
+
+
 class DeploymentManager:
     """Runs plans in its own task group, so deployments outlive any one websocket link."""
 
@@ -293,7 +298,12 @@ class DeploymentManager:
             is_serving = container.host_port in serving[container.resource_id]
             marked.append(container.model_copy(update={"serving": is_serving}))
         deployments = [
-            KnownDeployment(deployment_id=e.deployment_id, state=e.state, outcome=e.outcome)
+            KnownDeployment(
+                deployment_id=e.deployment_id,
+                state=e.state,
+                outcome=e.outcome,
+                accepted_at=_parse_time(e.accepted_at),
+            )
             for e in self._entries.values()
             if not e.acked
         ]
@@ -328,6 +338,11 @@ class DeploymentManager:
         task = self._tasks.create_task(self._execute(entry, rollout))
         self._running[plan.deployment_id] = (task, rollout)
         return False, None
+
+    def accepted_at(self, deployment_id: str) -> datetime | None:
+        """When this agent first recorded the deployment's plan (None for unknown or old ones)."""
+        entry = self._entries.get(deployment_id)
+        return _parse_time(entry.accepted_at) if entry is not None else None
 
     def _log_for(self, entry: JournalEntry, plan: DeployPlan | None = None) -> DeployLog:
         secrets = (
@@ -412,9 +427,8 @@ class DeploymentManager:
             image_id=entry.image_id,
             container_ids=entry.container_ids[:20],
             last_sequence=entry.last_sequence,
-            finished_at=datetime.fromisoformat(entry.finished_at)
-            if entry.finished_at
-            else datetime.now(UTC),
+            finished_at=_parse_time(entry.finished_at) or datetime.now(UTC),
+            started_at=_parse_time(entry.accepted_at),
         )
 
     def cancel(self, deployment_id: str) -> Literal["canceling", "finished", "unknown"]:

@@ -139,6 +139,7 @@ class Dispatcher:
                         deployment_id=message.deployment_id,
                         already_known=already_known,
                         outcome=outcome,
+                        accepted_at=deployments.accepted_at(message.deployment_id),
                     )
                 )
             case DeployCancel():

@@ -8,6 +8,7 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,8 @@ class JournalEntry:
     image_id: str | None = None
     container_ids: list[str] = field(default_factory=list)
     finished_at: str | None = None
+    # When the plan was first recorded (ISO, UTC): the deployment's start on every replay.
+    accepted_at: str | None = None
     lines: list[DeployLogLine] = field(default_factory=list)
     last_sequence: int = 0
     switched: bool = False
@@ -43,7 +46,12 @@ class JournalEntry:
     @classmethod
     def for_plan(cls, plan: DeployPlan) -> "JournalEntry":
         """A new running entry."""
-        return cls(plan.deployment_id, plan.resource_id, plan.resource_slug)
+        return cls(
+            plan.deployment_id,
+            plan.resource_id,
+            plan.resource_slug,
+            accepted_at=datetime.now(UTC).isoformat(),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The file's content."""
@@ -57,6 +65,7 @@ class JournalEntry:
             "imageId": self.image_id,
             "containerIds": self.container_ids,
             "finishedAt": self.finished_at,
+            "acceptedAt": self.accepted_at,
             "lines": [line.model_dump(mode="json", by_alias=True) for line in self.lines],
             "lastSequence": self.last_sequence,
             "switched": self.switched,
@@ -76,6 +85,7 @@ class JournalEntry:
             image_id=data.get("imageId"),
             container_ids=[str(c) for c in data.get("containerIds") or []],
             finished_at=data.get("finishedAt"),
+            accepted_at=data.get("acceptedAt"),
             lines=[DeployLogLine.model_validate(line) for line in data.get("lines") or []],
             last_sequence=int(data.get("lastSequence", 0)),
             switched=bool(data.get("switched", False)),

@@ -158,13 +158,21 @@ class DeploymentEngine:
                 row.id, "failed", "plan-build-failed", f"cannot build the plan: {exc}"
             )
             return
-        first = row.plan_sent_at is None
-        await models.Deployment.filter(id=row.id).update(plan_sent_at=_now())
-        crash_point("plan-sent")
-        if first:
-            await self.store.event(
-                row.id, EventSpec("dispatched", "dispatch", f"plan sent to server {row.server_id}")
+        if row.plan_sent_at is None:
+            # One write for both: a crash between them would leave a plan that went out
+            # without its ``dispatched`` event, and the next attempt no longer "first".
+            sent = await self.store.transition(
+                row.id,
+                allowed_from={"planned"},
+                status="planned",
+                event=EventSpec("dispatched", "dispatch", f"plan sent to server {row.server_id}"),
+                plan_sent_at=_now(),
             )
+            if not sent:
+                return  # canceled meanwhile
+        else:
+            await models.Deployment.filter(id=row.id).update(plan_sent_at=_now())
+        crash_point("plan-sent")
         for _attempt in range(PLAN_ATTEMPTS):
             try:
                 reply = await session.request(
@@ -270,21 +278,28 @@ class DeploymentEngine:
             summary = "the agent already had this deployment" + (
                 f" (it {reply.outcome})" if reply.outcome else ""
             )
-        moved = await self.store.transition(
-            deployment_id,
-            allowed_from={"planned"},
-            status="running",
-            event=EventSpec("agent-accepted", "dispatch", summary),
-            plan_acked_at=now,
-            started_at=now,
-        )
-        if moved:
+        if await self._took_plan(deployment_id, reply.accepted_at or now, summary):
             return
         row = await models.Deployment.get_or_none(id=deployment_id)
         if row is not None and row.status in ("canceled", "cancel-requested"):
             # Canceled while the plan was in flight: make sure the agent stops it too.
             await models.Deployment.filter(id=deployment_id).update(plan_acked_at=now)
             self._spawn(self._send_cancel(session, deployment_id), f"cancel of {deployment_id}")
+
+    async def _took_plan(self, deployment_id: str, at: datetime, summary: str) -> bool:
+        """``planned`` -> ``running`` as of ``at`` (the agent's time); False if it moved on.
+
+        The plan's reply is one way to learn it; after a coordinator crash that lost the reply,
+        the inventory, a replayed line or the result says so first, and only one of them wins.
+        """
+        return await self.store.transition(
+            deployment_id,
+            allowed_from={"planned"},
+            status="running",
+            event=EventSpec("agent-accepted", "dispatch", summary, at=at),
+            plan_acked_at=_now(),
+            started_at=at,
+        )
 
     # ---- cancel ----------------------------------------------------------------------------
 
@@ -366,6 +381,11 @@ class DeploymentEngine:
                 id=message.deployment_id, server_id=session.server_id
             )
             if row is not None:
+                if row.status == "planned":
+                    # Lines before the acceptance was stored: the agent has the plan (an older
+                    # agent's replay carries no acceptance time, its first line is closest).
+                    first = min(line.timestamp for line in message.lines)
+                    await self._took_plan(row.id, first, "the agent is running the plan")
                 await self.store.add_lines(row.id, message.lines, self._masker(row))
         elif isinstance(message, DeployResult):
             await self._result(session, message)
@@ -389,6 +409,9 @@ class DeploymentEngine:
             id=message.deployment_id, server_id=session.server_id
         )
         if row is not None:
+            if row.status == "planned":
+                at = message.started_at or message.finished_at
+                await self._took_plan(row.id, at, "the agent ran the plan")
             masker = self._masker(row)
             error_code = _error_code(message)
             error_text = masker.mask(message.error.message)[0] if message.error else None
@@ -429,7 +452,11 @@ class DeploymentEngine:
             allowed_from=ACTIVE,
             status=outcome,
             event=EventSpec(
-                OUTCOME_EVENTS[outcome], "reconcile", summary, retriable=outcome == "failed"
+                OUTCOME_EVENTS[outcome],
+                "reconcile",
+                summary,
+                retriable=outcome == "failed",
+                at=finished_at,
             ),
             error_code=error_code,
             error_message=error_message,
@@ -449,21 +476,30 @@ class DeploymentEngine:
         return moved
 
     async def _reconcile(self, session: AgentSession, inventory: Inventory) -> None:
+        """Settle what the agent's inventory proves; outcomes wait for the replayed result.
+
+        The agent sends its inventory, then every unacknowledged deployment's lines, then its
+        result, on this same link. An outcome taken from the inventory would be stored ahead
+        of those lines and stamped with this coordinator's clock, so finished entries are left
+        to their ``deploy_result``; a plan whose acceptance was lost is marked running here,
+        as of the agent's own acceptance time, before its lines arrive.
+        """
         known = {d.deployment_id: d for d in inventory.deployments}
         rows = await models.Deployment.filter(
-            server_id=session.server_id, status__in=["running", "cancel-requested"]
-        )
+            server_id=session.server_id, status__in=["planned", "running", "cancel-requested"]
+        ).order_by("created_at")
         for row in rows:
             entry = known.get(row.id)
-            if entry is None:
+            if row.status == "planned":
+                if entry is not None and row.plan_sent_at is not None and entry.accepted_at:
+                    await self._took_plan(row.id, entry.accepted_at, "the agent has the plan")
+            elif entry is None:
                 await self._finish(
                     row.id,
                     "failed",
                     "agent-lost-deployment",
                     "the agent no longer knows this deployment",
                 )
-            elif entry.state == "finished" and entry.outcome is not None:
-                await self._finish(row.id, entry.outcome, None, None)
 
     # ---- runtime control and probes --------------------------------------------------------
 

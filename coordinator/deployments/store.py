@@ -111,6 +111,9 @@ class EventSpec:
     summary: str
     source: str = "domain-event"
     retriable: bool = False
+    # When it happened, if not now: the agent's clock for what the agent did (also when it
+    # arrives late, replayed after a restart), so the timeline shows when things happened.
+    at: datetime | None = None
 
 
 class DeploymentStore:
@@ -170,7 +173,7 @@ class DeploymentStore:
         _ = await models.DeploymentEvent.create(
             deployment_id=row.id,
             sequence=sequence,
-            emitted_at=datetime.now(UTC),
+            emitted_at=event.at or datetime.now(UTC),
             source=event.source,
             event_type=event.event_type,
             phase=event.phase,
@@ -240,6 +243,7 @@ class DeploymentStore:
                             summary=message,
                             source="agent",
                             retriable=line.level == "error",
+                            at=line.timestamp,
                         ),
                         row.status,
                     )

@@ -123,6 +123,8 @@ class DeployAccepted(WireModel):
 
     ``alreadyKnown`` is true when the agent had this deployment before; ``outcome`` is then set
     if it already finished (its ``deploy_result`` is sent again until acknowledged).
+    ``acceptedAt``: when the agent first recorded the plan; the coordinator shows it as
+    ``startedAt``.
     """
 
     type: Literal["deploy_accepted"] = "deploy_accepted"
@@ -131,6 +133,10 @@ class DeployAccepted(WireModel):
     deployment_id: str = Field(max_length=40)
     already_known: bool = False
     outcome: DeployOutcome | None = None
+    accepted_at: datetime | None = Field(
+        default=None,
+        description="when the agent first recorded the plan (its clock); older agents omit it",
+    )
 
 
 class DeployCancel(WireModel):
@@ -188,7 +194,9 @@ class DeployProgress(WireModel):
 class DeployResult(WireModel):
     """Agent → coordinator: the deployment ended. Answered by ``deploy_result_ack``.
 
-    Sent again after every reconnect until acknowledged, so an outcome is never lost.
+    Sent again after every reconnect until acknowledged, so an outcome is never lost. It always
+    follows the deployment's last ``deploy_progress`` (also when replayed), so the coordinator
+    stores the outcome after every line; ``finishedAt`` and ``startedAt`` are the agent's clock.
     """
 
     type: Literal["deploy_result"] = "deploy_result"
@@ -200,6 +208,9 @@ class DeployResult(WireModel):
     container_ids: list[str] = Field(default_factory=list, max_length=20)
     last_sequence: int = Field(default=0, ge=0)
     finished_at: datetime
+    started_at: datetime | None = Field(
+        default=None, description="when the agent accepted the plan; older agents omit it"
+    )
 
 
 class DeployResultAck(WireModel):

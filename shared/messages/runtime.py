@@ -35,6 +35,9 @@ class KnownDeployment(WireModel):
     deployment_id: str = Field(max_length=40)
     state: Literal["running", "finished"]
     outcome: DeployOutcome | None = None
+    accepted_at: datetime | None = Field(
+        default=None, description="when the agent accepted the plan; older agents omit it"
+    )
 
 
 class Inventory(WireModel):

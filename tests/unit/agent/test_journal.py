@@ -303,6 +303,7 @@ async def test_dispatcher_answers_deployment_requests(tmp_path: Path) -> None:
             "dep_New",
             False,
         )
+        assert accepted.accepted_at == manager.accepted_at("dep_New") is not None
         await eventually(lambda: _done(tmp_path, "dep_New"), what="deployment finished")
         await dispatcher.handle(DeployResultAck(id=12, re=1, deployment_id="dep_New"), outbox.send)
         assert journal_file(tmp_path, "dep_New")["acked"] is True
@@ -427,3 +428,32 @@ async def test_switch_is_journaled_so_restart_keeps_candidates_without_caddy(
         pass
     assert journal_file(tmp_path, "dep_New")["outcome"] == "succeeded"
     assert "berth-web-dep_new-1" in [c.spec.name for c in runtime.containers.values()]
+
+
+async def test_replay_carries_the_agents_own_acceptance_and_finish_times(tmp_path: Path) -> None:
+    runtime, edge = make_runtime(), FakeEdge()
+    before = datetime.now(UTC)
+    async with running(make_manager(runtime, edge, tmp_path)) as manager:
+        await manager.accept(make_plan())
+        accepted_at = manager.accepted_at("dep_New")
+        assert accepted_at is not None
+        assert before <= accepted_at
+        await eventually(lambda: _done(tmp_path, "dep_New"), what="deployment finished")
+    # Restarted: the times come from the journal, not from the replay's clock.
+    async with running(make_manager(runtime, edge, tmp_path)) as manager:
+        assert manager.accepted_at("dep_New") == accepted_at
+        outbox = Outbox()
+        await manager.attach(outbox.send, IdSequence())
+    [inventory] = outbox.of(Inventory)
+    assert [(d.state, d.accepted_at) for d in inventory.deployments] == [("finished", accepted_at)]
+    lines = [line for p in outbox.of(DeployProgress) for line in p.lines]
+    [result] = outbox.of(DeployResult)
+    assert result.started_at == accepted_at
+    assert result.finished_at == datetime.fromisoformat(
+        journal_file(tmp_path, "dep_New")["finishedAt"]
+    )
+    assert accepted_at <= min(line.timestamp for line in lines)
+    assert max(line.timestamp for line in lines) <= result.finished_at
+    # The order a coordinator stores them in: every line, then the outcome.
+    kinds = [type(m) for m in outbox.sent]
+    assert kinds.index(DeployResult) > max(i for i, k in enumerate(kinds) if k is DeployProgress)

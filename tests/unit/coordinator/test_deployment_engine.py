@@ -514,25 +514,3 @@ async def test_a_refused_plan_fails_the_deployment_and_redeploy_starts_a_new_one
     )
     assert status == 404, body
     await world.agent.close()
-
-
-async def test_inventory_applies_an_outcome_the_coordinator_missed(
-    coordinator: Coordinator, admin_token: str
-) -> None:
-    world = await make_world(coordinator, admin_token)
-    await world.agent.connect()
-    deployment_id = await create_deployment(coordinator, admin_token, world)
-    await accept(world, await world.agent.expect(DeployPlan))
-    await wait_status(coordinator, admin_token, deployment_id, "running")
-    await world.agent.close()
-    finished = KnownDeployment(deployment_id=deployment_id, state="finished", outcome="succeeded")
-    await world.agent.connect(inventory=[finished])
-    await wait_status(coordinator, admin_token, deployment_id, "succeeded")
-    # The result that follows (with the image id) is acknowledged and fills in the artifact.
-    re = await world.agent.result(deployment_id, "succeeded", imageId="sha256:" + "e" * 64)
-    assert (await world.agent.expect(DeployResultAck)).re == re
-    item = await deployment(coordinator, admin_token, deployment_id)
-    assert item["artifact"]["imageId"] == "sha256:" + "e" * 64
-    types = [e["eventType"] for e in await events_of(coordinator, admin_token, deployment_id)]
-    assert types.count("deployment-succeeded") == 1
-    await world.agent.close()
