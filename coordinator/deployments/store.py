@@ -234,7 +234,9 @@ class DeploymentStore:
                     count -= 1
                     continue
                 added += 1
-                if line.event:
+                # Once the outcome is stored it stays the timeline's last event: lines that
+                # still come (a plan canceled while the agent was taking it) are logs only.
+                if line.event and row.status not in TERMINAL:
                     await self._append(
                         row,
                         EventSpec(

@@ -7,7 +7,7 @@ timeline must come out in the agent's order, with the agent's times, the outcome
 from datetime import UTC, datetime, timedelta
 
 from shared.messages import DeployAccepted, DeployPlan, DeployResultAck, KnownDeployment
-from tests.harness import Coordinator
+from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.test_deployment_engine import (
     accept,
     create_deployment,
@@ -120,4 +120,35 @@ async def test_lines_that_overtake_the_acceptance_find_the_deployment_running(
         ("deployment-succeeded", "succeeded"),
     ], timeline
     assert [t for t, _ in timeline].count("agent-accepted") == 1
+    await world.agent.close()
+
+
+async def test_lines_after_the_outcome_are_logged_but_the_outcome_stays_last(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    await world.agent.connect()
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    await world.agent.expect(DeployPlan)
+    # Canceled while the agent is taking the plan: canceled at once, the agent starts anyway.
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/deployments/{deployment_id}/cancel",
+        token=admin_token,
+        json={"confirm": deployment_id},
+    )
+    assert (status, body["status"]) == (200, "canceled"), body
+    await world.agent.progress(
+        deployment_id, {"sequence": 1, "message": "pulling", "event": "phase-started"}
+    )
+
+    async def logged() -> bool:
+        return bool((await deployment(coordinator, admin_token, deployment_id))["logCount"] == 1)
+
+    await eventually(logged, timeout=10, what="the late line stored")
+    timeline = [
+        (e["eventType"], e["status"])
+        for e in await events_of(coordinator, admin_token, deployment_id)
+    ]
+    assert timeline[-1] == ("deployment-canceled", "canceled"), timeline
     await world.agent.close()
