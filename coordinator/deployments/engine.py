@@ -387,6 +387,7 @@ class DeploymentEngine:
                     first = min(line.timestamp for line in message.lines)
                     await self._took_plan(row.id, first, "the agent is running the plan")
                 await self.store.add_lines(row.id, message.lines, self._masker(row))
+                crash_point("progress-stored")
         elif isinstance(message, DeployResult):
             await self._result(session, message)
         else:

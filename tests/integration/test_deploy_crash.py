@@ -25,9 +25,16 @@ from tests.integration.test_deploy_e2e import Stack, _stack
 pytestmark = pytest.mark.docker
 
 # Where the coordinator dies (coordinator/faults.py): after recording that the plan is being
-# sent; after the agent accepted but before that was stored; once it shows ``running``; when
-# the agent's result arrived but before it was stored.
-CRASH_POINTS = ["plan-sent", "plan-accepted", "agent-accepted", "result-received"]
+# sent; after the agent accepted but before that was stored; once it shows ``running``; after
+# storing the first of the agent's lines; when the agent's result arrived but before it was
+# stored.
+CRASH_POINTS = [
+    "plan-sent",
+    "plan-accepted",
+    "agent-accepted",
+    "progress-stored",
+    "result-received",
+]
 STATUS_ORDER = ["created", "planning", "planned", "running", "succeeded"]
 # Clocks are the same host's; sub-millisecond rounding in storage is all this allows.
 SLACK = timedelta(milliseconds=1)
