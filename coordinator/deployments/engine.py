@@ -381,7 +381,7 @@ class DeploymentEngine:
                 id=message.deployment_id, server_id=session.server_id
             )
             if row is not None:
-                if row.status == "planned":
+                if row.status == "planned" and row.plan_sent_at is not None:
                     # Lines before the acceptance was stored: the agent has the plan (an older
                     # agent's replay carries no acceptance time, its first line is closest).
                     first = min(line.timestamp for line in message.lines)
@@ -410,7 +410,7 @@ class DeploymentEngine:
             id=message.deployment_id, server_id=session.server_id
         )
         if row is not None:
-            if row.status == "planned":
+            if row.status == "planned" and row.plan_sent_at is not None:
                 at = message.started_at or message.finished_at
                 await self._took_plan(row.id, at, "the agent ran the plan")
             masker = self._masker(row)
