@@ -4,6 +4,7 @@ ships ``log_chunk`` frames only while it holds credit (one credit = one chunk)."
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Final
 
 from agent.features import LinkContext
@@ -21,6 +22,7 @@ CHUNK_TEXT_BYTES: Final = 64 * 1024
 CHUNK_MAX_LINES: Final = 2000
 BATCH_SECONDS: Final = 0.05
 WATCH_SECONDS: Final = 1.0
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class LogStream:
@@ -119,7 +121,7 @@ class LogStream:
         if position is not None:
             since = since_for(position)
         else:
-            since = _since_text(request.since.timestamp()) if request.since is not None else None
+            since = _since_text(request.since) if request.since is not None else None
             # Containers that appear later (follow_deployments) or that a resumed cursor did
             # not know yet are read from their first line.
             initial = source.container_id in self._initial_ids
@@ -211,5 +213,13 @@ class _Finished(Exception):
     """Raised inside the stream's task group to cancel the readers once the end is sent."""
 
 
-def _since_text(seconds: float) -> str:
-    return f"{seconds:.9f}"
+def _since_text(moment: datetime) -> str:
+    """Docker's ``since`` for an aware time, computed in whole nanoseconds.
+
+    Not through ``timestamp()``: a float of today's epoch seconds is only exact to ~0.2 µs, so a
+    ``since`` taken from a line's own (microsecond) timestamp could land after that line.
+    One nanosecond earlier, as in ``since_for``, so an exclusive ``since`` keeps the line too.
+    """
+    delta = moment - _EPOCH
+    nanoseconds = ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1_000
+    return since_for((nanoseconds, 0))
