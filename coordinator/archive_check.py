@@ -14,10 +14,11 @@ from shared.errors import InvalidRequest
 
 MAX_MEMBERS: Final = 100_000
 MAX_UNPACKED_BYTES: Final = 2 * 1024 * 1024 * 1024
-# Distinct parent directories of members (each costs a remembered id).
-MAX_DIRECTORIES: Final = 100_000
+# Distinct parent directories of members (each costs a remembered id). With the member cap and
+# the symlink bytes, this keeps the inspection's memory under ~15 MiB (bench/archive_memory.py).
+MAX_DIRECTORIES: Final = 50_000
 # Symlink names and targets are kept as text until the end of the archive.
-MAX_SYMLINK_BYTES: Final = 4 * 1024 * 1024
+MAX_SYMLINK_BYTES: Final = 2 * 1024 * 1024
 _SYMLINK_DEPTH: Final = 40
 # Path components walked while resolving all symlinks of one archive: links that expand into
 # more links could otherwise make resolution exponential.
@@ -27,6 +28,11 @@ _ROOT: Final = 0
 
 def _child(parent: int, part: str) -> int:
     return hash((parent, part))
+
+
+def _file(path_id: int) -> int:
+    """The id a regular file is remembered under, distinct from its id as a directory."""
+    return path_id ^ 1
 
 
 def _parts(name: str) -> list[str]:
@@ -50,10 +56,12 @@ class ArchiveCheck:
         self.members = 0
         self.files = 0
         self.unpacked = 0
-        self._directories: set[int] = set()
-        self._regular: set[int] = set()
+        # Ids of parent directories and (tagged, see ``_file``) of regular files, in one set:
+        # a second set would cost a second hash table of the same size.
+        self._seen: set[int] = set()
+        self._directories = 0
         self._symlink_ids: dict[int, str] = {}
-        self._symlinks: list[tuple[str, list[int], str]] = []
+        self._symlinks: list[tuple[str, str]] = []
         self._symlink_bytes = 0
         self._budget = _RESOLVE_BUDGET
 
@@ -83,28 +91,31 @@ class ArchiveCheck:
         own = ids[-1]
         if own in self._symlink_ids:
             raise refuse(name, "replaces a symlink in the archive")
-        self._directories.update(ids[:-1])
-        if len(self._directories) > MAX_DIRECTORIES:
+        for parent in ids[:-1]:
+            if parent not in self._seen:
+                self._seen.add(parent)
+                self._directories += 1
+        if self._directories > MAX_DIRECTORIES:
             raise InvalidRequest(f"archive has more than {MAX_DIRECTORIES} directories")
-        self._regular.discard(own)
+        self._seen.discard(_file(own))
         if entry.kind is Kind.FILE:
             self.files += 1
-            self._regular.add(own)
+            self._seen.add(_file(own))
         elif entry.kind is Kind.SYMLINK:
             self._add_symlink(name, ids, entry.linkname)
         elif entry.kind is Kind.HARDLINK:
             self._check_hardlink(name, entry.linkname)
 
     def _add_symlink(self, name: str, ids: list[int], target: str) -> None:
-        if ids[-1] in self._directories:
+        if ids[-1] in self._seen:
             raise refuse(name, "is a symlink other members are written through")
         if target.startswith("/") or not target:
             raise refuse(name, f"is a symlink pointing outside the archive ({quote(target)})")
         self._symlink_bytes += len(name) + len(target)
         if self._symlink_bytes > MAX_SYMLINK_BYTES:
-            raise InvalidRequest("archive symlinks hold more than 4 MiB of names and targets")
+            raise InvalidRequest("archive symlinks hold more than 2 MiB of names and targets")
         self._symlink_ids[ids[-1]] = target
-        self._symlinks.append((name, ids[:-1], target))
+        self._symlinks.append((name, target))
 
     def _check_hardlink(self, name: str, target: str) -> None:
         """A hard link must name an earlier regular file, reached without passing a symlink.
@@ -127,7 +138,7 @@ class ArchiveCheck:
                 stack.pop()
                 continue
             stack.append(_child(stack[-1] if stack else _ROOT, part))
-        if not stack or stack[-1] not in self._regular:
+        if not stack or _file(stack[-1]) not in self._seen:
             raise refuse(
                 name, "is a hard link to a missing member or one that is not a regular file"
             )
@@ -159,10 +170,10 @@ class ArchiveCheck:
         """Resolve every symlink now that all are known; return the number of regular files."""
         if self.members == 0:
             raise InvalidRequest("archive is empty")
-        for name, parent, target in self._symlinks:
+        for name, target in self._symlinks:
             # Purely lexical checks are not enough: ``d/x -> ..`` makes ``d/x/..`` the parent
-            # of the root.
-            if not self._walk(list(parent), target.split("/"), 0):
+            # of the root. The walk starts in the link's directory.
+            if not self._walk(_ids(_parts(name))[:-1], target.split("/"), 0):
                 raise refuse(name, f"is a symlink pointing outside the archive ({quote(target)})")
         return self.files
 
