@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from coordinator import archive_check, archives, tar_scan
+from coordinator.client.packing import pack_folder
 from shared.errors import InvalidRequest
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import assert_error
@@ -319,3 +321,19 @@ def test_internal_links_and_root_entries_are_accepted(tmp_path: Path) -> None:
         ("./b/c.txt", b"z", {}),
     )
     assert inspect(tmp_path, data) == 2
+
+
+def test_what_the_cli_packs_is_accepted(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "src" / "lib").mkdir(parents=True)
+    (app / "Dockerfile").write_text("FROM scratch\n")
+    (app / "src" / "main.py").write_text("print('hi')\n")
+    os.link(app / "src" / "main.py", app / "src" / "lib" / "same.py")
+    (app / "current").symlink_to("src")
+    (app / "src" / "lib" / "up").symlink_to("../main.py")
+    packed = pack_folder(app)
+    try:
+        # The second name of the hard-linked file is packed as a hard link to the first.
+        assert archives.inspect_stream(gzip.GzipFile(fileobj=packed.file)) == 2
+    finally:
+        packed.close()
