@@ -85,6 +85,8 @@ def quote(name: str) -> str:
 def refuse(name: str, why: str) -> InvalidRequest:
     """The refusal of one member; the name is quoted short so the answer stays small."""
     short = name if len(name) <= QUOTE_CHARS else name[:QUOTE_CHARS] + "..."
+    # Undecodable bytes are kept as surrogates, which JSON cannot carry: spell them \xNN.
+    short = short.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return InvalidRequest(f"archive member {quote(name)} {why}", details={"member": short})
 
 

@@ -136,6 +136,31 @@ async def test_a_refusal_quotes_a_short_name(
     assert len(error["details"]["member"]) <= tar_scan.QUOTE_CHARS + 3
 
 
+async def test_a_refused_name_that_is_not_utf8_is_answered_in_the_envelope(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    project_id, environment_id = await workspace(coordinator, admin_token)
+    rid = await create_resource(coordinator, admin_token, project_id, environment_id)
+    header = bytearray(block("x" * 8, tarfile.REGTYPE, 0))
+    header[0:8] = b"../\xffab\xfe\0"  # undecodable bytes; the checksum is recomputed below
+    header[148:156] = b" " * 8
+    header[148:155] = f"{sum(header):06o}\0".encode()
+    data = gzip.compress(bytes(header) + b"\0" * 1024)
+    assert coordinator.http is not None
+    async with coordinator.http.post(
+        f"{coordinator.url}/resources/{rid}/source/archive",
+        data=data,
+        headers={"Authorization": f"Bearer {admin_token}", "Content-Type": "application/gzip"},
+    ) as response:
+        error = assert_error(
+            (response.status, await response.json(), dict(response.headers)),
+            400,
+            "invalid_request",
+        )
+    assert error["details"] == {"member": "../\\xffab\\xfe"}
+    assert "escapes the archive root" in error["message"]
+
+
 def test_an_oversized_extension_header_is_refused_before_its_payload_is_read() -> None:
     declared = 50 * 1024 * 1024
     stream = Recording(block("././@PaxHeader", tarfile.XHDTYPE, declared) + b"p" * 4096)
