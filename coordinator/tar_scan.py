@@ -40,6 +40,17 @@ _REGULAR: Final = frozenset({b"0", b"\0", b"7"})
 _SPECIAL: Final = frozenset({b"3", b"4", b"6"})
 _PAX: Final = frozenset({b"x", b"X"})
 _EXTENSIONS: Final = _PAX | {b"g", b"L", b"K"}
+# mode, uid, gid, size, mtime, devmajor, devminor: tarfile stops reading at a header whose
+# number fields do not parse, so one that would be cut short there is refused here.
+_NUMBERS: Final = (
+    slice(100, 108),
+    slice(108, 116),
+    slice(116, 124),
+    slice(124, 136),
+    slice(136, 148),
+    slice(329, 337),
+    slice(337, 345),
+)
 _RECORD: Final = re.compile(rb"(\d+) ([^=]+)=")
 _SIGNED: Final = struct.Struct("148b8x356b")
 _UNSIGNED: Final = struct.Struct("148B8x356B")
@@ -263,6 +274,8 @@ def walk(stream: Readable) -> Iterator[Entry]:
                 return
             if not _checksum_ok(header):
                 raise _malformed()
+            for field in _NUMBERS:
+                _ = _number(header[field])
             first = False
             kind_byte = header[156:157]
             if kind_byte not in _EXTENSIONS:

@@ -220,6 +220,18 @@ def test_extension_records_tarfile_would_read_ambiguously_are_refused(
         archives.inspect_stream(io.BytesIO(raw))
 
 
+def test_a_later_header_tarfile_would_stop_at_is_refused() -> None:
+    second = bytearray(block("second", tarfile.REGTYPE, 0))
+    second[136:148] = b"not-octal!!\0"  # mtime
+    second[148:156] = b" " * 8
+    second[148:155] = f"{sum(second):06o}\0".encode()
+    raw = block("first", tarfile.REGTYPE, 0) + bytes(second) + b"\0" * 1024
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        assert [m.name for m in tar] == ["first"]  # tarfile silently ends the archive there
+    with pytest.raises(InvalidRequest, match="not a gzip tar"):
+        archives.inspect_stream(io.BytesIO(raw))
+
+
 def test_a_global_header_that_renames_nothing_is_accepted() -> None:
     raw = pax({"mtime": "1"}, tarfile.XGLTYPE) + block("f", tarfile.REGTYPE, 0) + b"\0" * 1024
     assert archives.inspect_stream(io.BytesIO(raw)) == 1
