@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from coordinator import logstream, monitoring, terminals
+from coordinator import archive_prune, logstream, monitoring, terminals
 from coordinator.api import setup_routes
 from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.db import database
@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(_sweep_stale_links)
+    app.cleanup_ctx.append(archive_prune.prune_job)
     # Each feature registers its own listener, background jobs (cleanup_ctx entries, which run
     # after the database's) and extra routes.
     monitoring.install(app)

@@ -2,17 +2,17 @@
 
 An upload is streamed into a temporary file next to its final place (same filesystem, so the
 final ``os.replace`` is atomic), hashed and size-capped while it arrives, then checked member by
-member: nothing absolute, nothing escaping the root (also through symlinks), no device files.
+member as the headers stream by (``tar_scan`` walks them, ``archive_check`` holds the rules):
+nothing absolute, nothing written through or escaping via a symlink, no device files.
 Only a valid archive is renamed to ``DATA_DIR/archives/<id>.tar.gz``; anything else is deleted.
 """
 
 import asyncio
+import gzip
 import hashlib
 import hmac
 import os
-import posixpath
 import secrets
-import tarfile
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,24 +21,21 @@ from typing import Final
 
 from aiohttp import StreamReader
 
+from coordinator.archive_check import ArchiveCheck
 from coordinator.auth import hash_token, mint_token
 from coordinator.db import models
 from coordinator.ids import new_id
+from coordinator.tar_scan import NOT_A_GZIP_TAR, Readable, walk
 from shared.errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 
 # The app-wide client_max_size (1 MiB) only limits buffered reads; uploads are streamed, so
 # this cap is enforced here, while the bytes arrive.
 MAX_ARCHIVE_BYTES: Final = 200 * 1024 * 1024
-# Limits on what an archive may unpack to (a small gzip can expand enormously).
-MAX_MEMBERS: Final = 100_000
-MAX_UNPACKED_BYTES: Final = 2 * 1024 * 1024 * 1024
-_SYMLINK_DEPTH: Final = 40
 _CHUNK: Final = 64 * 1024
 
 DOWNLOAD_TOKEN_PREFIX: Final = "berth_dt_"  # noqa: S105 (a prefix, not a secret)
 DOWNLOAD_TOKEN_TTL: Final = timedelta(minutes=30)
 DOWNLOAD_PATH: Final = "/agent/v1/archives/{archiveId}"
-NOT_A_GZIP_TAR: Final = "archive is not a gzip tar"
 
 
 @dataclass(frozen=True)
@@ -67,102 +64,31 @@ def download_path(archive_id: str) -> str:
     return DOWNLOAD_PATH.format(archiveId=archive_id)
 
 
-def _refuse(member: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"archive member {member!r} {why}", details={"member": member})
-
-
-def _resolve(parts: list[str], links: dict[str, str], depth: int = 0) -> list[str] | None:
-    """Walk ``parts`` from the archive root following the archive's own symlinks.
-
-    Returns the resolved components, or ``None`` when the walk leaves the root, meets an
-    absolute link target or loops. Purely lexical ``normpath`` checks are not enough: a link
-    ``d/x -> ..`` makes ``d/x/..`` the parent of the root.
-    """
-    if depth > _SYMLINK_DEPTH:
-        return None
-    out: list[str] = []
-    for part in parts:
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not out:
-                return None
-            out.pop()
-            continue
-        out.append(part)
-        target = links.get("/".join(out))
-        if target is not None:
-            if target.startswith("/"):
-                return None
-            resolved = _resolve(out[:-1] + target.split("/"), links, depth + 1)
-            if resolved is None:
-                return None
-            out = resolved
-    return out
-
-
-def _normal(name: str) -> str:
-    return "/".join(p for p in name.split("/") if p not in ("", "."))
+def inspect_stream(tar: Readable) -> int:
+    """Validate the members of an uncompressed tar stream; return its number of regular files."""
+    check = ArchiveCheck()
+    for entry in walk(tar):
+        check.add(entry)
+    return check.finish()
 
 
 def inspect_archive(path: Path) -> int:
     """Validate a gzip tar; return its number of regular files. Raises ``InvalidRequest``.
 
-    Blocking (decompresses the whole archive): call through ``asyncio.to_thread``.
+    Blocking (decompresses up to the end-of-archive marker): call through ``asyncio.to_thread``.
+    Memory stays bounded whatever the archive holds: headers are walked block by block and
+    every limit (entry count, name length, extension header size, declared sizes) is checked
+    before the bytes it limits are read.
     """
     with path.open("rb") as raw:
         if raw.read(2) != b"\x1f\x8b":
             raise InvalidRequest(NOT_A_GZIP_TAR)
-    members: list[tarfile.TarInfo] = []
-    unpacked = 0
-    try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            for member in tar:
-                members.append(member)
-                unpacked += max(member.size, 0)
-                if len(members) > MAX_MEMBERS:
-                    raise InvalidRequest(f"archive has more than {MAX_MEMBERS} members")
-                if unpacked > MAX_UNPACKED_BYTES:
-                    raise InvalidRequest("archive unpacks to more than 2 GiB")
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise InvalidRequest(NOT_A_GZIP_TAR) from exc
-    if not members:
-        raise InvalidRequest("archive is empty")
-    links: dict[str, str] = {}
-    for member in members:
-        name = member.name
-        if (
-            name.startswith("/")
-            or "\\" in name
-            or "\0" in name
-            or (len(name) > 1 and name[1] == ":")
-        ):
-            raise _refuse(name, "has an absolute or non-POSIX path")
-        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise _refuse(name, "is a device or special file")
-        if member.issym():
-            links[_normal(name)] = member.linkname
-    files = 0
-    for member in members:
-        name = member.name
-        parts = _normal(name).split("/")
-        # The member's own path (through any symlinked parent) must stay inside the root.
-        if _resolve(parts[:-1], links) is None or ".." in parts:
-            raise _refuse(name, "escapes the archive root")
-        if member.issym():
-            if member.linkname.startswith("/") or (
-                _resolve(parts[:-1] + member.linkname.split("/"), links) is None
-            ):
-                raise _refuse(
-                    name, f"is a symlink pointing outside the archive ({member.linkname})"
-                )
-        elif member.islnk():
-            target = posixpath.normpath(member.linkname)
-            if member.linkname.startswith("/") or _resolve(target.split("/"), links) is None:
-                raise _refuse(name, "is a hard link pointing outside the archive")
-        elif member.isfile():
-            files += 1
-    return files
+        raw.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as tar:
+                return inspect_stream(tar)
+        except (EOFError, OSError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise InvalidRequest(NOT_A_GZIP_TAR) from exc
 
 
 async def _receive(content: StreamReader, destination: Path, limit: int) -> tuple[str, int]:
@@ -265,6 +191,7 @@ __all__ = [
     "archive_path",
     "download_path",
     "inspect_archive",
+    "inspect_stream",
     "mint_download_token",
     "redeem_download_token",
     "remove_files",

@@ -82,6 +82,13 @@ def main() -> None:
     show_default=True,
     help="How long a dropped terminal client may reattach (with the recent output replayed).",
 )
+@click.option(
+    "--archive-prune-grace-hours",
+    type=float,
+    default=24.0,
+    show_default=True,
+    help="Uploaded source archives no resource or deployment uses are removed after this long.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -95,6 +102,7 @@ def serve_command(
     rollup_retention_days: float,
     terminal_idle_seconds: float,
     terminal_grace_seconds: float,
+    archive_prune_grace_hours: float,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -117,6 +125,7 @@ def serve_command(
             rollup_retention_days=rollup_retention_days,
             terminal_idle_seconds=terminal_idle_seconds,
             terminal_grace_seconds=terminal_grace_seconds,
+            archive_prune_grace_seconds=archive_prune_grace_hours * 3600,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

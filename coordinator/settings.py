@@ -45,6 +45,11 @@ class Settings(BaseModel):
     terminal_idle_seconds: float = Field(default=900.0, gt=0)
     terminal_grace_seconds: float = Field(default=60.0, gt=0)
     terminal_ticket_seconds: float = Field(default=60.0, gt=0, le=600)
+    # Uploaded source archives no resource or deployment references are removed once older
+    # than the grace period (which covers an upload whose row is not written yet, and pointing
+    # a source back at a recent earlier archive); the pruning loop runs every interval.
+    archive_prune_interval_seconds: float = Field(default=3600.0, gt=0)
+    archive_prune_grace_seconds: float = Field(default=24 * 3600.0, ge=0)
 
     @property
     def effective_database_url(self) -> str:
