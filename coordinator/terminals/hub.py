@@ -14,14 +14,14 @@ from typing import Any, Final
 from aiohttp import web
 
 from coordinator import audit
-from coordinator.auth import Principal
+from coordinator.auth import Principal, token_is_live
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.settings import Settings
 from coordinator.terminals.ring import OutputRing
 from coordinator.terminals.session import Channel, ClientEnd, TerminalSession
 from coordinator.terminals.tickets import TicketBook
-from shared.errors import Conflict, NotFound, PlatformError, Unavailable
+from shared.errors import Conflict, NotFound, PlatformError, Unauthorized, Unavailable
 from shared.messages import Hello
 from shared.messages.terminal import (
     MAX_TERMINAL_DATA_BYTES,
@@ -196,7 +196,15 @@ class TerminalHub:
                 and found.detached_since is not None
                 and now - found.detached_since > grace
             )
-            if detached_too_long or now - found.last_activity > idle:
+            token_expired = found.token_expires_at is not None and found.token_expires_at <= (
+                datetime.now(UTC)
+            )
+            if token_expired and found.token_id is not None:
+                # The token that opened it ran out: the session and its tickets end with it.
+                await self.end_token(found.token_id, reason="token-expired")
+                if organization_id in (None, found.organization_id):
+                    expired.append(found.session_id)
+            elif detached_too_long or now - found.last_activity > idle:
                 await self.close(found, reason="expired")
                 if organization_id in (None, found.organization_id):
                     expired.append(found.session_id)
@@ -205,6 +213,45 @@ class TerminalHub:
             del self._sessions[old.session_id]
         self.tickets.prune()
         return expired
+
+    async def end_token(
+        self,
+        token_id: str,
+        *,
+        reason: str,
+        actor: Principal | None = None,
+        request_id: str | None = None,
+    ) -> list[str]:
+        """API token ``token_id`` stopped working (revoked, rotated, expired): close the sessions
+        it opened and void the tickets issued through it; return the closed sessions' ids."""
+        voided = self.tickets.revoke_token(token_id)
+        ended = [
+            s
+            for s in list(self._sessions.values())
+            if s.token_id == token_id and s.status != "closed"
+        ]
+        error = Unauthorized(f"the API token that opened this terminal session is gone ({reason})")
+        for found in ended:
+            await self.close(found, reason=reason, error=error, actor=actor, request_id=request_id)
+        if not ended and not voided:
+            return []
+        try:
+            await audit.record(
+                actor=actor,
+                organization_id=ended[0].organization_id if ended else None,
+                event_type="deploy-token.terminal-access-ended",
+                aggregate_type="deploy-token",
+                aggregate_id=token_id,
+                payload={
+                    "reason": reason,
+                    "closedSessionIds": [s.session_id for s in ended],
+                    "voidedTickets": voided,
+                },
+                request_id=request_id,
+            )
+        except Exception:
+            logger.exception("could not record the end of token %s's terminal access", token_id)
+        return [s.session_id for s in ended]
 
     def close_soon(self, session: TerminalSession, *, reason: str, error: PlatformError) -> None:
         """Close from a place that must not wait (or may be cancelled): a background task."""
@@ -308,14 +355,19 @@ class TerminalHub:
 
     # ---- clients ---------------------------------------------------------------------------
 
-    def find_for_attach(self, session_id: str, ticket: str) -> TerminalSession:
+    async def find_for_attach(self, session_id: str, ticket: str) -> TerminalSession:
         """Redeem ``ticket`` for ``session_id`` and return the open session it unlocks."""
-        owner_id = self.tickets.redeem(ticket, session_id)
+        redeemed = self.tickets.redeem(ticket, session_id)
         session = self._sessions.get(session_id)
         if session is None:
             raise NotFound(f"terminal session {session_id!r} not found")
-        if session.owner_id != owner_id:
+        if session.owner_id != redeemed.owner_id:
             raise Unavailable("ticket owner mismatch")  # cannot happen: tickets are per owner
+        # Checked at each use too, not only when a token is revoked: an expiry passes silently,
+        # and the sweep that notices it runs every few seconds.
+        for token_id in {redeemed.token_id, session.token_id} - {None}:
+            if token_id is not None and not await token_is_live(token_id):
+                raise Unauthorized("the API token behind this terminal ticket no longer works")
         if session.status == "closed" and not session.collectable:
             raise Conflict(f"terminal session {session_id!r} is closed")
         return session

@@ -59,7 +59,7 @@ async def _authenticate(
     ticket = auth.get("ticket")
     if not isinstance(ticket, str) or not ticket or len(ticket) > 200:
         raise Unauthorized("the auth frame carries no ticket")
-    return hub.find_for_attach(session_id, ticket)
+    return await hub.find_for_attach(session_id, ticket)
 
 
 async def attach(request: web.Request) -> web.StreamResponse:
