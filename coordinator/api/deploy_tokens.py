@@ -24,6 +24,7 @@ from coordinator.db import models
 from coordinator.ids import new_id
 from coordinator.terminals import TERMINALS_KEY
 from coordinator.token_scope import Bounds, excess, within
+from coordinator.token_streams import TOKEN_STREAMS_KEY
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
 
 # Rows read per query while filling a page of the tokens the caller may see.
@@ -75,11 +76,13 @@ async def _get(actor: Principal, token_id: str) -> models.ApiToken:
     return row
 
 
-async def _end_terminals(call: Call, token_id: str, reason: str) -> None:
-    """The token's secret no longer works: its terminal sessions end and its tickets die."""
+async def _end_access(call: Call, token_id: str, reason: str) -> None:
+    """The token's secret no longer works: its terminal sessions end, its tickets die and its
+    open streams close (each was authorized only when it opened)."""
     await call.request.app[TERMINALS_KEY].end_token(
         token_id, reason=reason, actor=call.actor, request_id=call.request_id
     )
+    call.request.app[TOKEN_STREAMS_KEY].end(token_id)
 
 
 @route(
@@ -224,7 +227,7 @@ async def rotate(call: Call) -> RotateDeployTokenResponse:
             aggregate_id=token_id,
             request_id=call.request_id,
         )
-    await _end_terminals(call, token_id, "token-rotated")
+    await _end_access(call, token_id, "token-rotated")
     return RotateDeployTokenResponse(token_id=token_id, token=token, rotated_at=now, scopes=scope)
 
 
@@ -259,5 +262,5 @@ async def revoke(call: Call) -> RevokeDeployTokenResponse:
             aggregate_id=token_id,
             request_id=call.request_id,
         )
-    await _end_terminals(call, token_id, "token-revoked")
+    await _end_access(call, token_id, "token-revoked")
     return RevokeDeployTokenResponse(token_id=token_id, revoked_at=now)
