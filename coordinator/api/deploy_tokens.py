@@ -23,6 +23,7 @@ from coordinator.auth import API_TOKEN_PREFIX, Principal, hash_token, mint_token
 from coordinator.db import models
 from coordinator.ids import new_id
 from coordinator.terminals import TERMINALS_KEY
+from coordinator.terminals.token_end import end_token
 from coordinator.token_scope import Bounds, excess, within
 from coordinator.token_streams import TOKEN_STREAMS_KEY
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -79,8 +80,12 @@ async def _get(actor: Principal, token_id: str) -> models.ApiToken:
 async def _end_access(call: Call, token_id: str, reason: str) -> None:
     """The token's secret no longer works: its terminal sessions end, its tickets die and its
     open streams close (each was authorized only when it opened)."""
-    await call.request.app[TERMINALS_KEY].end_token(
-        token_id, reason=reason, actor=call.actor, request_id=call.request_id
+    await end_token(
+        call.request.app[TERMINALS_KEY],
+        token_id,
+        reason=reason,
+        actor=call.actor,
+        request_id=call.request_id,
     )
     call.request.app[TOKEN_STREAMS_KEY].end(token_id)
 

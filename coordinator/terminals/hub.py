@@ -21,6 +21,7 @@ from coordinator.settings import Settings
 from coordinator.terminals.ring import OutputRing
 from coordinator.terminals.session import Channel, ClientEnd, TerminalSession
 from coordinator.terminals.tickets import TicketBook
+from coordinator.terminals.token_end import end_expired_tokens
 from shared.errors import Conflict, NotFound, PlatformError, Unauthorized, Unavailable
 from shared.messages import Hello
 from shared.messages.terminal import (
@@ -178,12 +179,17 @@ class TerminalHub:
             session.detached_since = self._clock()
 
     async def expire(self, organization_id: str | None = None) -> list[str]:
-        """Close idle sessions and detached ones past the grace period; return the ids of
-        those of ``organization_id`` (all when None)."""
+        """Close idle sessions, detached ones past the grace period and those of expired tokens;
+        return the ids of those of ``organization_id`` (all when None)."""
         now = self._clock()
         grace = self._settings.terminal_grace_seconds
         idle = self._settings.terminal_idle_seconds
-        expired: list[str] = []
+        # Sessions whose API token ran out end with it, tickets included.
+        expired = [
+            s.session_id
+            for s in await end_expired_tokens(self)
+            if organization_id in (None, s.organization_id)
+        ]
         for found in list(self._sessions.values()):
             if found.status == "closed":
                 if found.closed_mono is not None and now - found.closed_mono > CLOSED_KEEP_SECONDS:
@@ -196,15 +202,7 @@ class TerminalHub:
                 and found.detached_since is not None
                 and now - found.detached_since > grace
             )
-            token_expired = found.token_expires_at is not None and found.token_expires_at <= (
-                datetime.now(UTC)
-            )
-            if token_expired and found.token_id is not None:
-                # The token that opened it ran out: the session and its tickets end with it.
-                await self.end_token(found.token_id, reason="token-expired")
-                if organization_id in (None, found.organization_id):
-                    expired.append(found.session_id)
-            elif detached_too_long or now - found.last_activity > idle:
+            if detached_too_long or now - found.last_activity > idle:
                 await self.close(found, reason="expired")
                 if organization_id in (None, found.organization_id):
                     expired.append(found.session_id)
@@ -213,45 +211,6 @@ class TerminalHub:
             del self._sessions[old.session_id]
         self.tickets.prune()
         return expired
-
-    async def end_token(
-        self,
-        token_id: str,
-        *,
-        reason: str,
-        actor: Principal | None = None,
-        request_id: str | None = None,
-    ) -> list[str]:
-        """API token ``token_id`` stopped working (revoked, rotated, expired): close the sessions
-        it opened and void the tickets issued through it; return the closed sessions' ids."""
-        voided = self.tickets.revoke_token(token_id)
-        ended = [
-            s
-            for s in list(self._sessions.values())
-            if s.token_id == token_id and s.status != "closed"
-        ]
-        error = Unauthorized(f"the API token that opened this terminal session is gone ({reason})")
-        for found in ended:
-            await self.close(found, reason=reason, error=error, actor=actor, request_id=request_id)
-        if not ended and not voided:
-            return []
-        try:
-            await audit.record(
-                actor=actor,
-                organization_id=ended[0].organization_id if ended else None,
-                event_type="deploy-token.terminal-access-ended",
-                aggregate_type="deploy-token",
-                aggregate_id=token_id,
-                payload={
-                    "reason": reason,
-                    "closedSessionIds": [s.session_id for s in ended],
-                    "voidedTickets": voided,
-                },
-                request_id=request_id,
-            )
-        except Exception:
-            logger.exception("could not record the end of token %s's terminal access", token_id)
-        return [s.session_id for s in ended]
 
     def close_soon(self, session: TerminalSession, *, reason: str, error: PlatformError) -> None:
         """Close from a place that must not wait (or may be cancelled): a background task."""
