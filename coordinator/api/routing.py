@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from coordinator.appkeys import KEYRING_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.errors import request_id
+from coordinator.origin import require_own_origin
 from coordinator.secrets import Keyring
 from coordinator.token_streams import TOKEN_STREAMS_KEY
 from shared.errors import InvalidRequest, PlatformError
@@ -161,6 +162,8 @@ def build_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
 
     async def handle(request: web.Request) -> web.StreamResponse:
         principal: Principal | None = None
+        if route.raw_response == "text/event-stream":
+            require_own_origin(request)  # as for websockets: no page from elsewhere may listen
         if route.permission is not None:
             principal = await authenticate(request)
             principal.require(route.permission)

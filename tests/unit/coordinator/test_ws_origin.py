@@ -1,6 +1,6 @@
-"""Websocket upgrades check ``Origin``: a browser page from another site gets a 403 before any
-upgrade (even with a valid terminal ticket); no ``Origin`` (agents, CLIs) or the coordinator's
-own origin is allowed."""
+"""Websocket upgrades and event streams check ``Origin``: a browser page from another site gets
+a 403 before any upgrade (even with a valid terminal ticket) or event; no ``Origin`` (agents,
+CLIs) or the coordinator's own origin is allowed."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +12,7 @@ from shared.version import AGENT_CONNECT_PATH, PROTOCOL_VERSION
 from tests.fakes.agent_peer import FakeAgent
 from tests.harness import Coordinator, scaled
 from tests.unit.coordinator.support import assert_error
+from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 from tests.unit.coordinator.test_terminal_sessions import open_via
 
 EVIL = "https://evil.example"
@@ -94,3 +95,30 @@ async def test_with_a_public_url_only_its_origin_is_accepted(
         assert await _agent_upgrade(harness, EVIL) == 403
     finally:
         await harness.close()
+
+
+async def test_event_streams_refuse_a_foreign_origin(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    # A canceled (terminal) deployment's stream ends by itself, so each read below finishes.
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/deployments/{deployment_id}/cancel",
+        token=admin_token,
+        json={"confirm": deployment_id},
+    )
+    assert status == 200, body
+    path = f"/deployments/{deployment_id}/events/stream?untilTerminal=true"
+    response = await coordinator.call("GET", path, token=admin_token, headers={"Origin": EVIL})
+    assert_error(response, 403, "forbidden")
+    assert coordinator.http is not None
+    for origin in (None, coordinator.url):
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        if origin is not None:
+            headers["Origin"] = origin
+        async with coordinator.http.get(coordinator.url + path, headers=headers) as answer:
+            assert answer.status == 200
+            assert answer.headers["Content-Type"].startswith("text/event-stream")
+            assert "event: end" in await answer.text()
