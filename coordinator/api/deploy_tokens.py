@@ -105,6 +105,12 @@ async def create(call: Call) -> CreateDeployTokenResponse:
     body = call.body(CreateDeployTokenRequest)
     actor = call.actor
     _check_organization(actor, body.organization_id)
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        # A time without an offset cannot be compared with the caller's own expiry (or now).
+        raise InvalidRequest(
+            "expiresAt needs a timezone offset (e.g. 'Z')",
+            details={"problems": [{"field": "expiresAt", "message": "timezone offset missing"}]},
+        )
     _check_within(actor, body.scope, body.expires_at)
     now = datetime.now(UTC)
     if body.expires_at is not None and body.expires_at <= now:

@@ -235,3 +235,25 @@ def test_within_rule() -> None:
     # Lists the rule knows no meaning for are still never widened.
     repo = Bounds.of({"permissions": [], "repositoryFullNames": ["o/r"]}, None)
     assert excess(Bounds.of({"permissions": []}, None), repo) == ["repositoryFullNames"]
+
+
+async def test_an_expiry_without_timezone_is_a_400_not_a_500(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    expiring = await _minted(
+        coordinator,
+        admin_token,
+        {"permissions": ["deploy-tokens:write"]},
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    before = await models.ApiToken.all().count()
+    for token in (admin_token, expiring["token"]):
+        response = await coordinator.call(
+            "POST",
+            "/deploy-tokens",
+            token=token,
+            json={"displayName": "naive", "expiresAt": "2030-01-01T00:00:00"},
+        )
+        error = assert_error(response, 400, "invalid_request")
+        assert error["details"]["problems"][0]["field"] == "expiresAt"
+    assert await models.ApiToken.all().count() == before
