@@ -19,6 +19,7 @@ from coordinator.hub.registry import Registry
 from coordinator.secrets import Keyring
 from coordinator.server_roster import ServerRoster
 from coordinator.settings import Settings
+from coordinator.token_streams import TOKEN_STREAMS_KEY, TokenStreams
 from shared.version import AGENT_CONNECT_PATH
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[REGISTRY_KEY] = Registry()
     app[ROSTER_KEY] = ServerRoster()
+    app[TOKEN_STREAMS_KEY] = TokenStreams()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app[KEYRING_KEY] = Keyring.load_or_create(settings.data_dir)
     app[ENGINE_KEY] = DeploymentEngine(

@@ -10,12 +10,14 @@ from typing import Final
 from aiohttp import web
 
 from coordinator.db import models, read_connection
+from coordinator.token_scope import ALL_PERMISSIONS, Bounds
 from shared.errors import Forbidden, Unauthorized
 
 API_TOKEN_PREFIX: Final = "berth_at_"  # noqa: S105 (a prefix, not a secret)
 JOIN_TOKEN_PREFIX: Final = "berth_jt_"  # noqa: S105
 
-# Permissions a token's scope can grant. "*" grants everything (the first admin's token).
+# Permissions a token's scope can grant. ALL_PERMISSIONS ("*") grants everything (the first
+# admin's token).
 PERMISSIONS: Final = (
     "servers:read",
     "servers:write",
@@ -36,7 +38,6 @@ PERMISSIONS: Final = (
     "terminal-sessions:open",
     "terminal-sessions:manage",
 )
-ALL_PERMISSIONS: Final = "*"
 
 # lastUsedAt is advisory; writing it on every request would turn reads into writes.
 _LAST_USED_GRANULARITY_SECONDS: Final = 60
@@ -65,6 +66,8 @@ class Principal:
     organization_id: str
     permissions: frozenset[str]
     server_ids: frozenset[str]
+    # The token's whole scope and expiry: what a token it mints or manages must stay within.
+    bounds: Bounds
     project_ids: frozenset[str] = frozenset()
     environment_ids: frozenset[str] = frozenset()
     resource_ids: frozenset[str] = frozenset()
@@ -102,6 +105,17 @@ class Principal:
         )
 
 
+async def token_is_live(token_id: str) -> bool:
+    """Whether API token ``token_id`` still works (exists, not revoked, not expired).
+
+    For credentials derived from a token (terminal tickets): they die with it.
+    """
+    row = await models.ApiToken.get_or_none(id=token_id, using_db=read_connection())
+    if row is None or row.status != "active":
+        return False
+    return row.expires_at is None or row.expires_at > datetime.now(UTC)
+
+
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -137,6 +151,7 @@ async def authenticate(request: web.Request) -> Principal:
         organization_id=row.organization_id,  # type: ignore[attr-defined]
         permissions=frozenset(scope.get("permissions", [])),
         server_ids=frozenset(scope.get("deploymentTargetIds", [])),
+        bounds=Bounds.of(scope, row.expires_at),
         project_ids=frozenset(scope.get("projectIds", [])),
         environment_ids=frozenset(scope.get("environmentIds", [])),
         resource_ids=frozenset(scope.get("resourceIds", [])),

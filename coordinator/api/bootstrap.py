@@ -52,7 +52,9 @@ async def status(_call: Call) -> BootstrapStatusResponse:
         first_admin_configured=admin is not None,
         organization_configured=org is not None,
         login_methods=_LOGIN_METHODS,
-        first_admin_email=admin.email if admin else None,
+        # Unauthenticated: once bootstrapped, the admin's address is nobody's business here
+        # (before, there is no admin, so the field is always null; kept for the wire shape).
+        first_admin_email=None,
         login_url=None,
         organization_id=org.id if org else None,
         organization_slug=org.slug if org else None,

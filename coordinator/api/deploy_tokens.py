@@ -1,6 +1,7 @@
 """Deploy-token routes: create, list, show, rotate, revoke. Plaintext is shown exactly once."""
 
 from datetime import UTC, datetime
+from typing import Final
 
 from tortoise.transactions import in_transaction
 
@@ -18,10 +19,17 @@ from coordinator.api.schemas import (
     TokenCommandRequest,
     TokenScope,
 )
-from coordinator.auth import ALL_PERMISSIONS, API_TOKEN_PREFIX, Principal, hash_token, mint_token
+from coordinator.auth import API_TOKEN_PREFIX, Principal, hash_token, mint_token
 from coordinator.db import models
 from coordinator.ids import new_id
+from coordinator.terminals import TERMINALS_KEY
+from coordinator.terminals.token_end import end_token
+from coordinator.token_scope import Bounds, excess, within
+from coordinator.token_streams import TOKEN_STREAMS_KEY
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
+
+# Rows read per query while filling a page of the tokens the caller may see.
+_LIST_BATCH: Final = 200
 
 
 def _item(row: models.ApiToken) -> DeployTokenItem:
@@ -45,23 +53,41 @@ def _check_organization(actor: Principal, organization_id: str | None) -> None:
         raise NotFound(f"organization {organization_id!r} not found")
 
 
-def _check_no_escalation(actor: Principal, scope: TokenScope) -> None:
-    """A token may only mint tokens with a subset of its own permissions and servers."""
-    wanted = set(scope.permissions)
-    if ALL_PERMISSIONS not in actor.permissions:
-        if ALL_PERMISSIONS in wanted or not wanted <= actor.permissions:
-            raise Forbidden("a token cannot grant permissions it does not have itself")
-        if actor.server_ids and not (
-            scope.deployment_target_ids and set(scope.deployment_target_ids) <= actor.server_ids
-        ):
-            raise Forbidden("a server-scoped token can only mint tokens for the same servers")
+def _check_within(actor: Principal, scope: TokenScope, expires_at: datetime | None) -> None:
+    """A token may only mint tokens within its own scope, in every dimension (see token_scope)."""
+    beyond = excess(Bounds.of(scope.model_dump(mode="json"), expires_at), actor.bounds)
+    if beyond:
+        raise Forbidden(
+            "a token can only create tokens within its own scope "
+            f"(this one would reach beyond it in: {', '.join(beyond)})",
+            details={"beyondScope": beyond},
+        )
+
+
+def _visible(actor: Principal, row: models.ApiToken) -> bool:
+    """Tokens wider than the caller's own look absent to it: it may not see, rotate or revoke
+    them (a token is always within itself)."""
+    return within(Bounds.of(row.scope, row.expires_at), actor.bounds)
 
 
 async def _get(actor: Principal, token_id: str) -> models.ApiToken:
     row = await models.ApiToken.get_or_none(id=token_id, organization_id=actor.organization_id)
-    if row is None:
+    if row is None or not _visible(actor, row):
         raise NotFound(f"deploy token {token_id!r} not found")
     return row
+
+
+async def _end_access(call: Call, token_id: str, reason: str) -> None:
+    """The token's secret no longer works: its terminal sessions end, its tickets die and its
+    open streams close (each was authorized only when it opened)."""
+    await end_token(
+        call.request.app[TERMINALS_KEY],
+        token_id,
+        reason=reason,
+        actor=call.actor,
+        request_id=call.request_id,
+    )
+    call.request.app[TOKEN_STREAMS_KEY].end(token_id)
 
 
 @route(
@@ -79,7 +105,13 @@ async def create(call: Call) -> CreateDeployTokenResponse:
     body = call.body(CreateDeployTokenRequest)
     actor = call.actor
     _check_organization(actor, body.organization_id)
-    _check_no_escalation(actor, body.scope)
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        # A time without an offset cannot be compared with the caller's own expiry (or now).
+        raise InvalidRequest(
+            "expiresAt needs a timezone offset (e.g. 'Z')",
+            details={"problems": [{"field": "expiresAt", "message": "timezone offset missing"}]},
+        )
+    _check_within(actor, body.scope, body.expires_at)
     now = datetime.now(UTC)
     if body.expires_at is not None and body.expires_at <= now:
         raise InvalidRequest("expiresAt must be in the future")
@@ -136,11 +168,23 @@ async def list_tokens(call: Call) -> DeployTokenList:
     rows = models.ApiToken.filter(organization_id=call.actor.organization_id)
     if query.status is not None:
         rows = rows.filter(status=query.status)
-    if query.cursor:
-        rows = rows.filter(id__gt=query.cursor)
-    found = await rows.order_by("id").limit(query.limit + 1)
-    page = found[: query.limit]
-    more = len(found) > query.limit
+    # Tokens wider than the caller are left out, so a page is filled batch by batch.
+    page: list[models.ApiToken] = []
+    cursor = query.cursor
+    more = False
+    while True:
+        batch_query = rows.filter(id__gt=cursor) if cursor else rows
+        batch = await batch_query.order_by("id").limit(_LIST_BATCH)
+        for row in batch:
+            if not _visible(call.actor, row):
+                continue
+            if len(page) == query.limit:
+                more = True
+                break
+            page.append(row)
+        if more or len(batch) < _LIST_BATCH:
+            break
+        cursor = batch[-1].id
     return DeployTokenList(
         items=[_item(r) for r in page], next_cursor=page[-1].id if more and page else None
     )
@@ -181,7 +225,6 @@ async def rotate(call: Call) -> RotateDeployTokenResponse:
     if row.status != "active":
         raise Conflict("a revoked token cannot be rotated")
     scope = TokenScope.model_validate(row.scope)
-    _check_no_escalation(call.actor, scope)
     token = mint_token(API_TOKEN_PREFIX)
     now = datetime.now(UTC)
     async with in_transaction():
@@ -195,6 +238,7 @@ async def rotate(call: Call) -> RotateDeployTokenResponse:
             aggregate_id=token_id,
             request_id=call.request_id,
         )
+    await _end_access(call, token_id, "token-rotated")
     return RotateDeployTokenResponse(token_id=token_id, token=token, rotated_at=now, scopes=scope)
 
 
@@ -214,11 +258,9 @@ async def revoke(call: Call) -> RevokeDeployTokenResponse:
     _check_organization(call.actor, body.organization_id)
     if body.confirmation.token_id != token_id:
         raise InvalidRequest("confirmation.tokenId must equal the token being revoked")
+    # Revoking is as sensitive as minting: a narrow token must not cut off a wider one (say,
+    # the admin's), which _get hides. Any token may revoke itself.
     row = await _get(call.actor, token_id)
-    if token_id != call.actor.token_id:
-        # Revoking is as sensitive as minting: a narrow token must not cut off a wider one
-        # (say, the admin's). Any token may revoke itself.
-        _check_no_escalation(call.actor, TokenScope.model_validate(row.scope))
     if row.status == "revoked" and row.revoked_at is not None:
         return RevokeDeployTokenResponse(token_id=token_id, revoked_at=row.revoked_at)
     now = datetime.now(UTC)
@@ -231,4 +273,5 @@ async def revoke(call: Call) -> RevokeDeployTokenResponse:
             aggregate_id=token_id,
             request_id=call.request_id,
         )
+    await _end_access(call, token_id, "token-revoked")
     return RevokeDeployTokenResponse(token_id=token_id, revoked_at=now)

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ValidationError
 from coordinator.appkeys import KEYRING_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.errors import request_id
+from coordinator.origin import require_own_origin
 from coordinator.secrets import Keyring
+from coordinator.token_streams import TOKEN_STREAMS_KEY
 from shared.errors import InvalidRequest, PlatformError
 from shared.wire import dump_json, load_json
 
@@ -160,13 +162,20 @@ def build_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
 
     async def handle(request: web.Request) -> web.StreamResponse:
         principal: Principal | None = None
+        if route.raw_response == "text/event-stream":
+            require_own_origin(request)  # as for websockets: no page from elsewhere may listen
         if route.permission is not None:
             principal = await authenticate(request)
             principal.require(route.permission)
         query = _parse_query(request, route.query) if route.query else None
         body = await _parse_body(request, route.body) if route.body else None
         call = Call(request, principal, dict(request.match_info), body, query)
-        result = await route.handler(call)
+        if principal is not None and route.raw_response == "text/event-stream":
+            # Authorized once at the start: the stream ends when its token stops working.
+            with request.app[TOKEN_STREAMS_KEY].watching(request, principal):
+                result = await route.handler(call)
+        else:
+            result = await route.handler(call)
         if isinstance(result, web.StreamResponse):
             return result
         if route.response is None:

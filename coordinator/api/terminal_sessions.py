@@ -235,6 +235,8 @@ async def open_session(call: Call) -> TerminalSessionItem:
         provider_key=server.provider_key,
         agent=agent,
         working_directory=body.working_directory,
+        token_id=actor.token_id,
+        token_expires_at=actor.bounds.expires_at,
     )
     hub.add(session)
     try:
@@ -278,7 +280,7 @@ async def open_session(call: Call) -> TerminalSessionItem:
         raise
     hub.opened(session)
     session.working_directory = reply.working_directory or body.working_directory
-    ticket, ttl = hub.tickets.issue(session.session_id, actor.actor_id)
+    ticket, ttl = hub.tickets.issue(session.session_id, actor.actor_id, actor.token_id)
     return _item(session, status=False, ticket=ticket, ttl=ttl)
 
 
@@ -339,7 +341,9 @@ async def new_ticket(call: Call) -> TerminalSessionItem:
     session = _own(call)
     if session.status == "closed":
         raise Conflict(f"terminal session {session.session_id!r} is closed")
-    ticket, ttl = _hub(call).tickets.issue(session.session_id, call.actor.actor_id)
+    ticket, ttl = _hub(call).tickets.issue(
+        session.session_id, call.actor.actor_id, call.actor.token_id
+    )
     return _item(session, status=True, ticket=ticket, ttl=ttl)
 
 

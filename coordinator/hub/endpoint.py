@@ -15,6 +15,7 @@ from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
 from coordinator.db import models
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
+from coordinator.origin import require_own_origin
 from shared.crypto import verify_challenge
 from shared.errors import InvalidMessage, PlatformError, UnsupportedProtocol
 from shared.messages import (
@@ -65,6 +66,7 @@ async def agent_connect(request: web.Request) -> web.StreamResponse:
     """Handle ``GET /agent/v1/connect``: one persistent link per agent."""
     settings = request.app[SETTINGS_KEY]
     registry = request.app[REGISTRY_KEY]
+    require_own_origin(request)  # agents send no Origin; a browser page from elsewhere does
     offered = _offered_protocols(request)
     if PROTOCOL_VERSION not in offered:
         # Refused before the upgrade, so the agent sees an HTTP 426 and treats it as fatal.

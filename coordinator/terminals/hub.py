@@ -14,14 +14,15 @@ from typing import Any, Final
 from aiohttp import web
 
 from coordinator import audit
-from coordinator.auth import Principal
+from coordinator.auth import Principal, token_is_live
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.settings import Settings
 from coordinator.terminals.ring import OutputRing
 from coordinator.terminals.session import Channel, ClientEnd, TerminalSession
 from coordinator.terminals.tickets import TicketBook
-from shared.errors import Conflict, NotFound, PlatformError, Unavailable
+from coordinator.terminals.token_end import end_expired_tokens
+from shared.errors import Conflict, NotFound, PlatformError, Unauthorized, Unavailable
 from shared.messages import Hello
 from shared.messages.terminal import (
     MAX_TERMINAL_DATA_BYTES,
@@ -178,12 +179,17 @@ class TerminalHub:
             session.detached_since = self._clock()
 
     async def expire(self, organization_id: str | None = None) -> list[str]:
-        """Close idle sessions and detached ones past the grace period; return the ids of
-        those of ``organization_id`` (all when None)."""
+        """Close idle sessions, detached ones past the grace period and those of expired tokens;
+        return the ids of those of ``organization_id`` (all when None)."""
         now = self._clock()
         grace = self._settings.terminal_grace_seconds
         idle = self._settings.terminal_idle_seconds
-        expired: list[str] = []
+        # Sessions whose API token ran out end with it, tickets included.
+        expired = [
+            s.session_id
+            for s in await end_expired_tokens(self)
+            if organization_id in (None, s.organization_id)
+        ]
         for found in list(self._sessions.values()):
             if found.status == "closed":
                 if found.closed_mono is not None and now - found.closed_mono > CLOSED_KEEP_SECONDS:
@@ -308,14 +314,19 @@ class TerminalHub:
 
     # ---- clients ---------------------------------------------------------------------------
 
-    def find_for_attach(self, session_id: str, ticket: str) -> TerminalSession:
+    async def find_for_attach(self, session_id: str, ticket: str) -> TerminalSession:
         """Redeem ``ticket`` for ``session_id`` and return the open session it unlocks."""
-        owner_id = self.tickets.redeem(ticket, session_id)
+        redeemed = self.tickets.redeem(ticket, session_id)
         session = self._sessions.get(session_id)
         if session is None:
             raise NotFound(f"terminal session {session_id!r} not found")
-        if session.owner_id != owner_id:
+        if session.owner_id != redeemed.owner_id:
             raise Unavailable("ticket owner mismatch")  # cannot happen: tickets are per owner
+        # Checked at each use too, not only when a token is revoked: an expiry passes silently,
+        # and the sweep that notices it runs every few seconds.
+        for token_id in {redeemed.token_id, session.token_id} - {None}:
+            if token_id is not None and not await token_is_live(token_id):
+                raise Unauthorized("the API token behind this terminal ticket no longer works")
         if session.status == "closed" and not session.collectable:
             raise Conflict(f"terminal session {session_id!r} is closed")
         return session

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from coordinator.errors import HTTP_STATUS
+from coordinator.origin import require_own_origin
 from coordinator.terminals.hub import TERMINALS_KEY, TerminalHub
 from coordinator.terminals.session import Channel, ClientEnd, TerminalSession
 from shared.errors import InvalidRequest, PlatformError, Unauthorized
@@ -59,13 +60,15 @@ async def _authenticate(
     ticket = auth.get("ticket")
     if not isinstance(ticket, str) or not ticket or len(ticket) > 200:
         raise Unauthorized("the auth frame carries no ticket")
-    return hub.find_for_attach(session_id, ticket)
+    return await hub.find_for_attach(session_id, ticket)
 
 
 async def attach(request: web.Request) -> web.StreamResponse:
     """Relay one client to its terminal session until either side ends."""
     hub = request.app[TERMINALS_KEY]
     session_id = request.match_info["sessionId"]
+    # Refused with a 403 before the upgrade: a page from another site never gets a socket.
+    require_own_origin(request)
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,), heartbeat=30.0, max_msg_size=MAX_CLIENT_FRAME_BYTES
     )

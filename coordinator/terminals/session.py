@@ -51,6 +51,9 @@ class TerminalSession:
     provider_key: str
     agent: AgentSession
     working_directory: str | None = None
+    # The API token that opened the session: revoking, rotating or expiring it ends the session.
+    token_id: str | None = None
+    token_expires_at: datetime | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     status: Status = "opening"
     ring: OutputRing = field(default_factory=OutputRing)
