@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from coordinator import logstream, monitoring, terminals
+from coordinator import logstream, monitoring, outbound, terminals
 from coordinator.api import setup_routes
 from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.db import database
@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[REGISTRY_KEY] = Registry()
     app[ROSTER_KEY] = ServerRoster()
+    outbound.install(app, settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app[KEYRING_KEY] = Keyring.load_or_create(settings.data_dir)
     app[ENGINE_KEY] = DeploymentEngine(

@@ -82,6 +82,12 @@ def main() -> None:
     show_default=True,
     help="How long a dropped terminal client may reattach (with the recent output replayed).",
 )
+@click.option(
+    "--allow-private-webhook-targets",
+    is_flag=True,
+    envvar="BERTH_ALLOW_PRIVATE_WEBHOOK_TARGETS",
+    help="Let webhooks reach loopback, private and link-local addresses (refused by default).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -95,6 +101,7 @@ def serve_command(
     rollup_retention_days: float,
     terminal_idle_seconds: float,
     terminal_grace_seconds: float,
+    allow_private_webhook_targets: bool,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -117,6 +124,7 @@ def serve_command(
             rollup_retention_days=rollup_retention_days,
             terminal_idle_seconds=terminal_idle_seconds,
             terminal_grace_seconds=terminal_grace_seconds,
+            allow_private_webhook_targets=allow_private_webhook_targets,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

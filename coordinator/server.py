@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from coordinator import heap
+from coordinator import heap, outbound
 from coordinator.app import create_app
 from coordinator.settings import Settings
 
@@ -37,6 +37,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[web.AppRunner, str]
     try:
         await site.start()
         sockets = runner.addresses
+        outbound.note_bound(app, [(str(a[0]), int(a[1])) for a in sockets])
         port = sockets[0][1] if sockets else settings.port
         scheme = "https" if context else "http"
         yield runner, f"{scheme}://{settings.host}:{port}"

@@ -45,6 +45,8 @@ class Settings(BaseModel):
     terminal_idle_seconds: float = Field(default=900.0, gt=0)
     terminal_grace_seconds: float = Field(default=60.0, gt=0)
     terminal_ticket_seconds: float = Field(default=60.0, gt=0, le=600)
+    # Outbound webhooks may reach loopback/private/link-local addresses only when allowed.
+    allow_private_webhook_targets: bool = False
 
     @property
     def effective_database_url(self) -> str:
