@@ -88,6 +88,38 @@ def main() -> None:
     envvar="BERTH_ALLOW_PRIVATE_WEBHOOK_TARGETS",
     help="Let webhooks reach loopback, private and link-local addresses (refused by default).",
 )
+@click.option(
+    "--rate-limit-token",
+    type=click.IntRange(min=0),
+    default=1200,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_TOKEN",
+    help="Requests per minute per API token (0: unlimited).",
+)
+@click.option(
+    "--rate-limit-anonymous",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_ANONYMOUS",
+    help="Requests per minute per client address without a token (0: unlimited).",
+)
+@click.option(
+    "--rate-limit-bootstrap",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_BOOTSTRAP",
+    help="Bootstrap calls per minute per client address (0: unlimited).",
+)
+@click.option(
+    "--rate-limit-enroll",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_ENROLL",
+    help="Agent enrollments per minute per client address (0: unlimited).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -102,6 +134,10 @@ def serve_command(
     terminal_idle_seconds: float,
     terminal_grace_seconds: float,
     allow_private_webhook_targets: bool,
+    rate_limit_token: int,
+    rate_limit_anonymous: int,
+    rate_limit_bootstrap: int,
+    rate_limit_enroll: int,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -125,6 +161,10 @@ def serve_command(
             terminal_idle_seconds=terminal_idle_seconds,
             terminal_grace_seconds=terminal_grace_seconds,
             allow_private_webhook_targets=allow_private_webhook_targets,
+            rate_limit_token_per_minute=rate_limit_token,
+            rate_limit_anonymous_per_minute=rate_limit_anonymous,
+            rate_limit_bootstrap_per_minute=rate_limit_bootstrap,
+            rate_limit_enroll_per_minute=rate_limit_enroll,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

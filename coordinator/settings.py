@@ -45,6 +45,12 @@ class Settings(BaseModel):
     terminal_idle_seconds: float = Field(default=900.0, gt=0)
     terminal_grace_seconds: float = Field(default=60.0, gt=0)
     terminal_ticket_seconds: float = Field(default=60.0, gt=0, le=600)
+    # Requests per minute (token buckets, burst = the same number); 0 switches a class off.
+    # Generous per API token; tight per address for bootstrap and agent enrollment.
+    rate_limit_token_per_minute: int = Field(default=1200, ge=0)
+    rate_limit_anonymous_per_minute: int = Field(default=300, ge=0)
+    rate_limit_bootstrap_per_minute: int = Field(default=10, ge=0)
+    rate_limit_enroll_per_minute: int = Field(default=30, ge=0)
     # Outbound webhooks may reach loopback/private/link-local addresses only when allowed.
     allow_private_webhook_targets: bool = False
 
