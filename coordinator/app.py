@@ -9,6 +9,7 @@ from aiohttp import web
 from coordinator import logstream, monitoring, outbound, ratelimit, terminals
 from coordinator.api import setup_routes
 from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
+from coordinator.connguard import GUARD_KEY, ConnectionGuard
 from coordinator.db import database
 from coordinator.deployments.engine import DeploymentEngine
 from coordinator.deployments.store import DeploymentStore
@@ -74,12 +75,16 @@ def create_app(settings: Settings) -> web.Application:
             enroll=settings.rate_limit_enroll_per_minute,
         )
     )
+    guard = ConnectionGuard(
+        settings.header_read_timeout_seconds, settings.max_unauthenticated_connections
+    )
     # The limiter runs inside the error middleware, so its 429 is an ordinary error envelope.
     app = web.Application(
-        middlewares=[error_middleware, ratelimit.middleware_for(limiter)],
+        middlewares=[guard.middleware(), error_middleware, ratelimit.middleware_for(limiter)],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS_KEY] = settings
+    app[GUARD_KEY] = guard
     app[ratelimit.LIMITER_KEY] = limiter
     app[REGISTRY_KEY] = Registry()
     app[ROSTER_KEY] = ServerRoster()

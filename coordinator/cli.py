@@ -120,6 +120,27 @@ def main() -> None:
     envvar="BERTH_RATE_LIMIT_ENROLL",
     help="Agent enrollments per minute per client address (0: unlimited).",
 )
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a new connection has to send its request line and headers.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a JSON request body has to arrive.",
+)
+@click.option(
+    "--max-unauthenticated-connections",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Connections that have not sent a request head yet; beyond it the oldest is closed.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -138,6 +159,9 @@ def serve_command(
     rate_limit_anonymous: int,
     rate_limit_bootstrap: int,
     rate_limit_enroll: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_unauthenticated_connections: int,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -165,6 +189,9 @@ def serve_command(
             rate_limit_anonymous_per_minute=rate_limit_anonymous,
             rate_limit_bootstrap_per_minute=rate_limit_bootstrap,
             rate_limit_enroll_per_minute=rate_limit_enroll,
+            header_read_timeout_seconds=header_timeout,
+            body_read_timeout_seconds=body_timeout,
+            max_unauthenticated_connections=max_unauthenticated_connections,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

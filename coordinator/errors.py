@@ -43,6 +43,7 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.RUNTIME_FAILED: 502,
     ErrorCode.INTERNAL: 500,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.REQUEST_TIMEOUT: 408,
 }
 
 

@@ -30,6 +30,14 @@ class Settings(BaseModel):
     # A session with no frame for this many heartbeat periods is closed (half-open sockets).
     stale_after_heartbeats: float = Field(default=3.0, ge=1.5)
     request_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Slow clients (coordinator/connguard.py): a new connection must send its request head
+    # within header_read_timeout_seconds, and at most max_unauthenticated_connections may be
+    # waiting to (the oldest is closed beyond that); a JSON body must arrive within
+    # body_read_timeout_seconds; an idle kept-alive connection closes after keepalive_seconds.
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_unauthenticated_connections: int = Field(default=1024, ge=1)
+    keepalive_seconds: float = Field(default=75.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
     agent_package_dir: Path | None = None
     # Suffix of generated edge hostnames: <resource>.<environment>.<project>.<edge_domain>.

@@ -16,7 +16,8 @@ Exception tree::
     ├── Timeout                   code=timeout           (HTTP 504)
     ├── Unavailable               code=unavailable       (HTTP 503)
     ├── RuntimeFailed             code=runtime_failed    (HTTP 502)
-    └── RateLimited               code=rate_limited      (HTTP 429, retriable)
+    ├── RateLimited               code=rate_limited      (HTTP 429, retriable)
+    └── RequestTimeout            code=request_timeout   (HTTP 408, the client was too slow)
 
 Codes are append-only. ``details`` may gain keys; the body's top-level keys never change.
 Secrets and key material never go into ``message`` or ``details``.
@@ -49,6 +50,7 @@ class ErrorCode(StrEnum):
     RUNTIME_FAILED = "runtime_failed"
     INTERNAL = "internal"
     RATE_LIMITED = "rate_limited"
+    REQUEST_TIMEOUT = "request_timeout"
 
 
 RETRIABLE_CODES = frozenset({ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.RATE_LIMITED})
@@ -173,6 +175,12 @@ class RateLimited(PlatformError):
     code = ErrorCode.RATE_LIMITED
 
 
+class RequestTimeout(PlatformError):
+    """The client did not send its request (for example its body) within the deadline."""
+
+    code = ErrorCode.REQUEST_TIMEOUT
+
+
 _BY_CODE: dict[ErrorCode, type[PlatformError]] = {
     cls.code: cls
     for cls in (
@@ -192,6 +200,7 @@ _BY_CODE: dict[ErrorCode, type[PlatformError]] = {
         Unavailable,
         RuntimeFailed,
         RateLimited,
+        RequestTimeout,
     )
 }
 
