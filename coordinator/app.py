@@ -73,7 +73,8 @@ def create_app(settings: Settings) -> web.Application:
             anonymous=settings.rate_limit_anonymous_per_minute,
             bootstrap=settings.rate_limit_bootstrap_per_minute,
             enroll=settings.rate_limit_enroll_per_minute,
-        )
+        ),
+        trusted_proxies=settings.trusted_proxies,
     )
     guard = ConnectionGuard(
         settings.header_read_timeout_seconds, settings.max_unauthenticated_connections

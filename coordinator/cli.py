@@ -121,6 +121,13 @@ def main() -> None:
     help="Agent enrollments per minute per client address (0: unlimited).",
 )
 @click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    envvar="BERTH_TRUSTED_PROXIES",
+    help="Reverse proxy address or CIDR whose X-Forwarded-For names the client (repeatable).",
+)
+@click.option(
     "--header-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
@@ -159,6 +166,7 @@ def serve_command(
     rate_limit_anonymous: int,
     rate_limit_bootstrap: int,
     rate_limit_enroll: int,
+    trusted_proxies: tuple[str, ...],
     header_timeout: float,
     body_timeout: float,
     max_unauthenticated_connections: int,
@@ -189,6 +197,7 @@ def serve_command(
             rate_limit_anonymous_per_minute=rate_limit_anonymous,
             rate_limit_bootstrap_per_minute=rate_limit_bootstrap,
             rate_limit_enroll_per_minute=rate_limit_enroll,
+            trusted_proxies=trusted_proxies,
             header_read_timeout_seconds=header_timeout,
             body_read_timeout_seconds=body_timeout,
             max_unauthenticated_connections=max_unauthenticated_connections,

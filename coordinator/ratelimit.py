@@ -8,9 +8,13 @@ Every HTTP request is charged to one bucket, chosen by what the request is:
   secret itself is never kept), generous;
 * ``anonymous``: everything else without a token, per client address.
 
-A request whose token turns out to be invalid (401) is also charged to its address's anonymous
-bucket afterwards, and once that bucket is empty a bearer request from the address is refused
-before the token is looked up, so random tokens cannot bypass the per-address limit.
+A token the limiter does not know (never seen, or forgotten after a 401) is first charged to
+a per-address bucket (with the anonymous budget); once that is empty, unknown tokens from the
+address are refused before they are looked up. So made-up tokens, each of which would get a
+fresh bucket, cannot bypass the per-address limit, while neither anonymous traffic nor token
+guessing locks out token holders already in use. Behind a reverse proxy every client has the
+proxy's address unless the proxy is trusted (``--trusted-proxy``): then the client is the
+nearest untrusted address in ``X-Forwarded-For``.
 
 The agent websocket (``/agent/v1/connect``) is not rate limited: every agent proves itself by
 signature right after the upgrade, fleets behind one NAT address must reconnect all at once
@@ -24,10 +28,11 @@ bucket's exact state, and the whole thing is a few dozen lines without timers or
 """
 
 import hashlib
+import ipaddress
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -103,11 +108,13 @@ class TokenBuckets:
             bucket.tokens -= cost
         return self._decision(bucket, allowed, cost)
 
-    def empty(self, key: str) -> bool:
-        """Whether ``key``'s bucket cannot pay for one more request (without creating it)."""
-        if key not in self._buckets:
-            return False
-        return self._refilled(key, self._clock()).tokens < 1.0
+    def knows(self, key: str) -> bool:
+        """Whether ``key`` has a bucket (was charged recently enough not to be evicted)."""
+        return key in self._buckets
+
+    def forget(self, key: str) -> None:
+        """Drop ``key``'s bucket."""
+        self._buckets.pop(key, None)
 
     def _decision(self, bucket: _Bucket, allowed: bool, cost: float) -> Decision:
         missing = self.limit - bucket.tokens
@@ -128,28 +135,61 @@ class Limits:
 
 
 class RateLimiter:
-    """The coordinator's limiter: one ``TokenBuckets`` per class."""
+    """The coordinator's limiter: one ``TokenBuckets`` per class.
 
-    def __init__(self, limits: Limits, *, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+    ``trusted_proxies`` are the networks of reverse proxies whose ``X-Forwarded-For`` names
+    the client; from anyone else the header is ignored (it would let a client pick its key).
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        trusted_proxies: Sequence[str] = (),
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
         self.classes: dict[str, TokenBuckets] = {
             name: TokenBuckets(getattr(limits, name), max_keys=max_keys)
             for name in ("token", "anonymous", "bootstrap", "enroll")
         }
+        # Failed authentications per address, with the anonymous budget: kept apart from the
+        # anonymous bucket so that anonymous traffic cannot lock token holders out.
+        self.failed = TokenBuckets(limits.anonymous, max_keys=max_keys)
+        self.trusted = tuple(ipaddress.ip_network(net, strict=False) for net in trusted_proxies)
+
+    def client_address(self, request: web.Request) -> str:
+        """The peer address, or behind a trusted proxy the nearest untrusted forwarded one."""
+        peer = request.remote or "unknown"
+        if not self.trusted or not self._is_trusted(peer):
+            return peer
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        hops = [hop.strip() for value in forwarded for hop in value.split(",")]
+        for hop in reversed(hops):
+            if hop and not self._is_trusted(hop):
+                return hop[:64]
+        return peer
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(parsed in network for network in self.trusted)
 
     def bucket_for(self, request: web.Request) -> tuple[str, str] | None:
         """(class, key) charged for ``request``, or None when it is not limited."""
         path = request.path
         if path == AGENT_CONNECT_PATH:
             return None
-        address = client_address(request)
+        # Bootstrap and enrollment are per address whatever headers come with them.
         if path == AGENT_ENROLL_PATH:
-            return "enroll", address
+            return "enroll", self.client_address(request)
         if path.startswith("/bootstrap/") and request.method != "GET":
-            return "bootstrap", address
+            return "bootstrap", self.client_address(request)
         bearer = _bearer(request)
         if bearer:
             return "token", hashlib.sha256(bearer.encode("utf-8")).hexdigest()
-        return "anonymous", address
+        return "anonymous", self.client_address(request)
 
     def admit(self, request: web.Request) -> Decision | None:
         """Charge ``request``; None when it is not limited (or its class is switched off)."""
@@ -158,26 +198,21 @@ class RateLimiter:
             return None
         name, key = chosen
         buckets = self.classes[name]
+        if name == "token" and self.failed.limit > 0 and not buckets.knows(key):
+            # A token not seen before costs its address: made-up tokens, each with a fresh
+            # bucket of its own, cannot bypass the per-address limit.
+            paid = self.failed.charge(self.client_address(request))
+            if not paid.allowed:
+                return paid
         if buckets.limit <= 0:
             return None
-        if name == "token":
-            # An address that spent its anonymous budget on failed tokens is refused outright.
-            anonymous = self.classes["anonymous"]
-            address = client_address(request)
-            if anonymous.limit > 0 and anonymous.empty(address):
-                return anonymous.charge(address)
         return buckets.charge(key)
 
     def failed_authentication(self, request: web.Request) -> None:
-        """A 401: charge the request's address as if it had come without a token."""
-        anonymous = self.classes["anonymous"]
-        if anonymous.limit > 0:
-            anonymous.charge(client_address(request))
-
-
-def client_address(request: web.Request) -> str:
-    """The peer address (the coordinator does not trust forwarding headers)."""
-    return request.remote or "unknown"
+        """A 401 for a bearer token: forget it, so that its next use costs the address again."""
+        chosen = self.bucket_for(request)
+        if chosen is not None and chosen[0] == "token":
+            self.classes["token"].forget(chosen[1])
 
 
 def _bearer(request: web.Request) -> str:

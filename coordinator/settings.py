@@ -1,8 +1,9 @@
 """Coordinator settings: command-line values with environment overrides, validated once."""
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -59,8 +60,19 @@ class Settings(BaseModel):
     rate_limit_anonymous_per_minute: int = Field(default=300, ge=0)
     rate_limit_bootstrap_per_minute: int = Field(default=10, ge=0)
     rate_limit_enroll_per_minute: int = Field(default=30, ge=0)
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
     # Outbound webhooks may reach loopback/private/link-local addresses only when allowed.
     allow_private_webhook_targets: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each entry must be an address or a CIDR network; normalised to its network form."""
+        try:
+            return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value)
+        except ValueError as exc:
+            raise ValueError(f"trusted proxy is not an address or CIDR network: {exc}") from exc
 
     @property
     def effective_database_url(self) -> str:

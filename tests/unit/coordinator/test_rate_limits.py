@@ -17,6 +17,11 @@ from tests.unit.coordinator.support import Response, assert_error, header
 FIRST_ADMIN = "/bootstrap/auth/first-admin"
 
 
+def guessed_token() -> str:
+    """A well-formed API token that no one was ever given."""
+    return "berth_at_" + secrets.token_urlsafe(32)
+
+
 def limits(response: Response) -> tuple[int, int, int]:
     """(limit, remaining, reset) from a response's X-RateLimit-* headers."""
     _, _, headers = response
@@ -119,12 +124,58 @@ async def test_enrollment_is_limited_tightly_per_address(coordinator: Coordinato
 
 
 async def test_guessed_tokens_spend_the_address_budget(tight: Coordinator) -> None:
-    """Each made-up token would get a fresh bucket; its 401 charges the address instead."""
+    """Each made-up token would get a fresh bucket; instead it costs its address."""
+    admin = await tight.bootstrap()
+    assert (await tight.call("GET", "/servers", token=admin))[0] == 200  # admin is known now
+    answers: list[Response] = []
+    for _ in range(6):
+        answers.append(await tight.call("GET", "/openapi.json", token=guessed_token()))
+        if answers[-1][0] == 429:
+            break
+    assert_throttled(answers[-1])
+    # Public routes do not look at the token, so the guesses were answered until the address
+    # budget ran out.
+    assert [a[0] for a in answers[:-1]] == [200] * (len(answers) - 1)
+    assert_throttled(await tight.call("GET", "/servers", token=guessed_token()))
+    # Anonymous requests and the known token have budgets of their own.
+    assert (await tight.call("GET", "/openapi.json"))[0] == 200
+    assert (await tight.call("GET", "/servers", token=admin))[0] == 200
+
+
+async def test_anonymous_traffic_does_not_lock_out_token_holders(tight: Coordinator) -> None:
+    admin = await tight.bootstrap()
     for _ in range(5):
-        status, _, _ = await tight.call("GET", "/servers", token="berth_at_" + secrets.token_hex(8))
-        assert status == 401
-    assert_throttled(await tight.call("GET", "/servers", token="berth_at_" + secrets.token_hex(8)))
+        assert (await tight.call("GET", "/openapi.json"))[0] == 200
     assert_throttled(await tight.call("GET", "/openapi.json"))
+    assert (await tight.call("GET", "/servers", token=admin))[0] == 200
+
+
+async def test_forwarded_for_counts_only_from_a_trusted_proxy(
+    tight: Coordinator, tmp_path: Path, database_url: str
+) -> None:
+    def via(client: str) -> dict[str, str]:
+        return {"X-Forwarded-For": f"{client}, 127.0.0.1"}
+
+    # Not trusted: the header is ignored, every request is 127.0.0.1's.
+    for index in range(5):
+        assert (await tight.call("GET", "/openapi.json", headers=via(f"203.0.113.{index}")))[0]
+    assert_throttled(await tight.call("GET", "/openapi.json", headers=via("203.0.113.99")))
+    proxied = Coordinator(
+        tmp_path / "proxied",
+        database_url,
+        rate_limit_anonymous_per_minute=5,
+        trusted_proxies=["127.0.0.1/32"],
+    )
+    await proxied.start()
+    try:
+        for _ in range(5):
+            assert (await proxied.call("GET", "/openapi.json", headers=via("203.0.113.1")))[
+                0
+            ] == 200
+        assert_throttled(await proxied.call("GET", "/openapi.json", headers=via("203.0.113.1")))
+        assert (await proxied.call("GET", "/openapi.json", headers=via("203.0.113.2")))[0] == 200
+    finally:
+        await proxied.close()
 
 
 async def test_the_agent_websocket_is_not_limited(tight: Coordinator) -> None:
