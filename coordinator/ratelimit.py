@@ -46,10 +46,11 @@ LIMIT_HEADER: Final = "X-RateLimit-Limit"
 REMAINING_HEADER: Final = "X-RateLimit-Remaining"
 RESET_HEADER: Final = "X-RateLimit-Reset"
 RETRY_AFTER_HEADER: Final = "Retry-After"
-DEFAULT_MAX_KEYS: Final = 100_000
+# About 300 bytes a key (bucket, LRU entry, key string): at most ~15 MiB per class.
+DEFAULT_MAX_KEYS: Final = 50_000
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     tokens: float
     updated: float
@@ -161,13 +162,13 @@ class RateLimiter:
         """The peer address, or behind a trusted proxy the nearest untrusted forwarded one."""
         peer = request.remote or "unknown"
         if not self.trusted or not self._is_trusted(peer):
-            return peer
+            return client_key(peer)
         forwarded = request.headers.getall("X-Forwarded-For", [])
         hops = [hop.strip() for value in forwarded for hop in value.split(",")]
         for hop in reversed(hops):
             if hop and not self._is_trusted(hop):
-                return hop[:64]
-        return peer
+                return client_key(hop[:64])
+        return client_key(peer)
 
     def _is_trusted(self, address: str) -> bool:
         try:
@@ -213,6 +214,19 @@ class RateLimiter:
         chosen = self.bucket_for(request)
         if chosen is not None and chosen[0] == "token":
             self.classes["token"].forget(chosen[1])
+
+
+def client_key(address: str) -> str:
+    """An IPv4 address as is; an IPv6 one by its /64, which one client usually owns whole."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 def _bearer(request: web.Request) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from coordinator.api.openapi import build_openapi
-from coordinator.ratelimit import TokenBuckets
+from coordinator.ratelimit import TokenBuckets, client_key
 from shared.version import AGENT_CONNECT_PATH, AGENT_ENROLL_PATH
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import Response, assert_error, header
@@ -73,6 +73,13 @@ def test_buckets_refill_over_the_window_and_forget_idle_keys() -> None:
     decision = TokenBuckets(60, 60.0).charge("x")
     assert decision.remaining == 59
     assert wall <= decision.reset_epoch <= wall + 2
+
+
+def test_ipv6_clients_are_keyed_by_their_slash_64() -> None:
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::9")
+    assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("unknown") == "unknown"
 
 
 async def test_every_response_carries_the_rate_limit_headers(
