@@ -20,6 +20,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import aiohttp
+import psutil
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -120,8 +121,23 @@ def install(app: web.Application, settings: Settings) -> None:
 
 
 def note_bound(app: web.Application, addresses: list[tuple[str, int]]) -> None:
-    """Add the addresses the listener actually bound (after ``site.start()``)."""
-    app[OWN_ADDRESSES_KEY].update((str(host).lower(), int(port)) for host, port in addresses)
+    """Add the addresses the listener actually bound (after ``site.start()``); a wildcard
+    listener is reachable through every local interface address."""
+    own = app[OWN_ADDRESSES_KEY]
+    for host, port in addresses:
+        own.add((host.lower(), port))
+        address = literal_address(host)
+        if address is not None and address.is_unspecified:
+            own.update((local, port) for local in _interface_addresses())
+
+
+def _interface_addresses() -> set[str]:
+    found: set[str] = set()
+    for entries in psutil.net_if_addrs().values():
+        for entry in entries:
+            if entry.family in (socket.AF_INET, socket.AF_INET6):
+                found.add(entry.address.split("%", 1)[0].lower())
+    return found
 
 
 def guard_for(app: web.Application) -> OutboundGuard:

@@ -5,13 +5,17 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from coordinator import outbound
+from coordinator.appkeys import SETTINGS_KEY
 from coordinator.db.monitoring_models import ThresholdPolicy
 from coordinator.monitoring.webhooks import STATE_CHANGED_EVENT, Delivery, WebhookSender
 from coordinator.outbound import OutboundGuard
+from coordinator.settings import Settings
 from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error
 from tests.unit.coordinator.test_thresholds import SECRET, cpu_rule, set_policy
@@ -196,3 +200,23 @@ async def test_delivery_connects_to_the_checked_address_with_the_original_host(
     await deliver_once(sender, f"http://hooks.example.test:{receiver.port}/hook")
     assert receiver.hosts == [f"hooks.example.test:{receiver.port}"]
     assert sender.delivered == 1
+
+
+def test_a_wildcard_listener_is_refused_on_every_local_address(tmp_path: Path) -> None:
+    app = web.Application()
+    settings = Settings(data_dir=tmp_path, host="0.0.0.0", allow_private_webhook_targets=True)
+    app[SETTINGS_KEY] = settings
+    outbound.install(app, settings)
+    outbound.note_bound(app, [("0.0.0.0", 7420)])
+    guard = outbound.guard_for(app)
+    locals_ = [
+        ipaddress.ip_address(entry.address.split("%", 1)[0])
+        for entries in psutil.net_if_addrs().values()
+        for entry in entries
+        if entry.family in (socket.AF_INET, socket.AF_INET6)
+    ]
+    assert locals_
+    for address in locals_:
+        assert not guard.address_allowed(address, 7420), address
+        if not address.is_loopback:
+            assert guard.address_allowed(address, 7421), address
