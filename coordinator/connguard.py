@@ -3,21 +3,21 @@
 aiohttp has no header-read timeout: a client that connects and trickles a partial request line
 holds its socket (and a file descriptor) for aiohttp's keep-alive timeout, about an hour. So
 every accepted connection is *unproven* until its first request head has been parsed (the
-middleware below sees the request); an unproven connection is closed after
-``header_timeout`` seconds, and at most ``max_unproven`` may exist at once: beyond that the
+middleware below sees the request); an unproven connection is closed ``header_timeout``
+seconds after it connected, and at most ``max_unproven`` may exist at once: beyond that the
 oldest unproven connection is closed. Evicting the oldest (rather than refusing the newest)
 keeps the service usable under a slowloris flood: a real client sends its head within
 milliseconds, so it is never the oldest, while the attacker's idle sockets are.
 
-Once a request head has arrived the guard steps aside: streams (SSE), websockets (agent links,
-terminals) and uploads are not cut by it. Later requests on a kept-alive connection are
-bounded by aiohttp's keep-alive timeout (set by ``coordinator/server.py``), request bodies by
-the body timeout where they are read (``coordinator/api/routing.py``), and TLS handshakes by
+While a request is being handled the guard steps aside: streams (SSE), websockets (agent
+links, terminals) and uploads are not cut by it. Request bodies are bounded by the body
+timeout where they are read (``coordinator/api/routing.py``), TLS handshakes by
 ``ssl_handshake_timeout``.
 
-The guard sees a connection only at ``connection_made``: it records the transport, passes the
-connection to aiohttp's protocol and then hands the transport over to it (``set_protocol``),
-so it costs nothing per byte received.
+Later requests on a kept-alive connection get the same deadline, counted from the first byte
+of their head (a connection idling between requests is left to aiohttp's keep-alive timeout),
+so a client cannot send one quick request and then trickle the next head for a minute. The
+guard's protocol sits in front of aiohttp's and costs one set lookup per chunk received.
 """
 
 import asyncio
@@ -31,32 +31,37 @@ from aiohttp.typedefs import Middleware
 
 
 class ConnectionGuard:
-    """Tracks unproven connections: a deadline each, and a cap on how many may wait."""
+    """Tracks connections waiting for a request head: a deadline each, and a cap."""
 
     def __init__(self, header_timeout: float, max_unproven: int) -> None:
         self.header_timeout = header_timeout
         self.max_unproven = max_unproven
         self._unproven: OrderedDict[asyncio.Transport, asyncio.TimerHandle] = OrderedDict()
+        # Kept-alive connections between requests: their next head's deadline starts with
+        # its first byte (idle ones are left to aiohttp's keep-alive timeout).
+        self._idle: set[asyncio.Transport] = set()
         self.timed_out = 0  # closed for not sending a request head in time
         self.evicted = 0  # closed because too many connections were waiting
 
     @property
     def unproven(self) -> int:
-        """How many connections are waiting for their first request head now."""
+        """How many connections are waiting for a request head now."""
         return len(self._unproven)
 
     def protocol_factory(
-        self, inner: Callable[[], asyncio.BaseProtocol]
-    ) -> Callable[[], asyncio.BaseProtocol]:
-        """Wrap aiohttp's protocol factory so every new connection is tracked first."""
+        self, inner: Callable[[], asyncio.Protocol]
+    ) -> Callable[[], asyncio.Protocol]:
+        """Wrap aiohttp's protocol factory so every connection is watched."""
 
-        def make() -> asyncio.BaseProtocol:
-            return _Arrival(self, inner())
+        def make() -> asyncio.Protocol:
+            return _Watched(self, inner())
 
         return make
 
-    def arrived(self, transport: asyncio.Transport) -> None:
-        """A connection was accepted: start its deadline; evict the oldest when over the cap."""
+    def waiting(self, transport: asyncio.Transport) -> None:
+        """A request head is due (new connection, or a byte after an idle spell): start its
+        deadline; close the oldest waiting connection when over the cap."""
+        self._idle.discard(transport)
         loop = asyncio.get_running_loop()
         self._unproven[transport] = loop.call_later(self.header_timeout, self._expire, transport)
         while len(self._unproven) > self.max_unproven:
@@ -65,13 +70,28 @@ class ConnectionGuard:
             self.evicted += 1
             oldest.abort()
 
+    def received(self, transport: asyncio.Transport) -> None:
+        """Bytes arrived (called for every chunk, so only a set lookup when busy)."""
+        if transport in self._idle:
+            self.waiting(transport)
+
     def proven(self, transport: asyncio.Transport | None) -> None:
-        """The connection delivered a request head: it is no longer the guard's concern."""
+        """A request head arrived: no deadline while the request is handled."""
         if transport is None:
             return
         timer = self._unproven.pop(transport, None)
         if timer is not None:
             timer.cancel()
+
+    def handled(self, transport: asyncio.Transport | None) -> None:
+        """The request's handler returned: the connection may idle until its next byte."""
+        if transport is not None and not transport.is_closing():
+            self._idle.add(transport)
+
+    def gone(self, transport: asyncio.Transport) -> None:
+        """The connection closed."""
+        self.proven(transport)
+        self._idle.discard(transport)
 
     def _expire(self, transport: asyncio.Transport) -> None:
         if self._unproven.pop(transport, None) is None:
@@ -85,38 +105,61 @@ class ConnectionGuard:
         for timer in self._unproven.values():
             timer.cancel()
         self._unproven.clear()
+        self._idle.clear()
 
     def middleware(self) -> Middleware:
-        """The middleware that marks a connection proven when its request reaches the app."""
+        """The middleware that tells the guard when a request starts and ends."""
 
         @web.middleware
-        async def prove(
+        async def watch(
             request: web.Request,
             handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
         ) -> web.StreamResponse:
-            self.proven(request.transport)
-            return await handler(request)
+            transport = request.transport
+            self.proven(transport)
+            try:
+                return await handler(request)
+            finally:
+                self.handled(transport)
 
-        return prove
+        return watch
 
 
 GUARD_KEY: Final = web.AppKey("connection_guard", ConnectionGuard)
 
 
-class _Arrival(asyncio.Protocol):
-    """Sees only ``connection_made``, then hands the transport to aiohttp's protocol."""
+class _Watched(asyncio.Protocol):
+    """Sits between the transport and aiohttp's protocol, telling the guard about arrivals,
+    bytes and closes; everything is passed on unchanged."""
 
-    def __init__(self, guard: ConnectionGuard, inner: asyncio.BaseProtocol) -> None:
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
         self._guard = guard
         self._inner = inner
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if isinstance(transport, asyncio.Transport):  # stream transports (TCP, TLS) always are
-            self._guard.arrived(transport)
+            self._transport = transport
+            self._guard.waiting(transport)
         self._inner.connection_made(transport)
-        transport.set_protocol(self._inner)
 
-    def connection_lost(self, exc: Exception | None) -> None:  # only if lost before handover
+    def data_received(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._guard.received(self._transport)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._guard.gone(self._transport)
         self._inner.connection_lost(exc)
 
 

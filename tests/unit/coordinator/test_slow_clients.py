@@ -98,6 +98,36 @@ async def test_partial_heads_are_closed_within_the_timeout(strict: Coordinator) 
         await asyncio.gather(*(s.close() for s in sockets))
 
 
+async def test_a_kept_alive_connection_gets_the_same_deadline_for_its_next_head(
+    strict: Coordinator,
+) -> None:
+    """One quick request does not buy time to trickle the next head; idling is not cut."""
+    complete = b"GET /nowhere HTTP/1.1\r\nHost: coordinator\r\n\r\n"
+    trickler = await Socket.open(strict, complete)
+    idler = await Socket.open(strict, complete)
+    try:
+
+        async def answered() -> bool:
+            return all(b'"not_found"' in s.received for s in (trickler, idler))
+
+        await eventually(answered, timeout=15, what="both first requests to be answered")
+        await trickler.trickle(PARTIAL_HEAD)
+
+        async def trickler_closed() -> bool:
+            return trickler.closed
+
+        await eventually(trickler_closed, timeout=15, what="the second partial head to be closed")
+        assert not idler.closed  # idle between requests: aiohttp's keep-alive timeout applies
+        await idler.trickle(complete)
+
+        async def answered_again() -> bool:
+            return idler.received.count(b'"not_found"') == 2
+
+        await eventually(answered_again, timeout=15, what="the idle connection to be reused")
+    finally:
+        await asyncio.gather(trickler.close(), idler.close())
+
+
 async def test_waiting_connections_are_capped_oldest_first(
     tmp_path: Path, database_url: str
 ) -> None:
