@@ -22,9 +22,10 @@ after a coordinator restart, and the cost of unauthenticated sockets is bounded 
 connection guard's header timeout and cap (``coordinator/connguard.py``).
 
 A bucket holds ``limit`` requests and refills ``limit`` per ``window``. Buckets live in an LRU
-map of at most ``max_keys`` entries; a full bucket is the same as no bucket, so evicting idle
-keys changes nothing for them. (Hand-written rather than a library: the headers need the
-bucket's exact state, and the whole thing is a few dozen lines without timers or threads.)
+map of at most ``max_keys`` entries; a bucket idle for a window is full, the same as no bucket,
+so idle keys are dropped as traffic goes on, changing nothing for them. (Hand-written rather
+than a library: the headers need the bucket's exact state, and the whole thing is a few dozen
+lines without timers or threads.)
 """
 
 import hashlib
@@ -79,6 +80,7 @@ class TokenBuckets:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
+        self.window = window_seconds
         self.rate = limit / window_seconds if limit > 0 else 0.0
         self.max_keys = max_keys
         self._clock = clock
@@ -88,6 +90,12 @@ class TokenBuckets:
         return len(self._buckets)
 
     def _refilled(self, key: str, now: float) -> _Bucket:
+        # The least recently used bucket, untouched for a window, is full again: drop it (one
+        # per call, so idle keys drain while traffic lasts and memory follows active keys).
+        if self._buckets:
+            oldest_key, oldest = next(iter(self._buckets.items()))
+            if oldest_key != key and now - oldest.updated >= self.window:
+                del self._buckets[oldest_key]
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = _Bucket(float(self.limit), now)

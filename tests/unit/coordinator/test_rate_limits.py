@@ -69,6 +69,10 @@ def test_buckets_refill_over_the_window_and_forget_idle_keys() -> None:
     for key in "bcdefg":
         buckets.charge(key)
     assert len(buckets) == 3  # bounded: least recently used keys are dropped
+    now[0] += 60  # a window later every bucket is full again: idle keys drain away
+    buckets.charge("h")
+    buckets.charge("h")
+    assert len(buckets) <= 2
     wall = time.time()
     decision = TokenBuckets(60, 60.0).charge("x")
     assert decision.remaining == 59
