@@ -577,7 +577,11 @@ async def agent_mode(args: argparse.Namespace, client: docker.DockerClient, run_
     results["bare_python"] = await asyncio.to_thread(import_floor, "pass")
     results["agent_imports"] = await asyncio.to_thread(import_floor, AGENT_IMPORTS)
     with tempfile.TemporaryDirectory(prefix="berth-bench-agent-") as tmp:
-        coordinator = Coordinator(Path(tmp) / "coordinator", None)
+        coordinator = Coordinator(
+            Path(tmp) / "coordinator",
+            None,
+            rate_limit_token_per_minute=0,  # measure, not limit
+        )
         await coordinator.start()
         try:
             token = await coordinator.bootstrap()

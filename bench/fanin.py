@@ -71,6 +71,10 @@ PROCESS_EXIT_TIMEOUT = 30.0
 MAX_HOLD_SECONDS = 4 * 3600.0
 
 TARGET_AGENTS = 10_000
+
+# A bench registers and enrolls thousands of agents from one address with one token: the
+# coordinator's rate limits (tight for enrollment) are switched off for it.
+UNLIMITED = ["--rate-limit-token", "0", "--rate-limit-anonymous", "0", "--rate-limit-enroll", "0"]
 TARGET_KIB_PER_AGENT = 40.0
 TARGET_IDLE_CPU_PERCENT = 5.0
 
@@ -853,6 +857,7 @@ def run_berth(
         f"{HOST}:{port}",
         "--log-level",
         "WARNING",
+        *UNLIMITED,
     ]
     server = ServerProcess("coordinator", cmd, server_cpus, workdir / "coordinator.log")
     result = PhaseResult(name="berth", agents=args.agents)

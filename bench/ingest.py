@@ -32,6 +32,7 @@ import psutil
 from fanin import (
     HOST,
     READY_TIMEOUT,
+    UNLIMITED,
     ServerProcess,
     WorkerSpec,
     _dial,
@@ -403,7 +404,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.profile:  # cProfile of the whole coordinator, written when it stops (SIGTERM)
         cmd[1:1] = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())]
     cmd += ["--data-dir", str(workdir / "coordinator")]
-    cmd += ["--listen", f"{HOST}:{port}", "--log-level", "WARNING"]
+    cmd += ["--listen", f"{HOST}:{port}", "--log-level", "WARNING", *UNLIMITED]
     server = ServerProcess("coordinator", cmd, server_cpus, workdir / "coordinator.log")
     figures: dict[str, Any] = {
         "agents": args.agents,

@@ -162,6 +162,15 @@ class Bench:
         cmd = [sys.executable, "-m", "coordinator", "serve", "--data-dir"]
         cmd += [str(self.workdir / "coordinator"), "--listen", f"{HOST}:{port}"]
         cmd += ["--log-level", "WARNING"]
+        # Rate limits off: the bench measures the work, not the limiter.
+        cmd += [
+            "--rate-limit-token",
+            "0",
+            "--rate-limit-anonymous",
+            "0",
+            "--rate-limit-enroll",
+            "0",
+        ]
         server = Process("coordinator", cmd, self.workdir / "coordinator.log", dict(os.environ))
         self.processes.append(server)
         self.coordinator = server

@@ -131,6 +131,9 @@ async def stack(workdir: Path) -> AsyncIterator[tuple[str, str, str]]:
                 sys.executable, "-m", "coordinator", "serve", "--data-dir",
                 str(workdir / "coordinator"), "--listen", f"{HOST}:{port}",
                 "--log-level", "WARNING",
+                # Rate limits off: the bench measures the work, not the limiter.
+                "--rate-limit-token", "0", "--rate-limit-anonymous", "0",
+                "--rate-limit-enroll", "0",
                 stdout=coordinator_log,
                 stderr=coordinator_log,
             )

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from coordinator import archive_prune, logstream, monitoring, terminals
+from coordinator import archive_prune, logstream, monitoring, outbound, ratelimit, terminals
 from coordinator.api import setup_routes
 from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
+from coordinator.connguard import GUARD_KEY, ConnectionGuard
 from coordinator.db import database
 from coordinator.deployments.engine import DeploymentEngine
 from coordinator.deployments.store import DeploymentStore
@@ -67,11 +68,30 @@ async def _close_links(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the coordinator's aiohttp application."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    limiter = ratelimit.RateLimiter(
+        ratelimit.Limits(
+            token=settings.rate_limit_token_per_minute,
+            anonymous=settings.rate_limit_anonymous_per_minute,
+            bootstrap=settings.rate_limit_bootstrap_per_minute,
+            enroll=settings.rate_limit_enroll_per_minute,
+        ),
+        trusted_proxies=settings.trusted_proxies,
+    )
+    guard = ConnectionGuard(
+        settings.header_read_timeout_seconds, settings.max_unauthenticated_connections
+    )
+    # The limiter runs inside the error middleware, so its 429 is an ordinary error envelope.
+    app = web.Application(
+        middlewares=[guard.middleware(), error_middleware, ratelimit.middleware_for(limiter)],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS_KEY] = settings
+    app[GUARD_KEY] = guard
+    app[ratelimit.LIMITER_KEY] = limiter
     app[REGISTRY_KEY] = Registry()
     app[ROSTER_KEY] = ServerRoster()
     app[TOKEN_STREAMS_KEY] = TokenStreams()
+    outbound.install(app, settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app[KEYRING_KEY] = Keyring.load_or_create(settings.data_dir)
     app[ENGINE_KEY] = DeploymentEngine(
@@ -79,6 +99,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[REGISTRY_KEY].add_listener(app[ENGINE_KEY])
     app.on_response_prepare.append(add_request_id_header)
+    app.on_response_prepare.append(ratelimit.add_rate_limit_headers)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(_sweep_stale_links)

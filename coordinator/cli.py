@@ -89,6 +89,72 @@ def main() -> None:
     show_default=True,
     help="Uploaded source archives no resource or deployment uses are removed after this long.",
 )
+@click.option(
+    "--allow-private-webhook-targets",
+    is_flag=True,
+    envvar="BERTH_ALLOW_PRIVATE_WEBHOOK_TARGETS",
+    help="Let webhooks reach loopback, private and link-local addresses (refused by default).",
+)
+@click.option(
+    "--rate-limit-token",
+    type=click.IntRange(min=0),
+    default=1200,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_TOKEN",
+    help="Requests per minute per API token (0: unlimited).",
+)
+@click.option(
+    "--rate-limit-anonymous",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_ANONYMOUS",
+    help="Requests per minute per client address without a token (0: unlimited).",
+)
+@click.option(
+    "--rate-limit-bootstrap",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_BOOTSTRAP",
+    help="Bootstrap calls per minute per client address (0: unlimited).",
+)
+@click.option(
+    "--rate-limit-enroll",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    envvar="BERTH_RATE_LIMIT_ENROLL",
+    help="Agent enrollments per minute per client address (0: unlimited).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    envvar="BERTH_TRUSTED_PROXIES",
+    help="Reverse proxy address or CIDR whose X-Forwarded-For names the client (repeatable).",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a new connection has to send its request line and headers.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a JSON request body has to arrive.",
+)
+@click.option(
+    "--max-unauthenticated-connections",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Connections that have not sent a request head yet; beyond it the oldest is closed.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -103,6 +169,15 @@ def serve_command(
     terminal_idle_seconds: float,
     terminal_grace_seconds: float,
     archive_prune_grace_hours: float,
+    allow_private_webhook_targets: bool,
+    rate_limit_token: int,
+    rate_limit_anonymous: int,
+    rate_limit_bootstrap: int,
+    rate_limit_enroll: int,
+    trusted_proxies: tuple[str, ...],
+    header_timeout: float,
+    body_timeout: float,
+    max_unauthenticated_connections: int,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -126,6 +201,15 @@ def serve_command(
             terminal_idle_seconds=terminal_idle_seconds,
             terminal_grace_seconds=terminal_grace_seconds,
             archive_prune_grace_seconds=archive_prune_grace_hours * 3600,
+            allow_private_webhook_targets=allow_private_webhook_targets,
+            rate_limit_token_per_minute=rate_limit_token,
+            rate_limit_anonymous_per_minute=rate_limit_anonymous,
+            rate_limit_bootstrap_per_minute=rate_limit_bootstrap,
+            rate_limit_enroll_per_minute=rate_limit_enroll,
+            trusted_proxies=trusted_proxies,
+            header_read_timeout_seconds=header_timeout,
+            body_read_timeout_seconds=body_timeout,
+            max_unauthenticated_connections=max_unauthenticated_connections,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

@@ -42,6 +42,8 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.RUNTIME_FAILED: 502,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.REQUEST_TIMEOUT: 408,
 }
 
 

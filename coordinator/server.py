@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from coordinator import heap
+from coordinator import heap, outbound
 from coordinator.app import create_app
+from coordinator.connguard import GUARD_KEY, GuardedSite
 from coordinator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -29,19 +30,25 @@ async def running(settings: Settings) -> AsyncIterator[tuple[web.AppRunner, str]
     """Serve until the block exits; yields the runner and the URL actually bound."""
     app = create_app(settings)
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_seconds
+        app,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        keepalive_timeout=settings.keepalive_seconds,
     )
     await runner.setup()
     context = _ssl_context(settings)
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
+    guard = app[GUARD_KEY]
+    site = GuardedSite(runner, settings.host, settings.port, guard=guard, ssl_context=context)
     try:
         await site.start()
         sockets = runner.addresses
+        outbound.note_bound(app, [(str(a[0]), int(a[1])) for a in sockets])
         port = sockets[0][1] if sockets else settings.port
         scheme = "https" if context else "http"
         yield runner, f"{scheme}://{settings.host}:{port}"
     finally:
         await runner.cleanup()
+        guard.close_all()
 
 
 async def serve(settings: Settings) -> None:

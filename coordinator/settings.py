@@ -1,8 +1,9 @@
 """Coordinator settings: command-line values with environment overrides, validated once."""
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -30,6 +31,14 @@ class Settings(BaseModel):
     # A session with no frame for this many heartbeat periods is closed (half-open sockets).
     stale_after_heartbeats: float = Field(default=3.0, ge=1.5)
     request_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Slow clients (coordinator/connguard.py): a new connection must send its request head
+    # within header_read_timeout_seconds, and at most max_unauthenticated_connections may be
+    # waiting to (the oldest is closed beyond that); a JSON body must arrive within
+    # body_read_timeout_seconds; an idle kept-alive connection closes after keepalive_seconds.
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_unauthenticated_connections: int = Field(default=1024, ge=1)
+    keepalive_seconds: float = Field(default=75.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
     agent_package_dir: Path | None = None
     # Suffix of generated edge hostnames: <resource>.<environment>.<project>.<edge_domain>.
@@ -50,6 +59,25 @@ class Settings(BaseModel):
     # a source back at a recent earlier archive); the pruning loop runs every interval.
     archive_prune_interval_seconds: float = Field(default=3600.0, gt=0)
     archive_prune_grace_seconds: float = Field(default=24 * 3600.0, ge=0)
+    # Requests per minute (token buckets, burst = the same number); 0 switches a class off.
+    # Generous per API token; tight per address for bootstrap and agent enrollment.
+    rate_limit_token_per_minute: int = Field(default=1200, ge=0)
+    rate_limit_anonymous_per_minute: int = Field(default=300, ge=0)
+    rate_limit_bootstrap_per_minute: int = Field(default=10, ge=0)
+    rate_limit_enroll_per_minute: int = Field(default=30, ge=0)
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Outbound webhooks may reach loopback/private/link-local addresses only when allowed.
+    allow_private_webhook_targets: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each entry must be an address or a CIDR network; normalised to its network form."""
+        try:
+            return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value)
+        except ValueError as exc:
+            raise ValueError(f"trusted proxy is not an address or CIDR network: {exc}") from exc
 
     @property
     def effective_database_url(self) -> str:

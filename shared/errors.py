@@ -15,7 +15,9 @@ Exception tree::
     ├── PayloadTooLarge           code=payload_too_large (HTTP 413)
     ├── Timeout                   code=timeout           (HTTP 504)
     ├── Unavailable               code=unavailable       (HTTP 503)
-    └── RuntimeFailed             code=runtime_failed    (HTTP 502)
+    ├── RuntimeFailed             code=runtime_failed    (HTTP 502)
+    ├── RateLimited               code=rate_limited      (HTTP 429, retriable)
+    └── RequestTimeout            code=request_timeout   (HTTP 408, the client was too slow)
 
 Codes are append-only. ``details`` may gain keys; the body's top-level keys never change.
 Secrets and key material never go into ``message`` or ``details``.
@@ -47,9 +49,11 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     RUNTIME_FAILED = "runtime_failed"
     INTERNAL = "internal"
+    RATE_LIMITED = "rate_limited"
+    REQUEST_TIMEOUT = "request_timeout"
 
 
-RETRIABLE_CODES = frozenset({ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE})
+RETRIABLE_CODES = frozenset({ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.RATE_LIMITED})
 
 
 class ErrorBody(WireModel):
@@ -165,6 +169,18 @@ class RuntimeFailed(PlatformError):
     code = ErrorCode.RUNTIME_FAILED
 
 
+class RateLimited(PlatformError):
+    """The caller spent its request budget; ``Retry-After`` says when to come back."""
+
+    code = ErrorCode.RATE_LIMITED
+
+
+class RequestTimeout(PlatformError):
+    """The client did not send its request (for example its body) within the deadline."""
+
+    code = ErrorCode.REQUEST_TIMEOUT
+
+
 _BY_CODE: dict[ErrorCode, type[PlatformError]] = {
     cls.code: cls
     for cls in (
@@ -183,6 +199,8 @@ _BY_CODE: dict[ErrorCode, type[PlatformError]] = {
         Timeout,
         Unavailable,
         RuntimeFailed,
+        RateLimited,
+        RequestTimeout,
     )
 }
 

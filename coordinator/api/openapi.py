@@ -21,6 +21,27 @@ _ERROR_STATUSES = {
 }
 
 
+# Every limited operation can answer 429 (coordinator/ratelimit.py); these headers come with it
+# (X-RateLimit-* are on every limited response, Retry-After only on the 429).
+_RATE_LIMIT_HEADERS = {
+    "Retry-After": "Seconds to wait before the next request is allowed",
+    "X-RateLimit-Limit": "Requests per minute of the bucket this request was charged to",
+    "X-RateLimit-Remaining": "Requests left in that bucket now",
+    "X-RateLimit-Reset": "Unix time (seconds) at which the bucket is full again",
+}
+
+
+def _rate_limited(error_ref: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": "Too many requests (error envelope); retry after Retry-After seconds",
+        "headers": {
+            name: {"description": text, "schema": {"type": "integer", "minimum": 0}}
+            for name, text in _RATE_LIMIT_HEADERS.items()
+        },
+        "content": {"application/json": {"schema": error_ref}},
+    }
+
+
 def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorEnvelope, "serialization")]
     for r in ROUTES:
@@ -77,6 +98,7 @@ def _operation(r: Route, refs: dict[Any, Any], defs: dict[str, Any]) -> dict[str
             "description": text,
             "content": {"application/json": {"schema": error_ref}},
         }
+    op["responses"]["429"] = _rate_limited(error_ref)
     if r.permission is not None:
         op["security"] = [{"bearerAuth": []}]
         op["x-berth-permission"] = r.permission

@@ -5,6 +5,7 @@ bodies and queries are validated against the declared models, and responses are 
 instances of the declared response model before they are serialised.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,13 +13,13 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from coordinator.appkeys import KEYRING_KEY
+from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.errors import request_id
 from coordinator.origin import require_own_origin
 from coordinator.secrets import Keyring
 from coordinator.token_streams import TOKEN_STREAMS_KEY
-from shared.errors import InvalidRequest, PlatformError
+from shared.errors import InvalidRequest, PlatformError, RequestTimeout
 from shared.wire import dump_json, load_json
 
 M = TypeVar("M", bound=BaseModel)
@@ -131,7 +132,12 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
 
 
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
-    raw_text = await request.text()
+    # A body trickled in slowly must not hold the connection (coordinator/connguard.py).
+    try:
+        async with asyncio.timeout(request.app[SETTINGS_KEY].body_read_timeout_seconds):
+            raw_text = await request.text()
+    except TimeoutError as exc:
+        raise RequestTimeout("the request body did not arrive in time") from exc
     try:
         raw: Any = load_json(raw_text) if raw_text.strip() else {}
     except ValueError as exc:

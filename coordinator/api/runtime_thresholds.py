@@ -21,6 +21,7 @@ from coordinator.monitoring.threshold_rules import (
 )
 from coordinator.monitoring.thresholds import EVALUATOR_KEY
 from coordinator.monitoring.usage import MonitoringScope, make_scope
+from coordinator.outbound import guard_for
 from coordinator.secrets import MASK
 from shared.errors import InvalidRequest, NotFound
 from shared.wire import WireModel
@@ -235,6 +236,9 @@ async def set_thresholds(call: Call) -> PolicyResponse:
         raise InvalidRequest(f"a {scope.kind} scope needs scope.{scope.kind}Id")
     target = await resolve_scope(call.actor, scope)
     rules = _validated_rules(scope.kind, body.rules)
+    if body.webhook_url is not None:
+        # What the URL alone shows is refused here; names are checked again at each delivery.
+        guard_for(call.request.app).check_url(str(body.webhook_url), field_name="webhookUrl")
     now = datetime.now(UTC)
     async with in_transaction():
         row = await ThresholdPolicy.get_or_none(scope_kind=scope.kind, scope_id=scope.target_id)

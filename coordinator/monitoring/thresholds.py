@@ -47,6 +47,7 @@ from coordinator.monitoring.webhooks import (
     WebhookSender,
     state_change_payload,
 )
+from coordinator.outbound import guard_for
 from coordinator.secrets import Keyring, SecretError
 from shared.messages.monitoring import ContainerUsage, Sample
 
@@ -394,7 +395,8 @@ EVALUATOR_KEY: web.AppKey[ThresholdEvaluator] = web.AppKey("threshold_evaluator"
 
 def install(app: web.Application, service: ObservedService) -> None:
     """Attach threshold evaluation to the monitoring ``service`` and run its webhook sender."""
-    evaluator = ThresholdEvaluator(app[KEYRING_KEY], WebhookSender())
+    guard = guard_for(app)
+    evaluator = ThresholdEvaluator(app[KEYRING_KEY], WebhookSender(guard=guard))
     app[EVALUATOR_KEY] = evaluator
     service.add_observer(evaluator.on_samples, evaluator.wants_samples)
 

@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from coordinator.outbound import OutboundGuard, TargetRefused
+from shared.errors import InvalidRequest
+
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER: Final = "X-Berth-Signature"
@@ -91,7 +94,10 @@ class WebhookSender:
         timeout_seconds: float = 5.0,
         first_pause_seconds: float = 1.0,
         concurrency: int = 16,
+        guard: OutboundGuard | None = None,
     ) -> None:
+        # Private targets are refused unless the operator allowed them (coordinator/outbound.py).
+        self.guard = guard or OutboundGuard()
         self.attempts = attempts
         self.timeout_seconds = timeout_seconds
         self.first_pause_seconds = first_pause_seconds
@@ -101,11 +107,15 @@ class WebhookSender:
         self._http: aiohttp.ClientSession | None = None
         self.delivered = 0
         self.dropped = 0
+        self.refused = 0
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Accept deliveries until the context exits, then cancel what is still retrying."""
-        async with aiohttp.ClientSession() as http, asyncio.TaskGroup() as tasks:
+        async with (
+            aiohttp.ClientSession(connector=self.guard.connector()) as http,
+            asyncio.TaskGroup() as tasks,
+        ):
             self._http, self._tasks = http, tasks
             try:
                 yield
@@ -132,8 +142,19 @@ class WebhookSender:
         pause = self.first_pause_seconds
         async with self._slots:
             for attempt in range(1, self.attempts + 1):
-                if await self._attempt(delivery, body):
-                    self.delivered += 1
+                try:
+                    if await self._attempt(delivery, body):
+                        self.delivered += 1
+                        return
+                except TargetRefused:
+                    # A refused target stays refused: no retries.
+                    self.refused += 1
+                    self.dropped += 1
+                    logger.warning(
+                        "webhook %s to %s refused: the target address is not allowed",
+                        delivery.delivery_id,
+                        _host(delivery.url),
+                    )
                     return
                 if attempt < self.attempts:
                     await asyncio.sleep(pause)
@@ -158,6 +179,11 @@ class WebhookSender:
             SIGNATURE_HEADER: sign(delivery.secret, body),
         }
         try:
+            # Address literals never reach the resolver, so the URL is checked here as well.
+            self.guard.check_url(delivery.url)
+        except InvalidRequest as exc:
+            raise TargetRefused(exc.message) from exc
+        try:
             async with http.post(
                 delivery.url,
                 data=body,
@@ -168,6 +194,10 @@ class WebhookSender:
                 if 200 <= response.status < 300:
                     return True
                 logger.info("webhook to %s answered %d", _host(delivery.url), response.status)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, TargetRefused):
+                raise exc.os_error from exc
+            logger.info("webhook to %s failed: %s", _host(delivery.url), type(exc).__name__)
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.info("webhook to %s failed: %s", _host(delivery.url), type(exc).__name__)
         return False

@@ -4,6 +4,7 @@ idle and recovers, and the webhook sees exactly those two state changes, signed.
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,22 @@ pytestmark = pytest.mark.docker
 SECRET = "webhook-secret-0123456789"
 # Spins only while /tmp/busy exists, so the test flips the load without redeploying.
 TOGGLED_LOAD = "while :; do if [ -f /tmp/busy ]; then :; else sleep 0.2; fi; done"
+
+
+@pytest.fixture
+async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
+    """The shared fixture's coordinator, allowed to call this test's loopback webhook receiver."""
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        ws_ping_seconds=5.0,
+        allow_private_webhook_targets=True,
+    )
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
 
 
 async def test_resource_threshold_crosses_and_recovers_with_signed_webhooks(

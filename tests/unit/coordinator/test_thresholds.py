@@ -5,6 +5,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from coordinator.monitoring.webhooks import (
     WebhookSender,
     verify,
 )
+from coordinator.outbound import OutboundGuard
 from coordinator.secrets import Keyring
 from shared.messages.monitoring import Sample, SampleBatch, SamplesAck
 from tests.fakes.agent_peer import FakeAgent
@@ -36,6 +38,22 @@ from tests.unit.coordinator.test_projects_api import create_project, scoped_toke
 SECRET = "whsec-0123456789-abcdef"
 _sequence = itertools.count(1)
 GIB = 1024**3
+
+
+@pytest.fixture
+async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
+    """The shared fixture's coordinator, allowed to call the loopback webhook receivers here."""
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        ws_ping_seconds=5.0,
+        allow_private_webhook_targets=True,
+    )
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
 
 
 def sample(
@@ -297,7 +315,7 @@ async def test_policy_is_stored_masked_audited_and_replaced(
             cpu_rule(ruleId="cpu-busy"),
             {"signal": "disk", "metric": "usedPercent", "warning": 80, "critical": 95},
         ],
-        "webhookUrl": "http://127.0.0.1:9/hook",
+        "webhookUrl": "https://hooks.example.com/berth",
         "webhookSecret": SECRET,
     }
     status, answer, _ = await set_policy(coordinator, admin_token, body)
@@ -567,7 +585,12 @@ async def test_webhook_attempts_time_out_and_are_bounded() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    sender = WebhookSender(attempts=3, timeout_seconds=0.2, first_pause_seconds=0.05)
+    sender = WebhookSender(
+        attempts=3,
+        timeout_seconds=0.2,
+        first_pause_seconds=0.05,
+        guard=OutboundGuard(allow_private=True),
+    )
     try:
         async with sender.running():
             assert sender.submit(Delivery("whk_1", url, SECRET, STATE_CHANGED_EVENT, {"a": 1}))
