@@ -195,6 +195,8 @@ class TerminalFeature:
                         credit=request.initial_credit_bytes,
                         env=env,
                         cwd=cwd,
+                        # docker exec -it relays to the container's own terminal.
+                        relay=request.scope != "server",
                     )
                 except OSError as exc:
                     raise Unavailable(f"cannot start the terminal: {exc}") from exc
