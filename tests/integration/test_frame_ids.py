@@ -9,6 +9,7 @@ import aiohttp
 import docker
 import pytest
 
+from agent.runtime import SERVER_LABEL
 from tests.harness import Coordinator, scaled
 from tests.integration.stacks import Workload, deployed_workload
 
@@ -97,6 +98,9 @@ async def test_every_request_is_answered_while_logs_and_samples_flow(
                 refused = [(what, status) for what, status in answers if status >= 300]
                 assert not refused, refused
         assert not follower.done(), "the log stream ended under load"
+        # The agent names its server on what it creates (so agents sharing an engine keep apart).
+        labels = [c.labels.get(SERVER_LABEL) for c in stack.containers(docker_client)]
+        assert labels == [stack.server_id], labels
         log = stack.agent.log()
         assert "id_reuse" not in log, [line for line in log.splitlines() if "id_reuse" in line]
     finally:
