@@ -2,7 +2,9 @@
 agent's ``docker exec`` is still starting, reach the process exactly once and take effect."""
 
 import asyncio
+import os
 import re
+import sys
 from pathlib import Path
 
 import docker
@@ -81,5 +83,37 @@ async def test_an_early_resize_is_the_size_the_process_sees(
             raise AssertionError(f"{exc}; sizes seen: {seen}") from None
         await term.run("exit 0")
         assert (await term.end()) == {"type": "exit", "exitCode": 0}
+    finally:
+        await stack.agent.stop()
+
+
+async def test_a_piped_cli_session_prints_no_terminal_queries(
+    terminals: Coordinator, token: str, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """busybox's shell asks the terminal for the cursor position (ESC[6n); with input from a
+    pipe nothing can answer, and the query must not end up in the output as text."""
+    stack = await workload(terminals, token, tmp_path / "agent", "sleep 3600")
+    try:
+        await stack.deploy()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from coordinator.client.cli import main; main()",
+            "--url",
+            terminals.url,
+            "--token",
+            token,
+            "terminal",
+            stack.resource_id,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")},
+        )
+        async with asyncio.timeout(scaled(30)):
+            out, err = await process.communicate(b"echo piped-$((6*7))\nexit 3\n")
+        assert b"piped-42" in out, (out, err)
+        assert process.returncode == 3, (out, err)
+        assert b"\x1b[6n" not in out, out
     finally:
         await stack.agent.stop()
