@@ -101,6 +101,25 @@ async def test_every_request_is_answered_while_logs_and_samples_flow(
         # The agent names its server on what it creates (so agents sharing an engine keep apart).
         labels = [c.labels.get(SERVER_LABEL) for c in stack.containers(docker_client)]
         assert labels == [stack.server_id], labels
+
+        async def deployed() -> tuple[str, int]:
+            await stack.deploy()  # deploy_plan, deploy_accepted, progress, result, result ack
+            return "deploy", 200
+
+        # A deployment (which replaces the container the logs come from) and a restart of the
+        # new one, while capacity requests and samples keep the link busy.
+        async with asyncio.timeout(scaled(120)):
+            answers = await asyncio.gather(
+                deployed(),
+                _call(stack, "GET", f"{server}/capacity"),
+                _call(stack, "GET", f"{server}/capacity"),
+                _call(stack, "POST", f"{server}/capacity/prune", {}),
+                _call(stack, "POST", f"{server}/connectivity-tests", {}),
+            )
+            answers.append(await _call(stack, "POST", f"{resource}/runtime/restart", {}))
+            answers.append(await _call(stack, "GET", f"{server}/capacity"))
+        refused = [(what, status) for what, status in answers if status >= 300]
+        assert not refused, refused
         log = stack.agent.log()
         assert "id_reuse" not in log, [line for line in log.splitlines() if "id_reuse" in line]
     finally:
