@@ -109,16 +109,18 @@ async def test_every_request_is_answered_while_logs_and_samples_flow(
         # A deployment (which replaces the container the logs come from) and a restart of the
         # new one, while capacity requests and samples keep the link busy.
         async with asyncio.timeout(scaled(120)):
-            answers = await asyncio.gather(
+            during = await asyncio.gather(
                 deployed(),
                 _call(stack, "GET", f"{server}/capacity"),
                 _call(stack, "GET", f"{server}/capacity"),
                 _call(stack, "POST", f"{server}/capacity/prune", {}),
                 _call(stack, "POST", f"{server}/connectivity-tests", {}),
             )
-            answers.append(await _call(stack, "POST", f"{resource}/runtime/restart", {}))
-            answers.append(await _call(stack, "GET", f"{server}/capacity"))
-        refused = [(what, status) for what, status in answers if status >= 300]
+            after = [
+                await _call(stack, "POST", f"{resource}/runtime/restart", {}),
+                await _call(stack, "GET", f"{server}/capacity"),
+            ]
+        refused = [(what, status) for what, status in [*during, *after] if status >= 300]
         assert not refused, refused
         log = stack.agent.log()
         assert "id_reuse" not in log, [line for line in log.splitlines() if "id_reuse" in line]
