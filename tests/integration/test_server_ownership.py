@@ -5,13 +5,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import docker
 import pytest
 
 from agent.monitoring.engine import DockerEngine
 from agent.runtime import SERVER_LABEL
 from agent.runtime.docker import DockerRuntime
-from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator
+from tests.edge_proxy import Caddy
+from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, eventually
 from tests.integration.stacks import start_agent
 
 pytestmark = pytest.mark.docker
@@ -21,7 +23,12 @@ OTHER_SERVER = "srv_0000000000000000other0000"
 
 
 def _managed(
-    client: docker.DockerClient, resource: str, server_id: str | None, *, running: bool
+    client: docker.DockerClient,
+    resource: str,
+    server_id: str | None,
+    *,
+    running: bool,
+    published: bool = False,
 ) -> Any:
     """A Berth-managed container of ``resource``, made by ``server_id``'s agent (None: made
     before containers carried the label)."""
@@ -36,7 +43,9 @@ def _managed(
     if server_id is not None:
         labels[SERVER_LABEL] = server_id
     command = ["sleep", "600"] if running else ["true"]
-    container = client.containers.create(IMAGE, command, labels=labels)
+    # A published port is what makes a running container routable by the agent's edge.
+    ports = {"8080/tcp": ("127.0.0.1", None)} if published else None
+    container = client.containers.create(IMAGE, command, labels=labels, ports=ports)
     if running:
         container.start()
     return container
@@ -88,5 +97,40 @@ async def test_prune_candidates_are_only_this_servers(
         listed = {c["id"] for c in report["appaloftContainers"]}
         assert any(mine.id.startswith(c) or c.startswith(mine.id[:12]) for c in listed), listed
         assert not any(theirs.id.startswith(c) or c.startswith(theirs.id[:12]) for c in listed)
+    finally:
+        await agent.stop()
+
+
+async def test_routes_are_restored_only_for_this_servers_containers(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    caddy: Caddy,
+) -> None:
+    ours = f"res_{uuid.uuid4().hex[:20]}"
+    theirs = f"res_{uuid.uuid4().hex[:20]}"
+    # Running before the agent starts: it restores the routes of what it finds, at once, in
+    # Docker's listing order (newest first), so theirs would be routed before ours.
+    _managed(docker_client, ours, None, running=True, published=True)
+    _managed(docker_client, theirs, OTHER_SERVER, running=True, published=True)
+    env = {
+        "BERTH_AGENT_EDGE_ADMIN_URL": caddy.admin_url,
+        "BERTH_AGENT_EDGE_LISTEN": f"127.0.0.1:{caddy.http_port}",
+    }
+    agent, _ = await start_agent(coordinator, admin_token, tmp_path / "agent", env=env)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def route(resource: str) -> int:
+                async with http.get(f"{caddy.admin_url}/id/berth-{resource}") as answer:
+                    return answer.status
+
+            async def ours_routed() -> bool:
+                return await route(ours) == 200
+
+            await eventually(ours_routed, what="the route of this server's container")
+            # Restored in the same pass, before ours: had it been routed, it would be there now.
+            assert await route(theirs) == 404
     finally:
         await agent.stop()
