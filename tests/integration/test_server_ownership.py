@@ -44,7 +44,8 @@ def _managed(
         labels[SERVER_LABEL] = server_id
     command = ["sleep", "600"] if running else ["true"]
     # A published port is what makes a running container routable by the agent's edge.
-    ports = {"8080/tcp": ("127.0.0.1", None)} if published else None
+    # (The SDK's stubs want a host port; None asks Docker for an ephemeral one.)
+    ports: Any = {"8080/tcp": ("127.0.0.1", None)} if published else None
     container = client.containers.create(IMAGE, command, labels=labels, ports=ports)
     if running:
         container.start()
