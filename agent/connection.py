@@ -29,7 +29,7 @@ from websockets.typing import Subprotocol
 
 from agent.deployments import DeploymentManager
 from agent.dispatch import Dispatcher, Send
-from agent.features import AgentFeature, LinkContext
+from agent.features import AgentFeature, FrameWriter, LinkContext
 from agent.host import collect_facts
 from agent.runtime import ContainerRuntime
 from agent.state import Enrollment
@@ -38,7 +38,7 @@ from shared.crypto import sign_challenge
 from shared.errors import PlatformError
 from shared.messages import (
     DEPLOY_CAPABILITY,
-    AgentMessage,
+    UNSTAMPED,
     Challenge,
     ErrorMessage,
     Heartbeat,
@@ -244,10 +244,10 @@ class Link:
             welcome.server_id,
         )
 
-        async def send(message: AgentMessage) -> None:
-            await ws.send(dump_json(message))
-
-        link = LinkContext(send=send, ids=ids)
+        # Every frame after the hello goes through one writer that numbers it as it is sent.
+        writer = FrameWriter(ws.send, ids)
+        send = writer.send
+        link = LinkContext(send=send, ids=ids, tracked=writer.send_tracked)
         dispatcher = Dispatcher(
             self._runtime, self._state_dir, ids, self._deployments, self._features, link
         )
@@ -274,7 +274,7 @@ class Link:
                         re = exc.details.get("re")
                         await send(
                             ErrorMessage(
-                                id=ids.next(),
+                                id=UNSTAMPED,
                                 re=re if isinstance(re, int) else None,
                                 error=exc.to_body(),
                             )
@@ -324,7 +324,7 @@ class Link:
         # A random first delay spreads heartbeats of agents that reconnected together.
         await asyncio.sleep(random.uniform(0.5, 1.0) * interval)  # noqa: S311
         while True:
-            await send(Heartbeat(id=ids.next()))
+            await send(Heartbeat(id=UNSTAMPED))
             await asyncio.sleep(interval)
 
 

@@ -33,7 +33,7 @@ async def run(
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=DOCKER_WORKER_THREADS, thread_name_prefix="berth-docker")
     )
-    runtime = DockerRuntime()
+    runtime = DockerRuntime(server_id=enrollment.server_id)
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
     deployments = DeploymentManager(runtime, CaddyEdge(), state_dir, builder)

@@ -28,6 +28,7 @@ from agent.runtime import (
 )
 from shared.errors import ErrorBody, ErrorCode, PlatformError, Unavailable
 from shared.messages import (
+    UNSTAMPED,
     AgentMessage,
     CheckResult,
     DeployLogLine,
@@ -78,7 +79,7 @@ def _progress(
     deployment_id: str, lines: list[DeployLogLine]
 ) -> Callable[[IdSequence], AgentMessage]:
     def build(ids: IdSequence) -> AgentMessage:
-        return DeployProgress(id=ids.next(), deployment_id=deployment_id, lines=lines)
+        return DeployProgress(id=UNSTAMPED, deployment_id=deployment_id, lines=lines)
 
     return build
 
@@ -257,13 +258,13 @@ class DeploymentManager:
         await self.wait_ready()
         self._send, self._ids = send, ids
         containers, deployments = await self.inventory()
-        await send(Inventory(id=ids.next(), containers=containers, deployments=deployments))
+        await send(Inventory(id=UNSTAMPED, containers=containers, deployments=deployments))
         for entry in list(self._entries.values()):
             if entry.acked:
                 continue
             for batch in progress_batches(entry.lines):
                 await send(
-                    DeployProgress(id=ids.next(), deployment_id=entry.deployment_id, lines=batch)
+                    DeployProgress(id=UNSTAMPED, deployment_id=entry.deployment_id, lines=batch)
                 )
             self._unsent.pop(entry.deployment_id, None)
             if entry.state == "finished":
@@ -420,7 +421,7 @@ class DeploymentManager:
 
     def _result_message(self, entry: JournalEntry, ids: IdSequence) -> DeployResult:
         return DeployResult(
-            id=ids.next(),
+            id=UNSTAMPED,
             deployment_id=entry.deployment_id,
             outcome=entry.outcome or "failed",
             error=entry.error,
@@ -475,7 +476,7 @@ class DeploymentManager:
             error = exc.to_body()
         containers, _ = await self.inventory()
         return RuntimeControlResult(
-            id=ids.next(),
+            id=UNSTAMPED,
             re=message.id,
             resource_id=message.resource_id,
             operation=message.operation,
@@ -502,7 +503,7 @@ class DeploymentManager:
         if message.health_path is not None:
             checks.append(await self._probe_health(message, running))
         return ResourceProbeResult(
-            id=ids.next(),
+            id=UNSTAMPED,
             re=message.id,
             resource_id=message.resource_id,
             containers=mine,

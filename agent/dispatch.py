@@ -12,6 +12,7 @@ from agent.host import check_docker, check_state_dir
 from agent.runtime import ContainerRuntime
 from shared.errors import InvalidMessage, PlatformError, UnknownType, error_from_body
 from shared.messages import (
+    UNSTAMPED,
     AgentMessage,
     Challenge,
     ConnectivityCheck,
@@ -80,12 +81,12 @@ class Dispatcher:
         try:
             await self._handle(message, send)
         except PlatformError as exc:
-            await send(ErrorMessage(id=self._ids.next(), re=message.id, error=exc.to_body()))
+            await send(ErrorMessage(id=UNSTAMPED, re=message.id, error=exc.to_body()))
         except Exception:
             logger.exception("request %s (%s) failed", message.id, message.type)
             await send(
                 ErrorMessage(
-                    id=self._ids.next(),
+                    id=UNSTAMPED,
                     re=message.id,
                     error=PlatformError("agent internal error").to_body(),
                 )
@@ -97,9 +98,7 @@ class Dispatcher:
                 checks = await asyncio.gather(
                     check_docker(self._runtime), check_state_dir(self._state_dir)
                 )
-                await send(
-                    ConnectivityReport(id=self._ids.next(), re=message.id, checks=list(checks))
-                )
+                await send(ConnectivityReport(id=UNSTAMPED, re=message.id, checks=list(checks)))
             case ErrorMessage():
                 # Never answer an error with an error: that could loop between the peers.
                 logger.warning(
@@ -134,7 +133,7 @@ class Dispatcher:
                 already_known, outcome = await deployments.accept(message)
                 await send(
                     DeployAccepted(
-                        id=self._ids.next(),
+                        id=UNSTAMPED,
                         re=message.id,
                         deployment_id=message.deployment_id,
                         already_known=already_known,
@@ -146,7 +145,7 @@ class Dispatcher:
                 state = deployments.cancel(message.deployment_id)
                 await send(
                     DeployCancelAck(
-                        id=self._ids.next(),
+                        id=UNSTAMPED,
                         re=message.id,
                         deployment_id=message.deployment_id,
                         state=state,

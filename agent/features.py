@@ -1,29 +1,75 @@
 """The seam between the link and the agent's features (monitoring, logs, terminals): what a
 feature must provide, and the handle on the current link it is given."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.errors import PlatformError
-from shared.messages import AgentMessage, ErrorMessage, IdSequence
+from shared.messages import UNSTAMPED, AgentMessage, ErrorMessage, IdSequence, stamp
+from shared.wire import dump_json
 
 logger = logging.getLogger(__name__)
 
 Send = Callable[[AgentMessage], Awaitable[None]]
+OnId = Callable[[int], None]
+TrackedSend = Callable[[AgentMessage, OnId], Awaitable[None]]
+
+
+class FrameWriter:
+    """The link's one write path: numbers each frame as it is written, under one lock.
+
+    Frames are built with a placeholder id; the id is stamped here, so a reply that took
+    seconds to compute still gets an id above every frame sent meanwhile (the peer refuses
+    ids that do not rise).
+    """
+
+    def __init__(self, write: Callable[[str], Awaitable[None]], ids: IdSequence) -> None:
+        self._write = write
+        self._ids = ids
+        self._lock = asyncio.Lock()
+
+    async def send(self, message: AgentMessage) -> None:
+        """Stamp and write one frame."""
+        await self.send_tracked(message, None)
+
+    async def send_tracked(self, message: AgentMessage, on_id: OnId | None) -> None:
+        """Stamp and write one frame; ``on_id`` learns its id before it is written, so a
+        reply can never arrive before the sender knows what to wait for."""
+        async with self._lock:
+            frame_id = self._ids.next()
+            if on_id is not None:
+                on_id(frame_id)
+            await self._write(dump_json(stamp(message, frame_id)))
 
 
 @dataclass(frozen=True, eq=False)
 class LinkContext:
-    """One live link: send frames on it and number them. Identity tells links apart."""
+    """One live link: send frames on it. Identity tells links apart.
+
+    ``send`` stamps each frame's id when it is written (see ``FrameWriter``); ``tracked`` does
+    the same and reports the id, for frames whose answer is awaited.
+    """
 
     send: Send
     ids: IdSequence
+    tracked: TrackedSend | None = None
+
+    async def send_tracked(self, message: AgentMessage, on_id: OnId) -> None:
+        """Send a frame and learn the id it went out with (before it is written)."""
+        if self.tracked is not None:
+            await self.tracked(message, on_id)
+            return
+        # A link without a stamping writer (test doubles): the id is final here.
+        frame_id = self.ids.next()
+        on_id(frame_id)
+        await self.send(stamp(message, frame_id))
 
     async def fail(self, re: int | None, error: PlatformError) -> None:
         """Answer frame ``re`` with an error frame (the link stays up)."""
-        await self.send(ErrorMessage(id=self.ids.next(), re=re, error=error.to_body()))
+        await self.send(ErrorMessage(id=UNSTAMPED, re=re, error=error.to_body()))
 
 
 class AgentFeature(Protocol):

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from coordinator.db import missing_driver
 from coordinator.server import serve
 from coordinator.settings import Settings
 from shared.version import EXIT_FATAL, PACKAGE_VERSION
@@ -213,6 +214,9 @@ def serve_command(
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)
+        sys.exit(EXIT_FATAL)
+    if problem := missing_driver(settings.effective_database_url):
+        click.echo(f"berth-coordinator: {problem}", err=True)
         sys.exit(EXIT_FATAL)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     asyncio.run(serve(settings))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
-from agent.runtime import DEPLOYMENT_LABEL, RESOURCE_LABEL
+from agent.runtime import DEPLOYMENT_LABEL, RESOURCE_LABEL, foreign
 
 DEFAULT_SOCKET: Final = "/var/run/docker.sock"
 _CONNECT_SECONDS: Final = 10.0
@@ -56,8 +56,9 @@ def socket_path() -> str:
 class DockerLogApi:
     """JSON calls and log streams on the engine socket, each on its own connection."""
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, server_id: str | None = None) -> None:
         self._path = path or socket_path()
+        self._server_id = server_id
 
     async def close(self) -> None:
         """Nothing is kept open between calls; each log stream is closed by its reader."""
@@ -90,6 +91,8 @@ class DockerLogApi:
                 running=row.get("State") == "running",
             )
             for row in rows
+            # A resource's containers made by another server's agent are that agent's to read.
+            if not foreign(row.get("Labels") or {}, self._server_id)
         ]
 
     async def uses_tty(self, container_id: str) -> bool:

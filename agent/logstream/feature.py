@@ -10,6 +10,7 @@ from agent.logstream import cursor
 from agent.logstream.docker_api import ContainerInfo, DockerApiError, DockerLogApi
 from agent.logstream.stream import LogStream
 from shared.errors import NotFound, PlatformError, Unavailable
+from shared.messages import UNSTAMPED
 from shared.messages.logs import (
     LOGS_CAPABILITY,
     LOGS_COORDINATOR_TYPES,
@@ -147,7 +148,7 @@ class LogFeature:
         self._streams[request.stream_id] = stream
         await link.send(
             LogOpened(
-                id=link.ids.next(),
+                id=UNSTAMPED,
                 re=request.id,
                 stream_id=request.stream_id,
                 sources=[

@@ -12,6 +12,7 @@ from agent.logstream.buffer import Buffered, LineBuffer, SourceRef
 from agent.logstream.cursor import Position, PositionTracker, since_for
 from agent.logstream.decode import LineDecoder
 from agent.logstream.docker_api import ContainerInfo, DockerApiError, DockerLogApi
+from shared.messages import UNSTAMPED
 from shared.messages.logs import LogChunk, LogEnd, LogEndReason, LogLine, LogOpen
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class LogStream:
         """Send the stream's ``log_end``."""
         await self.link.send(
             LogEnd(
-                id=self.link.ids.next(),
+                id=UNSTAMPED,
                 stream_id=self.stream_id,
                 reason=reason,
                 message=message[:1000],
@@ -199,7 +200,7 @@ class LogStream:
         self._credit -= 1
         chunk = LogChunk.model_construct(
             type="log_chunk",
-            id=self.link.ids.next(),
+            id=UNSTAMPED,
             stream_id=self.stream_id,
             seq=self._seq,
             entries=entries,

@@ -25,5 +25,8 @@ def build_feature(
         state_dir / SPOOL_FILE, spool_bound(settings.spool_hours, settings.sample_seconds)
     )
     return MonitoringFeature(
-        DockerEngine(runtime.api_client), state_dir, spool, settings.sample_seconds
+        DockerEngine(runtime.api_client, server_id=runtime.server_id),
+        state_dir,
+        spool,
+        settings.sample_seconds,
     )

@@ -1,6 +1,7 @@
 """Delivery of spooled samples over the current link: one batch in flight, deleted once acked."""
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -9,6 +10,7 @@ from typing import Any
 from agent.features import LinkContext
 from agent.monitoring.spool import Spool
 from shared.errors import PlatformError
+from shared.messages import UNSTAMPED
 from shared.messages.monitoring import MAX_SAMPLES_PER_BATCH, SampleBatch, SamplesAck
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,17 @@ class Delivery:
             if not future.done():
                 future.cancel()
 
+    def _waiting(
+        self,
+        link: LinkContext,
+        future: asyncio.Future[SamplesAck],
+        sent: list[int],
+        frame_id: int,
+    ) -> None:
+        # Registered before the frame is written: its ack may be read before the send returns.
+        sent.append(frame_id)
+        self._pending[(link, frame_id)] = future
+
     def _backoff(self, failures: int) -> float:
         # Capped exponential with jitter: agents answered by one sick coordinator spread out.
         ceiling = min(self._max_backoff, 2.0 ** (failures - 1))
@@ -92,12 +105,15 @@ class Delivery:
             if not batch:
                 await self._new_sample.wait()
                 continue
-            frame_id = link.ids.next()
-            key = (link, frame_id)
             future: asyncio.Future[SamplesAck] = loop.create_future()
-            self._pending[key] = future
+            sent: list[int] = []  # the batch's frame id, learned as the frame is written
+            frame_id = 0
             try:
-                await link.send(SampleBatch(id=frame_id, samples=batch))
+                await link.send_tracked(
+                    SampleBatch(id=UNSTAMPED, samples=batch),
+                    functools.partial(self._waiting, link, future, sent),
+                )
+                frame_id = sent[0]
                 self.batches_sent += 1
                 ack = await asyncio.wait_for(future, self._ack_timeout)
             except (TimeoutError, PlatformError) as exc:
@@ -120,7 +136,8 @@ class Delivery:
                 await asyncio.sleep(pause)
                 continue
             finally:
-                self._pending.pop(key, None)
+                for sent_id in sent:
+                    self._pending.pop((link, sent_id), None)
             failures = 0
             logger.debug(
                 "batch %d acked: %d stored, %d duplicates", frame_id, ack.stored, ack.duplicates

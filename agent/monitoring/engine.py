@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.runtime import DEPLOYMENT_LABEL, MANAGED_LABEL, RESOURCE_LABEL
+from agent.runtime import DEPLOYMENT_LABEL, MANAGED_LABEL, RESOURCE_LABEL, foreign
 from agent.runtime.engine_api import EngineApi, EngineApiError, EngineNotFound
 
 PROJECT_LABEL = "berth.project-id"
@@ -27,11 +27,13 @@ class EngineContainer:
     image_id: str = ""
     created: int = 0
     size_rw: int | None = None
+    # Created by another server's agent on a shared engine: never sampled, counted or pruned.
+    foreign: bool = False
 
     @property
     def managed(self) -> bool:
-        """Deployed by Berth (``berth.managed=true``)."""
-        return self.labels.get(MANAGED_LABEL) == "true"
+        """Deployed by Berth (``berth.managed=true``) for this server."""
+        return self.labels.get(MANAGED_LABEL) == "true" and not self.foreign
 
     def label(self, name: str) -> str | None:
         """A ``berth.*`` attribution label, None when absent or empty."""
@@ -59,18 +61,20 @@ class EngineContainer:
         return self.label(DEPLOYMENT_LABEL)
 
 
-def container_from_api(raw: dict[str, Any]) -> EngineContainer:
-    """Convert one entry of ``/containers/json``."""
+def container_from_api(raw: dict[str, Any], server_id: str | None = None) -> EngineContainer:
+    """Convert one entry of ``/containers/json`` (``foreign`` against ``server_id``)."""
     names = raw.get("Names") or [""]
+    labels = {str(k): str(v) for k, v in (raw.get("Labels") or {}).items()}
     return EngineContainer(
         container_id=str(raw.get("Id", "")),
         name=str(names[0]).lstrip("/"),
-        labels={str(k): str(v) for k, v in (raw.get("Labels") or {}).items()},
+        labels=labels,
         state=str(raw.get("State", "")),
         status=str(raw.get("Status", "")),
         image_id=str(raw.get("ImageID", "")),
         created=int(raw.get("Created") or 0),
         size_rw=raw.get("SizeRw"),
+        foreign=foreign(labels, server_id),
     )
 
 
@@ -116,8 +120,14 @@ _FAILURES = (EngineApiError, OSError, ValueError)
 class DockerEngine:
     """The real engine through the agent's shared client for routine engine calls."""
 
-    def __init__(self, client: Callable[[], EngineApi], only_label: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Callable[[], EngineApi],
+        only_label: str | None = None,
+        server_id: str | None = None,
+    ) -> None:
         self._client = client
+        self._server_id = server_id
         # Tests and benchmarks confine monitoring (and prune!) to their own containers.
         self._filters = {"label": [only_label]} if only_label else None
 
@@ -125,9 +135,11 @@ class DockerEngine:
         """Running containers."""
         try:
             found = self._client().containers(filters=self._filters)
-            return [container_from_api(c) for c in found]
+            containers = [container_from_api(c, self._server_id) for c in found]
         except _FAILURES as exc:
             raise EngineError(f"cannot list containers: {exc}") from exc
+        # Another server's containers are its agent's to sample.
+        return [c for c in containers if not c.foreign]
 
     def all_containers(self, *, size: bool) -> list[EngineContainer]:
         """Every container, optionally with sizes."""
@@ -135,7 +147,8 @@ class DockerEngine:
             found = self._client().containers(all=True, size=size, filters=self._filters)
         except _FAILURES as exc:
             raise EngineError(f"cannot list containers: {exc}") from exc
-        return [container_from_api(c) for c in found]
+        # Kept with ``foreign`` set: their images are still in use (never dangling here).
+        return [container_from_api(c, self._server_id) for c in found]
 
     def container_pid(self, container_id: str) -> int | None:
         """Init pid from one inspect."""

@@ -16,6 +16,7 @@ from agent.monitoring.prune import Pruner
 from agent.monitoring.sampler import DockerDiskCache, Sampler
 from agent.monitoring.spool import Spool
 from shared.errors import PlatformError, Unavailable
+from shared.messages import UNSTAMPED
 from shared.messages.monitoring import (
     MONITORING_CAPABILITY,
     MONITORING_COORDINATOR_TYPES,
@@ -106,16 +107,16 @@ class MonitoringFeature:
     async def _answer(self, message: CapacityInspect | CapacityPrune, link: LinkContext) -> None:
         try:
             if isinstance(message, CapacityInspect):
-                reply: Any = await asyncio.to_thread(
-                    self._inspector.inspect, link.ids.next(), message.id
-                )
+                # The reply is numbered when sent, not now: the work below takes seconds and
+                # other frames (samples, logs) go out meanwhile.
+                reply: Any = await asyncio.to_thread(self._inspector.inspect, UNSTAMPED, message.id)
             else:
                 logger.info(
                     "capacity prune (%s) of %s",
                     "dry run" if message.dry_run else "for real",
                     ", ".join(message.categories),
                 )
-                reply = await asyncio.to_thread(self._pruner.prune, message, link.ids.next())
+                reply = await asyncio.to_thread(self._pruner.prune, message, UNSTAMPED)
         except Exception:
             logger.exception("%s %s failed", message.type, message.id)
             await self._fail(link, message.id, PlatformError(f"{message.type} failed on the agent"))

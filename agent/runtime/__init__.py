@@ -15,6 +15,19 @@ REPLICA_LABEL = "berth.replica"
 HOSTNAMES_LABEL = "berth.hostnames"
 PATH_PREFIX_LABEL = "berth.path-prefix"
 INTERNAL_PORT_LABEL = "berth.internal-port"
+# The server whose agent created the container. Several agents may share one Docker engine
+# (tests, a lab box): each routes, samples, lists and prunes only its own containers.
+SERVER_LABEL = "berth.server-id"
+
+
+def foreign(labels: Mapping[str, str], server_id: str | None) -> bool:
+    """Whether a container belongs to another server's agent (it names a different server).
+
+    A container without the label predates it and stays this agent's, so an upgrade does not
+    orphan running workloads.
+    """
+    owner = labels.get(SERVER_LABEL)
+    return server_id is not None and bool(owner) and owner != server_id
 
 
 class RuntimeUnavailable(Exception):

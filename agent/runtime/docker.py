@@ -20,11 +20,13 @@ from agent.runtime import (
     MANAGED_LABEL,
     REPLICA_LABEL,
     RESOURCE_LABEL,
+    SERVER_LABEL,
     BuildLine,
     RunSpec,
     RuntimeUnavailable,
     Started,
     extra_labels_from_env,
+    foreign,
 )
 from agent.runtime.engine_api import (
     EngineApi,
@@ -120,7 +122,9 @@ class _Operations(Protocol):
 class DockerRuntime:
     """The real runtime: talks to the local Docker engine (``DOCKER_HOST`` honoured)."""
 
-    def __init__(self, extra_labels: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, extra_labels: dict[str, str] | None = None, server_id: str | None = None
+    ) -> None:
         self._client: docker.DockerClient | None = None
         self._slow: docker.DockerClient | None = None
         self._api: EngineApi | None = None
@@ -128,6 +132,10 @@ class DockerRuntime:
         self._sdk_ops: SdkOperations | None = None
         self._lock = threading.Lock()
         self._extra_labels = extra_labels_from_env() if extra_labels is None else extra_labels
+        self.server_id = server_id
+        if server_id is not None:
+            # Every container this agent creates names its server (see ``foreign``).
+            self._extra_labels = {**self._extra_labels, SERVER_LABEL: server_id}
 
     def _get_client(self) -> "docker.DockerClient":
         # Creating the client talks to the engine (API version negotiation), so it happens
@@ -272,7 +280,11 @@ class DockerRuntime:
             found = self.api_client().containers(all=True, filters={"label": filters})
         except _ENGINE_FAILURES as exc:
             raise RuntimeFailed(f"cannot list containers: {exc}") from exc
-        return [_managed_from_summary(c) for c in found]
+        return [
+            _managed_from_summary(c)
+            for c in found
+            if not foreign(c.get("Labels") or {}, self.server_id)
+        ]
 
     async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
         """Return Berth-managed containers, optionally of one resource."""

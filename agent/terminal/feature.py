@@ -16,6 +16,7 @@ from agent.runtime import ContainerRuntime
 from agent.settings import AgentSettings
 from agent.terminal.pty_host import PtyProcess
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, PlatformError, Unavailable
+from shared.messages import UNSTAMPED
 from shared.messages.terminal import (
     TERMINAL_CAPABILITY,
     TERMINAL_COORDINATOR_TYPES,
@@ -194,6 +195,8 @@ class TerminalFeature:
                         credit=request.initial_credit_bytes,
                         env=env,
                         cwd=cwd,
+                        # docker exec -it relays to the container's own terminal.
+                        relay=request.scope != "server",
                     )
                 except OSError as exc:
                     raise Unavailable(f"cannot start the terminal: {exc}") from exc
@@ -204,7 +207,7 @@ class TerminalFeature:
             try:
                 await link.send(
                     TermOpened(
-                        id=link.ids.next(),
+                        id=UNSTAMPED,
                         re=request.id,
                         session_id=request.session_id,
                         container_id=container_id,
@@ -234,7 +237,7 @@ class TerminalFeature:
         session.seq += 1
         await session.link.send(
             TermOutput(
-                id=session.link.ids.next(),
+                id=UNSTAMPED,
                 session_id=session.session_id,
                 seq=session.seq,
                 data=base64.b64encode(data).decode("ascii"),
@@ -305,7 +308,7 @@ class TerminalFeature:
         try:
             await session.link.send(
                 TermExit(
-                    id=session.link.ids.next(),
+                    id=UNSTAMPED,
                     session_id=session.session_id,
                     exit_code=code,
                     reason=reason,

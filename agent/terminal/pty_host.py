@@ -22,6 +22,14 @@ READ_CHUNK_BYTES: Final = 32 * 1024
 # process that does not read, and further input is dropped rather than buffered without end.
 MAX_PENDING_INPUT_BYTES: Final = 256 * 1024
 HANGUP_GRACE_SECONDS: Final = 2.0
+# A client of another terminal (``docker exec -it``) switches this pty to raw mode once it
+# runs; until then the pty is in cooked echo mode and would echo (and buffer) typed keys.
+TAKEOVER_POLL_SECONDS: Final = 0.01
+TAKEOVER_DEADLINE_SECONDS: Final = 10.0
+# After the takeover the client starts forwarding window changes (SIGWINCH) a moment later;
+# a size set in between is re-announced at these offsets (a repeat of the same size is a
+# no-op on the far side).
+REANNOUNCE_AFTER_SECONDS: Final = (0.0, 0.1, 0.3, 1.0, 3.0)
 
 
 def _make_controlling_tty() -> None:
@@ -43,7 +51,14 @@ class PtyProcess:
     growing this process's memory.
     """
 
-    def __init__(self, master: int, process: asyncio.subprocess.Process, credit: int) -> None:
+    def __init__(
+        self,
+        master: int,
+        process: asyncio.subprocess.Process,
+        credit: int,
+        *,
+        relay: bool = False,
+    ) -> None:
         self._master = master
         self.process = process
         self._loop = asyncio.get_running_loop()
@@ -56,6 +71,11 @@ class PtyProcess:
         self._input_bytes = 0
         self._writing = False
         self._closed = False
+        self._resized = False
+        self._taken = not relay
+        self._takeover: asyncio.Task[None] | None = None
+        if relay:
+            self._takeover = self._loop.create_task(self._await_takeover())
         self._update_reader()
 
     @classmethod
@@ -68,8 +88,15 @@ class PtyProcess:
         credit: int,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        relay: bool = False,
     ) -> "PtyProcess":
-        """Start ``argv`` on a new pty of ``rows`` x ``cols``; raise ``OSError`` on failure."""
+        """Start ``argv`` on a new pty of ``rows`` x ``cols``; raise ``OSError`` on failure.
+
+        ``relay``: the process is a client of another terminal (``docker exec -it``), which
+        echoes and edits lines itself. Input then waits until the client has put this pty in
+        raw mode (echoed here too, typed-ahead keys would show twice), and window sizes set
+        while it starts are re-announced once it forwards them.
+        """
         master, slave = pty.openpty()
         try:
             set_window_size(slave, rows, cols)
@@ -92,7 +119,7 @@ class PtyProcess:
         finally:
             # The child holds its own copies; keeping ours would hide the child's exit (no EIO).
             os.close(slave)
-        return cls(master, process, credit)
+        return cls(master, process, credit, relay=relay)
 
     # ---- output ----------------------------------------------------------------------------
 
@@ -164,11 +191,12 @@ class PtyProcess:
             return False
         self._input.append(data)
         self._input_bytes += len(data)
-        self._flush_input()
+        if self._taken:
+            self._flush_input()
         return True
 
     def _flush_input(self) -> None:
-        while self._input and not self._closed:
+        while self._input and not self._closed and self._taken:
             head = self._input[0]
             try:
                 written = os.write(self._master, head)
@@ -194,6 +222,34 @@ class PtyProcess:
         """Change the window size (the foreground job gets SIGWINCH)."""
         if not self._closed:
             set_window_size(self._master, rows, cols)
+            self._resized = True
+
+    # ---- a relaying client's start -----------------------------------------------------------
+
+    def _raw(self) -> bool:
+        try:
+            local_modes = termios.tcgetattr(self._master)[3]
+        except termios.error:
+            return True  # the pty is gone: nothing left to wait for
+        return not local_modes & (termios.ECHO | termios.ICANON)
+
+    async def _await_takeover(self) -> None:
+        """Hold input until the client switched the pty to raw mode, then re-announce sizes."""
+        deadline = self._loop.time() + TAKEOVER_DEADLINE_SECONDS
+        while not self._raw() and self.process.returncode is None:
+            if self._loop.time() >= deadline:
+                logger.warning("the terminal client never switched to raw mode; input flows")
+                break
+            await asyncio.sleep(TAKEOVER_POLL_SECONDS)
+        self._taken = True
+        self._flush_input()
+        started = self._loop.time()
+        for offset in REANNOUNCE_AFTER_SECONDS:
+            await asyncio.sleep(max(started + offset - self._loop.time(), 0))
+            if self._resized:
+                # The same size again: SIGWINCH makes the client read and forward it; one that
+                # arrived before the client listened for SIGWINCH was ignored.
+                self._signal(signal.SIGWINCH)
 
     # ---- end -------------------------------------------------------------------------------
 
@@ -229,6 +285,8 @@ class PtyProcess:
         if self._closed:
             return
         self._closed = True
+        if self._takeover is not None:
+            self._takeover.cancel()
         self._update_reader()
         if self._writing:
             self._loop.remove_writer(self._master)

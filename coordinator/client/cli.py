@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 from urllib.parse import quote
@@ -489,3 +489,29 @@ for _command in (
     *terminal_cli.COMMANDS,
 ):
     main.add_command(_command)
+
+
+def _json_here(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # ``berth servers list --json`` means ``berth --json servers list``.
+    if value and isinstance(ctx.obj, Options):
+        ctx.obj = replace(ctx.obj, as_json=True)
+
+
+def _accept_json_flag(group: click.Group) -> None:
+    """Give every command the global ``--json`` too, so it may come after the command."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_json_flag(command)
+        elif not any("--json" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(
+                click.Option(
+                    ["--json", "json_here"],
+                    is_flag=True,
+                    expose_value=False,
+                    callback=_json_here,
+                    help="Print the API's JSON answer instead (same as berth --json).",
+                )
+            )
+
+
+_accept_json_flag(main)

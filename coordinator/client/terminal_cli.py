@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 import signal
 import sys
@@ -40,6 +41,31 @@ def raw_terminal(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+# Queries a program sends its terminal and waits for an answer to: cursor position and status
+# reports (ESC[6n, ESC[5n, ESC[?6n) and device attributes (ESC[c, ESC[>c).
+_QUERY: Final = re.compile(rb"\x1b\[[?>]?[0-9]*[nc]")
+_QUERY_PREFIX: Final = re.compile(rb"\x1b(\[[?>]?[0-9]*)?\Z")
+
+
+class QueryFilter:
+    """Drops terminal queries from output that no terminal will answer (input from a pipe),
+    so they do not show up as text; a query split across two chunks is held back until the
+    rest arrives."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """Return what to print of ``data``."""
+        data = _QUERY.sub(b"", self._held + data)
+        start = data.rfind(b"\x1b", max(len(data) - 8, 0))
+        if start >= 0 and _QUERY_PREFIX.match(data, start):
+            data, self._held = data[:start], data[start:]
+        else:
+            self._held = b""
+        return data
+
+
 def _window_size() -> tuple[int, int] | None:
     for stream in (sys.stdout, sys.stdin):
         with contextlib.suppress(OSError, ValueError):
@@ -67,6 +93,8 @@ class _Relay:
         self.keys: asyncio.Queue[bytes] = asyncio.Queue()
         self.stdin = sys.stdin.fileno()
         self.stdout = sys.stdout.fileno()
+        # Only a terminal answers a program's queries; with piped input they would be noise.
+        self.queries = None if os.isatty(self.stdin) else QueryFilter()
 
     def _on_stdin(self) -> None:
         try:
@@ -103,7 +131,8 @@ class _Relay:
         """Print output until the session ends; return the exit code to use."""
         async for frame in self.ws:
             if frame.type == aiohttp.WSMsgType.BINARY:
-                await asyncio.to_thread(_write_all, self.stdout, frame.data)
+                data = frame.data if self.queries is None else self.queries.feed(frame.data)
+                await asyncio.to_thread(_write_all, self.stdout, data)
             elif frame.type == aiohttp.WSMsgType.TEXT:
                 control = orjson.loads(frame.data)
                 if control.get("type") == "exit":

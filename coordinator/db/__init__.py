@@ -1,5 +1,6 @@
 """Database lifecycle: tortoise configuration, migrations on start-up, and clean shutdown."""
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,6 +43,29 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+# Database drivers that ship as an optional extra: (tortoise engine, module, extra).
+_OPTIONAL_DRIVERS = (("tortoise.backends.asyncpg", "asyncpg", "postgres"),)
+
+
+def missing_driver(database_url: str) -> str | None:
+    """Say what to install when ``database_url`` needs a driver that is not installed."""
+    try:
+        engine = expand_db_url(database_url)["engine"]
+    except Exception:
+        return None  # a malformed URL is reported where it is opened, as before
+    for driver_engine, module, extra in _OPTIONAL_DRIVERS:
+        if engine != driver_engine:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return (
+                f"BERTH_DATABASE_URL needs the {module} driver, which is not installed; "
+                f"install it with: pip install 'berth[{extra}]'"
+            )
+    return None
 
 
 # Used by `tortoise makemigrations`; the URL only matters for the dialect of generated SQL.

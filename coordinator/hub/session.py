@@ -9,7 +9,15 @@ from typing import Final
 from aiohttp import web
 
 from shared.errors import PlatformError, Timeout, Unavailable, error_from_body
-from shared.messages import AgentMessage, CoordinatorMessage, ErrorMessage, IdGuard, IdSequence
+from shared.messages import (
+    UNSTAMPED,
+    AgentMessage,
+    CoordinatorMessage,
+    ErrorMessage,
+    IdGuard,
+    IdSequence,
+    stamp,
+)
 from shared.wire import dump_json
 
 logger = logging.getLogger(__name__)
@@ -34,7 +42,11 @@ class AgentSession:
         self._send_lock: asyncio.Lock | None = None
 
     def next_id(self) -> int:
-        """Return the next outgoing frame id."""
+        """Return a fresh id for building a frame; ``send`` stamps the final one when it writes.
+
+        Kept for callers that build frames with a number: any number works, the link's ids
+        rise in the order frames are written whatever a caller took earlier.
+        """
         return self._ids.next()
 
     def touch(self) -> None:
@@ -42,14 +54,23 @@ class AgentSession:
         self.last_seen = datetime.now(UTC)
 
     async def send(self, message: CoordinatorMessage) -> None:
-        """Send one frame; a peer that stalls past the deadline is disconnected."""
+        """Send one frame, numbered as it is written; a peer that stalls past the deadline is
+        disconnected."""
+        await self._send(message, None)
+
+    async def _send(self, message: CoordinatorMessage, on_id: Callable[[int], None] | None) -> None:
         if self.ws.closed:
             raise Unavailable("the agent's connection is closed")
         if self._send_lock is None:
             self._send_lock = asyncio.Lock()
         try:
             async with self._send_lock, asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                await self.ws.send_str(dump_json(message))
+                # Numbered under the write lock: a frame built early and sent late still goes
+                # out with an id above every frame written before it (the agent refuses less).
+                frame_id = self._ids.next()
+                if on_id is not None:
+                    on_id(frame_id)
+                await self.ws.send_str(dump_json(stamp(message, frame_id)))
         except TimeoutError:
             logger.warning("[%s] agent is not reading; closing its link", self.server_id)
             await self.close(1011, "send timed out")
@@ -59,29 +80,35 @@ class AgentSession:
 
     async def send_error(self, error: PlatformError, re: int | None) -> None:
         """Answer a frame with an error frame; the connection stays open."""
-        await self.send(ErrorMessage(id=self.next_id(), re=re, error=error.to_body()))
+        await self.send(ErrorMessage(id=UNSTAMPED, re=re, error=error.to_body()))
 
     async def request(
         self, build: Callable[[int], CoordinatorMessage], timeout: float
     ) -> AgentMessage:
-        """Send a request built with a fresh id and wait for the reply whose ``re`` matches.
+        """Send a request and wait for the reply whose ``re`` matches the id it was sent with.
 
         Raises:
             Timeout: no reply within ``timeout`` seconds.
             Unavailable: the link closed before the reply.
             PlatformError: the agent answered with an error frame (re-raised by its code).
         """
-        message_id = self.next_id()
         future: asyncio.Future[AgentMessage] = asyncio.get_running_loop().create_future()
-        self._pending[message_id] = future
+        sent: list[int] = []
+
+        def waiting(frame_id: int) -> None:
+            # Registered before the frame is written, so even an instant reply finds it.
+            sent.append(frame_id)
+            self._pending[frame_id] = future
+
         try:
-            await self.send(build(message_id))
+            await self._send(build(UNSTAMPED), waiting)
             async with asyncio.timeout(timeout):
                 reply = await future
         except TimeoutError:
             raise Timeout(f"the agent did not answer within {timeout:g} s") from None
         finally:
-            self._pending.pop(message_id, None)
+            for frame_id in sent:
+                self._pending.pop(frame_id, None)
         if isinstance(reply, ErrorMessage):
             raise error_from_body(reply.error)
         return reply

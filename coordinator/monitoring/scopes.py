@@ -28,6 +28,16 @@ DEFAULT_WINDOW: Final[dict[str | None, timedelta]] = {
 }
 # A scope whose newest sample is older than this many sample intervals is "stale".
 LIVE_INTERVALS: Final = 3
+# ... and never sooner than this: an agent's first sample spans only its one-second priming
+# read, while the next one is due a whole sampling interval (15 s by default) later.
+MIN_LIVE_SECONDS: Final = 45.0
+
+
+def live_window(interval: float) -> float:
+    """How long after it was observed a sample with span ``interval`` still counts as live."""
+    return max(LIVE_INTERVALS * interval, MIN_LIVE_SECONDS)
+
+
 _ID_FIELD: Final = {
     "server": "server_id",
     "project": "project_id",
@@ -185,4 +195,4 @@ def freshness_of(newest: datetime | None, interval: float | None, now: datetime)
     """``live`` when the newest sample is younger than a few intervals, else ``stale``/``empty``."""
     if newest is None or interval is None:
         return "empty"
-    return "live" if (now - newest).total_seconds() < LIVE_INTERVALS * interval else "stale"
+    return "live" if (now - newest).total_seconds() < live_window(interval) else "stale"

@@ -12,6 +12,7 @@ from typing import Any, Final, Literal
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from coordinator.db.monitoring_models import RuntimeSample
+from coordinator.monitoring.scopes import live_window
 from shared.messages.monitoring import ContainerUsage, Totals
 from shared.wire import WireModel
 
@@ -30,8 +31,6 @@ CONTAINER_FIELD: Final = {
     "resource": "resource_id",
     "deployment": "deployment_id",
 }
-# A sample older than this many sampling intervals no longer describes the server "now".
-STALE_AFTER_INTERVALS: Final = 3
 
 # Nested like the Appaloft totals block: ``{"cpu": {"containerCpuPercent": 12.5}, ...}``.
 TotalsMap = dict[str, dict[str, float]]
@@ -252,9 +251,9 @@ def in_scope(container: ContainerUsage, scope: MonitoringScope) -> bool:
 
 
 def is_fresh(sample: RuntimeSample, now: datetime) -> bool:
-    """A sample is live while younger than ``STALE_AFTER_INTERVALS`` sampling intervals."""
+    """A sample is live while younger than a few sampling intervals (``live_window``)."""
     age = now - sample.observed_at
-    return age <= timedelta(seconds=sample.interval_seconds * STALE_AFTER_INTERVALS)
+    return age <= timedelta(seconds=live_window(sample.interval_seconds))
 
 
 async def latest_sample(server_id: str) -> RuntimeSample | None:

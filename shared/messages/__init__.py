@@ -1,7 +1,7 @@
 """Message unions per direction, their type adapters, and the two-step frame decoder."""
 
 from functools import cache
-from typing import Annotated, Any, cast, get_args
+from typing import Annotated, Any, TypeVar, cast, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -229,8 +229,24 @@ def decode_coordinator_message(frame: str | bytes) -> CoordinatorMessage:
         ) from exc
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+UNSTAMPED = 0
+"""Placeholder id of a frame built before it is sent: each side's send path stamps the real id
+(``stamp``) under its write lock, so ids rise in the order frames actually leave."""
+
+
+def stamp(message: _M, frame_id: int) -> _M:
+    """Return ``message`` carrying ``frame_id`` (a shallow copy; models are frozen)."""
+    return message.model_copy(update={"id": frame_id})
+
+
 class IdSequence:
-    """Hands out strictly increasing ids for frames this side sends."""
+    """Hands out strictly increasing ids for frames this side sends.
+
+    Only a send path may number frames: an id taken early and sent late (after slow work, or
+    behind frames sent meanwhile) would reach the peer out of order and be refused as reused.
+    """
 
     def __init__(self) -> None:
         self._last = 0
@@ -263,6 +279,7 @@ __all__ = [
     "MONITORING_CAPABILITY",
     "TERMINAL_CAPABILITY",
     "TERMINAL_HOST_CAPABILITY",
+    "UNSTAMPED",
     "AgentMessage",
     "ArchiveArtifact",
     "Artifact",
@@ -306,4 +323,5 @@ __all__ = [
     "coordinator_message_adapter",
     "decode_agent_message",
     "decode_coordinator_message",
+    "stamp",
 ]

@@ -241,6 +241,15 @@ def test_json_output_is_the_api_answer(berth: Berth) -> None:
     assert listing["nextCursor"] is None
     assert isinstance(listing["items"], list)
     assert "json-1" in {item["name"] for item in listing["items"]}
+    # The flag may follow the command as well as precede it.
+    after = berth("servers", "list", "--json")
+    assert after.exit_code == 0, after.output
+    assert {i["name"] for i in json.loads(after.stdout)["items"]} == {
+        i["name"] for i in listing["items"]
+    }
+    shown_after = berth("servers", "show", "json-1", "--json")
+    assert shown_after.exit_code == 0, shown_after.output
+    assert json.loads(shown_after.stdout)["server"]["id"] == server["id"]
     events = berth.json("audit", "list", "--aggregate", server["id"])
     assert isinstance(events["items"], list)
     assert [e["eventType"] for e in events["items"]] == ["server.registered"]

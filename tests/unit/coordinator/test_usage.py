@@ -218,6 +218,23 @@ async def test_stale_and_offline_are_partial(coordinator: Coordinator, admin_tok
     assert answer["totals"]["memory"]["totalBytes"] == 8 * GIB
 
 
+async def test_an_agents_first_sample_is_live_until_the_next_is_due(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    # The first sample spans the agent's one-second priming read; the next follows one default
+    # 15 s interval later, so 13 s after it the figures are current, not "stale".
+    server = await coordinator.add_server(admin_token, "db-1")
+    _ = await store_sample(server["id"], [], age_seconds=13, interval=1.0)
+    answer = await usage(coordinator, admin_token, f"serverId={server['id']}")
+    assert answer["freshness"] == "live"
+    query = f"scope.kind=server&scope.serverId={server['id']}"
+    status, listed, _ = await coordinator.call(
+        "GET", f"/runtime-monitoring/samples?{query}", token=admin_token
+    )
+    assert status == 200, listed
+    assert listed["freshness"] == "live"
+
+
 async def test_bad_and_unknown_scopes(coordinator: Coordinator, admin_token: str) -> None:
     server = await coordinator.add_server(admin_token, "db-1")
     for query in (
