@@ -33,6 +33,7 @@ from fanin import (  # this directory is on sys.path when run as a script
     _host_facts,
     bootstrap,
     free_port,
+    listen_overflows,
     raise_nofile_limit,
     register_agents,
     wait_http_ready,
@@ -213,6 +214,7 @@ async def measure(args: argparse.Namespace, nets: Namespaces, tmp: Path) -> dict
             agent_detect = [at - cut for at in down.values() if at > cut]
             log(f"coordinator saw all offline: {bool(len(offline_at) == args.agents)}; healing")
             up.clear()
+            overflows = listen_overflows()
             heal = time.monotonic()
             nets.created[0].heal()
             online_at: list[float] = []
@@ -222,6 +224,7 @@ async def measure(args: argparse.Namespace, nets: Namespaces, tmp: Path) -> dict
                 online_at.extend([now] * (online - len(online_at)))
                 await asyncio.sleep(POLL_SECONDS)
             drain()
+            overflows = listen_overflows() - overflows
             agent_recover = [at - heal for at in up.values() if at > heal]
         return {
             "agents": args.agents,
@@ -229,6 +232,8 @@ async def measure(args: argparse.Namespace, nets: Namespaces, tmp: Path) -> dict
             "agent_detect_s": _spread(agent_detect),
             "coordinator_recover_s": _spread(online_at),
             "agent_recover_s": _spread(agent_recover),
+            # SYNs dropped because the coordinator's accept queue was full (root namespace).
+            "listen_overflows_during_recovery": overflows,
             "missed": {
                 "coordinator_detect": args.agents - len(offline_at),
                 "agent_detect": args.agents - len(agent_detect),

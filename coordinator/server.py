@@ -15,6 +15,11 @@ from coordinator.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# Agents cut off together come back together (a healed partition, a coordinator restart): with
+# aiohttp's accept queue of 128 the kernel drops their SYNs, and each lost SYN costs 1, then 3,
+# then 7 s of retransmission. The kernel caps this at net.core.somaxconn (4096 by default).
+LISTEN_BACKLOG = 4096
+
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_cert is None:
@@ -33,7 +38,9 @@ async def running(settings: Settings) -> AsyncIterator[tuple[web.AppRunner, str]
     )
     await runner.setup()
     context = _ssl_context(settings)
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, ssl_context=context, backlog=LISTEN_BACKLOG
+    )
     try:
         await site.start()
         sockets = runner.addresses
