@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import Coroutine
@@ -31,11 +32,13 @@ from agent.deployments import DeploymentManager
 from agent.dispatch import Dispatcher, Send
 from agent.features import AgentFeature, FrameWriter, LinkContext
 from agent.host import collect_facts
+from agent.reachability import ProbeResult, ProbeTiming, Reachability
 from agent.runtime import ContainerRuntime
 from agent.state import Enrollment
 from agent.tls import client_context
 from shared.crypto import sign_challenge
 from shared.errors import PlatformError
+from shared.keepalive import DEFAULT_KEEPALIVE, apply_keepalive
 from shared.messages import (
     DEPLOY_CAPABILITY,
     UNSTAMPED,
@@ -66,7 +69,16 @@ class FatalError(Exception):
 
 
 class TransientError(Exception):
-    """The link failed in a way a later attempt may not."""
+    """The link failed in a way a later attempt may not.
+
+    ``unreachable`` marks a link lost without a word from the coordinator (no close frame, a
+    connect that timed out or found no route): the agent then probes until the network heals
+    instead of backing off, see ``agent.reachability``.
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -102,10 +114,14 @@ def _classify_close(exc: ConnectionClosed) -> Exception:
         )
     code = received.code if received else "none"
     reason = received.reason if received and received.reason else "connection closed"
-    return TransientError(f"{reason} (close code {code})")
+    # No close frame from the coordinator: the socket died under us (keepalive or user
+    # timeout after a partition, a ping timeout, a reset), so the network may be the problem.
+    return TransientError(f"{reason} (close code {code})", unreachable=received is None)
 
 
-# Detects a dead coordinator within about 90 s; rarer pings keep 10k idle agents cheap.
+# A backstop for a coordinator whose kernel still answers but whose loop is stuck (about 90 s);
+# a silent partition is noticed sooner by the kernel (TCP keepalive and user timeout, see
+# shared.keepalive). Rare pings keep 10k idle agents cheap.
 AGENT_PING_INTERVAL_SECONDS: Final = 60.0
 AGENT_PING_TIMEOUT_SECONDS: Final = 30.0
 
@@ -122,6 +138,7 @@ class Link:
         policy: ReconnectPolicy,
         deployments: DeploymentManager | None = None,
         features: list[AgentFeature] | None = None,
+        probe_timing: ProbeTiming | None = None,
     ) -> None:
         self._deployments = deployments
         self._features = list(features or [])
@@ -132,28 +149,40 @@ class Link:
         self._policy = policy
         self._url = websocket_url(enrollment.coordinator_url)
         self._ssl = client_context(enrollment.ca_file) if self._url.startswith("wss") else None
+        self._reachability = Reachability(self._url, probe_timing)
 
     async def run_forever(self) -> None:
         """Connect, serve, and reconnect until cancelled; raise ``FatalError`` when refused."""
         attempt = 0
         last_error = ""
+        # Set when a probe got an answer: if the dial after it fails anyway, the network is fine
+        # and the coordinator is slow or overloaded, so back off instead of probing again.
+        answered = False
         while True:
             started = time.monotonic()
+            unreachable = False
             try:
                 await self._connect_once()
                 error = "coordinator closed the link"
             except TransientError as exc:
                 error = str(exc)
+                unreachable = exc.unreachable
             if time.monotonic() - started >= self._policy.stable_seconds:
                 attempt = 0
+                answered = False
             delay = self._policy.delay(attempt)
             attempt += 1
             # Log each new kind of failure once at WARNING; repeats only at INFO.
             level = logging.WARNING if error != last_error else logging.INFO
+            last_error = error
+            if unreachable and not answered:
+                logger.log(level, "link lost: %s; probing until the coordinator answers", error)
+                answered = await self._reachability.wait_after_loss(delay) is ProbeResult.OPEN
+                continue
+            answered = False
             logger.log(
                 level, "link down: %s; reconnecting in %.1f s (attempt %d)", error, delay, attempt
             )
-            last_error = error
             await asyncio.sleep(delay)
 
     async def _connect_once(self) -> None:
@@ -170,6 +199,8 @@ class Link:
                 close_timeout=5,
                 user_agent_header=f"berth-agent/{PACKAGE_VERSION}",
             ) as ws:
+                # The kernel notices a silent partition; no Python work per idle link.
+                apply_keepalive(ws.transport.get_extra_info("socket"), DEFAULT_KEEPALIVE)
                 await self._serve(ws)
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -190,8 +221,13 @@ class Link:
             classified = _classify_close(exc)
             raise classified from exc
         except (InvalidHandshake, OSError, TimeoutError, EOFError) as exc:
+            # A refusal (RST) or a handshake answer proves the network works: back off.
+            unreachable = isinstance(exc, (TimeoutError, OSError)) and not isinstance(
+                exc, (ConnectionRefusedError, socket.gaierror)
+            )
             raise TransientError(
-                f"cannot reach {self._url}: {str(exc) or type(exc).__name__}"
+                f"cannot reach {self._url}: {str(exc) or type(exc).__name__}",
+                unreachable=unreachable,
             ) from exc
 
     async def _handshake(self, ws: ClientConnection, ids: IdSequence, guard: IdGuard) -> Welcome:

@@ -37,6 +37,7 @@ from websockets.typing import Subprotocol
 from agent.connection import AGENT_PING_INTERVAL_SECONDS, AGENT_PING_TIMEOUT_SECONDS
 from coordinator.settings import Settings
 from shared.crypto import generate_private_key, public_key_text, sign_challenge
+from shared.keepalive import DEFAULT_KEEPALIVE, apply_keepalive
 from shared.messages import (
     Challenge,
     Heartbeat,
@@ -442,6 +443,8 @@ async def _dial(spec: WorkerSpec, server_id: str, raw_key: bytes) -> tuple[Clien
         proxy=None,
         user_agent_header="berth-bench/fanin",
     )
+    # As the production agent: the kernel watches the link (costs the coordinator nothing).
+    apply_keepalive(ws.transport.get_extra_info("socket"), DEFAULT_KEEPALIVE)
     if spec.mode != "berth":
         return ws, DEFAULT_HEARTBEAT_SECONDS
     try:

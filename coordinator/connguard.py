@@ -174,8 +174,9 @@ class GuardedSite(web.TCPSite):
         *,
         guard: ConnectionGuard,
         ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
     ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context)
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog)
         self._guard = guard
 
     async def start(self) -> None:

@@ -16,6 +16,11 @@ from coordinator.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# Agents cut off together come back together (a healed partition, a coordinator restart): with
+# aiohttp's accept queue of 128 the kernel drops their SYNs, and each lost SYN costs 1, then 3,
+# then 7 s of retransmission. The kernel caps this at net.core.somaxconn (4096 by default).
+LISTEN_BACKLOG = 4096
+
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_cert is None:
@@ -38,7 +43,14 @@ async def running(settings: Settings) -> AsyncIterator[tuple[web.AppRunner, str]
     await runner.setup()
     context = _ssl_context(settings)
     guard = app[GUARD_KEY]
-    site = GuardedSite(runner, settings.host, settings.port, guard=guard, ssl_context=context)
+    site = GuardedSite(
+        runner,
+        settings.host,
+        settings.port,
+        guard=guard,
+        ssl_context=context,
+        backlog=LISTEN_BACKLOG,
+    )
     try:
         await site.start()
         sockets = runner.addresses

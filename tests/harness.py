@@ -60,12 +60,14 @@ class Coordinator:
 
     def settings(self) -> Settings:
         """The settings the next start uses (the port is pinned after the first start)."""
-        return Settings(
-            data_dir=self._data_dir,
-            host="127.0.0.1",
-            port=self._port,
-            database_url=self._database_url,
-            **self._overrides,
+        return Settings.model_validate(
+            {
+                "data_dir": self._data_dir,
+                "host": "127.0.0.1",
+                "port": self._port,
+                "database_url": self._database_url,
+                **self._overrides,
+            }
         )
 
     async def start(self) -> None:
@@ -173,8 +175,12 @@ UNUSED_EDGE_ADMIN_URL = "http://127.0.0.1:9"
 class AgentProcess:
     """A real ``berth-agent`` subprocess with its own state directory and log file."""
 
-    def __init__(self, state_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, env: dict[str, str] | None = None, *, prefix: tuple[str, ...] = ()
+    ) -> None:
         self.state_dir = state_dir
+        # Run through e.g. ("ip", "netns", "exec", NAME) to put the agent in a network namespace.
+        self.prefix = prefix
         self.log_path = state_dir.parent / f"{state_dir.name}.log"
         self.env = {
             **os.environ,
@@ -214,6 +220,7 @@ class AgentProcess:
         log = self.log_path.open("ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "agent",

@@ -305,11 +305,17 @@ async def assess(target: Target, keyring: Keyring, registry: Registry, settings:
                 f"{target.project.slug}.{settings.edge_domain}"
             ]
     if not plan.online:
+        seen = target.server.last_seen_at
         plan.warnings.append(
             Issue(
                 "server-offline",
                 "dispatch",
-                "the server's agent is not connected; the deployment will wait for it",
+                (
+                    f"agent offline since {seen.astimezone(UTC).isoformat(timespec='seconds')}"
+                    if seen is not None
+                    else "the server's agent has never connected"
+                )
+                + "; the deployment waits in planned until it is back",
                 "start the agent on the server",
                 None,
                 target.server.id,

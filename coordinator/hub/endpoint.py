@@ -18,6 +18,7 @@ from coordinator.hub.session import AgentSession
 from coordinator.origin import require_own_origin
 from shared.crypto import verify_challenge
 from shared.errors import InvalidMessage, PlatformError, UnsupportedProtocol
+from shared.keepalive import DEFAULT_KEEPALIVE, apply_keepalive
 from shared.messages import (
     AgentMessage,
     Challenge,
@@ -82,6 +83,10 @@ async def agent_connect(request: web.Request) -> web.StreamResponse:
         compress=False,  # deflate costs ~33 KB per connection; frames are small JSON
     )
     await ws.prepare(request)
+    # The kernel notices a silent partition (no FIN, no RST) at no Python cost per idle link;
+    # behind a proxy this socket faces the proxy, which must do the same (see the README).
+    if request.transport is not None:
+        apply_keepalive(request.transport.get_extra_info("socket"), DEFAULT_KEEPALIVE)
     peer = request.remote or "?"
     ids = IdSequence()
     nonce = secrets.token_urlsafe(32)

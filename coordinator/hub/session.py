@@ -125,7 +125,12 @@ class AgentSession:
         """Fail every waiting request (called when the link closes)."""
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(Unavailable("the agent disconnected"))
+                future.set_exception(
+                    Unavailable(
+                        f"the agent of server {self.server_id} disconnected",
+                        details={"serverId": self.server_id},
+                    )
+                )
         self._pending.clear()
 
     async def close(self, code: int, reason: str) -> None:

@@ -133,7 +133,9 @@ class LogRelay:
         """End every stream of the lost link with an error (the client sees ``end``)."""
         for stream in [s for s in self._streams.values() if s.session is session]:
             self._forget(stream)
-            stream.finish(_end(stream.stream_id, "the agent disconnected"))
+            stream.finish(
+                _end(stream.stream_id, f"the agent of server {session.server_id} disconnected")
+            )
 
     def _forget(self, stream: RelayStream) -> None:
         if self._streams.get(stream.stream_id) is stream:

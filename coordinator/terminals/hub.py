@@ -97,7 +97,11 @@ class TerminalHub:
                 self.close_soon(
                     found,
                     reason="agent-disconnected",
-                    error=Unavailable("the agent disconnected; the terminal session ended"),
+                    error=Unavailable(
+                        f"the agent of server {session.server_id} disconnected; "
+                        "the terminal session ended",
+                        details={"serverId": session.server_id},
+                    ),
                 )
 
     # ---- lifecycle -------------------------------------------------------------------------

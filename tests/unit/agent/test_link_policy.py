@@ -55,3 +55,14 @@ def test_close_codes_are_classified(code: int, fatal: bool) -> None:
     result = _classify_close(ConnectionClosedError(Close(code, "why"), None))
     assert isinstance(result, FatalError if fatal else TransientError)
     assert "why" in str(result)
+
+
+def test_a_link_lost_without_a_close_frame_is_unreachable() -> None:
+    # The socket died under us (keepalive, user timeout, ping timeout): probe for the heal.
+    lost = _classify_close(ConnectionClosedError(None, None))
+    assert isinstance(lost, TransientError)
+    assert lost.unreachable
+    # The coordinator said goodbye (restart, overload): the jittered backoff applies.
+    closed = _classify_close(ConnectionClosedError(Close(1001, "going away"), None))
+    assert isinstance(closed, TransientError)
+    assert not closed.unreachable

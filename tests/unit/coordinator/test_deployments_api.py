@@ -18,7 +18,7 @@ from shared.messages import (
     RuntimeControl,
     RuntimeControlResult,
 )
-from tests.harness import Coordinator
+from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
 from tests.unit.coordinator.test_deployment_engine import (
     World,
@@ -57,9 +57,22 @@ async def test_plan_is_ready_for_an_image_resource_and_warns_when_offline(
     assert body["planner"]["buildStrategy"] == "prebuilt-image"
     assert body["network"]["hostnames"] == ["web.production.shop.localhost"]
     assert [w["code"] for w in body["warnings"]] == ["server-offline"]
+    assert "never connected" in body["warnings"][0]["message"]
     await world.agent.connect()
     assert (await plan(coordinator, admin_token, world.target()))["warnings"] == []
     await world.agent.close()
+    # Once it was seen, the warning says since when the agent is offline.
+    warnings: list[dict[str, Any]] = []
+
+    async def warned() -> bool:
+        warnings[:] = (await plan(coordinator, admin_token, world.target()))["warnings"]
+        return bool(warnings)
+
+    await eventually(warned, what="the offline warning")
+    assert warnings[0]["code"] == "server-offline"
+    since = warnings[0]["message"].removeprefix("agent offline since ").split(";")[0]
+    assert warnings[0]["message"].startswith("agent offline since "), warnings
+    assert datetime.fromisoformat(since) <= datetime.now(UTC)
 
 
 async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> None:

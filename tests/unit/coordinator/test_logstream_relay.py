@@ -106,6 +106,7 @@ async def test_agent_loss_ends_its_streams_and_client_leaving_sends_close() -> N
     end = await lost.next(1)
     assert isinstance(end, LogEnd)
     assert "disconnected" in end.message
+    assert "srv_1" in end.message  # the client learns which server's agent was lost
     assert await kept.next(0.01) is None  # the other agent's stream is untouched
     # Frames of an unknown or foreign stream are ignored.
     await relay.on_message(cast(AgentSession, session), _chunk(kept.stream_id, 1))
