@@ -12,6 +12,7 @@ past it, and the read is done again on the worker thread (``SqliteClient``), as 
 read that finds the database busy also goes to the worker thread, which waits for it.
 """
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -59,9 +60,17 @@ class InlineReadClient(SqliteClient):
         self.deferred_reads = 0
         self._inline: sqlite3.Connection | None = None
         self._deadline = float("inf")
+        # Two first reads at once would each open the worker-thread connection and leak one
+        # (its thread then keeps the process from exiting): connecting is one at a time.
+        self._connecting = asyncio.Lock()
 
     async def create_connection(self, with_db: bool) -> None:
-        await super().create_connection(with_db)
+        async with self._connecting:
+            await self._connect(with_db)
+
+    async def _connect(self, with_db: bool) -> None:
+        if self._connection is None:
+            await super().create_connection(with_db)
         if self._inline is None:
             # isolation_level=None: every read sees the last commit (autocommit, as the thread
             # client does). busy_timeout=0: never wait on the loop; the thread client waits.

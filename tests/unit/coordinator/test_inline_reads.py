@@ -2,6 +2,7 @@
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -82,3 +83,32 @@ async def test_a_locked_database_defers_the_read_instead_of_blocking_the_loop(
     finally:
         holder.close()
         await reads.close()
+
+
+def _worker_threads() -> set[threading.Thread]:
+    """aiosqlite's connection threads alive now (each runs ``_connection_worker_thread``)."""
+    return {
+        thread
+        for thread in threading.enumerate()
+        if getattr(getattr(thread, "_target", None), "__name__", "") == "_connection_worker_thread"
+    }
+
+
+async def test_first_reads_at_once_open_one_worker_connection(tmp_path: Path) -> None:
+    path = tmp_path / "reads.sqlite3"
+    _make_database(path, "WAL")
+    before = _worker_threads()
+    reads = InlineReadClient(str(path), connection_name="reads", journal_mode="WAL")
+    try:
+        # Both reads find no connection yet; each used to open its own, and one leaked.
+        await asyncio.gather(
+            reads.execute_query('SELECT "name" FROM "things"'),
+            reads.execute_query('SELECT "name" FROM "things"'),
+        )
+        opened = _worker_threads() - before
+        assert len(opened) == 1
+    finally:
+        await reads.close()
+    for thread in opened:
+        thread.join(timeout=5)  # closing ends the thread; a leaked one would still run
+        assert not thread.is_alive()
