@@ -5,9 +5,10 @@ bodies and queries are validated against the declared models, and responses are 
 instances of the declared response model before they are serialised.
 """
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -16,10 +17,59 @@ from coordinator.appkeys import KEYRING_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.errors import request_id
 from coordinator.secrets import Keyring
-from shared.errors import InvalidRequest, PlatformError
+from coordinator.variables import KEY_MAX_LENGTH, KEY_PATTERN
+from shared.errors import InvalidRequest, NotFound, PlatformError
 from shared.wire import dump_json, load_json
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PathParameter:
+    """What a path parameter may look like; checked before the handler runs, and documented."""
+
+    pattern: str
+    max_length: int
+    # An id that cannot exist names nothing (404); a malformed key is a bad request (400).
+    malformed_is_missing: bool
+
+    def check(self, name: str, value: str) -> None:
+        """Raise the 404 or 400 a value outside the rule gets (never let it reach the DB)."""
+        if len(value) <= self.max_length and re.fullmatch(self.pattern, value):
+            return
+        if self.malformed_is_missing:
+            raise NotFound(f"no such {name.removesuffix('Id')}")
+        raise InvalidRequest(
+            f"path parameter {name} is invalid",
+            details={"problems": [{"field": name, "message": f"must match {self.pattern}"}]},
+        )
+
+
+# Ids are minted as ``<prefix>_<hex>`` and stored in 40-character columns.
+_ID: Final = PathParameter(r"^[A-Za-z0-9_-]+$", 40, malformed_is_missing=True)
+PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
+    "key": PathParameter(KEY_PATTERN, KEY_MAX_LENGTH, malformed_is_missing=False),
+    **{
+        name: _ID
+        for name in (
+            "archiveId",
+            "deploymentId",
+            "environmentId",
+            "otherEnvironmentId",
+            "projectId",
+            "resourceId",
+            "serverId",
+            "sessionId",
+            "tokenId",
+        )
+    },
+}
+_PATH_NAME = re.compile(r"{([A-Za-z0-9_]+)}")
+
+
+def path_names(path: str) -> list[str]:
+    """The parameter names of a route path template, in order."""
+    return _PATH_NAME.findall(path)
 
 
 @dataclass
@@ -101,6 +151,9 @@ def route(
     """Register a handler. ``permission=None`` marks a public route (documented as such)."""
 
     def register(handler: Handler) -> Handler:
+        unknown = [n for n in path_names(path) if n not in PATH_PARAMETERS]
+        if unknown:  # every path parameter needs a rule, or it reaches the database unchecked
+            raise PlatformError(f"route {method} {path}: no PATH_PARAMETERS rule for {unknown}")
         ROUTES.append(
             Route(
                 method,
@@ -129,10 +182,10 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
 
 
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
-    raw_text = await request.text()
+    raw_bytes = await request.read()
     try:
-        raw: Any = load_json(raw_text) if raw_text.strip() else {}
-    except ValueError as exc:
+        raw: Any = load_json(raw_bytes) if raw_bytes.strip() else {}
+    except ValueError as exc:  # UnicodeDecodeError included: JSON is UTF-8 (RFC 8259)
         raise InvalidRequest("request body is not valid JSON") from exc
     try:
         return model.model_validate(raw)
@@ -163,6 +216,8 @@ def build_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
         if route.permission is not None:
             principal = await authenticate(request)
             principal.require(route.permission)
+        for name, value in request.match_info.items():
+            PATH_PARAMETERS[name].check(name, value)
         query = _parse_query(request, route.query) if route.query else None
         body = await _parse_body(request, route.body) if route.body else None
         call = Call(request, principal, dict(request.match_info), body, query)

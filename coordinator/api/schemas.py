@@ -35,7 +35,7 @@ class PageQuery(ApiRequest):
     """Cursor pagination: ``limit`` items after ``cursor`` (an item id from ``nextCursor``)."""
 
     limit: int = Field(default=100, gt=0, le=500)
-    cursor: str | None = Field(default=None, max_length=64)
+    cursor: str | None = Field(default=None, max_length=40)
 
 
 # ---- bootstrap -------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ class ListDeployTokensQuery(ApiRequest):
     organization_id: str | None = None
     status: Literal["active", "revoked"] | None = None
     limit: int = Field(default=100, gt=0, le=100)
-    cursor: str | None = Field(default=None, max_length=64)
+    cursor: str | None = Field(default=None, max_length=40)
 
 
 class OrganizationQuery(ApiRequest):
