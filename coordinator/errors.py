@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from shared.errors import (
     ErrorBody,
@@ -52,7 +54,7 @@ class ErrorEnvelope(WireModel):
     request_id: str
 
 
-def request_id(request: web.Request) -> str:
+def request_id(request: BaseRequest) -> str:
     """Return this request's id (the client's ``X-Request-ID`` if well-formed, else minted)."""
     value = request.get(_REQUEST_ID_KEY)
     if isinstance(value, str):
@@ -63,7 +65,7 @@ def request_id(request: web.Request) -> str:
     return value
 
 
-def error_response(request: web.Request, error: PlatformError) -> web.Response:
+def error_response(request: BaseRequest, error: PlatformError) -> web.Response:
     """Build the enveloped response for ``error``."""
     envelope = ErrorEnvelope(error=error.to_body(), request_id=request_id(request))
     status = HTTP_STATUS.get(error.code, 500)
@@ -73,6 +75,52 @@ def error_response(request: web.Request, error: PlatformError) -> web.Response:
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="berth"'
     return response
+
+
+# aiohttp's parser messages quote the offending bytes; an error body quotes at most this much.
+_PARSER_MESSAGE_CHARS: Final = 200
+
+
+class EnvelopeRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering the errors aiohttp raises itself with the envelope.
+
+    A request line or header over aiohttp's limits, a malformed request or a handler timeout never
+    reaches the middleware: aiohttp answers them in ``handle_error`` with plain text.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """Log as aiohttp does, then answer with the envelope (the connection still closes)."""
+        plain = super().handle_error(request, status, exc, message)
+        error: PlatformError
+        if status == 413:
+            error = PayloadTooLarge("request is too large")
+        elif 400 <= status < 500:
+            text = (message or "bad request").splitlines()[0][:_PARSER_MESSAGE_CHARS]
+            error = InvalidRequest(f"malformed HTTP request: {text}")
+        else:
+            error = PlatformError("internal error")
+        response = error_response(request, error)
+        response.set_status(status)  # keep aiohttp's status (e.g. 431 or 504)
+        response.headers[REQUEST_ID_HEADER] = request_id(request)
+        if plain.keep_alive is False:
+            response.force_close()
+        return response
+
+
+class EnvelopeServer(web.Server):
+    """``web.Server`` whose connections use ``EnvelopeRequestHandler`` (aiohttp has no option)."""
+
+    def __call__(self) -> RequestHandler:
+        """Create the handler for one new connection, as ``web.Server`` does."""
+        return EnvelopeRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 def _from_http_exception(exc: web.HTTPException) -> PlatformError:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from coordinator import heap
 from coordinator.app import create_app
+from coordinator.errors import EnvelopeServer
 from coordinator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ async def running(settings: Settings) -> AsyncIterator[tuple[web.AppRunner, str]
         app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_seconds
     )
     await runner.setup()
+    # aiohttp's own parser errors (request line or headers too long...) are plain text unless
+    # the connections come from EnvelopeServer; aiohttp offers no option to choose the class.
+    if runner.server is not None:
+        runner.server.__class__ = EnvelopeServer
     context = _ssl_context(settings)
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
     try:

@@ -451,6 +451,7 @@ async def events(call: Call) -> DeploymentEvents:
     permission="deployments:read",
     query=StreamQuery,
     raw_response="text/event-stream",
+    events=("deployment-event", "end"),
 )
 async def events_stream(call: Call) -> web.StreamResponse:
     """SSE: ``id: <cursor>``, ``event: deployment-event``, ``data: <envelope>``; ``event: end``."""

@@ -130,9 +130,17 @@ class Route:
     response: type[BaseModel] | None
     status: int
     raw_response: str | None
+    # Statuses beyond the common ones (e.g. 503 when the route needs the agent's link, 401 on a
+    # public route that checks its own credential) so the OpenAPI document declares them.
+    errors: tuple[int, ...] = ()
+    # Event names of a ``text/event-stream`` response (documented as the stream's item schema).
+    events: tuple[str, ...] = ()
 
 
 ROUTES: list[Route] = []
+# What a route that needs the server's agent link can also answer: 503 while the agent is not
+# connected, 504 when it does not answer in time.
+AGENT_ERRORS: Final = (503, 504)
 
 
 def route(
@@ -147,6 +155,8 @@ def route(
     response: type[BaseModel] | None = None,
     status: int = 200,
     raw_response: str | None = None,
+    errors: tuple[int, ...] = (),
+    events: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Register a handler. ``permission=None`` marks a public route (documented as such)."""
 
@@ -167,6 +177,8 @@ def route(
                 response,
                 status,
                 raw_response,
+                errors,
+                events,
             )
         )
         return handler

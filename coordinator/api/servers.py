@@ -9,7 +9,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from coordinator import audit
-from coordinator.api.routing import Call, route
+from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import (
     AgentState,
     Blocker,
@@ -455,6 +455,7 @@ async def rotate_agent_key(call: Call) -> JoinTokenResponse:
     tag=TAG,
     permission="servers:read",
     response=ConnectivityTestResponse,
+    errors=AGENT_ERRORS,
 )
 async def connectivity_test(call: Call) -> ConnectivityTestResponse:
     """Check the link, time a request through it, and include the agent's own local checks."""

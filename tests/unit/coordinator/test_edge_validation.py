@@ -1,7 +1,12 @@
 """Input the fuzzer found answered with 500: refused at the edge with a 4xx envelope instead."""
 
-from tests.harness import Coordinator
-from tests.unit.coordinator.support import assert_error, mint_token, problem_fields
+import asyncio
+import json
+from typing import Any
+
+from coordinator.variables import KEY_PATTERN
+from tests.harness import Coordinator, scaled
+from tests.unit.coordinator.support import assert_error, header, mint_token, problem_fields
 
 NOT_UTF8 = b'{"name": "\xff\xfe\x84"}'
 
@@ -77,3 +82,63 @@ async def test_a_cursor_longer_than_an_id_is_400_not_500(
             "GET", f"{path}?cursor={'z' * 40}", token=admin_token
         )
         assert (status, body["items"]) == (200, []), (path, body)
+
+
+def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    return dict(document["paths"][path][method.lower()])
+
+
+async def test_openapi_declares_what_routes_really_answer(coordinator: Coordinator) -> None:
+    status, document, _ = await coordinator.call("GET", "/openapi.json")
+    assert status == 200
+    for method, path in (
+        ("GET", "/servers/{serverId}/capacity"),
+        ("GET", "/resources/{resourceId}/runtime-logs"),
+        ("POST", "/resources/{resourceId}/runtime/restart"),
+        ("POST", "/terminal-sessions"),
+    ):
+        assert {"503", "504"} <= set(_operation(document, method, path)["responses"]), path
+    # Public routes that check their own credential can answer 401.
+    assert "401" in _operation(document, "GET", "/agent/v1/archives/{archiveId}")["responses"]
+    assert "401" in _operation(document, "POST", "/agent/v1/enroll")["responses"]
+    # Every route with a request body can be refused with 413.
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            if "requestBody" in operation:
+                assert "413" in operation["responses"], (method, path)
+    # Path parameters carry their validation rules.
+    show = _operation(document, "GET", "/servers/{serverId}")["parameters"][0]["schema"]
+    assert show["maxLength"] == 40
+    assert "pattern" in show
+    key = _operation(document, "DELETE", "/resources/{resourceId}/variables/{key}")
+    assert key["parameters"][1]["schema"]["pattern"] == KEY_PATTERN
+    # Server-sent events are described per event, not as one plain string.
+    stream = _operation(document, "GET", "/deployments/{deploymentId}/events/stream")
+    event = stream["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    assert event["type"] == "object"
+    assert event["properties"]["event"]["enum"] == ["deployment-event", "end"]
+
+
+async def test_aiohttp_own_400_for_an_oversized_request_line_is_the_envelope(
+    coordinator: Coordinator,
+) -> None:
+    host, port = "127.0.0.1", coordinator.port
+    for request in (
+        f"GET /servers?x={'a' * 20000} HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        f"GET /servers HTTP/1.1\r\nHost: {host}\r\nX-Big: {'b' * 20000}\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(request.encode())
+            await writer.drain()
+            raw = await asyncio.wait_for(reader.read(), scaled(10))
+        finally:
+            writer.close()
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        assert status_line.split(" ")[1] == "400", status_line
+        assert header(headers, "Content-Type") == "application/json; charset=utf-8"
+        body = json.loads(payload)
+        assert_error((400, body, headers), 400, "invalid_request")
+        assert len(body["error"]["message"]) < 300
