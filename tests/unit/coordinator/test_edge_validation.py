@@ -7,6 +7,7 @@ from typing import Any
 from coordinator.variables import KEY_PATTERN
 from tests.harness import Coordinator, scaled
 from tests.unit.coordinator.support import assert_error, header, mint_token, problem_fields
+from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 
 NOT_UTF8 = b'{"name": "\xff\xfe\x84"}'
 
@@ -142,3 +143,36 @@ async def test_aiohttp_own_400_for_an_oversized_request_line_is_the_envelope(
         body = json.loads(payload)
         assert_error((400, body, headers), 400, "invalid_request")
         assert len(body["error"]["message"]) < 300
+
+
+async def test_deployments_of_a_deleted_server_stay_readable(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    await world.agent.close()
+    server_id = world.server_id
+    status, body, _ = await coordinator.call(
+        "POST", f"/servers/{server_id}/deactivate", token=admin_token, json={}
+    )
+    assert status == 200, body
+    status, body, _ = await coordinator.call(
+        "DELETE",
+        f"/servers/{server_id}",
+        token=admin_token,
+        json={"confirmation": {"serverId": server_id}},
+    )
+    assert status == 200, body
+    for path in ("", "/events", "/logs", "/recovery-readiness"):
+        status, body, _ = await coordinator.call(
+            "GET", f"/deployments/{deployment_id}{path}", token=admin_token
+        )
+        assert status == 200, (path, body)
+    status, body, _ = await coordinator.call(
+        "GET", f"/deployments/{deployment_id}", token=admin_token
+    )
+    assert body["relatedContext"]["server"] == {"id": server_id, "deleted": True}
+    assert body["deployment"]["serverId"] == server_id
+    status, body, _ = await coordinator.call("GET", "/deployments", token=admin_token)
+    assert status == 200, body
+    assert [d["id"] for d in body["items"]] == [deployment_id]
