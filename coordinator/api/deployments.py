@@ -352,25 +352,29 @@ async def show(call: Call) -> DeploymentShowResponse:
         ),
         related_context=RelatedContext(
             project=_related(
-                row.project_id, project and {"name": project.name, "slug": project.slug}
+                row.project_id,
+                {"name": project.name, "slug": project.slug} if project else None,
             ),
             environment=_related(
                 row.environment_id,
-                environment and {"name": environment.name, "kind": environment.kind},
+                {"name": environment.name, "kind": environment.kind} if environment else None,
             ),
             resource=_related(
                 row.resource_id,
-                resource and {"name": resource.name, "slug": resource.slug, "kind": resource.kind},
+                {"name": resource.name, "slug": resource.slug, "kind": resource.kind}
+                if resource
+                else None,
             ),
             server=_related(
                 row.server_id,
-                server
-                and {
+                {
                     "name": server.name,
                     "host": server.host,
                     "port": server.port,
                     "providerKey": server.provider_key,
-                },
+                }
+                if server
+                else None,
             ),
         ),
         snapshot=SnapshotSection(
