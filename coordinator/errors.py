@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 _REQUEST_ID_KEY: Final = web.RequestKey("request_id", str)
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The response a handler already started sending (set when its headers go out).
+_STARTED_KEY: Final = web.RequestKey("started_response", web.StreamResponse)
 
 # The only table that maps error codes to HTTP statuses.
 HTTP_STATUS: Final[dict[ErrorCode, int]] = {
@@ -152,13 +154,25 @@ async def error_middleware(
         if "Allow" in exc.headers:  # a 405 must say which methods the path accepts (RFC 9110)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        started = request.get(_STARTED_KEY)
+        client_left = isinstance(exc, ConnectionError) and _client_gone(request)
+        if client_left and isinstance(started, web.StreamResponse):
+            # The client left mid-response (an SSE reader closing its tab): nothing to answer,
+            # and not a server error. aiohttp finishes the response it already started.
+            logger.debug("client left during %s %s [%s]", request.method, request.path, exc)
+            return started
         logger.exception(
             "unhandled error on %s %s [%s]", request.method, request.path, request_id(request)
         )
         return error_response(request, PlatformError("internal error"))
 
 
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """Signal handler: put ``X-Request-ID`` on every response, streams and upgrades included."""
     response.headers[REQUEST_ID_HEADER] = request_id(request)
+    request[_STARTED_KEY] = response

@@ -2,10 +2,14 @@
 
 import asyncio
 import json
+import logging
 from typing import Any
 
+import aiohttp
+import pytest
+
 from coordinator.variables import KEY_PATTERN
-from tests.harness import Coordinator, scaled
+from tests.harness import Coordinator, eventually, scaled
 from tests.unit.coordinator.support import assert_error, header, mint_token, problem_fields
 from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 
@@ -176,3 +180,39 @@ async def test_deployments_of_a_deleted_server_stay_readable(
     status, body, _ = await coordinator.call("GET", "/deployments", token=admin_token)
     assert status == 200, body
     assert [d["id"] for d in body["items"]] == [deployment_id]
+
+
+async def test_an_sse_reader_leaving_is_not_an_unhandled_error(
+    coordinator: Coordinator, admin_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    world = await make_world(coordinator, admin_token)
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    path = f"/deployments/{deployment_id}/events/stream"
+    # A connection of its own, opened after the log level is set (aiohttp decides per connection
+    # whether to write access log lines; that line is how the test sees the handler finish).
+    async with aiohttp.ClientSession() as reader:
+        response = await reader.get(
+            coordinator.url + path, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        assert response.status == 200
+        assert b"deployment-event" in await response.content.readuntil(b"\n\n")
+        response.close()  # the reader goes away while the stream waits for more events
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/deployments/{deployment_id}/cancel",
+        token=admin_token,
+        json={"confirm": deployment_id},
+    )
+    assert status == 200, body  # a new event: the stream writes to the closed connection
+
+    def finished() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "aiohttp.access" and path in r.getMessage()]
+
+    async def stream_finished() -> bool:
+        return bool(finished())
+
+    await eventually(stream_finished, what="the stream handler to finish")
+    await world.agent.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert " 500 " not in finished()[0].getMessage()
