@@ -51,7 +51,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 # Bounded so the whole run takes a few minutes of CI time on 2 cores (see the printed figures).
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 25
 # Operations that destroy or disable what they name get ids of rows seeded only for them, so
 # one early "delete server" or "revoke token" does not turn the rest of the run into 404s, and
 # the admin's own token is never revoked or rotated under the fuzzer.
