@@ -216,3 +216,34 @@ async def test_an_sse_reader_leaving_is_not_an_unhandled_error(
     await world.agent.close()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert " 500 " not in finished()[0].getMessage()
+
+
+async def test_a_404_never_reveals_the_data_dir(coordinator: Coordinator, admin_token: str) -> None:
+    data_dir = str(coordinator.settings().data_dir)
+    for method, path, token in (
+        ("GET", "/agent/v1/package", None),
+        ("GET", "/agent/v1/archives/arc_missing", "berth_adt_nope"),
+        ("GET", "/no/such/route", admin_token),
+        ("GET", "/servers/" + "x" * 50, admin_token),
+    ):
+        status, body, _ = await coordinator.call(method, path, token=token)
+        assert status in (401, 404), (path, body)
+        assert data_dir not in json.dumps(body), (path, body)
+        assert "/dist" not in json.dumps(body), (path, body)
+
+
+async def test_the_install_command_ignores_the_host_header(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    status, body, _ = await coordinator.call(
+        "POST",
+        "/servers",
+        token=admin_token,
+        json={"name": "web-1"},
+        headers={"Host": "evil.example:443", "X-Forwarded-Host": "evil.example"},
+    )
+    assert status == 201, body
+    command = body["installCommand"]
+    assert "evil.example" not in command
+    # Without --public-url: the address the request arrived on (here the loopback listener).
+    assert f"--coordinator http://127.0.0.1:{coordinator.port} " in command
