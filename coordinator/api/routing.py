@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from coordinator.appkeys import KEYRING_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.errors import request_id
+from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from coordinator.secrets import Keyring
 from coordinator.variables import KEY_MAX_LENGTH, KEY_PATTERN
 from shared.errors import InvalidRequest, NotFound, PlatformError
@@ -46,7 +47,7 @@ class PathParameter:
 
 
 # Ids are minted as ``<prefix>_<hex>`` and stored in 40-character columns.
-_ID: Final = PathParameter(r"^[A-Za-z0-9_-]+$", 40, malformed_is_missing=True)
+_ID: Final = PathParameter(ID_PATTERN, ID_MAX_LENGTH, malformed_is_missing=True)
 PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
     "key": PathParameter(KEY_PATTERN, KEY_MAX_LENGTH, malformed_is_missing=False),
     **{

@@ -117,6 +117,17 @@ async def test_openapi_declares_what_routes_really_answer(coordinator: Coordinat
     assert "pattern" in show
     key = _operation(document, "DELETE", "/resources/{resourceId}/variables/{key}")
     assert key["parameters"][1]["schema"]["pattern"] == KEY_PATTERN
+    # Confirmation ids carry the id rules and say what they must repeat.
+    schemas = document["components"]["schemas"]
+    for model, field in (
+        ("ServerConfirmation", "serverId"),
+        ("TokenConfirmation", "tokenId"),
+        ("ProjectConfirmation", "projectId"),
+        ("CancelRequest", "confirm"),
+    ):
+        rule = schemas[model]["properties"][field]
+        assert (rule["maxLength"], "pattern" in rule) == (40, True), model
+        assert rule["description"].startswith("must equal the path's"), model
     # Server-sent events are described per event, not as one plain string.
     stream = _operation(document, "GET", "/deployments/{deploymentId}/events/stream")
     event = stream["responses"]["200"]["content"]["text/event-stream"]["schema"]
