@@ -194,12 +194,37 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def _refuse_nul(raw: Any, what: str) -> None:
+    """Refuse U+0000 anywhere in the input: PostgreSQL cannot store it in text or JSON.
+
+    Iterative, so deeply nested JSON cannot exhaust the interpreter's recursion limit.
+    """
+    problems: list[dict[str, str]] = []
+    stack: list[tuple[str, Any]] = [("", raw)]
+    while stack and len(problems) < 10:
+        at, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                problems.append({"field": at or "(body)", "message": "contains U+0000 (NUL)"})
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{at}.{key}" if at else str(key)
+                stack.append((name, item))
+                if "\x00" in str(key):
+                    problems.append({"field": name, "message": "name contains U+0000 (NUL)"})
+        elif isinstance(value, list):
+            stack.extend((f"{at}.{i}" if at else str(i), item) for i, item in enumerate(value))
+    if problems:
+        raise InvalidRequest(f"{what} may not contain U+0000 (NUL)", details={"problems": problems})
+
+
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw_bytes = await request.read()
     try:
         raw: Any = load_json(raw_bytes) if raw_bytes.strip() else {}
     except ValueError as exc:  # UnicodeDecodeError included: JSON is UTF-8 (RFC 8259)
         raise InvalidRequest("request body is not valid JSON") from exc
+    _refuse_nul(raw, "the request body")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -213,6 +238,7 @@ def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
     for key in request.query:
         values = request.query.getall(key)
         raw[key] = values if len(values) > 1 else values[0]
+    _refuse_nul(raw, "query parameters")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

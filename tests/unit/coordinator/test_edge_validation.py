@@ -258,3 +258,26 @@ async def test_the_install_command_ignores_the_host_header(
     assert "evil.example" not in command
     # Without --public-url: the address the request arrived on (here the loopback listener).
     assert f"--coordinator http://127.0.0.1:{coordinator.port} " in command
+
+
+async def test_nul_characters_are_refused_before_the_database_sees_them(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    # PostgreSQL cannot store U+0000 in text or JSON: it used to be a 500 there.
+    for method, path, body in (
+        ("POST", "/projects", {"name": "shop", "description": "a\u0000b"}),
+        ("POST", "/projects", {"name": "shop", "tags": {"k\u0000": "v"}}),
+        ("POST", "/servers", {"name": "web", "labels": ["x", ["y\u0000"]]}),
+    ):
+        response = await coordinator.call(method, path, token=admin_token, json=body)
+        error = assert_error(response, 400, "invalid_request")
+        assert "U+0000" in error["message"]
+    response = await coordinator.call("GET", "/projects?cursor=a%00b", token=admin_token)
+    assert problem_fields(assert_error(response, 400, "invalid_request")) == {"cursor"}
+    status, body, _ = await coordinator.call("GET", "/projects/count", token=admin_token)
+    assert (status, body["count"]) == (200, 0), "nothing was written"
+    deep: Any = "x"
+    for _ in range(900):
+        deep = [deep]
+    response = await coordinator.call("POST", "/projects", token=admin_token, json=deep)
+    assert_error(response, 400, "invalid_request")
