@@ -66,6 +66,9 @@ DESTRUCTIVE = (
     ("DELETE", "/resources/{resourceId}"),
     ("POST", "/resources/{resourceId}/archive"),
     ("POST", "/deployments/{deploymentId}/cancel"),
+    ("DELETE", "/environments/{environmentId}/variables/{key}"),
+    ("DELETE", "/resources/{resourceId}/variables/{key}"),
+    ("DELETE", "/resources/{resourceId}/secrets/{key}"),
 )
 # A stream only ends by itself once its deployment is terminal and ``untilTerminal`` is set.
 FINITE_STREAM = ("GET", "/deployments/{deploymentId}/events/stream")
@@ -77,6 +80,7 @@ class Figures:
 
     operations: int = 0
     cases: int = 0
+    # Negative cases include requests without the Authorization header: those are the 401s.
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     # Operations no case got a 2xx from: the run only exercised their refusals.
@@ -99,13 +103,14 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
         for n in range(2)
     ]
     # The path's ``key`` names the environment variable MODE (make_world) and this secret.
-    status, body, _ = await coordinator.call(
-        "POST",
-        f"/resources/{kept.resource_id}/secrets",
-        token=admin,
-        json={"key": "MODE", "value": "fuzz-secret"},
-    )
-    assert status in (200, 201), body
+    for world in (kept, doomed):
+        status, body, _ = await coordinator.call(
+            "POST",
+            f"/resources/{world.resource_id}/secrets",
+            token=admin,
+            json={"key": "MODE", "value": "fuzz-secret"},
+        )
+        assert status in (200, 201), body
     session_status, session, _ = await coordinator.call(
         "POST",
         "/terminal-sessions",
@@ -162,8 +167,48 @@ def _run(url: str, admin: str, common: dict[str, str], doomed: dict[str, str]) -
             operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed, query=query),
             *(() if query else (operation.as_strategy(GenerationMode.POSITIVE),)),
         )
-        _fuzz_operation(strategy, url, headers, figures, f"{key[0]} {key[1]}")
+        aimed = st.builds(_aim, strategy, st.just(ids), st.booleans())
+        _fuzz_operation(aimed, url, headers, figures, f"{key[0]} {key[1]}")
     return figures
+
+
+# Body and query fields that name a seeded row, and the seeded value they get when aimed.
+_ID_FIELDS = {
+    "projectId": "projectId",
+    "environmentId": "environmentId",
+    "resourceId": "resourceId",
+    "serverId": "serverId",
+    "deploymentId": "deploymentId",
+    "tokenId": "tokenId",
+    "targetEnvironmentId": "otherEnvironmentId",
+}
+
+
+def _aim(case: Any, ids: dict[str, str], aim: bool) -> Any:
+    """For half the cases, point ids in the body/query at seeded rows and fill confirmations.
+
+    Generated ids name nothing, so without this every create, plan and confirmed command would
+    only ever be refused with 404 or 400; aimed cases get through to the operation's own logic.
+    """
+    if not aim:
+        return case
+    path = case.path_parameters or {}
+    for container in (case.body, case.query):
+        if not isinstance(container, dict):
+            continue
+        for name, seeded in _ID_FIELDS.items():
+            if name in container and seeded in ids:
+                container[name] = path.get(name, ids[seeded])
+        confirmation = container.get("confirmation")
+        if isinstance(confirmation, dict):
+            for name in confirmation:
+                if name in path:
+                    confirmation[name] = path[name]
+            if "resourceSlug" in confirmation:
+                confirmation["resourceSlug"] = "web"  # make_world's resource
+        if "confirm" in container and "deploymentId" in path:
+            container["confirm"] = path["deploymentId"]
+    return case
 
 
 def _fuzz_operation(
