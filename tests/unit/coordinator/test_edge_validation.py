@@ -191,6 +191,21 @@ async def test_deployments_of_a_deleted_server_stay_readable(
     status, body, _ = await coordinator.call("GET", "/deployments", token=admin_token)
     assert status == 200, body
     assert [d["id"] for d in body["items"]] == [deployment_id]
+    # Commands and resource reads that look the server up never answer 500 (the agent routes
+    # answer 503 "not connected" for a deleted server, as for any server without a link).
+    resource = world.resource_id
+    for method, path, payload in (
+        ("POST", f"/deployments/{deployment_id}/retry", {}),
+        ("POST", f"/deployments/{deployment_id}/rollback", {}),
+        ("POST", f"/resources/{resource}/redeploy", {}),
+        ("GET", f"/resources/{resource}/health", None),
+        ("GET", f"/resources/{resource}/runtime-logs", None),
+        ("POST", f"/resources/{resource}/runtime/restart", {}),
+        ("GET", f"/resources/{resource}", None),
+        ("GET", f"/runtime-usage/inspect?scopeKind=server&serverId={server_id}", None),
+    ):
+        status, body, _ = await coordinator.call(method, path, token=admin_token, json=payload)
+        assert status < 500 or body["error"]["code"] == "unavailable", (path, body)
 
 
 async def test_an_sse_reader_leaving_is_not_an_unhandled_error(
