@@ -149,6 +149,8 @@ def _run(url: str, admin: str, common: dict[str, str], doomed: dict[str, str]) -
     schema = schemathesis.openapi.from_url(url + "/openapi.json", timeout=scaled(10))
     figures = Figures()
     headers = {"Authorization": f"Bearer {admin}"}
+    # Every documented operation but the websocket upgrade below and /openapi.json itself
+    # (schemathesis never fuzzes the document it loaded): 100 of the 102 today.
     for result in schema.get_all_operations():
         operation = result.ok()  # type: ignore[union-attr]  # Err has no ok(): fail loudly
         key = (operation.method.upper(), operation.path)
