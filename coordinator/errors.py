@@ -18,6 +18,7 @@ from shared.errors import (
     NotFound,
     PayloadTooLarge,
     PlatformError,
+    Timeout,
 )
 from shared.wire import WireModel, dump_json
 
@@ -100,20 +101,21 @@ class EnvelopeRequestHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         """Log as aiohttp does, then answer with the envelope (the connection still closes)."""
-        plain = super().handle_error(request, status, exc, message)
+        _ = super().handle_error(request, status, exc, message)
         error: PlatformError
         if status == 413:
             error = PayloadTooLarge("request is too large")
+        elif status == 504:
+            error = Timeout("the request took too long")
         elif 400 <= status < 500:
             text = (message or "bad request").splitlines()[0][:_PARSER_MESSAGE_CHARS]
             error = InvalidRequest(f"malformed HTTP request: {text}")
         else:
             error = PlatformError("internal error")
         response = error_response(request, error)
-        response.set_status(status)  # keep aiohttp's status (e.g. 431 or 504)
+        response.set_status(status)  # keep aiohttp's status (e.g. 431)
         response.headers[REQUEST_ID_HEADER] = request_id(request)
-        if plain.keep_alive is False:
-            response.force_close()
+        response.force_close()  # as aiohttp does: the stream may be out of sync
         return response
 
 
