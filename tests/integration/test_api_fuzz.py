@@ -66,6 +66,8 @@ DESTRUCTIVE = (
     ("DELETE", "/resources/{resourceId}"),
     ("POST", "/resources/{resourceId}/archive"),
     ("POST", "/deployments/{deploymentId}/cancel"),
+    ("POST", "/deploy-tokens/{tokenId}/rotate"),
+    ("POST", "/deploy-tokens/{tokenId}/revoke"),
     ("DELETE", "/environments/{environmentId}/variables/{key}"),
     ("DELETE", "/resources/{resourceId}/variables/{key}"),
     ("DELETE", "/resources/{resourceId}/secrets/{key}"),
@@ -111,13 +113,6 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
             json={"key": "MODE", "value": "fuzz-secret"},
         )
         assert status in (200, 201), body
-    session_status, session, _ = await coordinator.call(
-        "POST",
-        "/terminal-sessions",
-        token=admin,
-        json={"scope": {"kind": "server", "serverId": kept.server_id}},
-    )
-    session_id = str(session["id"]) if session_status == 201 else "tsess_missing"
     common = {
         "serverId": kept.server_id,
         "projectId": kept.project_id,
@@ -126,7 +121,8 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
         "resourceId": kept.resource_id,
         "deploymentId": live,
         "tokenId": str(tokens[0]),
-        "sessionId": session_id,
+        # No agent here opens terminals or stores archives: these ids name nothing (404 paths).
+        "sessionId": "term_missing",
         "key": "MODE",
         "archiveId": "arc_missing",
     }
