@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from shared.errors import (
     ErrorBody,
@@ -16,6 +18,7 @@ from shared.errors import (
     NotFound,
     PayloadTooLarge,
     PlatformError,
+    Timeout,
 )
 from shared.wire import WireModel, dump_json
 
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 _REQUEST_ID_KEY: Final = web.RequestKey("request_id", str)
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The response a handler already started sending (set when its headers go out).
+_STARTED_KEY: Final = web.RequestKey("started_response", web.StreamResponse)
 
 # The only table that maps error codes to HTTP statuses.
 HTTP_STATUS: Final[dict[ErrorCode, int]] = {
@@ -54,7 +59,7 @@ class ErrorEnvelope(WireModel):
     request_id: str
 
 
-def request_id(request: web.Request) -> str:
+def request_id(request: BaseRequest) -> str:
     """Return this request's id (the client's ``X-Request-ID`` if well-formed, else minted)."""
     value = request.get(_REQUEST_ID_KEY)
     if isinstance(value, str):
@@ -65,7 +70,7 @@ def request_id(request: web.Request) -> str:
     return value
 
 
-def error_response(request: web.Request, error: PlatformError) -> web.Response:
+def error_response(request: BaseRequest, error: PlatformError) -> web.Response:
     """Build the enveloped response for ``error``."""
     envelope = ErrorEnvelope(error=error.to_body(), request_id=request_id(request))
     status = HTTP_STATUS.get(error.code, 500)
@@ -75,6 +80,53 @@ def error_response(request: web.Request, error: PlatformError) -> web.Response:
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="berth"'
     return response
+
+
+# aiohttp's parser messages quote the offending bytes; an error body quotes at most this much.
+_PARSER_MESSAGE_CHARS: Final = 200
+
+
+class EnvelopeRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering the errors aiohttp raises itself with the envelope.
+
+    A request line or header over aiohttp's limits, a malformed request or a handler timeout never
+    reaches the middleware: aiohttp answers them in ``handle_error`` with plain text.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """Log as aiohttp does, then answer with the envelope (the connection still closes)."""
+        _ = super().handle_error(request, status, exc, message)
+        error: PlatformError
+        if status == 413:
+            error = PayloadTooLarge("request is too large")
+        elif status == 504:
+            error = Timeout("the request took too long")
+        elif 400 <= status < 500:
+            text = (message or "bad request").splitlines()[0][:_PARSER_MESSAGE_CHARS]
+            error = InvalidRequest(f"malformed HTTP request: {text}")
+        else:
+            error = PlatformError("internal error")
+        response = error_response(request, error)
+        response.set_status(status)  # keep aiohttp's status (e.g. 431)
+        response.headers[REQUEST_ID_HEADER] = request_id(request)
+        response.force_close()  # as aiohttp does: the stream may be out of sync
+        return response
+
+
+class EnvelopeServer(web.Server):
+    """``web.Server`` whose connections use ``EnvelopeRequestHandler`` (aiohttp has no option)."""
+
+    def __call__(self) -> RequestHandler:
+        """Create the handler for one new connection, as ``web.Server`` does."""
+        return EnvelopeRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 def _from_http_exception(exc: web.HTTPException) -> PlatformError:
@@ -106,13 +158,25 @@ async def error_middleware(
         if "Allow" in exc.headers:  # a 405 must say which methods the path accepts (RFC 9110)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        started = request.get(_STARTED_KEY)
+        client_left = isinstance(exc, ConnectionError) and _client_gone(request)
+        if client_left and isinstance(started, web.StreamResponse):
+            # The client left mid-response (an SSE reader closing its tab): nothing to answer,
+            # and not a server error. aiohttp finishes the response it already started.
+            logger.debug("client left during %s %s [%s]", request.method, request.path, exc)
+            return started
         logger.exception(
             "unhandled error on %s %s [%s]", request.method, request.path, request_id(request)
         )
         return error_response(request, PlatformError("internal error"))
 
 
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """Signal handler: put ``X-Request-ID`` on every response, streams and upgrades included."""
     response.headers[REQUEST_ID_HEADER] = request_id(request)
+    request[_STARTED_KEY] = response

@@ -3,7 +3,12 @@
 import secrets
 import threading
 import time
+from typing import Final
 
+# Every minted id matches this and fits the 40-character id columns; the API checks ids in
+# paths and confirmations against it (anything else names nothing).
+ID_PATTERN: Final = r"^[A-Za-z0-9_-]+$"
+ID_MAX_LENGTH: Final = 40
 _SUFFIX_BITS = 56
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, suffix) of the id minted last in this process

@@ -12,6 +12,7 @@ from aiohttp import web
 from coordinator import heap, outbound
 from coordinator.app import create_app
 from coordinator.connguard import GUARD_KEY, GuardedSite
+from coordinator.errors import EnvelopeServer
 from coordinator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ async def running(settings: Settings) -> AsyncIterator[tuple[web.AppRunner, str]
         keepalive_timeout=settings.keepalive_seconds,
     )
     await runner.setup()
+    # aiohttp's own parser errors (request line or headers too long...) are plain text unless
+    # the connections come from EnvelopeServer; aiohttp offers no option to choose the class.
+    if runner.server is not None:
+        runner.server.__class__ = EnvelopeServer
     context = _ssl_context(settings)
     guard = app[GUARD_KEY]
     site = GuardedSite(

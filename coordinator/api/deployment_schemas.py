@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 
 from coordinator.api.schemas import ApiRequest
 from coordinator.deployments.store import DeploymentStatus
+from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from shared.wire import WireModel
 
 _ID = Field(min_length=1, max_length=40)
@@ -373,7 +374,12 @@ class DeploymentShowResponse(WireModel):
 class CancelRequest(ApiRequest):
     """``POST /deployments/{id}/cancel``: ``confirm`` must repeat the deployment id."""
 
-    confirm: str = Field(min_length=1, max_length=40)
+    confirm: str = Field(
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="must equal the path's deploymentId",
+    )
 
 
 class CancelResponse(WireModel):

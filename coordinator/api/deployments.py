@@ -1,6 +1,7 @@
 """Deployment routes: reads (items, logs, events, SSE stream) and recovery (cancel, retry...)."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -80,6 +81,13 @@ async def get_deployment(
     ):
         raise NotFound(f"deployment {deployment_id!r} not found")
     return row
+
+
+def _related(entity_id: str, fields: dict[str, Any] | None) -> dict[str, Any]:
+    """A related row's summary; a row deleted since (e.g. a removed server) is marked, not a 500."""
+    if fields is None:
+        return {"id": entity_id, "deleted": True}
+    return {"id": entity_id, **fields}
 
 
 def deployment_item(row: models.Deployment) -> DeploymentItem:
@@ -306,10 +314,10 @@ async def recovery(row: models.Deployment) -> RecoveryReadinessResponse:
 async def show(call: Call) -> DeploymentShowResponse:
     """``deployments.show/v1``."""
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    project = await models.Project.get(id=row.project_id)
-    environment = await models.Environment.get(id=row.environment_id)
-    resource = await models.Resource.get(id=row.resource_id)
-    server = await models.Server.get(id=row.server_id)
+    project = await models.Project.get_or_none(id=row.project_id)
+    environment = await models.Environment.get_or_none(id=row.environment_id)
+    resource = await models.Resource.get_or_none(id=row.resource_id)
+    server = await models.Server.get_or_none(id=row.server_id)
     failure: LatestFailure | None = None
     if row.status == "failed":
         line = (
@@ -343,21 +351,31 @@ async def show(call: Call) -> DeploymentShowResponse:
             rollback_of_deployment_id=row.rollback_of_deployment_id,
         ),
         related_context=RelatedContext(
-            project={"id": project.id, "name": project.name, "slug": project.slug},
-            environment={"id": environment.id, "name": environment.name, "kind": environment.kind},
-            resource={
-                "id": resource.id,
-                "name": resource.name,
-                "slug": resource.slug,
-                "kind": resource.kind,
-            },
-            server={
-                "id": server.id,
-                "name": server.name,
-                "host": server.host,
-                "port": server.port,
-                "providerKey": server.provider_key,
-            },
+            project=_related(
+                row.project_id,
+                {"name": project.name, "slug": project.slug} if project else None,
+            ),
+            environment=_related(
+                row.environment_id,
+                {"name": environment.name, "kind": environment.kind} if environment else None,
+            ),
+            resource=_related(
+                row.resource_id,
+                {"name": resource.name, "slug": resource.slug, "kind": resource.kind}
+                if resource
+                else None,
+            ),
+            server=_related(
+                row.server_id,
+                {
+                    "name": server.name,
+                    "host": server.host,
+                    "port": server.port,
+                    "providerKey": server.provider_key,
+                }
+                if server
+                else None,
+            ),
         ),
         snapshot=SnapshotSection(
             runtime_plan=row.runtime_plan,
@@ -451,6 +469,7 @@ async def events(call: Call) -> DeploymentEvents:
     permission="deployments:read",
     query=StreamQuery,
     raw_response="text/event-stream",
+    events=("deployment-event", "end"),
 )
 async def events_stream(call: Call) -> web.StreamResponse:
     """SSE: ``id: <cursor>``, ``event: deployment-event``, ``data: <envelope>``; ``event: end``."""

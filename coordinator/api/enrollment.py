@@ -24,6 +24,7 @@ from shared.version import AGENT_ENROLL_PATH, CLOSE_UNAUTHORIZED, PROTOCOL_VERSI
     body=EnrollRequest,
     response=EnrollResponse,
     status=201,
+    errors=(401,),
 )
 async def enroll(call: Call) -> EnrollResponse:
     """Mark the join token used (exactly once, even under races) and store the public key."""

@@ -1,5 +1,6 @@
 """Unauthenticated meta routes: the OpenAPI document, the agent install script and package."""
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from coordinator.api.openapi import build_openapi
 from coordinator.api.routing import Call, route
 from coordinator.appkeys import SETTINGS_KEY
 from shared.errors import NotFound
+
+logger = logging.getLogger(__name__)
 
 
 @route(
@@ -61,8 +64,15 @@ async def package(call: Call) -> web.StreamResponse:
     directory = settings.agent_package_dir or settings.data_dir / "dist"
     wheel = _newest_wheel(directory)
     if wheel is None:
+        # The directory is the operator's business, not an anonymous caller's: it goes to the log.
+        logger.warning(
+            "GET /agent/v1/package: no Berth wheel in %s; build one with "
+            "'pip wheel --no-deps . -w %s'",
+            directory,
+            directory,
+        )
         raise NotFound(
-            f"no Berth wheel in {directory}; build one with 'pip wheel --no-deps . -w {directory}'"
+            "this coordinator publishes no agent package yet (its log says where to put one);"
             " or pass --package to install-agent.sh"
         )
     return web.FileResponse(

@@ -1,16 +1,14 @@
 """Build the OpenAPI 3.1 document from the route declarations and their pydantic models."""
 
-import re
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from coordinator.api.routing import ROUTES, Route
+from coordinator.api.routing import PATH_PARAMETERS, ROUTES, Route, path_names
 from coordinator.errors import ErrorEnvelope
 from shared.version import AGENT_CONNECT_PATH, PACKAGE_VERSION, PROTOCOL_VERSION
 
-_PATH_PARAM = re.compile(r"{([A-Za-z0-9_]+)}")
 _REF = "#/components/schemas/{model}"
 _ERROR_STATUSES = {
     "400": "Invalid request (error envelope)",
@@ -19,6 +17,47 @@ _ERROR_STATUSES = {
     "404": "Not found or hidden (error envelope)",
     "409": "Conflicts with current state (error envelope)",
 }
+# Only declared by the routes that can answer them (see ``Route.errors`` and request bodies).
+_OPTIONAL_STATUSES = {
+    "401": "Missing or invalid credential (error envelope)",
+    "408": "The request body did not arrive in time (error envelope)",
+    "413": "Request body is larger than the coordinator accepts (error envelope)",
+    "503": "The server's agent is not connected (error envelope; retriable)",
+    "504": "The server's agent did not answer in time (error envelope; retriable)",
+}
+# Aiohttp refuses a body over ``client_max_size`` on every route that reads one.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    rule = PATH_PARAMETERS[name]
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": rule.pattern, "maxLength": rule.max_length},
+        "description": (
+            "an id: a malformed one names nothing (404)"
+            if rule.malformed_is_missing
+            else "a malformed value is a 400"
+        ),
+    }
+
+
+def _event_stream(events: tuple[str, ...]) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1: the ``schema`` of ``text/event-stream`` is per event)."""
+    return {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "event": {"type": "string", "enum": list(events)},
+                "data": {"type": "string", "contentMediaType": "application/json"},
+                "id": {"type": "string"},
+                "retry": {"type": "integer"},
+            },
+            "required": ["event", "data"],
+        }
+    }
 
 
 # Every limited operation can answer 429 (coordinator/ratelimit.py); these headers come with it
@@ -69,10 +108,7 @@ def _operation(r: Route, refs: dict[Any, Any], defs: dict[str, Any]) -> dict[str
         "summary": r.summary,
         "tags": [r.tag],
         "operationId": f"{r.tag}.{r.handler.__name__}",
-        "parameters": [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-            for n in _PATH_PARAM.findall(r.path)
-        ],
+        "parameters": [_path_parameter(n) for n in path_names(r.path)],
     }
     if r.query:
         op["parameters"] += _query_parameters(refs[(r.query, "validation")], defs)
@@ -85,6 +121,8 @@ def _operation(r: Route, refs: dict[Any, Any], defs: dict[str, Any]) -> dict[str
         content: dict[str, Any] = {
             "application/json": {"schema": refs[(r.response, "serialization")]}
         }
+    elif r.raw_response == "text/event-stream":
+        content = {r.raw_response: _event_stream(r.events)}
     elif r.raw_response:
         content = {r.raw_response: {"schema": {"type": "string"}}}
     else:
@@ -99,6 +137,15 @@ def _operation(r: Route, refs: dict[Any, Any], defs: dict[str, Any]) -> dict[str
             "content": {"application/json": {"schema": error_ref}},
         }
     op["responses"]["429"] = _rate_limited(error_ref)
+    optional = set(r.errors)
+    if r.body is not None or r.method in _BODY_METHODS:
+        optional.update((408, 413))
+    for status, text in _OPTIONAL_STATUSES.items():
+        if int(status) in optional:
+            op["responses"][status] = {
+                "description": text,
+                "content": {"application/json": {"schema": error_ref}},
+            }
     if r.permission is not None:
         op["security"] = [{"bearerAuth": []}]
         op["x-berth-permission"] = r.permission

@@ -14,7 +14,7 @@ from coordinator.api.deployment_schemas import (
     RuntimePhase,
     SourceError,
 )
-from coordinator.api.routing import Call, route
+from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
@@ -94,6 +94,7 @@ def _declare(operation: RuntimeOperation) -> None:
         permission="deployments:write",
         body=EmptyRequest,
         response=RuntimeControlResponse,
+        errors=AGENT_ERRORS,
     )(control)
 
 
@@ -110,6 +111,7 @@ for _operation in _OPERATIONS:
     permission="resources:read",
     query=HealthQuery,
     response=HealthResponse,
+    errors=AGENT_ERRORS,
 )
 async def health(call: Call) -> HealthResponse:
     """``resources.health/v1``; partial with ``sourceErrors`` when the agent is offline."""

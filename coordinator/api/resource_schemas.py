@@ -113,7 +113,7 @@ class ArchiveResourceRequest(ApiRequest):
 class ResourceConfirmation(WireModel):
     """Confirmation naming the resource being deleted by its slug (as in the reference)."""
 
-    resource_slug: str
+    resource_slug: str = Field(max_length=100, description="must equal the resource's slug")
 
 
 class DeleteResourceRequest(ApiRequest):

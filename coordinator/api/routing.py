@@ -6,9 +6,10 @@ instances of the declared response model before they are serialised.
 """
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -16,13 +17,63 @@ from pydantic import BaseModel, ValidationError
 from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.errors import request_id
+from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from coordinator.origin import require_own_origin
 from coordinator.secrets import Keyring
 from coordinator.token_streams import TOKEN_STREAMS_KEY
-from shared.errors import InvalidRequest, PlatformError, RequestTimeout
+from coordinator.variables import KEY_MAX_LENGTH, KEY_PATTERN
+from shared.errors import InvalidRequest, NotFound, PlatformError, RequestTimeout
 from shared.wire import dump_json, load_json
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PathParameter:
+    """What a path parameter may look like; checked before the handler runs, and documented."""
+
+    pattern: str
+    max_length: int
+    # An id that cannot exist names nothing (404); a malformed key is a bad request (400).
+    malformed_is_missing: bool
+
+    def check(self, name: str, value: str) -> None:
+        """Raise the 404 or 400 a value outside the rule gets (never let it reach the DB)."""
+        if len(value) <= self.max_length and re.fullmatch(self.pattern, value):
+            return
+        if self.malformed_is_missing:
+            raise NotFound(f"no such {name.removesuffix('Id')}")
+        raise InvalidRequest(
+            f"path parameter {name} is invalid",
+            details={"problems": [{"field": name, "message": f"must match {self.pattern}"}]},
+        )
+
+
+# Ids are minted as ``<prefix>_<hex>`` and stored in 40-character columns.
+_ID: Final = PathParameter(ID_PATTERN, ID_MAX_LENGTH, malformed_is_missing=True)
+PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
+    "key": PathParameter(KEY_PATTERN, KEY_MAX_LENGTH, malformed_is_missing=False),
+    **{
+        name: _ID
+        for name in (
+            "archiveId",
+            "deploymentId",
+            "environmentId",
+            "otherEnvironmentId",
+            "projectId",
+            "resourceId",
+            "serverId",
+            "sessionId",
+            "tokenId",
+        )
+    },
+}
+_PATH_NAME = re.compile(r"{([A-Za-z0-9_]+)}")
+
+
+def path_names(path: str) -> list[str]:
+    """The parameter names of a route path template, in order."""
+    return _PATH_NAME.findall(path)
 
 
 @dataclass
@@ -83,9 +134,17 @@ class Route:
     response: type[BaseModel] | None
     status: int
     raw_response: str | None
+    # Statuses beyond the common ones (e.g. 503 when the route needs the agent's link, 401 on a
+    # public route that checks its own credential) so the OpenAPI document declares them.
+    errors: tuple[int, ...] = ()
+    # Event names of a ``text/event-stream`` response (documented as the stream's item schema).
+    events: tuple[str, ...] = ()
 
 
 ROUTES: list[Route] = []
+# What a route that needs the server's agent link can also answer: 503 while the agent is not
+# connected, 504 when it does not answer in time.
+AGENT_ERRORS: Final = (503, 504)
 
 
 def route(
@@ -100,10 +159,15 @@ def route(
     response: type[BaseModel] | None = None,
     status: int = 200,
     raw_response: str | None = None,
+    errors: tuple[int, ...] = (),
+    events: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Register a handler. ``permission=None`` marks a public route (documented as such)."""
 
     def register(handler: Handler) -> Handler:
+        unknown = [n for n in path_names(path) if n not in PATH_PARAMETERS]
+        if unknown:  # every path parameter needs a rule, or it reaches the database unchecked
+            raise PlatformError(f"route {method} {path}: no PATH_PARAMETERS rule for {unknown}")
         ROUTES.append(
             Route(
                 method,
@@ -117,6 +181,8 @@ def route(
                 response,
                 status,
                 raw_response,
+                errors,
+                events,
             )
         )
         return handler
@@ -131,17 +197,42 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def _refuse_nul(raw: Any, what: str) -> None:
+    """Refuse U+0000 anywhere in the input: PostgreSQL cannot store it in text or JSON.
+
+    Iterative, so deeply nested JSON cannot exhaust the interpreter's recursion limit.
+    """
+    problems: list[dict[str, str]] = []
+    stack: list[tuple[str, Any]] = [("", raw)]
+    while stack and len(problems) < 10:
+        at, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                problems.append({"field": at or "(body)", "message": "contains U+0000 (NUL)"})
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{at}.{key}" if at else str(key)
+                stack.append((name, item))
+                if "\x00" in str(key):
+                    problems.append({"field": name, "message": "name contains U+0000 (NUL)"})
+        elif isinstance(value, list):
+            stack.extend((f"{at}.{i}" if at else str(i), item) for i, item in enumerate(value))
+    if problems:
+        raise InvalidRequest(f"{what} may not contain U+0000 (NUL)", details={"problems": problems})
+
+
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     # A body trickled in slowly must not hold the connection (coordinator/connguard.py).
     try:
         async with asyncio.timeout(request.app[SETTINGS_KEY].body_read_timeout_seconds):
-            raw_text = await request.text()
+            raw_bytes = await request.read()
     except TimeoutError as exc:
         raise RequestTimeout("the request body did not arrive in time") from exc
     try:
-        raw: Any = load_json(raw_text) if raw_text.strip() else {}
-    except ValueError as exc:
+        raw: Any = load_json(raw_bytes) if raw_bytes.strip() else {}
+    except ValueError as exc:  # UnicodeDecodeError included: JSON is UTF-8 (RFC 8259)
         raise InvalidRequest("request body is not valid JSON") from exc
+    _refuse_nul(raw, "the request body")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -155,6 +246,7 @@ def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
     for key in request.query:
         values = request.query.getall(key)
         raw[key] = values if len(values) > 1 else values[0]
+    _refuse_nul(raw, "query parameters")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -173,6 +265,8 @@ def build_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
         if route.permission is not None:
             principal = await authenticate(request)
             principal.require(route.permission)
+        for name, value in request.match_info.items():
+            PATH_PARAMETERS[name].check(name, value)
         query = _parse_query(request, route.query) if route.query else None
         body = await _parse_body(request, route.body) if route.body else None
         call = Call(request, principal, dict(request.match_info), body, query)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from coordinator.api.deployments import get_deployment
 from coordinator.api.resources import get_resource
-from coordinator.api.routing import Call, route
+from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.appkeys import REGISTRY_KEY
 from coordinator.db import models
 from coordinator.hub.session import AgentSession
@@ -140,6 +140,7 @@ def _open_fields(
     permission=PERMISSION,
     query=RuntimeLogsQuery,
     response=RuntimeLogsResponse,
+    errors=AGENT_ERRORS,
 )
 async def runtime_logs(call: Call) -> RuntimeLogsResponse:
     """Without ``cursor``: the last ``tailLines`` lines (merged across replicas by time).
@@ -191,6 +192,8 @@ async def runtime_logs(call: Call) -> RuntimeLogsResponse:
     permission=PERMISSION,
     query=RuntimeLogsStreamQuery,
     raw_response="text/event-stream",
+    events=("runtime-logs", "gap", "end"),
+    errors=AGENT_ERRORS,
 )
 async def runtime_logs_stream(call: Call) -> web.StreamResponse:
     """SSE: ``runtime-logs`` events (id = last line's cursor), ``gap``, ``end``; see

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from shared.messages import CheckResult
 from shared.wire import WireModel
 
@@ -35,7 +36,7 @@ class PageQuery(ApiRequest):
     """Cursor pagination: ``limit`` items after ``cursor`` (an item id from ``nextCursor``)."""
 
     limit: int = Field(default=100, gt=0, le=500)
-    cursor: str | None = Field(default=None, max_length=64)
+    cursor: str | None = Field(default=None, max_length=40)
 
 
 # ---- bootstrap -------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ class ListDeployTokensQuery(ApiRequest):
     organization_id: str | None = None
     status: Literal["active", "revoked"] | None = None
     limit: int = Field(default=100, gt=0, le=100)
-    cursor: str | None = Field(default=None, max_length=64)
+    cursor: str | None = Field(default=None, max_length=40)
 
 
 class OrganizationQuery(ApiRequest):
@@ -191,7 +192,9 @@ class OrganizationQuery(ApiRequest):
 class TokenConfirmation(WireModel):
     """Confirmation naming the token being changed."""
 
-    token_id: str
+    token_id: str = Field(
+        max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, description="must equal the path's tokenId"
+    )
 
 
 class TokenCommandRequest(ApiRequest):
@@ -395,7 +398,9 @@ class ServerDeleteCheckResponse(WireModel):
 class ServerConfirmation(WireModel):
     """Confirmation naming the server being deleted."""
 
-    server_id: str
+    server_id: str = Field(
+        max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, description="must equal the path's serverId"
+    )
 
 
 class DeleteServerRequest(ApiRequest):

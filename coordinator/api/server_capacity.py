@@ -7,7 +7,7 @@ from pydantic import Field
 from tortoise.transactions import in_transaction
 
 from coordinator import audit
-from coordinator.api.routing import Call, route
+from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import ApiRequest, NoQuery
 from coordinator.api.servers import get_server
 from coordinator.appkeys import REGISTRY_KEY
@@ -221,6 +221,7 @@ async def protected_deployments(server_id: str) -> list[str]:
     permission="capacity:read",
     query=NoQuery,
     response=CapacityInspectResponse,
+    errors=AGENT_ERRORS,
 )
 async def inspect(call: Call) -> CapacityInspectResponse:
     """``servers.capacity.inspect/v1``: 503 when the agent is offline, 504 when it is silent."""
@@ -240,6 +241,7 @@ async def inspect(call: Call) -> CapacityInspectResponse:
     permission="capacity:prune",
     body=CapacityPruneRequest,
     response=CapacityPruneResponse,
+    errors=AGENT_ERRORS,
 )
 async def prune(call: Call) -> CapacityPruneResponse:
     """``servers.capacity.prune/v1``; a real prune is audited, a dry run is not."""

@@ -4,12 +4,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from coordinator import audit
-from coordinator.api.routing import Call, route
+from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import (
     AgentState,
     Blocker,
@@ -41,6 +42,7 @@ from coordinator.auth import JOIN_TOKEN_PREFIX, Principal, hash_token, mint_toke
 from coordinator.db import models
 from coordinator.hub.registry import Registry
 from coordinator.ids import new_id
+from coordinator.settings import Settings
 from shared.errors import Conflict, InvalidRequest, NotFound, PlatformError
 from shared.messages import CheckResult, ConnectivityCheck, ConnectivityReport
 from shared.version import CLOSE_UNAUTHORIZED
@@ -108,6 +110,21 @@ async def get_server(
     return row
 
 
+def _arrival_url(request: web.Request, settings: Settings) -> str:
+    """The address this connection arrived on, without ``--public-url``.
+
+    Never the ``Host`` header: a client (or a proxy passing it through) chooses that, and the
+    install command is piped into ``sudo bash`` on a server. The socket's own address is ours;
+    behind a proxy or for agents on other machines the operator passes ``--public-url``.
+    """
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        host, port = str(sockname[0]), int(sockname[1])
+    else:  # not a TCP socket: the configured listen address is all there is
+        host, port = settings.host, settings.port
+    return f"{request.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 async def _issue_join_token(
     call: Call, server: models.Server, ttl: int | None
 ) -> JoinTokenResponse:
@@ -126,7 +143,7 @@ async def _issue_join_token(
         created_at=now,
         expires_at=expires,
     )
-    base = settings.base_url(f"{call.request.scheme}://{call.request.host}")
+    base = settings.base_url(_arrival_url(call.request, settings))
     command = (
         f"curl -fsSL {base}/agent/v1/install.sh | sudo bash -s -- "
         f"--coordinator {base} --token {token}"
@@ -455,6 +472,7 @@ async def rotate_agent_key(call: Call) -> JoinTokenResponse:
     tag=TAG,
     permission="servers:read",
     response=ConnectivityTestResponse,
+    errors=AGENT_ERRORS,
 )
 async def connectivity_test(call: Call) -> ConnectivityTestResponse:
     """Check the link, time a request through it, and include the agent's own local checks."""

@@ -114,6 +114,7 @@ async def upload_archive(call: Call) -> SourceArchiveResponse:
     tag="agent",
     permission=None,
     raw_response="application/gzip",
+    errors=(401,),
 )
 async def download_archive(call: Call) -> web.StreamResponse:
     """Stream the archive to the holder of a download token bound to it; API tokens are refused."""

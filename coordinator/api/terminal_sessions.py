@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 
 from coordinator import audit
 from coordinator.api.resources import get_resource
-from coordinator.api.routing import Call, route
+from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import ApiRequest, NoQuery
 from coordinator.api.servers import get_server
 from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
@@ -205,6 +205,7 @@ async def _resource_target(
     body=OpenTerminalRequest,
     response=TerminalSessionItem,
     status=201,
+    errors=AGENT_ERRORS,
 )
 async def open_session(call: Call) -> TerminalSessionItem:
     """Open the pty on the agent now and return a single-use ticket to attach with."""

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, RootModel, field_validator
 
 from coordinator.api.schemas import ApiRequest, Blocker, PageQuery
+from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from coordinator.variables import (
     KEY_MAX_LENGTH,
     KEY_PATTERN,
@@ -93,7 +94,9 @@ class ProjectDeleteCheckResponse(WireModel):
 class ProjectConfirmation(WireModel):
     """Confirmation naming the project being deleted."""
 
-    project_id: str
+    project_id: str = Field(
+        max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, description="must equal the path's projectId"
+    )
 
 
 class DeleteProjectRequest(ApiRequest):
