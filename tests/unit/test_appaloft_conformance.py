@@ -20,6 +20,7 @@ from tests.appaloft_reference import (
     reference_file,
     schema_paths,
     seeds_dir,
+    stale_exclusions,
 )
 
 _STRICT = os.environ.get("BERTH_REQUIRE_DOCKER") == "1" or bool(os.environ.get("CI"))
@@ -121,3 +122,11 @@ def test_a_missing_field_fails_and_an_exclusion_covers_its_subtree() -> None:
     [result] = coverage(document, reference, [Exclusion("GET /things/{}", "extra", "why")])
     assert result.excluded == ["extra", "extra.deep"]
     assert result.missing == ["items[].x"]
+
+
+def test_no_exclusion_row_is_stale(
+    results: list[OperationCoverage], reference: dict[str, tuple[str, Any]]
+) -> None:
+    # A row whose field is now present (or never was in the reference) would make the doc lie.
+    stale = stale_exclusions(results, reference, load_exclusions())
+    assert not stale, f"rows of docs/appaloft-compatibility.md that explain nothing: {stale}"
