@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from coordinator.api.schemas import ApiRequest
 from coordinator.deployments.store import DeploymentStatus
@@ -409,6 +409,17 @@ class RecoveryReason(WireModel):
     related_deployment_id: str | None
     retriable: bool
     recommendation: str | None
+    related_entity_type: Literal["deployment"] | None = None
+    related_entity_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entity_is_the_deployment(cls, data: Any) -> Any:
+        # Every reason Berth gives is about a deployment; Appaloft's generic entity pair says so.
+        if isinstance(data, dict) and data.get("related_deployment_id"):
+            data.setdefault("related_entity_type", "deployment")
+            data.setdefault("related_entity_id", data["related_deployment_id"])
+        return data
 
 
 class RecoveryOperation(WireModel):
@@ -430,6 +441,8 @@ class RollbackCandidate(WireModel):
     environment_snapshot_id: str | None
     runtime_target_summary: str
     rollback_ready: bool
+    source_summary: str | None = None
+    reasons: list[RecoveryReason] = Field(default_factory=list)
 
 
 class RollbackReadiness(WireModel):
@@ -440,6 +453,17 @@ class RollbackReadiness(WireModel):
     reasons: list[RecoveryReason]
     candidates: list[RollbackCandidate]
     recommended_candidate_id: str | None
+
+
+class RecommendedAction(WireModel):
+    """What a reader can do next: read the deployment, or run one of the recovery commands."""
+
+    kind: Literal["query", "command"]
+    target_operation: str
+    label: str
+    safe_by_default: bool
+    blocked_reason_code: str | None
+    command_active: bool
 
 
 class RecoveryReadinessResponse(WireModel):
@@ -460,6 +484,7 @@ class RecoveryReadinessResponse(WireModel):
     retry: RecoveryOperation
     redeploy: RecoveryOperation
     rollback: RollbackReadiness
+    recommended_actions: list[RecommendedAction] = Field(default_factory=list)
 
 
 # ---- runtime control and health --------------------------------------------------------------

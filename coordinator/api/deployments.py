@@ -8,6 +8,7 @@ from tortoise.queryset import QuerySet
 
 from coordinator import audit
 from coordinator.api.deployment_plans import assess, create_deployment, engine_of, not_ready
+from coordinator.api.deployment_recovery import recovery
 from coordinator.api.deployment_schemas import (
     CancelRequest,
     CancelResponse,
@@ -24,14 +25,10 @@ from coordinator.api.deployment_schemas import (
     LatestFailure,
     ListDeploymentsQuery,
     LogLine,
-    RecoveryOperation,
     RecoveryReadinessResponse,
-    RecoveryReason,
     RecoverySummary,
     RedeployRequest,
     RelatedContext,
-    RollbackCandidate,
-    RollbackReadiness,
     RollbackRequest,
     SnapshotSection,
     StatusSection,
@@ -188,109 +185,6 @@ async def count(call: Call) -> CountResponse:
     """Same filters as the list."""
     return CountResponse(
         count=await _filtered(call.actor, call.query(CountDeploymentsQuery)).count()
-    )
-
-
-async def _candidates(row: models.Deployment) -> list[models.Deployment]:
-    return (
-        await models.Deployment.filter(
-            resource_id=row.resource_id, status="succeeded", id__not=row.id
-        )
-        .order_by("-finished_at", "-id")
-        .limit(20)
-    )
-
-
-def _retry_reasons(row: models.Deployment) -> list[RecoveryReason]:
-    if row.status in ("failed", "canceled"):
-        return [
-            RecoveryReason(
-                code="attempt-terminal",
-                category="allowed",
-                phase="reconcile",
-                related_deployment_id=row.id,
-                retriable=True,
-                recommendation=None,
-            )
-        ]
-    return [
-        RecoveryReason(
-            code="attempt-not-terminal" if row.status in ACTIVE else "attempt-succeeded",
-            category="blocked",
-            phase="reconcile",
-            related_deployment_id=row.id,
-            retriable=False,
-            recommendation="retry applies to failed or canceled deployments",
-        )
-    ]
-
-
-async def recovery(row: models.Deployment) -> RecoveryReadinessResponse:
-    """``deployments.recovery-readiness/v1`` of one deployment."""
-    candidates = [c for c in await _candidates(row) if (c.artifact or {}).get("image")]
-    in_flight = await models.Deployment.filter(
-        resource_id=row.resource_id, status__in=list(ACTIVE)
-    ).exists()
-    retry_reasons = _retry_reasons(row)
-    retryable = retry_reasons[0].category == "allowed" and not in_flight
-    busy = (
-        [
-            RecoveryReason(
-                code="deployment-in-flight",
-                category="blocked",
-                phase="dispatch",
-                related_deployment_id=None,
-                retriable=True,
-                recommendation="wait for the running deployment",
-            )
-        ]
-        if in_flight
-        else []
-    )
-    rollback_allowed = bool(candidates) and not in_flight
-    return RecoveryReadinessResponse(
-        deployment_id=row.id,
-        resource_id=row.resource_id,
-        generated_at=datetime.now(UTC),
-        state_version=row.event_count,
-        recoverable=retryable or not in_flight or rollback_allowed,
-        retryable=retryable,
-        redeployable=not in_flight,
-        rollback_ready=rollback_allowed,
-        rollback_candidate_count=len(candidates),
-        retry=RecoveryOperation(
-            allowed=retryable,
-            command_active=in_flight,
-            reasons=retry_reasons + busy,
-            target_operation="deployments.retry",
-        ),
-        redeploy=RecoveryOperation(
-            allowed=not in_flight,
-            command_active=in_flight,
-            reasons=busy,
-            target_operation="resources.redeploy",
-        ),
-        rollback=RollbackReadiness(
-            allowed=rollback_allowed,
-            command_active=in_flight,
-            reasons=busy,
-            candidates=[
-                RollbackCandidate(
-                    deployment_id=c.id,
-                    finished_at=c.finished_at,
-                    status=c.status,
-                    artifact_summary=str(
-                        (c.artifact or {}).get("imageId") or (c.artifact or {}).get("image")
-                    ),
-                    environment_snapshot_id=str((c.environment_snapshot or {}).get("id") or "")
-                    or None,
-                    runtime_target_summary=f"server {c.server_id}",
-                    rollback_ready=True,
-                )
-                for c in candidates
-            ],
-            recommended_candidate_id=candidates[0].id if candidates else None,
-        ),
     )
 
 

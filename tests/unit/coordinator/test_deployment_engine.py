@@ -450,6 +450,23 @@ async def test_retry_and_rollback_reuse_the_candidate_artifact_and_snapshot(
     )
     assert status == 200, body
     assert body["rollback"]["recommendedCandidateId"] == good
+    # The reference's recovery shape, filled from what Berth knows.
+    candidate = next(c for c in body["rollback"]["candidates"] if c["deploymentId"] == good)
+    assert candidate["sourceSummary"] == "docker-image berth-test/busybox"
+    assert [
+        (r["code"], r["relatedEntityType"], r["relatedEntityId"]) for r in candidate["reasons"]
+    ] == [("candidate-image-available", "deployment", good)]
+    retry_reason = body["retry"]["reasons"][0]
+    assert (retry_reason["relatedEntityType"], retry_reason["relatedEntityId"]) == (
+        "deployment",
+        retried,
+    )
+    actions = {a["targetOperation"]: a for a in body["recommendedActions"]}
+    assert actions["deployments.show"]["kind"] == "query"
+    assert actions["deployments.show"]["safeByDefault"] is True
+    assert actions["deployments.rollback"]["blockedReasonCode"] is None
+    assert actions["deployments.rollback"]["safeByDefault"] is False
+    assert actions["deployments.retry"]["blockedReasonCode"] is None  # the retry failed again
     status, body, _ = await coordinator.call(
         "POST",
         f"/deployments/{retried}/rollback",
