@@ -131,10 +131,11 @@ def _walk_schema(
         found.add(path)
         _walk_schema(document, prop, path, found, seen)
     extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
+    if extra is True or isinstance(extra, dict):  # a map: any key is a field
         path = f"{prefix}.{{*}}" if prefix else "{*}"
         found.add(path)
-        _walk_schema(document, extra, path, found, seen)
+        if isinstance(extra, dict):
+            _walk_schema(document, extra, path, found, seen)
     items = schema.get("items")
     if isinstance(items, dict):
         _walk_schema(document, items, f"{prefix}[]", found, seen)

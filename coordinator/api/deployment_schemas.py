@@ -5,6 +5,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from coordinator.api.deployment_views import (
+    EnvironmentRef,
+    EnvironmentSnapshot,
+    ProjectRef,
+    ResourceRef,
+    RuntimePlan,
+    ServerRef,
+)
 from coordinator.api.schemas import ApiRequest
 from coordinator.deployments.store import DeploymentStatus
 from shared.wire import WireModel
@@ -174,8 +182,8 @@ class DeploymentItem(WireModel):
     source_deployment_id: str | None
     rollback_candidate_deployment_id: str | None
     rollback_of_deployment_id: str | None
-    runtime_plan: dict[str, Any] | None
-    environment_snapshot: dict[str, Any] | None
+    runtime_plan: RuntimePlan | None
+    environment_snapshot: EnvironmentSnapshot | None
     artifact: dict[str, Any] | None
     error_code: str | None
     error_message: str | None
@@ -307,17 +315,17 @@ class StatusSection(WireModel):
 class RelatedContext(WireModel):
     """Names of what the deployment belongs to."""
 
-    project: dict[str, Any]
-    environment: dict[str, Any]
-    resource: dict[str, Any]
-    server: dict[str, Any]
+    project: ProjectRef
+    environment: EnvironmentRef
+    resource: ResourceRef
+    server: ServerRef
 
 
 class SnapshotSection(WireModel):
     """The immutable plan and (masked) environment snapshot."""
 
-    runtime_plan: dict[str, Any] | None
-    environment_snapshot: dict[str, Any] | None
+    runtime_plan: RuntimePlan | None
+    environment_snapshot: EnvironmentSnapshot | None
 
 
 class TimelineSection(WireModel):

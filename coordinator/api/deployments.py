@@ -35,6 +35,14 @@ from coordinator.api.deployment_schemas import (
     StreamQuery,
     TimelineSection,
 )
+from coordinator.api.deployment_views import (
+    EnvironmentRef,
+    ProjectRef,
+    ResourceRef,
+    ServerRef,
+    plan_view,
+    snapshot_view,
+)
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.auth import Principal
@@ -44,7 +52,6 @@ from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import (
     ACTIVE,
     TERMINAL,
-    public_snapshot,
 )
 from coordinator.deployments.stream import parse_cursor, stream_events
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -93,8 +100,8 @@ def deployment_item(row: models.Deployment) -> DeploymentItem:
         source_deployment_id=row.source_deployment_id,
         rollback_candidate_deployment_id=row.rollback_candidate_deployment_id,
         rollback_of_deployment_id=row.rollback_of_deployment_id,
-        runtime_plan=row.runtime_plan,
-        environment_snapshot=public_snapshot(row.environment_snapshot),
+        runtime_plan=plan_view(row),
+        environment_snapshot=snapshot_view(row),
         artifact=row.artifact,
         error_code=row.error_code,
         error_message=row.error_message,
@@ -237,25 +244,24 @@ async def show(call: Call) -> DeploymentShowResponse:
             rollback_of_deployment_id=row.rollback_of_deployment_id,
         ),
         related_context=RelatedContext(
-            project={"id": project.id, "name": project.name, "slug": project.slug},
-            environment={"id": environment.id, "name": environment.name, "kind": environment.kind},
-            resource={
-                "id": resource.id,
-                "name": resource.name,
-                "slug": resource.slug,
-                "kind": resource.kind,
-            },
-            server={
-                "id": server.id,
-                "name": server.name,
-                "host": server.host,
-                "port": server.port,
-                "providerKey": server.provider_key,
-            },
+            project=ProjectRef(id=project.id, name=project.name, slug=project.slug),
+            environment=EnvironmentRef(
+                id=environment.id, name=environment.name, kind=environment.kind
+            ),
+            resource=ResourceRef(
+                id=resource.id, name=resource.name, slug=resource.slug, kind=resource.kind
+            ),
+            server=ServerRef(
+                id=server.id,
+                name=server.name,
+                host=server.host,
+                port=server.port,
+                provider_key=server.provider_key,
+            ),
         ),
         snapshot=SnapshotSection(
-            runtime_plan=row.runtime_plan,
-            environment_snapshot=public_snapshot(row.environment_snapshot),
+            runtime_plan=plan_view(row),
+            environment_snapshot=snapshot_view(row),
         ),
         timeline=TimelineSection(
             created_at=row.created_at,

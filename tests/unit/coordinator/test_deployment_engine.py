@@ -251,6 +251,30 @@ async def test_full_flow_with_logs_events_masking_and_duplicate_result(
         "MODE": "prod",
     }
     assert "sealed" not in json.dumps(shown)
+    # The reference's typed sections carry the plan's real values.
+    assert {v["key"]: v["exposure"] for v in shown["variables"]} == {
+        "DB_PASSWORD": "runtime",
+        "MODE": "runtime",
+    }
+    assert shown["environmentId"] == world.environment_id
+    status, full, _ = await coordinator.call(
+        "GET", f"/deployments/{deployment_id}", token=admin_token
+    )
+    assert status == 200, full
+    plan = full["deployment"]["runtimePlan"]
+    assert plan == full["snapshot"]["runtimePlan"]
+    assert plan["execution"]["port"] == 8080
+    assert plan["execution"]["healthCheckPath"] == "/"
+    assert plan["execution"]["accessRoutes"][0]["domains"] == ["web.production.shop.localhost"]
+    assert plan["source"] == {
+        "kind": "docker-image",
+        "locator": "berth-test/busybox",
+        "displayName": None,
+        "metadata": {},
+    }
+    assert plan["target"]["serverIds"] == [world.agent.server_id]
+    assert full["relatedContext"]["server"]["id"] == world.agent.server_id
+    assert full["relatedContext"]["server"]["providerKey"]
     assert SECRET not in json.dumps(await audit_events(coordinator, admin_token))
     stored = await models.Deployment.get(id=deployment_id)
     assert SECRET not in json.dumps(stored.environment_snapshot)
