@@ -9,6 +9,7 @@ from coordinator import audit
 from coordinator.api.deployment_schemas import (
     DeploymentTarget,
     NextAction,
+    PlanAccess,
     PlanArtifact,
     PlanCommand,
     PlanContext,
@@ -159,6 +160,13 @@ def plan_response(plan: Plan) -> PlanResponse:
             kind=str(health.get("type") or "http"),
             path=str((health.get("http") or {}).get("path") or "/"),
             port=planner.health_port(plan),
+        ),
+        access=PlanAccess(
+            route_source="generated-default" if plan.hostnames else None,
+            hostname=plan.hostnames[0] if plan.hostnames else None,
+            scheme="http" if plan.hostnames else None,
+            route_count=len(plan.hostnames),
+            route_group_count=1 if plan.hostnames else 0,
         ),
         warnings=[_issue(i, "warning") for i in plan.warnings],
         unsupported_reasons=[_issue(i, "blocked") for i in plan.blocking],

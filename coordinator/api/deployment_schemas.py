@@ -147,6 +147,18 @@ class NextAction(WireModel):
     blocked_reason_code: str | None = None
 
 
+class PlanAccess(WireModel):
+    """How the deployment will be reached: Berth's generated hostname on the edge proxy."""
+
+    # Berth's edge serves only hostnames it generates from the edge domain, over plain HTTP
+    # (Caddy's automatic HTTPS is off); custom domains are issue 15.
+    route_source: Literal["generated-default"] | None
+    hostname: str | None
+    scheme: Literal["http"] | None
+    route_count: int
+    route_group_count: int
+
+
 class PlanResponse(WireModel):
     """``deployments.plan/v1``."""
 
@@ -159,6 +171,7 @@ class PlanResponse(WireModel):
     commands: list[PlanCommand]
     network: PlanNetwork
     health: PlanHealth
+    access: PlanAccess
     warnings: list[PlanIssue]
     unsupported_reasons: list[PlanIssue]
     next_actions: list[NextAction]

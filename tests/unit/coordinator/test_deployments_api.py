@@ -31,7 +31,7 @@ from tests.unit.coordinator.test_projects_api import scoped_token
 
 PLAN_KEYS = {
     "schemaVersion", "context", "readiness", "source", "planner", "artifact", "commands",
-    "network", "health", "warnings", "unsupportedReasons", "nextActions", "generatedAt",
+    "network", "health", "access", "warnings", "unsupportedReasons", "nextActions", "generatedAt",
 }  # fmt: skip
 
 
@@ -56,6 +56,13 @@ async def test_plan_is_ready_for_an_image_resource_and_warns_when_offline(
     assert body["artifact"]["image"] == "berth-test/busybox:latest"
     assert body["planner"]["buildStrategy"] == "prebuilt-image"
     assert body["network"]["hostnames"] == ["web.production.shop.localhost"]
+    assert body["access"] == {
+        "routeSource": "generated-default",
+        "hostname": "web.production.shop.localhost",
+        "scheme": "http",
+        "routeCount": 1,
+        "routeGroupCount": 1,
+    }
     assert [w["code"] for w in body["warnings"]] == ["server-offline"]
     await world.agent.connect()
     assert (await plan(coordinator, admin_token, world.target()))["warnings"] == []
@@ -78,6 +85,14 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
         "resource-source-archive-missing",
         "network-port-missing",
     ]
+    # No port, no route: the access summary says so instead of inventing a hostname.
+    assert body["access"] == {
+        "routeSource": None,
+        "hostname": None,
+        "scheme": None,
+        "routeCount": 0,
+        "routeGroupCount": 0,
+    }
 
     other = await make_world(coordinator, admin_token, name="other")
     mismatch = {**world.target(), "resourceId": other.resource_id}
