@@ -335,6 +335,12 @@ async def test_runtime_control_and_health_without_an_agent(
     assert body["latestDeployment"]["id"] == deployment_id
     assert body["overall"] == "unknown"
     assert [e["source"] for e in body["sourceErrors"]] == ["runtime-target"]
+    [error] = body["sourceErrors"]
+    assert (error["relatedEntityId"], error["phase"]) == (world.server_id, "health-probe")
+    assert body["latestRuntimeControl"] is None  # the restart never reached the agent
+    # Still running (never succeeded): its route is planned, not served.
+    assert (body["publicAccess"]["status"], body["publicAccess"]["url"]) == ("not-ready", None)
+    assert body["proxy"]["reasonCode"] == "no-succeeded-deployment"
     assert_error(
         await coordinator.call("GET", "/resources/res_missing/health", token=admin_token),
         404,
@@ -392,7 +398,13 @@ async def test_runtime_control_and_health_through_the_agent(
     probe = await world.agent.expect(ResourceProbe)
     assert (probe.health_path, probe.health_port) == ("/", 8080)
     running = container.model_copy(update={"state": "running"})
-    check = CheckResult(name="http", status="passed", message="200 OK", duration_ms=3.0)
+    check = CheckResult(
+        name="http",
+        status="passed",
+        message="200 OK",
+        duration_ms=3.0,
+        metadata={"container": "berth-web-1"},
+    )
     await world.agent.send(
         ResourceProbeResult(
             id=world.agent.next_id(),
@@ -408,5 +420,34 @@ async def test_runtime_control_and_health_through_the_agent(
     assert body["overall"] == "healthy"
     assert body["runtime"]["lifecycle"] == "running"
     assert [c["status"] for c in body["checks"]] == ["passed"]
+    assert body["checks"][0]["metadata"] == {"container": "berth-web-1"}
     assert body["sourceErrors"] == []
+    # The stop above, rebuilt from its audit event.
+    control = body["latestRuntimeControl"]
+    assert (control["operation"], control["status"], control["runtimeState"]) == (
+        "stop",
+        "succeeded",
+        "stopped",
+    )
+    assert control["runtimeControlAttemptId"].startswith("rtc")
+    assert datetime.fromisoformat(control["startedAt"]) == now
+    assert control["phases"] == [{"phase": "stop", "status": "succeeded", "errorCode": None}]
+    assert body["latestDeployment"]["id"] == deployment_id
+    assert body["latestDeployment"]["lastError"] is None
+    assert body["healthPolicy"]["status"] == "default"
+    assert body["healthPolicy"]["port"] == 8080
+    # The succeeded deployment's generated route is what the edge serves.
+    assert body["publicAccess"] == {
+        "status": "ready",
+        "url": "http://web.production.shop.localhost",
+        "kind": "generated-default",
+        "reasonCode": None,
+        "phase": None,
+    }
+    assert body["proxy"] == {
+        "status": "ready",
+        "providerKey": "caddy",
+        "lastRouteRealizationDeploymentId": deployment_id,
+        "reasonCode": None,
+    }
     await world.agent.close()
