@@ -178,3 +178,10 @@ def snapshot_view(row: models.Deployment) -> EnvironmentSnapshot | None:
     """The stored environment snapshot as every read shows it (secrets masked)."""
     shown = public_snapshot(row.environment_snapshot)
     return EnvironmentSnapshot.model_validate(shown) if shown else None
+
+
+def edge_route(row: models.Deployment | None) -> RuntimePlanAccessRoute | None:
+    """The first route the deployment's plan serves through the edge proxy, if any."""
+    plan = plan_view(row) if row is not None else None
+    routes = plan.execution.access_routes if plan and plan.execution else []
+    return next((r for r in routes if r.proxy_kind == "edge" and r.domains), None)

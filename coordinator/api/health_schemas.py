@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from coordinator.api.deployment_schemas import RuntimePhase
+from coordinator.api.deployment_views import edge_route
 from coordinator.api.schemas import ApiRequest
 from coordinator.db import models
 from shared.wire import WireModel
@@ -182,17 +183,26 @@ async def latest_deployment(row: models.Deployment) -> HealthLatestDeployment:
 
 async def latest_runtime_control(resource_id: str) -> LatestRuntimeControl | None:
     """The newest runtime control attempt, as its audit event recorded it."""
-    event = (
-        await models.AuditEvent.filter(
-            aggregate_type="resource",
-            aggregate_id=resource_id,
-            event_type__in=list(RUNTIME_CONTROL_EVENTS),
-        )
-        .order_by("-id")
-        .first()
-    )
-    if event is None:
-        return None
+    return (await latest_runtime_controls([resource_id])).get(resource_id)
+
+
+async def latest_runtime_controls(resource_ids: list[str]) -> dict[str, LatestRuntimeControl]:
+    """The newest runtime control attempt of each resource (one query for a page of them)."""
+    if not resource_ids:
+        return {}
+    events = await models.AuditEvent.filter(
+        aggregate_type="resource",
+        aggregate_id__in=resource_ids,
+        event_type__in=list(RUNTIME_CONTROL_EVENTS),
+    ).order_by("-id")
+    found: dict[str, LatestRuntimeControl] = {}
+    for event in events:
+        if event.aggregate_id and event.aggregate_id not in found:
+            found[event.aggregate_id] = _control(event)
+    return found
+
+
+def _control(event: models.AuditEvent) -> LatestRuntimeControl:
     payload: dict[str, Any] = event.payload or {}
     operation = event.event_type.removeprefix("resource.runtime-")
     status: Literal["succeeded", "failed"] = (
@@ -214,13 +224,8 @@ async def latest_runtime_control(resource_id: str) -> LatestRuntimeControl | Non
 
 
 def _edge_hostname(row: models.Deployment | None) -> str | None:
-    """The first hostname the deployment's plan routes through the edge proxy."""
-    execution = ((row.runtime_plan or {}) if row else {}).get("execution")
-    routes = execution.get("accessRoutes") if isinstance(execution, dict) else None
-    for route in routes if isinstance(routes, list) else []:
-        if isinstance(route, dict) and route.get("proxyKind") == "edge" and route.get("domains"):
-            return str(route["domains"][0])
-    return None
+    route = edge_route(row)
+    return route.domains[0] if route else None
 
 
 async def access_sections(

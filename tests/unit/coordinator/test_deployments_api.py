@@ -450,4 +450,25 @@ async def test_runtime_control_and_health_through_the_agent(
         "lastRouteRealizationDeploymentId": deployment_id,
         "reasonCode": None,
     }
+    status, shown, _ = await coordinator.call("GET", path, token=admin_token)
+    assert status == 200, shown
+    summary = shown["accessSummary"]
+    assert summary == shown["resource"]["accessSummary"]
+    assert (summary["proxyRouteStatus"], summary["lastRouteRealizationDeploymentId"]) == (
+        "ready",
+        deployment_id,
+    )
+    route = summary["latestGeneratedAccessRoute"]
+    assert (route["url"], route["deploymentId"], route["targetPort"]) == (
+        "http://web.production.shop.localhost",
+        deployment_id,
+        8080,
+    )
+    assert route["deploymentStatus"] == "succeeded"
+    assert shown["resource"]["latestRuntimeControl"] == control
+    status, listed, _ = await coordinator.call("GET", "/resources", token=admin_token)
+    assert status == 200, listed
+    [item] = [i for i in listed["items"] if i["id"] == world.resource_id]
+    assert item["latestRuntimeControl"] == control
+    assert item["accessSummary"] == summary
     await world.agent.close()
