@@ -10,8 +10,10 @@ from typing import Any, Literal
 
 from pydantic import SerializerFunctionWrapHandler, model_serializer
 
+from coordinator import resource_config
 from coordinator.api.deployment_views import RuntimePlanHealthCheck, edge_route
 from coordinator.db import models
+from coordinator.deployments.planner import generated_hostname
 from shared.wire import WireModel
 
 
@@ -83,6 +85,34 @@ class ResourceAccessProfile(WireModel):
     path_prefix: str | None = None
 
 
+class PlannedAccessRoute(WireModel):
+    """The route the resource's next deployment will get (what the planner would generate)."""
+
+    url: str
+    hostname: str
+    scheme: Literal["http"] = "http"
+    provider_key: Literal["caddy"] = "caddy"
+    path_prefix: str | None
+    proxy_kind: Literal["edge"] = "edge"
+    target_port: int | None
+
+
+def planned_route(
+    row: models.Resource, project: models.Project, environment: models.Environment, edge: str
+) -> PlannedAccessRoute | None:
+    """The planner's route for the resource now; none when its network profile exposes nothing."""
+    network = resource_config.network_profile(row)
+    if network.get("exposureMode") != "reverse-proxy" or not network.get("internalPort"):
+        return None
+    hostname = generated_hostname(project.slug, environment.name, row.slug, edge)
+    return PlannedAccessRoute(
+        url=f"http://{hostname}",
+        hostname=hostname,
+        path_prefix=resource_config.access_profile(row).get("pathPrefix") or "/",
+        target_port=network.get("internalPort"),
+    )
+
+
 class GeneratedAccessRoute(WireModel):
     """A route Berth generated on the edge proxy for one deployment."""
 
@@ -100,8 +130,9 @@ class GeneratedAccessRoute(WireModel):
 
 
 class AccessSummary(WireModel):
-    """Where the resource is reached: its newest generated route and the one the edge serves."""
+    """Where the resource is reached: its next, its newest and its served generated route."""
 
+    planned_generated_access_route: PlannedAccessRoute | None
     latest_generated_access_route: GeneratedAccessRoute | None
     # ``ready`` once a deployment with a route succeeded: the agent switches the edge route
     # only then, so that deployment's route is live until the next one succeeds.
@@ -109,7 +140,9 @@ class AccessSummary(WireModel):
     last_route_realization_deployment_id: str | None
 
 
-def access_summary(deployments: list[models.Deployment]) -> AccessSummary:
+def access_summary(
+    deployments: list[models.Deployment], planned: PlannedAccessRoute | None
+) -> AccessSummary:
     """The access summary from the resource's deployments (newest first)."""
     routed = [(row, route) for row in deployments if (route := edge_route(row)) is not None]
     serving = next((row for row, _ in routed if row.status == "succeeded"), None)
@@ -130,6 +163,7 @@ def access_summary(deployments: list[models.Deployment]) -> AccessSummary:
         "ready" if serving else ("not-ready" if routed else "not-configured")
     )
     return AccessSummary(
+        planned_generated_access_route=planned,
         latest_generated_access_route=latest,
         proxy_route_status=status,
         last_route_realization_deployment_id=serving.id if serving else None,

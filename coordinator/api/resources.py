@@ -39,10 +39,12 @@ from coordinator.api.resource_schemas import (
     ResourceShowResponse,
 )
 from coordinator.api.resource_views import (
+    PlannedAccessRoute,
     ResourceHealthPolicy,
     access_summary,
     access_view,
     network_view,
+    planned_route,
     runtime_view,
     source_view,
 )
@@ -150,10 +152,33 @@ async def _deployments(resource_ids: Iterable[str]) -> dict[str, list[models.Dep
     return found
 
 
+async def _planned_routes(call: Call, rows: list[models.Resource]) -> dict[str, PlannedAccessRoute]:
+    """The route each resource's next deployment would get (two queries for a page)."""
+    projects = {
+        p.id: p
+        for p in await models.Project.filter(id__in=[r.project_id for r in rows])  # type: ignore[attr-defined]
+    }
+    environments = {
+        e.id: e
+        for e in await models.Environment.filter(id__in=[r.environment_id for r in rows])  # type: ignore[attr-defined]
+    }
+    edge = call.request.app[SETTINGS_KEY].edge_domain
+    found: dict[str, PlannedAccessRoute] = {}
+    for r in rows:
+        project = projects.get(r.project_id)  # type: ignore[attr-defined]
+        environment = environments.get(r.environment_id)  # type: ignore[attr-defined]
+        if project is not None and environment is not None:
+            route = planned_route(r, project, environment, edge)
+            if route is not None:
+                found[r.id] = route
+    return found
+
+
 def resource_item(
     row: models.Resource,
     deployments: list[models.Deployment],
     control: LatestRuntimeControl | None = None,
+    planned: PlannedAccessRoute | None = None,
 ) -> ResourceItem:
     """Convert a resource row (its deployments newest first, its last runtime control)."""
     latest = deployments[0] if deployments else None
@@ -174,7 +199,7 @@ def resource_item(
         deployment_count=len(deployments),
         last_deployment_id=latest.id if latest else None,
         last_deployment_status=latest.status if latest else None,
-        access_summary=access_summary(deployments),
+        access_summary=access_summary(deployments, planned),
         latest_runtime_control=control,
     )
 
@@ -265,9 +290,12 @@ async def list_resources(call: Call) -> ResourceList:
     page = found[: query.limit]
     deployments = await _deployments(r.id for r in page)
     controls = await latest_runtime_controls([r.id for r in page])
+    planned = await _planned_routes(call, page)
     more = len(found) > query.limit
     return ResourceList(
-        items=[resource_item(r, deployments[r.id], controls.get(r.id)) for r in page],
+        items=[
+            resource_item(r, deployments[r.id], controls.get(r.id), planned.get(r.id)) for r in page
+        ],
         next_cursor=page[-1].id if more and page else None,
     )
 
@@ -306,8 +334,9 @@ async def show(call: Call) -> ResourceShowResponse:
     row = await get_resource(call.actor, call.path["resourceId"])
     deployments = (await _deployments([row.id]))[row.id]
     latest = deployments[0] if deployments else None
+    planned = (await _planned_routes(call, [row])).get(row.id)
     return ResourceShowResponse(
-        resource=resource_item(row, deployments, await latest_runtime_control(row.id)),
+        resource=resource_item(row, deployments, await latest_runtime_control(row.id), planned),
         source=source_view(row.source),
         runtime_profile=runtime_view(
             resource_config.runtime_profile(row), resource_config.health_policy(row)
@@ -331,7 +360,7 @@ async def show(call: Call) -> ResourceShowResponse:
         )
         if latest
         else None,
-        access_summary=access_summary(deployments),
+        access_summary=access_summary(deployments, planned),
         generated_at=datetime.now(UTC),
     )
 

@@ -465,6 +465,15 @@ async def test_runtime_control_and_health_through_the_agent(
         8080,
     )
     assert route["deploymentStatus"] == "succeeded"
+    assert summary["plannedGeneratedAccessRoute"] == {
+        "url": "http://web.production.shop.localhost",
+        "hostname": "web.production.shop.localhost",
+        "scheme": "http",
+        "providerKey": "caddy",
+        "pathPrefix": "/",
+        "proxyKind": "edge",
+        "targetPort": 8080,
+    }
     assert shown["resource"]["latestRuntimeControl"] == control
     status, listed, _ = await coordinator.call("GET", "/resources", token=admin_token)
     assert status == 200, listed

@@ -333,8 +333,9 @@ async def test_profiles_are_stored_shown_and_audited(
     assert shown["healthPolicy"]["http"]["path"] == "/healthz"
     assert shown["healthPolicy"]["http"]["method"] == "GET"
     assert shown["accessProfile"]["pathPrefix"] == "/app"
-    # Never deployed: no route yet.
+    # Never deployed, and exposure "none": no route now or next.
     assert shown["accessSummary"] == {
+        "plannedGeneratedAccessRoute": None,
         "latestGeneratedAccessRoute": None,
         "proxyRouteStatus": "not-configured",
         "lastRouteRealizationDeploymentId": None,
