@@ -61,6 +61,17 @@ class Readiness(WireModel):
     reason_codes: list[str]
 
 
+class FixAction(WireModel):
+    """An operation that resolves a plan issue (``profileField``: the field it sets)."""
+
+    kind: Literal["query", "command"]
+    target_operation: str
+    label: str
+    profile_field: str | None
+    docs_anchor: str | None = None
+    safe_by_default: bool
+
+
 class PlanIssue(WireModel):
     """A warning or blocking reason of a plan (Appaloft's issue shape, trimmed)."""
 
@@ -73,6 +84,9 @@ class PlanIssue(WireModel):
     affected_profile_field: str | None = None
     related_entity_id: str | None = None
     related_entity_type: str | None = None
+    fix_path: list[FixAction] = Field(default_factory=list)
+    # Berth has no overrides: a blocked plan cannot be forced, so this list stays empty.
+    override_path: list[FixAction] = Field(default_factory=list)
 
 
 class PlanSource(WireModel):

@@ -64,6 +64,7 @@ async def test_plan_is_ready_for_an_image_resource_and_warns_when_offline(
         "routeGroupCount": 1,
     }
     assert [w["code"] for w in body["warnings"]] == ["server-offline"]
+    assert body["warnings"][0]["fixPath"] == []  # starting the agent is not an API call
     await world.agent.connect()
     assert (await plan(coordinator, admin_token, world.target()))["warnings"] == []
     await world.agent.close()
@@ -75,6 +76,17 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
     assert body["readiness"]["status"] == "blocked"
     assert body["readiness"]["reasonCodes"] == ["resource-source-missing"]
     assert body["unsupportedReasons"][0]["category"] == "blocked"
+    assert body["unsupportedReasons"][0]["fixPath"] == [
+        {
+            "kind": "command",
+            "targetOperation": "resources.configure-source",
+            "label": "Configure the source",
+            "profileField": "source",
+            "docsAnchor": None,
+            "safeByDefault": False,
+        }
+    ]
+    assert body["unsupportedReasons"][0]["overridePath"] == []
 
     await models.Resource.filter(id=world.resource_id).update(
         source={"kind": "local-folder", "locator": "./web", "metadata": {}},
@@ -84,6 +96,10 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
     assert body["readiness"]["reasonCodes"] == [
         "resource-source-archive-missing",
         "network-port-missing",
+    ]
+    port = next(r for r in body["unsupportedReasons"] if r["code"] == "network-port-missing")
+    assert [(f["targetOperation"], f["profileField"]) for f in port["fixPath"]] == [
+        ("resources.configure-network-profile", "networkProfile.internalPort")
     ]
     # No port, no route: the access summary says so instead of inventing a hostname.
     assert body["access"] == {
