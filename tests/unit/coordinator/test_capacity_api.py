@@ -15,6 +15,7 @@ from shared.messages.monitoring import (
 )
 from tests.fakes.agent_peer import FakeAgent
 from tests.harness import Coordinator
+from tests.unit.coordinator.schema_check import assert_matches_schema
 from tests.unit.coordinator.support import assert_error, audit_events
 from tests.unit.coordinator.test_projects_api import scoped_token
 from tests.unit.coordinator.test_usage import deployment, resource
@@ -93,6 +94,7 @@ async def test_inspect_through_the_agent(coordinator: Coordinator, admin_token: 
     status, body, _ = await call
     assert status == 200, body
     assert body["schemaVersion"] == "servers.capacity.inspect/v1"
+    assert_matches_schema("GET", "/servers/{serverId}/capacity", body)
     assert body["server"]["id"] == agent.server_id
     assert body["server"]["name"] == "web-1"
     assert body["disk"][0]["usePercent"] == 97.0
@@ -235,6 +237,7 @@ async def test_prune_protects_rollback_candidates_and_audits(
     assert request.categories == ["stopped-containers"]
     assert request.before is not None
     assert answer["summary"]["reclaimedBytes"] == 1000
+    assert_matches_schema("POST", "/servers/{serverId}/capacity/prune", answer)
     # The agent's text warnings in the reference's shape: code, message, path, resource.
     assert answer["warnings"] == [
         {
