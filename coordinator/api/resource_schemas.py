@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import Field, field_validator, model_validator
 
 from coordinator.api.health_schemas import LatestRuntimeControl
+from coordinator.api.resource_diagnostics import ResourceDiagnostic
 from coordinator.api.resource_views import (
     AccessSummary,
     ResourceAccessProfile,
@@ -353,6 +354,7 @@ class ResourceShowResponse(WireModel):
     lifecycle: ResourceLifecycle
     latest_deployment: LatestDeployment | None
     access_summary: AccessSummary
+    diagnostics: list[ResourceDiagnostic]
     generated_at: datetime
 
 

@@ -18,6 +18,7 @@ from coordinator.api.health_schemas import (
     latest_runtime_controls,
 )
 from coordinator.api.projects import get_project, require_active_project, slugify
+from coordinator.api.resource_diagnostics import variable_drift
 from coordinator.api.resource_schemas import (
     ArchiveResourceRequest,
     ConfigureAccessProfileRequest,
@@ -50,7 +51,7 @@ from coordinator.api.resource_views import (
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
-from coordinator.appkeys import SETTINGS_KEY
+from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
@@ -361,6 +362,7 @@ async def show(call: Call) -> ResourceShowResponse:
         if latest
         else None,
         access_summary=access_summary(deployments, planned),
+        diagnostics=await variable_drift(call.request.app[KEYRING_KEY], row, latest),
         generated_at=datetime.now(UTC),
     )
 

@@ -1,6 +1,7 @@
 """Real answers of the reshaped operations validate against their /openapi.json response schema."""
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -18,12 +19,14 @@ from shared.messages import (
 from tests.harness import Coordinator
 from tests.unit.coordinator.schema_check import assert_matches_schema
 from tests.unit.coordinator.test_deployment_engine import (
+    SECRET,
     World,
     accept,
     create_deployment,
     make_world,
     wait_status,
 )
+from tests.unit.coordinator.test_environments_api import set_variable
 
 
 async def _probe_answered(world: World, now: datetime) -> None:
@@ -65,14 +68,48 @@ async def test_reshaped_answers_match_their_schema(
     await accept(world, await world.agent.expect(DeployPlan))
     await world.agent.result(good, "succeeded")
     await wait_status(coordinator, admin_token, good, "succeeded")
+    resource = f"/resources/{world.resource_id}"
+    status, shown, _ = await coordinator.call("GET", resource, token=admin_token)
+    assert (status, shown["diagnostics"]) == (200, [])  # nothing changed since the deployment
     bad = await create_deployment(coordinator, admin_token, world)
     await accept(world, await world.agent.expect(DeployPlan))
     error = {"code": "runtime_failed", "message": "crashed", "retriable": True, "details": {}}
     await world.agent.result(bad, "failed", error=error)
     await wait_status(coordinator, admin_token, bad, "failed")
 
+    # Change a plain variable and rotate the secret after the last deployment: drift.
+    env = world.environment_id
+    assert (await set_variable(coordinator, admin_token, env, "MODE", "staging"))[0] == 200
+    rotated = "rotated-Secret-Value-42"
+    changed = await set_variable(
+        coordinator, admin_token, env, "DB_PASSWORD", rotated, isSecret=True
+    )
+    assert changed[0] == 200
+    status, shown, _ = await coordinator.call("GET", resource, token=admin_token)
+    assert status == 200, shown
+    drift = {d["configKey"]: d for d in shown["diagnostics"]}
+    assert set(drift) == {"DB_PASSWORD", "MODE"}
+    mode = drift["MODE"]
+    assert (
+        mode["resourceValue"]["displayValue"],
+        mode["deploymentSnapshotValue"]["displayValue"],
+    ) == (
+        "staging",
+        "prod",
+    )
+    assert (mode["latestDeploymentId"], mode["configKind"]) == (bad, "plain-config")
+    secret = drift["DB_PASSWORD"]
+    assert secret["configKind"] == "secret"
+    assert secret["deploymentSnapshotValue"]["displayValue"] == "****"
+    assert secret["resourceValue"] == {
+        "state": "present",
+        "displayValue": "****",
+        "valueHash": None,
+    }
+    assert SECRET not in json.dumps(shown)
+    assert rotated not in json.dumps(shown)
+
     now = datetime.now(UTC)
-    resource = f"/resources/{world.resource_id}"
     stop = asyncio.create_task(
         coordinator.call("POST", f"{resource}/runtime/stop", token=admin_token, json={})
     )

@@ -38,6 +38,7 @@ SHOW_KEYS = {
     "lifecycle",
     "latestDeployment",
     "accessSummary",
+    "diagnostics",
     "generatedAt",
 }
 ITEM_KEYS = {
