@@ -4,7 +4,8 @@ A call site is a call of a query/persistence method (``filter``, ``get``, ``crea
 ``save``, ``delete``, ``exclude``, ``get_or_none``, ``count``, ``update``, ...) on a model or a
 query built from one, or a call of ``in_transaction``. Without types the receiver is guessed:
 ``get``/``update``/``count``/``all``/``delete`` (common on dicts, lists and routers) count only
-on a chain that starts at ``models.X`` or a ``*_models.X``; the rest count on any receiver.
+on a chain that starts at ``models.X`` or a ``*_models.X``; the rest count on any receiver
+except a first-party module (a service: ``projects.create()``).
 
 Usage: ``python scripts/orm_call_sites.py [--each] [DIR]`` (default ``coordinator/api``).
 """
@@ -40,9 +41,23 @@ def _rooted_at_model(node: ast.expr) -> bool:
             return False
 
 
+def _service_names(tree: ast.Module) -> set[str]:
+    """Names bound to first-party modules other than the models (``projects.create()`` is a
+    service call, not an ORM call)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        module = node.module or ""
+        if module.startswith("coordinator") and not module.startswith("coordinator.db"):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return names
+
+
 def call_sites(path: Path) -> Iterator[tuple[int, str]]:
     """``(line, method)`` for every ORM call site in one module."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    services = _service_names(tree)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -50,6 +65,8 @@ def call_sites(path: Path) -> Iterator[tuple[int, str]]:
         if isinstance(func, ast.Name) and func.id in TRANSACTIONS:
             yield node.lineno, func.id
         elif isinstance(func, ast.Attribute):
+            if isinstance(func.value, ast.Name) and func.value.id in services:
+                continue
             always = func.attr in TRANSACTIONS or func.attr in DISTINCT
             if always or (func.attr in AMBIGUOUS and _rooted_at_model(func.value)):
                 yield node.lineno, func.attr

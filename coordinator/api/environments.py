@@ -3,13 +3,11 @@
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from coordinator import audit, variables
-from coordinator.api.projects import get_project, require_active_project
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.api.workspace_schemas import (
@@ -31,6 +29,9 @@ from coordinator.api.workspace_schemas import (
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
+from coordinator.lookup import get_environment, get_project
+from coordinator.paging import page_after
+from coordinator.workspace.projects import require_active_project
 from shared.errors import Conflict, Forbidden, NotFound
 
 TAG = "environments"
@@ -62,18 +63,6 @@ def environment_item(row: models.Environment, owned: Iterable[models.Variable]) 
         created_at=row.created_at,
         masked_variables=[variables.masked_entry(v, SCOPE) for v in owned],
     )
-
-
-async def get_environment(
-    actor: Principal, environment_id: str, db: BaseDBAsyncClient | None = None
-) -> models.Environment:
-    """Load an environment the caller may see, or raise ``NotFound`` (hidden looks missing)."""
-    row = await models.Environment.get_or_none(
-        id=environment_id, project__organization_id=actor.organization_id, using_db=db
-    )
-    if row is None or not actor.can_see_environment(row.project_id, row.id):  # type: ignore[attr-defined]
-        raise NotFound(f"environment {environment_id!r} not found")
-    return row
 
 
 def require_mutable(row: models.Environment) -> None:
@@ -172,20 +161,16 @@ async def list_environments(call: Call) -> EnvironmentList:
         rows = rows.filter(project_id=query.project_id)
     if query.lifecycle_status:
         rows = rows.filter(lifecycle_status=query.lifecycle_status)
-    if query.cursor:
-        rows = rows.filter(id__gt=query.cursor)
-    found = await rows.order_by("id").limit(query.limit + 1)
-    page = found[: query.limit]
-    owned: dict[str, list[models.Variable]] = {r.id: [] for r in page}
-    if page:
+    page = await page_after(rows, query.cursor, query.limit)
+    owned: dict[str, list[models.Variable]] = {r.id: [] for r in page.items}
+    if page.items:
         for var in await models.Variable.filter(
             owner_kind=SCOPE, owner_id__in=list(owned)
         ).order_by("key", "exposure"):
             owned[var.owner_id].append(var)
-    more = len(found) > query.limit
     return EnvironmentList(
-        items=[environment_item(r, owned[r.id]) for r in page],
-        next_cursor=page[-1].id if more and page else None,
+        items=[environment_item(r, owned[r.id]) for r in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

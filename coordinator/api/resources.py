@@ -5,14 +5,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from coordinator import archives, audit, resource_config
-from coordinator.api.environments import get_environment, require_mutable
-from coordinator.api.projects import get_project, require_active_project, slugify
+from coordinator.api.environments import require_mutable
 from coordinator.api.resource_schemas import (
     ArchiveResourceRequest,
     ConfigureAccessProfileRequest,
@@ -39,6 +37,8 @@ from coordinator.appkeys import SETTINGS_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
+from coordinator.lookup import get_environment, get_project, get_resource
+from coordinator.workspace.projects import require_active_project, slugify
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
 
 TAG = "resources"
@@ -69,22 +69,6 @@ def _slug(name: str) -> str:
 
 def _status(row: models.Resource) -> str:
     return "archived" if row.lifecycle_status == "archived" else "active"
-
-
-async def get_resource(
-    actor: Principal, resource_id: str, db: BaseDBAsyncClient | None = None
-) -> models.Resource:
-    """Load a resource the caller may see, or raise ``NotFound`` (hidden looks missing)."""
-    row = await models.Resource.get_or_none(
-        id=resource_id, project__organization_id=actor.organization_id, using_db=db
-    )
-    if row is None or not actor.can_see_resource(
-        row.project_id,  # type: ignore[attr-defined]
-        row.environment_id,  # type: ignore[attr-defined]
-        row.id,
-    ):
-        raise NotFound(f"resource {resource_id!r} not found")
-    return row
 
 
 async def current_resource(resource_id: str, *, allow_archived: bool = False) -> models.Resource:
