@@ -31,6 +31,7 @@ from coordinator.db import models
 from coordinator.ids import new_id
 from coordinator.lookup import get_environment, get_project
 from coordinator.paging import page_after
+from coordinator.workspace import variable_sets
 from coordinator.workspace.projects import require_active_project
 from shared.errors import Conflict, Forbidden, NotFound
 
@@ -83,6 +84,14 @@ async def _current(environment_id: str) -> models.Environment:
     project = await models.Project.get(id=row.project_id)  # type: ignore[attr-defined]
     require_active_project(project)
     return row
+
+
+async def _lock_mutable(environment_id: str) -> None:
+    require_mutable(await _current(environment_id))
+
+
+def _owner(environment_id: str) -> variable_sets.Owner:
+    return variable_sets.Owner("environment", environment_id, _lock_mutable, "in this environment")
 
 
 async def _record(call: Call, event: str, environment_id: str, **payload: object) -> None:
@@ -360,27 +369,17 @@ async def set_variable(call: Call) -> None:
     """Insert or replace the variable named by ``key`` + ``exposure``; answers ``null``."""
     body = call.body(SetVariableRequest)
     row = await get_environment(call.actor, call.path["environmentId"])
-    async with in_transaction():
-        require_mutable(await _current(row.id))
-        await variables.set_variable(
-            call.keyring,
-            owner_kind="environment",
-            owner_id=row.id,
-            key=body.key,
-            value=body.value,
-            exposure=body.exposure,
-            kind=body.kind,
-            is_secret=body.is_secret,
-        )
-        await _record(
-            call,
-            "variable-set",
-            row.id,
-            key=body.key,
-            exposure=body.exposure,
-            kind=body.kind,
-            isSecret=variables.stores_secret(body.kind, body.is_secret),
-        )
+    await variable_sets.set_variable(
+        call.actor,
+        _owner(row.id),
+        call.keyring,
+        key=body.key,
+        value=body.value,
+        exposure=body.exposure,
+        kind=body.kind,
+        is_secret=body.is_secret,
+        request_id=call.request_id,
+    )
 
 
 @route(
@@ -397,11 +396,9 @@ async def delete_variable(call: Call) -> None:
     key = call.path["key"]
     variables.require_valid_key(key)
     row = await get_environment(call.actor, call.path["environmentId"])
-    async with in_transaction():
-        require_mutable(await _current(row.id))
-        if not await variables.delete_variable(SCOPE, row.id, key, body.exposure):
-            raise NotFound(f"variable {key!r} ({body.exposure}) not found in this environment")
-        await _record(call, "variable-deleted", row.id, key=key, exposure=body.exposure)
+    await variable_sets.delete_variable(
+        call.actor, _owner(row.id), key=key, exposure=body.exposure, request_id=call.request_id
+    )
 
 
 @route(
