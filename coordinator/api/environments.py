@@ -32,8 +32,9 @@ from coordinator.ids import new_id
 from coordinator.lookup import get_environment, get_project
 from coordinator.paging import page_after
 from coordinator.workspace import variable_sets
+from coordinator.workspace.mutability import current_environment, require_mutable
 from coordinator.workspace.projects import require_active_project
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden
 
 TAG = "environments"
 SCOPE = "environment"
@@ -66,28 +67,8 @@ def environment_item(row: models.Environment, owned: Iterable[models.Variable]) 
     )
 
 
-def require_mutable(row: models.Environment) -> None:
-    """A locked or archived environment refuses changes to itself and its variables."""
-    if row.lifecycle_status == "locked":
-        reason = row.lock_reason or "no reason given"
-        raise Conflict(f"environment is locked: {reason}", details={"environmentId": row.id})
-    if row.lifecycle_status == "archived":
-        reason = row.archive_reason or "no reason given"
-        raise Conflict(f"environment is archived: {reason}", details={"environmentId": row.id})
-
-
-async def _current(environment_id: str) -> models.Environment:
-    """Re-read an environment inside the caller's transaction, locking its row (Postgres)."""
-    row = await models.Environment.filter(id=environment_id).select_for_update().first()
-    if row is None:
-        raise NotFound(f"environment {environment_id!r} not found")
-    project = await models.Project.get(id=row.project_id)  # type: ignore[attr-defined]
-    require_active_project(project)
-    return row
-
-
 async def _lock_mutable(environment_id: str) -> None:
-    require_mutable(await _current(environment_id))
+    require_mutable(await current_environment(environment_id))
 
 
 def _owner(environment_id: str) -> variable_sets.Owner:
@@ -231,7 +212,7 @@ async def rename(call: Call) -> IdResponse:
     row = await get_environment(call.actor, call.path["environmentId"])
     try:
         async with in_transaction():
-            require_mutable(await _current(row.id))
+            require_mutable(await current_environment(row.id))
             await models.Environment.filter(id=row.id).update(name=body.name)
             await _record(call, "renamed", row.id, to=body.name, **{"from": row.name})
     except IntegrityError as exc:
@@ -253,7 +234,7 @@ async def lock(call: Call) -> IdResponse:
     body = call.body(ArchiveRequest)
     row = await get_environment(call.actor, call.path["environmentId"])
     async with in_transaction():
-        require_mutable(await _current(row.id))
+        require_mutable(await current_environment(row.id))
         await models.Environment.filter(id=row.id).update(
             lifecycle_status="locked", locked_at=datetime.now(UTC), lock_reason=body.reason
         )
@@ -273,7 +254,7 @@ async def unlock(call: Call) -> IdResponse:
     """Make a locked environment active again."""
     row = await get_environment(call.actor, call.path["environmentId"])
     async with in_transaction():
-        current = await _current(row.id)
+        current = await current_environment(row.id)
         if current.lifecycle_status != "locked":
             raise Conflict(
                 f"environment is {_status(current)}, not locked", details={"environmentId": row.id}
@@ -299,7 +280,7 @@ async def archive(call: Call) -> IdResponse:
     body = call.body(ArchiveRequest)
     row = await get_environment(call.actor, call.path["environmentId"])
     async with in_transaction():
-        require_mutable(await _current(row.id))
+        require_mutable(await current_environment(row.id))
         await models.Environment.filter(id=row.id).update(
             lifecycle_status="archived", archived_at=datetime.now(UTC), archive_reason=body.reason
         )
@@ -327,7 +308,7 @@ async def clone(call: Call) -> IdResponse:
     clone_id = new_id("env")
     try:
         async with in_transaction():
-            source = await _current(row.id)
+            source = await current_environment(row.id)
             require_mutable(source)
             _ = await models.Environment.create(
                 id=clone_id,

@@ -17,13 +17,14 @@ from coordinator.api.resource_schemas import (
     SecretQuery,
     SecretShow,
 )
-from coordinator.api.resources import current_resource, record
+from coordinator.api.resources import record
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import NoQuery
 from coordinator.api.workspace_schemas import DeleteVariableRequest, SetVariableRequest
 from coordinator.db import models
 from coordinator.lookup import get_resource
 from coordinator.workspace import variable_sets
+from coordinator.workspace.mutability import current_resource
 from shared.errors import Conflict, NotFound
 
 TAG = "resources"

@@ -10,7 +10,6 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from coordinator import archives, audit, resource_config
-from coordinator.api.environments import require_mutable
 from coordinator.api.resource_schemas import (
     ArchiveResourceRequest,
     ConfigureAccessProfileRequest,
@@ -38,8 +37,9 @@ from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
 from coordinator.lookup import get_environment, get_project, get_resource
+from coordinator.workspace.mutability import current_resource, require_mutable
 from coordinator.workspace.projects import require_active_project, slugify
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from shared.errors import Conflict, Forbidden, InvalidRequest
 
 TAG = "resources"
 SCOPE: Final = "resource"
@@ -69,22 +69,6 @@ def _slug(name: str) -> str:
 
 def _status(row: models.Resource) -> str:
     return "archived" if row.lifecycle_status == "archived" else "active"
-
-
-async def current_resource(resource_id: str, *, allow_archived: bool = False) -> models.Resource:
-    """Re-read a resource inside the caller's transaction and check it may change.
-
-    The project must be active and the environment neither locked nor archived; an archived
-    resource only accepts deletion (``allow_archived``).
-    """
-    row = await models.Resource.filter(id=resource_id).select_for_update().first()
-    if row is None:
-        raise NotFound(f"resource {resource_id!r} not found")
-    require_active_project(await models.Project.get(id=row.project_id))  # type: ignore[attr-defined]
-    require_mutable(await models.Environment.get(id=row.environment_id))  # type: ignore[attr-defined]
-    if row.lifecycle_status == "archived" and not allow_archived:
-        raise Conflict("resource is archived", details={"resourceId": row.id})
-    return row
 
 
 async def record(call: Call, event: str, resource_id: str, **payload: object) -> None:

@@ -9,11 +9,12 @@ from tortoise.transactions import in_transaction
 
 from coordinator import archives
 from coordinator.api.resource_schemas import SourceArchiveResponse
-from coordinator.api.resources import current_resource, record
+from coordinator.api.resources import record
 from coordinator.api.routing import Call, route
 from coordinator.appkeys import SETTINGS_KEY
 from coordinator.db import models
 from coordinator.lookup import get_resource
+from coordinator.workspace.mutability import current_resource
 from shared.errors import InvalidRequest, NotFound, Unauthorized
 
 LOCATOR_HEADER: Final = "X-Berth-Locator"
