@@ -57,6 +57,12 @@ SERVICES = (
     "coordinator/audit_trail.py",
     "coordinator/audit_scope.py",
     "coordinator/monitoring/scopes.py",
+    "coordinator/audit.py",
+    "coordinator/variables.py",
+    "coordinator/resource_config.py",
+    "coordinator/token_scope.py",
+    "coordinator/deployments/planner.py",
+    "coordinator/deployments/store.py",
 )
 HTTP_LAYER = ("coordinator.api", "aiohttp.web")
 # Only the application factory wires the route modules in.
