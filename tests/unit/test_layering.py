@@ -55,6 +55,7 @@ SERVICES = (
     "coordinator/lookup.py",
     "coordinator/paging.py",
     "coordinator/audit_trail.py",
+    "coordinator/source_uploads.py",
     "coordinator/audit_scope.py",
     "coordinator/monitoring/scopes.py",
     "coordinator/audit.py",
