@@ -1,8 +1,6 @@
 """Server routes: register, list, show, rename, deactivate, delete, join tokens, connectivity."""
 
-import time
 from datetime import UTC, datetime
-from typing import Literal
 
 from aiohttp import web
 
@@ -37,11 +35,9 @@ from coordinator.appkeys import REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.db import models
 from coordinator.hub.registry import Registry
 from coordinator.lookup import get_server
-from coordinator.servers import inventory
+from coordinator.servers import connectivity, inventory
 from coordinator.servers.join_tokens import JoinToken
 from coordinator.settings import Settings
-from shared.errors import PlatformError
-from shared.messages import CheckResult, ConnectivityCheck, ConnectivityReport
 
 TAG = "servers"
 
@@ -367,61 +363,8 @@ async def rotate_agent_key(call: Call) -> JoinTokenResponse:
 async def connectivity_test(call: Call) -> ConnectivityTestResponse:
     """Check the link, time a request through it, and include the agent's own local checks."""
     row = await get_server(call.actor, call.path["serverId"])
-    session = _registry(call).get(row.id)
-    checks: list[CheckResult] = []
-    status: Literal["healthy", "degraded", "unreachable"]
-    if session is None:
-        checks.append(
-            CheckResult(
-                name="agent-link",
-                status="failed",
-                duration_ms=0,
-                message="the agent is not connected",
-            )
-        )
-        checks.append(
-            CheckResult(
-                name="agent-round-trip", status="skipped", duration_ms=0, message="no link to test"
-            )
-        )
-        status = "unreachable"
-    else:
-        checks.append(
-            CheckResult(
-                name="agent-link",
-                status="passed",
-                duration_ms=0,
-                message=f"connected since {session.connected_at.isoformat()}",
-                metadata={"agentVersion": session.agent_version or ""},
-            )
-        )
-        timeout = call.request.app[SETTINGS_KEY].request_timeout_seconds
-        started = time.perf_counter()
-        try:
-            reply = await session.request(lambda i: ConnectivityCheck(id=i), timeout)
-        except PlatformError as exc:
-            checks.append(
-                CheckResult(
-                    name="agent-round-trip",
-                    status="failed",
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    message=exc.message,
-                )
-            )
-            status = "unreachable"
-        else:
-            elapsed = (time.perf_counter() - started) * 1000
-            checks.append(
-                CheckResult(
-                    name="agent-round-trip",
-                    status="passed",
-                    duration_ms=elapsed,
-                    message="agent answered",
-                )
-            )
-            if isinstance(reply, ConnectivityReport):
-                checks.extend(reply.checks)
-            status = "healthy" if all(c.status != "failed" for c in checks) else "degraded"
+    timeout = call.request.app[SETTINGS_KEY].request_timeout_seconds
+    status, checks = await connectivity.check(_registry(call), row.id, timeout)
     return ConnectivityTestResponse(
         server_id=row.id,
         name=row.name,
