@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 from aiohttp import web
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.queryset import QuerySet
 
 from coordinator import audit
@@ -54,6 +53,7 @@ from coordinator.deployments.store import (
     TERMINAL,
 )
 from coordinator.deployments.stream import parse_cursor, stream_events
+from coordinator.lookup import get_deployment
 from shared.errors import Conflict, InvalidRequest, NotFound
 
 TAG = "deployments"
@@ -68,22 +68,6 @@ _ROLLBACK_BLOCKERS = frozenset(
         "server-inactive",
     }
 )
-
-
-async def get_deployment(
-    actor: Principal, deployment_id: str, db: BaseDBAsyncClient | None = None
-) -> models.Deployment:
-    """Load a deployment the caller may see, or raise ``NotFound``."""
-    row = await models.Deployment.get_or_none(
-        id=deployment_id, organization_id=actor.organization_id, using_db=db
-    )
-    if (
-        row is None
-        or not actor.can_see_resource(row.project_id, row.environment_id, row.resource_id)
-        or not actor.can_see_server(row.server_id)
-    ):
-        raise NotFound(f"deployment {deployment_id!r} not found")
-    return row
 
 
 def deployment_item(row: models.Deployment) -> DeploymentItem:

@@ -3,13 +3,11 @@
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from coordinator import audit, variables
-from coordinator.api.projects import get_project, require_active_project
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.api.workspace_schemas import (
@@ -31,7 +29,12 @@ from coordinator.api.workspace_schemas import (
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
-from shared.errors import Conflict, Forbidden, NotFound
+from coordinator.lookup import get_environment, get_project
+from coordinator.paging import page_after
+from coordinator.workspace import variable_sets
+from coordinator.workspace.mutability import current_environment, require_mutable
+from coordinator.workspace.projects import require_active_project
+from shared.errors import Conflict, Forbidden
 
 TAG = "environments"
 SCOPE = "environment"
@@ -64,36 +67,12 @@ def environment_item(row: models.Environment, owned: Iterable[models.Variable]) 
     )
 
 
-async def get_environment(
-    actor: Principal, environment_id: str, db: BaseDBAsyncClient | None = None
-) -> models.Environment:
-    """Load an environment the caller may see, or raise ``NotFound`` (hidden looks missing)."""
-    row = await models.Environment.get_or_none(
-        id=environment_id, project__organization_id=actor.organization_id, using_db=db
-    )
-    if row is None or not actor.can_see_environment(row.project_id, row.id):  # type: ignore[attr-defined]
-        raise NotFound(f"environment {environment_id!r} not found")
-    return row
+async def _lock_mutable(environment_id: str) -> None:
+    require_mutable(await current_environment(environment_id))
 
 
-def require_mutable(row: models.Environment) -> None:
-    """A locked or archived environment refuses changes to itself and its variables."""
-    if row.lifecycle_status == "locked":
-        reason = row.lock_reason or "no reason given"
-        raise Conflict(f"environment is locked: {reason}", details={"environmentId": row.id})
-    if row.lifecycle_status == "archived":
-        reason = row.archive_reason or "no reason given"
-        raise Conflict(f"environment is archived: {reason}", details={"environmentId": row.id})
-
-
-async def _current(environment_id: str) -> models.Environment:
-    """Re-read an environment inside the caller's transaction, locking its row (Postgres)."""
-    row = await models.Environment.filter(id=environment_id).select_for_update().first()
-    if row is None:
-        raise NotFound(f"environment {environment_id!r} not found")
-    project = await models.Project.get(id=row.project_id)  # type: ignore[attr-defined]
-    require_active_project(project)
-    return row
+def _owner(environment_id: str) -> variable_sets.Owner:
+    return variable_sets.Owner("environment", environment_id, _lock_mutable, "in this environment")
 
 
 async def _record(call: Call, event: str, environment_id: str, **payload: object) -> None:
@@ -172,20 +151,16 @@ async def list_environments(call: Call) -> EnvironmentList:
         rows = rows.filter(project_id=query.project_id)
     if query.lifecycle_status:
         rows = rows.filter(lifecycle_status=query.lifecycle_status)
-    if query.cursor:
-        rows = rows.filter(id__gt=query.cursor)
-    found = await rows.order_by("id").limit(query.limit + 1)
-    page = found[: query.limit]
-    owned: dict[str, list[models.Variable]] = {r.id: [] for r in page}
-    if page:
+    page = await page_after(rows, query.cursor, query.limit)
+    owned: dict[str, list[models.Variable]] = {r.id: [] for r in page.items}
+    if page.items:
         for var in await models.Variable.filter(
             owner_kind=SCOPE, owner_id__in=list(owned)
         ).order_by("key", "exposure"):
             owned[var.owner_id].append(var)
-    more = len(found) > query.limit
     return EnvironmentList(
-        items=[environment_item(r, owned[r.id]) for r in page],
-        next_cursor=page[-1].id if more and page else None,
+        items=[environment_item(r, owned[r.id]) for r in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -237,7 +212,7 @@ async def rename(call: Call) -> IdResponse:
     row = await get_environment(call.actor, call.path["environmentId"])
     try:
         async with in_transaction():
-            require_mutable(await _current(row.id))
+            require_mutable(await current_environment(row.id))
             await models.Environment.filter(id=row.id).update(name=body.name)
             await _record(call, "renamed", row.id, to=body.name, **{"from": row.name})
     except IntegrityError as exc:
@@ -259,7 +234,7 @@ async def lock(call: Call) -> IdResponse:
     body = call.body(ArchiveRequest)
     row = await get_environment(call.actor, call.path["environmentId"])
     async with in_transaction():
-        require_mutable(await _current(row.id))
+        require_mutable(await current_environment(row.id))
         await models.Environment.filter(id=row.id).update(
             lifecycle_status="locked", locked_at=datetime.now(UTC), lock_reason=body.reason
         )
@@ -279,7 +254,7 @@ async def unlock(call: Call) -> IdResponse:
     """Make a locked environment active again."""
     row = await get_environment(call.actor, call.path["environmentId"])
     async with in_transaction():
-        current = await _current(row.id)
+        current = await current_environment(row.id)
         if current.lifecycle_status != "locked":
             raise Conflict(
                 f"environment is {_status(current)}, not locked", details={"environmentId": row.id}
@@ -305,7 +280,7 @@ async def archive(call: Call) -> IdResponse:
     body = call.body(ArchiveRequest)
     row = await get_environment(call.actor, call.path["environmentId"])
     async with in_transaction():
-        require_mutable(await _current(row.id))
+        require_mutable(await current_environment(row.id))
         await models.Environment.filter(id=row.id).update(
             lifecycle_status="archived", archived_at=datetime.now(UTC), archive_reason=body.reason
         )
@@ -333,7 +308,7 @@ async def clone(call: Call) -> IdResponse:
     clone_id = new_id("env")
     try:
         async with in_transaction():
-            source = await _current(row.id)
+            source = await current_environment(row.id)
             require_mutable(source)
             _ = await models.Environment.create(
                 id=clone_id,
@@ -375,27 +350,17 @@ async def set_variable(call: Call) -> None:
     """Insert or replace the variable named by ``key`` + ``exposure``; answers ``null``."""
     body = call.body(SetVariableRequest)
     row = await get_environment(call.actor, call.path["environmentId"])
-    async with in_transaction():
-        require_mutable(await _current(row.id))
-        await variables.set_variable(
-            call.keyring,
-            owner_kind="environment",
-            owner_id=row.id,
-            key=body.key,
-            value=body.value,
-            exposure=body.exposure,
-            kind=body.kind,
-            is_secret=body.is_secret,
-        )
-        await _record(
-            call,
-            "variable-set",
-            row.id,
-            key=body.key,
-            exposure=body.exposure,
-            kind=body.kind,
-            isSecret=variables.stores_secret(body.kind, body.is_secret),
-        )
+    await variable_sets.set_variable(
+        call.actor,
+        _owner(row.id),
+        call.keyring,
+        key=body.key,
+        value=body.value,
+        exposure=body.exposure,
+        kind=body.kind,
+        is_secret=body.is_secret,
+        request_id=call.request_id,
+    )
 
 
 @route(
@@ -412,11 +377,9 @@ async def delete_variable(call: Call) -> None:
     key = call.path["key"]
     variables.require_valid_key(key)
     row = await get_environment(call.actor, call.path["environmentId"])
-    async with in_transaction():
-        require_mutable(await _current(row.id))
-        if not await variables.delete_variable(SCOPE, row.id, key, body.exposure):
-            raise NotFound(f"variable {key!r} ({body.exposure}) not found in this environment")
-        await _record(call, "variable-deleted", row.id, key=key, exposure=body.exposure)
+    await variable_sets.delete_variable(
+        call.actor, _owner(row.id), key=key, exposure=body.exposure, request_id=call.request_id
+    )
 
 
 @route(

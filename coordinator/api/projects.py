@@ -1,15 +1,7 @@
 """Project routes: create, list, count, show, rename, describe, archive, restore, delete."""
 
-import re
-import unicodedata
 from datetime import UTC, datetime
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
-from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
-
-from coordinator import archives, audit
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import Blocker, CountResponse, IdResponse, NoQuery
 from coordinator.api.workspace_schemas import (
@@ -24,25 +16,11 @@ from coordinator.api.workspace_schemas import (
     RenameProjectRequest,
 )
 from coordinator.appkeys import SETTINGS_KEY
-from coordinator.auth import Principal
 from coordinator.db import models
-from coordinator.ids import new_id
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from coordinator.lookup import get_project
+from coordinator.workspace import projects
 
 TAG = "projects"
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
-def slugify(name: str) -> str:
-    """``"My Shop (EU)"`` -> ``"my-shop-eu"``; accents are folded, other symbols become ``-``."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = _NON_ALNUM.sub("-", folded.lower()).strip("-")[:100].rstrip("-")
-    if not slug:
-        raise InvalidRequest(
-            "project name must contain at least one letter or digit",
-            details={"problems": [{"field": "name", "message": "no letter or digit"}]},
-        )
-    return slug
 
 
 def project_item(row: models.Project) -> ProjectItem:
@@ -60,36 +38,6 @@ def project_item(row: models.Project) -> ProjectItem:
     )
 
 
-async def get_project(
-    actor: Principal, project_id: str, db: BaseDBAsyncClient | None = None
-) -> models.Project:
-    """Load a project the caller may see, or raise ``NotFound`` (hidden looks like missing)."""
-    row = await models.Project.get_or_none(
-        id=project_id, organization_id=actor.organization_id, using_db=db
-    )
-    if row is None or not actor.can_see_project(row.id):
-        raise NotFound(f"project {project_id!r} not found")
-    return row
-
-
-def require_active_project(row: models.Project) -> None:
-    """An archived project is read-only until restored."""
-    if row.lifecycle_status == "archived":
-        reason = f": {row.archive_reason}" if row.archive_reason else ""
-        raise Conflict(f"project is archived{reason}", details={"projectId": row.id})
-
-
-def _visible(actor: Principal) -> QuerySet[models.Project]:
-    rows = models.Project.filter(organization_id=actor.organization_id)
-    if actor.project_ids:
-        rows = rows.filter(id__in=list(actor.project_ids))
-    return rows
-
-
-def _duplicate(slug: str) -> Conflict:
-    return Conflict(f"a project with slug {slug!r} already exists", details={"slug": slug})
-
-
 @route(
     "POST",
     "/projects",
@@ -103,31 +51,7 @@ def _duplicate(slug: str) -> Conflict:
 async def create(call: Call) -> IdResponse:
     """Create an active project; its slug is derived from the name and unique."""
     body = call.body(CreateProjectRequest)
-    actor = call.actor
-    if actor.project_ids:
-        raise Forbidden("a project-scoped token cannot create projects")
-    slug = slugify(body.name)
-    project_id = new_id("prj")
-    try:
-        async with in_transaction():
-            _ = await models.Project.create(
-                id=project_id,
-                organization_id=actor.organization_id,
-                name=body.name,
-                slug=slug,
-                description=body.description,
-                created_at=datetime.now(UTC),
-            )
-            await audit.record(
-                actor=actor,
-                event_type="project.created",
-                aggregate_type="project",
-                aggregate_id=project_id,
-                payload={"name": body.name, "slug": slug},
-                request_id=call.request_id,
-            )
-    except IntegrityError as exc:
-        raise _duplicate(slug) from exc
+    project_id = await projects.create(call.actor, body.name, body.description, call.request_id)
     return IdResponse(id=project_id)
 
 
@@ -143,17 +67,8 @@ async def create(call: Call) -> IdResponse:
 async def list_projects(call: Call) -> ProjectList:
     """List the projects the caller may see, oldest first, with cursor pagination."""
     query = call.query(ListProjectsQuery)
-    rows = _visible(call.actor)
-    if query.lifecycle_status:
-        rows = rows.filter(lifecycle_status=query.lifecycle_status)
-    if query.cursor:
-        rows = rows.filter(id__gt=query.cursor)
-    found = await rows.order_by("id").limit(query.limit + 1)
-    page = found[: query.limit]
-    more = len(found) > query.limit
-    return ProjectList(
-        items=[project_item(r) for r in page], next_cursor=page[-1].id if more and page else None
-    )
+    page = await projects.page(call.actor, query.lifecycle_status, query.cursor, query.limit)
+    return ProjectList(items=[project_item(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @route(
@@ -167,7 +82,7 @@ async def list_projects(call: Call) -> ProjectList:
 )
 async def count(call: Call) -> CountResponse:
     """Count the projects the caller may see."""
-    return CountResponse(count=await _visible(call.actor).count())
+    return CountResponse(count=await projects.count(call.actor))
 
 
 @route(
@@ -196,22 +111,7 @@ async def show(call: Call) -> ProjectItem:
 async def rename(call: Call) -> IdResponse:
     """Change the name and re-derive the slug; the id is unaffected."""
     body = call.body(RenameProjectRequest)
-    row = await get_project(call.actor, call.path["projectId"])
-    require_active_project(row)
-    slug = slugify(body.name)
-    try:
-        async with in_transaction():
-            await models.Project.filter(id=row.id).update(name=body.name, slug=slug)
-            await audit.record(
-                actor=call.actor,
-                event_type="project.renamed",
-                aggregate_type="project",
-                aggregate_id=row.id,
-                payload={"from": row.name, "to": body.name, "slug": slug},
-                request_id=call.request_id,
-            )
-    except IntegrityError as exc:
-        raise _duplicate(slug) from exc
+    row = await projects.rename(call.actor, call.path["projectId"], body.name, call.request_id)
     return IdResponse(id=row.id)
 
 
@@ -227,18 +127,9 @@ async def rename(call: Call) -> IdResponse:
 async def describe(call: Call) -> IdResponse:
     """Replace the description (omitted or null clears it)."""
     body = call.body(ProjectDescriptionRequest)
-    row = await get_project(call.actor, call.path["projectId"])
-    require_active_project(row)
-    async with in_transaction():
-        await models.Project.filter(id=row.id).update(description=body.description)
-        await audit.record(
-            actor=call.actor,
-            event_type="project.description-changed",
-            aggregate_type="project",
-            aggregate_id=row.id,
-            payload={"description": body.description},
-            request_id=call.request_id,
-        )
+    row = await projects.describe(
+        call.actor, call.path["projectId"], body.description, call.request_id
+    )
     return IdResponse(id=row.id)
 
 
@@ -254,22 +145,7 @@ async def describe(call: Call) -> IdResponse:
 async def archive(call: Call) -> IdResponse:
     """Archive the project; archiving an archived project changes nothing."""
     body = call.body(ArchiveRequest)
-    row = await get_project(call.actor, call.path["projectId"])
-    if row.lifecycle_status != "archived":
-        async with in_transaction():
-            await models.Project.filter(id=row.id).update(
-                lifecycle_status="archived",
-                archived_at=datetime.now(UTC),
-                archive_reason=body.reason,
-            )
-            await audit.record(
-                actor=call.actor,
-                event_type="project.archived",
-                aggregate_type="project",
-                aggregate_id=row.id,
-                payload={"reason": body.reason},
-                request_id=call.request_id,
-            )
+    row = await projects.archive(call.actor, call.path["projectId"], body.reason, call.request_id)
     return IdResponse(id=row.id)
 
 
@@ -283,46 +159,8 @@ async def archive(call: Call) -> IdResponse:
 )
 async def restore(call: Call) -> IdResponse:
     """Make the project active again; restoring an active project changes nothing."""
-    row = await get_project(call.actor, call.path["projectId"])
-    if row.lifecycle_status == "archived":
-        async with in_transaction():
-            await models.Project.filter(id=row.id).update(
-                lifecycle_status="active", archived_at=None, archive_reason=None
-            )
-            await audit.record(
-                actor=call.actor,
-                event_type="project.restored",
-                aggregate_type="project",
-                aggregate_id=row.id,
-                request_id=call.request_id,
-            )
+    row = await projects.restore(call.actor, call.path["projectId"], call.request_id)
     return IdResponse(id=row.id)
-
-
-async def _blockers(row: models.Project) -> list[Blocker]:
-    blockers: list[Blocker] = []
-    if row.lifecycle_status != "archived":
-        blockers.append(
-            Blocker(
-                kind="active-project",
-                related_entity_id=row.id,
-                related_entity_type="project",
-                count=1,
-            )
-        )
-    live = (
-        await models.Resource.filter(project_id=row.id).exclude(lifecycle_status="archived").count()
-    )
-    if live:
-        blockers.append(
-            Blocker(
-                kind="resources",
-                related_entity_id=None,
-                related_entity_type="resource",
-                count=live,
-            )
-        )
-    return blockers
 
 
 @route(
@@ -337,7 +175,7 @@ async def _blockers(row: models.Project) -> list[Blocker]:
 async def delete_check(call: Call) -> ProjectDeleteCheckResponse:
     """Only an archived project without live (unarchived) resources can be deleted."""
     row = await get_project(call.actor, call.path["projectId"])
-    blockers = await _blockers(row)
+    blockers = [Blocker.model_validate(b.as_json()) for b in await projects.blockers(row)]
     return ProjectDeleteCheckResponse(
         project_id=row.id,
         lifecycle_status=project_item(row).lifecycle_status,
@@ -359,49 +197,11 @@ async def delete_check(call: Call) -> ProjectDeleteCheckResponse:
 async def delete(call: Call) -> IdResponse:
     """Delete after confirmation; environments, archived resources and variables go with it."""
     body = call.body(DeleteProjectRequest)
-    row = await get_project(call.actor, call.path["projectId"])
-    if body.confirmation.project_id != row.id:
-        raise InvalidRequest("confirmation.projectId must equal the project being deleted")
-    blockers = await _blockers(row)
-    if blockers:
-        raise Conflict(
-            "archive the project and its resources before deleting it",
-            details={"blockers": [b.model_dump(mode="json") for b in blockers]},
-        )
-    async with in_transaction():
-        environment_ids = await models.Environment.filter(project_id=row.id).values_list(
-            "id", flat=True
-        )
-        resource_ids = await models.Resource.filter(project_id=row.id).values_list("id", flat=True)
-        # Variables have no foreign key (their owner is polymorphic), so they go explicitly.
-        await models.Variable.filter(
-            owner_kind="environment", owner_id__in=[str(i) for i in environment_ids]
-        ).delete()
-        await models.Variable.filter(
-            owner_kind="resource", owner_id__in=[str(i) for i in resource_ids]
-        ).delete()
-        archive_ids = [
-            str(i)
-            for i in await models.SourceArchive.filter(
-                resource_id__in=[str(i) for i in resource_ids]
-            ).values_list("id", flat=True)
-        ]
-        await models.ArchiveDownloadToken.filter(archive_id__in=archive_ids).delete()
-        await models.SourceArchive.filter(id__in=archive_ids).delete()
-        await models.Project.filter(id=row.id).delete()
-        await audit.record(
-            actor=call.actor,
-            event_type="project.deleted",
-            aggregate_type="project",
-            aggregate_id=row.id,
-            payload={
-                "name": row.name,
-                "slug": row.slug,
-                "environments": len(environment_ids),
-                "resources": len(resource_ids),
-            },
-            request_id=call.request_id,
-        )
-    # Files go after the rows are committed: a failed transaction must not lose them.
-    await archives.remove_files(call.request.app[SETTINGS_KEY].data_dir, archive_ids)
+    row = await projects.delete(
+        call.actor,
+        call.path["projectId"],
+        body.confirmation.project_id,
+        call.request.app[SETTINGS_KEY].data_dir,
+        call.request_id,
+    )
     return IdResponse(id=row.id)

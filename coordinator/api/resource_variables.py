@@ -17,15 +17,22 @@ from coordinator.api.resource_schemas import (
     SecretQuery,
     SecretShow,
 )
-from coordinator.api.resources import current_resource, get_resource, record
+from coordinator.api.resources import record
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import NoQuery
 from coordinator.api.workspace_schemas import DeleteVariableRequest, SetVariableRequest
 from coordinator.db import models
+from coordinator.lookup import get_resource
+from coordinator.workspace import variable_sets
+from coordinator.workspace.mutability import current_resource
 from shared.errors import Conflict, NotFound
 
 TAG = "resources"
 SCOPE: Final = "resource"
+
+
+def _owner(resource_id: str) -> variable_sets.Owner:
+    return variable_sets.Owner(SCOPE, resource_id, current_resource, "on this resource")
 
 
 @route(
@@ -40,27 +47,17 @@ async def set_variable(call: Call) -> None:
     """Insert or replace the variable named by ``key`` + ``exposure``; answers ``null``."""
     body = call.body(SetVariableRequest)
     row = await get_resource(call.actor, call.path["resourceId"])
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        await variables.set_variable(
-            call.keyring,
-            owner_kind=SCOPE,
-            owner_id=row.id,
-            key=body.key,
-            value=body.value,
-            exposure=body.exposure,
-            kind=body.kind,
-            is_secret=body.is_secret,
-        )
-        await record(
-            call,
-            "variable-set",
-            row.id,
-            key=body.key,
-            exposure=body.exposure,
-            kind=body.kind,
-            isSecret=variables.stores_secret(body.kind, body.is_secret),
-        )
+    await variable_sets.set_variable(
+        call.actor,
+        _owner(row.id),
+        call.keyring,
+        key=body.key,
+        value=body.value,
+        exposure=body.exposure,
+        kind=body.kind,
+        is_secret=body.is_secret,
+        request_id=call.request_id,
+    )
 
 
 @route(
@@ -77,11 +74,9 @@ async def delete_variable(call: Call) -> None:
     key = call.path["key"]
     variables.require_valid_key(key)
     row = await get_resource(call.actor, call.path["resourceId"])
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        if not await variables.delete_variable(SCOPE, row.id, key, body.exposure):
-            raise NotFound(f"variable {key!r} ({body.exposure}) not found on this resource")
-        await record(call, "variable-deleted", row.id, key=key, exposure=body.exposure)
+    await variable_sets.delete_variable(
+        call.actor, _owner(row.id), key=key, exposure=body.exposure, request_id=call.request_id
+    )
 
 
 def _secret_item(resource_id: str, row: models.Variable) -> SecretItem:

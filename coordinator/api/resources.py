@@ -5,19 +5,16 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from coordinator import archives, audit, resource_config
-from coordinator.api.environments import get_environment, require_mutable
 from coordinator.api.health_schemas import (
     LatestRuntimeControl,
     latest_runtime_control,
     latest_runtime_controls,
 )
-from coordinator.api.projects import get_project, require_active_project, slugify
 from coordinator.api.resource_diagnostics import variable_drift
 from coordinator.api.resource_schemas import (
     ArchiveResourceRequest,
@@ -55,7 +52,10 @@ from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from coordinator.lookup import get_environment, get_project, get_resource
+from coordinator.workspace.mutability import current_resource, require_mutable
+from coordinator.workspace.projects import require_active_project, slugify
+from shared.errors import Conflict, Forbidden, InvalidRequest
 
 TAG = "resources"
 SCOPE: Final = "resource"
@@ -85,38 +85,6 @@ def _slug(name: str) -> str:
 
 def _status(row: models.Resource) -> str:
     return "archived" if row.lifecycle_status == "archived" else "active"
-
-
-async def get_resource(
-    actor: Principal, resource_id: str, db: BaseDBAsyncClient | None = None
-) -> models.Resource:
-    """Load a resource the caller may see, or raise ``NotFound`` (hidden looks missing)."""
-    row = await models.Resource.get_or_none(
-        id=resource_id, project__organization_id=actor.organization_id, using_db=db
-    )
-    if row is None or not actor.can_see_resource(
-        row.project_id,  # type: ignore[attr-defined]
-        row.environment_id,  # type: ignore[attr-defined]
-        row.id,
-    ):
-        raise NotFound(f"resource {resource_id!r} not found")
-    return row
-
-
-async def current_resource(resource_id: str, *, allow_archived: bool = False) -> models.Resource:
-    """Re-read a resource inside the caller's transaction and check it may change.
-
-    The project must be active and the environment neither locked nor archived; an archived
-    resource only accepts deletion (``allow_archived``).
-    """
-    row = await models.Resource.filter(id=resource_id).select_for_update().first()
-    if row is None:
-        raise NotFound(f"resource {resource_id!r} not found")
-    require_active_project(await models.Project.get(id=row.project_id))  # type: ignore[attr-defined]
-    require_mutable(await models.Environment.get(id=row.environment_id))  # type: ignore[attr-defined]
-    if row.lifecycle_status == "archived" and not allow_archived:
-        raise Conflict("resource is archived", details={"resourceId": row.id})
-    return row
 
 
 async def record(call: Call, event: str, resource_id: str, **payload: object) -> None:

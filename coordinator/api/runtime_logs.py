@@ -8,8 +8,6 @@ from typing import Any, Final, Literal
 from aiohttp import web
 from pydantic import Field
 
-from coordinator.api.deployments import get_deployment
-from coordinator.api.resources import get_resource
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.appkeys import REGISTRY_KEY
 from coordinator.db import models
@@ -17,6 +15,7 @@ from coordinator.hub.session import AgentSession
 from coordinator.logstream import RELAY_KEY
 from coordinator.logstream.masking import resource_masker
 from coordinator.logstream.view import LineView, write_sse
+from coordinator.lookup import get_deployment, get_resource
 from shared.errors import InvalidRequest, NotFound, Timeout, Unavailable
 from shared.messages.logs import LogEnd
 from shared.wire import WireModel

@@ -9,10 +9,10 @@ from tortoise.transactions import in_transaction
 from coordinator import audit
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import ApiRequest, NoQuery
-from coordinator.api.servers import get_server
 from coordinator.appkeys import REGISTRY_KEY
 from coordinator.db import models
 from coordinator.deployments.store import ACTIVE
+from coordinator.lookup import get_server
 from shared.errors import PlatformError
 from shared.messages.monitoring import (
     CapacityContainer,

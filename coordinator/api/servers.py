@@ -1,15 +1,9 @@
 """Server routes: register, list, show, rename, deactivate, delete, join tokens, connectivity."""
 
-import time
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime
 
 from aiohttp import web
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
-from coordinator import audit
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import (
     AgentState,
@@ -38,14 +32,12 @@ from coordinator.api.schemas import (
     ShowServerQuery,
 )
 from coordinator.appkeys import REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
-from coordinator.auth import JOIN_TOKEN_PREFIX, Principal, hash_token, mint_token
 from coordinator.db import models
 from coordinator.hub.registry import Registry
-from coordinator.ids import new_id
+from coordinator.lookup import get_server
+from coordinator.servers import connectivity, inventory
+from coordinator.servers.join_tokens import JoinToken
 from coordinator.settings import Settings
-from shared.errors import Conflict, InvalidRequest, NotFound, PlatformError
-from shared.messages import CheckResult, ConnectivityCheck, ConnectivityReport
-from shared.version import CLOSE_UNAUTHORIZED
 
 TAG = "servers"
 
@@ -98,18 +90,6 @@ def server_item(row: models.Server, registry: Registry) -> ServerItem:
     )
 
 
-async def get_server(
-    actor: Principal, server_id: str, db: BaseDBAsyncClient | None = None
-) -> models.Server:
-    """Load a server the caller may see, or raise ``NotFound`` (hidden looks like missing)."""
-    row = await models.Server.get_or_none(
-        id=server_id, organization_id=actor.organization_id, using_db=db
-    )
-    if row is None or not actor.can_see_server(row.id):
-        raise NotFound(f"server {server_id!r} not found")
-    return row
-
-
 def _arrival_url(request: web.Request, settings: Settings) -> str:
     """The address this connection arrived on, without ``--public-url``.
 
@@ -125,32 +105,24 @@ def _arrival_url(request: web.Request, settings: Settings) -> str:
     return f"{request.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-async def _issue_join_token(
-    call: Call, server: models.Server, ttl: int | None
-) -> JoinTokenResponse:
-    """Mint a join token (earlier unused ones are revoked); caller holds the transaction."""
+def _join_token_answer(call: Call, issued: JoinToken) -> JoinTokenResponse:
+    """The join token with the command that installs and enrolls the agent."""
     settings = call.request.app[SETTINGS_KEY]
-    now = datetime.now(UTC)
-    expires = now + timedelta(seconds=ttl or settings.join_token_ttl_seconds)
-    token = mint_token(JOIN_TOKEN_PREFIX)
-    await models.JoinToken.filter(server_id=server.id, used_at=None, revoked_at=None).update(
-        revoked_at=now
-    )
-    _ = await models.JoinToken.create(
-        id=new_id("jtk"),
-        server_id=server.id,
-        token_hash=hash_token(token),
-        created_at=now,
-        expires_at=expires,
-    )
     base = settings.base_url(_arrival_url(call.request, settings))
     command = (
         f"curl -fsSL {base}/agent/v1/install.sh | sudo bash -s -- "
-        f"--coordinator {base} --token {token}"
+        f"--coordinator {base} --token {issued.token}"
     )
     return JoinTokenResponse(
-        id=server.id, join_token=token, join_token_expires_at=expires, install_command=command
+        id=issued.server_id,
+        join_token=issued.token,
+        join_token_expires_at=issued.expires_at,
+        install_command=command,
     )
+
+
+def _ttl(call: Call, requested: int | None) -> int:
+    return requested or call.request.app[SETTINGS_KEY].join_token_ttl_seconds
 
 
 @route(
@@ -166,34 +138,17 @@ async def _issue_join_token(
 async def create(call: Call) -> JoinTokenResponse:
     """Register a server and mint the join token its agent enrolls with."""
     body = call.body(CreateServerRequest)
-    actor = call.actor
-    if actor.server_ids:
-        raise InvalidRequest("a server-scoped token cannot register new servers")
-    server_id = new_id("srv")
-    try:
-        async with in_transaction():
-            server = await models.Server.create(
-                id=server_id,
-                organization_id=actor.organization_id,
-                name=body.name,
-                host=body.host,
-                port=body.port,
-                provider_key=body.provider_key or "berth-agent",
-                created_at=datetime.now(UTC),
-            )
-            answer = await _issue_join_token(call, server, body.join_token_ttl_seconds)
-            await audit.record(
-                actor=actor,
-                event_type="server.registered",
-                aggregate_type="server",
-                aggregate_id=server_id,
-                payload={"name": body.name, "host": body.host},
-                request_id=call.request_id,
-            )
-    except IntegrityError as exc:
-        raise Conflict(f"a server named {body.name!r} already exists") from exc
-    call.request.app[ROSTER_KEY].changed(actor.organization_id)
-    return answer
+    issued = await inventory.register(
+        call.actor,
+        name=body.name,
+        host=body.host,
+        port=body.port,
+        provider_key=body.provider_key,
+        ttl_seconds=_ttl(call, body.join_token_ttl_seconds),
+        roster=call.request.app[ROSTER_KEY],
+        request_id=call.request_id,
+    )
+    return _join_token_answer(call, issued)
 
 
 @route(
@@ -208,18 +163,10 @@ async def create(call: Call) -> JoinTokenResponse:
 async def list_servers(call: Call) -> ServerList:
     """List the servers the caller may see, oldest first, with cursor pagination."""
     query = call.query(PageQuery)
-    rows = models.Server.filter(organization_id=call.actor.organization_id)
-    if call.actor.server_ids:
-        rows = rows.filter(id__in=list(call.actor.server_ids))
-    if query.cursor:
-        rows = rows.filter(id__gt=query.cursor)
-    found = await rows.order_by("id").limit(query.limit + 1)
-    page = found[: query.limit]
+    page = await inventory.page(call.actor, query.cursor, query.limit)
     registry = _registry(call)
-    more = len(found) > query.limit
     return ServerList(
-        items=[server_item(r, registry) for r in page],
-        next_cursor=page[-1].id if more and page else None,
+        items=[server_item(r, registry) for r in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -234,10 +181,7 @@ async def list_servers(call: Call) -> ServerList:
 )
 async def count(call: Call) -> CountResponse:
     """Count the servers the caller may see."""
-    rows = models.Server.filter(organization_id=call.actor.organization_id)
-    if call.actor.server_ids:
-        rows = rows.filter(id__in=list(call.actor.server_ids))
-    return CountResponse(count=await rows.count())
+    return CountResponse(count=await inventory.count(call.actor))
 
 
 @route(
@@ -283,20 +227,7 @@ async def show(call: Call) -> ServerShowResponse:
 async def rename(call: Call) -> IdResponse:
     """Change the display name; the id and the agent link are unaffected."""
     body = call.body(RenameServerRequest)
-    row = await get_server(call.actor, call.path["serverId"])
-    try:
-        async with in_transaction():
-            await models.Server.filter(id=row.id).update(name=body.name)
-            await audit.record(
-                actor=call.actor,
-                event_type="server.renamed",
-                aggregate_type="server",
-                aggregate_id=row.id,
-                payload={"from": row.name, "to": body.name},
-                request_id=call.request_id,
-            )
-    except IntegrityError as exc:
-        raise Conflict(f"a server named {body.name!r} already exists") from exc
+    row = await inventory.rename(call.actor, call.path["serverId"], body.name, call.request_id)
     return IdResponse(id=row.id)
 
 
@@ -312,30 +243,14 @@ async def rename(call: Call) -> IdResponse:
 async def deactivate(call: Call) -> IdResponse:
     """Mark the server inactive, revoke its join tokens and close the agent link at once."""
     body = call.body(DeactivateServerRequest)
-    row = await get_server(call.actor, call.path["serverId"])
-    if row.lifecycle_status != "inactive":
-        now = datetime.now(UTC)
-        async with in_transaction():
-            await models.Server.filter(id=row.id).update(
-                lifecycle_status="inactive", deactivated_at=now, deactivation_reason=body.reason
-            )
-            await models.JoinToken.filter(server_id=row.id, used_at=None, revoked_at=None).update(
-                revoked_at=now
-            )
-            await audit.record(
-                actor=call.actor,
-                event_type="server.deactivated",
-                aggregate_type="server",
-                aggregate_id=row.id,
-                payload={"reason": body.reason},
-                request_id=call.request_id,
-            )
-    await _registry(call).disconnect(row.id, CLOSE_UNAUTHORIZED, "server is deactivated")
+    row = await inventory.deactivate(
+        call.actor, call.path["serverId"], body.reason, _registry(call), call.request_id
+    )
     return IdResponse(id=row.id)
 
 
 def _blockers(row: models.Server) -> list[Blocker]:
-    if row.lifecycle_status == "active":
+    if inventory.blocks_deletion(row):
         return [
             Blocker(
                 kind="active-server",
@@ -381,27 +296,14 @@ async def delete_check(call: Call) -> ServerDeleteCheckResponse:
 async def delete(call: Call) -> IdResponse:
     """Delete after confirmation; the agent's key is forgotten with the row."""
     body = call.body(DeleteServerRequest)
-    row = await get_server(call.actor, call.path["serverId"])
-    if body.confirmation.server_id != row.id:
-        raise InvalidRequest("confirmation.serverId must equal the server being deleted")
-    blockers = _blockers(row)
-    if blockers:
-        raise Conflict(
-            "deactivate the server before deleting it",
-            details={"blockers": [b.model_dump(mode="json") for b in blockers]},
-        )
-    async with in_transaction():
-        await models.Server.filter(id=row.id).delete()
-        await audit.record(
-            actor=call.actor,
-            event_type="server.deleted",
-            aggregate_type="server",
-            aggregate_id=row.id,
-            payload={"name": row.name},
-            request_id=call.request_id,
-        )
-    call.request.app[ROSTER_KEY].changed(call.actor.organization_id)
-    await _registry(call).disconnect(row.id, CLOSE_UNAUTHORIZED, "server was deleted")
+    row = await inventory.delete(
+        call.actor,
+        call.path["serverId"],
+        body.confirmation.server_id,
+        registry=_registry(call),
+        roster=call.request.app[ROSTER_KEY],
+        request_id=call.request_id,
+    )
     return IdResponse(id=row.id)
 
 
@@ -418,19 +320,13 @@ async def delete(call: Call) -> IdResponse:
 async def agent_enrollment(call: Call) -> JoinTokenResponse:
     """Issue a fresh join token (e.g. the first one expired); the current key stays valid."""
     body = call.body(JoinTokenRequest)
-    row = await get_server(call.actor, call.path["serverId"])
-    if row.lifecycle_status != "active":
-        raise Conflict("server is deactivated")
-    async with in_transaction():
-        answer = await _issue_join_token(call, row, body.join_token_ttl_seconds)
-        await audit.record(
-            actor=call.actor,
-            event_type="server.join-token-issued",
-            aggregate_type="server",
-            aggregate_id=row.id,
-            request_id=call.request_id,
-        )
-    return answer
+    issued = await inventory.issue_join_token(
+        call.actor,
+        call.path["serverId"],
+        _ttl(call, body.join_token_ttl_seconds),
+        call.request_id,
+    )
+    return _join_token_answer(call, issued)
 
 
 @route(
@@ -445,24 +341,14 @@ async def agent_enrollment(call: Call) -> JoinTokenResponse:
 async def rotate_agent_key(call: Call) -> JoinTokenResponse:
     """Forget the enrolled key, close the link, and return a join token for re-enrollment."""
     body = call.body(JoinTokenRequest)
-    row = await get_server(call.actor, call.path["serverId"])
-    if row.lifecycle_status != "active":
-        raise Conflict("server is deactivated")
-    async with in_transaction():
-        await models.Server.filter(id=row.id).update(
-            agent_public_key=None, agent_key_fingerprint=None
-        )
-        answer = await _issue_join_token(call, row, body.join_token_ttl_seconds)
-        await audit.record(
-            actor=call.actor,
-            event_type="server.agent-key-revoked",
-            aggregate_type="server",
-            aggregate_id=row.id,
-            payload={"previousKeyFingerprint": row.agent_key_fingerprint},
-            request_id=call.request_id,
-        )
-    await _registry(call).disconnect(row.id, CLOSE_UNAUTHORIZED, "agent key was revoked")
-    return answer
+    issued = await inventory.rotate_agent_key(
+        call.actor,
+        call.path["serverId"],
+        _ttl(call, body.join_token_ttl_seconds),
+        _registry(call),
+        call.request_id,
+    )
+    return _join_token_answer(call, issued)
 
 
 @route(
@@ -477,61 +363,8 @@ async def rotate_agent_key(call: Call) -> JoinTokenResponse:
 async def connectivity_test(call: Call) -> ConnectivityTestResponse:
     """Check the link, time a request through it, and include the agent's own local checks."""
     row = await get_server(call.actor, call.path["serverId"])
-    session = _registry(call).get(row.id)
-    checks: list[CheckResult] = []
-    status: Literal["healthy", "degraded", "unreachable"]
-    if session is None:
-        checks.append(
-            CheckResult(
-                name="agent-link",
-                status="failed",
-                duration_ms=0,
-                message="the agent is not connected",
-            )
-        )
-        checks.append(
-            CheckResult(
-                name="agent-round-trip", status="skipped", duration_ms=0, message="no link to test"
-            )
-        )
-        status = "unreachable"
-    else:
-        checks.append(
-            CheckResult(
-                name="agent-link",
-                status="passed",
-                duration_ms=0,
-                message=f"connected since {session.connected_at.isoformat()}",
-                metadata={"agentVersion": session.agent_version or ""},
-            )
-        )
-        timeout = call.request.app[SETTINGS_KEY].request_timeout_seconds
-        started = time.perf_counter()
-        try:
-            reply = await session.request(lambda i: ConnectivityCheck(id=i), timeout)
-        except PlatformError as exc:
-            checks.append(
-                CheckResult(
-                    name="agent-round-trip",
-                    status="failed",
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    message=exc.message,
-                )
-            )
-            status = "unreachable"
-        else:
-            elapsed = (time.perf_counter() - started) * 1000
-            checks.append(
-                CheckResult(
-                    name="agent-round-trip",
-                    status="passed",
-                    duration_ms=elapsed,
-                    message="agent answered",
-                )
-            )
-            if isinstance(reply, ConnectivityReport):
-                checks.extend(reply.checks)
-            status = "healthy" if all(c.status != "failed" for c in checks) else "degraded"
+    timeout = call.request.app[SETTINGS_KEY].request_timeout_seconds
+    status, checks = await connectivity.check(_registry(call), row.id, timeout)
     return ConnectivityTestResponse(
         server_id=row.id,
         name=row.name,

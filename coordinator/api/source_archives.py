@@ -1,19 +1,16 @@
 """Source archive routes: upload a folder as a gzip tar, and the agent's token-bound download."""
 
 import re
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
-from coordinator import archives
+from coordinator import archives, source_uploads
 from coordinator.api.resource_schemas import SourceArchiveResponse
-from coordinator.api.resources import current_resource, get_resource, record
 from coordinator.api.routing import Call, route
 from coordinator.appkeys import SETTINGS_KEY
-from coordinator.db import models
-from shared.errors import InvalidRequest, NotFound, Unauthorized
+from coordinator.lookup import get_resource
+from shared.errors import InvalidRequest, Unauthorized
 
 LOCATOR_HEADER: Final = "X-Berth-Locator"
 _LOCATOR: Final = re.compile(r"^[\x20-\x7e]{1,500}$")
@@ -31,24 +28,6 @@ def _locator(request: web.Request) -> str | None:
     return value
 
 
-def _local_folder(
-    previous: dict[str, Any] | None, archive_id: str, locator: str | None
-) -> dict[str, Any]:
-    """The resource's new source: keep a previous local-folder's settings, swap the archive."""
-    kept = previous if previous and previous.get("kind") == "local-folder" else {}
-    metadata = dict(kept.get("metadata") or {})
-    metadata["archiveId"] = archive_id
-    source: dict[str, Any] = {
-        "kind": "local-folder",
-        "locator": locator or kept.get("locator") or ".",
-        "baseDirectory": kept.get("baseDirectory") or ".",
-        "metadata": metadata,
-    }
-    if kept.get("displayName"):
-        source["displayName"] = kept["displayName"]
-    return source
-
-
 @route(
     "POST",
     "/resources/{resourceId}/source/archive",
@@ -63,42 +42,15 @@ async def upload_archive(call: Call) -> SourceArchiveResponse:
     request = call.request
     locator = _locator(request)
     row = await get_resource(call.actor, call.path["resourceId"])
-    # Checked before the body is read so a refused upload does not cost the transfer.
-    async with in_transaction():
-        _ = await current_resource(row.id)
-    data_dir = request.app[SETTINGS_KEY].data_dir
-    stored = await archives.store_upload(
-        request.content, data_dir, declared_length=request.content_length
+    stored = await source_uploads.upload(
+        call.actor,
+        row.id,
+        request.content,
+        declared_length=request.content_length,
+        locator=locator,
+        data_dir=request.app[SETTINGS_KEY].data_dir,
+        request_id=call.request_id,
     )
-    try:
-        async with in_transaction():
-            current = await current_resource(row.id)
-            _ = await models.SourceArchive.create(
-                id=stored.id,
-                organization_id=call.actor.organization_id,
-                resource_id=row.id,
-                sha256=stored.sha256,
-                size_bytes=stored.size_bytes,
-                file_count=stored.file_count,
-                locator=locator,
-                created_by=call.actor.actor_id,
-                created_at=datetime.now(UTC),
-            )
-            source = _local_folder(current.source, stored.id, locator)
-            await models.Resource.filter(id=row.id).update(source=source)
-            await record(
-                call,
-                "source-archive-uploaded",
-                row.id,
-                archiveId=stored.id,
-                sha256=stored.sha256,
-                sizeBytes=stored.size_bytes,
-                fileCount=stored.file_count,
-                locator=locator,
-            )
-    except BaseException:
-        await archives.remove_files(data_dir, [stored.id])
-        raise
     return SourceArchiveResponse(
         id=stored.id,
         sha256=stored.sha256,
@@ -124,14 +76,13 @@ async def download_archive(call: Call) -> web.StreamResponse:
         raise Unauthorized("send 'Authorization: Bearer <archive download token>'")
     archive_id = call.path["archiveId"]
     _ = await archives.redeem_download_token(token.strip(), archive_id)
-    archive = await models.SourceArchive.get_or_none(id=archive_id)
-    path = archives.archive_path(call.request.app[SETTINGS_KEY].data_dir, archive_id)
-    if archive is None or not path.is_file():
-        raise NotFound(f"source archive {archive_id!r} not found")
+    path, sha256 = await source_uploads.downloadable(
+        call.request.app[SETTINGS_KEY].data_dir, archive_id
+    )
     return web.FileResponse(
         path,
         headers={
             "Content-Type": "application/gzip",
-            "X-Berth-Archive-Sha256": archive.sha256,
+            "X-Berth-Archive-Sha256": sha256,
         },
     )

@@ -7,14 +7,13 @@ from pydantic import Field
 from tortoise.transactions import in_transaction
 
 from coordinator import audit
-from coordinator.api.resources import get_resource
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import ApiRequest, NoQuery
-from coordinator.api.servers import get_server
 from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
+from coordinator.lookup import get_resource, get_server
 from coordinator.terminals import ATTACH_PATH, TERMINALS_KEY
 from coordinator.terminals.hub import CREDIT_WINDOW_BYTES, TerminalHub
 from coordinator.terminals.session import TerminalSession

@@ -10,6 +10,13 @@ from tortoise.expressions import Q, Subquery
 from coordinator.auth import Principal
 from coordinator.db import models, read_connection
 from coordinator.db.monitoring_models import SampleRollup
+from coordinator.lookup import (
+    get_deployment,
+    get_environment,
+    get_project,
+    get_resource,
+    get_server,
+)
 from coordinator.monitoring.metrics import BUCKET_SECONDS, SIGNALS
 from coordinator.monitoring.sample_clock import SampleClock
 from coordinator.monitoring.schemas import MonitoringQuery, Retention, Scope
@@ -86,13 +93,6 @@ async def resolve_scope(
     ``roster`` answers which servers an organization has (scope ``all``); ``recent`` maps
     container scopes to the servers recent samples showed them on.
     """
-    # Imported here: coordinator.api imports the route module that imports this one.
-    from coordinator.api.deployments import get_deployment
-    from coordinator.api.environments import get_environment
-    from coordinator.api.projects import get_project
-    from coordinator.api.resources import get_resource
-    from coordinator.api.servers import get_server
-
     kind = query.scope_kind
     reads = read_connection()  # committed rows; never waits behind the sample writer
     if kind == "all":

@@ -1,0 +1,1 @@
+"""Server services: the server inventory, join tokens and agent enrollment."""

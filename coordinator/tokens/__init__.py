@@ -1,0 +1,1 @@
+"""Token services: API (deploy) tokens and the audit-trailed first admin."""

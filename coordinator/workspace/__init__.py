@@ -1,0 +1,1 @@
+"""Workspace services: projects (and, later, their environments and resources)."""
