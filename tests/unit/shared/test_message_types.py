@@ -11,13 +11,14 @@ from shared.messages import (
     DEPLOY_COORDINATOR_TYPES,
     AgentMessage,
     CoordinatorMessage,
+    DeploymentsAgentMessage,
     Heartbeat,
     decode_agent_message,
 )
 from shared.messages.logs import LOGS_AGENT_TYPES, LOGS_COORDINATOR_TYPES
 from shared.messages.monitoring import MONITORING_AGENT_TYPES, MONITORING_COORDINATOR_TYPES
 from shared.messages.terminal import TERMINAL_AGENT_TYPES, TERMINAL_COORDINATOR_TYPES
-from shared.messages.typeset import message_types
+from shared.messages.typeset import message_types, unsolicited_types
 
 
 def _members(union: Any) -> list[type[BaseModel]]:
@@ -64,3 +65,13 @@ def test_message_types_flattens_annotated_and_nested_unions() -> None:
 def test_the_decoder_knows_every_derived_type() -> None:
     # A type outside the set is refused before validation; inside it the model decides.
     assert decode_agent_message(b'{"type":"heartbeat","id":1}').type == "heartbeat"
+
+
+def test_unsolicited_types_are_the_frames_without_re() -> None:
+    assert unsolicited_types(DeploymentsAgentMessage) == {
+        "deploy_progress",
+        "deploy_result",
+        "inventory",
+    }
+    assert unsolicited_types(AgentMessage) >= {"hello", "heartbeat", "samples", "log_chunk"}
+    assert not unsolicited_types(AgentMessage) & {"deploy_accepted", "log_opened", "error"}
