@@ -1,14 +1,16 @@
 """Deployment planning routes: plan preview and create, plus the create path recovery reuses."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from tortoise.transactions import in_transaction
 
 from coordinator import audit
 from coordinator.api.deployment_schemas import (
     DeploymentTarget,
+    FixAction,
     NextAction,
+    PlanAccess,
     PlanArtifact,
     PlanCommand,
     PlanContext,
@@ -49,7 +51,23 @@ async def assess(call: Call, target: planner.Target) -> Plan:
     return await planner.assess(target, app[KEYRING_KEY], app[REGISTRY_KEY], app[SETTINGS_KEY])
 
 
+# The Berth operation that resolves each issue; issues missing here have no API fix (start the
+# agent, restore by hand...) and answer an empty fixPath.
+_FIXES: Final[dict[str, tuple[str, str]]] = {
+    "project-archived": ("projects.restore", "Restore the project"),
+    "environment-locked": ("environments.unlock", "Unlock the environment"),
+    "resource-source-missing": ("resources.configure-source", "Configure the source"),
+    "resource-source-unsupported": ("resources.configure-source", "Configure the source"),
+    "resource-source-archive-missing": (
+        "resources.configure-source",
+        "Upload the folder's archive and configure the source with it",
+    ),
+    "network-port-missing": ("resources.configure-network-profile", "Set the internal port"),
+}
+
+
 def _issue(issue: Issue, category: str) -> PlanIssue:
+    fix = _FIXES.get(issue.code)
     return PlanIssue(
         code=issue.code,
         reason_code=issue.code,
@@ -60,6 +78,18 @@ def _issue(issue: Issue, category: str) -> PlanIssue:
         affected_profile_field=issue.profile_field,
         related_entity_id=issue.entity_id,
         related_entity_type=issue.entity_type,
+        fix_path=[
+            FixAction(
+                kind="command",
+                target_operation=fix[0],
+                label=fix[1],
+                profile_field=issue.profile_field,
+                # A command changes configuration: never run without the user asking.
+                safe_by_default=False,
+            )
+        ]
+        if fix
+        else [],
     )
 
 
@@ -159,6 +189,13 @@ def plan_response(plan: Plan) -> PlanResponse:
             kind=str(health.get("type") or "http"),
             path=str((health.get("http") or {}).get("path") or "/"),
             port=planner.health_port(plan),
+        ),
+        access=PlanAccess(
+            route_source="generated-default" if plan.hostnames else None,
+            hostname=plan.hostnames[0] if plan.hostnames else None,
+            scheme="http" if plan.hostnames else None,
+            route_count=len(plan.hostnames),
+            route_group_count=1 if plan.hostnames else 0,
         ),
         warnings=[_issue(i, "warning") for i in plan.warnings],
         unsupported_reasons=[_issue(i, "blocked") for i in plan.blocking],

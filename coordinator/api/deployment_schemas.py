@@ -3,8 +3,16 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from coordinator.api.deployment_views import (
+    EnvironmentRef,
+    EnvironmentSnapshot,
+    ProjectRef,
+    ResourceRef,
+    RuntimePlan,
+    ServerRef,
+)
 from coordinator.api.schemas import ApiRequest
 from coordinator.deployments.store import DeploymentStatus
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
@@ -54,6 +62,17 @@ class Readiness(WireModel):
     reason_codes: list[str]
 
 
+class FixAction(WireModel):
+    """An operation that resolves a plan issue (``profileField``: the field it sets)."""
+
+    kind: Literal["query", "command"]
+    target_operation: str
+    label: str
+    profile_field: str | None
+    docs_anchor: str | None = None
+    safe_by_default: bool
+
+
 class PlanIssue(WireModel):
     """A warning or blocking reason of a plan (Appaloft's issue shape, trimmed)."""
 
@@ -66,6 +85,9 @@ class PlanIssue(WireModel):
     affected_profile_field: str | None = None
     related_entity_id: str | None = None
     related_entity_type: str | None = None
+    fix_path: list[FixAction] = Field(default_factory=list)
+    # Berth has no overrides: a blocked plan cannot be forced, so this list stays empty.
+    override_path: list[FixAction] = Field(default_factory=list)
 
 
 class PlanSource(WireModel):
@@ -140,6 +162,18 @@ class NextAction(WireModel):
     blocked_reason_code: str | None = None
 
 
+class PlanAccess(WireModel):
+    """How the deployment will be reached: Berth's generated hostname on the edge proxy."""
+
+    # Berth's edge serves only hostnames it generates from the edge domain, over plain HTTP
+    # (Caddy's automatic HTTPS is off); custom domains are issue 15.
+    route_source: Literal["generated-default"] | None
+    hostname: str | None
+    scheme: Literal["http"] | None
+    route_count: int
+    route_group_count: int
+
+
 class PlanResponse(WireModel):
     """``deployments.plan/v1``."""
 
@@ -152,6 +186,7 @@ class PlanResponse(WireModel):
     commands: list[PlanCommand]
     network: PlanNetwork
     health: PlanHealth
+    access: PlanAccess
     warnings: list[PlanIssue]
     unsupported_reasons: list[PlanIssue]
     next_actions: list[NextAction]
@@ -175,8 +210,8 @@ class DeploymentItem(WireModel):
     source_deployment_id: str | None
     rollback_candidate_deployment_id: str | None
     rollback_of_deployment_id: str | None
-    runtime_plan: dict[str, Any] | None
-    environment_snapshot: dict[str, Any] | None
+    runtime_plan: RuntimePlan | None
+    environment_snapshot: EnvironmentSnapshot | None
     artifact: dict[str, Any] | None
     error_code: str | None
     error_message: str | None
@@ -308,17 +343,17 @@ class StatusSection(WireModel):
 class RelatedContext(WireModel):
     """Names of what the deployment belongs to."""
 
-    project: dict[str, Any]
-    environment: dict[str, Any]
-    resource: dict[str, Any]
-    server: dict[str, Any]
+    project: ProjectRef
+    environment: EnvironmentRef
+    resource: ResourceRef
+    server: ServerRef
 
 
 class SnapshotSection(WireModel):
     """The immutable plan and (masked) environment snapshot."""
 
-    runtime_plan: dict[str, Any] | None
-    environment_snapshot: dict[str, Any] | None
+    runtime_plan: RuntimePlan | None
+    environment_snapshot: EnvironmentSnapshot | None
 
 
 class TimelineSection(WireModel):
@@ -415,6 +450,17 @@ class RecoveryReason(WireModel):
     related_deployment_id: str | None
     retriable: bool
     recommendation: str | None
+    related_entity_type: Literal["deployment"] | None = None
+    related_entity_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entity_is_the_deployment(cls, data: Any) -> Any:
+        # Every reason Berth gives is about a deployment; Appaloft's generic entity pair says so.
+        if isinstance(data, dict) and data.get("related_deployment_id"):
+            data.setdefault("related_entity_type", "deployment")
+            data.setdefault("related_entity_id", data["related_deployment_id"])
+        return data
 
 
 class RecoveryOperation(WireModel):
@@ -436,6 +482,8 @@ class RollbackCandidate(WireModel):
     environment_snapshot_id: str | None
     runtime_target_summary: str
     rollback_ready: bool
+    source_summary: str | None = None
+    reasons: list[RecoveryReason] = Field(default_factory=list)
 
 
 class RollbackReadiness(WireModel):
@@ -446,6 +494,17 @@ class RollbackReadiness(WireModel):
     reasons: list[RecoveryReason]
     candidates: list[RollbackCandidate]
     recommended_candidate_id: str | None
+
+
+class RecommendedAction(WireModel):
+    """What a reader can do next: read the deployment, or run one of the recovery commands."""
+
+    kind: Literal["query", "command"]
+    target_operation: str
+    label: str
+    safe_by_default: bool
+    blocked_reason_code: str | None
+    command_active: bool
 
 
 class RecoveryReadinessResponse(WireModel):
@@ -466,6 +525,7 @@ class RecoveryReadinessResponse(WireModel):
     retry: RecoveryOperation
     redeploy: RecoveryOperation
     rollback: RollbackReadiness
+    recommended_actions: list[RecommendedAction] = Field(default_factory=list)
 
 
 # ---- runtime control and health --------------------------------------------------------------
@@ -491,44 +551,3 @@ class RuntimeControlResponse(WireModel):
     blocked_reason: str | None
     error_code: str | None
     phases: list[RuntimePhase]
-
-
-class HealthQuery(ApiRequest):
-    """``mode=live`` probes the agent; ``cached`` (default) probes too when it is online."""
-
-    mode: Literal["cached", "live"] = "cached"
-
-
-class HealthCheck(WireModel):
-    """One check result."""
-
-    name: str
-    target: str
-    status: str
-    observed_at: datetime | None
-    duration_ms: float | None
-    message: str | None
-
-
-class SourceError(WireModel):
-    """A part of the answer that could not be produced."""
-
-    source: str
-    code: str
-    message: str
-    retriable: bool
-
-
-class HealthResponse(WireModel):
-    """``resources.health/v1`` (trimmed to what an agent can observe)."""
-
-    schema_version: Literal["resources.health/v1"] = "resources.health/v1"
-    resource_id: str
-    generated_at: datetime
-    observed_at: datetime | None
-    overall: Literal["healthy", "degraded", "unhealthy", "not-deployed", "unknown"]
-    latest_deployment: dict[str, Any] | None
-    runtime: dict[str, Any]
-    health_policy: dict[str, Any]
-    checks: list[HealthCheck]
-    source_errors: list[SourceError]

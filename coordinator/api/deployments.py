@@ -1,7 +1,6 @@
 """Deployment routes: reads (items, logs, events, SSE stream) and recovery (cancel, retry...)."""
 
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -9,6 +8,7 @@ from tortoise.queryset import QuerySet
 
 from coordinator import audit
 from coordinator.api.deployment_plans import assess, create_deployment, engine_of, not_ready
+from coordinator.api.deployment_recovery import recovery
 from coordinator.api.deployment_schemas import (
     CancelRequest,
     CancelResponse,
@@ -25,19 +25,23 @@ from coordinator.api.deployment_schemas import (
     LatestFailure,
     ListDeploymentsQuery,
     LogLine,
-    RecoveryOperation,
     RecoveryReadinessResponse,
-    RecoveryReason,
     RecoverySummary,
     RedeployRequest,
     RelatedContext,
-    RollbackCandidate,
-    RollbackReadiness,
     RollbackRequest,
     SnapshotSection,
     StatusSection,
     StreamQuery,
     TimelineSection,
+)
+from coordinator.api.deployment_views import (
+    EnvironmentRef,
+    ProjectRef,
+    ResourceRef,
+    ServerRef,
+    plan_view,
+    snapshot_view,
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
@@ -48,7 +52,6 @@ from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import (
     ACTIVE,
     TERMINAL,
-    public_snapshot,
 )
 from coordinator.deployments.stream import parse_cursor, stream_events
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -83,13 +86,6 @@ async def get_deployment(
     return row
 
 
-def _related(entity_id: str, fields: dict[str, Any] | None) -> dict[str, Any]:
-    """A related row's summary; a row deleted since (e.g. a removed server) is marked, not a 500."""
-    if fields is None:
-        return {"id": entity_id, "deleted": True}
-    return {"id": entity_id, **fields}
-
-
 def deployment_item(row: models.Deployment) -> DeploymentItem:
     """The API view of a deployment (snapshot secrets masked)."""
     return DeploymentItem(
@@ -104,8 +100,8 @@ def deployment_item(row: models.Deployment) -> DeploymentItem:
         source_deployment_id=row.source_deployment_id,
         rollback_candidate_deployment_id=row.rollback_candidate_deployment_id,
         rollback_of_deployment_id=row.rollback_of_deployment_id,
-        runtime_plan=row.runtime_plan,
-        environment_snapshot=public_snapshot(row.environment_snapshot),
+        runtime_plan=plan_view(row),
+        environment_snapshot=snapshot_view(row),
         artifact=row.artifact,
         error_code=row.error_code,
         error_message=row.error_message,
@@ -199,109 +195,6 @@ async def count(call: Call) -> CountResponse:
     )
 
 
-async def _candidates(row: models.Deployment) -> list[models.Deployment]:
-    return (
-        await models.Deployment.filter(
-            resource_id=row.resource_id, status="succeeded", id__not=row.id
-        )
-        .order_by("-finished_at", "-id")
-        .limit(20)
-    )
-
-
-def _retry_reasons(row: models.Deployment) -> list[RecoveryReason]:
-    if row.status in ("failed", "canceled"):
-        return [
-            RecoveryReason(
-                code="attempt-terminal",
-                category="allowed",
-                phase="reconcile",
-                related_deployment_id=row.id,
-                retriable=True,
-                recommendation=None,
-            )
-        ]
-    return [
-        RecoveryReason(
-            code="attempt-not-terminal" if row.status in ACTIVE else "attempt-succeeded",
-            category="blocked",
-            phase="reconcile",
-            related_deployment_id=row.id,
-            retriable=False,
-            recommendation="retry applies to failed or canceled deployments",
-        )
-    ]
-
-
-async def recovery(row: models.Deployment) -> RecoveryReadinessResponse:
-    """``deployments.recovery-readiness/v1`` of one deployment."""
-    candidates = [c for c in await _candidates(row) if (c.artifact or {}).get("image")]
-    in_flight = await models.Deployment.filter(
-        resource_id=row.resource_id, status__in=list(ACTIVE)
-    ).exists()
-    retry_reasons = _retry_reasons(row)
-    retryable = retry_reasons[0].category == "allowed" and not in_flight
-    busy = (
-        [
-            RecoveryReason(
-                code="deployment-in-flight",
-                category="blocked",
-                phase="dispatch",
-                related_deployment_id=None,
-                retriable=True,
-                recommendation="wait for the running deployment",
-            )
-        ]
-        if in_flight
-        else []
-    )
-    rollback_allowed = bool(candidates) and not in_flight
-    return RecoveryReadinessResponse(
-        deployment_id=row.id,
-        resource_id=row.resource_id,
-        generated_at=datetime.now(UTC),
-        state_version=row.event_count,
-        recoverable=retryable or not in_flight or rollback_allowed,
-        retryable=retryable,
-        redeployable=not in_flight,
-        rollback_ready=rollback_allowed,
-        rollback_candidate_count=len(candidates),
-        retry=RecoveryOperation(
-            allowed=retryable,
-            command_active=in_flight,
-            reasons=retry_reasons + busy,
-            target_operation="deployments.retry",
-        ),
-        redeploy=RecoveryOperation(
-            allowed=not in_flight,
-            command_active=in_flight,
-            reasons=busy,
-            target_operation="resources.redeploy",
-        ),
-        rollback=RollbackReadiness(
-            allowed=rollback_allowed,
-            command_active=in_flight,
-            reasons=busy,
-            candidates=[
-                RollbackCandidate(
-                    deployment_id=c.id,
-                    finished_at=c.finished_at,
-                    status=c.status,
-                    artifact_summary=str(
-                        (c.artifact or {}).get("imageId") or (c.artifact or {}).get("image")
-                    ),
-                    environment_snapshot_id=str((c.environment_snapshot or {}).get("id") or "")
-                    or None,
-                    runtime_target_summary=f"server {c.server_id}",
-                    rollback_ready=True,
-                )
-                for c in candidates
-            ],
-            recommended_candidate_id=candidates[0].id if candidates else None,
-        ),
-    )
-
-
 @route(
     "GET",
     "/deployments/{deploymentId}",
@@ -351,35 +244,38 @@ async def show(call: Call) -> DeploymentShowResponse:
             rollback_of_deployment_id=row.rollback_of_deployment_id,
         ),
         related_context=RelatedContext(
-            project=_related(
-                row.project_id,
-                {"name": project.name, "slug": project.slug} if project else None,
+            project=(
+                ProjectRef(id=project.id, name=project.name, slug=project.slug)
+                if project
+                else ProjectRef(id=row.project_id, deleted=True)
             ),
-            environment=_related(
-                row.environment_id,
-                {"name": environment.name, "kind": environment.kind} if environment else None,
+            environment=(
+                EnvironmentRef(id=environment.id, name=environment.name, kind=environment.kind)
+                if environment
+                else EnvironmentRef(id=row.environment_id, deleted=True)
             ),
-            resource=_related(
-                row.resource_id,
-                {"name": resource.name, "slug": resource.slug, "kind": resource.kind}
+            resource=(
+                ResourceRef(
+                    id=resource.id, name=resource.name, slug=resource.slug, kind=resource.kind
+                )
                 if resource
-                else None,
+                else ResourceRef(id=row.resource_id, deleted=True)
             ),
-            server=_related(
-                row.server_id,
-                {
-                    "name": server.name,
-                    "host": server.host,
-                    "port": server.port,
-                    "providerKey": server.provider_key,
-                }
+            server=(
+                ServerRef(
+                    id=server.id,
+                    name=server.name,
+                    host=server.host,
+                    port=server.port,
+                    provider_key=server.provider_key,
+                )
                 if server
-                else None,
+                else ServerRef(id=row.server_id, deleted=True)
             ),
         ),
         snapshot=SnapshotSection(
-            runtime_plan=row.runtime_plan,
-            environment_snapshot=public_snapshot(row.environment_snapshot),
+            runtime_plan=plan_view(row),
+            environment_snapshot=snapshot_view(row),
         ),
         timeline=TimelineSection(
             created_at=row.created_at,

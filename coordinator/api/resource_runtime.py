@@ -1,18 +1,21 @@
 """Resource runtime routes: stop/start/restart through the agent, and ``resources.health/v1``."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Literal
 
 from coordinator import audit
 from coordinator.api.deployment_plans import engine_of
-from coordinator.api.deployment_schemas import (
-    EmptyRequest,
+from coordinator.api.deployment_schemas import EmptyRequest, RuntimeControlResponse, RuntimePhase
+from coordinator.api.health_schemas import (
     HealthCheck,
+    HealthPolicySection,
     HealthQuery,
     HealthResponse,
-    RuntimeControlResponse,
-    RuntimePhase,
+    RuntimeSection,
     SourceError,
+    access_sections,
+    latest_deployment,
+    latest_runtime_control,
 )
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.auth import Principal
@@ -55,17 +58,25 @@ async def _control(call: Call, operation: RuntimeOperation) -> RuntimeControlRes
         )
     result = await engine_of(call).runtime_control(latest.server_id, resource.id, operation)
     attempt_id = new_id("rtc")
+    error_code = result.error.code if result.error else None
+    states = {c.state for c in result.containers}
+    state = "running" if "running" in states else ("stopped" if result.containers else "not-found")
     await audit.record(
         actor=call.actor,
         event_type=f"resource.runtime-{operation}",
         aggregate_type="resource",
         aggregate_id=resource.id,
-        payload={"serverId": latest.server_id, "status": result.status, "attemptId": attempt_id},
+        # The health read's latestRuntimeControl is rebuilt from this payload.
+        payload={
+            "serverId": latest.server_id,
+            "status": result.status,
+            "attemptId": attempt_id,
+            "startedAt": result.started_at.isoformat(),
+            "runtimeState": state,
+            "errorCode": error_code,
+        },
         request_id=call.request_id,
     )
-    error_code = result.error.code if result.error else None
-    states = {c.state for c in result.containers}
-    state = "running" if "running" in states else ("stopped" if result.containers else "not-found")
     return RuntimeControlResponse(
         runtime_control_attempt_id=attempt_id,
         operation=operation,
@@ -123,29 +134,10 @@ async def health(call: Call) -> HealthResponse:
     now = datetime.now(UTC)
     checks: list[HealthCheck] = []
     errors: list[SourceError] = []
-    runtime: dict[str, Any] = {
-        "lifecycle": "not-deployed",
-        "health": "unknown",
-        "observedAt": None,
-        "runtimeKind": "docker-container",
-        "reasonCode": None,
-        "message": None,
-    }
+    runtime = RuntimeSection(lifecycle="not-deployed", health="unknown", observed_at=None)
     observed: datetime | None = None
-    latest_view: dict[str, Any] | None = None
     overall = "not-deployed"
     if latest is not None:
-        latest_view = {
-            "id": latest.id,
-            "status": latest.status,
-            "createdAt": latest.created_at.isoformat(),
-            "startedAt": latest.started_at.isoformat() if latest.started_at else None,
-            "finishedAt": latest.finished_at.isoformat() if latest.finished_at else None,
-            "serverId": latest.server_id,
-            "lastError": {"message": latest.error_message, "code": latest.error_code}
-            if latest.error_code or latest.error_message
-            else None,
-        }
         overall = "unknown"
         try:
             probe = await engine_of(call).probe(
@@ -154,7 +146,13 @@ async def health(call: Call) -> HealthResponse:
         except PlatformError as exc:
             errors.append(
                 SourceError(
-                    source="runtime-target", code=exc.code, message=exc.message, retriable=True
+                    source="runtime-target",
+                    code=exc.code,
+                    message=exc.message,
+                    retriable=True,
+                    category="runtime-target",
+                    phase="health-probe",
+                    related_entity_id=latest.server_id,
                 )
             )
         else:
@@ -169,39 +167,41 @@ async def health(call: Call) -> HealthResponse:
                     observed_at=probe.observed_at,
                     duration_ms=c.duration_ms,
                     message=c.message,
+                    metadata=c.metadata,
                 )
                 for c in probe.checks
             ]
-            lifecycle = "running" if running else ("stopped" if probe.containers else "not-found")
-            verdict = (
+            lifecycle: Literal["running", "stopped", "not-found"] = (
+                "running" if running else ("stopped" if probe.containers else "not-found")
+            )
+            verdict: Literal["healthy", "degraded", "unhealthy"] = (
                 "healthy" if running and not failed else ("degraded" if running else "unhealthy")
             )
             overall = verdict
-            runtime = {
-                **runtime,
-                "lifecycle": lifecycle,
-                "health": verdict,
-                "observedAt": observed.isoformat(),
-            }
+            runtime = RuntimeSection(lifecycle=lifecycle, health=verdict, observed_at=observed)
+    public_access, proxy = await access_sections(resource.id, latest, runtime)
     return HealthResponse(
         resource_id=resource.id,
         generated_at=now,
         observed_at=observed,
         overall=overall,  # type: ignore[arg-type]
-        latest_deployment=latest_view,
+        latest_deployment=await latest_deployment(latest) if latest is not None else None,
         runtime=runtime,
-        health_policy={
-            "status": "configured" if resource.health_policy else "default",
-            "enabled": policy.get("enabled"),
-            "type": policy.get("type"),
-            "path": http.get("path"),
-            "port": port,
-            "expectedStatusCode": http.get("expectedStatusCode"),
-            "intervalSeconds": policy.get("intervalSeconds"),
-            "timeoutSeconds": policy.get("timeoutSeconds"),
-            "retries": policy.get("retries"),
-            "startPeriodSeconds": policy.get("startPeriodSeconds"),
-        },
+        latest_runtime_control=await latest_runtime_control(resource.id),
+        health_policy=HealthPolicySection(
+            status="configured" if resource.health_policy else "default",
+            enabled=policy.get("enabled"),
+            type=policy.get("type"),
+            path=http.get("path"),
+            port=port,
+            expected_status_code=http.get("expectedStatusCode"),
+            interval_seconds=policy.get("intervalSeconds"),
+            timeout_seconds=policy.get("timeoutSeconds"),
+            retries=policy.get("retries"),
+            start_period_seconds=policy.get("startPeriodSeconds"),
+        ),
+        public_access=public_access,
+        proxy=proxy,
         checks=checks,
         source_errors=errors,
     )

@@ -7,6 +7,16 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from coordinator.api.health_schemas import LatestRuntimeControl
+from coordinator.api.resource_diagnostics import ResourceDiagnostic
+from coordinator.api.resource_views import (
+    AccessSummary,
+    ResourceAccessProfile,
+    ResourceHealthPolicy,
+    ResourceNetworkProfile,
+    ResourceRuntimeProfile,
+    ResourceSource,
+)
 from coordinator.api.schemas import ApiRequest, PageQuery
 from coordinator.variables import (
     KEY_MAX_LENGTH,
@@ -295,11 +305,13 @@ class ResourceItem(WireModel):
     lifecycle_status: ResourceStatus
     created_at: datetime
     services: list[ResourceService]
-    network_profile: dict[str, Any]
-    access_profile: dict[str, Any]
+    network_profile: ResourceNetworkProfile
+    access_profile: ResourceAccessProfile
     deployment_count: int
     last_deployment_id: str | None
     last_deployment_status: str | None
+    access_summary: AccessSummary
+    latest_runtime_control: LatestRuntimeControl | None = None
 
 
 class ResourceList(WireModel):
@@ -334,13 +346,15 @@ class ResourceShowResponse(WireModel):
 
     schema_version: Literal["resources.show/v1"] = "resources.show/v1"
     resource: ResourceItem
-    source: dict[str, Any] | None
-    runtime_profile: dict[str, Any]
-    network_profile: dict[str, Any]
-    access_profile: dict[str, Any]
-    health_policy: dict[str, Any]
+    source: ResourceSource | None
+    runtime_profile: ResourceRuntimeProfile
+    network_profile: ResourceNetworkProfile
+    access_profile: ResourceAccessProfile
+    health_policy: ResourceHealthPolicy
     lifecycle: ResourceLifecycle
     latest_deployment: LatestDeployment | None
+    access_summary: AccessSummary
+    diagnostics: list[ResourceDiagnostic]
     generated_at: datetime
 
 

@@ -12,7 +12,13 @@ from tortoise.transactions import in_transaction
 
 from coordinator import archives, audit, resource_config
 from coordinator.api.environments import get_environment, require_mutable
+from coordinator.api.health_schemas import (
+    LatestRuntimeControl,
+    latest_runtime_control,
+    latest_runtime_controls,
+)
 from coordinator.api.projects import get_project, require_active_project, slugify
+from coordinator.api.resource_diagnostics import variable_drift
 from coordinator.api.resource_schemas import (
     ArchiveResourceRequest,
     ConfigureAccessProfileRequest,
@@ -33,9 +39,19 @@ from coordinator.api.resource_schemas import (
     ResourceService,
     ResourceShowResponse,
 )
+from coordinator.api.resource_views import (
+    PlannedAccessRoute,
+    ResourceHealthPolicy,
+    access_summary,
+    access_view,
+    network_view,
+    planned_route,
+    runtime_view,
+    source_view,
+)
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
-from coordinator.appkeys import SETTINGS_KEY
+from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.ids import new_id
@@ -137,8 +153,35 @@ async def _deployments(resource_ids: Iterable[str]) -> dict[str, list[models.Dep
     return found
 
 
-def resource_item(row: models.Resource, deployments: list[models.Deployment]) -> ResourceItem:
-    """Convert a resource row (and its deployments, newest first) into the API item."""
+async def _planned_routes(call: Call, rows: list[models.Resource]) -> dict[str, PlannedAccessRoute]:
+    """The route each resource's next deployment would get (two queries for a page)."""
+    projects = {
+        p.id: p
+        for p in await models.Project.filter(id__in=[r.project_id for r in rows])  # type: ignore[attr-defined]
+    }
+    environments = {
+        e.id: e
+        for e in await models.Environment.filter(id__in=[r.environment_id for r in rows])  # type: ignore[attr-defined]
+    }
+    edge = call.request.app[SETTINGS_KEY].edge_domain
+    found: dict[str, PlannedAccessRoute] = {}
+    for r in rows:
+        project = projects.get(r.project_id)  # type: ignore[attr-defined]
+        environment = environments.get(r.environment_id)  # type: ignore[attr-defined]
+        if project is not None and environment is not None:
+            route = planned_route(r, project, environment, edge)
+            if route is not None:
+                found[r.id] = route
+    return found
+
+
+def resource_item(
+    row: models.Resource,
+    deployments: list[models.Deployment],
+    control: LatestRuntimeControl | None = None,
+    planned: PlannedAccessRoute | None = None,
+) -> ResourceItem:
+    """Convert a resource row (its deployments newest first, its last runtime control)."""
     latest = deployments[0] if deployments else None
     return ResourceItem(
         id=row.id,
@@ -152,11 +195,13 @@ def resource_item(row: models.Resource, deployments: list[models.Deployment]) ->
         lifecycle_status="archived" if _status(row) == "archived" else "active",
         created_at=row.created_at,
         services=[ResourceService(name=row.slug, kind="web")],
-        network_profile=resource_config.network_profile(row),
-        access_profile=resource_config.access_profile(row),
+        network_profile=network_view(resource_config.network_profile(row)),
+        access_profile=access_view(resource_config.access_profile(row)),
         deployment_count=len(deployments),
         last_deployment_id=latest.id if latest else None,
         last_deployment_status=latest.status if latest else None,
+        access_summary=access_summary(deployments, planned),
+        latest_runtime_control=control,
     )
 
 
@@ -245,9 +290,13 @@ async def list_resources(call: Call) -> ResourceList:
     found = await rows.order_by("id").limit(query.limit + 1)
     page = found[: query.limit]
     deployments = await _deployments(r.id for r in page)
+    controls = await latest_runtime_controls([r.id for r in page])
+    planned = await _planned_routes(call, page)
     more = len(found) > query.limit
     return ResourceList(
-        items=[resource_item(r, deployments[r.id]) for r in page],
+        items=[
+            resource_item(r, deployments[r.id], controls.get(r.id), planned.get(r.id)) for r in page
+        ],
         next_cursor=page[-1].id if more and page else None,
     )
 
@@ -286,13 +335,16 @@ async def show(call: Call) -> ResourceShowResponse:
     row = await get_resource(call.actor, call.path["resourceId"])
     deployments = (await _deployments([row.id]))[row.id]
     latest = deployments[0] if deployments else None
+    planned = (await _planned_routes(call, [row])).get(row.id)
     return ResourceShowResponse(
-        resource=resource_item(row, deployments),
-        source=row.source,
-        runtime_profile=resource_config.runtime_profile(row),
-        network_profile=resource_config.network_profile(row),
-        access_profile=resource_config.access_profile(row),
-        health_policy=resource_config.health_policy(row),
+        resource=resource_item(row, deployments, await latest_runtime_control(row.id), planned),
+        source=source_view(row.source),
+        runtime_profile=runtime_view(
+            resource_config.runtime_profile(row), resource_config.health_policy(row)
+        ),
+        network_profile=network_view(resource_config.network_profile(row)),
+        access_profile=access_view(resource_config.access_profile(row)),
+        health_policy=ResourceHealthPolicy.model_validate(resource_config.health_policy(row)),
         lifecycle=ResourceLifecycle(
             status="archived" if _status(row) == "archived" else "active",
             archived_at=row.archived_at,
@@ -309,6 +361,8 @@ async def show(call: Call) -> ResourceShowResponse:
         )
         if latest
         else None,
+        access_summary=access_summary(deployments, planned),
+        diagnostics=await variable_drift(call.request.app[KEYRING_KEY], row, latest),
         generated_at=datetime.now(UTC),
     )
 

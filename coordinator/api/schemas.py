@@ -1,9 +1,10 @@
 """HTTP request and response models (coordinator-only, so they live here, not in ``shared/``)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, computed_field
+from pydantic.config import JsonDict
 
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from coordinator.permissions import Permission
@@ -423,10 +424,14 @@ class EnrollResponse(WireModel):
 # ---- audit events ----------------------------------------------------------------------------
 
 
-class AuditEventItem(WireModel):
-    """One audit row."""
+# Berth's first names (``id``, ``occurredAt``) stay one more release beside Appaloft's.
+_DEPRECATED: JsonDict = {"deprecated": True}
 
-    id: str
+
+class AuditEventItem(WireModel):
+    """One audit row, under Appaloft's names (``auditEventId``, ``createdAt``) and the old ones."""
+
+    id: str = Field(description="Deprecated: use auditEventId.", json_schema_extra=_DEPRECATED)
     event_type: str
     aggregate_type: str
     aggregate_id: str | None
@@ -434,7 +439,21 @@ class AuditEventItem(WireModel):
     actor_id: str | None
     payload: dict[str, Any]
     request_id: str | None
-    occurred_at: datetime
+    occurred_at: datetime = Field(
+        description="Deprecated: use createdAt.", json_schema_extra=_DEPRECATED
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def audit_event_id(self) -> str:
+        """Appaloft's name for the event id."""
+        return self.id
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def created_at(self) -> datetime:
+        """Appaloft's name for when the mutation happened."""
+        return self.occurred_at
 
 
 class AuditEventList(WireModel):
@@ -443,6 +462,7 @@ class AuditEventList(WireModel):
     schema_version: Literal["audit-events.list/v1"] = "audit-events.list/v1"
     items: list[AuditEventItem]
     next_cursor: str | None = None
+    generated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class AuditEventsQuery(PageQuery):

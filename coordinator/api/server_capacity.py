@@ -84,6 +84,27 @@ class ReclaimableView(WireModel):
     total: int
 
 
+class AppaloftRuntimeView(WireModel):
+    """Berth's own directories under the reference's ``appaloftRuntime`` names.
+
+    Appaloft's ``runtimeRoot`` has no Berth counterpart (containers live in Docker's data root,
+    Berth's files all under ``stateRoot``); ``deploymentJournal`` is Berth's own addition.
+    """
+
+    state_root: RuntimeDirectory | None = None
+    source_workspace: RuntimeDirectory | None = None
+    deployment_journal: RuntimeDirectory | None = None
+
+    @classmethod
+    def of(cls, directories: dict[str, RuntimeDirectory]) -> "AppaloftRuntimeView":
+        """Pick the known keys from the agent's report (an older agent may lack some)."""
+        return cls(
+            state_root=directories.get("stateRoot"),
+            source_workspace=directories.get("sourceWorkspace"),
+            deployment_journal=directories.get("deploymentJournal"),
+        )
+
+
 class CapacityInspectResponse(WireModel):
     """``servers.capacity.inspect/v1``."""
 
@@ -95,7 +116,7 @@ class CapacityInspectResponse(WireModel):
     docker: CapacityDocker | None
     memory: CapacityMemory
     cpu: CpuView
-    appaloft_runtime: dict[str, RuntimeDirectory]
+    appaloft_runtime: AppaloftRuntimeView
     appaloft_containers: list[CapacityContainerView]
     appaloft_workspaces: list[CapacityWorkspace]
     safe_reclaimable_estimate: ReclaimableView
@@ -140,7 +161,22 @@ class CapacityPruneResponse(WireModel):
     protected_deployment_count: int
     summary: CapacityPruneSummary
     candidates: list[PruneCandidate]
-    warnings: list[str]
+    warnings: list[CapacityWarning]
+
+
+def prune_warning(text: str) -> CapacityWarning:
+    """An agent's prune warning (a failed removal, as text) in the reference's warning shape."""
+    # The agent writes "<category> <target>: <error>" for a failed removal, else the bare error
+    # of listing containers/images; only workspaces are files on the disk, the rest is Docker's.
+    category, _, rest = text.partition(" ")
+    on_disk = category == "old-workspaces"
+    target = rest.partition(":")[0] if category in ALL_CATEGORIES else None
+    return CapacityWarning(
+        code="prune-failed",
+        message=text,
+        path=target if on_disk else None,
+        resource="disk" if on_disk else "docker",
+    )
 
 
 def _server(row: models.Server) -> CapacityServer:
@@ -165,7 +201,7 @@ def inspect_view(row: models.Server, report: CapacityReport) -> CapacityInspectR
         docker=report.docker,
         memory=report.memory,
         cpu=CpuView.model_validate(report.cpu.model_dump(by_alias=False)),
-        appaloft_runtime=report.runtime_directories,
+        appaloft_runtime=AppaloftRuntimeView.of(report.runtime_directories),
         appaloft_containers=[
             CapacityContainerView(
                 **c.model_dump(by_alias=False),
@@ -282,7 +318,7 @@ async def prune(call: Call) -> CapacityPruneResponse:
             output_limit=body.output_limit,
         ),
         candidates=reply.candidates,
-        warnings=reply.warnings,
+        warnings=[prune_warning(w) for w in reply.warnings],
     )
     if not reply.dry_run:
         # The agent already acted; the audit row records what it did, after the fact.

@@ -222,6 +222,13 @@ def _lifecycle_issues(t: Target) -> list[Issue]:
     return issues
 
 
+def generated_hostname(
+    project_slug: str, environment_name: str, resource_slug: str, edge_domain: str
+) -> str:
+    """The hostname Berth generates for a resource: ``web.production.shop.<edge domain>``."""
+    return f"{resource_slug}.{slug(environment_name)}.{project_slug}.{edge_domain}"
+
+
 async def assess(target: Target, keyring: Keyring, registry: Registry, settings: Settings) -> Plan:
     """Resolve source, profiles and target; collect blocking reasons and warnings."""
     config = await load_resource_config(keyring, target.resource)
@@ -301,8 +308,12 @@ async def assess(target: Target, keyring: Keyring, registry: Registry, settings:
             )
         else:
             plan.hostnames = [
-                f"{target.resource.slug}.{slug(target.environment.name)}."
-                f"{target.project.slug}.{settings.edge_domain}"
+                generated_hostname(
+                    target.project.slug,
+                    target.environment.name,
+                    target.resource.slug,
+                    settings.edge_domain,
+                )
             ]
     if not plan.online:
         seen = target.server.last_seen_at

@@ -7,9 +7,9 @@ server still answers with its last known figures, flagged ``partial`` with a sou
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, WithJsonSchema, model_serializer
 
 from coordinator.db.monitoring_models import RuntimeSample
 from coordinator.monitoring.scopes import live_window
@@ -32,8 +32,30 @@ CONTAINER_FIELD: Final = {
     "deployment": "deployment_id",
 }
 
+# The wire says ``loadAverage1M`` (pydantic's camel case); Appaloft says ``loadAverage1m``.
+_APPALOFT_NAMES: Final[dict[str, str]] = {
+    f"loadAverage{n}M": f"loadAverage{n}m" for n in (1, 5, 15)
+}
+
+
+def _totals_schema() -> dict[str, Any]:
+    # Documented as Appaloft's nested blocks (each key optional: a signal the agent could not
+    # read is left out) rather than as a free-form map, so clients see the field names.
+    blocks = Totals.model_json_schema(by_alias=True, mode="serialization")["$defs"]
+    properties: dict[str, Any] = {}
+    for signal, field in Totals.model_fields.items():
+        block = blocks[field.annotation.__args__[0].__name__]  # type: ignore[union-attr]
+        properties[signal] = {
+            "type": "object",
+            "properties": {
+                _APPALOFT_NAMES.get(name, name): {"type": "number"} for name in block["properties"]
+            },
+        }
+    return {"type": "object", "properties": properties}
+
+
 # Nested like the Appaloft totals block: ``{"cpu": {"containerCpuPercent": 12.5}, ...}``.
-TotalsMap = dict[str, dict[str, float]]
+TotalsMap = Annotated[dict[str, dict[str, float]], WithJsonSchema(_totals_schema())]
 
 
 class MonitoringScope(WireModel):
@@ -46,8 +68,10 @@ class MonitoringScope(WireModel):
     resource_id: str | None = None
     deployment_id: str | None = None
 
+    # No return annotation on purpose: pydantic would document the annotation (a free-form
+    # dict) instead of the model's own fields.
     @model_serializer(mode="wrap")
-    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
         # Appaloft's scope names only its own id: ``{"kind": "server", "serverId": "..."}``.
         dumped: dict[str, Any] = handler(self)
         return {key: value for key, value in dumped.items() if value is not None}
@@ -154,12 +178,6 @@ class ServerReading:
     server_name: str
     online: bool
     sample: RuntimeSample | None
-
-
-# The wire says ``loadAverage1M`` (pydantic's camel case); Appaloft says ``loadAverage1m``.
-_APPALOFT_NAMES: Final[dict[str, str]] = {
-    f"loadAverage{n}M": f"loadAverage{n}m" for n in (1, 5, 15)
-}
 
 
 def model_host_totals(totals: Totals) -> TotalsMap:

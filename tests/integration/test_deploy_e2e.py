@@ -254,6 +254,11 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
             await stack.configure("health-policy/reset", {})
             health = await stack.call("GET", f"/resources/{stack.resource_id}/health")
             assert health["overall"] == "healthy", health
+            # The URL the answer names is the one the real edge serves (the rollback's route).
+            public = health["publicAccess"]
+            assert (public["status"], public["url"]) == ("ready", f"http://{stack.hostname}")
+            assert health["proxy"]["lastRouteRealizationDeploymentId"] == shown["deployment"]["id"]
+            assert {c["name"] for c in health["checks"]} == {"runtime", "health"}
 
             # Runtime control through the coordinator and the real agent.
             stopped = await stack.call("POST", f"/resources/{stack.resource_id}/runtime/stop", {})
@@ -269,6 +274,13 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
                     return False
 
             await eventually(serving_again, what="v1 served again after start")
+            health = await stack.call("GET", f"/resources/{stack.resource_id}/health")
+            control = health["latestRuntimeControl"]
+            assert (control["operation"], control["status"], control["runtimeState"]) == (
+                "start",
+                "succeeded",
+                "running",
+            )
 
         # The secret reached the container, and nowhere else in plaintext.
         (container,) = [

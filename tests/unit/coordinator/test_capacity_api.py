@@ -15,6 +15,7 @@ from shared.messages.monitoring import (
 )
 from tests.fakes.agent_peer import FakeAgent
 from tests.harness import Coordinator
+from tests.unit.coordinator.schema_check import assert_matches_schema
 from tests.unit.coordinator.support import assert_error, audit_events
 from tests.unit.coordinator.test_projects_api import scoped_token
 from tests.unit.coordinator.test_usage import deployment, resource
@@ -93,12 +94,20 @@ async def test_inspect_through_the_agent(coordinator: Coordinator, admin_token: 
     status, body, _ = await call
     assert status == 200, body
     assert body["schemaVersion"] == "servers.capacity.inspect/v1"
+    assert_matches_schema("GET", "/servers/{serverId}/capacity", body)
     assert body["server"]["id"] == agent.server_id
     assert body["server"]["name"] == "web-1"
     assert body["disk"][0]["usePercent"] == 97.0
     assert body["memory"]["total"] == 8 * GIB
     assert body["cpu"]["loadAverage15m"] == 0.3
-    assert body["appaloftRuntime"]["stateRoot"]["detectable"] is True
+    assert body["appaloftRuntime"]["stateRoot"] == {
+        "path": "/var/lib/berth-agent",
+        "size": 4096,
+        "detectable": True,
+    }
+    # Directories the (older) agent did not report are null, not invented.
+    assert body["appaloftRuntime"]["sourceWorkspace"] is None
+    assert "runtimeRoot" not in body["appaloftRuntime"]
     [container] = body["appaloftContainers"]
     assert container["serverId"] == agent.server_id
     assert container["artifactKind"] == "stopped-runtime"
@@ -218,12 +227,34 @@ async def test_prune_protects_rollback_candidates_and_audits(
             "prunedCount": 1,
             "reclaimedBytes": 1000,
             "candidates": [{**candidate, "action": "pruned"}],
+            "warnings": [
+                "old-workspaces /var/lib/berth-agent/workspaces/w1: permission denied",
+                "engine unreachable",
+            ],
         },
     )
     assert request.dry_run is False
     assert request.categories == ["stopped-containers"]
     assert request.before is not None
     assert answer["summary"]["reclaimedBytes"] == 1000
+    assert_matches_schema("POST", "/servers/{serverId}/capacity/prune", answer)
+    # The agent's text warnings in the reference's shape: code, message, path, resource.
+    assert answer["warnings"] == [
+        {
+            "code": "prune-failed",
+            "message": "old-workspaces /var/lib/berth-agent/workspaces/w1: permission denied",
+            "path": "/var/lib/berth-agent/workspaces/w1",
+            "mount": None,
+            "resource": "disk",
+        },
+        {
+            "code": "prune-failed",
+            "message": "engine unreachable",
+            "path": None,
+            "mount": None,
+            "resource": "docker",
+        },
+    ]
     [event] = pruned_events(await audit_events(coordinator, admin_token))
     assert event["aggregateId"] == agent.server_id
     assert event["payload"]["reclaimedBytes"] == 1000

@@ -251,6 +251,30 @@ async def test_full_flow_with_logs_events_masking_and_duplicate_result(
         "MODE": "prod",
     }
     assert "sealed" not in json.dumps(shown)
+    # The reference's typed sections carry the plan's real values.
+    assert {v["key"]: v["exposure"] for v in shown["variables"]} == {
+        "DB_PASSWORD": "runtime",
+        "MODE": "runtime",
+    }
+    assert shown["environmentId"] == world.environment_id
+    status, full, _ = await coordinator.call(
+        "GET", f"/deployments/{deployment_id}", token=admin_token
+    )
+    assert status == 200, full
+    plan = full["deployment"]["runtimePlan"]
+    assert plan == full["snapshot"]["runtimePlan"]
+    assert plan["execution"]["port"] == 8080
+    assert plan["execution"]["healthCheckPath"] == "/"
+    assert plan["execution"]["accessRoutes"][0]["domains"] == ["web.production.shop.localhost"]
+    assert plan["source"] == {
+        "kind": "docker-image",
+        "locator": "berth-test/busybox",
+        "displayName": None,
+        "metadata": {},
+    }
+    assert plan["target"]["serverIds"] == [world.agent.server_id]
+    assert full["relatedContext"]["server"]["id"] == world.agent.server_id
+    assert full["relatedContext"]["server"]["providerKey"]
     assert SECRET not in json.dumps(await audit_events(coordinator, admin_token))
     stored = await models.Deployment.get(id=deployment_id)
     assert SECRET not in json.dumps(stored.environment_snapshot)
@@ -450,6 +474,23 @@ async def test_retry_and_rollback_reuse_the_candidate_artifact_and_snapshot(
     )
     assert status == 200, body
     assert body["rollback"]["recommendedCandidateId"] == good
+    # The reference's recovery shape, filled from what Berth knows.
+    candidate = next(c for c in body["rollback"]["candidates"] if c["deploymentId"] == good)
+    assert candidate["sourceSummary"] == "docker-image berth-test/busybox"
+    assert [
+        (r["code"], r["relatedEntityType"], r["relatedEntityId"]) for r in candidate["reasons"]
+    ] == [("candidate-image-available", "deployment", good)]
+    retry_reason = body["retry"]["reasons"][0]
+    assert (retry_reason["relatedEntityType"], retry_reason["relatedEntityId"]) == (
+        "deployment",
+        retried,
+    )
+    actions = {a["targetOperation"]: a for a in body["recommendedActions"]}
+    assert actions["deployments.show"]["kind"] == "query"
+    assert actions["deployments.show"]["safeByDefault"] is True
+    assert actions["deployments.rollback"]["blockedReasonCode"] is None
+    assert actions["deployments.rollback"]["safeByDefault"] is False
+    assert actions["deployments.retry"]["blockedReasonCode"] is None  # the retry failed again
     status, body, _ = await coordinator.call(
         "POST",
         f"/deployments/{retried}/rollback",

@@ -31,7 +31,7 @@ from tests.unit.coordinator.test_projects_api import scoped_token
 
 PLAN_KEYS = {
     "schemaVersion", "context", "readiness", "source", "planner", "artifact", "commands",
-    "network", "health", "warnings", "unsupportedReasons", "nextActions", "generatedAt",
+    "network", "health", "access", "warnings", "unsupportedReasons", "nextActions", "generatedAt",
 }  # fmt: skip
 
 
@@ -56,8 +56,16 @@ async def test_plan_is_ready_for_an_image_resource_and_warns_when_offline(
     assert body["artifact"]["image"] == "berth-test/busybox:latest"
     assert body["planner"]["buildStrategy"] == "prebuilt-image"
     assert body["network"]["hostnames"] == ["web.production.shop.localhost"]
+    assert body["access"] == {
+        "routeSource": "generated-default",
+        "hostname": "web.production.shop.localhost",
+        "scheme": "http",
+        "routeCount": 1,
+        "routeGroupCount": 1,
+    }
     assert [w["code"] for w in body["warnings"]] == ["server-offline"]
     assert "never connected" in body["warnings"][0]["message"]
+    assert body["warnings"][0]["fixPath"] == []  # starting the agent is not an API call
     await world.agent.connect()
     assert (await plan(coordinator, admin_token, world.target()))["warnings"] == []
     await world.agent.close()
@@ -81,6 +89,17 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
     assert body["readiness"]["status"] == "blocked"
     assert body["readiness"]["reasonCodes"] == ["resource-source-missing"]
     assert body["unsupportedReasons"][0]["category"] == "blocked"
+    assert body["unsupportedReasons"][0]["fixPath"] == [
+        {
+            "kind": "command",
+            "targetOperation": "resources.configure-source",
+            "label": "Configure the source",
+            "profileField": "source",
+            "docsAnchor": None,
+            "safeByDefault": False,
+        }
+    ]
+    assert body["unsupportedReasons"][0]["overridePath"] == []
 
     await models.Resource.filter(id=world.resource_id).update(
         source={"kind": "local-folder", "locator": "./web", "metadata": {}},
@@ -91,6 +110,18 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
         "resource-source-archive-missing",
         "network-port-missing",
     ]
+    port = next(r for r in body["unsupportedReasons"] if r["code"] == "network-port-missing")
+    assert [(f["targetOperation"], f["profileField"]) for f in port["fixPath"]] == [
+        ("resources.configure-network-profile", "networkProfile.internalPort")
+    ]
+    # No port, no route: the access summary says so instead of inventing a hostname.
+    assert body["access"] == {
+        "routeSource": None,
+        "hostname": None,
+        "scheme": None,
+        "routeCount": 0,
+        "routeGroupCount": 0,
+    }
 
     other = await make_world(coordinator, admin_token, name="other")
     mismatch = {**world.target(), "resourceId": other.resource_id}
@@ -333,6 +364,12 @@ async def test_runtime_control_and_health_without_an_agent(
     assert body["latestDeployment"]["id"] == deployment_id
     assert body["overall"] == "unknown"
     assert [e["source"] for e in body["sourceErrors"]] == ["runtime-target"]
+    [error] = body["sourceErrors"]
+    assert (error["relatedEntityId"], error["phase"]) == (world.server_id, "health-probe")
+    assert body["latestRuntimeControl"] is None  # the restart never reached the agent
+    # Still running (never succeeded): its route is planned, not served.
+    assert (body["publicAccess"]["status"], body["publicAccess"]["url"]) == ("not-ready", None)
+    assert body["proxy"]["reasonCode"] == "no-succeeded-deployment"
     assert_error(
         await coordinator.call("GET", "/resources/res_missing/health", token=admin_token),
         404,
@@ -390,7 +427,13 @@ async def test_runtime_control_and_health_through_the_agent(
     probe = await world.agent.expect(ResourceProbe)
     assert (probe.health_path, probe.health_port) == ("/", 8080)
     running = container.model_copy(update={"state": "running"})
-    check = CheckResult(name="http", status="passed", message="200 OK", duration_ms=3.0)
+    check = CheckResult(
+        name="http",
+        status="passed",
+        message="200 OK",
+        duration_ms=3.0,
+        metadata={"container": "berth-web-1"},
+    )
     await world.agent.send(
         ResourceProbeResult(
             id=world.agent.next_id(),
@@ -406,5 +449,64 @@ async def test_runtime_control_and_health_through_the_agent(
     assert body["overall"] == "healthy"
     assert body["runtime"]["lifecycle"] == "running"
     assert [c["status"] for c in body["checks"]] == ["passed"]
+    assert body["checks"][0]["metadata"] == {"container": "berth-web-1"}
     assert body["sourceErrors"] == []
+    # The stop above, rebuilt from its audit event.
+    control = body["latestRuntimeControl"]
+    assert (control["operation"], control["status"], control["runtimeState"]) == (
+        "stop",
+        "succeeded",
+        "stopped",
+    )
+    assert control["runtimeControlAttemptId"].startswith("rtc")
+    assert datetime.fromisoformat(control["startedAt"]) == now
+    assert control["phases"] == [{"phase": "stop", "status": "succeeded", "errorCode": None}]
+    assert body["latestDeployment"]["id"] == deployment_id
+    assert body["latestDeployment"]["lastError"] is None
+    assert body["healthPolicy"]["status"] == "default"
+    assert body["healthPolicy"]["port"] == 8080
+    # The succeeded deployment's generated route is what the edge serves.
+    assert body["publicAccess"] == {
+        "status": "ready",
+        "url": "http://web.production.shop.localhost",
+        "kind": "generated-default",
+        "reasonCode": None,
+        "phase": None,
+    }
+    assert body["proxy"] == {
+        "status": "ready",
+        "providerKey": "caddy",
+        "lastRouteRealizationDeploymentId": deployment_id,
+        "reasonCode": None,
+    }
+    status, shown, _ = await coordinator.call("GET", path, token=admin_token)
+    assert status == 200, shown
+    summary = shown["accessSummary"]
+    assert summary == shown["resource"]["accessSummary"]
+    assert (summary["proxyRouteStatus"], summary["lastRouteRealizationDeploymentId"]) == (
+        "ready",
+        deployment_id,
+    )
+    route = summary["latestGeneratedAccessRoute"]
+    assert (route["url"], route["deploymentId"], route["targetPort"]) == (
+        "http://web.production.shop.localhost",
+        deployment_id,
+        8080,
+    )
+    assert route["deploymentStatus"] == "succeeded"
+    assert summary["plannedGeneratedAccessRoute"] == {
+        "url": "http://web.production.shop.localhost",
+        "hostname": "web.production.shop.localhost",
+        "scheme": "http",
+        "providerKey": "caddy",
+        "pathPrefix": "/",
+        "proxyKind": "edge",
+        "targetPort": 8080,
+    }
+    assert shown["resource"]["latestRuntimeControl"] == control
+    status, listed, _ = await coordinator.call("GET", "/resources", token=admin_token)
+    assert status == 200, listed
+    [item] = [i for i in listed["items"] if i["id"] == world.resource_id]
+    assert item["latestRuntimeControl"] == control
+    assert item["accessSummary"] == summary
     await world.agent.close()

@@ -1,6 +1,7 @@
 """Transport behaviour: the error envelope for routing errors, and X-Request-ID everywhere."""
 
 import re
+from datetime import datetime
 
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import MINTED_REQUEST_ID, assert_error, header
@@ -91,6 +92,13 @@ async def test_request_id_is_recorded_on_the_audit_event(
     )
     assert status == 200, events
     assert [e["requestId"] for e in events["items"]] == ["trace-42"]
+    # Appaloft's names, beside Berth's deprecated ones (same values).
+    [event] = events["items"]
+    assert event["auditEventId"] == event["id"]
+    assert event["createdAt"] == event["occurredAt"]
+    assert datetime.fromisoformat(event["createdAt"]) <= datetime.fromisoformat(
+        events["generatedAt"]
+    )
 
 
 async def test_validation_error_envelope_shape(coordinator: Coordinator, admin_token: str) -> None:

@@ -37,6 +37,8 @@ SHOW_KEYS = {
     "healthPolicy",
     "lifecycle",
     "latestDeployment",
+    "accessSummary",
+    "diagnostics",
     "generatedAt",
 }
 ITEM_KEYS = {
@@ -56,6 +58,8 @@ ITEM_KEYS = {
     "deploymentCount",
     "lastDeploymentId",
     "lastDeploymentStatus",
+    "accessSummary",
+    "latestRuntimeControl",
 }
 
 
@@ -319,6 +323,9 @@ async def test_profiles_are_stored_shown_and_audited(
         "cpus": None,
         "memoryBytes": None,
         "replicas": 2,
+        # The reference shows the health check in the runtime profile too: the same policy.
+        "healthCheckPath": "/healthz",
+        "healthCheck": shown["healthPolicy"],
     }
     assert shown["networkProfile"]["internalPort"] == 8080
     assert shown["networkProfile"]["exposureMode"] == "none"
@@ -327,6 +334,13 @@ async def test_profiles_are_stored_shown_and_audited(
     assert shown["healthPolicy"]["http"]["path"] == "/healthz"
     assert shown["healthPolicy"]["http"]["method"] == "GET"
     assert shown["accessProfile"]["pathPrefix"] == "/app"
+    # Never deployed, and exposure "none": no route now or next.
+    assert shown["accessSummary"] == {
+        "plannedGeneratedAccessRoute": None,
+        "latestGeneratedAccessRoute": None,
+        "proxyRouteStatus": "not-configured",
+        "lastRouteRealizationDeploymentId": None,
+    }
     row = await models.Resource.get(id=rid)
     assert row.network_profile is not None
     assert row.network_profile["internalPort"] == 8080  # camelCase, as the agreement says

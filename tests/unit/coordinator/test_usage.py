@@ -9,6 +9,7 @@ from coordinator.db.monitoring_models import RuntimeSample
 from coordinator.ids import new_id
 from tests.fakes.agent_peer import FakeAgent
 from tests.harness import Coordinator
+from tests.unit.coordinator.schema_check import assert_matches_schema
 from tests.unit.coordinator.support import assert_error
 from tests.unit.coordinator.test_environments_api import create_environment
 from tests.unit.coordinator.test_projects_api import create_project, scoped_token
@@ -124,6 +125,7 @@ async def usage(coordinator: Coordinator, token: str, query: str) -> dict[str, A
     """``GET /runtime-usage/inspect?query``, expected to succeed."""
     status, body, _ = await coordinator.call("GET", f"/runtime-usage/inspect?{query}", token=token)
     assert status == 200, body
+    assert_matches_schema("GET", "/runtime-usage/inspect", body)
     return dict(body)
 
 

@@ -1,0 +1,185 @@
+"""Typed read views of a resource's stored source and profiles (the reference's field names).
+
+Profiles are stored as JSON and read with their defaults filled in; these models document
+that shape in ``/openapi.json`` (instead of free-form objects) and every read validates the
+stored JSON through them. Fields are optional: a row written by an older release may lack one.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import SerializerFunctionWrapHandler, model_serializer
+
+from coordinator import resource_config
+from coordinator.api.deployment_views import RuntimePlanHealthCheck, edge_route
+from coordinator.db import models
+from coordinator.deployments.planner import generated_hostname
+from shared.wire import WireModel
+
+
+class ResourceSource(WireModel):
+    """The configured source: a prebuilt image, or a folder uploaded as an archive."""
+
+    kind: str
+    locator: str | None = None
+    display_name: str | None = None
+    base_directory: str | None = None
+    metadata: dict[str, str] | None = None
+    image_name: str | None = None
+    image_tag: str | None = None
+    image_digest: str | None = None
+
+    # No return annotation on purpose: pydantic would document the annotation (a free-form
+    # dict) instead of the model's own fields.
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # Each kind answers with its own fields only, as stored (an image has no locator).
+        dumped: dict[str, Any] = handler(self)
+        fields = type(self).model_fields
+        kept = {fields[name].alias or name for name in self.model_fields_set}
+        return {key: value for key, value in dumped.items() if key in kept}
+
+
+class ResourceHealthPolicy(RuntimePlanHealthCheck):
+    """When a candidate counts as healthy before it receives traffic."""
+
+
+class ResourceRuntimeProfile(WireModel):
+    """How the resource runs: strategy, command, limits and replica count."""
+
+    strategy: str | None = None
+    start_command: str | None = None
+    dockerfile_path: str | None = None
+    build_target: str | None = None
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    replicas: int | None = None
+    # The reference keeps the health check in the runtime profile too; Berth's one policy
+    # (``healthPolicy``) is shown in both places.
+    health_check_path: str | None = None
+    health_check: ResourceHealthPolicy | None = None
+
+
+def runtime_view(profile: dict[str, Any], health: dict[str, Any]) -> ResourceRuntimeProfile:
+    """A runtime profile (defaults filled) with the resource's health policy beside it."""
+    path = (health.get("http") or {}).get("path")
+    return ResourceRuntimeProfile.model_validate(
+        {**profile, "healthCheckPath": path, "healthCheck": health}
+    )
+
+
+class ResourceNetworkProfile(WireModel):
+    """Which container port serves traffic and whether the edge proxy exposes it."""
+
+    internal_port: int | None = None
+    upstream_protocol: str | None = None
+    exposure_mode: str | None = None
+    target_service_name: str | None = None
+    host_port: int | None = None
+
+
+class ResourceAccessProfile(WireModel):
+    """How generated access routes are made for the resource."""
+
+    generated_access_mode: str | None = None
+    path_prefix: str | None = None
+
+
+class PlannedAccessRoute(WireModel):
+    """The route the resource's next deployment will get (what the planner would generate)."""
+
+    url: str
+    hostname: str
+    scheme: Literal["http"] = "http"
+    provider_key: Literal["caddy"] = "caddy"
+    path_prefix: str | None
+    proxy_kind: Literal["edge"] = "edge"
+    target_port: int | None
+
+
+def planned_route(
+    row: models.Resource, project: models.Project, environment: models.Environment, edge: str
+) -> PlannedAccessRoute | None:
+    """The planner's route for the resource now; none when its network profile exposes nothing."""
+    network = resource_config.network_profile(row)
+    if network.get("exposureMode") != "reverse-proxy" or not network.get("internalPort"):
+        return None
+    hostname = generated_hostname(project.slug, environment.name, row.slug, edge)
+    return PlannedAccessRoute(
+        url=f"http://{hostname}",
+        hostname=hostname,
+        path_prefix=resource_config.access_profile(row).get("pathPrefix") or "/",
+        target_port=network.get("internalPort"),
+    )
+
+
+class GeneratedAccessRoute(WireModel):
+    """A route Berth generated on the edge proxy for one deployment."""
+
+    url: str
+    hostname: str
+    # The edge serves plain HTTP (Caddy's automatic HTTPS is off; TLS is issue 15).
+    scheme: Literal["http"] = "http"
+    provider_key: Literal["caddy"] = "caddy"
+    deployment_id: str
+    deployment_status: str
+    path_prefix: str | None
+    proxy_kind: str | None
+    target_port: int | None
+    updated_at: datetime
+
+
+class AccessSummary(WireModel):
+    """Where the resource is reached: its next, its newest and its served generated route."""
+
+    planned_generated_access_route: PlannedAccessRoute | None
+    latest_generated_access_route: GeneratedAccessRoute | None
+    # ``ready`` once a deployment with a route succeeded: the agent switches the edge route
+    # only then, so that deployment's route is live until the next one succeeds.
+    proxy_route_status: Literal["ready", "not-ready", "not-configured"]
+    last_route_realization_deployment_id: str | None
+
+
+def access_summary(
+    deployments: list[models.Deployment], planned: PlannedAccessRoute | None
+) -> AccessSummary:
+    """The access summary from the resource's deployments (newest first)."""
+    routed = [(row, route) for row in deployments if (route := edge_route(row)) is not None]
+    serving = next((row for row, _ in routed if row.status == "succeeded"), None)
+    latest: GeneratedAccessRoute | None = None
+    if routed:
+        row, route = routed[0]
+        latest = GeneratedAccessRoute(
+            url=f"http://{route.domains[0]}",
+            hostname=route.domains[0],
+            deployment_id=row.id,
+            deployment_status=row.status,
+            path_prefix=route.path_prefix,
+            proxy_kind=route.proxy_kind,
+            target_port=route.target_port,
+            updated_at=row.finished_at or row.started_at or row.created_at,
+        )
+    status: Literal["ready", "not-ready", "not-configured"] = (
+        "ready" if serving else ("not-ready" if routed else "not-configured")
+    )
+    return AccessSummary(
+        planned_generated_access_route=planned,
+        latest_generated_access_route=latest,
+        proxy_route_status=status,
+        last_route_realization_deployment_id=serving.id if serving else None,
+    )
+
+
+def source_view(stored: dict[str, Any] | None) -> ResourceSource | None:
+    """The stored source through its model."""
+    return ResourceSource.model_validate(stored) if stored else None
+
+
+def network_view(profile: dict[str, Any]) -> ResourceNetworkProfile:
+    """A network profile (defaults filled) through its model."""
+    return ResourceNetworkProfile.model_validate(profile)
+
+
+def access_view(profile: dict[str, Any]) -> ResourceAccessProfile:
+    """An access profile (defaults filled) through its model."""
+    return ResourceAccessProfile.model_validate(profile)
