@@ -28,7 +28,6 @@ from websockets.exceptions import (
 )
 from websockets.typing import Subprotocol
 
-from agent.deployments import DeploymentManager
 from agent.dispatch import Dispatcher, Send
 from agent.features import AgentFeature, FrameWriter, LinkContext
 from agent.host import collect_facts
@@ -40,7 +39,6 @@ from shared.crypto import sign_challenge
 from shared.errors import PlatformError
 from shared.keepalive import DEFAULT_KEEPALIVE, apply_keepalive
 from shared.messages import (
-    DEPLOY_CAPABILITY,
     UNSTAMPED,
     Challenge,
     ErrorMessage,
@@ -136,11 +134,9 @@ class Link:
         runtime: ContainerRuntime,
         state_dir: Path,
         policy: ReconnectPolicy,
-        deployments: DeploymentManager | None = None,
         features: list[AgentFeature] | None = None,
         probe_timing: ProbeTiming | None = None,
     ) -> None:
-        self._deployments = deployments
         self._features = list(features or [])
         self._enrollment = enrollment
         self._key = key
@@ -259,7 +255,7 @@ class Link:
         return welcome
 
     def _capabilities(self) -> list[str]:
-        capabilities = [DEPLOY_CAPABILITY] if self._deployments else []
+        capabilities: list[str] = []
         for feature in self._features:
             capabilities.extend(feature.capabilities)
         return capabilities
@@ -284,17 +280,13 @@ class Link:
         writer = FrameWriter(ws.send, ids)
         send = writer.send
         link = LinkContext(send=send, ids=ids, tracked=writer.send_tracked)
-        dispatcher = Dispatcher(
-            self._runtime, self._state_dir, ids, self._deployments, self._features, link
-        )
+        dispatcher = Dispatcher(self._runtime, self._state_dir, self._features, link)
         closed: ConnectionClosed | None = None
         async with asyncio.TaskGroup() as tasks:
             heartbeat = tasks.create_task(
                 _until_closed(self._heartbeats(send, ids, welcome.heartbeat_seconds))
             )
-            if self._deployments is not None:
-                # Inventory first, then replay of unacked lines and results (see protocol).
-                tasks.create_task(_until_closed(self._attach(self._deployments, send, ids)))
+            # In the features' order: deployments first (inventory, then the journal's replay).
             attached = [
                 tasks.create_task(_until_closed(_attach_feature(feature, link)))
                 for feature in self._features
@@ -336,8 +328,6 @@ class Link:
                         feature.detached(link)
                     except Exception:
                         logger.exception("a feature failed to detach from the link")
-                if self._deployments is not None:
-                    self._deployments.detach(send)
         if closed is not None:
             raise closed
         # The iterator ended: the coordinator closed the socket (normally or with a code).
@@ -346,15 +336,6 @@ class Link:
                 f"coordinator refused this agent: {ws.close_reason or 'no reason'} "
                 f"(close code {ws.close_code})"
             )
-
-    async def _attach(self, deployments: DeploymentManager, send: Send, ids: IdSequence) -> None:
-        try:
-            await deployments.attach(send, ids)
-        except ConnectionClosed:
-            raise
-        except Exception:
-            # The link stays useful without the replay; the next connection replays again.
-            logger.exception("could not send the inventory and deployment replay")
 
     async def _heartbeats(self, send: Send, ids: IdSequence, interval: float) -> None:
         # A random first delay spreads heartbeats of agents that reconnected together.

@@ -10,6 +10,7 @@ from pathlib import Path
 from agent import logstream, monitoring, terminal
 from agent.artifacts import ArchiveBuilder
 from agent.connection import Link, ReconnectPolicy
+from agent.deploy_feature import DeploymentFeature
 from agent.deployments import DeploymentManager
 from agent.edge import CaddyEdge
 from agent.features import AgentFeature
@@ -36,13 +37,17 @@ async def run(
     runtime = DockerRuntime(server_id=enrollment.server_id)
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
-    deployments = DeploymentManager(runtime, CaddyEdge(), state_dir, builder)
+    deployments = DeploymentFeature(DeploymentManager(runtime, CaddyEdge(), state_dir, builder))
+    # Every capability plugs in here; deployments first, so its inventory leads on each link.
     features: list[AgentFeature] = [
-        feature
-        for build in (monitoring.build_feature, logstream.build_feature, terminal.build_feature)
-        if (feature := build(runtime, state_dir, settings)) is not None
+        deployments,
+        *(
+            feature
+            for build in (monitoring.build_feature, logstream.build_feature, terminal.build_feature)
+            if (feature := build(runtime, state_dir, settings)) is not None
+        ),
     ]
-    link = Link(enrollment, key, runtime, state_dir, policy, deployments, features)
+    link = Link(enrollment, key, runtime, state_dir, policy, features)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -55,8 +60,8 @@ async def run(
     )
     try:
         async with asyncio.TaskGroup() as tasks:
-            manager_task = tasks.create_task(deployments.run())
-            feature_tasks = [tasks.create_task(feature.run()) for feature in features]
+            # The deployment manager's end (a crash) stops the daemon, as the link's does.
+            manager_task, *feature_tasks = [tasks.create_task(f.run()) for f in features]
             link_task = tasks.create_task(link.run_forever())
             stop_task = tasks.create_task(stop.wait())
             done, _ = await asyncio.wait(

@@ -1,12 +1,11 @@
-"""Serve the coordinator's requests: the agent side's one conversion point to error frames."""
+"""Route each coordinator frame to the feature that consumes its type; answer the link's own
+requests (connectivity checks) and turn what nobody handles into an error frame."""
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import assert_never
 
-from agent.deployments import DeploymentManager
 from agent.features import AgentFeature, LinkContext
 from agent.host import check_docker, check_state_dir
 from agent.runtime import ContainerRuntime
@@ -18,15 +17,7 @@ from shared.messages import (
     ConnectivityCheck,
     ConnectivityReport,
     CoordinatorMessage,
-    DeployAccepted,
-    DeployCancel,
-    DeployCancelAck,
-    DeployPlan,
-    DeployResultAck,
     ErrorMessage,
-    IdSequence,
-    ResourceProbe,
-    RuntimeControl,
     Welcome,
 )
 
@@ -42,15 +33,11 @@ class Dispatcher:
         self,
         runtime: ContainerRuntime,
         state_dir: Path,
-        ids: IdSequence,
-        deployments: DeploymentManager | None = None,
         features: list[AgentFeature] | None = None,
         link: LinkContext | None = None,
     ) -> None:
         self._runtime = runtime
         self._state_dir = state_dir
-        self._ids = ids
-        self._deployments = deployments
         self._link = link
         self._features: dict[str, AgentFeature] = {}
         for feature in features or []:
@@ -107,56 +94,7 @@ class Dispatcher:
                     message.error.code,
                     message.error.message,
                 )
-            case (
-                DeployPlan()
-                | DeployCancel()
-                | DeployResultAck()
-                | RuntimeControl()
-                | ResourceProbe()
-            ):
-                if self._deployments is None:
-                    raise UnknownType(f"this agent does not handle {message.type!r} frames")
-                await self._deployment_request(self._deployments, message, send)
             case Challenge() | Welcome():
                 raise InvalidMessage(f"{message.type!r} is only valid during the handshake")
             case _:
                 raise UnknownType(f"this agent does not handle {message.type!r} frames")
-
-    async def _deployment_request(
-        self,
-        deployments: DeploymentManager,
-        message: DeployPlan | DeployCancel | DeployResultAck | RuntimeControl | ResourceProbe,
-        send: Send,
-    ) -> None:
-        match message:
-            case DeployPlan():
-                already_known, outcome = await deployments.accept(message)
-                await send(
-                    DeployAccepted(
-                        id=UNSTAMPED,
-                        re=message.id,
-                        deployment_id=message.deployment_id,
-                        already_known=already_known,
-                        outcome=outcome,
-                        accepted_at=deployments.accepted_at(message.deployment_id),
-                    )
-                )
-            case DeployCancel():
-                state = deployments.cancel(message.deployment_id)
-                await send(
-                    DeployCancelAck(
-                        id=UNSTAMPED,
-                        re=message.id,
-                        deployment_id=message.deployment_id,
-                        state=state,
-                    )
-                )
-            case DeployResultAck():
-                # An ack is itself a reply: nothing is sent back.
-                await deployments.acknowledge(message.deployment_id)
-            case RuntimeControl():
-                await send(await deployments.control(message, self._ids))
-            case ResourceProbe():
-                await send(await deployments.probe(message, self._ids))
-            case _:
-                assert_never(message)

@@ -1,19 +1,18 @@
-"""Application factory: settings, registry, database lifecycle, middlewares and routes."""
+"""Application factory: settings, registry, database lifecycle, middlewares, routes, and the one
+list of capability plug-ins (``CAPABILITIES``)."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 from aiohttp import web
 
-from coordinator import archive_prune, logstream, monitoring, outbound, ratelimit, terminals
+from coordinator import deployments, logstream, monitoring, outbound, ratelimit, terminals
 from coordinator.api import setup_routes
-from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
+from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.connguard import GUARD_KEY, ConnectionGuard
 from coordinator.db import database
-from coordinator.deployments.engine import DeploymentEngine
-from coordinator.deployments.store import DeploymentStore
-from coordinator.deployments.stream import Notifier
 from coordinator.errors import add_request_id_header, error_middleware
 from coordinator.hub.endpoint import agent_connect
 from coordinator.hub.registry import Registry
@@ -27,6 +26,20 @@ logger = logging.getLogger(__name__)
 
 # Request bodies above this are refused with 413 before a handler sees them.
 MAX_BODY_BYTES = 1024 * 1024
+
+Install = Callable[[web.Application], None]
+
+# Every capability plugs in here, and only here. Its ``install`` registers its hub listener
+# (the unsolicited agent frames it consumes), its background jobs (cleanup contexts, started
+# after the database's and stopped before it closes), its app keys, and any route outside the
+# API table (whose route modules register themselves, see ``coordinator.api``). The order is
+# the listeners' order on each link: deployments first, as it always was.
+CAPABILITIES: Final[tuple[Install, ...]] = (
+    deployments.install,
+    monitoring.install,
+    logstream.install,
+    terminals.install,
+)
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -53,12 +66,6 @@ async def _sweep_stale_links(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             sweeper.cancel()
-
-
-async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
-    # After the database context, so the engine's tasks are canceled before the DB closes.
-    async with app[ENGINE_KEY].running():
-        yield
 
 
 async def _close_links(app: web.Application) -> None:
@@ -94,21 +101,12 @@ def create_app(settings: Settings) -> web.Application:
     outbound.install(app, settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app[KEYRING_KEY] = Keyring.load_or_create(settings.data_dir)
-    app[ENGINE_KEY] = DeploymentEngine(
-        app[REGISTRY_KEY], app[KEYRING_KEY], DeploymentStore(Notifier())
-    )
-    app[REGISTRY_KEY].add_listener(app[ENGINE_KEY])
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(ratelimit.add_rate_limit_headers)
     app.cleanup_ctx.append(_database_ctx)
-    app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(_sweep_stale_links)
-    app.cleanup_ctx.append(archive_prune.prune_job)
-    # Each feature registers its own listener, background jobs (cleanup_ctx entries, which run
-    # after the database's) and extra routes.
-    monitoring.install(app)
-    logstream.install(app)
-    terminals.install(app)
+    for install in CAPABILITIES:
+        install(app)
     app.on_shutdown.append(_close_links)
     setup_routes(app)
     app.router.add_get(AGENT_CONNECT_PATH, agent_connect)

@@ -10,34 +10,12 @@ from typing import Final
 from aiohttp import web
 
 from coordinator.db import models, read_connection
-from coordinator.token_scope import ALL_PERMISSIONS, Bounds
+from coordinator.permissions import ALL_PERMISSIONS
+from coordinator.token_scope import Bounds
 from shared.errors import Forbidden, Unauthorized
 
 API_TOKEN_PREFIX: Final = "berth_at_"  # noqa: S105 (a prefix, not a secret)
 JOIN_TOKEN_PREFIX: Final = "berth_jt_"  # noqa: S105
-
-# Permissions a token's scope can grant. ALL_PERMISSIONS ("*") grants everything (the first
-# admin's token).
-PERMISSIONS: Final = (
-    "servers:read",
-    "servers:write",
-    "deploy-tokens:read",
-    "deploy-tokens:write",
-    "audit-events:read",
-    "projects:read",
-    "projects:write",
-    "resources:read",
-    "resources:write",
-    "deployments:read",
-    "deployments:write",
-    "runtime-monitoring:read",
-    "runtime-monitoring:write",
-    "capacity:read",
-    "capacity:prune",
-    "runtime-logs:read",
-    "terminal-sessions:open",
-    "terminal-sessions:manage",
-)
 
 # lastUsedAt is advisory; writing it on every request would turn reads into writes.
 _LAST_USED_GRANULARITY_SECONDS: Final = 60

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-ALL_PERMISSIONS: Final = "*"
+from coordinator.permissions import ALL_PERMISSIONS
+
 PERMISSIONS_KEY: Final = "permissions"
 
 # Scope lists in which "empty" means "unrestricted": a child must name a subset of the parent's

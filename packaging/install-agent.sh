@@ -11,7 +11,8 @@
 #   --ca-file PEM       CA bundle that signed the coordinator's certificate (private CAs);
 #                       copied to /etc/berth/ca.pem
 #   --package SPEC      what to pip-install instead of downloading URL/agent/v1/package:
-#                       a wheel file, a source directory, or a pip requirement (berth==0.1.0)
+#                       a wheel file, a source directory (both get the [agent] extra), or a
+#                       pip requirement naming it (berth[agent]==0.1.0)
 #   --reenroll          enroll again with --token even though this server is enrolled (after
 #                       its key was revoked or rotated); the old state moves to /var/lib/berth.old-*
 #   --no-start          install, enroll and enable, but do not start the agent now
@@ -55,7 +56,7 @@ print_unit() {
 #
 # Install (normally done for you by packaging/install-agent.sh, which embeds a copy of this file):
 #   useradd --system --user-group --home-dir /var/lib/berth --shell /usr/sbin/nologin berth
-#   python3 -m venv /opt/berth/venv && /opt/berth/venv/bin/pip install berth-*.whl
+#   python3 -m venv /opt/berth/venv && /opt/berth/venv/bin/pip install 'berth-*.whl[agent]'
 #   runuser -u berth -- /opt/berth/venv/bin/berth-agent enroll \
 #       --coordinator https://berth.example.com --token <join token> --state-dir /var/lib/berth
 #   cp berth-agent.service /etc/systemd/system/ && systemctl daemon-reload
@@ -283,10 +284,14 @@ install_package() {
   fi
 
   say "installing Berth into $VENV"
+  # A wheel or source tree gets the [agent] extra: the agent's dependencies and nothing of the
+  # coordinator's or the CLI's. A requirement string (berth[agent]==X) names its extras itself.
+  local with_deps=$spec
+  if [ -e "$spec" ]; then with_deps="${spec}[agent]"; fi
   # First pass pulls dependencies; the second forces our exact bits even when the version number
   # did not change (pip would otherwise keep an older build of the same version).
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "$spec" ||
-    die "pip could not install $spec into $VENV (see pip's message above)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "$with_deps" ||
+    die "pip could not install $with_deps into $VENV (see pip's message above)"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input --force-reinstall --no-deps "$spec" ||
     die "pip could not reinstall $spec into $VENV (see pip's message above)"
   [ -x "$VENV/bin/berth-agent" ] || die "$spec did not provide the berth-agent command"

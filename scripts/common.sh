@@ -126,7 +126,7 @@ ensure_venv() {
     info "creating $venv"
     python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
   fi
-  # One stamp per argument list, so test.sh (dev group) and quickstart.sh (plain) don't undo each
+  # One stamp per argument list, so test.sh (dev group) and quickstart.sh (no group) don't undo each
   # other's stamps; the stamp's content is the hash of pyproject.toml at install time.
   args_id=$(printf '%s\n' "$@" | sha256sum | cut -c1-12)
   want=$(sha256sum <"$BERTH_ROOT/pyproject.toml" | cut -d' ' -f1)

@@ -377,7 +377,7 @@ cmd_start() {
   section "Edge proxy"
   start_edge
   section "Python virtualenv (.venv)"
-  ensure_venv -e .
+  ensure_venv -e '.[all]'
   build_wheel
   section "Coordinator"
   start_coordinator

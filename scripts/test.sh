@@ -176,7 +176,7 @@ section "PostgreSQL"
 ensure_postgres
 
 section "Python virtualenv (.venv)"
-ensure_venv -e '.[postgres]' --group dev
+ensure_venv -e '.[all]' --group dev
 
 section "Test image"
 bash scripts/build-test-image.sh

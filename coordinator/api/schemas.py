@@ -7,6 +7,7 @@ from pydantic import ConfigDict, Field, computed_field
 from pydantic.config import JsonDict
 
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
+from coordinator.permissions import Permission
 from shared.messages import CheckResult
 from shared.wire import WireModel
 
@@ -90,28 +91,6 @@ class FirstAdminResponse(WireModel):
 
 
 # ---- deploy tokens ---------------------------------------------------------------------------
-
-Permission = Literal[
-    "*",
-    "servers:read",
-    "servers:write",
-    "deploy-tokens:read",
-    "deploy-tokens:write",
-    "audit-events:read",
-    "projects:read",
-    "projects:write",
-    "resources:read",
-    "resources:write",
-    "deployments:read",
-    "deployments:write",
-    "runtime-monitoring:read",
-    "runtime-monitoring:write",
-    "capacity:read",
-    "capacity:prune",
-    "runtime-logs:read",
-    "terminal-sessions:open",
-    "terminal-sessions:manage",
-]
 
 
 class TokenScope(WireModel):

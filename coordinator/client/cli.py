@@ -19,18 +19,13 @@ from coordinator.client import (
 )
 from coordinator.client.config import ConfigError, Target, normalize_url, resolve, save_login
 from coordinator.client.http import ApiClient, ApiError, ClientError, JsonObject, objects, text
+from coordinator.permissions import ALL_PERMISSIONS, PERMISSIONS as CATALOGUE
 from shared.version import PACKAGE_VERSION
 
 T = TypeVar("T")
 
-# Mirrors coordinator.api.schemas.Permission (importing it would load the whole server).
-PERMISSIONS: Final = (
-    "*", "servers:read", "servers:write", "deploy-tokens:read", "deploy-tokens:write",
-    "audit-events:read", "projects:read", "projects:write", "resources:read", "resources:write",
-    "deployments:read", "deployments:write", "runtime-monitoring:read", "runtime-monitoring:write",
-    "capacity:read", "capacity:prune", "runtime-logs:read", "terminal-sessions:open",
-    "terminal-sessions:manage",
-)  # fmt: skip
+# The catalogue itself: a dependency-free module, so the CLI loads none of the server.
+PERMISSIONS: Final = (ALL_PERMISSIONS, *CATALOGUE)
 SERVER_COLUMNS: Final = (
     ("ID", "id"), ("NAME", "name"), ("HOST", "host"), ("LIFECYCLE", "lifecycleStatus"),
     ("AGENT", "agent.status"), ("VERSION", "agent.version"), ("LAST SEEN", "agent.lastSeenAt"),

@@ -35,6 +35,7 @@ from shared.messages import (
     DeployAccepted,
     DeployCancel,
     DeployCancelAck,
+    DeploymentsAgentMessage,
     DeployPlan,
     DeployProgress,
     DeployResult,
@@ -50,6 +51,7 @@ from shared.messages import (
     RuntimeControlResult,
     RuntimeOperation,
 )
+from shared.messages.typeset import unsolicited_types
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,8 @@ def _now() -> datetime:
 class DeploymentEngine:
     """Sends plans, applies progress/results/inventories, cancels; owns its tasks."""
 
-    message_types = frozenset({"deploy_progress", "deploy_result", "inventory"})
+    # Progress, results and inventories; replies to plans, cancels and probes resolve requests.
+    message_types = unsolicited_types(DeploymentsAgentMessage)
 
     def __init__(self, registry: Registry, keyring: Keyring, store: DeploymentStore) -> None:
         self.registry = registry

@@ -18,7 +18,9 @@ from shared.messages.logs import (
     LogEnd,
     LogOpen,
     LogOpened,
+    LogsAgentMessage,
 )
+from shared.messages.typeset import unsolicited_types
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ class LogRelay:
     @property
     def message_types(self) -> frozenset[str]:
         """Unsolicited stream frames (``log_opened`` is a reply and resolves ``open``)."""
-        return frozenset({"log_chunk", "log_end"})
+        return unsolicited_types(LogsAgentMessage)
 
     @property
     def open_streams(self) -> int:

@@ -25,7 +25,8 @@ from coordinator.monitoring.rollups import RollupLock
 from coordinator.monitoring.sample_clock import SampleClock
 from shared.errors import PlatformError, Unavailable
 from shared.messages import Hello
-from shared.messages.monitoring import Sample, SampleBatch, SamplesAck
+from shared.messages.monitoring import MonitoringAgentMessage, Sample, SampleBatch, SamplesAck
+from shared.messages.typeset import unsolicited_types
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class MonitoringService:
     @property
     def message_types(self) -> frozenset[str]:
         """Only sample batches; capacity replies carry ``re`` and resolve to their callers."""
-        return frozenset({"samples"})
+        return unsolicited_types(MonitoringAgentMessage)
 
     async def on_connected(self, session: AgentSession, hello: Hello) -> None:
         """Nothing to do: samples carry everything needed."""

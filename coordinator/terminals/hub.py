@@ -29,10 +29,12 @@ from shared.messages.terminal import (
     TermClose,
     TermCredit,
     TermExit,
+    TerminalAgentMessage,
     TermInput,
     TermOutput,
     TermResize,
 )
+from shared.messages.typeset import unsolicited_types
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class TerminalHub:
     @property
     def message_types(self) -> frozenset[str]:
         """Unsolicited agent frames consumed here (``term_opened`` is a reply)."""
-        return frozenset({"term_output", "term_exit"})
+        return unsolicited_types(TerminalAgentMessage)
 
     async def on_connected(self, session: AgentSession, hello: Hello) -> None:
         """Nothing to restore: sessions do not survive their agent's link."""

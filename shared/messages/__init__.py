@@ -30,22 +30,22 @@ from shared.messages.deploy import (
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
 from shared.messages.logs import (
-    LOGS_AGENT_TYPES,
     LOGS_CAPABILITY,
-    LOGS_COORDINATOR_TYPES,
     LogsAgentMessage,
     LogsCoordinatorMessage,
 )
 from shared.messages.monitoring import (
-    MONITORING_AGENT_TYPES,
     MONITORING_CAPABILITY,
-    MONITORING_COORDINATOR_TYPES,
     MonitoringAgentMessage,
     MonitoringCoordinatorMessage,
 )
 from shared.messages.replies import ErrorMessage
 from shared.messages.runtime import (
+    DEPLOY_AGENT_TYPES,
+    DEPLOY_COORDINATOR_TYPES,
     ContainerState,
+    DeploymentsAgentMessage,
+    DeploymentsCoordinatorMessage,
     Inventory,
     KnownDeployment,
     ManagedContainer,
@@ -56,13 +56,12 @@ from shared.messages.runtime import (
     RuntimeOperation,
 )
 from shared.messages.terminal import (
-    TERMINAL_AGENT_TYPES,
     TERMINAL_CAPABILITY,
-    TERMINAL_COORDINATOR_TYPES,
     TERMINAL_HOST_CAPABILITY,
     TerminalAgentMessage,
     TerminalCoordinatorMessage,
 )
+from shared.messages.typeset import message_types
 from shared.wire import load_json
 
 AgentMessage = Annotated[
@@ -70,13 +69,7 @@ AgentMessage = Annotated[
     | Heartbeat
     | ConnectivityReport
     | ErrorMessage
-    | DeployAccepted
-    | DeployCancelAck
-    | DeployProgress
-    | DeployResult
-    | Inventory
-    | RuntimeControlResult
-    | ResourceProbeResult
+    | DeploymentsAgentMessage
     | MonitoringAgentMessage
     | LogsAgentMessage
     | TerminalAgentMessage,
@@ -89,11 +82,7 @@ CoordinatorMessage = Annotated[
     | Welcome
     | ConnectivityCheck
     | ErrorMessage
-    | DeployPlan
-    | DeployCancel
-    | DeployResultAck
-    | RuntimeControl
-    | ResourceProbe
+    | DeploymentsCoordinatorMessage
     | MonitoringCoordinatorMessage
     | LogsCoordinatorMessage
     | TerminalCoordinatorMessage,
@@ -129,40 +118,9 @@ def coordinator_message_adapter() -> TypeAdapter[CoordinatorMessage]:
     return TypeAdapter(CoordinatorMessage)
 
 
-AGENT_MESSAGE_TYPES = frozenset(
-    {
-        "hello",
-        "heartbeat",
-        "connectivity_report",
-        "error",
-        "deploy_accepted",
-        "deploy_cancel_ack",
-        "deploy_progress",
-        "deploy_result",
-        "inventory",
-        "runtime_control_result",
-        "resource_probe_result",
-    }
-    | MONITORING_AGENT_TYPES
-    | LOGS_AGENT_TYPES
-    | TERMINAL_AGENT_TYPES,
-)
-COORDINATOR_MESSAGE_TYPES = frozenset(
-    {
-        "challenge",
-        "welcome",
-        "connectivity_check",
-        "error",
-        "deploy_plan",
-        "deploy_cancel",
-        "deploy_result_ack",
-        "runtime_control",
-        "resource_probe",
-    }
-    | MONITORING_COORDINATOR_TYPES
-    | LOGS_COORDINATOR_TYPES
-    | TERMINAL_COORDINATOR_TYPES,
-)
+# Derived from the unions, so a message added to a union is known to the decoder at once.
+AGENT_MESSAGE_TYPES = message_types(AgentMessage)
+COORDINATOR_MESSAGE_TYPES = message_types(CoordinatorMessage)
 
 
 def peek_id(raw: Any) -> int | None:
@@ -274,7 +232,11 @@ class IdGuard:
 
 
 __all__ = [
+    "AGENT_MESSAGE_TYPES",
+    "COORDINATOR_MESSAGE_TYPES",
+    "DEPLOY_AGENT_TYPES",
     "DEPLOY_CAPABILITY",
+    "DEPLOY_COORDINATOR_TYPES",
     "LOGS_CAPABILITY",
     "MONITORING_CAPABILITY",
     "TERMINAL_CAPABILITY",
@@ -299,6 +261,8 @@ __all__ = [
     "DeployProgress",
     "DeployResult",
     "DeployResultAck",
+    "DeploymentsAgentMessage",
+    "DeploymentsCoordinatorMessage",
     "ErrorMessage",
     "HealthSpec",
     "Heartbeat",

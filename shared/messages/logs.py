@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from shared.messages.typeset import message_types
 from shared.wire import WireModel
 
 LOGS_CAPABILITY = "logs.v1"
@@ -128,5 +129,5 @@ class LogClose(WireModel):
 
 LogsAgentMessage = LogOpened | LogChunk | LogEnd
 LogsCoordinatorMessage = LogOpen | LogCredit | LogClose
-LOGS_AGENT_TYPES = frozenset({"log_opened", "log_chunk", "log_end"})
-LOGS_COORDINATOR_TYPES = frozenset({"log_open", "log_credit", "log_close"})
+LOGS_AGENT_TYPES = message_types(LogsAgentMessage)
+LOGS_COORDINATOR_TYPES = message_types(LogsCoordinatorMessage)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.messages.typeset import message_types
 from shared.wire import WireModel
 
 MONITORING_CAPABILITY = "monitoring.v1"
@@ -346,5 +347,5 @@ class CapacityPruneResult(WireModel):
 
 MonitoringAgentMessage = SampleBatch | CapacityReport | CapacityPruneResult
 MonitoringCoordinatorMessage = SamplesAck | CapacityInspect | CapacityPrune
-MONITORING_AGENT_TYPES = frozenset({"samples", "capacity_report", "capacity_prune_result"})
-MONITORING_COORDINATOR_TYPES = frozenset({"samples_ack", "capacity_inspect", "capacity_prune"})
+MONITORING_AGENT_TYPES = message_types(MonitoringAgentMessage)
+MONITORING_COORDINATOR_TYPES = message_types(MonitoringCoordinatorMessage)

@@ -7,7 +7,17 @@ from pydantic import Field
 
 from shared.errors import ErrorBody
 from shared.messages.connectivity import CheckResult
-from shared.messages.deploy import DeployOutcome
+from shared.messages.deploy import (
+    DeployAccepted,
+    DeployCancel,
+    DeployCancelAck,
+    DeployOutcome,
+    DeployPlan,
+    DeployProgress,
+    DeployResult,
+    DeployResultAck,
+)
+from shared.messages.typeset import message_types
 from shared.wire import WireModel
 
 ContainerState = Literal["created", "running", "paused", "restarting", "exited", "dead", "removing"]
@@ -98,3 +108,21 @@ class ResourceProbeResult(WireModel):
     containers: list[ManagedContainer] = Field(default_factory=list, max_length=100)
     checks: list[CheckResult] = Field(default_factory=list, max_length=32)
     observed_at: datetime
+
+
+# The deployments capability's frames (plans, cancels, results, inventory, runtime control and
+# probes), in the order the protocol unions list them.
+DeploymentsAgentMessage = (
+    DeployAccepted
+    | DeployCancelAck
+    | DeployProgress
+    | DeployResult
+    | Inventory
+    | RuntimeControlResult
+    | ResourceProbeResult
+)
+DeploymentsCoordinatorMessage = (
+    DeployPlan | DeployCancel | DeployResultAck | RuntimeControl | ResourceProbe
+)
+DEPLOY_AGENT_TYPES = message_types(DeploymentsAgentMessage)
+DEPLOY_COORDINATOR_TYPES = message_types(DeploymentsCoordinatorMessage)

@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.messages.typeset import message_types
 from shared.wire import WireModel
 
 TERMINAL_CAPABILITY = "terminal.v1"
@@ -106,7 +107,5 @@ class TermClose(WireModel):
 
 TerminalAgentMessage = TermOpened | TermOutput | TermExit
 TerminalCoordinatorMessage = TermOpen | TermInput | TermResize | TermCredit | TermClose
-TERMINAL_AGENT_TYPES = frozenset({"term_opened", "term_output", "term_exit"})
-TERMINAL_COORDINATOR_TYPES = frozenset(
-    {"term_open", "term_input", "term_resize", "term_credit", "term_close"}
-)
+TERMINAL_AGENT_TYPES = message_types(TerminalAgentMessage)
+TERMINAL_COORDINATOR_TYPES = message_types(TerminalCoordinatorMessage)

@@ -17,9 +17,9 @@ from typing import get_args
 import pytest
 from click.testing import CliRunner, Result
 
-from coordinator.api.schemas import Permission
 from coordinator.client.cli import PERMISSIONS, main
 from coordinator.client.http import ApiClient, JsonObject, text
+from coordinator.permissions import Permission
 from tests.harness import REPO_ROOT, scaled
 
 LISTENING = re.compile(r"berth-coordinator listening on (http://127\.0\.0\.1:\d+)")

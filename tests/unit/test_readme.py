@@ -1,10 +1,11 @@
 """The docs tell the truth about what the code defines: the README's permission table is the
-permission list, the protocol examples use the real defaults, and links stay in the repository."""
+permission catalogue (``coordinator.permissions``), the protocol examples use the real defaults,
+and links stay in the repository."""
 
 import re
 from pathlib import Path
 
-from coordinator.auth import PERMISSIONS
+from coordinator.permissions import GRANTS, PERMISSIONS
 from coordinator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,8 +19,10 @@ def test_readme_permission_table_is_the_permission_list() -> None:
         readme.index("<!-- permissions:start -->"),
         readme.index("<!-- permissions:end -->"),
     )
-    rows = re.findall(r"^\| `([^`]+)` \|", readme[start:end], flags=re.MULTILINE)
-    assert tuple(rows) == PERMISSIONS
+    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", readme[start:end], flags=re.MULTILINE)
+    assert tuple(name for name, _ in rows) == PERMISSIONS
+    # The table is the catalogue, what each permission grants included.
+    assert dict(rows) == GRANTS
 
 
 def test_protocol_handshake_example_uses_the_default_heartbeat() -> None:

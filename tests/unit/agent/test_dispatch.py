@@ -28,7 +28,7 @@ class Outbox:
 
 async def test_connectivity_check_reports_docker_and_state_dir(tmp_path: Path) -> None:
     outbox = Outbox()
-    dispatcher = Dispatcher(FakeRuntime(), tmp_path, IdSequence())
+    dispatcher = Dispatcher(FakeRuntime(), tmp_path)
     await dispatcher.handle(ConnectivityCheck(id=7), outbox.send)
     [reply] = outbox.sent
     assert isinstance(reply, ConnectivityReport)
@@ -41,7 +41,7 @@ async def test_connectivity_check_reports_docker_and_state_dir(tmp_path: Path) -
 
 async def test_connectivity_check_reports_failures(tmp_path: Path) -> None:
     outbox = Outbox()
-    dispatcher = Dispatcher(FakeRuntime(available=False), tmp_path / "missing", IdSequence())
+    dispatcher = Dispatcher(FakeRuntime(available=False), tmp_path / "missing")
     await dispatcher.handle(ConnectivityCheck(id=1), outbox.send)
     [reply] = outbox.sent
     assert isinstance(reply, ConnectivityReport)
@@ -53,7 +53,7 @@ async def test_connectivity_check_reports_failures(tmp_path: Path) -> None:
 
 async def test_handshake_message_after_handshake_gets_error_frame(tmp_path: Path) -> None:
     outbox = Outbox()
-    dispatcher = Dispatcher(FakeRuntime(), tmp_path, IdSequence())
+    dispatcher = Dispatcher(FakeRuntime(), tmp_path)
     challenge = Challenge.model_validate(
         {"id": 3, "nonce": "n" * 43, "serverTime": "2026-01-01T00:00:00Z"}
     )
@@ -66,7 +66,7 @@ async def test_handshake_message_after_handshake_gets_error_frame(tmp_path: Path
 
 async def test_error_frames_are_never_answered(tmp_path: Path) -> None:
     outbox = Outbox()
-    dispatcher = Dispatcher(FakeRuntime(), tmp_path, IdSequence())
+    dispatcher = Dispatcher(FakeRuntime(), tmp_path)
     await dispatcher.handle(ErrorMessage(id=2, re=1, error=NotFound("x").to_body()), outbox.send)
     assert outbox.sent == []
 
@@ -109,7 +109,7 @@ async def test_an_error_frame_goes_to_the_feature_whose_frame_it_answers(tmp_pat
     outbox = Outbox()
     feature = RefusalCatcher()
     link = LinkContext(send=outbox.send, ids=IdSequence())
-    dispatcher = Dispatcher(FakeRuntime(), tmp_path, IdSequence(), features=[feature], link=link)
+    dispatcher = Dispatcher(FakeRuntime(), tmp_path, features=[feature], link=link)
     body = Unavailable("behind; retry later").to_body()
     assert dispatcher.deliver(ErrorMessage(id=5, re=41, error=body))
     assert feature.refusals == [(41, "unavailable")]

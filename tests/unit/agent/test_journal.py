@@ -10,8 +10,10 @@ from typing import Any, cast
 
 import pytest
 
+from agent.deploy_feature import DeploymentFeature
 from agent.deployments import DeploymentManager, progress_batches
 from agent.dispatch import Dispatcher
+from agent.features import LinkContext
 from agent.journal import Journal, JournalEntry
 from agent.rollout import HealthProbe
 from agent.runtime import RunSpec
@@ -191,10 +193,10 @@ async def test_cancel_gives_canceled_result_and_keeps_old(tmp_path: Path) -> Non
     async with running(make_manager(runtime, edge, tmp_path, hang)) as manager:
         outbox = Outbox()
         await manager.attach(outbox.send, IdSequence())
-        dispatcher = Dispatcher(runtime, tmp_path, IdSequence(), manager)
+        deploys = DeploymentFeature(manager)
         await manager.accept(make_plan())
         await asyncio.wait_for(probing.wait(), 5)
-        await dispatcher.handle(DeployCancel(id=5, deployment_id="dep_New"), outbox.send)
+        await deploys.handle(DeployCancel(id=5, deployment_id="dep_New"), outbox.send, IdSequence())
         [ack] = outbox.of(DeployCancelAck)
         assert (ack.re, ack.state) == (5, "canceling")
 
@@ -204,8 +206,10 @@ async def test_cancel_gives_canceled_result_and_keeps_old(tmp_path: Path) -> Non
         await eventually(result_sent, what="deploy_result")
         assert outbox.of(DeployResult)[0].outcome == "canceled"
         assert list(runtime.containers) == [old_id]
-        await dispatcher.handle(DeployCancel(id=6, deployment_id="dep_New"), outbox.send)
-        await dispatcher.handle(DeployCancel(id=7, deployment_id="dep_Other"), outbox.send)
+        await deploys.handle(DeployCancel(id=6, deployment_id="dep_New"), outbox.send, IdSequence())
+        await deploys.handle(
+            DeployCancel(id=7, deployment_id="dep_Other"), outbox.send, IdSequence()
+        )
         assert [a.state for a in outbox.of(DeployCancelAck)] == [
             "canceling",
             "finished",
@@ -289,14 +293,14 @@ async def test_routes_are_restored_on_start(tmp_path: Path) -> None:
     )
 
 
-async def test_dispatcher_answers_deployment_requests(tmp_path: Path) -> None:
+async def test_the_deployment_feature_answers_deployment_requests(tmp_path: Path) -> None:
     runtime, edge = make_runtime(), FakeEdge()
     seed_old(runtime)
     async with running(make_manager(runtime, edge, tmp_path)) as manager:
         outbox = Outbox()
-        dispatcher = Dispatcher(runtime, tmp_path, IdSequence(), manager)
+        deploys = DeploymentFeature(manager)
         plan = make_plan().model_copy(update={"id": 11})
-        await dispatcher.handle(plan, outbox.send)
+        await deploys.handle(plan, outbox.send, IdSequence())
         [accepted] = outbox.of(DeployAccepted)
         assert (accepted.re, accepted.deployment_id, accepted.already_known) == (
             11,
@@ -305,17 +309,19 @@ async def test_dispatcher_answers_deployment_requests(tmp_path: Path) -> None:
         )
         assert accepted.accepted_at == manager.accepted_at("dep_New") is not None
         await eventually(lambda: _done(tmp_path, "dep_New"), what="deployment finished")
-        await dispatcher.handle(DeployResultAck(id=12, re=1, deployment_id="dep_New"), outbox.send)
+        await deploys.handle(
+            DeployResultAck(id=12, re=1, deployment_id="dep_New"), outbox.send, IdSequence()
+        )
         assert journal_file(tmp_path, "dep_New")["acked"] is True
 
-        await dispatcher.handle(
-            RuntimeControl(id=13, resource_id="res_1", operation="stop"), outbox.send
+        await deploys.handle(
+            RuntimeControl(id=13, resource_id="res_1", operation="stop"), outbox.send, IdSequence()
         )
         [control] = outbox.of(RuntimeControlResult)
         assert control.status == "succeeded"
         assert [c.state for c in control.containers] == ["exited"]
 
-        await dispatcher.handle(ResourceProbe(id=14, resource_id="res_1"), outbox.send)
+        await deploys.handle(ResourceProbe(id=14, resource_id="res_1"), outbox.send, IdSequence())
         [probe] = outbox.of(ResourceProbeResult)
         assert probe.re == 14
         assert [c.deployment_id for c in probe.containers] == ["dep_New"]
@@ -324,13 +330,42 @@ async def test_dispatcher_answers_deployment_requests(tmp_path: Path) -> None:
         assert not outbox.of(ErrorMessage)
 
 
-async def test_dispatcher_without_manager_refuses_deploy_frames(tmp_path: Path) -> None:
+async def test_an_agent_without_the_deployment_feature_refuses_deploy_frames(
+    tmp_path: Path,
+) -> None:
     outbox = Outbox()
-    dispatcher = Dispatcher(FakeRuntime(), tmp_path, IdSequence())
+    link = LinkContext(send=outbox.send, ids=IdSequence())
+    dispatcher = Dispatcher(FakeRuntime(), tmp_path, features=[], link=link)
+    # No feature takes the frame, so the link's dispatcher answers it.
+    assert not dispatcher.deliver(make_plan())
     await dispatcher.handle(make_plan(), outbox.send)
     [reply] = outbox.sent
     assert isinstance(reply, ErrorMessage)
     assert reply.error.code == "unknown_type"
+
+
+async def test_deploy_frames_reach_the_feature_through_the_link_seam(tmp_path: Path) -> None:
+    runtime, edge = make_runtime(), FakeEdge()
+    seed_old(runtime)
+    async with running(make_manager(runtime, edge, tmp_path)) as manager:
+        outbox = Outbox()
+        link = LinkContext(send=outbox.send, ids=IdSequence())
+        deploys = DeploymentFeature(manager)
+        assert deploys.capabilities == ["deploy.v1"]
+        dispatcher = Dispatcher(runtime, tmp_path, features=[deploys], link=link)
+        # Attaching sends the inventory before anything else on the link.
+        await deploys.attached(link)
+        assert [type(m).__name__ for m in outbox.sent] == ["Inventory"]
+        plan = make_plan().model_copy(update={"id": 21})
+        assert dispatcher.deliver(plan)  # taken without blocking; answered in its own task
+
+        async def accepted() -> bool:
+            return bool(outbox.of(DeployAccepted))
+
+        await eventually(accepted, what="deploy_accepted")
+        assert outbox.of(DeployAccepted)[0].re == 21
+        await eventually(lambda: _done(tmp_path, "dep_New"), what="deployment finished")
+        deploys.detached(link)
 
 
 async def test_agent_stop_mid_deploy_is_settled_on_next_start(tmp_path: Path) -> None:

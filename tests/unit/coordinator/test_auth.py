@@ -8,8 +8,8 @@ import pytest
 
 import coordinator.api  # noqa: F401  (registers every route in ROUTES)
 from coordinator.api.routing import ROUTES, Route
-from coordinator.auth import PERMISSIONS
 from coordinator.db import models
+from coordinator.permissions import PERMISSIONS
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import assert_error, database_dump, mint_token, parse_time
 
