@@ -3,10 +3,10 @@
 import asyncio
 import http.client
 import json
-import os
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 
 SERVER_NAME = "berth"
@@ -64,13 +64,16 @@ def build_route(
 
 
 class CaddyEdge:
-    """Caddy admin API at ``BERTH_AGENT_EDGE_ADMIN_URL``; serves on ``BERTH_AGENT_EDGE_LISTEN``."""
+    """Caddy's admin API at ``admin_url``; deployed apps are served on ``listen``.
 
-    def __init__(self, admin_url: str | None = None, listen: str | None = None) -> None:
-        self._admin = (
-            admin_url or os.environ.get("BERTH_AGENT_EDGE_ADMIN_URL", "http://127.0.0.1:2019")
-        ).rstrip("/")
-        self._listen = listen or os.environ.get("BERTH_AGENT_EDGE_LISTEN", ":80")
+    Both come from ``AgentSettings`` (``BERTH_AGENT_EDGE_ADMIN_URL``, ``BERTH_AGENT_EDGE_LISTEN``).
+    """
+
+    def __init__(
+        self, admin_url: str = DEFAULT_EDGE_ADMIN_URL, listen: str = DEFAULT_EDGE_LISTEN
+    ) -> None:
+        self._admin = admin_url.rstrip("/")
+        self._listen = listen
 
     def _exchange(self, method: str, path: str, body: Any) -> tuple[int, str]:
         # Blocking (run in a worker thread): stdlib http.client instead of aiohttp, which the

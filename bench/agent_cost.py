@@ -205,7 +205,7 @@ async def sampler_mode(args: argparse.Namespace, containers: list[Any]) -> bool:
     """The in-process sampler's figures and their baselines; True when the targets are met."""
     client = docker.from_env(timeout=60)
     runtime = DockerRuntime(extra_labels={})
-    engine = DockerEngine(runtime.api_client)
+    engine = DockerEngine(runtime, asyncio.get_running_loop())
     results: dict[str, Any] = {}
     try:
         running = len(client.containers.list())
