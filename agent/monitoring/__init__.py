@@ -1,7 +1,6 @@
 """Usage sampling, the on-disk sample spool and its delivery, capacity inspection and prune."""
 
 import asyncio
-import logging
 from pathlib import Path
 
 from agent.features import AgentFeature
@@ -10,8 +9,6 @@ from agent.monitoring.feature import MonitoringFeature
 from agent.monitoring.spool import SPOOL_FILE, Spool, spool_bound
 from agent.runtime import ContainerRuntime
 from agent.settings import AgentSettings
-
-logger = logging.getLogger(__name__)
 
 
 def build_feature(

@@ -52,17 +52,6 @@ def _state(value: str) -> ContainerState:
     return value if value in _STATES else "dead"  # type: ignore[return-value]
 
 
-def _created_at(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        # Docker gives nanoseconds ("2026-01-01T00:00:00.123456789Z"); Python takes micro.
-        head, _, frac = raw.rstrip("Z").partition(".")
-        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
-    except ValueError:
-        return None
-
-
 def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
     """Build from one entry of ``GET /containers/json`` (no per-container inspect)."""
     labels = summary.get("Labels") or {}
