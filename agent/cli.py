@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -22,17 +21,6 @@ EXIT_UNREACHABLE = 75
 def _fail(message: str, code: int) -> None:
     click.echo(f"berth-agent: {message}", err=True)
     sys.exit(code)
-
-
-def _policy_from_env() -> ReconnectPolicy:
-    try:
-        return ReconnectPolicy(
-            base_seconds=float(os.environ.get("BERTH_AGENT_RECONNECT_BASE_SECONDS", "1")),
-            cap_seconds=float(os.environ.get("BERTH_AGENT_RECONNECT_MAX_SECONDS", "60")),
-        )
-    except ValueError:
-        _fail("BERTH_AGENT_RECONNECT_* must be numbers of seconds", EXIT_FATAL)
-        raise
 
 
 @click.group()
@@ -101,12 +89,14 @@ def run_command(state_dir: Path, log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    policy = _policy_from_env()
     try:
         settings = AgentSettings.from_env()
     except SettingsError as exc:
         _fail(str(exc), EXIT_FATAL)
         return
+    policy = ReconnectPolicy(
+        base_seconds=settings.reconnect_base_seconds, cap_seconds=settings.reconnect_max_seconds
+    )
     try:
         asyncio.run(run_daemon(state_dir, policy, settings))
     except StateError as exc:

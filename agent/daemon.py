@@ -20,7 +20,9 @@ from agent.state import StateDir
 
 logger = logging.getLogger(__name__)
 
-DOCKER_WORKER_THREADS = 32
+# Engine calls are async on the loop; worker threads only do blocking file, cgroup and /proc
+# reads (monitoring, state, archives) and the SDK's calls when it serves the engine.
+WORKER_THREADS = 4
 
 
 async def run(
@@ -29,15 +31,18 @@ async def run(
     """Run until a signal arrives (returns) or the coordinator refuses us (``FatalError``)."""
     settings = settings or AgentSettings()
     enrollment, key = StateDir(state_dir).load()
-    # Every docker call runs in a worker thread; the default pool (CPUs + 4 threads) would let
-    # only a handful of parallel deployments talk to the engine at once.
+    # A small pool: every thread holds a stack and, under load, a malloc arena of its own.
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=DOCKER_WORKER_THREADS, thread_name_prefix="berth-docker")
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="berth-worker")
     )
-    runtime = DockerRuntime(server_id=enrollment.server_id)
+    runtime = DockerRuntime(extra_labels=settings.extra_labels, server_id=enrollment.server_id)
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
-    deployments = DeploymentFeature(DeploymentManager(runtime, CaddyEdge(), state_dir, builder))
+    deployments = DeploymentFeature(
+        DeploymentManager(
+            runtime, CaddyEdge(settings.edge_admin_url, settings.edge_listen), state_dir, builder
+        )
+    )
     # Every capability plugs in here; deployments first, so its inventory leads on each link.
     features: list[AgentFeature] = [
         deployments,

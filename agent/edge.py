@@ -1,12 +1,12 @@
 """The edge proxy: one Caddy HTTP server `berth`, one route per resource, via the admin API."""
 
 import asyncio
-import http.client
 import json
-import os
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
+import aiohttp
+
+from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 
 SERVER_NAME = "berth"
@@ -64,45 +64,40 @@ def build_route(
 
 
 class CaddyEdge:
-    """Caddy admin API at ``BERTH_AGENT_EDGE_ADMIN_URL``; serves on ``BERTH_AGENT_EDGE_LISTEN``."""
+    """Caddy's admin API at ``admin_url``; deployed apps are served on ``listen``.
 
-    def __init__(self, admin_url: str | None = None, listen: str | None = None) -> None:
-        self._admin = (
-            admin_url or os.environ.get("BERTH_AGENT_EDGE_ADMIN_URL", "http://127.0.0.1:2019")
-        ).rstrip("/")
-        self._listen = listen or os.environ.get("BERTH_AGENT_EDGE_LISTEN", ":80")
+    Both come from ``AgentSettings`` (``BERTH_AGENT_EDGE_ADMIN_URL``, ``BERTH_AGENT_EDGE_LISTEN``).
+    """
 
-    def _exchange(self, method: str, path: str, body: Any) -> tuple[int, str]:
-        # Blocking (run in a worker thread): stdlib http.client instead of aiohttp, which the
-        # agent no longer loads (about 10 MiB of resident memory for a few rare calls).
-        parts = urlsplit(self._admin)
-        connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        connection = connection_class(parts.netloc, timeout=_TIMEOUT_SECONDS)
-        try:
-            # Caddy refuses admin requests whose Origin/Host it does not expect.
-            headers = {"Origin": self._admin}
-            payload = None
-            if body is not None:
-                payload = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            connection.request(method, parts.path + path, body=payload, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read().decode("utf-8", "replace")
-        finally:
-            connection.close()
+    def __init__(
+        self, admin_url: str = DEFAULT_EDGE_ADMIN_URL, listen: str = DEFAULT_EDGE_LISTEN
+    ) -> None:
+        self._admin = admin_url.rstrip("/")
+        self._listen = listen
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
     ) -> Any:
-        # A fresh connection per call: edge changes are rare, and this keeps no socket between them.
+        # A fresh session per call: edge changes are rare, and this keeps no socket between them.
+        # Caddy refuses admin requests whose Origin/Host it does not expect.
+        headers = {"Origin": self._admin}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         try:
-            async with asyncio.timeout(_TIMEOUT_SECONDS):
-                status, text = await asyncio.to_thread(self._exchange, method, path, body)
+            async with (
+                asyncio.timeout(_TIMEOUT_SECONDS),
+                aiohttp.ClientSession() as session,
+                session.request(
+                    method, self._admin + path, data=payload, headers=headers
+                ) as response,
+            ):
+                status = response.status
+                text = (await response.read()).decode("utf-8", "replace")
         except TimeoutError as exc:
             raise RuntimeFailed(f"edge proxy admin API {self._admin} timed out") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, aiohttp.ClientError, ValueError) as exc:
             raise RuntimeFailed(f"edge proxy admin API {self._admin} unreachable: {exc}") from exc
         if status >= 400:
             if missing_ok and status in (400, 404):

@@ -1,10 +1,11 @@
 """Enrollment: generate the key pair, trade the join token for registration, save the state."""
 
+import asyncio
 import json
 import ssl
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import aiohttp
 
 from agent.state import Enrollment, StateDir
 from agent.tls import client_context
@@ -30,40 +31,45 @@ def _error_message(body: bytes, status: int) -> str:
         return f"HTTP {status}"
 
 
-def _post(url: str, payload: dict[str, str], context: ssl.SSLContext | None) -> dict[str, str]:
-    request = urllib.request.Request(  # noqa: S310 (scheme checked by the caller)
-        url,
-        data=json.dumps(payload).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": f"berth-agent/{PACKAGE_VERSION}",
-        },
-        method="POST",
-    )
-    # urllib's default opener honours HTTPS_PROXY / NO_PROXY from the environment.
-    handlers: list[urllib.request.BaseHandler] = []
-    if context is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    opener = urllib.request.build_opener(*handlers)
+async def _post_async(
+    url: str, payload: dict[str, str], context: ssl.SSLContext | None
+) -> dict[str, str]:
+    headers = {"User-Agent": f"berth-agent/{PACKAGE_VERSION}"}
+    timeout = aiohttp.ClientTimeout(total=ENROLL_TIMEOUT_SECONDS)
     try:
-        with opener.open(request, timeout=ENROLL_TIMEOUT_SECONDS) as response:
-            data: dict[str, str] = json.loads(response.read())
-            return data
-    except urllib.error.HTTPError as exc:
-        message = _error_message(exc.read(), exc.code)
-        if 400 <= exc.code < 500:
-            raise EnrollmentRefused(f"coordinator refused enrollment: {message}") from exc
-        raise EnrollmentUnreachable(f"coordinator error: {message}") from exc
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            raise EnrollmentRefused(
-                f"TLS verification failed for {url}: {reason.verify_message}; "
-                "pass --ca-file if the coordinator uses a private CA"
-            ) from exc
-        raise EnrollmentUnreachable(f"cannot reach the coordinator at {url}: {reason}") from exc
-    except (TimeoutError, ConnectionError) as exc:
+        # trust_env: HTTPS_PROXY / NO_PROXY from the environment are honoured.
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=True) as session,
+            session.post(
+                url, json=payload, headers=headers, ssl=context if context is not None else True
+            ) as response,
+        ):
+            body = await response.read()
+            status = response.status
+    except aiohttp.ClientConnectorCertificateError as exc:
+        reason = exc.certificate_error
+        detail = getattr(reason, "verify_message", None) or str(reason)
+        raise EnrollmentRefused(
+            f"TLS verification failed for {url}: {detail}; "
+            "pass --ca-file if the coordinator uses a private CA"
+        ) from exc
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise EnrollmentUnreachable(f"cannot reach the coordinator at {url}: {exc}") from exc
+    if status >= 400:
+        message = _error_message(body, status)
+        if status < 500:
+            raise EnrollmentRefused(f"coordinator refused enrollment: {message}")
+        raise EnrollmentUnreachable(f"coordinator error: {message}")
+    try:
+        data: dict[str, str] = json.loads(body)
+    except ValueError as exc:
+        raise EnrollmentUnreachable(f"coordinator sent an invalid answer: {exc}") from exc
+    return data
+
+
+def _post(url: str, payload: dict[str, str], context: ssl.SSLContext | None) -> dict[str, str]:
+    # The enroll command runs once, before any event loop: a short-lived one for this call.
+    return asyncio.run(_post_async(url, payload, context))
 
 
 def enroll(coordinator_url: str, token: str, state: StateDir, ca_file: Path | None) -> Enrollment:

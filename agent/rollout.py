@@ -2,12 +2,14 @@
 
 import asyncio
 import contextlib
-import http.client
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import aiohttp
+from yarl import URL
 
 from agent.edge import Edge
 from agent.runtime import (
@@ -131,18 +133,6 @@ def plan_labels(plan: DeployPlan, replica: int) -> dict[str, str]:
     return labels
 
 
-def _http_get(host_port: int, target: str, timeout: float) -> tuple[int, str]:
-    # Blocking (run in a worker thread): stdlib http.client instead of aiohttp, which the agent
-    # no longer loads (about 10 MiB of resident memory). Redirects are not followed.
-    connection = http.client.HTTPConnection("127.0.0.1", host_port, timeout=timeout)
-    try:
-        connection.request("GET", target)
-        response = connection.getresponse()
-        return response.status, response.read().decode("utf-8", "replace")
-    finally:
-        connection.close()
-
-
 async def http_check(
     host_port: int, health: HealthSpec, path: str | None = None
 ) -> tuple[bool, str]:
@@ -151,13 +141,20 @@ async def http_check(
     if not target.startswith("/"):
         target = "/" + target
     try:
-        async with asyncio.timeout(health.timeout_seconds):
-            status, body = await asyncio.to_thread(
-                _http_get, host_port, target, health.timeout_seconds
-            )
+        # One connection per probe, never reused, redirects not followed.
+        async with (
+            asyncio.timeout(health.timeout_seconds),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+            session.get(
+                URL(f"http://127.0.0.1:{host_port}{target}", encoded=True),
+                allow_redirects=False,
+            ) as response,
+        ):
+            status = response.status
+            body = (await response.read()).decode("utf-8", "replace")
     except TimeoutError:
         return False, f"timed out after {health.timeout_seconds:g} s on {target}"
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, aiohttp.ClientError, ValueError) as exc:
         return False, f"{type(exc).__name__} on {target}: {exc}"
     expected = health.expected_status_code
     if expected is not None and status != expected:

@@ -1,11 +1,17 @@
-"""The agent's local configuration (environment, e.g. /etc/berth/agent.env): things a remote
-API caller must not be able to change, such as whether host shells are allowed."""
+"""The agent's local configuration (environment, e.g. /etc/berth/agent.env), read in one place.
+
+Things a remote API caller must not be able to change, such as whether host shells are allowed,
+and the host's own wiring (Caddy's admin API, reconnect backoff, extra container labels). Every
+``BERTH_AGENT_*`` variable is read here, once at start, and the object is passed on.
+"""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 MIN_SAMPLE_SECONDS: Final = 1.0
+DEFAULT_EDGE_ADMIN_URL: Final = "http://127.0.0.1:2019"
+DEFAULT_EDGE_LISTEN: Final = ":80"
 
 
 class SettingsError(ValueError):
@@ -34,6 +40,21 @@ def _flag(name: str) -> bool:
     raise SettingsError(f"{name} must be 1/0, true/false, yes/no or on/off, not {raw!r}")
 
 
+def _text(name: str, default: str) -> str:
+    # An empty value means the default, as before (``os.environ.get(name) or default``).
+    return os.environ.get(name, "") or default
+
+
+def parse_labels(raw: str) -> dict[str, str]:
+    """Parse ``k=v,k2=v2``; items without ``=`` or without a key are ignored."""
+    labels: dict[str, str] = {}
+    for item in raw.split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep and key.strip():
+            labels[key.strip()] = value.strip()
+    return labels
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     """Local agent settings, read once at start."""
@@ -42,6 +63,12 @@ class AgentSettings:
     spool_hours: float = 24.0
     allow_host_shell: bool = False
     terminal_idle_seconds: float = 3600.0
+    reconnect_base_seconds: float = 1.0
+    reconnect_max_seconds: float = 60.0
+    edge_admin_url: str = DEFAULT_EDGE_ADMIN_URL
+    edge_listen: str = DEFAULT_EDGE_LISTEN
+    # Put on every container the agent creates (tests and benches tag theirs for cleanup).
+    extra_labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> "AgentSettings":
@@ -51,4 +78,9 @@ class AgentSettings:
             spool_hours=_float("BERTH_AGENT_SPOOL_HOURS", 24.0, 1.0),
             allow_host_shell=_flag("BERTH_AGENT_ALLOW_HOST_SHELL"),
             terminal_idle_seconds=_float("BERTH_AGENT_TERMINAL_IDLE_SECONDS", 3600.0, 10.0),
+            reconnect_base_seconds=_float("BERTH_AGENT_RECONNECT_BASE_SECONDS", 1.0, 0.0),
+            reconnect_max_seconds=_float("BERTH_AGENT_RECONNECT_MAX_SECONDS", 60.0, 0.0),
+            edge_admin_url=_text("BERTH_AGENT_EDGE_ADMIN_URL", DEFAULT_EDGE_ADMIN_URL),
+            edge_listen=_text("BERTH_AGENT_EDGE_LISTEN", DEFAULT_EDGE_LISTEN),
+            extra_labels=parse_labels(os.environ.get("BERTH_AGENT_EXTRA_LABELS", "")),
         )

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from agent.features import AgentFeature
-from agent.logstream.docker_api import DockerLogApi
 from agent.logstream.feature import LogFeature
 from agent.runtime import ContainerRuntime
 from agent.settings import AgentSettings
@@ -12,5 +11,5 @@ from agent.settings import AgentSettings
 def build_feature(
     runtime: ContainerRuntime, state_dir: Path, settings: AgentSettings
 ) -> AgentFeature | None:
-    """Return the log stream feature (it talks to the Docker socket itself, see docker_api)."""
-    return LogFeature(DockerLogApi(server_id=getattr(runtime, "server_id", None)))
+    """Return the log stream feature (containers and logs come through ``runtime``)."""
+    return LogFeature(runtime)

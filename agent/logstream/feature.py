@@ -7,8 +7,8 @@ from typing import Any
 
 from agent.features import LinkContext
 from agent.logstream import cursor
-from agent.logstream.docker_api import ContainerInfo, DockerApiError, DockerLogApi
 from agent.logstream.stream import LogStream
+from agent.runtime import ContainerInfo, ContainerRuntime, EngineError
 from shared.errors import NotFound, PlatformError, Unavailable
 from shared.messages import UNSTAMPED
 from shared.messages.logs import (
@@ -40,8 +40,9 @@ def select_sources(found: list[ContainerInfo], deployment_id: str | None) -> lis
 class LogFeature:
     """Runtime log streams over the link (see ``docs/protocol-logs.md``)."""
 
-    def __init__(self, api: DockerLogApi | None = None) -> None:
-        self._api = api or DockerLogApi()
+    def __init__(self, runtime: ContainerRuntime) -> None:
+        # Containers and their logs come through the runtime seam (its engine client).
+        self._api = runtime
         self._streams: dict[str, LogStream] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
@@ -57,14 +58,13 @@ class LogFeature:
         return [LOGS_CAPABILITY]
 
     async def run(self) -> None:
-        """Own the streams' task group until the daemon stops; then close the Docker session."""
+        """Own the streams' task group until the daemon stops (the daemon closes the runtime)."""
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 await asyncio.Event().wait()
         finally:
             self._group = None
-            await self._api.close()
 
     async def attached(self, link: LinkContext) -> None:
         """Nothing per link: streams start on ``log_open``."""
@@ -125,8 +125,8 @@ class LogFeature:
         try:
             resume = cursor.decode(request.cursor) if request.cursor else {}
             try:
-                found = await self._api.containers(request.resource_id)
-            except DockerApiError as exc:
+                found = await self._api.log_sources(request.resource_id)
+            except EngineError as exc:
                 raise Unavailable(f"the container engine did not answer: {exc}") from exc
             sources = select_sources(found, request.deployment_id)
             if not sources:

@@ -11,7 +11,7 @@ from agent.features import LinkContext
 from agent.logstream.buffer import Buffered, LineBuffer, SourceRef
 from agent.logstream.cursor import Position, PositionTracker, since_for
 from agent.logstream.decode import LineDecoder
-from agent.logstream.docker_api import ContainerInfo, DockerApiError, DockerLogApi
+from agent.runtime import ContainerInfo, ContainerRuntime, EngineError
 from shared.messages import UNSTAMPED
 from shared.messages.logs import LogChunk, LogEnd, LogEndReason, LogLine, LogOpen
 
@@ -31,7 +31,7 @@ class LogStream:
 
     def __init__(
         self,
-        api: DockerLogApi,
+        api: ContainerRuntime,
         link: LinkContext,
         request: LogOpen,
         sources: list[ContainerInfo],
@@ -95,8 +95,8 @@ class LogStream:
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             try:
-                found = await self._api.containers(self._request.resource_id)
-            except DockerApiError:
+                found = await self._api.log_sources(self._request.resource_id)
+            except EngineError:
                 continue
             for info in sorted(found, key=lambda c: c.created):
                 if info.container_id not in self._known:
@@ -106,7 +106,7 @@ class LogStream:
     async def _read(self, source: ContainerInfo) -> None:
         try:
             await self._read_container(source)
-        except DockerApiError as exc:
+        except EngineError as exc:
             if exc.status != 404:  # a container removed meanwhile simply has no more lines
                 self._failure = f"reading {source.short_id}: {exc}"[:1000]
         finally:
@@ -150,7 +150,7 @@ class LogStream:
                     append((ref, index, stream, ts_ns, timestamp, message))
                 await self._buffer.put(batch)
         except (OSError, TimeoutError) as exc:
-            raise DockerApiError(str(exc)) from exc
+            raise EngineError(str(exc)) from exc
         finally:
             response.close()
 

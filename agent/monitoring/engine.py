@@ -1,18 +1,29 @@
 """The Docker calls monitoring needs (list, inspect for a pid, df, prune removals), blocking."""
 
-from collections.abc import Callable
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from agent.runtime import DEPLOYMENT_LABEL, MANAGED_LABEL, RESOURCE_LABEL, foreign
-from agent.runtime.engine_api import EngineApi, EngineApiError, EngineNotFound
+from agent.runtime import (
+    DEPLOYMENT_LABEL,
+    MANAGED_LABEL,
+    RESOURCE_LABEL,
+    ContainerRuntime,
+    EngineError,
+    foreign,
+)
 
 PROJECT_LABEL = "berth.project-id"
 ENVIRONMENT_LABEL = "berth.environment-id"
 
 
-class EngineError(Exception):
-    """The engine could not answer a monitoring call."""
+T = TypeVar("T")
+# df can take seconds on a busy host; the client's own timeouts end most calls sooner.
+_CALL_SECONDS = 300.0
+
+__all__ = ["DockerEngine", "Engine", "EngineContainer", "EngineError", "container_from_api"]
 
 
 @dataclass(frozen=True)
@@ -114,88 +125,110 @@ class Engine(Protocol):
         ...
 
 
-_FAILURES = (EngineApiError, OSError, ValueError)
-
-
 class DockerEngine:
-    """The real engine through the agent's shared client for routine engine calls."""
+    """Monitoring's blocking calls, made on the agent's loop through the runtime seam.
+
+    Sampling, capacity and prune run in worker threads (cgroup and /proc reads block); their
+    engine calls go to the runtime's one client on the loop and wait for the answer there.
+    """
 
     def __init__(
         self,
-        client: Callable[[], EngineApi],
+        runtime: ContainerRuntime,
+        loop: asyncio.AbstractEventLoop,
         only_label: str | None = None,
         server_id: str | None = None,
     ) -> None:
-        self._client = client
+        self._runtime = runtime
+        self._loop = loop
         self._server_id = server_id
         # Tests and benchmarks confine monitoring (and prune!) to their own containers.
         self._filters = {"label": [only_label]} if only_label else None
 
+    def _call(self, call: Coroutine[Any, Any, T], failure: str) -> T:
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            call.close()
+            # Waiting here would block the very loop that must answer.
+            raise RuntimeError("DockerEngine calls block: make them from a worker thread")
+        future = asyncio.run_coroutine_threadsafe(call, self._loop)
+        try:
+            # Bounded: a loop that stopped meanwhile never answers, and this thread must end.
+            return future.result(timeout=_CALL_SECONDS)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            raise EngineError(f"{failure}: no answer in {_CALL_SECONDS:g} s") from exc
+        except EngineError as exc:
+            raise EngineError(f"{failure}: {exc}", exc.status) from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EngineError(f"{failure}: {exc!r}") from exc
+
     def running_containers(self) -> list[EngineContainer]:
         """Running containers."""
-        try:
-            found = self._client().containers(filters=self._filters)
-            containers = [container_from_api(c, self._server_id) for c in found]
-        except _FAILURES as exc:
-            raise EngineError(f"cannot list containers: {exc}") from exc
+        found = self._call(
+            self._runtime.engine_containers(all=False, size=False, filters=self._filters),
+            "cannot list containers",
+        )
+        containers = [container_from_api(c, self._server_id) for c in found]
         # Another server's containers are its agent's to sample.
         return [c for c in containers if not c.foreign]
 
     def all_containers(self, *, size: bool) -> list[EngineContainer]:
         """Every container, optionally with sizes."""
-        try:
-            found = self._client().containers(all=True, size=size, filters=self._filters)
-        except _FAILURES as exc:
-            raise EngineError(f"cannot list containers: {exc}") from exc
+        found = self._call(
+            self._runtime.engine_containers(all=True, size=size, filters=self._filters),
+            "cannot list containers",
+        )
         # Kept with ``foreign`` set: their images are still in use (never dangling here).
         return [container_from_api(c, self._server_id) for c in found]
 
     def container_pid(self, container_id: str) -> int | None:
         """Init pid from one inspect."""
         try:
-            state = self._client().inspect_container(container_id).get("State") or {}
-        except EngineNotFound:
-            return None
-        except _FAILURES as exc:
-            raise EngineError(f"cannot inspect {container_id[:12]}: {exc}") from exc
-        pid = int(state.get("Pid") or 0)
+            attrs = self._call(
+                self._runtime.inspect(container_id), f"cannot inspect {container_id[:12]}"
+            )
+        except EngineError as exc:
+            if exc.not_found:
+                return None
+            raise
+        pid = int((attrs.get("State") or {}).get("Pid") or 0)
         return pid if pid > 0 else None
 
     def disk_usage(self) -> dict[str, Any]:
         """``/system/df``."""
-        try:
-            return dict(self._client().df())
-        except _FAILURES as exc:
-            raise EngineError(f"cannot read Docker disk usage: {exc}") from exc
+        return self._call(self._runtime.disk_usage(), "cannot read Docker disk usage")
 
     def data_root(self) -> str:
         """``DockerRootDir`` from ``/info``."""
-        try:
-            return str(self._client().info().get("DockerRootDir") or "/var/lib/docker")
-        except _FAILURES as exc:
-            raise EngineError(f"cannot read Docker info: {exc}") from exc
+        info = self._call(self._runtime.info(), "cannot read Docker info")
+        return str(info.get("DockerRootDir") or "/var/lib/docker")
 
     def dangling_images(self) -> list[dict[str, Any]]:
         """Dangling images."""
-        try:
-            return list(self._client().images(filters={"dangling": ["true"]}))
-        except _FAILURES as exc:
-            raise EngineError(f"cannot list images: {exc}") from exc
+        return self._call(self._runtime.dangling_images(), "cannot list images")
 
     def remove_container(self, container_id: str) -> None:
         """Remove a stopped container."""
         try:
-            self._client().remove_container(container_id, force=False)
-        except EngineNotFound:
-            return
-        except _FAILURES as exc:
-            raise EngineError(f"cannot remove container {container_id[:12]}: {exc}") from exc
+            self._call(
+                self._runtime.remove_unused(container_id=container_id),
+                f"cannot remove container {container_id[:12]}",
+            )
+        except EngineError as exc:
+            if not exc.not_found:
+                raise
 
     def remove_image(self, image_id: str) -> None:
         """Remove an image, refusing when a container uses it."""
         try:
-            self._client().remove_image(image_id, force=False)
-        except EngineNotFound:
-            return
-        except _FAILURES as exc:
-            raise EngineError(f"cannot remove image {image_id[:19]}: {exc}") from exc
+            self._call(
+                self._runtime.remove_unused(image_id=image_id),
+                f"cannot remove image {image_id[:19]}",
+            )
+        except EngineError as exc:
+            if not exc.not_found:
+                raise

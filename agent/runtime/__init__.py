@@ -1,7 +1,6 @@
 """The container runtime seam: what the agent needs from Docker, as a Protocol."""
 
-import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +31,51 @@ def foreign(labels: Mapping[str, str], server_id: str | None) -> bool:
 
 class RuntimeUnavailable(Exception):
     """The container engine cannot be reached."""
+
+
+class EngineError(Exception):
+    """The engine answered a call with an error status (``status``), answered with something
+    that is not its API, or could not be reached (``status`` 0): the engine client's one error.
+    """
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def not_found(self) -> bool:
+        """404: no such container or image."""
+        return self.status == 404
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What the log reader needs to know about one container of a resource."""
+
+    container_id: str
+    deployment_id: str | None
+    created: int
+    running: bool
+
+    @property
+    def short_id(self) -> str:
+        """The 12-character id shown in entries and cursors."""
+        return self.container_id[:12]
+
+
+class LogBody(Protocol):
+    """An open log response: its raw body as it arrives (``content.iter_any()``), then closed."""
+
+    @property
+    def content(self) -> "ByteStream": ...
+
+    def close(self) -> None: ...
+
+
+class ByteStream(Protocol):
+    """The body reader of a ``LogBody``."""
+
+    def iter_any(self) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -76,19 +120,10 @@ def relay_build_output(chunks: Iterable[Mapping[str, Any]], on_line: BuildLine) 
     return last_error
 
 
-def extra_labels_from_env() -> dict[str, str]:
-    """Parse ``BERTH_AGENT_EXTRA_LABELS`` ("k=v,k2=v2"): labels put on every container."""
-    raw = os.environ.get("BERTH_AGENT_EXTRA_LABELS", "")
-    labels: dict[str, str] = {}
-    for item in raw.split(","):
-        key, sep, value = item.strip().partition("=")
-        if sep and key.strip():
-            labels[key.strip()] = value.strip()
-    return labels
-
-
 class ContainerRuntime(Protocol):
-    """Operations the agent performs on the container engine (blocking work off the loop)."""
+    """Everything the agent does on the container engine: deployments, builds, logs,
+    monitoring, capacity and prune all go through this seam (engine failures of the raw calls
+    raise ``EngineError``; deployment calls raise ``RuntimeFailed``)."""
 
     async def version(self) -> str:
         """Return the engine version; raise ``RuntimeUnavailable`` if unreachable."""
@@ -142,4 +177,46 @@ class ContainerRuntime(Protocol):
 
     async def remove(self, container_id: str) -> None:
         """Remove a container (forced); a missing container is not an error."""
+        ...
+
+    async def log_sources(self, resource_id: str) -> list[ContainerInfo]:
+        """Every container (any state) of ``resource_id`` this agent owns; raise
+        ``EngineError`` when the engine does not answer."""
+        ...
+
+    async def uses_tty(self, container_id: str) -> bool:
+        """Whether the container has a TTY (its log is one raw stream without frame headers)."""
+        ...
+
+    async def open_logs(
+        self, container_id: str, *, follow: bool, tail: int | None, since: str | None
+    ) -> LogBody:
+        """Start reading a container's log (timestamped, both streams); the caller reads and
+        closes it. Raise ``EngineError`` on failure."""
+        ...
+
+    async def info(self) -> dict[str, Any]:
+        """The engine's ``/info`` (monitoring reads its data root)."""
+        ...
+
+    async def disk_usage(self) -> dict[str, Any]:
+        """The engine's ``/system/df`` (costly: seconds on a busy host)."""
+        ...
+
+    async def engine_containers(
+        self, *, all: bool, size: bool, filters: Mapping[str, list[str]] | None
+    ) -> list[dict[str, Any]]:
+        """Containers as the engine lists them (``/containers/json``), this server's or not."""
+        ...
+
+    async def inspect(self, container_id: str) -> dict[str, Any]:
+        """A container as the engine describes it (``/containers/{id}/json``)."""
+        ...
+
+    async def dangling_images(self) -> list[dict[str, Any]]:
+        """Untagged images no tag points to."""
+        ...
+
+    async def remove_unused(self, *, container_id: str = "", image_id: str = "") -> None:
+        """Remove a stopped container or an unused image, never forced (prune)."""
         ...

@@ -1,16 +1,16 @@
-"""Docker engine access; every blocking call runs in a worker thread.
+"""The Docker engine runtime: every engine call the agent makes, through one client.
 
-When the engine is on a unix socket (the default), every call goes through the small stdlib
-client there: the routine ones (version, ping, list, labels; monitoring's through
-``api_client``) through ``engine_api``, pulls, builds, runs and lifecycle calls through
-``engine_ops``. The docker SDK serves engines reached otherwise (tcp, ssh) and what only it
-applies (registry credentials and proxies: ``engine_ops``); it is imported when
-first needed, so most agents never load it (about 8 MiB: requests, urllib3, charset_normalizer).
+On a unix socket (the default) every call is async on the agent's one engine client
+(``agent.runtime.engine``, aiohttp): deployments, builds, logs, monitoring. The docker SDK
+serves only engines reached otherwise (``DOCKER_HOST=tcp://`` or ``ssh://``) and what only it
+applies (registry credentials, credential helpers, proxies: ``engine_ops``); it is imported when
+first needed, so most agents never load it.
 """
 
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,21 +22,16 @@ from agent.runtime import (
     RESOURCE_LABEL,
     SERVER_LABEL,
     BuildLine,
+    ContainerInfo,
+    EngineError,
     RunSpec,
     RuntimeUnavailable,
     Started,
-    extra_labels_from_env,
     foreign,
 )
-from agent.runtime.engine_api import (
-    EngineApi,
-    EngineApiError,
-    EngineNotFound,
-    UnixEngineApi,
-    local_socket,
-)
+from agent.runtime.engine import DEFAULT_SOCKET, EngineBody, EngineClient, local_socket, quoted
 from agent.runtime.engine_ops import EngineOperations
-from agent.runtime.sdk_ops import SdkEngineApi, SdkOperations
+from agent.runtime.sdk_ops import SdkEngine, SdkEngineApi, SdkOperations
 from shared.errors import RuntimeFailed
 from shared.messages import ContainerState, ManagedContainer
 
@@ -46,32 +41,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TIMEOUT_SECONDS = 10
-# Builds and pulls can take minutes; they get their own long-timeout client.
+# The SDK's builds and pulls can take minutes; they get their own long-timeout client.
 _SLOW_TIMEOUT_SECONDS = 1800
-# As many connections as the agent has worker threads (agent/daemon.py), so parallel
-# deployments neither queue on the pool nor churn connections.
-_POOL_SIZE = 32
 _STATES: frozenset[str] = frozenset(
     {"created", "running", "paused", "restarting", "exited", "dead", "removing"}
 )
 
-# What the routine calls raise when the engine is unreachable or refuses.
-_ENGINE_FAILURES = (EngineApiError, OSError)
-
 
 def _state(value: str) -> ContainerState:
     return value if value in _STATES else "dead"  # type: ignore[return-value]
-
-
-def _created_at(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        # Docker gives nanoseconds ("2026-01-01T00:00:00.123456789Z"); Python takes micro.
-        head, _, frac = raw.rstrip("Z").partition(".")
-        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
-    except ValueError:
-        return None
 
 
 def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
@@ -101,50 +79,77 @@ def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
     )
 
 
-class _Operations(Protocol):
-    """Pulls, builds, runs and lifecycle calls (blocking): ``EngineOperations`` or the SDK's."""
+class Backend(Protocol):
+    """The engine calls, async: ``EngineOperations`` (unix socket) or ``SdkEngine``."""
 
-    def image_id(self, image: str) -> str | None: ...
+    async def close(self) -> None: ...
 
-    def pull(self, image: str) -> str: ...
+    async def version(self) -> dict[str, Any]: ...
 
-    def build(
+    async def ping(self) -> bool: ...
+
+    async def info(self) -> dict[str, Any]: ...
+
+    async def df(self) -> dict[str, Any]: ...
+
+    async def containers(
+        self,
+        *,
+        all: bool = False,
+        size: bool = False,
+        filters_: Mapping[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    async def inspect_container(self, container_id: str) -> dict[str, Any]: ...
+
+    async def images(self, *, filters_: Mapping[str, list[str]] | None = None) -> list[Any]: ...
+
+    async def remove_container(self, container_id: str, *, force: bool = False) -> None: ...
+
+    async def remove_image(self, image: str, *, force: bool = False) -> None: ...
+
+    async def image_id(self, image: str) -> str | None: ...
+
+    async def pull(self, image: str) -> str: ...
+
+    async def build(
         self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
     ) -> str: ...
 
-    def remove_image_quietly(self, tag: str) -> None: ...
+    async def remove_image_quietly(self, tag: str) -> None: ...
 
-    def run(self, spec: RunSpec) -> Started: ...
+    async def run(self, spec: RunSpec) -> Started: ...
 
-    def act(self, container_id: str, action: str, grace: float) -> None: ...
+    async def act(self, container_id: str, action: str, grace: float) -> None: ...
 
 
 class DockerRuntime:
     """The real runtime: talks to the local Docker engine (``DOCKER_HOST`` honoured)."""
 
     def __init__(
-        self, extra_labels: dict[str, str] | None = None, server_id: str | None = None
+        self, extra_labels: Mapping[str, str] | None = None, server_id: str | None = None
     ) -> None:
         self._client: docker.DockerClient | None = None
         self._slow: docker.DockerClient | None = None
-        self._api: EngineApi | None = None
-        self._ops: EngineOperations | None = None
+        self._engine: EngineClient | None = None
+        self._backend: Backend | None = None
         self._sdk_ops: SdkOperations | None = None
         self._lock = threading.Lock()
-        self._extra_labels = extra_labels_from_env() if extra_labels is None else extra_labels
+        self._pending: set[asyncio.Task[None]] = set()
+        self._extra_labels = dict(extra_labels or {})
         self.server_id = server_id
         if server_id is not None:
             # Every container this agent creates names its server (see ``foreign``).
             self._extra_labels = {**self._extra_labels, SERVER_LABEL: server_id}
 
     def _get_client(self) -> "docker.DockerClient":
-        # Creating the client talks to the engine (API version negotiation), so it happens
-        # lazily in a worker thread, never on the event loop.
+        # Only for engines the client cannot reach; creating it talks to the engine, so it
+        # happens lazily in a worker thread, never on the event loop.
         import docker
 
         with self._lock:
             if self._client is None:
-                self._client = docker.from_env(timeout=_TIMEOUT_SECONDS, max_pool_size=_POOL_SIZE)
+                self._client = docker.from_env(timeout=_TIMEOUT_SECONDS)
             return self._client
 
     def _get_slow(self) -> "docker.DockerClient":
@@ -152,25 +157,8 @@ class DockerRuntime:
 
         with self._lock:
             if self._slow is None:
-                self._slow = docker.from_env(
-                    timeout=_SLOW_TIMEOUT_SECONDS, max_pool_size=_POOL_SIZE
-                )
+                self._slow = docker.from_env(timeout=_SLOW_TIMEOUT_SECONDS)
             return self._slow
-
-    def api_client(self) -> EngineApi:
-        """The shared client for the routine engine calls, here and in other agent parts.
-
-        Call it, and use the client, from a worker thread only: its calls block.
-        """
-        with self._lock:
-            if self._api is None:
-                # DOCKER_HOST is read when the engine is first needed, as the SDK does.
-                path = local_socket()
-                if path is not None:
-                    self._api = UnixEngineApi(path, timeout=_TIMEOUT_SECONDS)
-                else:
-                    self._api = SdkEngineApi(lambda: self._get_client().api)
-            return self._api
 
     def _get_sdk_ops(self) -> SdkOperations:
         with self._lock:
@@ -178,62 +166,54 @@ class DockerRuntime:
                 self._sdk_ops = SdkOperations(self._get_client, self._get_slow, self._extra_labels)
             return self._sdk_ops
 
-    def _operations(self) -> _Operations:
-        # Chosen with api_client, when the engine is first needed (DOCKER_HOST read then).
-        api = self.api_client()
-        if not isinstance(api, UnixEngineApi):
-            return self._get_sdk_ops()
-        with self._lock:
-            if self._ops is None:
-                slow = UnixEngineApi(api.path, timeout=_SLOW_TIMEOUT_SECONDS)
-                self._ops = EngineOperations(api, slow, self._get_sdk_ops, self._extra_labels)
-            return self._ops
+    def _local(self) -> EngineClient:
+        # Logs are read on the local socket even when DOCKER_HOST names another engine.
+        if self._engine is None:
+            self._engine = EngineClient(local_socket() or DEFAULT_SOCKET, _TIMEOUT_SECONDS)
+        return self._engine
 
-    def _version_sync(self) -> str:
-        try:
-            return str(self.api_client().version().get("Version", "unknown"))
-        except _ENGINE_FAILURES as exc:
-            raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
-
-    def _ping_sync(self) -> None:
-        try:
-            self.api_client().ping()
-        except _ENGINE_FAILURES as exc:
-            raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
+    def backend(self) -> Backend:
+        """The engine calls (chosen when first needed: ``DOCKER_HOST`` is read then)."""
+        if self._backend is None:
+            if local_socket() is not None:
+                self._backend = EngineOperations(
+                    self._local(), self._get_sdk_ops, self._extra_labels
+                )
+            else:
+                api = SdkEngineApi(lambda: self._get_client().api)
+                self._backend = SdkEngine(api, self._get_sdk_ops)
+        return self._backend
 
     async def version(self) -> str:
         """Return the engine version."""
-        return await asyncio.to_thread(self._version_sync)
+        try:
+            return str((await self.backend().version()).get("Version", "unknown"))
+        except EngineError as exc:
+            raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
 
     async def ping(self) -> None:
         """Check the engine answers."""
-        await asyncio.to_thread(self._ping_sync)
+        try:
+            await self.backend().ping()
+        except EngineError as exc:
+            raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
 
     async def close(self) -> None:
-        """Close the clients' connection pools."""
+        """Close the engine client and the SDK's connection pools."""
+        if self._engine is not None:
+            await self._engine.close()
         for client in (self._client, self._slow):
             if client is not None:
                 await asyncio.to_thread(client.close)
         self._client = self._slow = None
 
-    def _image_id_sync(self, image: str) -> str | None:
-        return self._operations().image_id(image)
-
     async def image_id(self, image: str) -> str | None:
         """Return the local image's id, or None."""
-        return await asyncio.to_thread(self._image_id_sync, image)
-
-    def _pull_sync(self, image: str) -> str:
-        return self._operations().pull(image)
+        return await self.backend().image_id(image)
 
     async def pull(self, image: str) -> str:
         """Pull an image and return its id."""
-        return await asyncio.to_thread(self._pull_sync, image)
-
-    def _build_sync(
-        self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
-    ) -> str:
-        return self._operations().build(context, dockerfile, target, tag, on_line)
+        return await self.backend().pull(image)
 
     async def build(
         self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
@@ -241,44 +221,37 @@ class DockerRuntime:
         """Build an image from a directory, streaming its output lines to ``on_line``.
 
         Canceling returns at once, but the engine's classic builder cannot be interrupted
-        through the API: the build finishes in its worker thread and the image it tagged is
-        removed then, so a canceled deployment leaves no image behind.
+        through the API: the build is left to finish and the image it tagged is removed then,
+        so a canceled deployment leaves no image behind.
         """
-        work = asyncio.ensure_future(
-            asyncio.to_thread(self._build_sync, context, dockerfile, target, tag, on_line)
-        )
+        backend = self.backend()
+        work = asyncio.ensure_future(backend.build(context, dockerfile, target, tag, on_line))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
-            work.add_done_callback(lambda _: self._discard_build(tag))
+            work.add_done_callback(lambda _: self._discard_build(backend, tag))
             raise
 
-    def _discard_build(self, tag: str) -> None:
-        # Runs on the loop when the abandoned build ends. The removal blocks, and the loop may
-        # be shutting down by then, so it gets its own short-lived daemon thread.
-        threading.Thread(
-            target=self._remove_image_quietly, args=(tag,), name="discard-build", daemon=True
-        ).start()
-
-    def _remove_image_quietly(self, tag: str) -> None:
-        self._operations().remove_image_quietly(tag)
-
-    def _run_sync(self, spec: RunSpec) -> Started:
-        return self._operations().run(spec)
+    def _discard_build(self, backend: Backend, tag: str) -> None:
+        # Runs on the loop when the abandoned build ends; the task is kept until it is done.
+        task = asyncio.get_running_loop().create_task(backend.remove_image_quietly(tag))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def run(self, spec: RunSpec) -> Started:
         """Create and start a container, publishing its ports on 127.0.0.1."""
-        return await asyncio.to_thread(self._run_sync, spec)
+        return await self.backend().run(spec)
 
-    def _list_sync(self, resource_id: str | None) -> list[ManagedContainer]:
+    async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
+        """Return Berth-managed containers, optionally of one resource."""
         filters = [f"{MANAGED_LABEL}=true"]
         if resource_id is not None:
             filters.append(f"{RESOURCE_LABEL}={resource_id}")
         try:
             # The list endpoint alone: the SDK's containers.list() inspects every container
             # afterwards and fails outright when one is removed in between.
-            found = self.api_client().containers(all=True, filters={"label": filters})
-        except _ENGINE_FAILURES as exc:
+            found = await self.backend().containers(all=True, filters_={"label": filters})
+        except EngineError as exc:
             raise RuntimeFailed(f"cannot list containers: {exc}") from exc
         return [
             _managed_from_summary(c)
@@ -286,42 +259,96 @@ class DockerRuntime:
             if not foreign(c.get("Labels") or {}, self.server_id)
         ]
 
-    async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
-        """Return Berth-managed containers, optionally of one resource."""
-        return await asyncio.to_thread(self._list_sync, resource_id)
-
-    def _labels_sync(self, container_id: str) -> dict[str, str]:
+    async def labels(self, container_id: str) -> dict[str, str]:
+        """Return a container's labels."""
         try:
-            attrs = self.api_client().inspect_container(container_id)
-        except EngineNotFound:
-            return {}
-        except _ENGINE_FAILURES as exc:
+            attrs = await self.backend().inspect_container(container_id)
+        except EngineError as exc:
+            if exc.not_found:
+                return {}
             raise RuntimeFailed(f"cannot inspect container {container_id}: {exc}") from exc
         return dict((attrs.get("Config") or {}).get("Labels") or {})
 
-    async def labels(self, container_id: str) -> dict[str, str]:
-        """Return a container's labels."""
-        return await asyncio.to_thread(self._labels_sync, container_id)
-
-    def _act_sync(self, container_id: str, action: str, grace: float) -> None:
-        self._operations().act(container_id, action, grace)
-
-    async def _act(self, container_id: str, action: str, grace: float = 0.0) -> None:
-        # Stopping may legitimately take the whole grace period: give the client room for it.
-        await asyncio.to_thread(self._act_sync, container_id, action, grace)
-
     async def stop(self, container_id: str, grace_seconds: float) -> None:
         """Stop a container."""
-        await self._act(container_id, "stop", grace_seconds)
+        await self.backend().act(container_id, "stop", grace_seconds)
 
     async def start(self, container_id: str) -> None:
         """Start a container."""
-        await self._act(container_id, "start")
+        await self.backend().act(container_id, "start", 0.0)
 
     async def restart(self, container_id: str, grace_seconds: float) -> None:
         """Restart a container."""
-        await self._act(container_id, "restart", grace_seconds)
+        await self.backend().act(container_id, "restart", grace_seconds)
 
     async def remove(self, container_id: str) -> None:
         """Force-remove a container; missing is fine."""
-        await self._act(container_id, "remove")
+        await self.backend().act(container_id, "remove", 0.0)
+
+    async def log_sources(self, resource_id: str) -> list[ContainerInfo]:
+        """Every container (any state) labelled with ``resource_id``, this server's only."""
+        rows = await self.backend().containers(
+            all=True, filters_={"label": [f"{RESOURCE_LABEL}={resource_id}"]}
+        )
+        return [
+            ContainerInfo(
+                container_id=str(row["Id"]),
+                deployment_id=(row.get("Labels") or {}).get(DEPLOYMENT_LABEL) or None,
+                created=int(row.get("Created") or 0),
+                running=row.get("State") == "running",
+            )
+            for row in rows
+            # A resource's containers made by another server's agent are that agent's to read.
+            if not foreign(row.get("Labels") or {}, self.server_id)
+        ]
+
+    async def uses_tty(self, container_id: str) -> bool:
+        """Whether the container has a TTY (its log is one raw stream without frame headers)."""
+        attrs = await self.backend().inspect_container(container_id)
+        return bool((attrs.get("Config") or {}).get("Tty"))
+
+    async def open_logs(
+        self, container_id: str, *, follow: bool, tail: int | None, since: str | None
+    ) -> EngineBody:
+        """Start reading a container's log; the caller reads and closes it."""
+        params = {
+            "stdout": "1",
+            "stderr": "1",
+            "timestamps": "1",
+            "follow": "1" if follow else "0",
+            "tail": "all" if tail is None else str(tail),
+        }
+        if since is not None:
+            params["since"] = since
+        # A followed log may stay quiet for hours: no read timeout.
+        path = f"/containers/{quoted(container_id)}/logs"
+        return EngineBody(await self._local().open("GET", path, params, timeout=0))
+
+    async def info(self) -> dict[str, Any]:
+        """``GET /info`` (monitoring: the data root)."""
+        return await self.backend().info()
+
+    async def disk_usage(self) -> dict[str, Any]:
+        """``GET /system/df`` (costly: seconds on a busy host)."""
+        return await self.backend().df()
+
+    async def engine_containers(
+        self, *, all: bool, size: bool, filters: Mapping[str, list[str]] | None
+    ) -> list[dict[str, Any]]:
+        """``GET /containers/json`` as the engine lists them (monitoring, capacity, prune)."""
+        return await self.backend().containers(all=all, size=size, filters_=filters)
+
+    async def inspect(self, container_id: str) -> dict[str, Any]:
+        """``GET /containers/{id}/json``."""
+        return await self.backend().inspect_container(container_id)
+
+    async def dangling_images(self) -> list[dict[str, Any]]:
+        """Untagged images no tag points to."""
+        return list(await self.backend().images(filters_={"dangling": ["true"]}))
+
+    async def remove_unused(self, *, container_id: str = "", image_id: str = "") -> None:
+        """Remove a stopped container or an unused image, never forced (prune)."""
+        if container_id:
+            await self.backend().remove_container(container_id, force=False)
+        if image_id:
+            await self.backend().remove_image(image_id, force=False)

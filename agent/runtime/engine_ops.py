@@ -1,37 +1,40 @@
-"""Pull, build, run and lifecycle calls on the engine's unix socket, as the docker SDK makes them.
+"""Every engine call the agent makes, async on the engine client (``agent.runtime.engine``).
 
-Every deployment makes these calls; through the SDK they would load requests and urllib3 into
-every agent that ever deployed (about 8 MiB, bench/agent_cost.py). Each call sends what the SDK
-sends for the same ``SdkOperations`` call (tests/unit/agent/test_engine_ops.py compares the
-requests) and fails with the same ``RuntimeFailed`` messages. What the SDK applies from the
-docker client configuration (``~/.docker/config.json``: registry credentials, proxies) is not
-reimplemented: when it holds any, the SDK still serves pulls, builds and runs.
+Routine calls (version, list, inspect, df, info, images, removals) and the deployment calls
+(pull, build, create, start, stop), each sending what the docker SDK sends for the same call
+(tests/unit/agent/test_engine_ops.py compares the requests) and failing with the same
+``RuntimeFailed`` messages. What the SDK applies from the docker client configuration
+(``~/.docker/config.json``: registry credentials, credential helpers, proxies) is not
+reimplemented: when it holds any, the SDK still serves pulls, builds and runs (``sdk_ops``,
+imported only then).
 """
 
+import asyncio
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
-from agent.runtime import BuildLine, RunSpec, Started, relay_build_output
+from agent.runtime import BuildLine, EngineError, RunSpec, Started
 from agent.runtime.build_context import context_archive
-from agent.runtime.engine_api import EngineApiError, EngineNotFound, UnixEngineApi
+from agent.runtime.engine import EngineClient, filters, quoted
 from agent.runtime.sdk_ops import SdkOperations, host_ports
 from shared.errors import RuntimeFailed
 
 logger = logging.getLogger(__name__)
 
 # What the engine answers a create for a missing image; the SDK's list (ImageNotFound).
+# Pulls and builds go quiet for minutes (a large layer, a long RUN step).
+SLOW_TIMEOUT_SECONDS: Final = 1800.0
 _IMAGE_MISSING: Final = (
     "no such image",
     "not found: does not exist or no pull access",
     "repository does not exist",
     "was found but does not match the specified platform",
 )
-_FAILURES = (EngineApiError, OSError)
 
 
 def parse_repository_tag(image: str) -> tuple[str, str | None]:
@@ -101,61 +104,142 @@ def create_config(spec: RunSpec, extra_labels: dict[str, str]) -> dict[str, Any]
     return config
 
 
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
 class EngineOperations:
-    """``SdkOperations``' calls on the unix socket; the SDK only for what it alone applies."""
+    """The engine calls on the unix socket; the SDK only for what it alone applies."""
 
     def __init__(
         self,
-        api: UnixEngineApi,
-        slow: UnixEngineApi,
+        api: EngineClient,
         sdk: Callable[[], SdkOperations],
         extra_labels: dict[str, str],
     ) -> None:
         self._api = api
-        # Pulls and builds go quiet for minutes (a large layer, a long RUN step).
-        self._slow = slow
         self._sdk = sdk
         self._extra_labels = extra_labels
 
-    def image_id(self, image: str) -> str | None:
+    async def close(self) -> None:
+        """Close the client's connections."""
+        await self._api.close()
+
+    # Routine calls: raw engine answers, ``EngineError`` on failure.
+
+    async def version(self) -> dict[str, Any]:
+        """``GET /version``."""
+        return dict(await self._api.json("GET", "/version"))
+
+    async def ping(self) -> bool:
+        """``GET /_ping``: whether the engine answered OK."""
+        return await self._api.read("GET", "/_ping") == b"OK"
+
+    async def info(self) -> dict[str, Any]:
+        """``GET /info``."""
+        return dict(await self._api.json("GET", "/info"))
+
+    async def df(self) -> dict[str, Any]:
+        """``GET /system/df`` (costly: seconds on a busy host)."""
+        return dict(await self._api.json("GET", "/system/df"))
+
+    async def containers(
+        self,
+        *,
+        all: bool = False,
+        size: bool = False,
+        filters_: Mapping[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /containers/json`` (the SDK's query: no limit, command not truncated)."""
+        params = {"limit": "-1", "all": _flag(all), "size": _flag(size), "trunc_cmd": "0"}
+        return list(await self._api.json("GET", "/containers/json", params | filters(filters_)))
+
+    async def inspect_container(self, container_id: str) -> dict[str, Any]:
+        """``GET /containers/{id}/json``."""
+        return dict(await self._api.json("GET", f"/containers/{quoted(container_id)}/json"))
+
+    async def images(self, *, filters_: Mapping[str, list[str]] | None = None) -> list[Any]:
+        """``GET /images/json`` (top-level images, as the SDK asks)."""
+        params = {"only_ids": "0", "all": "0"} | filters(filters_)
+        return list(await self._api.json("GET", "/images/json", params))
+
+    async def remove_container(self, container_id: str, *, force: bool = False) -> None:
+        """``DELETE /containers/{id}`` (its anonymous volumes are kept)."""
+        params = {"v": "0", "link": "0", "force": _flag(force)}
+        await self._api.read("DELETE", f"/containers/{quoted(container_id)}", params)
+
+    async def remove_image(self, image: str, *, force: bool = False) -> None:
+        """``DELETE /images/{image}`` (untagged parents are pruned, as the engine does)."""
+        params = {"force": _flag(force), "noprune": "0"}
+        await self._api.read("DELETE", f"/images/{quoted(image)}", params)
+
+    async def _inspect_image(self, image: str) -> dict[str, Any]:
+        return dict(await self._api.json("GET", f"/images/{quoted(image)}/json"))
+
+    async def _create_container(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        answer = await self._api.json(
+            "POST",
+            "/containers/create",
+            {"name": name},
+            body=json.dumps(config).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        if not isinstance(answer, dict):
+            raise EngineError("the engine sent invalid JSON for a create")
+        return answer
+
+    async def _lifecycle(self, container_id: str, action: str, grace: int | None = None) -> None:
+        # Stop and restart may take the grace period: the SDK's timeout plus that grace.
+        params = {} if grace is None else {"t": str(grace)}
+        timeout = None if grace is None else self._api.timeout + grace
+        path = f"/containers/{quoted(container_id)}/{action}"
+        await self._api.read("POST", path, params, timeout=timeout)
+
+    # Deployment calls: ``RuntimeFailed`` on failure.
+
+    async def image_id(self, image: str) -> str | None:
         """The local image's id, None when absent."""
         try:
-            return str(self._api.inspect_image(image).get("Id"))
-        except EngineNotFound:
-            return None
-        except _FAILURES as exc:
+            return str((await self._inspect_image(image)).get("Id"))
+        except EngineError as exc:
+            if exc.not_found:
+                return None
             raise RuntimeFailed(f"cannot inspect image {image}: {exc}") from exc
 
-    def _pull(self, image: str) -> str:
+    async def _pull(self, image: str) -> str:
         repository, tag = parse_repository_tag(image)
         tag = tag or "latest"
-        for message in self._slow.stream(
-            "POST", "/images/create", {"tag": tag, "fromImage": repository}
+        params = {"tag": tag, "fromImage": repository}
+        async for message in self._api.stream(
+            "POST", "/images/create", params, timeout=SLOW_TIMEOUT_SECONDS
         ):
             # The SDK reads past these and fails at the lookup below with "No such image";
             # the engine's own reason says more.
             if message.get("error"):
-                raise EngineApiError(str(message["error"]).strip())
+                raise EngineError(str(message["error"]).strip())
         separator = "@" if tag.startswith("sha256:") else ":"
-        return str(self._api.inspect_image(f"{repository}{separator}{tag}").get("Id"))
+        return str((await self._inspect_image(f"{repository}{separator}{tag}")).get("Id"))
 
-    def pull(self, image: str) -> str:
+    async def pull(self, image: str) -> str:
         """Pull ``image`` (no tag means latest); its id."""
         if client_config_in_effect():
-            return self._sdk().pull(image)
+            return await asyncio.to_thread(self._sdk().pull, image)
         try:
-            return self._pull(image)
-        except _FAILURES as exc:
+            return await self._pull(image)
+        except EngineError as exc:
             raise RuntimeFailed(f"cannot pull image {image}: {exc}") from exc
 
-    def build(
+    async def build(
         self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
     ) -> str:
         """Build ``context`` into ``tag``, output lines to ``on_line``; the image id."""
-        relative = os.path.relpath(os.path.join(context, dockerfile), context)
+        # Path arithmetic only (relpath reads the working directory, nothing on disk).
+        relative = os.path.relpath(os.path.join(context, dockerfile), context)  # noqa: ASYNC240
         if client_config_in_effect() or relative.startswith(".."):
             # A Dockerfile outside the context: the SDK sends it under a random name.
-            return self._sdk().build(context, dockerfile, target, tag, on_line)
+            return await asyncio.to_thread(
+                self._sdk().build, context, dockerfile, target, tag, on_line
+            )
         dockerfile = relative if os.path.isabs(dockerfile) else dockerfile
         params = {
             "t": tag,
@@ -170,54 +254,68 @@ class EngineOperations:
             params["labels"] = json.dumps(self._extra_labels)
         if target is not None:
             params["target"] = target
+        last_error = ""
         try:
             with tempfile.TemporaryFile() as body:
-                context_archive(context, dockerfile, body)
-                size = body.tell()
-                body.seek(0)
+                # Walking and tarring the context blocks: a worker thread does it.
+                size = await asyncio.to_thread(_write_context, context, dockerfile, body)
                 headers = {"Content-Type": "application/tar", "Content-Length": str(size)}
-                stream = self._slow.stream("POST", "/build", params, body=body, headers=headers)
-                last_error = relay_build_output(stream, on_line)
-        except _FAILURES as exc:
+                async for chunk in self._api.stream(
+                    "POST",
+                    "/build",
+                    params,
+                    body=body,
+                    headers=headers,
+                    timeout=SLOW_TIMEOUT_SECONDS,
+                ):
+                    if "error" in chunk:
+                        last_error = str(chunk.get("error", "")).strip()
+                        on_line(last_error)
+                        continue
+                    for line in str(chunk.get("stream", "")).splitlines():
+                        if line.strip():
+                            on_line(line.rstrip())
+        except (EngineError, OSError) as exc:
             raise RuntimeFailed(f"docker build failed: {exc}") from exc
         if last_error:
             raise RuntimeFailed(f"docker build failed: {last_error}")
-        image = self.image_id(tag)
+        image = await self.image_id(tag)
         if image is None:
             raise RuntimeFailed(f"docker build produced no image {tag}")
         return image
 
-    def remove_image_quietly(self, tag: str) -> None:
+    async def remove_image_quietly(self, tag: str) -> None:
         """Force-remove ``tag``, logging the outcome (a canceled build's image)."""
         try:
-            self._api.remove_image(tag, force=True)
+            await self.remove_image(tag, force=True)
             logger.info("removed image %s of a canceled build", tag)
-        except EngineNotFound:
-            logger.info("a canceled build left no image %s", tag)
-        except _FAILURES:
-            logger.warning("could not remove image %s of a canceled build", tag, exc_info=True)
+        except EngineError as exc:
+            if exc.not_found:
+                logger.info("a canceled build left no image %s", tag)
+            else:
+                logger.warning("could not remove image %s of a canceled build: %s", tag, exc)
 
-    def _create(self, spec: RunSpec) -> str:
+    async def _create(self, spec: RunSpec) -> str:
         config = create_config(spec, self._extra_labels)
         try:
-            return str(self._api.create_container(spec.name, config)["Id"])
-        except EngineNotFound as exc:
+            return str((await self._create_container(spec.name, config))["Id"])
+        except EngineError as exc:
             # As the SDK's containers.run: a missing image is pulled, then created again.
-            if not any(text in str(exc).lower() for text in _IMAGE_MISSING):
+            if not exc.not_found or not any(text in str(exc).lower() for text in _IMAGE_MISSING):
                 raise
-        self._pull(spec.image)
-        return str(self._api.create_container(spec.name, config)["Id"])
+        await self._pull(spec.image)
+        return str((await self._create_container(spec.name, config))["Id"])
 
-    def run(self, spec: RunSpec) -> Started:
+    async def run(self, spec: RunSpec) -> Started:
         """Create and start a container (the image is pulled when absent)."""
         if client_config_in_effect():
-            return self._sdk().run(spec)
+            return await asyncio.to_thread(self._sdk().run, spec)
         try:
-            container_id = self._create(spec)
-            self._api.start_container(container_id)
-            attrs = self._api.inspect_container(container_id)
+            container_id = await self._create(spec)
+            await self._lifecycle(container_id, "start")
+            attrs = await self.inspect_container(container_id)
             ports = host_ports(attrs)
-        except _FAILURES as exc:
+        except (EngineError, KeyError) as exc:
             raise RuntimeFailed(f"cannot start container {spec.name}: {exc}") from exc
         container_id = str(attrs.get("Id") or container_id)
         missing = [p for p in spec.ports if p not in ports]
@@ -229,20 +327,25 @@ class EngineOperations:
             )
         return Started(container_id=container_id, name=spec.name, host_ports=ports)
 
-    def act(self, container_id: str, action: str, grace: float) -> None:
+    async def act(self, container_id: str, action: str, grace: float) -> None:
         """``stop``, ``start``, ``restart`` or ``remove`` (forced) a container."""
         try:
             if action == "remove":
-                self._api.remove_container(container_id, force=True)
-            elif action == "stop":
-                self._api.stop_container(container_id, int(grace + 0.999))
+                await self.remove_container(container_id, force=True)
             elif action == "start":
-                self._api.start_container(container_id)
+                await self._lifecycle(container_id, "start")
             else:
-                self._api.restart_container(container_id, int(grace + 0.999))
-        except EngineNotFound:
+                await self._lifecycle(container_id, action, int(grace + 0.999))
+        except EngineError as exc:
+            if not exc.not_found:
+                raise RuntimeFailed(f"cannot {action} container {container_id}: {exc}") from exc
             if action in ("remove", "stop"):
                 return
             raise RuntimeFailed(f"container {container_id} does not exist") from None
-        except _FAILURES as exc:
-            raise RuntimeFailed(f"cannot {action} container {container_id}: {exc}") from exc
+
+
+def _write_context(context: Path, dockerfile: str, body: IO[bytes]) -> int:
+    context_archive(context, dockerfile, body)
+    size = body.tell()
+    body.seek(0)
+    return size

@@ -1,18 +1,21 @@
-"""Docker engine access through the docker SDK, for engines not on a local unix socket.
+"""Docker engine access through the docker SDK, for what only the SDK knows how to do.
 
-``DOCKER_HOST=tcp://`` (TLS) and ``ssh://`` engines go through the SDK, which knows how to reach
-them; so do pulls, builds and runs when the docker client configuration (``~/.docker``) holds
-registry credentials or proxies, which the SDK applies and ``engine_ops`` does not. The SDK is
-imported on first use only: it costs about 8 MiB of resident memory.
+``DOCKER_HOST=tcp://`` (TLS client certificates) and ``ssh://`` engines go through the SDK,
+which knows how to reach them; so do pulls, builds and runs when the docker client
+configuration (``~/.docker``) holds registry credentials, credential helpers or proxies, which
+the SDK applies and ``engine_ops`` does not. The SDK is imported on first use only (it costs
+about 8 MiB of resident memory and a connection pool's threads), its blocking calls run in
+worker threads, and its errors become the engine client's ``EngineError``.
 """
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.runtime import BuildLine, RunSpec, Started, relay_build_output
-from agent.runtime.engine_api import EngineApiError, EngineNotFound
+from agent.runtime import BuildLine, EngineError, RunSpec, Started, relay_build_output
 from shared.errors import RuntimeFailed
 
 if TYPE_CHECKING:
@@ -44,7 +47,8 @@ def host_ports(attrs: dict[str, Any]) -> dict[int, int]:
 
 
 class SdkEngineApi:
-    """``EngineApi`` through the SDK's low-level client, for engines not on a unix socket."""
+    """The routine calls through the SDK's low-level client (blocking), for engines not on a
+    unix socket; ``SdkEngine`` runs them in worker threads."""
 
     def __init__(self, client: Callable[[], "docker.APIClient"]) -> None:
         self._client = client
@@ -55,11 +59,11 @@ class SdkEngineApi:
         try:
             return call(self._client())
         except docker.errors.NotFound as exc:
-            raise EngineNotFound(str(exc), 404) from exc
+            raise EngineError(str(exc), 404) from exc
         except docker.errors.APIError as exc:
-            raise EngineApiError(str(exc), exc.status_code or 0) from exc
+            raise EngineError(str(exc), exc.status_code or 0) from exc
         except docker.errors.DockerException as exc:
-            raise EngineApiError(str(exc)) from exc
+            raise EngineError(str(exc)) from exc
 
     def version(self) -> dict[str, Any]:
         """``GET /version``."""
@@ -222,3 +226,91 @@ class SdkOperations:
             raise RuntimeFailed(f"container {container_id} does not exist") from None
         except sdk_failures() as exc:
             raise RuntimeFailed(f"cannot {action} container {container_id}: {exc}") from exc
+
+
+class SdkEngine:
+    """``EngineOperations``' calls through the SDK, each in a worker thread."""
+
+    def __init__(self, api: SdkEngineApi, ops: Callable[[], SdkOperations]) -> None:
+        self._api = api
+        self._ops = ops
+        # Its own threads, not the loop's default pool: monitoring's worker threads wait on
+        # these calls, and must never wait for a thread of their own pool.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="berth-sdk")
+
+    async def _thread(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
+
+    async def close(self) -> None:
+        """Let the pool's threads go (the SDK clients are closed by their owner)."""
+        self._pool.shutdown(wait=False)
+
+    async def version(self) -> dict[str, Any]:
+        """``GET /version``."""
+        return await self._thread(self._api.version)
+
+    async def ping(self) -> bool:
+        """``GET /_ping``."""
+        return await self._thread(self._api.ping)
+
+    async def info(self) -> dict[str, Any]:
+        """``GET /info``."""
+        return await self._thread(self._api.info)
+
+    async def df(self) -> dict[str, Any]:
+        """``GET /system/df``."""
+        return await self._thread(self._api.df)
+
+    async def containers(
+        self,
+        *,
+        all: bool = False,
+        size: bool = False,
+        filters_: Mapping[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /containers/json``."""
+        chosen = dict(filters_) if filters_ else None
+        return await self._thread(lambda: self._api.containers(all=all, size=size, filters=chosen))
+
+    async def inspect_container(self, container_id: str) -> dict[str, Any]:
+        """``GET /containers/{id}/json``."""
+        return await self._thread(self._api.inspect_container, container_id)
+
+    async def images(self, *, filters_: Mapping[str, list[str]] | None = None) -> list[Any]:
+        """``GET /images/json``."""
+        chosen = dict(filters_) if filters_ else None
+        return await self._thread(lambda: self._api.images(filters=chosen))
+
+    async def remove_container(self, container_id: str, *, force: bool = False) -> None:
+        """``DELETE /containers/{id}``."""
+        await self._thread(lambda: self._api.remove_container(container_id, force=force))
+
+    async def remove_image(self, image: str, *, force: bool = False) -> None:
+        """``DELETE /images/{image}``."""
+        await self._thread(lambda: self._api.remove_image(image, force=force))
+
+    async def image_id(self, image: str) -> str | None:
+        """The local image's id, None when absent."""
+        return await self._thread(self._ops().image_id, image)
+
+    async def pull(self, image: str) -> str:
+        """Pull ``image``; its id."""
+        return await self._thread(self._ops().pull, image)
+
+    async def build(
+        self, context: Path, dockerfile: str, target: str | None, tag: str, on_line: BuildLine
+    ) -> str:
+        """Build ``context`` into ``tag``; the image id."""
+        return await self._thread(self._ops().build, context, dockerfile, target, tag, on_line)
+
+    async def remove_image_quietly(self, tag: str) -> None:
+        """Force-remove ``tag``, logging the outcome."""
+        await self._thread(self._ops().remove_image_quietly, tag)
+
+    async def run(self, spec: RunSpec) -> Started:
+        """Create and start a container."""
+        return await self._thread(self._ops().run, spec)
+
+    async def act(self, container_id: str, action: str, grace: float) -> None:
+        """``stop``, ``start``, ``restart`` or ``remove`` a container."""
+        await self._thread(self._ops().act, container_id, action, grace)

@@ -1,14 +1,19 @@
 """FakeRuntime and FakeEdge: in-memory ContainerRuntime and Edge for unit tests of agent logic."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from agent.runtime import (
     DEPLOYMENT_LABEL,
     REPLICA_LABEL,
     RESOURCE_LABEL,
     BuildLine,
+    ContainerInfo,
+    EngineError,
+    LogBody,
     RunSpec,
     RuntimeUnavailable,
     Started,
@@ -156,6 +161,78 @@ class FakeRuntime:
         """Forget the container."""
         self.calls.append(("remove", self._name(container_id)))
         self.containers.pop(container_id, None)
+
+    async def log_sources(self, resource_id: str) -> list[ContainerInfo]:
+        """The resource's containers (no logs: see ``open_logs``)."""
+        self._check()
+        return [
+            ContainerInfo(
+                c.container_id,
+                c.spec.labels.get(DEPLOYMENT_LABEL) or None,
+                int(c.created_at.timestamp()),
+                c.state == "running",
+            )
+            for c in self.containers.values()
+            if c.spec.labels.get(RESOURCE_LABEL) == resource_id
+        ]
+
+    async def uses_tty(self, container_id: str) -> bool:
+        """Never."""
+        return False
+
+    async def open_logs(
+        self, container_id: str, *, follow: bool, tail: int | None, since: str | None
+    ) -> LogBody:
+        """A fake engine keeps no logs."""
+        raise EngineError(f"no logs in the fake runtime for {container_id}", 404)
+
+    async def info(self) -> dict[str, Any]:
+        """A fake data root."""
+        self._check()
+        return {"DockerRootDir": "/var/lib/docker"}
+
+    async def disk_usage(self) -> dict[str, Any]:
+        """Nothing used."""
+        self._check()
+        return {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": []}
+
+    async def engine_containers(
+        self, *, all: bool, size: bool, filters: Mapping[str, list[str]] | None
+    ) -> list[dict[str, Any]]:
+        """The containers in the engine's list shape (filters not applied)."""
+        self._check()
+        return [
+            {
+                "Id": c.container_id,
+                "Names": [f"/{c.spec.name}"],
+                "Labels": dict(c.spec.labels),
+                "State": c.state,
+                "Image": c.spec.image,
+                "Created": int(c.created_at.timestamp()),
+            }
+            for c in self.containers.values()
+            if all or c.state == "running"
+        ]
+
+    async def inspect(self, container_id: str) -> dict[str, Any]:
+        """The labels and state of a container."""
+        found = self.containers.get(container_id)
+        if found is None:
+            raise EngineError(f"No such container: {container_id}", 404)
+        return {
+            "Id": container_id,
+            "Config": {"Labels": dict(found.spec.labels), "Tty": False},
+            "State": {"Status": found.state, "Pid": 0},
+        }
+
+    async def dangling_images(self) -> list[dict[str, Any]]:
+        """None."""
+        return []
+
+    async def remove_unused(self, *, container_id: str = "", image_id: str = "") -> None:
+        """Forget a stopped container."""
+        if container_id:
+            self.containers.pop(container_id, None)
 
     def _get(self, container_id: str) -> FakeContainer:
         if container_id not in self.containers:

@@ -5,7 +5,7 @@ import contextlib
 import itertools
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,11 @@ def case() -> str:
 
 
 @pytest.fixture
-def engine(case: str) -> Iterator[DockerEngine]:
+async def engine(case: str) -> AsyncIterator[DockerEngine]:
     runtime = DockerRuntime(extra_labels={})
-    yield DockerEngine(runtime.api_client, only_label=f"{CASE_LABEL}={case}")
-    asyncio.run(runtime.close())
+    loop = asyncio.get_running_loop()
+    yield DockerEngine(runtime, loop, only_label=f"{CASE_LABEL}={case}")
+    await runtime.close()
 
 
 def labels(case: str, resource: str, deployment: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Agents sharing one Docker engine: each lists, samples, routes and prunes only the containers
 its own server created (the ``berth.server-id`` label), never another server's."""
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,8 @@ async def test_runtime_and_engine_leave_other_servers_containers_alone(
         assert mine.id in listed
         assert legacy.id in listed  # unlabelled: created before the label, still ours
         assert theirs.id not in listed
-        engine = DockerEngine(runtime.api_client, server_id="srv_mine")
-        sampled = {c.container_id for c in engine.running_containers()}
+        engine = DockerEngine(runtime, asyncio.get_running_loop(), server_id="srv_mine")
+        sampled = {c.container_id for c in await asyncio.to_thread(engine.running_containers)}
         assert {mine.id, legacy.id} <= sampled
         assert theirs.id not in sampled
     finally:

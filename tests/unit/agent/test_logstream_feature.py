@@ -8,8 +8,8 @@ from typing import Any, cast
 
 from agent.features import LinkContext
 from agent.logstream import cursor
-from agent.logstream.docker_api import ContainerInfo, DockerLogApi
 from agent.logstream.feature import LogFeature, select_sources
+from agent.runtime import ContainerInfo, ContainerRuntime
 from shared.messages import AgentMessage, ErrorMessage, IdSequence
 from shared.messages.logs import LogChunk, LogClose, LogCredit, LogEnd, LogOpen, LogOpened
 
@@ -56,7 +56,7 @@ class FakeApi:
         self.opened: list[dict[str, Any]] = []
         self.responses: list[FakeResponse] = []
 
-    async def containers(self, resource_id: str) -> list[ContainerInfo]:
+    async def log_sources(self, resource_id: str) -> list[ContainerInfo]:
         return self.found
 
     async def uses_tty(self, container_id: str) -> bool:
@@ -92,7 +92,7 @@ class Outbox:
 
 
 async def _running(api: FakeApi) -> tuple[LogFeature, asyncio.Task[None], Outbox, LinkContext]:
-    feature = LogFeature(cast(DockerLogApi, api))
+    feature = LogFeature(cast(ContainerRuntime, api))
     task = asyncio.create_task(feature.run())
     await asyncio.sleep(0)
     outbox = Outbox()

@@ -1,5 +1,6 @@
 """The SDK-free engine client against a fake engine on a unix socket, and the runtime using it."""
 
+import asyncio
 import http.server
 import json
 import os
@@ -9,23 +10,18 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from agent.monitoring.engine import DockerEngine, EngineError
-from agent.runtime import RuntimeUnavailable
+from agent.monitoring.engine import DockerEngine
+from agent.runtime import EngineError, RuntimeUnavailable
 from agent.runtime.docker import DockerRuntime
-from agent.runtime.engine_api import (
-    DEFAULT_SOCKET,
-    EngineApiError,
-    EngineNotFound,
-    UnixEngineApi,
-    local_socket,
-)
+from agent.runtime.engine import DEFAULT_SOCKET, EngineClient, local_socket
+from agent.runtime.engine_ops import EngineOperations
 from shared.errors import RuntimeFailed
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -100,8 +96,11 @@ def engine(socket_dir: str) -> Iterator[FakeEngine]:
     thread.join()
 
 
-def api(engine: FakeEngine) -> UnixEngineApi:
-    return UnixEngineApi(str(engine.server_address), timeout=5)
+@pytest.fixture
+async def client(engine: FakeEngine) -> AsyncIterator[EngineOperations]:
+    engine_client = EngineClient(str(engine.server_address), timeout=5)
+    yield EngineOperations(engine_client, lambda: pytest.fail("no SDK here"), {})
+    await engine_client.close()
 
 
 def query(path: str) -> dict[str, list[str]]:
@@ -117,17 +116,20 @@ def test_local_socket_reads_docker_host_as_the_sdk_does() -> None:
     assert local_socket("unix://relative.sock") is None
 
 
-def test_calls_use_the_engines_api_version_asked_once(engine: FakeEngine) -> None:
+async def test_calls_use_the_engines_api_version_asked_once(
+    engine: FakeEngine, client: EngineOperations
+) -> None:
     engine.routes[("GET", "/info")] = (200, {"DockerRootDir": "/srv/docker"})
-    client = api(engine)
-    assert client.info()["DockerRootDir"] == "/srv/docker"
-    assert client.info()["DockerRootDir"] == "/srv/docker"
+    assert (await client.info())["DockerRootDir"] == "/srv/docker"
+    assert (await client.info())["DockerRootDir"] == "/srv/docker"
     assert [p for _, p in engine.requests] == ["/version", "/v1.41/info", "/v1.41/info"]
 
 
-def test_container_list_asks_what_the_sdk_asks(engine: FakeEngine) -> None:
+async def test_container_list_asks_what_the_sdk_asks(
+    engine: FakeEngine, client: EngineOperations
+) -> None:
     engine.routes[("GET", "/containers/json")] = (200, [{"Id": CID}])
-    found = api(engine).containers(all=True, filters={"label": ["berth.managed=true"]})
+    found = await client.containers(all=True, filters_={"label": ["berth.managed=true"]})
     assert found == [{"Id": CID}]
     assert query(engine.requests[-1][1]) == {
         "limit": ["-1"],
@@ -136,7 +138,7 @@ def test_container_list_asks_what_the_sdk_asks(engine: FakeEngine) -> None:
         "trunc_cmd": ["0"],
         "filters": ['{"label": ["berth.managed=true"]}'],
     }
-    api(engine).containers(size=True)
+    await client.containers(size=True)
     assert query(engine.requests[-1][1]) == {
         "limit": ["-1"],
         "all": ["0"],
@@ -145,69 +147,90 @@ def test_container_list_asks_what_the_sdk_asks(engine: FakeEngine) -> None:
     }
 
 
-def test_chunked_answers_are_read_whole(engine: FakeEngine) -> None:
+async def test_chunked_answers_are_read_whole(engine: FakeEngine, client: EngineOperations) -> None:
     engine.chunked = True
     layers = {"LayersSize": 123, "Images": [{"Id": f"sha256:{i}"} for i in range(50)]}
     engine.routes[("GET", "/system/df")] = (200, layers)
-    assert api(engine).df() == layers
+    assert await client.df() == layers
 
 
-def test_missing_container_is_not_found_in_the_sdks_words(engine: FakeEngine) -> None:
+async def test_missing_container_is_not_found_in_the_sdks_words(
+    engine: FakeEngine, client: EngineOperations
+) -> None:
     engine.routes[("GET", "/containers/nope/json")] = (
         404,
         {"message": "No such container: nope"},
     )
-    with pytest.raises(EngineNotFound) as caught:
-        api(engine).inspect_container("nope")
+    with pytest.raises(EngineError) as caught:
+        await client.inspect_container("nope")
     assert caught.value.status == 404
+    assert caught.value.not_found
     assert str(caught.value) == (
         "404 Client Error for http+docker://localhost/v1.41/containers/nope/json: "
         'Not Found ("No such container: nope")'
     )
 
 
-def test_refusals_and_garbage_are_engine_errors(engine: FakeEngine) -> None:
+async def test_refusals_and_garbage_are_engine_errors(
+    engine: FakeEngine, client: EngineOperations
+) -> None:
     engine.routes[("DELETE", f"/containers/{CID}")] = (409, {"message": "container is running"})
     engine.routes[("GET", "/info")] = (200, b"not json")
-    client = api(engine)
-    with pytest.raises(EngineApiError) as caught:
-        client.remove_container(CID)
+    with pytest.raises(EngineError) as caught:
+        await client.remove_container(CID)
     assert caught.value.status == 409
-    assert not isinstance(caught.value, EngineNotFound)
+    assert not caught.value.not_found
     assert "container is running" in str(caught.value)
     assert query(engine.requests[-1][1]) == {"v": ["0"], "link": ["0"], "force": ["0"]}
-    with pytest.raises(EngineApiError, match="invalid JSON"):
-        client.info()
+    with pytest.raises(EngineError, match="invalid JSON"):
+        await client.info()
 
 
-def test_too_old_an_engine_is_refused_and_asked_again(engine: FakeEngine) -> None:
+async def test_too_old_an_engine_is_refused_and_asked_again(
+    engine: FakeEngine, client: EngineOperations
+) -> None:
     engine.api_version = "1.12"
-    client = api(engine)
-    with pytest.raises(EngineApiError, match="too old"):
-        client.ping()
+    with pytest.raises(EngineError, match="too old"):
+        await client.ping()
     engine.api_version = "1.43"
     engine.routes[("GET", "/_ping")] = (200, b"OK")
-    assert client.ping() is True
+    assert await client.ping() is True
     assert engine.requests[-1] == ("GET", "/v1.43/_ping")
 
 
-def test_no_engine_is_an_os_error(socket_dir: str) -> None:
-    with pytest.raises(FileNotFoundError):
-        UnixEngineApi(os.path.join(socket_dir, "absent.sock"), timeout=1).version()
+async def test_no_engine_is_an_engine_error(socket_dir: str) -> None:
+    absent = EngineClient(os.path.join(socket_dir, "absent.sock"), timeout=1)
+    try:
+        with pytest.raises(EngineError, match="unreachable") as caught:
+            await absent.json("GET", "/version", versioned=False)
+        assert caught.value.status == 0
+    finally:
+        await absent.close()
 
 
-def test_monitoring_engine_maps_answers(engine: FakeEngine) -> None:
+async def test_monitoring_engine_maps_answers(
+    engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{engine.server_address}")
     engine.routes[("GET", f"/containers/{CID}/json")] = (200, {"State": {"Pid": 4242}})
     engine.routes[("DELETE", f"/containers/{CID}")] = (404, {"message": "No such container"})
     engine.routes[("GET", "/images/json")] = (200, [{"Id": "sha256:1"}])
-    monitoring = DockerEngine(lambda: api(engine), only_label="berth.test-case=x")
-    assert monitoring.container_pid(CID) == 4242
-    assert monitoring.container_pid("gone") is None
-    monitoring.remove_container(CID)  # already gone: fine
-    assert monitoring.dangling_images() == [{"Id": "sha256:1"}]
-    assert query(engine.requests[-1][1])["filters"] == ['{"dangling": ["true"]}']
-    with pytest.raises(EngineError, match="cannot list containers"):
-        monitoring.running_containers()  # no route: the fake answers 404
+    runtime = DockerRuntime(extra_labels={})
+    loop = asyncio.get_running_loop()
+    monitoring = DockerEngine(runtime, loop, only_label="berth.test-case=x")
+    try:
+        # Monitoring calls block: from worker threads, through the runtime's client.
+        assert await asyncio.to_thread(monitoring.container_pid, CID) == 4242
+        assert await asyncio.to_thread(monitoring.container_pid, "gone") is None
+        await asyncio.to_thread(monitoring.remove_container, CID)  # already gone: fine
+        assert await asyncio.to_thread(monitoring.dangling_images) == [{"Id": "sha256:1"}]
+        assert query(engine.requests[-1][1])["filters"] == ['{"dangling": ["true"]}']
+        with pytest.raises(EngineError, match="cannot list containers"):
+            await asyncio.to_thread(monitoring.running_containers)  # no route: 404
+        with pytest.raises(RuntimeError, match="worker thread"):
+            monitoring.running_containers()  # on the loop it would wait for itself
+    finally:
+        await runtime.close()
 
 
 async def test_runtime_routine_calls_use_the_socket(
@@ -251,10 +274,13 @@ async def test_runtime_without_an_engine_is_unavailable(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket_dir}/absent.sock")
     runtime = DockerRuntime(extra_labels={})
-    with pytest.raises(RuntimeUnavailable, match="unreachable"):
-        await runtime.ping()
-    with pytest.raises(RuntimeUnavailable, match="unreachable"):
-        await runtime.version()
+    try:
+        with pytest.raises(RuntimeUnavailable, match="unreachable"):
+            await runtime.ping()
+        with pytest.raises(RuntimeUnavailable, match="unreachable"):
+            await runtime.version()
+    finally:
+        await runtime.close()
 
 
 async def test_runtime_on_a_tcp_engine_goes_through_the_sdk(
@@ -266,18 +292,19 @@ async def test_runtime_on_a_tcp_engine_goes_through_the_sdk(
     try:
         with pytest.raises(RuntimeUnavailable, match="unreachable"):
             await runtime.version()
+        monitoring = DockerEngine(runtime, asyncio.get_running_loop())
         with pytest.raises(EngineError):
-            DockerEngine(runtime.api_client).running_containers()
+            await asyncio.to_thread(monitoring.running_containers)
     finally:
         await runtime.close()
 
 
 def test_the_agent_starts_without_the_docker_sdk() -> None:
     # The SDK (with requests, urllib3, charset_normalizer) is about 8 MiB of resident memory:
-    # only deployments load it. bench/agent_cost.py measures the whole process.
+    # only engines it alone reaches load it. bench/agent_cost.py measures the whole process.
     probe = (
         "import sys, agent.cli, agent.daemon\n"
-        "heavy = ('docker', 'requests', 'urllib3', 'charset_normalizer', 'aiohttp')\n"
+        "heavy = ('docker', 'requests', 'urllib3', 'charset_normalizer')\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run(

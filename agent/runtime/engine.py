@@ -1,0 +1,260 @@
+"""The agent's one Docker engine client: async HTTP on the engine's unix socket (aiohttp).
+
+Every part of the agent that talks to the engine (deployments, builds, logs, monitoring) goes
+through ``DockerRuntime``, which holds one of these: one connection pool, one HTTP
+implementation, one error type (``EngineError``, raised for an error status, an answer that
+is not the engine's API, or an engine that cannot be reached). It asks for the engine's own API
+version (``GET /version``, once), as the docker SDK did, and refuses engines older than 1.24.
+"""
+
+import codecs
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from yarl import URL
+
+from agent.runtime import EngineError
+
+DEFAULT_SOCKET: Final = "/var/run/docker.sock"
+MINIMUM_API_VERSION: Final = (1, 24)
+_CONNECT_SECONDS: Final = 10.0
+_ERROR_BYTES: Final = 64 * 1024
+
+
+def local_socket(docker_host: str | None = None) -> str | None:
+    """The engine's unix socket per ``DOCKER_HOST``; None when the engine is reached otherwise.
+
+    As the docker SDK reads it: unset or empty means the default socket.
+    """
+    host = os.environ.get("DOCKER_HOST", "") if docker_host is None else docker_host
+    if not host:
+        return DEFAULT_SOCKET
+    path = host.removeprefix("unix://")
+    return path if host.startswith("unix://") and path.startswith("/") else None
+
+
+def quoted(name: str) -> str:
+    """A container or image name as one path segment (``/`` and ``:`` kept, as the SDK does)."""
+    return quote(name, safe="/:")
+
+
+def filters(value: Mapping[str, list[str]] | None) -> dict[str, str]:
+    """The ``filters`` query parameter (JSON), or nothing."""
+    return {"filters": json.dumps(value)} if value else {}
+
+
+class EngineClient:
+    """Async calls on the engine's unix socket; create and use it on the agent's event loop."""
+
+    def __init__(self, path: str = DEFAULT_SOCKET, timeout: float = 30.0) -> None:
+        self.path = path
+        # Each read of a call's answer (a follow or a build passes its own).
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._prefix: str | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No total timeout on the session: log streams and builds run for as long as they
+            # run; each call passes its own.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self.path),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_SECONDS),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the connection pool (a later call opens a new one)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _api_prefix(self) -> str:
+        # The engine's own API version, asked once; an engine that cannot answer is asked again
+        # at the next call.
+        if self._prefix is None:
+            raw = await self.json("GET", "/version", versioned=False)
+            version = str(raw.get("ApiVersion", "")) if isinstance(raw, dict) else ""
+            major, _, minor = version.partition(".")
+            if not (major.isdigit() and minor.isdigit()):
+                raise EngineError(f"the engine sent no API version: {version!r}")
+            if (int(major), int(minor)) < MINIMUM_API_VERSION:
+                raise EngineError(f"the engine's API version {version} is too old")
+            self._prefix = f"/v{version}"
+        return self._prefix
+
+    async def open(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        versioned: bool = True,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send a request; return its response (status below 400) for the caller to read and
+        close. ``timeout`` bounds each read (None: the client's; 0: none, for follows)."""
+        target = f"{await self._api_prefix()}{path}" if versioned else path
+        if params:
+            # Encoded here, as the SDK encodes it, and sent as is.
+            target = f"{target}?{urlencode(dict(params))}"
+        read = self.timeout if timeout is None else (timeout or None)
+        try:
+            response = await self._get_session().request(
+                method,
+                URL(f"http://docker{target}", encoded=True),
+                data=body,
+                headers=dict(headers or {}),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=_CONNECT_SECONDS, sock_read=read
+                ),
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise EngineError(f"the container engine is unreachable: {exc!r}") from exc
+        if response.status >= 400:
+            try:
+                raw = await response.content.read(_ERROR_BYTES)
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                raw = b""
+            finally:
+                response.close()
+            raise _error(response.status, response.reason or "", target, raw)
+        return response
+
+    async def read(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        versioned: bool = True,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """The whole body of a call."""
+        response = await self.open(
+            method,
+            path,
+            params,
+            versioned=versioned,
+            body=body,
+            headers=headers,
+            timeout=timeout,
+        )
+        try:
+            return await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise EngineError(f"the engine's answer to {path} broke off: {exc!r}") from exc
+        finally:
+            response.release()
+
+    async def json(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        versioned: bool = True,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """A call's JSON answer."""
+        raw = await self.read(
+            method,
+            path,
+            params,
+            versioned=versioned,
+            body=body,
+            headers=headers,
+            timeout=timeout,
+        )
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            raise EngineError(f"the engine sent invalid JSON for {path}: {exc}") from exc
+
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The JSON objects of a progress stream (pull, build) as the engine sends them."""
+        response = await self.open(
+            method, path, params, body=body, headers=headers, timeout=timeout
+        )
+        # Objects may span chunks and one chunk may carry several: decode as the bytes come.
+        decoder = json.JSONDecoder()
+        text = codecs.getincrementaldecoder("utf-8")("replace")
+        buffer = ""
+        try:
+            while True:
+                chunk = await response.content.readany()
+                buffer += text.decode(chunk, final=not chunk)
+                while buffer := buffer.lstrip():
+                    try:
+                        item, end = decoder.raw_decode(buffer)
+                    except ValueError:
+                        if not chunk:
+                            raise EngineError(
+                                f"the engine sent invalid JSON for {path}: {buffer[:200]!r}"
+                            ) from None
+                        break
+                    buffer = buffer[end:]
+                    if isinstance(item, dict):
+                        yield item
+                if not chunk:
+                    return
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise EngineError(f"the engine's answer to {path} broke off: {exc!r}") from exc
+        finally:
+            response.close()
+
+
+def _error(status: int, reason: str, target: str, body: bytes) -> EngineError:
+    """The SDK's wording: ``404 Client Error for <url>: Not Found ("<engine message>")``."""
+    try:
+        explanation = str(json.loads(body)["message"])
+    except (ValueError, KeyError, TypeError):
+        explanation = body.decode("utf-8", "replace").strip()
+    kind = "Client" if status < 500 else "Server"
+    message = f"{status} {kind} Error for http+docker://localhost{target}: {reason}"
+    if explanation:
+        message = f'{message} ("{explanation}")'
+    return EngineError(message, status)
+
+
+class EngineBody:
+    """An open streamed answer (a log): its body as it arrives, read errors as ``EngineError``."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def content(self) -> "EngineBody":
+        """The body reader (``content.iter_any()``, as on an aiohttp response)."""
+        return self
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        """The body in pieces of any size, until the stream ends."""
+        try:
+            async for data in self._response.content.iter_any():
+                yield data
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise EngineError(f"the engine's stream broke off: {exc!r}") from exc
+
+    def close(self) -> None:
+        """Close the connection (the engine stops following this reader)."""
+        self._response.close()
