@@ -37,6 +37,9 @@ PERMISSIONS: Final = (
     "runtime-logs:read",
     "terminal-sessions:open",
     "terminal-sessions:manage",
+    "domain-bindings:read",
+    "domain-bindings:write",
+    "domain-bindings:override-ownership",
 )
 
 # lastUsedAt is advisory; writing it on every request would turn reads into writes.

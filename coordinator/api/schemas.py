@@ -111,6 +111,9 @@ Permission = Literal[
     "runtime-logs:read",
     "terminal-sessions:open",
     "terminal-sessions:manage",
+    "domain-bindings:read",
+    "domain-bindings:write",
+    "domain-bindings:override-ownership",
 ]
 
 

@@ -29,7 +29,8 @@ PERMISSIONS: Final = (
     "audit-events:read", "projects:read", "projects:write", "resources:read", "resources:write",
     "deployments:read", "deployments:write", "runtime-monitoring:read", "runtime-monitoring:write",
     "capacity:read", "capacity:prune", "runtime-logs:read", "terminal-sessions:open",
-    "terminal-sessions:manage",
+    "terminal-sessions:manage", "domain-bindings:read", "domain-bindings:write",
+    "domain-bindings:override-ownership",
 )  # fmt: skip
 SERVER_COLUMNS: Final = (
     ("ID", "id"), ("NAME", "name"), ("HOST", "host"), ("LIFECYCLE", "lifecycleStatus"),
