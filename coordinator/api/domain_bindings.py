@@ -17,6 +17,7 @@ from coordinator.api.domain_schemas import (
     VerificationAttemptResponse,
     VerificationRetryRequest,
 )
+from coordinator.api.resource_views import access_summary
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.appkeys import SETTINGS_KEY
@@ -145,8 +146,12 @@ async def show(call: Call) -> DomainBindingShow:
     """One binding; certificates and the proxy side come with later steps of issue 15."""
     row = await bindings.get_binding(call.actor, call.path["domainBindingId"])
     item = binding_item(row)
+    deployments = await models.Deployment.filter(resource_id=item.resource_id).order_by(
+        "-created_at", "-id"
+    )
     return DomainBindingShow(
         binding=item,
+        generated_access_fallback=access_summary(deployments, None).latest_generated_access_route,
         route_readiness=route_readiness(item),
         delete_safety=await _delete_safety(row),
     )

@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from coordinator.api.resource_views import GeneratedAccessRoute
 from coordinator.api.schemas import ApiRequest
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from shared.wire import WireModel
@@ -224,7 +225,8 @@ class DomainBindingShow(WireModel):
 
     binding: DomainBindingItem
     route_readiness: RouteReadiness
-    generated_access_fallback: None = None
+    # The resource's newest generated route: where it stays reachable whatever the binding does.
+    generated_access_fallback: GeneratedAccessRoute | None
     proxy_readiness: Literal["unknown"] = "unknown"
     certificates: list[WireModel] = Field(default_factory=list)
     delete_safety: DeleteSafety
