@@ -16,10 +16,23 @@ from tests.conftest import REQUIRE_DOCKER
 ZONE = "example.test"
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_port() -> int:
+    """A loopback port free for both UDP and TCP (dnsmasq listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    pytest.fail("no loopback port free for both UDP and TCP")
+
+
+class _Exited(Exception):
+    """dnsmasq stopped during start-up (its message says why)."""
 
 
 class DnsServer:
@@ -36,13 +49,32 @@ class DnsServer:
                 )
             pytest.skip("dnsmasq is not installed")
         self._binary = binary
-        self.port = _free_udp_port()
+        self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._records = list(records)
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = False
 
     def start(self, extra: list[str] | None = None) -> None:
-        """(Re)start on the same port with the base records plus ``extra`` options."""
+        """(Re)start on the same port with the base records plus ``extra`` options.
+
+        The first start moves to another port if another process took this one meanwhile.
+        """
+        first = self._process is None and not self._started
+        for _ in range(5 if first else 1):
+            try:
+                self._start(extra)
+            except _Exited as exc:
+                if not first or "in use" not in str(exc):
+                    pytest.fail(f"dnsmasq exited: {exc}")
+                self.port = _free_port()
+                self.address = f"127.0.0.1:{self.port}"
+                continue
+            self._started = True
+            return
+        pytest.fail("dnsmasq found no free port in 5 tries")
+
+    def _start(self, extra: list[str] | None) -> None:
         self.stop()
         args = [
             self._binary,
@@ -68,7 +100,8 @@ class DnsServer:
             assert self._process is not None
             if self._process.poll() is not None:
                 _, err = self._process.communicate()
-                pytest.fail(f"dnsmasq exited: {err.decode(errors='replace')}")
+                self._process = None
+                raise _Exited(err.decode(errors="replace"))
             try:
                 _ = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.2)
             except (dns.exception.Timeout, OSError):

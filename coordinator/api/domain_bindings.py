@@ -220,6 +220,7 @@ async def configure_route(call: Call) -> IdResponse:
     permission=WRITE,
     body=OwnershipConfirmationRequest,
     response=VerificationAttemptResponse,
+    errors=(503,),
     events=("domain-binding.ownership-confirmed", "domain-binding.ownership-challenge-requested"),
 )
 async def confirm_ownership(call: Call) -> VerificationAttemptResponse:

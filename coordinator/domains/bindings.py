@@ -212,7 +212,13 @@ async def configure_route(
             redirect_to=target, redirect_status=status
         )
         await _record(
-            actor, request_id, "route-configured", row.id, redirectTo=target, redirectStatus=status
+            actor,
+            request_id,
+            "route-configured",
+            row.id,
+            resourceId=row.resource_id,  # type: ignore[attr-defined]
+            redirectTo=target,
+            redirectStatus=status,
         )
 
 
@@ -240,7 +246,14 @@ async def delete(actor: Principal, request_id: str, binding_id: str, confirmed: 
                 details={"redirectSources": [b.id for b in blockers]},
             )
         _ = await models.DomainBinding.filter(id=row.id).delete()
-        await _record(actor, request_id, "deleted", row.id, domainName=row.domain_name)
+        await _record(
+            actor,
+            request_id,
+            "deleted",
+            row.id,
+            resourceId=row.resource_id,  # type: ignore[attr-defined]
+            domainName=row.domain_name,
+        )
 
 
 async def _server_host(row: models.DomainBinding) -> str | None:
@@ -266,6 +279,7 @@ async def observe(actor: Principal, request_id: str, binding_id: str, resolver: 
             request_id,
             "verification-retried",
             row.id,
+            resourceId=row.resource_id,  # type: ignore[attr-defined]
             verificationAttemptId=attempt_id,
             dnsStatus=observation.status,
         )
@@ -320,6 +334,7 @@ async def confirm_ownership(
             request_id,
             "ownership-confirmed" if confirmed_at else "ownership-challenge-requested",
             row.id,
+            resourceId=row.resource_id,  # type: ignore[attr-defined]
             method=method,
             reason=reason,
             verificationAttemptId=attempt_id,

@@ -458,3 +458,49 @@ async def test_http_token_is_recorded_and_stays_pending(
     assert (
         item["ownership"]["httpPath"] == "/.well-known/berth-domain/" + item["ownership"]["token"]
     )
+
+
+async def test_scoped_tokens_read_the_audit_events_of_their_bindings_only(
+    coordinator: Coordinator, admin_token: str, target: dict[str, str]
+) -> None:
+    mine = await bind(coordinator, admin_token, target, "app.example.test")
+    other_project = await create_project(coordinator, admin_token, "Other")
+    other_env = await create_environment(coordinator, admin_token, other_project)
+    other_resource = await create_resource(coordinator, admin_token, other_project, other_env)
+    theirs = await bind(
+        coordinator,
+        admin_token,
+        {"projectId": other_project, "environmentId": other_env, "resourceId": other_resource},
+        "elsewhere.example.test",
+    )
+    for binding_id in (mine, theirs):
+        _ = await retry(coordinator, admin_token, binding_id)
+    token = await scoped_token(
+        coordinator, admin_token, ["audit-events:read"], projectIds=[target["projectId"]]
+    )
+    seen = [
+        (e["aggregateId"], e["eventType"])
+        for e in await audit_events(coordinator, token)
+        if e["aggregateType"] == "domain-binding"
+    ]
+    assert seen == [
+        (mine, "domain-binding.created"),
+        (mine, "domain-binding.verification-retried"),
+    ]
+
+
+async def test_a_dead_resolver_makes_the_dns_ownership_check_retriable(
+    coordinator: Coordinator, admin_token: str, target: dict[str, str], dns_server: DnsServer
+) -> None:
+    binding_id = await bind(coordinator, admin_token, target, "app.example.test")
+    dns_server.stop()
+    before = await database_dump(ignore={"last_used_at"})
+    response = await coordinator.call(
+        "POST",
+        f"/domain-bindings/{binding_id}/ownership-confirmations",
+        token=admin_token,
+        json={},
+    )
+    error = assert_error(response, 503, "unavailable")
+    assert error["retriable"] is True
+    assert await database_dump(ignore={"last_used_at"}) == before
