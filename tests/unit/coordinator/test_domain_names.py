@@ -3,12 +3,15 @@
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 
+from coordinator.cli import main
 from coordinator.domains.dns_check import parse_resolver
 from coordinator.domains.names import normalize_domain, normalize_path_prefix
 from coordinator.settings import Settings
 from shared.errors import InvalidRequest
+from shared.version import EXIT_FATAL
 
 
 @pytest.mark.parametrize(
@@ -58,3 +61,12 @@ def test_resolver_addresses() -> None:
 def test_a_bad_resolver_setting_stops_start_up(raw: str) -> None:
     with pytest.raises(ValidationError):
         _ = Settings(data_dir=Path("/nonexistent"), dns_resolver=raw)
+
+
+def test_serve_refuses_a_bad_dns_resolver_before_starting(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["serve", "--data-dir", str(tmp_path / "data"), "--dns-resolver", "dns.example"]
+    )
+    assert result.exit_code == EXIT_FATAL, result.output
+    assert "invalid settings" in result.output
+    assert not (tmp_path / "data").exists()
