@@ -40,9 +40,13 @@ class NewBinding:
     redirect_status: int | None
 
 
+def _organization(actor: Principal) -> QuerySet[models.DomainBinding]:
+    return models.DomainBinding.filter(organization_id=actor.organization_id)
+
+
 def visible(actor: Principal) -> QuerySet[models.DomainBinding]:
     """Bindings of the caller's organisation within its project/environment/resource scope."""
-    rows = models.DomainBinding.filter(organization_id=actor.organization_id)
+    rows = _organization(actor)
     if actor.project_ids:
         rows = rows.filter(project_id__in=list(actor.project_ids))
     if actor.environment_ids:
@@ -114,7 +118,10 @@ async def _check_redirect(actor: Principal, domain: str, target: str | None) -> 
     for _ in range(_MAX_REDIRECT_HOPS):
         if current is None:
             return
-        row = await visible(actor).filter(domain_name=current).order_by("path_prefix").first()
+        # The target must be visible to the caller; later hops are followed through the whole
+        # organization, so a loop through bindings outside the caller's scope is still found.
+        rows = visible(actor) if current == target else _organization(actor)
+        row = await rows.filter(domain_name=current).order_by("path_prefix").first()
         if row is None:
             if current == target:
                 raise NotFound(f"no domain binding for redirect target {target!r}")
@@ -161,6 +168,14 @@ async def create(actor: Principal, request_id: str, body: NewBinding) -> str:
     try:
         async with in_transaction():
             if await models.DomainBinding.exists(domain_name=domain, path_prefix=path_prefix):
+                raise _duplicate(domain, path_prefix)
+            # A host belongs to one organization: another one binding a path under it would
+            # take over part of a site it does not own (a manual override skips the DNS proof).
+            if (
+                await models.DomainBinding.filter(domain_name=domain)
+                .exclude(organization_id=actor.organization_id)
+                .exists()
+            ):
                 raise _duplicate(domain, path_prefix)
             _ = await models.DomainBinding.create(
                 id=binding_id,

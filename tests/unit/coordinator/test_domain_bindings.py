@@ -1,11 +1,13 @@
 """Domain bindings: validation, scope, redirects, DNS observation and ownership via real dnsmasq."""
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from coordinator.db import models
 from tests.dns_server import DnsServer
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import assert_error, audit_events, database_dump
@@ -503,4 +505,87 @@ async def test_a_dead_resolver_makes_the_dns_ownership_check_retriable(
     )
     error = assert_error(response, 503, "unavailable")
     assert error["retriable"] is True
+    assert await database_dump(ignore={"last_used_at"}) == before
+
+
+async def test_another_organization_cannot_bind_a_path_under_a_bound_host(
+    coordinator: Coordinator, admin_token: str, target: dict[str, str]
+) -> None:
+    now = datetime.now(UTC)
+    org = await models.Organization.create(id="org_other", name="O", slug="o", created_at=now)
+    project = await models.Project.create(
+        id="prj_other", organization=org, name="o", slug="o", created_at=now
+    )
+    environment = await models.Environment.create(
+        id="env_other", project=project, name="production", created_at=now
+    )
+    resource = await models.Resource.create(
+        id="res_other",
+        project=project,
+        environment=environment,
+        name="o",
+        slug="o",
+        created_at=now,
+    )
+    _ = await models.DomainBinding.create(
+        id="dbd_other",
+        organization=org,
+        project_id=project.id,
+        environment_id=environment.id,
+        resource=resource,
+        domain_name="app.example.test",
+        ownership_token="t",
+        created_at=now,
+    )
+    before = await database_dump(ignore={"last_used_at"})
+    response = await coordinator.call(
+        "POST",
+        "/domain-bindings",
+        token=admin_token,
+        json={**target, "domainName": "app.example.test", "pathPrefix": "/admin"},
+    )
+    error = assert_error(response, 409, "conflict")
+    assert "dbd_other" not in str(error)
+    assert await database_dump(ignore={"last_used_at"}) == before
+    status, listed, _ = await coordinator.call("GET", "/domain-bindings", token=admin_token)
+    assert (status, listed["items"]) == (200, [])
+
+
+async def test_a_loop_through_bindings_outside_the_callers_scope_is_found(
+    coordinator: Coordinator, admin_token: str, target: dict[str, str]
+) -> None:
+    apex = await bind(coordinator, admin_token, target, "app.example.test")
+    www = await bind(coordinator, admin_token, target, "www.example.test")
+    other_project = await create_project(coordinator, admin_token, "Other")
+    other_env = await create_environment(coordinator, admin_token, other_project)
+    other_resource = await create_resource(coordinator, admin_token, other_project, other_env)
+    _ = await bind(
+        coordinator,
+        admin_token,
+        {"projectId": other_project, "environmentId": other_env, "resourceId": other_resource},
+        "elsewhere.example.test",
+        redirectTo="app.example.test",
+    )
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/domain-bindings/{www}/route",
+        token=admin_token,
+        json={"redirectTo": "elsewhere.example.test"},
+    )
+    assert status == 200, body
+    token = await scoped_token(
+        coordinator,
+        admin_token,
+        ["domain-bindings:read", "domain-bindings:write"],
+        projectIds=[target["projectId"]],
+    )
+    before = await database_dump(ignore={"last_used_at"})
+    # app -> www -> elsewhere (out of the token's scope) -> app
+    response = await coordinator.call(
+        "POST",
+        f"/domain-bindings/{apex}/route",
+        token=token,
+        json={"redirectTo": "www.example.test"},
+    )
+    _ = assert_error(response, 400, "invalid_request")
     assert await database_dump(ignore={"last_used_at"}) == before
