@@ -1,5 +1,6 @@
 """Domain-binding rules and persistence: create, route, ownership, observation, delete."""
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
 OVERRIDE_PERMISSION: Final = "domain-bindings:override-ownership"
 HTTP_TOKEN_PATH: Final = "/.well-known/berth-domain/"  # noqa: S105 (a path, not a secret)
 _MAX_REDIRECT_HOPS: Final = 16
+# One coordinator process owns the database's writes, so an in-process lock serialises them.
+_REDIRECT_CHANGES: Final = asyncio.Lock()
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,10 @@ async def configure_route(
     """Serve traffic (no target) or redirect to another binding's domain."""
     row = await get_binding(actor, binding_id)
     target, status = _redirect(redirect_to, redirect_status)
-    await _check_redirect(actor, row.domain_name, target)
-    async with in_transaction():
+    # Checked and written under one lock: two changes at once (a -> b, b -> a) would each
+    # pass the check alone and make a loop together.
+    async with _REDIRECT_CHANGES, in_transaction():
+        await _check_redirect(actor, row.domain_name, target)
         await models.DomainBinding.filter(id=row.id).update(
             redirect_to=target, redirect_status=status
         )
