@@ -51,6 +51,10 @@ class AuditVisibility:
                 and isinstance(target, str)
                 and (await self._reaches(target_kind, target))
             )
+        if kind == "domain-binding":
+            # Every binding event names its resource: the binding is visible where it is.
+            resource_id = payload.get("resourceId")
+            return isinstance(resource_id, str) and await self._reaches("resource", resource_id)
         reached = await self._reaches(kind, subject)
         server_id = payload.get("serverId")
         if reached and kind == "resource" and isinstance(server_id, str):

@@ -156,6 +156,11 @@ def main() -> None:
     show_default=True,
     help="Connections that have not sent a request head yet; beyond it the oldest is closed.",
 )
+@click.option(
+    "--dns-resolver",
+    default=None,
+    help="DNS server (IP or IP:PORT) for domain-binding checks; default: the system's.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -179,6 +184,7 @@ def serve_command(
     header_timeout: float,
     body_timeout: float,
     max_unauthenticated_connections: int,
+    dns_resolver: str | None,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -211,6 +217,7 @@ def serve_command(
             header_read_timeout_seconds=header_timeout,
             body_read_timeout_seconds=body_timeout,
             max_unauthenticated_connections=max_unauthenticated_connections,
+            dns_resolver=dns_resolver,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

@@ -30,6 +30,9 @@ Permission = Literal[
     "runtime-logs:read",
     "terminal-sessions:open",
     "terminal-sessions:manage",
+    "domain-bindings:read",
+    "domain-bindings:write",
+    "domain-bindings:override-ownership",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -64,6 +67,15 @@ GRANTS: Final[dict[Permission, str]] = {
     "terminal-sessions:open": "open, list, attach to and close one's own terminal sessions",
     "terminal-sessions:manage": (
         "close idle and detached-past-grace terminal sessions now (the expiry sweep)"
+    ),
+    "domain-bindings:read": (
+        "list and show domain bindings, their DNS observation, route readiness and delete checks"
+    ),
+    "domain-bindings:write": (
+        "bind, route, verify and delete custom domains; prove ownership by DNS TXT or HTTP token"
+    ),
+    "domain-bindings:override-ownership": (
+        "confirm a domain's ownership manually (audited, with a reason)"
     ),
 }
 """What each permission grants, in the README table's order."""

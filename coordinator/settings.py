@@ -5,6 +5,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from coordinator.domains.dns_check import parse_resolver
+
 
 class Settings(BaseModel):
     """Everything the coordinator needs to start; immutable after start-up."""
@@ -69,6 +71,8 @@ class Settings(BaseModel):
     trusted_proxies: tuple[str, ...] = ()
     # Outbound webhooks may reach loopback/private/link-local addresses only when allowed.
     allow_private_webhook_targets: bool = False
+    # DNS server (IP or IP:PORT) that domain-binding checks ask; None = the system's resolver.
+    dns_resolver: str | None = None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -78,6 +82,14 @@ class Settings(BaseModel):
             return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value)
         except ValueError as exc:
             raise ValueError(f"trusted proxy is not an address or CIDR network: {exc}") from exc
+
+    @field_validator("dns_resolver")
+    @classmethod
+    def _resolver(cls, value: str | None) -> str | None:
+        """``IP`` or ``IP:PORT`` (``[IPv6]:PORT``), checked at start-up rather than per lookup."""
+        if value is not None:
+            _ = parse_resolver(value)
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -8,6 +8,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     deploy_tokens,
     deployment_plans,
     deployments,
+    domain_bindings,
     enrollment,
     environments,
     meta,

@@ -22,7 +22,10 @@ _OPTIONAL_STATUSES = {
     "401": "Missing or invalid credential (error envelope)",
     "408": "The request body did not arrive in time (error envelope)",
     "413": "Request body is larger than the coordinator accepts (error envelope)",
-    "503": "The server's agent is not connected (error envelope; retriable)",
+    "503": (
+        "A dependency is unavailable: the server's agent is not connected, or DNS did not"
+        " answer (error envelope; retriable)"
+    ),
     "504": "The server's agent did not answer in time (error envelope; retriable)",
 }
 # Aiohttp refuses a body over ``client_max_size`` on every route that reads one.

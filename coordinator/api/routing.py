@@ -58,6 +58,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
         for name in (
             "archiveId",
             "deploymentId",
+            "domainBindingId",
             "environmentId",
             "otherEnvironmentId",
             "projectId",

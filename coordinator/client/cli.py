@@ -11,6 +11,7 @@ import click
 
 from coordinator.client import (
     deploy_cli,
+    domains_cli,
     logs_cli,
     monitoring_cli,
     render,
@@ -482,6 +483,7 @@ for _command in (
     *monitoring_cli.COMMANDS,
     *logs_cli.COMMANDS,
     *terminal_cli.COMMANDS,
+    *domains_cli.COMMANDS,
 ):
     main.add_command(_command)
 

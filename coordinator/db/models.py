@@ -315,3 +315,40 @@ class DeploymentLog(Model):
     class Meta:
         table = "deployment_logs"
         unique_together = (("deployment_id", "sequence"), ("deployment_id", "agent_sequence"))
+
+
+class DomainBinding(Model):
+    """A custom domain (plus optional path prefix) routed to a resource: issue 15, first step."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", related_name="domain_bindings", on_delete=fields.CASCADE
+    )
+    project_id = fields.CharField(max_length=40, db_index=True)
+    environment_id = fields.CharField(max_length=40)
+    resource: fields.ForeignKeyRelation[Resource] = fields.ForeignKeyField(
+        "models.Resource", related_name="domain_bindings", on_delete=fields.CASCADE
+    )
+    server_id = fields.CharField(max_length=40, null=True)
+    destination_id = fields.CharField(max_length=40, null=True)
+    # The ASCII (IDNA) form, lowercase, no trailing dot: what DNS and Caddy see.
+    domain_name = fields.CharField(max_length=253)
+    path_prefix = fields.CharField(max_length=200, default="/")
+    proxy_kind = fields.CharField(max_length=16, default="caddy")
+    tls_mode = fields.CharField(max_length=16, default="auto")
+    certificate_policy = fields.CharField(max_length=16, default="auto")
+    redirect_to = fields.CharField(max_length=253, null=True)
+    redirect_status = fields.IntField(null=True)
+    status = fields.CharField(max_length=24, default="pending_verification")
+    ownership_token = fields.CharField(max_length=64)
+    ownership_method = fields.CharField(max_length=16, null=True)
+    ownership_confirmed_at = fields.DatetimeField(null=True)
+    dns_observation = fields.JSONField[dict[str, object]](null=True)
+    verification_attempt_count = fields.IntField(default=0)
+    latest_verification_attempt_id = fields.CharField(max_length=40, null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "domain_bindings"
+        # One route per host + path across the whole coordinator: Caddy cannot serve two.
+        unique_together = (("domain_name", "path_prefix"),)

@@ -8,7 +8,7 @@ their real logic; a share of cases keeps generated path ids, so malformed ids ar
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.dns_server import ZONE, DnsServer
 from tests.harness import Coordinator, scaled
 from tests.unit.coordinator.support import mint_token
 from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
@@ -69,6 +70,7 @@ DESTRUCTIVE = (
     ("POST", "/deployments/{deploymentId}/cancel"),
     ("POST", "/deploy-tokens/{tokenId}/rotate"),
     ("POST", "/deploy-tokens/{tokenId}/revoke"),
+    ("DELETE", "/domain-bindings/{domainBindingId}"),
     ("DELETE", "/environments/{environmentId}/variables/{key}"),
     ("DELETE", "/resources/{resourceId}/variables/{key}"),
     ("DELETE", "/resources/{resourceId}/secrets/{key}"),
@@ -114,7 +116,24 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
             json={"key": "MODE", "value": "fuzz-secret"},
         )
         assert status in (200, 201), body
+    bindings = []
+    for world in (kept, doomed):
+        status, body, _ = await coordinator.call(
+            "POST",
+            "/domain-bindings",
+            token=admin,
+            json={
+                "projectId": world.project_id,
+                "environmentId": world.environment_id,
+                "resourceId": world.resource_id,
+                "serverId": world.server_id,
+                "domainName": f"{world.resource_id.lower().replace('_', '-')}.example.test",
+            },
+        )
+        assert status == 201, body
+        bindings.append(str(body["id"]))
     common = {
+        "domainBindingId": bindings[0],
         "serverId": kept.server_id,
         "projectId": kept.project_id,
         "environmentId": kept.environment_id,
@@ -129,6 +148,7 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
     }
     destructive = {
         **common,
+        "domainBindingId": bindings[1],
         "serverId": doomed.server_id,
         "projectId": doomed.project_id,
         "environmentId": doomed.environment_id,
@@ -262,9 +282,27 @@ NO_RATE_LIMITS: dict[str, Any] = {
 
 
 @pytest.fixture
-async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
+def dns_server() -> Iterator[DnsServer]:
+    """An authoritative DNS server for the domain-binding look-ups (no network in CI)."""
+    server = DnsServer([f"--host-record=app.{ZONE},203.0.113.10"])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def coordinator(
+    tmp_path: Path, database_url: str, dns_server: DnsServer
+) -> AsyncIterator[Coordinator]:
     """The shared fixture's coordinator, with rate limits switched off (see above)."""
-    harness = Coordinator(tmp_path / "coordinator", database_url, **NO_RATE_LIMITS)
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        dns_resolver=dns_server.address,
+        **NO_RATE_LIMITS,
+    )
     await harness.start()
     try:
         yield harness

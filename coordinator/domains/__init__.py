@@ -1,0 +1,1 @@
+"""Domain bindings: custom host names routed to resources, DNS observation and ownership."""
