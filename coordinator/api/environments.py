@@ -3,11 +3,7 @@
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from tortoise.exceptions import IntegrityError
-from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
-
-from coordinator import audit, variables
+from coordinator import variables
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.api.workspace_schemas import (
@@ -21,32 +17,17 @@ from coordinator.api.workspace_schemas import (
     EnvironmentDiffEntry,
     EnvironmentItem,
     EnvironmentList,
-    EnvironmentStatus,
     ListEnvironmentsQuery,
     RenameEnvironmentRequest,
     SetVariableRequest,
 )
-from coordinator.auth import Principal
 from coordinator.db import models
-from coordinator.ids import new_id
-from coordinator.lookup import get_environment, get_project
-from coordinator.paging import page_after
-from coordinator.workspace import variable_sets
-from coordinator.workspace.mutability import current_environment, require_mutable
-from coordinator.workspace.projects import require_active_project
-from shared.errors import Conflict, Forbidden
+from coordinator.lookup import get_environment
+from coordinator.workspace import environments, variable_sets
+from coordinator.workspace.environments import SCOPE
 
 TAG = "environments"
-SCOPE = "environment"
 PRECEDENCE = ("environment",)  # lowest to highest; project/resource layers come later
-
-
-def _status(row: models.Environment) -> EnvironmentStatus:
-    if row.lifecycle_status == "locked":
-        return "locked"
-    if row.lifecycle_status == "archived":
-        return "archived"
-    return "active"
 
 
 def environment_item(row: models.Environment, owned: Iterable[models.Variable]) -> EnvironmentItem:
@@ -57,7 +38,7 @@ def environment_item(row: models.Environment, owned: Iterable[models.Variable]) 
         name=row.name,
         kind=row.kind,
         parent_environment_id=row.parent_environment_id,
-        lifecycle_status=_status(row),
+        lifecycle_status=environments.status(row),
         locked_at=row.locked_at,
         lock_reason=row.lock_reason,
         archived_at=row.archived_at,
@@ -65,38 +46,6 @@ def environment_item(row: models.Environment, owned: Iterable[models.Variable]) 
         created_at=row.created_at,
         masked_variables=[variables.masked_entry(v, SCOPE) for v in owned],
     )
-
-
-async def _lock_mutable(environment_id: str) -> None:
-    require_mutable(await current_environment(environment_id))
-
-
-def _owner(environment_id: str) -> variable_sets.Owner:
-    return variable_sets.Owner("environment", environment_id, _lock_mutable, "in this environment")
-
-
-async def _record(call: Call, event: str, environment_id: str, **payload: object) -> None:
-    await audit.record(
-        actor=call.actor,
-        event_type=f"environment.{event}",
-        aggregate_type="environment",
-        aggregate_id=environment_id,
-        payload=payload,
-        request_id=call.request_id,
-    )
-
-
-def _visible(actor: Principal) -> QuerySet[models.Environment]:
-    rows = models.Environment.filter(project__organization_id=actor.organization_id)
-    if actor.project_ids:
-        rows = rows.filter(project_id__in=list(actor.project_ids))
-    if actor.environment_ids:
-        rows = rows.filter(id__in=list(actor.environment_ids))
-    return rows
-
-
-def _duplicate(name: str) -> Conflict:
-    return Conflict(f"an environment named {name!r} already exists in this project")
 
 
 @route(
@@ -112,25 +61,9 @@ def _duplicate(name: str) -> Conflict:
 async def create(call: Call) -> IdResponse:
     """Create an active environment; the project must be active."""
     body = call.body(CreateEnvironmentRequest)
-    actor = call.actor
-    project = await get_project(actor, body.project_id)
-    if actor.environment_ids:
-        raise Forbidden("an environment-scoped token cannot create environments")
-    environment_id = new_id("env")
-    try:
-        async with in_transaction():
-            current = await models.Project.filter(id=project.id).select_for_update().get()
-            require_active_project(current)
-            _ = await models.Environment.create(
-                id=environment_id,
-                project_id=project.id,
-                name=body.name,
-                kind=body.kind,
-                created_at=datetime.now(UTC),
-            )
-            await _record(call, "created", environment_id, projectId=project.id, name=body.name)
-    except IntegrityError as exc:
-        raise _duplicate(body.name) from exc
+    environment_id = await environments.create(
+        call.actor, body.project_id, body.name, body.kind, call.request_id
+    )
     return IdResponse(id=environment_id)
 
 
@@ -146,18 +79,9 @@ async def create(call: Call) -> IdResponse:
 async def list_environments(call: Call) -> EnvironmentList:
     """List the environments the caller may see, oldest first, with cursor pagination."""
     query = call.query(ListEnvironmentsQuery)
-    rows = _visible(call.actor)
-    if query.project_id:
-        rows = rows.filter(project_id=query.project_id)
-    if query.lifecycle_status:
-        rows = rows.filter(lifecycle_status=query.lifecycle_status)
-    page = await page_after(rows, query.cursor, query.limit)
-    owned: dict[str, list[models.Variable]] = {r.id: [] for r in page.items}
-    if page.items:
-        for var in await models.Variable.filter(
-            owner_kind=SCOPE, owner_id__in=list(owned)
-        ).order_by("key", "exposure"):
-            owned[var.owner_id].append(var)
+    page, owned = await environments.page(
+        call.actor, query.project_id, query.lifecycle_status, query.cursor, query.limit
+    )
     return EnvironmentList(
         items=[environment_item(r, owned[r.id]) for r in page.items],
         next_cursor=page.next_cursor,
@@ -176,10 +100,7 @@ async def list_environments(call: Call) -> EnvironmentList:
 async def count(call: Call) -> CountResponse:
     """Count the environments the caller may see (optionally in one project)."""
     project_id = call.query(CountEnvironmentsQuery).project_id
-    rows = _visible(call.actor)
-    if project_id:
-        rows = rows.filter(project_id=project_id)
-    return CountResponse(count=await rows.count())
+    return CountResponse(count=await environments.count(call.actor, project_id))
 
 
 @route(
@@ -209,15 +130,10 @@ async def show(call: Call) -> EnvironmentItem:
 async def rename(call: Call) -> IdResponse:
     """Change the name; configuration and deployments are unaffected."""
     body = call.body(RenameEnvironmentRequest)
-    row = await get_environment(call.actor, call.path["environmentId"])
-    try:
-        async with in_transaction():
-            require_mutable(await current_environment(row.id))
-            await models.Environment.filter(id=row.id).update(name=body.name)
-            await _record(call, "renamed", row.id, to=body.name, **{"from": row.name})
-    except IntegrityError as exc:
-        raise _duplicate(body.name) from exc
-    return IdResponse(id=row.id)
+    environment_id = await environments.rename(
+        call.actor, call.path["environmentId"], body.name, call.request_id
+    )
+    return IdResponse(id=environment_id)
 
 
 @route(
@@ -232,14 +148,10 @@ async def rename(call: Call) -> IdResponse:
 async def lock(call: Call) -> IdResponse:
     """Lock an active environment (a locked or archived one is a conflict)."""
     body = call.body(ArchiveRequest)
-    row = await get_environment(call.actor, call.path["environmentId"])
-    async with in_transaction():
-        require_mutable(await current_environment(row.id))
-        await models.Environment.filter(id=row.id).update(
-            lifecycle_status="locked", locked_at=datetime.now(UTC), lock_reason=body.reason
-        )
-        await _record(call, "locked", row.id, reason=body.reason)
-    return IdResponse(id=row.id)
+    environment_id = await environments.lock(
+        call.actor, call.path["environmentId"], body.reason, call.request_id
+    )
+    return IdResponse(id=environment_id)
 
 
 @route(
@@ -252,18 +164,10 @@ async def lock(call: Call) -> IdResponse:
 )
 async def unlock(call: Call) -> IdResponse:
     """Make a locked environment active again."""
-    row = await get_environment(call.actor, call.path["environmentId"])
-    async with in_transaction():
-        current = await current_environment(row.id)
-        if current.lifecycle_status != "locked":
-            raise Conflict(
-                f"environment is {_status(current)}, not locked", details={"environmentId": row.id}
-            )
-        await models.Environment.filter(id=row.id).update(
-            lifecycle_status="active", locked_at=None, lock_reason=None
-        )
-        await _record(call, "unlocked", row.id)
-    return IdResponse(id=row.id)
+    environment_id = await environments.unlock(
+        call.actor, call.path["environmentId"], call.request_id
+    )
+    return IdResponse(id=environment_id)
 
 
 @route(
@@ -278,14 +182,10 @@ async def unlock(call: Call) -> IdResponse:
 async def archive(call: Call) -> IdResponse:
     """Archive an active environment; its history stays readable."""
     body = call.body(ArchiveRequest)
-    row = await get_environment(call.actor, call.path["environmentId"])
-    async with in_transaction():
-        require_mutable(await current_environment(row.id))
-        await models.Environment.filter(id=row.id).update(
-            lifecycle_status="archived", archived_at=datetime.now(UTC), archive_reason=body.reason
-        )
-        await _record(call, "archived", row.id, reason=body.reason)
-    return IdResponse(id=row.id)
+    environment_id = await environments.archive(
+        call.actor, call.path["environmentId"], body.reason, call.request_id
+    )
+    return IdResponse(id=environment_id)
 
 
 @route(
@@ -301,40 +201,9 @@ async def archive(call: Call) -> IdResponse:
 async def clone(call: Call) -> IdResponse:
     """New environment in the same project; secrets are re-encrypted for their new rows."""
     body = call.body(CloneEnvironmentRequest)
-    actor = call.actor
-    row = await get_environment(actor, call.path["environmentId"])
-    if actor.environment_ids:
-        raise Forbidden("an environment-scoped token cannot create environments")
-    clone_id = new_id("env")
-    try:
-        async with in_transaction():
-            source = await current_environment(row.id)
-            require_mutable(source)
-            _ = await models.Environment.create(
-                id=clone_id,
-                project_id=source.project_id,  # type: ignore[attr-defined]
-                name=body.target_name,
-                kind=source.kind,
-                parent_environment_id=source.id,
-                created_at=datetime.now(UTC),
-            )
-            copied = await variables.copy_variables(
-                call.keyring,
-                source_kind="environment",
-                source_id=source.id,
-                target_kind="environment",
-                target_id=clone_id,
-            )
-            await _record(
-                call,
-                "cloned",
-                clone_id,
-                sourceEnvironmentId=source.id,
-                name=body.target_name,
-                variables=copied,
-            )
-    except IntegrityError as exc:
-        raise _duplicate(body.target_name) from exc
+    clone_id = await environments.clone(
+        call.actor, call.keyring, call.path["environmentId"], body.target_name, call.request_id
+    )
     return IdResponse(id=clone_id)
 
 
@@ -352,7 +221,7 @@ async def set_variable(call: Call) -> None:
     row = await get_environment(call.actor, call.path["environmentId"])
     await variable_sets.set_variable(
         call.actor,
-        _owner(row.id),
+        environments.owner(row.id),
         call.keyring,
         key=body.key,
         value=body.value,
@@ -378,7 +247,11 @@ async def delete_variable(call: Call) -> None:
     variables.require_valid_key(key)
     row = await get_environment(call.actor, call.path["environmentId"])
     await variable_sets.delete_variable(
-        call.actor, _owner(row.id), key=key, exposure=body.exposure, request_id=call.request_id
+        call.actor,
+        environments.owner(row.id),
+        key=key,
+        exposure=body.exposure,
+        request_id=call.request_id,
     )
 
 

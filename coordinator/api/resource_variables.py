@@ -3,8 +3,6 @@
 from datetime import UTC, datetime
 from typing import Final
 
-from tortoise.transactions import in_transaction
-
 from coordinator import resource_config, variables
 from coordinator.api.resource_schemas import (
     ConfigOverride,
@@ -17,15 +15,13 @@ from coordinator.api.resource_schemas import (
     SecretQuery,
     SecretShow,
 )
-from coordinator.api.resources import record
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import NoQuery
 from coordinator.api.workspace_schemas import DeleteVariableRequest, SetVariableRequest
 from coordinator.db import models
 from coordinator.lookup import get_resource
-from coordinator.workspace import variable_sets
+from coordinator.workspace import resource_secrets, variable_sets
 from coordinator.workspace.mutability import current_resource
-from shared.errors import Conflict, NotFound
 
 TAG = "resources"
 SCOPE: Final = "resource"
@@ -84,15 +80,6 @@ def _secret_item(resource_id: str, row: models.Variable) -> SecretItem:
     return SecretItem(resource_id=resource_id, **entry.model_dump())
 
 
-async def _secret_row(resource_id: str, key: str, exposure: str) -> models.Variable:
-    row = await models.Variable.get_or_none(
-        owner_kind=SCOPE, owner_id=resource_id, key=key, exposure=exposure, is_secret=True
-    )
-    if row is None:
-        raise NotFound(f"secret {key!r} ({exposure}) not found on this resource")
-    return row
-
-
 @route(
     "GET",
     "/resources/{resourceId}/secrets",
@@ -105,13 +92,10 @@ async def _secret_row(resource_id: str, key: str, exposure: str) -> models.Varia
 async def list_secrets(call: Call) -> SecretList:
     """``resources.secrets.list/v1`` for one exposure; every value reads ``"****"``."""
     exposure = call.query(SecretQuery).exposure
-    row = await get_resource(call.actor, call.path["resourceId"])
-    rows = await models.Variable.filter(
-        owner_kind=SCOPE, owner_id=row.id, exposure=exposure, is_secret=True
-    ).order_by("key")
+    resource_id, rows = await resource_secrets.listed(call.actor, call.path["resourceId"], exposure)
     return SecretList(
-        resource_id=row.id,
-        items=[_secret_item(row.id, v) for v in rows],
+        resource_id=resource_id,
+        items=[_secret_item(resource_id, v) for v in rows],
         generated_at=datetime.now(UTC),
     )
 
@@ -130,9 +114,10 @@ async def show_secret(call: Call) -> SecretShow:
     exposure = call.query(SecretQuery).exposure
     key = call.path["key"]
     variables.require_valid_key(key)
-    row = await get_resource(call.actor, call.path["resourceId"])
-    secret = await _secret_row(row.id, key, exposure)
-    return SecretShow(secret=_secret_item(row.id, secret), generated_at=datetime.now(UTC))
+    resource_id, secret = await resource_secrets.one(
+        call.actor, call.path["resourceId"], key, exposure
+    )
+    return SecretShow(secret=_secret_item(resource_id, secret), generated_at=datetime.now(UTC))
 
 
 @route(
@@ -148,29 +133,16 @@ async def show_secret(call: Call) -> SecretShow:
 async def create_secret(call: Call) -> SecretCommandResponse:
     """Create a secret; an existing variable with the same key and exposure is a conflict."""
     body = call.body(CreateSecretRequest)
-    row = await get_resource(call.actor, call.path["resourceId"])
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        if await models.Variable.exists(
-            owner_kind=SCOPE, owner_id=row.id, key=body.key, exposure=body.exposure
-        ):
-            raise Conflict(
-                f"{body.key!r} ({body.exposure}) already exists on this resource; "
-                "rotate it instead",
-                details={"key": body.key, "exposure": body.exposure},
-            )
-        await variables.set_variable(
-            call.keyring,
-            owner_kind=SCOPE,
-            owner_id=row.id,
-            key=body.key,
-            value=body.value,
-            exposure=body.exposure,
-            kind="secret",
-            is_secret=True,
-        )
-        await record(call, "secret-created", row.id, key=body.key, exposure=body.exposure)
-    return SecretCommandResponse(resource_id=row.id, key=body.key, exposure=body.exposure)
+    resource_id = await resource_secrets.create(
+        call.actor,
+        call.keyring,
+        call.path["resourceId"],
+        body.key,
+        body.value,
+        body.exposure,
+        call.request_id,
+    )
+    return SecretCommandResponse(resource_id=resource_id, key=body.key, exposure=body.exposure)
 
 
 @route(
@@ -187,22 +159,16 @@ async def rotate_secret(call: Call) -> SecretCommandResponse:
     body = call.body(RotateSecretRequest)
     key = call.path["key"]
     variables.require_valid_key(key)
-    row = await get_resource(call.actor, call.path["resourceId"])
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        _ = await _secret_row(row.id, key, body.exposure)
-        await variables.set_variable(
-            call.keyring,
-            owner_kind=SCOPE,
-            owner_id=row.id,
-            key=key,
-            value=body.value,
-            exposure=body.exposure,
-            kind="secret",
-            is_secret=True,
-        )
-        await record(call, "secret-rotated", row.id, key=key, exposure=body.exposure)
-    return SecretCommandResponse(resource_id=row.id, key=key, exposure=body.exposure)
+    resource_id = await resource_secrets.rotate(
+        call.actor,
+        call.keyring,
+        call.path["resourceId"],
+        key,
+        body.value,
+        body.exposure,
+        call.request_id,
+    )
+    return SecretCommandResponse(resource_id=resource_id, key=key, exposure=body.exposure)
 
 
 @route(
@@ -219,13 +185,10 @@ async def delete_secret(call: Call) -> SecretCommandResponse:
     exposure = call.query(SecretQuery).exposure
     key = call.path["key"]
     variables.require_valid_key(key)
-    row = await get_resource(call.actor, call.path["resourceId"])
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        secret = await _secret_row(row.id, key, exposure)
-        await models.Variable.filter(id=secret.id).delete()
-        await record(call, "secret-deleted", row.id, key=key, exposure=exposure)
-    return SecretCommandResponse(resource_id=row.id, key=key, exposure=exposure)
+    resource_id = await resource_secrets.delete(
+        call.actor, call.path["resourceId"], key, exposure, call.request_id
+    )
+    return SecretCommandResponse(resource_id=resource_id, key=key, exposure=exposure)
 
 
 @route(

@@ -1,15 +1,11 @@
 """Resource routes: lifecycle (create, list, show, archive, delete), profiles and source."""
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from pydantic import BaseModel
-from tortoise.exceptions import IntegrityError
-from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
 
-from coordinator import archives, audit, resource_config
+from coordinator import resource_config
 from coordinator.api.health_schemas import (
     LatestRuntimeControl,
     latest_runtime_control,
@@ -49,97 +45,28 @@ from coordinator.api.resource_views import (
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
-from coordinator.auth import Principal
 from coordinator.db import models
-from coordinator.ids import new_id
-from coordinator.lookup import get_environment, get_project, get_resource
-from coordinator.workspace.mutability import current_resource, require_mutable
-from coordinator.workspace.projects import require_active_project, slugify
-from shared.errors import Conflict, Forbidden, InvalidRequest
+from coordinator.lookup import get_resource
+from coordinator.workspace import resources
+from coordinator.workspace.resources import Profile
 
 TAG = "resources"
-SCOPE: Final = "resource"
-# A deployment in one of these states still owns the resource's runtime: no delete meanwhile.
-ACTIVE_DEPLOYMENT_STATUSES: Final = (
-    "created",
-    "planning",
-    "planned",
-    "running",
-    "cancel-requested",
-)
-
-
-def problem(field: str, message: str) -> dict[str, Any]:
-    """``details`` of an ``InvalidRequest`` naming one field."""
-    return {"problems": [{"field": field, "message": message}]}
-
-
-def _slug(name: str) -> str:
-    if not any(c.isalnum() for c in name):
-        raise InvalidRequest(
-            "resource name must contain at least one letter or digit",
-            details=problem("name", "no letter or digit"),
-        )
-    return slugify(name)
 
 
 def _status(row: models.Resource) -> str:
     return "archived" if row.lifecycle_status == "archived" else "active"
 
 
-async def record(call: Call, event: str, resource_id: str, **payload: object) -> None:
-    """Append a ``resource.<event>`` audit event (call inside the mutation's transaction)."""
-    await audit.record(
-        actor=call.actor,
-        event_type=f"resource.{event}",
-        aggregate_type="resource",
-        aggregate_id=resource_id,
-        payload=payload,
-        request_id=call.request_id,
-    )
-
-
-def _visible(actor: Principal) -> QuerySet[models.Resource]:
-    rows = models.Resource.filter(project__organization_id=actor.organization_id)
-    if actor.project_ids:
-        rows = rows.filter(project_id__in=list(actor.project_ids))
-    if actor.environment_ids:
-        rows = rows.filter(environment_id__in=list(actor.environment_ids))
-    if actor.resource_ids:
-        rows = rows.filter(id__in=list(actor.resource_ids))
-    return rows
-
-
-async def _deployments(resource_ids: Iterable[str]) -> dict[str, list[models.Deployment]]:
-    """Deployments per resource, newest first."""
-    found: dict[str, list[models.Deployment]] = {rid: [] for rid in resource_ids}
-    if found:
-        for row in await models.Deployment.filter(resource_id__in=list(found)).order_by(
-            "-created_at", "-id"
-        ):
-            found[row.resource_id].append(row)
-    return found
-
-
 async def _planned_routes(call: Call, rows: list[models.Resource]) -> dict[str, PlannedAccessRoute]:
-    """The route each resource's next deployment would get (two queries for a page)."""
-    projects = {
-        p.id: p
-        for p in await models.Project.filter(id__in=[r.project_id for r in rows])  # type: ignore[attr-defined]
-    }
-    environments = {
-        e.id: e
-        for e in await models.Environment.filter(id__in=[r.environment_id for r in rows])  # type: ignore[attr-defined]
-    }
+    """The route each resource's next deployment would get."""
     edge = call.request.app[SETTINGS_KEY].edge_domain
     found: dict[str, PlannedAccessRoute] = {}
-    for r in rows:
-        project = projects.get(r.project_id)  # type: ignore[attr-defined]
-        environment = environments.get(r.environment_id)  # type: ignore[attr-defined]
-        if project is not None and environment is not None:
-            route = planned_route(r, project, environment, edge)
-            if route is not None:
-                found[r.id] = route
+    placements = await resources.placements(rows)
+    for row in rows:
+        at = placements.get(row.id)
+        route = planned_route(row, at.project, at.environment, edge) if at else None
+        if route is not None:
+            found[row.id] = route
     return found
 
 
@@ -189,50 +116,15 @@ def resource_item(
 async def create(call: Call) -> IdResponse:
     """Create an active resource; its slug comes from the name and is unique per environment."""
     body = call.body(CreateResourceRequest)
-    actor = call.actor
-    if actor.resource_ids:
-        raise Forbidden("a resource-scoped token cannot create resources")
-    project = await get_project(actor, body.project_id)
-    environment = await get_environment(actor, body.environment_id)
-    if environment.project_id != project.id:  # type: ignore[attr-defined]
-        raise InvalidRequest(
-            "the environment does not belong to the project",
-            details=problem("environmentId", f"not an environment of project {project.id}"),
-        )
-    slug = _slug(body.name)
-    resource_id = new_id("res")
-    try:
-        async with in_transaction():
-            current = await models.Project.filter(id=project.id).select_for_update().get()
-            require_active_project(current)
-            require_mutable(
-                await models.Environment.filter(id=environment.id).select_for_update().get()
-            )
-            _ = await models.Resource.create(
-                id=resource_id,
-                project_id=project.id,
-                environment_id=environment.id,
-                name=body.name,
-                slug=slug,
-                kind=body.kind,
-                description=body.description,
-                created_at=datetime.now(UTC),
-            )
-            await record(
-                call,
-                "created",
-                resource_id,
-                projectId=project.id,
-                environmentId=environment.id,
-                name=body.name,
-                slug=slug,
-                kind=body.kind,
-            )
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a resource with slug {slug!r} already exists in this environment",
-            details={"slug": slug, "environmentId": environment.id},
-        ) from exc
+    resource_id = await resources.create(
+        call.actor,
+        body.project_id,
+        body.environment_id,
+        body.name,
+        body.kind,
+        body.description,
+        call.request_id,
+    )
     return IdResponse(id=resource_id)
 
 
@@ -248,24 +140,18 @@ async def create(call: Call) -> IdResponse:
 async def list_resources(call: Call) -> ResourceList:
     """List the resources the caller may see, oldest first, with cursor pagination."""
     query = call.query(ListResourcesQuery)
-    rows = _visible(call.actor)
-    if query.project_id:
-        rows = rows.filter(project_id=query.project_id)
-    if query.environment_id:
-        rows = rows.filter(environment_id=query.environment_id)
-    if query.cursor:
-        rows = rows.filter(id__gt=query.cursor)
-    found = await rows.order_by("id").limit(query.limit + 1)
-    page = found[: query.limit]
-    deployments = await _deployments(r.id for r in page)
+    found = await resources.page(
+        call.actor, query.project_id, query.environment_id, query.cursor, query.limit
+    )
+    page = found.items
+    deployments = await resources.deployments_of(r.id for r in page)
     controls = await latest_runtime_controls([r.id for r in page])
     planned = await _planned_routes(call, page)
-    more = len(found) > query.limit
     return ResourceList(
         items=[
             resource_item(r, deployments[r.id], controls.get(r.id), planned.get(r.id)) for r in page
         ],
-        next_cursor=page[-1].id if more and page else None,
+        next_cursor=found.next_cursor,
     )
 
 
@@ -281,12 +167,9 @@ async def list_resources(call: Call) -> ResourceList:
 async def count(call: Call) -> CountResponse:
     """Count the resources the caller may see (optionally in one project or environment)."""
     query = call.query(CountResourcesQuery)
-    rows = _visible(call.actor)
-    if query.project_id:
-        rows = rows.filter(project_id=query.project_id)
-    if query.environment_id:
-        rows = rows.filter(environment_id=query.environment_id)
-    return CountResponse(count=await rows.count())
+    return CountResponse(
+        count=await resources.count(call.actor, query.project_id, query.environment_id)
+    )
 
 
 @route(
@@ -301,7 +184,7 @@ async def count(call: Call) -> CountResponse:
 async def show(call: Call) -> ResourceShowResponse:
     """``resources.show/v1``; profiles have their defaults filled in."""
     row = await get_resource(call.actor, call.path["resourceId"])
-    deployments = (await _deployments([row.id]))[row.id]
+    deployments = (await resources.deployments_of([row.id]))[row.id]
     latest = deployments[0] if deployments else None
     planned = (await _planned_routes(call, [row])).get(row.id)
     return ResourceShowResponse(
@@ -347,14 +230,10 @@ async def show(call: Call) -> ResourceShowResponse:
 async def archive(call: Call) -> IdResponse:
     """Archive an active resource (archiving twice is a conflict)."""
     body = call.body(ArchiveResourceRequest)
-    row = await get_resource(call.actor, call.path["resourceId"])
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        await models.Resource.filter(id=row.id).update(
-            lifecycle_status="archived", archived_at=datetime.now(UTC)
-        )
-        await record(call, "archived", row.id, reason=body.reason)
-    return IdResponse(id=row.id)
+    resource_id = await resources.archive(
+        call.actor, call.path["resourceId"], body.reason, call.request_id
+    )
+    return IdResponse(id=resource_id)
 
 
 @route(
@@ -369,44 +248,14 @@ async def archive(call: Call) -> IdResponse:
 async def delete(call: Call) -> IdResponse:
     """Delete after slug confirmation; refused while one of its deployments is in flight."""
     body = call.body(DeleteResourceRequest)
-    row = await get_resource(call.actor, call.path["resourceId"])
-    if body.confirmation.resource_slug != row.slug:
-        raise InvalidRequest(
-            "confirmation.resourceSlug must equal the slug of the resource being deleted",
-            details=problem("confirmation.resourceSlug", "does not match"),
-        )
-    async with in_transaction():
-        _ = await current_resource(row.id, allow_archived=True)
-        active = await models.Deployment.filter(
-            resource_id=row.id, status__in=list(ACTIVE_DEPLOYMENT_STATUSES)
-        ).values_list("id", flat=True)
-        if active:
-            raise Conflict(
-                "the resource has deployments in progress; wait for them or cancel them first",
-                details={"deploymentIds": [str(i) for i in active]},
-            )
-        archive_ids = [
-            str(i)
-            for i in await models.SourceArchive.filter(resource_id=row.id).values_list(
-                "id", flat=True
-            )
-        ]
-        await models.ArchiveDownloadToken.filter(archive_id__in=archive_ids).delete()
-        await models.SourceArchive.filter(id__in=archive_ids).delete()
-        # Variables have no foreign key (their owner is polymorphic), so they go explicitly.
-        removed = await models.Variable.filter(owner_kind=SCOPE, owner_id=row.id).delete()
-        await models.Resource.filter(id=row.id).delete()
-        await record(
-            call,
-            "deleted",
-            row.id,
-            name=row.name,
-            slug=row.slug,
-            variables=removed,
-            sourceArchives=len(archive_ids),
-        )
-    await archives.remove_files(call.request.app[SETTINGS_KEY].data_dir, archive_ids)
-    return IdResponse(id=row.id)
+    resource_id = await resources.delete(
+        call.actor,
+        call.path["resourceId"],
+        body.confirmation.resource_slug,
+        call.request.app[SETTINGS_KEY].data_dir,
+        call.request_id,
+    )
+    return IdResponse(id=resource_id)
 
 
 # ---- profiles and source ---------------------------------------------------------------------
@@ -418,14 +267,12 @@ def _stored(model: BaseModel) -> dict[str, Any]:
 
 
 async def _configure(
-    call: Call, column: str, value: dict[str, Any] | None, event: str
+    call: Call, column: Profile, value: dict[str, Any] | None, event: str
 ) -> IdResponse:
-    row = await get_resource(call.actor, call.path["resourceId"])
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        await models.Resource.filter(id=row.id).update(**{column: value})
-        await record(call, event, row.id, **{column: value})
-    return IdResponse(id=row.id)
+    resource_id = await resources.update_profile(
+        call.actor, call.path["resourceId"], column, value, event, call.request_id
+    )
+    return IdResponse(id=resource_id)
 
 
 @route(
@@ -517,20 +364,14 @@ async def configure_source(call: Call) -> IdResponse:
     The command replaces the source, so repeating it (same ``idempotencyKey``) changes nothing.
     """
     body = call.body(ConfigureSourceRequest)
-    row = await get_resource(call.actor, call.path["resourceId"])
     source = body.source
-    if isinstance(source, LocalFolderSource) and "archiveId" in source.metadata:
-        archive_id = source.metadata["archiveId"]
-        if not await models.SourceArchive.exists(id=archive_id, resource_id=row.id):
-            raise InvalidRequest(
-                f"source archive {archive_id!r} does not belong to this resource",
-                details=problem("source.metadata.archiveId", "unknown archive"),
-            )
-    stored = source.model_dump(mode="json", by_alias=True, exclude_none=True)
-    async with in_transaction():
-        _ = await current_resource(row.id)
-        await models.Resource.filter(id=row.id).update(source=stored)
-        await record(
-            call, "source-configured", row.id, source=stored, idempotencyKey=body.idempotency_key
-        )
-    return IdResponse(id=row.id)
+    archive_id = source.metadata.get("archiveId") if isinstance(source, LocalFolderSource) else None
+    resource_id = await resources.configure_source(
+        call.actor,
+        call.path["resourceId"],
+        source.model_dump(mode="json", by_alias=True, exclude_none=True),
+        archive_id,
+        body.idempotency_key,
+        call.request_id,
+    )
+    return IdResponse(id=resource_id)

@@ -1,1 +1,1 @@
-"""Workspace services: projects (and, later, their environments and resources)."""
+"""Workspace services: projects, environments, resources (profiles, source, secrets), variables."""

@@ -74,7 +74,10 @@ ORM_FREE_ROUTES = (
     "bootstrap.py",
     "deploy_tokens.py",
     "enrollment.py",
+    "environments.py",
     "projects.py",
+    "resource_variables.py",
+    "resources.py",
     "servers.py",
 )
 
