@@ -9,6 +9,7 @@ from coordinator.api.deployment_schemas import RuntimePhase
 from coordinator.api.deployment_views import edge_route
 from coordinator.api.schemas import ApiRequest
 from coordinator.db import models
+from coordinator.workspace import runtime_control
 from shared.wire import WireModel
 
 
@@ -147,22 +148,11 @@ class HealthResponse(WireModel):
     source_errors: list[SourceError]
 
 
-RUNTIME_CONTROL_EVENTS = (
-    "resource.runtime-stop",
-    "resource.runtime-start",
-    "resource.runtime-restart",
-)
-
-
 async def latest_deployment(row: models.Deployment) -> HealthLatestDeployment:
     """The latest deployment section; a failure's phase comes from its last error line."""
     last_error: HealthLastError | None = None
     if row.error_code or row.error_message:
-        line = (
-            await models.DeploymentLog.filter(deployment_id=row.id, level="error")
-            .order_by("-sequence")
-            .first()
-        )
+        line = await runtime_control.last_error_line(row.id)
         last_error = HealthLastError(
             timestamp=line.timestamp if line else (row.finished_at or row.created_at),
             phase=line.phase if line else "reconcile",
@@ -188,18 +178,8 @@ async def latest_runtime_control(resource_id: str) -> LatestRuntimeControl | Non
 
 async def latest_runtime_controls(resource_ids: list[str]) -> dict[str, LatestRuntimeControl]:
     """The newest runtime control attempt of each resource (one query for a page of them)."""
-    if not resource_ids:
-        return {}
-    events = await models.AuditEvent.filter(
-        aggregate_type="resource",
-        aggregate_id__in=resource_ids,
-        event_type__in=list(RUNTIME_CONTROL_EVENTS),
-    ).order_by("-id")
-    found: dict[str, LatestRuntimeControl] = {}
-    for event in events:
-        if event.aggregate_id and event.aggregate_id not in found:
-            found[event.aggregate_id] = _control(event)
-    return found
+    attempts = await runtime_control.latest_attempts(resource_ids)
+    return {resource_id: _control(event) for resource_id, event in attempts.items()}
 
 
 def _control(event: models.AuditEvent) -> LatestRuntimeControl:
@@ -231,16 +211,8 @@ def _edge_hostname(row: models.Deployment | None) -> str | None:
 async def access_sections(
     resource_id: str, latest: models.Deployment | None, runtime: RuntimeSection
 ) -> tuple[PublicAccess, ProxySection]:
-    """Public access and proxy, from the newest succeeded deployment (the one the edge serves).
-
-    The agent switches the edge route only when a deployment succeeds, so a newer failed or
-    running deployment leaves the older route in place.
-    """
-    serving = (
-        await models.Deployment.filter(resource_id=resource_id, status="succeeded")
-        .order_by("-finished_at", "-id")
-        .first()
-    )
+    """Public access and proxy, from the newest succeeded deployment (the one the edge serves)."""
+    serving = await runtime_control.serving_deployment(resource_id)
     hostname = _edge_hostname(serving)
     if hostname is None or serving is None:
         planned = _edge_hostname(latest)

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 from typing import Literal
 
-from coordinator import audit
 from coordinator.api.deployment_plans import engine_of
 from coordinator.api.deployment_schemas import EmptyRequest, RuntimeControlResponse, RuntimePhase
 from coordinator.api.health_schemas import (
@@ -18,56 +17,29 @@ from coordinator.api.health_schemas import (
     latest_runtime_control,
 )
 from coordinator.api.routing import AGENT_ERRORS, Call, route
-from coordinator.auth import Principal
-from coordinator.db import models
 from coordinator.ids import new_id
+from coordinator.lookup import get_resource
 from coordinator.resource_config import health_policy, network_profile
-from shared.errors import Conflict, NotFound, PlatformError
+from coordinator.workspace import runtime_control
+from shared.errors import PlatformError
 from shared.messages import RuntimeOperation
 
 TAG = "resources"
 
 
-async def _resource(actor: Principal, resource_id: str) -> models.Resource:
-    row = await models.Resource.get_or_none(
-        id=resource_id, project__organization_id=actor.organization_id
-    )
-    if row is None or not actor.can_see_resource(
-        row.project_id,  # type: ignore[attr-defined]
-        row.environment_id,  # type: ignore[attr-defined]
-        row.id,
-    ):
-        raise NotFound(f"resource {resource_id!r} not found")
-    return row
-
-
-async def _latest(resource_id: str) -> models.Deployment | None:
-    return (
-        await models.Deployment.filter(resource_id=resource_id)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-
-
 async def _control(call: Call, operation: RuntimeOperation) -> RuntimeControlResponse:
-    resource = await _resource(call.actor, call.path["resourceId"])
-    latest = await _latest(resource.id)
-    if latest is None:
-        raise Conflict(
-            "the resource has no deployment to control", details={"resourceId": resource.id}
-        )
+    resource = await get_resource(call.actor, call.path["resourceId"])
+    latest = await runtime_control.controlled_deployment(resource.id)
     result = await engine_of(call).runtime_control(latest.server_id, resource.id, operation)
     attempt_id = new_id("rtc")
     error_code = result.error.code if result.error else None
     states = {c.state for c in result.containers}
     state = "running" if "running" in states else ("stopped" if result.containers else "not-found")
-    await audit.record(
-        actor=call.actor,
-        event_type=f"resource.runtime-{operation}",
-        aggregate_type="resource",
-        aggregate_id=resource.id,
-        # The health read's latestRuntimeControl is rebuilt from this payload.
-        payload={
+    await runtime_control.record_attempt(
+        call.actor,
+        operation,
+        resource.id,
+        {
             "serverId": latest.server_id,
             "status": result.status,
             "attemptId": attempt_id,
@@ -75,7 +47,7 @@ async def _control(call: Call, operation: RuntimeOperation) -> RuntimeControlRes
             "runtimeState": state,
             "errorCode": error_code,
         },
-        request_id=call.request_id,
+        call.request_id,
     )
     return RuntimeControlResponse(
         runtime_control_attempt_id=attempt_id,
@@ -126,8 +98,8 @@ for _operation in _OPERATIONS:
 )
 async def health(call: Call) -> HealthResponse:
     """``resources.health/v1``; partial with ``sourceErrors`` when the agent is offline."""
-    resource = await _resource(call.actor, call.path["resourceId"])
-    latest = await _latest(resource.id)
+    resource = await get_resource(call.actor, call.path["resourceId"])
+    latest = await runtime_control.latest_deployment(resource.id)
     policy = health_policy(resource)
     http = policy.get("http") or {}
     port = http.get("port") or network_profile(resource).get("internalPort")

@@ -75,9 +75,14 @@ ORM_FREE_ROUTES = (
     "deploy_tokens.py",
     "enrollment.py",
     "environments.py",
+    "health_schemas.py",
     "projects.py",
+    "resource_diagnostics.py",
+    "resource_runtime.py",
     "resource_variables.py",
+    "resource_views.py",
     "resources.py",
+    "source_archives.py",
     "servers.py",
 )
 
