@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 from typing import Literal
 
-from coordinator.api.deployment_plans import engine_of
 from coordinator.api.deployment_schemas import EmptyRequest, RuntimeControlResponse, RuntimePhase
 from coordinator.api.health_schemas import (
     HealthCheck,
@@ -17,6 +16,7 @@ from coordinator.api.health_schemas import (
     latest_runtime_control,
 )
 from coordinator.api.routing import AGENT_ERRORS, Call, route
+from coordinator.appkeys import ENGINE_KEY
 from coordinator.ids import new_id
 from coordinator.lookup import get_resource
 from coordinator.resource_config import health_policy, network_profile
@@ -30,7 +30,8 @@ TAG = "resources"
 async def _control(call: Call, operation: RuntimeOperation) -> RuntimeControlResponse:
     resource = await get_resource(call.actor, call.path["resourceId"])
     latest = await runtime_control.controlled_deployment(resource.id)
-    result = await engine_of(call).runtime_control(latest.server_id, resource.id, operation)
+    engine = call.request.app[ENGINE_KEY]
+    result = await engine.runtime_control(latest.server_id, resource.id, operation)
     attempt_id = new_id("rtc")
     error_code = result.error.code if result.error else None
     states = {c.state for c in result.containers}
@@ -112,7 +113,7 @@ async def health(call: Call) -> HealthResponse:
     if latest is not None:
         overall = "unknown"
         try:
-            probe = await engine_of(call).probe(
+            probe = await call.request.app[ENGINE_KEY].probe(
                 latest.server_id, resource.id, str(http.get("path") or "/"), port
             )
         except PlatformError as exc:
