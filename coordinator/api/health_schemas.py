@@ -1,7 +1,7 @@
 """Models of ``resources.health/v1`` in the reference's shape, and the sections built from rows."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field
 
@@ -9,6 +9,7 @@ from coordinator.api.deployment_schemas import RuntimePhase
 from coordinator.api.deployment_views import edge_route
 from coordinator.api.schemas import ApiRequest
 from coordinator.db import models
+from shared.messages import CheckResult
 from shared.wire import WireModel
 
 
@@ -26,8 +27,39 @@ class HealthCheck(WireModel):
     status: str
     observed_at: datetime | None
     duration_ms: float | None
+    # The HTTP status the agent's probe saw; null for the runtime check, when no answer came,
+    # or from an agent too old to report it.
+    status_code: int | None = None
     message: str | None
+    reason_code: str | None = None
+    phase: str | None = None
+    retriable: bool = False
     metadata: dict[str, str] = Field(default_factory=dict)
+
+
+# The phase each of the agent's checks belongs to.
+_CHECK_PHASES: Final[dict[str, str]] = {"runtime": "runtime-state", "health": "health-probe"}
+# Reasons another probe cannot change: the container must be started or the health policy's
+# port published (a new deployment) first.
+_FINAL_REASONS: Final = frozenset({"runtime-not-running", "health-port-not-published"})
+
+
+def health_check(check: CheckResult, observed_at: datetime) -> HealthCheck:
+    """The reference's check shape of one agent check; only a failure may be retriable."""
+    return HealthCheck(
+        name=check.name,
+        target="runtime",
+        status=check.status,
+        observed_at=observed_at,
+        duration_ms=check.duration_ms,
+        status_code=check.status_code,
+        message=check.message,
+        reason_code=check.reason_code,
+        phase=_CHECK_PHASES.get(check.name),
+        # A skipped check (nothing to probe) needs a change first, like the final reasons.
+        retriable=check.status == "failed" and check.reason_code not in _FINAL_REASONS,
+        metadata=check.metadata,
+    )
 
 
 class SourceError(WireModel):

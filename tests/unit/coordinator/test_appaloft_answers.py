@@ -47,12 +47,20 @@ async def _probe_answered(world: World, now: datetime) -> None:
             containers=[container],
             checks=[
                 CheckResult(
+                    name="runtime",
+                    status="passed",
+                    message="1 of 1 container(s) running",
+                    duration_ms=0,
+                ),
+                CheckResult(
                     name="health",
                     status="failed",
-                    message="503",
+                    message="HTTP 503 from /",
                     duration_ms=2.5,
                     metadata={"container": "berth-web-1"},
-                )
+                    status_code=503,
+                    reason_code="health-check-status-mismatch",
+                ),
             ],
             observed_at=now,
         )
@@ -138,6 +146,29 @@ async def test_reshaped_answers_match_their_schema(
     assert body["latestRuntimeControl"]["operation"] == "stop"
     assert body["proxy"]["lastRouteRealizationDeploymentId"] == good
     assert body["publicAccess"]["status"] == "not-ready"  # the health check failed
+    # The agent's status code and reason reach the checks; phase and retriable follow from them.
+    checks = [
+        {k: c[k] for k in ("name", "status", "statusCode", "reasonCode", "phase", "retriable")}
+        for c in body["checks"]
+    ]
+    assert checks == [
+        {
+            "name": "runtime",
+            "status": "passed",
+            "statusCode": None,
+            "reasonCode": None,
+            "phase": "runtime-state",
+            "retriable": False,
+        },
+        {
+            "name": "health",
+            "status": "failed",
+            "statusCode": 503,
+            "reasonCode": "health-check-status-mismatch",
+            "phase": "health-probe",
+            "retriable": True,
+        },
+    ]
 
     reads = [
         ("/deployments", "/deployments"),
