@@ -7,6 +7,10 @@ from pydantic import Field
 
 from coordinator.api.deployment_schemas import RuntimePhase
 from coordinator.api.deployment_views import edge_route
+from coordinator.api.generated_route_status import (
+    GeneratedRouteIntentStatus,
+    generated_route_status,
+)
 from coordinator.api.schemas import ApiRequest
 from coordinator.db import models
 from shared.messages import CheckResult
@@ -150,6 +154,8 @@ class PublicAccess(WireModel):
     kind: Literal["generated-default"] | None
     reason_code: str | None
     phase: str | None
+    # The generated route's status; null when the resource is not exposed through the edge.
+    route_intent_status: GeneratedRouteIntentStatus | None = None
 
 
 class ProxySection(WireModel):
@@ -255,13 +261,11 @@ def _control(event: models.AuditEvent) -> LatestRuntimeControl:
     )
 
 
-def _edge_hostname(row: models.Deployment | None) -> str | None:
-    route = edge_route(row)
-    return route.domains[0] if route else None
-
-
 async def access_sections(
-    resource_id: str, latest: models.Deployment | None, runtime: RuntimeSection
+    resource_id: str,
+    latest: models.Deployment | None,
+    runtime: RuntimeSection,
+    request_id: str | None = None,
 ) -> tuple[PublicAccess, ProxySection]:
     """Public access and proxy, from the newest succeeded deployment (the one the edge serves).
 
@@ -273,13 +277,33 @@ async def access_sections(
         .order_by("-finished_at", "-id")
         .first()
     )
-    hostname = _edge_hostname(serving)
-    if hostname is None or serving is None:
-        planned = _edge_hostname(latest)
+    route = edge_route(serving)
+    if route is None or serving is None:
+        planned = edge_route(latest)
         status: AccessStatus = "not-ready" if planned else "not-configured"
         reason = "no-succeeded-deployment" if planned else "no-edge-route"
+        intent = (
+            generated_route_status(
+                resource_id,
+                planned,
+                latest,
+                served=False,
+                runtime_health=runtime.health,
+                observed_at=runtime.observed_at,
+                request_id=request_id,
+            )
+            if planned is not None and latest is not None
+            else None
+        )
         return (
-            PublicAccess(status=status, url=None, kind=None, reason_code=reason, phase="routing"),
+            PublicAccess(
+                status=status,
+                url=None,
+                kind=None,
+                reason_code=reason,
+                phase="routing",
+                route_intent_status=intent,
+            ),
             ProxySection(
                 status=status, last_route_realization_deployment_id=None, reason_code=reason
             ),
@@ -289,10 +313,19 @@ async def access_sections(
         PublicAccess(
             status="ready" if healthy else "not-ready",
             # The edge serves plain HTTP (Caddy's automatic HTTPS is off; TLS is issue 15).
-            url=f"http://{hostname}",
+            url=f"http://{route.domains[0]}",
             kind="generated-default",
             reason_code=None if healthy else f"runtime-{runtime.health}",
             phase=None if healthy else "runtime-health",
+            route_intent_status=generated_route_status(
+                resource_id,
+                route,
+                serving,
+                served=True,
+                runtime_health=runtime.health,
+                observed_at=runtime.observed_at,
+                request_id=request_id,
+            ),
         ),
         ProxySection(
             status="ready", last_route_realization_deployment_id=serving.id, reason_code=None

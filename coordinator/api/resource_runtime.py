@@ -169,7 +169,7 @@ async def health(call: Call) -> HealthResponse:
             )
             overall = verdict
             runtime = RuntimeSection(lifecycle=lifecycle, health=verdict, observed_at=observed)
-    public_access, proxy = await access_sections(resource.id, latest, runtime)
+    public_access, proxy = await access_sections(resource.id, latest, runtime, call.request_id)
     return HealthResponse(
         resource_id=resource.id,
         generated_at=now,

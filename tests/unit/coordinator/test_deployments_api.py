@@ -405,6 +405,18 @@ async def test_runtime_control_and_health_without_an_agent(
     # Still running (never succeeded): its route is planned, not served.
     assert (body["publicAccess"]["status"], body["publicAccess"]["url"]) == ("not-ready", None)
     assert body["proxy"]["reasonCode"] == "no-succeeded-deployment"
+    intent = body["publicAccess"]["routeIntentStatus"]
+    assert (intent["intent"]["host"], intent["context"]["deploymentId"]) == (
+        "web.production.shop.localhost",
+        deployment_id,
+    )
+    assert (intent["proxy"]["applied"], intent["blockingReason"], intent["recommendedAction"]) == (
+        "not-configured",
+        "proxy_route_not_applied",
+        "deploy",
+    )
+    # The agent could not be asked: no observation, health unknown.
+    assert (intent["latestObservation"], intent["runtimeHealth"]) == (None, "unknown")
     assert_error(
         await coordinator.call("GET", "/resources/res_missing/health", token=admin_token),
         404,
@@ -501,6 +513,18 @@ async def test_runtime_control_and_health_through_the_agent(
     assert body["healthPolicy"]["status"] == "default"
     assert body["healthPolicy"]["port"] == 8080
     # The succeeded deployment's generated route is what the edge serves.
+    intent = body["publicAccess"].pop("routeIntentStatus")
+    assert (intent["blockingReason"], intent["recommendedAction"]) == (None, "none")
+    assert intent["copySafeSummary"] == {
+        "status": "available",
+        "code": None,
+        "phase": None,
+        "message": "http://web.production.shop.localhost is served",
+    }
+    assert (intent["runtimeHealth"], intent["context"]["deploymentId"]) == (
+        "healthy",
+        deployment_id,
+    )
     assert body["publicAccess"] == {
         "status": "ready",
         "url": "http://web.production.shop.localhost",
