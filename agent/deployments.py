@@ -17,7 +17,7 @@ from agent.rollout import (
     HealthProbe,
     Rollout,
     RolloutResult,
-    http_check,
+    http_probe,
 )
 from agent.runtime import (
     HOSTNAMES_LABEL,
@@ -498,6 +498,7 @@ class DeploymentManager:
                 status="passed" if running else "failed",
                 message=f"{len(running)} of {len(mine)} container(s) running",
                 duration_ms=0,
+                reason_code=None if running else "runtime-not-running",
             )
         ]
         if message.health_path is not None:
@@ -517,7 +518,11 @@ class DeploymentManager:
         target = next((c for c in running if c.host_port is not None), None)
         if target is None or target.host_port is None:
             return CheckResult(
-                name="health", status="skipped", message="no running container", duration_ms=0
+                name="health",
+                status="skipped",
+                message="no running container",
+                duration_ms=0,
+                reason_code="runtime-not-running",
             )
         if message.health_port is not None:
             # Only the internal port is published on the host; another port cannot be reached.
@@ -528,14 +533,17 @@ class DeploymentManager:
                     status="skipped",
                     message=f"container port {message.health_port} is not published",
                     duration_ms=0,
+                    reason_code="health-port-not-published",
                 )
         begun = time.perf_counter()
         health = HealthSpec(timeout_seconds=message.timeout_seconds)
-        passed, what = await http_check(target.host_port, health, message.health_path)
+        outcome = await http_probe(target.host_port, health, message.health_path)
         return CheckResult(
             name="health",
-            status="passed" if passed else "failed",
-            message=what[:1000],
+            status="passed" if outcome.passed else "failed",
+            message=outcome.message[:1000],
             duration_ms=(time.perf_counter() - begun) * 1000,
             metadata={"container": target.name},
+            status_code=outcome.status_code,
+            reason_code=outcome.reason_code,
         )

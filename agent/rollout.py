@@ -133,10 +133,19 @@ def plan_labels(plan: DeployPlan, replica: int) -> dict[str, str]:
     return labels
 
 
-async def http_check(
-    host_port: int, health: HealthSpec, path: str | None = None
-) -> tuple[bool, str]:
-    """One HTTP probe of 127.0.0.1:<host_port><path>; returns (passed, what happened)."""
+@dataclass(frozen=True)
+class HttpOutcome:
+    """What one HTTP probe saw: the status code (None when no answer came) and why it failed."""
+
+    passed: bool
+    message: str
+    status_code: int | None = None
+    # None when the probe passed; one of the ``health-check-*`` codes otherwise.
+    reason_code: str | None = None
+
+
+async def http_probe(host_port: int, health: HealthSpec, path: str | None = None) -> HttpOutcome:
+    """One HTTP probe of 127.0.0.1:<host_port><path>."""
     target = path or health.path
     if not target.startswith("/"):
         target = "/" + target
@@ -153,17 +162,45 @@ async def http_check(
             status = response.status
             body = (await response.read()).decode("utf-8", "replace")
     except TimeoutError:
-        return False, f"timed out after {health.timeout_seconds:g} s on {target}"
+        return HttpOutcome(
+            False,
+            f"timed out after {health.timeout_seconds:g} s on {target}",
+            reason_code="health-check-timeout",
+        )
     except (OSError, aiohttp.ClientError, ValueError) as exc:
-        return False, f"{type(exc).__name__} on {target}: {exc}"
+        return HttpOutcome(
+            False,
+            f"{type(exc).__name__} on {target}: {exc}",
+            reason_code="health-check-connection-failed",
+        )
     expected = health.expected_status_code
     if expected is not None and status != expected:
-        return False, f"HTTP {status} from {target} (expected {expected})"
+        return HttpOutcome(
+            False,
+            f"HTTP {status} from {target} (expected {expected})",
+            status,
+            "health-check-status-mismatch",
+        )
     if expected is None and not 200 <= status < 400:
-        return False, f"HTTP {status} from {target}"
+        return HttpOutcome(
+            False, f"HTTP {status} from {target}", status, "health-check-status-mismatch"
+        )
     if health.expected_response_text and health.expected_response_text not in body:
-        return False, f"HTTP {status} from {target} without the expected text"
-    return True, f"HTTP {status} from {target}"
+        return HttpOutcome(
+            False,
+            f"HTTP {status} from {target} without the expected text",
+            status,
+            "health-check-response-text-missing",
+        )
+    return HttpOutcome(True, f"HTTP {status} from {target}", status)
+
+
+async def http_check(
+    host_port: int, health: HealthSpec, path: str | None = None
+) -> tuple[bool, str]:
+    """One HTTP probe of 127.0.0.1:<host_port><path>; returns (passed, what happened)."""
+    outcome = await http_probe(host_port, health, path)
+    return outcome.passed, outcome.message
 
 
 # Fetches and builds an archive artifact, returning the image id (agent/artifacts.py).

@@ -14,6 +14,7 @@ from coordinator.api.deployment_schemas import (
     PlanArtifact,
     PlanCommand,
     PlanContext,
+    PlanEvidence,
     PlanHealth,
     PlanIssue,
     PlanNetwork,
@@ -28,6 +29,7 @@ from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, SETTINGS_
 from coordinator.db import models
 from coordinator.deployments import planner
 from coordinator.deployments.engine import DeploymentEngine
+from coordinator.deployments.plan_evidence import issue_evidence
 from coordinator.deployments.planner import Issue, Plan
 from coordinator.deployments.store import (
     ACTIVE,
@@ -66,7 +68,7 @@ _FIXES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def _issue(issue: Issue, category: str) -> PlanIssue:
+def _issue(issue: Issue, category: str, plan: Plan) -> PlanIssue:
     fix = _FIXES.get(issue.code)
     return PlanIssue(
         code=issue.code,
@@ -75,6 +77,10 @@ def _issue(issue: Issue, category: str) -> PlanIssue:
         phase=issue.phase,
         message=issue.message,
         recommendation=issue.recommendation,
+        evidence=[
+            PlanEvidence(kind=e.kind, label=e.label, value=e.value, source=e.source)
+            for e in issue_evidence(issue, plan)
+        ],
         affected_profile_field=issue.profile_field,
         related_entity_id=issue.entity_id,
         related_entity_type=issue.entity_type,
@@ -197,8 +203,8 @@ def plan_response(plan: Plan) -> PlanResponse:
             route_count=len(plan.hostnames),
             route_group_count=1 if plan.hostnames else 0,
         ),
-        warnings=[_issue(i, "warning") for i in plan.warnings],
-        unsupported_reasons=[_issue(i, "blocked") for i in plan.blocking],
+        warnings=[_issue(i, "warning", plan) for i in plan.warnings],
+        unsupported_reasons=[_issue(i, "blocked", plan) for i in plan.blocking],
         next_actions=next_actions,
         generated_at=datetime.now(UTC),
     )

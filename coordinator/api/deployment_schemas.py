@@ -73,6 +73,15 @@ class FixAction(WireModel):
     safe_by_default: bool
 
 
+class PlanEvidence(WireModel):
+    """A value the planner observed behind an issue (``label``: the field, ``source``: whose)."""
+
+    kind: str
+    label: str
+    value: str
+    source: str
+
+
 class PlanIssue(WireModel):
     """A warning or blocking reason of a plan (Appaloft's issue shape, trimmed)."""
 
@@ -82,6 +91,7 @@ class PlanIssue(WireModel):
     phase: str
     message: str
     recommendation: str | None = None
+    evidence: list[PlanEvidence] = Field(default_factory=list)
     affected_profile_field: str | None = None
     related_entity_id: str | None = None
     related_entity_type: str | None = None

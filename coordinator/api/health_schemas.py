@@ -1,15 +1,20 @@
 """Models of ``resources.health/v1`` in the reference's shape, and the sections built from rows."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field
 
 from coordinator.api.deployment_schemas import RuntimePhase
 from coordinator.api.deployment_views import edge_route
+from coordinator.api.generated_route_status import (
+    GeneratedRouteIntentStatus,
+    generated_route_status,
+)
 from coordinator.api.schemas import ApiRequest
 from coordinator.db import models
 from coordinator.workspace import runtime_control
+from shared.messages import CheckResult
 from shared.wire import WireModel
 
 
@@ -27,8 +32,39 @@ class HealthCheck(WireModel):
     status: str
     observed_at: datetime | None
     duration_ms: float | None
+    # The HTTP status the agent's probe saw; null for the runtime check, when no answer came,
+    # or from an agent too old to report it.
+    status_code: int | None = None
     message: str | None
+    reason_code: str | None = None
+    phase: str | None = None
+    retriable: bool = False
     metadata: dict[str, str] = Field(default_factory=dict)
+
+
+# The phase each of the agent's checks belongs to.
+_CHECK_PHASES: Final[dict[str, str]] = {"runtime": "runtime-state", "health": "health-probe"}
+# Reasons another probe cannot change: the container must be started or the health policy's
+# port published (a new deployment) first.
+_FINAL_REASONS: Final = frozenset({"runtime-not-running", "health-port-not-published"})
+
+
+def health_check(check: CheckResult, observed_at: datetime) -> HealthCheck:
+    """The reference's check shape of one agent check; only a failure may be retriable."""
+    return HealthCheck(
+        name=check.name,
+        target="runtime",
+        status=check.status,
+        observed_at=observed_at,
+        duration_ms=check.duration_ms,
+        status_code=check.status_code,
+        message=check.message,
+        reason_code=check.reason_code,
+        phase=_CHECK_PHASES.get(check.name),
+        # A skipped check (nothing to probe) needs a change first, like the final reasons.
+        retriable=check.status == "failed" and check.reason_code not in _FINAL_REASONS,
+        metadata=check.metadata,
+    )
 
 
 class SourceError(WireModel):
@@ -119,6 +155,8 @@ class PublicAccess(WireModel):
     kind: Literal["generated-default"] | None
     reason_code: str | None
     phase: str | None
+    # The generated route's status; null when the resource is not exposed through the edge.
+    route_intent_status: GeneratedRouteIntentStatus | None = None
 
 
 class ProxySection(WireModel):
@@ -203,23 +241,45 @@ def _control(event: models.AuditEvent) -> LatestRuntimeControl:
     )
 
 
-def _edge_hostname(row: models.Deployment | None) -> str | None:
-    route = edge_route(row)
-    return route.domains[0] if route else None
-
-
 async def access_sections(
-    resource_id: str, latest: models.Deployment | None, runtime: RuntimeSection
+    resource_id: str,
+    latest: models.Deployment | None,
+    runtime: RuntimeSection,
+    request_id: str | None = None,
 ) -> tuple[PublicAccess, ProxySection]:
-    """Public access and proxy, from the newest succeeded deployment (the one the edge serves)."""
+    """Public access and proxy, from the newest succeeded deployment (the one the edge serves).
+
+    The agent switches the edge route only when a deployment succeeds, so a newer failed or
+    running deployment leaves the older route in place.
+    """
     serving = await runtime_control.serving_deployment(resource_id)
-    hostname = _edge_hostname(serving)
-    if hostname is None or serving is None:
-        planned = _edge_hostname(latest)
+    route = edge_route(serving)
+    if route is None or serving is None:
+        planned = edge_route(latest)
         status: AccessStatus = "not-ready" if planned else "not-configured"
         reason = "no-succeeded-deployment" if planned else "no-edge-route"
+        intent = (
+            generated_route_status(
+                resource_id,
+                planned,
+                latest,
+                served=False,
+                runtime_health=runtime.health,
+                observed_at=runtime.observed_at,
+                request_id=request_id,
+            )
+            if planned is not None and latest is not None
+            else None
+        )
         return (
-            PublicAccess(status=status, url=None, kind=None, reason_code=reason, phase="routing"),
+            PublicAccess(
+                status=status,
+                url=None,
+                kind=None,
+                reason_code=reason,
+                phase="routing",
+                route_intent_status=intent,
+            ),
             ProxySection(
                 status=status, last_route_realization_deployment_id=None, reason_code=reason
             ),
@@ -229,10 +289,19 @@ async def access_sections(
         PublicAccess(
             status="ready" if healthy else "not-ready",
             # The edge serves plain HTTP (Caddy's automatic HTTPS is off; TLS is issue 15).
-            url=f"http://{hostname}",
+            url=f"http://{route.domains[0]}",
             kind="generated-default",
             reason_code=None if healthy else f"runtime-{runtime.health}",
             phase=None if healthy else "runtime-health",
+            route_intent_status=generated_route_status(
+                resource_id,
+                route,
+                serving,
+                served=True,
+                runtime_health=runtime.health,
+                observed_at=runtime.observed_at,
+                request_id=request_id,
+            ),
         ),
         ProxySection(
             status="ready", last_route_realization_deployment_id=serving.id, reason_code=None

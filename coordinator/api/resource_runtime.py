@@ -12,6 +12,7 @@ from coordinator.api.health_schemas import (
     RuntimeSection,
     SourceError,
     access_sections,
+    health_check,
     latest_deployment,
     latest_runtime_control,
 )
@@ -132,18 +133,7 @@ async def health(call: Call) -> HealthResponse:
             observed = probe.observed_at
             running = [c for c in probe.containers if c.state == "running"]
             failed = [c for c in probe.checks if c.status != "passed"]
-            checks = [
-                HealthCheck(
-                    name=c.name,
-                    target="runtime",
-                    status=c.status,
-                    observed_at=probe.observed_at,
-                    duration_ms=c.duration_ms,
-                    message=c.message,
-                    metadata=c.metadata,
-                )
-                for c in probe.checks
-            ]
+            checks = [health_check(c, probe.observed_at) for c in probe.checks]
             lifecycle: Literal["running", "stopped", "not-found"] = (
                 "running" if running else ("stopped" if probe.containers else "not-found")
             )
@@ -152,7 +142,7 @@ async def health(call: Call) -> HealthResponse:
             )
             overall = verdict
             runtime = RuntimeSection(lifecycle=lifecycle, health=verdict, observed_at=observed)
-    public_access, proxy = await access_sections(resource.id, latest, runtime)
+    public_access, proxy = await access_sections(resource.id, latest, runtime, call.request_id)
     return HealthResponse(
         resource_id=resource.id,
         generated_at=now,

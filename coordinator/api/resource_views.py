@@ -129,11 +129,45 @@ class GeneratedAccessRoute(WireModel):
     updated_at: datetime
 
 
+class DomainAccessRoute(WireModel):
+    """The route of the resource's newest bound domain binding (the coordinator's record)."""
+
+    url: str
+    hostname: str
+    scheme: Literal["http", "https"]
+    provider_key: str | None
+    # A binding routes to the resource, not to one deployment; the agent applying it to the
+    # edge comes with issue 15's next step, so no deployment has realized it yet.
+    deployment_id: str | None = None
+    deployment_status: str | None = None
+    path_prefix: str
+    proxy_kind: str
+    target_port: int | None
+    updated_at: datetime
+
+
+def domain_route(binding: models.DomainBinding, target_port: int | None) -> DomainAccessRoute:
+    """A bound binding as an access route (https unless its TLS mode is disabled)."""
+    scheme: Literal["http", "https"] = "http" if binding.tls_mode == "disabled" else "https"
+    path = "" if binding.path_prefix == "/" else binding.path_prefix
+    return DomainAccessRoute(
+        url=f"{scheme}://{binding.domain_name}{path}",
+        hostname=binding.domain_name,
+        scheme=scheme,
+        provider_key=None if binding.proxy_kind == "none" else binding.proxy_kind,
+        path_prefix=binding.path_prefix,
+        proxy_kind=binding.proxy_kind,
+        target_port=target_port,
+        updated_at=binding.ownership_confirmed_at or binding.created_at,
+    )
+
+
 class AccessSummary(WireModel):
     """Where the resource is reached: its next, its newest and its served generated route."""
 
     planned_generated_access_route: PlannedAccessRoute | None
     latest_generated_access_route: GeneratedAccessRoute | None
+    latest_durable_domain_route: DomainAccessRoute | None = None
     # ``ready`` once a deployment with a route succeeded: the agent switches the edge route
     # only then, so that deployment's route is live until the next one succeeds.
     proxy_route_status: Literal["ready", "not-ready", "not-configured"]
@@ -141,7 +175,9 @@ class AccessSummary(WireModel):
 
 
 def access_summary(
-    deployments: list[models.Deployment], planned: PlannedAccessRoute | None
+    deployments: list[models.Deployment],
+    planned: PlannedAccessRoute | None,
+    durable: DomainAccessRoute | None = None,
 ) -> AccessSummary:
     """The access summary from the resource's deployments (newest first)."""
     routed = [(row, route) for row in deployments if (route := edge_route(row)) is not None]
@@ -165,6 +201,7 @@ def access_summary(
     return AccessSummary(
         planned_generated_access_route=planned,
         latest_generated_access_route=latest,
+        latest_durable_domain_route=durable,
         proxy_route_status=status,
         last_route_realization_deployment_id=serving.id if serving else None,
     )

@@ -33,10 +33,12 @@ from coordinator.api.resource_schemas import (
     ResourceShowResponse,
 )
 from coordinator.api.resource_views import (
+    DomainAccessRoute,
     PlannedAccessRoute,
     ResourceHealthPolicy,
     access_summary,
     access_view,
+    domain_route,
     network_view,
     planned_route,
     runtime_view,
@@ -46,6 +48,7 @@ from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.db import models
+from coordinator.domains.durable_routes import latest_bound
 from coordinator.lookup import get_resource
 from coordinator.workspace import resources
 from coordinator.workspace.resources import Profile
@@ -70,11 +73,17 @@ async def _planned_routes(call: Call, rows: list[models.Resource]) -> dict[str, 
     return found
 
 
+def _durable(row: models.Resource, bound: models.DomainBinding | None) -> DomainAccessRoute | None:
+    port = resource_config.network_profile(row).get("internalPort")
+    return domain_route(bound, port) if bound is not None else None
+
+
 def resource_item(
     row: models.Resource,
     deployments: list[models.Deployment],
     control: LatestRuntimeControl | None = None,
     planned: PlannedAccessRoute | None = None,
+    bound: models.DomainBinding | None = None,
 ) -> ResourceItem:
     """Convert a resource row (its deployments newest first, its last runtime control)."""
     latest = deployments[0] if deployments else None
@@ -95,7 +104,7 @@ def resource_item(
         deployment_count=len(deployments),
         last_deployment_id=latest.id if latest else None,
         last_deployment_status=latest.status if latest else None,
-        access_summary=access_summary(deployments, planned),
+        access_summary=access_summary(deployments, planned, _durable(row, bound)),
         latest_runtime_control=control,
     )
 
@@ -147,9 +156,13 @@ async def list_resources(call: Call) -> ResourceList:
     deployments = await resources.deployments_of(r.id for r in page)
     controls = await latest_runtime_controls([r.id for r in page])
     planned = await _planned_routes(call, page)
+    bound = await latest_bound([r.id for r in page])
     return ResourceList(
         items=[
-            resource_item(r, deployments[r.id], controls.get(r.id), planned.get(r.id)) for r in page
+            resource_item(
+                r, deployments[r.id], controls.get(r.id), planned.get(r.id), bound.get(r.id)
+            )
+            for r in page
         ],
         next_cursor=found.next_cursor,
     )
@@ -187,8 +200,10 @@ async def show(call: Call) -> ResourceShowResponse:
     deployments = (await resources.deployments_of([row.id]))[row.id]
     latest = deployments[0] if deployments else None
     planned = (await _planned_routes(call, [row])).get(row.id)
+    bound = (await latest_bound([row.id])).get(row.id)
+    control = await latest_runtime_control(row.id)
     return ResourceShowResponse(
-        resource=resource_item(row, deployments, await latest_runtime_control(row.id), planned),
+        resource=resource_item(row, deployments, control, planned, bound),
         source=source_view(row.source),
         runtime_profile=runtime_view(
             resource_config.runtime_profile(row), resource_config.health_policy(row)
@@ -212,7 +227,7 @@ async def show(call: Call) -> ResourceShowResponse:
         )
         if latest
         else None,
-        access_summary=access_summary(deployments, planned),
+        access_summary=access_summary(deployments, planned, _durable(row, bound)),
         diagnostics=await variable_drift(call.request.app[KEYRING_KEY], row, latest),
         generated_at=datetime.now(UTC),
     )

@@ -17,6 +17,10 @@ class CheckResult(WireModel):
     message: str = Field(max_length=1000)
     duration_ms: float = Field(ge=0)
     metadata: dict[str, str] = Field(default_factory=dict)
+    # Additive (older agents omit them): the HTTP status a health probe saw (None when no
+    # answer came or the check is not HTTP) and a stable code for why it did not pass.
+    status_code: int | None = Field(default=None, ge=100, le=599)
+    reason_code: str | None = Field(default=None, max_length=64)
 
 
 class ConnectivityCheck(WireModel):

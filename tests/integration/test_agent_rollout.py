@@ -232,9 +232,9 @@ async def test_manager_restores_routes_after_caddy_and_agent_restart(
         probe = await manager.probe(
             ResourceProbe(id=2, resource_id=mine[0].resource_id, health_path="/"), IdSequence()
         )
-        assert [(c.name, c.status, c.message) for c in probe.checks] == [
-            ("runtime", "passed", "1 of 1 container(s) running"),
-            ("health", "passed", "HTTP 200 from /"),
+        assert [(c.name, c.status, c.message, c.status_code) for c in probe.checks] == [
+            ("runtime", "passed", "1 of 1 container(s) running", None),
+            ("health", "passed", "HTTP 200 from /", 200),
         ]
         # A restart gets a new host port from Docker; the route follows it.
         control = await manager.control(

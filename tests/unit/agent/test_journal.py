@@ -326,7 +326,9 @@ async def test_the_deployment_feature_answers_deployment_requests(tmp_path: Path
         assert probe.re == 14
         assert [c.deployment_id for c in probe.containers] == ["dep_New"]
         # Stopped above: the runtime check says so; no HTTP check was asked for.
-        assert [(c.name, c.status) for c in probe.checks] == [("runtime", "failed")]
+        assert [(c.name, c.status, c.reason_code, c.status_code) for c in probe.checks] == [
+            ("runtime", "failed", "runtime-not-running", None)
+        ]
         assert not outbox.of(ErrorMessage)
 
 

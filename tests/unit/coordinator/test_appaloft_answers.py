@@ -47,12 +47,20 @@ async def _probe_answered(world: World, now: datetime) -> None:
             containers=[container],
             checks=[
                 CheckResult(
+                    name="runtime",
+                    status="passed",
+                    message="1 of 1 container(s) running",
+                    duration_ms=0,
+                ),
+                CheckResult(
                     name="health",
                     status="failed",
-                    message="503",
+                    message="HTTP 503 from /",
                     duration_ms=2.5,
                     metadata={"container": "berth-web-1"},
-                )
+                    status_code=503,
+                    reason_code="health-check-status-mismatch",
+                ),
             ],
             observed_at=now,
         )
@@ -128,7 +136,14 @@ async def test_reshaped_answers_match_their_schema(
     )
     assert (await stop)[0] == 200
 
-    health = asyncio.create_task(coordinator.call("GET", f"{resource}/health", token=admin_token))
+    health = asyncio.create_task(
+        coordinator.call(
+            "GET",
+            f"{resource}/health",
+            token=admin_token,
+            headers={"X-Request-ID": "req-health-1"},
+        )
+    )
     await _probe_answered(world, now)
     status, body, _ = await health
     assert status == 200, body
@@ -138,6 +153,47 @@ async def test_reshaped_answers_match_their_schema(
     assert body["latestRuntimeControl"]["operation"] == "stop"
     assert body["proxy"]["lastRouteRealizationDeploymentId"] == good
     assert body["publicAccess"]["status"] == "not-ready"  # the health check failed
+    # The generated route is applied (the good deployment routed it) but the runtime behind it
+    # is degraded: the route intent says so, with the probe as its observation.
+    intent = body["publicAccess"]["routeIntentStatus"]
+    assert intent["source"] == "generated-default-access"
+    assert intent["intent"]["host"] == "web.production.shop.localhost"
+    assert (intent["intent"]["protocol"], intent["tls"]) == ("http", "not-applicable")
+    assert intent["context"]["deploymentId"] == good
+    assert intent["context"]["serverId"] == world.server_id
+    assert intent["proxy"] == {"intent": "required", "applied": "applied", "providerKey": "caddy"}
+    assert (intent["runtimeHealth"], intent["blockingReason"], intent["recommendedAction"]) == (
+        "degraded",
+        "runtime_not_ready",
+        "check-health",
+    )
+    assert intent["latestObservation"]["deploymentId"] == good
+    assert intent["latestObservation"]["observedAt"] == body["observedAt"]
+    assert intent["latestObservation"]["requestId"] == "req-health-1"
+    assert intent["copySafeSummary"]["status"] == "blocked"
+    # The agent's status code and reason reach the checks; phase and retriable follow from them.
+    checks = [
+        {k: c[k] for k in ("name", "status", "statusCode", "reasonCode", "phase", "retriable")}
+        for c in body["checks"]
+    ]
+    assert checks == [
+        {
+            "name": "runtime",
+            "status": "passed",
+            "statusCode": None,
+            "reasonCode": None,
+            "phase": "runtime-state",
+            "retriable": False,
+        },
+        {
+            "name": "health",
+            "status": "failed",
+            "statusCode": 503,
+            "reasonCode": "health-check-status-mismatch",
+            "phase": "health-probe",
+            "retriable": True,
+        },
+    ]
 
     reads = [
         ("/deployments", "/deployments"),

@@ -66,6 +66,10 @@ async def test_plan_is_ready_for_an_image_resource_and_warns_when_offline(
     assert [w["code"] for w in body["warnings"]] == ["server-offline"]
     assert "never connected" in body["warnings"][0]["message"]
     assert body["warnings"][0]["fixPath"] == []  # starting the agent is not an API call
+    assert body["warnings"][0]["evidence"] == [
+        {"kind": "agent-link", "label": "agentLink", "value": "offline", "source": "coordinator"},
+        {"kind": "agent-link", "label": "server.lastSeenAt", "value": "never", "source": "server"},
+    ]
     await world.agent.connect()
     assert (await plan(coordinator, admin_token, world.target()))["warnings"] == []
     await world.agent.close()
@@ -81,6 +85,8 @@ async def test_plan_is_ready_for_an_image_resource_and_warns_when_offline(
     since = warnings[0]["message"].removeprefix("agent offline since ").split(";")[0]
     assert warnings[0]["message"].startswith("agent offline since "), warnings
     assert datetime.fromisoformat(since) <= datetime.now(UTC)
+    # The evidence carries the same observed time as the message.
+    assert warnings[0]["evidence"][1]["value"] == since
 
 
 async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> None:
@@ -100,6 +106,9 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
         }
     ]
     assert body["unsupportedReasons"][0]["overridePath"] == []
+    assert body["unsupportedReasons"][0]["evidence"] == [
+        {"kind": "profile-field", "label": "source", "value": "not set", "source": "resource"}
+    ]
 
     await models.Resource.filter(id=world.resource_id).update(
         source={"kind": "local-folder", "locator": "./web", "metadata": {}},
@@ -111,6 +120,16 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
         "network-port-missing",
     ]
     port = next(r for r in body["unsupportedReasons"] if r["code"] == "network-port-missing")
+    # Each reason shows the values the planner read, not just the field's name.
+    evidence = {r["code"]: r["evidence"] for r in body["unsupportedReasons"]}
+    assert [(e["label"], e["value"]) for e in evidence["network-port-missing"]] == [
+        ("networkProfile.exposureMode", "reverse-proxy"),
+        ("networkProfile.internalPort", "not set"),
+    ]
+    assert [(e["label"], e["value"]) for e in evidence["resource-source-archive-missing"]] == [
+        ("source.kind", "local-folder"),
+        ("source.metadata.archiveId", "not set"),
+    ]
     assert [(f["targetOperation"], f["profileField"]) for f in port["fixPath"]] == [
         ("resources.configure-network-profile", "networkProfile.internalPort")
     ]
@@ -125,8 +144,12 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
 
     other = await make_world(coordinator, admin_token, name="other")
     mismatch = {**world.target(), "resourceId": other.resource_id}
-    assert (await plan(coordinator, admin_token, mismatch))["readiness"]["reasonCodes"] == [
-        "resource-environment-mismatch"
+    mismatched = await plan(coordinator, admin_token, mismatch)
+    assert mismatched["readiness"]["reasonCodes"] == ["resource-environment-mismatch"]
+    assert [(e["label"], e["value"]) for e in mismatched["unsupportedReasons"][0]["evidence"]] == [
+        ("resource.projectId", other.project_id),
+        ("resource.environmentId", other.environment_id),
+        ("environment.projectId", world.project_id),
     ]
 
     status, _, _ = await coordinator.call(
@@ -138,10 +161,22 @@ async def test_plan_reason_codes(coordinator: Coordinator, admin_token: str) -> 
     assert status == 200
     await models.Server.filter(id=other.server_id).update(lifecycle_status="inactive")
     await models.Resource.filter(id=other.resource_id).update(lifecycle_status="archived")
-    assert (await plan(coordinator, admin_token, other.target()))["readiness"]["reasonCodes"] == [
+    blocked = await plan(coordinator, admin_token, other.target())
+    assert blocked["readiness"]["reasonCodes"] == [
         "environment-locked",
         "resource-archived",
         "server-inactive",
+    ]
+    assert [
+        [(e["label"], e["value"], e["source"]) for e in r["evidence"]]
+        for r in blocked["unsupportedReasons"]
+    ] == [
+        [
+            ("environment.lifecycleStatus", "locked", "environment"),
+            ("environment.lockReason", "freeze", "environment"),
+        ],
+        [("resource.lifecycleStatus", "archived", "resource")],
+        [("server.lifecycleStatus", "inactive", "server")],
     ]
 
 
@@ -370,6 +405,18 @@ async def test_runtime_control_and_health_without_an_agent(
     # Still running (never succeeded): its route is planned, not served.
     assert (body["publicAccess"]["status"], body["publicAccess"]["url"]) == ("not-ready", None)
     assert body["proxy"]["reasonCode"] == "no-succeeded-deployment"
+    intent = body["publicAccess"]["routeIntentStatus"]
+    assert (intent["intent"]["host"], intent["context"]["deploymentId"]) == (
+        "web.production.shop.localhost",
+        deployment_id,
+    )
+    assert (intent["proxy"]["applied"], intent["blockingReason"], intent["recommendedAction"]) == (
+        "not-configured",
+        "proxy_route_not_applied",
+        "deploy",
+    )
+    # The agent could not be asked: no observation, health unknown.
+    assert (intent["latestObservation"], intent["runtimeHealth"]) == (None, "unknown")
     assert_error(
         await coordinator.call("GET", "/resources/res_missing/health", token=admin_token),
         404,
@@ -466,6 +513,18 @@ async def test_runtime_control_and_health_through_the_agent(
     assert body["healthPolicy"]["status"] == "default"
     assert body["healthPolicy"]["port"] == 8080
     # The succeeded deployment's generated route is what the edge serves.
+    intent = body["publicAccess"].pop("routeIntentStatus")
+    assert (intent["blockingReason"], intent["recommendedAction"]) == (None, "none")
+    assert intent["copySafeSummary"] == {
+        "status": "available",
+        "code": None,
+        "phase": None,
+        "message": "http://web.production.shop.localhost is served",
+    }
+    assert (intent["runtimeHealth"], intent["context"]["deploymentId"]) == (
+        "healthy",
+        deployment_id,
+    )
     assert body["publicAccess"] == {
         "status": "ready",
         "url": "http://web.production.shop.localhost",

@@ -338,6 +338,7 @@ async def test_profiles_are_stored_shown_and_audited(
     assert shown["accessSummary"] == {
         "plannedGeneratedAccessRoute": None,
         "latestGeneratedAccessRoute": None,
+        "latestDurableDomainRoute": None,
         "proxyRouteStatus": "not-configured",
         "lastRouteRealizationDeploymentId": None,
     }
