@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 # Engine calls are async on the loop; worker threads only do blocking file, cgroup and /proc
 # reads (monitoring, state, archives) and the SDK's calls when it serves the engine.
 WORKER_THREADS = 4
+# How long stopping waits for worker threads (a sample, a prune) to finish their call.
+EXECUTOR_DRAIN_SECONDS = 10.0
 
 
 async def run(
@@ -83,6 +85,11 @@ async def run(
         # Unwrap so the CLI sees the FatalError (or crash) itself, not a group.
         raise group.exceptions[0] from None
     finally:
+        # Worker threads still running (a monitoring sample) may ask the engine for one more
+        # answer through the loop; let them finish first, or the engine client they reopen
+        # after close() would be left open (and reported unclosed at exit).
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(loop.shutdown_default_executor(), EXECUTOR_DRAIN_SECONDS)
         with contextlib.suppress(Exception):
             await runtime.close()
     logger.info("berth-agent stopped")
