@@ -3,10 +3,8 @@
 from datetime import UTC, datetime
 
 from aiohttp import web
-from tortoise.queryset import QuerySet
 
 from coordinator import audit
-from coordinator.api.deployment_plans import assess, create_deployment, engine_of, not_ready
 from coordinator.api.deployment_recovery import recovery
 from coordinator.api.deployment_schemas import (
     CancelRequest,
@@ -44,9 +42,9 @@ from coordinator.api.deployment_views import (
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
-from coordinator.auth import Principal
 from coordinator.db import models
-from coordinator.deployments import planner
+from coordinator.deployments import assess, create_deployment, engine_of, planner, reads
+from coordinator.deployments.creation import not_ready
 from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import (
     ACTIVE,
@@ -116,35 +114,14 @@ def envelope(row: models.DeploymentEvent) -> EventEnvelope:
     )
 
 
-def _visible(actor: Principal) -> QuerySet[models.Deployment]:
-    rows = models.Deployment.filter(organization_id=actor.organization_id)
-    if actor.project_ids:
-        rows = rows.filter(project_id__in=list(actor.project_ids))
-    if actor.environment_ids:
-        rows = rows.filter(environment_id__in=list(actor.environment_ids))
-    if actor.resource_ids:
-        rows = rows.filter(resource_id__in=list(actor.resource_ids))
-    if actor.server_ids:
-        rows = rows.filter(server_id__in=list(actor.server_ids))
-    return rows
-
-
-def _filtered(
-    actor: Principal, q: ListDeploymentsQuery | CountDeploymentsQuery
-) -> QuerySet[models.Deployment]:
-    rows = _visible(actor)
-    if q.project_id:
-        rows = rows.filter(project_id=q.project_id)
-    if q.resource_id:
-        rows = rows.filter(resource_id=q.resource_id)
-    if q.server_id:
-        rows = rows.filter(server_id=q.server_id)
-    wanted = set(q.statuses or []) | ({q.status} if q.status else set())
-    if wanted:
-        rows = rows.filter(status__in=sorted(wanted))
-    if not q.include_archived:
-        rows = rows.filter(archived_at__isnull=True)
-    return rows
+def _filters(q: ListDeploymentsQuery | CountDeploymentsQuery) -> reads.Filters:
+    return reads.Filters(
+        project_id=q.project_id,
+        resource_id=q.resource_id,
+        server_id=q.server_id,
+        statuses=reads.statuses(q.status, q.statuses),
+        include_archived=q.include_archived,
+    )
 
 
 @route(
@@ -159,7 +136,7 @@ def _filtered(
 async def list_deployments(call: Call) -> DeploymentList:
     """Filter by project, resource, server and status(es)."""
     q = call.query(ListDeploymentsQuery)
-    rows = await _filtered(call.actor, q).order_by("-created_at", "-id").limit(q.limit)
+    rows = await reads.newest(call.actor, _filters(q), q.limit)
     return DeploymentList(items=[deployment_item(r) for r in rows])
 
 
@@ -175,7 +152,7 @@ async def list_deployments(call: Call) -> DeploymentList:
 async def count(call: Call) -> CountResponse:
     """Same filters as the list."""
     return CountResponse(
-        count=await _filtered(call.actor, call.query(CountDeploymentsQuery)).count()
+        count=await reads.count(call.actor, _filters(call.query(CountDeploymentsQuery)))
     )
 
 
@@ -191,17 +168,16 @@ async def count(call: Call) -> CountResponse:
 async def show(call: Call) -> DeploymentShowResponse:
     """``deployments.show/v1``."""
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    project = await models.Project.get_or_none(id=row.project_id)
-    environment = await models.Environment.get_or_none(id=row.environment_id)
-    resource = await models.Resource.get_or_none(id=row.resource_id)
-    server = await models.Server.get_or_none(id=row.server_id)
+    found = await reads.context(row)
+    project, environment, resource, server = (
+        found.project,
+        found.environment,
+        found.resource,
+        found.server,
+    )
     failure: LatestFailure | None = None
     if row.status == "failed":
-        line = (
-            await models.DeploymentLog.filter(deployment_id=row.id, level="error")
-            .order_by("-sequence")
-            .first()
-        )
+        line = await reads.last_error_line(row.id)
         failure = LatestFailure(
             timestamp=line.timestamp if line else (row.finished_at or row.created_at),
             source=line.source if line else "berth",
@@ -293,9 +269,7 @@ async def show(call: Call) -> DeploymentShowResponse:
 async def logs(call: Call) -> DeploymentLogs:
     """Every stored line, in order."""
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    lines = (
-        await models.DeploymentLog.filter(deployment_id=row.id).order_by("sequence").limit(10000)
-    )
+    lines = await reads.log_lines(row.id, 10000)
     return DeploymentLogs(
         deployment_id=row.id,
         logs=[
@@ -327,13 +301,7 @@ async def events(call: Call) -> DeploymentEvents:
     """``{deploymentId, envelopes}``; pass the last ``cursor`` to get only newer events."""
     q = call.query(EventsQuery)
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    found = (
-        await models.DeploymentEvent.filter(
-            deployment_id=row.id, sequence__gt=parse_cursor(q.cursor)
-        )
-        .order_by("sequence")
-        .limit(q.history_limit)
-    )
+    found = await reads.events_after(row.id, parse_cursor(q.cursor), q.history_limit)
     return DeploymentEvents(
         deployment_id=row.id,
         envelopes=[envelope(e) for e in found],
@@ -396,7 +364,7 @@ async def cancel(call: Call) -> CancelResponse:
         payload={"status": status},
         request_id=call.request_id,
     )
-    current = await models.Deployment.get(id=row.id)
+    current = await reads.reload(row.id)
     return CancelResponse(
         id=row.id,
         status=current.status,  # type: ignore[arg-type]
@@ -504,17 +472,9 @@ async def redeploy(call: Call) -> IdResponse:
     """On ``serverId`` or the server of the resource's latest deployment."""
     body = call.body(RedeployRequest)
     resource_id = call.path["resourceId"]
-    latest = (
-        await _visible(call.actor)
-        .filter(resource_id=resource_id)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    latest = await reads.latest_visible(call.actor, resource_id)
     if latest is None:
-        resource = await models.Resource.get_or_none(
-            id=resource_id, project__organization_id=call.actor.organization_id
-        )
-        if resource is None:
+        if not await reads.resource_in_organization(call.actor, resource_id):
             raise NotFound(f"resource {resource_id!r} not found")
         raise Conflict("the resource has never been deployed; create a deployment first")
     assessed = await _replan(call, latest, body.server_id or latest.server_id)

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from coordinator import audit
-from coordinator.api.deployment_plans import engine_of
 from coordinator.api.deployment_schemas import EmptyRequest, RuntimeControlResponse, RuntimePhase
 from coordinator.api.health_schemas import (
     HealthCheck,
@@ -20,6 +19,7 @@ from coordinator.api.health_schemas import (
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.auth import Principal
 from coordinator.db import models
+from coordinator.deployments import engine_of
 from coordinator.ids import new_id
 from coordinator.resource_config import health_policy, network_profile
 from shared.errors import Conflict, NotFound, PlatformError

@@ -64,6 +64,8 @@ SERVICES = (
     "coordinator/token_scope.py",
     "coordinator/deployments/planner.py",
     "coordinator/deployments/store.py",
+    "coordinator/deployments/reads.py",
+    "coordinator/deployments/creation.py",
 )
 HTTP_LAYER = ("coordinator.api", "aiohttp.web")
 # Only the application factory wires the route modules in.
@@ -73,8 +75,12 @@ ORM_FREE_ROUTES = (
     "audit_events.py",
     "bootstrap.py",
     "deploy_tokens.py",
+    "deployment_plans.py",
+    "deployment_recovery.py",
+    "deployments.py",
     "enrollment.py",
     "projects.py",
+    "runtime_logs.py",
     "servers.py",
 )
 
