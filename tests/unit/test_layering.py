@@ -66,6 +66,8 @@ SERVICES = (
     "coordinator/deployments/store.py",
     "coordinator/deployments/reads.py",
     "coordinator/deployments/creation.py",
+    "coordinator/monitoring/scope_targets.py",
+    "coordinator/monitoring/policies.py",
 )
 HTTP_LAYER = ("coordinator.api", "aiohttp.web")
 # Only the application factory wires the route modules in.
@@ -81,6 +83,8 @@ ORM_FREE_ROUTES = (
     "enrollment.py",
     "projects.py",
     "runtime_logs.py",
+    "runtime_thresholds.py",
+    "runtime_usage.py",
     "servers.py",
 )
 
