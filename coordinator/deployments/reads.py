@@ -137,6 +137,11 @@ async def latest_of_resource(resource_id: str) -> models.Deployment | None:
     )
 
 
+async def all_of_resource(resource_id: str) -> list[models.Deployment]:
+    """Every deployment of the resource, newest first."""
+    return await models.Deployment.filter(resource_id=resource_id).order_by("-created_at", "-id")
+
+
 async def rollback_candidates(row: models.Deployment) -> list[models.Deployment]:
     """The resource's 20 latest other succeeded deployments, newest first."""
     return (

@@ -68,6 +68,8 @@ SERVICES = (
     "coordinator/deployments/creation.py",
     "coordinator/monitoring/scope_targets.py",
     "coordinator/monitoring/policies.py",
+    "coordinator/monitoring/retention.py",
+    "coordinator/terminals/targets.py",
 )
 HTTP_LAYER = ("coordinator.api", "aiohttp.web")
 # Only the application factory wires the route modules in.
@@ -79,13 +81,18 @@ ORM_FREE_ROUTES = (
     "deploy_tokens.py",
     "deployment_plans.py",
     "deployment_recovery.py",
+    "deployment_views.py",
     "deployments.py",
+    "domain_bindings.py",
     "enrollment.py",
     "projects.py",
     "runtime_logs.py",
+    "runtime_monitoring.py",
     "runtime_thresholds.py",
     "runtime_usage.py",
+    "server_capacity.py",
     "servers.py",
+    "terminal_sessions.py",
 )
 
 
