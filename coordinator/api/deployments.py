@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from coordinator import audit
 from coordinator.api.deployment_recovery import recovery
 from coordinator.api.deployment_schemas import (
     CancelRequest,
@@ -43,7 +42,14 @@ from coordinator.api.deployment_views import (
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.db import models
-from coordinator.deployments import assess, create_deployment, engine_of, planner, reads
+from coordinator.deployments import (
+    assess,
+    commands,
+    create_deployment,
+    engine_of,
+    planner,
+    reads,
+)
 from coordinator.deployments.creation import not_ready
 from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import (
@@ -55,17 +61,6 @@ from coordinator.lookup import get_deployment
 from shared.errors import Conflict, InvalidRequest, NotFound
 
 TAG = "deployments"
-# Reasons that still block a rollback: it reuses an artifact, so source problems do not matter.
-_ROLLBACK_BLOCKERS = frozenset(
-    {
-        "project-archived",
-        "environment-archived",
-        "environment-locked",
-        "resource-archived",
-        "resource-environment-mismatch",
-        "server-inactive",
-    }
-)
 
 
 def deployment_item(row: models.Deployment) -> DeploymentItem:
@@ -353,18 +348,7 @@ async def cancel(call: Call) -> CancelResponse:
             "confirm must repeat the deployment id",
             details={"problems": [{"field": "confirm", "message": "must equal the deployment id"}]},
         )
-    if row.status in TERMINAL:
-        raise Conflict(f"the deployment is already {row.status}", details={"status": row.status})
-    status = await engine_of(call).cancel(row)
-    await audit.record(
-        actor=call.actor,
-        event_type="deployment.cancel-requested",
-        aggregate_type="deployment",
-        aggregate_id=row.id,
-        payload={"status": status},
-        request_id=call.request_id,
-    )
-    current = await reads.reload(row.id)
+    current = await commands.cancel(engine_of(call), call.actor, call.request_id, row)
     return CancelResponse(
         id=row.id,
         status=current.status,  # type: ignore[arg-type]
@@ -395,10 +379,7 @@ async def _replan(call: Call, row: models.Deployment, server_id: str) -> Plan:
 async def retry(call: Call) -> IdResponse:
     """New deployment (``triggerKind: retry``, ``sourceDeploymentId``)."""
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    if row.status not in ("failed", "canceled"):
-        raise Conflict(
-            f"only failed or canceled deployments can be retried (this one is {row.status})"
-        )
+    commands.check_retryable(row)
     assessed = await _replan(call, row, row.server_id)
     new = await create_deployment(call, assessed, trigger_kind="retry", source_deployment_id=row.id)
     return IdResponse(id=new)
@@ -419,18 +400,12 @@ async def rollback(call: Call) -> IdResponse:
     body = call.body(RollbackRequest)
     row = await get_deployment(call.actor, call.path["deploymentId"])
     candidate = await get_deployment(call.actor, body.rollback_candidate_deployment_id)
-    if candidate.resource_id != row.resource_id or candidate.status != "succeeded":
-        raise Conflict(
-            "the rollback candidate must be a succeeded deployment of the same resource",
-            details={"rollbackCandidateDeploymentId": candidate.id, "status": candidate.status},
-        )
-    if not (candidate.artifact or {}).get("image"):
-        raise Conflict("the rollback candidate has no recorded artifact")
+    commands.check_rollback_candidate(row, candidate)
     target = await planner.load_target(
         call.actor, row.project_id, row.environment_id, row.resource_id, row.server_id
     )
     assessed = await assess(call, target)
-    blocking = [i.code for i in assessed.blocking if i.code in _ROLLBACK_BLOCKERS]
+    blocking = commands.rollback_blockers(assessed)
     if blocking:
         raise not_ready(blocking)
     new = await create_deployment(

@@ -109,11 +109,6 @@ async def events_after(
     )
 
 
-async def reload(deployment_id: str) -> models.Deployment:
-    """The deployment's current row (after a command changed it)."""
-    return await models.Deployment.get(id=deployment_id)
-
-
 async def latest_visible(actor: Principal, resource_id: str) -> models.Deployment | None:
     """The resource's newest deployment the caller may see."""
     return (

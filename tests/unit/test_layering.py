@@ -66,6 +66,7 @@ SERVICES = (
     "coordinator/deployments/store.py",
     "coordinator/deployments/reads.py",
     "coordinator/deployments/creation.py",
+    "coordinator/deployments/commands.py",
     "coordinator/monitoring/scope_targets.py",
     "coordinator/monitoring/policies.py",
     "coordinator/monitoring/retention.py",
