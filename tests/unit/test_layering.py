@@ -80,6 +80,7 @@ ORM_FREE_ROUTES = (
     "audit_events.py",
     "bootstrap.py",
     "deploy_tokens.py",
+    "deployment_commands.py",
     "deployment_plans.py",
     "deployment_recovery.py",
     "deployment_views.py",
