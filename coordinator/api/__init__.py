@@ -6,6 +6,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     audit_events,
     bootstrap,
     deploy_tokens,
+    deployment_commands,
     deployment_plans,
     deployments,
     domain_bindings,

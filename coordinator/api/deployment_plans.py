@@ -1,11 +1,8 @@
 """Deployment planning routes: plan preview and create, plus the create path recovery reuses."""
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
-from tortoise.transactions import in_transaction
-
-from coordinator import audit
 from coordinator.api.deployment_schemas import (
     DeploymentTarget,
     FixAction,
@@ -25,32 +22,12 @@ from coordinator.api.deployment_schemas import (
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse
-from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
-from coordinator.db import models
-from coordinator.deployments import planner
-from coordinator.deployments.engine import DeploymentEngine
+from coordinator.deployments import assess, create_deployment, planner
+from coordinator.deployments.creation import not_ready
 from coordinator.deployments.plan_evidence import issue_evidence
 from coordinator.deployments.planner import Issue, Plan
-from coordinator.deployments.store import (
-    ACTIVE,
-    EventSpec,
-    snapshot_binding,
-)
-from coordinator.ids import new_id
-from shared.errors import Conflict
 
 TAG = "deployments"
-
-
-def engine_of(call: Call) -> DeploymentEngine:
-    """The app's deployment engine."""
-    return call.request.app[ENGINE_KEY]
-
-
-async def assess(call: Call, target: planner.Target) -> Plan:
-    """Run the planner for ``target`` with the app's keyring, registry and settings."""
-    app = call.request.app
-    return await planner.assess(target, app[KEYRING_KEY], app[REGISTRY_KEY], app[SETTINGS_KEY])
 
 
 # The Berth operation that resolves each issue; issues missing here have no API fix (start the
@@ -208,102 +185,6 @@ def plan_response(plan: Plan) -> PlanResponse:
         next_actions=next_actions,
         generated_at=datetime.now(UTC),
     )
-
-
-def not_ready(codes: list[str]) -> Conflict:
-    return Conflict(
-        f"the deployment is not ready: {', '.join(codes)}", details={"reasonCodes": codes}
-    )
-
-
-async def create_deployment(
-    call: Call,
-    plan: Plan,
-    *,
-    trigger_kind: str,
-    source_deployment_id: str | None = None,
-    rollback_of: models.Deployment | None = None,
-    candidate: models.Deployment | None = None,
-) -> str:
-    """Write a planned deployment with its first events and audit event, then hand it over."""
-    t = plan.target
-    now = datetime.now(UTC)
-    deployment_id = new_id("dep")
-    if candidate is not None:
-        # A rollback runs the candidate's exact image and configuration: no rebuild.
-        built = dict(candidate.artifact or {})
-        image = built.get("imageId") or built.get("image")
-        artifact: dict[str, Any] = {"kind": "image", "image": image, "imageId": None}
-        artifact["rollbackOfArtifact"] = built
-        runtime_plan = dict(candidate.runtime_plan or {})
-        runtime_plan["id"] = new_id("rplan")
-        runtime_plan["generatedAt"] = now.isoformat()
-        snapshot = dict(candidate.environment_snapshot or {})
-        snapshot.setdefault("sealedFor", candidate.id)
-    else:
-        artifact = planner.build_artifact(plan, deployment_id)
-        runtime_plan = planner.build_runtime_plan(plan, deployment_id, artifact, now)
-        snapshot = planner.build_snapshot(plan, call.keyring, deployment_id, now, snapshot_binding)
-    engine = engine_of(call)
-    async with in_transaction():
-        # Lock the resource row so two creates cannot both pass the in-flight check (Postgres).
-        await models.Resource.filter(id=t.resource.id).select_for_update().first()
-        busy = await models.Deployment.filter(
-            resource_id=t.resource.id, server_id=t.server.id, status__in=list(ACTIVE)
-        ).first()
-        if busy is not None:
-            raise Conflict(
-                f"deployment {busy.id} of this resource on this server is still {busy.status}",
-                details={"deploymentId": busy.id, "status": busy.status},
-            )
-        _ = await engine.store.create(
-            {
-                "id": deployment_id,
-                "organization_id": call.actor.organization_id,
-                "project_id": t.project.id,
-                "environment_id": t.environment.id,
-                "resource_id": t.resource.id,
-                "server_id": t.server.id,
-                "status": "planned",
-                "trigger_kind": trigger_kind,
-                "source_deployment_id": source_deployment_id,
-                "rollback_of_deployment_id": rollback_of.id if rollback_of else None,
-                "rollback_candidate_deployment_id": candidate.id if candidate else None,
-                "runtime_plan": runtime_plan,
-                "environment_snapshot": snapshot,
-                "artifact": artifact,
-                "created_by": call.actor.actor_id,
-                "created_at": now,
-            },
-            [
-                (
-                    EventSpec("deployment-requested", "detect", f"{trigger_kind} requested"),
-                    "created",
-                ),
-                (EventSpec("planning-started", "plan", "planning started"), "planning"),
-                (
-                    EventSpec("plan-ready", "plan", str(runtime_plan.get("detectSummary"))),
-                    "planned",
-                ),
-            ],
-        )
-        await audit.record(
-            actor=call.actor,
-            event_type="deployment.created",
-            aggregate_type="deployment",
-            aggregate_id=deployment_id,
-            payload={
-                "resourceId": t.resource.id,
-                "serverId": t.server.id,
-                "triggerKind": trigger_kind,
-                "sourceDeploymentId": source_deployment_id,
-                "rollbackOfDeploymentId": rollback_of.id if rollback_of else None,
-                "rollbackCandidateDeploymentId": candidate.id if candidate else None,
-            },
-            request_id=call.request_id,
-        )
-    await engine.submit(deployment_id, t.server.id)
-    return deployment_id
 
 
 @route(

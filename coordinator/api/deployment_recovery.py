@@ -11,17 +11,8 @@ from coordinator.api.deployment_schemas import (
     RollbackReadiness,
 )
 from coordinator.db import models
+from coordinator.deployments import reads
 from coordinator.deployments.store import ACTIVE
-
-
-async def _candidates(row: models.Deployment) -> list[models.Deployment]:
-    return (
-        await models.Deployment.filter(
-            resource_id=row.resource_id, status="succeeded", id__not=row.id
-        )
-        .order_by("-finished_at", "-id")
-        .limit(20)
-    )
 
 
 def _retry_reasons(row: models.Deployment) -> list[RecoveryReason]:
@@ -50,12 +41,10 @@ def _retry_reasons(row: models.Deployment) -> list[RecoveryReason]:
 
 async def recovery(row: models.Deployment) -> RecoveryReadinessResponse:
     """``deployments.recovery-readiness/v1`` of one deployment."""
-    candidates = [c for c in await _candidates(row) if (c.artifact or {}).get("image")]
-    running = (
-        await models.Deployment.filter(resource_id=row.resource_id, status__in=list(ACTIVE))
-        .order_by("created_at", "id")
-        .first()
-    )
+    candidates = [
+        c for c in await reads.rollback_candidates(row) if (c.artifact or {}).get("image")
+    ]
+    running = await reads.running(row.resource_id)
     in_flight = running is not None
     retry_reasons = _retry_reasons(row)
     retryable = retry_reasons[0].category == "allowed" and not in_flight

@@ -1,16 +1,11 @@
-"""Deployment routes: reads (items, logs, events, SSE stream) and recovery (cancel, retry...)."""
+"""Deployment read routes: items, count, show, logs, events and the SSE stream."""
 
 from datetime import UTC, datetime
 
 from aiohttp import web
-from tortoise.queryset import QuerySet
 
-from coordinator import audit
-from coordinator.api.deployment_plans import assess, create_deployment, engine_of, not_ready
 from coordinator.api.deployment_recovery import recovery
 from coordinator.api.deployment_schemas import (
-    CancelRequest,
-    CancelResponse,
     CountDeploymentsQuery,
     DeploymentEventBody,
     DeploymentEvents,
@@ -18,17 +13,13 @@ from coordinator.api.deployment_schemas import (
     DeploymentList,
     DeploymentLogs,
     DeploymentShowResponse,
-    EmptyRequest,
     EventEnvelope,
     EventsQuery,
     LatestFailure,
     ListDeploymentsQuery,
     LogLine,
-    RecoveryReadinessResponse,
     RecoverySummary,
-    RedeployRequest,
     RelatedContext,
-    RollbackRequest,
     SnapshotSection,
     StatusSection,
     StreamQuery,
@@ -43,31 +34,20 @@ from coordinator.api.deployment_views import (
     snapshot_view,
 )
 from coordinator.api.routing import Call, route
-from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
-from coordinator.auth import Principal
+from coordinator.api.schemas import CountResponse, NoQuery
 from coordinator.db import models
-from coordinator.deployments import planner
-from coordinator.deployments.planner import Plan
+from coordinator.deployments import (
+    engine_of,
+    reads,
+)
 from coordinator.deployments.store import (
     ACTIVE,
     TERMINAL,
 )
 from coordinator.deployments.stream import parse_cursor, stream_events
 from coordinator.lookup import get_deployment
-from shared.errors import Conflict, InvalidRequest, NotFound
 
 TAG = "deployments"
-# Reasons that still block a rollback: it reuses an artifact, so source problems do not matter.
-_ROLLBACK_BLOCKERS = frozenset(
-    {
-        "project-archived",
-        "environment-archived",
-        "environment-locked",
-        "resource-archived",
-        "resource-environment-mismatch",
-        "server-inactive",
-    }
-)
 
 
 def deployment_item(row: models.Deployment) -> DeploymentItem:
@@ -116,35 +96,14 @@ def envelope(row: models.DeploymentEvent) -> EventEnvelope:
     )
 
 
-def _visible(actor: Principal) -> QuerySet[models.Deployment]:
-    rows = models.Deployment.filter(organization_id=actor.organization_id)
-    if actor.project_ids:
-        rows = rows.filter(project_id__in=list(actor.project_ids))
-    if actor.environment_ids:
-        rows = rows.filter(environment_id__in=list(actor.environment_ids))
-    if actor.resource_ids:
-        rows = rows.filter(resource_id__in=list(actor.resource_ids))
-    if actor.server_ids:
-        rows = rows.filter(server_id__in=list(actor.server_ids))
-    return rows
-
-
-def _filtered(
-    actor: Principal, q: ListDeploymentsQuery | CountDeploymentsQuery
-) -> QuerySet[models.Deployment]:
-    rows = _visible(actor)
-    if q.project_id:
-        rows = rows.filter(project_id=q.project_id)
-    if q.resource_id:
-        rows = rows.filter(resource_id=q.resource_id)
-    if q.server_id:
-        rows = rows.filter(server_id=q.server_id)
-    wanted = set(q.statuses or []) | ({q.status} if q.status else set())
-    if wanted:
-        rows = rows.filter(status__in=sorted(wanted))
-    if not q.include_archived:
-        rows = rows.filter(archived_at__isnull=True)
-    return rows
+def _filters(q: ListDeploymentsQuery | CountDeploymentsQuery) -> reads.Filters:
+    return reads.Filters(
+        project_id=q.project_id,
+        resource_id=q.resource_id,
+        server_id=q.server_id,
+        statuses=reads.statuses(q.status, q.statuses),
+        include_archived=q.include_archived,
+    )
 
 
 @route(
@@ -159,7 +118,7 @@ def _filtered(
 async def list_deployments(call: Call) -> DeploymentList:
     """Filter by project, resource, server and status(es)."""
     q = call.query(ListDeploymentsQuery)
-    rows = await _filtered(call.actor, q).order_by("-created_at", "-id").limit(q.limit)
+    rows = await reads.newest(call.actor, _filters(q), q.limit)
     return DeploymentList(items=[deployment_item(r) for r in rows])
 
 
@@ -175,7 +134,7 @@ async def list_deployments(call: Call) -> DeploymentList:
 async def count(call: Call) -> CountResponse:
     """Same filters as the list."""
     return CountResponse(
-        count=await _filtered(call.actor, call.query(CountDeploymentsQuery)).count()
+        count=await reads.count(call.actor, _filters(call.query(CountDeploymentsQuery)))
     )
 
 
@@ -191,17 +150,16 @@ async def count(call: Call) -> CountResponse:
 async def show(call: Call) -> DeploymentShowResponse:
     """``deployments.show/v1``."""
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    project = await models.Project.get_or_none(id=row.project_id)
-    environment = await models.Environment.get_or_none(id=row.environment_id)
-    resource = await models.Resource.get_or_none(id=row.resource_id)
-    server = await models.Server.get_or_none(id=row.server_id)
+    found = await reads.context(row)
+    project, environment, resource, server = (
+        found.project,
+        found.environment,
+        found.resource,
+        found.server,
+    )
     failure: LatestFailure | None = None
     if row.status == "failed":
-        line = (
-            await models.DeploymentLog.filter(deployment_id=row.id, level="error")
-            .order_by("-sequence")
-            .first()
-        )
+        line = await reads.last_error_line(row.id)
         failure = LatestFailure(
             timestamp=line.timestamp if line else (row.finished_at or row.created_at),
             source=line.source if line else "berth",
@@ -293,9 +251,7 @@ async def show(call: Call) -> DeploymentShowResponse:
 async def logs(call: Call) -> DeploymentLogs:
     """Every stored line, in order."""
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    lines = (
-        await models.DeploymentLog.filter(deployment_id=row.id).order_by("sequence").limit(10000)
-    )
+    lines = await reads.log_lines(row.id, 10000)
     return DeploymentLogs(
         deployment_id=row.id,
         logs=[
@@ -327,13 +283,7 @@ async def events(call: Call) -> DeploymentEvents:
     """``{deploymentId, envelopes}``; pass the last ``cursor`` to get only newer events."""
     q = call.query(EventsQuery)
     row = await get_deployment(call.actor, call.path["deploymentId"])
-    found = (
-        await models.DeploymentEvent.filter(
-            deployment_id=row.id, sequence__gt=parse_cursor(q.cursor)
-        )
-        .order_by("sequence")
-        .limit(q.history_limit)
-    )
+    found = await reads.events_after(row.id, parse_cursor(q.cursor), q.history_limit)
     return DeploymentEvents(
         deployment_id=row.id,
         envelopes=[envelope(e) for e in found],
@@ -365,160 +315,3 @@ async def events_stream(call: Call) -> web.StreamResponse:
         envelope=envelope,
         terminal=TERMINAL,
     )
-
-
-@route(
-    "POST",
-    "/deployments/{deploymentId}/cancel",
-    summary="Cancel a deployment (confirm with its id)",
-    tag=TAG,
-    permission="deployments:write",
-    body=CancelRequest,
-    response=CancelResponse,
-)
-async def cancel(call: Call) -> CancelResponse:
-    """Not yet taken by the agent: canceled at once; running: ``cancel-requested``."""
-    body = call.body(CancelRequest)
-    row = await get_deployment(call.actor, call.path["deploymentId"])
-    if body.confirm != row.id:
-        raise InvalidRequest(
-            "confirm must repeat the deployment id",
-            details={"problems": [{"field": "confirm", "message": "must equal the deployment id"}]},
-        )
-    if row.status in TERMINAL:
-        raise Conflict(f"the deployment is already {row.status}", details={"status": row.status})
-    status = await engine_of(call).cancel(row)
-    await audit.record(
-        actor=call.actor,
-        event_type="deployment.cancel-requested",
-        aggregate_type="deployment",
-        aggregate_id=row.id,
-        payload={"status": status},
-        request_id=call.request_id,
-    )
-    current = await models.Deployment.get(id=row.id)
-    return CancelResponse(
-        id=row.id,
-        status=current.status,  # type: ignore[arg-type]
-        canceled_at=current.finished_at if current.status == "canceled" else None,
-    )
-
-
-async def _replan(call: Call, row: models.Deployment, server_id: str) -> Plan:
-    target = await planner.load_target(
-        call.actor, row.project_id, row.environment_id, row.resource_id, server_id
-    )
-    assessed = await assess(call, target)
-    if not assessed.ready:
-        raise not_ready([i.code for i in assessed.blocking])
-    return assessed
-
-
-@route(
-    "POST",
-    "/deployments/{deploymentId}/retry",
-    summary="Retry a failed or canceled deployment with the current configuration",
-    tag=TAG,
-    permission="deployments:write",
-    body=EmptyRequest,
-    response=IdResponse,
-    status=201,
-)
-async def retry(call: Call) -> IdResponse:
-    """New deployment (``triggerKind: retry``, ``sourceDeploymentId``)."""
-    row = await get_deployment(call.actor, call.path["deploymentId"])
-    if row.status not in ("failed", "canceled"):
-        raise Conflict(
-            f"only failed or canceled deployments can be retried (this one is {row.status})"
-        )
-    assessed = await _replan(call, row, row.server_id)
-    new = await create_deployment(call, assessed, trigger_kind="retry", source_deployment_id=row.id)
-    return IdResponse(id=new)
-
-
-@route(
-    "POST",
-    "/deployments/{deploymentId}/rollback",
-    summary="Run a succeeded earlier deployment's artifact and configuration again",
-    tag=TAG,
-    permission="deployments:write",
-    body=RollbackRequest,
-    response=IdResponse,
-    status=201,
-)
-async def rollback(call: Call) -> IdResponse:
-    """New deployment reusing the candidate's image (no rebuild) and environment snapshot."""
-    body = call.body(RollbackRequest)
-    row = await get_deployment(call.actor, call.path["deploymentId"])
-    candidate = await get_deployment(call.actor, body.rollback_candidate_deployment_id)
-    if candidate.resource_id != row.resource_id or candidate.status != "succeeded":
-        raise Conflict(
-            "the rollback candidate must be a succeeded deployment of the same resource",
-            details={"rollbackCandidateDeploymentId": candidate.id, "status": candidate.status},
-        )
-    if not (candidate.artifact or {}).get("image"):
-        raise Conflict("the rollback candidate has no recorded artifact")
-    target = await planner.load_target(
-        call.actor, row.project_id, row.environment_id, row.resource_id, row.server_id
-    )
-    assessed = await assess(call, target)
-    blocking = [i.code for i in assessed.blocking if i.code in _ROLLBACK_BLOCKERS]
-    if blocking:
-        raise not_ready(blocking)
-    new = await create_deployment(
-        call,
-        assessed,
-        trigger_kind="rollback",
-        source_deployment_id=row.id,
-        rollback_of=row,
-        candidate=candidate,
-    )
-    return IdResponse(id=new)
-
-
-@route(
-    "GET",
-    "/deployments/{deploymentId}/recovery-readiness",
-    summary="Whether a deployment can be retried, redeployed or rolled back",
-    tag=TAG,
-    permission="deployments:read",
-    query=NoQuery,
-    response=RecoveryReadinessResponse,
-)
-async def recovery_readiness(call: Call) -> RecoveryReadinessResponse:
-    """``deployments.recovery-readiness/v1``."""
-    return await recovery(await get_deployment(call.actor, call.path["deploymentId"]))
-
-
-@route(
-    "POST",
-    "/resources/{resourceId}/redeploy",
-    summary="Deploy a resource again with its current configuration",
-    tag=TAG,
-    permission="deployments:write",
-    body=RedeployRequest,
-    response=IdResponse,
-    status=201,
-)
-async def redeploy(call: Call) -> IdResponse:
-    """On ``serverId`` or the server of the resource's latest deployment."""
-    body = call.body(RedeployRequest)
-    resource_id = call.path["resourceId"]
-    latest = (
-        await _visible(call.actor)
-        .filter(resource_id=resource_id)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    if latest is None:
-        resource = await models.Resource.get_or_none(
-            id=resource_id, project__organization_id=call.actor.organization_id
-        )
-        if resource is None:
-            raise NotFound(f"resource {resource_id!r} not found")
-        raise Conflict("the resource has never been deployed; create a deployment first")
-    assessed = await _replan(call, latest, body.server_id or latest.server_id)
-    new = await create_deployment(
-        call, assessed, trigger_kind="redeploy", source_deployment_id=latest.id
-    )
-    return IdResponse(id=new)

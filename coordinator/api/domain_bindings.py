@@ -22,6 +22,7 @@ from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.appkeys import SETTINGS_KEY
 from coordinator.db import models
+from coordinator.deployments import reads
 from coordinator.domains import bindings
 from coordinator.domains.dns_check import Resolver, challenge_name
 
@@ -121,16 +122,14 @@ async def create(call: Call) -> IdResponse:
 async def list_bindings(call: Call) -> DomainBindingList:
     """Bindings the caller may see, oldest first."""
     query = call.query(ListDomainBindingsQuery)
-    rows = bindings.visible(call.actor)
-    if query.project_id:
-        rows = rows.filter(project_id=query.project_id)
-    if query.environment_id:
-        rows = rows.filter(environment_id=query.environment_id)
-    if query.resource_id:
-        rows = rows.filter(resource_id=query.resource_id)
-    return DomainBindingList(
-        items=[binding_item(r) for r in await rows.order_by("id").limit(query.limit)]
+    rows = await bindings.listed(
+        call.actor,
+        project_id=query.project_id,
+        environment_id=query.environment_id,
+        resource_id=query.resource_id,
+        limit=query.limit,
     )
+    return DomainBindingList(items=[binding_item(r) for r in rows])
 
 
 @route(
@@ -146,9 +145,7 @@ async def show(call: Call) -> DomainBindingShow:
     """One binding; certificates and the proxy side come with later steps of issue 15."""
     row = await bindings.get_binding(call.actor, call.path["domainBindingId"])
     item = binding_item(row)
-    deployments = await models.Deployment.filter(resource_id=item.resource_id).order_by(
-        "-created_at", "-id"
-    )
+    deployments = await reads.all_of_resource(item.resource_id)
     return DomainBindingShow(
         binding=item,
         generated_access_fallback=access_summary(deployments, None).latest_generated_access_route,

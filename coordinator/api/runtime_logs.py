@@ -11,6 +11,7 @@ from pydantic import Field
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.appkeys import REGISTRY_KEY
 from coordinator.db import models
+from coordinator.deployments import reads
 from coordinator.hub.session import AgentSession
 from coordinator.logstream import RELAY_KEY
 from coordinator.logstream.masking import resource_masker
@@ -102,11 +103,7 @@ async def _target(
         if deployment.resource_id != resource.id:
             raise NotFound(f"deployment {deployment_id!r} not found for this resource")
     else:
-        found = (
-            await models.Deployment.filter(resource_id=resource.id)
-            .order_by("-created_at", "-id")
-            .first()
-        )
+        found = await reads.latest_of_resource(resource.id)
         if found is None:
             raise NotFound(
                 "the resource has not been deployed", details={"resourceId": resource.id}

@@ -1,12 +1,9 @@
 """Runtime monitoring routes: stored samples, rollups and on-demand retention prune."""
 
-from tortoise.transactions import in_transaction
-
-from coordinator import audit
 from coordinator.api.routing import Call, route
 from coordinator.appkeys import ROSTER_KEY, SETTINGS_KEY
 from coordinator.monitoring.reads import list_samples
-from coordinator.monitoring.retention import prune
+from coordinator.monitoring.retention import prune_audited
 from coordinator.monitoring.rollup_reads import rollup
 from coordinator.monitoring.rollups import roll_up_all
 from coordinator.monitoring.schemas import (
@@ -80,22 +77,9 @@ async def prune_samples(call: Call) -> PruneResponse:
     service = call.request.app[MONITORING_KEY]
     if not body.dry_run:
         await roll_up_all(service.rollup_lock)
-    async with in_transaction():
-        outcome = await prune(settings, dry_run=body.dry_run, before=body.before)
-        if not body.dry_run:
-            await audit.record(
-                actor=call.actor,
-                event_type="runtime-monitoring.pruned",
-                aggregate_type="runtime-monitoring",
-                aggregate_id=None,
-                payload={
-                    "before": outcome.before.isoformat(),
-                    "rollupsBefore": outcome.rollups_before.isoformat(),
-                    "prunedSampleCount": outcome.pruned_samples,
-                    "prunedRollupCount": outcome.pruned_rollups,
-                },
-                request_id=call.request_id,
-            )
+    outcome = await prune_audited(
+        settings, call.actor, call.request_id, dry_run=body.dry_run, before=body.before
+    )
     service.after_prune(outcome)  # committed: read caches drop what it deleted
     return PruneResponse(
         dry_run=outcome.dry_run,

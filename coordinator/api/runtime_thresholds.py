@@ -4,26 +4,24 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, Field
-from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator.api.monitoring_schemas import ScopeQuery
 from coordinator.api.routing import Call, route
-from coordinator.api.runtime_usage import ScopeQuery, resolve_scope
 from coordinator.api.schemas import ApiRequest
 from coordinator.db.monitoring_models import ThresholdPolicy
-from coordinator.ids import new_id
+from coordinator.monitoring import policies
+from coordinator.monitoring.scope_targets import resolve_scope
 from coordinator.monitoring.threshold_rules import (
     Comparator,
     State,
     allowed_metrics,
     ordering_problem,
-    webhook_binding,
 )
 from coordinator.monitoring.thresholds import EVALUATOR_KEY
 from coordinator.monitoring.usage import MonitoringScope, make_scope
 from coordinator.outbound import guard_for
 from coordinator.secrets import MASK
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import InvalidRequest
 from shared.wire import WireModel
 
 TAG = "runtime-monitoring"
@@ -239,53 +237,17 @@ async def set_thresholds(call: Call) -> PolicyResponse:
     if body.webhook_url is not None:
         # What the URL alone shows is refused here; names are checked again at each delivery.
         guard_for(call.request.app).check_url(str(body.webhook_url), field_name="webhookUrl")
-    now = datetime.now(UTC)
-    async with in_transaction():
-        row = await ThresholdPolicy.get_or_none(scope_kind=scope.kind, scope_id=scope.target_id)
-        policy_id = row.id if row else new_id("thp")
-        sealed = row.webhook_secret_sealed if row else None
-        if body.webhook_secret is not None:
-            sealed = call.keyring.encrypt(body.webhook_secret, webhook_binding(policy_id))
-        url = str(body.webhook_url) if body.webhook_url else None
-        if url is None:
-            sealed = None  # no endpoint, no secret kept for it
-        elif sealed is None:
-            raise InvalidRequest("webhookUrl needs a webhookSecret (16+ characters) to sign with")
-        values: dict[str, Any] = {
-            "rules": rules,
-            "enabled": body.enabled,
-            "webhook_url": url,
-            "webhook_secret_sealed": sealed,
-            "updated_at": now,
-            "updated_by_actor_id": call.actor.actor_id,
-            "updated_by_actor_kind": call.actor.kind,
-        }
-        if row is None:
-            row = await ThresholdPolicy.create(
-                id=policy_id,
-                scope_kind=scope.kind,
-                scope_id=scope.target_id,
-                evaluation=None,
-                **values,
-            )
-        else:
-            await ThresholdPolicy.filter(id=row.id).update(**values)
-            row = await ThresholdPolicy.get(id=row.id)
-        await audit.record(
-            actor=call.actor,
-            event_type="runtime-monitoring.thresholds-set",
-            aggregate_type="threshold-policy",
-            aggregate_id=row.id,
-            payload={
-                "scope": scope.model_dump(mode="json", by_alias=True, exclude_none=True),
-                "rules": rules,
-                "enabled": body.enabled,
-                "webhookUrl": url,
-                "webhookSecretChanged": body.webhook_secret is not None,
-            },
-            request_id=call.request_id,
-            organization_id=target.organization_id,
-        )
+    row = await policies.save(
+        call.actor,
+        call.keyring,
+        call.request_id,
+        target.organization_id,
+        scope,
+        rules,
+        enabled=body.enabled,
+        webhook_url=str(body.webhook_url) if body.webhook_url else None,
+        webhook_secret=body.webhook_secret,
+    )
     evaluator = call.request.app.get(EVALUATOR_KEY)
     if evaluator is not None:
         evaluator.policies_changed()
@@ -306,9 +268,7 @@ async def show_thresholds(call: Call) -> ThresholdsShow:
     query = call.query(ThresholdsQuery)
     scope = query.nested_scope()
     if query.policy_id:
-        row = await ThresholdPolicy.get_or_none(id=query.policy_id)
-        if row is None:
-            raise NotFound(f"threshold policy {query.policy_id!r} not found")
+        row = await policies.by_id(query.policy_id)
         found = make_scope(row.scope_kind, row.scope_id)  # type: ignore[arg-type]
         if scope is not None and scope != found:
             raise InvalidRequest("policyId belongs to another scope than the one given")
@@ -317,9 +277,7 @@ async def show_thresholds(call: Call) -> ThresholdsShow:
         raise InvalidRequest("name the scope (scope.kind and its id) or policyId")
     # Visibility first: a policy of a hidden scope looks as absent as the scope itself.
     await resolve_scope(call.actor, scope)
-    row = await ThresholdPolicy.get_or_none(scope_kind=scope.kind, scope_id=scope.target_id)
-    if row is None:
-        raise NotFound(f"no threshold policy for {scope.kind} {scope.target_id!r}")
+    row = await policies.of_scope(scope)
     evaluator = call.request.app.get(EVALUATOR_KEY)
     live = evaluator.live_evaluation(row.id) if evaluator is not None and row.enabled else None
     return ThresholdsShow(

@@ -4,15 +4,13 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from pydantic import Field
-from tortoise.transactions import in_transaction
 
-from coordinator import audit
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import ApiRequest, NoQuery
 from coordinator.appkeys import REGISTRY_KEY
 from coordinator.db import models
-from coordinator.deployments.store import ACTIVE
 from coordinator.lookup import get_server
+from coordinator.servers import capacity
 from shared.errors import PlatformError
 from shared.messages.monitoring import (
     CapacityContainer,
@@ -41,8 +39,6 @@ ALL_CATEGORIES: Final[tuple[PruneCategory, ...]] = (
     "dangling-images",
     "old-workspaces",
 )
-# Per resource, this many newest succeeded deployments stay restorable (rollback candidates).
-ROLLBACK_CANDIDATES_KEPT: Final = 20
 
 
 class CapacityServer(WireModel):
@@ -224,31 +220,6 @@ def inspect_view(row: models.Server, report: CapacityReport) -> CapacityInspectR
     )
 
 
-async def protected_deployments(server_id: str) -> list[str]:
-    """Deployments a prune must keep: rollback candidates of the server's resources, and any
-    deployment still in flight there (its container or workspace may be about to be used)."""
-    protected: set[str] = set()
-    in_flight = await models.Deployment.filter(
-        server_id=server_id, status__in=sorted(ACTIVE)
-    ).values_list("id", flat=True)
-    protected.update(str(i) for i in in_flight)
-    resource_ids = (
-        await models.Deployment.filter(server_id=server_id)
-        .distinct()
-        .values_list("resource_id", flat=True)
-    )
-    for resource_id in sorted({str(r) for r in resource_ids}):
-        # Same rule as recovery readiness: the newest succeeded deployments are the candidates.
-        candidates = (
-            await models.Deployment.filter(resource_id=str(resource_id), status="succeeded")
-            .order_by("-finished_at", "-id")
-            .limit(ROLLBACK_CANDIDATES_KEPT)
-            .values_list("id", flat=True)
-        )
-        protected.update(str(i) for i in candidates)
-    return sorted(protected)
-
-
 @route(
     "GET",
     "/servers/{serverId}/capacity",
@@ -284,7 +255,7 @@ async def prune(call: Call) -> CapacityPruneResponse:
     body = call.body(CapacityPruneRequest)
     row = await get_server(call.actor, call.path["serverId"])
     session = call.request.app[REGISTRY_KEY].require(row.id)
-    protected = await protected_deployments(row.id)
+    protected = await capacity.protected_deployments(row.id)
     categories = list(dict.fromkeys(body.categories))
     reply = await session.request(
         lambda i: CapacityPrune(
@@ -322,20 +293,17 @@ async def prune(call: Call) -> CapacityPruneResponse:
     )
     if not reply.dry_run:
         # The agent already acted; the audit row records what it did, after the fact.
-        async with in_transaction():
-            await audit.record(
-                actor=call.actor,
-                event_type="server.capacity-pruned",
-                aggregate_type="server",
-                aggregate_id=row.id,
-                payload={
-                    "categories": categories,
-                    "before": body.before.isoformat() if body.before else None,
-                    "prunedCount": reply.pruned_count,
-                    "reclaimedBytes": reply.reclaimed_bytes,
-                    "protectedDeploymentCount": len(protected),
-                    "prunedAt": datetime.now(UTC).isoformat(),
-                },
-                request_id=call.request_id,
-            )
+        await capacity.record_prune(
+            call.actor,
+            call.request_id,
+            row.id,
+            {
+                "categories": categories,
+                "before": body.before.isoformat() if body.before else None,
+                "prunedCount": reply.pruned_count,
+                "reclaimedBytes": reply.reclaimed_bytes,
+                "protectedDeploymentCount": len(protected),
+                "prunedAt": datetime.now(UTC).isoformat(),
+            },
+        )
     return answer

@@ -4,17 +4,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import Field
-from tortoise.transactions import in_transaction
 
-from coordinator import audit
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import ApiRequest, NoQuery
 from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
 from coordinator.auth import Principal
-from coordinator.db import models
 from coordinator.ids import new_id
-from coordinator.lookup import get_resource, get_server
-from coordinator.terminals import ATTACH_PATH, TERMINALS_KEY
+from coordinator.lookup import get_server
+from coordinator.terminals import ATTACH_PATH, TERMINALS_KEY, targets
 from coordinator.terminals.hub import CREDIT_WINDOW_BYTES, TerminalHub
 from coordinator.terminals.session import TerminalSession
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable
@@ -176,25 +173,6 @@ def _own(call: Call) -> TerminalSession:
     return session
 
 
-async def _resource_target(
-    actor: Principal, resource_id: str, deployment_id: str | None
-) -> tuple[str, str]:
-    """The server and deployment whose container a resource terminal enters."""
-    resource = await get_resource(actor, resource_id)
-    rows = models.Deployment.filter(resource_id=resource.id, organization_id=actor.organization_id)
-    # A named deployment is entered whatever its status (its container may still run); by
-    # default the latest successful deployment is the one serving.
-    rows = rows.filter(id=deployment_id) if deployment_id else rows.filter(status="succeeded")
-    deployment = await rows.order_by("-created_at").first()
-    if deployment is None:
-        if deployment_id:
-            raise NotFound(f"deployment {deployment_id!r} of resource {resource_id!r} not found")
-        raise Conflict(f"resource {resource_id!r} has no successful deployment to enter")
-    if not actor.can_see_server(deployment.server_id):
-        raise NotFound(f"resource {resource_id!r} not found")
-    return deployment.server_id, deployment.id
-
-
 @route(
     "POST",
     "/terminal-sessions",
@@ -218,7 +196,7 @@ async def open_session(call: Call) -> TerminalSessionItem:
         server_id = (await get_server(actor, body.scope.server_id)).id
     else:
         resource_id = body.scope.resource_id
-        server_id, deployment_id = await _resource_target(
+        server_id, deployment_id = await targets.resource_target(
             actor, resource_id, body.scope.deployment_id
         )
     server = await get_server(actor, server_id)
@@ -257,23 +235,14 @@ async def open_session(call: Call) -> TerminalSessionItem:
         )
         if not isinstance(reply, TermOpened):
             raise Unavailable(f"the agent answered term_open with {reply.type!r}")
-        async with in_transaction():
-            await audit.record(
-                actor=actor,
-                event_type="terminal-session.opened",
-                aggregate_type="terminal-session",
-                aggregate_id=session.session_id,
-                payload={
-                    "scope": session.scope,
-                    "serverId": server_id,
-                    "resourceId": resource_id,
-                    "deploymentId": deployment_id,
-                    "containerId": reply.container_id,
-                    # Only the program: arguments may carry secrets (a DSN, a password).
-                    "program": body.command[0] if body.command else None,
-                },
-                request_id=call.request_id,
-            )
+        await targets.record_opened(
+            actor,
+            call.request_id,
+            session,
+            container_id=reply.container_id,
+            # Only the program: arguments may carry secrets (a DSN, a password).
+            program=body.command[0] if body.command else None,
+        )
     except BaseException:
         # The agent may have started the pty before we gave up on it (timeout, cancel).
         await hub.abandon(session)

@@ -1,14 +1,20 @@
 """Deployments: planning, durable state, the engine that drives agents, and event streaming."""
 
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from aiohttp import web
 
 from coordinator import archive_prune
-from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY
+from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
+from coordinator.auth import Principal
+from coordinator.db import models
+from coordinator.deployments import creation, planner
 from coordinator.deployments.engine import DeploymentEngine
+from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import DeploymentStore
 from coordinator.deployments.stream import Notifier
+from coordinator.secrets import Keyring
 
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -25,3 +31,50 @@ def install(app: web.Application) -> None:
     app[REGISTRY_KEY].add_listener(engine)
     app.cleanup_ctx.append(_engine_ctx)
     app.cleanup_ctx.append(archive_prune.prune_job)
+
+
+class Caller(Protocol):
+    """What a route's call offers the adapters below (the request and who makes it)."""
+
+    @property
+    def request(self) -> web.Request: ...
+    @property
+    def actor(self) -> Principal: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def keyring(self) -> Keyring: ...
+
+
+def engine_of(call: Caller) -> DeploymentEngine:
+    """The app's deployment engine."""
+    return call.request.app[ENGINE_KEY]
+
+
+async def assess(call: Caller, target: planner.Target) -> Plan:
+    """Run the planner for ``target`` with the app's keyring, registry and settings."""
+    app = call.request.app
+    return await planner.assess(target, app[KEYRING_KEY], app[REGISTRY_KEY], app[SETTINGS_KEY])
+
+
+async def create_deployment(
+    call: Caller,
+    plan: Plan,
+    *,
+    trigger_kind: str,
+    source_deployment_id: str | None = None,
+    rollback_of: models.Deployment | None = None,
+    candidate: models.Deployment | None = None,
+) -> str:
+    """Create and submit a deployment of ``plan`` on behalf of the caller."""
+    return await creation.create(
+        engine_of(call),
+        call.keyring,
+        call.actor,
+        call.request_id,
+        plan,
+        trigger_kind=trigger_kind,
+        source_deployment_id=source_deployment_id,
+        rollback_of=rollback_of,
+        candidate=candidate,
+    )

@@ -59,6 +59,25 @@ def visible(actor: Principal) -> QuerySet[models.DomainBinding]:
     return rows
 
 
+async def listed(
+    actor: Principal,
+    *,
+    project_id: str | None,
+    environment_id: str | None,
+    resource_id: str | None,
+    limit: int,
+) -> list[models.DomainBinding]:
+    """Visible bindings matching the filters given, oldest first."""
+    rows = visible(actor)
+    if project_id:
+        rows = rows.filter(project_id=project_id)
+    if environment_id:
+        rows = rows.filter(environment_id=environment_id)
+    if resource_id:
+        rows = rows.filter(resource_id=resource_id)
+    return await rows.order_by("id").limit(limit)
+
+
 async def get_binding(actor: Principal, binding_id: str) -> models.DomainBinding:
     """A binding the caller may see, or ``NotFound`` (out of scope looks missing)."""
     row = await visible(actor).filter(id=binding_id).first()

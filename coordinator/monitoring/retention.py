@@ -9,6 +9,8 @@ from typing import Final
 
 from tortoise.transactions import in_transaction
 
+from coordinator import audit
+from coordinator.auth import Principal
 from coordinator.db.monitoring_models import RuntimeSample, SampleRollup
 from coordinator.monitoring.rollups import watermark
 from coordinator.settings import Settings
@@ -73,6 +75,34 @@ async def prune(
         pruned_rollups=pruned_rollups,
         pruned_at=now,
     )
+
+
+async def prune_audited(
+    settings: Settings,
+    actor: Principal,
+    request_id: str,
+    *,
+    dry_run: bool,
+    before: datetime | None = None,
+) -> PruneOutcome:
+    """An on-demand prune; a real one is audited in the same transaction as the deletes."""
+    async with in_transaction():
+        outcome = await prune(settings, dry_run=dry_run, before=before)
+        if not dry_run:
+            await audit.record(
+                actor=actor,
+                event_type="runtime-monitoring.pruned",
+                aggregate_type="runtime-monitoring",
+                aggregate_id=None,
+                payload={
+                    "before": outcome.before.isoformat(),
+                    "rollupsBefore": outcome.rollups_before.isoformat(),
+                    "prunedSampleCount": outcome.pruned_samples,
+                    "prunedRollupCount": outcome.pruned_rollups,
+                },
+                request_id=request_id,
+            )
+    return outcome
 
 
 PruneListener = Callable[[PruneOutcome], None]

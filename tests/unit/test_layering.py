@@ -64,6 +64,13 @@ SERVICES = (
     "coordinator/token_scope.py",
     "coordinator/deployments/planner.py",
     "coordinator/deployments/store.py",
+    "coordinator/deployments/reads.py",
+    "coordinator/deployments/creation.py",
+    "coordinator/deployments/commands.py",
+    "coordinator/monitoring/scope_targets.py",
+    "coordinator/monitoring/policies.py",
+    "coordinator/monitoring/retention.py",
+    "coordinator/terminals/targets.py",
 )
 HTTP_LAYER = ("coordinator.api", "aiohttp.web")
 # Only the application factory wires the route modules in.
@@ -73,6 +80,12 @@ ORM_FREE_ROUTES = (
     "audit_events.py",
     "bootstrap.py",
     "deploy_tokens.py",
+    "deployment_commands.py",
+    "deployment_plans.py",
+    "deployment_recovery.py",
+    "deployment_views.py",
+    "deployments.py",
+    "domain_bindings.py",
     "enrollment.py",
     "environments.py",
     "health_schemas.py",
@@ -82,8 +95,14 @@ ORM_FREE_ROUTES = (
     "resource_variables.py",
     "resource_views.py",
     "resources.py",
-    "source_archives.py",
+    "runtime_logs.py",
+    "runtime_monitoring.py",
+    "runtime_thresholds.py",
+    "runtime_usage.py",
+    "server_capacity.py",
     "servers.py",
+    "source_archives.py",
+    "terminal_sessions.py",
 )
 
 
