@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from agent.edge import Edge
+from agent.edge import Edge, domain_routes_label
 from agent.journal import Journal, JournalEntry, check_deployment_id
 from agent.rollout import (
     ArtifactBuilder,
@@ -20,6 +20,7 @@ from agent.rollout import (
     http_check,
 )
 from agent.runtime import (
+    DOMAINS_LABEL,
     HOSTNAMES_LABEL,
     INTERNAL_PORT_LABEL,
     PATH_PREFIX_LABEL,
@@ -248,7 +249,11 @@ class DeploymentManager:
         if await self._edge.current_upstreams(resource_id) == upstreams:
             return  # unchanged: no config reload
         await self._edge.set_upstreams(
-            resource_id, hostnames, labels.get(PATH_PREFIX_LABEL, "/") or "/", upstreams
+            resource_id,
+            hostnames,
+            labels.get(PATH_PREFIX_LABEL, "/") or "/",
+            upstreams,
+            domain_routes_label(labels.get(DOMAINS_LABEL)),
         )
 
     # ------------------------------------------------------------------ link

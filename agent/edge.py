@@ -2,16 +2,20 @@
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import aiohttp
+from pydantic import TypeAdapter
 
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
+from shared.messages.deploy import DomainRoute
 
 SERVER_NAME = "berth"
 _SERVER_PATH = f"/config/apps/http/servers/{SERVER_NAME}"
 _TIMEOUT_SECONDS = 10.0
+_DOMAIN_ROUTES = TypeAdapter(list[DomainRoute])
 
 
 class Edge(Protocol):
@@ -22,9 +26,14 @@ class Edge(Protocol):
         ...
 
     async def set_upstreams(
-        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+        self,
+        resource_id: str,
+        hostnames: list[str],
+        path_prefix: str,
+        upstreams: list[str],
+        domains: Sequence[DomainRoute] = (),
     ) -> None:
-        """Route ``hostnames`` (under ``path_prefix``) to ``upstreams`` ("host:port")."""
+        """Route ``hostnames`` (under ``path_prefix``) and ``domains`` to ``upstreams``."""
         ...
 
     async def remove_route(self, resource_id: str) -> None:
@@ -41,24 +50,76 @@ def route_id(resource_id: str) -> str:
     return f"berth-{resource_id}"
 
 
+def domain_route_id(resource_id: str, binding_id: str) -> str:
+    """The ``@id`` of one domain binding's route; prefixed by its resource's route id."""
+    return f"{route_id(resource_id)}.{binding_id}"
+
+
+def _match(hostnames: list[str], path_prefix: str) -> dict[str, Any]:
+    match: dict[str, Any] = {"host": list(hostnames)}
+    if path_prefix and path_prefix != "/":
+        match["path"] = [path_prefix.rstrip("/") + "/*", path_prefix.rstrip("/")]
+    return match
+
+
+def _proxy(upstreams: list[str]) -> dict[str, Any]:
+    # No retries across upstreams and no passive health: a failing upstream shows up as a 502
+    # instead of being hidden behind another attempt.
+    return {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
+
+
 def build_route(
     resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
 ) -> dict[str, Any]:
     """The Caddy JSON for one resource's route."""
-    match: dict[str, Any] = {"host": list(hostnames)}
-    if path_prefix and path_prefix != "/":
-        match["path"] = [path_prefix.rstrip("/") + "/*", path_prefix.rstrip("/")]
     return {
         "@id": route_id(resource_id),
-        "match": [match],
-        "handle": [
+        "match": [_match(hostnames, path_prefix)],
+        "handle": [_proxy(upstreams)],
+        "terminal": True,
+    }
+
+
+def build_domain_route(
+    resource_id: str, domain: DomainRoute, upstreams: list[str]
+) -> dict[str, Any]:
+    """The Caddy JSON for one domain binding: proxy to the resource, or redirect.
+
+    A redirect keeps the scheme, path and query (``www`` -> apex keeps the visitor's page).
+    """
+    handler: dict[str, Any]
+    if domain.redirect_to is not None:
+        handler = {
+            "handler": "static_response",
+            "status_code": str(domain.redirect_status or 301),
+            "headers": {
+                "Location": [f"{{http.request.scheme}}://{domain.redirect_to}{{http.request.uri}}"]
+            },
+        }
+    else:
+        handler = _proxy(upstreams)
+    routes: list[dict[str, Any]] = []
+    if domain.ownership_token is not None:
+        # The ownership proof is answered before any redirect, or it could never be fetched.
+        routes.append(
             {
-                "handler": "reverse_proxy",
-                # No retries across upstreams and no passive health: a failing upstream shows
-                # up as a 502 instead of being hidden behind another attempt.
-                "upstreams": [{"dial": upstream} for upstream in upstreams],
+                "match": [{"path": [f"/.well-known/berth-domain/{domain.ownership_token}"]}],
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "status_code": "200",
+                        "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
+                        "body": domain.ownership_token,
+                    }
+                ],
+                "terminal": True,
             }
-        ],
+        )
+    routes.append({"handle": [handler]})
+    return {
+        "@id": domain_route_id(resource_id, domain.id),
+        "match": [_match([domain.domain_name], domain.path_prefix)],
+        "handle": [{"handler": "subroute", "routes": routes}],
         "terminal": True,
     }
 
@@ -151,9 +212,14 @@ class CaddyEdge:
             await self._call("POST", f"{_SERVER_PATH}/routes", [])
 
     async def set_upstreams(
-        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+        self,
+        resource_id: str,
+        hostnames: list[str],
+        path_prefix: str,
+        upstreams: list[str],
+        domains: Sequence[DomainRoute] = (),
     ) -> None:
-        """Create or replace the resource's route; Caddy swaps config gracefully."""
+        """Create or replace the resource's routes, each by its id; Caddy swaps gracefully."""
         route = build_route(resource_id, hostnames, path_prefix, upstreams)
         existing = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
         if existing is None:
@@ -161,10 +227,41 @@ class CaddyEdge:
             await self._call("POST", f"{_SERVER_PATH}/routes", route)
         else:
             await self._call("PATCH", f"/id/{route_id(resource_id)}", route)
+        await self._set_domain_routes(resource_id, domains, upstreams)
+
+    async def _domain_route_ids(self, resource_id: str) -> set[str]:
+        routes = await self._call("GET", f"{_SERVER_PATH}/routes", missing_ok=True)
+        prefix = domain_route_id(resource_id, "")
+        return {
+            str(r["@id"])
+            for r in routes or []
+            if isinstance(r, dict) and str(r.get("@id", "")).startswith(prefix)
+        }
+
+    async def _set_domain_routes(
+        self, resource_id: str, domains: Sequence[DomainRoute], upstreams: list[str]
+    ) -> None:
+        present = await self._domain_route_ids(resource_id)
+        wanted: set[str] = set()
+        for domain in domains:
+            route = build_domain_route(resource_id, domain, upstreams)
+            wanted.add(route["@id"])
+            if route["@id"] in present:
+                await self._call("PATCH", f"/id/{route['@id']}", route)
+            elif domain.path_prefix not in ("", "/"):
+                # Caddy tries routes in order: a path under a host must come before the host's
+                # catch-all route, so it goes first (PUT at an index inserts).
+                await self._call("PUT", f"{_SERVER_PATH}/routes/0", route)
+            else:
+                await self._call("POST", f"{_SERVER_PATH}/routes", route)
+        for stale in sorted(present - wanted):
+            await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 
     async def remove_route(self, resource_id: str) -> None:
-        """Delete the resource's route."""
+        """Delete the resource's route and its domain bindings' routes."""
         await self._call("DELETE", f"/id/{route_id(resource_id)}", missing_ok=True)
+        for stale in sorted(await self._domain_route_ids(resource_id)):
+            await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 
     async def current_upstreams(self, resource_id: str) -> list[str] | None:
         """Read back the upstreams Caddy routes the resource to."""
@@ -177,3 +274,14 @@ class CaddyEdge:
                 if isinstance(upstream, dict) and isinstance(upstream.get("dial"), str):
                     found.append(upstream["dial"])
         return found
+
+
+def domain_routes_label(value: str | None) -> list[DomainRoute]:
+    """Parse the domain routes a container carries in its label (unreadable: none)."""
+    if not value:
+        return []
+    try:
+        return _DOMAIN_ROUTES.validate_json(value)
+    except ValueError:
+        # A label edited by hand must not stop the other routes from being restored.
+        return []

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from yarl import URL
 from agent.edge import Edge
 from agent.runtime import (
     DEPLOYMENT_LABEL,
+    DOMAINS_LABEL,
     HOSTNAMES_LABEL,
     INTERNAL_PORT_LABEL,
     MANAGED_LABEL,
@@ -130,6 +132,10 @@ def plan_labels(plan: DeployPlan, replica: int) -> dict[str, str]:
         # Kept on the container so the agent can re-create routes after Caddy restarts.
         labels[HOSTNAMES_LABEL] = ",".join(plan.route.hostnames)
         labels[PATH_PREFIX_LABEL] = plan.route.path_prefix
+        if plan.route.domains:
+            labels[DOMAINS_LABEL] = json.dumps(
+                [d.model_dump(mode="json", by_alias=True) for d in plan.route.domains]
+            )
     return labels
 
 
@@ -367,7 +373,7 @@ class Rollout:
         )
         change = asyncio.ensure_future(
             self._edge.set_upstreams(
-                self.plan.resource_id, route.hostnames, route.path_prefix, upstreams
+                self.plan.resource_id, route.hostnames, route.path_prefix, upstreams, route.domains
             )
         )
         try:

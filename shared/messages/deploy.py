@@ -75,11 +75,32 @@ class HealthSpec(WireModel):
     expected_response_text: str | None = Field(default=None, max_length=1000)
 
 
+class DomainRoute(WireModel):
+    """A user's domain binding as an edge route: serve the resource, or redirect to ``redirectTo``.
+
+    ``ownershipToken`` is set while the binding waits for an HTTP ownership proof: the edge then
+    answers ``/.well-known/berth-domain/<token>`` on that host with the token itself.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the binding's id")
+    domain_name: str = Field(min_length=1, max_length=253)
+    path_prefix: str = Field(default="/", max_length=200)
+    redirect_to: str | None = Field(default=None, max_length=253)
+    redirect_status: int | None = Field(default=None, ge=300, le=399)
+    tls_mode: Literal["auto", "imported", "disabled"] = "auto"
+    ownership_token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,100}$")
+
+
 class RouteSpec(WireModel):
     """How the edge proxy on the server reaches the resource."""
 
     hostnames: list[str] = Field(max_length=20)
     path_prefix: str = Field(default="/", max_length=200)
+    domains: list[DomainRoute] = Field(
+        default_factory=list,
+        max_length=200,
+        description="the resource's domain bindings; older coordinators omit it",
+    )
 
 
 class ContainerSpec(WireModel):
