@@ -419,6 +419,7 @@ class DeploymentManager:
             entry.error = result.error
             entry.image_id = result.image_id
             entry.container_ids = result.container_ids
+            entry.routed_domains = result.routed_domains
             entry.finished_at = datetime.now(UTC).isoformat()
             await self._journal.save(entry)
         await self._flush(entry)
@@ -435,6 +436,7 @@ class DeploymentManager:
             last_sequence=entry.last_sequence,
             finished_at=_parse_time(entry.finished_at) or datetime.now(UTC),
             started_at=_parse_time(entry.accepted_at),
+            routed_domains=entry.routed_domains[:200] if entry.routed_domains is not None else None,
         )
 
     def cancel(self, deployment_id: str) -> Literal["canceling", "finished", "unknown"]:

@@ -106,6 +106,8 @@ class RolloutResult:
     error: ErrorBody | None = None
     image_id: str | None = None
     container_ids: list[str] = field(default_factory=list)
+    # Ids of the domain bindings the edge serves after this rollout (None: it never switched).
+    routed_domains: list[str] | None = None
 
 
 def container_name(plan: DeployPlan, replica: int) -> str:
@@ -198,6 +200,7 @@ class Rollout:
         self._probe = probe or _probe_default
         self._runtime = runtime
         self._edge = edge
+        self.routed_domains: list[str] | None = None
         self._log = log
         self._builder = builder
         self.candidates: list[Started] = []
@@ -360,6 +363,7 @@ class Rollout:
         if route is None or self._edge is None or not route.hostnames:
             self._log.line("switch", "no edge route: nothing to switch", event="phase-started")
             self.switched = True
+            self.routed_domains = []
             return
         upstreams = []
         for started in self.candidates:
@@ -385,6 +389,7 @@ class Rollout:
             self.switched = True
             raise
         self.switched = True
+        self.routed_domains = [domain.id for domain in route.domains]
         self._log.line(
             "switch", f"traffic switched to {', '.join(upstreams)}", event="traffic-switched"
         )
@@ -397,6 +402,7 @@ class Rollout:
             "succeeded",
             image_id=image_id,
             container_ids=[c.container_id for c in self.candidates],
+            routed_domains=self.routed_domains,
         )
 
     async def _drain(self, old: list[ManagedContainer], *, cut_short: bool) -> None:

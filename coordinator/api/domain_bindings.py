@@ -143,7 +143,7 @@ async def list_bindings(call: Call) -> DomainBindingList:
     response=DomainBindingShow,
 )
 async def show(call: Call) -> DomainBindingShow:
-    """One binding; certificates and the proxy side come with later steps of issue 15."""
+    """One binding; ``proxyReadiness`` is what the agent reported, certificates come later."""
     row = await bindings.get_binding(call.actor, call.path["domainBindingId"])
     item = binding_item(row)
     deployments = await models.Deployment.filter(resource_id=item.resource_id).order_by(
@@ -153,6 +153,7 @@ async def show(call: Call) -> DomainBindingShow:
         binding=item,
         generated_access_fallback=access_summary(deployments, None).latest_generated_access_route,
         route_readiness=route_readiness(item),
+        proxy_readiness=row.proxy_readiness,  # type: ignore[arg-type]
         delete_safety=await _delete_safety(row),
     )
 

@@ -27,3 +27,23 @@ async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
             )
         )
     return routes
+
+
+async def record_routed(
+    resource_id: str, server_id: str, deployment_id: str, routed: list[str] | None
+) -> None:
+    """Store what the agent's edge serves after a successful deployment of the resource.
+
+    Only the resource's newest deployment counts (a late result of an older one must not mark
+    a binding added since as ready); ``None`` (an older agent) leaves readiness unknown.
+    """
+    if routed is None:
+        return
+    newest = await models.Deployment.filter(resource_id=resource_id).order_by("-id").first()
+    if newest is None or newest.id != deployment_id:
+        return
+    served = set(routed)
+    for route in await domain_routes(resource_id, server_id):
+        await models.DomainBinding.filter(id=route.id).update(
+            proxy_readiness="ready" if route.id in served else "not-ready"
+        )

@@ -232,6 +232,12 @@ class DeployResult(WireModel):
     started_at: datetime | None = Field(
         default=None, description="when the agent accepted the plan; older agents omit it"
     )
+    routed_domains: list[str] | None = Field(
+        default=None,
+        max_length=200,
+        description="ids of the plan's domain bindings the edge now serves; null when the "
+        "rollout never switched traffic (older agents omit it)",
+    )
 
 
 class DeployResultAck(WireModel):

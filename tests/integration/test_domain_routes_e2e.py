@@ -64,6 +64,9 @@ async def test_bound_domains_are_served_redirected_and_prove_ownership(
             "POST", f"/domain-bindings/{apex}/ownership-confirmations", {"method": "http-token"}
         )
         proof = (await stack.call("GET", f"/domain-bindings/{apex}"))["binding"]["ownership"]
+        assert (await stack.call("GET", f"/domain-bindings/{apex}"))["proxyReadiness"] == (
+            "not-ready"
+        )
 
         shown = await stack.finish(await stack.deploy())
         assert shown["deployment"]["status"] == "succeeded", shown
@@ -85,10 +88,22 @@ async def test_bound_domains_are_served_redirected_and_prove_ownership(
                 proof["token"],
                 None,
             )
+            for binding in (apex, www, moved):
+                shown = await stack.call("GET", f"/domain-bindings/{binding}")
+                assert shown["proxyReadiness"] == "ready", shown
             # One route per binding, each addressed by its id in Caddy's config.
             for binding in (apex, www, moved):
                 route = f"berth-{stack.resource_id}.{binding}"
                 assert await _caddy_route(session, stack, route) == 200, route
+
+            # A changed route is not ready until a deployment carries it to the edge.
+            await stack.call(
+                "POST",
+                f"/domain-bindings/{moved}/route",
+                {"redirectTo": "app.example.test", "redirectStatus": 301},
+            )
+            shown = await stack.call("GET", f"/domain-bindings/{moved}")
+            assert shown["proxyReadiness"] == "not-ready", shown
 
             # A binding deleted is gone from the edge after the next deployment.
             await stack.call(
@@ -99,5 +114,8 @@ async def test_bound_domains_are_served_redirected_and_prove_ownership(
             assert await _caddy_route(session, stack, f"berth-{stack.resource_id}.{www}") == 404
             assert await _get(session, stack, "app.example.test") == (200, "v1", None)
             assert (await _get(session, stack, "www.example.test"))[0] != 301
+            assert (await _get(session, stack, "old.example.test"))[0] == 301
+            shown = await stack.call("GET", f"/domain-bindings/{moved}")
+            assert shown["proxyReadiness"] == "ready", shown
     finally:
         await stack.agent.stop()
