@@ -75,6 +75,9 @@ class HealthSpec(WireModel):
     expected_response_text: str | None = Field(default=None, max_length=1000)
 
 
+_HOST = r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
+
+
 class DomainRoute(WireModel):
     """A user's domain binding as an edge route: serve the resource, or redirect to ``redirectTo``.
 
@@ -83,9 +86,11 @@ class DomainRoute(WireModel):
     """
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the binding's id")
-    domain_name: str = Field(min_length=1, max_length=253)
-    path_prefix: str = Field(default="/", max_length=200)
-    redirect_to: str | None = Field(default=None, max_length=253)
+    # Names and paths end up in Caddy's JSON, where `{...}` would be a placeholder (e.g.
+    # `{env.X}` in a redirect's Location): only the characters the coordinator lets through.
+    domain_name: str = Field(max_length=253, pattern=_HOST)
+    path_prefix: str = Field(default="/", max_length=200, pattern=r"^/[^{}\s\\]*$")
+    redirect_to: str | None = Field(default=None, max_length=253, pattern=_HOST)
     redirect_status: int | None = Field(default=None, ge=300, le=399)
     tls_mode: Literal["auto", "imported", "disabled"] = "auto"
     ownership_token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,100}$")

@@ -1,5 +1,8 @@
 """Domain routes on the agent: Caddy JSON per binding, the label they survive in, the journal."""
 
+import pytest
+from pydantic import ValidationError
+
 from agent.edge import build_domain_route, domain_route_id, domain_routes_label
 from agent.journal import JournalEntry
 from agent.rollout import plan_labels
@@ -57,3 +60,19 @@ def test_the_journal_keeps_what_the_edge_routed() -> None:
     older = entry.to_json()
     del older["routedDomains"]  # written by an agent before this field
     assert JournalEntry.from_json(older).routed_domains is None
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"domainName": "{env.HOME}.example.test"},
+        {"redirectTo": "app.example.test{env.HOME}"},
+        {"pathPrefix": "/{env.HOME}"},
+        {"domainName": "App.Example.test"},
+    ],
+)
+def test_a_domain_route_refuses_what_caddy_would_read_as_a_placeholder(
+    field: dict[str, str],
+) -> None:
+    with pytest.raises(ValidationError):
+        _ = DomainRoute.model_validate({"id": "dbd_1", "domainName": "app.example.test", **field})
