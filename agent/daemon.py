@@ -42,7 +42,10 @@ async def run(
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
     deployments = DeploymentFeature(
         DeploymentManager(
-            runtime, CaddyEdge(settings.edge_admin_url, settings.edge_listen), state_dir, builder
+            runtime,
+            CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls()),
+            state_dir,
+            builder,
         )
     )
     # Every capability plugs in here; deployments first, so its inventory leads on each link.

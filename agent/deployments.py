@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from agent.edge import Edge
+from agent.edge import Edge, domain_routes_label
 from agent.journal import Journal, JournalEntry, check_deployment_id
 from agent.rollout import (
     ArtifactBuilder,
@@ -20,6 +20,7 @@ from agent.rollout import (
     http_probe,
 )
 from agent.runtime import (
+    DOMAINS_LABEL,
     HOSTNAMES_LABEL,
     INTERNAL_PORT_LABEL,
     PATH_PREFIX_LABEL,
@@ -248,7 +249,11 @@ class DeploymentManager:
         if await self._edge.current_upstreams(resource_id) == upstreams:
             return  # unchanged: no config reload
         await self._edge.set_upstreams(
-            resource_id, hostnames, labels.get(PATH_PREFIX_LABEL, "/") or "/", upstreams
+            resource_id,
+            hostnames,
+            labels.get(PATH_PREFIX_LABEL, "/") or "/",
+            upstreams,
+            domain_routes_label(labels.get(DOMAINS_LABEL)),
         )
 
     # ------------------------------------------------------------------ link
@@ -414,6 +419,7 @@ class DeploymentManager:
             entry.error = result.error
             entry.image_id = result.image_id
             entry.container_ids = result.container_ids
+            entry.routed_domains = result.routed_domains
             entry.finished_at = datetime.now(UTC).isoformat()
             await self._journal.save(entry)
         await self._flush(entry)
@@ -430,6 +436,7 @@ class DeploymentManager:
             last_sequence=entry.last_sequence,
             finished_at=_parse_time(entry.finished_at) or datetime.now(UTC),
             started_at=_parse_time(entry.accepted_at),
+            routed_domains=entry.routed_domains[:200] if entry.routed_domains is not None else None,
         )
 
     def cancel(self, deployment_id: str) -> Literal["canceling", "finished", "unknown"]:

@@ -2,16 +2,22 @@
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import aiohttp
+from pydantic import TypeAdapter
 
+from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port, tls_app, tls_server
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
+from shared.messages.deploy import DomainRoute
 
 SERVER_NAME = "berth"
 _SERVER_PATH = f"/config/apps/http/servers/{SERVER_NAME}"
+_TLS_SERVER_PATH = f"/config/apps/http/servers/{TLS_SERVER_NAME}"
 _TIMEOUT_SECONDS = 10.0
+_DOMAIN_ROUTES = TypeAdapter(list[DomainRoute])
 
 
 class Edge(Protocol):
@@ -22,9 +28,14 @@ class Edge(Protocol):
         ...
 
     async def set_upstreams(
-        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+        self,
+        resource_id: str,
+        hostnames: list[str],
+        path_prefix: str,
+        upstreams: list[str],
+        domains: Sequence[DomainRoute] = (),
     ) -> None:
-        """Route ``hostnames`` (under ``path_prefix``) to ``upstreams`` ("host:port")."""
+        """Route ``hostnames`` (under ``path_prefix``) and ``domains`` to ``upstreams``."""
         ...
 
     async def remove_route(self, resource_id: str) -> None:
@@ -41,26 +52,100 @@ def route_id(resource_id: str) -> str:
     return f"berth-{resource_id}"
 
 
+def domain_route_id(resource_id: str, binding_id: str) -> str:
+    """The ``@id`` of one domain binding's route; prefixed by its resource's route id."""
+    return f"{route_id(resource_id)}.{binding_id}"
+
+
+def _match(hostnames: list[str], path_prefix: str) -> dict[str, Any]:
+    match: dict[str, Any] = {"host": list(hostnames)}
+    if path_prefix and path_prefix != "/":
+        match["path"] = [path_prefix.rstrip("/") + "/*", path_prefix.rstrip("/")]
+    return match
+
+
+def _proxy(upstreams: list[str]) -> dict[str, Any]:
+    # No retries across upstreams and no passive health: a failing upstream shows up as a 502
+    # instead of being hidden behind another attempt.
+    return {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
+
+
 def build_route(
     resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
 ) -> dict[str, Any]:
     """The Caddy JSON for one resource's route."""
-    match: dict[str, Any] = {"host": list(hostnames)}
-    if path_prefix and path_prefix != "/":
-        match["path"] = [path_prefix.rstrip("/") + "/*", path_prefix.rstrip("/")]
     return {
         "@id": route_id(resource_id),
-        "match": [match],
-        "handle": [
-            {
-                "handler": "reverse_proxy",
-                # No retries across upstreams and no passive health: a failing upstream shows
-                # up as a 502 instead of being hidden behind another attempt.
-                "upstreams": [{"dial": upstream} for upstream in upstreams],
-            }
-        ],
+        "match": [_match(hostnames, path_prefix)],
+        "handle": [_proxy(upstreams)],
         "terminal": True,
     }
+
+
+def _redirect(location: str, status: int) -> dict[str, Any]:
+    return {
+        "handler": "static_response",
+        "status_code": str(status),
+        "headers": {"Location": [location]},
+    }
+
+
+def _binding_route(route_id_: str, domain: DomainRoute, handler: dict[str, Any]) -> dict[str, Any]:
+    routes: list[dict[str, Any]] = []
+    if domain.ownership_token is not None:
+        # The ownership proof is answered before any redirect, or it could never be fetched.
+        routes.append(
+            {
+                "match": [{"path": [f"/.well-known/berth-domain/{domain.ownership_token}"]}],
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "status_code": "200",
+                        "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
+                        "body": domain.ownership_token,
+                    }
+                ],
+                "terminal": True,
+            }
+        )
+    routes.append({"handle": [handler]})
+    return {
+        "@id": route_id_,
+        "match": [_match([domain.domain_name], domain.path_prefix)],
+        "handle": [{"handler": "subroute", "routes": routes}],
+        "terminal": True,
+    }
+
+
+def build_domain_route(
+    resource_id: str, domain: DomainRoute, upstreams: list[str]
+) -> dict[str, Any]:
+    """The Caddy JSON for one domain binding: proxy to the resource, or redirect.
+
+    A redirect keeps the scheme, path and query (``www`` -> apex keeps the visitor's page).
+    """
+    handler = (
+        _redirect(
+            f"{{http.request.scheme}}://{domain.redirect_to}{{http.request.uri}}",
+            domain.redirect_status or 301,
+        )
+        if domain.redirect_to is not None
+        else _proxy(upstreams)
+    )
+    return _binding_route(domain_route_id(resource_id, domain.id), domain, handler)
+
+
+def build_https_redirect_route(
+    resource_id: str, domain: DomainRoute, https_port: int
+) -> dict[str, Any]:
+    """The plain-HTTP side of a binding served over HTTPS: a permanent redirect to HTTPS.
+
+    The ownership token still answers on HTTP; ACME's HTTP-01 challenge is answered by Caddy
+    before any route.
+    """
+    port = "" if https_port == 443 else f":{https_port}"
+    handler = _redirect(f"https://{{http.request.host}}{port}{{http.request.uri}}", 308)
+    return _binding_route(domain_route_id(resource_id, domain.id) + ".http", domain, handler)
 
 
 class CaddyEdge:
@@ -70,10 +155,14 @@ class CaddyEdge:
     """
 
     def __init__(
-        self, admin_url: str = DEFAULT_EDGE_ADMIN_URL, listen: str = DEFAULT_EDGE_LISTEN
+        self,
+        admin_url: str = DEFAULT_EDGE_ADMIN_URL,
+        listen: str = DEFAULT_EDGE_LISTEN,
+        tls: EdgeTls | None = None,
     ) -> None:
         self._admin = admin_url.rstrip("/")
         self._listen = listen
+        self._tls = tls
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
@@ -149,11 +238,34 @@ class CaddyEdge:
             await self._call("POST", _SERVER_PATH, self._server())
         elif not isinstance(servers[SERVER_NAME].get("routes"), list):
             await self._call("POST", f"{_SERVER_PATH}/routes", [])
+        if self._tls is not None:
+            await self._ensure_tls(self._tls, http, servers)
+
+    async def _ensure_tls(
+        self, tls: EdgeTls, http: dict[str, Any], servers: dict[str, Any]
+    ) -> None:
+        if TLS_SERVER_NAME not in servers:
+            await self._call("POST", _TLS_SERVER_PATH, tls_server(tls))
+        # Caddy answers HTTP-01 on, and sends HTTPS to, these ports: they must be the edge's.
+        for key, port in (
+            ("http_port", listen_port(self._listen, 80)),
+            ("https_port", listen_port(tls.listen, 443)),
+        ):
+            if http.get(key) != port:
+                await self._call("POST", f"/config/apps/http/{key}", port)
+        wanted = tls_app(tls)
+        if await self._call("GET", "/config/apps/tls", missing_ok=True) != wanted:
+            await self._call("POST", "/config/apps/tls", wanted)
 
     async def set_upstreams(
-        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+        self,
+        resource_id: str,
+        hostnames: list[str],
+        path_prefix: str,
+        upstreams: list[str],
+        domains: Sequence[DomainRoute] = (),
     ) -> None:
-        """Create or replace the resource's route; Caddy swaps config gracefully."""
+        """Create or replace the resource's routes, each by its id; Caddy swaps gracefully."""
         route = build_route(resource_id, hostnames, path_prefix, upstreams)
         existing = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
         if existing is None:
@@ -161,10 +273,62 @@ class CaddyEdge:
             await self._call("POST", f"{_SERVER_PATH}/routes", route)
         else:
             await self._call("PATCH", f"/id/{route_id(resource_id)}", route)
+        await self._set_domain_routes(resource_id, domains, upstreams)
+
+    async def _domain_route_ids(self, resource_id: str) -> dict[str, str]:
+        """The resource's domain routes in Caddy: route id -> server path."""
+        prefix = domain_route_id(resource_id, "")
+        found: dict[str, str] = {}
+        for server in (_SERVER_PATH, _TLS_SERVER_PATH):
+            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
+            for r in routes if isinstance(routes, list) else []:
+                if isinstance(r, dict) and str(r.get("@id", "")).startswith(prefix):
+                    found[str(r["@id"])] = server
+        return found
+
+    def _wanted_routes(
+        self, resource_id: str, domain: DomainRoute, upstreams: list[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        route = build_domain_route(resource_id, domain, upstreams)
+        if self._tls is None or domain.tls_mode != "auto":
+            return [(_SERVER_PATH, route)]
+        # HTTPS by default: the binding is served on the TLS server (Caddy obtains its
+        # certificate because a route matches the name) and HTTP redirects there.
+        https_port = listen_port(self._tls.listen, 443)
+        return [
+            (_TLS_SERVER_PATH, route),
+            (_SERVER_PATH, build_https_redirect_route(resource_id, domain, https_port)),
+        ]
+
+    async def _set_domain_routes(
+        self, resource_id: str, domains: Sequence[DomainRoute], upstreams: list[str]
+    ) -> None:
+        if self._tls is not None and domains:
+            await self.ensure_server()
+        present = await self._domain_route_ids(resource_id)
+        wanted: set[str] = set()
+        for domain in domains:
+            for server, route in self._wanted_routes(resource_id, domain, upstreams):
+                wanted.add(route["@id"])
+                if present.get(route["@id"]) == server:
+                    await self._call("PATCH", f"/id/{route['@id']}", route)
+                    continue
+                if route["@id"] in present:  # moved between HTTP and HTTPS
+                    await self._call("DELETE", f"/id/{route['@id']}", missing_ok=True)
+                if domain.path_prefix not in ("", "/"):
+                    # Caddy tries routes in order: a path under a host must come before the
+                    # host's catch-all route, so it goes first (PUT at an index inserts).
+                    await self._call("PUT", f"{server}/routes/0", route)
+                else:
+                    await self._call("POST", f"{server}/routes", route)
+        for stale in sorted(set(present) - wanted):
+            await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 
     async def remove_route(self, resource_id: str) -> None:
-        """Delete the resource's route."""
+        """Delete the resource's route and its domain bindings' routes."""
         await self._call("DELETE", f"/id/{route_id(resource_id)}", missing_ok=True)
+        for stale in sorted(await self._domain_route_ids(resource_id)):
+            await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 
     async def current_upstreams(self, resource_id: str) -> list[str] | None:
         """Read back the upstreams Caddy routes the resource to."""
@@ -177,3 +341,14 @@ class CaddyEdge:
                 if isinstance(upstream, dict) and isinstance(upstream.get("dial"), str):
                     found.append(upstream["dial"])
         return found
+
+
+def domain_routes_label(value: str | None) -> list[DomainRoute]:
+    """Parse the domain routes a container carries in its label (unreadable: none)."""
+    if not value:
+        return []
+    try:
+        return _DOMAIN_ROUTES.validate_json(value)
+    except ValueError:
+        # A label edited by hand must not stop the other routes from being restored.
+        return []

@@ -39,6 +39,8 @@ class JournalEntry:
     lines: list[DeployLogLine] = field(default_factory=list)
     last_sequence: int = 0
     switched: bool = False
+    # Domain binding ids the edge served when the rollout finished (None: not reported).
+    routed_domains: list[str] | None = None
     # The coordinator stored the result: only a tombstone is kept, so a re-sent plan is
     # recognised and never applied twice.
     acked: bool = False
@@ -69,6 +71,7 @@ class JournalEntry:
             "lines": [line.model_dump(mode="json", by_alias=True) for line in self.lines],
             "lastSequence": self.last_sequence,
             "switched": self.switched,
+            "routedDomains": self.routed_domains,
             "acked": self.acked,
         }
 
@@ -89,6 +92,11 @@ class JournalEntry:
             lines=[DeployLogLine.model_validate(line) for line in data.get("lines") or []],
             last_sequence=int(data.get("lastSequence", 0)),
             switched=bool(data.get("switched", False)),
+            routed_domains=(
+                [str(d) for d in data["routedDomains"]]
+                if isinstance(data.get("routedDomains"), list)
+                else None
+            ),
             acked=bool(data.get("acked", False)),
         )
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from yarl import URL
 from agent.edge import Edge
 from agent.runtime import (
     DEPLOYMENT_LABEL,
+    DOMAINS_LABEL,
     HOSTNAMES_LABEL,
     INTERNAL_PORT_LABEL,
     MANAGED_LABEL,
@@ -104,6 +106,8 @@ class RolloutResult:
     error: ErrorBody | None = None
     image_id: str | None = None
     container_ids: list[str] = field(default_factory=list)
+    # Ids of the domain bindings the edge serves after this rollout (None: it never switched).
+    routed_domains: list[str] | None = None
 
 
 def container_name(plan: DeployPlan, replica: int) -> str:
@@ -130,6 +134,10 @@ def plan_labels(plan: DeployPlan, replica: int) -> dict[str, str]:
         # Kept on the container so the agent can re-create routes after Caddy restarts.
         labels[HOSTNAMES_LABEL] = ",".join(plan.route.hostnames)
         labels[PATH_PREFIX_LABEL] = plan.route.path_prefix
+        if plan.route.domains:
+            labels[DOMAINS_LABEL] = json.dumps(
+                [d.model_dump(mode="json", by_alias=True) for d in plan.route.domains]
+            )
     return labels
 
 
@@ -229,6 +237,7 @@ class Rollout:
         self._probe = probe or _probe_default
         self._runtime = runtime
         self._edge = edge
+        self.routed_domains: list[str] | None = None
         self._log = log
         self._builder = builder
         self.candidates: list[Started] = []
@@ -391,6 +400,7 @@ class Rollout:
         if route is None or self._edge is None or not route.hostnames:
             self._log.line("switch", "no edge route: nothing to switch", event="phase-started")
             self.switched = True
+            self.routed_domains = []
             return
         upstreams = []
         for started in self.candidates:
@@ -404,7 +414,7 @@ class Rollout:
         )
         change = asyncio.ensure_future(
             self._edge.set_upstreams(
-                self.plan.resource_id, route.hostnames, route.path_prefix, upstreams
+                self.plan.resource_id, route.hostnames, route.path_prefix, upstreams, route.domains
             )
         )
         try:
@@ -416,6 +426,7 @@ class Rollout:
             self.switched = True
             raise
         self.switched = True
+        self.routed_domains = [domain.id for domain in route.domains]
         self._log.line(
             "switch", f"traffic switched to {', '.join(upstreams)}", event="traffic-switched"
         )
@@ -428,6 +439,7 @@ class Rollout:
             "succeeded",
             image_id=image_id,
             container_ids=[c.container_id for c in self.candidates],
+            routed_domains=self.routed_domains,
         )
 
     async def _drain(self, old: list[ManagedContainer], *, cut_short: bool) -> None:

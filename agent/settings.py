@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Final
 
+from agent.edge_tls import DEFAULT_ACME_DIRECTORY, EdgeTls
+
 MIN_SAMPLE_SECONDS: Final = 1.0
 DEFAULT_EDGE_ADMIN_URL: Final = "http://127.0.0.1:2019"
 DEFAULT_EDGE_LISTEN: Final = ":80"
@@ -67,8 +69,21 @@ class AgentSettings:
     reconnect_max_seconds: float = 60.0
     edge_admin_url: str = DEFAULT_EDGE_ADMIN_URL
     edge_listen: str = DEFAULT_EDGE_LISTEN
+    # HTTPS for bound domains (tlsMode auto): off while empty.
+    edge_tls_listen: str = ""
+    acme_directory: str = DEFAULT_ACME_DIRECTORY
+    acme_email: str = ""
+    acme_ca_roots: str = ""
     # Put on every container the agent creates (tests and benches tag theirs for cleanup).
     extra_labels: dict[str, str] = field(default_factory=dict)
+
+    def edge_tls(self) -> EdgeTls | None:
+        """HTTPS settings for the edge, or None while ``BERTH_AGENT_EDGE_TLS_LISTEN`` is unset."""
+        if not self.edge_tls_listen:
+            return None
+        return EdgeTls(
+            self.edge_tls_listen, self.acme_directory, self.acme_email, self.acme_ca_roots
+        )
 
     @classmethod
     def from_env(cls) -> "AgentSettings":
@@ -82,5 +97,9 @@ class AgentSettings:
             reconnect_max_seconds=_float("BERTH_AGENT_RECONNECT_MAX_SECONDS", 60.0, 0.0),
             edge_admin_url=_text("BERTH_AGENT_EDGE_ADMIN_URL", DEFAULT_EDGE_ADMIN_URL),
             edge_listen=_text("BERTH_AGENT_EDGE_LISTEN", DEFAULT_EDGE_LISTEN),
+            edge_tls_listen=os.environ.get("BERTH_AGENT_EDGE_TLS_LISTEN", "").strip(),
+            acme_directory=_text("BERTH_AGENT_ACME_DIRECTORY", DEFAULT_ACME_DIRECTORY),
+            acme_email=os.environ.get("BERTH_AGENT_ACME_EMAIL", "").strip(),
+            acme_ca_roots=os.environ.get("BERTH_AGENT_ACME_CA_ROOTS", "").strip(),
             extra_labels=parse_labels(os.environ.get("BERTH_AGENT_EXTRA_LABELS", "")),
         )

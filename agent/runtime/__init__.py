@@ -13,6 +13,8 @@ DEPLOYMENT_LABEL = "berth.deployment-id"
 REPLICA_LABEL = "berth.replica"
 HOSTNAMES_LABEL = "berth.hostnames"
 PATH_PREFIX_LABEL = "berth.path-prefix"
+# JSON list of the resource's domain routes (``DomainRoute``), to re-create them like the rest.
+DOMAINS_LABEL = "berth.domain-routes"
 INTERNAL_PORT_LABEL = "berth.internal-port"
 # The server whose agent created the container. Several agents may share one Docker engine
 # (tests, a lab box): each routes, samples, lists and prunes only its own containers.

@@ -142,7 +142,7 @@ async def list_bindings(call: Call) -> DomainBindingList:
     response=DomainBindingShow,
 )
 async def show(call: Call) -> DomainBindingShow:
-    """One binding; certificates and the proxy side come with later steps of issue 15."""
+    """One binding; ``proxyReadiness`` is what the agent reported, certificates come later."""
     row = await bindings.get_binding(call.actor, call.path["domainBindingId"])
     item = binding_item(row)
     deployments = await reads.all_of_resource(item.resource_id)
@@ -150,6 +150,7 @@ async def show(call: Call) -> DomainBindingShow:
         binding=item,
         generated_access_fallback=access_summary(deployments, None).latest_generated_access_route,
         route_readiness=route_readiness(item),
+        proxy_readiness=row.proxy_readiness,  # type: ignore[arg-type]
         delete_safety=await _delete_safety(row),
     )
 

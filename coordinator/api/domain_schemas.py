@@ -227,7 +227,8 @@ class DomainBindingShow(WireModel):
     route_readiness: RouteReadiness
     # The resource's newest generated route: where it stays reachable whatever the binding does.
     generated_access_fallback: GeneratedAccessRoute | None
-    proxy_readiness: Literal["unknown"] = "unknown"
+    # ``unknown`` only for bindings stored before agents reported what their edge serves.
+    proxy_readiness: Literal["unknown", "ready", "not-ready"] = "unknown"
     certificates: list[WireModel] = Field(default_factory=list)
     delete_safety: DeleteSafety
 

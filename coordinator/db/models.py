@@ -346,6 +346,9 @@ class DomainBinding(Model):
     dns_observation = fields.JSONField[dict[str, object]](null=True)
     verification_attempt_count = fields.IntField(default=0)
     latest_verification_attempt_id = fields.CharField(max_length=40, null=True)
+    # What the agent last reported: ``ready`` once its edge serves this binding as stored,
+    # ``not-ready`` until then (new or changed binding, or left out of the last deployment).
+    proxy_readiness = fields.CharField(max_length=16, default="not-ready")
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -24,6 +24,7 @@ from coordinator.deployments.store import (
     Masker,
     reveal_snapshot,
 )
+from coordinator.domains.edge_routes import domain_routes, record_routed
 from coordinator.faults import crash_point
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
@@ -250,7 +251,11 @@ class DeploymentEngine:
                 expected_status_code=http.get("expectedStatusCode"),
                 expected_response_text=http.get("expectedResponseText"),
             ),
-            "route": RouteSpec(hostnames=domains, path_prefix=routes[0].get("pathPrefix") or "/")
+            "route": RouteSpec(
+                hostnames=domains,
+                path_prefix=routes[0].get("pathPrefix") or "/",
+                domains=await domain_routes(row.resource_id, row.server_id),
+            )
             if domains
             else None,
         }
@@ -426,6 +431,8 @@ class DeploymentEngine:
             finished = await self._finish(
                 row.id, message.outcome, error_code, error_text, message.finished_at
             )
+            if message.outcome == "succeeded":
+                await record_routed(row.resource_id, row.server_id, row.id, message.routed_domains)
             if not finished and row.status == message.outcome and error_text:
                 # An inventory may settle the outcome first (it only carries the outcome); the
                 # result replayed right after it brings the reason, so fill that in.

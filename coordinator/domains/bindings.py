@@ -247,8 +247,9 @@ async def configure_route(
     # pass the check alone and make a loop together.
     async with _REDIRECT_CHANGES, in_transaction():
         await _check_redirect(actor, row.domain_name, target)
+        # The edge serves the old route until the next deployment carries the new one.
         await models.DomainBinding.filter(id=row.id).update(
-            redirect_to=target, redirect_status=status
+            redirect_to=target, redirect_status=status, proxy_readiness="not-ready"
         )
         await _record(
             actor,
@@ -365,6 +366,8 @@ async def confirm_ownership(
             ownership_method=method,
             ownership_confirmed_at=confirmed_at,
             status="bound" if confirmed_at is not None else "pending_verification",
+            # The edge serves a new HTTP token only once a deployment carries it.
+            proxy_readiness="not-ready" if method == "http-token" else row.proxy_readiness,
             verification_attempt_count=row.verification_attempt_count + 1,
             latest_verification_attempt_id=attempt_id,
         )

@@ -75,11 +75,37 @@ class HealthSpec(WireModel):
     expected_response_text: str | None = Field(default=None, max_length=1000)
 
 
+_HOST = r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$"
+
+
+class DomainRoute(WireModel):
+    """A user's domain binding as an edge route: serve the resource, or redirect to ``redirectTo``.
+
+    ``ownershipToken`` is set while the binding waits for an HTTP ownership proof: the edge then
+    answers ``/.well-known/berth-domain/<token>`` on that host with the token itself.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the binding's id")
+    # Names and paths end up in Caddy's JSON, where `{...}` would be a placeholder (e.g.
+    # `{env.X}` in a redirect's Location): only the characters the coordinator lets through.
+    domain_name: str = Field(max_length=253, pattern=_HOST)
+    path_prefix: str = Field(default="/", max_length=200, pattern=r"^/[^{}\s\\]*$")
+    redirect_to: str | None = Field(default=None, max_length=253, pattern=_HOST)
+    redirect_status: int | None = Field(default=None, ge=300, le=399)
+    tls_mode: Literal["auto", "imported", "disabled"] = "auto"
+    ownership_token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,100}$")
+
+
 class RouteSpec(WireModel):
     """How the edge proxy on the server reaches the resource."""
 
     hostnames: list[str] = Field(max_length=20)
     path_prefix: str = Field(default="/", max_length=200)
+    domains: list[DomainRoute] = Field(
+        default_factory=list,
+        max_length=200,
+        description="the resource's domain bindings; older coordinators omit it",
+    )
 
 
 class ContainerSpec(WireModel):
@@ -210,6 +236,12 @@ class DeployResult(WireModel):
     finished_at: datetime
     started_at: datetime | None = Field(
         default=None, description="when the agent accepted the plan; older agents omit it"
+    )
+    routed_domains: list[str] | None = Field(
+        default=None,
+        max_length=200,
+        description="ids of the plan's domain bindings the edge now serves; null when the "
+        "rollout never switched traffic (older agents omit it)",
     )
 
 

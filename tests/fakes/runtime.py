@@ -1,6 +1,6 @@
 """FakeRuntime and FakeEdge: in-memory ContainerRuntime and Edge for unit tests of agent logic."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from agent.runtime import (
 )
 from shared.errors import RuntimeFailed
 from shared.messages import ContainerState, ManagedContainer
+from shared.messages.deploy import DomainRoute
 
 
 @dataclass
@@ -249,6 +250,7 @@ class FakeEdge:
 
     def __init__(self, calls: list[tuple[str, str]] | None = None) -> None:
         self.routes: dict[str, tuple[list[str], list[str]]] = {}
+        self.domains: dict[str, list[DomainRoute]] = {}
         self.calls = calls if calls is not None else []
         self.fail: str | None = None
 
@@ -258,13 +260,19 @@ class FakeEdge:
             raise RuntimeFailed(self.fail)
 
     async def set_upstreams(
-        self, resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
+        self,
+        resource_id: str,
+        hostnames: list[str],
+        path_prefix: str,
+        upstreams: list[str],
+        domains: Sequence[DomainRoute] = (),
     ) -> None:
         """Record the route."""
         if self.fail:
             raise RuntimeFailed(self.fail)
         self.calls.append(("switch", ",".join(upstreams)))
         self.routes[resource_id] = (list(hostnames), list(upstreams))
+        self.domains[resource_id] = list(domains)
 
     async def remove_route(self, resource_id: str) -> None:
         """Drop the route."""

@@ -83,7 +83,12 @@ class Stack:
 
 
 async def _stack(
-    coordinator: Coordinator, token: str, caddy: Caddy, tmp_path: Path, settle: float = 0
+    coordinator: Coordinator,
+    token: str,
+    caddy: Caddy,
+    tmp_path: Path,
+    settle: float = 0,
+    agent_env: dict[str, str] | None = None,
 ) -> Stack:
     server = await coordinator.add_server(token, "edge-1")
     agent = AgentProcess(
@@ -91,6 +96,7 @@ async def _stack(
         env={
             "BERTH_AGENT_EDGE_ADMIN_URL": caddy.admin_url,
             "BERTH_AGENT_EDGE_LISTEN": f"127.0.0.1:{caddy.http_port}",
+            **(agent_env or {}),
         },
     )
     code, out = await agent.enroll(coordinator.url, server["joinToken"])

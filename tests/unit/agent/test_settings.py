@@ -2,6 +2,7 @@
 
 import pytest
 
+from agent.edge_tls import EdgeTls, tls_app
 from agent.settings import AgentSettings, SettingsError, parse_labels
 
 NAMES = (
@@ -14,6 +15,10 @@ NAMES = (
     "BERTH_AGENT_EDGE_ADMIN_URL",
     "BERTH_AGENT_EDGE_LISTEN",
     "BERTH_AGENT_EXTRA_LABELS",
+    "BERTH_AGENT_EDGE_TLS_LISTEN",
+    "BERTH_AGENT_ACME_DIRECTORY",
+    "BERTH_AGENT_ACME_EMAIL",
+    "BERTH_AGENT_ACME_CA_ROOTS",
 )
 
 
@@ -69,3 +74,21 @@ def test_malformed_values_name_the_variable(
 def test_labels_parse_as_before() -> None:
     assert parse_labels("") == {}
     assert parse_labels("a=1,b=2=3") == {"a": "1", "b": "2=3"}
+
+
+def test_https_is_off_until_a_tls_listen_address_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AgentSettings.from_env().edge_tls() is None
+    monkeypatch.setenv("BERTH_AGENT_EDGE_TLS_LISTEN", ":443")
+    tls = AgentSettings.from_env().edge_tls()
+    assert tls == EdgeTls(":443", "https://acme-v02.api.letsencrypt.org/directory", "", "")
+    monkeypatch.setenv("BERTH_AGENT_ACME_DIRECTORY", "https://ca.internal/dir")
+    monkeypatch.setenv("BERTH_AGENT_ACME_EMAIL", "ops@example.test")
+    monkeypatch.setenv("BERTH_AGENT_ACME_CA_ROOTS", "/etc/berth/ca.pem")
+    tls = AgentSettings.from_env().edge_tls()
+    assert tls == EdgeTls(
+        ":443", "https://ca.internal/dir", "ops@example.test", "/etc/berth/ca.pem"
+    )
+    issuer = tls_app(tls)["automation"]["policies"][0]["issuers"][0]
+    assert issuer["ca"] == "https://ca.internal/dir"
+    assert issuer["email"] == "ops@example.test"
+    assert issuer["trusted_roots_pem_files"] == ["/etc/berth/ca.pem"]

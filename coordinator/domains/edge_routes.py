@@ -1,0 +1,49 @@
+"""The resource's domain bindings as the edge routes a deployment plan carries to the agent."""
+
+from coordinator.db import models
+from shared.messages.deploy import DomainRoute
+
+
+async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
+    """Bindings of the resource on ``server_id`` (or on no server yet), oldest first.
+
+    A binding still waiting for an HTTP-token proof carries its token so the edge can serve it.
+    """
+    rows = await models.DomainBinding.filter(resource_id=resource_id).order_by("created_at", "id")
+    routes: list[DomainRoute] = []
+    for row in rows:
+        if row.server_id is not None and row.server_id != server_id:
+            continue  # bound to another server: its edge answers for this name
+        proving = row.ownership_method == "http-token" and row.ownership_confirmed_at is None
+        routes.append(
+            DomainRoute(
+                id=row.id,
+                domain_name=row.domain_name,
+                path_prefix=row.path_prefix,
+                redirect_to=row.redirect_to,
+                redirect_status=row.redirect_status,
+                tls_mode=row.tls_mode,  # type: ignore[arg-type]
+                ownership_token=row.ownership_token if proving else None,
+            )
+        )
+    return routes
+
+
+async def record_routed(
+    resource_id: str, server_id: str, deployment_id: str, routed: list[str] | None
+) -> None:
+    """Store what the agent's edge serves after a successful deployment of the resource.
+
+    Only the resource's newest deployment counts (a late result of an older one must not mark
+    a binding added since as ready); ``None`` (an older agent) leaves readiness unknown.
+    """
+    if routed is None:
+        return
+    newest = await models.Deployment.filter(resource_id=resource_id).order_by("-id").first()
+    if newest is None or newest.id != deployment_id:
+        return
+    served = set(routed)
+    for route in await domain_routes(resource_id, server_id):
+        await models.DomainBinding.filter(id=route.id).update(
+            proxy_readiness="ready" if route.id in served else "not-ready"
+        )
