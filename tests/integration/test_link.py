@@ -260,4 +260,7 @@ async def test_connectivity_test_of_offline_server_reports_unreachable(
         "message": "the agent is not connected",
         "durationMs": 0.0,
         "metadata": {},
+        # Only an HTTP health probe has these (issue 20); the link check has neither.
+        "statusCode": None,
+        "reasonCode": None,
     }
