@@ -164,9 +164,11 @@ async def test_the_background_loop_prunes_a_replaced_archive(
     assert not await models.SourceArchive.exists(id=first["id"])
     [event] = await audit_events(coordinator, token, eventType=archive_prune.EVENT_TYPE)
     assert event["payload"]["archiveId"] == first["id"]
-    # The current archive outlives many runs past its grace.
-    await asyncio.sleep(1.5)
+    # The current archive outlives a run long past its grace (a day later, not a wait).
+    later = datetime.now(UTC) + timedelta(days=1)
+    await archive_prune.prune_archives(coordinator.settings().data_dir, GRACE, now=later)
     assert await models.SourceArchive.exists(id=current)
+    assert stored_files(coordinator) == [f"{current}.tar.gz"]
 
 
 async def test_canceling_the_loop_mid_run_leaves_the_data_consistent(
