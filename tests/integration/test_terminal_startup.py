@@ -19,13 +19,18 @@ pytestmark = pytest.mark.docker
 __all__ = ["terminals", "token"]  # fixtures, used by name
 
 SIZE = re.compile(rb"(\d+) (\d+)\r?\n")
+PROMPT = re.compile(rb"[#$] ")
 
 
 async def _read_until(term: Term, pattern: re.Pattern[bytes], timeout: float) -> re.Match[bytes]:
     """Read until ``pattern`` matches the output so far (nothing is consumed)."""
-    async with asyncio.timeout(scaled(timeout)):
-        while not (found := pattern.search(term.output)):
-            assert await term._next(), f"closed early: {bytes(term.output[-300:])!r}"
+    try:
+        async with asyncio.timeout(scaled(timeout)):
+            while not (found := pattern.search(term.output)):
+                assert await term._next(), f"closed early: {bytes(term.output[-300:])!r}"
+    except TimeoutError:
+        seen = bytes(term.output[-300:])
+        raise AssertionError(f"no {pattern.pattern!r} within {timeout} s in {seen!r}") from None
     return found
 
 
@@ -67,6 +72,10 @@ async def test_an_early_resize_is_the_size_the_process_sees(
         assert term.controls[0]["type"] == "ready"
         # At once after ready, while `docker exec` is still starting: the size must stick.
         await term.ws.send_json({"type": "resize", "rows": 37, "cols": 111})
+        # The shell's prompt, before asking: under load `docker exec` can take seconds to start,
+        # and the question is whether the size sent above sticks, not how fast the shell starts.
+        prompt = await _read_until(term, PROMPT, timeout=20)
+        del term.output[: prompt.end()]
         seen: list[bytes] = []
 
         async def resized() -> bool:
@@ -78,7 +87,7 @@ async def test_an_early_resize_is_the_size_the_process_sees(
             return size.split() == [b"37", b"111"]
 
         try:
-            await eventually(resized, timeout=10, what="the process to see 37 x 111")
+            await eventually(resized, timeout=20, what="the process to see 37 x 111")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; sizes seen: {seen}") from None
         await term.run("exit 0")
