@@ -163,7 +163,8 @@ run_pytest() {
 
 section "Debian packages"
 packages=('docker.io=docker,dockerd' busybox-static systemd=systemd-analyze ca-certificates curl
-  'iproute2=ip,tc' iptables=iptables python3-venv shellcheck caddy dnsmasq-base=dnsmasq pebble)
+  'iproute2=ip,tc' iptables=iptables python3-venv shellcheck caddy dnsmasq-base=dnsmasq pebble
+  mmdebstrap)
 # Any installed PostgreSQL server will do (e.g. a newer one from apt.postgresql.org), unless the
 # tests were pointed at an external database.
 if [ -z "${BERTH_TEST_DATABASE_URL:-}" ] && [ -z "$(newest_postgres)" ]; then packages+=(postgresql); fi
@@ -180,6 +181,8 @@ ensure_venv -e '.[all]' --group dev
 
 section "Test image"
 bash scripts/build-test-image.sh
+# PostgreSQL and Redis images from Debian packages for the dependency-resource tests (cached).
+bash scripts/build-db-images.sh >/dev/null
 
 section "ruff check"
 "$VENV/bin/ruff" check .
