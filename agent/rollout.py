@@ -334,6 +334,7 @@ class Rollout:
                     cpus=spec.cpus,
                     memory_bytes=spec.memory_bytes,
                     ports=tuple(ports),
+                    networks=tuple(spec.networks),
                 )
             )
             self.candidates.append(started)

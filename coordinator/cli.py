@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from coordinator.db import missing_driver
 from coordinator.server import serve
-from coordinator.settings import Settings
+from coordinator.settings import Settings, dependency_images_from_env
 from shared.version import EXIT_FATAL, PACKAGE_VERSION
 
 
@@ -218,6 +218,7 @@ def serve_command(
             body_read_timeout_seconds=body_timeout,
             max_unauthenticated_connections=max_unauthenticated_connections,
             dns_resolver=dns_resolver,
+            **dependency_images_from_env(),
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

@@ -33,6 +33,8 @@ Permission = Literal[
     "domain-bindings:read",
     "domain-bindings:write",
     "domain-bindings:override-ownership",
+    "dependency-resources:read",
+    "dependency-resources:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -76,6 +78,12 @@ GRANTS: Final[dict[Permission, str]] = {
     ),
     "domain-bindings:override-ownership": (
         "confirm a domain's ownership manually (audited, with a reason)"
+    ),
+    "dependency-resources:read": (
+        "list and show databases (dependency resources), provisioning plans and bindings"
+    ),
+    "dependency-resources:write": (
+        "plan, provision, import, rename and delete databases; bind them to resources"
     ),
 }
 """What each permission grants, in the README table's order."""

@@ -6,11 +6,12 @@ so the API (``resources.show/v1``) and the deployment planner read the same valu
 """
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from coordinator import variables
 from coordinator.db import models
+from coordinator.dependencies import bindings as dependency_bindings
 from coordinator.secrets import Keyring
 
 # Defaults: the first member of every enum in the stored-configuration agreement.
@@ -78,6 +79,8 @@ class ResourceConfig:
     health_policy: dict[str, Any]
     access_profile: dict[str, Any]
     entries: list[ConfigEntry]
+    # Private networks of bound dependency resources the deployment's containers join.
+    dependency_networks: list[str] = field(default_factory=list)
 
 
 def with_defaults(defaults: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -138,6 +141,20 @@ async def load_resource_config(keyring: Keyring, resource: models.Resource) -> R
         )
         for row, scope in await effective_rows(resource)
     ]
+    # Dependency bindings come last and win: the binding is the explicit, newer choice.
+    bound = await dependency_bindings.bound_entries(keyring, resource.id)
+    names = {entry.target_name for entry in bound}
+    entries = [e for e in entries if not (e.key in names and e.exposure == "runtime")]
+    entries += [
+        ConfigEntry(
+            key=entry.target_name,
+            value=entry.url,
+            exposure="runtime",
+            is_secret=True,
+            scope=dependency_bindings.BINDING_SCOPE,
+        )
+        for entry in bound
+    ]
     return ResourceConfig(
         resource=resource,
         source=copy.deepcopy(resource.source) if resource.source else None,
@@ -146,6 +163,7 @@ async def load_resource_config(keyring: Keyring, resource: models.Resource) -> R
         health_policy=health_policy(resource),
         access_profile=access_profile(resource),
         entries=entries,
+        dependency_networks=sorted({e.network for e in bound if e.network}),
     )
 
 

@@ -1,7 +1,9 @@
 """Coordinator settings: command-line values with environment overrides, validated once."""
 
 import ipaddress
+import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -73,6 +75,11 @@ class Settings(BaseModel):
     allow_private_webhook_targets: bool = False
     # DNS server (IP or IP:PORT) that domain-binding checks ask; None = the system's resolver.
     dns_resolver: str | None = None
+    # Images dependency resources run, per kind (BERTH_DEPENDENCY_IMAGE_<KIND>); tests and
+    # air-gapped servers point them at scripts/build-db-images.sh's local images.
+    dependency_image_postgres: str = Field(default="postgres:16", min_length=1, max_length=512)
+    dependency_image_redis: str = Field(default="redis:7", min_length=1, max_length=512)
+    dependency_image_mysql: str = Field(default="mariadb:11", min_length=1, max_length=512)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -101,3 +108,12 @@ class Settings(BaseModel):
     def base_url(self, fallback: str) -> str:
         """Return the public URL, or ``fallback`` (derived from the request) when unset."""
         return (self.public_url or fallback).rstrip("/")
+
+
+def dependency_images_from_env() -> dict[str, Any]:
+    """``dependency_image_<kind>`` settings named by ``BERTH_DEPENDENCY_IMAGE_<KIND>``."""
+    found: dict[str, str] = {}
+    for kind in ("postgres", "redis", "mysql"):
+        if value := os.environ.get(f"BERTH_DEPENDENCY_IMAGE_{kind.upper()}"):
+            found[f"dependency_image_{kind}"] = value
+    return found

@@ -93,6 +93,8 @@ class RunSpec:
     memory_bytes: int | None = None
     # Container ports published on 127.0.0.1 with an ephemeral host port each.
     ports: tuple[int, ...] = ()
+    # Docker networks joined besides the default bridge (bound dependency resources').
+    networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,10 @@ class DockerRuntime:
             self._engine = EngineClient(local_socket() or DEFAULT_SOCKET, _TIMEOUT_SECONDS)
         return self._engine
 
+    def engine_client(self) -> EngineClient | None:
+        """The engine client on the local socket; None when ``DOCKER_HOST`` names another."""
+        return self._local() if local_socket() is not None else None
+
     def backend(self) -> Backend:
         """The engine calls (chosen when first needed: ``DOCKER_HOST`` is read then)."""
         if self._backend is None:

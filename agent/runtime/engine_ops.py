@@ -312,6 +312,14 @@ class EngineOperations:
             return await asyncio.to_thread(self._sdk().run, spec)
         try:
             container_id = await self._create(spec)
+            for network in spec.networks:
+                # Joined before the start, so the app never runs without its database's network.
+                await self._api.read(
+                    "POST",
+                    f"/networks/{quoted(network)}/connect",
+                    body=json.dumps({"Container": container_id}).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
             await self._lifecycle(container_id, "start")
             attrs = await self.inspect_container(container_id)
             ports = host_ports(attrs)

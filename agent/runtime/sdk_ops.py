@@ -193,6 +193,8 @@ class SdkOperations:
             kwargs["mem_limit"] = spec.memory_bytes
         try:
             container = self._client().containers.run(spec.image, **kwargs)
+            for network in spec.networks:
+                self._client().networks.get(network).connect(container)
             container.reload()
             ports = host_ports(container.attrs)
         except sdk_failures() as exc:

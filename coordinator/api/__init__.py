@@ -5,6 +5,8 @@ from aiohttp import web
 from coordinator.api import (  # noqa: F401  (imported for their route registrations)
     audit_events,
     bootstrap,
+    dependency_bindings,
+    dependency_resources,
     deploy_tokens,
     deployment_commands,
     deployment_plans,

@@ -66,6 +66,9 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "serverId",
             "sessionId",
             "tokenId",
+            "planId",
+            "dependencyResourceId",
+            "bindingId",
         )
     },
 }

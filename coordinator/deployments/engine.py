@@ -232,6 +232,7 @@ class DeploymentEngine:
                 cpus=meta.get("cpus"),
                 memory_bytes=meta.get("memoryBytes"),
                 replicas=int(meta.get("replicas") or 1),
+                networks=[str(n) for n in meta.get("networks") or []],
                 labels={
                     "berth.managed": "true",
                     "berth.resource-id": row.resource_id,

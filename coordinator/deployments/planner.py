@@ -412,6 +412,7 @@ def build_runtime_plan(
                 "replicas": runtime.get("replicas") or 1,
                 "resourceSlug": t.resource.slug,
                 "healthPort": health_port(plan),
+                "networks": plan.config.dependency_networks,
             },
         },
         "target": {

@@ -7,6 +7,18 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
 from shared.messages.connectivity import CheckResult, ConnectivityCheck, ConnectivityReport
+from shared.messages.dependencies import (
+    DEPENDENCIES_CAPABILITY,
+    DEPENDENCIES_COORDINATOR_TYPES,
+    DependenciesAgentMessage,
+    DependenciesCoordinatorMessage,
+    DependencyContainer,
+    DependencyEnsure,
+    DependencyKind,
+    DependencyRemove,
+    DependencyStatus,
+    dependency_names,
+)
 from shared.messages.deploy import (
     DEPLOY_CAPABILITY,
     ArchiveArtifact,
@@ -72,7 +84,8 @@ AgentMessage = Annotated[
     | DeploymentsAgentMessage
     | MonitoringAgentMessage
     | LogsAgentMessage
-    | TerminalAgentMessage,
+    | TerminalAgentMessage
+    | DependenciesAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -85,7 +98,8 @@ CoordinatorMessage = Annotated[
     | DeploymentsCoordinatorMessage
     | MonitoringCoordinatorMessage
     | LogsCoordinatorMessage
-    | TerminalCoordinatorMessage,
+    | TerminalCoordinatorMessage
+    | DependenciesCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -234,6 +248,8 @@ class IdGuard:
 __all__ = [
     "AGENT_MESSAGE_TYPES",
     "COORDINATOR_MESSAGE_TYPES",
+    "DEPENDENCIES_CAPABILITY",
+    "DEPENDENCIES_COORDINATOR_TYPES",
     "DEPLOY_AGENT_TYPES",
     "DEPLOY_CAPABILITY",
     "DEPLOY_COORDINATOR_TYPES",
@@ -252,6 +268,13 @@ __all__ = [
     "ContainerSpec",
     "ContainerState",
     "CoordinatorMessage",
+    "DependenciesAgentMessage",
+    "DependenciesCoordinatorMessage",
+    "DependencyContainer",
+    "DependencyEnsure",
+    "DependencyKind",
+    "DependencyRemove",
+    "DependencyStatus",
     "DeployAccepted",
     "DeployCancel",
     "DeployCancelAck",
@@ -287,5 +310,6 @@ __all__ = [
     "coordinator_message_adapter",
     "decode_agent_message",
     "decode_coordinator_message",
+    "dependency_names",
     "stamp",
 ]

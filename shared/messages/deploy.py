@@ -121,6 +121,12 @@ class ContainerSpec(WireModel):
     labels: dict[str, str] = Field(default_factory=dict)
     stop_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     drain_seconds: float = Field(default=2.0, ge=0, le=600)
+    networks: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="extra Docker networks to join (bound dependency resources'); older "
+        "coordinators omit it",
+    )
 
 
 class DeployPlan(WireModel):

@@ -1,0 +1,173 @@
+"""Engine calls that run a dependency resource: its volume, private network and container.
+
+Everything goes through the agent's one engine client (``agent.runtime.engine``); every object
+is labelled ``berth.*`` so capacity reports and cleanups find it.
+"""
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from agent.runtime import EngineError
+from agent.runtime.engine import EngineClient, quoted
+from agent.runtime.engine_ops import parse_repository_tag
+from shared.messages import DependencyContainer, dependency_names
+
+_JSON: Final = {"Content-Type": "application/json"}
+_POLL_SECONDS: Final = 0.5
+
+
+@dataclass(frozen=True)
+class Running:
+    """A dependency container that passed its health check."""
+
+    container_id: str
+    host_port: int | None
+
+
+class DependencyOps:
+    """Create, check and remove one dependency resource's Docker objects."""
+
+    def __init__(self, api: EngineClient, extra_labels: dict[str, str]) -> None:
+        self._api = api
+        self._extra_labels = extra_labels
+
+    async def _post(
+        self, path: str, body: dict[str, Any], params: dict[str, str] | None = None
+    ) -> Any:
+        return await self._api.json(
+            "POST", path, params, body=json.dumps(body).encode(), headers=_JSON
+        )
+
+    async def _exists(self, path: str) -> dict[str, Any] | None:
+        try:
+            found = await self._api.json("GET", path)
+        except EngineError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return dict(found) if isinstance(found, dict) else None
+
+    async def ensure(
+        self, dependency_id: str, spec: DependencyContainer, timeout: float
+    ) -> Running:
+        """Create what is missing, start the container, wait until it is healthy."""
+        name, volume, network = dependency_names(dependency_id)
+        labels = {
+            **spec.labels,
+            **self._extra_labels,
+            "berth.dependency-resource-id": dependency_id,
+        }
+        if await self._exists(f"/volumes/{quoted(volume)}") is None:
+            await self._post("/volumes/create", {"Name": volume, "Labels": labels})
+        if await self._exists(f"/networks/{quoted(network)}") is None:
+            await self._post(
+                "/networks/create",
+                {"Name": network, "Driver": "bridge", "Labels": labels, "CheckDuplicate": True},
+            )
+        attrs = await self._exists(f"/containers/{quoted(name)}/json")
+        if attrs is None:
+            await self._create(name, volume, network, labels, spec)
+        await self._api.read("POST", f"/containers/{quoted(name)}/start")
+        return await self._wait_healthy(name, spec, timeout)
+
+    async def _create(
+        self,
+        name: str,
+        volume: str,
+        network: str,
+        labels: dict[str, str],
+        spec: DependencyContainer,
+    ) -> None:
+        host: dict[str, Any] = {
+            "NetworkMode": network,
+            "RestartPolicy": {"Name": "unless-stopped"},
+            "Mounts": [{"Type": "volume", "Source": volume, "Target": spec.data_path}],
+        }
+        port_key = f"{spec.port}/tcp"
+        config: dict[str, Any] = {
+            "Image": spec.image,
+            "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+            "Labels": labels,
+            "StopSignal": spec.stop_signal,
+            "ExposedPorts": {port_key: {}},
+            "Healthcheck": {
+                "Test": ["CMD", *spec.health_command],
+                "Interval": 2_000_000_000,
+                "Timeout": 5_000_000_000,
+                "Retries": 3,
+            },
+            "HostConfig": host,
+            "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": [name]}}},
+        }
+        if spec.command:
+            config["Cmd"] = spec.command
+        if spec.publish_port:
+            host["PortBindings"] = {port_key: [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+        if spec.cpus is not None:
+            host["NanoCpus"] = int(spec.cpus * 1_000_000_000)
+        if spec.memory_bytes is not None:
+            host["Memory"] = spec.memory_bytes
+        try:
+            await self._post("/containers/create", config, {"name": name})
+        except EngineError as exc:
+            if not exc.not_found:
+                raise
+            # The image is not here: pull it (a registry, or a local image built beforehand).
+            repository, tag = parse_repository_tag(spec.image)
+            params = {"fromImage": repository, "tag": tag or "latest"}
+            async for message in self._api.stream("POST", "/images/create", params, timeout=0):
+                if message.get("error"):
+                    raise EngineError(str(message["error"]).strip()) from exc
+            await self._post("/containers/create", config, {"name": name})
+
+    async def _wait_healthy(self, name: str, spec: DependencyContainer, timeout: float) -> Running:
+        deadline = time.monotonic() + timeout
+        port_key = f"{spec.port}/tcp"
+        while True:
+            attrs = await self._api.json("GET", f"/containers/{quoted(name)}/json")
+            state = attrs.get("State") or {}
+            health = (state.get("Health") or {}).get("Status")
+            if health == "healthy":
+                bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(port_key)
+                host_port = int(bindings[0]["HostPort"]) if bindings else None
+                return Running(str(attrs.get("Id")), host_port)
+            if state.get("Status") in ("exited", "dead"):
+                raise EngineError(
+                    f"the database container exited (code {state.get('ExitCode')}): "
+                    f"{str(state.get('Error') or '')[:500]}"
+                )
+            if time.monotonic() > deadline:
+                raise EngineError(f"the database was not healthy within {timeout:.0f} s ({health})")
+            await asyncio.sleep(_POLL_SECONDS)
+
+    async def remove(self, dependency_id: str, keep_data: bool) -> None:
+        """Remove the container and network (and the volume unless ``keep_data``); gone is fine."""
+        name, volume, network = dependency_names(dependency_id)
+        paths = [(f"/containers/{quoted(name)}", {"force": "1", "v": "0"})]
+        paths.append((f"/networks/{quoted(network)}", {}))
+        if not keep_data:
+            paths.append((f"/volumes/{quoted(volume)}", {}))
+        for path, params in paths:
+            if path.startswith("/networks/"):
+                await self._disconnect_all(network)
+            try:
+                await self._api.read("DELETE", path, params)
+            except EngineError as exc:
+                if not exc.not_found:
+                    raise
+
+    async def _disconnect_all(self, network: str) -> None:
+        # Apps once bound to it may still be attached (unbound, not redeployed yet).
+        found = await self._exists(f"/networks/{quoted(network)}")
+        for container_id in (found or {}).get("Containers") or {}:
+            try:
+                await self._post(
+                    f"/networks/{quoted(network)}/disconnect",
+                    {"Container": container_id, "Force": True},
+                )
+            except EngineError as exc:
+                if not exc.not_found:
+                    raise
