@@ -1,0 +1,225 @@
+"""Dependency resources end to end: a real agent runs a local PostgreSQL image on a private
+network with its own volume; a bound app (psql in a loop) writes rows through DATABASE_URL;
+the rows survive the database container's restart; delete is refused while bound and then
+removes the container, network and volume."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.db_images import db_images
+from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, eventually
+from tests.integration.stacks import Workload, workload
+from tests.unit.coordinator.support import audit_events
+
+pytestmark = pytest.mark.docker
+
+WRITER = (
+    'while true; do psql "$DATABASE_URL" -qAt -c \'create table if not exists visits'
+    "(id serial primary key, at timestamptz default now()); insert into visits default values'"
+    " && echo inserted; sleep 0.5; done"
+)
+
+
+@pytest.fixture
+def images() -> dict[str, str]:
+    return db_images("postgres")
+
+
+@pytest.fixture
+async def coordinator(
+    tmp_path: Path, database_url: str, images: dict[str, str]
+) -> AsyncIterator[Coordinator]:
+    """A coordinator whose postgres kind runs the locally built image."""
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        ws_ping_seconds=5.0,
+        dependency_image_postgres=images["postgres"],
+    )
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+def _cleanup(client: docker.DockerClient) -> None:
+    selector: dict[str, str | list[str] | bool] = {"label": f"{TEST_LABEL}={TEST_SESSION}"}
+    for container in client.containers.list(all=True, filters=selector):
+        container.remove(force=True)
+    for network in client.networks.list(filters=selector):
+        network.remove()
+    for volume in client.volumes.list(filters=selector):
+        volume.remove(force=True)
+
+
+def _count(client: docker.DockerClient, container: Any, user: str, db: str) -> int:
+    code, out = container.exec_run(
+        [
+            "psql",
+            "-h",
+            "/run/postgresql",
+            "-U",
+            user,
+            "-d",
+            db,
+            "-tAc",
+            "select count(*) from visits",
+        ]
+    )
+    return int(out.decode().strip()) if code == 0 else -1
+
+
+async def _ready(stack: Workload, dependency_id: str) -> dict[str, Any]:
+    async def ready() -> bool:
+        shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
+        status = shown["dependencyResource"]["lifecycleStatus"]
+        assert status != "failed", shown
+        return bool(status == "ready")
+
+    await eventually(ready, timeout=120, what="the database to be ready")
+    shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
+    return dict(shown["dependencyResource"])
+
+
+async def test_provisioned_postgres_is_bound_written_restarted_and_deleted(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    images: dict[str, str],
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
+    try:
+        await _scenario(stack, docker_client, images["postgres"])
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
+
+
+async def _scenario(stack: Workload, client: docker.DockerClient, image: str) -> None:
+    repository, tag = image.rsplit(":", 1)
+    await stack.configure(
+        "source", {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}}
+    )
+    body = {
+        "mode": "create",
+        "create": {
+            "kind": "postgres",
+            "projectId": stack.project_id,
+            "environmentId": stack.environment_id,
+            "name": "Main DB",
+            "serverId": stack.server_id,
+        },
+    }
+    planned = await stack.call("POST", "/dependency-resources/provisioning/plan", body)
+    plan = planned["plan"]
+    assert planned["schemaVersion"] == "dependency-resource-provisioning.plan/v1"
+    assert (plan["status"], plan["requiresAcceptance"], plan["dependencyResourceId"]) == (
+        "planned",
+        True,
+        None,
+    )
+    assert not client.containers.list(all=True, filters={"label": "berth.dependency-resource-id"})
+    status, refused, _ = await stack.coordinator.call(
+        "POST",
+        f"/dependency-resources/provisioning/{plan['id']}/accept",
+        token=stack.token,
+        json={"acknowledgeMutation": False},
+    )
+    assert status == 400, refused
+    accepted = await stack.call(
+        "POST",
+        f"/dependency-resources/provisioning/{plan['id']}/accept",
+        {"acknowledgeMutation": True},
+    )
+    assert accepted["plan"]["status"] == "accepted"
+    dependency_id = accepted["plan"]["dependencyResourceId"]
+    item = await _ready(stack, dependency_id)
+    assert item["sourceMode"] == "appaloft-managed"
+    assert item["providerManaged"] is True
+    assert item["providerRealization"]["status"] == "realized"
+
+    # The container: labelled, on its own network with its own volume, not published.
+    [container] = client.containers.list(
+        filters={"label": f"berth.dependency-resource-id={dependency_id}"}
+    )
+    attrs = container.attrs
+    assert attrs["Config"]["Labels"][TEST_LABEL] == TEST_SESSION
+    assert attrs["HostConfig"]["PortBindings"] in (None, {})
+    networks = set(attrs["NetworkSettings"]["Networks"])
+    assert networks == {container.name}
+    [mount] = attrs["Mounts"]
+    assert (mount["Type"], mount["Destination"]) == ("volume", "/var/lib/postgresql/data")
+    env = dict(e.split("=", 1) for e in attrs["Config"]["Env"])
+    password, user, db = env["POSTGRES_PASSWORD"], env["POSTGRES_USER"], env["POSTGRES_DB"]
+    assert len(password) >= 32
+
+    # The password never appears in an answer; the masked URL names the host and database.
+    listed = await stack.call("GET", f"/dependency-resources?projectId={stack.project_id}")
+    shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
+    assert password not in json.dumps([listed, shown])
+    connection = shown["dependencyResource"]["connection"]
+    assert connection["maskedConnection"] == (f"postgres://{user}:****@{container.name}:5432/{db}")
+
+    bound = await stack.call(
+        "POST",
+        f"/resources/{stack.resource_id}/dependency-bindings",
+        {"dependencyResourceId": dependency_id, "targetName": "DATABASE_URL"},
+    )
+    bindings = await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
+    assert [b["id"] for b in bindings["items"]] == [bound["id"]]
+    assert password not in json.dumps(bindings)
+    deployment_id = await stack.deploy()
+    shown_deployment = await stack.call("GET", f"/deployments/{deployment_id}")
+    assert password not in json.dumps(shown_deployment)
+
+    # The app reaches the database by name on the private network and writes rows.
+    await _wait_rows(client, container, user, db, at_least=3)
+
+    # Delete is refused while bound, and nothing changes.
+    status, conflict, _ = await stack.coordinator.call(
+        "DELETE", f"/dependency-resources/{dependency_id}", token=stack.token
+    )
+    assert status == 409, conflict
+    assert conflict["error"]["details"]["blockers"][0]["relatedEntityId"] == stack.resource_id
+    shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
+    assert shown["dependencyResource"]["deleteSafety"]["blockers"][0]["kind"] == (
+        "resource-binding"
+    )
+
+    # Data survives the database container's restart, and the app goes on writing.
+    before = await asyncio.to_thread(_count, client, container, user, db)
+    await asyncio.to_thread(container.restart, timeout=10)
+    await _wait_rows(client, container, user, db, at_least=before + 2)
+
+    await stack.call("DELETE", f"/resources/{stack.resource_id}/dependency-bindings/{bound['id']}")
+    await stack.call("DELETE", f"/dependency-resources/{dependency_id}")
+    assert not client.containers.list(
+        all=True, filters={"label": f"berth.dependency-resource-id={dependency_id}"}
+    )
+    assert not client.networks.list(names=[container.name])
+    assert not client.volumes.list(filters={"name": f"{container.name}-data"})
+    events = {e["eventType"] for e in await audit_events(stack.coordinator, stack.token)}
+    assert {
+        "dependency-resource.planned",
+        "dependency-resource.provisioned",
+        "dependency-binding.created",
+        "dependency-binding.removed",
+        "dependency-resource.deleted",
+    } <= events
+
+
+async def _wait_rows(
+    client: docker.DockerClient, container: Any, user: str, db: str, *, at_least: int
+) -> None:
+    async def enough() -> bool:
+        return await asyncio.to_thread(_count, client, container, user, db) >= at_least
+
+    await eventually(enough, timeout=60, what=f"at least {at_least} rows written by the app")
