@@ -131,8 +131,18 @@ async def _server(actor: Principal, server_id: str | None) -> str:
     return server.id
 
 
+def _slug(name: str) -> str:
+    try:
+        return slugify(name)[:90]
+    except InvalidRequest:
+        raise InvalidRequest(
+            "name must contain at least one letter or digit",
+            details={"problems": [{"field": "name", "message": "no letter or digit"}]},
+        ) from None
+
+
 async def _unique_slug(organization_id: str, environment_id: str, name: str) -> str:
-    base = slugify(name)[:90]
+    base = _slug(name)
     taken = {
         str(slug)
         for slug in await DependencyResource.filter(
@@ -185,7 +195,7 @@ async def plan(
     spec = kinds.spec_of(new.kind)
     await _check_owner(actor, new.project_id, new.environment_id)
     server_id = await _server(actor, new.server_id)
-    _ = slugify(new.name)
+    _ = _slug(new.name)
     row = await DependencyProvisioningPlan.create(
         id=new_id("dpp"),
         organization_id=actor.organization_id,
@@ -361,7 +371,7 @@ async def import_external(
 async def rename(actor: Principal, request_id: str, dependency_resource_id: str, name: str) -> str:
     """Rename (the slug, host and credentials stay)."""
     row = await get(actor, dependency_resource_id)
-    _ = slugify(name)
+    _ = _slug(name)
     async with in_transaction():
         old = row.name
         row.name = name
