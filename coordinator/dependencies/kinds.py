@@ -83,7 +83,8 @@ def generate(spec: KindSpec, slug: str) -> Credentials:
 
 def connection_url(spec: KindSpec, host: str, port: int, creds: Credentials) -> str:
     """The URL an app connects with (``postgres://user:pw@host:port/db``, ``redis://:pw@...``)."""
-    user = quote(creds.username or "", safe="")
+    # Redis 6+ names the requirepass user ``default``; redis-cli refuses an empty user name.
+    user = quote(creds.username or ("default" if spec.kind == "redis" else ""), safe="")
     auth = f"{user}:{quote(creds.password, safe='')}@"
     path = f"/{quote(creds.database_name, safe='')}" if creds.database_name else ""
     return f"{spec.schemes[0]}://{auth}{host}:{port}{path}"

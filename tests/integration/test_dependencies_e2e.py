@@ -28,7 +28,7 @@ WRITER = (
 
 @pytest.fixture
 def images() -> dict[str, str]:
-    return db_images("postgres")
+    return db_images("postgres", "redis")
 
 
 @pytest.fixture
@@ -41,6 +41,7 @@ async def coordinator(
         database_url,
         ws_ping_seconds=5.0,
         dependency_image_postgres=images["postgres"],
+        dependency_image_redis=images["redis"],
     )
     await harness.start()
     try:
@@ -223,3 +224,73 @@ async def _wait_rows(
         return await asyncio.to_thread(_count, client, container, user, db) >= at_least
 
     await eventually(enough, timeout=60, what=f"at least {at_least} rows written by the app")
+
+
+COUNTER = (
+    'while true; do redis-cli -u "$CACHE_URL" --no-auth-warning incr visits && sleep 0.5; done'
+)
+
+
+async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_restart(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    images: dict[str, str],
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", COUNTER)
+    try:
+        repository, tag = images["redis"].rsplit(":", 1)
+        await stack.configure(
+            "source",
+            {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}},
+        )
+        created = await stack.call(
+            "POST",
+            "/dependency-resources/provision",
+            {
+                "kind": "redis",
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "name": "Cache",
+                "serverId": stack.server_id,
+                "memoryBytes": 128 * 1024 * 1024,
+            },
+        )
+        item = await _ready(stack, created["id"])
+        [container] = docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+        assert container.attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024
+        assert (
+            item["connection"]["maskedConnection"] == f"redis://default:****@{container.name}:6379"
+        )
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings",
+            {"dependencyResourceId": created["id"], "targetName": "CACHE_URL"},
+        )
+        await stack.deploy()
+        password = container.attrs["Config"]["Cmd"][2]
+
+        def counter() -> int:
+            code, out = container.exec_run(
+                ["redis-cli", "-a", password, "--no-auth-warning", "get", "visits"]
+            )
+            assert isinstance(out, bytes)
+            text = out.decode().strip()
+            return int(text) if code == 0 and text.isdigit() else -1
+
+        async def counted(at_least: int) -> None:
+            async def enough() -> bool:
+                return await asyncio.to_thread(counter) >= at_least
+
+            await eventually(enough, timeout=60, what=f"the counter to reach {at_least}")
+
+        await counted(3)
+        before = await asyncio.to_thread(counter)
+        await asyncio.to_thread(container.restart, timeout=10)
+        await counted(before + 2)
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)

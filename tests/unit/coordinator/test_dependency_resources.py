@@ -179,7 +179,7 @@ async def test_a_plan_waits_for_acceptance_and_is_accepted_once(
     assert shown["dependencyResource"]["lifecycleStatus"] == "provisioning"
     assert shown["dependencyResource"]["bindingReadiness"]["status"] == "blocked"
     masked = shown["dependencyResource"]["connection"]["maskedConnection"]
-    assert masked.startswith("redis://:****@berth-dep-")
+    assert masked.startswith("redis://default:****@berth-dep-")
     response = await coordinator.call(
         "POST", accept, token=admin_token, json={"acknowledgeMutation": True}
     )
