@@ -33,6 +33,8 @@ Permission = Literal[
     "domain-bindings:read",
     "domain-bindings:write",
     "domain-bindings:override-ownership",
+    "storage-volumes:read",
+    "storage-volumes:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -76,6 +78,10 @@ GRANTS: Final[dict[Permission, str]] = {
     ),
     "domain-bindings:override-ownership": (
         "confirm a domain's ownership manually (audited, with a reason)"
+    ),
+    "storage-volumes:read": "list and show storage volumes, their attachments and delete checks",
+    "storage-volumes:write": (
+        "create, rename, delete and clean up storage volumes; attach and detach them to resources"
     ),
 }
 """What each permission grants, in the README table's order."""

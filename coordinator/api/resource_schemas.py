@@ -341,6 +341,18 @@ class LatestDeployment(WireModel):
     destination_id: str | None
 
 
+class ResourceStorageAttachment(WireModel):
+    """A storage volume mounted into the resource's containers."""
+
+    id: str
+    storage_volume_id: str
+    storage_volume_name: str
+    storage_volume_kind: Literal["named-volume", "bind-mount"]
+    destination_path: str
+    mount_mode: Literal["read-write", "read-only"]
+    attached_at: datetime
+
+
 class ResourceShowResponse(WireModel):
     """``resources.show/v1``; profiles have their defaults filled in."""
 
@@ -355,6 +367,7 @@ class ResourceShowResponse(WireModel):
     latest_deployment: LatestDeployment | None
     access_summary: AccessSummary
     diagnostics: list[ResourceDiagnostic]
+    storage_attachments: list[ResourceStorageAttachment] = Field(default_factory=list)
     generated_at: datetime
 
 
