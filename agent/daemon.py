@@ -46,6 +46,7 @@ async def run(
             CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls()),
             state_dir,
             builder,
+            bind_mount_roots=settings.bind_mount_roots,
         )
     )
     # Every capability plugs in here; deployments first, so its inventory leads on each link.

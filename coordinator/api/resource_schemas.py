@@ -145,6 +145,11 @@ class RuntimeProfile(ApiRequest):
     cpus: float | None = Field(default=None, gt=0, le=512)
     memory_bytes: int | None = Field(default=None, ge=6 * 1024 * 1024)
     replicas: int = Field(default=1, ge=1, le=20)
+    rollout_strategy: Literal["blue-green", "recreate"] = Field(
+        default="blue-green",
+        description="blue-green: new containers start beside the old ones; recreate: the old "
+        "ones stop first (brief downtime, one writer on a volume at a time)",
+    )
 
     @field_validator("dockerfile_path")
     @classmethod

@@ -317,11 +317,3 @@ async def resource_mounts(resource_id: str) -> list[tuple[StorageAttachment, Sto
         .order_by("id")
     )
     return [(row, row.volume) for row in rows]
-
-
-async def place(volume_ids: list[str], server_id: str) -> None:
-    """Pin volumes that no deployment placed yet to ``server_id`` (their first deployment's)."""
-    if volume_ids:
-        await StorageVolume.filter(id__in=volume_ids, server_id__isnull=True).update(
-            server_id=server_id
-        )

@@ -25,7 +25,9 @@ from shared.messages.deploy import (
     ImageArtifact,
     LogLevel,
     Phase,
+    RolloutStrategy,
     RouteSpec,
+    VolumeMount,
 )
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
@@ -278,10 +280,12 @@ __all__ = [
     "Phase",
     "ResourceProbe",
     "ResourceProbeResult",
+    "RolloutStrategy",
     "RouteSpec",
     "RuntimeControl",
     "RuntimeControlResult",
     "RuntimeOperation",
+    "VolumeMount",
     "Welcome",
     "agent_message_adapter",
     "coordinator_message_adapter",
