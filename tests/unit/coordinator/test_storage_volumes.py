@@ -1,9 +1,11 @@
 """Storage volumes over the API: shapes, validation, scope, delete-check and audit."""
 
 from typing import Any
+from urllib.parse import urlencode
 
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import assert_error, audit_events, database_dump
+from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 from tests.unit.coordinator.test_environments_api import create_environment
 from tests.unit.coordinator.test_projects_api import create_project, scoped_token
 from tests.unit.coordinator.test_resources_api import create_resource, workspace
@@ -236,3 +238,94 @@ async def test_volumes_of_other_environments_and_scopes_look_missing(
         "GET", f"/storage-volumes/count?environmentId={other_environment}", token=admin_token
     )
     assert (status, body) == (200, {"count": 1})
+    # The audit trail follows the same scope: a volume's events belong to its environment.
+    outsider = await scoped_token(
+        coordinator, admin_token, ["audit-events:read"], projectIds=[other_project]
+    )
+    insider = await scoped_token(
+        coordinator, admin_token, ["audit-events:read"], projectIds=[project_id]
+    )
+    assert [
+        e for e in await audit_events(coordinator, outsider) if e["eventType"].startswith("storage")
+    ] == []
+    seen = await audit_events(coordinator, insider, aggregateId=elsewhere)
+    assert [e["eventType"] for e in seen] == ["storage-volume.created"]
+
+
+async def test_a_volume_lives_on_one_server_and_the_plan_refuses_another(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    other = await coordinator.add_server(admin_token, "elsewhere")
+    volume_id = await create_volume(
+        coordinator, admin_token, world.project_id, world.environment_id
+    )
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/resources/{world.resource_id}/storage-attachments",
+        token=admin_token,
+        json={"storageVolumeId": volume_id, "destinationPath": "/data", "mountMode": "read-only"},
+    )
+    assert status == 201, body
+    # Not placed yet: the first deployment places it, on whichever server it targets.
+    status, plan, _ = await coordinator.call(
+        "GET", "/deployments/plan?" + urlencode(world.target()), token=admin_token
+    )
+    assert status == 200, plan
+    assert plan["readiness"]["ready"] is True, plan
+    assert plan["storage"]["volumes"] == [
+        {
+            "storageVolumeId": volume_id,
+            "name": "Data",
+            "kind": "named-volume",
+            "destinationPath": "/data",
+            "mountMode": "read-only",
+            "serverId": None,
+            "placement": "placed-by-this-deployment",
+        }
+    ]
+    # A read-only volume is never written by two containers: no strategy warning.
+    assert [w["code"] for w in plan["warnings"] if w["code"].startswith("rollout-")] == []
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    assert (await show(coordinator, admin_token, volume_id))["serverId"] == world.server_id
+    status, shown, _ = await coordinator.call(
+        "GET", f"/deployments/{deployment_id}", token=admin_token
+    )
+    mounts = shown["deployment"]["runtimePlan"]["execution"]["metadata"]["mounts"]
+    assert [(m["volumeId"], m["destination"], m["readOnly"]) for m in mounts] == [
+        (volume_id, "/data", True)
+    ]
+
+    elsewhere = {**world.target(), "serverId": other["id"]}
+    status, plan, _ = await coordinator.call(
+        "GET", "/deployments/plan?" + urlencode(elsewhere), token=admin_token
+    )
+    assert plan["readiness"]["reasonCodes"] == ["storage-volume-server-mismatch"], plan
+    assert plan["storage"]["volumes"][0]["placement"] == "other-server"
+    error = assert_error(
+        await coordinator.call("POST", "/deployments", token=admin_token, json=elsewhere),
+        409,
+        "conflict",
+    )
+    assert error["details"]["reasonCodes"] == ["storage-volume-server-mismatch"]
+
+    # A volume placed on another server than the resource's cannot be attached to it.
+    placed = await create_volume(
+        coordinator,
+        admin_token,
+        world.project_id,
+        world.environment_id,
+        name="Other",
+        serverId=other["id"],
+    )
+    error = assert_error(
+        await coordinator.call(
+            "POST",
+            f"/resources/{world.resource_id}/storage-attachments",
+            token=admin_token,
+            json={"storageVolumeId": placed, "destinationPath": "/other"},
+        ),
+        409,
+        "conflict",
+    )
+    assert error["details"]["reasonCode"] == "storage-volume-server-mismatch"
