@@ -379,7 +379,9 @@ class DockerRuntime:
 
     async def volumes(self, label_filters: list[str]) -> list[dict[str, Any]]:
         """Volumes with every label of ``label_filters`` (``key=value``)."""
-        return await self.backend().list_volumes(filters_={"label": label_filters})
+        found = await self.backend().list_volumes(filters_={"label": label_filters})
+        # Several agents may share one engine: each sees only the volumes it created.
+        return [v for v in found if not foreign(v.get("Labels") or {}, self.server_id)]
 
     async def remove_volume(self, name: str) -> None:
         """Remove a named volume (the engine refuses one a container uses)."""

@@ -140,3 +140,67 @@ class StorageVolumeDeleteCheck(WireModel):
     safe_to_delete: bool
     blockers: list[VolumeDeleteBlocker]
     generated_at: datetime
+
+
+class CleanupVolume(WireModel):
+    """The volume a cleanup is about."""
+
+    id: str
+    name: str
+    kind: VolumeKind
+
+
+class CleanupServer(WireModel):
+    """The server a cleanup ran on."""
+
+    id: str
+    name: str
+    host: str | None
+    port: int | None
+    provider_key: str
+    target_kind: str
+
+
+class CleanupSummary(WireModel):
+    """Counts of the candidates by what happened to them."""
+
+    inspected_count: int
+    matched_count: int
+    cleaned_count: int
+    skipped_count: int
+    blocked_count: int
+
+
+class CleanupCandidate(WireModel):
+    """One Docker volume of the storage volume on the server."""
+
+    id: str
+    kind: Literal["named-volume"]
+    target: str
+    updated_at: datetime | None
+    action: Literal["matched", "removed", "skipped", "blocked"]
+    blocked_reason: str | None
+
+
+class CleanupWarning(WireModel):
+    """Something the caller should know."""
+
+    code: str
+    message: str
+    target: str | None
+
+
+class RuntimeCleanupResponse(WireModel):
+    """``storage-volumes.cleanup-runtime/v1``."""
+
+    schema_version: Literal["storage-volumes.cleanup-runtime/v1"] = (
+        "storage-volumes.cleanup-runtime/v1"
+    )
+    storage_volume: CleanupVolume
+    server: CleanupServer
+    before: datetime | None
+    dry_run: bool
+    cleaned_at: datetime | None
+    summary: CleanupSummary
+    candidates: list[CleanupCandidate]
+    warnings: list[CleanupWarning]

@@ -7,9 +7,16 @@ from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.api.storage_volume_schemas import (
     AttachStorageRequest,
     BackupRelationship,
+    CleanupCandidate,
+    CleanupServer,
+    CleanupSummary,
+    CleanupVolume,
+    CleanupWarning,
     CreateStorageVolumeRequest,
     ListStorageVolumesQuery,
     RenameStorageVolumeRequest,
+    RuntimeCleanupRequest,
+    RuntimeCleanupResponse,
     StorageVolumeDeleteCheck,
     StorageVolumeItem,
     StorageVolumeList,
@@ -17,8 +24,9 @@ from coordinator.api.storage_volume_schemas import (
     VolumeAttachment,
     VolumeDeleteBlocker,
 )
+from coordinator.appkeys import REGISTRY_KEY
 from coordinator.db.volume_models import StorageVolume
-from coordinator.volumes import paths, store
+from coordinator.volumes import cleanup, paths, store
 
 TAG = "storage-volumes"
 READ = "storage-volumes:read"
@@ -240,3 +248,75 @@ async def detach(call: Call) -> IdResponse:
     attachment_id = call.path["attachmentId"]
     await store.detach(call.actor, call.request_id, call.path["resourceId"], attachment_id)
     return IdResponse(id=attachment_id)
+
+
+def _cleanup_view(
+    outcome: cleanup.CleanupOutcome, before: datetime | None
+) -> RuntimeCleanupResponse:
+    volume, server = outcome.volume, outcome.server
+    blocked = outcome.blocked_reason
+    candidates = [
+        CleanupCandidate(
+            id=c.name,
+            kind="named-volume",
+            target=c.name,
+            updated_at=c.created_at,
+            action="blocked" if blocked and c.action == "matched" else c.action,
+            blocked_reason=blocked if blocked and c.action == "matched" else c.blocked_reason,
+        )
+        for c in outcome.candidates
+    ]
+    actions = [c.action for c in candidates]
+    return RuntimeCleanupResponse(
+        storage_volume=CleanupVolume(id=volume.id, name=volume.name, kind=volume.kind),  # type: ignore[arg-type]
+        server=CleanupServer(
+            id=server.id,
+            name=server.name,
+            host=server.host,
+            port=server.port,
+            provider_key=server.provider_key,
+            target_kind=server.target_kind,
+        ),
+        before=before,
+        dry_run=outcome.dry_run,
+        cleaned_at=outcome.cleaned_at,
+        summary=CleanupSummary(
+            inspected_count=outcome.inspected_count,
+            matched_count=actions.count("matched"),
+            cleaned_count=actions.count("removed"),
+            skipped_count=actions.count("skipped"),
+            blocked_count=actions.count("blocked"),
+        ),
+        candidates=candidates,
+        warnings=[
+            CleanupWarning(code=w.code, message=w.message, target=w.target)
+            for w in outcome.warnings
+        ],
+    )
+
+
+@route(
+    "POST",
+    "/storage-volumes/{storageVolumeId}/runtime-cleanup",
+    summary="Dry-run (default) or remove the Docker volumes Berth created for a storage volume",
+    tag=TAG,
+    permission=WRITE,
+    body=RuntimeCleanupRequest,
+    response=RuntimeCleanupResponse,
+    errors=(503, 504),
+    events=("storage-volume.runtime-cleaned",),
+)
+async def runtime_cleanup(call: Call) -> RuntimeCleanupResponse:
+    """``storage-volumes.cleanup-runtime/v1``: blocked while attached; 503 when the agent is
+    offline. Removing (``dryRun: false``) is audited."""
+    body = call.body(RuntimeCleanupRequest)
+    outcome = await cleanup.run(
+        call.actor,
+        call.request_id,
+        call.request.app[REGISTRY_KEY],
+        call.path["storageVolumeId"],
+        server_id=body.server_id,
+        before=body.before,
+        dry_run=body.dry_run,
+    )
+    return _cleanup_view(outcome, body.before)

@@ -64,6 +64,16 @@ from shared.messages.terminal import (
     TerminalCoordinatorMessage,
 )
 from shared.messages.typeset import message_types
+from shared.messages.volumes import (
+    VOLUMES_AGENT_TYPES,
+    VOLUMES_CAPABILITY,
+    VOLUMES_COORDINATOR_TYPES,
+    VolumeCandidate,
+    VolumeCleanup,
+    VolumeCleanupResult,
+    VolumesAgentMessage,
+    VolumesCoordinatorMessage,
+)
 from shared.wire import load_json
 
 AgentMessage = Annotated[
@@ -74,7 +84,8 @@ AgentMessage = Annotated[
     | DeploymentsAgentMessage
     | MonitoringAgentMessage
     | LogsAgentMessage
-    | TerminalAgentMessage,
+    | TerminalAgentMessage
+    | VolumesAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -87,7 +98,8 @@ CoordinatorMessage = Annotated[
     | DeploymentsCoordinatorMessage
     | MonitoringCoordinatorMessage
     | LogsCoordinatorMessage
-    | TerminalCoordinatorMessage,
+    | TerminalCoordinatorMessage
+    | VolumesCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -244,6 +256,9 @@ __all__ = [
     "TERMINAL_CAPABILITY",
     "TERMINAL_HOST_CAPABILITY",
     "UNSTAMPED",
+    "VOLUMES_AGENT_TYPES",
+    "VOLUMES_CAPABILITY",
+    "VOLUMES_COORDINATOR_TYPES",
     "AgentMessage",
     "ArchiveArtifact",
     "Artifact",
@@ -285,7 +300,12 @@ __all__ = [
     "RuntimeControl",
     "RuntimeControlResult",
     "RuntimeOperation",
+    "VolumeCandidate",
+    "VolumeCleanup",
+    "VolumeCleanupResult",
     "VolumeMount",
+    "VolumesAgentMessage",
+    "VolumesCoordinatorMessage",
     "Welcome",
     "agent_message_adapter",
     "coordinator_message_adapter",

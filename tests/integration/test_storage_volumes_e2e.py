@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from tests.harness import Coordinator, eventually
@@ -137,6 +138,43 @@ async def test_volume_data_survives_redeploy_and_rollback_and_recreate_stops_fir
         )
         assert status == 409, body
         assert docker_client.volumes.get(name).name == name
+
+        # Runtime cleanup: a dry run by default, blocked while attached, audited when it removes.
+        cleanup = f"/storage-volumes/{volume_id}/runtime-cleanup"
+        answer = await stack.call("POST", cleanup, {})
+        assert answer["schemaVersion"] == "storage-volumes.cleanup-runtime/v1"
+        assert answer["dryRun"] is True
+        assert answer["server"]["id"] == stack.server_id
+        assert [(c["target"], c["action"], c["blockedReason"]) for c in answer["candidates"]] == [
+            (name, "blocked", "active-attachment")
+        ]
+        answer = await stack.call("POST", cleanup, {"dryRun": False})
+        assert answer["dryRun"] is True  # attached: never removed
+        assert docker_client.volumes.get(name).name == name
+        (attachment,) = (await stack.call("GET", f"/storage-volumes/{volume_id}"))["storageVolume"][
+            "attachments"
+        ]
+        await stack.call(
+            "DELETE",
+            f"/resources/{stack.resource_id}/storage-attachments/{attachment['attachmentId']}",
+        )
+        answer = await stack.call("POST", cleanup, {})
+        assert [(c["action"], c["blockedReason"]) for c in answer["candidates"]] == [
+            ("matched", None)
+        ]
+        # Detached, but the running container still uses it until the next deployment.
+        answer = await stack.call("POST", cleanup, {"dryRun": False})
+        assert [(c["action"], c["blockedReason"]) for c in answer["candidates"]] == [
+            ("blocked", "in-use")
+        ]
+        await stack.deploy()
+        assert _running(docker_client, stack).attrs["Mounts"] == []
+        answer = await stack.call("POST", cleanup, {"dryRun": False})
+        assert answer["summary"]["cleanedCount"] == 1, answer
+        assert [c["action"] for c in answer["candidates"]] == ["removed"]
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(name)
+        await stack.call("DELETE", f"/storage-volumes/{volume_id}")
     finally:
         await stack.agent.stop()
 
