@@ -16,6 +16,7 @@ from coordinator.client import (
     monitoring_cli,
     render,
     terminal_cli,
+    volumes_cli,
     workspace_cli,
 )
 from coordinator.client.config import ConfigError, Target, normalize_url, resolve, save_login
@@ -484,6 +485,7 @@ for _command in (
     *logs_cli.COMMANDS,
     *terminal_cli.COMMANDS,
     *domains_cli.COMMANDS,
+    *volumes_cli.COMMANDS,
 ):
     main.add_command(_command)
 
