@@ -7,7 +7,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent import dependencies, logstream, monitoring, terminal
+from agent import dependencies, logstream, monitoring, terminal, volume_feature
 from agent.artifacts import ArchiveBuilder
 from agent.connection import Link, ReconnectPolicy
 from agent.deploy_feature import DeploymentFeature
@@ -46,6 +46,7 @@ async def run(
             CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls()),
             state_dir,
             builder,
+            bind_mount_roots=settings.bind_mount_roots,
         )
     )
     # Every capability plugs in here; deployments first, so its inventory leads on each link.
@@ -58,6 +59,7 @@ async def run(
                 logstream.build_feature,
                 terminal.build_feature,
                 dependencies.build_feature,
+                volume_feature.build_feature,
             )
             if (feature := build(runtime, state_dir, settings)) is not None
         ),

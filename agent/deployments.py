@@ -100,8 +100,11 @@ class DeploymentManager:
         state_dir: Path,
         builder: ArtifactBuilder | None = None,
         probe: HealthProbe | None = None,
+        bind_mount_roots: tuple[str, ...] = (),
     ) -> None:
         self._probe = probe
+        # From the agent's local settings only: what a plan's bind mounts may reach.
+        self._bind_mount_roots = bind_mount_roots
         self._runtime = runtime
         self._edge = edge
         self._journal = Journal(state_dir)
@@ -340,6 +343,7 @@ class DeploymentManager:
             self._log_for(entry, plan),
             self._builder,
             self._probe,
+            self._bind_mount_roots,
         )
         task = self._tasks.create_task(self._execute(entry, rollout))
         self._running[plan.deployment_id] = (task, rollout)

@@ -57,6 +57,26 @@ def parse_labels(raw: str) -> dict[str, str]:
     return labels
 
 
+def parse_roots(raw: str) -> tuple[str, ...]:
+    """Parse ``/srv/data:/mnt/shared`` (``:`` or ``,`` between absolute directories).
+
+    Each root is resolved (symlinks followed) once here; ``/`` is refused, since it would
+    allow the Docker socket and every secret on the host.
+    """
+    roots: list[str] = []
+    for item in raw.replace(",", ":").split(":"):
+        item = item.strip()
+        if not item:
+            continue
+        if not item.startswith("/"):
+            raise SettingsError(f"BERTH_AGENT_BIND_MOUNT_ROOTS: {item!r} is not absolute")
+        resolved = os.path.realpath(item)
+        if resolved == "/":
+            raise SettingsError("BERTH_AGENT_BIND_MOUNT_ROOTS must not allow the whole host (/)")
+        roots.append(resolved)
+    return tuple(dict.fromkeys(roots))
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     """Local agent settings, read once at start."""
@@ -76,6 +96,8 @@ class AgentSettings:
     acme_ca_roots: str = ""
     # Put on every container the agent creates (tests and benches tag theirs for cleanup).
     extra_labels: dict[str, str] = field(default_factory=dict)
+    # Host directories under which a deployment may bind-mount (none: bind mounts refused).
+    bind_mount_roots: tuple[str, ...] = ()
 
     def edge_tls(self) -> EdgeTls | None:
         """HTTPS settings for the edge, or None while ``BERTH_AGENT_EDGE_TLS_LISTEN`` is unset."""
@@ -102,4 +124,5 @@ class AgentSettings:
             acme_email=os.environ.get("BERTH_AGENT_ACME_EMAIL", "").strip(),
             acme_ca_roots=os.environ.get("BERTH_AGENT_ACME_CA_ROOTS", "").strip(),
             extra_labels=parse_labels(os.environ.get("BERTH_AGENT_EXTRA_LABELS", "")),
+            bind_mount_roots=parse_roots(os.environ.get("BERTH_AGENT_BIND_MOUNT_ROOTS", "")),
         )

@@ -35,6 +35,8 @@ Permission = Literal[
     "domain-bindings:override-ownership",
     "dependency-resources:read",
     "dependency-resources:write",
+    "storage-volumes:read",
+    "storage-volumes:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -84,6 +86,10 @@ GRANTS: Final[dict[Permission, str]] = {
     ),
     "dependency-resources:write": (
         "plan, provision, import, rename and delete databases; bind them to resources"
+    ),
+    "storage-volumes:read": "list and show storage volumes, their attachments and delete checks",
+    "storage-volumes:write": (
+        "create, rename, delete and clean up storage volumes; attach and detach them to resources"
     ),
 }
 """What each permission grants, in the README table's order."""

@@ -23,6 +23,7 @@ DEFAULT_RUNTIME_PROFILE: Final[dict[str, Any]] = {
     "cpus": None,
     "memoryBytes": None,
     "replicas": 1,
+    "rolloutStrategy": "blue-green",
 }
 DEFAULT_NETWORK_PROFILE: Final[dict[str, Any]] = {
     "internalPort": 80,

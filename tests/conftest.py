@@ -68,6 +68,9 @@ def docker_client() -> Iterator[docker.DockerClient]:
             all=True, filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}
         ):
             container.remove(force=True)
+        # Named volumes the agents created for storage volumes carry the same label.
+        for volume in client.volumes.list(filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}):
+            volume.remove(force=True)
         client.close()
 
 

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from shared.messages import ManagedContainer
 
@@ -81,6 +81,16 @@ class ByteStream(Protocol):
 
 
 @dataclass(frozen=True)
+class MountSpec:
+    """A volume or host directory mounted into a container (already checked by the caller)."""
+
+    kind: Literal["volume", "bind"]
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One container to create and start."""
 
@@ -95,6 +105,7 @@ class RunSpec:
     ports: tuple[int, ...] = ()
     # Docker networks joined besides the default bridge (bound dependency resources').
     networks: tuple[str, ...] = ()
+    mounts: tuple[MountSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,4 +234,16 @@ class ContainerRuntime(Protocol):
 
     async def remove_unused(self, *, container_id: str = "", image_id: str = "") -> None:
         """Remove a stopped container or an unused image, never forced (prune)."""
+        ...
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create the named volume with ``labels`` unless it exists; ``RuntimeFailed`` else."""
+        ...
+
+    async def volumes(self, label_filters: list[str]) -> list[dict[str, Any]]:
+        """The engine's volumes matching every ``key=value`` label (``/volumes``' entries)."""
+        ...
+
+    async def remove_volume(self, name: str) -> None:
+        """Remove an unused named volume; ``EngineError`` when in use or refused."""
         ...

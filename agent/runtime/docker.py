@@ -122,6 +122,14 @@ class Backend(Protocol):
 
     async def act(self, container_id: str, action: str, grace: float) -> None: ...
 
+    async def create_volume(self, name: str, labels: dict[str, str]) -> dict[str, Any]: ...
+
+    async def list_volumes(
+        self, *, filters_: Mapping[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def remove_volume(self, name: str) -> None: ...
+
 
 class DockerRuntime:
     """The real runtime: talks to the local Docker engine (``DOCKER_HOST`` honoured)."""
@@ -356,3 +364,29 @@ class DockerRuntime:
             await self.backend().remove_container(container_id, force=False)
         if image_id:
             await self.backend().remove_image(image_id, force=False)
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create the named volume (labelled, plus this agent's labels) unless it exists.
+
+        The engine answers a create of an existing volume with that volume, so this is safe to
+        repeat; a volume of the same name without Berth's labels is refused, never adopted.
+        """
+        try:
+            found = await self.backend().create_volume(name, {**labels, **self._extra_labels})
+        except EngineError as exc:
+            raise RuntimeFailed(f"cannot create volume {name}: {exc}") from exc
+        if (found.get("Labels") or {}).get(MANAGED_LABEL) != "true":
+            raise RuntimeFailed(
+                f"volume {name} exists but was not created by Berth: refusing to mount it",
+                details={"reasonCode": "volume-not-managed"},
+            )
+
+    async def volumes(self, label_filters: list[str]) -> list[dict[str, Any]]:
+        """Volumes with every label of ``label_filters`` (``key=value``)."""
+        found = await self.backend().list_volumes(filters_={"label": label_filters})
+        # Several agents may share one engine: each sees only the volumes it created.
+        return [v for v in found if not foreign(v.get("Labels") or {}, self.server_id)]
+
+    async def remove_volume(self, name: str) -> None:
+        """Remove a named volume (the engine refuses one a container uses)."""
+        await self.backend().remove_volume(name)

@@ -101,6 +101,11 @@ def create_config(spec: RunSpec, extra_labels: dict[str, str]) -> dict[str, Any]
         host["NanoCpus"] = int(spec.cpus * 1_000_000_000)
     if spec.memory_bytes is not None:
         host["Memory"] = spec.memory_bytes
+    if spec.mounts:
+        host["Mounts"] = [
+            {"Target": m.target, "Source": m.source, "Type": m.kind, "ReadOnly": m.read_only}
+            for m in spec.mounts
+        ]
     return config
 
 
@@ -334,6 +339,25 @@ class EngineOperations:
                 details={"containerId": container_id},
             )
         return Started(container_id=container_id, name=spec.name, host_ports=ports)
+
+    async def create_volume(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        """``POST /volumes/create`` (an existing volume of that name is answered as is)."""
+        body = json.dumps({"Name": name, "Labels": labels}).encode()
+        headers = {"Content-Type": "application/json"}
+        return dict(
+            await self._api.json("POST", "/volumes/create", body=body, headers=headers) or {}
+        )
+
+    async def list_volumes(
+        self, *, filters_: Mapping[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /volumes``."""
+        found = await self._api.json("GET", "/volumes", filters(filters_))
+        return list((found or {}).get("Volumes") or [])
+
+    async def remove_volume(self, name: str) -> None:
+        """``DELETE /volumes/{name}`` (never forced)."""
+        await self._api.read("DELETE", f"/volumes/{quoted(name)}")
 
     async def act(self, container_id: str, action: str, grace: float) -> None:
         """``stop``, ``start``, ``restart`` or ``remove`` (forced) a container."""

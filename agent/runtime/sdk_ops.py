@@ -103,6 +103,19 @@ class SdkEngineApi:
         """``DELETE /images/{image}``."""
         self._call(lambda api: api.remove_image(image, force=force, noprune=False))
 
+    def create_volume(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        """``POST /volumes/create``."""
+        return dict(self._call(lambda api: api.create_volume(name, labels=labels)))
+
+    def volumes(self, *, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """``GET /volumes``."""
+        found = self._call(lambda api: api.volumes(filters=filters))
+        return list((found or {}).get("Volumes") or [])
+
+    def remove_volume(self, name: str) -> None:
+        """``DELETE /volumes/{name}``."""
+        self._call(lambda api: api.remove_volume(name, force=False))
+
 
 class SdkOperations:
     """Image and container operations through the SDK's high-level client (blocking)."""
@@ -191,6 +204,13 @@ class SdkOperations:
             kwargs["nano_cpus"] = int(spec.cpus * 1_000_000_000)
         if spec.memory_bytes is not None:
             kwargs["mem_limit"] = spec.memory_bytes
+        if spec.mounts:
+            import docker.types
+
+            kwargs["mounts"] = [
+                docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only)
+                for m in spec.mounts
+            ]
         try:
             container = self._client().containers.run(spec.image, **kwargs)
             for network in spec.networks:
@@ -316,3 +336,18 @@ class SdkEngine:
     async def act(self, container_id: str, action: str, grace: float) -> None:
         """``stop``, ``start``, ``restart`` or ``remove`` a container."""
         await self._thread(self._ops().act, container_id, action, grace)
+
+    async def create_volume(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        """``POST /volumes/create``."""
+        return await self._thread(self._api.create_volume, name, labels)
+
+    async def list_volumes(
+        self, *, filters_: Mapping[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /volumes``."""
+        chosen = dict(filters_) if filters_ else None
+        return await self._thread(lambda: self._api.volumes(filters=chosen))
+
+    async def remove_volume(self, name: str) -> None:
+        """``DELETE /volumes/{name}``."""
+        await self._thread(self._api.remove_volume, name)

@@ -26,6 +26,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     server_capacity,
     servers,
     source_archives,
+    storage_volumes,
     terminal_sessions,
 )
 from coordinator.api.routing import ROUTES, build_handler

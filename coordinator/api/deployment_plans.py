@@ -18,6 +18,8 @@ from coordinator.api.deployment_schemas import (
     PlanPlanner,
     PlanResponse,
     PlanSource,
+    PlanStorage,
+    PlanStorageVolume,
     Readiness,
 )
 from coordinator.api.routing import Call, route
@@ -73,6 +75,42 @@ def _issue(issue: Issue, category: str, plan: Plan) -> PlanIssue:
         ]
         if fix
         else [],
+    )
+
+
+def _storage(plan: Plan) -> PlanStorage:
+    server_id = plan.target.server.id
+    strategy = plan.rollout_strategy
+    writers = [m.name for m in plan.mounts if not m.read_only]
+    if strategy == "recreate":
+        summary = "recreate: the old containers stop before the new ones start (brief downtime)"
+    elif writers:
+        summary = (
+            "blue-green: the new containers start beside the old ones, both using "
+            f"{', '.join(writers)} read-write for a moment"
+        )
+    else:
+        summary = "blue-green: the new containers start beside the old ones, then take traffic"
+    return PlanStorage(
+        rollout_strategy=strategy,  # type: ignore[arg-type]
+        downtime=strategy == "recreate",
+        summary=summary,
+        volumes=[
+            PlanStorageVolume(
+                storage_volume_id=m.volume_id,
+                name=m.name,
+                kind=m.kind,  # type: ignore[arg-type]
+                destination_path=m.destination,
+                mount_mode="read-only" if m.read_only else "read-write",
+                server_id=m.server_id,
+                placement="placed-by-this-deployment"
+                if m.server_id is None
+                else "on-target-server"
+                if m.server_id == server_id
+                else "other-server",
+            )
+            for m in plan.mounts
+        ],
     )
 
 
@@ -180,6 +218,7 @@ def plan_response(plan: Plan) -> PlanResponse:
             route_count=len(plan.hostnames),
             route_group_count=1 if plan.hostnames else 0,
         ),
+        storage=_storage(plan),
         warnings=[_issue(i, "warning", plan) for i in plan.warnings],
         unsupported_reasons=[_issue(i, "blocked", plan) for i in plan.blocking],
         next_actions=next_actions,

@@ -184,6 +184,27 @@ class PlanAccess(WireModel):
     route_group_count: int
 
 
+class PlanStorageVolume(WireModel):
+    """A volume the deployment mounts and where it lives."""
+
+    storage_volume_id: str
+    name: str
+    kind: Literal["named-volume", "bind-mount"]
+    destination_path: str
+    mount_mode: Literal["read-write", "read-only"]
+    server_id: str | None = Field(description="the volume's server; null until first deployed")
+    placement: Literal["on-target-server", "placed-by-this-deployment", "other-server"]
+
+
+class PlanStorage(WireModel):
+    """Berth's: the volumes mounted and the rollout strategy that applies to them."""
+
+    rollout_strategy: Literal["blue-green", "recreate"]
+    downtime: bool = Field(description="recreate stops the old containers before the start")
+    summary: str
+    volumes: list[PlanStorageVolume]
+
+
 class PlanResponse(WireModel):
     """``deployments.plan/v1``."""
 
@@ -197,6 +218,7 @@ class PlanResponse(WireModel):
     network: PlanNetwork
     health: PlanHealth
     access: PlanAccess
+    storage: PlanStorage
     warnings: list[PlanIssue]
     unsupported_reasons: list[PlanIssue]
     next_actions: list[NextAction]

@@ -145,6 +145,11 @@ class RuntimeProfile(ApiRequest):
     cpus: float | None = Field(default=None, gt=0, le=512)
     memory_bytes: int | None = Field(default=None, ge=6 * 1024 * 1024)
     replicas: int = Field(default=1, ge=1, le=20)
+    rollout_strategy: Literal["blue-green", "recreate"] = Field(
+        default="blue-green",
+        description="blue-green: new containers start beside the old ones; recreate: the old "
+        "ones stop first (brief downtime, one writer on a volume at a time)",
+    )
 
     @field_validator("dockerfile_path")
     @classmethod
@@ -341,6 +346,18 @@ class LatestDeployment(WireModel):
     destination_id: str | None
 
 
+class ResourceStorageAttachment(WireModel):
+    """A storage volume mounted into the resource's containers."""
+
+    id: str
+    storage_volume_id: str
+    storage_volume_name: str
+    storage_volume_kind: Literal["named-volume", "bind-mount"]
+    destination_path: str
+    mount_mode: Literal["read-write", "read-only"]
+    attached_at: datetime
+
+
 class ResourceShowResponse(WireModel):
     """``resources.show/v1``; profiles have their defaults filled in."""
 
@@ -355,6 +372,7 @@ class ResourceShowResponse(WireModel):
     latest_deployment: LatestDeployment | None
     access_summary: AccessSummary
     diagnostics: list[ResourceDiagnostic]
+    storage_attachments: list[ResourceStorageAttachment] = Field(default_factory=list)
     generated_at: datetime
 
 

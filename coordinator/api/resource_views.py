@@ -54,6 +54,7 @@ class ResourceRuntimeProfile(WireModel):
     cpus: float | None = None
     memory_bytes: int | None = None
     replicas: int | None = None
+    rollout_strategy: str | None = None
     # The reference keeps the health check in the runtime profile too; Berth's one policy
     # (``healthPolicy``) is shown in both places.
     health_check_path: str | None = None

@@ -31,6 +31,7 @@ from coordinator.api.resource_schemas import (
     ResourceList,
     ResourceService,
     ResourceShowResponse,
+    ResourceStorageAttachment,
 )
 from coordinator.api.resource_views import (
     DomainAccessRoute,
@@ -50,6 +51,7 @@ from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.db import models
 from coordinator.domains.durable_routes import latest_bound
 from coordinator.lookup import get_resource
+from coordinator.volumes import store as volume_store
 from coordinator.workspace import resources
 from coordinator.workspace.resources import Profile
 
@@ -229,6 +231,18 @@ async def show(call: Call) -> ResourceShowResponse:
         else None,
         access_summary=access_summary(deployments, planned, _durable(row, bound)),
         diagnostics=await variable_drift(call.request.app[KEYRING_KEY], row, latest),
+        storage_attachments=[
+            ResourceStorageAttachment(
+                id=attachment.id,
+                storage_volume_id=volume.id,
+                storage_volume_name=volume.name,
+                storage_volume_kind=volume.kind,  # type: ignore[arg-type]
+                destination_path=attachment.destination_path,
+                mount_mode=attachment.mount_mode,  # type: ignore[arg-type]
+                attached_at=attachment.attached_at,
+            )
+            for attachment, volume in await volume_store.resource_mounts(row.id)
+        ],
         generated_at=datetime.now(UTC),
     )
 

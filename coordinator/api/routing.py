@@ -69,6 +69,8 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "planId",
             "dependencyResourceId",
             "bindingId",
+            "storageVolumeId",
+            "attachmentId",
         )
     },
 }

@@ -17,6 +17,7 @@ from coordinator.client import (
     monitoring_cli,
     render,
     terminal_cli,
+    volumes_cli,
     workspace_cli,
 )
 from coordinator.client.config import ConfigError, Target, normalize_url, resolve, save_login
@@ -486,6 +487,7 @@ for _command in (
     *terminal_cli.COMMANDS,
     *domains_cli.COMMANDS,
     *db_cli.COMMANDS,
+    *volumes_cli.COMMANDS,
 ):
     main.add_command(_command)
 

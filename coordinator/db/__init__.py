@@ -16,6 +16,7 @@ MODELS_MODULE = "coordinator.db.models"
 MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
 DEPENDENCY_MODELS_MODULE = "coordinator.db.dependency_models"
+VOLUME_MODELS_MODULE = "coordinator.db.volume_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -36,7 +37,12 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": connection},
         "apps": {
             "models": {
-                "models": [MODELS_MODULE, MONITORING_MODELS_MODULE, DEPENDENCY_MODELS_MODULE],
+                "models": [
+                    MODELS_MODULE,
+                    MONITORING_MODELS_MODULE,
+                    DEPENDENCY_MODELS_MODULE,
+                    VOLUME_MODELS_MODULE,
+                ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,
             }

@@ -14,6 +14,7 @@ from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import ACTIVE, EventSpec, snapshot_binding
 from coordinator.ids import new_id
 from coordinator.secrets import Keyring
+from coordinator.volumes import placement
 from shared.errors import Conflict
 
 
@@ -97,6 +98,8 @@ async def create(
                 ),
             ],
         )
+        # A volume lives where its first deployment puts it; the planner refuses any other server.
+        await placement.place(runtime_plan, t.server.id)
         await audit.record(
             actor=actor,
             event_type="deployment.created",

@@ -51,6 +51,7 @@ from shared.messages import (
     RuntimeControl,
     RuntimeControlResult,
     RuntimeOperation,
+    VolumeMount,
 )
 from shared.messages.typeset import unsolicited_types
 
@@ -240,6 +241,16 @@ class DeploymentEngine:
                     "berth.project-id": row.project_id,
                     "berth.environment-id": row.environment_id,
                 },
+                mounts=[
+                    VolumeMount(
+                        volume_id=str(m["volumeId"]),
+                        kind=m["kind"],
+                        source=str(m["source"]),
+                        destination=str(m["destination"]),
+                        read_only=bool(m.get("readOnly")),
+                    )
+                    for m in meta.get("mounts") or []
+                ],
             ),
             "health": HealthSpec(
                 enabled=bool(health.get("enabled")) and port is not None,
@@ -259,6 +270,9 @@ class DeploymentEngine:
             )
             if domains
             else None,
+            "rollout_strategy": "recreate"
+            if meta.get("rolloutStrategy") == "recreate"
+            else "blue-green",
         }
 
     async def _artifact(

@@ -16,6 +16,7 @@ from coordinator.ids import new_id
 from coordinator.resource_config import ResourceConfig, load_resource_config
 from coordinator.secrets import MASK, Keyring
 from coordinator.settings import Settings
+from coordinator.volumes import placement
 from shared.errors import NotFound
 
 _NON_ALNUM: Final = re.compile(r"[^a-z0-9]+")
@@ -33,6 +34,7 @@ BLOCKING_ORDER: Final = (
     "resource-source-archive-missing",
     "resource-source-unsupported",
     "network-port-missing",
+    "storage-volume-server-mismatch",
 )
 
 
@@ -71,6 +73,13 @@ class Plan:
     image: str | None = None
     archive: models.SourceArchive | None = None
     hostnames: list[str] = field(default_factory=list)
+    mounts: list[placement.PlannedMount] = field(default_factory=list)
+
+    @property
+    def rollout_strategy(self) -> str:
+        """``blue-green`` (the default) or ``recreate``, from the runtime profile."""
+        chosen = self.config.runtime_profile.get("rolloutStrategy")
+        return "recreate" if chosen == "recreate" else "blue-green"
 
     @property
     def ready(self) -> bool:
@@ -315,6 +324,7 @@ async def assess(target: Target, keyring: Keyring, registry: Registry, settings:
                     settings.edge_domain,
                 )
             ]
+    _storage_issues(plan, await placement.planned_mounts(target.resource.id))
     if not plan.online:
         seen = target.server.last_seen_at
         plan.warnings.append(
@@ -336,6 +346,57 @@ async def assess(target: Target, keyring: Keyring, registry: Registry, settings:
     order = {code: i for i, code in enumerate(BLOCKING_ORDER)}
     plan.blocking.sort(key=lambda issue: order.get(issue.code, len(order)))
     return plan
+
+
+def _storage_issues(plan: Plan, mounts: list[placement.PlannedMount]) -> None:
+    """Placement (a volume lives on one server) and what the rollout strategy means for it."""
+    plan.mounts = mounts
+    server_id = plan.target.server.id
+    for mount in mounts:
+        if mount.server_id is not None and mount.server_id != server_id:
+            plan.blocking.append(
+                Issue(
+                    "storage-volume-server-mismatch",
+                    "plan",
+                    f"storage volume {mount.name} lives on server {mount.server_id}, "
+                    f"not on {server_id}",
+                    "deploy to the volume's server, or detach the volume",
+                    None,
+                    mount.volume_id,
+                    "storage-volume",
+                )
+            )
+    writers = [m for m in mounts if not m.read_only]
+    if not writers:
+        return
+    names = ", ".join(m.name for m in writers)
+    if plan.rollout_strategy == "recreate":
+        plan.warnings.append(
+            Issue(
+                "rollout-recreate-downtime",
+                "start",
+                f"recreate: the old containers stop before the new ones start, so the resource "
+                f"is briefly unavailable; {names} has one writer at a time",
+                None,
+                "runtimeProfile.rolloutStrategy",
+                plan.target.resource.id,
+                "resource",
+            )
+        )
+    else:
+        plan.warnings.append(
+            Issue(
+                "rollout-shared-volume",
+                "start",
+                f"blue-green: the new containers start beside the old ones, so both write to "
+                f"{names} for a moment",
+                "choose runtimeProfile.rolloutStrategy recreate for software that must be "
+                "the only writer",
+                "runtimeProfile.rolloutStrategy",
+                plan.target.resource.id,
+                "resource",
+            )
+        )
 
 
 def build_artifact(plan: Plan, deployment_id: str) -> dict[str, Any]:
@@ -413,6 +474,8 @@ def build_runtime_plan(
                 "resourceSlug": t.resource.slug,
                 "healthPort": health_port(plan),
                 "networks": plan.config.dependency_networks,
+                "rolloutStrategy": plan.rollout_strategy,
+                "mounts": [m.as_plan() for m in plan.mounts],
             },
         },
         "target": {
@@ -423,6 +486,7 @@ def build_runtime_plan(
         },
         "detectSummary": f"{source.get('kind')} source, {plan.build_strategy} strategy",
         "steps": (["fetch", "build"] if building else ["pull"])
+        + (["stop-old"] if plan.rollout_strategy == "recreate" else [])
         + ["start", "health", "switch", "drain"],
         "generatedAt": now.isoformat(),
     }

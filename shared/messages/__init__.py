@@ -37,7 +37,9 @@ from shared.messages.deploy import (
     ImageArtifact,
     LogLevel,
     Phase,
+    RolloutStrategy,
     RouteSpec,
+    VolumeMount,
 )
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
@@ -74,6 +76,16 @@ from shared.messages.terminal import (
     TerminalCoordinatorMessage,
 )
 from shared.messages.typeset import message_types
+from shared.messages.volumes import (
+    VOLUMES_AGENT_TYPES,
+    VOLUMES_CAPABILITY,
+    VOLUMES_COORDINATOR_TYPES,
+    VolumeCandidate,
+    VolumeCleanup,
+    VolumeCleanupResult,
+    VolumesAgentMessage,
+    VolumesCoordinatorMessage,
+)
 from shared.wire import load_json
 
 AgentMessage = Annotated[
@@ -85,7 +97,8 @@ AgentMessage = Annotated[
     | MonitoringAgentMessage
     | LogsAgentMessage
     | TerminalAgentMessage
-    | DependenciesAgentMessage,
+    | DependenciesAgentMessage
+    | VolumesAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -99,7 +112,8 @@ CoordinatorMessage = Annotated[
     | MonitoringCoordinatorMessage
     | LogsCoordinatorMessage
     | TerminalCoordinatorMessage
-    | DependenciesCoordinatorMessage,
+    | DependenciesCoordinatorMessage
+    | VolumesCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -258,6 +272,9 @@ __all__ = [
     "TERMINAL_CAPABILITY",
     "TERMINAL_HOST_CAPABILITY",
     "UNSTAMPED",
+    "VOLUMES_AGENT_TYPES",
+    "VOLUMES_CAPABILITY",
+    "VOLUMES_COORDINATOR_TYPES",
     "AgentMessage",
     "ArchiveArtifact",
     "Artifact",
@@ -301,10 +318,17 @@ __all__ = [
     "Phase",
     "ResourceProbe",
     "ResourceProbeResult",
+    "RolloutStrategy",
     "RouteSpec",
     "RuntimeControl",
     "RuntimeControlResult",
     "RuntimeOperation",
+    "VolumeCandidate",
+    "VolumeCleanup",
+    "VolumeCleanupResult",
+    "VolumeMount",
+    "VolumesAgentMessage",
+    "VolumesCoordinatorMessage",
     "Welcome",
     "agent_message_adapter",
     "coordinator_message_adapter",

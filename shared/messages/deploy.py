@@ -108,6 +108,26 @@ class RouteSpec(WireModel):
     )
 
 
+class VolumeMount(WireModel):
+    """A storage volume to mount into every candidate.
+
+    A ``named-volume`` is a Docker volume the agent creates (labelled ``berth.*``) when missing;
+    a ``bind-mount`` is a host directory, mounted only when it lies under a directory the
+    agent's local configuration allows (``BERTH_AGENT_BIND_MOUNT_ROOTS``), whatever the plan says.
+    """
+
+    volume_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    kind: Literal["named-volume", "bind-mount"]
+    source: str = Field(
+        min_length=1, max_length=1000, description="Docker volume name or host directory"
+    )
+    destination: str = Field(min_length=2, max_length=1000, pattern=r"^/")
+    read_only: bool = False
+
+
+RolloutStrategy = Literal["blue-green", "recreate"]
+
+
 class ContainerSpec(WireModel):
     """What to run. ``environment`` carries decrypted secrets: it only travels this link."""
 
@@ -126,6 +146,9 @@ class ContainerSpec(WireModel):
         max_length=20,
         description="extra Docker networks to join (bound dependency resources'); older "
         "coordinators omit it",
+    )
+    mounts: list[VolumeMount] = Field(
+        default_factory=list, max_length=50, description="older coordinators omit it"
     )
 
 
@@ -148,6 +171,11 @@ class DeployPlan(WireModel):
     container: ContainerSpec
     health: HealthSpec
     route: RouteSpec | None = None
+    rollout_strategy: RolloutStrategy = Field(
+        default="blue-green",
+        description="blue-green: start beside the old containers, then switch; recreate: stop "
+        "the old containers first (brief downtime). Older coordinators omit it",
+    )
 
 
 class DeployAccepted(WireModel):

@@ -49,6 +49,7 @@ class FakeRuntime:
         self.calls: list[tuple[str, str]] = []
         self.listings = 0  # list_managed calls: lets tests wait for periodic checks to run
         self.fail_run: str | None = None
+        self.volume_labels: dict[str, dict[str, str]] = {}
         self._next = 0
 
     def _check(self) -> None:
@@ -234,6 +235,25 @@ class FakeRuntime:
         """Forget a stopped container."""
         if container_id:
             self.containers.pop(container_id, None)
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Remember the volume (first labels win, as the engine keeps an existing volume's)."""
+        self.calls.append(("ensure_volume", name))
+        self.volume_labels.setdefault(name, dict(labels))
+
+    async def volumes(self, label_filters: list[str]) -> list[dict[str, Any]]:
+        """Volumes carrying every ``key=value`` label."""
+        wanted = [f.split("=", 1) for f in label_filters]
+        return [
+            {"Name": name, "Labels": labels}
+            for name, labels in self.volume_labels.items()
+            if all(labels.get(key) == value for key, value in wanted)
+        ]
+
+    async def remove_volume(self, name: str) -> None:
+        """Forget the volume."""
+        self.calls.append(("remove_volume", name))
+        self.volume_labels.pop(name, None)
 
     def _get(self, container_id: str) -> FakeContainer:
         if container_id not in self.containers:

@@ -71,6 +71,7 @@ SERVICES = (
     "coordinator/monitoring/policies.py",
     "coordinator/monitoring/retention.py",
     "coordinator/terminals/targets.py",
+    "coordinator/volumes",
 )
 HTTP_LAYER = ("coordinator.api", "aiohttp.web")
 # Only the application factory wires the route modules in.
@@ -103,6 +104,7 @@ ORM_FREE_ROUTES = (
     "servers.py",
     "source_archives.py",
     "terminal_sessions.py",
+    "storage_volumes.py",
 )
 
 

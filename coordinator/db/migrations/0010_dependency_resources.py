@@ -5,7 +5,7 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_domain_proxy_readiness')]
+    dependencies = [('models', '0009_storage_volumes')]
 
     initial = False
 

@@ -23,6 +23,7 @@ from shared.messages.dependencies import DEPENDENCIES_COORDINATOR_TYPES
 from shared.messages.logs import LOGS_COORDINATOR_TYPES
 from shared.messages.monitoring import MONITORING_COORDINATOR_TYPES
 from shared.messages.terminal import TERMINAL_COORDINATOR_TYPES
+from shared.messages.volumes import VOLUMES_COORDINATOR_TYPES
 from tests.fakes.runtime import FakeEdge, FakeRuntime
 
 
@@ -71,6 +72,7 @@ def test_features_and_the_link_split_the_coordinator_frames_between_them(tmp_pat
         MONITORING_COORDINATOR_TYPES,
         TERMINAL_COORDINATOR_TYPES,
         DEPENDENCIES_COORDINATOR_TYPES,
+        VOLUMES_COORDINATOR_TYPES,
     ]
     claimed = [t for part in parts for t in part]
     assert len(claimed) == len(set(claimed))

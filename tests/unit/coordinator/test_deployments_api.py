@@ -31,7 +31,8 @@ from tests.unit.coordinator.test_projects_api import scoped_token
 
 PLAN_KEYS = {
     "schemaVersion", "context", "readiness", "source", "planner", "artifact", "commands",
-    "network", "health", "access", "warnings", "unsupportedReasons", "nextActions", "generatedAt",
+    "network", "health", "access", "storage", "warnings", "unsupportedReasons", "nextActions",
+    "generatedAt",
 }  # fmt: skip
 
 

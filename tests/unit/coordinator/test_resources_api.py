@@ -36,6 +36,7 @@ SHOW_KEYS = {
     "accessProfile",
     "healthPolicy",
     "lifecycle",
+    "storageAttachments",
     "latestDeployment",
     "accessSummary",
     "diagnostics",
@@ -323,6 +324,7 @@ async def test_profiles_are_stored_shown_and_audited(
         "cpus": None,
         "memoryBytes": None,
         "replicas": 2,
+        "rolloutStrategy": "blue-green",
         # The reference shows the health check in the runtime profile too: the same policy.
         "healthCheckPath": "/healthz",
         "healthCheck": shown["healthPolicy"],

@@ -1,0 +1,1 @@
+"""Storage volumes: named volumes and bind mounts on one server, attached to resources."""
