@@ -55,6 +55,14 @@ class AuditVisibility:
             # Every binding event names its resource: the binding is visible where it is.
             resource_id = payload.get("resourceId")
             return isinstance(resource_id, str) and await self._reaches("resource", resource_id)
+        if kind == "dependency-resource":
+            # Its events name the project and environment it belongs to.
+            project_id, environment_id = payload.get("projectId"), payload.get("environmentId")
+            return (
+                isinstance(project_id, str)
+                and isinstance(environment_id, str)
+                and self._actor.can_see_environment(project_id, environment_id)
+            )
         reached = await self._reaches(kind, subject)
         server_id = payload.get("serverId")
         if reached and kind == "resource" and isinstance(server_id, str):

@@ -140,6 +140,16 @@ async def test_another_projects_token_sees_nothing(
     reader = await scoped_token(coordinator, admin_token, ["dependency-resources:read"])
     status, answer = await _import(coordinator, reader, target)
     assert status == 403, answer
+    # The audit trail follows the same scope.
+    auditors = [
+        await scoped_token(coordinator, admin_token, ["audit-events:read"], projectIds=[p])
+        for p in (target["projectId"], other_project)
+    ]
+    seen = [
+        [e["aggregateId"] for e in await audit_events(coordinator, auditor)] for auditor in auditors
+    ]
+    assert created["id"] in seen[0]
+    assert created["id"] not in seen[1]
 
 
 async def test_a_plan_waits_for_acceptance_and_is_accepted_once(
