@@ -5,6 +5,7 @@ is labelled ``berth.*`` so capacity reports and cleanups find it.
 """
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -71,7 +72,13 @@ class DependencyOps:
         if attrs is None:
             await self._create(name, volume, network, labels, spec)
         await self._api.read("POST", f"/containers/{quoted(name)}/start")
-        return await self._wait_healthy(name, spec, timeout)
+        try:
+            return await self._wait_healthy(name, spec, timeout)
+        except EngineError:
+            # Stopped, not removed: no crash loop on the server, and the data stays for a retry.
+            with contextlib.suppress(EngineError):  # the original reason matters more
+                await self._api.read("POST", f"/containers/{quoted(name)}/stop", {"t": "5"})
+            raise
 
     async def _create(
         self,
@@ -134,7 +141,9 @@ class DependencyOps:
                 bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(port_key)
                 host_port = int(bindings[0]["HostPort"]) if bindings else None
                 return Running(str(attrs.get("Id")), host_port)
-            if state.get("Status") in ("exited", "dead"):
+            # With its restart policy a crashing database loops between exited and restarting.
+            crashed = state.get("Status") in ("exited", "dead", "restarting")
+            if crashed or int(attrs.get("RestartCount") or 0) > 0:
                 raise EngineError(
                     f"the database container exited (code {state.get('ExitCode')}): "
                     f"{str(state.get('Error') or '')[:500]}"

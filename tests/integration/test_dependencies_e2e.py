@@ -294,3 +294,60 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
+
+
+async def test_a_database_that_never_gets_healthy_ends_failed_with_the_reason(
+    tmp_path: Path, database_url: str, docker_client: docker.DockerClient
+) -> None:
+    # The busybox image exits at once: the agent reports it and nothing is left ready.
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        dependency_image_postgres="berth-test/busybox:latest",
+    )
+    await harness.start()
+    try:
+        token = await harness.bootstrap()
+        stack = await workload(harness, token, tmp_path / "agent", "sleep 3600")
+        try:
+            created = await stack.call(
+                "POST",
+                "/dependency-resources/provision",
+                {
+                    "kind": "postgres",
+                    "projectId": stack.project_id,
+                    "environmentId": stack.environment_id,
+                    "name": "Broken",
+                    "serverId": stack.server_id,
+                },
+            )
+
+            async def failed() -> bool:
+                shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+                return bool(shown["dependencyResource"]["lifecycleStatus"] == "failed")
+
+            await eventually(failed, timeout=60, what="the provisioning to fail")
+            shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+            realization = shown["dependencyResource"]["providerRealization"]
+            assert realization["status"] == "failed"
+            assert realization["failureCode"] == "dependency-not-ready"
+            assert "exited" in realization["failureMessage"]
+            assert realization["failedAt"] is not None
+            assert shown["dependencyResource"]["bindingReadiness"]["status"] == "blocked"
+            status, refused, _ = await harness.call(
+                "POST",
+                f"/resources/{stack.resource_id}/dependency-bindings",
+                token=token,
+                json={"dependencyResourceId": created["id"], "targetName": "DATABASE_URL"},
+            )
+            assert status == 409, refused
+            # A failed one can be deleted; its leftovers go with it.
+            await stack.call("DELETE", f"/dependency-resources/{created['id']}")
+            assert not docker_client.containers.list(
+                all=True, filters={"label": f"berth.dependency-resource-id={created['id']}"}
+            )
+        finally:
+            await stack.agent.stop()
+            _cleanup(docker_client)
+    finally:
+        await harness.close()
