@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from aiohttp import web
-
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import kinds
 from coordinator.hub.registry import Registry
@@ -167,6 +165,3 @@ class Provisioner:
 
 def _password(url: str) -> str:
     return unquote(urlsplit(url).password or "")
-
-
-PROVISIONER_KEY: Final = web.AppKey("dependency_provisioner", Provisioner)
