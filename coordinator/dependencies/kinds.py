@@ -177,7 +177,12 @@ def container_for(
                 "MARIADB_DATABASE": creds.database_name or "app",
                 "MARIADB_RANDOM_ROOT_PASSWORD": "1",
             }
-            health = ["sh", "-c", "mariadb-admin ping -h 127.0.0.1 --silent"]
+            # As the app's user: root has no network login, and a refused ping is logged.
+            health = [
+                "sh",
+                "-c",
+                'mariadb-admin ping -h 127.0.0.1 -u"$MARIADB_USER" -p"$MARIADB_PASSWORD" --silent',
+            ]
     return DependencyContainer(
         kind=spec.kind,
         image=image,

@@ -28,7 +28,7 @@ WRITER = (
 
 @pytest.fixture
 def images() -> dict[str, str]:
-    return db_images("postgres", "redis")
+    return db_images("postgres", "redis", "mysql")
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ async def coordinator(
         ws_ping_seconds=5.0,
         dependency_image_postgres=images["postgres"],
         dependency_image_redis=images["redis"],
+        dependency_image_mysql=images["mysql"],
     )
     await harness.start()
     try:
@@ -351,3 +352,75 @@ async def test_a_database_that_never_gets_healthy_ends_failed_with_the_reason(
             _cleanup(docker_client)
     finally:
         await harness.close()
+
+
+# The mariadb client takes no URL: split it in the shell (generated passwords are URL-safe).
+MYSQL_WRITER = (
+    'eval $(echo "$DATABASE_URL" | sed -E '
+    "'s#^mysql://([^:]*):([^@]*)@([^:]*):([0-9]+)/(.*)$#U=\\1 P=\\2 H=\\3 N=\\4 D=\\5#'); "
+    'while true; do mariadb -h"$H" -P"$N" -u"$U" -p"$P" "$D" -e '
+    "'create table if not exists visits(id int auto_increment primary key); "
+    "insert into visits values ()' && echo inserted; sleep 0.5; done"
+)
+
+
+async def test_provisioned_mariadb_is_written_by_a_bound_app_and_survives_a_restart(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    images: dict[str, str],
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", MYSQL_WRITER)
+    try:
+        repository, tag = images["mysql"].rsplit(":", 1)
+        await stack.configure(
+            "source",
+            {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}},
+        )
+        created = await stack.call(
+            "POST",
+            "/dependency-resources/provision",
+            {
+                "kind": "mysql",
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "name": "Orders",
+                "serverId": stack.server_id,
+            },
+        )
+        item = await _ready(stack, created["id"])
+        [container] = docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+        assert item["connection"]["maskedConnection"] == (
+            f"mysql://orders:****@{container.name}:3306/orders"
+        )
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings",
+            {"dependencyResourceId": created["id"], "targetName": "DATABASE_URL"},
+        )
+        await stack.deploy()
+
+        def rows() -> int:
+            code, out = container.exec_run(
+                ["mariadb", "-N", "-e", "select count(*) from orders.visits"]
+            )
+            assert isinstance(out, bytes)
+            text = out.decode().strip()
+            return int(text) if code == 0 and text.isdigit() else -1
+
+        async def written(at_least: int) -> None:
+            async def enough() -> bool:
+                return await asyncio.to_thread(rows) >= at_least
+
+            await eventually(enough, timeout=60, what=f"{at_least} rows in MariaDB")
+
+        await written(3)
+        before = await asyncio.to_thread(rows)
+        await asyncio.to_thread(container.restart, timeout=10)
+        await written(before + 2)
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
