@@ -31,6 +31,8 @@ class BoundEntry:
     target_name: str
     url: str
     network: str | None
+    dependency_resource_id: str
+    server_id: str | None
 
 
 async def listed(actor: Principal, resource_id: str) -> list[DependencyBinding]:
@@ -140,12 +142,16 @@ async def bound_entries(keyring: Keyring, resource_id: str) -> list[BoundEntry]:
         )
         if dependency is None:
             continue
-        network = (
-            dependency_names(dependency.id)[2]
-            if dependency.source_mode == service.MANAGED
-            else None
-        )
+        managed = dependency.source_mode == service.MANAGED
+        network = dependency_names(dependency.id)[2] if managed else None
         entries.append(
-            BoundEntry(row.id, row.target_name, reveal_url(keyring, dependency), network)
+            BoundEntry(
+                row.id,
+                row.target_name,
+                reveal_url(keyring, dependency),
+                network,
+                dependency.id,
+                dependency.server_id if managed else None,
+            )
         )
     return entries

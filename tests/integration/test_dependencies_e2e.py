@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import docker
 import pytest
@@ -178,6 +179,20 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     bindings = await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
     assert [b["id"] for b in bindings["items"]] == [bound["id"]]
     assert password not in json.dumps(bindings)
+    # Its network exists only on its server: a deployment elsewhere is refused, with the reason.
+    other = await stack.coordinator.add_server(stack.token, "elsewhere")
+    target = {
+        "projectId": stack.project_id,
+        "environmentId": stack.environment_id,
+        "resourceId": stack.resource_id,
+        "serverId": other["id"],
+    }
+    planned_elsewhere = await stack.call("GET", f"/deployments/plan?{urlencode(target)}")
+    assert "dependency-server-mismatch" in planned_elsewhere["readiness"]["reasonCodes"]
+    status, refused, _ = await stack.coordinator.call(
+        "POST", "/deployments", token=stack.token, json=target
+    )
+    assert status == 409, refused
     deployment_id = await stack.deploy()
     shown_deployment = await stack.call("GET", f"/deployments/{deployment_id}")
     assert password not in json.dumps(shown_deployment)
