@@ -71,12 +71,17 @@ class Credentials:
     database_name: str | None
 
 
+def new_password() -> str:
+    """32 random bytes, URL-safe (no quoting needed in URLs, shells or SQL literals)."""
+    return secrets.token_urlsafe(32)
+
+
 def generate(spec: KindSpec, slug: str) -> Credentials:
-    """Fresh credentials: a 32-byte random password, names derived from the slug."""
+    """Fresh credentials: a random password, names derived from the slug."""
     name = slug.replace("-", "_")[:40] or "app"
     return Credentials(
         username=name if spec.has_user else None,
-        password=secrets.token_urlsafe(32),
+        password=new_password(),
         database_name=name if spec.has_database else None,
     )
 

@@ -216,6 +216,38 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     await asyncio.to_thread(container.restart, timeout=10)
     await _wait_rows(client, container, user, db, at_least=before + 2)
 
+    # Rotation: a new password in the database and for the next deployment; data stays.
+    rotations = f"/resources/{stack.resource_id}/dependency-bindings/{bound['id']}/secret-rotations"
+    status, refused, _ = await stack.coordinator.call(
+        "POST",
+        rotations,
+        token=stack.token,
+        json={"confirmHistoricalSnapshotsRemainUnchanged": False},
+    )
+    assert status == 400, refused
+    rotated = await stack.call(
+        "POST", rotations, {"confirmHistoricalSnapshotsRemainUnchanged": True}
+    )
+    assert (rotated["id"], rotated["secretVersion"]) == (bound["id"], "v2")
+    [container] = client.containers.list(
+        filters={"label": f"berth.dependency-resource-id={dependency_id}"}
+    )
+    new_password = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])[
+        "POSTGRES_PASSWORD"
+    ]
+    assert new_password != password
+    for secret, works in ((password, False), (new_password, True)):
+        url = f"postgresql://{user}:{secret}@127.0.0.1:5432/{db}"
+        code, _ = container.exec_run(["psql", url, "-tAc", "select 1"])
+        assert (code == 0) is works
+    shown = await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
+    assert shown["items"][0]["secretRotation"]["secretVersion"] == "v2"
+    assert shown["items"][0]["secretRotation"]["previousSecretVersion"] == "v1"
+    assert new_password not in json.dumps(shown)
+    before = await asyncio.to_thread(_count, client, container, user, db)
+    await stack.deploy()
+    await _wait_rows(client, container, user, db, at_least=before + 2)
+
     await stack.call("DELETE", f"/resources/{stack.resource_id}/dependency-bindings/{bound['id']}")
     await stack.call("DELETE", f"/dependency-resources/{dependency_id}")
     assert not client.containers.list(
