@@ -339,6 +339,32 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
         before = await asyncio.to_thread(counter)
         await asyncio.to_thread(container.restart, timeout=10)
         await counted(before + 2)
+
+        # Rotation recreates the container with the new password; the data stays.
+        [binding] = (
+            await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
+        )["items"]
+        rotated = await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings/{binding['id']}/secret-rotations",
+            {"confirmHistoricalSnapshotsRemainUnchanged": True},
+        )
+        assert rotated["secretVersion"] == "v2"
+        old_password = password
+        [container] = docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+        password = container.attrs["Config"]["Cmd"][2]
+        assert password != old_password
+        _, out = container.exec_run(
+            ["redis-cli", "-a", old_password, "--no-auth-warning", "get", "visits"]
+        )
+        assert isinstance(out, bytes)
+        assert b"WRONGPASS" in out
+        kept = await asyncio.to_thread(counter)
+        assert kept >= before + 2
+        await stack.deploy()
+        await counted(kept + 2)
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
@@ -468,6 +494,32 @@ async def test_provisioned_mariadb_is_written_by_a_bound_app_and_survives_a_rest
         before = await asyncio.to_thread(rows)
         await asyncio.to_thread(container.restart, timeout=10)
         await written(before + 2)
+
+        [binding] = (
+            await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
+        )["items"]
+        old_env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings/{binding['id']}/secret-rotations",
+            {"confirmHistoricalSnapshotsRemainUnchanged": True},
+        )
+        [container] = docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+        env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+        assert env["MARIADB_PASSWORD"] != old_env["MARIADB_PASSWORD"]
+        for secret, works in (
+            (old_env["MARIADB_PASSWORD"], False),
+            (env["MARIADB_PASSWORD"], True),
+        ):
+            code, _ = container.exec_run(
+                ["mariadb", "-h127.0.0.1", "-uorders", f"-p{secret}", "orders", "-e", "select 1"]
+            )
+            assert (code == 0) is works
+        kept = await asyncio.to_thread(rows)
+        await stack.deploy()
+        await written(kept + 2)
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
