@@ -523,3 +523,38 @@ async def test_provisioned_mariadb_is_written_by_a_bound_app_and_survives_a_rest
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
+
+
+async def test_provisioning_waits_for_an_offline_agent_and_resumes_when_it_connects(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
+    try:
+        await stack.agent.stop()
+        created = await stack.call(
+            "POST",
+            "/dependency-resources/provision",
+            {
+                "kind": "redis",
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "name": "Later",
+                "serverId": stack.server_id,
+            },
+        )
+        shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+        assert shown["dependencyResource"]["lifecycleStatus"] == "provisioning"
+        # A coordinator restart in between loses nothing: the row is the state.
+        await coordinator.restart()
+        await stack.agent.start()
+        item = await _ready(stack, created["id"])
+        assert item["providerRealization"]["status"] == "realized"
+        assert docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)

@@ -110,8 +110,25 @@ async def test_an_import_is_ready_masked_and_listed(
         "GET", "/dependency-resources/count?kind=redis", token=admin_token
     )
     assert counted == {"count": 0}
+    status, renamed, _ = await coordinator.call(
+        "POST",
+        f"/dependency-resources/{created['id']}/rename",
+        token=admin_token,
+        json={"name": "Orders DB"},
+    )
+    assert (status, renamed) == (200, {"id": created["id"]})
+    status, shown, _ = await coordinator.call(
+        "GET", f"/dependency-resources/{created['id']}", token=admin_token
+    )
+    assert (shown["dependencyResource"]["name"], shown["dependencyResource"]["slug"]) == (
+        "Orders DB",
+        "shop-db",
+    )
     events = await audit_events(coordinator, admin_token, aggregateId=created["id"])
-    assert [e["eventType"] for e in events] == ["dependency-resource.imported"]
+    assert [e["eventType"] for e in events] == [
+        "dependency-resource.imported",
+        "dependency-resource.renamed",
+    ]
 
 
 async def test_another_projects_token_sees_nothing(
@@ -266,6 +283,17 @@ async def test_bindings_need_a_ready_dependency_and_block_its_delete(
     )
     error = assert_error(response, 409, "conflict")
     assert error["details"]["blockers"][0]["relatedEntityId"] == resource_id
+    assert await database_dump(ignore=IGNORE) == before
+
+    # Rotation: confirmation required; an imported database rotates at its provider.
+    rotations = f"{path}/{bound['id']}/secret-rotations"
+    for body, status, code in (
+        ({"confirmHistoricalSnapshotsRemainUnchanged": False}, 400, "invalid_request"),
+        ({}, 400, "invalid_request"),
+        ({"confirmHistoricalSnapshotsRemainUnchanged": True}, 409, "conflict"),
+    ):
+        response = await coordinator.call("POST", rotations, token=admin_token, json=body)
+        _ = assert_error(response, status, code)
     assert await database_dump(ignore=IGNORE) == before
 
     status, _, _ = await coordinator.call("DELETE", f"{path}/{bound['id']}", token=admin_token)
