@@ -124,8 +124,10 @@ class Provisioner:
             cpus=row.cpus,
             memory_bytes=row.memory_bytes,
             publish_port=row.publish_port,
+            # Not ``berth.managed``: that label marks deployment containers, which the agent's
+            # reconcile and capacity prune may stop or remove; a database is neither.
             labels={
-                "berth.managed": "true",
+                "berth.dependency": "true",
                 "berth.dependency-resource-id": row.id,
                 "berth.project-id": row.project_id,
                 "berth.environment-id": row.environment_id,

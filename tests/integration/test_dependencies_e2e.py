@@ -155,6 +155,8 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     )
     attrs = container.attrs
     assert attrs["Config"]["Labels"][TEST_LABEL] == TEST_SESSION
+    # Not a deployment container: reconciles and capacity prune must leave it alone.
+    assert "berth.managed" not in attrs["Config"]["Labels"]
     assert attrs["HostConfig"]["PortBindings"] in (None, {})
     networks = set(attrs["NetworkSettings"]["Networks"])
     assert networks == {container.name}
