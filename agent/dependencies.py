@@ -18,6 +18,7 @@ from shared.messages import (
     DependenciesCoordinatorMessage,
     DependencyEnsure,
     DependencyRemove,
+    DependencyRotate,
     DependencyStatus,
 )
 
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class DependencyFeature:
-    """Serves ``dependency_ensure`` and ``dependency_remove``; one at a time per resource."""
+    """Serves ``dependency_ensure``, ``_remove`` and ``_rotate``; one at a time per resource."""
 
     def __init__(self, ops: DependencyOps) -> None:
         self._ops = ops
@@ -82,6 +83,18 @@ class DependencyFeature:
             match message:
                 case DependencyEnsure():
                     running = await self._ops.ensure(
+                        dependency_id, message.container, message.ready_timeout_seconds
+                    )
+                    return DependencyStatus(
+                        id=UNSTAMPED,
+                        re=message.id,
+                        dependency_resource_id=dependency_id,
+                        status="ready",
+                        container_id=running.container_id,
+                        host_port=running.host_port,
+                    )
+                case DependencyRotate():
+                    running = await self._ops.rotate(
                         dependency_id, message.container, message.ready_timeout_seconds
                     )
                     return DependencyStatus(

@@ -55,8 +55,8 @@ class AuditVisibility:
             # Every binding event names its resource: the binding is visible where it is.
             resource_id = payload.get("resourceId")
             return isinstance(resource_id, str) and await self._reaches("resource", resource_id)
-        if kind == "storage-volume":
-            # Every volume event names its environment (kept after the volume is deleted).
+        if kind in ("storage-volume", "dependency-resource"):
+            # Their events name the project and environment they belong to (kept after deletion).
             project_id, environment_id = payload.get("projectId"), payload.get("environmentId")
             return (
                 isinstance(project_id, str)

@@ -82,6 +82,8 @@ class ResourceConfig:
     entries: list[ConfigEntry]
     # Private networks of bound dependency resources the deployment's containers join.
     dependency_networks: list[str] = field(default_factory=list)
+    # Bound databases Berth runs, by id: the server each one runs on (apps must run there too).
+    dependency_servers: dict[str, str] = field(default_factory=dict)
 
 
 def with_defaults(defaults: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -165,6 +167,9 @@ async def load_resource_config(keyring: Keyring, resource: models.Resource) -> R
         access_profile=access_profile(resource),
         entries=entries,
         dependency_networks=sorted({e.network for e in bound if e.network}),
+        dependency_servers={
+            e.dependency_resource_id: e.server_id for e in bound if e.server_id is not None
+        },
     )
 
 

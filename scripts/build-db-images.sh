@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Build local database images (PostgreSQL, Redis) from Debian's packages, for machines that cannot
+# Build local database images (PostgreSQL, Redis, MariaDB) from Debian's packages, for machines that cannot
 # reach a Docker registry (CI, the test suite, air-gapped servers).
 #
-# Usage: bash scripts/build-db-images.sh [--force] [KIND...]     (KIND: postgres, redis; default all)
+# Usage: bash scripts/build-db-images.sh [--force] [KIND...]  (KIND: postgres, redis, mysql; default all)
 #
 # Each image is `mmdebstrap ... | docker import`, tagged berth-local/KIND:<hash> where the hash
 # covers the package list, the build options, the entrypoint and the apt sources: a cached image
 # is reused (`docker image inspect` finds the tag) until one of them changes. The entrypoints take
 # the official images' settings (POSTGRES_USER/PASSWORD/DB and /var/lib/postgresql/data;
-# `redis-server ARGS` and /data), so the coordinator runs them exactly like postgres:16 / redis:7.
-# Point the coordinator at them with BERTH_DEPENDENCY_IMAGE_POSTGRES / _REDIS.
+# `redis-server ARGS` and /data; MARIADB_USER/PASSWORD/DATABASE and /var/lib/mysql), so the
+# coordinator runs them exactly like postgres:16 / redis:7 / mariadb:11. Point the coordinator
+# at them with BERTH_DEPENDENCY_IMAGE_POSTGRES / _REDIS / _MYSQL.
 #
 # stdout: one line "KIND IMAGE" per built or cached image; progress goes to stderr.
 set -euo pipefail
@@ -23,12 +24,12 @@ kinds=()
 for arg in "$@"; do
   case $arg in
     --force) force=1 ;;
-    postgres | redis) kinds+=("$arg") ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument: $arg (usage: build-db-images.sh [--force] [postgres|redis ...])" ;;
+    postgres | redis | mysql) kinds+=("$arg") ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $arg (usage: build-db-images.sh [--force] [postgres|redis|mysql ...])" ;;
   esac
 done
-[ ${#kinds[@]} -gt 0 ] || kinds=(postgres redis)
+[ ${#kinds[@]} -gt 0 ] || kinds=(postgres redis mysql)
 
 command -v docker >/dev/null || die "docker is not installed (Debian: apt-get install docker.io)"
 command -v mmdebstrap >/dev/null || die "mmdebstrap is not installed (Debian: apt-get install mmdebstrap)"
@@ -61,6 +62,10 @@ build() {
     redis)
       extra=('--include=redis-server,redis-tools')
       changes=(--change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' --change 'EXPOSE 6379' --change 'VOLUME /data') ;;
+    mysql)
+      # The package's postinst initialises a data directory; the entrypoint makes its own.
+      extra=('--include=mariadb-server,mariadb-client' --customize-hook='rm -rf "$1"/var/lib/mysql/*')
+      changes=(--change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' --change 'EXPOSE 3306' --change 'VOLUME /var/lib/mysql') ;;
   esac
   local hash tag
   hash=$({ printf '%s\n' "$kind" "$suite" "${trim[@]}" "${extra[@]}" "${changes[@]}"; cat "$entry" "$sources"; } |

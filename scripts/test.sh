@@ -181,7 +181,7 @@ ensure_venv -e '.[all]' --group dev
 
 section "Test image"
 bash scripts/build-test-image.sh
-# PostgreSQL and Redis images from Debian packages for the dependency-resource tests (cached).
+# PostgreSQL, Redis and MariaDB images from Debian packages for the database tests (cached).
 bash scripts/build-db-images.sh >/dev/null
 
 section "ruff check"

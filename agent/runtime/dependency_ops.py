@@ -5,6 +5,7 @@ is labelled ``berth.*`` so capacity reports and cleanups find it.
 """
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -71,7 +72,13 @@ class DependencyOps:
         if attrs is None:
             await self._create(name, volume, network, labels, spec)
         await self._api.read("POST", f"/containers/{quoted(name)}/start")
-        return await self._wait_healthy(name, spec, timeout)
+        try:
+            return await self._wait_healthy(name, spec, timeout)
+        except EngineError:
+            # Stopped, not removed: no crash loop on the server, and the data stays for a retry.
+            with contextlib.suppress(EngineError):  # the original reason matters more
+                await self._api.read("POST", f"/containers/{quoted(name)}/stop", {"t": "5"})
+            raise
 
     async def _create(
         self,
@@ -134,7 +141,9 @@ class DependencyOps:
                 bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(port_key)
                 host_port = int(bindings[0]["HostPort"]) if bindings else None
                 return Running(str(attrs.get("Id")), host_port)
-            if state.get("Status") in ("exited", "dead"):
+            # With its restart policy a crashing database loops between exited and restarting.
+            crashed = state.get("Status") in ("exited", "dead", "restarting")
+            if crashed or int(attrs.get("RestartCount") or 0) > 0:
                 raise EngineError(
                     f"the database container exited (code {state.get('ExitCode')}): "
                     f"{str(state.get('Error') or '')[:500]}"
@@ -142,6 +151,43 @@ class DependencyOps:
             if time.monotonic() > deadline:
                 raise EngineError(f"the database was not healthy within {timeout:.0f} s ({health})")
             await asyncio.sleep(_POLL_SECONDS)
+
+    async def exec(self, name: str, command: list[str], env: dict[str, str]) -> tuple[int, str]:
+        """Run ``command`` in the container; its exit code and output (stdout and stderr)."""
+        created = await self._post(
+            f"/containers/{quoted(name)}/exec",
+            {
+                "Cmd": command,
+                "Env": [f"{k}={v}" for k, v in env.items()],
+                "AttachStdout": True,
+                "AttachStderr": True,
+            },
+        )
+        exec_id = quoted(str(created["Id"]))
+        raw = await self._api.read(
+            "POST",
+            f"/exec/{exec_id}/start",
+            body=json.dumps({"Detach": False, "Tty": False}).encode(),
+            headers=_JSON,
+        )
+        info = await self._api.json("GET", f"/exec/{exec_id}/json")
+        return int(info.get("ExitCode") or 0), _demux(raw)
+
+    async def rotate(
+        self, dependency_id: str, spec: DependencyContainer, timeout: float
+    ) -> Running:
+        """Set the new password in the database, then recreate the container with ``spec``."""
+        name, _, _ = dependency_names(dependency_id)
+        change = _password_change(spec)
+        if change is not None:
+            command, env = change
+            code, output = await self.exec(name, command, env)
+            if code != 0:
+                raise EngineError(f"changing the password failed ({code}): {output[-500:]}")
+        # The container's settings must match the new secret (Redis takes it as an argument,
+        # MariaDB's health check logs in with it); the volume keeps the data.
+        await self._api.read("DELETE", f"/containers/{quoted(name)}", {"force": "1", "v": "0"})
+        return await self.ensure(dependency_id, spec, timeout)
 
     async def remove(self, dependency_id: str, keep_data: bool) -> None:
         """Remove the container and network (and the volume unless ``keep_data``); gone is fine."""
@@ -171,3 +217,37 @@ class DependencyOps:
             except EngineError as exc:
                 if not exc.not_found:
                     raise
+
+
+def _demux(raw: bytes) -> str:
+    """The text of a non-TTY exec stream (8-byte frame headers dropped)."""
+    out: list[bytes] = []
+    at = 0
+    while at + 8 <= len(raw):
+        size = int.from_bytes(raw[at + 4 : at + 8], "big")
+        out.append(raw[at + 8 : at + 8 + size])
+        at += 8 + size
+    return b"".join(out).decode("utf-8", "replace")
+
+
+def _password_change(spec: DependencyContainer) -> tuple[list[str], dict[str, str]] | None:
+    """The in-container command that sets the new password (none for Redis: its password is
+    a server argument, applied by recreating the container)."""
+    env = spec.environment
+    if spec.kind == "postgres":
+        # Through the local socket (trusted); psql quotes :'pw' as a literal itself.
+        script = (
+            'printf \'ALTER ROLE "%s" PASSWORD :%s;\\n\' "$U" "\'pw\'" | '
+            'psql -v ON_ERROR_STOP=1 -q -v pw="$NEWPW" -U "$U" -d "$D"'
+        )
+        values = {
+            "U": env["POSTGRES_USER"],
+            "D": env["POSTGRES_DB"],
+            "NEWPW": env["POSTGRES_PASSWORD"],
+        }
+        return ["sh", "-c", script], values
+    if spec.kind == "mysql":
+        # As root through the local socket; generated passwords are URL-safe (no quotes).
+        script = "mariadb -e \"ALTER USER '$U'@'%' IDENTIFIED BY '$NEWPW'\""
+        return ["sh", "-c", script], {"U": env["MARIADB_USER"], "NEWPW": env["MARIADB_PASSWORD"]}
+    return None

@@ -12,11 +12,14 @@ from coordinator.api.dependency_schemas import (
     DependencyBindingTarget,
     DependencyReadiness,
     DependencySecretRotation,
+    SecretRotationRequest,
+    SecretRotationResponse,
 )
-from coordinator.api.routing import Call, route
+from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.db.dependency_models import DependencyBinding
-from coordinator.dependencies import bindings, service
+from coordinator.dependencies import PROVISIONER_KEY, bindings, service
+from shared.errors import InvalidRequest
 
 TAG: Final = "dependency-resources"
 READ: Final = "dependency-resources:read"
@@ -135,3 +138,35 @@ async def delete_binding(call: Call) -> IdResponse:
         call.actor, call.request_id, call.path["resourceId"], call.path["bindingId"]
     )
     return IdResponse(id=binding_id)
+
+
+@route(
+    "POST",
+    "/resources/{resourceId}/dependency-bindings/{bindingId}/secret-rotations",
+    summary="Rotate the bound database's password (set in the database, used by next deployments)",
+    tag=TAG,
+    permission=WRITE,
+    body=SecretRotationRequest,
+    response=SecretRotationResponse,
+    errors=(*AGENT_ERRORS, 502),
+)
+async def rotate_secret(call: Call) -> SecretRotationResponse:
+    """The caller confirms that earlier deployments keep the URL they were made with."""
+    if not call.body(SecretRotationRequest).confirm_historical_snapshots_remain_unchanged:
+        raise InvalidRequest(
+            "confirmHistoricalSnapshotsRemainUnchanged must be true",
+            details={"field": "confirmHistoricalSnapshotsRemainUnchanged"},
+        )
+    rotated = await bindings.rotate(
+        call.actor,
+        call.request_id,
+        call.path["resourceId"],
+        call.path["bindingId"],
+        call.keyring,
+        call.request.app[PROVISIONER_KEY],
+    )
+    return SecretRotationResponse(
+        id=rotated.binding_id,
+        rotated_at=rotated.rotated_at,
+        secret_version=f"v{rotated.secret_version}",
+    )

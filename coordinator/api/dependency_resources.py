@@ -27,8 +27,8 @@ from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.appkeys import SETTINGS_KEY
 from coordinator.db.dependency_models import DependencyProvisioningPlan, DependencyResource
-from coordinator.dependencies import kinds, service
-from coordinator.dependencies.realize import PROVISIONER_KEY, Provisioner, reveal_url
+from coordinator.dependencies import PROVISIONER_KEY, kinds, service
+from coordinator.dependencies.realize import Provisioner, reveal_url
 from coordinator.outbound import guard_for
 from coordinator.settings import Settings
 from shared.errors import InvalidRequest

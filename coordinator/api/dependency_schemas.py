@@ -311,3 +311,17 @@ class DependencyBindingShow(WireModel):
     )
     binding: DependencyBindingItem
     generated_at: datetime
+
+
+class SecretRotationRequest(ApiRequest):
+    """``POST .../dependency-bindings/{bindingId}/secret-rotations``."""
+
+    confirm_historical_snapshots_remain_unchanged: bool
+
+
+class SecretRotationResponse(WireModel):
+    """The rotation's outcome: the new secret version."""
+
+    id: str
+    rotated_at: datetime
+    secret_version: str

@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY
-from coordinator.dependencies.realize import PROVISIONER_KEY, Provisioner
+from coordinator.dependencies.realize import Provisioner
+
+PROVISIONER_KEY: web.AppKey[Provisioner] = web.AppKey("dependency_provisioner", Provisioner)
 
 
 async def _provisioner_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -11,8 +11,8 @@ from tortoise.transactions import in_transaction
 from coordinator import audit, lookup
 from coordinator.auth import Principal
 from coordinator.db.dependency_models import DependencyBinding, DependencyResource
-from coordinator.dependencies import service
-from coordinator.dependencies.realize import reveal_url
+from coordinator.dependencies import kinds, service
+from coordinator.dependencies.realize import Provisioner, reveal_url, secret_binding
 from coordinator.ids import new_id
 from coordinator.secrets import Keyring
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -31,6 +31,8 @@ class BoundEntry:
     target_name: str
     url: str
     network: str | None
+    dependency_resource_id: str
+    server_id: str | None
 
 
 async def listed(actor: Principal, resource_id: str) -> list[DependencyBinding]:
@@ -130,6 +132,71 @@ async def dependency_of(row: DependencyBinding) -> DependencyResource:
     return await DependencyResource.get(id=row.dependency_resource_id)
 
 
+@dataclass(frozen=True)
+class Rotated:
+    """A rotation's answer."""
+
+    binding_id: str
+    rotated_at: datetime
+    secret_version: int
+
+
+async def rotate(
+    actor: Principal,
+    request_id: str,
+    resource_id: str,
+    binding_id: str,
+    keyring: Keyring,
+    provisioner: Provisioner,
+) -> Rotated:
+    """A new password for the binding's database: set in the database by its agent, then
+    sealed as the next secret version for every binding of it. Deployments made before keep
+    their snapshot (with the old URL); the next deployment gets the new one."""
+    row = await get(actor, resource_id, binding_id)
+    dependency = await dependency_of(row)
+    if dependency.source_mode != service.MANAGED:
+        raise Conflict(
+            "an imported database's credentials change at its provider; import it again",
+            details={"dependencyResourceId": dependency.id},
+        )
+    if dependency.lifecycle_status != "ready":
+        raise Conflict(
+            f"the dependency resource is {dependency.lifecycle_status}, not ready",
+            details={"dependencyResourceId": dependency.id},
+        )
+    spec = kinds.spec_of(dependency.kind)
+    creds = kinds.Credentials(dependency.username, kinds.new_password(), dependency.database_name)
+    await provisioner.rotate(dependency, creds)
+    version = dependency.secret_version + 1
+    url = kinds.connection_url(spec, dependency.host, dependency.port, creds)
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await DependencyResource.filter(id=dependency.id).update(
+            sealed_connection_url=keyring.encrypt(url, secret_binding(dependency.id, version)),
+            secret_version=version,
+        )
+        await DependencyBinding.filter(
+            dependency_resource_id=dependency.id, status="active"
+        ).update(
+            previous_secret_version=dependency.secret_version,
+            secret_version=version,
+            rotated_at=now,
+        )
+        await audit.record(
+            actor=actor,
+            event_type="dependency-binding.secret-rotated",
+            aggregate_type="resource",
+            aggregate_id=row.resource_id,
+            payload={
+                "bindingId": row.id,
+                "dependencyResourceId": dependency.id,
+                "secretVersion": version,
+            },
+            request_id=request_id,
+        )
+    return Rotated(row.id, now, version)
+
+
 async def bound_entries(keyring: Keyring, resource_id: str) -> list[BoundEntry]:
     """What the next deployment of ``resource_id`` injects: plaintext URLs (seal them)."""
     rows = await DependencyBinding.filter(resource_id=resource_id, status="active").order_by("id")
@@ -140,12 +207,16 @@ async def bound_entries(keyring: Keyring, resource_id: str) -> list[BoundEntry]:
         )
         if dependency is None:
             continue
-        network = (
-            dependency_names(dependency.id)[2]
-            if dependency.source_mode == service.MANAGED
-            else None
-        )
+        managed = dependency.source_mode == service.MANAGED
+        network = dependency_names(dependency.id)[2] if managed else None
         entries.append(
-            BoundEntry(row.id, row.target_name, reveal_url(keyring, dependency), network)
+            BoundEntry(
+                row.id,
+                row.target_name,
+                reveal_url(keyring, dependency),
+                network,
+                dependency.id,
+                dependency.server_id if managed else None,
+            )
         )
     return entries

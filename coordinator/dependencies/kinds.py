@@ -71,12 +71,17 @@ class Credentials:
     database_name: str | None
 
 
+def new_password() -> str:
+    """32 random bytes, URL-safe (no quoting needed in URLs, shells or SQL literals)."""
+    return secrets.token_urlsafe(32)
+
+
 def generate(spec: KindSpec, slug: str) -> Credentials:
-    """Fresh credentials: a 32-byte random password, names derived from the slug."""
+    """Fresh credentials: a random password, names derived from the slug."""
     name = slug.replace("-", "_")[:40] or "app"
     return Credentials(
         username=name if spec.has_user else None,
-        password=secrets.token_urlsafe(32),
+        password=new_password(),
         database_name=name if spec.has_database else None,
     )
 
@@ -177,7 +182,12 @@ def container_for(
                 "MARIADB_DATABASE": creds.database_name or "app",
                 "MARIADB_RANDOM_ROOT_PASSWORD": "1",
             }
-            health = ["sh", "-c", "mariadb-admin ping -h 127.0.0.1 --silent"]
+            # As the app's user: root has no network login, and a refused ping is logged.
+            health = [
+                "sh",
+                "-c",
+                'mariadb-admin ping -h 127.0.0.1 -u"$MARIADB_USER" -p"$MARIADB_PASSWORD" --silent',
+            ]
     return DependencyContainer(
         kind=spec.kind,
         image=image,

@@ -12,15 +12,20 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from aiohttp import web
-
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import kinds
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
-from shared.errors import PlatformError, Unavailable
-from shared.messages import DependencyEnsure, DependencyRemove, DependencyStatus, Hello
+from shared.errors import PlatformError, RuntimeFailed, Unavailable
+from shared.messages import (
+    DependencyContainer,
+    DependencyEnsure,
+    DependencyRemove,
+    DependencyRotate,
+    DependencyStatus,
+    Hello,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,23 +103,9 @@ class Provisioner:
         )
 
     def _ensure_message(self, row: DependencyResource) -> DependencyEnsure:
-        spec = kinds.spec_of(row.kind)
-        url = reveal_url(self.keyring, row)
-        password = _password(url)
-        creds = kinds.Credentials(row.username, password, row.database_name)
-        container = kinds.container_for(
-            spec,
-            row.image or "",
-            creds,
-            cpus=row.cpus,
-            memory_bytes=row.memory_bytes,
-            publish_port=row.publish_port,
-            labels={
-                "berth.managed": "true",
-                "berth.dependency-resource-id": row.id,
-                "berth.project-id": row.project_id,
-                "berth.environment-id": row.environment_id,
-            },
+        password = _password(reveal_url(self.keyring, row))
+        container = self.container(
+            row, kinds.Credentials(row.username, password, row.database_name)
         )
         return DependencyEnsure(
             id=0,
@@ -122,6 +113,46 @@ class Provisioner:
             container=container,
             ready_timeout_seconds=READY_TIMEOUT_SECONDS,
         )
+
+    def container(self, row: DependencyResource, creds: kinds.Credentials) -> DependencyContainer:
+        """The container spec of ``row`` with ``creds``."""
+        spec = kinds.spec_of(row.kind)
+        return kinds.container_for(
+            spec,
+            row.image or "",
+            creds,
+            cpus=row.cpus,
+            memory_bytes=row.memory_bytes,
+            publish_port=row.publish_port,
+            # Not ``berth.managed``: that label marks deployment containers, which the agent's
+            # reconcile and capacity prune may stop or remove; a database is neither.
+            labels={
+                "berth.dependency": "true",
+                "berth.dependency-resource-id": row.id,
+                "berth.project-id": row.project_id,
+                "berth.environment-id": row.environment_id,
+            },
+        )
+
+    async def rotate(self, row: DependencyResource, creds: kinds.Credentials) -> None:
+        """Have the agent set ``creds``' password and recreate the container (502 on failure,
+        503 without a link); the caller stores the new secret only after this returned."""
+        if row.server_id is None:
+            raise PlatformError("only a database Berth runs can be rotated here")
+        message = DependencyRotate(
+            id=0,
+            dependency_resource_id=row.id,
+            container=self.container(row, creds),
+            ready_timeout_seconds=READY_TIMEOUT_SECONDS,
+        )
+        session = self.registry.require(row.server_id)
+        reply = await session.request(
+            lambda mid: message.model_copy(update={"id": mid}),
+            READY_TIMEOUT_SECONDS + _REPLY_MARGIN_SECONDS,
+        )
+        if not isinstance(reply, DependencyStatus) or reply.status != "ready":
+            text = reply.message if isinstance(reply, DependencyStatus) else "unexpected reply"
+            raise RuntimeFailed(f"the agent could not rotate the password: {text}")
 
     async def _failed(self, row_id: str, code: str, message: str) -> None:
         await DependencyResource.filter(id=row_id, lifecycle_status="provisioning").update(
@@ -167,6 +198,3 @@ class Provisioner:
 
 def _password(url: str) -> str:
     return unquote(urlsplit(url).password or "")
-
-
-PROVISIONER_KEY: Final = web.AppKey("dependency_provisioner", Provisioner)

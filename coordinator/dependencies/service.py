@@ -164,8 +164,15 @@ def _image(settings: Settings, kind: str) -> str:
 
 
 async def _record(
-    actor: Principal, request_id: str, event: str, aggregate_id: str, **payload: object
+    actor: Principal,
+    request_id: str,
+    event: str,
+    aggregate_id: str,
+    owner: tuple[str, str],
+    **payload: object,
 ) -> None:
+    # The owner lets scoped tokens read the event (coordinator/audit_scope.py).
+    payload = {"projectId": owner[0], "environmentId": owner[1], **payload}
     await audit.record(
         actor=actor,
         event_type=event,
@@ -207,7 +214,8 @@ async def plan(
         summary=plan_summary(spec, _image(settings, spec.kind), server_id),
         requested_at=datetime.now(UTC),
     )
-    await _record(actor, request_id, "dependency-resource.planned", row.id, kind=spec.kind)
+    owner = (new.project_id, new.environment_id)
+    await _record(actor, request_id, "dependency-resource.planned", row.id, owner, kind=spec.kind)
     return row
 
 
@@ -299,6 +307,7 @@ async def provision(
             request_id,
             "dependency-resource.provisioned",
             dependency_id,
+            (new.project_id, new.environment_id),
             kind=spec.kind,
             serverId=server_id,
         )
@@ -363,7 +372,12 @@ async def import_external(
             created_at=now,
         )
         await _record(
-            actor, request_id, "dependency-resource.imported", dependency_id, kind=spec.kind
+            actor,
+            request_id,
+            "dependency-resource.imported",
+            dependency_id,
+            (new.project_id, new.environment_id),
+            kind=spec.kind,
         )
     return dependency_id
 
@@ -377,7 +391,13 @@ async def rename(actor: Principal, request_id: str, dependency_resource_id: str,
         row.name = name
         await row.save(update_fields=["name"])
         await _record(
-            actor, request_id, "dependency-resource.renamed", row.id, fromName=old, toName=name
+            actor,
+            request_id,
+            "dependency-resource.renamed",
+            row.id,
+            (row.project_id, row.environment_id),
+            fromName=old,
+            toName=name,
         )
     return row.id
 
@@ -410,5 +430,12 @@ async def delete(
         await DependencyResource.filter(id=row.id).update(
             deleted_at=datetime.now(UTC), lifecycle_status="deleted"
         )
-        await _record(actor, request_id, "dependency-resource.deleted", row.id, kind=row.kind)
+        await _record(
+            actor,
+            request_id,
+            "dependency-resource.deleted",
+            row.id,
+            (row.project_id, row.environment_id),
+            kind=row.kind,
+        )
     return row.id

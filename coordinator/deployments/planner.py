@@ -35,6 +35,7 @@ BLOCKING_ORDER: Final = (
     "resource-source-unsupported",
     "network-port-missing",
     "storage-volume-server-mismatch",
+    "dependency-server-mismatch",
 )
 
 
@@ -243,6 +244,20 @@ async def assess(target: Target, keyring: Keyring, registry: Registry, settings:
     config = await load_resource_config(keyring, target.resource)
     plan = Plan(target, config, online=registry.get(target.server.id) is not None)
     plan.blocking.extend(_lifecycle_issues(target))
+    for dependency_id, server_id in sorted(config.dependency_servers.items()):
+        if server_id != target.server.id:
+            # Its private network exists only on that server.
+            plan.blocking.append(
+                Issue(
+                    "dependency-server-mismatch",
+                    "plan",
+                    f"the bound database {dependency_id} runs on server {server_id}",
+                    "deploy to that server, or bind a database that runs on this one",
+                    None,
+                    dependency_id,
+                    "dependency-resource",
+                )
+            )
     source = config.source
     if source is None:
         plan.blocking.append(

@@ -16,6 +16,7 @@ from shared.messages.dependencies import (
     DependencyEnsure,
     DependencyKind,
     DependencyRemove,
+    DependencyRotate,
     DependencyStatus,
     dependency_names,
 )
@@ -291,6 +292,7 @@ __all__ = [
     "DependencyEnsure",
     "DependencyKind",
     "DependencyRemove",
+    "DependencyRotate",
     "DependencyStatus",
     "DeployAccepted",
     "DeployCancel",

@@ -64,8 +64,20 @@ class DependencyRemove(WireModel):
     keep_data: bool = False
 
 
+class DependencyRotate(WireModel):
+    """Coordinator → agent: set the password in ``container`` (its environment or command carry
+    the new one) in the running database, then recreate the container with that spec (the
+    volume stays) and wait until it is healthy. Answered by ``dependency_status``."""
+
+    type: Literal["dependency_rotate"] = "dependency_rotate"
+    id: int
+    dependency_resource_id: str = Field(pattern=_ID)
+    container: DependencyContainer
+    ready_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+
+
 class DependencyStatus(WireModel):
-    """Agent → coordinator reply to ``dependency_ensure`` / ``dependency_remove``."""
+    """Agent → coordinator reply to ``dependency_ensure`` / ``_remove`` / ``_rotate``."""
 
     type: Literal["dependency_status"] = "dependency_status"
     id: int
@@ -77,6 +89,6 @@ class DependencyStatus(WireModel):
     message: str = Field(default="", max_length=2000)
 
 
-DependenciesCoordinatorMessage = DependencyEnsure | DependencyRemove
+DependenciesCoordinatorMessage = DependencyEnsure | DependencyRemove | DependencyRotate
 DependenciesAgentMessage = DependencyStatus
 DEPENDENCIES_COORDINATOR_TYPES = message_types(DependenciesCoordinatorMessage)

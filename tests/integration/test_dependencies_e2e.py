@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import docker
 import pytest
@@ -28,7 +29,7 @@ WRITER = (
 
 @pytest.fixture
 def images() -> dict[str, str]:
-    return db_images("postgres", "redis")
+    return db_images("postgres", "redis", "mysql")
 
 
 @pytest.fixture
@@ -42,6 +43,7 @@ async def coordinator(
         ws_ping_seconds=5.0,
         dependency_image_postgres=images["postgres"],
         dependency_image_redis=images["redis"],
+        dependency_image_mysql=images["mysql"],
     )
     await harness.start()
     try:
@@ -153,6 +155,8 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     )
     attrs = container.attrs
     assert attrs["Config"]["Labels"][TEST_LABEL] == TEST_SESSION
+    # Not a deployment container: reconciles and capacity prune must leave it alone.
+    assert "berth.managed" not in attrs["Config"]["Labels"]
     assert attrs["HostConfig"]["PortBindings"] in (None, {})
     networks = set(attrs["NetworkSettings"]["Networks"])
     assert networks == {container.name}
@@ -177,6 +181,20 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     bindings = await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
     assert [b["id"] for b in bindings["items"]] == [bound["id"]]
     assert password not in json.dumps(bindings)
+    # Its network exists only on its server: a deployment elsewhere is refused, with the reason.
+    other = await stack.coordinator.add_server(stack.token, "elsewhere")
+    target = {
+        "projectId": stack.project_id,
+        "environmentId": stack.environment_id,
+        "resourceId": stack.resource_id,
+        "serverId": other["id"],
+    }
+    planned_elsewhere = await stack.call("GET", f"/deployments/plan?{urlencode(target)}")
+    assert "dependency-server-mismatch" in planned_elsewhere["readiness"]["reasonCodes"]
+    status, refused, _ = await stack.coordinator.call(
+        "POST", "/deployments", token=stack.token, json=target
+    )
+    assert status == 409, refused
     deployment_id = await stack.deploy()
     shown_deployment = await stack.call("GET", f"/deployments/{deployment_id}")
     assert password not in json.dumps(shown_deployment)
@@ -198,6 +216,38 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     # Data survives the database container's restart, and the app goes on writing.
     before = await asyncio.to_thread(_count, client, container, user, db)
     await asyncio.to_thread(container.restart, timeout=10)
+    await _wait_rows(client, container, user, db, at_least=before + 2)
+
+    # Rotation: a new password in the database and for the next deployment; data stays.
+    rotations = f"/resources/{stack.resource_id}/dependency-bindings/{bound['id']}/secret-rotations"
+    status, refused, _ = await stack.coordinator.call(
+        "POST",
+        rotations,
+        token=stack.token,
+        json={"confirmHistoricalSnapshotsRemainUnchanged": False},
+    )
+    assert status == 400, refused
+    rotated = await stack.call(
+        "POST", rotations, {"confirmHistoricalSnapshotsRemainUnchanged": True}
+    )
+    assert (rotated["id"], rotated["secretVersion"]) == (bound["id"], "v2")
+    [container] = client.containers.list(
+        filters={"label": f"berth.dependency-resource-id={dependency_id}"}
+    )
+    new_password = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])[
+        "POSTGRES_PASSWORD"
+    ]
+    assert new_password != password
+    for secret, works in ((password, False), (new_password, True)):
+        url = f"postgresql://{user}:{secret}@127.0.0.1:5432/{db}"
+        code, _ = container.exec_run(["psql", url, "-tAc", "select 1"])
+        assert (code == 0) is works
+    shown = await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
+    assert shown["items"][0]["secretRotation"]["secretVersion"] == "v2"
+    assert shown["items"][0]["secretRotation"]["previousSecretVersion"] == "v1"
+    assert new_password not in json.dumps(shown)
+    before = await asyncio.to_thread(_count, client, container, user, db)
+    await stack.deploy()
     await _wait_rows(client, container, user, db, at_least=before + 2)
 
     await stack.call("DELETE", f"/resources/{stack.resource_id}/dependency-bindings/{bound['id']}")
@@ -291,6 +341,222 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
         before = await asyncio.to_thread(counter)
         await asyncio.to_thread(container.restart, timeout=10)
         await counted(before + 2)
+
+        # Rotation recreates the container with the new password; the data stays.
+        [binding] = (
+            await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
+        )["items"]
+        rotated = await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings/{binding['id']}/secret-rotations",
+            {"confirmHistoricalSnapshotsRemainUnchanged": True},
+        )
+        assert rotated["secretVersion"] == "v2"
+        old_password = password
+        [container] = docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+        password = container.attrs["Config"]["Cmd"][2]
+        assert password != old_password
+        _, out = container.exec_run(
+            ["redis-cli", "-a", old_password, "--no-auth-warning", "get", "visits"]
+        )
+        assert isinstance(out, bytes)
+        assert b"WRONGPASS" in out
+        kept = await asyncio.to_thread(counter)
+        assert kept >= before + 2
+        await stack.deploy()
+        await counted(kept + 2)
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
+
+
+async def test_a_database_that_never_gets_healthy_ends_failed_with_the_reason(
+    tmp_path: Path, database_url: str, docker_client: docker.DockerClient
+) -> None:
+    # The busybox image exits at once: the agent reports it and nothing is left ready.
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        dependency_image_postgres="berth-test/busybox:latest",
+    )
+    await harness.start()
+    try:
+        token = await harness.bootstrap()
+        stack = await workload(harness, token, tmp_path / "agent", "sleep 3600")
+        try:
+            created = await stack.call(
+                "POST",
+                "/dependency-resources/provision",
+                {
+                    "kind": "postgres",
+                    "projectId": stack.project_id,
+                    "environmentId": stack.environment_id,
+                    "name": "Broken",
+                    "serverId": stack.server_id,
+                },
+            )
+
+            async def failed() -> bool:
+                shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+                return bool(shown["dependencyResource"]["lifecycleStatus"] == "failed")
+
+            await eventually(failed, timeout=60, what="the provisioning to fail")
+            shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+            realization = shown["dependencyResource"]["providerRealization"]
+            assert realization["status"] == "failed"
+            assert realization["failureCode"] == "dependency-not-ready"
+            assert "exited" in realization["failureMessage"]
+            assert realization["failedAt"] is not None
+            assert shown["dependencyResource"]["bindingReadiness"]["status"] == "blocked"
+            status, refused, _ = await harness.call(
+                "POST",
+                f"/resources/{stack.resource_id}/dependency-bindings",
+                token=token,
+                json={"dependencyResourceId": created["id"], "targetName": "DATABASE_URL"},
+            )
+            assert status == 409, refused
+            # A failed one can be deleted; its leftovers go with it.
+            await stack.call("DELETE", f"/dependency-resources/{created['id']}")
+            assert not docker_client.containers.list(
+                all=True, filters={"label": f"berth.dependency-resource-id={created['id']}"}
+            )
+        finally:
+            await stack.agent.stop()
+            _cleanup(docker_client)
+    finally:
+        await harness.close()
+
+
+# The mariadb client takes no URL: split it in the shell (generated passwords are URL-safe).
+MYSQL_WRITER = (
+    'eval $(echo "$DATABASE_URL" | sed -E '
+    "'s#^mysql://([^:]*):([^@]*)@([^:]*):([0-9]+)/(.*)$#U=\\1 P=\\2 H=\\3 N=\\4 D=\\5#'); "
+    'while true; do mariadb -h"$H" -P"$N" -u"$U" -p"$P" "$D" -e '
+    "'create table if not exists visits(id int auto_increment primary key); "
+    "insert into visits values ()' && echo inserted; sleep 0.5; done"
+)
+
+
+async def test_provisioned_mariadb_is_written_by_a_bound_app_and_survives_a_restart(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    images: dict[str, str],
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", MYSQL_WRITER)
+    try:
+        repository, tag = images["mysql"].rsplit(":", 1)
+        await stack.configure(
+            "source",
+            {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}},
+        )
+        created = await stack.call(
+            "POST",
+            "/dependency-resources/provision",
+            {
+                "kind": "mysql",
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "name": "Orders",
+                "serverId": stack.server_id,
+            },
+        )
+        item = await _ready(stack, created["id"])
+        [container] = docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+        assert item["connection"]["maskedConnection"] == (
+            f"mysql://orders:****@{container.name}:3306/orders"
+        )
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings",
+            {"dependencyResourceId": created["id"], "targetName": "DATABASE_URL"},
+        )
+        await stack.deploy()
+
+        def rows() -> int:
+            code, out = container.exec_run(
+                ["mariadb", "-N", "-e", "select count(*) from orders.visits"]
+            )
+            assert isinstance(out, bytes)
+            text = out.decode().strip()
+            return int(text) if code == 0 and text.isdigit() else -1
+
+        async def written(at_least: int) -> None:
+            async def enough() -> bool:
+                return await asyncio.to_thread(rows) >= at_least
+
+            await eventually(enough, timeout=60, what=f"{at_least} rows in MariaDB")
+
+        await written(3)
+        before = await asyncio.to_thread(rows)
+        await asyncio.to_thread(container.restart, timeout=10)
+        await written(before + 2)
+
+        [binding] = (
+            await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
+        )["items"]
+        old_env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings/{binding['id']}/secret-rotations",
+            {"confirmHistoricalSnapshotsRemainUnchanged": True},
+        )
+        [container] = docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
+        env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+        assert env["MARIADB_PASSWORD"] != old_env["MARIADB_PASSWORD"]
+        for secret, works in (
+            (old_env["MARIADB_PASSWORD"], False),
+            (env["MARIADB_PASSWORD"], True),
+        ):
+            code, _ = container.exec_run(
+                ["mariadb", "-h127.0.0.1", "-uorders", f"-p{secret}", "orders", "-e", "select 1"]
+            )
+            assert (code == 0) is works
+        kept = await asyncio.to_thread(rows)
+        await stack.deploy()
+        await written(kept + 2)
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
+
+
+async def test_provisioning_waits_for_an_offline_agent_and_resumes_when_it_connects(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
+    try:
+        await stack.agent.stop()
+        created = await stack.call(
+            "POST",
+            "/dependency-resources/provision",
+            {
+                "kind": "redis",
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "name": "Later",
+                "serverId": stack.server_id,
+            },
+        )
+        shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+        assert shown["dependencyResource"]["lifecycleStatus"] == "provisioning"
+        # A coordinator restart in between loses nothing: the row is the state.
+        await coordinator.restart()
+        await stack.agent.start()
+        item = await _ready(stack, created["id"])
+        assert item["providerRealization"]["status"] == "realized"
+        assert docker_client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+        )
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)

@@ -110,8 +110,25 @@ async def test_an_import_is_ready_masked_and_listed(
         "GET", "/dependency-resources/count?kind=redis", token=admin_token
     )
     assert counted == {"count": 0}
+    status, renamed, _ = await coordinator.call(
+        "POST",
+        f"/dependency-resources/{created['id']}/rename",
+        token=admin_token,
+        json={"name": "Orders DB"},
+    )
+    assert (status, renamed) == (200, {"id": created["id"]})
+    status, shown, _ = await coordinator.call(
+        "GET", f"/dependency-resources/{created['id']}", token=admin_token
+    )
+    assert (shown["dependencyResource"]["name"], shown["dependencyResource"]["slug"]) == (
+        "Orders DB",
+        "shop-db",
+    )
     events = await audit_events(coordinator, admin_token, aggregateId=created["id"])
-    assert [e["eventType"] for e in events] == ["dependency-resource.imported"]
+    assert [e["eventType"] for e in events] == [
+        "dependency-resource.imported",
+        "dependency-resource.renamed",
+    ]
 
 
 async def test_another_projects_token_sees_nothing(
@@ -140,6 +157,16 @@ async def test_another_projects_token_sees_nothing(
     reader = await scoped_token(coordinator, admin_token, ["dependency-resources:read"])
     status, answer = await _import(coordinator, reader, target)
     assert status == 403, answer
+    # The audit trail follows the same scope.
+    auditors = [
+        await scoped_token(coordinator, admin_token, ["audit-events:read"], projectIds=[p])
+        for p in (target["projectId"], other_project)
+    ]
+    seen = [
+        [e["aggregateId"] for e in await audit_events(coordinator, auditor)] for auditor in auditors
+    ]
+    assert created["id"] in seen[0]
+    assert created["id"] not in seen[1]
 
 
 async def test_a_plan_waits_for_acceptance_and_is_accepted_once(
@@ -256,6 +283,17 @@ async def test_bindings_need_a_ready_dependency_and_block_its_delete(
     )
     error = assert_error(response, 409, "conflict")
     assert error["details"]["blockers"][0]["relatedEntityId"] == resource_id
+    assert await database_dump(ignore=IGNORE) == before
+
+    # Rotation: confirmation required; an imported database rotates at its provider.
+    rotations = f"{path}/{bound['id']}/secret-rotations"
+    for body, status, code in (
+        ({"confirmHistoricalSnapshotsRemainUnchanged": False}, 400, "invalid_request"),
+        ({}, 400, "invalid_request"),
+        ({"confirmHistoricalSnapshotsRemainUnchanged": True}, 409, "conflict"),
+    ):
+        response = await coordinator.call("POST", rotations, token=admin_token, json=body)
+        _ = assert_error(response, status, code)
     assert await database_dump(ignore=IGNORE) == before
 
     status, _, _ = await coordinator.call("DELETE", f"{path}/{bound['id']}", token=admin_token)
