@@ -3,7 +3,8 @@
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.harness import Coordinator
+from shared.messages import DeployPlan
+from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events, database_dump
 from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 from tests.unit.coordinator.test_environments_api import create_environment
@@ -295,6 +296,21 @@ async def test_a_volume_lives_on_one_server_and_the_plan_refuses_another(
     assert [(m["volumeId"], m["destination"], m["readOnly"]) for m in mounts] == [
         (volume_id, "/data", True)
     ]
+    # This (fake) agent does not advertise volumes.v1: it would run the app without its data,
+    # so the deployment fails instead of being sent.
+    await world.agent.connect()
+
+    async def failed() -> bool:
+        _, got, _ = await coordinator.call(
+            "GET", f"/deployments/{deployment_id}", token=admin_token
+        )
+        return bool(got["deployment"]["status"] == "failed")
+
+    await eventually(failed, what="deployment to fail")
+    _, shown, _ = await coordinator.call("GET", f"/deployments/{deployment_id}", token=admin_token)
+    assert shown["deployment"]["errorCode"] == "agent-volumes-unsupported"
+    assert world.agent.count(DeployPlan) == 0
+    await world.agent.close()
 
     elsewhere = {**world.target(), "serverId": other["id"]}
     status, plan, _ = await coordinator.call(
