@@ -345,3 +345,42 @@ async def test_a_volume_lives_on_one_server_and_the_plan_refuses_another(
         "conflict",
     )
     assert error["details"]["reasonCode"] == "storage-volume-server-mismatch"
+
+
+async def test_a_project_with_volumes_cannot_be_deleted(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    project_id, environment_id = await workspace(coordinator, admin_token)
+    volume_id = await create_volume(coordinator, admin_token, project_id, environment_id)
+    status, _, _ = await coordinator.call(
+        "POST", f"/projects/{project_id}/archive", token=admin_token, json={}
+    )
+    assert status == 200
+    status, check, _ = await coordinator.call(
+        "GET", f"/projects/{project_id}/delete-check", token=admin_token
+    )
+    assert check["eligible"] is False
+    assert check["blockers"] == [
+        {
+            "kind": "storage-volumes",
+            "relatedEntityId": None,
+            "relatedEntityType": "storage-volume",
+            "count": 1,
+        }
+    ]
+    confirmation = {"confirmation": {"projectId": project_id}}
+    assert_error(
+        await coordinator.call(
+            "DELETE", f"/projects/{project_id}", token=admin_token, json=confirmation
+        ),
+        409,
+        "conflict",
+    )
+    status, _, _ = await coordinator.call(
+        "DELETE", f"/storage-volumes/{volume_id}", token=admin_token
+    )
+    assert status == 200
+    status, body, _ = await coordinator.call(
+        "DELETE", f"/projects/{project_id}", token=admin_token, json=confirmation
+    )
+    assert (status, body) == (200, {"id": project_id})
