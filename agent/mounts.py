@@ -7,6 +7,7 @@ socket or anything else outside them.
 """
 
 import os
+import posixpath
 import re
 import stat
 from typing import Final
@@ -17,6 +18,7 @@ from shared.messages import VolumeMount
 
 VOLUME_LABEL: Final = "berth.storage-volume-id"
 BIND_REFUSED: Final = "bind-mount-not-allowed"
+MOUNT_REFUSED: Final = "mount-not-allowed"
 _VOLUME_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Never mounted, whatever the roots say (a root may be a parent of one by mistake).
 _NEVER: Final = ("/var/run/docker.sock", "/run/docker.sock", "/proc", "/sys", "/dev")
@@ -25,8 +27,8 @@ _NEVER: Final = ("/var/run/docker.sock", "/run/docker.sock", "/proc", "/sys", "/
 class MountRefused(Forbidden):
     """A bind mount the agent's configuration does not allow."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, details={"reasonCode": BIND_REFUSED})
+    def __init__(self, message: str, reason: str = BIND_REFUSED) -> None:
+        super().__init__(message, details={"reasonCode": reason})
 
 
 def _under(path: str, root: str) -> bool:
@@ -78,7 +80,12 @@ async def prepare(
     }
     for mount in mounts:
         if mount.kind == "named-volume" and not _VOLUME_NAME.fullmatch(mount.source):
-            raise MountRefused(f"{mount.source!r} is not a volume name")
+            raise MountRefused(f"{mount.source!r} is not a volume name", MOUNT_REFUSED)
+        target = "/" + posixpath.normpath(mount.destination).lstrip("/")
+        if target == "/" or any(_under(target, never) for never in _NEVER):
+            raise MountRefused(
+                f"cannot mount over {mount.destination} in the container", MOUNT_REFUSED
+            )
     specs: list[MountSpec] = []
     for mount in mounts:
         if mount.kind == "bind-mount":
