@@ -10,11 +10,14 @@ import os
 import posixpath
 import re
 import stat
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from agent.runtime import MANAGED_LABEL, ContainerRuntime, MountSpec
 from shared.errors import Forbidden
-from shared.messages import VolumeMount
+from shared.messages import DeployPlan, VolumeMount
+
+if TYPE_CHECKING:  # rollout.py imports this module; no import cycle at run time
+    from agent.rollout import DeployLog
 
 VOLUME_LABEL: Final = "berth.storage-volume-id"
 BIND_REFUSED: Final = "bind-mount-not-allowed"
@@ -98,3 +101,20 @@ async def prepare(
         )
         specs.append(MountSpec("volume", mount.source, mount.destination, mount.read_only))
     return tuple(specs)
+
+
+async def prepare_for(
+    *, plan_of: DeployPlan, runtime: ContainerRuntime, roots: tuple[str, ...], log: "DeployLog"
+) -> tuple[MountSpec, ...]:
+    """``prepare`` a plan's mounts, logging each one (nothing when it has none)."""
+    if not plan_of.container.mounts:
+        return ()
+    labels = {
+        "berth.project-id": plan_of.project_id,
+        "berth.environment-id": plan_of.environment_id,
+    }
+    prepared = await prepare(plan_of.container.mounts, runtime, roots, labels)
+    for mount in prepared:
+        mode = "read-only" if mount.read_only else "read-write"
+        log.line("start", f"mounting {mount.kind} {mount.source} at {mount.target} ({mode})")
+    return prepared
