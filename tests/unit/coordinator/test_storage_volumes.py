@@ -384,3 +384,63 @@ async def test_a_project_with_volumes_cannot_be_deleted(
         "DELETE", f"/projects/{project_id}", token=admin_token, json=confirmation
     )
     assert (status, body) == (200, {"id": project_id})
+
+
+async def test_runtime_cleanup_needs_a_server_and_never_touches_a_bind_mount(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    project_id, environment_id = await workspace(coordinator, admin_token)
+    server = await coordinator.add_server(admin_token, "node-1")
+    unplaced = await create_volume(coordinator, admin_token, project_id, environment_id)
+    error = assert_error(
+        await coordinator.call(
+            "POST", f"/storage-volumes/{unplaced}/runtime-cleanup", token=admin_token, json={}
+        ),
+        409,
+        "conflict",
+    )
+    assert error["details"]["reasonCode"] == "storage-volume-not-placed"
+    # Its agent is offline: 503, retriable.
+    error = assert_error(
+        await coordinator.call(
+            "POST",
+            f"/storage-volumes/{unplaced}/runtime-cleanup",
+            token=admin_token,
+            json={"serverId": server["id"]},
+        ),
+        503,
+        "unavailable",
+    )
+    bind = await create_volume(
+        coordinator,
+        admin_token,
+        project_id,
+        environment_id,
+        name="media",
+        kind="bind-mount",
+        sourcePath="/srv/media",
+        serverId=server["id"],
+    )
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/storage-volumes/{bind}/runtime-cleanup",
+        token=admin_token,
+        json={"dryRun": False},
+    )
+    assert status == 200, body
+    assert body["candidates"] == []
+    assert body["warnings"] == [
+        {
+            "code": "bind-mount-kept",
+            "message": "a bind mount's host directory is the operator's: Berth never removes it",
+            "target": "/srv/media",
+        }
+    ]
+    assert body["server"]["id"] == server["id"]
+    assert body["summary"] == {
+        "inspectedCount": 0,
+        "matchedCount": 0,
+        "cleanedCount": 0,
+        "skippedCount": 0,
+        "blockedCount": 0,
+    }
