@@ -7,16 +7,21 @@ socket or anything else outside them.
 """
 
 import os
+import posixpath
 import re
 import stat
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from agent.runtime import MANAGED_LABEL, ContainerRuntime, MountSpec
 from shared.errors import Forbidden
-from shared.messages import VolumeMount
+from shared.messages import DeployPlan, VolumeMount
+
+if TYPE_CHECKING:  # rollout.py imports this module; no import cycle at run time
+    from agent.rollout import DeployLog
 
 VOLUME_LABEL: Final = "berth.storage-volume-id"
 BIND_REFUSED: Final = "bind-mount-not-allowed"
+MOUNT_REFUSED: Final = "mount-not-allowed"
 _VOLUME_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Never mounted, whatever the roots say (a root may be a parent of one by mistake).
 _NEVER: Final = ("/var/run/docker.sock", "/run/docker.sock", "/proc", "/sys", "/dev")
@@ -25,8 +30,8 @@ _NEVER: Final = ("/var/run/docker.sock", "/run/docker.sock", "/proc", "/sys", "/
 class MountRefused(Forbidden):
     """A bind mount the agent's configuration does not allow."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, details={"reasonCode": BIND_REFUSED})
+    def __init__(self, message: str, reason: str = BIND_REFUSED) -> None:
+        super().__init__(message, details={"reasonCode": reason})
 
 
 def _under(path: str, root: str) -> bool:
@@ -78,7 +83,12 @@ async def prepare(
     }
     for mount in mounts:
         if mount.kind == "named-volume" and not _VOLUME_NAME.fullmatch(mount.source):
-            raise MountRefused(f"{mount.source!r} is not a volume name")
+            raise MountRefused(f"{mount.source!r} is not a volume name", MOUNT_REFUSED)
+        target = "/" + posixpath.normpath(mount.destination).lstrip("/")
+        if target == "/" or any(_under(target, never) for never in _NEVER):
+            raise MountRefused(
+                f"cannot mount over {mount.destination} in the container", MOUNT_REFUSED
+            )
     specs: list[MountSpec] = []
     for mount in mounts:
         if mount.kind == "bind-mount":
@@ -91,3 +101,20 @@ async def prepare(
         )
         specs.append(MountSpec("volume", mount.source, mount.destination, mount.read_only))
     return tuple(specs)
+
+
+async def prepare_for(
+    *, plan_of: DeployPlan, runtime: ContainerRuntime, roots: tuple[str, ...], log: "DeployLog"
+) -> tuple[MountSpec, ...]:
+    """``prepare`` a plan's mounts, logging each one (nothing when it has none)."""
+    if not plan_of.container.mounts:
+        return ()
+    labels = {
+        "berth.project-id": plan_of.project_id,
+        "berth.environment-id": plan_of.environment_id,
+    }
+    prepared = await prepare(plan_of.container.mounts, runtime, roots, labels)
+    for mount in prepared:
+        mode = "read-only" if mount.read_only else "read-write"
+        log.line("start", f"mounting {mount.kind} {mount.source} at {mount.target} ({mode})")
+    return prepared

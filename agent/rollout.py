@@ -13,7 +13,8 @@ import aiohttp
 from yarl import URL
 
 from agent.edge import Edge
-from agent.mounts import prepare
+from agent.mounts import prepare_for
+from agent.recreate import Recreate
 from agent.runtime import (
     DEPLOYMENT_LABEL,
     DOMAINS_LABEL,
@@ -239,8 +240,7 @@ class Rollout:
         self.plan = plan
         self._bind_roots = bind_roots
         self._mounts: tuple[MountSpec, ...] = ()
-        # Old containers a ``recreate`` rollout stopped: started again if the candidate fails.
-        self._stopped_old: list[ManagedContainer] = []
+        self._recreate = Recreate(runtime, log, plan.container.stop_grace_seconds)
         self._probe = probe or _probe_default
         self._runtime = runtime
         self._edge = edge
@@ -266,9 +266,11 @@ class Rollout:
                 if c.deployment_id != self.plan.deployment_id
             ]
             phase = "start"
-            self._mounts = await self._prepare_mounts()
+            self._mounts = await prepare_for(
+                plan_of=self.plan, runtime=self._runtime, roots=self._bind_roots, log=self._log
+            )
             if self.plan.rollout_strategy == "recreate":
-                await self._stop_old(old)
+                await self._recreate.stop_old(old)
             await self._start_candidates()
             phase = "health"
             await self._health()
@@ -277,7 +279,7 @@ class Rollout:
         except asyncio.CancelledError:
             if not self.switched:
                 await self._cleanup("the deployment was canceled", level="warn")
-                await self._restart_old()
+                await self._recreate.restart_old()
                 raise
             # Past the switch the new version serves: finish the drain instead of undoing it.
             _uncancel()
@@ -286,14 +288,14 @@ class Rollout:
             self._log.line(phase, exc.message, level="error", event="phase-failed")
             if not self.switched:
                 await self._cleanup("removing the failed candidate", level="info")
-                await self._restart_old()
+                await self._recreate.restart_old()
             return RolloutResult("failed", error=self._masked(exc))
         except Exception as exc:
             logger.exception("deployment %s crashed", self.plan.deployment_id)
             self._log.line(phase, f"agent error: {exc}", level="error", event="phase-failed")
             if not self.switched:
                 await self._cleanup("removing the failed candidate", level="info")
-                await self._restart_old()
+                await self._recreate.restart_old()
             return RolloutResult("failed", error=self._masked(PlatformError(f"agent error: {exc}")))
         return await self._succeed(old, image_id)
 
@@ -322,51 +324,6 @@ class Rollout:
         else:
             self._log.line("pull", f"image {artifact.image} is present locally")
         return image_id
-
-    async def _prepare_mounts(self) -> tuple[MountSpec, ...]:
-        mounts = self.plan.container.mounts
-        if not mounts:
-            return ()
-        labels = {
-            "berth.project-id": self.plan.project_id,
-            "berth.environment-id": self.plan.environment_id,
-        }
-        prepared = await prepare(mounts, self._runtime, self._bind_roots, labels)
-        for mount in prepared:
-            mode = "read-only" if mount.read_only else "read-write"
-            self._log.line(
-                "start", f"mounting {mount.kind} {mount.source} at {mount.target} ({mode})"
-            )
-        return prepared
-
-    async def _stop_old(self, old: list[ManagedContainer]) -> None:
-        """``recreate``: stop the old containers before the candidates start (brief downtime)."""
-        running = [c for c in old if c.state in ("running", "restarting", "paused")]
-        if not running:
-            return
-        self._log.line(
-            "start",
-            f"recreate: stopping {len(running)} old container(s) before starting the new ones",
-            event="old-stopped",
-        )
-        for container in running:
-            await self._runtime.stop(container.container_id, self.plan.container.stop_grace_seconds)
-            self._stopped_old.append(container)
-            self._log.line("start", f"stopped old container {container.name}")
-
-    async def _restart_old(self) -> None:
-        """A failed ``recreate`` starts the old version again, so the resource keeps running."""
-        for container in self._stopped_old:
-            try:
-                await self._runtime.start(container.container_id)
-                self._log.line("cleanup", f"started old container {container.name} again")
-            except PlatformError as exc:
-                self._log.line(
-                    "cleanup",
-                    f"could not start {container.name} again: {exc.message}",
-                    level="warn",
-                )
-        self._stopped_old = []
 
     def _image(self) -> str:
         return self.plan.artifact.image
@@ -507,7 +464,7 @@ class Rollout:
 
     async def _drain(self, old: list[ManagedContainer], *, cut_short: bool) -> None:
         spec = self.plan.container
-        if self._stopped_old:
+        if self._recreate.stopped:
             # ``recreate`` stopped them before the start: no traffic left to drain.
             cut_short = True
         if old and not cut_short:

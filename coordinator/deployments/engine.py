@@ -54,6 +54,7 @@ from shared.messages import (
     VolumeMount,
 )
 from shared.messages.typeset import unsolicited_types
+from shared.messages.volumes import VOLUMES_CAPABILITY
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class DeploymentEngine:
         self._running: set[asyncio.Task[None]] = set()
         self._dispatching: set[str] = set()
         self._maskers: dict[str, Masker] = {}
+        # What each connected agent said it can do (``hello.capabilities``).
+        self._capabilities: dict[str, frozenset[str]] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -161,6 +164,17 @@ class DeploymentEngine:
             logger.exception("[%s] cannot build the plan of %s", row.server_id, row.id)
             await self._finish(
                 row.id, "failed", "plan-build-failed", f"cannot build the plan: {exc}"
+            )
+            return
+        if fields["container"].mounts and VOLUMES_CAPABILITY not in self._capabilities.get(
+            row.server_id, frozenset()
+        ):
+            # An older agent would ignore the mounts and run the app without its data.
+            await self._finish(
+                row.id,
+                "failed",
+                "agent-volumes-unsupported",
+                "the server's agent cannot mount storage volumes: upgrade it",
             )
             return
         if row.plan_sent_at is None:
@@ -379,6 +393,7 @@ class DeploymentEngine:
 
     async def on_connected(self, session: AgentSession, hello: Hello) -> None:
         """Send every plan this server has not acknowledged; repeat pending cancellations."""
+        self._capabilities[session.server_id] = frozenset(hello.capabilities)
         # One query per connect: 10,000 agents reconnecting at once each pay it.
         rows = (
             await models.Deployment.filter(

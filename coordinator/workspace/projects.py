@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 from coordinator import archives, audit
 from coordinator.auth import Principal
 from coordinator.db import models
+from coordinator.db.volume_models import StorageVolume
 from coordinator.ids import new_id
 from coordinator.lookup import get_project
 from coordinator.paging import Page, page_after
@@ -209,6 +210,11 @@ async def blockers(row: models.Project) -> list[Blocker]:
     )
     if live:
         found.append(Blocker("resources", None, "resource", live))
+    # A volume holds data on a server: it is deleted on purpose (after its runtime cleanup),
+    # never as a side effect of deleting its project.
+    volumes = await StorageVolume.filter(project_id=row.id).count()
+    if volumes:
+        found.append(Blocker("storage-volumes", None, "storage-volume", volumes))
     return found
 
 

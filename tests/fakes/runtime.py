@@ -50,6 +50,8 @@ class FakeRuntime:
         self.listings = 0  # list_managed calls: lets tests wait for periodic checks to run
         self.fail_run: str | None = None
         self.volume_labels: dict[str, dict[str, str]] = {}
+        self.volume_created: dict[str, str] = {}  # RFC 3339, as the engine reports it
+        self.volumes_in_use: set[str] = set()
         self._next = 0
 
     def _check(self) -> None:
@@ -245,7 +247,7 @@ class FakeRuntime:
         """Volumes carrying every ``key=value`` label."""
         wanted = [f.split("=", 1) for f in label_filters]
         return [
-            {"Name": name, "Labels": labels}
+            {"Name": name, "Labels": labels, "CreatedAt": self.volume_created.get(name)}
             for name, labels in self.volume_labels.items()
             if all(labels.get(key) == value for key, value in wanted)
         ]
@@ -253,6 +255,8 @@ class FakeRuntime:
     async def remove_volume(self, name: str) -> None:
         """Forget the volume."""
         self.calls.append(("remove_volume", name))
+        if name in self.volumes_in_use:
+            raise EngineError(f"volume {name} is in use", 409)
         self.volume_labels.pop(name, None)
 
     def _get(self, container_id: str) -> FakeContainer:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.mounts import BIND_REFUSED, MountRefused, checked_bind_source
+from agent.mounts import BIND_REFUSED, MOUNT_REFUSED, MountRefused, checked_bind_source
 from agent.rollout import DeployLog, Rollout
 from agent.settings import AgentSettings, SettingsError, parse_roots
 from shared.messages import DeployLogLine
@@ -134,3 +134,25 @@ async def test_recreate_stops_the_old_first_and_starts_it_again_when_the_new_one
         ("stop", "berth-web-dep_old-1"),
         ("remove", "berth-web-dep_old-1"),
     ]
+
+
+@pytest.mark.parametrize("destination", ["//", "/proc", "/sys/fs", "/dev/../dev/shm"])
+async def test_the_agent_refuses_mounts_over_the_containers_kernel_interfaces(
+    destination: str,
+) -> None:
+    runtime, edge, lines = setup()
+    plan = make_plan(
+        mounts=[
+            {
+                "volumeId": "svol_1",
+                "kind": "named-volume",
+                "source": "v",
+                "destination": destination,
+            }
+        ]
+    )
+    result = await Rollout(plan, runtime, edge, DeployLog(lines.append, []), probe=passing).run()
+    assert result.outcome == "failed"
+    assert result.error is not None
+    assert result.error.details == {"reasonCode": MOUNT_REFUSED}
+    assert runtime.calls == []

@@ -3,7 +3,8 @@
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.harness import Coordinator
+from shared.messages import DeployPlan
+from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events, database_dump
 from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 from tests.unit.coordinator.test_environments_api import create_environment
@@ -295,6 +296,21 @@ async def test_a_volume_lives_on_one_server_and_the_plan_refuses_another(
     assert [(m["volumeId"], m["destination"], m["readOnly"]) for m in mounts] == [
         (volume_id, "/data", True)
     ]
+    # This (fake) agent does not advertise volumes.v1: it would run the app without its data,
+    # so the deployment fails instead of being sent.
+    await world.agent.connect()
+
+    async def failed() -> bool:
+        _, got, _ = await coordinator.call(
+            "GET", f"/deployments/{deployment_id}", token=admin_token
+        )
+        return bool(got["deployment"]["status"] == "failed")
+
+    await eventually(failed, what="deployment to fail")
+    _, shown, _ = await coordinator.call("GET", f"/deployments/{deployment_id}", token=admin_token)
+    assert shown["deployment"]["errorCode"] == "agent-volumes-unsupported"
+    assert world.agent.count(DeployPlan) == 0
+    await world.agent.close()
 
     elsewhere = {**world.target(), "serverId": other["id"]}
     status, plan, _ = await coordinator.call(
@@ -329,3 +345,102 @@ async def test_a_volume_lives_on_one_server_and_the_plan_refuses_another(
         "conflict",
     )
     assert error["details"]["reasonCode"] == "storage-volume-server-mismatch"
+
+
+async def test_a_project_with_volumes_cannot_be_deleted(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    project_id, environment_id = await workspace(coordinator, admin_token)
+    volume_id = await create_volume(coordinator, admin_token, project_id, environment_id)
+    status, _, _ = await coordinator.call(
+        "POST", f"/projects/{project_id}/archive", token=admin_token, json={}
+    )
+    assert status == 200
+    status, check, _ = await coordinator.call(
+        "GET", f"/projects/{project_id}/delete-check", token=admin_token
+    )
+    assert check["eligible"] is False
+    assert check["blockers"] == [
+        {
+            "kind": "storage-volumes",
+            "relatedEntityId": None,
+            "relatedEntityType": "storage-volume",
+            "count": 1,
+        }
+    ]
+    confirmation = {"confirmation": {"projectId": project_id}}
+    assert_error(
+        await coordinator.call(
+            "DELETE", f"/projects/{project_id}", token=admin_token, json=confirmation
+        ),
+        409,
+        "conflict",
+    )
+    status, _, _ = await coordinator.call(
+        "DELETE", f"/storage-volumes/{volume_id}", token=admin_token
+    )
+    assert status == 200
+    status, body, _ = await coordinator.call(
+        "DELETE", f"/projects/{project_id}", token=admin_token, json=confirmation
+    )
+    assert (status, body) == (200, {"id": project_id})
+
+
+async def test_runtime_cleanup_needs_a_server_and_never_touches_a_bind_mount(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    project_id, environment_id = await workspace(coordinator, admin_token)
+    server = await coordinator.add_server(admin_token, "node-1")
+    unplaced = await create_volume(coordinator, admin_token, project_id, environment_id)
+    error = assert_error(
+        await coordinator.call(
+            "POST", f"/storage-volumes/{unplaced}/runtime-cleanup", token=admin_token, json={}
+        ),
+        409,
+        "conflict",
+    )
+    assert error["details"]["reasonCode"] == "storage-volume-not-placed"
+    # Its agent is offline: 503, retriable.
+    error = assert_error(
+        await coordinator.call(
+            "POST",
+            f"/storage-volumes/{unplaced}/runtime-cleanup",
+            token=admin_token,
+            json={"serverId": server["id"]},
+        ),
+        503,
+        "unavailable",
+    )
+    bind = await create_volume(
+        coordinator,
+        admin_token,
+        project_id,
+        environment_id,
+        name="media",
+        kind="bind-mount",
+        sourcePath="/srv/media",
+        serverId=server["id"],
+    )
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/storage-volumes/{bind}/runtime-cleanup",
+        token=admin_token,
+        json={"dryRun": False},
+    )
+    assert status == 200, body
+    assert body["candidates"] == []
+    assert body["warnings"] == [
+        {
+            "code": "bind-mount-kept",
+            "message": "a bind mount's host directory is the operator's: Berth never removes it",
+            "target": "/srv/media",
+        }
+    ]
+    assert body["server"]["id"] == server["id"]
+    assert body["summary"] == {
+        "inspectedCount": 0,
+        "matchedCount": 0,
+        "cleanedCount": 0,
+        "skippedCount": 0,
+        "blockedCount": 0,
+    }
