@@ -33,6 +33,8 @@ Permission = Literal[
     "domain-bindings:read",
     "domain-bindings:write",
     "domain-bindings:override-ownership",
+    "certificates:read",
+    "certificates:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -77,6 +79,8 @@ GRANTS: Final[dict[Permission, str]] = {
     "domain-bindings:override-ownership": (
         "confirm a domain's ownership manually (audited, with a reason)"
     ),
+    "certificates:read": "list and show certificates, their facts and failed attempts",
+    "certificates:write": "import, issue or renew, retry, revoke and delete certificates",
 }
 """What each permission grants, in the README table's order."""
 

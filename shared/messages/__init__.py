@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypeVar, cast, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
+from shared.messages.certificates import CERTIFICATES_CAPABILITY, CertificatesAgentMessage
 from shared.messages.connectivity import CheckResult, ConnectivityCheck, ConnectivityReport
 from shared.messages.deploy import (
     DEPLOY_CAPABILITY,
@@ -72,7 +73,8 @@ AgentMessage = Annotated[
     | DeploymentsAgentMessage
     | MonitoringAgentMessage
     | LogsAgentMessage
-    | TerminalAgentMessage,
+    | TerminalAgentMessage
+    | CertificatesAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -233,6 +235,7 @@ class IdGuard:
 
 __all__ = [
     "AGENT_MESSAGE_TYPES",
+    "CERTIFICATES_CAPABILITY",
     "COORDINATOR_MESSAGE_TYPES",
     "DEPLOY_AGENT_TYPES",
     "DEPLOY_CAPABILITY",

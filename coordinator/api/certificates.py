@@ -1,0 +1,100 @@
+"""Certificate routes: parse, authorize, call ``coordinator.certificates`` and shape the answer."""
+
+from coordinator.api.certificate_schemas import (
+    CertificateAttemptItem,
+    CertificateItem,
+    CertificateList,
+    ListCertificatesQuery,
+)
+from coordinator.api.routing import Call, route
+from coordinator.api.schemas import NoQuery
+from coordinator.certificates import reads
+from coordinator.db.certificate_models import Certificate, CertificateAttempt
+
+TAG = "certificates"
+READ = "certificates:read"
+WRITE = "certificates:write"
+
+
+def attempt_item(row: CertificateAttempt) -> CertificateAttemptItem:
+    """The API item of a stored attempt."""
+    return CertificateAttemptItem(
+        id=row.id,
+        status=row.status,  # type: ignore[arg-type]
+        reason=row.reason,  # type: ignore[arg-type]
+        provider_key=row.provider_key,
+        challenge_type=row.challenge_type,
+        requested_at=row.requested_at,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        failed_at=row.failed_at,
+        error_code=row.error_code,
+        failure_phase=row.failure_phase,
+        failure_message=row.failure_message,
+        retriable=row.retriable,
+        retry_after=row.retry_after,
+        failure_details=row.failure_details,
+    )
+
+
+def certificate_item(row: Certificate, attempts: list[CertificateAttempt]) -> CertificateItem:
+    """The API item of a stored certificate (its key never leaves the database)."""
+    items = [attempt_item(a) for a in attempts]
+    return CertificateItem(
+        id=row.id,
+        domain_binding_id=row.domain_binding_id,  # type: ignore[attr-defined]
+        domain_name=row.domain_name,
+        status=row.status,  # type: ignore[arg-type]
+        source=row.source,  # type: ignore[arg-type]
+        provider_key=row.provider_key,
+        challenge_type=row.challenge_type,
+        issued_at=row.issued_at,
+        expires_at=row.not_after,
+        fingerprint=row.fingerprint,
+        not_before=row.not_before,
+        issuer=row.issuer,
+        key_algorithm=row.key_algorithm,
+        subject_alternative_names=list(row.subject_alternative_names or []),
+        latest_attempt=items[-1] if items else None,
+        attempts=items,
+        created_at=row.created_at,
+    )
+
+
+async def certificate_items(rows: list[Certificate]) -> list[CertificateItem]:
+    """API items for ``rows`` (attempts read in one query)."""
+    attempts = await reads.attempts_of([r.id for r in rows])
+    return [certificate_item(r, attempts[r.id]) for r in rows]
+
+
+@route(
+    "GET",
+    "/certificates",
+    summary="List certificates with their facts and attempt history",
+    tag=TAG,
+    permission=READ,
+    query=ListCertificatesQuery,
+    response=CertificateList,
+)
+async def list_certificates(call: Call) -> CertificateList:
+    """Certificates of the bindings the caller may see, oldest first."""
+    query = call.query(ListCertificatesQuery)
+    rows = await reads.listed(
+        call.actor, domain_binding_id=query.domain_binding_id, limit=query.limit
+    )
+    return CertificateList(items=await certificate_items(rows))
+
+
+@route(
+    "GET",
+    "/certificates/{certificateId}",
+    summary="Show a certificate's safe metadata and attempt history",
+    tag=TAG,
+    permission=READ,
+    query=NoQuery,
+    response=CertificateItem,
+)
+async def show(call: Call) -> CertificateItem:
+    """Issuer, SANs, dates and fingerprint as the agent read them from the served PEM."""
+    row = await reads.get_certificate(call.actor, call.path["certificateId"])
+    return (await certificate_items([row]))[0]
