@@ -4,10 +4,24 @@ from coordinator.db import models
 from shared.messages.deploy import DomainRoute
 
 
+def acme_eligible(binding: models.DomainBinding) -> bool:
+    """Only a binding whose ownership is proven (or confirmed by hand) gets ACME issuance."""
+    return binding.tls_mode == "auto" and binding.ownership_confirmed_at is not None
+
+
+def _edge_tls_mode(binding: models.DomainBinding) -> str:
+    # An unproven name is served on plain HTTP only: on the HTTPS server Caddy would ask the
+    # CA for a certificate for a name nobody has shown they control.
+    if binding.tls_mode == "auto" and not acme_eligible(binding):
+        return "disabled"
+    return binding.tls_mode
+
+
 async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
     """Bindings of the resource on ``server_id`` (or on no server yet), oldest first.
 
-    A binding still waiting for an HTTP-token proof carries its token so the edge can serve it.
+    A binding still waiting for an HTTP-token proof carries its token so the edge can serve it,
+    and is served over plain HTTP until its ownership is proven (no ACME order for it).
     """
     rows = await models.DomainBinding.filter(resource_id=resource_id).order_by("created_at", "id")
     routes: list[DomainRoute] = []
@@ -22,7 +36,7 @@ async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
                 path_prefix=row.path_prefix,
                 redirect_to=row.redirect_to,
                 redirect_status=row.redirect_status,
-                tls_mode=row.tls_mode,  # type: ignore[arg-type]
+                tls_mode=_edge_tls_mode(row),  # type: ignore[arg-type]
                 ownership_token=row.ownership_token if proving else None,
             )
         )
