@@ -6,13 +6,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from agent.certificates import imported
 from agent.certificates.caddy_logs import CaddyAdmin, LogReceiver
 from agent.certificates.diagnostics import FailureTracker
 from agent.certificates.storage import read_storage
 from agent.features import LinkContext
 from shared.errors import PlatformError
 from shared.messages import UNSTAMPED
-from shared.messages.certificates import CERTIFICATES_CAPABILITY, CertificateReport
+from shared.messages.certificates import (
+    CERTIFICATES_CAPABILITY,
+    CERTIFICATES_COORDINATOR_TYPES,
+    CertificateLoad,
+    CertificateReport,
+    ImportedCertificate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +40,13 @@ class CertificateFeature:
         self._changed = asyncio.Event()
         self._link: LinkContext | None = None
         self._last_sent: CertificateReport | None = None
+        # The imported set the coordinator wants served (None: not told yet this run).
+        self._imported: list[ImportedCertificate] | None = None
 
     @property
     def message_types(self) -> frozenset[str]:
-        """The coordinator sends this feature nothing (yet)."""
-        return frozenset()
+        """The imported certificates to serve."""
+        return CERTIFICATES_COORDINATOR_TYPES
 
     @property
     def capabilities(self) -> list[str]:
@@ -59,6 +68,7 @@ class CertificateFeature:
     async def _report(self) -> CertificateReport:
         root = await self._root()
         found = await asyncio.to_thread(read_storage, root)
+        found.extend(imported.facts(self._imported or []))
         return CertificateReport(
             id=UNSTAMPED, certificates=found, failures=self._tracker.all_failures()
         )
@@ -70,12 +80,21 @@ class CertificateFeature:
             # Caddy may not be up yet: the next round tries again.
             logger.info("cannot point Caddy's certificate log at the agent yet: %s", exc)
 
+    async def _keep_imported_loaded(self) -> None:
+        if self._imported is None:
+            return
+        try:
+            await imported.load(self._admin, self._imported)
+        except (OSError, TimeoutError, ValueError) as exc:
+            logger.warning("Caddy did not take the imported certificates: %s", exc)
+
     async def run(self) -> None:
         """Listen for Caddy's log lines; rescan and report on change or every scan period."""
         await self._receiver.start()
         try:
             while True:
                 await self._keep_log_pointed()
+                await self._keep_imported_loaded()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), self._scan_seconds)
                 self._changed.clear()
@@ -108,7 +127,10 @@ class CertificateFeature:
             self._link = None
 
     def receive(self, message: Any, link: LinkContext) -> None:
-        """Nothing is consumed."""
+        """A new imported set: the run loop loads it into Caddy at once."""
+        if isinstance(message, CertificateLoad):
+            self._imported = list(message.certificates)
+            self._changed.set()
 
     def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
         """A refused report is resent with the next change."""

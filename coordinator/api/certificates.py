@@ -2,13 +2,15 @@
 
 from coordinator.api.certificate_schemas import (
     CertificateAttemptItem,
+    CertificateCommandResponse,
     CertificateItem,
     CertificateList,
+    ImportCertificateRequest,
     ListCertificatesQuery,
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import NoQuery
-from coordinator.certificates import reads
+from coordinator.certificates import CERTIFICATES_KEY, imports, reads
 from coordinator.db.certificate_models import Certificate, CertificateAttempt
 
 TAG = "certificates"
@@ -98,3 +100,30 @@ async def show(call: Call) -> CertificateItem:
     """Issuer, SANs, dates and fingerprint as the agent read them from the served PEM."""
     row = await reads.get_certificate(call.actor, call.path["certificateId"])
     return (await certificate_items([row]))[0]
+
+
+@route(
+    "POST",
+    "/certificates/import",
+    summary="Import a PEM certificate chain and key for a domain binding; the edge serves it",
+    tag=TAG,
+    permission=WRITE,
+    body=ImportCertificateRequest,
+    response=CertificateCommandResponse,
+    status=201,
+    events=("certificate.imported",),
+)
+async def import_certificate(call: Call) -> CertificateCommandResponse:
+    """Key matches, chain ordered, name covered, valid now, else 400 and nothing stored."""
+    body = call.body(ImportCertificateRequest)
+    certificate_id, attempt_id, server_id = await imports.import_certificate(
+        call.actor,
+        call.request_id,
+        call.keyring,
+        domain_binding_id=body.domain_binding_id,
+        certificate_chain=body.certificate_chain,
+        private_key=body.private_key,
+    )
+    # An offline agent gets the certificate when it connects.
+    _ = await call.request.app[CERTIFICATES_KEY].push(server_id)
+    return CertificateCommandResponse(certificate_id=certificate_id, attempt_id=attempt_id)

@@ -8,12 +8,16 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from coordinator.appkeys import REGISTRY_KEY, SETTINGS_KEY
+from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
+from coordinator.certificates.imports import served_set
 from coordinator.certificates.ingest import apply_report
 from coordinator.domains.dns_check import Resolver
+from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
-from shared.messages import Hello
-from shared.messages.certificates import CertificateReport
+from coordinator.secrets import Keyring
+from shared.errors import Unavailable
+from shared.messages import UNSTAMPED, Hello
+from shared.messages.certificates import CERTIFICATES_CAPABILITY, CertificateLoad, CertificateReport
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +31,10 @@ class CertificateListener:
     which must not hold up the link's read loop.
     """
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, keyring: Keyring, registry: Registry) -> None:
         self._resolver = resolver
+        self._keyring = keyring
+        self._registry = registry
         self._queue: asyncio.Queue[tuple[str, CertificateReport]] = asyncio.Queue(_QUEUE_BOUND)
 
     @property
@@ -37,7 +43,25 @@ class CertificateListener:
         return frozenset({"certificate_report"})
 
     async def on_connected(self, session: AgentSession, hello: Hello) -> None:
-        """The agent sends its picture on its own when the link comes up."""
+        """Hand an edge that serves certificates the imported ones it must load."""
+        if CERTIFICATES_CAPABILITY in hello.capabilities:
+            await self._send_load(session)
+
+    async def _send_load(self, session: AgentSession) -> None:
+        served = await served_set(session.server_id, self._keyring)
+        await session.send(CertificateLoad(id=UNSTAMPED, certificates=served))
+
+    async def push(self, server_id: str | None) -> bool:
+        """Send the server's imported certificates now; False when its agent is not online
+        (it gets them when it connects)."""
+        session = self._registry.get(server_id) if server_id else None
+        if session is None:
+            return False
+        try:
+            await self._send_load(session)
+        except Unavailable:
+            return False
+        return True
 
     async def on_message(self, session: AgentSession, message: Any) -> None:
         """Queue the report (a full queue drops it: the next report carries the same state)."""
@@ -72,7 +96,9 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def install(app: web.Application) -> None:
     """Register the report listener and its worker."""
-    listener = CertificateListener(Resolver(app[SETTINGS_KEY].dns_resolver))
+    listener = CertificateListener(
+        Resolver(app[SETTINGS_KEY].dns_resolver), app[KEYRING_KEY], app[REGISTRY_KEY]
+    )
     app[CERTIFICATES_KEY] = listener
     app[REGISTRY_KEY].add_listener(listener)
     app.cleanup_ctx.append(_worker_ctx)

@@ -6,7 +6,11 @@ from typing import Annotated, Any, TypeVar, cast, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
-from shared.messages.certificates import CERTIFICATES_CAPABILITY, CertificatesAgentMessage
+from shared.messages.certificates import (
+    CERTIFICATES_CAPABILITY,
+    CertificatesAgentMessage,
+    CertificatesCoordinatorMessage,
+)
 from shared.messages.connectivity import CheckResult, ConnectivityCheck, ConnectivityReport
 from shared.messages.deploy import (
     DEPLOY_CAPABILITY,
@@ -87,7 +91,8 @@ CoordinatorMessage = Annotated[
     | DeploymentsCoordinatorMessage
     | MonitoringCoordinatorMessage
     | LogsCoordinatorMessage
-    | TerminalCoordinatorMessage,
+    | TerminalCoordinatorMessage
+    | CertificatesCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""

@@ -63,5 +63,28 @@ class CertificateReport(WireModel):
     failures: list[CertificateFailure] = Field(default_factory=list, max_length=MAX_REPORTED)
 
 
+class ImportedCertificate(WireModel):
+    """A certificate a user imported for a domain, with its key (PEM, never logged)."""
+
+    certificate_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    domain_name: str = Field(max_length=253)
+    certificate_chain: str = Field(max_length=64 * 1024)
+    private_key: str = Field(max_length=64 * 1024)
+
+
+class CertificateLoad(WireModel):
+    """Coordinator -> agent: the whole set of imported certificates its edge must serve.
+
+    Sent when the link comes up and after each import or removal; the agent replaces what its
+    edge loaded before (so a lost frame is repaired by the next one).
+    """
+
+    type: Literal["certificate_load"] = "certificate_load"
+    id: int
+    certificates: list[ImportedCertificate] = Field(max_length=MAX_REPORTED)
+
+
 CertificatesAgentMessage = CertificateReport
+CertificatesCoordinatorMessage = CertificateLoad
 CERTIFICATES_AGENT_TYPES = message_types(CertificatesAgentMessage)
+CERTIFICATES_COORDINATOR_TYPES = message_types(CertificatesCoordinatorMessage)

@@ -1,0 +1,207 @@
+"""End to end: an imported certificate is checked, stored with its key encrypted, pushed to the
+agent, and served by the agent's real Caddy instead of an ACME one."""
+
+import asyncio
+import datetime
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from coordinator.db.certificate_models import Certificate
+from coordinator.secrets import Keyring
+from shared.certificate_facts import fingerprint
+from tests.edge_proxy import Caddy, free_port
+from tests.harness import Coordinator, eventually
+from tests.integration.test_deploy_e2e import _stack
+
+pytestmark = pytest.mark.docker
+
+APP = "app.example.test"
+_NOW = datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class Issued:
+    root: x509.Certificate
+    leaf: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    def chain(self) -> str:
+        return "".join(
+            c.public_bytes(serialization.Encoding.PEM).decode() for c in (self.leaf, self.root)
+        )
+
+    def key_pem(self, key: ec.EllipticCurvePrivateKey | None = None) -> str:
+        return (
+            (key or self.key)
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            .decode()
+        )
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _issue(names: list[str], *, days: int = 30, expired: bool = False) -> Issued:
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(_name("Berth Import Test Root"))
+        .issuer_name(_name("Berth Import Test Root"))
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_NOW - datetime.timedelta(days=60))
+        .not_valid_after(_NOW + datetime.timedelta(days=60))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = _NOW - datetime.timedelta(days=40 if expired else 1)
+    end = _NOW - datetime.timedelta(days=1) if expired else _NOW + datetime.timedelta(days=days)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[0]))
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    return Issued(root, leaf, key)
+
+
+def _served_leaf(port: int, roots: Path) -> x509.Certificate:
+    context = ssl.create_default_context(cafile=str(roots))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=APP) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+async def test_an_imported_certificate_is_checked_stored_and_served_by_the_edge(
+    coordinator: Coordinator, admin_token: str, caddy: Caddy, tmp_path: Path
+) -> None:
+    tls_port = free_port()
+    stack = await _stack(
+        coordinator,
+        admin_token,
+        caddy,
+        tmp_path,
+        agent_env={
+            "BERTH_AGENT_EDGE_TLS_LISTEN": f"127.0.0.1:{tls_port}",
+            # Nothing answers here: had Caddy ordered a certificate, it could not have one.
+            "BERTH_AGENT_ACME_DIRECTORY": f"https://127.0.0.1:{free_port()}/dir",
+            "BERTH_AGENT_CADDY_DATA_DIR": str(caddy.data_dir),
+            "BERTH_AGENT_CERTIFICATE_SCAN_SECONDS": "1",
+        },
+    )
+    try:
+        binding = await stack.call(
+            "POST",
+            "/domain-bindings",
+            {
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "resourceId": stack.resource_id,
+                "serverId": stack.server_id,
+                "domainName": APP,
+                "tlsMode": "imported",
+            },
+        )
+        good = _issue([APP])
+        wrong_name = _issue(["else.example.test"])
+        expired = _issue([APP], expired=True)
+        pem = serialization.Encoding.PEM
+        # Each case breaks one rule only (the certificate's own key unless the key is the fault).
+        cases = [
+            ("key-matches", good.chain(), good.key_pem(_issue([APP]).key)),
+            ("name-covered", wrong_name.chain(), wrong_name.key_pem()),
+            ("not-expired", expired.chain(), expired.key_pem()),
+            (
+                "chain-ordered",
+                good.root.public_bytes(pem).decode() + good.leaf.public_bytes(pem).decode(),
+                good.key_pem(),
+            ),
+            ("chain-parsable", "-----BEGIN CERTIFICATE-----\nnot pem\n", good.key_pem()),
+            ("key-parsable", good.chain(), "not a key"),
+        ]
+        for rule, chain, key in cases:
+            status, answer, _ = await coordinator.call(
+                "POST",
+                "/certificates/import",
+                token=admin_token,
+                json={
+                    "domainBindingId": binding["id"],
+                    "certificateChain": chain,
+                    "privateKey": key,
+                },
+            )
+            assert status == 400, (rule, status, answer)
+            assert answer["error"]["details"]["rule"] == rule, answer
+        assert (await stack.call("GET", "/certificates"))["items"] == []
+
+        imported = await stack.call(
+            "POST",
+            "/certificates/import",
+            {
+                "domainBindingId": binding["id"],
+                "certificateChain": good.chain(),
+                "privateKey": good.key_pem(),
+            },
+        )
+        shown = await stack.call("GET", f"/certificates/{imported['certificateId']}")
+        assert shown["source"] == "imported"
+        assert shown["status"] == "active"
+        assert shown["fingerprint"] == fingerprint(good.leaf)
+        assert shown["issuer"] == "Berth Import Test Root"
+        assert shown["latestAttempt"]["id"] == imported["attemptId"]
+        assert shown["latestAttempt"]["status"] == "imported"
+        assert "privateKey" not in shown
+        assert "PRIVATE KEY" not in str(shown)
+        # At rest the key is a Keyring ciphertext bound to its row, never the PEM.
+        row = await Certificate.get(id=imported["certificateId"])
+        assert row.private_key_encrypted is not None
+        assert "PRIVATE KEY" not in row.private_key_encrypted
+        assert (
+            Keyring.load_or_create(coordinator.settings().data_dir).decrypt(
+                row.private_key_encrypted, f"certificate:{row.id}"
+            )
+            == good.key_pem()
+        )
+
+        await stack.finish(await stack.deploy())
+        roots = tmp_path / "import-root.pem"
+        roots.write_bytes(good.root.public_bytes(serialization.Encoding.PEM))
+        served: list[str] = []
+
+        async def serves_the_import() -> bool:
+            try:
+                leaf = await asyncio.to_thread(_served_leaf, tls_port, roots)
+            except (OSError, ssl.SSLError):
+                return False
+            served.append(fingerprint(leaf))
+            return served[-1] == fingerprint(good.leaf)
+
+        await eventually(serves_the_import, timeout=30, what="the imported certificate served")
+    finally:
+        await stack.agent.stop()
