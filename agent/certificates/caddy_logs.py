@@ -40,9 +40,16 @@ class CaddyAdmin:
     def __init__(self, admin_url: str) -> None:
         self._admin = admin_url.rstrip("/")
 
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """One request; ``(status, parsed JSON or None)``; raises ``OSError``-like on failure."""
+    async def call(
+        self, method: str, path: str, body: Any = None, *, force: bool = False
+    ) -> tuple[int, Any]:
+        """One request; ``(status, parsed JSON or None)``; raises ``OSError``-like on failure.
+
+        ``force`` asks Caddy to apply a config even when it is unchanged.
+        """
         headers = {"Origin": self._admin}
+        if force:
+            headers["Cache-Control"] = "must-revalidate"
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -75,6 +82,16 @@ class CaddyAdmin:
         status, answer = await self.call("POST", path, body)
         if status >= 400:
             raise OSError(f"Caddy refused the certificate log ({status}): {answer}")
+
+    async def restart_management(self) -> None:
+        """Reload the running config as it is: Caddy restarts certificate management, so a
+        name waiting out its retry back-off is tried again at once."""
+        status, config = await self.call("GET", "/config/")
+        if status >= 400 or not isinstance(config, dict):
+            raise OSError(f"Caddy's config is unreadable ({status})")
+        status, answer = await self.call("POST", "/load", config, force=True)
+        if status >= 400:
+            raise OSError(f"Caddy refused to reload ({status}): {answer}")
 
     async def storage_root(self) -> str | None:
         """The file-system storage root configured in Caddy, if one is."""

@@ -18,6 +18,7 @@ from shared.messages.certificates import (
     CERTIFICATES_COORDINATOR_TYPES,
     CertificateLoad,
     CertificateReport,
+    CertificateRetry,
     ImportedCertificate,
 )
 
@@ -42,6 +43,7 @@ class CertificateFeature:
         self._last_sent: CertificateReport | None = None
         # The imported set the coordinator wants served (None: not told yet this run).
         self._imported: list[ImportedCertificate] | None = None
+        self._retry_wanted = False
 
     @property
     def message_types(self) -> frozenset[str]:
@@ -88,6 +90,15 @@ class CertificateFeature:
         except (OSError, TimeoutError, ValueError) as exc:
             logger.warning("Caddy did not take the imported certificates: %s", exc)
 
+    async def _retry_if_wanted(self) -> None:
+        if not self._retry_wanted:
+            return
+        self._retry_wanted = False
+        try:
+            await self._admin.restart_management()
+        except (OSError, TimeoutError, ValueError) as exc:
+            logger.warning("could not make Caddy retry its certificate orders: %s", exc)
+
     async def run(self) -> None:
         """Listen for Caddy's log lines; rescan and report on change or every scan period."""
         await self._receiver.start()
@@ -95,6 +106,7 @@ class CertificateFeature:
             while True:
                 await self._keep_log_pointed()
                 await self._keep_imported_loaded()
+                await self._retry_if_wanted()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), self._scan_seconds)
                 self._changed.clear()
@@ -130,6 +142,9 @@ class CertificateFeature:
         """A new imported set: the run loop loads it into Caddy at once."""
         if isinstance(message, CertificateLoad):
             self._imported = list(message.certificates)
+            self._changed.set()
+        elif isinstance(message, CertificateRetry):
+            self._retry_wanted = True
             self._changed.set()
 
     def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:

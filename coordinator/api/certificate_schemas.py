@@ -95,3 +95,25 @@ class CertificateCommandResponse(WireModel):
 
     certificate_id: str
     attempt_id: str
+
+
+class CertificateIdResponse(WireModel):
+    """Revoke and delete acknowledgement."""
+
+    certificate_id: str
+
+
+class NoCertificateFields(ApiRequest):
+    """Retries and revoke take no fields."""
+
+
+class CertificateDeleteConfirmation(ApiRequest):
+    """The id being deleted, typed again."""
+
+    certificate_id: str = _Id
+
+
+class DeleteCertificateRequest(ApiRequest):
+    """``DELETE /certificates/{id}``."""
+
+    confirmation: CertificateDeleteConfirmation

@@ -3,14 +3,18 @@
 from coordinator.api.certificate_schemas import (
     CertificateAttemptItem,
     CertificateCommandResponse,
+    CertificateIdResponse,
     CertificateItem,
     CertificateList,
+    DeleteCertificateRequest,
     ImportCertificateRequest,
+    IssueOrRenewRequest,
     ListCertificatesQuery,
+    NoCertificateFields,
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import NoQuery
-from coordinator.certificates import CERTIFICATES_KEY, imports, reads
+from coordinator.certificates import CERTIFICATES_KEY, commands, imports, reads
 from coordinator.db.certificate_models import Certificate, CertificateAttempt
 
 TAG = "certificates"
@@ -127,3 +131,85 @@ async def import_certificate(call: Call) -> CertificateCommandResponse:
     # An offline agent gets the certificate when it connects.
     _ = await call.request.app[CERTIFICATES_KEY].push(server_id)
     return CertificateCommandResponse(certificate_id=certificate_id, attempt_id=attempt_id)
+
+
+@route(
+    "POST",
+    "/certificates/issue-or-renew",
+    summary="Have the edge obtain the binding's ACME certificate now",
+    tag=TAG,
+    permission=WRITE,
+    body=IssueOrRenewRequest,
+    response=CertificateCommandResponse,
+    status=201,
+    errors=(503,),
+    events=("certificate.issue-requested", "certificate.renew-requested"),
+)
+async def issue_or_renew(call: Call) -> CertificateCommandResponse:
+    """Unconfirmed ownership, tlsMode other than auto, or a valid certificate -> 409."""
+    body = call.body(IssueOrRenewRequest)
+    cert, attempt_id = await commands.issue_or_renew(
+        call.actor, call.request_id, body.domain_binding_id, _kick(call)
+    )
+    return CertificateCommandResponse(certificate_id=cert.id, attempt_id=attempt_id)
+
+
+@route(
+    "POST",
+    "/certificates/{certificateId}/retries",
+    summary="Retry a retriable ACME failure now instead of after the edge's back-off",
+    tag=TAG,
+    permission=WRITE,
+    body=NoCertificateFields,
+    response=CertificateCommandResponse,
+    status=201,
+    errors=(503,),
+    events=("certificate.retry-requested",),
+)
+async def retry(call: Call) -> CertificateCommandResponse:
+    """Only after a failed, retriable latest attempt of a managed certificate."""
+    cert, attempt_id = await commands.retry(
+        call.actor, call.request_id, call.path["certificateId"], _kick(call)
+    )
+    return CertificateCommandResponse(certificate_id=cert.id, attempt_id=attempt_id)
+
+
+@route(
+    "POST",
+    "/certificates/{certificateId}/revoke",
+    summary="Stop serving an imported certificate",
+    tag=TAG,
+    permission=WRITE,
+    body=NoCertificateFields,
+    response=CertificateIdResponse,
+    events=("certificate.revoked",),
+)
+async def revoke(call: Call) -> CertificateIdResponse:
+    """The edge unloads it; a managed certificate is refused with 409 (see docs)."""
+    cert = await commands.revoke(call.actor, call.request_id, call.path["certificateId"])
+    _ = await call.request.app[CERTIFICATES_KEY].push(cert.server_id)
+    return CertificateIdResponse(certificate_id=cert.id)
+
+
+@route(
+    "DELETE",
+    "/certificates/{certificateId}",
+    summary="Delete a certificate that is not in use (confirmation repeats its id)",
+    tag=TAG,
+    permission=WRITE,
+    body=DeleteCertificateRequest,
+    response=CertificateIdResponse,
+    events=("certificate.deleted",),
+)
+async def delete(call: Call) -> CertificateIdResponse:
+    """An active certificate is a 409; the audit trail keeps the history."""
+    body = call.body(DeleteCertificateRequest)
+    certificate_id = call.path["certificateId"]
+    await commands.delete(
+        call.actor, call.request_id, certificate_id, body.confirmation.certificate_id
+    )
+    return CertificateIdResponse(certificate_id=certificate_id)
+
+
+def _kick(call: Call) -> commands.Kick:
+    return call.request.app[CERTIFICATES_KEY].retry_now

@@ -17,7 +17,12 @@ from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
 from shared.errors import Unavailable
 from shared.messages import UNSTAMPED, Hello
-from shared.messages.certificates import CERTIFICATES_CAPABILITY, CertificateLoad, CertificateReport
+from shared.messages.certificates import (
+    CERTIFICATES_CAPABILITY,
+    CertificateLoad,
+    CertificateReport,
+    CertificateRetry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +72,16 @@ class CertificateListener:
         """Queue the report (a full queue drops it: the next report carries the same state)."""
         if isinstance(message, CertificateReport) and not self._queue.full():
             self._queue.put_nowait((session.server_id, message))
+
+    async def retry_now(self, server_id: str | None, domain_names: list[str]) -> None:
+        """Ask the server's edge to try ``domain_names`` now (``Unavailable`` when offline)."""
+        session = self._registry.get(server_id) if server_id else None
+        if session is None:
+            raise Unavailable(
+                "the server's agent is not connected: its edge retries on its own schedule",
+                details={"serverId": server_id},
+            )
+        await session.send(CertificateRetry(id=UNSTAMPED, domain_names=domain_names))
 
     def on_disconnected(self, session: AgentSession) -> None:
         """Nothing is held per session."""

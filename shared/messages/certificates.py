@@ -84,7 +84,16 @@ class CertificateLoad(WireModel):
     certificates: list[ImportedCertificate] = Field(max_length=MAX_REPORTED)
 
 
+class CertificateRetry(WireModel):
+    """Coordinator -> agent: have the edge try to obtain ``domainNames``' certificates now,
+    instead of at the end of its own back-off."""
+
+    type: Literal["certificate_retry"] = "certificate_retry"
+    id: int
+    domain_names: list[str] = Field(min_length=1, max_length=100)
+
+
 CertificatesAgentMessage = CertificateReport
-CertificatesCoordinatorMessage = CertificateLoad
+CertificatesCoordinatorMessage = CertificateLoad | CertificateRetry
 CERTIFICATES_AGENT_TYPES = message_types(CertificatesAgentMessage)
 CERTIFICATES_COORDINATOR_TYPES = message_types(CertificatesCoordinatorMessage)

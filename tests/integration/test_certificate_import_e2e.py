@@ -203,5 +203,28 @@ async def test_an_imported_certificate_is_checked_stored_and_served_by_the_edge(
             return served[-1] == fingerprint(good.leaf)
 
         await eventually(serves_the_import, timeout=30, what="the imported certificate served")
+
+        certificate_id = imported["certificateId"]
+        confirmation = {"confirmation": {"certificateId": certificate_id}}
+        status, answer, _ = await coordinator.call(
+            "DELETE", f"/certificates/{certificate_id}", token=admin_token, json=confirmation
+        )
+        assert status == 409, answer  # in use
+        await stack.call("POST", f"/certificates/{certificate_id}/revoke", {})
+
+        async def unloaded() -> bool:
+            try:
+                leaf = await asyncio.to_thread(_served_leaf, tls_port, roots)
+            except (OSError, ssl.SSLError):
+                return True  # no certificate for the name any more
+            return fingerprint(leaf) != fingerprint(good.leaf)
+
+        await eventually(unloaded, timeout=30, what="the revoked certificate unloaded")
+        assert (await stack.call("GET", f"/certificates/{certificate_id}"))["status"] == "revoked"
+        await stack.call("DELETE", f"/certificates/{certificate_id}", confirmation)
+        status, answer, _ = await coordinator.call(
+            "GET", f"/certificates/{certificate_id}", token=admin_token
+        )
+        assert status == 404, answer
     finally:
         await stack.agent.stop()

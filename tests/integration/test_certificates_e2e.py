@@ -201,6 +201,15 @@ async def test_an_unverified_binding_is_served_on_http_and_gets_no_acme_order(
             tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
             assert APP not in str(tls_routes)
             assert (await stack.call("GET", "/certificates"))["items"] == []
+            status, refused, _ = await coordinator.call(
+                "POST",
+                "/certificates/issue-or-renew",
+                token=admin_token,
+                json={"domainBindingId": binding_id},
+            )
+            assert status == 409, refused
+            assert "not confirmed" in refused["error"]["message"]
+            assert (await stack.call("GET", "/certificates"))["items"] == []
 
             # Once ownership is confirmed, the next deployment moves it to HTTPS.
             await stack.call(
@@ -235,6 +244,20 @@ async def test_a_closed_challenge_port_is_diagnosed(
             binding_id = await _bind(stack, APP, confirm=True)
             await stack.finish(await stack.deploy())
             certificate = await _latest_attempt(stack, binding_id, "failed", retry_known=True)
+            # A retry now makes the edge try at once, not at the end of its 60 s back-off.
+            retried = await stack.call("POST", f"/certificates/{certificate['id']}/retries", {})
+            assert retried["certificateId"] == certificate["id"]
+
+            async def retried_and_failed() -> bool:
+                shown = await stack.call("GET", f"/certificates/{certificate['id']}")
+                attempt = shown["latestAttempt"]
+                return bool(attempt["id"] == retried["attemptId"] and attempt["status"] == "failed")
+
+            await eventually(retried_and_failed, timeout=30, what="the retried attempt's outcome")
+            shown = await stack.call("GET", f"/certificates/{certificate['id']}")
+            assert shown["latestAttempt"]["reason"] == "retry"
+            assert shown["latestAttempt"]["errorCode"] == "acme_challenge_unreachable"
+            assert shown["latestAttempt"]["failedAt"] < certificate["latestAttempt"]["retryAfter"]
         finally:
             await stack.agent.stop()
     finally:
