@@ -10,6 +10,7 @@ from urllib.parse import quote
 import click
 
 from coordinator.client import (
+    certs_cli,
     deploy_cli,
     domains_cli,
     logs_cli,
@@ -484,6 +485,7 @@ for _command in (
     *logs_cli.COMMANDS,
     *terminal_cli.COMMANDS,
     *domains_cli.COMMANDS,
+    *certs_cli.COMMANDS,
 ):
     main.add_command(_command)
 

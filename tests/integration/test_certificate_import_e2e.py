@@ -19,6 +19,7 @@ from coordinator.secrets import Keyring
 from shared.certificate_facts import fingerprint
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
+from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_deploy_e2e import _stack
 
 pytestmark = pytest.mark.docker
@@ -160,15 +161,16 @@ async def test_an_imported_certificate_is_checked_stored_and_served_by_the_edge(
             assert answer["error"]["details"]["rule"] == rule, answer
         assert (await stack.call("GET", "/certificates"))["items"] == []
 
-        imported = await stack.call(
-            "POST",
-            "/certificates/import",
-            {
-                "domainBindingId": binding["id"],
-                "certificateChain": good.chain(),
-                "privateKey": good.key_pem(),
-            },
-        )
+        # Imported through the CLI, as an operator would, from PEM files.
+        chain_file, key_file = tmp_path / "chain.pem", tmp_path / "key.pem"
+        chain_file.write_text(good.chain())
+        key_file.write_text(good.key_pem())
+        cli = Cli(coordinator, admin_token, tmp_path / "cli")
+        said = await cli.ok("certs", "import", APP, str(chain_file), str(key_file))
+        assert "Berth Import Test Root" in said
+        assert fingerprint(good.leaf) in said
+        [item] = (await stack.call("GET", "/certificates"))["items"]
+        imported = {"certificateId": item["id"], "attemptId": item["latestAttempt"]["id"]}
         shown = await stack.call("GET", f"/certificates/{imported['certificateId']}")
         assert shown["source"] == "imported"
         assert shown["status"] == "active"

@@ -19,6 +19,7 @@ from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
+from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_deploy_e2e import Stack, _stack
 
 pytestmark = pytest.mark.docker
@@ -290,6 +291,10 @@ async def test_dns_pointing_elsewhere_is_diagnosed_with_the_observed_addresses(
             binding_id = await _bind(stack, FAR, confirm=True)
             await stack.finish(await stack.deploy())
             certificate = await _latest_attempt(stack, binding_id, "failed")
+            # The CLI says it in words: what failed, what DNS answers, that a retry may help.
+            cli = Cli(coordinator, admin_token, tmp_path / "cli")
+            shown = await cli.ok("certs", "show", FAR)
+            listed = await cli.ok("certs", "list")
         finally:
             await stack.agent.stop()
     finally:
@@ -300,6 +305,12 @@ async def test_dns_pointing_elsewhere_is_diagnosed_with_the_observed_addresses(
     assert attempt["failureDetails"]["observedTargets"] == ["127.0.0.2"]
     assert attempt["failureDetails"]["expectedTargets"] == ["127.0.0.1"]
     assert "resolves to 127.0.0.2, not to this server (127.0.0.1)" in attempt["failureMessage"]
+    assert "acme_dns_points_elsewhere (phase challenge)" in shown
+    assert "DNS observed" in shown
+    assert "127.0.0.2" in shown
+    assert f"Retry now: berth certs renew {FAR}" in shown
+    assert FAR in listed
+    assert "acme_dns_points_elsewhere" in listed
 
 
 async def test_a_ca_refusing_the_name_is_diagnosed_as_not_retriable(
