@@ -15,7 +15,7 @@ from shared.messages.certificates import CertificateFailure, FailurePhase
 
 _ACME_ERROR: Final = "urn:ietf:params:acme:error:"
 # "dial tcp 127.0.0.2:5002: connect: connection refused" / "Failed to connect to 1.2.3.4:80 for"
-_ADDRESS: Final = re.compile(r"(?:dial tcp|connect to) \[?([0-9a-fA-F:.]+?)\]?:(\d+)")
+_ADDRESS: Final = re.compile(r"(?:dial tcp|connect to) (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
 # Let's Encrypt: "... retry after 2026-12-06 09:00:00 UTC: see https://..."
 _PROBLEM: Final = re.compile(r"urn:ietf:params:acme:error:[A-Za-z]+")
 # "will retry" names its identifier only at the start of its error: "[name] Obtain: ..."
