@@ -23,22 +23,39 @@ def load_pem_entries(certificates: list[ImportedCertificate]) -> list[dict[str, 
     ]
 
 
+async def _create_tls_app(admin: CaddyAdmin, tls: dict[str, Any]) -> None:
+    """Create ``apps.tls`` and whichever parents are missing (an edge not set up yet)."""
+    status, apps = await admin.call("GET", "/config/apps")
+    if status < 400 and isinstance(apps, dict):
+        path, body = "/config/apps/tls", tls
+    else:
+        status, config = await admin.call("GET", "/config/")
+        if status < 400 and isinstance(config, dict):
+            path, body = "/config/apps", {"tls": tls}
+        else:
+            path, body = "/config/", {"apps": {"tls": tls}}
+    status, answer = await admin.call("POST", path, body)
+    if status >= 400:
+        raise OSError(f"Caddy refused the imported certificates ({status}): {answer}")
+
+
 async def load(admin: CaddyAdmin, certificates: list[ImportedCertificate]) -> None:
     """Make Caddy serve exactly ``certificates`` among those Berth loaded (others are kept)."""
     ours = load_pem_entries(certificates)
     status, tls = await admin.call("GET", "/config/apps/tls")
-    body: dict[str, Any]
     if status >= 400 or not isinstance(tls, dict):
-        path, body = "/config/apps/tls", {"certificates": {"load_pem": ours}}
-    else:
-        current = tls.get("certificates")
-        loaders: dict[str, Any] = current if isinstance(current, dict) else {}
-        loaded = loaders.get("load_pem") or []
-        theirs = [e for e in loaded if not (isinstance(e, dict) and TAG in (e.get("tags") or []))]
-        if [e for e in loaded if e not in theirs] == ours:
-            return  # already served: posting again would reload Caddy for nothing
-        path, body = "/config/apps/tls/certificates", {**loaders, "load_pem": theirs + ours}
-    status, answer = await admin.call("POST", path, body)
+        if ours:
+            await _create_tls_app(admin, {"certificates": {"load_pem": ours}})
+        return
+    current = tls.get("certificates")
+    loaders: dict[str, Any] = current if isinstance(current, dict) else {}
+    loaded = loaders.get("load_pem") or []
+    theirs = [e for e in loaded if not (isinstance(e, dict) and TAG in (e.get("tags") or []))]
+    if [e for e in loaded if e not in theirs] == ours:
+        return  # already served: posting again would reload Caddy for nothing
+    status, answer = await admin.call(
+        "POST", "/config/apps/tls/certificates", {**loaders, "load_pem": theirs + ours}
+    )
     if status >= 400:
         raise OSError(f"Caddy refused the imported certificates ({status}): {answer}")
 
