@@ -15,7 +15,7 @@ from coordinator.domains.dns_check import Resolver
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
-from shared.errors import Unavailable
+from shared.errors import Conflict, Unavailable
 from shared.messages import UNSTAMPED, Hello
 from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
@@ -40,6 +40,8 @@ class CertificateListener:
         self._resolver = resolver
         self._keyring = keyring
         self._registry = registry
+        # Links whose agent watches certificates (an HTTPS edge and a new enough agent).
+        self._capable: set[AgentSession] = set()
         self._queue: asyncio.Queue[tuple[str, CertificateReport]] = asyncio.Queue(_QUEUE_BOUND)
 
     @property
@@ -50,6 +52,7 @@ class CertificateListener:
     async def on_connected(self, session: AgentSession, hello: Hello) -> None:
         """Hand an edge that serves certificates the imported ones it must load."""
         if CERTIFICATES_CAPABILITY in hello.capabilities:
+            self._capable.add(session)
             await self._send_load(session)
 
     async def _send_load(self, session: AgentSession) -> None:
@@ -60,7 +63,7 @@ class CertificateListener:
         """Send the server's imported certificates now; False when its agent is not online
         (it gets them when it connects)."""
         session = self._registry.get(server_id) if server_id else None
-        if session is None:
+        if session is None or session not in self._capable:
             return False
         try:
             await self._send_load(session)
@@ -81,10 +84,17 @@ class CertificateListener:
                 "the server's agent is not connected: its edge retries on its own schedule",
                 details={"serverId": server_id},
             )
+        if session not in self._capable:
+            raise Conflict(
+                "the server's agent does not manage certificates: its edge serves no HTTPS "
+                "(BERTH_AGENT_EDGE_TLS_LISTEN unset) or the agent predates certificates",
+                details={"serverId": server_id},
+            )
         await session.send(CertificateRetry(id=UNSTAMPED, domain_names=domain_names))
 
     def on_disconnected(self, session: AgentSession) -> None:
-        """Nothing is held per session."""
+        """Forget the link."""
+        self._capable.discard(session)
 
     async def run(self) -> None:
         """Apply queued reports until cancelled."""
