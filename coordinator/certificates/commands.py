@@ -88,19 +88,26 @@ async def issue_or_renew(
             "the binding has no server yet: deploy the resource first",
             details={"domainBindingId": binding.id},
         )
-    cert = await managed_certificate(binding, binding.server_id)
-    now = datetime.now(UTC)
-    if cert.status == "active" and cert.not_before and cert.not_after:
-        renews_at = cert.not_after - (cert.not_after - cert.not_before) / 3
-        if now < renews_at:
-            raise Conflict(
-                "the certificate is valid; the edge renews it by itself from "
-                f"{renews_at.isoformat()} (a forced early renewal is not supported by Caddy)",
-                details={"certificateId": cert.id, "renewsAt": renews_at.isoformat()},
-            )
-    reason = "renew" if cert.fingerprint else "issue"
+    existing = await Certificate.get_or_none(domain_binding_id=binding.id, source="managed")
+    if existing is not None and existing.status == "active":
+        _refuse_early_renewal(existing)
+    # Before anything is stored: an offline agent leaves no attempt behind.
     await kick(binding.server_id, [binding.domain_name])
+    cert = await managed_certificate(binding, binding.server_id)
+    reason = "renew" if cert.fingerprint else "issue"
     return cert, await _request_attempt(actor, request_id, cert, reason)
+
+
+def _refuse_early_renewal(cert: Certificate) -> None:
+    if cert.not_before is None or cert.not_after is None:
+        return
+    renews_at = cert.not_after - (cert.not_after - cert.not_before) / 3
+    if datetime.now(UTC) < renews_at:
+        raise Conflict(
+            "the certificate is valid; the edge renews it by itself from "
+            f"{renews_at.isoformat()} (a forced early renewal is not supported by Caddy)",
+            details={"certificateId": cert.id, "renewsAt": renews_at.isoformat()},
+        )
 
 
 async def retry(

@@ -2,17 +2,13 @@
 agent, and served by the agent's real Caddy instead of an ACME one."""
 
 import asyncio
-import datetime
 import socket
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from coordinator.db.certificate_models import Certificate
 from coordinator.secrets import Keyring
@@ -21,71 +17,11 @@ from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
 from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_deploy_e2e import _stack
+from tests.tls_material import issue_for
 
 pytestmark = pytest.mark.docker
 
 APP = "app.example.test"
-_NOW = datetime.datetime.now(datetime.UTC)
-
-
-@dataclass
-class Issued:
-    root: x509.Certificate
-    leaf: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    def chain(self) -> str:
-        return "".join(
-            c.public_bytes(serialization.Encoding.PEM).decode() for c in (self.leaf, self.root)
-        )
-
-    def key_pem(self, key: ec.EllipticCurvePrivateKey | None = None) -> str:
-        return (
-            (key or self.key)
-            .private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            .decode()
-        )
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(names: list[str], *, days: int = 30, expired: bool = False) -> Issued:
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Berth Import Test Root"))
-        .issuer_name(_name("Berth Import Test Root"))
-        .public_key(root_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_NOW - datetime.timedelta(days=60))
-        .not_valid_after(_NOW + datetime.timedelta(days=60))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(root_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = _NOW - datetime.timedelta(days=40 if expired else 1)
-    end = _NOW - datetime.timedelta(days=1) if expired else _NOW + datetime.timedelta(days=days)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
-        .issuer_name(root.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(root_key, hashes.SHA256())
-    )
-    return Issued(root, leaf, key)
 
 
 def _served_leaf(port: int, roots: Path) -> x509.Certificate:
@@ -129,13 +65,13 @@ async def test_an_imported_certificate_is_checked_stored_and_served_by_the_edge(
                 "tlsMode": "imported",
             },
         )
-        good = _issue([APP])
-        wrong_name = _issue(["else.example.test"])
-        expired = _issue([APP], expired=True)
+        good = issue_for([APP])
+        wrong_name = issue_for(["else.example.test"])
+        expired = issue_for([APP], expired=True)
         pem = serialization.Encoding.PEM
         # Each case breaks one rule only (the certificate's own key unless the key is the fault).
         cases = [
-            ("key-matches", good.chain(), good.key_pem(_issue([APP]).key)),
+            ("key-matches", good.chain(), good.key_pem(issue_for([APP]).key)),
             ("name-covered", wrong_name.chain(), wrong_name.key_pem()),
             ("not-expired", expired.chain(), expired.key_pem()),
             (
