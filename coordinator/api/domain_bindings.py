@@ -89,8 +89,22 @@ async def _delete_safety(row: models.DomainBinding) -> DeleteSafety:
         )
         for source in await bindings.redirect_sources(row)
     ]
+    warnings = [
+        DeleteSafetyEntry(
+            kind="active-certificate",
+            severity="warning",
+            message=f"the {cert.source} certificate for {cert.domain_name} is deleted with it",
+            related_entity_type="certificate",
+            related_entity_id=cert.id,
+            count=1,
+        )
+        for cert in await certificate_reads.active_of_binding(row.id)
+    ]
     return DeleteSafety(
-        domain_binding_id=row.id, safe_to_delete=not blockers, blockers=blockers, warnings=[]
+        domain_binding_id=row.id,
+        safe_to_delete=not blockers,
+        blockers=blockers,
+        warnings=warnings,
     )
 
 

@@ -43,3 +43,8 @@ async def attempts_of(certificate_ids: list[str]) -> dict[str, list[CertificateA
     for row in rows:
         found[row.certificate_id].append(row)  # type: ignore[attr-defined]
     return found
+
+
+async def active_of_binding(binding_id: str) -> list[Certificate]:
+    """The binding's certificates in use (deleting the binding drops them with it)."""
+    return await Certificate.filter(domain_binding_id=binding_id, status="active").order_by("id")

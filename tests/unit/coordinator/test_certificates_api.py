@@ -146,6 +146,14 @@ async def test_commands_refuse_what_cannot_be_done(
     status, imported, _ = await _import(coordinator, admin_token, binding["id"])
     assert status == 201, imported
     certificate_id = imported["certificateId"]
+    status, check, _ = await coordinator.call(
+        "GET", f"/domain-bindings/{binding['id']}/delete-check", token=admin_token
+    )
+    assert status == 200, check
+    assert check["safeToDelete"] is True
+    assert [(w["kind"], w["relatedEntityId"]) for w in check["warnings"]] == [
+        ("active-certificate", certificate_id)
+    ]
     response = await coordinator.call(
         "POST", f"/certificates/{certificate_id}/retries", token=admin_token, json={}
     )
