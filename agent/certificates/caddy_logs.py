@@ -43,7 +43,8 @@ class CaddyAdmin:
     async def call(
         self, method: str, path: str, body: Any = None, *, force: bool = False
     ) -> tuple[int, Any]:
-        """One request; ``(status, parsed JSON or None)``; raises ``OSError``-like on failure.
+        """One request; ``(status, parsed JSON or None)``; ``OSError`` or ``TimeoutError`` when
+        Caddy cannot be reached.
 
         ``force`` asks Caddy to apply a config even when it is unchanged.
         """
@@ -54,17 +55,21 @@ class CaddyAdmin:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        async with (
-            asyncio.timeout(_TIMEOUT),
-            aiohttp.ClientSession() as session,
-            session.request(method, self._admin + path, data=data, headers=headers) as response,
-        ):
-            text = await response.text()
-            try:
-                parsed = json.loads(text) if text.strip() else None
-            except ValueError:
-                parsed = None
-            return response.status, parsed
+        try:
+            async with (
+                asyncio.timeout(_TIMEOUT),
+                aiohttp.ClientSession() as session,
+                session.request(method, self._admin + path, data=data, headers=headers) as response,
+            ):
+                status = response.status
+                text = await response.text()
+        except aiohttp.ClientError as exc:
+            raise OSError(f"Caddy's admin API {self._admin} failed: {exc}") from exc
+        try:
+            parsed = json.loads(text) if text.strip() else None
+        except ValueError:
+            parsed = None
+        return status, parsed
 
     async def ensure_log(self, port: int) -> None:
         """Point the ``berth-certificates`` log at ``port`` (creating the parents it needs)."""

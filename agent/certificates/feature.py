@@ -99,18 +99,26 @@ class CertificateFeature:
         except (OSError, TimeoutError, ValueError) as exc:
             logger.warning("could not make Caddy retry its certificate orders: %s", exc)
 
+    async def _round(self) -> None:
+        await self._keep_log_pointed()
+        await self._keep_imported_loaded()
+        await self._retry_if_wanted()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), self._scan_seconds)
+        self._changed.clear()
+        await self._send_if_changed()
+
     async def run(self) -> None:
         """Listen for Caddy's log lines; rescan and report on change or every scan period."""
         await self._receiver.start()
         try:
             while True:
-                await self._keep_log_pointed()
-                await self._keep_imported_loaded()
-                await self._retry_if_wanted()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), self._scan_seconds)
-                self._changed.clear()
-                await self._send_if_changed()
+                try:
+                    await self._round()
+                except Exception:
+                    # One bad round (Caddy answering nonsense, an unreadable file) must not end
+                    # the feature, and with it the daemon: the next round starts afresh.
+                    logger.exception("certificate watch round failed")
         finally:
             await self._receiver.close()
 
@@ -123,8 +131,9 @@ class CertificateFeature:
             return
         try:
             await link.send(report)
-        except (OSError, ConnectionError, RuntimeError) as exc:
-            logger.debug("certificate report not sent: %s", exc)
+        except Exception as exc:
+            # The link closed meanwhile: the next link gets the whole picture on attach.
+            logger.info("certificate report not sent: %s", exc)
             return
         self._last_sent = report
 
