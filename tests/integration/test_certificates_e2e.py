@@ -246,8 +246,12 @@ async def test_a_closed_challenge_port_is_diagnosed(
             await stack.finish(await stack.deploy())
             certificate = await _latest_attempt(stack, binding_id, "failed", retry_known=True)
             # A retry now makes the edge try at once, not at the end of its 60 s back-off.
-            retried = await stack.call("POST", f"/certificates/{certificate['id']}/retries", {})
-            assert retried["certificateId"] == certificate["id"]
+            # Through the CLI, as an operator would: the latest attempt failed, so it retries.
+            cli = Cli(coordinator, admin_token, tmp_path / "cli")
+            renewed = await cli.json("certs", "renew", APP)
+            assert renewed["id"] == certificate["id"]
+            assert renewed["latestAttempt"]["status"] == "requested"
+            retried = {"attemptId": renewed["latestAttempt"]["id"]}
 
             async def retried_and_failed() -> bool:
                 shown = await stack.call("GET", f"/certificates/{certificate['id']}")
