@@ -33,13 +33,11 @@ async def get_certificate(actor: Principal, certificate_id: str) -> Certificate:
 
 
 async def attempts_of(certificate_ids: list[str]) -> dict[str, list[CertificateAttempt]]:
-    """Each certificate's attempts in the order they were requested."""
+    """Each certificate's attempts in the order Berth learned of them (the last is the latest)."""
     found: dict[str, list[CertificateAttempt]] = {c: [] for c in certificate_ids}
     if not certificate_ids:
         return found
-    rows = await CertificateAttempt.filter(certificate_id__in=certificate_ids).order_by(
-        "requested_at", "id"
-    )
+    rows = await CertificateAttempt.filter(certificate_id__in=certificate_ids).order_by("id")
     for row in rows:
         found[row.certificate_id].append(row)  # type: ignore[attr-defined]
     return found
