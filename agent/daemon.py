@@ -7,7 +7,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent import dependencies, logstream, monitoring, terminal, volume_feature
+from agent import certificates, dependencies, logstream, monitoring, terminal, volume_feature
 from agent.artifacts import ArchiveBuilder
 from agent.connection import Link, ReconnectPolicy
 from agent.deploy_feature import DeploymentFeature
@@ -60,6 +60,7 @@ async def run(
                 terminal.build_feature,
                 dependencies.build_feature,
                 volume_feature.build_feature,
+                certificates.build_feature,
             )
             if (feature := build(runtime, state_dir, settings)) is not None
         ),

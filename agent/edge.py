@@ -254,8 +254,12 @@ class CaddyEdge:
             if http.get(key) != port:
                 await self._call("POST", f"/config/apps/http/{key}", port)
         wanted = tls_app(tls)
-        if await self._call("GET", "/config/apps/tls", missing_ok=True) != wanted:
+        current = await self._call("GET", "/config/apps/tls", missing_ok=True)
+        if not isinstance(current, dict):
             await self._call("POST", "/config/apps/tls", wanted)
+        elif current.get("automation") != wanted["automation"]:
+            # Only the automation part is the edge's: imported certificates live beside it.
+            await self._call("POST", "/config/apps/tls/automation", wanted["automation"])
 
     async def set_upstreams(
         self,

@@ -14,6 +14,7 @@ from agent.edge_tls import DEFAULT_ACME_DIRECTORY, EdgeTls
 MIN_SAMPLE_SECONDS: Final = 1.0
 DEFAULT_EDGE_ADMIN_URL: Final = "http://127.0.0.1:2019"
 DEFAULT_EDGE_LISTEN: Final = ":80"
+DEFAULT_CADDY_DATA_DIR: Final = "/var/lib/caddy/.local/share/caddy"
 
 
 class SettingsError(ValueError):
@@ -94,6 +95,10 @@ class AgentSettings:
     acme_directory: str = DEFAULT_ACME_DIRECTORY
     acme_email: str = ""
     acme_ca_roots: str = ""
+    # Caddy's data directory (its certificate storage) when its config names no storage root:
+    # Debian's caddy user keeps it here.
+    caddy_data_dir: str = DEFAULT_CADDY_DATA_DIR
+    certificate_scan_seconds: float = 30.0
     # Put on every container the agent creates (tests and benches tag theirs for cleanup).
     extra_labels: dict[str, str] = field(default_factory=dict)
     # Host directories under which a deployment may bind-mount (none: bind mounts refused).
@@ -123,6 +128,8 @@ class AgentSettings:
             acme_directory=_text("BERTH_AGENT_ACME_DIRECTORY", DEFAULT_ACME_DIRECTORY),
             acme_email=os.environ.get("BERTH_AGENT_ACME_EMAIL", "").strip(),
             acme_ca_roots=os.environ.get("BERTH_AGENT_ACME_CA_ROOTS", "").strip(),
+            caddy_data_dir=_text("BERTH_AGENT_CADDY_DATA_DIR", DEFAULT_CADDY_DATA_DIR),
+            certificate_scan_seconds=_float("BERTH_AGENT_CERTIFICATE_SCAN_SECONDS", 30.0, 1.0),
             extra_labels=parse_labels(os.environ.get("BERTH_AGENT_EXTRA_LABELS", "")),
             bind_mount_roots=parse_roots(os.environ.get("BERTH_AGENT_BIND_MOUNT_ROOTS", "")),
         )

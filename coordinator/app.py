@@ -9,6 +9,7 @@ from typing import Final
 from aiohttp import web
 
 from coordinator import (
+    certificates,
     dependencies,
     deployments,
     logstream,
@@ -48,6 +49,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     logstream.install,
     terminals.install,
     dependencies.install,
+    certificates.install,
 )
 
 

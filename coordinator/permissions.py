@@ -37,6 +37,8 @@ Permission = Literal[
     "dependency-resources:write",
     "storage-volumes:read",
     "storage-volumes:write",
+    "certificates:read",
+    "certificates:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -91,6 +93,8 @@ GRANTS: Final[dict[Permission, str]] = {
     "storage-volumes:write": (
         "create, rename, delete and clean up storage volumes; attach and detach them to resources"
     ),
+    "certificates:read": "list and show certificates, their facts and failed attempts",
+    "certificates:write": "import, issue or renew, retry, revoke and delete certificates",
 }
 """What each permission grants, in the README table's order."""
 

@@ -26,7 +26,14 @@ class Pebble:
     certificates are made fresh on every start and fetched into ``issued_roots``.
     """
 
-    def __init__(self, directory: Path, http_port: int, tls_port: int, dns_address: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        http_port: int,
+        tls_port: int,
+        dns_address: str,
+        blocklist: tuple[str, ...] = (),
+    ) -> None:
         if shutil.which("pebble") is None:
             if REQUIRE_DOCKER:
                 pytest.fail("pebble is required (BERTH_REQUIRE_DOCKER=1): apt-get install pebble")
@@ -35,6 +42,8 @@ class Pebble:
         self.port = free_port()
         self.management_port = free_port()
         self._http_port, self._tls_port, self._dns = http_port, tls_port, dns_address
+        # Names Pebble refuses with rejectedIdentifier (a CA that says no).
+        self._blocklist = list(blocklist)
         self.listener_ca = directory / "listener-ca.pem"
         self.issued_roots = directory / "issued-roots.pem"
         self._process: subprocess.Popen[bytes] | None = None
@@ -74,6 +83,7 @@ class Pebble:
                         "tlsPort": self._tls_port,
                         "ocspResponderURL": "",
                         "externalAccountBindingRequired": False,
+                        "domainBlocklist": self._blocklist,
                     }
                 }
             )

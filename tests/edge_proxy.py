@@ -24,6 +24,11 @@ class Caddy:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def data_dir(self) -> Path:
+        """Caddy's data directory (``XDG_DATA_HOME/caddy``): its certificate storage."""
+        return self._directory / "caddy"
+
+    @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 

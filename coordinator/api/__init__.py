@@ -5,6 +5,7 @@ from aiohttp import web
 from coordinator.api import (  # noqa: F401  (imported for their route registrations)
     audit_events,
     bootstrap,
+    certificates,
     dependency_bindings,
     dependency_resources,
     deploy_tokens,

@@ -1,5 +1,6 @@
 """Domain-binding routes: parse, authorize, call ``coordinator.domains`` and shape the answer."""
 
+from coordinator.api.certificates import certificate_items
 from coordinator.api.domain_routes import route_readiness
 from coordinator.api.domain_schemas import (
     ConfigureRouteRequest,
@@ -21,6 +22,7 @@ from coordinator.api.resource_views import access_summary
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.appkeys import SETTINGS_KEY
+from coordinator.certificates import reads as certificate_reads
 from coordinator.db import models
 from coordinator.deployments import reads
 from coordinator.domains import bindings
@@ -87,8 +89,22 @@ async def _delete_safety(row: models.DomainBinding) -> DeleteSafety:
         )
         for source in await bindings.redirect_sources(row)
     ]
+    warnings = [
+        DeleteSafetyEntry(
+            kind="active-certificate",
+            severity="warning",
+            message=f"the {cert.source} certificate for {cert.domain_name} is deleted with it",
+            related_entity_type="certificate",
+            related_entity_id=cert.id,
+            count=1,
+        )
+        for cert in await certificate_reads.active_of_binding(row.id)
+    ]
     return DeleteSafety(
-        domain_binding_id=row.id, safe_to_delete=not blockers, blockers=blockers, warnings=[]
+        domain_binding_id=row.id,
+        safe_to_delete=not blockers,
+        blockers=blockers,
+        warnings=warnings,
     )
 
 
@@ -142,7 +158,7 @@ async def list_bindings(call: Call) -> DomainBindingList:
     response=DomainBindingShow,
 )
 async def show(call: Call) -> DomainBindingShow:
-    """One binding; ``proxyReadiness`` is what the agent reported, certificates come later."""
+    """One binding; ``proxyReadiness`` and ``certificates`` are what the agent reported."""
     row = await bindings.get_binding(call.actor, call.path["domainBindingId"])
     item = binding_item(row)
     deployments = await reads.all_of_resource(item.resource_id)
@@ -151,6 +167,9 @@ async def show(call: Call) -> DomainBindingShow:
         generated_access_fallback=access_summary(deployments, None).latest_generated_access_route,
         route_readiness=route_readiness(item),
         proxy_readiness=row.proxy_readiness,  # type: ignore[arg-type]
+        certificates=await certificate_items(
+            await certificate_reads.listed(call.actor, domain_binding_id=row.id, limit=100)
+        ),
         delete_safety=await _delete_safety(row),
     )
 

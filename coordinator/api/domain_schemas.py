@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from coordinator.api.certificate_schemas import CertificateItem
 from coordinator.api.resource_views import GeneratedAccessRoute
 from coordinator.api.schemas import ApiRequest
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
@@ -229,7 +230,7 @@ class DomainBindingShow(WireModel):
     generated_access_fallback: GeneratedAccessRoute | None
     # ``unknown`` only for bindings stored before agents reported what their edge serves.
     proxy_readiness: Literal["unknown", "ready", "not-ready"] = "unknown"
-    certificates: list[WireModel] = Field(default_factory=list)
+    certificates: list[CertificateItem] = Field(default_factory=list)
     delete_safety: DeleteSafety
 
 

@@ -71,6 +71,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "bindingId",
             "storageVolumeId",
             "attachmentId",
+            "certificateId",
         )
     },
 }

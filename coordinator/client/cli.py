@@ -10,6 +10,7 @@ from urllib.parse import quote
 import click
 
 from coordinator.client import (
+    certs_cli,
     db_cli,
     deploy_cli,
     domains_cli,
@@ -488,6 +489,7 @@ for _command in (
     *domains_cli.COMMANDS,
     *db_cli.COMMANDS,
     *volumes_cli.COMMANDS,
+    *certs_cli.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -18,7 +18,7 @@ DOMAIN_COLUMNS: Final = (
 LIMIT: Final = 500
 
 
-async def _binding_id(api: ApiClient, ref: str) -> str:
+async def binding_id_of(api: ApiClient, ref: str) -> str:
     """A binding by id or by domain name (its ``/`` path binding first)."""
     if ref.startswith("dbd_"):
         return ref
@@ -150,7 +150,7 @@ def domains_show(opts: "Options", binding: str) -> None:
     """Show a binding (id or domain) with its DNS observation and route readiness."""
 
     async def show(api: ApiClient) -> JsonObject:
-        return await api.get(f"/domain-bindings/{segment(await _binding_id(api, binding))}")
+        return await api.get(f"/domain-bindings/{segment(await binding_id_of(api, binding))}")
 
     opts.show(opts.call(show), _show_human)
 
@@ -169,7 +169,7 @@ def domains_verify(opts: "Options", binding: str, method: str | None, reason: st
     """Look the domain up again (and prove ownership with --method); show the result."""
 
     async def verify(api: ApiClient) -> JsonObject:
-        binding_id = segment(await _binding_id(api, binding))
+        binding_id = segment(await binding_id_of(api, binding))
         _ = await api.post(f"/domain-bindings/{binding_id}/verification-retries", {})
         if method is not None:
             body: JsonObject = {"method": method}
@@ -188,7 +188,7 @@ def domains_remove(opts: "Options", binding: str) -> None:
     """Delete a binding (id or domain); refused while another binding redirects to it."""
 
     async def remove(api: ApiClient) -> JsonObject:
-        binding_id = await _binding_id(api, binding)
+        binding_id = await binding_id_of(api, binding)
         return await api.call(
             "DELETE",
             f"/domain-bindings/{segment(binding_id)}",

@@ -17,6 +17,7 @@ MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
 DEPENDENCY_MODELS_MODULE = "coordinator.db.dependency_models"
 VOLUME_MODELS_MODULE = "coordinator.db.volume_models"
+CERTIFICATE_MODELS_MODULE = "coordinator.db.certificate_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -42,6 +43,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     MONITORING_MODELS_MODULE,
                     DEPENDENCY_MODELS_MODULE,
                     VOLUME_MODELS_MODULE,
+                    CERTIFICATE_MODELS_MODULE,
                 ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,

@@ -1,15 +1,40 @@
 """The resource's domain bindings as the edge routes a deployment plan carries to the agent."""
 
 from coordinator.db import models
+from coordinator.db.certificate_models import Certificate
 from shared.messages.deploy import DomainRoute
+
+
+def acme_eligible(binding: models.DomainBinding) -> bool:
+    """Only a binding whose ownership is proven (or confirmed by hand) gets ACME issuance."""
+    return binding.tls_mode == "auto" and binding.ownership_confirmed_at is not None
+
+
+def _edge_tls_mode(binding: models.DomainBinding, imported: set[str]) -> str:
+    # A name with an imported certificate is served with it (Caddy orders nothing for a name
+    # whose certificate is loaded). Otherwise an unproven name is served on plain HTTP only:
+    # on the HTTPS server Caddy would ask the CA for a certificate for a name nobody has shown
+    # they control; and ``imported`` without a certificate has nothing to serve HTTPS with.
+    if binding.id in imported and binding.tls_mode != "disabled":
+        return "imported"
+    if binding.tls_mode == "auto" and acme_eligible(binding):
+        return "auto"
+    return "disabled"
 
 
 async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
     """Bindings of the resource on ``server_id`` (or on no server yet), oldest first.
 
-    A binding still waiting for an HTTP-token proof carries its token so the edge can serve it.
+    A binding still waiting for an HTTP-token proof carries its token so the edge can serve it,
+    and is served over plain HTTP until its ownership is proven (no ACME order for it).
     """
     rows = await models.DomainBinding.filter(resource_id=resource_id).order_by("created_at", "id")
+    imported = {
+        str(b)
+        for b in await Certificate.filter(
+            domain_binding_id__in=[r.id for r in rows], source="imported", status="active"
+        ).values_list("domain_binding_id", flat=True)
+    }
     routes: list[DomainRoute] = []
     for row in rows:
         if row.server_id is not None and row.server_id != server_id:
@@ -22,7 +47,7 @@ async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
                 path_prefix=row.path_prefix,
                 redirect_to=row.redirect_to,
                 redirect_status=row.redirect_status,
-                tls_mode=row.tls_mode,  # type: ignore[arg-type]
+                tls_mode=_edge_tls_mode(row, imported),  # type: ignore[arg-type]
                 ownership_token=row.ownership_token if proving else None,
             )
         )

@@ -6,6 +6,11 @@ from typing import Annotated, Any, TypeVar, cast, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
+from shared.messages.certificates import (
+    CERTIFICATES_CAPABILITY,
+    CertificatesAgentMessage,
+    CertificatesCoordinatorMessage,
+)
 from shared.messages.connectivity import CheckResult, ConnectivityCheck, ConnectivityReport
 from shared.messages.dependencies import (
     DEPENDENCIES_CAPABILITY,
@@ -99,7 +104,8 @@ AgentMessage = Annotated[
     | LogsAgentMessage
     | TerminalAgentMessage
     | DependenciesAgentMessage
-    | VolumesAgentMessage,
+    | VolumesAgentMessage
+    | CertificatesAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -114,7 +120,8 @@ CoordinatorMessage = Annotated[
     | LogsCoordinatorMessage
     | TerminalCoordinatorMessage
     | DependenciesCoordinatorMessage
-    | VolumesCoordinatorMessage,
+    | VolumesCoordinatorMessage
+    | CertificatesCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -262,6 +269,7 @@ class IdGuard:
 
 __all__ = [
     "AGENT_MESSAGE_TYPES",
+    "CERTIFICATES_CAPABILITY",
     "COORDINATOR_MESSAGE_TYPES",
     "DEPENDENCIES_CAPABILITY",
     "DEPENDENCIES_COORDINATOR_TYPES",

@@ -89,8 +89,9 @@ async def _stack(
     tmp_path: Path,
     settle: float = 0,
     agent_env: dict[str, str] | None = None,
+    server_extra: dict[str, Any] | None = None,
 ) -> Stack:
-    server = await coordinator.add_server(token, "edge-1")
+    server = await coordinator.add_server(token, "edge-1", **(server_extra or {}))
     agent = AgentProcess(
         tmp_path / "agent",
         env={

@@ -62,6 +62,12 @@ async def test_a_bound_domain_is_served_over_https_with_a_certificate_from_the_a
                     "domainName": "app.example.test",
                 },
             )
+            # Only a domain whose ownership is confirmed gets a certificate ordered.
+            await stack.call(
+                "POST",
+                f"/domain-bindings/{answer['id']}/ownership-confirmations",
+                {"method": "manual", "reason": "test domain on loopback"},
+            )
             shown = await stack.finish(await stack.deploy())
             assert shown["deployment"]["status"] == "succeeded", shown
             binding = await stack.call("GET", f"/domain-bindings/{answer['id']}")

@@ -19,6 +19,7 @@ from shared.messages import (
     DeployCancel,
     IdSequence,
 )
+from shared.messages.certificates import CERTIFICATES_COORDINATOR_TYPES
 from shared.messages.dependencies import DEPENDENCIES_COORDINATOR_TYPES
 from shared.messages.logs import LOGS_COORDINATOR_TYPES
 from shared.messages.monitoring import MONITORING_COORDINATOR_TYPES
@@ -73,6 +74,7 @@ def test_features_and_the_link_split_the_coordinator_frames_between_them(tmp_pat
         TERMINAL_COORDINATOR_TYPES,
         DEPENDENCIES_COORDINATOR_TYPES,
         VOLUMES_COORDINATOR_TYPES,
+        CERTIFICATES_COORDINATOR_TYPES,
     ]
     claimed = [t for part in parts for t in part]
     assert len(claimed) == len(set(claimed))

@@ -1,0 +1,129 @@
+"""Certificates: facts and failed attempts the agents report, imports, and their API rules."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from aiohttp import web
+
+from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
+from coordinator.certificates.imports import served_set
+from coordinator.certificates.ingest import apply_report
+from coordinator.domains.dns_check import Resolver
+from coordinator.hub.registry import Registry
+from coordinator.hub.session import AgentSession
+from coordinator.secrets import Keyring
+from shared.errors import Conflict, Unavailable
+from shared.messages import UNSTAMPED, Hello
+from shared.messages.certificates import (
+    CERTIFICATES_CAPABILITY,
+    CertificateLoad,
+    CertificateReport,
+    CertificateRetry,
+)
+
+logger = logging.getLogger(__name__)
+
+_QUEUE_BOUND = 1000
+
+
+class CertificateListener:
+    """Takes ``certificate_report`` frames; a worker applies them in arrival order.
+
+    Applying one may look a name up in DNS (to tell "DNS points elsewhere" from "port closed"),
+    which must not hold up the link's read loop.
+    """
+
+    def __init__(self, resolver: Resolver, keyring: Keyring, registry: Registry) -> None:
+        self._resolver = resolver
+        self._keyring = keyring
+        self._registry = registry
+        # Links whose agent watches certificates (an HTTPS edge and a new enough agent).
+        self._capable: set[AgentSession] = set()
+        self._queue: asyncio.Queue[tuple[str, CertificateReport]] = asyncio.Queue(_QUEUE_BOUND)
+
+    @property
+    def message_types(self) -> frozenset[str]:
+        """Only the report."""
+        return frozenset({"certificate_report"})
+
+    async def on_connected(self, session: AgentSession, hello: Hello) -> None:
+        """Hand an edge that serves certificates the imported ones it must load."""
+        if CERTIFICATES_CAPABILITY in hello.capabilities:
+            self._capable.add(session)
+            await self._send_load(session)
+
+    async def _send_load(self, session: AgentSession) -> None:
+        served = await served_set(session.server_id, self._keyring)
+        await session.send(CertificateLoad(id=UNSTAMPED, certificates=served))
+
+    async def push(self, server_id: str | None) -> bool:
+        """Send the server's imported certificates now; False when its agent is not online
+        (it gets them when it connects)."""
+        session = self._registry.get(server_id) if server_id else None
+        if session is None or session not in self._capable:
+            return False
+        try:
+            await self._send_load(session)
+        except Unavailable:
+            return False
+        return True
+
+    async def on_message(self, session: AgentSession, message: Any) -> None:
+        """Queue the report (a full queue drops it: the next report carries the same state)."""
+        if isinstance(message, CertificateReport) and not self._queue.full():
+            self._queue.put_nowait((session.server_id, message))
+
+    async def retry_now(self, server_id: str | None, domain_names: list[str]) -> None:
+        """Ask the server's edge to try ``domain_names`` now (``Unavailable`` when offline)."""
+        session = self._registry.get(server_id) if server_id else None
+        if session is None:
+            raise Unavailable(
+                "the server's agent is not connected: its edge retries on its own schedule",
+                details={"serverId": server_id},
+            )
+        if session not in self._capable:
+            raise Conflict(
+                "the server's agent does not manage certificates: its edge serves no HTTPS "
+                "(BERTH_AGENT_EDGE_TLS_LISTEN unset) or the agent predates certificates",
+                details={"serverId": server_id},
+            )
+        await session.send(CertificateRetry(id=UNSTAMPED, domain_names=domain_names))
+
+    def on_disconnected(self, session: AgentSession) -> None:
+        """Forget the link."""
+        self._capable.discard(session)
+
+    async def run(self) -> None:
+        """Apply queued reports until cancelled."""
+        while True:
+            server_id, report = await self._queue.get()
+            try:
+                await apply_report(server_id, report, self._resolver)
+            except Exception:
+                logger.exception("storing a certificate report from %s failed", server_id)
+
+
+CERTIFICATES_KEY: Final = web.AppKey("certificates", CertificateListener)
+
+
+async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[CERTIFICATES_KEY].run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def install(app: web.Application) -> None:
+    """Register the report listener and its worker."""
+    listener = CertificateListener(
+        Resolver(app[SETTINGS_KEY].dns_resolver), app[KEYRING_KEY], app[REGISTRY_KEY]
+    )
+    app[CERTIFICATES_KEY] = listener
+    app[REGISTRY_KEY].add_listener(listener)
+    app.cleanup_ctx.append(_worker_ctx)
