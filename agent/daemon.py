@@ -7,7 +7,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent import logstream, monitoring, terminal
+from agent import logstream, monitoring, tasks as task_runs, terminal
 from agent.artifacts import ArchiveBuilder
 from agent.connection import Link, ReconnectPolicy
 from agent.deploy_feature import DeploymentFeature
@@ -53,7 +53,12 @@ async def run(
         deployments,
         *(
             feature
-            for build in (monitoring.build_feature, logstream.build_feature, terminal.build_feature)
+            for build in (
+                monitoring.build_feature,
+                logstream.build_feature,
+                terminal.build_feature,
+                task_runs.build_feature,
+            )
             if (feature := build(runtime, state_dir, settings)) is not None
         ),
     ]

@@ -33,6 +33,9 @@ Permission = Literal[
     "domain-bindings:read",
     "domain-bindings:write",
     "domain-bindings:override-ownership",
+    "scheduled-tasks:read",
+    "scheduled-tasks:write",
+    "scheduled-tasks:run",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -77,6 +80,9 @@ GRANTS: Final[dict[Permission, str]] = {
     "domain-bindings:override-ownership": (
         "confirm a domain's ownership manually (audited, with a reason)"
     ),
+    "scheduled-tasks:read": "list and show scheduled tasks, their runs and run logs",
+    "scheduled-tasks:write": "create, configure, enable, disable and delete scheduled tasks",
+    "scheduled-tasks:run": "run a scheduled task now and run one-off commands (`berth run`)",
 }
 """What each permission grants, in the README table's order."""
 

@@ -93,6 +93,8 @@ class RunSpec:
     memory_bytes: int | None = None
     # Container ports published on 127.0.0.1 with an ephemeral host port each.
     ports: tuple[int, ...] = ()
+    # Serving containers come back after a crash or reboot; a task run's container must not.
+    restart: bool = True
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,11 @@ class ContainerRuntime(Protocol):
     ) -> LogBody:
         """Start reading a container's log (timestamped, both streams); the caller reads and
         closes it. Raise ``EngineError`` on failure."""
+        ...
+
+    async def wait_exit(self, container_id: str) -> int:
+        """Wait until the container exits and return its exit code (task runs); raise
+        ``EngineError`` on failure."""
         ...
 
     async def info(self) -> dict[str, Any]:

@@ -66,6 +66,8 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "serverId",
             "sessionId",
             "tokenId",
+            "taskId",
+            "runId",
         )
     },
 }

@@ -55,6 +55,7 @@ from shared.messages.runtime import (
     RuntimeControlResult,
     RuntimeOperation,
 )
+from shared.messages.tasks import TASKS_CAPABILITY, TasksAgentMessage, TasksCoordinatorMessage
 from shared.messages.terminal import (
     TERMINAL_CAPABILITY,
     TERMINAL_HOST_CAPABILITY,
@@ -72,7 +73,8 @@ AgentMessage = Annotated[
     | DeploymentsAgentMessage
     | MonitoringAgentMessage
     | LogsAgentMessage
-    | TerminalAgentMessage,
+    | TerminalAgentMessage
+    | TasksAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -85,7 +87,8 @@ CoordinatorMessage = Annotated[
     | DeploymentsCoordinatorMessage
     | MonitoringCoordinatorMessage
     | LogsCoordinatorMessage
-    | TerminalCoordinatorMessage,
+    | TerminalCoordinatorMessage
+    | TasksCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -239,6 +242,7 @@ __all__ = [
     "DEPLOY_COORDINATOR_TYPES",
     "LOGS_CAPABILITY",
     "MONITORING_CAPABILITY",
+    "TASKS_CAPABILITY",
     "TERMINAL_CAPABILITY",
     "TERMINAL_HOST_CAPABILITY",
     "UNSTAMPED",

@@ -1,0 +1,256 @@
+"""Task runs: recording a slot's run before it is dispatched (unique per task, slot and
+attempt), run-now, reads and logs, and what the agent reports (start, output, result, retry)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from coordinator import audit
+from coordinator.auth import Principal
+from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun, ScheduledTaskRunLog
+from coordinator.ids import new_id
+from coordinator.lookup import visible_or_404
+from coordinator.paging import Page
+from coordinator.scheduling.definitions import AGGREGATE, current_deployment, get_task
+from shared.errors import NotFound
+from shared.messages.tasks import TaskRunLine, TaskRunResult
+
+ACTIVE: Final = ("accepted", "running")
+# Retries wait RETRY_BASE_SECONDS * 2**attempt, capped at RETRY_MAX_SECONDS.
+RETRY_MAX_SECONDS: Final = 600.0
+
+
+async def record_slot(
+    task: ScheduledTask,
+    slot_at: datetime,
+    *,
+    now: datetime,
+    following: datetime,
+    skipped_reason: str | None = None,
+) -> ScheduledTaskRun | None:
+    """Record the run of ``slot_at`` (or its skip); None when the slot was already recorded.
+
+    Advancing the task's next slot happens in the same transaction, so a restart never sees
+    a slot as due that already has its run.
+    """
+    status = "skipped" if skipped_reason else "accepted"
+    try:
+        async with in_transaction():
+            run = await ScheduledTaskRun.create(
+                id=new_id("tkr"),
+                organization_id=task.organization_id,
+                project_id=task.project_id,
+                environment_id=task.environment_id,
+                task_id=task.id,
+                resource_id=task.resource_id,
+                trigger_kind="scheduled",
+                slot_key=slot_at.astimezone(UTC).isoformat(),
+                slot_at=slot_at,
+                attempt=0,
+                status=status,
+                skipped_reason=skipped_reason,
+                not_before=now,
+                created_at=now,
+                finished_at=now if skipped_reason else None,
+            )
+            await audit.record(
+                actor=None,
+                event_type="task-run.skipped" if skipped_reason else "task-run.scheduled",
+                aggregate_type=AGGREGATE,
+                aggregate_id=task.id,
+                payload={"runId": run.id, "slotAt": run.slot_key, "reason": skipped_reason},
+                organization_id=task.organization_id,
+            )
+            await ScheduledTask.filter(id=task.id).update(next_slot_at=following)
+    except IntegrityError:
+        # Recorded before (another coordinator, or a tick before a crash): move on only.
+        await ScheduledTask.filter(id=task.id).update(next_slot_at=following)
+        return None
+    return run
+
+
+async def run_now(actor: Principal, task: ScheduledTask, request_id: str) -> ScheduledTaskRun:
+    """Accept one manual run (dispatched by the scheduler; the caller does not wait for it)."""
+    _ = await current_deployment(task.resource_id)
+    now = datetime.now(UTC)
+    run_id = new_id("tkr")
+    async with in_transaction():
+        run = await ScheduledTaskRun.create(
+            id=run_id,
+            organization_id=task.organization_id,
+            project_id=task.project_id,
+            environment_id=task.environment_id,
+            task_id=task.id,
+            resource_id=task.resource_id,
+            trigger_kind="manual",
+            slot_key=f"manual:{run_id}",
+            attempt=0,
+            status="accepted",
+            not_before=now,
+            created_at=now,
+        )
+        await audit.record(
+            actor=actor,
+            event_type="task-run.requested",
+            aggregate_type=AGGREGATE,
+            aggregate_id=task.id,
+            payload={"runId": run.id},
+            request_id=request_id,
+        )
+    return run
+
+
+async def get_run(
+    actor: Principal, run_id: str, task_id: str | None = None, resource_id: str | None = None
+) -> ScheduledTaskRun:
+    """A run the caller may see; mismatching ``taskId``/``resourceId`` filters are a 404."""
+    row = await visible_or_404(
+        ScheduledTaskRun,
+        "scheduled task run",
+        run_id,
+        lambda r: actor.can_see_resource(r.project_id, r.environment_id, r.resource_id),
+        organization_id=actor.organization_id,
+    )
+    if (task_id is not None and row.task_id != task_id) or (
+        resource_id is not None and row.resource_id != resource_id
+    ):
+        raise NotFound(f"scheduled task run {run_id!r} not found")
+    return row
+
+
+async def listed(
+    actor: Principal,
+    *,
+    task_id: str | None,
+    resource_id: str | None,
+    status: str | None,
+    trigger_kind: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[ScheduledTaskRun]:
+    """Runs the caller may see, newest first (the cursor continues to older ones)."""
+    if task_id is not None:
+        _ = await get_task(actor, task_id)
+    rows = ScheduledTaskRun.filter(organization_id=actor.organization_id)
+    for name, value in (
+        ("task_id", task_id),
+        ("resource_id", resource_id),
+        ("status", status),
+        ("trigger_kind", trigger_kind),
+    ):
+        if value is not None:
+            rows = rows.filter(**{name: value})
+    if cursor:
+        rows = rows.filter(id__lt=cursor)
+    found: list[ScheduledTaskRun] = []
+    more = False
+    for row in await rows.order_by("-id").limit(limit * 5 + 1):
+        if not actor.can_see_resource(row.project_id, row.environment_id, row.resource_id):
+            continue
+        if len(found) == limit:
+            more = True
+            break
+        found.append(row)
+    return Page(found, found[-1].id if more and found else None)
+
+
+async def log_page(run: ScheduledTaskRun, after: int, limit: int) -> list[ScheduledTaskRunLog]:
+    """Up to ``limit`` lines after sequence ``after``."""
+    return list(
+        await ScheduledTaskRunLog.filter(run_id=run.id, sequence__gt=after)
+        .order_by("sequence")
+        .limit(limit)
+    )
+
+
+async def mark_started(run_id: str, server_id: str, started_at: datetime) -> None:
+    """The agent started the run's container."""
+    await ScheduledTaskRun.filter(id=run_id, server_id=server_id, status="accepted").update(
+        status="running", started_at=started_at
+    )
+
+
+async def add_output(
+    run_id: str, server_id: str, lines: list[TaskRunLine], masked: list[str]
+) -> None:
+    """Store output lines; a replayed line (same sequence) is ignored."""
+    run = await ScheduledTaskRun.get_or_none(id=run_id, server_id=server_id)
+    if run is None:
+        return
+    stored = await ScheduledTaskRunLog.filter(
+        run_id=run_id, sequence__in=[line.sequence for line in lines]
+    ).values_list("sequence", flat=True)
+    known = {int(str(value)) for value in stored}
+    fresh = [
+        ScheduledTaskRunLog(
+            run_id=run_id,
+            sequence=line.sequence,
+            timestamp=line.timestamp,
+            stream=line.stream,
+            message=message,
+        )
+        for line, message in zip(lines, masked, strict=True)
+        if line.sequence not in known
+    ]
+    if fresh:
+        await ScheduledTaskRunLog.bulk_create(fresh)
+        top = max(line.sequence for line in fresh)
+        await ScheduledTaskRun.filter(id=run_id, log_count__lt=top).update(log_count=top)
+
+
+async def finish(
+    server_id: str, result: TaskRunResult, retry_base_seconds: float
+) -> ScheduledTaskRun | None:
+    """Store a result once (a replayed one changes nothing) and queue a retry if one is left.
+
+    Returns the retry run, if one was queued.
+    """
+    async with in_transaction():
+        run = await ScheduledTaskRun.get_or_none(id=result.run_id, server_id=server_id)
+        if run is None or run.status not in ACTIVE:
+            return None
+        now = datetime.now(UTC)
+        await ScheduledTaskRun.filter(id=run.id).update(
+            status=result.outcome,
+            exit_code=result.exit_code,
+            started_at=run.started_at or result.started_at,
+            finished_at=result.finished_at,
+            failure_summary=result.failure_summary,
+        )
+        await audit.record(
+            actor=None,
+            event_type=f"task-run.{result.outcome}",
+            aggregate_type=AGGREGATE,
+            aggregate_id=run.task_id,
+            payload={"runId": run.id, "exitCode": result.exit_code, "ended": result.ended},
+            organization_id=run.organization_id,
+        )
+        task = await ScheduledTask.get_or_none(id=run.task_id)
+        if (
+            result.outcome != "failed"
+            or result.ended == "stopped"
+            or task is None
+            or run.attempt >= task.retry_limit
+        ):
+            return None
+        delay = min(retry_base_seconds * 2**run.attempt, RETRY_MAX_SECONDS)
+        try:
+            return await ScheduledTaskRun.create(
+                id=new_id("tkr"),
+                organization_id=run.organization_id,
+                project_id=run.project_id,
+                environment_id=run.environment_id,
+                task_id=run.task_id,
+                resource_id=run.resource_id,
+                trigger_kind=run.trigger_kind,
+                slot_key=run.slot_key,
+                slot_at=run.slot_at,
+                attempt=run.attempt + 1,
+                status="accepted",
+                not_before=now + timedelta(seconds=delay),
+                created_at=now,
+            )
+        except IntegrityError:
+            return None
