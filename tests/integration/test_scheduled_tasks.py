@@ -190,7 +190,7 @@ async def test_forbid_skips_an_overlap_replace_stops_the_old_run_and_timeout_kil
 
         # The timeout kills the first run.
         async def timed_out() -> bool:
-            return (await _runs(stack, task_id))[0]["status"] == "failed"
+            return bool((await _runs(stack, task_id))[0]["status"] == "failed")
 
         await eventually(timed_out, what="the timeout to kill the run")
         first = (await _runs(stack, task_id))[0]
