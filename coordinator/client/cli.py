@@ -15,6 +15,7 @@ from coordinator.client import (
     logs_cli,
     monitoring_cli,
     render,
+    tasks_cli,
     terminal_cli,
     workspace_cli,
 )
@@ -484,6 +485,7 @@ for _command in (
     *logs_cli.COMMANDS,
     *terminal_cli.COMMANDS,
     *domains_cli.COMMANDS,
+    *tasks_cli.COMMANDS,
 ):
     main.add_command(_command)
 

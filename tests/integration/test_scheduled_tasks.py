@@ -2,6 +2,10 @@
 container from the resource's deployed image, driven by a test clock instead of minutes of
 sleeping (the scheduler's ``clock`` and ``tick``)."""
 
+import asyncio
+import json
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,7 @@ import pytest
 
 from coordinator.db.task_models import ScheduledTask
 from coordinator.scheduling import SCHEDULER_KEY, TaskScheduler
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, scaled
 from tests.integration.stacks import Workload, workload
 
 pytestmark = pytest.mark.docker
@@ -45,6 +49,25 @@ async def _runs(stack: Workload, task_id: str) -> list[dict[str, Any]]:
 async def _logs(stack: Workload, run_id: str) -> list[dict[str, Any]]:
     answer = await stack.call("GET", f"/scheduled-task-runs/{run_id}/logs")
     return list(answer["entries"])
+
+
+async def _berth(stack: Workload, *args: str) -> tuple[int, str, str]:
+    """Run the ``berth`` CLI against the stack's coordinator."""
+    env = {**os.environ, "BERTH_URL": stack.coordinator.url, "BERTH_TOKEN": stack.token,
+           "NO_COLOR": "1"}  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "berth"), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(scaled(60)):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 def _task_containers(client: docker.DockerClient, run_id: str) -> list[Any]:
@@ -286,5 +309,29 @@ async def test_a_run_that_ends_while_the_coordinator_is_away_is_reported_on_reco
         assert [e["message"] for e in await _logs(stack, run_id)] == ["begin", "end"]
         # One-off tasks are not listed with the scheduled ones.
         assert (await stack.call("GET", "/scheduled-tasks"))["items"] == []
+
+        # berth run: output as it comes, the command's exit code as its own.
+        code, out, err = await _berth(
+            stack, "run", stack.resource_id, "--", 'echo "pid $$"; echo oops >&2; exit 4'
+        )
+        assert code == 4, (out, err)
+        assert out == "pid 1\n"
+        assert "oops" in err
+        code, out, err = await _berth(stack, "run", stack.resource_id, "--", "true")
+        assert (code, out) == (0, ""), err
+
+        # berth tasks: create, list, run now, follow its logs.
+        code, out, err = await _berth(
+            stack, "tasks", "create", stack.resource_id, "@daily", "--", "echo from-cli"
+        )
+        assert code == 0, err
+        assert "Created task tsk_" in out
+        code, out, err = await _berth(stack, "--json", "tasks", "list")
+        (listed,) = json.loads(out)["items"]
+        assert listed["schedule"] == "@daily"
+        code, out, err = await _berth(stack, "--json", "tasks", "run", listed["taskId"])
+        run = json.loads(out)["run"]
+        code, out, err = await _berth(stack, "tasks", "logs", run["runId"], "-f")
+        assert (code, out) == (0, "from-cli\n"), err
     finally:
         await stack.agent.stop()
