@@ -21,6 +21,7 @@ from shared.messages import (
 )
 from shared.messages.logs import LOGS_COORDINATOR_TYPES
 from shared.messages.monitoring import MONITORING_COORDINATOR_TYPES
+from shared.messages.tasks import TASKS_COORDINATOR_TYPES
 from shared.messages.terminal import TERMINAL_COORDINATOR_TYPES
 from tests.fakes.runtime import FakeEdge, FakeRuntime
 
@@ -69,6 +70,7 @@ def test_features_and_the_link_split_the_coordinator_frames_between_them(tmp_pat
         LOGS_COORDINATOR_TYPES,
         MONITORING_COORDINATOR_TYPES,
         TERMINAL_COORDINATOR_TYPES,
+        TASKS_COORDINATOR_TYPES,
     ]
     claimed = [t for part in parts for t in part]
     assert len(claimed) == len(set(claimed))
