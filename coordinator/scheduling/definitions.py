@@ -34,14 +34,18 @@ class TaskFields:
     status: str | None = None
 
 
-async def current_deployment(resource_id: str) -> models.Deployment:
-    """The resource's latest successful deployment (what a run takes image and variables from);
-    none is a 409."""
-    row = (
+async def latest_deployment(resource_id: str) -> models.Deployment | None:
+    """The resource's latest successful deployment (what a run takes image and variables from)."""
+    return (
         await models.Deployment.filter(resource_id=resource_id, status="succeeded")
         .order_by("-created_at")
         .first()
     )
+
+
+async def current_deployment(resource_id: str) -> models.Deployment:
+    """``latest_deployment``; none is a 409."""
+    row = await latest_deployment(resource_id)
     if row is None:
         raise Conflict(
             "the resource has no successful deployment to run tasks from; deploy it first",

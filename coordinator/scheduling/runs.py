@@ -1,6 +1,7 @@
 """Task runs: recording a slot's run before it is dispatched (unique per task, slot and
 attempt), run-now, reads and logs, and what the agent reports (start, output, result, retry)."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -22,53 +23,81 @@ ACTIVE: Final = ("accepted", "running")
 RETRY_MAX_SECONDS: Final = 600.0
 
 
-async def record_slot(
-    task: ScheduledTask,
-    slot_at: datetime,
-    *,
-    now: datetime,
-    following: datetime,
-    skipped_reason: str | None = None,
-) -> ScheduledTaskRun | None:
-    """Record the run of ``slot_at`` (or its skip); None when the slot was already recorded.
+@dataclass(frozen=True)
+class SlotPlan:
+    """What one due task gets: the run of ``slot_at`` (or its skip) and its next slot."""
 
-    Advancing the task's next slot happens in the same transaction, so a restart never sees
-    a slot as due that already has its run.
-    """
-    status = "skipped" if skipped_reason else "accepted"
+    task: ScheduledTask
+    slot_at: datetime
+    following: datetime
+    skipped_reason: str | None = None
+    replaces_active: bool = False
+
+
+def _slot_run(plan: SlotPlan, now: datetime) -> ScheduledTaskRun:
+    task = plan.task
+    return ScheduledTaskRun(
+        id=new_id("tkr"),
+        organization_id=task.organization_id,
+        project_id=task.project_id,
+        environment_id=task.environment_id,
+        task_id=task.id,
+        resource_id=task.resource_id,
+        trigger_kind="scheduled",
+        slot_key=plan.slot_at.astimezone(UTC).isoformat(),
+        slot_at=plan.slot_at,
+        attempt=0,
+        status="skipped" if plan.skipped_reason else "accepted",
+        skipped_reason=plan.skipped_reason,
+        not_before=now,
+        created_at=now,
+        finished_at=now if plan.skipped_reason else None,
+    )
+
+
+async def record_slots(plans: list[SlotPlan], now: datetime) -> int:
+    """Record each plan's run and move its task to the next slot, in one transaction (so a
+    restart never sees a slot as due that already has its run); a slot recorded before (a
+    tick cut short by a crash, another coordinator) only moves on. Returns runs recorded."""
+    if not plans:
+        return 0
+    keys = {(p.task.id, p.slot_at.astimezone(UTC).isoformat()) for p in plans}
     try:
         async with in_transaction():
-            run = await ScheduledTaskRun.create(
-                id=new_id("tkr"),
-                organization_id=task.organization_id,
-                project_id=task.project_id,
-                environment_id=task.environment_id,
-                task_id=task.id,
-                resource_id=task.resource_id,
-                trigger_kind="scheduled",
-                slot_key=slot_at.astimezone(UTC).isoformat(),
-                slot_at=slot_at,
-                attempt=0,
-                status=status,
-                skipped_reason=skipped_reason,
-                not_before=now,
-                created_at=now,
-                finished_at=now if skipped_reason else None,
-            )
-            await audit.record(
-                actor=None,
-                event_type="task-run.skipped" if skipped_reason else "task-run.scheduled",
-                aggregate_type=AGGREGATE,
-                aggregate_id=task.id,
-                payload={"runId": run.id, "slotAt": run.slot_key, "reason": skipped_reason},
-                organization_id=task.organization_id,
-            )
-            await ScheduledTask.filter(id=task.id).update(next_slot_at=following)
+            recorded = {
+                (str(task_id), str(slot_key))
+                for task_id, slot_key in await ScheduledTaskRun.filter(
+                    task_id__in=[task_id for task_id, _ in keys], attempt=0
+                ).values_list("task_id", "slot_key")
+            }
+            fresh = [
+                p
+                for p in plans
+                if (p.task.id, p.slot_at.astimezone(UTC).isoformat()) not in recorded
+            ]
+            replacing = [p.task.id for p in fresh if p.replaces_active]
+            if replacing:  # before the new runs exist, so only the old ones are stopped
+                await ScheduledTaskRun.filter(
+                    task_id__in=replacing, status__in=ACTIVE, stop_requested_at=None
+                ).update(stop_requested_at=now)
+            await ScheduledTaskRun.bulk_create([_slot_run(p, now) for p in fresh])
+            for plan in plans:
+                await ScheduledTask.filter(id=plan.task.id).update(next_slot_at=plan.following)
     except IntegrityError:
-        # Recorded before (another coordinator, or a tick before a crash): move on only.
-        await ScheduledTask.filter(id=task.id).update(next_slot_at=following)
-        return None
-    return run
+        # Another coordinator recorded one of them meanwhile: one by one, each on its own.
+        return sum([await _record_one(plan, now) for plan in plans])
+    return len(fresh)
+
+
+async def _record_one(plan: SlotPlan, now: datetime) -> int:
+    try:
+        async with in_transaction():
+            await _slot_run(plan, now).save(force_create=True)
+            await ScheduledTask.filter(id=plan.task.id).update(next_slot_at=plan.following)
+    except IntegrityError:
+        await ScheduledTask.filter(id=plan.task.id).update(next_slot_at=plan.following)
+        return 0
+    return 1
 
 
 async def run_now(actor: Principal, task: ScheduledTask, request_id: str) -> ScheduledTaskRun:
@@ -217,14 +246,6 @@ async def finish(
             started_at=run.started_at or result.started_at,
             finished_at=result.finished_at,
             failure_summary=result.failure_summary,
-        )
-        await audit.record(
-            actor=None,
-            event_type=f"task-run.{result.outcome}",
-            aggregate_type=AGGREGATE,
-            aggregate_id=run.task_id,
-            payload={"runId": run.id, "exitCode": result.exit_code, "ended": result.ended},
-            organization_id=run.organization_id,
         )
         task = await ScheduledTask.get_or_none(id=run.task_id)
         if (

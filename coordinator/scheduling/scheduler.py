@@ -21,9 +21,9 @@ from coordinator.hub.session import AgentSession
 from coordinator.logstream.masking import LineMasker
 from coordinator.scheduling import runs
 from coordinator.scheduling.cron import next_slot
-from coordinator.scheduling.definitions import current_deployment
+from coordinator.scheduling.definitions import latest_deployment
 from coordinator.secrets import Keyring
-from shared.errors import Conflict, PlatformError
+from shared.errors import PlatformError
 from shared.messages import UNSTAMPED, Hello
 from shared.messages.tasks import (
     TaskContainer,
@@ -113,20 +113,34 @@ class TaskScheduler:
     # ---- slots ----------------------------------------------------------------------------
 
     async def _fire_due(self, now: datetime) -> None:
-        due = await ScheduledTask.filter(
-            status="enabled", ad_hoc=False, next_slot_at__lte=now
-        ).limit(_BATCH)
-        for task in due:
-            try:
-                await self._fire(task, now)
-            except PlatformError as exc:
-                logger.warning("task %s cannot be scheduled: %s", task.id, exc.message)
-                await ScheduledTask.filter(id=task.id).update(next_slot_at=None)
+        while True:
+            due = (
+                await ScheduledTask.filter(status="enabled", ad_hoc=False, next_slot_at__lte=now)
+                .order_by("next_slot_at")
+                .limit(_BATCH)
+            )
+            if not due:
+                return
+            active = {
+                str(task_id)
+                for task_id in await ScheduledTaskRun.filter(
+                    task_id__in=[task.id for task in due], status__in=runs.ACTIVE
+                ).values_list("task_id", flat=True)
+            }
+            plans: list[runs.SlotPlan] = []
+            for task in due:
+                try:
+                    plans.append(self._plan(task, now, task.id in active))
+                except PlatformError as exc:
+                    logger.warning("task %s cannot be scheduled: %s", task.id, exc.message)
+                    await ScheduledTask.filter(id=task.id).update(next_slot_at=None)
+            # Stamped when recorded, so the run's createdAt shows how late its slot fired.
+            _ = await runs.record_slots(plans, max(now, self.clock()))
+            if len(due) < _BATCH:
+                return
 
-    async def _fire(self, task: ScheduledTask, now: datetime) -> None:
-        slot = task.next_slot_at
-        if slot is None:
-            return
+    def _plan(self, task: ScheduledTask, now: datetime, busy: bool) -> runs.SlotPlan:
+        slot = task.next_slot_at or now
         reason: str | None = None
         if now - slot > self.missed_after:
             # Down through one or more slots: only the latest one counts.
@@ -137,15 +151,15 @@ class TaskScheduler:
                 slot = following
             if task.missed_run_policy == "skip":
                 reason = "missed-while-down"
-        if reason is None:
-            active = ScheduledTaskRun.filter(task_id=task.id, status__in=runs.ACTIVE)
-            if await active.exists():
-                if task.concurrency_policy == "forbid":
-                    reason = "concurrency-forbidden"
-                elif task.concurrency_policy == "replace":
-                    await active.filter(stop_requested_at=None).update(stop_requested_at=now)
-        following = next_slot(task.schedule, task.timezone, max(now, slot))
-        await runs.record_slot(task, slot, now=now, following=following, skipped_reason=reason)
+        if reason is None and busy and task.concurrency_policy == "forbid":
+            reason = "concurrency-forbidden"
+        return runs.SlotPlan(
+            task=task,
+            slot_at=slot,
+            following=next_slot(task.schedule, task.timezone, max(now, slot)),
+            skipped_reason=reason,
+            replaces_active=reason is None and busy and task.concurrency_policy == "replace",
+        )
 
     # ---- stops ----------------------------------------------------------------------------
 
@@ -187,17 +201,28 @@ class TaskScheduler:
             .order_by("id")
             .limit(_BATCH)
         )
+        if not pending:
+            return
+        found = await ScheduledTask.filter(id__in={run.task_id for run in pending})
+        tasks = {task.id: task for task in found}
+        # One look-up per resource per tick, however many of its runs wait.
+        deployments: dict[str, models.Deployment | None] = {}
         for run in pending:
-            await self._dispatch_one(run, now)
+            if run.resource_id not in deployments:
+                deployments[run.resource_id] = await latest_deployment(run.resource_id)
+            await self._dispatch_one(run, tasks.get(run.task_id), deployments[run.resource_id], now)
 
-    async def _dispatch_one(self, run: ScheduledTaskRun, now: datetime) -> None:
-        task = await ScheduledTask.get_or_none(id=run.task_id)
+    async def _dispatch_one(
+        self,
+        run: ScheduledTaskRun,
+        task: ScheduledTask | None,
+        deployment: models.Deployment | None,
+        now: datetime,
+    ) -> None:
         if task is None:
             await _settle(run, "failed", now, failure="its task was deleted before it started")
             return
-        try:
-            deployment = await current_deployment(run.resource_id)
-        except Conflict:
+        if deployment is None:
             await _settle(run, "skipped", now, reason="no-deployment")
             return
         session = self.registry.get(deployment.server_id)

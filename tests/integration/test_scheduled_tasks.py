@@ -167,9 +167,8 @@ async def test_a_slot_fires_once_in_a_fresh_container_with_env_and_retries(
 
         audit = await stack.call("GET", f"/audit-events?aggregateId={created['taskId']}")
         kinds = [event["eventType"] for event in audit["items"]]
-        assert kinds[0] == "scheduled-task.created"
-        assert "task-run.scheduled" in kinds
-        assert "task-run.failed" in kinds
+        # The API's mutations are audited; the scheduler's own work is the run history.
+        assert kinds == ["scheduled-task.created"]
     finally:
         await stack.agent.stop()
 
