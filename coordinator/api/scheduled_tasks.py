@@ -220,8 +220,9 @@ async def run_task_now(call: Call) -> RunNowResponse:
     """``scheduled-tasks.run-now/v1``: the run is ``accepted``; follow it with its logs."""
     body = call.body(TaskResourceBody)
     task = await definitions.get_task(call.actor, call.path["taskId"], body.resource_id)
-    run = await runs.run_now(call.actor, task, call.request_id)
-    call.request.app[SCHEDULER_KEY].wake()
+    scheduler = call.request.app[SCHEDULER_KEY]
+    run = await runs.run_now(call.actor, task, call.request_id, scheduler.clock())
+    scheduler.wake()
     return RunNowResponse(run=run_view(run))
 
 
@@ -245,8 +246,9 @@ async def run_one_off(call: Call) -> RunNowResponse:
         call.request_id,
         ad_hoc=True,
     )
-    run = await runs.run_now(call.actor, task, call.request_id)
-    call.request.app[SCHEDULER_KEY].wake()
+    scheduler = call.request.app[SCHEDULER_KEY]
+    run = await runs.run_now(call.actor, task, call.request_id, scheduler.clock())
+    scheduler.wake()
     return RunNowResponse(run=run_view(run))
 
 

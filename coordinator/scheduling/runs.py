@@ -100,10 +100,12 @@ async def _record_one(plan: SlotPlan, now: datetime) -> int:
     return 1
 
 
-async def run_now(actor: Principal, task: ScheduledTask, request_id: str) -> ScheduledTaskRun:
-    """Accept one manual run (dispatched by the scheduler; the caller does not wait for it)."""
+async def run_now(
+    actor: Principal, task: ScheduledTask, request_id: str, now: datetime
+) -> ScheduledTaskRun:
+    """Accept one manual run (dispatched by the scheduler; the caller does not wait for it).
+    ``now`` is the scheduler's clock, which decides when it may be dispatched."""
     _ = await current_deployment(task.resource_id)
-    now = datetime.now(UTC)
     run_id = new_id("tkr")
     async with in_transaction():
         run = await ScheduledTaskRun.create(
@@ -229,7 +231,7 @@ async def add_output(
 
 
 async def finish(
-    server_id: str, result: TaskRunResult, retry_base_seconds: float
+    server_id: str, result: TaskRunResult, retry_base_seconds: float, now: datetime
 ) -> ScheduledTaskRun | None:
     """Store a result once (a replayed one changes nothing) and queue a retry if one is left.
 
@@ -239,7 +241,6 @@ async def finish(
         run = await ScheduledTaskRun.get_or_none(id=result.run_id, server_id=server_id)
         if run is None or run.status not in ACTIVE:
             return None
-        now = datetime.now(UTC)
         await ScheduledTaskRun.filter(id=run.id).update(
             status=result.outcome,
             exit_code=result.exit_code,

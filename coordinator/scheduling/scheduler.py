@@ -99,8 +99,28 @@ class TaskScheduler:
             except Exception:
                 logger.exception("scheduler tick failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+                await asyncio.wait_for(self._wake.wait(), await self._until_next())
             self._wake.clear()
+
+    async def _until_next(self) -> float:
+        # Sleep one tick, or less when a slot comes sooner, so slots fire on time rather
+        # than up to a tick late.
+        try:
+            soonest: object = (
+                await ScheduledTask.filter(
+                    status="enabled", ad_hoc=False, next_slot_at__not_isnull=True
+                )
+                .order_by("next_slot_at")
+                .first()
+                .values_list("next_slot_at", flat=True)
+            )
+        except Exception:
+            logger.exception("reading the next slot failed")
+            return self.tick_seconds
+        if not isinstance(soonest, datetime):
+            return self.tick_seconds
+        wait = (soonest - self.clock()).total_seconds() + 0.005
+        return min(self.tick_seconds, max(0.0, wait))
 
     async def tick(self) -> None:
         """One pass: fire due slots, stop replaced runs, dispatch what may start."""
@@ -292,7 +312,7 @@ class TaskScheduler:
             shown = [text for text, _ in hidden] if hidden else texts
             await runs.add_output(message.run_id, server_id, list(message.lines), shown)
         elif isinstance(message, TaskRunResult):
-            retry = await runs.finish(server_id, message, self.retry_base_seconds)
+            retry = await runs.finish(server_id, message, self.retry_base_seconds, self.clock())
             self._maskers.pop(message.run_id, None)
             self._stops_sent.discard(message.run_id)
             await session.send(TaskRunResultAck(id=UNSTAMPED, run_id=message.run_id))
