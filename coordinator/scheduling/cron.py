@@ -12,6 +12,7 @@ and each wall-clock time is mapped to UTC with ``zoneinfo``'s first reading (``f
 Every wall-clock time in the expression therefore fires exactly once a day it names.
 """
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,6 +58,9 @@ def check_schedule(expression: str) -> str:
     return text
 
 
+# Tasks due together mostly share schedule and zone: the scheduler asks the same question
+# thousands of times at a busy minute.
+@functools.lru_cache(maxsize=4096)
 def next_slot(expression: str, timezone: str, after: datetime) -> datetime:
     """The first slot strictly after ``after`` (aware), as an aware UTC datetime."""
     tz = zone(timezone)

@@ -67,7 +67,9 @@ async def record_slots(plans: list[SlotPlan], now: datetime) -> int:
             recorded = {
                 (str(task_id), str(slot_key))
                 for task_id, slot_key in await ScheduledTaskRun.filter(
-                    task_id__in=[task_id for task_id, _ in keys], attempt=0
+                    task_id__in={task_id for task_id, _ in keys},
+                    slot_key__in={slot_key for _, slot_key in keys},
+                    attempt=0,
                 ).values_list("task_id", "slot_key")
             }
             fresh = [
@@ -81,8 +83,12 @@ async def record_slots(plans: list[SlotPlan], now: datetime) -> int:
                     task_id__in=replacing, status__in=ACTIVE, stop_requested_at=None
                 ).update(stop_requested_at=now)
             await ScheduledTaskRun.bulk_create([_slot_run(p, now) for p in fresh])
+            # One UPDATE per distinct next slot (tasks due together mostly share it).
+            moving: dict[datetime, list[str]] = {}
             for plan in plans:
-                await ScheduledTask.filter(id=plan.task.id).update(next_slot_at=plan.following)
+                moving.setdefault(plan.following, []).append(plan.task.id)
+            for following, task_ids in moving.items():
+                await ScheduledTask.filter(id__in=task_ids).update(next_slot_at=following)
     except IntegrityError:
         # Another coordinator recorded one of them meanwhile: one by one, each on its own.
         return sum([await _record_one(plan, now) for plan in plans])

@@ -41,7 +41,7 @@ from shared.messages.typeset import unsolicited_types
 logger = logging.getLogger(__name__)
 
 _REQUEST_SECONDS: Final = 10.0
-_BATCH: Final = 500
+_BATCH: Final = 1000
 _MAX_CATCH_UP_STEPS: Final = 100_000
 
 Clock = Callable[[], datetime]
