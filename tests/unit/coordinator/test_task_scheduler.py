@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,8 @@ async def scheduler(tmp_path: Path, database_url: str) -> AsyncIterator[TaskSche
         await close_database()
 
 
-async def _task(task_id: str, **fields: object) -> ScheduledTask:
-    values: dict[str, object] = {
+async def _task(task_id: str, **fields: Any) -> ScheduledTask:
+    values: dict[str, Any] = {
         "id": task_id, "organization_id": "org_1", "project_id": "prj_1",
         "environment_id": "env_1", "resource_id": "res_1", "schedule": "* * * * *",
         "timezone": "UTC", "command_intent": "true", "timeout_seconds": 60,
