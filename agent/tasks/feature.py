@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from agent.features import LinkContext
-from agent.runtime import ContainerRuntime
-from agent.tasks.runner import Ending, TaskRunner
-from shared.errors import PlatformError
+from agent.runtime import SERVER_LABEL, ContainerRuntime, EngineError
+from agent.tasks.runner import RUN_LABEL, Ending, TaskRunner
+from shared.errors import PlatformError, RuntimeFailed
 from shared.messages import UNSTAMPED
 from shared.messages.tasks import (
     TASKS_CAPABILITY,
@@ -86,11 +86,33 @@ class TaskFeature:
                 path.unlink(missing_ok=True)
                 continue
             self.records[record.run_id] = record
+        await self._remove_orphans()
         try:
             await asyncio.Event().wait()
         finally:
             for task in list(self._tasks):
                 task.cancel()
+
+    async def _remove_orphans(self) -> None:
+        """Remove this server's task containers left by an agent that stopped mid-run: their
+        runs are unknown now, so the coordinator records them failed (``task_run_inventory``)."""
+        server_id = getattr(self.runtime, "server_id", None)
+        if not isinstance(server_id, str):
+            return  # cannot tell this agent's containers from another's on a shared engine
+        try:
+            found = await self.runtime.engine_containers(
+                all=True, size=False, filters={"label": [RUN_LABEL, f"{SERVER_LABEL}={server_id}"]}
+            )
+        except EngineError as exc:
+            logger.warning("could not look for leftover task containers: %s", exc)
+            return
+        for container in found:
+            run_id = (container.get("Labels") or {}).get(RUN_LABEL)
+            if run_id in self.records:
+                continue
+            logger.info("removing the container of task run %s (the agent restarted)", run_id)
+            with contextlib.suppress(RuntimeFailed, EngineError):
+                await self.runtime.remove(str(container.get("Id")))
 
     async def attached(self, link: LinkContext) -> None:
         """Tell the coordinator which runs exist, then replay output and results."""

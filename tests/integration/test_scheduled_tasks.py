@@ -346,3 +346,42 @@ async def test_a_run_that_ends_while_the_coordinator_is_away_is_reported_on_reco
         assert (code, out) == (0, "from-cli\n"), err
     finally:
         await stack.agent.stop()
+
+
+async def test_an_agent_killed_mid_run_removes_the_container_and_the_run_fails_as_lost(
+    coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
+    try:
+        await stack.deploy()
+        answer = await stack.call(
+            "POST", f"/resources/{stack.resource_id}/one-off-runs", {"commandIntent": "sleep 300"}
+        )
+        run_id = answer["run"]["runId"]
+
+        async def started() -> bool:
+            shown = await stack.call("GET", f"/scheduled-task-runs/{run_id}")
+            return bool(shown["run"]["status"] == "running")
+
+        await eventually(started, what="the run to start")
+        process = stack.agent.process
+        assert process is not None
+        process.kill()
+        await process.wait()
+        assert len(_task_containers(docker_client, run_id)) == 1
+        await stack.agent.start()
+
+        async def settled() -> bool:
+            shown = await stack.call("GET", f"/scheduled-task-runs/{run_id}")
+            return bool(shown["run"]["status"] == "failed")
+
+        await eventually(settled, timeout=60, what="the lost run to be recorded failed")
+        shown = (await stack.call("GET", f"/scheduled-task-runs/{run_id}"))["run"]
+        assert "lost" in shown["failureSummary"]
+
+        async def removed() -> bool:
+            return _task_containers(docker_client, run_id) == []
+
+        await eventually(removed, what="the restarted agent to remove the leftover container")
+    finally:
+        await stack.agent.stop()
