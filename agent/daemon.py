@@ -7,7 +7,15 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent import certificates, dependencies, logstream, monitoring, terminal, volume_feature
+from agent import (
+    certificates,
+    dependencies,
+    logstream,
+    monitoring,
+    tasks as task_runs,
+    terminal,
+    volume_feature,
+)
 from agent.artifacts import ArchiveBuilder
 from agent.connection import Link, ReconnectPolicy
 from agent.deploy_feature import DeploymentFeature
@@ -61,6 +69,7 @@ async def run(
                 dependencies.build_feature,
                 volume_feature.build_feature,
                 certificates.build_feature,
+                task_runs.build_feature,
             )
             if (feature := build(runtime, state_dir, settings)) is not None
         ),

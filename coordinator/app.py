@@ -16,6 +16,7 @@ from coordinator import (
     monitoring,
     outbound,
     ratelimit,
+    scheduling,
     terminals,
 )
 from coordinator.api import setup_routes
@@ -50,6 +51,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     terminals.install,
     dependencies.install,
     certificates.install,
+    scheduling.install,
 )
 
 

@@ -39,6 +39,9 @@ Permission = Literal[
     "storage-volumes:write",
     "certificates:read",
     "certificates:write",
+    "scheduled-tasks:read",
+    "scheduled-tasks:write",
+    "scheduled-tasks:run",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -95,6 +98,9 @@ GRANTS: Final[dict[Permission, str]] = {
     ),
     "certificates:read": "list and show certificates, their facts and failed attempts",
     "certificates:write": "import, issue or renew, retry, revoke and delete certificates",
+    "scheduled-tasks:read": "list and show scheduled tasks, their runs and run logs",
+    "scheduled-tasks:write": "create, configure, enable, disable and delete scheduled tasks",
+    "scheduled-tasks:run": "run a scheduled task now and run one-off commands (`berth run`)",
 }
 """What each permission grants, in the README table's order."""
 

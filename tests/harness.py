@@ -104,6 +104,12 @@ class Coordinator:
         return self._runner.app[REGISTRY_KEY]
 
     @property
+    def app(self) -> web.Application:
+        """The running aiohttp application (its capabilities' app keys)."""
+        assert self._runner is not None
+        return self._runner.app
+
+    @property
     def roster(self) -> ServerRoster:
         """The running app's cache of organizations' server ids."""
         assert self._runner is not None

@@ -106,6 +106,8 @@ class RunSpec:
     # Docker networks joined besides the default bridge (bound dependency resources').
     networks: tuple[str, ...] = ()
     mounts: tuple[MountSpec, ...] = ()
+    # Serving containers come back after a crash or reboot; a task run's container must not.
+    restart: bool = True
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,11 @@ class ContainerRuntime(Protocol):
     ) -> LogBody:
         """Start reading a container's log (timestamped, both streams); the caller reads and
         closes it. Raise ``EngineError`` on failure."""
+        ...
+
+    async def wait_exit(self, container_id: str) -> int:
+        """Wait until the container exits and return its exit code (task runs); raise
+        ``EngineError`` on failure."""
         ...
 
     async def info(self) -> dict[str, Any]:

@@ -336,6 +336,12 @@ class DockerRuntime:
         path = f"/containers/{quoted(container_id)}/logs"
         return EngineBody(await self._local().open("GET", path, params, timeout=0))
 
+    async def wait_exit(self, container_id: str) -> int:
+        """Wait until the container exits; its exit code (no time limit: the caller sets one)."""
+        path = f"/containers/{quoted(container_id)}/wait"
+        answer = await self._local().json("POST", path, timeout=0)
+        return int((answer or {}).get("StatusCode", -1))
+
     async def info(self) -> dict[str, Any]:
         """``GET /info`` (monitoring: the data root)."""
         return await self.backend().info()

@@ -75,7 +75,8 @@ def client_config_in_effect() -> bool:
 
 def create_config(spec: RunSpec, extra_labels: dict[str, str]) -> dict[str, Any]:
     """The ``POST /containers/create`` body the SDK sends for ``SdkOperations.run``."""
-    host: dict[str, Any] = {"NetworkMode": "default", "RestartPolicy": {"Name": "unless-stopped"}}
+    restart = {"Name": "unless-stopped" if spec.restart else "no"}
+    host: dict[str, Any] = {"NetworkMode": "default", "RestartPolicy": restart}
     config: dict[str, Any] = {
         "Tty": False,
         "OpenStdin": False,

@@ -195,7 +195,7 @@ class SdkOperations:
             "environment": dict(spec.environment),
             "labels": {**spec.labels, **self._extra_labels},
             "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in spec.ports},
-            "restart_policy": {"Name": "unless-stopped"},
+            "restart_policy": {"Name": "unless-stopped" if spec.restart else "no"},
         }
         if spec.command is not None:
             kwargs["entrypoint"] = ["/bin/sh", "-c"]

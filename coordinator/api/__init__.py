@@ -24,6 +24,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     runtime_monitoring,
     runtime_thresholds,
     runtime_usage,
+    scheduled_tasks,
     server_capacity,
     servers,
     source_archives,

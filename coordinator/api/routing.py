@@ -72,6 +72,8 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "storageVolumeId",
             "attachmentId",
             "certificateId",
+            "taskId",
+            "runId",
         )
     },
 }

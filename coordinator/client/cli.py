@@ -17,6 +17,7 @@ from coordinator.client import (
     logs_cli,
     monitoring_cli,
     render,
+    tasks_cli,
     terminal_cli,
     volumes_cli,
     workspace_cli,
@@ -490,6 +491,7 @@ for _command in (
     *db_cli.COMMANDS,
     *volumes_cli.COMMANDS,
     *certs_cli.COMMANDS,
+    *tasks_cli.COMMANDS,
 ):
     main.add_command(_command)
 

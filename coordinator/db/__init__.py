@@ -14,6 +14,7 @@ from coordinator.db.inline_reads import InlineReadClient
 
 MODELS_MODULE = "coordinator.db.models"
 MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
+TASK_MODELS_MODULE = "coordinator.db.task_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
 DEPENDENCY_MODELS_MODULE = "coordinator.db.dependency_models"
 VOLUME_MODELS_MODULE = "coordinator.db.volume_models"
@@ -41,6 +42,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                 "models": [
                     MODELS_MODULE,
                     MONITORING_MODELS_MODULE,
+                    TASK_MODELS_MODULE,
                     DEPENDENCY_MODELS_MODULE,
                     VOLUME_MODELS_MODULE,
                     CERTIFICATE_MODELS_MODULE,

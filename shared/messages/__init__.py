@@ -75,6 +75,7 @@ from shared.messages.runtime import (
     RuntimeControlResult,
     RuntimeOperation,
 )
+from shared.messages.tasks import TASKS_CAPABILITY, TasksAgentMessage, TasksCoordinatorMessage
 from shared.messages.terminal import (
     TERMINAL_CAPABILITY,
     TERMINAL_HOST_CAPABILITY,
@@ -105,7 +106,8 @@ AgentMessage = Annotated[
     | TerminalAgentMessage
     | DependenciesAgentMessage
     | VolumesAgentMessage
-    | CertificatesAgentMessage,
+    | CertificatesAgentMessage
+    | TasksAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -121,7 +123,8 @@ CoordinatorMessage = Annotated[
     | TerminalCoordinatorMessage
     | DependenciesCoordinatorMessage
     | VolumesCoordinatorMessage
-    | CertificatesCoordinatorMessage,
+    | CertificatesCoordinatorMessage
+    | TasksCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -278,6 +281,7 @@ __all__ = [
     "DEPLOY_COORDINATOR_TYPES",
     "LOGS_CAPABILITY",
     "MONITORING_CAPABILITY",
+    "TASKS_CAPABILITY",
     "TERMINAL_CAPABILITY",
     "TERMINAL_HOST_CAPABILITY",
     "UNSTAMPED",

@@ -190,6 +190,14 @@ class FakeRuntime:
         """A fake engine keeps no logs."""
         raise EngineError(f"no logs in the fake runtime for {container_id}", 404)
 
+    async def wait_exit(self, container_id: str) -> int:
+        """A fake container has no process to wait for: it exits at once with 0."""
+        self._check()
+        if container_id not in self.containers:
+            raise EngineError(f"no such container {container_id}", 404)
+        self.containers[container_id].state = "exited"
+        return 0
+
     async def info(self) -> dict[str, Any]:
         """A fake data root."""
         self._check()

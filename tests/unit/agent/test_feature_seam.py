@@ -23,6 +23,7 @@ from shared.messages.certificates import CERTIFICATES_COORDINATOR_TYPES
 from shared.messages.dependencies import DEPENDENCIES_COORDINATOR_TYPES
 from shared.messages.logs import LOGS_COORDINATOR_TYPES
 from shared.messages.monitoring import MONITORING_COORDINATOR_TYPES
+from shared.messages.tasks import TASKS_COORDINATOR_TYPES
 from shared.messages.terminal import TERMINAL_COORDINATOR_TYPES
 from shared.messages.volumes import VOLUMES_COORDINATOR_TYPES
 from tests.fakes.runtime import FakeEdge, FakeRuntime
@@ -75,6 +76,7 @@ def test_features_and_the_link_split_the_coordinator_frames_between_them(tmp_pat
         DEPENDENCIES_COORDINATOR_TYPES,
         VOLUMES_COORDINATOR_TYPES,
         CERTIFICATES_COORDINATOR_TYPES,
+        TASKS_COORDINATOR_TYPES,
     ]
     claimed = [t for part in parts for t in part]
     assert len(claimed) == len(set(claimed))
