@@ -1,0 +1,122 @@
+// Servers: live agent state (polled), version, last seen, and CPU/memory/disk bars from each
+// online server's newest stored sample.
+import { api, query } from "../api";
+import { ago, bar, errorBox, h, link } from "../dom";
+
+const REFRESH_MS = 5000;
+// Bars need one samples call per server: only the first rows get them (the rest say so).
+const MAX_SAMPLED = 50;
+
+interface Usage {
+  cpu: number | null;
+  memory: number | null;
+  disk: number | null;
+}
+
+export async function latestUsage(serverId: string, signal?: AbortSignal): Promise<Usage | null> {
+  const answer = await api(
+    "GET",
+    "/runtime-monitoring/samples" + query({ "scope.kind": "server", "scope.serverId": serverId, limit: 1 }),
+  );
+  if (signal?.aborted) return null;
+  const totals = answer.samples?.at(-1)?.totals;
+  if (!totals) return null;
+  const ratio = (used?: number | null, total?: number | null) => (used != null && total ? (100 * used) / total : null);
+  return {
+    cpu: totals.cpu?.busyPercent ?? null,
+    memory: ratio(totals.memory?.usedBytes, totals.memory?.totalBytes),
+    disk: ratio(totals.disk?.usedBytes, totals.disk?.totalBytes),
+  };
+}
+
+function row(server: any, usage: Usage | null | undefined): HTMLTableRowElement {
+  const state = server.agent.status as string;
+  return h(
+    "tr",
+    { "data-server-id": server.id },
+    h("td", {}, link(`/servers/${server.id}`, server.name)),
+    h("td", {}, h("span", { class: `state state-${state}`, "data-state": state }, state)),
+    h("td", {}, server.agent.version ?? "–"),
+    h("td", {}, h("time", { datetime: server.agent.lastSeenAt ?? "" }, ago(server.agent.lastSeenAt))),
+    h(
+      "td",
+      { class: "bars" },
+      usage === undefined
+        ? h("span", { class: "hint" }, state === "online" ? "…" : "")
+        : [bar("CPU", usage?.cpu ?? null), bar("Mem", usage?.memory ?? null), bar("Disk", usage?.disk ?? null)],
+    ),
+  );
+}
+
+export async function page(root: HTMLElement, _params: string[], signal: AbortSignal): Promise<void> {
+  const body = h("tbody", { id: "server-rows" });
+  const summary = h("p", { class: "hint", id: "server-summary", role: "status" });
+  const problem = h("div");
+  root.append(
+    h("div", { class: "title-row" }, h("h1", {}, "Servers"), h("button", { type: "button", id: "add-server", onclick: () => addServer(root) }, "Add server")),
+    summary,
+    problem,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { "aria-describedby": "server-summary" },
+        h("thead", {}, h("tr", {}, ...["Name", "Agent", "Version", "Last seen", "Usage"].map((t) => h("th", { scope: "col" }, t)))),
+        body,
+      ),
+    ),
+  );
+  const usage = new Map<string, Usage | null>();
+  const refresh = async () => {
+    const servers: any[] = [];
+    let cursor: string | null = null;
+    do {
+      const answer: any = await api("GET", "/servers" + query({ limit: 200, cursor }));
+      servers.push(...answer.items);
+      cursor = answer.nextCursor;
+    } while (cursor && !signal.aborted);
+    if (signal.aborted) return;
+    const online = servers.filter((s) => s.agent.status === "online").length;
+    summary.textContent = `${servers.length} servers, ${online} online`;
+    const fragment = document.createDocumentFragment();
+    for (const server of servers) fragment.append(row(server, usage.get(server.id)));
+    body.replaceChildren(fragment);
+    problem.replaceChildren();
+    const sampled = servers.filter((s) => s.agent.status === "online").slice(0, MAX_SAMPLED);
+    await Promise.all(
+      sampled.map(async (server) => {
+        const figures = await latestUsage(server.id, signal).catch(() => null);
+        usage.set(server.id, figures);
+        const old = body.querySelector(`tr[data-server-id="${server.id}"]`);
+        old?.replaceWith(row(server, figures));
+      }),
+    );
+  };
+  await refresh().catch((error) => problem.replaceChildren(errorBox(error)));
+  const timer = setInterval(() => void refresh().catch((error) => problem.replaceChildren(errorBox(error))), REFRESH_MS);
+  signal.addEventListener("abort", () => clearInterval(timer));
+}
+
+function addServer(root: HTMLElement): void {
+  if (root.querySelector("#add-server-form")) return;
+  const name = h("input", { name: "name", required: true, maxlength: 200 });
+  const out = h("div", { role: "status" });
+  const form = h("form", { id: "add-server-form", class: "card" }, h("h2", {}, "Add a server"), h("label", { class: "field" }, h("span", {}, "Name"), name), h("button", { type: "submit" }, "Create"), out);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api("POST", "/servers", { name: name.value });
+      const command = h("code", { id: "install-command" }, created.installCommand ?? "");
+      out.replaceChildren(
+        h("p", {}, "Run this once on the server (shown only now: it carries the join token):"),
+        h("pre", {}, command),
+        h("button", { type: "button", onclick: () => void navigator.clipboard.writeText(command.textContent ?? "") }, "Copy"),
+      );
+    } catch (error) {
+      out.replaceChildren(errorBox(error));
+    }
+  });
+  root.querySelector(".title-row")!.after(form);
+  name.focus();
+}
