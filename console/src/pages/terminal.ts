@@ -34,7 +34,8 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     state,
     host,
   );
-  const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000 });
+  // Font and colours match src/xterm-theme.css (the CSP keeps xterm from injecting its own).
+  const term = new Terminal({ cursorBlink: false, fontSize: 14, fontFamily: "ui-monospace, \"DejaVu Sans Mono\", monospace", scrollback: 5000 });
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(host);
