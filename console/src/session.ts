@@ -23,7 +23,10 @@ class TokenSession implements Session {
     sessionStorage.setItem(KEY, secret);
   }
   signOut(): void {
-    sessionStorage.removeItem(KEY);
+    // Everything the console kept in this tab goes (the token, terminal sessions to reattach).
+    for (const key of Object.keys(sessionStorage)) {
+      if (key.startsWith("berth.console.")) sessionStorage.removeItem(key);
+    }
   }
 }
 

@@ -6,8 +6,14 @@ import { errorBox, field, h } from "../dom";
 export async function page(root: HTMLElement): Promise<void> {
   const rows = h("tbody", { id: "token-rows" });
   const name = h("input", { name: "displayName", id: "token-name", required: true, maxlength: 200 });
+  const permissions = h(
+    "select",
+    { name: "permissions", id: "token-permissions" },
+    h("option", { value: "servers:read" }, "Read servers only (the API's default)"),
+    h("option", { value: "*" }, "Everything this account may do (*)"),
+  );
   const created = h("div", { id: "token-created", role: "status" });
-  const form = h("form", { class: "card", "aria-label": "New API token" }, h("h2", {}, "New API token"), field("Name", name), h("button", { type: "submit" }, "Create"), created);
+  const form = h("form", { class: "card", "aria-label": "New API token" }, h("h2", {}, "New API token"), field("Name", name), field("Permissions", permissions), h("button", { type: "submit" }, "Create"), created);
   root.append(
     h("h1", {}, "API tokens"),
     h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...["Name", "Ends with", "Status", "Created", ""].map((t) => h("th", { scope: "col" }, t)))), rows)),
@@ -34,7 +40,7 @@ export async function page(root: HTMLElement): Promise<void> {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      const answer = await api("POST", "/deploy-tokens", { displayName: name.value });
+      const answer = await api("POST", "/deploy-tokens", { displayName: name.value, scope: { permissions: [permissions.value] } });
       const secret = h("code", { id: "new-token" }, answer.token);
       created.replaceChildren(
         h("p", {}, "Copy it now: it is shown only this once."),
