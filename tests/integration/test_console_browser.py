@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser import artifacts_dir, chromium, require_console_parts
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import start_agent
-
-pytestmark = pytest.mark.docker
 
 TICKS = 'i=0; while true; do i=$((i+1)); echo "tick-$i"; echo "warn-$i" >&2; sleep 0.2; done'
 # How long a console page may take to show what the test waits for (CI is a shared 2-core box).
@@ -90,6 +89,7 @@ async def _chart_pixels(page: Page) -> int:
     return count
 
 
+@pytest.mark.docker
 async def test_console_end_to_end(
     coordinator: Coordinator,
     admin_token: str,
@@ -289,3 +289,55 @@ async def test_console_end_to_end(
         await page.screenshot(path=shots / "session-ended.png")
     finally:
         await agent.stop()
+
+
+async def _try_websocket(page: Page, url: str) -> str:
+    """Open a websocket from the page: 'open' when the server upgraded it, else 'refused'."""
+    outcome: str = await page.evaluate(
+        """(url) => new Promise((resolve) => {
+          const socket = new WebSocket(url, 'berth.terminal.v1');
+          socket.onopen = () => { socket.close(); resolve('open'); };
+          socket.onerror = () => resolve('refused');
+        })""",
+        url,
+    )
+    return outcome
+
+
+async def test_a_page_from_another_origin_cannot_open_the_terminal_websocket(
+    coordinator: Coordinator, browser: Browser
+) -> None:
+    """The browser itself sends Origin: a page of another site (here a plain page served on
+    another port) gets 403 before the upgrade, whatever it would send; the coordinator's own
+    page connects. (A console page on another host name is already stopped by its CSP.)"""
+    problems: list[str] = []
+    page = await _new_page(browser, problems)
+    port = coordinator.port
+    target = f"ws://127.0.0.1:{port}/terminal-sessions/term_0123456789abcdef/attach"
+    await page.goto(f"http://127.0.0.1:{port}/console/sign-in")
+    assert await _try_websocket(page, target) == "open"
+    assert problems == []
+
+    async def blank(_request: web.Request) -> web.Response:
+        return web.Response(
+            text="<!doctype html><title>elsewhere</title>", content_type="text/html"
+        )
+
+    other = web.Application()
+    other.router.add_get("/", blank)
+    runner = web.AppRunner(other)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        other_port = runner.addresses[0][1]
+        await page.goto(f"http://127.0.0.1:{other_port}/")
+        assert await _try_websocket(page, target) == "refused"
+        assert any("403" in problem for problem in problems), problems
+
+        problems.clear()
+        await page.goto(f"http://localhost:{port}/console/sign-in")
+        assert await _try_websocket(page, target) == "refused"
+        assert any("Content Security Policy" in problem for problem in problems), problems
+    finally:
+        await runner.cleanup()
