@@ -79,6 +79,8 @@ async function render(): Promise<void> {
     const page = await load();
     if (controller.signal.aborted) return;
     await page(main, found!.slice(1), controller.signal);
+    // The page has its data and its handlers: bench/console.py reads this as time to interactive.
+    if (!controller.signal.aborted) performance.mark("berth:page-ready", { detail: path });
   } catch (error) {
     if (!controller.signal.aborted) main.append(h("p", { class: "error", role: "alert" }, String((error as Error).message ?? error)));
   } finally {

@@ -79,9 +79,12 @@ export async function page(root: HTMLElement, _params: string[], signal: AbortSi
     if (signal.aborted) return;
     const online = servers.filter((s) => s.agent.status === "online").length;
     summary.textContent = `${servers.length} servers, ${online} online`;
+    const started = performance.now();
     const fragment = document.createDocumentFragment();
     for (const server of servers) fragment.append(row(server, usage.get(server.id)));
     body.replaceChildren(fragment);
+    void body.offsetHeight; // style and layout of the new rows belong to the render
+    performance.measure("berth:servers-render", { start: started, detail: servers.length });
     problem.replaceChildren();
     const sampled = servers.filter((s) => s.agent.status === "online").slice(0, MAX_SAMPLED);
     await Promise.all(
