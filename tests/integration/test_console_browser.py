@@ -260,6 +260,25 @@ async def test_console_end_to_end(
         assert await page.evaluate("localStorage.length") == 0
         assert admin_token not in page.url
 
+        # Phone width: every page fits the screen (wide tables scroll inside their own box).
+        await page.set_viewport_size({"width": 390, "height": 844})
+        for name, address in (
+            ("servers", "/servers"),
+            ("server", f"/servers/{server_id}"),
+            ("resource", f"/resources/{resource_id}"),
+            ("audit", "/audit"),
+            ("tokens", "/tokens"),
+        ):
+            await page.goto(f"{coordinator.url}/console{address}")
+            await expect(page.locator("main h1")).to_be_visible()
+            await page.wait_for_load_state("networkidle")
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, (address, overflow)
+            await page.screenshot(path=shots / f"phone-{name}.png", full_page=True)
+        await page.set_viewport_size({"width": 1280, "height": 720})
+
         # Nothing went wrong in the browser so far (what follows provokes 401/403 on purpose).
         assert problems == [], problems
 

@@ -72,7 +72,7 @@ export async function page(root: HTMLElement, _params: string[], signal: AbortSi
     const servers: any[] = [];
     let cursor: string | null = null;
     do {
-      const answer: any = await api("GET", "/servers" + query({ limit: 200, cursor }));
+      const answer: any = await api("GET", "/servers" + query({ limit: 500, cursor }));
       servers.push(...answer.items);
       cursor = answer.nextCursor;
     } while (cursor && !signal.aborted);
