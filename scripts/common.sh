@@ -179,7 +179,7 @@ build_console() {
     touch "$dir/node_modules"
   fi
   if [ -f "$stamp" ] && [ -z "$(find "$dir/src" "$dir/index.html" "$dir/build.mjs" \
-    "$dir/package-lock.json" -newer "$stamp" -print -quit)" ]; then
+    "$dir/package-lock.json" "$dir/tsconfig.json" -newer "$stamp" -print -quit)" ]; then
     info "console up to date: $stamp"
     return 0
   fi
