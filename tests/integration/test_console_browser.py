@@ -19,6 +19,7 @@ from tests.integration.stacks import start_agent
 TICKS = 'i=0; while true; do i=$((i+1)); echo "tick-$i"; echo "warn-$i" >&2; sleep 0.2; done'
 # How long a console page may take to show what the test waits for (CI is a shared 2-core box).
 UI_TIMEOUT_MS = 30_000
+SECRET = "s3cr3t-Value-42"
 # Chromium's console messages that are expected: xterm.js tries to inject <style> elements,
 # which the CSP blocks by design (src/xterm-theme.css carries those rules instead).
 EXPECTED_CONSOLE = ("Applying inline style violates",)
@@ -90,6 +91,8 @@ async def _chart_pixels(page: Page) -> int:
 
 
 @pytest.mark.docker
+# Four deployments, a terminal and a browser on a shared CI machine: more than the default 120 s.
+@pytest.mark.timeout(300)
 async def test_console_end_to_end(
     coordinator: Coordinator,
     admin_token: str,
@@ -170,6 +173,42 @@ async def test_console_end_to_end(
         await expect(page.locator("#deployments tbody tr")).to_have_count(1)
         await page.screenshot(path=shots / "deployed.png", full_page=True)
 
+        # Redeploy, then roll back to the first deployment; each is followed to its end.
+        rows = page.locator("#deployments tbody tr")
+        await page.get_by_role("button", name="Redeploy").click()
+        await expect(rows).to_have_count(2, timeout=90_000)
+        await expect(rows.first.locator(".state")).to_have_text("succeeded")
+        await rows.nth(1).get_by_role("button", name="Roll back to this").click()
+        await expect(rows).to_have_count(3, timeout=90_000)
+        await expect(rows.first.locator(".state")).to_have_text("succeeded")
+        deployments = await coordinator.call(
+            "GET", f"/deployments?resourceId={resource_id}", token=admin_token
+        )
+        kinds = sorted(d["triggerKind"] for d in deployments[1]["items"])
+        assert kinds == ["create", "redeploy", "rollback"], kinds
+
+        # A secret and a variable: the secret's value is never shown, only replaced.
+        config = page.get_by_role("form", name="Set a variable or secret")
+        await config.get_by_label("Key").fill("API_KEY")
+        await config.get_by_label("Value").fill(SECRET)
+        await config.get_by_role("button", name="Set").click()
+        await expect(page.locator('#config-rows tr[data-key="API_KEY"]')).to_contain_text("****")
+        await config.get_by_label("Key").fill("API_KEY")
+        await config.get_by_label("Value").fill(SECRET + "-rotated")
+        await config.get_by_role("button", name="Set").click()
+        await expect(page.get_by_text("API_KEY set;")).to_be_visible()
+        await config.get_by_label("Key").fill("MODE")
+        await config.get_by_label("Value").fill("fast")
+        await config.get_by_label("Secret").uncheck()
+        await config.get_by_role("button", name="Set").click()
+        await expect(page.locator('#config-rows tr[data-key="MODE"]')).to_contain_text("fast")
+        assert SECRET not in await page.content()
+        await page.screenshot(path=shots / "variables.png", full_page=True)
+        # The next deployment gets them (the terminal below reads them back).
+        await page.get_by_role("button", name="Redeploy").click()
+        await expect(rows).to_have_count(4, timeout=90_000)
+        await expect(rows.first.locator(".state")).to_have_text("succeeded")
+
         # Runtime logs: following shows new lines as they arrive; stderr is marked; filters work.
         await page.get_by_role("button", name="Follow logs").click()
         view = page.locator("#log-view")
@@ -200,6 +239,13 @@ async def test_console_end_to_end(
             return "42" in await _screen_lines(page)
 
         await eventually(shows_42, what="42 on the terminal's screen")
+        await page.keyboard.type('echo "mode=$MODE key=${#API_KEY}"\n')
+
+        async def shows_config() -> bool:
+            expected = f"mode=fast key={len(SECRET + '-rotated')}"
+            return expected in await _screen_lines(page)
+
+        await eventually(shows_config, what="the variable and the rotated secret in the container")
         wide: int = await page.evaluate("document.getElementById('terminal').terminal.cols")
         await page.screenshot(path=shots / "terminal.png")
         await page.set_viewport_size({"width": 390, "height": 844})

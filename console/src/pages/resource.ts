@@ -21,6 +21,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
   const timeline = h("ol", { id: "timeline", class: "timeline", "aria-live": "polite" });
   const status = h("p", { id: "deployment-status", role: "status" });
   const deployButton = h("button", { type: "button", id: "deploy", disabled: true }, "Deploy");
+  const redeployButton = h("button", { type: "button", id: "redeploy", disabled: true }, "Redeploy");
   const history = h("div", { id: "deployments" });
   root.append(
     h("p", { class: "crumbs" }, link("/projects", "Projects"), " / ", link(`/projects/${resource.projectId}`, "project"), " / ", link(`/environments/${env.id}`, env.name), " / ", resource.name),
@@ -28,7 +29,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     h("section", { "aria-labelledby": "deploy-title" },
       h("h2", { id: "deploy-title" }, "Deploy"),
       h("label", { class: "field inline" }, h("span", {}, "Server"), serverPicker),
-      h("div", { class: "actions" }, h("button", { type: "button", id: "preview-plan", onclick: () => void preview() }, "Preview plan"), deployButton),
+      h("div", { class: "actions" }, h("button", { type: "button", id: "preview-plan", onclick: () => void preview() }, "Preview plan"), deployButton, redeployButton),
       planBox, status, timeline),
     h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Deployments"), history),
   );
@@ -68,6 +69,30 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     }
   });
 
+  redeployButton.addEventListener("click", async () => {
+    redeployButton.disabled = true;
+    timeline.replaceChildren();
+    try {
+      const answer = await api("POST", `/resources/${resourceId}/redeploy`, { serverId: serverPicker.value });
+      await follow(answer.id);
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  });
+
+  // One command button of a deployment row; the answer's deployment (if new) is followed.
+  const command = (label: string, path: string, body: unknown, followNew: boolean) =>
+    h("button", { type: "button", class: "small", onclick: async () => {
+      try {
+        const answer = await api("POST", path, body);
+        timeline.replaceChildren();
+        if (followNew) await follow(answer.id);
+        else await loadHistory();
+      } catch (error) {
+        status.replaceChildren(errorBox(error));
+      }
+    } }, label);
+
   async function follow(deploymentId: string): Promise<void> {
     status.textContent = `Deployment ${deploymentId}: starting`;
     status.dataset.status = "created";
@@ -86,6 +111,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
 
   async function loadHistory(): Promise<void> {
     const list = await api("GET", "/deployments" + query({ resourceId, limit: 20 }));
+    redeployButton.disabled = list.items.length === 0;
     history.replaceChildren(
       list.items.length
         ? h("table", {},
@@ -94,22 +120,61 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
               h("td", {}, h("code", {}, d.id)),
               h("td", {}, h("span", { class: `state state-${d.status}` }, d.status)),
               h("td", {}, d.startedAt ? new Date(d.startedAt).toLocaleString() : "–"),
-              h("td", {}, index > 0 && d.status === "succeeded"
-                ? h("button", { type: "button", class: "small", onclick: async () => {
-                    try {
-                      const answer = await api("POST", `/deployments/${list.items[0].id}/rollback`, { rollbackCandidateDeploymentId: d.id });
-                      timeline.replaceChildren();
-                      await follow(answer.id);
-                    } catch (error) {
-                      status.replaceChildren(errorBox(error));
-                    }
-                  } }, "Roll back to this")
-                : null),
+              h("td", { class: "actions" },
+                TERMINAL.has(d.status) ? null : command("Cancel", `/deployments/${d.id}/cancel`, { confirm: d.id }, false),
+                d.status === "failed" || d.status === "canceled" ? command("Retry", `/deployments/${d.id}/retry`, {}, true) : null,
+                index > 0 && d.status === "succeeded"
+                  ? command("Roll back to this", `/deployments/${list.items[0].id}/rollback`, { rollbackCandidateDeploymentId: d.id }, true)
+                  : null),
             ))))
         : h("p", { class: "hint" }, "Not deployed yet."),
     );
   }
   await loadHistory();
+
+  // Variables and secrets: values of secrets are never shown, only replaced.
+  const entries = h("tbody", { id: "config-rows" });
+  const key = h("input", { name: "key", id: "config-key", required: true, pattern: "[A-Za-z_][A-Za-z0-9_]*", autocomplete: "off" });
+  const value = h("input", { name: "value", id: "config-value", type: "password", autocomplete: "off" });
+  const secret = h("input", { name: "secret", id: "config-secret", type: "checkbox", checked: true });
+  const configOut = h("div", { role: "status" });
+  const configForm = h("form", { class: "filters", "aria-label": "Set a variable or secret" },
+    h("label", { class: "field" }, h("span", {}, "Key"), key),
+    h("label", { class: "field" }, h("span", {}, "Value"), value),
+    h("label", { class: "field inline" }, h("span", {}, "Secret"), secret),
+    h("button", { type: "submit" }, "Set"));
+  root.append(
+    h("section", { "aria-labelledby": "config-title" },
+      h("h2", { id: "config-title" }, "Variables and secrets"),
+      h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...["Key", "Value", "Scope", "Kind"].map((t) => h("th", { scope: "col" }, t)))), entries)),
+      configForm, configOut),
+  );
+  const known = new Map<string, any>();
+  const loadConfig = async () => {
+    const config = await api("GET", `/resources/${resourceId}/effective-config`);
+    known.clear();
+    for (const entry of config.effectiveEntries) known.set(entry.key, entry);
+    entries.replaceChildren(...config.effectiveEntries.map((e: any) =>
+      h("tr", { "data-key": e.key }, h("td", {}, h("code", {}, e.key)), h("td", {}, h("code", {}, e.value)), h("td", {}, e.scope), h("td", {}, e.kind))));
+  };
+  configForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const existing = known.get(key.value);
+      if (secret.checked && existing?.isSecret && existing.scope === "resource") {
+        // An existing secret is replaced (rotated), never shown.
+        await api("POST", `/resources/${resourceId}/secrets/${encodeURIComponent(key.value)}`, { value: value.value });
+      } else if (secret.checked) await api("POST", `/resources/${resourceId}/secrets`, { key: key.value, value: value.value });
+      else await api("POST", `/resources/${resourceId}/variables`, { key: key.value, value: value.value, exposure: "runtime" });
+      configOut.replaceChildren(h("p", { class: "hint" }, `${key.value} set; it applies from the next deployment.`));
+      key.value = "";
+      value.value = "";
+      await loadConfig();
+    } catch (error) {
+      configOut.replaceChildren(errorBox(error));
+    }
+  });
+  await loadConfig();
 
   // Runtime logs
   const view = new LogView();
