@@ -64,13 +64,15 @@ export interface StreamEvent {
 }
 
 // EventSource cannot send an Authorization header, so streams are read with fetch. The stream
-// resumes after a dropped connection from the last event id it saw (Last-Event-ID), so no line
-// is lost or repeated; ``signal`` ends it.
+// resumes after a dropped or closed connection from the last event id it saw (Last-Event-ID), so
+// no line is lost or repeated; it ends on an ``end`` event (unless ``resumeAfter`` says that end
+// is worth resuming after, e.g. the agent's link dropped) or when ``signal`` aborts.
 export async function stream(
   path: string,
   onEvent: (event: StreamEvent) => void,
   signal: AbortSignal,
   onState: (state: "open" | "reconnecting" | "ended") => void = () => {},
+  resumeAfter: (end: any) => boolean = () => false,
 ): Promise<void> {
   let lastId: string | null = null;
   let delay = 500;
@@ -84,6 +86,7 @@ export async function stream(
       delay = 500;
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
+      let ended = false;
       let name = "message";
       let id: string | null = null;
       let data = "";
@@ -97,7 +100,9 @@ export async function stream(
           buffer = buffer.slice(newline + 1);
           if (line === "") {
             if (id !== null) lastId = id;
-            if (data) onEvent({ event: name, id, data: JSON.parse(data) });
+            const parsed = data ? JSON.parse(data) : null;
+            if (name === "end") ended = !resumeAfter(parsed);
+            else if (parsed !== null) onEvent({ event: name, id, data: parsed });
             name = "message";
             id = null;
             data = "";
@@ -106,8 +111,11 @@ export async function stream(
           else if (line.startsWith("data:")) data += line.slice(5).trimStart();
         }
       }
-      onState("ended");
-      return;
+      if (ended) {
+        onState("ended");
+        return;
+      }
+      throw new Error("the stream closed before its end");
     } catch (error) {
       if (signal.aborted) return;
       if (error instanceof ApiError && error.status < 500 && error.status !== 429) throw error;

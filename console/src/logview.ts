@@ -17,7 +17,7 @@ interface Line {
 export class LogView {
   readonly element: HTMLElement;
   paused = false;
-  private lines: Line[] = [];
+  lines: Line[] = [];
   private shown: Line[] = [];
   private text = "";
   private streamName = "";
@@ -31,6 +31,7 @@ export class LogView {
     this.rows = h("div", { class: "log-rows", role: "list" });
     this.spacer = h("div", { class: "log-spacer" }, this.rows);
     this.element = h("div", { class: "log-view", id: "log-view", tabindex: 0, role: "log", "aria-label": "Runtime log lines" }, this.spacer);
+    (this.element as any).logView = this; // for tests and the browser's console
     this.element.addEventListener("scroll", () => {
       const bottom = this.element.scrollHeight - this.element.clientHeight - this.element.scrollTop;
       this.stick = bottom < ROW_PX * 2;

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.browser import artifacts_dir, chromium, require_console_parts
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import start_agent
+from tests.integration.stacks import deployed_workload, start_agent
 
 TICKS = 'i=0; while true; do i=$((i+1)); echo "tick-$i"; echo "warn-$i" >&2; sleep 0.2; done'
 # How long a console page may take to show what the test waits for (CI is a shared 2-core box).
@@ -406,3 +406,51 @@ async def test_a_page_from_another_origin_cannot_open_the_terminal_websocket(
         assert any("Content Security Policy" in problem for problem in problems), problems
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(240)
+async def test_logs_follow_resumes_after_the_coordinator_restarts_without_loss_or_repeats(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    browser: Browser,
+    docker_client: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    shots = artifacts_dir(request.node.name)
+    stack = await deployed_workload(
+        coordinator,
+        admin_token,
+        tmp_path / "agent",
+        'i=0; while true; do i=$((i+1)); echo "n=$i"; sleep 0.1; done',
+    )
+    problems: list[str] = []
+    try:
+        page = await _new_page(browser, problems)
+        await _sign_in(page, coordinator, admin_token)
+        await page.goto(f"{coordinator.url}/console/resources/{stack.resource_id}")
+        await page.get_by_role("button", name="Follow logs").click()
+        view = page.locator("#log-view")
+
+        async def received_at_least(count: int) -> bool:
+            return int(await view.get_attribute("data-received") or "0") >= count
+
+        await eventually(lambda: received_at_least(20), what="the first lines")
+        await coordinator.restart()
+        before = int(await view.get_attribute("data-received") or "0")
+        # The agent reconnects, the page's stream resumes from its last event id.
+        await eventually(
+            lambda: received_at_least(before + 30), timeout=60, what="lines after the restart"
+        )
+        await expect(page.locator("#log-state")).to_have_text("following")
+        texts: list[str] = await page.evaluate(
+            "() => document.getElementById('log-view').logView.lines.map((l) => l.text)"
+        )
+        numbers = [int(text.removeprefix("n=")) for text in texts]
+        # Every line once, in order: nothing lost while the coordinator was away, nothing twice.
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+        await page.screenshot(path=shots / "logs-resumed.png", full_page=True)
+        assert [p for p in problems if p.startswith("page error")] == []
+    finally:
+        await stack.agent.stop()

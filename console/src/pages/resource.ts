@@ -211,7 +211,9 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     void stream(`/resources/${resourceId}/runtime-logs/stream` + query({ tailLines: 200 }), ({ event, data }) => {
       if (event === "runtime-logs") view.add(data.logs);
       else if (event === "gap" || data.gap) view.gap(data);
-    }, mine.signal, (s) => (state.textContent = s === "open" ? "following" : s)).catch((error) => state.replaceChildren(errorBox(error)));
+    }, mine.signal, (s) => (state.textContent = s === "open" ? "following" : s),
+      // "error": the agent's link (or the coordinator) went away; resume from the last line.
+      (end) => end?.reason === "error").catch((error) => state.replaceChildren(errorBox(error)));
   });
   pause.addEventListener("click", () => {
     view.paused = !view.paused;
