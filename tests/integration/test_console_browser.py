@@ -196,7 +196,7 @@ async def test_console_end_to_end(
         await config.get_by_label("Key").fill("API_KEY")
         await config.get_by_label("Value").fill(SECRET + "-rotated")
         await config.get_by_role("button", name="Set").click()
-        await expect(page.get_by_text("API_KEY set;")).to_be_visible()
+        await expect(page.get_by_text("API_KEY replaced;")).to_be_visible()
         await config.get_by_label("Key").fill("MODE")
         await config.get_by_label("Value").fill("fast")
         await config.get_by_label("Secret").uncheck()
@@ -281,6 +281,10 @@ async def test_console_end_to_end(
             )
 
         await eventually(drawn, timeout=30, what="the usage chart to draw points")
+        await expect(page.locator("#network-chart canvas")).to_have_count(1)
+        # Capacity prune: a dry run first, which says what would go and offers the real one.
+        await page.get_by_role("button", name="Prune leftovers (dry run first)").click()
+        await expect(page.locator('#prune [data-dry-run="true"]')).to_contain_text("Dry run:")
         await page.screenshot(path=shots / "server.png", full_page=True)
 
         # Audit log: the deployment and the terminal session are there.

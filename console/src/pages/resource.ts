@@ -161,12 +161,14 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     event.preventDefault();
     try {
       const existing = known.get(key.value);
-      if (secret.checked && existing?.isSecret && existing.scope === "resource") {
+      const rotate = secret.checked && existing?.isSecret && existing.scope === "resource";
+      if (rotate) {
         // An existing secret is replaced (rotated), never shown.
         await api("POST", `/resources/${resourceId}/secrets/${encodeURIComponent(key.value)}`, { value: value.value });
       } else if (secret.checked) await api("POST", `/resources/${resourceId}/secrets`, { key: key.value, value: value.value });
       else await api("POST", `/resources/${resourceId}/variables`, { key: key.value, value: value.value, exposure: "runtime" });
-      configOut.replaceChildren(h("p", { class: "hint" }, `${key.value} set; it applies from the next deployment.`));
+      const done = rotate ? "replaced" : "set";
+      configOut.replaceChildren(h("p", { class: "hint" }, `${key.value} ${done}; it applies from the next deployment.`));
       key.value = "";
       value.value = "";
       await loadConfig();

@@ -10,22 +10,35 @@ const WINDOWS: [string, string][] = [
   ["hour", "Last week (hours)"],
 ];
 
-export function chartData(answer: any): { data: uPlot.AlignedData; markers: number[] } {
-  const cpu = answer.series.find((s: any) => s.signal === "cpu")?.points ?? [];
-  const memory = new Map<string, any>(
-    (answer.series.find((s: any) => s.signal === "memory")?.points ?? []).map((p: any) => [p.from, p.totals.memory]),
+const ratio = (used?: number | null, total?: number | null) => (used != null && total ? (100 * used) / total : null);
+
+export function chartData(answer: any): { data: uPlot.AlignedData; network: uPlot.AlignedData; markers: number[] } {
+  const signal = (name: string) => new Map<string, any>(
+    (answer.series.find((s: any) => s.signal === name)?.points ?? []).map((p: any) => [p.from, p]),
   );
+  const cpu = answer.series.find((s: any) => s.signal === "cpu")?.points ?? [];
+  const [memory, disk, net] = [signal("memory"), signal("disk"), signal("network")];
   const times: number[] = [];
   const busy: (number | null)[] = [];
   const used: (number | null)[] = [];
+  const diskUsed: (number | null)[] = [];
+  const rx: (number | null)[] = [];
+  const tx: (number | null)[] = [];
   for (const point of cpu) {
     times.push(Date.parse(point.from) / 1000);
     busy.push(point.totals.cpu?.busyPercent ?? null);
-    const m = memory.get(point.from);
-    used.push(m && m.totalBytes ? (100 * m.usedBytes) / m.totalBytes : null);
+    const m = memory.get(point.from)?.totals.memory;
+    used.push(ratio(m?.usedBytes, m?.totalBytes));
+    const d = disk.get(point.from)?.totals.disk;
+    diskUsed.push(ratio(d?.usedBytes, d?.totalBytes));
+    // Bytes moved in the bucket, as a rate over its length.
+    const n = net.get(point.from);
+    const seconds = n ? (Date.parse(n.to) - Date.parse(n.from)) / 1000 : 0;
+    rx.push(n?.totals.network && seconds ? n.totals.network.rxBytes / seconds : null);
+    tx.push(n?.totals.network && seconds ? n.totals.network.txBytes / seconds : null);
   }
   const markers = (answer.deploymentMarkers ?? []).map((m: any) => Date.parse(m.observedAt) / 1000).filter((t: number) => !Number.isNaN(t));
-  return { data: [times, busy, used], markers };
+  return { data: [times, busy, used, diskUsed], network: [times, rx, tx], markers };
 }
 
 function markerPlugin(markers: number[]): uPlot.Plugin {
@@ -72,14 +85,16 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
     ),
   );
   const picker = h("select", { id: "window", name: "window" }, ...WINDOWS.map(([value, label]) => h("option", { value }, label)));
-  const chart = h("div", { id: "usage-chart", class: "chart", role: "img", "aria-label": "CPU busy % and memory used % over time" });
+  const chart = h("div", { id: "usage-chart", class: "chart", role: "img", "aria-label": "CPU busy %, memory used % and disk used % over time" });
+  const netChart = h("div", { id: "network-chart", class: "chart", role: "img", "aria-label": "Network received and sent, bytes per second, over time" });
   const note = h("p", { class: "hint", role: "status" });
-  root.append(h("h2", {}, "Usage"), h("label", { class: "field inline" }, h("span", {}, "Window"), picker), chart, note);
+  root.append(h("h2", {}, "Usage"), h("label", { class: "field inline" }, h("span", {}, "Window"), picker), chart, h("h3", {}, "Network"), netChart, note);
   let plot: uPlot | null = null;
+  let netPlot: uPlot | null = null;
   const draw = async () => {
     const answer = await api("GET", "/runtime-monitoring/rollup" + query({ "scope.kind": "server", "scope.serverId": serverId, bucket: picker.value }));
     if (signal.aborted) return;
-    const { data, markers } = chartData(answer);
+    const { data, network, markers } = chartData(answer);
     const width = Math.max(280, Math.min(chart.clientWidth || 800, 1100));
     plot?.destroy();
     const started = performance.now();
@@ -88,7 +103,12 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
         width,
         height: 260,
         scales: { y: { range: [0, 100] } },
-        series: [{}, { label: "CPU busy %", stroke: "#2563eb", width: 2 }, { label: "Memory used %", stroke: "#16a34a", width: 2 }],
+        series: [
+          {},
+          { label: "CPU busy %", stroke: "#2563eb", width: 2 },
+          { label: "Memory used %", stroke: "#16a34a", width: 2 },
+          { label: "Disk used %", stroke: "#9333ea", width: 2 },
+        ],
         axes: [{}, { label: "%" }],
         plugins: [markerPlugin(markers)],
         // uPlot draws after a microtask: the first draw ends what bench/console.py measures.
@@ -98,6 +118,18 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
       chart,
     );
     chart.dataset.points = String(data[0].length);
+    netPlot?.destroy();
+    netPlot = new uPlot(
+      {
+        width,
+        height: 180,
+        series: [{}, { label: "Received B/s", stroke: "#0891b2", width: 2 }, { label: "Sent B/s", stroke: "#db2777", width: 2 }],
+        axes: [{}, { label: "B/s", size: 70 }],
+        plugins: [markerPlugin(markers)],
+      },
+      network,
+      netChart,
+    );
     note.textContent = data[0].length ? `${data[0].length} points, ${answer.freshness}` : "No samples in this window yet.";
   };
   picker.addEventListener("change", () => void draw().catch((e) => note.replaceChildren(errorBox(e))));
@@ -106,6 +138,7 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
   signal.addEventListener("abort", () => {
     clearInterval(timer);
     plot?.destroy();
+    netPlot?.destroy();
   });
 
   const capacity = h("div", { id: "capacity" });
@@ -114,6 +147,27 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
     capacity.append(h("p", { class: "hint" }, "The agent is not connected: capacity is read live from it."));
     return;
   }
+  const pruneOut = h("div", { id: "prune", role: "status" });
+  const prune = async (dryRun: boolean) => {
+    try {
+      const answer = await api("POST", `/servers/${serverId}/capacity/prune`, { dryRun });
+      const sum = answer.summary;
+      const mib = (sum.reclaimedBytes / 2 ** 20).toFixed(1);
+      pruneOut.replaceChildren(h("div", {},
+        h("p", { "data-dry-run": String(dryRun) }, dryRun
+          ? `Dry run: ${sum.matchedCount} of ${sum.inspectedCount} items would go, ${mib} MiB (${answer.protectedDeploymentCount} deployments kept for rollback).`
+          : `Pruned ${sum.prunedCount} items, ${mib} MiB reclaimed.`),
+        answer.candidates.length
+          ? h("ul", {}, ...answer.candidates.slice(0, 50).map((c: any) => h("li", {}, `${c.action}: ${c.category} ${c.target} (${(c.size / 2 ** 20).toFixed(1)} MiB)${c.skippedReason ? ` – ${c.skippedReason}` : ""}`)))
+          : null,
+        dryRun && sum.matchedCount > 0
+          ? h("button", { type: "button", id: "prune-confirm", onclick: () => void prune(false) }, `Prune these ${sum.matchedCount} items`)
+          : null,
+      ));
+    } catch (error) {
+      pruneOut.replaceChildren(errorBox(error));
+    }
+  };
   try {
     const cap = await api("GET", `/servers/${serverId}/capacity`);
     const root_disk = cap.disk?.[0];
@@ -121,6 +175,8 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
       bar("Memory", cap.memory?.usePercent ?? null),
       bar("Disk /", root_disk?.usePercent ?? null),
       h("p", { class: "hint" }, `Load ${cap.cpu?.loadAverage1m ?? "–"} (1 min) on ${cap.cpu?.logicalCores ?? "?"} cores`),
+      h("button", { type: "button", id: "prune-dry-run", onclick: () => void prune(true) }, "Prune leftovers (dry run first)"),
+      pruneOut,
     );
   } catch (error) {
     capacity.append(errorBox(error));
