@@ -1,8 +1,8 @@
 // One server: agent state and facts, capacity, and a uPlot chart of CPU and memory from the
 // monitoring rollups (minute / five-minute / hour buckets) with deployment markers.
 import uPlot from "uplot";
-import { api, query } from "../api";
-import { ago, bar, errorBox, h, link } from "../dom";
+import { api, ApiError, query } from "../api";
+import { ago, bar, errorBox, field, h, link } from "../dom";
 
 const WINDOWS: [string, string][] = [
   ["minute", "Last hour (minutes)"],
@@ -141,6 +141,8 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
     netPlot?.destroy();
   });
 
+  await thresholds(root, serverId);
+
   const capacity = h("div", { id: "capacity" });
   root.append(h("h2", {}, "Capacity"), capacity);
   if (server.agent.status !== "online") {
@@ -181,4 +183,47 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
   } catch (error) {
     capacity.append(errorBox(error));
   }
+}
+
+// Thresholds of this server: the policy's rules and their current state, and a form that sets a
+// CPU busy % rule (the API replaces the server's whole policy with what is sent).
+async function thresholds(root: HTMLElement, serverId: string): Promise<void> {
+  const box = h("div", { id: "thresholds" });
+  root.append(h("h2", {}, "Thresholds"), box);
+  const warning = h("input", { type: "number", id: "threshold-warning", name: "warning", min: 0, max: 100, value: 80 });
+  const critical = h("input", { type: "number", id: "threshold-critical", name: "critical", min: 0, max: 100, value: 95 });
+  const out = h("div", { role: "status" });
+  const form = h("form", { class: "filters", "aria-label": "CPU threshold" },
+    field("CPU busy % warning", warning), field("critical", critical), h("button", { type: "submit" }, "Set CPU threshold"), out);
+  const show = async () => {
+    try {
+      const answer = await api("GET", "/runtime-monitoring/thresholds" + query({ "scope.kind": "server", "scope.serverId": serverId }));
+      const crossed = new Map<string, any>(answer.evaluation.crossed.map((c: any) => [c.ruleId, c]));
+      box.replaceChildren(
+        h("p", {}, "State: ", h("strong", { id: "threshold-state", class: `state state-${answer.evaluation.state}` }, answer.evaluation.state),
+          answer.evaluation.evaluatedAt ? ` (evaluated ${new Date(answer.evaluation.evaluatedAt).toLocaleTimeString()})` : " (no sample yet)"),
+        h("ul", {}, ...answer.policy.rules.map((r: any) => {
+          const c = crossed.get(r.ruleId);
+          return h("li", {}, `${r.signal}.${r.metric}: warning ${r.warning}, critical ${r.critical}`, c ? h("strong", {}, ` – ${c.severity} (${c.observedValue})`) : "");
+        })),
+        form,
+      );
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) box.replaceChildren(h("p", { class: "hint" }, "No threshold policy for this server."), form);
+      else box.replaceChildren(errorBox(error));
+    }
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", "/runtime-monitoring/thresholds", {
+        scope: { kind: "server", serverId },
+        rules: [{ signal: "cpu", metric: "busyPercent", warning: Number(warning.value), critical: Number(critical.value) }],
+      });
+      await show();
+    } catch (error) {
+      out.replaceChildren(errorBox(error));
+    }
+  });
+  await show();
 }

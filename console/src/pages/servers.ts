@@ -4,6 +4,8 @@ import { api, query } from "../api";
 import { ago, bar, errorBox, h, link } from "../dom";
 
 const REFRESH_MS = 5000;
+// Usage bars cost a call per server: they are re-read every sixth refresh (30 s).
+const BARS_EVERY = 6;
 // Bars need one samples call per server: only the first rows get them (the rest say so).
 const MAX_SAMPLED = 50;
 
@@ -68,7 +70,9 @@ export async function page(root: HTMLElement, _params: string[], signal: AbortSi
     ),
   );
   const usage = new Map<string, Usage | null>();
+  let round = 0;
   const refresh = async () => {
+    const readBars = round++ % BARS_EVERY === 0;
     const servers: any[] = [];
     let cursor: string | null = null;
     do {
@@ -86,7 +90,7 @@ export async function page(root: HTMLElement, _params: string[], signal: AbortSi
     void body.offsetHeight; // style and layout of the new rows belong to the render
     performance.measure("berth:servers-render", { start: started, detail: servers.length });
     problem.replaceChildren();
-    const sampled = servers.filter((s) => s.agent.status === "online").slice(0, MAX_SAMPLED);
+    const sampled = servers.filter((s) => s.agent.status === "online" && (readBars || !usage.has(s.id))).slice(0, MAX_SAMPLED);
     await Promise.all(
       sampled.map(async (server) => {
         const figures = await latestUsage(server.id, signal).catch(() => null);
