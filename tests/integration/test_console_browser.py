@@ -162,8 +162,12 @@ async def test_console_end_to_end(
             """() => {
               window.seenStatuses = [];
               const status = document.getElementById('deployment-status');
-              new MutationObserver(() => window.seenStatuses.push(status.dataset.status))
-                .observe(status, { attributes: true, attributeFilter: ['data-status'] });
+              // One record per change, even when several events arrive in one chunk.
+              new MutationObserver((records) => {
+                for (const record of records) window.seenStatuses.push(record.oldValue);
+              }).observe(status, {
+                attributes: true, attributeOldValue: true, attributeFilter: ['data-status'],
+              });
             }"""
         )
         await page.get_by_role("button", name="Deploy", exact=True).click()
@@ -171,8 +175,11 @@ async def test_console_end_to_end(
             "data-status", "succeeded", timeout=90_000
         )
         await expect(page.locator('#timeline li[data-status="succeeded"]')).to_have_count(1)
-        seen: list[str] = await page.evaluate("window.seenStatuses")
+        seen: list[str] = await page.evaluate(
+            "[...window.seenStatuses, document.getElementById('deployment-status').dataset.status]"
+        )
         # The status moved through the deployment's phases as they streamed in, in order.
+        seen = [status for status in seen if status]  # the first old value is "no status yet"
         assert seen[-1] == "succeeded", seen
         assert len(set(seen)) >= 3, seen
         assert "running" in seen or "deploying" in seen or "planned" in seen, seen
