@@ -63,7 +63,7 @@ export async function page(root: HTMLElement, _params: string[], signal: AbortSi
       { class: "table-wrap" },
       h(
         "table",
-        { "aria-describedby": "server-summary" },
+        { "aria-describedby": "server-summary", class: "servers-table" },
         h("thead", {}, h("tr", {}, ...["Name", "Agent", "Version", "Last seen", "Usage"].map((t) => h("th", { scope: "col" }, t)))),
         body,
       ),
