@@ -10,6 +10,7 @@ from aiohttp import web
 
 from coordinator import (
     certificates,
+    console,
     dependencies,
     deployments,
     logstream,
@@ -52,6 +53,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     dependencies.install,
     certificates.install,
     scheduling.install,
+    console.install,
 )
 
 

@@ -167,3 +167,22 @@ pid_alive() {
   tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$2" || return 1
   echo "$pid"
 }
+
+# build_console: build the web console (console/ -> coordinator/console/dist) with npm, only when
+# its sources are newer than the last build. Node.js is needed here only; the coordinator serves
+# the built files and needs no Node.js at run time.
+build_console() {
+  local dir=$BERTH_ROOT/console stamp=$BERTH_ROOT/coordinator/console/dist/BUILD
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    info "npm ci (console/)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in console/"
+    touch "$dir/node_modules"
+  fi
+  if [ -f "$stamp" ] && [ -z "$(find "$dir/src" "$dir/index.html" "$dir/build.mjs" \
+    "$dir/package-lock.json" "$dir/tsconfig.json" -newer "$stamp" -print -quit)" ]; then
+    info "console up to date: $stamp"
+    return 0
+  fi
+  info "building the web console (npm run build)"
+  (cd "$dir" && npm run --silent build) || die "npm run build failed in console/"
+}

@@ -323,6 +323,7 @@ print_summary() {
   section "Berth is running"
   cat <<EOF
     API URL:        $URL
+    Web console:    $URL/console/ (sign in with the admin API token)
     Coordinator:    pid $(cat "$COORD_PID"), data $COORD_DATA, log $COORD_LOG
     Agent:          pid $(cat "$AGENT_PID"), state $AGENT_STATE, log $AGENT_LOG
     Server 'local': $SERVER_ID (online)
@@ -365,7 +366,8 @@ cmd_start() {
   fi
   touch "$MARKER"
   section "Debian packages"
-  local packages=('docker.io=docker,dockerd' curl=curl ca-certificates caddy=caddy busybox-static)
+  local packages=('docker.io=docker,dockerd' curl=curl ca-certificates caddy=caddy busybox-static
+    nodejs=node npm=npm)
   # Debian ships `python3 -m venv` support separately; only needed to create .venv.
   if [ ! -x "$VENV/bin/python" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
@@ -376,6 +378,8 @@ cmd_start() {
   build_demo_image
   section "Edge proxy"
   start_edge
+  section "Web console (npm)"
+  build_console
   section "Python virtualenv (.venv)"
   ensure_venv -e '.[all]'
   build_wheel

@@ -1,0 +1,103 @@
+// The console's shell: navigation, the router (history API under /console/), sign-in guard.
+import { onUnauthorized } from "./api";
+import { h, link } from "./dom";
+import { navigate, setRenderer } from "./nav";
+import { session } from "./session";
+
+export type Page = (root: HTMLElement, params: string[], signal: AbortSignal) => Promise<void>;
+
+const routes: [RegExp, string, () => Promise<Page>][] = [
+  [/^\/sign-in$/, "Sign in", async () => (await import("./pages/signin")).page],
+  [/^\/servers$/, "Servers", async () => (await import("./pages/servers")).page],
+  [/^\/servers\/([\w-]+)$/, "Server", async () => (await import("./pages/server")).page],
+  [/^\/projects$/, "Projects", async () => (await import("./pages/projects")).projects],
+  [/^\/projects\/([\w-]+)$/, "Project", async () => (await import("./pages/projects")).project],
+  [/^\/environments\/([\w-]+)$/, "Environment", async () => (await import("./pages/projects")).environment],
+  [/^\/resources\/([\w-]+)$/, "Resource", async () => (await import("./pages/resource")).page],
+  [/^\/resources\/([\w-]+)\/terminal$/, "Terminal", async () => (await import("./pages/terminal")).page],
+  [/^\/audit$/, "Audit log", async () => (await import("./pages/audit")).page],
+  [/^\/tokens$/, "API tokens", async () => (await import("./pages/tokens")).page],
+];
+
+const app = document.getElementById("app")!;
+let current: AbortController | null = null;
+
+function shell(): { main: HTMLElement } {
+  const nav = h(
+    "nav",
+    { "aria-label": "Main" },
+    h("span", { class: "brand" }, "Berth"),
+    link("/servers", "Servers"),
+    link("/projects", "Projects"),
+    link("/audit", "Audit log"),
+    link("/tokens", "API tokens"),
+    h("button", { type: "button", class: "link", id: "sign-out", onclick: () => signOut() }, "Sign out"),
+  );
+  const main = h("main", { id: "main", tabindex: -1 });
+  app.replaceChildren(h("header", {}, nav), main);
+  return { main };
+}
+
+
+function signOut(): void {
+  session.signOut();
+  navigate("/sign-in");
+}
+
+async function render(): Promise<void> {
+  current?.abort();
+  const controller = new AbortController();
+  current = controller;
+  let path = location.pathname.replace(/^\/console/, "").replace(/\/$/, "") || "/";
+  if (!session.signedIn() && path !== "/sign-in") {
+    history.replaceState(null, "", "/console/sign-in?next=" + encodeURIComponent(path));
+    path = "/sign-in";
+  } else if (path === "/") {
+    history.replaceState(null, "", "/console/servers");
+    path = "/servers";
+  }
+  const match = routes.map(([pattern, title, load]) => [pattern.exec(path), title, load] as const).find(([m]) => m);
+  let main: HTMLElement;
+  if (path === "/sign-in") {
+    main = h("main", { id: "main", class: "narrow" });
+    app.replaceChildren(main);
+  } else {
+    main = shell().main;
+  }
+  for (const anchor of app.querySelectorAll<HTMLAnchorElement>("nav a")) {
+    if (path.startsWith(anchor.pathname.replace(/^\/console/, ""))) anchor.setAttribute("aria-current", "page");
+  }
+  if (!match) {
+    document.title = "Not found · Berth";
+    main.append(h("h1", {}, "Not found"), h("p", {}, "No console page has this address. "), link("/servers", "Servers"));
+    return;
+  }
+  const [found, title, load] = match;
+  document.title = `${title} · Berth`;
+  main.setAttribute("aria-busy", "true");
+  try {
+    const page = await load();
+    if (controller.signal.aborted) return;
+    await page(main, found!.slice(1), controller.signal);
+    // The page has its data and its handlers: bench/console.py reads this as time to interactive.
+    if (!controller.signal.aborted) performance.mark("berth:page-ready", { detail: path });
+  } catch (error) {
+    if (!controller.signal.aborted) main.append(h("p", { class: "error", role: "alert" }, String((error as Error).message ?? error)));
+  } finally {
+    main.removeAttribute("aria-busy");
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = (event.target as Element).closest?.("a[data-nav]") as HTMLAnchorElement | null;
+  if (!anchor || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+  event.preventDefault();
+  navigate(anchor.pathname.replace(/^\/console/, "") + anchor.search);
+});
+setRenderer(() => void render());
+window.addEventListener("popstate", () => void render());
+onUnauthorized(() => {
+  session.signOut();
+  if (!location.pathname.endsWith("/sign-in")) navigate("/sign-in?expired=1", true);
+});
+void render();

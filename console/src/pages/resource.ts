@@ -1,0 +1,228 @@
+// One resource: plan preview, deploy with a live event timeline, recent deployments (rollback),
+// runtime logs follow, and the way to its terminal.
+import { api, query, stream } from "../api";
+import { errorBox, h, link } from "../dom";
+import { LogView } from "../logview";
+
+const TERMINAL = new Set(["succeeded", "failed", "canceled", "rolled-back"]);
+
+export async function page(root: HTMLElement, [resourceId]: string[], signal: AbortSignal): Promise<void> {
+  const resource = (await api("GET", `/resources/${resourceId}`)).resource;
+  const [env, servers] = await Promise.all([
+    api("GET", `/environments/${resource.environmentId}`),
+    api("GET", "/servers" + query({ limit: 200 })),
+  ]);
+  const serverPicker = h(
+    "select",
+    { id: "deploy-server", name: "server" },
+    ...servers.items.map((s: any) => h("option", { value: s.id }, `${s.name} (${s.agent.status})`)),
+  );
+  const planBox = h("div", { id: "plan" });
+  const timeline = h("ol", { id: "timeline", class: "timeline", "aria-live": "polite" });
+  const status = h("p", { id: "deployment-status", role: "status" });
+  const deployButton = h("button", { type: "button", id: "deploy", disabled: true }, "Deploy");
+  const redeployButton = h("button", { type: "button", id: "redeploy", disabled: true }, "Redeploy");
+  const history = h("div", { id: "deployments" });
+  root.append(
+    h("p", { class: "crumbs" }, link("/projects", "Projects"), " / ", link(`/projects/${resource.projectId}`, "project"), " / ", link(`/environments/${env.id}`, env.name), " / ", resource.name),
+    h("div", { class: "title-row" }, h("h1", {}, resource.name), link(`/resources/${resourceId}/terminal`, "Open terminal", { class: "button", id: "open-terminal" })),
+    h("section", { "aria-labelledby": "deploy-title" },
+      h("h2", { id: "deploy-title" }, "Deploy"),
+      h("label", { class: "field inline" }, h("span", {}, "Server"), serverPicker),
+      h("div", { class: "actions" }, h("button", { type: "button", id: "preview-plan", onclick: () => void preview() }, "Preview plan"), deployButton, redeployButton),
+      planBox, status, timeline),
+    h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Deployments"), history),
+  );
+
+  const context = () => ({ projectId: resource.projectId, environmentId: resource.environmentId, resourceId, serverId: serverPicker.value });
+
+  async function preview(): Promise<void> {
+    planBox.replaceChildren();
+    deployButton.disabled = true;
+    try {
+      const plan = await api("GET", "/deployments/plan" + query(context()));
+      const items = (xs: any[], f: (x: any) => string) => (xs.length ? h("ul", {}, ...xs.map((x) => h("li", {}, f(x)))) : h("p", { class: "hint" }, "none"));
+      planBox.append(
+        h("div", { class: "card", id: "plan-card" },
+          h("p", {}, "Readiness: ", h("strong", { id: "plan-readiness", "data-ready": String(plan.readiness.ready) }, plan.readiness.status),
+            plan.readiness.reasonCodes.length ? ` (${plan.readiness.reasonCodes.join(", ")})` : ""),
+          h("p", {}, `Image ${plan.artifact?.image ?? plan.source.imageName ?? plan.source.locator ?? "?"} · ${plan.planner.buildStrategy} on ${plan.context.serverName}`),
+          h("h3", {}, "Will run"), items(plan.commands, (c) => `${c.kind}: ${c.command}`),
+          h("h3", {}, "Warnings"), items(plan.warnings, (w) => w.message ?? w.code ?? JSON.stringify(w)),
+          plan.unsupportedReasons.length ? [h("h3", {}, "Unsupported"), items(plan.unsupportedReasons, (r) => r.message ?? r.code ?? JSON.stringify(r))] : null,
+        ),
+      );
+      deployButton.disabled = !plan.readiness.ready;
+    } catch (error) {
+      planBox.append(errorBox(error));
+    }
+  }
+
+  deployButton.addEventListener("click", async () => {
+    deployButton.disabled = true;
+    timeline.replaceChildren();
+    try {
+      const created = await api("POST", "/deployments", context());
+      await follow(created.id);
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  });
+
+  redeployButton.addEventListener("click", async () => {
+    redeployButton.disabled = true;
+    timeline.replaceChildren();
+    try {
+      const answer = await api("POST", `/resources/${resourceId}/redeploy`, { serverId: serverPicker.value });
+      await follow(answer.id);
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  });
+
+  // One command button of a deployment row; the answer's deployment (if new) is followed.
+  const command = (label: string, path: string, body: unknown, followNew: boolean) =>
+    h("button", { type: "button", class: "small", onclick: async () => {
+      try {
+        const answer = await api("POST", path, body);
+        timeline.replaceChildren();
+        if (followNew) await follow(answer.id);
+        else await loadHistory();
+      } catch (error) {
+        status.replaceChildren(errorBox(error));
+      }
+    } }, label);
+
+  async function follow(deploymentId: string): Promise<void> {
+    status.textContent = `Deployment ${deploymentId}: starting`;
+    status.dataset.status = "created";
+    const ended = new AbortController();
+    signal.addEventListener("abort", () => ended.abort());
+    await stream(`/deployments/${deploymentId}/events/stream`, ({ data }) => {
+      const event = data.event;
+      if (!event) return;
+      timeline.append(h("li", { "data-status": event.status, "data-phase": event.phase }, h("time", { datetime: event.emittedAt }, new Date(event.emittedAt).toLocaleTimeString()), ` ${event.phase} · ${event.status} · ${event.summary ?? event.eventType}`));
+      status.textContent = `Deployment ${deploymentId}: ${event.status}`;
+      status.dataset.status = event.status;
+      if (TERMINAL.has(event.status)) ended.abort();
+    }, ended.signal).catch((error) => status.append(errorBox(error)));
+    void loadHistory();
+  }
+
+  async function loadHistory(): Promise<void> {
+    const list = await api("GET", "/deployments" + query({ resourceId, limit: 20 }));
+    redeployButton.disabled = list.items.length === 0;
+    history.replaceChildren(
+      list.items.length
+        ? h("table", {},
+            h("thead", {}, h("tr", {}, ...["Deployment", "Status", "Started", ""].map((t) => h("th", { scope: "col" }, t)))),
+            h("tbody", {}, ...list.items.map((d: any, index: number) => h("tr", {},
+              h("td", {}, h("code", {}, d.id)),
+              h("td", {}, h("span", { class: `state state-${d.status}` }, d.status)),
+              h("td", {}, d.startedAt ? new Date(d.startedAt).toLocaleString() : "–"),
+              h("td", { class: "actions" },
+                TERMINAL.has(d.status) ? null : command("Cancel", `/deployments/${d.id}/cancel`, { confirm: d.id }, false),
+                d.status === "failed" || d.status === "canceled" ? command("Retry", `/deployments/${d.id}/retry`, {}, true) : null,
+                index > 0 && d.status === "succeeded"
+                  ? command("Roll back to this", `/deployments/${list.items[0].id}/rollback`, { rollbackCandidateDeploymentId: d.id }, true)
+                  : null),
+            ))))
+        : h("p", { class: "hint" }, "Not deployed yet."),
+    );
+  }
+  await loadHistory();
+
+  // Variables and secrets: values of secrets are never shown, only replaced.
+  const entries = h("tbody", { id: "config-rows" });
+  const key = h("input", { name: "key", id: "config-key", required: true, pattern: "[A-Za-z_][A-Za-z0-9_]*", autocomplete: "off" });
+  const value = h("input", { name: "value", id: "config-value", type: "password", autocomplete: "off" });
+  const secret = h("input", { name: "secret", id: "config-secret", type: "checkbox", checked: true });
+  const configOut = h("div", { role: "status" });
+  const configForm = h("form", { class: "filters", "aria-label": "Set a variable or secret" },
+    h("label", { class: "field" }, h("span", {}, "Key"), key),
+    h("label", { class: "field" }, h("span", {}, "Value"), value),
+    h("label", { class: "field inline" }, h("span", {}, "Secret"), secret),
+    h("button", { type: "submit" }, "Set"));
+  root.append(
+    h("section", { "aria-labelledby": "config-title" },
+      h("h2", { id: "config-title" }, "Variables and secrets"),
+      h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...["Key", "Value", "Scope", "Kind"].map((t) => h("th", { scope: "col" }, t)))), entries)),
+      configForm, configOut),
+  );
+  const known = new Map<string, any>();
+  const loadConfig = async () => {
+    const config = await api("GET", `/resources/${resourceId}/effective-config`);
+    known.clear();
+    for (const entry of config.effectiveEntries) known.set(entry.key, entry);
+    entries.replaceChildren(...config.effectiveEntries.map((e: any) =>
+      h("tr", { "data-key": e.key }, h("td", {}, h("code", {}, e.key)), h("td", {}, h("code", {}, e.value)), h("td", {}, e.scope), h("td", {}, e.kind))));
+  };
+  configForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const existing = known.get(key.value);
+      const rotate = secret.checked && existing?.isSecret && existing.scope === "resource";
+      if (rotate) {
+        // An existing secret is replaced (rotated), never shown.
+        await api("POST", `/resources/${resourceId}/secrets/${encodeURIComponent(key.value)}`, { value: value.value });
+      } else if (secret.checked) await api("POST", `/resources/${resourceId}/secrets`, { key: key.value, value: value.value });
+      else await api("POST", `/resources/${resourceId}/variables`, { key: key.value, value: value.value, exposure: "runtime" });
+      const done = rotate ? "replaced" : "set";
+      configOut.replaceChildren(h("p", { class: "hint" }, `${key.value} ${done}; it applies from the next deployment.`));
+      key.value = "";
+      value.value = "";
+      await loadConfig();
+    } catch (error) {
+      configOut.replaceChildren(errorBox(error));
+    }
+  });
+  await loadConfig();
+
+  // Runtime logs
+  const view = new LogView();
+  const follow_ = h("button", { type: "button", id: "follow-logs", "aria-pressed": "false" }, "Follow logs");
+  const pause = h("button", { type: "button", id: "pause-logs", "aria-pressed": "false", disabled: true }, "Pause");
+  const filter = h("input", { type: "search", id: "log-filter", name: "filter", placeholder: "text" });
+  const streamPick = h("select", { id: "log-stream", name: "stream" }, h("option", { value: "" }, "all streams"), h("option", { value: "stdout" }, "stdout"), h("option", { value: "stderr" }, "stderr"));
+  const state = h("span", { id: "log-state", class: "hint", role: "status" });
+  root.append(
+    h("section", { "aria-labelledby": "logs-title" },
+      h("h2", { id: "logs-title" }, "Runtime logs"),
+      h("div", { class: "actions" }, follow_, pause,
+        h("label", { class: "field inline" }, h("span", {}, "Filter"), filter),
+        h("label", { class: "field inline" }, h("span", {}, "Stream"), streamPick), state),
+      view.element),
+  );
+  let following: AbortController | null = null;
+  follow_.addEventListener("click", () => {
+    if (following) {
+      following.abort();
+      following = null;
+      follow_.textContent = "Follow logs";
+      follow_.setAttribute("aria-pressed", "false");
+      pause.disabled = true;
+      state.textContent = "stopped";
+      return;
+    }
+    following = new AbortController();
+    const mine = following;
+    signal.addEventListener("abort", () => mine.abort());
+    follow_.textContent = "Stop following";
+    follow_.setAttribute("aria-pressed", "true");
+    pause.disabled = false;
+    void stream(`/resources/${resourceId}/runtime-logs/stream` + query({ tailLines: 200 }), ({ event, data }) => {
+      if (event === "runtime-logs") view.add(data.logs);
+      else if (event === "gap" || data.gap) view.gap(data);
+    }, mine.signal, (s) => (state.textContent = s === "open" ? "following" : s),
+      // "error": the agent's link (or the coordinator) went away; resume from the last line.
+      (end) => end?.reason === "error").catch((error) => state.replaceChildren(errorBox(error)));
+  });
+  pause.addEventListener("click", () => {
+    view.paused = !view.paused;
+    pause.textContent = view.paused ? "Resume" : "Pause";
+    pause.setAttribute("aria-pressed", String(view.paused));
+    if (!view.paused) view.render();
+  });
+  filter.addEventListener("input", () => view.setFilter(filter.value, streamPick.value));
+  streamPick.addEventListener("change", () => view.setFilter(filter.value, streamPick.value));
+}
