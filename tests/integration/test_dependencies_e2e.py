@@ -148,6 +148,9 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     assert item["sourceMode"] == "appaloft-managed"
     assert item["providerManaged"] is True
     assert item["providerRealization"]["status"] == "realized"
+    shown_plan = await stack.call("GET", f"/dependency-resources/provisioning/{plan['id']}")
+    assert shown_plan["plan"]["status"] == "completed"
+    assert shown_plan["plan"]["completedAt"] is not None
 
     # The container: labelled, on its own network with its own volume, not published.
     [container] = client.containers.list(
