@@ -33,8 +33,17 @@ done
 
 command -v docker >/dev/null || die "docker is not installed (Debian: apt-get install docker.io)"
 command -v mmdebstrap >/dev/null || die "mmdebstrap is not installed (Debian: apt-get install mmdebstrap)"
+# The host's own apt sources, so the images use exactly the mirror apt uses; without that file
+# (an older sources.list layout) mmdebstrap picks Debian's default mirrors itself.
 sources=${BERTH_APT_SOURCES:-/etc/apt/sources.list.d/debian.sources}
-[ -r "$sources" ] || die "$sources not found (set BERTH_APT_SOURCES to a deb822 .sources file)"
+mirror=()
+if [ -r "$sources" ]; then
+  mirror=("$sources")
+elif [ -n "${BERTH_APT_SOURCES:-}" ]; then
+  die "$sources not found (BERTH_APT_SOURCES must name a deb822 .sources file)"
+else
+  sources=/dev/null
+fi
 suite=${BERTH_DEBIAN_SUITE:-bookworm}
 
 # Smaller images: no recommends, docs, man pages or locales.
@@ -78,7 +87,7 @@ build() {
     mmdebstrap --quiet "${trim[@]}" "${extra[@]}" \
       --customize-hook="upload $entry /usr/local/bin/entrypoint" \
       --customize-hook='chmod 755 "$1/usr/local/bin/entrypoint"' \
-      "$suite" - "$sources" |
+      "$suite" - "${mirror[@]}" |
       docker import "${changes[@]}" --change 'ENV LANG=C.UTF-8' \
         --change 'ENTRYPOINT ["/usr/local/bin/entrypoint"]' --change 'LABEL berth.db-image=1' \
         --message "Berth local $kind image (Debian $suite packages)" - "$tag" >/dev/null

@@ -20,6 +20,10 @@
 #   BERTH_AGENT_SAMPLE_SECONDS    the local agent's usage sample interval (default: 15)
 #   BERTH_AGENT_ALLOW_HOST_SHELL  1 lets `berth terminal local` open a shell on this machine
 #                                 (default: 0; resource terminals work either way)
+#   BERTH_DB_IMAGES    1 builds PostgreSQL, Redis and MariaDB images from Debian packages
+#                      (scripts/build-db-images.sh, a few minutes once, then cached) and starts
+#                      the coordinator with them for `berth db create` (default: 0, which uses
+#                      the official images postgres:16, redis:7, mariadb:11 from a registry)
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -297,6 +301,17 @@ start_edge() {
   poll_until 20 edge_ready || die "Caddy's admin API on $EDGE_ADMIN did not answer within 20 s (log: $EDGE_LOG)"
 }
 
+build_db_images() {
+  [ "${BERTH_DB_IMAGES:-0}" = 1 ] || return 0
+  section "Database images"
+  local kind image
+  # Exported for the coordinator started below (an already running one keeps its images).
+  while read -r kind image; do
+    export "BERTH_DEPENDENCY_IMAGE_${kind^^}=$image"
+    info "$kind: $image"
+  done < <(bash "$BERTH_ROOT/scripts/build-db-images.sh")
+}
+
 build_demo_image() {
   # No registry is needed: a tiny busybox image built locally, used by the deploy example.
   BERTH_TEST_IMAGE=$DEMO_IMAGE bash "$BERTH_ROOT/scripts/build-test-image.sh"
@@ -372,10 +387,12 @@ cmd_start() {
   if [ ! -x "$VENV/bin/python" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
   fi
+  if [ "${BERTH_DB_IMAGES:-0}" = 1 ]; then packages+=(mmdebstrap); fi
   ensure_packages "${packages[@]}"
   section "Docker engine"
   ensure_dockerd
   build_demo_image
+  build_db_images
   section "Edge proxy"
   start_edge
   section "Web console (npm)"
@@ -412,6 +429,6 @@ case ${1:-start} in
   start) cmd_start ;;
   stop) cmd_stop ;;
   reset) cmd_reset ;;
-  -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (use: start, stop, reset)" ;;
 esac

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from coordinator.db.dependency_models import DependencyResource
+from coordinator.db.dependency_models import DependencyProvisioningPlan, DependencyResource
 from coordinator.dependencies import kinds
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
@@ -92,10 +92,14 @@ class Provisioner:
             text = reply.message if isinstance(reply, DependencyStatus) else "unexpected reply"
             await self._failed(row.id, "dependency-not-ready", text)
             return
+        now = datetime.now(UTC)
+        await DependencyProvisioningPlan.filter(
+            dependency_resource_id=row.id, status="accepted"
+        ).update(status="completed", completed_at=now)
         await DependencyResource.filter(id=row.id, lifecycle_status="provisioning").update(
             lifecycle_status="ready",
             realization_status="realized",
-            realized_at=datetime.now(UTC),
+            realized_at=now,
             container_id=reply.container_id,
             host_port=reply.host_port,
             failure_code=None,
@@ -155,6 +159,9 @@ class Provisioner:
             raise RuntimeFailed(f"the agent could not rotate the password: {text}")
 
     async def _failed(self, row_id: str, code: str, message: str) -> None:
+        await DependencyProvisioningPlan.filter(
+            dependency_resource_id=row_id, status="accepted"
+        ).update(status="failed", failure_code=code[:64], failure_message=message[:2000])
         await DependencyResource.filter(id=row_id, lifecycle_status="provisioning").update(
             lifecycle_status="failed",
             realization_status="failed",

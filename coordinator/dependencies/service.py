@@ -248,13 +248,8 @@ async def accept(
         name=row.name,
         server_id=row.server_id,
     )
-    dependency_id = await provision(actor, request_id, new, settings, keyring, provisioner)
-    now = datetime.now(UTC)
-    row.status = "accepted"
-    row.accepted_at = now
-    row.dependency_resource_id = dependency_id
-    await row.save(update_fields=["status", "accepted_at", "dependency_resource_id"])
-    return row
+    _ = await provision(actor, request_id, new, settings, keyring, provisioner, plan_id=row.id)
+    return await get_plan(actor, plan_id)
 
 
 async def provision(
@@ -264,8 +259,11 @@ async def provision(
     settings: Settings,
     keyring: Keyring,
     provisioner: Provisioner,
+    *,
+    plan_id: str | None = None,
 ) -> str:
-    """Store a managed resource (``provisioning``) and have its server's agent run it."""
+    """Store a managed resource (``provisioning``) and have its server's agent run it; with
+    ``plan_id``, that plan is accepted in the same transaction (exactly once)."""
     spec = kinds.spec_of(new.kind)
     await _check_owner(actor, new.project_id, new.environment_id)
     server_id = await _server(actor, new.server_id)
@@ -310,7 +308,14 @@ async def provision(
             (new.project_id, new.environment_id),
             kind=spec.kind,
             serverId=server_id,
+            planId=plan_id,
         )
+        if plan_id is not None:
+            accepted = await DependencyProvisioningPlan.filter(id=plan_id, status="planned").update(
+                status="accepted", accepted_at=now, dependency_resource_id=dependency_id
+            )
+            if not accepted:  # another accept won the race: nothing of this one is kept
+                raise Conflict("the plan was accepted meanwhile", details={"planId": plan_id})
     provisioner.start(dependency_id)
     return dependency_id
 

@@ -74,6 +74,8 @@ DESTRUCTIVE = (
     ("DELETE", "/environments/{environmentId}/variables/{key}"),
     ("DELETE", "/resources/{resourceId}/variables/{key}"),
     ("DELETE", "/resources/{resourceId}/secrets/{key}"),
+    ("DELETE", "/dependency-resources/{dependencyResourceId}"),
+    ("DELETE", "/resources/{resourceId}/dependency-bindings/{bindingId}"),
 )
 # A stream only ends by itself once its deployment is terminal and ``untilTerminal`` is set.
 FINITE_STREAM = ("GET", "/deployments/{deploymentId}/events/stream")
@@ -132,7 +134,51 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
         )
         assert status == 201, body
         bindings.append(str(body["id"]))
+    # Imported databases (no agent needed), each bound to its world's resource, and a plan.
+    databases, dependency_bindings = [], []
+    for world in (kept, doomed):
+        status, body, _ = await coordinator.call(
+            "POST",
+            "/dependency-resources/import",
+            token=admin,
+            json={
+                "kind": "postgres",
+                "projectId": world.project_id,
+                "environmentId": world.environment_id,
+                "name": "fuzz-db",
+                "connectionUrl": "postgres://u:fuzz-pw@db.example.com/app",
+            },
+        )
+        assert status == 201, body
+        databases.append(str(body["id"]))
+        status, body, _ = await coordinator.call(
+            "POST",
+            f"/resources/{world.resource_id}/dependency-bindings",
+            token=admin,
+            json={"dependencyResourceId": databases[-1], "targetName": "DATABASE_URL"},
+        )
+        assert status == 201, body
+        dependency_bindings.append(str(body["id"]))
+    status, body, _ = await coordinator.call(
+        "POST",
+        "/dependency-resources/provisioning/plan",
+        token=admin,
+        json={
+            "create": {
+                "kind": "redis",
+                "projectId": kept.project_id,
+                "environmentId": kept.environment_id,
+                "name": "fuzz-cache",
+                "serverId": kept.server_id,
+            }
+        },
+    )
+    assert status == 201, body
+    plan_id = str(body["plan"]["id"])
     common = {
+        "dependencyResourceId": databases[0],
+        "bindingId": dependency_bindings[0],
+        "planId": plan_id,
         "domainBindingId": bindings[0],
         "serverId": kept.server_id,
         "projectId": kept.project_id,
@@ -148,6 +194,8 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
     }
     destructive = {
         **common,
+        "dependencyResourceId": databases[1],
+        "bindingId": dependency_bindings[1],
         "domainBindingId": bindings[1],
         "serverId": doomed.server_id,
         "projectId": doomed.project_id,
@@ -200,6 +248,7 @@ _ID_FIELDS = {
     "deploymentId": "deploymentId",
     "tokenId": "tokenId",
     "targetEnvironmentId": "otherEnvironmentId",
+    "dependencyResourceId": "dependencyResourceId",
 }
 
 

@@ -148,6 +148,9 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     assert item["sourceMode"] == "appaloft-managed"
     assert item["providerManaged"] is True
     assert item["providerRealization"]["status"] == "realized"
+    shown_plan = await stack.call("GET", f"/dependency-resources/provisioning/{plan['id']}")
+    assert shown_plan["plan"]["status"] == "completed"
+    assert shown_plan["plan"]["completedAt"] is not None
 
     # The container: labelled, on its own network with its own volume, not published.
     [container] = client.containers.list(
@@ -305,6 +308,7 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
                 "name": "Cache",
                 "serverId": stack.server_id,
                 "memoryBytes": 128 * 1024 * 1024,
+                "publishPort": True,
             },
         )
         item = await _ready(stack, created["id"])
@@ -367,6 +371,18 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
         assert kept >= before + 2
         await stack.deploy()
         await counted(kept + 2)
+
+        # Asked for, so published on loopback only; it answers there with its password. Checked
+        # last: a client port left in TIME_WAIT can collide with a port Docker picks later.
+        [published] = container.attrs["NetworkSettings"]["Ports"]["6379/tcp"]
+        assert published["HostIp"] == "127.0.0.1"
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(published["HostPort"]))
+        writer.write(f"AUTH default {container.attrs['Config']['Cmd'][2]}\r\nPING\r\n".encode())
+        await writer.drain()
+        assert await reader.readline() == b"+OK\r\n"
+        assert await reader.readline() == b"+PONG\r\n"
+        writer.close()
+        await writer.wait_closed()
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)

@@ -2,11 +2,13 @@
 bindings' rules and delete safety (the agent side is tests/integration/test_dependencies_e2e.py)."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coordinator.dependencies import kinds
+from coordinator.settings import Settings, dependency_images_from_env
 from tests.harness import Coordinator
 from tests.unit.coordinator.support import assert_error, audit_events, database_dump
 from tests.unit.coordinator.test_projects_api import create_project, scoped_token
@@ -314,3 +316,17 @@ def test_masking_hides_only_the_password() -> None:
     assert kinds.masked("redis://:pw@h:6379/0") == "redis://:****@h:6379/0"
     assert kinds.masked("postgres://u:p%40ss@h/db") == "postgres://u:****@h/db"
     assert kinds.masked("postgres://h/db") == "postgres://h/db"
+
+
+def test_images_per_kind_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERTH_DEPENDENCY_IMAGE_POSTGRES", "registry.local/pg:15")
+    monkeypatch.delenv("BERTH_DEPENDENCY_IMAGE_REDIS", raising=False)
+    monkeypatch.setenv("BERTH_DEPENDENCY_IMAGE_MYSQL", "")
+    found = dependency_images_from_env()
+    assert found == {"dependency_image_postgres": "registry.local/pg:15"}
+    settings = Settings(data_dir=Path("/nonexistent"), **found)
+    assert (
+        settings.dependency_image_postgres,
+        settings.dependency_image_redis,
+        settings.dependency_image_mysql,
+    ) == ("registry.local/pg:15", "redis:7", "mariadb:11")
