@@ -33,6 +33,8 @@ Permission = Literal[
     "domain-bindings:read",
     "domain-bindings:write",
     "domain-bindings:override-ownership",
+    "notifications:read",
+    "notifications:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -76,6 +78,14 @@ GRANTS: Final[dict[Permission, str]] = {
     ),
     "domain-bindings:override-ownership": (
         "confirm a domain's ownership manually (audited, with a reason)"
+    ),
+    "notifications:read": (
+        "list and show notification subscriptions and their delivery logs; verify webhook "
+        "signatures"
+    ),
+    "notifications:write": (
+        "create, configure, test and delete notification subscriptions (webhooks, Slack, "
+        "Discord, e-mail)"
     ),
 }
 """What each permission grants, in the README table's order."""

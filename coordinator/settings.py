@@ -73,6 +73,13 @@ class Settings(BaseModel):
     allow_private_webhook_targets: bool = False
     # DNS server (IP or IP:PORT) that domain-binding checks ask; None = the system's resolver.
     dns_resolver: str | None = None
+    # Notifications (docs/notifications.md): a failed delivery is tried again after
+    # first_pause * 2**(attempt-1) seconds, at most max_attempts times, each attempt bounded by
+    # the timeout; an agent disconnected for the grace period is reported offline.
+    notification_max_attempts: int = Field(default=6, ge=1, le=20)
+    notification_retry_first_pause_seconds: float = Field(default=10.0, gt=0, le=3600)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    server_offline_grace_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
 
     @field_validator("trusted_proxies")
     @classmethod

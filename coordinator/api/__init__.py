@@ -13,6 +13,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     enrollment,
     environments,
     meta,
+    notifications,
     projects,
     resource_runtime,
     resource_variables,

@@ -66,6 +66,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "serverId",
             "sessionId",
             "tokenId",
+            "subscriptionId",
         )
     },
 }

@@ -1,0 +1,55 @@
+"""Notification subscriptions and their durable delivery outbox (which is also the delivery log)."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class NotificationSubscription(Model):
+    """Who is told about which events, over which channel (secrets sealed with the Keyring)."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    organization_id = fields.CharField(max_length=40, db_index=True)
+    name = fields.CharField(max_length=120)
+    # webhook | slack | discord | email (coordinator/notifications/channels.py)
+    channel = fields.CharField(max_length=16)
+    events = fields.JSONField[list[str]]()
+    enabled = fields.BooleanField(default=True)
+    url = fields.CharField(max_length=2000, null=True)
+    secret_sealed = fields.TextField(null=True)
+    # E-mail: recipients, sender and the SMTP relay (its password sealed in secret_sealed).
+    email = fields.JSONField[dict[str, object]](null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    updated_by_actor_id = fields.CharField(max_length=64, null=True)
+    updated_by_actor_kind = fields.CharField(max_length=32)
+
+    class Meta:
+        table = "notification_subscriptions"
+
+
+class NotificationDelivery(Model):
+    """One event to one subscription: queued, attempted with backoff, and its attempts' log."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    organization_id = fields.CharField(max_length=40, db_index=True)
+    subscription_id = fields.CharField(max_length=40, db_index=True)
+    # Deduplicates an event published twice (a replayed deployment result, a restart).
+    event_id = fields.CharField(max_length=120)
+    event_type = fields.CharField(max_length=64)
+    payload = fields.JSONField[dict[str, object]]()
+    # pending | retry-scheduled | succeeded | failed | canceled | dead-lettered
+    status = fields.CharField(max_length=16, default="pending", db_index=True)
+    attempt_count = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True, db_index=True)
+    last_status_code = fields.IntField(null=True)
+    last_error = fields.TextField(null=True)
+    error_code = fields.CharField(max_length=64, null=True)
+    attempts = fields.JSONField[list[dict[str, object]]]()
+    retry_of_id = fields.CharField(max_length=40, null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "notification_deliveries"
+        unique_together = (("subscription_id", "event_id"),)
