@@ -4,6 +4,7 @@ from aiohttp import web
 
 from coordinator.api import (  # noqa: F401  (imported for their route registrations)
     audit_events,
+    audit_exports,
     bootstrap,
     deploy_tokens,
     deployment_commands,

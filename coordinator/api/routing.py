@@ -67,6 +67,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "sessionId",
             "tokenId",
             "subscriptionId",
+            "auditEventId",
         )
     },
 }
