@@ -35,6 +35,8 @@ Permission = Literal[
     "domain-bindings:override-ownership",
     "notifications:read",
     "notifications:write",
+    "operator-work:read",
+    "operator-work:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -86,6 +88,11 @@ GRANTS: Final[dict[Permission, str]] = {
     "notifications:write": (
         "create, configure, test and delete notification subscriptions (webhooks, Slack, "
         "Discord, e-mail)"
+    ),
+    "operator-work:read": "list and show Berth's background work (the operator work ledger)",
+    "operator-work:write": (
+        "cancel, retry, dead-letter, mark recovered and prune background work (each kind also "
+        "needs its own write permission)"
     ),
 }
 """What each permission grants, in the README table's order."""

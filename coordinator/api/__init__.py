@@ -15,6 +15,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     environments,
     meta,
     notifications,
+    operator_work,
     projects,
     resource_runtime,
     resource_variables,

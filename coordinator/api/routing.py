@@ -68,6 +68,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "tokenId",
             "subscriptionId",
             "auditEventId",
+            "workId",
         )
     },
 }

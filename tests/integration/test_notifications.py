@@ -212,6 +212,44 @@ async def test_a_failed_deployment_sends_one_signed_webhook_and_one_email(
             },
         )
         assert (tampered["valid"], tampered["reason"]) == (False, "signature-mismatch")
+
+        # The operator work ledger shows the deployment as failed work to diagnose or retry.
+        ledger = await stack.call(
+            "GET", f"/operator-work?kind=deployment&resourceId={stack.resource_id}"
+        )
+        assert [i["id"] for i in ledger["items"]] == [deployment_id]
+        work = ledger["items"][0]
+        assert (work["status"], work["kind"], work["operationKey"]) == (
+            "failed",
+            "deployment",
+            "deployment.create",
+        )
+        assert work["errorCode"] == shown["deployment"]["errorCode"]
+        assert work["nextActions"] == ["diagnostic", "retry"]
+        assert work["resourceId"] == stack.resource_id
+        status, refused, _ = await coordinator.call(
+            "POST",
+            f"/operator-work/{deployment_id}/dead-letter",
+            token=admin_token,
+            json={"reason": "no"},
+        )
+        assert (status, refused["error"]["code"]) == (409, "conflict")
+        retried = await stack.call("POST", f"/operator-work/{deployment_id}/retry", {})
+        assert retried["retryOfWorkId"] == deployment_id
+        again = await stack.call("GET", f"/deployments/{retried['workId']}")
+        assert again["deployment"]["sourceDeploymentId"] == deployment_id
+        assert again["deployment"]["triggerKind"] == "retry"
+        status, canceled, _ = await coordinator.call(
+            "POST",
+            f"/operator-work/{retried['workId']}/cancel",
+            token=admin_token,
+            json={"reason": "enough"},
+        )
+        if status == 409:  # the retry failed its health check before the cancel arrived
+            later = await stack.call("GET", f"/deployments/{retried['workId']}")
+            assert later["deployment"]["status"] == "failed", later
+        else:
+            assert (status, canceled["workId"]) == (200, retried["workId"])
     finally:
         await stack.agent.stop()
         smtp_server.close()
