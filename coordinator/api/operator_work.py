@@ -68,7 +68,7 @@ class WorkShow(WireModel):
     generated_at: datetime
 
 
-class ReasonRequest(ApiRequest):
+class WorkReasonRequest(ApiRequest):
     """Why (kept in the audit trail)."""
 
     reason: str | None = Field(default=None, max_length=500)
@@ -80,7 +80,7 @@ class DeadLetterRequest(ApiRequest):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class EmptyBody(ApiRequest):
+class WorkEmptyBody(ApiRequest):
     """No fields."""
 
 
@@ -117,7 +117,7 @@ class RetriedResponse(WireModel):
     retried_at: datetime
 
 
-class PruneRequest(ApiRequest):
+class WorkPruneRequest(ApiRequest):
     """``POST /operator-work/prune``."""
 
     before: str = Field(pattern=_TIME)
@@ -125,7 +125,7 @@ class PruneRequest(ApiRequest):
     dry_run: bool = False
 
 
-class CountsByStatus(WireModel):
+class WorkCountsByStatus(WireModel):
     """How many of each status matched."""
 
     succeeded: int = 0
@@ -134,7 +134,7 @@ class CountsByStatus(WireModel):
     dead_lettered: int = Field(default=0, alias="dead-lettered")
 
 
-class PruneResponse(WireModel):
+class WorkPruneResponse(WireModel):
     """The prune report (the reference gives it no schemaVersion)."""
 
     pruned_count: int
@@ -142,7 +142,7 @@ class PruneResponse(WireModel):
     dry_run: bool
     before: str
     statuses: list[str]
-    counts_by_status: CountsByStatus
+    counts_by_status: WorkCountsByStatus
     pruned_at: datetime
 
 
@@ -218,13 +218,13 @@ async def show_work(call: Call) -> WorkShow:
     summary="Cancel pending or running work",
     tag=TAG,
     permission="operator-work:write",
-    body=ReasonRequest,
+    body=WorkReasonRequest,
     response=CanceledResponse,
 )
 async def cancel_work(call: Call) -> CanceledResponse:
     """409 when the work is finished; the kind's own permission is needed too."""
     work_id = call.path["workId"]
-    at = await kinds.owner(work_id).cancel(call, work_id, call.body(ReasonRequest).reason)
+    at = await kinds.owner(work_id).cancel(call, work_id, call.body(WorkReasonRequest).reason)
     return CanceledResponse(work_id=work_id, canceled_at=at)
 
 
@@ -234,7 +234,7 @@ async def cancel_work(call: Call) -> CanceledResponse:
     summary="Retry failed or canceled work as a new work item",
     tag=TAG,
     permission="operator-work:write",
-    body=EmptyBody,
+    body=WorkEmptyBody,
     response=RetriedResponse,
 )
 async def retry_work(call: Call) -> RetriedResponse:
@@ -266,7 +266,7 @@ async def dead_letter_work(call: Call) -> DeadLetteredResponse:
     summary="Record that failed work was recovered by other means",
     tag=TAG,
     permission="operator-work:write",
-    body=EmptyBody,
+    body=WorkEmptyBody,
     response=RecoveredResponse,
 )
 async def mark_recovered(call: Call) -> RecoveredResponse:
@@ -282,12 +282,12 @@ async def mark_recovered(call: Call) -> RecoveredResponse:
     summary="Dry-run or remove finished work items older than a time",
     tag=TAG,
     permission="operator-work:write",
-    body=PruneRequest,
-    response=PruneResponse,
+    body=WorkPruneRequest,
+    response=WorkPruneResponse,
 )
-async def prune_work(call: Call) -> PruneResponse:
+async def prune_work(call: Call) -> WorkPruneResponse:
     """Finished items only; deployments are history (``POST /deployments/prune``)."""
-    body = call.body(PruneRequest)
+    body = call.body(WorkPruneRequest)
     before = datetime.fromisoformat(body.before).astimezone(UTC)
     totals: dict[str, int] = {}
     for source in kinds.sources():
@@ -295,12 +295,12 @@ async def prune_work(call: Call) -> PruneResponse:
         for status, count in counts.items():
             totals[status] = totals.get(status, 0) + count
     matched = sum(totals.values())
-    return PruneResponse(
+    return WorkPruneResponse(
         pruned_count=0 if body.dry_run else matched,
         matched_count=matched,
         dry_run=body.dry_run,
         before=body.before,
         statuses=list(body.statuses),
-        counts_by_status=CountsByStatus.model_validate(totals),
+        counts_by_status=WorkCountsByStatus.model_validate(totals),
         pruned_at=datetime.now(UTC),
     )
