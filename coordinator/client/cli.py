@@ -14,6 +14,7 @@ from coordinator.client import (
     domains_cli,
     logs_cli,
     monitoring_cli,
+    notify_cli,
     render,
     terminal_cli,
     workspace_cli,
@@ -484,6 +485,7 @@ for _command in (
     *logs_cli.COMMANDS,
     *terminal_cli.COMMANDS,
     *domains_cli.COMMANDS,
+    *notify_cli.COMMANDS,
 ):
     main.add_command(_command)
 
