@@ -15,6 +15,7 @@ from coordinator import (
     notifications,
     outbound,
     ratelimit,
+    retention,
     terminals,
 )
 from coordinator.api import setup_routes
@@ -48,6 +49,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     logstream.install,
     terminals.install,
     notifications.install,
+    retention.install,
 )
 
 

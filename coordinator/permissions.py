@@ -37,6 +37,8 @@ Permission = Literal[
     "notifications:write",
     "operator-work:read",
     "operator-work:write",
+    "retention-defaults:read",
+    "retention-defaults:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -93,6 +95,10 @@ GRANTS: Final[dict[Permission, str]] = {
     "operator-work:write": (
         "cancel, retry, dead-letter, mark recovered and prune background work (each kind also "
         "needs its own write permission)"
+    ),
+    "retention-defaults:read": "list and show how long each history category is kept",
+    "retention-defaults:write": (
+        "set retention days per history category and whether the scheduled prune acts"
     ),
 }
 """What each permission grants, in the README table's order."""

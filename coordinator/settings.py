@@ -80,6 +80,8 @@ class Settings(BaseModel):
     notification_retry_first_pause_seconds: float = Field(default=10.0, gt=0, le=3600)
     notification_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     server_offline_grace_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
+    # How often the scheduled retention prune applies the retention defaults (docs/retention.md).
+    retention_prune_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -20,6 +20,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     resource_runtime,
     resource_variables,
     resources,
+    retention,
     runtime_logs,
     runtime_monitoring,
     runtime_thresholds,

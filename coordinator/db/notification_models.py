@@ -1,4 +1,4 @@
-"""Notification subscriptions and their durable delivery outbox (which is also the delivery log)."""
+"""Notifications (subscriptions, the delivery outbox) and retention defaults: issue 19."""
 
 from tortoise import fields
 from tortoise.models import Model
@@ -53,3 +53,26 @@ class NotificationDelivery(Model):
     class Meta:
         table = "notification_deliveries"
         unique_together = (("subscription_id", "event_id"),)
+
+
+class RetentionDefault(Model):
+    """How long one organization keeps one history category, and whether the scheduled prune
+    acts on it (coordinator/retention/)."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    scope = fields.CharField(max_length=16, default="organization")
+    organization_id = fields.CharField(max_length=40)
+    category = fields.CharField(max_length=40)
+    retention_days = fields.IntField()
+    dry_run_scheduling_enabled = fields.BooleanField(default=True)
+    destructive_scheduling_enabled = fields.BooleanField(default=False)
+    enabled = fields.BooleanField(default=True)
+    # The scheduled prune's last pass over this policy: {ranAt, dryRun, matchedCount, ...}.
+    last_run = fields.JSONField[dict[str, object]](null=True)
+    updated_at = fields.DatetimeField()
+    updated_by_actor_id = fields.CharField(max_length=64, null=True)
+    updated_by_actor_kind = fields.CharField(max_length=32)
+
+    class Meta:
+        table = "retention_defaults"
+        unique_together = (("scope", "organization_id", "category"),)

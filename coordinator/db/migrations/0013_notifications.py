@@ -54,4 +54,23 @@ class Migration(migrations.Migration):
             options={'table': 'notification_subscriptions', 'app': 'models', 'pk_attr': 'id', 'table_description': 'Who is told about which events, over which channel (secrets sealed with the Keyring).'},
             bases=['Model'],
         ),
+        ops.CreateModel(
+            name='RetentionDefault',
+            fields=[
+                ('id', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=40)),
+                ('scope', fields.CharField(default='organization', max_length=16)),
+                ('organization_id', fields.CharField(max_length=40)),
+                ('category', fields.CharField(max_length=40)),
+                ('retention_days', fields.IntField()),
+                ('dry_run_scheduling_enabled', fields.BooleanField(default=True)),
+                ('destructive_scheduling_enabled', fields.BooleanField(default=False)),
+                ('enabled', fields.BooleanField(default=True)),
+                ('last_run', fields.JSONField(null=True, encoder=JSON_DUMPS, decoder=loads)),
+                ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('updated_by_actor_id', fields.CharField(null=True, max_length=64)),
+                ('updated_by_actor_kind', fields.CharField(max_length=32)),
+            ],
+            options={'table': 'retention_defaults', 'app': 'models', 'unique_together': (('scope', 'organization_id', 'category'),), 'pk_attr': 'id', 'table_description': 'How long one organization keeps one history category, and whether the scheduled prune'},
+            bases=['Model'],
+        ),
     ]
