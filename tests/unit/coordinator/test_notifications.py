@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from coordinator.db.notification_models import NotificationSubscription
+from coordinator.db.notification_models import NotificationDelivery, NotificationSubscription
 from coordinator.notifications import signing
 from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
@@ -289,4 +289,60 @@ async def test_presets_refusals_and_retries_are_logged_per_delivery(
         )
         assert [a["statusCode"] for a in down["attempts"]] == [None, None]
     finally:
+        await runner.cleanup()
+
+
+async def test_a_retry_scheduled_delivery_survives_a_coordinator_restart(
+    tmp_path: Path, database_url: str
+) -> None:
+    answers = [503]
+    bodies: list[Any] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        return web.Response(status=answers[0])
+
+    app = web.Application()
+    app.router.add_post("/in", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    coordinator = Coordinator(
+        tmp_path / "durable",
+        database_url,
+        allow_private_webhook_targets=True,
+        notification_retry_first_pause_seconds=1.0,
+    )
+    await coordinator.start()
+    try:
+        token = await coordinator.bootstrap()
+        status, sub, _ = await _create(
+            coordinator, token, _webhook(f"http://127.0.0.1:{runner.addresses[0][1]}/in")
+        )
+        assert status == 201, sub
+        status, queued, _ = await coordinator.call(
+            "POST", f"/notification-subscriptions/{sub['id']}/test", token=token
+        )
+        assert status == 202, queued
+
+        async def scheduled() -> bool:
+            row = await NotificationDelivery.get(id=queued["deliveryId"])
+            return row.status == "retry-scheduled"
+
+        await eventually(scheduled, what="the first attempt to fail")
+        await coordinator.stop()
+        answers[0] = 200
+        await coordinator.start()
+
+        async def delivered() -> bool:
+            row = await NotificationDelivery.get(id=queued["deliveryId"])
+            return row.status == "succeeded"
+
+        await eventually(delivered, what="the retry after the restart")
+        row = await NotificationDelivery.get(id=queued["deliveryId"])
+        assert [a["statusCode"] for a in row.attempts] == [503, 200]
+        assert len(bodies) == 2
+        assert bodies[0]["deliveryId"] == bodies[1]["deliveryId"] == row.id
+    finally:
+        await coordinator.close()
         await runner.cleanup()
