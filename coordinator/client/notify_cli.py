@@ -157,7 +157,7 @@ def work() -> None:
 
 
 @work.command("list")
-@click.option("--kind", type=click.Choice(["deployment", "system"]))
+@click.option("--kind", type=click.Choice(["deployment", "system", "runtime-maintenance"]))
 @click.option(
     "--status",
     type=click.Choice(

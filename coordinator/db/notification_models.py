@@ -1,4 +1,4 @@
-"""Notifications (subscriptions, the delivery outbox) and retention defaults: issue 19."""
+"""Issue 19 models: notification subscriptions and outbox, retention defaults, maintenance runs."""
 
 from tortoise import fields
 from tortoise.models import Model
@@ -76,3 +76,24 @@ class RetentionDefault(Model):
     class Meta:
         table = "retention_defaults"
         unique_together = (("scope", "organization_id", "category"),)
+
+
+class MaintenanceRun(Model):
+    """One run of a maintenance job (source-archive pruning, a capacity prune) for the operator
+    work ledger (coordinator/work_runs.py)."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    # None: a coordinator-wide run (archive pruning spans every organization).
+    organization_id = fields.CharField(max_length=40, null=True, db_index=True)
+    operation_key = fields.CharField(max_length=64)
+    server_id = fields.CharField(max_length=40, null=True)
+    status = fields.CharField(max_length=16, db_index=True)
+    started_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    error_code = fields.CharField(max_length=64, null=True)
+    error_message = fields.TextField(null=True)
+    details = fields.JSONField[dict[str, object]]()
+
+    class Meta:
+        table = "maintenance_runs"

@@ -11,6 +11,24 @@ class Migration(migrations.Migration):
 
     operations = [
         ops.CreateModel(
+            name='MaintenanceRun',
+            fields=[
+                ('id', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=40)),
+                ('organization_id', fields.CharField(null=True, db_index=True, max_length=40)),
+                ('operation_key', fields.CharField(max_length=64)),
+                ('server_id', fields.CharField(null=True, max_length=40)),
+                ('status', fields.CharField(db_index=True, max_length=16)),
+                ('started_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('error_code', fields.CharField(null=True, max_length=64)),
+                ('error_message', fields.TextField(null=True, unique=False)),
+                ('details', fields.JSONField(encoder=JSON_DUMPS, decoder=loads)),
+            ],
+            options={'table': 'maintenance_runs', 'app': 'models', 'pk_attr': 'id', 'table_description': 'One run of a maintenance job (source-archive pruning, a capacity prune) for the operator'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='NotificationDelivery',
             fields=[
                 ('id', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=40)),
