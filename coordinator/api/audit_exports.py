@@ -12,13 +12,14 @@ from aiohttp import web
 from pydantic import Field
 
 from coordinator import audit_export
+from coordinator.api import timestamps
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import ApiRequest
+from coordinator.api.timestamps import UtcTimestamp
 from coordinator.db import models
 from shared.wire import WireModel
 
 TAG = "audit"
-_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z$"
 _CSV_COLUMNS = (
     "auditEventId", "createdAt", "eventType", "aggregateType", "aggregateId", "actorKind",
     "actorId", "requestId", "payload", "redactedFields",
@@ -58,8 +59,8 @@ class ExportQuery(ApiRequest):
 
     aggregate_id: str | None = Field(default=None, min_length=1, max_length=64)
     event_type: str | None = Field(default=None, min_length=1, max_length=64)
-    from_: str | None = Field(default=None, alias="from", pattern=_TIME)
-    to: str | None = Field(default=None, pattern=_TIME)
+    from_: UtcTimestamp | None = Field(default=None, alias="from")
+    to: UtcTimestamp | None = None
     limit: int = Field(default=100, gt=0, le=500)
     format: Literal["json", "jsonl", "csv"] = "json"
 
@@ -67,8 +68,8 @@ class ExportQuery(ApiRequest):
 class GlobalExportQuery(ExportQuery):
     """``/audit-events/export-global`` needs its time window."""
 
-    from_: str = Field(alias="from", pattern=_TIME)
-    to: str = Field(pattern=_TIME)
+    from_: UtcTimestamp = Field(alias="from")
+    to: UtcTimestamp
 
 
 class ExportFiltersView(WireModel):
@@ -123,7 +124,7 @@ def exported(row: models.AuditEvent) -> ExportedEvent:
 
 def _filters(query: ExportQuery) -> audit_export.ExportFilters:
     def parsed(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value).astimezone(UTC) if value else None
+        return timestamps.parse(value) if value else None
 
     return audit_export.ExportFilters(
         aggregate_id=query.aggregate_id,

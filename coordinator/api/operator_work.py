@@ -6,13 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from coordinator.api import timestamps
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import ApiRequest, NoQuery
+from coordinator.api.timestamps import UtcTimestamp
 from coordinator.operator_work import kinds
 from shared.wire import WireModel
 
 TAG = "operator-work"
-_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z$"
 PrunableStatus = Literal["succeeded", "failed", "canceled", "dead-lettered"]
 
 
@@ -120,7 +121,7 @@ class RetriedResponse(WireModel):
 class WorkPruneRequest(ApiRequest):
     """``POST /operator-work/prune``."""
 
-    before: str = Field(pattern=_TIME)
+    before: UtcTimestamp
     statuses: list[PrunableStatus] = Field(default=["succeeded"], min_length=1)
     dry_run: bool = False
 
@@ -288,7 +289,7 @@ async def mark_recovered(call: Call) -> RecoveredResponse:
 async def prune_work(call: Call) -> WorkPruneResponse:
     """Finished items only; deployments are history (``POST /deployments/prune``)."""
     body = call.body(WorkPruneRequest)
-    before = datetime.fromisoformat(body.before).astimezone(UTC)
+    before = timestamps.parse(body.before)
     totals: dict[str, int] = {}
     for source in kinds.sources():
         counts = await source.prune(call.actor, before, frozenset(body.statuses), body.dry_run)

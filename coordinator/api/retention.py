@@ -9,13 +9,13 @@ from pydantic import Field
 from coordinator import audit_scope
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import ApiRequest, IdResponse, NoQuery
+from coordinator.api.timestamps import UtcTimestamp
 from coordinator.db.notification_models import RetentionDefault
 from coordinator.retention import defaults, pruning
 from shared.errors import Forbidden, InvalidRequest
 from shared.wire import WireModel
 
 TAG = "retention"
-_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z$"
 Category = Literal[
     "audit-rows",
     "deployment-logs",
@@ -83,7 +83,7 @@ class RetentionShow(WireModel):
 class HistoryPruneRequest(ApiRequest):
     """What to prune; ``dryRun`` (default true) only reports."""
 
-    before: str = Field(pattern=_TIME)
+    before: UtcTimestamp
     deployment_id: str | None = Field(default=None, max_length=40)
     resource_id: str | None = Field(default=None, max_length=40)
     server_id: str | None = Field(default=None, max_length=40)

@@ -47,9 +47,10 @@ class Outcome:
 
 
 def chat_text(payload: dict[str, Any]) -> str:
-    """One line for chat channels: the event type and its summary."""
+    """One line for chat channels and e-mail subjects: the event type and its summary (line
+    breaks in error messages become spaces; a header may not contain them)."""
     text = f"[Berth] {payload.get('eventType')}: {payload.get('summary')}"
-    return text[:_SUMMARY_LIMIT]
+    return " ".join(text.split())[:_SUMMARY_LIMIT]
 
 
 def render(channel: Channel, payload: dict[str, Any]) -> dict[str, Any]:

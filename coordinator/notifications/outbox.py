@@ -123,12 +123,23 @@ class Outbox:
     async def _attempt(self, row: NotificationDelivery) -> None:
         try:
             async with self._slots:
-                outcome, took = await self._send(row)
+                try:
+                    outcome, took = await self._send(row)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # A bug or an unexpected answer counts as a failed attempt (retried with
+                    # backoff, then failed), never as a delivery to try again at once.
+                    logger.exception("notification delivery %s: the attempt failed", row.id)
+                    outcome = channels.Outcome(
+                        False, error=f"{type(exc).__name__}: {exc}"[:500], error_code="internal"
+                    )
+                    took = 0.0
                 await self._record(row, outcome, took)
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("notification delivery %s: the attempt failed", row.id)
+            logger.exception("notification delivery %s: recording the attempt failed", row.id)
         finally:
             self._inflight.discard(row.id)
             self.wake()  # a retry may now be the earliest due

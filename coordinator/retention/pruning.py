@@ -26,7 +26,7 @@ class PruneAsk(Protocol):
 def _filters(actor: Principal, ask: PruneAsk) -> history.Filters:
     return history.Filters(
         organization_id=actor.organization_id,
-        before=datetime.fromisoformat(ask.before).astimezone(UTC),
+        before=datetime.fromisoformat(ask.before.replace("Z", "+00:00")).astimezone(UTC),
         deployment_id=ask.deployment_id,
         resource_id=ask.resource_id,
         server_id=ask.server_id,

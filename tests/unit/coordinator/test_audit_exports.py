@@ -73,6 +73,17 @@ async def test_show_and_export_are_redacted_filtered_and_bounded(
         "invalid_request",
     )
     assert problem_fields(error) == {"from", "to"}
+    error = assert_error(
+        await _get(
+            coordinator,
+            admin_token,
+            "/audit-events/export",
+            **{"from": "2026-13-45T00:00:00Z"},
+        ),
+        400,
+        "invalid_request",
+    )
+    assert problem_fields(error) == {"from"}
     window = {"from": _z(start), "to": _z(datetime.now(UTC) + timedelta(seconds=5))}
     status, everything, _ = await _get(
         coordinator,

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from coordinator.db.notification_models import NotificationDelivery, NotificationSubscription
 from coordinator.notifications import signing
+from coordinator.notifications.channels import email_message, render
 from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
 from tests.unit.coordinator.test_projects_api import scoped_token
@@ -346,3 +347,18 @@ async def test_a_retry_scheduled_delivery_survives_a_coordinator_restart(
     finally:
         await coordinator.close()
         await runner.cleanup()
+
+
+def test_multi_line_summaries_make_one_line_subjects_and_chat_texts() -> None:
+    payload = {
+        "eventType": "deployment.failed",
+        "deliveryId": "ndl_x",
+        "summary": "deployment failed: step 1\r\nstep 2\nTo: evil@example.com",
+    }
+    settings = {"to": ["ops@example.com"], "fromAddress": "berth@example.com"}
+    message = email_message(settings, payload)
+    assert message["Subject"] == (
+        "[Berth] deployment.failed: deployment failed: step 1 step 2 To: evil@example.com"
+    )
+    assert message["To"] == "ops@example.com"
+    assert "\n" not in render("slack", payload)["text"]

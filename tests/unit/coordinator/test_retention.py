@@ -106,6 +106,16 @@ async def test_history_prunes_guard_rollback_candidates_and_dry_runs_match(
         400,
         "invalid_request",
     )
+    assert_error(
+        await coordinator.call(
+            "POST",
+            "/deployments/logs/prune",
+            token=admin_token,
+            json={"before": "2026-02-30T00:00:00Z"},
+        ),
+        400,
+        "invalid_request",
+    )
 
 
 @pytest.fixture
