@@ -20,6 +20,8 @@ from coordinator.db import models
 from shared.wire import WireModel
 
 TAG = "audit"
+# What format=jsonl and format=csv answer (documented next to the JSON answer).
+STREAM_TYPES = "application/x-ndjson,text/csv"
 _CSV_COLUMNS = (
     "auditEventId", "createdAt", "eventType", "aggregateType", "aggregateId", "actorKind",
     "actorId", "requestId", "payload", "redactedFields",
@@ -197,6 +199,7 @@ def _filters_view(query: ExportQuery, *, with_aggregate: bool) -> ExportFiltersV
     permission="audit-events:read",
     query=ExportQuery,
     response=AuditExport,
+    raw_response=STREAM_TYPES,
 )
 async def export_events(call: Call) -> AuditExport | web.StreamResponse:
     """Oldest first within ``from``..``to``; ``truncated`` when more than ``limit`` matched."""
@@ -222,6 +225,7 @@ async def export_events(call: Call) -> AuditExport | web.StreamResponse:
     permission="audit-events:read",
     query=GlobalExportQuery,
     response=AuditGlobalExport,
+    raw_response=STREAM_TYPES,
 )
 async def export_global(call: Call) -> AuditGlobalExport | web.StreamResponse:
     """``from`` and ``to`` are required; otherwise as ``/audit-events/export``."""
