@@ -15,8 +15,10 @@ from coordinator import (
     deployments,
     logstream,
     monitoring,
+    notifications,
     outbound,
     ratelimit,
+    retention,
     scheduling,
     terminals,
 )
@@ -54,6 +56,8 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     certificates.install,
     scheduling.install,
     console.install,
+    notifications.install,
+    retention.install,
 )
 
 

@@ -26,7 +26,7 @@ from typing import Final
 from aiohttp import web
 from tortoise.transactions import in_transaction
 
-from coordinator import archives, audit
+from coordinator import archives, audit, work_runs
 from coordinator.appkeys import SETTINGS_KEY
 from coordinator.db import models
 
@@ -170,7 +170,13 @@ async def run_pruning(
     while True:
         await asyncio.sleep(interval)
         try:
-            outcome = await prune_archives(data_dir, grace, clock() if clock else None)
+            # Each run is listed in the operator work ledger (coordinator/work_runs.py).
+            async with work_runs.recorded("source-archive-prune") as run:
+                outcome = await prune_archives(data_dir, grace, clock() if clock else None)
+                run.details.update(
+                    prunedArchiveCount=str(len(outcome.archive_ids)),
+                    strayFileCount=str(len(outcome.stray_files)),
+                )
         except Exception:
             logger.exception("pruning unreferenced source archives failed")
             continue

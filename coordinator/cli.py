@@ -161,6 +161,34 @@ def main() -> None:
     default=None,
     help="DNS server (IP or IP:PORT) for domain-binding checks; default: the system's.",
 )
+@click.option(
+    "--notification-max-attempts",
+    type=click.IntRange(1, 20),
+    default=6,
+    show_default=True,
+    help="Attempts per notification delivery before it is marked failed.",
+)
+@click.option(
+    "--notification-retry-seconds",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Pause before a notification's second attempt (doubling after each failure).",
+)
+@click.option(
+    "--server-offline-grace-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="How long an agent may stay disconnected before server.offline is notified.",
+)
+@click.option(
+    "--retention-prune-interval-seconds",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="How often retention defaults are applied (the scheduled retention prune).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -185,6 +213,10 @@ def serve_command(
     body_timeout: float,
     max_unauthenticated_connections: int,
     dns_resolver: str | None,
+    notification_max_attempts: int,
+    notification_retry_seconds: float,
+    server_offline_grace_seconds: float,
+    retention_prune_interval_seconds: float,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -219,6 +251,10 @@ def serve_command(
             max_unauthenticated_connections=max_unauthenticated_connections,
             dns_resolver=dns_resolver,
             **dependency_images_from_env(),
+            notification_max_attempts=notification_max_attempts,
+            notification_retry_first_pause_seconds=notification_retry_seconds,
+            server_offline_grace_seconds=server_offline_grace_seconds,
+            retention_prune_interval_seconds=retention_prune_interval_seconds,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

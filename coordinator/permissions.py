@@ -42,6 +42,12 @@ Permission = Literal[
     "scheduled-tasks:read",
     "scheduled-tasks:write",
     "scheduled-tasks:run",
+    "notifications:read",
+    "notifications:write",
+    "operator-work:read",
+    "operator-work:write",
+    "retention-defaults:read",
+    "retention-defaults:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -101,6 +107,23 @@ GRANTS: Final[dict[Permission, str]] = {
     "scheduled-tasks:read": "list and show scheduled tasks, their runs and run logs",
     "scheduled-tasks:write": "create, configure, enable, disable and delete scheduled tasks",
     "scheduled-tasks:run": "run a scheduled task now and run one-off commands (`berth run`)",
+    "notifications:read": (
+        "list and show notification subscriptions and their delivery logs; verify webhook "
+        "signatures"
+    ),
+    "notifications:write": (
+        "create, configure, test and delete notification subscriptions (webhooks, Slack, "
+        "Discord, e-mail)"
+    ),
+    "operator-work:read": "list and show Berth's background work (the operator work ledger)",
+    "operator-work:write": (
+        "cancel, retry, dead-letter, mark recovered and prune background work (each kind also "
+        "needs its own write permission)"
+    ),
+    "retention-defaults:read": "list and show how long each history category is kept",
+    "retention-defaults:write": (
+        "set retention days per history category and whether the scheduled prune acts"
+    ),
 }
 """What each permission grants, in the README table's order."""
 

@@ -80,6 +80,15 @@ class Settings(BaseModel):
     dependency_image_postgres: str = Field(default="postgres:16", min_length=1, max_length=512)
     dependency_image_redis: str = Field(default="redis:7", min_length=1, max_length=512)
     dependency_image_mysql: str = Field(default="mariadb:11", min_length=1, max_length=512)
+    # Notifications (docs/notifications.md): a failed delivery is tried again after
+    # first_pause * 2**(attempt-1) seconds, at most max_attempts times, each attempt bounded by
+    # the timeout; an agent disconnected for the grace period is reported offline.
+    notification_max_attempts: int = Field(default=6, ge=1, le=20)
+    notification_retry_first_pause_seconds: float = Field(default=10.0, gt=0, le=3600)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    server_offline_grace_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
+    # How often the scheduled retention prune applies the retention defaults (docs/retention.md).
+    retention_prune_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -4,6 +4,7 @@ from aiohttp import web
 
 from coordinator.api import (  # noqa: F401  (imported for their route registrations)
     audit_events,
+    audit_exports,
     bootstrap,
     certificates,
     dependency_bindings,
@@ -16,10 +17,13 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     enrollment,
     environments,
     meta,
+    notifications,
+    operator_work,
     projects,
     resource_runtime,
     resource_variables,
     resources,
+    retention,
     runtime_logs,
     runtime_monitoring,
     runtime_thresholds,

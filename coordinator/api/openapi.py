@@ -130,6 +130,10 @@ def _operation(r: Route, refs: dict[Any, Any], defs: dict[str, Any]) -> dict[str
         content = {r.raw_response: {"schema": {"type": "string"}}}
     else:
         content = {"application/json": {"schema": {"type": "null"}}}
+    if r.response and r.raw_response:
+        # A JSON answer that can also stream (audit exports' format=jsonl|csv).
+        for media_type in r.raw_response.split(","):
+            content[media_type] = {"schema": {"type": "string"}}
     error_ref = refs[(ErrorEnvelope, "serialization")]
     op["responses"] = {str(r.status): {"description": "Success", "content": content}}
     for status, text in _ERROR_STATUSES.items():

@@ -74,9 +74,14 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "certificateId",
             "taskId",
             "runId",
+            "subscriptionId",
+            "auditEventId",
+            "workId",
         )
     },
 }
+# Retention categories are kebab-case words; anything else names no category.
+PATH_PARAMETERS["category"] = PathParameter(r"^[a-z][a-z-]*$", 40, malformed_is_missing=True)
 _PATH_NAME = re.compile(r"{([A-Za-z0-9_]+)}")
 
 

@@ -16,6 +16,7 @@ from coordinator.client import (
     domains_cli,
     logs_cli,
     monitoring_cli,
+    notify_cli,
     render,
     tasks_cli,
     terminal_cli,
@@ -492,6 +493,7 @@ for _command in (
     *volumes_cli.COMMANDS,
     *certs_cli.COMMANDS,
     *tasks_cli.COMMANDS,
+    *notify_cli.COMMANDS,
 ):
     main.add_command(_command)
 

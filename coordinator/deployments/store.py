@@ -5,8 +5,9 @@ that missed a notification still finds everything in the database (the source of
 """
 
 import asyncio
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -43,6 +44,11 @@ STATUSES: Final[tuple[DeploymentStatus, ...]] = (
 )
 TERMINAL: Final = frozenset({"succeeded", "failed", "canceled", "rolled-back"})
 ACTIVE: Final = frozenset(s for s in STATUSES if s not in TERMINAL)
+
+logger = logging.getLogger(__name__)
+
+OutcomeHook = Callable[[str, str], Awaitable[None]]
+"""Told ``(deployment_id, status)`` after a deployment moved to a terminal status."""
 
 # Secret values shorter than this are not searched for in log text: masking "a" or "1" would
 # shred every line while protecting nothing.
@@ -124,6 +130,8 @@ class DeploymentStore:
         # Sequence numbers come from the row's counters; one coordinator process owns them, and
         # this lock keeps two coroutines from reading the same counter value.
         self._locks: dict[str, asyncio.Lock] = {}
+        # Other capabilities (notifications) hear about outcomes here, after the commit.
+        self.outcome_hooks: list[OutcomeHook] = []
 
     def _lock(self, deployment_id: str) -> asyncio.Lock:
         lock = self._locks.get(deployment_id)
@@ -154,6 +162,12 @@ class DeploymentStore:
             if event is not None:
                 await self._append(row, event, status)
         self.notifier.notify(deployment_id)
+        if status in TERMINAL:
+            for hook in self.outcome_hooks:
+                try:
+                    await hook(deployment_id, status)
+                except Exception:
+                    logger.exception("an outcome hook failed for deployment %s", deployment_id)
         return True
 
     async def event(self, deployment_id: str, event: EventSpec) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,6 +144,9 @@ class ThresholdEvaluator:
         # a restart a server counts again from its next sample).
         self._contributions: dict[tuple[str, str], ScopeSum] = {}
         self._fed_by: dict[str, set[tuple[str, str]]] = {}
+        # Other capabilities (notifications) hear about state changes; called during a pass,
+        # so they must not block (spawn, queue).
+        self.state_observers: list[Callable[[dict[str, Any]], None]] = []
         self.evaluated_samples = 0
         self.superseded_samples = 0
         self.stored_evaluations = 0
@@ -300,6 +303,7 @@ class ThresholdEvaluator:
         previous_state = str(before.get("state", "ok"))
         if after["state"] != previous_state:
             self._notify(policy, previous_state, after, sample)
+            self._tell_observers(policy, previous_state, after, sample)
 
     async def _current_policies(self) -> dict[tuple[str, str], LivePolicy]:
         """The enabled policies, reloaded (one query) when a POST changed them."""
@@ -358,6 +362,25 @@ class ThresholdEvaluator:
         for policy, evaluation in written:
             if policy.evaluation is evaluation:  # not moved on while the write was in flight
                 policy.dirty = False
+
+    def _tell_observers(
+        self, policy: LivePolicy, before: str, after: dict[str, Any], sample: Sample
+    ) -> None:
+        change = {
+            "policyId": policy.id,
+            "scopeKind": policy.kind,
+            "scopeId": policy.scope_id,
+            "previousState": before,
+            "state": after["state"],
+            "crossed": after.get("crossed", []),
+            "sampleId": sample.sample_id,
+            "observedAt": sample.observed_at.isoformat(),
+        }
+        for observer in self.state_observers:
+            try:
+                observer(change)
+            except Exception:
+                logger.exception("a threshold state observer failed")
 
     def _notify(
         self, policy: LivePolicy, before: str, after: dict[str, Any], sample: Sample

@@ -1,10 +1,11 @@
 """Server capacity prune: which deployments a prune must keep, and the audit of a real prune."""
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator import audit, work_runs
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.deployments.store import ACTIVE
@@ -50,4 +51,12 @@ async def record_prune(
             aggregate_id=server_id,
             payload=payload,
             request_id=request_id,
+        )
+        # The operator work ledger lists it as a finished maintenance run.
+        _ = await work_runs.record_finished(
+            "capacity-prune",
+            organization_id=actor.organization_id,
+            server_id=server_id,
+            started_at=datetime.now(UTC),
+            details={k: str(v) for k, v in payload.items() if isinstance(v, str | int | bool)},
         )

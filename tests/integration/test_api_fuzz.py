@@ -76,6 +76,8 @@ DESTRUCTIVE = (
     ("DELETE", "/resources/{resourceId}/secrets/{key}"),
     ("DELETE", "/dependency-resources/{dependencyResourceId}"),
     ("DELETE", "/resources/{resourceId}/dependency-bindings/{bindingId}"),
+    ("DELETE", "/notification-subscriptions/{subscriptionId}"),
+    ("POST", "/operator-work/{workId}/cancel"),
 )
 # A stream only ends by itself once its deployment is terminal and ``untilTerminal`` is set.
 FINITE_STREAM = ("GET", "/deployments/{deploymentId}/events/stream")
@@ -175,10 +177,33 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
     )
     assert status == 201, body
     plan_id = str(body["plan"]["id"])
+    subscriptions = []
+    for name in ("kept", "doomed"):
+        status, body, _ = await coordinator.call(
+            "POST",
+            "/notification-subscriptions",
+            token=admin,
+            json={
+                "name": name,
+                "channel": "webhook",
+                "events": ["deployment.failed"],
+                "url": "https://hooks.example.test/berth",
+                "signingSecret": "fuzz-signing-secret-0123",
+            },
+        )
+        assert status == 201, body
+        subscriptions.append(str(body["id"]))
+    status, body, _ = await coordinator.call("GET", "/audit-events?limit=1", token=admin)
+    assert status == 200, body
+    audit_event = str(body["items"][0]["auditEventId"])
     common = {
         "dependencyResourceId": databases[0],
         "bindingId": dependency_bindings[0],
         "planId": plan_id,
+        "subscriptionId": subscriptions[0],
+        "workId": live,
+        "auditEventId": audit_event,
+        "category": "audit-rows",
         "domainBindingId": bindings[0],
         "serverId": kept.server_id,
         "projectId": kept.project_id,
@@ -196,6 +221,8 @@ async def _seed(coordinator: Coordinator, admin: str) -> tuple[dict[str, str], d
         **common,
         "dependencyResourceId": databases[1],
         "bindingId": dependency_bindings[1],
+        "subscriptionId": subscriptions[1],
+        "workId": victim,
         "domainBindingId": bindings[1],
         "serverId": doomed.server_id,
         "projectId": doomed.project_id,

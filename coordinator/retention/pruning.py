@@ -1,0 +1,71 @@
+"""The deployment history prunes as commands: select, act (unless a dry run), audit."""
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+from coordinator import audit
+from coordinator.auth import Principal
+from coordinator.retention import history
+
+
+class PruneAsk(Protocol):
+    """What a prune request carries."""
+
+    @property
+    def before(self) -> str: ...
+    @property
+    def deployment_id(self) -> str | None: ...
+    @property
+    def resource_id(self) -> str | None: ...
+    @property
+    def server_id(self) -> str | None: ...
+    @property
+    def dry_run(self) -> bool: ...
+
+
+def _filters(actor: Principal, ask: PruneAsk) -> history.Filters:
+    return history.Filters(
+        organization_id=actor.organization_id,
+        before=datetime.fromisoformat(ask.before.replace("Z", "+00:00")).astimezone(UTC),
+        deployment_id=ask.deployment_id,
+        resource_id=ask.resource_id,
+        server_id=ask.server_id,
+    )
+
+
+async def deployments(
+    actor: Principal, request_id: str, ask: PruneAsk
+) -> tuple[history.Selection, int]:
+    """Select and (unless a dry run) remove deployments; audited when anything went."""
+    selection = await history.select(_filters(actor, ask))
+    pruned = await history.prune_deployments(selection, dry_run=ask.dry_run)
+    if not ask.dry_run and pruned:
+        await audit.record(
+            actor=actor,
+            event_type="deployments.pruned",
+            aggregate_type="deployment-history",
+            aggregate_id=None,
+            payload={"before": ask.before, "deploymentIds": selection.removable},
+            request_id=request_id,
+        )
+    return selection, 0 if ask.dry_run else pruned
+
+
+async def logs(
+    actor: Principal, request_id: str, ask: PruneAsk
+) -> tuple[history.Selection, dict[str, int], int]:
+    """Select deployments and (unless a dry run) remove their log lines; audited."""
+    selection = await history.select(_filters(actor, ask))
+    counts = await history.log_counts(selection.removable)
+    pruned = 0
+    if not ask.dry_run and counts:
+        pruned = await history.prune_logs(sorted(counts), dry_run=False)
+        await audit.record(
+            actor=actor,
+            event_type="deployments.logs-pruned",
+            aggregate_type="deployment-history",
+            aggregate_id=None,
+            payload={"before": ask.before, "lineCount": pruned, "deploymentIds": sorted(counts)},
+            request_id=request_id,
+        )
+    return selection, counts, pruned
