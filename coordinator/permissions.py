@@ -33,6 +33,8 @@ Permission = Literal[
     "domain-bindings:read",
     "domain-bindings:write",
     "domain-bindings:override-ownership",
+    "account:read",
+    "account:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -76,6 +78,10 @@ GRANTS: Final[dict[Permission, str]] = {
     ),
     "domain-bindings:override-ownership": (
         "confirm a domain's ownership manually (audited, with a reason)"
+    ),
+    "account:read": "show one's own account profile and login sessions",
+    "account:write": (
+        "change one's own profile, password and two-factor login; revoke one's sessions, log out"
     ),
 }
 """What each permission grants, in the README table's order."""

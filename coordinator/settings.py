@@ -73,6 +73,9 @@ class Settings(BaseModel):
     allow_private_webhook_targets: bool = False
     # DNS server (IP or IP:PORT) that domain-binding checks ask; None = the system's resolver.
     dns_resolver: str | None = None
+    # Login sessions (docs/accounts.md): ended after this long unused, and this long after login.
+    session_idle_seconds: float = Field(default=8 * 3600.0, gt=0)
+    session_absolute_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

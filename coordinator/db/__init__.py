@@ -15,6 +15,7 @@ from coordinator.db.inline_reads import InlineReadClient
 MODELS_MODULE = "coordinator.db.models"
 MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
+ACCOUNT_MODELS_MODULE = "coordinator.db.account_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -35,7 +36,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": connection},
         "apps": {
             "models": {
-                "models": [MODELS_MODULE, MONITORING_MODELS_MODULE],
+                "models": [MODELS_MODULE, MONITORING_MODELS_MODULE, ACCOUNT_MODELS_MODULE],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,
             }
