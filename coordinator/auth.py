@@ -132,13 +132,12 @@ async def _session_principal(request: web.Request, secret: str, *, cookie: bool)
         found = await session_store.resolve(secret, idle)
     except session_store.SessionProblem as exc:
         raise Unauthorized(str(exc)) from None
-    session = found.session
     if cookie and request.method not in _SAFE_METHODS:
         # A cookie rides along with any site's request: a mutation must prove it comes from a
         # page that could read the CSRF cookie (same site), and from our own origin.
         if not origin_allowed(request):
             raise Forbidden("cross-origin requests may not use the session cookie")
-        if not session_store.csrf_matches(session, request.headers.get(session_store.CSRF_HEADER)):
+        if not session_store.csrf_matches(found, request.headers.get(session_store.CSRF_HEADER)):
             raise Forbidden(
                 f"a cookie-authenticated {request.method} needs the session's CSRF token in "
                 f"the {session_store.CSRF_HEADER} header",
@@ -146,13 +145,13 @@ async def _session_principal(request: web.Request, secret: str, *, cookie: bool)
             )
     return Principal(
         kind="user-session",
-        actor_id=found.user.id,
-        token_id=session.id,
-        organization_id=session.organization_id,  # type: ignore[attr-defined]
+        actor_id=found.user_id,
+        token_id=found.session_id,
+        organization_id=found.organization_id,
         permissions=found.permissions,
         server_ids=frozenset(),
         bounds=Bounds.of({"permissions": sorted(found.permissions)}, None),
-        session_expires_at=session.expires_at,
+        session_expires_at=found.expires_at,
     )
 
 
