@@ -161,6 +161,20 @@ def main() -> None:
     default=None,
     help="DNS server (IP or IP:PORT) for domain-binding checks; default: the system's.",
 )
+@click.option(
+    "--session-idle-seconds",
+    type=click.FloatRange(min=1),
+    default=8 * 3600.0,
+    show_default=True,
+    help="Login sessions unused for this long end (docs/accounts.md).",
+)
+@click.option(
+    "--session-absolute-seconds",
+    type=click.FloatRange(min=1),
+    default=7 * 24 * 3600.0,
+    show_default=True,
+    help="Login sessions end this long after login, used or not.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -185,6 +199,8 @@ def serve_command(
     body_timeout: float,
     max_unauthenticated_connections: int,
     dns_resolver: str | None,
+    session_idle_seconds: float,
+    session_absolute_seconds: float,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -218,6 +234,8 @@ def serve_command(
             body_read_timeout_seconds=body_timeout,
             max_unauthenticated_connections=max_unauthenticated_connections,
             dns_resolver=dns_resolver,
+            session_idle_seconds=session_idle_seconds,
+            session_absolute_seconds=session_absolute_seconds,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

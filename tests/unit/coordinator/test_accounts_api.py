@@ -320,3 +320,24 @@ async def test_an_idle_session_expires(tmp_path: Path, database_url: str) -> Non
         assert "idle" in error["message"]
     finally:
         await harness.close()
+
+
+async def test_the_first_admin_can_get_a_password_at_bootstrap(coordinator: Coordinator) -> None:
+    first_admin = {"email": EMAIL, "displayName": "Admin"}
+    weak = await coordinator.call(
+        "POST", "/bootstrap/auth/first-admin", json={**first_admin, "password": "admin"}
+    )
+    assert_error(weak, 400, "invalid_request")
+    assert not await models.User.exists()  # nothing half-created
+    status, before, _ = await coordinator.call("GET", "/bootstrap/auth/status")
+    method = next(m for m in before["loginMethods"] if m["key"] == "local-password")
+    assert method["configured"] is False
+    assert before["loginUrl"] == LOGIN
+    status, created, _ = await coordinator.call(
+        "POST", "/bootstrap/auth/first-admin", json={**first_admin, "password": PASSWORD}
+    )
+    assert status == 201, created
+    assert PASSWORD not in repr(await models.AuditEvent.all().values_list("payload", flat=True))
+    status, body, _ = await _login(coordinator)
+    assert status == 201, body
+    assert body["userId"] == created["userId"]
