@@ -1,9 +1,12 @@
 """Accounts on a real coordinator: password login, cookie + CSRF, sessions, lockout, TOTP."""
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+
+import aiohttp
 
 from coordinator.accounts import totp
 from coordinator.accounts.lockout import ACCOUNT_FREE_FAILURES
@@ -341,3 +344,39 @@ async def test_the_first_admin_can_get_a_password_at_bootstrap(coordinator: Coor
     status, body, _ = await _login(coordinator)
     assert status == 201, body
     assert body["userId"] == created["userId"]
+
+
+async def test_a_cookie_session_streams_and_logging_out_ends_the_stream(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    await _set_password(coordinator, admin_token)
+    _, session, _ = await _login(coordinator)
+    cookie = _cookie(session["token"], session["csrfToken"])
+    world = await make_world(coordinator, admin_token)
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    path = f"/deployments/{deployment_id}/events/stream?untilTerminal=true"
+    assert coordinator.http is not None
+    opened = asyncio.Event()
+
+    async def listen() -> None:
+        assert coordinator.http is not None
+        async with coordinator.http.get(
+            coordinator.url + path, headers=cookie, timeout=aiohttp.ClientTimeout(total=scaled(30))
+        ) as response:
+            assert response.status == 200, await response.text()
+            opened.set()
+            with contextlib.suppress(aiohttp.ClientPayloadError):
+                async for _ in response.content.iter_any():
+                    pass
+
+    stream = asyncio.create_task(listen())
+    await asyncio.wait_for(opened.wait(), scaled(10))
+    no_csrf = await coordinator.call("POST", "/auth/logout", headers=cookie)
+    assert_error(no_csrf, 403, "forbidden")
+    assert not stream.done()
+    status, body, headers = await coordinator.call(
+        "POST", "/auth/logout", headers={**cookie, "X-CSRF-Token": session["csrfToken"]}
+    )
+    assert status == 200, body
+    assert "Max-Age=0" in (header(headers, "Set-Cookie") or "")  # the cookies are cleared
+    await asyncio.wait_for(stream, scaled(10))
