@@ -380,3 +380,18 @@ async def test_a_cookie_session_streams_and_logging_out_ends_the_stream(
     assert status == 200, body
     assert "Max-Age=0" in (header(headers, "Set-Cookie") or "")  # the cookies are cleared
     await asyncio.wait_for(stream, scaled(10))
+
+
+async def test_a_cookie_session_is_rate_limited_as_a_token_not_as_its_address(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    await _set_password(coordinator, admin_token)
+    _, session, _ = await _login(coordinator)
+    settings = coordinator.settings()
+    _, _, anonymous = await coordinator.call("GET", "/bootstrap/auth/status")
+    assert header(anonymous, "X-RateLimit-Limit") == str(settings.rate_limit_anonymous_per_minute)
+    status, _, by_cookie = await coordinator.call(
+        "GET", "/account/profile", headers=_cookie(session["token"])
+    )
+    assert status == 200
+    assert header(by_cookie, "X-RateLimit-Limit") == str(settings.rate_limit_token_per_minute)
