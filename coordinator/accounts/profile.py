@@ -252,17 +252,22 @@ async def delete(actor: Principal, access: Access, request_id: str | None) -> da
     now = datetime.now(UTC)
     async with in_transaction():
         revoked = await sessions.revoke_all(user.id, keep=None)
-        await models.ApiToken.filter(user_id=user.id, status="active").update(
-            status="revoked", revoked_at=now
-        )
+        tokens = models.ApiToken.filter(user_id=user.id, status="active")
+        token_ids = [str(i) for i in await tokens.values_list("id", flat=True)]
+        await models.ApiToken.filter(id__in=token_ids).update(status="revoked", revoked_at=now)
         await audit.record(
             actor=actor,
             event_type="account.deleted",
             aggregate_type="user",
             aggregate_id=user.id,
-            payload={"email": user.email, "revokedSessionIds": revoked},
+            payload={
+                "email": user.email,
+                "revokedSessionIds": revoked,
+                "revokedTokenIds": token_ids,
+            },
             request_id=request_id,
         )
         await models.User.filter(id=user.id).delete()
-    await sessions.end_access(access, revoked, actor, "account-deleted", request_id)
+    # Its sessions' and API tokens' streams and terminals end now, as on any revocation.
+    await sessions.end_access(access, [*revoked, *token_ids], actor, "account-deleted", request_id)
     return now

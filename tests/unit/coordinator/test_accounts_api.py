@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from coordinator.accounts import totp
+from coordinator.accounts import passwords, totp
 from coordinator.accounts.lockout import ACCOUNT_FREE_FAILURES
 from coordinator.db import account_models, models
 from tests.harness import Coordinator, eventually, scaled
@@ -395,3 +395,42 @@ async def test_a_cookie_session_is_rate_limited_as_a_token_not_as_its_address(
     )
     assert status == 200
     assert header(by_cookie, "X-RateLimit-Limit") == str(settings.rate_limit_token_per_minute)
+
+
+async def test_an_admin_who_is_not_the_last_can_delete_its_account(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    # A second admin (organizations and invitations come next; created directly here).
+    second = await models.User.create(
+        id="usr_second",
+        organization_id="org_default",
+        email="second@example.com",
+        display_name="Second",
+        role="admin",
+        created_at=datetime.now(UTC),
+    )
+    _ = await account_models.AccountCredential.create(
+        id=second.id,
+        user_id=second.id,
+        password_hash=await passwords.hash_password(PASSWORD),
+        password_changed_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
+    status, session, _ = await coordinator.call(
+        "POST", LOGIN, json={"email": "second@example.com", "password": PASSWORD}
+    )
+    assert status == 201, session
+    status, body, _ = await coordinator.call(
+        "DELETE",
+        "/account",
+        token=session["token"],
+        json={"confirmation": {"userId": second.id}},
+    )
+    assert status == 200, body
+    assert body["userId"] == second.id
+    assert not await models.User.exists(id=second.id)
+    assert (await coordinator.call("GET", "/account/profile", token=session["token"]))[0] == 401
+    assert await models.AuditEvent.exists(event_type="account.deleted", aggregate_id=second.id)
+    # The first admin is now the last one again.
+    status, me, _ = await coordinator.call("GET", "/account/profile", token=admin_token)
+    assert status == 200, me
