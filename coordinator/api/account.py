@@ -25,11 +25,12 @@ from coordinator.api.account_schemas import (
 )
 from coordinator.api.routing import Call, route
 from coordinator.appkeys import SETTINGS_KEY
+from coordinator.origin import origin_allowed
 from coordinator.ratelimit import LIMITER_KEY
 from coordinator.terminals import TERMINALS_KEY
 from coordinator.token_streams import TOKEN_STREAMS_KEY
 from coordinator.tokens.api_tokens import Access
-from shared.errors import InvalidRequest
+from shared.errors import Forbidden, InvalidRequest
 from shared.wire import dump_json
 
 _TAG: Final = "account"
@@ -83,12 +84,15 @@ def _clear_cookies(response: web.Response) -> None:
     body=LoginRequest,
     response=LoginResponse,
     status=201,
-    errors=(401, 429),
+    errors=(401, 403, 429),
 )
 async def log_in(call: Call) -> web.StreamResponse:
     """Answer the session (bearer token for the CLI) and set its cookies (browsers)."""
-    body = call.body(LoginRequest)
     request = call.request
+    if not origin_allowed(request):
+        # Login CSRF: a page elsewhere must not log a browser into an account it chose.
+        raise Forbidden("log in from the coordinator's own pages (or without an Origin header)")
+    body = call.body(LoginRequest)
     settings = request.app[SETTINGS_KEY]
     attempt = login.Attempt(
         email=body.email,

@@ -55,6 +55,13 @@ async def test_login_answers_a_bearer_session_and_sets_its_cookies(
         "unauthorized",
     )
     await _set_password(coordinator, admin_token)
+    cross_site = await coordinator.call(
+        "POST",
+        LOGIN,
+        json={"email": EMAIL, "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert_error(cross_site, 403, "forbidden")  # login CSRF
     status, body, cookies = await _login(coordinator, clientKind="cli")
     assert status == 201, body
     assert body["token"].startswith("berth_ss_")
