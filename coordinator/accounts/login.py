@@ -118,11 +118,9 @@ async def login(
         await account_models.AccountCredential.get_or_none(user_id=user.id) if user else None
     )
     stored = credential.password_hash if credential else None
-    if (
-        user is None
-        or credential is None
-        or not await passwords.verify_password(stored, attempt.password)
-    ):
+    # Verified even without an account (against a filler hash): the answer takes as long.
+    matched = await passwords.verify_password(stored, attempt.password)
+    if user is None or credential is None or not matched:
         throttle.failed(account_key, attempt.address)
         await _audit_failure(attempt, user, "wrong-password")
         raise Unauthorized(_WRONG)

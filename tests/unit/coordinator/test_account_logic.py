@@ -121,3 +121,31 @@ def test_recovery_codes_are_random_and_hash_without_formatting() -> None:
         first.upper().replace("-", " ")
     )
     assert totp.recovery_code_hash(first) != totp.recovery_code_hash(codes[1])
+
+
+async def test_an_unknown_account_costs_a_full_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coordinator.accounts import login
+    from coordinator.db import models
+    from shared.errors import Unauthorized
+
+    calls: list[str | None] = []
+
+    async def verify(stored: str | None, password: str) -> bool:
+        calls.append(stored)
+        return False
+
+    async def no_user(**_: object) -> None:
+        return None
+
+    async def no_audit(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr(passwords, "verify_password", verify)
+    monkeypatch.setattr(models.User, "get_or_none", no_user)
+    monkeypatch.setattr(login, "_audit_failure", no_audit)
+    attempt = login.Attempt(
+        "nobody@x", "pw-123456789", None, None, "web", None, "10.0.0.1", None, None
+    )
+    with pytest.raises(Unauthorized):
+        await login.login(attempt, throttle=LoginThrottle(), keyring=None, absolute_seconds=60)  # type: ignore[arg-type]
+    assert calls == [None]  # the filler hash was verified
