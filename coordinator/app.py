@@ -9,6 +9,7 @@ from typing import Final
 from aiohttp import web
 
 from coordinator import (
+    accounts,
     certificates,
     console,
     dependencies,
@@ -58,6 +59,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     console.install,
     notifications.install,
     retention.install,
+    accounts.install,
 )
 
 

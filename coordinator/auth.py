@@ -1,4 +1,9 @@
-"""Bearer API tokens and join tokens: minting, hashing, and resolving a request's principal."""
+"""Bearer API tokens and join tokens: minting, hashing, and resolving a request's principal.
+
+A request authenticates with an API token or a login session (docs/accounts.md): the session's
+secret as a bearer token (the CLI) or in its cookie (browsers, where every mutation must also
+carry the session's CSRF token and, if it sends ``Origin``, come from the coordinator's own).
+"""
 
 import hashlib
 import hmac
@@ -9,7 +14,10 @@ from typing import Final
 
 from aiohttp import web
 
+from coordinator.accounts import session_store
+from coordinator.appkeys import SETTINGS_KEY
 from coordinator.db import models, read_connection
+from coordinator.origin import origin_allowed
 from coordinator.permissions import ALL_PERMISSIONS
 from coordinator.token_scope import Bounds
 from shared.errors import Forbidden, Unauthorized
@@ -49,6 +57,14 @@ class Principal:
     project_ids: frozenset[str] = frozenset()
     environment_ids: frozenset[str] = frozenset()
     resource_ids: frozenset[str] = frozenset()
+    # A login session's absolute expiry: its ``bounds`` are its account's rights, which do not
+    # expire (so a token it mints may outlive it), but its streams and terminals end with it.
+    session_expires_at: datetime | None = None
+
+    @property
+    def credential_expires_at(self) -> datetime | None:
+        """When the credential behind this request stops working (None: not by time)."""
+        return self.session_expires_at or self.bounds.expires_at
 
     def allows(self, permission: str) -> bool:
         """Return whether the token's scope grants ``permission``."""
@@ -86,8 +102,11 @@ class Principal:
 async def token_is_live(token_id: str) -> bool:
     """Whether API token ``token_id`` still works (exists, not revoked, not expired).
 
-    For credentials derived from a token (terminal tickets): they die with it.
+    For credentials derived from a token (terminal tickets): they die with it. A login
+    session's id (its ``token_id``) is checked the same way.
     """
+    if session_store.is_session_id(token_id):
+        return await session_store.is_live(token_id)
     row = await models.ApiToken.get_or_none(id=token_id, using_db=read_connection())
     if row is None or row.status != "active":
         return False
@@ -104,9 +123,48 @@ def _bearer(request: web.Request) -> str:
     return value.strip()
 
 
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _session_principal(request: web.Request, secret: str, *, cookie: bool) -> Principal:
+    idle = request.app[SETTINGS_KEY].session_idle_seconds
+    try:
+        found = await session_store.resolve(secret, idle)
+    except session_store.SessionProblem as exc:
+        raise Unauthorized(str(exc)) from None
+    if cookie and request.method not in _SAFE_METHODS:
+        # A cookie rides along with any site's request: a mutation must prove it comes from a
+        # page that could read the CSRF cookie (same site), and from our own origin.
+        if not origin_allowed(request):
+            raise Forbidden("cross-origin requests may not use the session cookie")
+        if not session_store.csrf_matches(found, request.headers.get(session_store.CSRF_HEADER)):
+            raise Forbidden(
+                f"a cookie-authenticated {request.method} needs the session's CSRF token in "
+                f"the {session_store.CSRF_HEADER} header",
+                details={"header": session_store.CSRF_HEADER},
+            )
+    return Principal(
+        kind="user-session",
+        actor_id=found.user_id,
+        token_id=found.session_id,
+        organization_id=found.organization_id,
+        permissions=found.permissions,
+        server_ids=frozenset(),
+        bounds=Bounds.of({"permissions": sorted(found.permissions)}, None),
+        session_expires_at=found.expires_at,
+    )
+
+
 async def authenticate(request: web.Request) -> Principal:
-    """Resolve the request's bearer token to a principal, or raise ``Unauthorized``."""
+    """Resolve the request's bearer token or session cookie to a principal, or raise
+    ``Unauthorized``."""
+    if "Authorization" not in request.headers:
+        cookie = request.cookies.get(session_store.SESSION_COOKIE)
+        if cookie:
+            return await _session_principal(request, cookie, cookie=True)
     token = _bearer(request)
+    if token.startswith(session_store.SESSION_TOKEN_PREFIX):
+        return await _session_principal(request, token, cookie=False)
     digest = hash_token(token)
     # The read connection: on SQLite the main one may be busy with the sample writer's commit.
     row = await models.ApiToken.get_or_none(token_hash=digest, using_db=read_connection())

@@ -189,6 +189,20 @@ def main() -> None:
     show_default=True,
     help="How often retention defaults are applied (the scheduled retention prune).",
 )
+@click.option(
+    "--session-idle-seconds",
+    type=click.FloatRange(min=1),
+    default=8 * 3600.0,
+    show_default=True,
+    help="Login sessions unused for this long end (docs/accounts.md).",
+)
+@click.option(
+    "--session-absolute-seconds",
+    type=click.FloatRange(min=1),
+    default=7 * 24 * 3600.0,
+    show_default=True,
+    help="Login sessions end this long after login, used or not.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -217,6 +231,8 @@ def serve_command(
     notification_retry_seconds: float,
     server_offline_grace_seconds: float,
     retention_prune_interval_seconds: float,
+    session_idle_seconds: float,
+    session_absolute_seconds: float,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -255,6 +271,8 @@ def serve_command(
             notification_retry_first_pause_seconds=notification_retry_seconds,
             server_offline_grace_seconds=server_offline_grace_seconds,
             retention_prune_interval_seconds=retention_prune_interval_seconds,
+            session_idle_seconds=session_idle_seconds,
+            session_absolute_seconds=session_absolute_seconds,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

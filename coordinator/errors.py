@@ -79,6 +79,9 @@ def error_response(request: BaseRequest, error: PlatformError) -> web.Response:
     )
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="berth"'
+    retry_after = error.details.get("retryAfterSeconds") if status == 429 else None
+    if isinstance(retry_after, int):  # a 429 says when to come back (login backoff)
+        response.headers["Retry-After"] = str(max(1, retry_after))
     return response
 
 

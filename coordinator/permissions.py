@@ -48,6 +48,8 @@ Permission = Literal[
     "operator-work:write",
     "retention-defaults:read",
     "retention-defaults:write",
+    "account:read",
+    "account:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -123,6 +125,10 @@ GRANTS: Final[dict[Permission, str]] = {
     "retention-defaults:read": "list and show how long each history category is kept",
     "retention-defaults:write": (
         "set retention days per history category and whether the scheduled prune acts"
+    ),
+    "account:read": "show one's own account profile and login sessions",
+    "account:write": (
+        "change one's own profile, password and two-factor login; revoke one's sessions, log out"
     ),
 }
 """What each permission grants, in the README table's order."""

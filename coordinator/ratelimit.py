@@ -4,8 +4,8 @@ Every HTTP request is charged to one bucket, chosen by what the request is:
 
 * ``bootstrap`` (``POST /bootstrap/...``) and ``enroll`` (agent enrollment): per client
   address, tight, since both are unauthenticated and create credentials;
-* ``token``: requests carrying a bearer token, per token (keyed by the token's SHA-256, so the
-  secret itself is never kept), generous;
+* ``token``: requests carrying a bearer token (or a login session's cookie), per token (keyed
+  by the token's SHA-256, so the secret itself is never kept), generous;
 * ``anonymous``: everything else without a token, per client address.
 
 A token the limiter does not know (never seen, or forgotten after a 401) is first charged to
@@ -40,6 +40,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from coordinator.accounts.session_store import SESSION_COOKIE
 from shared.errors import RateLimited, Unauthorized
 from shared.version import AGENT_CONNECT_PATH, AGENT_ENROLL_PATH
 
@@ -238,6 +239,10 @@ def client_key(address: str) -> str:
 
 
 def _bearer(request: web.Request) -> str:
+    """The request's credential: its bearer token, or without one its session cookie (a login
+    session is charged like a token, per secret, whichever way it is sent)."""
+    if "Authorization" not in request.headers:
+        return request.cookies.get(SESSION_COOKIE, "")
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" else ""
 

@@ -89,6 +89,9 @@ class Settings(BaseModel):
     server_offline_grace_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
     # How often the scheduled retention prune applies the retention defaults (docs/retention.md).
     retention_prune_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Login sessions (docs/accounts.md): ended after this long unused, and this long after login.
+    session_idle_seconds: float = Field(default=8 * 3600.0, gt=0)
+    session_absolute_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

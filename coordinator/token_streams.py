@@ -48,7 +48,7 @@ class TokenStreams:
         stream = _Stream(request, asyncio.current_task())
         self._open.setdefault(token_id, set()).add(stream)
         timer: asyncio.TimerHandle | None = None
-        expires_at = actor.bounds.expires_at
+        expires_at = actor.credential_expires_at
         if expires_at is not None:
             delay = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
             timer = asyncio.get_running_loop().call_later(delay, stream.cut)

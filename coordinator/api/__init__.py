@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from coordinator.api import (  # noqa: F401  (imported for their route registrations)
+    account,
     audit_events,
     audit_exports,
     bootstrap,

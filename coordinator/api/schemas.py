@@ -72,6 +72,10 @@ class FirstAdminRequest(ApiRequest):
 
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     display_name: str = Field(min_length=1, max_length=200)
+    # Berth: the admin's local-password login (optional; it can be set later, docs/accounts.md).
+    password: str | None = Field(
+        default=None, max_length=256, json_schema_extra={"writeOnly": True}
+    )
 
 
 class FirstAdminResponse(WireModel):

@@ -214,7 +214,7 @@ async def open_session(call: Call) -> TerminalSessionItem:
         agent=agent,
         working_directory=body.working_directory,
         token_id=actor.token_id,
-        token_expires_at=actor.bounds.expires_at,
+        token_expires_at=actor.credential_expires_at,
     )
     hub.add(session)
     try:

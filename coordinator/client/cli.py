@@ -1,6 +1,7 @@
 """The ``berth`` command line: log in, manage servers and API tokens, read the audit trail."""
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from urllib.parse import quote
 import click
 
 from coordinator.client import (
+    account_cli,
     certs_cli,
     db_cli,
     deploy_cli,
@@ -159,12 +161,28 @@ def main(ctx: click.Context, url: str | None, token: str | None, as_json: bool) 
 @main.command()
 @click.option("--url", "login_url", help="Coordinator URL, e.g. https://berth.example.com.")
 @click.option("--token", "login_token", help="API token (prompted for when omitted).")
+@click.option("--email", help="Log in with this account's password instead (opens a session).")
+@click.option("--password-stdin", is_flag=True, help="With --email: read the password from stdin.")
 @click.pass_obj
-def login(opts: Options, login_url: str | None, login_token: str | None) -> None:
-    """Verify a URL and API token, then save them."""
+def login(
+    opts: Options,
+    login_url: str | None,
+    login_token: str | None,
+    email: str | None,
+    password_stdin: bool,
+) -> None:
+    """Verify a URL and API token (or log in with e-mail and password), then save them."""
     raw_url = login_url or opts.url
     if not raw_url:
         raise click.UsageError("pass --url URL, the coordinator's address")
+    if email is not None:
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if password_stdin
+            else click.prompt("Password", hide_input=True, err=True)
+        )
+        session = account_cli.password_login(normalize_url(raw_url), email, password)
+        login_token = text(session, "token")
     token: str = login_token or opts.token or click.prompt("API token", hide_input=True, err=True)
     target = Target(url=normalize_url(raw_url), token=token)
     try:
@@ -494,6 +512,7 @@ for _command in (
     *certs_cli.COMMANDS,
     *tasks_cli.COMMANDS,
     *notify_cli.COMMANDS,
+    *account_cli.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -91,3 +91,17 @@ def save_login(url: str, token: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot save the login to {path}: {exc}") from exc
     return path
+
+
+def forget_token() -> Path | None:
+    """Remove the saved token (``berth logout``), keeping the URL; the file, if there was one."""
+    saved = _load_saved()
+    if not saved.get("token"):
+        return None
+    url = saved.get("url", "")
+    path = config_path()
+    if url:
+        save_login(url, "")
+    else:
+        path.unlink(missing_ok=True)
+    return path

@@ -27,11 +27,19 @@ class ClientError(Exception):
 class ApiError(ClientError):
     """An error answer from the coordinator, built from its error envelope."""
 
-    def __init__(self, status: int, code: str, message: str, request_id: str | None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None,
+        details: dict[str, object] | None = None,
+    ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.details = details or {}
         where = f"{code}, request {request_id}" if request_id else code
         super().__init__(f"{message} ({where})")
 
@@ -55,11 +63,13 @@ def error_from_response(status: int, reason: str, raw: bytes, header_id: str | N
     if not isinstance(envelope, dict) or not isinstance(error, dict):
         return ApiError(status, f"http_{status}", reason or "unexpected error answer", header_id)
     request_id = envelope.get("requestId")
+    details = error.get("details")
     return ApiError(
         status,
         str(error.get("code", f"http_{status}")),
-        str(error.get("message", reason)) + _problems(error.get("details")),
+        str(error.get("message", reason)) + _problems(details),
         request_id if isinstance(request_id, str) else header_id,
+        details if isinstance(details, dict) else None,
     )
 
 

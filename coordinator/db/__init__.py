@@ -20,6 +20,7 @@ DEPENDENCY_MODELS_MODULE = "coordinator.db.dependency_models"
 VOLUME_MODELS_MODULE = "coordinator.db.volume_models"
 CERTIFICATE_MODELS_MODULE = "coordinator.db.certificate_models"
 NOTIFICATION_MODELS_MODULE = "coordinator.db.notification_models"
+ACCOUNT_MODELS_MODULE = "coordinator.db.account_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -48,6 +49,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     VOLUME_MODELS_MODULE,
                     CERTIFICATE_MODELS_MODULE,
                     NOTIFICATION_MODELS_MODULE,
+                    ACCOUNT_MODELS_MODULE,
                 ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,

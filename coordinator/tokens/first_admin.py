@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 
 from coordinator import audit
 from coordinator.auth import API_TOKEN_PREFIX, hash_token, mint_token
-from coordinator.db import models
+from coordinator.db import account_models, models
 from coordinator.ids import new_id
 from shared.errors import Conflict
 
@@ -43,8 +43,14 @@ async def status() -> Status:
     return Status(org, admin is not None)
 
 
-async def create(email: str, display_name: str, request_id: str | None) -> FirstAdmin:
-    """Create the organization, the admin and an all-permission token; refuse a second call."""
+async def create(
+    email: str, display_name: str, request_id: str | None, password_hash: str | None = None
+) -> FirstAdmin:
+    """Create the organization, the admin and an all-permission token; refuse a second call.
+
+    With ``password_hash`` (argon2id, see coordinator/accounts/passwords.py) the admin can also
+    log in with a password.
+    """
     now = datetime.now(UTC)
     token = mint_token(API_TOKEN_PREFIX)
     user_id = new_id("usr")
@@ -67,6 +73,14 @@ async def create(email: str, display_name: str, request_id: str | None) -> First
                 role="admin",
                 created_at=now,
             )
+            if password_hash is not None:
+                _ = await account_models.AccountCredential.create(
+                    id=user_id,
+                    user_id=user_id,
+                    password_hash=password_hash,
+                    password_changed_at=now,
+                    updated_at=now,
+                )
             _ = await models.ApiToken.create(
                 id=token_id,
                 organization_id=DEFAULT_ORGANIZATION_ID,
@@ -86,7 +100,11 @@ async def create(email: str, display_name: str, request_id: str | None) -> First
                 event_type="bootstrap.first-admin-created",
                 aggregate_type="user",
                 aggregate_id=user_id,
-                payload={"email": email, "apiTokenId": token_id},
+                payload={
+                    "email": email,
+                    "apiTokenId": token_id,
+                    "localPassword": password_hash is not None,
+                },
                 request_id=request_id,
             )
     except IntegrityError as exc:

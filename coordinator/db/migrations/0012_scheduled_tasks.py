@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_dependency_resources')]
+    dependencies = [('models', '0011_accounts')]
 
     initial = False
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from coordinator import console, retention
+from coordinator import accounts, console, retention
 from coordinator.app import CAPABILITIES, create_app
 from coordinator.appkeys import ENGINE_KEY, REGISTRY_KEY
 from coordinator.deployments.engine import DeploymentEngine
@@ -28,6 +28,6 @@ def test_deployments_plug_in_like_the_others(tmp_path: Path) -> None:
     # The engine is the first listener: it sees each link (and its inventory) first.
     assert app[REGISTRY_KEY]._listeners[0] is engine
     # One listener per capability, except those that listen to no agent link: retention (a
-    # scheduled job) and the console (static files).
-    without_link = {console.install, retention.install}
+    # scheduled job), the console (static files) and accounts (logins, sessions).
+    without_link = {accounts.install, console.install, retention.install}
     assert len(app[REGISTRY_KEY]._listeners) == len(CAPABILITIES) - len(without_link)
