@@ -37,6 +37,25 @@ logger = logging.getLogger(__name__)
 # Output kept per run until the result is acknowledged (the rest is counted, not kept).
 MAX_KEPT_LINES: Final = 10_000
 _FRAME_LINES: Final = 500
+# Text per output frame, well inside the 1 MiB frame limit even when JSON escapes every byte.
+_FRAME_CHARS: Final = 128 * 1024
+
+
+def frames(lines: list[TaskRunLine]) -> list[list[TaskRunLine]]:
+    """``lines`` cut into output frames of at most ``_FRAME_LINES`` lines and ``_FRAME_CHARS``
+    characters of text."""
+    found: list[list[TaskRunLine]] = []
+    current: list[TaskRunLine] = []
+    size = 0
+    for line in lines:
+        if current and (len(current) == _FRAME_LINES or size + len(line.message) > _FRAME_CHARS):
+            found.append(current)
+            current, size = [], 0
+        current.append(line)
+        size += len(line.message)
+    if current:
+        found.append(current)
+    return found
 
 
 @dataclass
@@ -121,8 +140,7 @@ class TaskFeature:
         for record in list(self.records.values()):
             if record.started is not None:
                 await link.send(record.started)
-            for chunk in range(0, len(record.lines), _FRAME_LINES):
-                lines = record.lines[chunk : chunk + _FRAME_LINES]
+            for lines in frames(record.lines):
                 await link.send(TaskRunOutput(id=UNSTAMPED, run_id=record.run_id, lines=lines))
             if record.result is not None:
                 await link.send(record.result)
@@ -208,8 +226,7 @@ class TaskFeature:
         room = MAX_KEPT_LINES - len(record.lines)
         if room > 0:
             record.lines.extend(lines[:room])
-        for chunk in range(0, len(lines), _FRAME_LINES):
-            part = lines[chunk : chunk + _FRAME_LINES]
+        for part in frames(lines):
             self._spawn(self._send(TaskRunOutput(id=UNSTAMPED, run_id=record.run_id, lines=part)))
 
     async def _send(self, message: Any) -> None:

@@ -24,6 +24,8 @@ TASK_RESOURCE_LABEL: Final = "berth.task-resource-id"
 STOP_GRACE_SECONDS: Final = 2.0
 # After the container exits, the log reader gets this long to deliver the last lines.
 _DRAIN_SECONDS: Final = 5.0
+# Longer lines are cut (the wire model's limit); Docker itself splits lines at 16 KiB.
+MAX_LINE_CHARS: Final = 16_384
 
 OnLines = Callable[[list[TaskRunLine]], None]
 OnStarted = Callable[[str, datetime], None]
@@ -146,7 +148,10 @@ class TaskRunner:
                     when = datetime.fromtimestamp(ts_ns / 1e9, UTC) if ts_ns else _now()
                     lines.append(
                         TaskRunLine(
-                            sequence=self._sequence, timestamp=when, stream=stream, message=message
+                            sequence=self._sequence,
+                            timestamp=when,
+                            stream=stream,
+                            message=message[:MAX_LINE_CHARS],
                         )
                     )
                 if lines:
