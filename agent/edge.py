@@ -64,7 +64,14 @@ def _match(hostnames: list[str], path_prefix: str) -> dict[str, Any]:
     return match
 
 
+STOPPED_ERROR = "berth: the resource is stopped"
+
+
 def _proxy(upstreams: list[str]) -> dict[str, Any]:
+    if not upstreams:
+        # A resource whose containers are all stopped: 503 (it is unavailable on purpose),
+        # not the 502 of a proxy that cannot reach a container that should be there.
+        return {"handler": "error", "status_code": 503, "error": STOPPED_ERROR}
     # No retries across upstreams and no passive health: a failing upstream shows up as a 502
     # instead of being hidden behind another attempt.
     return {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}

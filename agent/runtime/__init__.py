@@ -104,6 +104,16 @@ class Started:
     host_ports: dict[int, int]
 
 
+@dataclass(frozen=True)
+class ContainerEvent:
+    """A change of one managed container's state, as the engine announced it."""
+
+    container_id: str
+    resource_id: str
+    # The engine's action: start, die, stop, destroy, pause, unpause.
+    action: str
+
+
 BuildLine = Callable[[str], None]
 
 
@@ -159,6 +169,12 @@ class ContainerRuntime(Protocol):
 
     async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
         """Return Berth-managed containers (label ``berth.managed=true``), all states."""
+        ...
+
+    def container_events(self, since: float) -> AsyncIterator[ContainerEvent]:
+        """This server's managed containers starting, stopping and going away, from ``since``
+        (a unix time) on, until the engine's stream ends; raise ``RuntimeFailed`` when it
+        cannot be followed."""
         ...
 
     async def labels(self, container_id: str) -> dict[str, str]:
