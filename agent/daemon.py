@@ -13,6 +13,7 @@ from agent.connection import Link, ReconnectPolicy
 from agent.deploy_feature import DeploymentFeature
 from agent.deployments import DeploymentManager
 from agent.edge import CaddyEdge
+from agent.edge_feature import EdgeFeature
 from agent.features import AgentFeature
 from agent.runtime.docker import DockerRuntime
 from agent.settings import AgentSettings
@@ -40,17 +41,12 @@ async def run(
     runtime = DockerRuntime(extra_labels=settings.extra_labels, server_id=enrollment.server_id)
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
-    deployments = DeploymentFeature(
-        DeploymentManager(
-            runtime,
-            CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls()),
-            state_dir,
-            builder,
-        )
-    )
+    edge = CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls())
+    deployments = DeploymentFeature(DeploymentManager(runtime, edge, state_dir, builder))
     # Every capability plugs in here; deployments first, so its inventory leads on each link.
     features: list[AgentFeature] = [
         deployments,
+        EdgeFeature(edge),
         *(
             feature
             for build in (monitoring.build_feature, logstream.build_feature, terminal.build_feature)

@@ -65,6 +65,57 @@ def _match(hostnames: list[str], path_prefix: str) -> dict[str, Any]:
 
 
 STOPPED_ERROR = "berth: the resource is stopped"
+NO_ROUTE_ERROR = "berth: no route for this address"
+FALLBACK_ROUTE_ID = "berth-edge-fallback"
+# What Caddy tells the failure pages about a request it could not serve (headers it sets
+# itself, so a visitor's own X-Berth-* headers are overwritten, never believed).
+_FAILURE_HEADERS = {
+    "X-Berth-Request-Id": ["{http.request.uuid}"],
+    "X-Berth-Status": ["{http.error.status_code}"],
+    "X-Berth-Error": ["{http.error.message}"],
+    "X-Berth-Host": ["{http.request.host}"],
+    "X-Berth-Uri": ["{http.request.uri}"],
+    "X-Berth-Method": ["{http.request.method}"],
+    "X-Berth-Scheme": ["{http.request.scheme}"],
+    "X-Berth-Resource": ["{http.vars.berth_resource}"],
+    "X-Berth-Binding": ["{http.vars.berth_binding}"],
+    "X-Berth-Route": ["{http.vars.berth_route}"],
+}
+
+
+def failure_errors(dial: str) -> dict[str, Any]:
+    """A server's ``errors`` block: every failed request goes to the agent's failure pages."""
+    return {
+        "routes": [
+            {
+                "handle": [
+                    {
+                        "handler": "reverse_proxy",
+                        "upstreams": [{"dial": dial}],
+                        "headers": {"request": {"set": _FAILURE_HEADERS}},
+                    }
+                ]
+            }
+        ]
+    }
+
+
+def fallback_route() -> dict[str, Any]:
+    """The last route of the HTTP server: a host nothing routes is a 404 failure page."""
+    return {
+        "@id": FALLBACK_ROUTE_ID,
+        "handle": [{"handler": "error", "status_code": 404, "error": NO_ROUTE_ERROR}],
+    }
+
+
+def _vars(resource_id: str, route_id_: str, binding_id: str = "") -> dict[str, Any]:
+    # Named for the failure pages: which resource, binding and route a failed request had.
+    return {
+        "handler": "vars",
+        "berth_resource": resource_id,
+        "berth_binding": binding_id,
+        "berth_route": route_id_,
+    }
 
 
 def _proxy(upstreams: list[str]) -> dict[str, Any]:
@@ -84,7 +135,7 @@ def build_route(
     return {
         "@id": route_id(resource_id),
         "match": [_match(hostnames, path_prefix)],
-        "handle": [_proxy(upstreams)],
+        "handle": [_vars(resource_id, route_id(resource_id)), _proxy(upstreams)],
         "terminal": True,
     }
 
@@ -97,7 +148,9 @@ def _redirect(location: str, status: int) -> dict[str, Any]:
     }
 
 
-def _binding_route(route_id_: str, domain: DomainRoute, handler: dict[str, Any]) -> dict[str, Any]:
+def _binding_route(
+    resource_id: str, route_id_: str, domain: DomainRoute, handler: dict[str, Any]
+) -> dict[str, Any]:
     routes: list[dict[str, Any]] = []
     if domain.ownership_token is not None:
         # The ownership proof is answered before any redirect, or it could never be fetched.
@@ -119,7 +172,10 @@ def _binding_route(route_id_: str, domain: DomainRoute, handler: dict[str, Any])
     return {
         "@id": route_id_,
         "match": [_match([domain.domain_name], domain.path_prefix)],
-        "handle": [{"handler": "subroute", "routes": routes}],
+        "handle": [
+            _vars(resource_id, route_id_, domain.id),
+            {"handler": "subroute", "routes": routes},
+        ],
         "terminal": True,
     }
 
@@ -139,7 +195,7 @@ def build_domain_route(
         if domain.redirect_to is not None
         else _proxy(upstreams)
     )
-    return _binding_route(domain_route_id(resource_id, domain.id), domain, handler)
+    return _binding_route(resource_id, domain_route_id(resource_id, domain.id), domain, handler)
 
 
 def build_https_redirect_route(
@@ -152,7 +208,8 @@ def build_https_redirect_route(
     """
     port = "" if https_port == 443 else f":{https_port}"
     handler = _redirect(f"https://{{http.request.host}}{port}{{http.request.uri}}", 308)
-    return _binding_route(domain_route_id(resource_id, domain.id) + ".http", domain, handler)
+    route_id_ = domain_route_id(resource_id, domain.id) + ".http"
+    return _binding_route(resource_id, route_id_, domain, handler)
 
 
 class CaddyEdge:
@@ -170,6 +227,14 @@ class CaddyEdge:
         self._admin = admin_url.rstrip("/")
         self._listen = listen
         self._tls = tls
+        # Where Caddy sends requests it cannot serve (the agent's failure pages); "" = none.
+        self._failure_dial = ""
+        self._ensure_lock = asyncio.Lock()
+
+    async def install_failure_pages(self, dial: str) -> None:
+        """Send every failed request on the edge's servers to the failure pages at ``dial``."""
+        self._failure_dial = dial
+        await self.ensure_server()
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
@@ -217,6 +282,11 @@ class CaddyEdge:
 
     async def ensure_server(self) -> None:
         """Create ``apps.http.servers.berth`` (and the parents that are missing)."""
+        # One at a time: two concurrent passes would both add the fallback route.
+        async with self._ensure_lock:
+            await self._ensure_server()
+
+    async def _ensure_server(self) -> None:
         config = await self._call("GET", "/config/")
         if not isinstance(config, dict):
             # Empty config: POST at the root would be accepted, but keep the admin block if any.
@@ -247,6 +317,34 @@ class CaddyEdge:
             await self._call("POST", f"{_SERVER_PATH}/routes", [])
         if self._tls is not None:
             await self._ensure_tls(self._tls, http, servers)
+        if self._failure_dial:
+            await self._ensure_failure_pages(servers)
+
+    async def _ensure_failure_pages(self, servers: dict[str, Any]) -> None:
+        wanted = failure_errors(self._failure_dial)
+        names = [SERVER_NAME] + ([TLS_SERVER_NAME] if self._tls is not None else [])
+        for name in names:
+            server = servers.get(name)
+            if not isinstance(server, dict) or server.get("errors") != wanted:
+                await self._call("POST", f"/config/apps/http/servers/{name}/errors", wanted)
+        server = servers.get(SERVER_NAME)
+        routes = server.get("routes") if isinstance(server, dict) else None
+        routes = routes if isinstance(routes, list) else []
+        if routes and isinstance(routes[-1], dict) and routes[-1].get("@id") == FALLBACK_ROUTE_ID:
+            return
+        await self._call("DELETE", f"/id/{FALLBACK_ROUTE_ID}", missing_ok=True)
+        await self._call("POST", f"{_SERVER_PATH}/routes", fallback_route())
+
+    async def _add_route(self, server: str, route: dict[str, Any]) -> None:
+        """Add a route at the end of ``server``'s routes, but before the fallback route."""
+        if server == _SERVER_PATH:
+            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
+            for index, existing in enumerate(routes if isinstance(routes, list) else []):
+                if isinstance(existing, dict) and existing.get("@id") == FALLBACK_ROUTE_ID:
+                    # PUT at an index inserts there (the fallback moves one down).
+                    await self._call("PUT", f"{server}/routes/{index}", route)
+                    return
+        await self._call("POST", f"{server}/routes", route)
 
     async def _ensure_tls(
         self, tls: EdgeTls, http: dict[str, Any], servers: dict[str, Any]
@@ -277,7 +375,7 @@ class CaddyEdge:
         existing = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
         if existing is None:
             await self.ensure_server()
-            await self._call("POST", f"{_SERVER_PATH}/routes", route)
+            await self._add_route(_SERVER_PATH, route)
         else:
             await self._call("PATCH", f"/id/{route_id(resource_id)}", route)
         await self._set_domain_routes(resource_id, domains, upstreams)
@@ -327,7 +425,7 @@ class CaddyEdge:
                     # host's catch-all route, so it goes first (PUT at an index inserts).
                     await self._call("PUT", f"{server}/routes/0", route)
                 else:
-                    await self._call("POST", f"{server}/routes", route)
+                    await self._add_route(server, route)
         for stale in sorted(set(present) - wanted):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 

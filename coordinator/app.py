@@ -8,7 +8,15 @@ from typing import Final
 
 from aiohttp import web
 
-from coordinator import deployments, logstream, monitoring, outbound, ratelimit, terminals
+from coordinator import (
+    deployments,
+    edge,
+    logstream,
+    monitoring,
+    outbound,
+    ratelimit,
+    terminals,
+)
 from coordinator.api import setup_routes
 from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.connguard import GUARD_KEY, ConnectionGuard
@@ -39,6 +47,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     monitoring.install,
     logstream.install,
     terminals.install,
+    edge.install,
 )
 
 

@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from coordinator.api import (  # noqa: F401  (imported for their route registrations)
+    access_failures,
     audit_events,
     bootstrap,
     deploy_tokens,

@@ -68,6 +68,8 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "tokenId",
         )
     },
+    # The edge's request ids (Caddy's UUIDs) name access-failure evidence.
+    "requestId": PathParameter(r"[A-Za-z0-9-]{8,64}", 64, malformed_is_missing=True),
 }
 _PATH_NAME = re.compile(r"{([A-Za-z0-9_]+)}")
 

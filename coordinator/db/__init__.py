@@ -14,6 +14,7 @@ from coordinator.db.inline_reads import InlineReadClient
 
 MODELS_MODULE = "coordinator.db.models"
 MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
+EDGE_MODELS_MODULE = "coordinator.db.edge_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
 
 
@@ -35,7 +36,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "connections": {"default": connection},
         "apps": {
             "models": {
-                "models": [MODELS_MODULE, MONITORING_MODELS_MODULE],
+                "models": [MODELS_MODULE, MONITORING_MODELS_MODULE, EDGE_MODELS_MODULE],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,
             }

@@ -27,6 +27,7 @@ from shared.messages.deploy import (
     Phase,
     RouteSpec,
 )
+from shared.messages.edge import EdgeAgentMessage
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
 from shared.messages.logs import (
@@ -72,7 +73,8 @@ AgentMessage = Annotated[
     | DeploymentsAgentMessage
     | MonitoringAgentMessage
     | LogsAgentMessage
-    | TerminalAgentMessage,
+    | TerminalAgentMessage
+    | EdgeAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -263,6 +265,7 @@ __all__ = [
     "DeployResultAck",
     "DeploymentsAgentMessage",
     "DeploymentsCoordinatorMessage",
+    "EdgeAgentMessage",
     "ErrorMessage",
     "HealthSpec",
     "Heartbeat",

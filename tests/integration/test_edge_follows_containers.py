@@ -26,8 +26,17 @@ async def _page(session: aiohttp.ClientSession, stack: Stack, host: str) -> tupl
         return response.status, (await response.text()).strip()
 
 
-async def _second_resource(stack: Stack) -> tuple[str, str]:
-    """Another resource of the stack's environment serving "api"; its id and host name."""
+API_COMMAND = (
+    "mkdir -p /www && echo api > /www/index.html && "
+    "httpd -f -p 8080 -h /www & trap 'kill $!; exit 0' TERM; wait"
+)
+
+
+async def second_resource(
+    stack: Stack, name: str = "api", command: str = API_COMMAND
+) -> tuple[str, str]:
+    """Another resource of the stack's environment running ``command`` (default: serving
+    "api" on 8080) without a health check; its id and host name."""
     resource_id = (
         await stack.call(
             "POST",
@@ -35,7 +44,7 @@ async def _second_resource(stack: Stack) -> tuple[str, str]:
             {
                 "projectId": stack.project_id,
                 "environmentId": stack.environment_id,
-                "name": "api",
+                "name": name,
             },
         )
     )["id"]
@@ -57,15 +66,9 @@ async def _second_resource(stack: Stack) -> tuple[str, str]:
         {"networkProfile": {"internalPort": 8080, "exposureMode": "reverse-proxy"}},
     )
     await stack.call(
-        "POST",
-        f"{base}/runtime-profile",
-        {
-            "runtimeProfile": {
-                "startCommand": "mkdir -p /www && echo api > /www/index.html && "
-                "httpd -f -p 8080 -h /www & trap 'kill $!; exit 0' TERM; wait"
-            }
-        },
+        "POST", f"{base}/runtime-profile", {"runtimeProfile": {"startCommand": command}}
     )
+    await stack.call("POST", f"{base}/health-policy", {"healthCheck": {"enabled": False}})
     answer = await stack.call(
         "POST",
         "/deployments",
@@ -78,7 +81,7 @@ async def _second_resource(stack: Stack) -> tuple[str, str]:
     )
     shown = await stack.finish(str(answer["id"]))
     assert shown["deployment"]["status"] == "succeeded", shown
-    return str(resource_id), "api.production.shop.localhost"
+    return str(resource_id), f"{name}.production.shop.localhost"
 
 
 def _only_container(client: docker.DockerClient, resource_id: str) -> Any:
@@ -99,7 +102,7 @@ async def test_stopped_and_restarted_containers_move_their_route_promptly_withou
     try:
         shown = await stack.finish(await stack.deploy())
         assert shown["deployment"]["status"] == "succeeded", shown
-        api_id, api_host = await _second_resource(stack)
+        api_id, api_host = await second_resource(stack)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             assert await _page(session, stack, api_host) == (200, "api")
             api = _only_container(docker_client, api_id)
