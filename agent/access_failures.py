@@ -16,7 +16,7 @@ from typing import Final
 
 from aiohttp import web
 
-from agent.edge import NO_ROUTE_ERROR, STOPPED_ERROR
+from agent.edge_routes import NO_ROUTE_ERROR, STOPPED_ERROR
 from shared.messages.edge import AccessFailure, AccessFailureCode
 
 logger = logging.getLogger(__name__)

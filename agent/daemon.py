@@ -42,11 +42,12 @@ async def run(
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
     edge = CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls())
-    deployments = DeploymentFeature(DeploymentManager(runtime, edge, state_dir, builder))
+    manager = DeploymentManager(runtime, edge, state_dir, builder)
+    deployments = DeploymentFeature(manager)
     # Every capability plugs in here; deployments first, so its inventory leads on each link.
     features: list[AgentFeature] = [
         deployments,
-        EdgeFeature(edge),
+        EdgeFeature(edge, manager.restore_routes),
         *(
             feature
             for build in (monitoring.build_feature, logstream.build_feature, terminal.build_feature)

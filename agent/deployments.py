@@ -236,6 +236,10 @@ class DeploymentManager:
                 ports.add(int(port))
         return ports
 
+    async def restore_routes(self) -> None:
+        """Route every resource again from what runs (an edge bootstrap asks for this)."""
+        await self._restore_routes()
+
     async def _restore_routes(self) -> None:
         """Caddy may have restarted with an empty config: route each resource again."""
         if self._edge is None:

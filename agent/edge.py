@@ -3,15 +3,27 @@
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any, Literal, Protocol
 
 import aiohttp
 from pydantic import TypeAdapter
 
+from agent.edge_routes import (
+    FALLBACK_ROUTE_ID,
+    build_domain_route,
+    build_https_redirect_route,
+    build_route,
+    domain_route_id,
+    failure_errors,
+    fallback_route,
+    route_id,
+)
 from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port, tls_app, tls_server
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 from shared.messages.deploy import DomainRoute
+from shared.messages.edge import EdgeSettings
 
 SERVER_NAME = "berth"
 _SERVER_PATH = f"/config/apps/http/servers/{SERVER_NAME}"
@@ -47,171 +59,6 @@ class Edge(Protocol):
         ...
 
 
-def route_id(resource_id: str) -> str:
-    """The ``@id`` of a resource's route in Caddy's config."""
-    return f"berth-{resource_id}"
-
-
-def domain_route_id(resource_id: str, binding_id: str) -> str:
-    """The ``@id`` of one domain binding's route; prefixed by its resource's route id."""
-    return f"{route_id(resource_id)}.{binding_id}"
-
-
-def _match(hostnames: list[str], path_prefix: str) -> dict[str, Any]:
-    match: dict[str, Any] = {"host": list(hostnames)}
-    if path_prefix and path_prefix != "/":
-        match["path"] = [path_prefix.rstrip("/") + "/*", path_prefix.rstrip("/")]
-    return match
-
-
-STOPPED_ERROR = "berth: the resource is stopped"
-NO_ROUTE_ERROR = "berth: no route for this address"
-FALLBACK_ROUTE_ID = "berth-edge-fallback"
-# What Caddy tells the failure pages about a request it could not serve (headers it sets
-# itself, so a visitor's own X-Berth-* headers are overwritten, never believed).
-_FAILURE_HEADERS = {
-    "X-Berth-Request-Id": ["{http.request.uuid}"],
-    "X-Berth-Status": ["{http.error.status_code}"],
-    "X-Berth-Error": ["{http.error.message}"],
-    "X-Berth-Host": ["{http.request.host}"],
-    "X-Berth-Uri": ["{http.request.uri}"],
-    "X-Berth-Method": ["{http.request.method}"],
-    "X-Berth-Scheme": ["{http.request.scheme}"],
-    "X-Berth-Resource": ["{http.vars.berth_resource}"],
-    "X-Berth-Binding": ["{http.vars.berth_binding}"],
-    "X-Berth-Route": ["{http.vars.berth_route}"],
-}
-
-
-def failure_errors(dial: str) -> dict[str, Any]:
-    """A server's ``errors`` block: every failed request goes to the agent's failure pages."""
-    return {
-        "routes": [
-            {
-                "handle": [
-                    {
-                        "handler": "reverse_proxy",
-                        "upstreams": [{"dial": dial}],
-                        "headers": {"request": {"set": _FAILURE_HEADERS}},
-                    }
-                ]
-            }
-        ]
-    }
-
-
-def fallback_route() -> dict[str, Any]:
-    """The last route of the HTTP server: a host nothing routes is a 404 failure page."""
-    return {
-        "@id": FALLBACK_ROUTE_ID,
-        "handle": [{"handler": "error", "status_code": 404, "error": NO_ROUTE_ERROR}],
-    }
-
-
-def _vars(resource_id: str, route_id_: str, binding_id: str = "") -> dict[str, Any]:
-    # Named for the failure pages: which resource, binding and route a failed request had.
-    return {
-        "handler": "vars",
-        "berth_resource": resource_id,
-        "berth_binding": binding_id,
-        "berth_route": route_id_,
-    }
-
-
-def _proxy(upstreams: list[str]) -> dict[str, Any]:
-    if not upstreams:
-        # A resource whose containers are all stopped: 503 (it is unavailable on purpose),
-        # not the 502 of a proxy that cannot reach a container that should be there.
-        return {"handler": "error", "status_code": 503, "error": STOPPED_ERROR}
-    # No retries across upstreams and no passive health: a failing upstream shows up as a 502
-    # instead of being hidden behind another attempt.
-    return {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
-
-
-def build_route(
-    resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
-) -> dict[str, Any]:
-    """The Caddy JSON for one resource's route."""
-    return {
-        "@id": route_id(resource_id),
-        "match": [_match(hostnames, path_prefix)],
-        "handle": [_vars(resource_id, route_id(resource_id)), _proxy(upstreams)],
-        "terminal": True,
-    }
-
-
-def _redirect(location: str, status: int) -> dict[str, Any]:
-    return {
-        "handler": "static_response",
-        "status_code": str(status),
-        "headers": {"Location": [location]},
-    }
-
-
-def _binding_route(
-    resource_id: str, route_id_: str, domain: DomainRoute, handler: dict[str, Any]
-) -> dict[str, Any]:
-    routes: list[dict[str, Any]] = []
-    if domain.ownership_token is not None:
-        # The ownership proof is answered before any redirect, or it could never be fetched.
-        routes.append(
-            {
-                "match": [{"path": [f"/.well-known/berth-domain/{domain.ownership_token}"]}],
-                "handle": [
-                    {
-                        "handler": "static_response",
-                        "status_code": "200",
-                        "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
-                        "body": domain.ownership_token,
-                    }
-                ],
-                "terminal": True,
-            }
-        )
-    routes.append({"handle": [handler]})
-    return {
-        "@id": route_id_,
-        "match": [_match([domain.domain_name], domain.path_prefix)],
-        "handle": [
-            _vars(resource_id, route_id_, domain.id),
-            {"handler": "subroute", "routes": routes},
-        ],
-        "terminal": True,
-    }
-
-
-def build_domain_route(
-    resource_id: str, domain: DomainRoute, upstreams: list[str]
-) -> dict[str, Any]:
-    """The Caddy JSON for one domain binding: proxy to the resource, or redirect.
-
-    A redirect keeps the scheme, path and query (``www`` -> apex keeps the visitor's page).
-    """
-    handler = (
-        _redirect(
-            f"{{http.request.scheme}}://{domain.redirect_to}{{http.request.uri}}",
-            domain.redirect_status or 301,
-        )
-        if domain.redirect_to is not None
-        else _proxy(upstreams)
-    )
-    return _binding_route(resource_id, domain_route_id(resource_id, domain.id), domain, handler)
-
-
-def build_https_redirect_route(
-    resource_id: str, domain: DomainRoute, https_port: int
-) -> dict[str, Any]:
-    """The plain-HTTP side of a binding served over HTTPS: a permanent redirect to HTTPS.
-
-    The ownership token still answers on HTTP; ACME's HTTP-01 challenge is answered by Caddy
-    before any route.
-    """
-    port = "" if https_port == 443 else f":{https_port}"
-    handler = _redirect(f"https://{{http.request.host}}{port}{{http.request.uri}}", 308)
-    route_id_ = domain_route_id(resource_id, domain.id) + ".http"
-    return _binding_route(resource_id, route_id_, domain, handler)
-
-
 class CaddyEdge:
     """Caddy's admin API at ``admin_url``; deployed apps are served on ``listen``.
 
@@ -229,7 +76,52 @@ class CaddyEdge:
         self._tls = tls
         # Where Caddy sends requests it cannot serve (the agent's failure pages); "" = none.
         self._failure_dial = ""
+        self._http3 = False
         self._ensure_lock = asyncio.Lock()
+
+    async def configure(self, settings: EdgeSettings) -> None:
+        """Apply the settings the coordinator pushed (listen addresses, HTTP/3, ACME email)
+        over the agent's own; each part changes only the config keys it names."""
+        if settings.listen:
+            self._listen = settings.listen
+        if settings.tls_listen:
+            self._tls = (
+                replace(self._tls, listen=settings.tls_listen)
+                if self._tls is not None
+                else EdgeTls(settings.tls_listen)
+            )
+        if settings.acme_email is not None and self._tls is not None:
+            self._tls = replace(self._tls, email=settings.acme_email)
+        self._http3 = settings.http3
+        await self.ensure_server()
+
+    @property
+    def listen(self) -> str:
+        """Where deployed apps are served over HTTP."""
+        return self._listen
+
+    @property
+    def tls_listen(self) -> str | None:
+        """Where bound domains are served over HTTPS (None: HTTPS off)."""
+        return self._tls.listen if self._tls is not None else None
+
+    async def inspect(
+        self, resource_id: str
+    ) -> list[tuple[Literal["http", "https"], str, dict[str, Any]]]:
+        """The resource's routes as Caddy holds them: (``http``/``https``, id, JSON)."""
+        own = route_id(resource_id)
+        found: list[tuple[Literal["http", "https"], str, dict[str, Any]]] = []
+        servers: tuple[tuple[Literal["http", "https"], str], ...] = (
+            ("http", _SERVER_PATH),
+            ("https", _TLS_SERVER_PATH),
+        )
+        for kind, server in servers:
+            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
+            for r in routes if isinstance(routes, list) else []:
+                rid = str(r.get("@id", "")) if isinstance(r, dict) else ""
+                if rid == own or rid.startswith(own + "."):
+                    found.append((kind, rid, r))
+        return found
 
     async def install_failure_pages(self, dial: str) -> None:
         """Send every failed request on the edge's servers to the failure pages at ``dial``."""
@@ -313,8 +205,12 @@ class CaddyEdge:
                         "from Caddy's config or set BERTH_AGENT_EDGE_LISTEN to another address"
                     )
             await self._call("POST", _SERVER_PATH, self._server())
-        elif not isinstance(servers[SERVER_NAME].get("routes"), list):
-            await self._call("POST", f"{_SERVER_PATH}/routes", [])
+        else:
+            if not isinstance(servers[SERVER_NAME].get("routes"), list):
+                await self._call("POST", f"{_SERVER_PATH}/routes", [])
+            if servers[SERVER_NAME].get("listen") != [self._listen]:
+                # PATCH replaces (POST on an array would append to it).
+                await self._call("PATCH", f"{_SERVER_PATH}/listen", [self._listen])
         if self._tls is not None:
             await self._ensure_tls(self._tls, http, servers)
         if self._failure_dial:
@@ -349,8 +245,19 @@ class CaddyEdge:
     async def _ensure_tls(
         self, tls: EdgeTls, http: dict[str, Any], servers: dict[str, Any]
     ) -> None:
-        if TLS_SERVER_NAME not in servers:
-            await self._call("POST", _TLS_SERVER_PATH, tls_server(tls))
+        wanted_server = tls_server(tls)
+        if self._http3:
+            # Configured through the API: Caddy then also listens on UDP for HTTP/3.
+            wanted_server["protocols"] = ["h1", "h2", "h3"]
+        current = servers.get(TLS_SERVER_NAME)
+        if not isinstance(current, dict):
+            await self._call("POST", _TLS_SERVER_PATH, wanted_server)
+        else:
+            for key in ("listen", "protocols"):
+                if current.get(key) != wanted_server[key]:
+                    # PATCH replaces an existing array; POST sets a missing key.
+                    method = "PATCH" if key in current else "POST"
+                    await self._call(method, f"{_TLS_SERVER_PATH}/{key}", wanted_server[key])
         # Caddy answers HTTP-01 on, and sends HTTPS to, these ports: they must be the edge's.
         for key, port in (
             ("http_port", listen_port(self._listen, 80)),

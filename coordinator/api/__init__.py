@@ -11,6 +11,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     deployment_plans,
     deployments,
     domain_bindings,
+    edge_proxy,
     enrollment,
     environments,
     meta,

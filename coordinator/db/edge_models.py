@@ -23,3 +23,27 @@ class AccessFailureEvidence(Model):
 
     class Meta:
         table = "access_failure_evidence"
+
+
+class EdgeProxyState(Model):
+    """A server's edge proxy settings (set through the API, pushed to its agent on every
+    connect) and the outcome of the latest push or bootstrap."""
+
+    server_id = fields.CharField(primary_key=True, max_length=40)
+    organization_id = fields.CharField(max_length=40)
+    proxy_kind = fields.CharField(max_length=16, default="caddy")
+    listen = fields.CharField(max_length=64, null=True)
+    tls_listen = fields.CharField(max_length=64, null=True)
+    http3 = fields.BooleanField(default=False)
+    acme_email = fields.CharField(max_length=254, null=True)
+    # pending (not applied yet), ready, failed
+    status = fields.CharField(max_length=16, default="pending")
+    last_attempt_id = fields.CharField(max_length=40, null=True)
+    last_attempt_at = fields.DatetimeField(null=True)
+    last_succeeded_at = fields.DatetimeField(null=True)
+    last_error_code = fields.CharField(max_length=64, null=True)
+    last_error_message = fields.CharField(max_length=1000, null=True)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "edge_proxy_states"

@@ -9,18 +9,16 @@ organization's are dropped, so an agent cannot attach evidence to another tenant
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from tortoise.exceptions import IntegrityError
 
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.db.edge_models import AccessFailureEvidence
-from coordinator.hub.session import AgentSession
 from coordinator.lookup import get_resource, get_server
-from shared.errors import NotFound, PlatformError
-from shared.messages import Hello
-from shared.messages.edge import EDGE_AGENT_TYPES, AccessFailure, AccessFailureReport
+from shared.errors import NotFound
+from shared.messages.edge import AccessFailure, AccessFailureReport
 from shared.wire import WireModel
 
 logger = logging.getLogger(__name__)
@@ -208,7 +206,7 @@ async def evidence_of(
 
 
 class AccessFailureStore:
-    """The hub listener for ``access_failures`` reports: stores them, prunes expired ones."""
+    """Stores the failures of ``access_failures`` reports; prunes expired ones now and then."""
 
     def __init__(self, retention: timedelta = RETENTION) -> None:
         self.retention = retention
@@ -216,26 +214,13 @@ class AccessFailureStore:
         self._next_prune = 0.0
         self.stored_total = 0
 
-    @property
-    def message_types(self) -> frozenset[str]:
-        """``access_failures``."""
-        return EDGE_AGENT_TYPES
-
-    async def on_connected(self, session: AgentSession, hello: Hello) -> None:
-        """Nothing to do: reports carry everything."""
-
-    def on_disconnected(self, session: AgentSession) -> None:
-        """Nothing to do."""
-
-    async def on_message(self, session: AgentSession, message: Any) -> None:
+    async def receive(self, server_id: str, report: AccessFailureReport) -> None:
         """Store a report's failures (a request id already stored is kept as it was)."""
-        if not isinstance(message, AccessFailureReport):
-            raise PlatformError(f"unexpected frame {type(message).__name__}")
-        organization_id = await self._organization_of(session.server_id)
+        organization_id = await self._organization_of(server_id)
         if organization_id is None:
             return  # the server was deleted while its agent was still connected
-        for failure in message.failures:
-            await self.store(session.server_id, organization_id, failure)
+        for failure in report.failures:
+            await self.store(server_id, organization_id, failure)
         await self._prune_now_and_then()
 
     async def _organization_of(self, server_id: str) -> str | None:

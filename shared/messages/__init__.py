@@ -27,7 +27,7 @@ from shared.messages.deploy import (
     Phase,
     RouteSpec,
 )
-from shared.messages.edge import EdgeAgentMessage
+from shared.messages.edge import EdgeAgentMessage, EdgeCoordinatorMessage
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
 from shared.messages.logs import (
@@ -87,7 +87,8 @@ CoordinatorMessage = Annotated[
     | DeploymentsCoordinatorMessage
     | MonitoringCoordinatorMessage
     | LogsCoordinatorMessage
-    | TerminalCoordinatorMessage,
+    | TerminalCoordinatorMessage
+    | EdgeCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -266,6 +267,7 @@ __all__ = [
     "DeploymentsAgentMessage",
     "DeploymentsCoordinatorMessage",
     "EdgeAgentMessage",
+    "EdgeCoordinatorMessage",
     "ErrorMessage",
     "HealthSpec",
     "Heartbeat",

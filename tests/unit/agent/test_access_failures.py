@@ -3,7 +3,7 @@
 import aiohttp
 
 from agent.access_failures import REPORTS_PER_MINUTE, AccessFailures, classify
-from agent.edge import NO_ROUTE_ERROR, STOPPED_ERROR
+from agent.edge_routes import NO_ROUTE_ERROR, STOPPED_ERROR
 from shared.messages.edge import AccessFailure
 
 REQUEST_ID = "0b9b1a5e-8f57-4d43-9a3f-3d5f7c0e2a11"

@@ -19,6 +19,7 @@ from shared.messages import (
     DeployCancel,
     IdSequence,
 )
+from shared.messages.edge import EDGE_COORDINATOR_TYPES
 from shared.messages.logs import LOGS_COORDINATOR_TYPES
 from shared.messages.monitoring import MONITORING_COORDINATOR_TYPES
 from shared.messages.terminal import TERMINAL_COORDINATOR_TYPES
@@ -69,6 +70,7 @@ def test_features_and_the_link_split_the_coordinator_frames_between_them(tmp_pat
         LOGS_COORDINATOR_TYPES,
         MONITORING_COORDINATOR_TYPES,
         TERMINAL_COORDINATOR_TYPES,
+        EDGE_COORDINATOR_TYPES,
     ]
     claimed = [t for part in parts for t in part]
     assert len(claimed) == len(set(claimed))
