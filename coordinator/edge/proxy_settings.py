@@ -40,6 +40,12 @@ async def state_of(server_id: str) -> EdgeProxyState | None:
     return await EdgeProxyState.get_or_none(server_id=server_id)
 
 
+async def states_of(server_ids: list[str]) -> dict[str, EdgeProxyState]:
+    """The stored edge states of these servers (those never configured are missing)."""
+    rows = await EdgeProxyState.filter(server_id__in=server_ids) if server_ids else []
+    return {row.server_id: row for row in rows}
+
+
 async def _outcome(server_id: str, attempt_id: str, error: ErrorBody | None) -> None:
     now = datetime.now(UTC)
     if error is None:
