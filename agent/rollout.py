@@ -242,6 +242,8 @@ class Rollout:
         self._builder = builder
         self.candidates: list[Started] = []
         self.switched = False
+        # Old containers stopped to free the resource's hostPort (started again on failure).
+        self._stopped_old: list[ManagedContainer] = []
 
     async def run(self) -> RolloutResult:
         """Apply the plan; a failure or cancel removes the candidates and keeps the old ones.
@@ -259,6 +261,7 @@ class Rollout:
                 if c.deployment_id != self.plan.deployment_id
             ]
             phase = "start"
+            await self._free_host_port(old)
             await self._start_candidates()
             phase = "health"
             await self._health()
@@ -334,6 +337,11 @@ class Rollout:
                     cpus=spec.cpus,
                     memory_bytes=spec.memory_bytes,
                     ports=tuple(ports),
+                    published=(
+                        ((spec.internal_port, spec.host_port),)
+                        if spec.host_port is not None and spec.internal_port is not None
+                        else ()
+                    ),
                 )
             )
             self.candidates.append(started)
@@ -343,6 +351,21 @@ class Rollout:
                 f"started {name} ({started.container_id[:12]}) {ports_text}".rstrip(),
                 event="candidate-started",
             )
+
+    async def _free_host_port(self, old: list[ManagedContainer]) -> None:
+        """A host port cannot be bound by two containers: stop the old ones first."""
+        port = self.plan.container.host_port
+        running = [c for c in old if c.state == "running"]
+        if port is None or not running:
+            return
+        self._log.line(
+            "start",
+            f"host port {port}: stopping {len(running)} running container(s) first "
+            "(only one container can hold it; the resource is down until the new one is up)",
+        )
+        for container in running:
+            self._stopped_old.append(container)
+            await self._runtime.stop(container.container_id, self.plan.container.stop_grace_seconds)
 
     def _probe_port(self, started: Started) -> int | None:
         port = self.plan.health.port or self.plan.container.internal_port
@@ -494,3 +517,14 @@ class Rollout:
                     self._log.line(
                         "cleanup", f"removed candidate {container.name}", event="candidate-removed"
                     )
+        for container in self._stopped_old:
+            # The old version serves again (its host port is free once the candidate is gone).
+            try:
+                await self._runtime.start(container.container_id)
+                self._log.line("cleanup", f"started {container.name} again")
+            except PlatformError as exc:
+                self._log.line(
+                    "cleanup",
+                    f"could not start {container.name} again: {exc.message}",
+                    level="warn",
+                )

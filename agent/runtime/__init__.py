@@ -93,6 +93,8 @@ class RunSpec:
     memory_bytes: int | None = None
     # Container ports published on 127.0.0.1 with an ephemeral host port each.
     ports: tuple[int, ...] = ()
+    # (container port, host port) published on every address: the network profile's hostPort.
+    published: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

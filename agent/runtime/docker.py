@@ -60,7 +60,8 @@ def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
     """Build from one entry of ``GET /containers/json`` (no per-container inspect)."""
     labels = summary.get("Labels") or {}
     ports: dict[int, int] = {}
-    for port in summary.get("Ports") or []:
+    for port in sorted(summary.get("Ports") or [], key=lambda p: p.get("IP") != "127.0.0.1"):
+        # Loopback first: the edge's port; a hostPort is also bound on every address.
         if port.get("Type") == "tcp" and port.get("PublicPort"):
             ports.setdefault(int(port["PrivatePort"]), int(port["PublicPort"]))
     internal = labels.get("berth.internal-port", "")

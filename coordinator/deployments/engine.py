@@ -232,6 +232,7 @@ class DeploymentEngine:
                 cpus=meta.get("cpus"),
                 memory_bytes=meta.get("memoryBytes"),
                 replicas=int(meta.get("replicas") or 1),
+                host_port=meta.get("hostPort"),
                 labels={
                     "berth.managed": "true",
                     "berth.resource-id": row.resource_id,

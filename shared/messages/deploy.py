@@ -121,6 +121,9 @@ class ContainerSpec(WireModel):
     labels: dict[str, str] = Field(default_factory=dict)
     stop_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     drain_seconds: float = Field(default=2.0, ge=0, le=600)
+    host_port: int | None = Field(
+        default=None, ge=1, le=65535, description="also publish internalPort here on every address"
+    )
 
 
 class DeployPlan(WireModel):
