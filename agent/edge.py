@@ -277,25 +277,29 @@ class CaddyEdge:
         upstreams: list[str],
         domains: Sequence[DomainRoute] = (),
     ) -> None:
-        """Create or replace the resource's routes, each by its id; Caddy swaps gracefully."""
+        """Create or replace the resource's routes, each by its id; Caddy swaps gracefully.
+
+        A route Caddy already holds as wanted is not written again: each write makes Caddy
+        re-provision its whole config, so a change costs one write, not one per binding.
+        """
         route = build_route(resource_id, hostnames, path_prefix, upstreams)
         existing = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
         if existing is None:
             await self.ensure_server()
             await self._add_route(_SERVER_PATH, route)
-        else:
+        elif existing != route:
             await self._call("PATCH", f"/id/{route_id(resource_id)}", route)
         await self._set_domain_routes(resource_id, domains, upstreams)
 
-    async def _domain_route_ids(self, resource_id: str) -> dict[str, str]:
-        """The resource's domain routes in Caddy: route id -> server path."""
+    async def _domain_routes(self, resource_id: str) -> dict[str, tuple[str, Any]]:
+        """The resource's domain routes in Caddy: route id -> (server path, route JSON)."""
         prefix = domain_route_id(resource_id, "")
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, Any]] = {}
         for server in (_SERVER_PATH, _TLS_SERVER_PATH):
             routes = await self._call("GET", f"{server}/routes", missing_ok=True)
             for r in routes if isinstance(routes, list) else []:
                 if isinstance(r, dict) and str(r.get("@id", "")).startswith(prefix):
-                    found[str(r["@id"])] = server
+                    found[str(r["@id"])] = (server, r)
         return found
 
     def _wanted_routes(
@@ -317,13 +321,15 @@ class CaddyEdge:
     ) -> None:
         if self._tls is not None and domains:
             await self.ensure_server()
-        present = await self._domain_route_ids(resource_id)
+        present = await self._domain_routes(resource_id)
         wanted: set[str] = set()
         for domain in domains:
             for server, route in self._wanted_routes(resource_id, domain, upstreams):
                 wanted.add(route["@id"])
-                if present.get(route["@id"]) == server:
-                    await self._call("PATCH", f"/id/{route['@id']}", route)
+                held = present.get(route["@id"])
+                if held is not None and held[0] == server:
+                    if held[1] != route:
+                        await self._call("PATCH", f"/id/{route['@id']}", route)
                     continue
                 if route["@id"] in present:  # moved between HTTP and HTTPS
                     await self._call("DELETE", f"/id/{route['@id']}", missing_ok=True)
@@ -339,7 +345,7 @@ class CaddyEdge:
     async def remove_route(self, resource_id: str) -> None:
         """Delete the resource's route and its domain bindings' routes."""
         await self._call("DELETE", f"/id/{route_id(resource_id)}", missing_ok=True)
-        for stale in sorted(await self._domain_route_ids(resource_id)):
+        for stale in sorted(await self._domain_routes(resource_id)):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 
     async def current_upstreams(self, resource_id: str) -> list[str] | None:

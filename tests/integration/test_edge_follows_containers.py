@@ -112,11 +112,23 @@ async def test_stopped_and_restarted_containers_move_their_route_promptly_withou
             served = 0
             stop = asyncio.Event()
 
+            retried = 0
+
             async def load() -> None:
-                nonlocal served
+                nonlocal served, retried
                 while not stop.is_set():
                     try:
                         answer = await _page(session, stack, stack.hostname)
+                    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                        # Caddy closes idle keep-alive connections when its config changes; a
+                        # request racing that close is retried once, as browsers do for
+                        # idempotent requests (RFC 9110, 9.2.2). A second failure counts.
+                        retried += 1
+                        try:
+                            answer = await _page(session, stack, stack.hostname)
+                        except (aiohttp.ClientError, TimeoutError) as exc:
+                            failures.append(repr(exc))
+                            continue
                     except (aiohttp.ClientError, TimeoutError) as exc:
                         failures.append(repr(exc))
                         continue
@@ -148,6 +160,7 @@ async def test_stopped_and_restarted_containers_move_their_route_promptly_withou
                 await loader
             assert served > 20, served
             assert failures == [], failures[:5]
+            assert retried <= 6, retried  # at most one per change
 
             # Removed outside a deployment: the route goes too (Caddy's own 404, no route).
             await asyncio.to_thread(api.remove, force=True)
