@@ -231,6 +231,23 @@ class CaddyEdge:
         await self._call("DELETE", f"/id/{FALLBACK_ROUTE_ID}", missing_ok=True)
         await self._call("POST", f"{_SERVER_PATH}/routes", fallback_route())
 
+    async def _add_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
+        """Add several routes in one write (each write re-provisions all of Caddy's config):
+        Caddy appends an array POSTed to ``.../routes/...``; the fallback moves behind them."""
+        if len(routes) == 1:
+            await self._add_route(server, routes[0])
+            return
+        tail: list[dict[str, Any]] = []
+        if server == _SERVER_PATH:
+            held = await self._call("GET", f"{server}/routes", missing_ok=True)
+            if any(
+                isinstance(r, dict) and r.get("@id") == FALLBACK_ROUTE_ID
+                for r in (held if isinstance(held, list) else [])
+            ):
+                await self._call("DELETE", f"/id/{FALLBACK_ROUTE_ID}")
+                tail = [fallback_route()]
+        await self._call("POST", f"{server}/routes/...", [*routes, *tail])
+
     async def _add_route(self, server: str, route: dict[str, Any]) -> None:
         """Add a route at the end of ``server``'s routes, but before the fallback route."""
         if server == _SERVER_PATH:
@@ -323,6 +340,7 @@ class CaddyEdge:
             await self.ensure_server()
         present = await self._domain_routes(resource_id)
         wanted: set[str] = set()
+        appended: dict[str, list[dict[str, Any]]] = {}
         for domain in domains:
             for server, route in self._wanted_routes(resource_id, domain, upstreams):
                 wanted.add(route["@id"])
@@ -338,7 +356,9 @@ class CaddyEdge:
                     # host's catch-all route, so it goes first (PUT at an index inserts).
                     await self._call("PUT", f"{server}/routes/0", route)
                 else:
-                    await self._add_route(server, route)
+                    appended.setdefault(server, []).append(route)
+        for server, routes in appended.items():
+            await self._add_routes(server, routes)
         for stale in sorted(set(present) - wanted):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 

@@ -66,8 +66,10 @@ class EdgeFeature:
                     await self._edge.install_failure_pages(dial)
                     break
                 except PlatformError as exc:
-                    # Caddy not up yet: the routes' own restore installs them later as well.
-                    logger.warning("cannot install the failure pages in Caddy: %s", exc.message)
+                    # Caddy not up yet (or not used by this server): said once, then quietly
+                    # retried; the first route the agent adds installs them as well.
+                    level = logging.WARNING if delay == 1.0 else logging.DEBUG
+                    logger.log(level, "cannot install the failure pages in Caddy: %s", exc.message)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _INSTALL_RETRY_MAX_SECONDS)
             while True:
