@@ -82,8 +82,15 @@ def _proxy(upstreams: list[str]) -> dict[str, Any]:
         # not the 502 of a proxy that cannot reach a container that should be there.
         return {"handler": "error", "status_code": 503, "error": STOPPED_ERROR}
     # No retries across upstreams and no passive health: a failing upstream shows up as a 502
-    # instead of being hidden behind another attempt.
-    return {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
+    # instead of being hidden behind another attempt. Idle upstream connections close after
+    # 10 s: every config change gives each route a new connection pool, and Caddy (2.6) leaves
+    # the old pools' idle connections open for their whole idle timeout (2 min by default),
+    # which with many routes and frequent changes runs Caddy out of file descriptors.
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": u} for u in upstreams],
+        "transport": {"protocol": "http", "keep_alive": {"idle_timeout": 10_000_000_000}},
+    }
 
 
 def build_route(

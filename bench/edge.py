@@ -123,9 +123,13 @@ def static_config(admin_port: int, backend_port: int, port: int, host: str) -> d
 
 
 def raise_file_limit() -> None:
-    """Open-file limit up to the hard limit (in the child, before exec)."""
+    """The open-file limit of Debian's caddy.service when allowed (root), else the hard limit
+    (in the child, before exec)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1_048_576, 1_048_576))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class CaddyProcess:
