@@ -21,6 +21,7 @@ from agent.connection import Link, ReconnectPolicy
 from agent.deploy_feature import DeploymentFeature
 from agent.deployments import DeploymentManager
 from agent.edge import CaddyEdge
+from agent.edge_feature import EdgeFeature
 from agent.features import AgentFeature
 from agent.runtime.docker import DockerRuntime
 from agent.settings import AgentSettings
@@ -48,18 +49,15 @@ async def run(
     runtime = DockerRuntime(extra_labels=settings.extra_labels, server_id=enrollment.server_id)
     # Deployments outlive any one link, so the manager belongs to the daemon, not the Link.
     builder = ArchiveBuilder(runtime, state_dir, enrollment.coordinator_url, enrollment.ca_file)
-    deployments = DeploymentFeature(
-        DeploymentManager(
-            runtime,
-            CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls()),
-            state_dir,
-            builder,
-            bind_mount_roots=settings.bind_mount_roots,
-        )
+    edge = CaddyEdge(settings.edge_admin_url, settings.edge_listen, settings.edge_tls())
+    manager = DeploymentManager(
+        runtime, edge, state_dir, builder, bind_mount_roots=settings.bind_mount_roots
     )
+    deployments = DeploymentFeature(manager)
     # Every capability plugs in here; deployments first, so its inventory leads on each link.
     features: list[AgentFeature] = [
         deployments,
+        EdgeFeature(edge, manager.restore_routes),
         *(
             feature
             for build in (

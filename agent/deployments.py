@@ -118,6 +118,7 @@ class DeploymentManager:
         self._tasks: asyncio.TaskGroup | None = None
         self._ready = asyncio.Event()
         self._last_route_problem = ""
+        self._route_pending: set[str] = set()
         self._send: Send | None = None
         self._ids: IdSequence | None = None
 
@@ -138,13 +139,47 @@ class DeploymentManager:
                     logger.warning("cannot reconcile deployments yet: %s; retrying", exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30.0)
+            since = time.time()
             await self._restore_routes()
             self._ready.set()
+            tasks.create_task(self._follow_containers(since))
             while True:
-                # Docker hands out new host ports when it restarts containers (engine restart,
-                # restart policy), and Caddy may restart empty: keep routes on what runs.
+                # Routes follow the engine's events; this slow check only catches a Caddy
+                # that restarted with an empty config (and engines that send no events).
                 await asyncio.sleep(ROUTE_CHECK_SECONDS)
                 await self._restore_routes()
+
+    async def _follow_containers(self, since: float) -> None:
+        """Re-route a resource as soon as the engine says one of its containers changed."""
+        delay = 1.0
+        while True:
+            try:
+                async for event in self._runtime.container_events(since):
+                    delay = 1.0
+                    self._route_soon(event.resource_id)
+            except PlatformError as exc:
+                self._route_problem(exc.message)
+            # The stream ended (engine restart): pick up from a little before now, so no
+            # change in between is lost (a repeated event only re-checks a route).
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            since = time.time() - delay
+
+    def _route_soon(self, resource_id: str) -> None:
+        if self._tasks is None or resource_id in self._route_pending:
+            return  # a check of this resource is already queued and will see this change
+        self._route_pending.add(resource_id)
+        self._tasks.create_task(self._reroute(resource_id))
+
+    async def _reroute(self, resource_id: str) -> None:
+        try:
+            async with self._resource_lock(resource_id):
+                self._route_pending.discard(resource_id)
+                await self._route_resource(resource_id)
+        except PlatformError as exc:
+            self._route_problem(f"cannot route {resource_id}: {exc.message}")
+        finally:
+            self._route_pending.discard(resource_id)
 
     async def wait_ready(self) -> None:
         """Wait until startup reconciliation is done."""
@@ -204,6 +239,10 @@ class DeploymentManager:
                 ports.add(int(port))
         return ports
 
+    async def restore_routes(self) -> None:
+        """Route every resource again from what runs (an edge bootstrap asks for this)."""
+        await self._restore_routes()
+
     async def _restore_routes(self) -> None:
         """Caddy may have restarted with an empty config: route each resource again."""
         if self._edge is None:
@@ -213,11 +252,7 @@ class DeploymentManager:
         except PlatformError as exc:
             self._route_problem(f"cannot list containers to restore routes: {exc.message}")
             return
-        by_resource: dict[str, list[ManagedContainer]] = {}
-        for container in containers:
-            if container.state == "running" and container.host_port is not None:
-                by_resource.setdefault(container.resource_id, []).append(container)
-        for resource_id in by_resource:
+        for resource_id in sorted({c.resource_id for c in containers}):
             try:
                 # Never while a rollout or runtime control of the resource is under way.
                 async with self._resource_lock(resource_id):
@@ -232,17 +267,20 @@ class DeploymentManager:
         self._last_route_problem = message
 
     async def _route_resource(self, resource_id: str) -> None:
-        """Point the resource's route at its newest deployment's running containers."""
+        """Point the resource's route at its newest deployment's running containers; with
+        none running, the route answers "stopped" (503); with no container left, it goes."""
         if self._edge is None:
             return
-        running = [
-            c
-            for c in await self._runtime.list_managed(resource_id)
-            if c.state == "running" and c.host_port is not None
-        ]
-        if not running:
+        containers = await self._runtime.list_managed(resource_id)
+        if not containers:
+            if await self._edge.current_upstreams(resource_id) is not None:
+                await self._edge.remove_route(resource_id)
             return
-        newest = max(running, key=lambda c: c.created_at or datetime.min.replace(tzinfo=UTC))
+        running = [c for c in containers if c.state == "running" and c.host_port is not None]
+        newest = max(
+            running or containers,
+            key=lambda c: c.created_at or datetime.min.replace(tzinfo=UTC),
+        )
         current = [c for c in running if c.deployment_id == newest.deployment_id]
         labels = await self._runtime.labels(newest.container_id)
         hostnames = [h for h in labels.get(HOSTNAMES_LABEL, "").split(",") if h]
@@ -480,9 +518,9 @@ class DeploymentManager:
                         await self._runtime.start(container.container_id)
                     else:
                         await self._runtime.restart(container.container_id, 10.0)
-                if message.operation != "stop":
-                    # Docker hands out new ephemeral host ports on every start.
-                    await self._route_resource(message.resource_id)
+                # Docker hands out new ephemeral host ports on every start; a stopped
+                # resource answers 503 "stopped" at the edge (routed before this returns).
+                await self._route_resource(message.resource_id)
         except PlatformError as exc:
             error = exc.to_body()
         containers, _ = await self.inventory()

@@ -3,15 +3,27 @@
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any, Literal, Protocol
 
 import aiohttp
 from pydantic import TypeAdapter
 
+from agent.edge_routes import (
+    FALLBACK_ROUTE_ID,
+    build_domain_route,
+    build_https_redirect_route,
+    build_route,
+    domain_route_id,
+    failure_errors,
+    fallback_route,
+    route_id,
+)
 from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port, tls_app, tls_server
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 from shared.messages.deploy import DomainRoute
+from shared.messages.edge import EdgeSettings
 
 SERVER_NAME = "berth"
 _SERVER_PATH = f"/config/apps/http/servers/{SERVER_NAME}"
@@ -47,107 +59,6 @@ class Edge(Protocol):
         ...
 
 
-def route_id(resource_id: str) -> str:
-    """The ``@id`` of a resource's route in Caddy's config."""
-    return f"berth-{resource_id}"
-
-
-def domain_route_id(resource_id: str, binding_id: str) -> str:
-    """The ``@id`` of one domain binding's route; prefixed by its resource's route id."""
-    return f"{route_id(resource_id)}.{binding_id}"
-
-
-def _match(hostnames: list[str], path_prefix: str) -> dict[str, Any]:
-    match: dict[str, Any] = {"host": list(hostnames)}
-    if path_prefix and path_prefix != "/":
-        match["path"] = [path_prefix.rstrip("/") + "/*", path_prefix.rstrip("/")]
-    return match
-
-
-def _proxy(upstreams: list[str]) -> dict[str, Any]:
-    # No retries across upstreams and no passive health: a failing upstream shows up as a 502
-    # instead of being hidden behind another attempt.
-    return {"handler": "reverse_proxy", "upstreams": [{"dial": u} for u in upstreams]}
-
-
-def build_route(
-    resource_id: str, hostnames: list[str], path_prefix: str, upstreams: list[str]
-) -> dict[str, Any]:
-    """The Caddy JSON for one resource's route."""
-    return {
-        "@id": route_id(resource_id),
-        "match": [_match(hostnames, path_prefix)],
-        "handle": [_proxy(upstreams)],
-        "terminal": True,
-    }
-
-
-def _redirect(location: str, status: int) -> dict[str, Any]:
-    return {
-        "handler": "static_response",
-        "status_code": str(status),
-        "headers": {"Location": [location]},
-    }
-
-
-def _binding_route(route_id_: str, domain: DomainRoute, handler: dict[str, Any]) -> dict[str, Any]:
-    routes: list[dict[str, Any]] = []
-    if domain.ownership_token is not None:
-        # The ownership proof is answered before any redirect, or it could never be fetched.
-        routes.append(
-            {
-                "match": [{"path": [f"/.well-known/berth-domain/{domain.ownership_token}"]}],
-                "handle": [
-                    {
-                        "handler": "static_response",
-                        "status_code": "200",
-                        "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
-                        "body": domain.ownership_token,
-                    }
-                ],
-                "terminal": True,
-            }
-        )
-    routes.append({"handle": [handler]})
-    return {
-        "@id": route_id_,
-        "match": [_match([domain.domain_name], domain.path_prefix)],
-        "handle": [{"handler": "subroute", "routes": routes}],
-        "terminal": True,
-    }
-
-
-def build_domain_route(
-    resource_id: str, domain: DomainRoute, upstreams: list[str]
-) -> dict[str, Any]:
-    """The Caddy JSON for one domain binding: proxy to the resource, or redirect.
-
-    A redirect keeps the scheme, path and query (``www`` -> apex keeps the visitor's page).
-    """
-    handler = (
-        _redirect(
-            f"{{http.request.scheme}}://{domain.redirect_to}{{http.request.uri}}",
-            domain.redirect_status or 301,
-        )
-        if domain.redirect_to is not None
-        else _proxy(upstreams)
-    )
-    return _binding_route(domain_route_id(resource_id, domain.id), domain, handler)
-
-
-def build_https_redirect_route(
-    resource_id: str, domain: DomainRoute, https_port: int
-) -> dict[str, Any]:
-    """The plain-HTTP side of a binding served over HTTPS: a permanent redirect to HTTPS.
-
-    The ownership token still answers on HTTP; ACME's HTTP-01 challenge is answered by Caddy
-    before any route.
-    """
-    port = "" if https_port == 443 else f":{https_port}"
-    handler = _redirect(f"https://{{http.request.host}}{port}{{http.request.uri}}", 308)
-    return _binding_route(domain_route_id(resource_id, domain.id) + ".http", domain, handler)
-
-
 class CaddyEdge:
     """Caddy's admin API at ``admin_url``; deployed apps are served on ``listen``.
 
@@ -163,6 +74,59 @@ class CaddyEdge:
         self._admin = admin_url.rstrip("/")
         self._listen = listen
         self._tls = tls
+        # Where Caddy sends requests it cannot serve (the agent's failure pages); "" = none.
+        self._failure_dial = ""
+        self._http3 = False
+        self._ensure_lock = asyncio.Lock()
+
+    async def configure(self, settings: EdgeSettings) -> None:
+        """Apply the settings the coordinator pushed (listen addresses, HTTP/3, ACME email)
+        over the agent's own; each part changes only the config keys it names."""
+        if settings.listen:
+            self._listen = settings.listen
+        if settings.tls_listen:
+            self._tls = (
+                replace(self._tls, listen=settings.tls_listen)
+                if self._tls is not None
+                else EdgeTls(settings.tls_listen)
+            )
+        if settings.acme_email is not None and self._tls is not None:
+            self._tls = replace(self._tls, email=settings.acme_email)
+        self._http3 = settings.http3
+        await self.ensure_server()
+
+    @property
+    def listen(self) -> str:
+        """Where deployed apps are served over HTTP."""
+        return self._listen
+
+    @property
+    def tls_listen(self) -> str | None:
+        """Where bound domains are served over HTTPS (None: HTTPS off)."""
+        return self._tls.listen if self._tls is not None else None
+
+    async def inspect(
+        self, resource_id: str
+    ) -> list[tuple[Literal["http", "https"], str, dict[str, Any]]]:
+        """The resource's routes as Caddy holds them: (``http``/``https``, id, JSON)."""
+        own = route_id(resource_id)
+        found: list[tuple[Literal["http", "https"], str, dict[str, Any]]] = []
+        servers: tuple[tuple[Literal["http", "https"], str], ...] = (
+            ("http", _SERVER_PATH),
+            ("https", _TLS_SERVER_PATH),
+        )
+        for kind, server in servers:
+            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
+            for r in routes if isinstance(routes, list) else []:
+                rid = str(r.get("@id", "")) if isinstance(r, dict) else ""
+                if rid == own or rid.startswith(own + "."):
+                    found.append((kind, rid, r))
+        return found
+
+    async def install_failure_pages(self, dial: str) -> None:
+        """Send every failed request on the edge's servers to the failure pages at ``dial``."""
+        self._failure_dial = dial
+        await self.ensure_server()
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
@@ -210,6 +174,11 @@ class CaddyEdge:
 
     async def ensure_server(self) -> None:
         """Create ``apps.http.servers.berth`` (and the parents that are missing)."""
+        # One at a time: two concurrent passes would both add the fallback route.
+        async with self._ensure_lock:
+            await self._ensure_server()
+
+    async def _ensure_server(self) -> None:
         config = await self._call("GET", "/config/")
         if not isinstance(config, dict):
             # Empty config: POST at the root would be accepted, but keep the admin block if any.
@@ -236,16 +205,76 @@ class CaddyEdge:
                         "from Caddy's config or set BERTH_AGENT_EDGE_LISTEN to another address"
                     )
             await self._call("POST", _SERVER_PATH, self._server())
-        elif not isinstance(servers[SERVER_NAME].get("routes"), list):
-            await self._call("POST", f"{_SERVER_PATH}/routes", [])
+        else:
+            if not isinstance(servers[SERVER_NAME].get("routes"), list):
+                await self._call("POST", f"{_SERVER_PATH}/routes", [])
+            if servers[SERVER_NAME].get("listen") != [self._listen]:
+                # PATCH replaces (POST on an array would append to it).
+                await self._call("PATCH", f"{_SERVER_PATH}/listen", [self._listen])
         if self._tls is not None:
             await self._ensure_tls(self._tls, http, servers)
+        if self._failure_dial:
+            await self._ensure_failure_pages(servers)
+
+    async def _ensure_failure_pages(self, servers: dict[str, Any]) -> None:
+        wanted = failure_errors(self._failure_dial)
+        names = [SERVER_NAME] + ([TLS_SERVER_NAME] if self._tls is not None else [])
+        for name in names:
+            server = servers.get(name)
+            if not isinstance(server, dict) or server.get("errors") != wanted:
+                await self._call("POST", f"/config/apps/http/servers/{name}/errors", wanted)
+        server = servers.get(SERVER_NAME)
+        routes = server.get("routes") if isinstance(server, dict) else None
+        routes = routes if isinstance(routes, list) else []
+        if routes and isinstance(routes[-1], dict) and routes[-1].get("@id") == FALLBACK_ROUTE_ID:
+            return
+        await self._call("DELETE", f"/id/{FALLBACK_ROUTE_ID}", missing_ok=True)
+        await self._call("POST", f"{_SERVER_PATH}/routes", fallback_route())
+
+    async def _add_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
+        """Add several routes in one write (each write re-provisions all of Caddy's config):
+        Caddy appends an array POSTed to ``.../routes/...``; the fallback moves behind them."""
+        if len(routes) == 1:
+            await self._add_route(server, routes[0])
+            return
+        tail: list[dict[str, Any]] = []
+        if server == _SERVER_PATH:
+            held = await self._call("GET", f"{server}/routes", missing_ok=True)
+            if any(
+                isinstance(r, dict) and r.get("@id") == FALLBACK_ROUTE_ID
+                for r in (held if isinstance(held, list) else [])
+            ):
+                await self._call("DELETE", f"/id/{FALLBACK_ROUTE_ID}")
+                tail = [fallback_route()]
+        await self._call("POST", f"{server}/routes/...", [*routes, *tail])
+
+    async def _add_route(self, server: str, route: dict[str, Any]) -> None:
+        """Add a route at the end of ``server``'s routes, but before the fallback route."""
+        if server == _SERVER_PATH:
+            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
+            for index, existing in enumerate(routes if isinstance(routes, list) else []):
+                if isinstance(existing, dict) and existing.get("@id") == FALLBACK_ROUTE_ID:
+                    # PUT at an index inserts there (the fallback moves one down).
+                    await self._call("PUT", f"{server}/routes/{index}", route)
+                    return
+        await self._call("POST", f"{server}/routes", route)
 
     async def _ensure_tls(
         self, tls: EdgeTls, http: dict[str, Any], servers: dict[str, Any]
     ) -> None:
-        if TLS_SERVER_NAME not in servers:
-            await self._call("POST", _TLS_SERVER_PATH, tls_server(tls))
+        wanted_server = tls_server(tls)
+        if self._http3:
+            # Configured through the API: Caddy then also listens on UDP for HTTP/3.
+            wanted_server["protocols"] = ["h1", "h2", "h3"]
+        current = servers.get(TLS_SERVER_NAME)
+        if not isinstance(current, dict):
+            await self._call("POST", _TLS_SERVER_PATH, wanted_server)
+        else:
+            for key in ("listen", "protocols"):
+                if current.get(key) != wanted_server[key]:
+                    # PATCH replaces an existing array; POST sets a missing key.
+                    method = "PATCH" if key in current else "POST"
+                    await self._call(method, f"{_TLS_SERVER_PATH}/{key}", wanted_server[key])
         # Caddy answers HTTP-01 on, and sends HTTPS to, these ports: they must be the edge's.
         for key, port in (
             ("http_port", listen_port(self._listen, 80)),
@@ -269,25 +298,29 @@ class CaddyEdge:
         upstreams: list[str],
         domains: Sequence[DomainRoute] = (),
     ) -> None:
-        """Create or replace the resource's routes, each by its id; Caddy swaps gracefully."""
+        """Create or replace the resource's routes, each by its id; Caddy swaps gracefully.
+
+        A route Caddy already holds as wanted is not written again: each write makes Caddy
+        re-provision its whole config, so a change costs one write, not one per binding.
+        """
         route = build_route(resource_id, hostnames, path_prefix, upstreams)
         existing = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
         if existing is None:
             await self.ensure_server()
-            await self._call("POST", f"{_SERVER_PATH}/routes", route)
-        else:
+            await self._add_route(_SERVER_PATH, route)
+        elif existing != route:
             await self._call("PATCH", f"/id/{route_id(resource_id)}", route)
         await self._set_domain_routes(resource_id, domains, upstreams)
 
-    async def _domain_route_ids(self, resource_id: str) -> dict[str, str]:
-        """The resource's domain routes in Caddy: route id -> server path."""
+    async def _domain_routes(self, resource_id: str) -> dict[str, tuple[str, Any]]:
+        """The resource's domain routes in Caddy: route id -> (server path, route JSON)."""
         prefix = domain_route_id(resource_id, "")
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, Any]] = {}
         for server in (_SERVER_PATH, _TLS_SERVER_PATH):
             routes = await self._call("GET", f"{server}/routes", missing_ok=True)
             for r in routes if isinstance(routes, list) else []:
                 if isinstance(r, dict) and str(r.get("@id", "")).startswith(prefix):
-                    found[str(r["@id"])] = server
+                    found[str(r["@id"])] = (server, r)
         return found
 
     def _wanted_routes(
@@ -309,13 +342,16 @@ class CaddyEdge:
     ) -> None:
         if self._tls is not None and domains:
             await self.ensure_server()
-        present = await self._domain_route_ids(resource_id)
+        present = await self._domain_routes(resource_id)
         wanted: set[str] = set()
+        appended: dict[str, list[dict[str, Any]]] = {}
         for domain in domains:
             for server, route in self._wanted_routes(resource_id, domain, upstreams):
                 wanted.add(route["@id"])
-                if present.get(route["@id"]) == server:
-                    await self._call("PATCH", f"/id/{route['@id']}", route)
+                held = present.get(route["@id"])
+                if held is not None and held[0] == server:
+                    if held[1] != route:
+                        await self._call("PATCH", f"/id/{route['@id']}", route)
                     continue
                 if route["@id"] in present:  # moved between HTTP and HTTPS
                     await self._call("DELETE", f"/id/{route['@id']}", missing_ok=True)
@@ -324,14 +360,16 @@ class CaddyEdge:
                     # host's catch-all route, so it goes first (PUT at an index inserts).
                     await self._call("PUT", f"{server}/routes/0", route)
                 else:
-                    await self._call("POST", f"{server}/routes", route)
+                    appended.setdefault(server, []).append(route)
+        for server, routes in appended.items():
+            await self._add_routes(server, routes)
         for stale in sorted(set(present) - wanted):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 
     async def remove_route(self, resource_id: str) -> None:
         """Delete the resource's route and its domain bindings' routes."""
         await self._call("DELETE", f"/id/{route_id(resource_id)}", missing_ok=True)
-        for stale in sorted(await self._domain_route_ids(resource_id)):
+        for stale in sorted(await self._domain_routes(resource_id)):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
 
     async def current_upstreams(self, resource_id: str) -> list[str] | None:

@@ -20,14 +20,15 @@ class Recreate:
         self._grace = grace_seconds
         self.stopped: list[ManagedContainer] = []
 
-    async def stop_old(self, old: list[ManagedContainer]) -> None:
-        """Stop the running old containers (SIGTERM, then SIGKILL after the grace period)."""
+    async def stop_old(self, old: list[ManagedContainer], why: str = "recreate") -> None:
+        """Stop the running old containers (SIGTERM, then SIGKILL after the grace period);
+        ``why`` leads the log line (``recreate`` or the host port that needs them gone)."""
         running = [c for c in old if c.state in ("running", "restarting", "paused")]
         if not running:
             return
         self._log.line(
             "start",
-            f"recreate: stopping {len(running)} old container(s) before starting the new ones",
+            f"{why}: stopping {len(running)} old container(s) before starting the new ones",
             event="old-stopped",
         )
         for container in running:

@@ -271,6 +271,8 @@ class Rollout:
             )
             if self.plan.rollout_strategy == "recreate":
                 await self._recreate.stop_old(old)
+            elif self.plan.container.host_port is not None:
+                await self._free_host_port(old)
             await self._start_candidates()
             phase = "health"
             await self._health()
@@ -354,6 +356,11 @@ class Rollout:
                     ports=tuple(ports),
                     networks=tuple(spec.networks),
                     mounts=self._mounts,
+                    published=(
+                        ((spec.internal_port, spec.host_port),)
+                        if spec.host_port is not None and spec.internal_port is not None
+                        else ()
+                    ),
                 )
             )
             self.candidates.append(started)
@@ -363,6 +370,16 @@ class Rollout:
                 f"started {name} ({started.container_id[:12]}) {ports_text}".rstrip(),
                 event="candidate-started",
             )
+
+    async def _free_host_port(self, old: list[ManagedContainer]) -> None:
+        """A host port cannot be bound by two containers: stop the old ones first."""
+        port = self.plan.container.host_port
+        running = [c for c in old if c.state == "running"]
+        if port is None or not running:
+            return
+        # Only one container can hold the port, so the resource is down until the new one is up;
+        # the same bookkeeping as ``recreate``: a failed candidate starts them again.
+        await self._recreate.stop_old(running, why=f"host port {port}")
 
     def _probe_port(self, started: Started) -> int | None:
         port = self.plan.health.port or self.plan.container.internal_port

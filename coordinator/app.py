@@ -14,6 +14,7 @@ from coordinator import (
     console,
     dependencies,
     deployments,
+    edge,
     logstream,
     monitoring,
     notifications,
@@ -60,6 +61,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     notifications.install,
     retention.install,
     accounts.install,
+    edge.install,
 )
 
 

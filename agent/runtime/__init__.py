@@ -108,6 +108,8 @@ class RunSpec:
     mounts: tuple[MountSpec, ...] = ()
     # Serving containers come back after a crash or reboot; a task run's container must not.
     restart: bool = True
+    # (container port, host port) published on every address: the network profile's hostPort.
+    published: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,16 @@ class Started:
     container_id: str
     name: str
     host_ports: dict[int, int]
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """A change of one managed container's state, as the engine announced it."""
+
+    container_id: str
+    resource_id: str
+    # The engine's action: start, die, stop, destroy, pause, unpause.
+    action: str
 
 
 BuildLine = Callable[[str], None]
@@ -174,6 +186,12 @@ class ContainerRuntime(Protocol):
 
     async def list_managed(self, resource_id: str | None = None) -> list[ManagedContainer]:
         """Return Berth-managed containers (label ``berth.managed=true``), all states."""
+        ...
+
+    def container_events(self, since: float) -> AsyncIterator[ContainerEvent]:
+        """This server's managed containers starting, stopping and going away, from ``since``
+        (a unix time) on, until the engine's stream ends; raise ``RuntimeFailed`` when it
+        cannot be followed."""
         ...
 
     async def labels(self, container_id: str) -> dict[str, str]:

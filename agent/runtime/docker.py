@@ -10,7 +10,7 @@ first needed, so most agents never load it.
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +22,7 @@ from agent.runtime import (
     RESOURCE_LABEL,
     SERVER_LABEL,
     BuildLine,
+    ContainerEvent,
     ContainerInfo,
     EngineError,
     RunSpec,
@@ -47,6 +48,9 @@ _STATES: frozenset[str] = frozenset(
     {"created", "running", "paused", "restarting", "exited", "dead", "removing"}
 )
 
+# The container events that can change where a resource's traffic goes.
+_ROUTE_EVENTS: frozenset[str] = frozenset({"start", "die", "stop", "destroy", "pause", "unpause"})
+
 
 def _state(value: str) -> ContainerState:
     return value if value in _STATES else "dead"  # type: ignore[return-value]
@@ -56,7 +60,8 @@ def _managed_from_summary(summary: dict[str, Any]) -> ManagedContainer:
     """Build from one entry of ``GET /containers/json`` (no per-container inspect)."""
     labels = summary.get("Labels") or {}
     ports: dict[int, int] = {}
-    for port in summary.get("Ports") or []:
+    for port in sorted(summary.get("Ports") or [], key=lambda p: p.get("IP") != "127.0.0.1"):
+        # Loopback first: the edge's port; a hostPort is also bound on every address.
         if port.get("Type") == "tcp" and port.get("PublicPort"):
             ports.setdefault(int(port["PrivatePort"]), int(port["PublicPort"]))
     internal = labels.get("berth.internal-port", "")
@@ -270,6 +275,37 @@ class DockerRuntime:
             for c in found
             if not foreign(c.get("Labels") or {}, self.server_id)
         ]
+
+    async def container_events(self, since: float) -> AsyncIterator[ContainerEvent]:
+        """Follow the engine's container events for this server's managed containers.
+
+        Only on the local socket (the agent's own engine client); an engine reached through
+        the SDK gives no events and the agent's periodic route check covers it.
+        """
+        if local_socket() is None:
+            return
+        stream = self._local().events(
+            since,
+            {
+                "type": ["container"],
+                "label": [f"{MANAGED_LABEL}=true"],
+                "event": sorted(_ROUTE_EVENTS),
+            },
+        )
+        try:
+            async for event in stream:
+                actor = event.get("Actor") or {}
+                attributes = actor.get("Attributes") or {}
+                resource_id = attributes.get(RESOURCE_LABEL)
+                if not resource_id or foreign(attributes, self.server_id):
+                    continue
+                yield ContainerEvent(
+                    container_id=str(actor.get("ID") or event.get("id") or ""),
+                    resource_id=str(resource_id),
+                    action=str(event.get("Action") or event.get("status") or ""),
+                )
+        except EngineError as exc:
+            raise RuntimeFailed(f"cannot follow the engine's events: {exc}") from exc
 
     async def labels(self, container_id: str) -> dict[str, str]:
         """Return a container's labels."""

@@ -222,6 +222,14 @@ class EngineClient:
         finally:
             response.close()
 
+    def events(
+        self, since: float, event_filters: Mapping[str, list[str]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The engine's events from ``since`` (a unix time) on, as they happen, until the
+        connection ends; no read timeout (a quiet engine sends nothing for hours)."""
+        params = {"since": f"{since:.9f}", **filters(event_filters)}
+        return self.stream("GET", "/events", params, timeout=0)
+
 
 def _error(status: int, reason: str, target: str, body: bytes) -> EngineError:
     """The SDK's wording: ``404 Client Error for <url>: Not Found ("<engine message>")``."""

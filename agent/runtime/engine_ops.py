@@ -21,7 +21,7 @@ from typing import IO, Any, Final
 from agent.runtime import BuildLine, EngineError, RunSpec, Started
 from agent.runtime.build_context import context_archive
 from agent.runtime.engine import EngineClient, filters, quoted
-from agent.runtime.sdk_ops import SdkOperations, host_ports
+from agent.runtime.sdk_ops import SdkOperations, host_ports, port_taken
 from shared.errors import RuntimeFailed
 
 logger = logging.getLogger(__name__)
@@ -94,10 +94,17 @@ def create_config(spec: RunSpec, extra_labels: dict[str, str]) -> dict[str, Any]
     if spec.command is not None:
         config["Entrypoint"] = ["/bin/sh", "-c"]
         config["Cmd"] = [spec.command]
-    if spec.ports:
-        keys = sorted({f"{port}/tcp" for port in spec.ports})
+    if spec.ports or spec.published:
+        keys = sorted({f"{port}/tcp" for port in (*spec.ports, *(c for c, _ in spec.published))})
         config["ExposedPorts"] = {key: {} for key in keys}
-        host["PortBindings"] = {key: [{"HostIp": "127.0.0.1", "HostPort": ""}] for key in keys}
+        bindings: dict[str, list[dict[str, str]]] = {
+            f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}] for port in spec.ports
+        }
+        for container_port, host_port in spec.published:
+            bindings.setdefault(f"{container_port}/tcp", []).append(
+                {"HostIp": "", "HostPort": str(host_port)}
+            )
+        host["PortBindings"] = bindings
     if spec.cpus is not None:
         host["NanoCpus"] = int(spec.cpus * 1_000_000_000)
     if spec.memory_bytes is not None:
@@ -330,7 +337,9 @@ class EngineOperations:
             attrs = await self.inspect_container(container_id)
             ports = host_ports(attrs)
         except (EngineError, KeyError) as exc:
-            raise RuntimeFailed(f"cannot start container {spec.name}: {exc}") from exc
+            raise port_taken(spec, str(exc)) or RuntimeFailed(
+                f"cannot start container {spec.name}: {exc}"
+            ) from exc
         container_id = str(attrs.get("Id") or container_id)
         missing = [p for p in spec.ports if p not in ports]
         if missing:

@@ -34,16 +34,41 @@ def sdk_failures() -> tuple[type[Exception], ...]:
 
 
 def host_ports(attrs: dict[str, Any]) -> dict[int, int]:
-    """The first host port bound to each published container tcp port, from an inspect."""
+    """The loopback host port bound to each published container tcp port, from an inspect
+    (the first binding when none is on 127.0.0.1: a hostPort is also bound on every address)."""
     ports: dict[int, int] = {}
     for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
         if not bindings or not key.endswith("/tcp"):
             continue
-        for binding in bindings:
-            if binding.get("HostPort"):
-                ports[int(key.split("/")[0])] = int(binding["HostPort"])
-                break
+        bound = [b for b in bindings if b.get("HostPort")]
+        loopback = [b for b in bound if b.get("HostIp") == "127.0.0.1"]
+        if loopback or bound:
+            ports[int(key.split("/")[0])] = int((loopback or bound)[0]["HostPort"])
     return ports
+
+
+def sdk_ports(spec: RunSpec) -> dict[str, Any]:
+    """The SDK's ``ports``: loopback with an ephemeral port, plus any hostPort everywhere."""
+    ports: dict[str, Any] = {f"{port}/tcp": ("127.0.0.1", None) for port in spec.ports}
+    for container_port, host_port in spec.published:
+        key = f"{container_port}/tcp"
+        ports[key] = [ports[key], host_port] if key in ports else host_port
+    return ports
+
+
+_PORT_TAKEN = ("port is already allocated", "address already in use")
+
+
+def port_taken(spec: RunSpec, error: str) -> RuntimeFailed | None:
+    """The clear failure of a container whose hostPort something else on the server holds."""
+    if not spec.published or not any(text in error.lower() for text in _PORT_TAKEN):
+        return None
+    ports = ", ".join(str(host) for _, host in spec.published)
+    return RuntimeFailed(
+        f"host port {ports} is already in use on the server (host-port-in-use): free it or "
+        "change the resource's networkProfile.hostPort",
+        details={"reasonCode": "host-port-in-use"},
+    )
 
 
 class SdkEngineApi:
@@ -194,7 +219,7 @@ class SdkOperations:
             "detach": True,
             "environment": dict(spec.environment),
             "labels": {**spec.labels, **self._extra_labels},
-            "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in spec.ports},
+            "ports": sdk_ports(spec),
             "restart_policy": {"Name": "unless-stopped" if spec.restart else "no"},
         }
         if spec.command is not None:
@@ -218,7 +243,9 @@ class SdkOperations:
             container.reload()
             ports = host_ports(container.attrs)
         except sdk_failures() as exc:
-            raise RuntimeFailed(f"cannot start container {spec.name}: {exc}") from exc
+            raise port_taken(spec, str(exc)) or RuntimeFailed(
+                f"cannot start container {spec.name}: {exc}"
+            ) from exc
         missing = [p for p in spec.ports if p not in ports]
         if missing:
             raise RuntimeFailed(

@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from coordinator.api import (  # noqa: F401  (imported for their route registrations)
+    access_failures,
     account,
     audit_events,
     audit_exports,
@@ -15,6 +16,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     deployment_plans,
     deployments,
     domain_bindings,
+    edge_proxy,
     enrollment,
     environments,
     meta,

@@ -79,6 +79,8 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "workId",
         )
     },
+    # The edge's request ids (Caddy's UUIDs) name access-failure evidence.
+    "requestId": PathParameter(r"[A-Za-z0-9-]{8,64}", 64, malformed_is_missing=True),
 }
 # Retention categories are kebab-case words; anything else names no category.
 PATH_PARAMETERS["category"] = PathParameter(r"^[a-z][a-z-]*$", 40, malformed_is_missing=True)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from coordinator.api.edge_proxy import edge_proxy_view
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import (
     AgentState,
@@ -33,6 +34,8 @@ from coordinator.api.schemas import (
 )
 from coordinator.appkeys import REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.db import models
+from coordinator.db.edge_models import EdgeProxyState
+from coordinator.edge import proxy_settings
 from coordinator.hub.registry import Registry
 from coordinator.lookup import get_server
 from coordinator.servers import connectivity, inventory
@@ -46,8 +49,10 @@ def _registry(call: Call) -> Registry:
     return call.request.app[REGISTRY_KEY]
 
 
-def server_item(row: models.Server, registry: Registry) -> ServerItem:
-    """Convert a server row plus its live session (if any) into the API item."""
+def server_item(
+    row: models.Server, registry: Registry, edge: EdgeProxyState | None = None
+) -> ServerItem:
+    """Convert a server row plus its live session (if any) and edge state into the API item."""
     session = registry.get(row.id)
     if session is not None:
         agent = AgentState(
@@ -79,7 +84,7 @@ def server_item(row: models.Server, registry: Registry) -> ServerItem:
         lifecycle_status="inactive" if row.lifecycle_status == "inactive" else "active",
         deactivated_at=row.deactivated_at,
         deactivation_reason=row.deactivation_reason,
-        edge_proxy=EdgeProxy(),
+        edge_proxy=edge_proxy_view(edge) if edge is not None else EdgeProxy(),
         credential=ServerCredential(
             credential_id=row.agent_key_fingerprint,
             credential_name=row.agent_key_fingerprint,
@@ -165,8 +170,10 @@ async def list_servers(call: Call) -> ServerList:
     query = call.query(PageQuery)
     page = await inventory.page(call.actor, query.cursor, query.limit)
     registry = _registry(call)
+    edges = await proxy_settings.states_of([r.id for r in page.items])
     return ServerList(
-        items=[server_item(r, registry) for r in page.items], next_cursor=page.next_cursor
+        items=[server_item(r, registry, edges.get(r.id)) for r in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -211,7 +218,9 @@ async def show(call: Call) -> ServerShowResponse:
             ),
         )
     return ServerShowResponse(
-        server=server_item(row, _registry(call)), rollups=rollups, generated_at=datetime.now(UTC)
+        server=server_item(row, _registry(call), await proxy_settings.state_of(row.id)),
+        rollups=rollups,
+        generated_at=datetime.now(UTC),
     )
 
 

@@ -15,6 +15,7 @@ from coordinator.db.inline_reads import InlineReadClient
 MODELS_MODULE = "coordinator.db.models"
 MONITORING_MODELS_MODULE = "coordinator.db.monitoring_models"
 TASK_MODELS_MODULE = "coordinator.db.task_models"
+EDGE_MODELS_MODULE = "coordinator.db.edge_models"
 MIGRATIONS_MODULE = "coordinator.db.migrations"
 DEPENDENCY_MODELS_MODULE = "coordinator.db.dependency_models"
 VOLUME_MODELS_MODULE = "coordinator.db.volume_models"
@@ -45,6 +46,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     MODELS_MODULE,
                     MONITORING_MODELS_MODULE,
                     TASK_MODELS_MODULE,
+                    EDGE_MODELS_MODULE,
                     DEPENDENCY_MODELS_MODULE,
                     VOLUME_MODELS_MODULE,
                     CERTIFICATE_MODELS_MODULE,

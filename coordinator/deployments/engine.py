@@ -248,6 +248,7 @@ class DeploymentEngine:
                 memory_bytes=meta.get("memoryBytes"),
                 replicas=int(meta.get("replicas") or 1),
                 networks=[str(n) for n in meta.get("networks") or []],
+                host_port=meta.get("hostPort"),
                 labels={
                     "berth.managed": "true",
                     "berth.resource-id": row.resource_id,

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from coordinator.auth import Principal
 from coordinator.db import models
+from coordinator.deployments.host_ports import host_port_problems
 from coordinator.hub.registry import Registry
 from coordinator.ids import new_id
 from coordinator.resource_config import ResourceConfig, load_resource_config
@@ -36,6 +37,8 @@ BLOCKING_ORDER: Final = (
     "network-port-missing",
     "storage-volume-server-mismatch",
     "dependency-server-mismatch",
+    "host-port-replicas",
+    "host-port-conflict",
 )
 
 
@@ -317,6 +320,18 @@ async def assess(target: Target, keyring: Keyring, registry: Registry, settings:
             )
         )
     network = config.network_profile
+    for problem in await host_port_problems(target.resource, target.server, config):
+        plan.blocking.append(
+            Issue(
+                problem.code,
+                "plan",
+                problem.message,
+                problem.recommendation,
+                "networkProfile.hostPort",
+                problem.entity_id,
+                "resource",
+            )
+        )
     if network.get("exposureMode") == "reverse-proxy":
         if not network.get("internalPort"):
             plan.blocking.append(
@@ -491,6 +506,7 @@ def build_runtime_plan(
                 "networks": plan.config.dependency_networks,
                 "rolloutStrategy": plan.rollout_strategy,
                 "mounts": [m.as_plan() for m in plan.mounts],
+                "hostPort": network.get("hostPort"),
             },
         },
         "target": {

@@ -47,6 +47,7 @@ from shared.messages.deploy import (
     RouteSpec,
     VolumeMount,
 )
+from shared.messages.edge import EdgeAgentMessage, EdgeCoordinatorMessage
 from shared.messages.handshake import Challenge, Hello, HostFacts, Welcome
 from shared.messages.liveness import Heartbeat
 from shared.messages.logs import (
@@ -107,7 +108,8 @@ AgentMessage = Annotated[
     | DependenciesAgentMessage
     | VolumesAgentMessage
     | CertificatesAgentMessage
-    | TasksAgentMessage,
+    | TasksAgentMessage
+    | EdgeAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -124,7 +126,8 @@ CoordinatorMessage = Annotated[
     | DependenciesCoordinatorMessage
     | VolumesCoordinatorMessage
     | CertificatesCoordinatorMessage
-    | TasksCoordinatorMessage,
+    | TasksCoordinatorMessage
+    | EdgeCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -317,6 +320,8 @@ __all__ = [
     "DeployResultAck",
     "DeploymentsAgentMessage",
     "DeploymentsCoordinatorMessage",
+    "EdgeAgentMessage",
+    "EdgeCoordinatorMessage",
     "ErrorMessage",
     "HealthSpec",
     "Heartbeat",

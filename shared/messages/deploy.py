@@ -150,6 +150,9 @@ class ContainerSpec(WireModel):
     mounts: list[VolumeMount] = Field(
         default_factory=list, max_length=50, description="older coordinators omit it"
     )
+    host_port: int | None = Field(
+        default=None, ge=1, le=65535, description="also publish internalPort here on every address"
+    )
 
 
 class DeployPlan(WireModel):

@@ -1,6 +1,7 @@
 """FakeRuntime and FakeEdge: in-memory ContainerRuntime and Edge for unit tests of agent logic."""
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from agent.runtime import (
     REPLICA_LABEL,
     RESOURCE_LABEL,
     BuildLine,
+    ContainerEvent,
     ContainerInfo,
     EngineError,
     LogBody,
@@ -53,6 +55,8 @@ class FakeRuntime:
         self.volume_created: dict[str, str] = {}  # RFC 3339, as the engine reports it
         self.volumes_in_use: set[str] = set()
         self._next = 0
+        # What ``container_events`` yields: tests announce changes with ``announce``.
+        self.events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
 
     def _check(self) -> None:
         if not self.available:
@@ -139,6 +143,17 @@ class FakeRuntime:
             if c.spec.labels.get("berth.managed") == "true"
             and (resource_id is None or c.spec.labels.get(RESOURCE_LABEL) == resource_id)
         ]
+
+    def announce(self, container: FakeContainer, action: str) -> None:
+        """Send a container event, as the engine does after a change."""
+        resource_id = container.spec.labels.get(RESOURCE_LABEL, "")
+        self.events.put_nowait(ContainerEvent(container.container_id, resource_id, action))
+
+    async def container_events(self, since: float) -> AsyncIterator[ContainerEvent]:
+        """The announced events, until the test stops the agent."""
+        self._check()
+        while True:
+            yield await self.events.get()
 
     async def labels(self, container_id: str) -> dict[str, str]:
         """A container's labels."""

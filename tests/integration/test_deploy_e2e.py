@@ -270,7 +270,8 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
             # Runtime control through the coordinator and the real agent.
             stopped = await stack.call("POST", f"/resources/{stack.resource_id}/runtime/stop", {})
             assert stopped["status"] == "succeeded", stopped
-            assert (await stack.page(session))[0] == 502
+            # Stopped on purpose: unavailable (503), not a proxy that lost its upstream (502).
+            assert (await stack.page(session))[0] == 503
             started = await stack.call("POST", f"/resources/{stack.resource_id}/runtime/start", {})
             assert started["status"] == "succeeded", started
 

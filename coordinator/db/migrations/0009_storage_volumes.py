@@ -4,7 +4,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0007_certificates')]
+    dependencies = [('models', '0008_edge')]
 
     initial = False
 

@@ -3,7 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from agent.edge import build_domain_route, domain_route_id, domain_routes_label
+from agent.edge import domain_routes_label
+from agent.edge_routes import build_domain_route, domain_route_id
 from agent.journal import JournalEntry
 from agent.rollout import plan_labels
 from agent.runtime import DOMAINS_LABEL
@@ -24,7 +25,14 @@ def test_a_served_binding_proxies_and_answers_its_ownership_token_first() -> Non
     route = build_domain_route("res_1", APEX, ["127.0.0.1:9000"])
     assert route["@id"] == domain_route_id("res_1", "dbd_apex") == "berth-res_1.dbd_apex"
     assert route["match"] == [{"host": ["app.example.test"]}]
-    proof, serve = route["handle"][0]["routes"]
+    tags, subroute = route["handle"]
+    # The failure pages learn which resource, binding and route a failed request had.
+    assert (tags["handler"], tags["berth_resource"], tags["berth_binding"]) == (
+        "vars",
+        "res_1",
+        "dbd_apex",
+    )
+    proof, serve = subroute["routes"]
     assert proof["match"] == [{"path": ["/.well-known/berth-domain/tok-1"]}]
     assert proof["handle"][0]["body"] == "tok-1"
     assert serve["handle"][0]["upstreams"] == [{"dial": "127.0.0.1:9000"}]
@@ -33,7 +41,7 @@ def test_a_served_binding_proxies_and_answers_its_ownership_token_first() -> Non
 def test_a_redirect_binding_keeps_its_status_path_and_query() -> None:
     route = build_domain_route("res_1", WWW, ["127.0.0.1:9000"])
     assert route["match"] == [{"host": ["www.example.test"], "path": ["/shop/*", "/shop"]}]
-    (only,) = route["handle"][0]["routes"]  # no token pending: no proof route
+    (only,) = route["handle"][-1]["routes"]  # no token pending: no proof route
     handler = only["handle"][0]
     assert handler["status_code"] == "308"
     assert handler["headers"]["Location"] == [

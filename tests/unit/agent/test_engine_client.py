@@ -311,3 +311,34 @@ def test_the_agent_starts_without_the_docker_sdk() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_container_events_are_this_servers_managed_containers(
+    engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{engine.server_address}")
+
+    def event(action: str, **labels: str) -> dict[str, Any]:
+        return {"Type": "container", "Action": action, "Actor": {"ID": CID, "Attributes": labels}}
+
+    stream = [
+        event("start", **{"berth.resource-id": "res_1", "berth.server-id": "srv_a"}),
+        event("die", **{"berth.resource-id": "res_2", "berth.server-id": "srv_b"}),  # not ours
+        event("stop", **{"berth.managed": "true"}),  # no resource: nothing to route
+        event("destroy", **{"berth.resource-id": "res_3"}),  # predates the server label
+    ]
+    engine.chunked = True  # objects split across chunks, several in one chunk
+    engine.routes[("GET", "/events")] = (200, "".join(json.dumps(e) for e in stream).encode())
+    runtime = DockerRuntime(extra_labels={}, server_id="srv_a")
+    try:
+        seen = [(e.resource_id, e.action) async for e in runtime.container_events(1234.5)]
+    finally:
+        await runtime.close()
+    assert seen == [("res_1", "start"), ("res_3", "destroy")]
+    asked = query(engine.requests[-1][1])
+    assert asked["since"] == ["1234.500000000"]
+    assert json.loads(asked["filters"][0]) == {
+        "type": ["container"],
+        "label": ["berth.managed=true"],
+        "event": ["destroy", "die", "pause", "start", "stop", "unpause"],
+    }

@@ -21,6 +21,7 @@ from shared.messages import (
 )
 from shared.messages.certificates import CERTIFICATES_COORDINATOR_TYPES
 from shared.messages.dependencies import DEPENDENCIES_COORDINATOR_TYPES
+from shared.messages.edge import EDGE_COORDINATOR_TYPES
 from shared.messages.logs import LOGS_COORDINATOR_TYPES
 from shared.messages.monitoring import MONITORING_COORDINATOR_TYPES
 from shared.messages.tasks import TASKS_COORDINATOR_TYPES
@@ -77,6 +78,7 @@ def test_features_and_the_link_split_the_coordinator_frames_between_them(tmp_pat
         VOLUMES_COORDINATOR_TYPES,
         CERTIFICATES_COORDINATOR_TYPES,
         TASKS_COORDINATOR_TYPES,
+        EDGE_COORDINATOR_TYPES,
     ]
     claimed = [t for part in parts for t in part]
     assert len(claimed) == len(set(claimed))

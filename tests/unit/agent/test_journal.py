@@ -431,6 +431,52 @@ async def test_routes_follow_new_host_ports_without_needless_reloads(
         await eventually(moved, what="route follows the new port")
 
 
+async def test_routes_follow_engine_events_without_waiting_for_the_periodic_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("agent.deployments.ROUTE_CHECK_SECONDS", 3600.0)
+    runtime, edge = make_runtime(), FakeEdge()
+    container = runtime.add(
+        RunSpec(
+            name="berth-web-dep_a-1",
+            image=IMAGE,
+            labels={
+                "berth.managed": "true",
+                "berth.resource-id": "res_1",
+                "berth.deployment-id": "dep_A",
+                "berth.hostnames": "web.localhost",
+            },
+            ports=(8080,),
+        )
+    )
+    async with running(make_manager(runtime, edge, tmp_path)):
+        assert edge.routes["res_1"][1] == [f"127.0.0.1:{container.host_ports[8080]}"]
+
+        container.state = "exited"
+        runtime.announce(container, "die")
+
+        async def stopped() -> bool:
+            return edge.routes["res_1"][1] == []  # the edge answers 503 "stopped"
+
+        await eventually(stopped, what="the stopped resource's route")
+
+        container.state, container.host_ports[8080] = "running", 45679
+        runtime.announce(container, "start")
+
+        async def moved() -> bool:
+            return edge.routes["res_1"][1] == ["127.0.0.1:45679"]
+
+        await eventually(moved, what="route follows the restarted container's port")
+
+        del runtime.containers[container.container_id]
+        runtime.announce(container, "destroy")
+
+        async def removed() -> bool:
+            return "res_1" not in edge.routes
+
+        await eventually(removed, what="the removed resource's route to go")
+
+
 def test_progress_batches_stay_under_the_frame_limit() -> None:
     now = datetime.now(UTC)
     lines = [
