@@ -11,6 +11,6 @@ from agent.tasks.feature import TaskFeature
 def build_feature(
     runtime: ContainerRuntime, state_dir: Path, settings: AgentSettings
 ) -> AgentFeature | None:
-    """Return the task-run feature (finished runs wait in ``state_dir/task-runs``)."""
-    del settings
-    return TaskFeature(runtime, state_dir)
+    """Return the task-run feature (finished runs wait in ``state_dir/task-runs``; bind mounts
+    reach only the roots the agent's settings allow, as for deployments)."""
+    return TaskFeature(runtime, state_dir, settings.bind_mount_roots)

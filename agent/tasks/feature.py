@@ -20,6 +20,7 @@ from shared.messages import UNSTAMPED
 from shared.messages.tasks import (
     TASKS_CAPABILITY,
     TASKS_COORDINATOR_TYPES,
+    TASKS_DATA_CAPABILITY,
     TaskRunAccepted,
     TaskRunInventory,
     TaskRunLine,
@@ -72,8 +73,11 @@ class RunRecord:
 class TaskFeature:
     """Serves ``task_run_start``, ``task_run_stop`` and ``task_run_result_ack``."""
 
-    def __init__(self, runtime: ContainerRuntime, state_dir: Path) -> None:
+    def __init__(
+        self, runtime: ContainerRuntime, state_dir: Path, bind_mount_roots: tuple[str, ...] = ()
+    ) -> None:
         self.runtime = runtime
+        self.bind_mount_roots = bind_mount_roots
         self.journal = state_dir / "task-runs"
         self.records: dict[str, RunRecord] = {}
         self._link: LinkContext | None = None
@@ -86,8 +90,8 @@ class TaskFeature:
 
     @property
     def capabilities(self) -> list[str]:
-        """``tasks.v1``."""
-        return [TASKS_CAPABILITY]
+        """``tasks.v1``, and ``tasks.data.v1``: runs get their mounts and networks."""
+        return [TASKS_CAPABILITY, TASKS_DATA_CAPABILITY]
 
     async def run(self) -> None:
         """Load the finished runs not yet acknowledged, then hold the runs until cancelled."""
@@ -189,6 +193,7 @@ class TaskFeature:
             start,
             on_lines=lambda lines: self._output(record, lines),
             on_started=lambda cid, at: self._started(record, cid, at),
+            bind_mount_roots=self.bind_mount_roots,
         )
         self.records[start.run_id] = record
         self._spawn(self._execute(record, record.runner))

@@ -1,5 +1,6 @@
-"""One task run on the engine: a fresh container from the deployment's image, its output read
-as it is written, a deadline that kills it, a stop that ends it, and the container removed."""
+"""One task run on the engine: a fresh container from the deployment's image (with its volumes,
+checked as a deployment's are, and its dependency networks), its output read as it is written,
+a deadline that kills it, a stop that ends it, and the container removed."""
 
 import asyncio
 import contextlib
@@ -9,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from agent import mounts
 from agent.logstream.decode import LineDecoder
 from agent.runtime import ContainerRuntime, EngineError, RunSpec
-from shared.errors import RuntimeFailed
+from shared.errors import PlatformError, RuntimeFailed
 from shared.messages.tasks import TaskRunEnd, TaskRunLine, TaskRunStart
 
 logger = logging.getLogger(__name__)
@@ -61,8 +63,11 @@ class TaskRunner:
         start: TaskRunStart,
         on_lines: OnLines,
         on_started: OnStarted,
+        bind_mount_roots: tuple[str, ...] = (),
     ) -> None:
         self.runtime = runtime
+        # From the agent's local settings only, as for deployments: what bind mounts may reach.
+        self.bind_mount_roots = bind_mount_roots
         self.start = start
         self._on_lines = on_lines
         self._on_started = on_started
@@ -85,6 +90,20 @@ class TaskRunner:
             "berth.deployment-id": spec.deployment_id,
         }
         try:
+            # The same checks as a deployment's (allowed roots, never-mounted paths, Berth's
+            # own volumes only): a refused mount fails the run before anything is created.
+            prepared = await mounts.prepare(
+                spec.container.mounts,
+                self.runtime,
+                self.bind_mount_roots,
+                {TASK_RESOURCE_LABEL: spec.resource_id},
+            )
+        except PlatformError as exc:
+            reason = (exc.details or {}).get("reasonCode") or exc.code
+            return Ending("start-failed", None, None, _now(), f"{reason}: {exc.message}")
+        except OSError as exc:  # a bind directory that cannot be created or read
+            return Ending("start-failed", None, None, _now(), f"cannot prepare a mount: {exc}")
+        try:
             started = await self.runtime.run(
                 RunSpec(
                     name=container_name(spec.run_id),
@@ -92,6 +111,8 @@ class TaskRunner:
                     command=spec.container.command,
                     environment=dict(spec.container.environment),
                     labels=labels,
+                    networks=tuple(spec.container.networks),
+                    mounts=prepared,
                     restart=False,
                 )
             )

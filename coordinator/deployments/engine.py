@@ -247,7 +247,7 @@ class DeploymentEngine:
                 cpus=meta.get("cpus"),
                 memory_bytes=meta.get("memoryBytes"),
                 replicas=int(meta.get("replicas") or 1),
-                networks=[str(n) for n in meta.get("networks") or []],
+                networks=planned_networks(meta),
                 host_port=meta.get("hostPort"),
                 labels={
                     "berth.managed": "true",
@@ -256,16 +256,7 @@ class DeploymentEngine:
                     "berth.project-id": row.project_id,
                     "berth.environment-id": row.environment_id,
                 },
-                mounts=[
-                    VolumeMount(
-                        volume_id=str(m["volumeId"]),
-                        kind=m["kind"],
-                        source=str(m["source"]),
-                        destination=str(m["destination"]),
-                        read_only=bool(m.get("readOnly")),
-                    )
-                    for m in meta.get("mounts") or []
-                ],
+                mounts=planned_mounts(meta),
             ),
             "health": HealthSpec(
                 enabled=bool(health.get("enabled")) and port is not None,
@@ -580,3 +571,23 @@ def _error_code(message: DeployResult) -> str | None:
         return None
     reason = message.error.details.get("reasonCode")
     return reason if isinstance(reason, str) else str(message.error.code)
+
+
+def planned_networks(meta: dict[str, Any]) -> list[str]:
+    """The dependency networks a deployment's runtime plan metadata recorded."""
+    return [str(n) for n in meta.get("networks") or []]
+
+
+def planned_mounts(meta: dict[str, Any]) -> list[VolumeMount]:
+    """The storage mounts a deployment's runtime plan metadata recorded, as wire mounts (also
+    what that deployment's task runs get, so a run sees the data its serving version sees)."""
+    return [
+        VolumeMount(
+            volume_id=str(m["volumeId"]),
+            kind=m["kind"],
+            source=str(m["source"]),
+            destination=str(m["destination"]),
+            read_only=bool(m.get("readOnly")),
+        )
+        for m in meta.get("mounts") or []
+    ]

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from coordinator.db import models
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
+from coordinator.deployments.engine import planned_mounts, planned_networks
 from coordinator.deployments.store import reveal_snapshot
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
@@ -26,6 +27,7 @@ from coordinator.secrets import Keyring
 from shared.errors import PlatformError
 from shared.messages import UNSTAMPED, Hello
 from shared.messages.tasks import (
+    TASKS_DATA_CAPABILITY,
     TaskContainer,
     TaskRunInventory,
     TaskRunOutput,
@@ -43,6 +45,9 @@ logger = logging.getLogger(__name__)
 _REQUEST_SECONDS: Final = 10.0
 _BATCH: Final = 1000
 _MAX_CATCH_UP_STEPS: Final = 100_000
+# A run whose deployment has volumes or dependency networks, for an agent that cannot give
+# them to the run's container (it would run the command without the resource's data).
+DATA_UNSUPPORTED: Final = "agent-task-data-unsupported"
 
 Clock = Callable[[], datetime]
 
@@ -73,6 +78,8 @@ class TaskScheduler:
         self._stops_sent: set[str] = set()
         self._maskers: dict[str, LineMasker] = {}
         self._lock = asyncio.Lock()
+        # What each connected agent said it can do (``hello.capabilities``).
+        self._capabilities: dict[str, frozenset[str]] = {}
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -250,6 +257,23 @@ class TaskScheduler:
             if task.missed_run_policy == "skip" and now - run.not_before > self.missed_after:
                 await _settle(run, "skipped", now, reason="agent-offline")
             return  # dispatched when the agent is back
+        capabilities = self._capabilities.get(deployment.server_id)
+        if capabilities is None:
+            return  # its hello is not processed yet: dispatched on the tick after it
+        # What the deployment ran with, not the resource's configuration now: the run sees
+        # the volumes and dependency networks of the version that serves.
+        plan: dict[str, Any] = deployment.runtime_plan or {}
+        meta: dict[str, Any] = (plan.get("execution") or {}).get("metadata") or {}
+        networks, mounts = planned_networks(meta), planned_mounts(meta)
+        if (networks or mounts) and TASKS_DATA_CAPABILITY not in capabilities:
+            await _settle(
+                run,
+                "failed",
+                now,
+                failure=f"{DATA_UNSUPPORTED}: the server's agent cannot give task runs the "
+                "resource's volumes and dependency networks: upgrade it",
+            )
+            return
         revealed = reveal_snapshot(
             self.keyring, deployment.id, deployment.environment_snapshot or {}
         )
@@ -262,6 +286,8 @@ class TaskScheduler:
             command=task.command_intent,
             environment={str(v["key"]): str(v["value"]) for v in runtime_vars},
             secret_keys=[str(v["key"]) for v in runtime_vars if v.get("isSecret")],
+            networks=networks,
+            mounts=mounts,
         )
         await ScheduledTaskRun.filter(id=run.id).update(
             server_id=deployment.server_id, deployment_id=deployment.id, dispatched_at=now
@@ -295,6 +321,7 @@ class TaskScheduler:
 
     async def on_connected(self, session: AgentSession, hello: Hello) -> None:
         """Runs waiting for this agent go out on the next tick."""
+        self._capabilities[session.server_id] = frozenset(hello.capabilities)
         self.wake()
 
     def on_disconnected(self, session: AgentSession) -> None:

@@ -7,11 +7,15 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.messages.deploy import VolumeMount
 from shared.messages.typeset import message_types
 from shared.wire import WireModel
 
 TASKS_CAPABILITY = "tasks.v1"
 """Advertised by agents that serve ``task_run_start``."""
+TASKS_DATA_CAPABILITY = "tasks.data.v1"
+"""Advertised by agents that give a run its ``mounts`` and ``networks``: an older agent would
+ignore them and run the command without the resource's data, so it is never sent such a run."""
 
 TaskRunStream = Literal["stdout", "stderr"]
 TaskRunOutcome = Literal["succeeded", "failed"]
@@ -19,13 +23,26 @@ TaskRunEnd = Literal["exited", "timed-out", "stopped", "start-failed", "lost"]
 
 
 class TaskContainer(WireModel):
-    """What the run's container gets: the deployment's image and runtime variables (decrypted
-    secrets: this only travels the link). Volumes and dependency bindings join here."""
+    """What the run's container gets: the deployment's image, runtime variables (decrypted
+    secrets: this only travels the link; bound dependencies' variables included), and the
+    storage volumes and dependency networks that deployment's containers use."""
 
     image: str = Field(min_length=1, max_length=512)
     command: str = Field(min_length=1, max_length=4000, description="run with /bin/sh -c")
     environment: dict[str, str] = Field(default_factory=dict)
     secret_keys: list[str] = Field(default_factory=list, description="keys to mask in output")
+    networks: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="extra Docker networks to join (bound dependency resources'); older "
+        "coordinators omit it",
+    )
+    mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        max_length=50,
+        description="storage volumes, checked by the agent as for a deployment; older "
+        "coordinators omit it",
+    )
 
 
 class TaskRunStart(WireModel):
