@@ -59,8 +59,10 @@ async def _new_page(
 async def _sign_in(page: Page, coordinator: Coordinator, token: str) -> None:
     await page.goto(coordinator.url + "/console/")
     await expect(page).to_have_url(f"{coordinator.url}/console/sign-in?next=%2F")
+    # Token sign-in is the secondary option, behind a button (password sign-in is the form shown).
+    await page.get_by_role("button", name="Use an API token instead").click()
     await page.get_by_label("API token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in with token").click()
     await expect(page).to_have_url(coordinator.url + "/console/servers")
 
 
@@ -361,7 +363,7 @@ async def test_console_end_to_end(
         await expect(page).to_have_url(coordinator.url + "/console/sign-in")
         assert await page.evaluate("sessionStorage.length") == 0
         await page.goto(coordinator.url + "/console/servers")
-        await expect(page.get_by_label("API token")).to_be_visible()
+        await expect(page.get_by_label("E-mail")).to_be_visible()
         await page.screenshot(path=shots / "sign-in.png")
 
         # A session that stops being valid (the token revoked) sends the person to sign-in.
