@@ -82,8 +82,8 @@ export async function page(root: HTMLElement): Promise<void> {
   const tokenStatus = h("div", { id: "token-sign-in-status" });
   const tokenForm = h(
     "form",
-    { class: "card", "aria-label": "Sign in with an API token", hidden: true },
-    h("h2", {}, "Sign in with an API token"),
+    { class: "card", "aria-labelledby": "token-sign-in-title", hidden: true },
+    h("h2", { id: "token-sign-in-title" }, "Token sign-in"),
     field("API token", token),
     h("p", { class: "hint" }, "The first admin's token from bootstrap, or one created under API tokens. It stays in this tab only."),
     h("button", { type: "submit" }, "Sign in with token"),
