@@ -207,6 +207,14 @@ async def test_an_expired_session_goes_back_to_sign_in(
         await page.screenshot(path=shots / "session-ended.png")
         assert await _cookie_status(coordinator, "/servers/count", secret) == 401
         assert "berth_csrf" not in await _cookies(context)
+
+        # Signing in again works although the browser still holds the dead HttpOnly cookie.
+        await page.get_by_label("E-mail").fill(EMAIL)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await expect(page).to_have_url(coordinator.url + "/console/servers")
+        renewed = (await _cookies(context))["berth_session"]["value"]
+        assert renewed != secret
         assert problems == [], problems
         await context.close()
     finally:
