@@ -1,5 +1,6 @@
 // The one way pages talk to the coordinator: JSON calls and server-sent event streams, both
-// carrying the session's headers; a 401 sends the person back to sign-in.
+// carrying the session's headers (the cookie travels by itself, the CSRF header goes on every
+// mutation); a 401 sends the person back to sign-in.
 import { session } from "./session";
 
 export class ApiError extends Error {
@@ -36,7 +37,7 @@ async function failure(response: Response): Promise<ApiError> {
 }
 
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json", ...session.headers() };
+  const headers: Record<string, string> = { Accept: "application/json", ...session.headers(method) };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
@@ -63,7 +64,7 @@ export interface StreamEvent {
   data: any;
 }
 
-// EventSource cannot send an Authorization header, so streams are read with fetch. The stream
+// EventSource cannot send an Authorization header (token sign-in), so streams are read with fetch. The stream
 // resumes after a dropped or closed connection from the last event id it saw (Last-Event-ID), so
 // no line is lost or repeated; it ends on an ``end`` event (unless ``resumeAfter`` says that end
 // is worth resuming after, e.g. the agent's link dropped) or when ``signal`` aborts.
@@ -78,7 +79,7 @@ export async function stream(
   let delay = 500;
   while (!signal.aborted) {
     try {
-      const headers: Record<string, string> = { Accept: "text/event-stream", ...session.headers() };
+      const headers: Record<string, string> = { Accept: "text/event-stream", ...session.headers("GET") };
       if (lastId !== null) headers["Last-Event-ID"] = lastId;
       const response = await fetch(path, { headers, signal, credentials: "same-origin" });
       if (!response.ok || !response.body) throw await failure(response);

@@ -17,6 +17,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/resources\/([\w-]+)\/terminal$/, "Terminal", async () => (await import("./pages/terminal")).page],
   [/^\/audit$/, "Audit log", async () => (await import("./pages/audit")).page],
   [/^\/tokens$/, "API tokens", async () => (await import("./pages/tokens")).page],
+  [/^\/sessions$/, "Sessions", async () => (await import("./pages/sessions")).page],
 ];
 
 const app = document.getElementById("app")!;
@@ -31,7 +32,8 @@ function shell(): { main: HTMLElement } {
     link("/projects", "Projects"),
     link("/audit", "Audit log"),
     link("/tokens", "API tokens"),
-    h("button", { type: "button", class: "link", id: "sign-out", onclick: () => signOut() }, "Sign out"),
+    link("/sessions", "Sessions"),
+    h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out"),
   );
   const main = h("main", { id: "main", tabindex: -1 });
   app.replaceChildren(h("header", {}, nav), main);
@@ -39,8 +41,8 @@ function shell(): { main: HTMLElement } {
 }
 
 
-function signOut(): void {
-  session.signOut();
+async function signOut(): Promise<void> {
+  await session.signOut();
   navigate("/sign-in");
 }
 
@@ -97,7 +99,8 @@ document.addEventListener("click", (event) => {
 setRenderer(() => void render());
 window.addEventListener("popstate", () => void render());
 onUnauthorized(() => {
-  session.signOut();
+  // The session expired or was revoked (or the token): nothing kept here is worth anything now.
+  session.forget();
   if (!location.pathname.endsWith("/sign-in")) navigate("/sign-in?expired=1", true);
 });
 void render();

@@ -20,6 +20,7 @@ TICKS = 'i=0; while true; do i=$((i+1)); echo "tick-$i"; echo "warn-$i" >&2; sle
 # How long a console page may take to show what the test waits for (CI is a shared 2-core box).
 UI_TIMEOUT_MS = 30_000
 SECRET = "s3cr3t-Value-42"
+PASSWORD = "plover-quartz-harbour-91"
 # Chromium's console messages that are expected: xterm.js tries to inject <style> elements,
 # which the CSP blocks by design (src/xterm-theme.css carries those rules instead).
 EXPECTED_CONSOLE = ("Applying inline style violates",)
@@ -59,8 +60,24 @@ async def _new_page(
 async def _sign_in(page: Page, coordinator: Coordinator, token: str) -> None:
     await page.goto(coordinator.url + "/console/")
     await expect(page).to_have_url(f"{coordinator.url}/console/sign-in?next=%2F")
+    # Token sign-in is the secondary option, behind a button (password sign-in is the form shown).
+    await page.get_by_role("button", name="Use an API token instead").click()
     await page.get_by_label("API token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in with token").click()
+    await expect(page).to_have_url(coordinator.url + "/console/servers")
+
+
+async def _sign_in_with_password(page: Page, coordinator: Coordinator, admin_token: str) -> None:
+    """Give the first admin a password, then sign in with it: the console's cookie session."""
+    status, body, _ = await coordinator.call(
+        "POST", "/account/password", token=admin_token, json={"newPassword": PASSWORD}
+    )
+    assert status == 200, body
+    await page.goto(coordinator.url + "/console/")
+    await expect(page).to_have_url(f"{coordinator.url}/console/sign-in?next=%2F")
+    await page.get_by_label("E-mail").fill("admin@example.com")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page).to_have_url(coordinator.url + "/console/servers")
 
 
@@ -114,7 +131,7 @@ async def test_console_end_to_end(
     problems: list[str] = []
     try:
         page = await _new_page(browser, problems)
-        await _sign_in(page, coordinator, admin_token)
+        await _sign_in_with_password(page, coordinator, admin_token)
 
         # Servers: the agent's live state, version and usage bars.
         row = page.locator(f'tr[data-server-id="{server_id}"]')
@@ -361,7 +378,7 @@ async def test_console_end_to_end(
         await expect(page).to_have_url(coordinator.url + "/console/sign-in")
         assert await page.evaluate("sessionStorage.length") == 0
         await page.goto(coordinator.url + "/console/servers")
-        await expect(page.get_by_label("API token")).to_be_visible()
+        await expect(page.get_by_label("E-mail")).to_be_visible()
         await page.screenshot(path=shots / "sign-in.png")
 
         # A session that stops being valid (the token revoked) sends the person to sign-in.
@@ -456,7 +473,7 @@ async def test_logs_follow_resumes_after_the_coordinator_restarts_without_loss_o
     problems: list[str] = []
     try:
         page = await _new_page(browser, problems)
-        await _sign_in(page, coordinator, admin_token)
+        await _sign_in_with_password(page, coordinator, admin_token)
         await page.goto(f"{coordinator.url}/console/resources/{stack.resource_id}")
         await page.get_by_role("button", name="Follow logs").click()
         view = page.locator("#log-view")
