@@ -14,6 +14,7 @@ from coordinator import resource_config
 from coordinator.api.deployment_views import RuntimePlanHealthCheck, edge_route
 from coordinator.db import models
 from coordinator.deployments.planner import generated_hostname
+from coordinator.edge.access_failures import ResourceAccessFailure
 from shared.wire import WireModel
 
 
@@ -173,12 +174,15 @@ class AccessSummary(WireModel):
     # only then, so that deployment's route is live until the next one succeeds.
     proxy_route_status: Literal["ready", "not-ready", "not-configured"]
     last_route_realization_deployment_id: str | None
+    # The newest request the edge could not serve for this resource (kept 24 h), else null.
+    latest_access_failure_diagnostic: ResourceAccessFailure | None = None
 
 
 def access_summary(
     deployments: list[models.Deployment],
     planned: PlannedAccessRoute | None,
     durable: DomainAccessRoute | None = None,
+    failure: ResourceAccessFailure | None = None,
 ) -> AccessSummary:
     """The access summary from the resource's deployments (newest first)."""
     routed = [(row, route) for row in deployments if (route := edge_route(row)) is not None]
@@ -205,6 +209,7 @@ def access_summary(
         latest_durable_domain_route=durable,
         proxy_route_status=status,
         last_route_realization_deployment_id=serving.id if serving else None,
+        latest_access_failure_diagnostic=failure,
     )
 
 

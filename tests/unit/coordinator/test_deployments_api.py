@@ -532,6 +532,7 @@ async def test_runtime_control_and_health_through_the_agent(
         "kind": "generated-default",
         "reasonCode": None,
         "phase": None,
+        "latestAccessFailure": None,
     }
     assert body["proxy"] == {
         "status": "ready",

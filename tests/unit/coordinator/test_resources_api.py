@@ -343,6 +343,7 @@ async def test_profiles_are_stored_shown_and_audited(
         "latestDurableDomainRoute": None,
         "proxyRouteStatus": "not-configured",
         "lastRouteRealizationDeploymentId": None,
+        "latestAccessFailureDiagnostic": None,
     }
     row = await models.Resource.get(id=rid)
     assert row.network_profile is not None
