@@ -39,6 +39,7 @@ from coordinator.api.resource_views import (
     ResourceHealthPolicy,
     access_summary,
     access_view,
+    applied_route,
     domain_route,
     network_view,
     planned_route,
@@ -82,6 +83,13 @@ def _durable(row: models.Resource, bound: models.DomainBinding | None) -> Domain
     return domain_route(bound, port) if bound is not None else None
 
 
+def _applied(
+    row: models.Resource, bound: models.DomainBinding | None, deployments: list[models.Deployment]
+) -> DomainAccessRoute | None:
+    port = resource_config.network_profile(row).get("internalPort")
+    return applied_route(bound, deployments, port)
+
+
 def resource_item(
     row: models.Resource,
     deployments: list[models.Deployment],
@@ -109,7 +117,9 @@ def resource_item(
         deployment_count=len(deployments),
         last_deployment_id=latest.id if latest else None,
         last_deployment_status=latest.status if latest else None,
-        access_summary=access_summary(deployments, planned, _durable(row, bound), failure),
+        access_summary=access_summary(
+            deployments, planned, _durable(row, bound), failure, _applied(row, bound, deployments)
+        ),
         latest_runtime_control=control,
     )
 
@@ -239,7 +249,9 @@ async def show(call: Call) -> ResourceShowResponse:
         )
         if latest
         else None,
-        access_summary=access_summary(deployments, planned, _durable(row, bound), failure),
+        access_summary=access_summary(
+            deployments, planned, _durable(row, bound), failure, _applied(row, bound, deployments)
+        ),
         diagnostics=await variable_drift(call.request.app[KEYRING_KEY], row, latest),
         storage_attachments=[
             ResourceStorageAttachment(

@@ -341,6 +341,7 @@ async def test_profiles_are_stored_shown_and_audited(
         "plannedGeneratedAccessRoute": None,
         "latestGeneratedAccessRoute": None,
         "latestDurableDomainRoute": None,
+        "latestServerAppliedDomainRoute": None,
         "proxyRouteStatus": "not-configured",
         "lastRouteRealizationDeploymentId": None,
         "latestAccessFailureDiagnostic": None,
