@@ -84,6 +84,8 @@ class ResourceConfig:
     dependency_networks: list[str] = field(default_factory=list)
     # Bound databases Berth runs, by id: the server each one runs on (apps must run there too).
     dependency_servers: dict[str, str] = field(default_factory=dict)
+    # The bindings injected (``BoundEntry.reference``): the deployment's snapshot records them.
+    dependency_bindings: list[dict[str, str]] = field(default_factory=list)
 
 
 def with_defaults(defaults: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -170,6 +172,7 @@ async def load_resource_config(keyring: Keyring, resource: models.Resource) -> R
         dependency_servers={
             e.dependency_resource_id: e.server_id for e in bound if e.server_id is not None
         },
+        dependency_bindings=[entry.reference() for entry in bound],
     )
 
 

@@ -22,6 +22,11 @@ from coordinator.api.deployment_schemas import (
     PlanStorageVolume,
     Readiness,
 )
+from coordinator.api.deployment_views import (
+    DependencyBindingsSection,
+    binding_references,
+    bindings_section,
+)
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse
 from coordinator.deployments import assess, create_deployment, planner
@@ -112,6 +117,14 @@ def _storage(plan: Plan) -> PlanStorage:
             for m in plan.mounts
         ],
     )
+
+
+def _bindings(plan: Plan) -> DependencyBindingsSection:
+    refused = [i.message for i in plan.blocking if i.code.startswith("dependency-")]
+    references = binding_references(
+        plan.config.dependency_bindings, "captured in the deployment's environment snapshot"
+    )
+    return bindings_section(references, "; ".join(refused) or None)
 
 
 def plan_response(plan: Plan) -> PlanResponse:
@@ -219,6 +232,7 @@ def plan_response(plan: Plan) -> PlanResponse:
             route_group_count=1 if plan.hostnames else 0,
         ),
         storage=_storage(plan),
+        dependency_bindings=_bindings(plan),
         warnings=[_issue(i, "warning", plan) for i in plan.warnings],
         unsupported_reasons=[_issue(i, "blocked", plan) for i in plan.blocking],
         next_actions=next_actions,

@@ -6,6 +6,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from coordinator.api.deployment_views import (
+    DependencyBindingReference,
+    DependencyBindingsSection,
     EnvironmentRef,
     EnvironmentSnapshot,
     ProjectRef,
@@ -219,6 +221,8 @@ class PlanResponse(WireModel):
     health: PlanHealth
     access: PlanAccess
     storage: PlanStorage
+    # The bindings the deployment would be given (``blocked`` when the plan refuses one).
+    dependency_bindings: DependencyBindingsSection
     warnings: list[PlanIssue]
     unsupported_reasons: list[PlanIssue]
     next_actions: list[NextAction]
@@ -253,6 +257,8 @@ class DeploymentItem(WireModel):
     started_at: datetime | None
     finished_at: datetime | None
     archived_at: datetime | None
+    # The dependency bindings this deployment's snapshot recorded (injected as env variables).
+    dependency_binding_references: list[DependencyBindingReference] = Field(default_factory=list)
 
 
 class DeploymentList(WireModel):
@@ -386,6 +392,7 @@ class SnapshotSection(WireModel):
 
     runtime_plan: RuntimePlan | None
     environment_snapshot: EnvironmentSnapshot | None
+    dependency_bindings: DependencyBindingsSection
 
 
 class TimelineSection(WireModel):

@@ -6,10 +6,11 @@ read validates the stored JSON through them, so the answer and its schema cannot
 Every field is optional: a row written by an older release may lack one.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
+from coordinator.api.dependency_schemas import DependencyKindName, DependencyReadiness
 from coordinator.db import models
 from coordinator.deployments.store import public_snapshot
 from shared.wire import WireModel
@@ -182,6 +183,64 @@ def snapshot_view(row: models.Deployment) -> EnvironmentSnapshot | None:
     """The stored environment snapshot as every read shows it (secrets masked)."""
     shown = public_snapshot(row.environment_snapshot)
     return EnvironmentSnapshot.model_validate(shown) if shown else None
+
+
+class DependencyBindingReference(WireModel):
+    """A dependency binding a deployment was (or will be) given as an environment variable."""
+
+    binding_id: str
+    dependency_resource_id: str
+    kind: DependencyKindName
+    target_name: str
+    scope: Literal["environment"] = "environment"
+    injection_mode: Literal["env"] = "env"
+    snapshot_readiness: DependencyReadiness
+
+
+class DependencyBindingsSection(WireModel):
+    """The bindings and whether they can be injected (``blocked``: the plan says why)."""
+
+    status: Literal["ready", "blocked"]
+    references: list[DependencyBindingReference]
+    runtime_injection: DependencyReadiness
+
+
+def binding_references(
+    stored: list[dict[str, str]], reason: str
+) -> list[DependencyBindingReference]:
+    """References from ``BoundEntry.reference`` dicts (a snapshot's or a plan's)."""
+    return [
+        DependencyBindingReference(
+            binding_id=ref["bindingId"],
+            dependency_resource_id=ref["dependencyResourceId"],
+            kind=ref["kind"],  # type: ignore[arg-type]
+            target_name=ref["targetName"],
+            snapshot_readiness=DependencyReadiness(status="ready", reason=reason),
+        )
+        for ref in stored
+    ]
+
+
+def deployment_bindings(row: models.Deployment) -> list[DependencyBindingReference]:
+    """What the deployment's snapshot recorded (empty for deployments made before it did)."""
+    stored: list[dict[str, str]] = (row.environment_snapshot or {}).get(  # type: ignore[assignment]
+        "dependencyBindings"
+    ) or []
+    return binding_references(stored, "captured in this deployment's environment snapshot")
+
+
+def bindings_section(
+    references: list[DependencyBindingReference], blocked: str | None = None
+) -> DependencyBindingsSection:
+    """The section of a deployment or a plan; ``blocked``: why the bindings cannot be injected."""
+    names = ", ".join(r.target_name for r in references)
+    reason = blocked or (f"injected as env {names}" if references else "no dependency bindings")
+    status: Literal["ready", "blocked"] = "blocked" if blocked else "ready"
+    return DependencyBindingsSection(
+        status=status,
+        references=references,
+        runtime_injection=DependencyReadiness(status=status, reason=reason),
+    )
 
 
 def edge_route(row: models.Deployment | None) -> RuntimePlanAccessRoute | None:

@@ -30,6 +30,8 @@ from coordinator.api.deployment_views import (
     ProjectRef,
     ResourceRef,
     ServerRef,
+    bindings_section,
+    deployment_bindings,
     plan_view,
     snapshot_view,
 )
@@ -75,6 +77,7 @@ def deployment_item(row: models.Deployment) -> DeploymentItem:
         started_at=row.started_at,
         finished_at=row.finished_at,
         archived_at=row.archived_at,
+        dependency_binding_references=deployment_bindings(row),
     )
 
 
@@ -218,6 +221,7 @@ async def show(call: Call) -> DeploymentShowResponse:
         snapshot=SnapshotSection(
             runtime_plan=plan_view(row),
             environment_snapshot=snapshot_view(row),
+            dependency_bindings=bindings_section(deployment_bindings(row)),
         ),
         timeline=TimelineSection(
             created_at=row.created_at,

@@ -12,13 +12,14 @@ from coordinator.api.domain_schemas import (
     DomainBindingItem,
     DomainBindingList,
     DomainBindingShow,
+    DomainRouteObservation,
     ListDomainBindingsQuery,
     OwnershipChallenge,
     OwnershipConfirmationRequest,
     VerificationAttemptResponse,
     VerificationRetryRequest,
 )
-from coordinator.api.resource_views import access_summary
+from coordinator.api.resource_views import access_summary, applier
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.appkeys import SETTINGS_KEY
@@ -162,10 +163,18 @@ async def show(call: Call) -> DomainBindingShow:
     row = await bindings.get_binding(call.actor, call.path["domainBindingId"])
     item = binding_item(row)
     deployments = await reads.all_of_resource(item.resource_id)
+    applied = applier(row, deployments)
+    observation = (
+        DomainRouteObservation(
+            observed_at=applied.finished_at or applied.created_at, deployment_id=applied.id
+        )
+        if applied is not None
+        else None
+    )
     return DomainBindingShow(
         binding=item,
         generated_access_fallback=access_summary(deployments, None).latest_generated_access_route,
-        route_readiness=route_readiness(item),
+        route_readiness=route_readiness(item, observation),
         proxy_readiness=row.proxy_readiness,  # type: ignore[arg-type]
         certificates=await certificate_items(
             await certificate_reads.listed(call.actor, domain_binding_id=row.id, limit=100)

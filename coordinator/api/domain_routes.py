@@ -5,6 +5,7 @@ from typing import Literal
 from coordinator.api.domain_schemas import (
     CopySafeSummary,
     DomainBindingItem,
+    DomainRouteObservation,
     RouteContext,
     RouteIntent,
     RouteIntentStatus,
@@ -22,8 +23,13 @@ def _blocking_reason(item: DomainBindingItem) -> tuple[str | None, str]:
     return None, "none"
 
 
-def route_readiness(item: DomainBindingItem) -> RouteReadiness:
-    """Ready once ownership is proven and DNS points at the server."""
+def route_readiness(
+    item: DomainBindingItem, observation: DomainRouteObservation | None = None
+) -> RouteReadiness:
+    """Ready once ownership is proven and DNS points at the server.
+
+    ``observation``: the deployment whose edge was reported serving the route, if any.
+    """
     behavior: Literal["serve", "redirect"] = "redirect" if item.redirect_to else "serve"
     reason, action = _blocking_reason(item)
     selected = RouteIntentStatus(
@@ -53,6 +59,7 @@ def route_readiness(item: DomainBindingItem) -> RouteReadiness:
         domain_verification="verified" if item.status == "bound" else "pending",
         tls="disabled" if item.tls_mode == "disabled" else "pending",
         runtime_health="unknown",
+        latest_observation=observation,
         blocking_reason=reason,
         recommended_action=action,
         copy_safe_summary=CopySafeSummary(

@@ -193,6 +193,15 @@ class CopySafeSummary(WireModel):
     message: str
 
 
+class DomainRouteObservation(WireModel):
+    """When the server's edge was seen serving the route: the applying deployment's report."""
+
+    source: Literal["resource-access-summary"] = "resource-access-summary"
+    observed_at: datetime
+    request_id: str | None = None
+    deployment_id: str
+
+
 class RouteIntentStatus(WireModel):
     """``route-intent-status/v1`` of the binding's route."""
 
@@ -206,7 +215,7 @@ class RouteIntentStatus(WireModel):
     domain_verification: Literal["pending", "verified"]
     tls: Literal["pending", "disabled", "not-applicable"]
     runtime_health: Literal["unknown"]
-    latest_observation: None = None
+    latest_observation: DomainRouteObservation | None = None
     blocking_reason: str | None
     recommended_action: str
     copy_safe_summary: CopySafeSummary

@@ -13,6 +13,7 @@ from coordinator.api.generated_route_status import (
 )
 from coordinator.api.schemas import ApiRequest
 from coordinator.db import models
+from coordinator.edge.access_failures import ResourceAccessFailure
 from coordinator.workspace import runtime_control
 from shared.messages import CheckResult
 from shared.wire import WireModel
@@ -157,6 +158,8 @@ class PublicAccess(WireModel):
     phase: str | None
     # The generated route's status; null when the resource is not exposed through the edge.
     route_intent_status: GeneratedRouteIntentStatus | None = None
+    # The newest request the edge could not serve for this resource (kept 24 h), else null.
+    latest_access_failure: ResourceAccessFailure | None = None
 
 
 class ProxySection(WireModel):

@@ -18,6 +18,7 @@ from coordinator.api.health_schemas import (
 )
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.appkeys import ENGINE_KEY
+from coordinator.edge import access_failures
 from coordinator.ids import new_id
 from coordinator.lookup import get_resource
 from coordinator.resource_config import health_policy, network_profile
@@ -143,6 +144,10 @@ async def health(call: Call) -> HealthResponse:
             overall = verdict
             runtime = RuntimeSection(lifecycle=lifecycle, health=verdict, observed_at=observed)
     public_access, proxy = await access_sections(resource.id, latest, runtime, call.request_id)
+    failures = await access_failures.latest_by_resource([resource.id])
+    public_access = public_access.model_copy(
+        update={"latest_access_failure": failures.get(resource.id)}
+    )
     return HealthResponse(
         resource_id=resource.id,
         generated_at=now,

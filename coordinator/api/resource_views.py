@@ -14,6 +14,7 @@ from coordinator import resource_config
 from coordinator.api.deployment_views import RuntimePlanHealthCheck, edge_route
 from coordinator.db import models
 from coordinator.deployments.planner import generated_hostname
+from coordinator.edge.access_failures import ResourceAccessFailure
 from shared.wire import WireModel
 
 
@@ -137,8 +138,8 @@ class DomainAccessRoute(WireModel):
     hostname: str
     scheme: Literal["http", "https"]
     provider_key: str | None
-    # A binding routes to the resource, not to one deployment; the agent applying it to the
-    # edge comes with issue 15's next step, so no deployment has realized it yet.
+    # The durable route is the binding's (no deployment); the server-applied one names the
+    # deployment whose success made the agent's edge serve it.
     deployment_id: str | None = None
     deployment_status: str | None = None
     path_prefix: str
@@ -163,22 +164,68 @@ def domain_route(binding: models.DomainBinding, target_port: int | None) -> Doma
     )
 
 
+def applier(
+    binding: models.DomainBinding, deployments: list[models.Deployment]
+) -> models.Deployment | None:
+    """The deployment whose edge serves ``binding`` (``deployments`` newest first), else None.
+
+    The agent reports the routes its edge serves when a deployment succeeds, and only the
+    resource's newest deployment's report counts (``domains.edge_routes.record_routed``): while
+    the binding reads ``ready`` that is the newest succeeded deployment on its server.
+    """
+    if binding.proxy_readiness != "ready":
+        return None
+    return next(
+        (
+            row
+            for row in deployments
+            if row.status == "succeeded"
+            and (binding.server_id is None or row.server_id == binding.server_id)
+        ),
+        None,
+    )
+
+
+def applied_route(
+    binding: models.DomainBinding | None,
+    deployments: list[models.Deployment],
+    target_port: int | None,
+) -> DomainAccessRoute | None:
+    """The binding's route as the server's edge applied it (null until an agent reported it)."""
+    applied = applier(binding, deployments) if binding is not None else None
+    if binding is None or applied is None:
+        return None
+    return domain_route(binding, target_port).model_copy(
+        update={
+            "deployment_id": applied.id,
+            "deployment_status": applied.status,
+            "updated_at": applied.finished_at or applied.created_at,
+        }
+    )
+
+
 class AccessSummary(WireModel):
     """Where the resource is reached: its next, its newest and its served generated route."""
 
     planned_generated_access_route: PlannedAccessRoute | None
     latest_generated_access_route: GeneratedAccessRoute | None
     latest_durable_domain_route: DomainAccessRoute | None = None
+    # The durable route once the server's edge (Caddy) serves it, with the applying deployment.
+    latest_server_applied_domain_route: DomainAccessRoute | None = None
     # ``ready`` once a deployment with a route succeeded: the agent switches the edge route
     # only then, so that deployment's route is live until the next one succeeds.
     proxy_route_status: Literal["ready", "not-ready", "not-configured"]
     last_route_realization_deployment_id: str | None
+    # The newest request the edge could not serve for this resource (kept 24 h), else null.
+    latest_access_failure_diagnostic: ResourceAccessFailure | None = None
 
 
 def access_summary(
     deployments: list[models.Deployment],
     planned: PlannedAccessRoute | None,
     durable: DomainAccessRoute | None = None,
+    failure: ResourceAccessFailure | None = None,
+    applied: DomainAccessRoute | None = None,
 ) -> AccessSummary:
     """The access summary from the resource's deployments (newest first)."""
     routed = [(row, route) for row in deployments if (route := edge_route(row)) is not None]
@@ -203,8 +250,10 @@ def access_summary(
         planned_generated_access_route=planned,
         latest_generated_access_route=latest,
         latest_durable_domain_route=durable,
+        latest_server_applied_domain_route=applied,
         proxy_route_status=status,
         last_route_realization_deployment_id=serving.id if serving else None,
+        latest_access_failure_diagnostic=failure,
     )
 
 

@@ -39,6 +39,7 @@ from coordinator.api.resource_views import (
     ResourceHealthPolicy,
     access_summary,
     access_view,
+    applied_route,
     domain_route,
     network_view,
     planned_route,
@@ -50,6 +51,8 @@ from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.appkeys import KEYRING_KEY, SETTINGS_KEY
 from coordinator.db import models
 from coordinator.domains.durable_routes import latest_bound
+from coordinator.edge import access_failures
+from coordinator.edge.access_failures import ResourceAccessFailure
 from coordinator.lookup import get_resource
 from coordinator.volumes import store as volume_store
 from coordinator.workspace import resources
@@ -80,12 +83,20 @@ def _durable(row: models.Resource, bound: models.DomainBinding | None) -> Domain
     return domain_route(bound, port) if bound is not None else None
 
 
+def _applied(
+    row: models.Resource, bound: models.DomainBinding | None, deployments: list[models.Deployment]
+) -> DomainAccessRoute | None:
+    port = resource_config.network_profile(row).get("internalPort")
+    return applied_route(bound, deployments, port)
+
+
 def resource_item(
     row: models.Resource,
     deployments: list[models.Deployment],
     control: LatestRuntimeControl | None = None,
     planned: PlannedAccessRoute | None = None,
     bound: models.DomainBinding | None = None,
+    failure: ResourceAccessFailure | None = None,
 ) -> ResourceItem:
     """Convert a resource row (its deployments newest first, its last runtime control)."""
     latest = deployments[0] if deployments else None
@@ -106,7 +117,9 @@ def resource_item(
         deployment_count=len(deployments),
         last_deployment_id=latest.id if latest else None,
         last_deployment_status=latest.status if latest else None,
-        access_summary=access_summary(deployments, planned, _durable(row, bound)),
+        access_summary=access_summary(
+            deployments, planned, _durable(row, bound), failure, _applied(row, bound, deployments)
+        ),
         latest_runtime_control=control,
     )
 
@@ -159,10 +172,16 @@ async def list_resources(call: Call) -> ResourceList:
     controls = await latest_runtime_controls([r.id for r in page])
     planned = await _planned_routes(call, page)
     bound = await latest_bound([r.id for r in page])
+    failures = await access_failures.latest_by_resource([r.id for r in page])
     return ResourceList(
         items=[
             resource_item(
-                r, deployments[r.id], controls.get(r.id), planned.get(r.id), bound.get(r.id)
+                r,
+                deployments[r.id],
+                controls.get(r.id),
+                planned.get(r.id),
+                bound.get(r.id),
+                failures.get(r.id),
             )
             for r in page
         ],
@@ -204,8 +223,9 @@ async def show(call: Call) -> ResourceShowResponse:
     planned = (await _planned_routes(call, [row])).get(row.id)
     bound = (await latest_bound([row.id])).get(row.id)
     control = await latest_runtime_control(row.id)
+    failure = (await access_failures.latest_by_resource([row.id])).get(row.id)
     return ResourceShowResponse(
-        resource=resource_item(row, deployments, control, planned, bound),
+        resource=resource_item(row, deployments, control, planned, bound, failure),
         source=source_view(row.source),
         runtime_profile=runtime_view(
             resource_config.runtime_profile(row), resource_config.health_policy(row)
@@ -229,7 +249,9 @@ async def show(call: Call) -> ResourceShowResponse:
         )
         if latest
         else None,
-        access_summary=access_summary(deployments, planned, _durable(row, bound)),
+        access_summary=access_summary(
+            deployments, planned, _durable(row, bound), failure, _applied(row, bound, deployments)
+        ),
         diagnostics=await variable_drift(call.request.app[KEYRING_KEY], row, latest),
         storage_attachments=[
             ResourceStorageAttachment(

@@ -33,6 +33,16 @@ class BoundEntry:
     network: str | None
     dependency_resource_id: str
     server_id: str | None
+    kind: str
+
+    def reference(self) -> dict[str, str]:
+        """What a deployment's snapshot records of the binding (never the URL)."""
+        return {
+            "bindingId": self.binding_id,
+            "dependencyResourceId": self.dependency_resource_id,
+            "kind": self.kind,
+            "targetName": self.target_name,
+        }
 
 
 async def listed(actor: Principal, resource_id: str) -> list[DependencyBinding]:
@@ -217,6 +227,7 @@ async def bound_entries(keyring: Keyring, resource_id: str) -> list[BoundEntry]:
                 network,
                 dependency.id,
                 dependency.server_id if managed else None,
+                dependency.kind,
             )
         )
     return entries

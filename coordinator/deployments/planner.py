@@ -549,6 +549,8 @@ def build_snapshot(
         "precedence": ["environment", "resource"],
         "sealedFor": deployment_id,
         "variables": rows,
+        # The dependency bindings injected above (their URLs are sealed variables).
+        "dependencyBindings": list(plan.config.dependency_bindings),
     }
 
 

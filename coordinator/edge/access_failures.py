@@ -292,3 +292,21 @@ async def find(
     if path is not None and row.path != path:
         raise missing
     return row
+
+
+async def latest_by_resource(resource_ids: list[str]) -> dict[str, ResourceAccessFailure]:
+    """Each resource's newest unexpired access failure (resources without one are absent).
+
+    The ids come from the caller's scoped lookups; evidence names a resource only when it is
+    the reporting server's organization's (``_owned_ids``).
+    """
+    if not resource_ids:
+        return {}
+    rows = await AccessFailureEvidence.filter(
+        resource_id__in=resource_ids, expires_at__gt=datetime.now(UTC)
+    ).order_by("-captured_at", "-request_id")
+    latest: dict[str, ResourceAccessFailure] = {}
+    for row in rows:
+        if row.resource_id is not None and row.resource_id not in latest:
+            latest[row.resource_id] = ResourceAccessFailure.model_validate(row.evidence)
+    return latest

@@ -153,3 +153,52 @@ async def test_evidence_outside_the_callers_scope_or_past_retention_is_missing(
     assert_error(await lookup(coordinator, admin_token, item.request_id), 404, "not_found")
     row = await AccessFailureEvidence.get(request_id=item.request_id)
     assert row.hostname == "web.production.shop.localhost"
+
+
+async def test_the_newest_failure_is_the_resources_latest_diagnostic(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    agent = await FakeAgent.enroll(coordinator, admin_token, "edge-1")
+    await agent.connect()
+    shop = await create_project(coordinator, admin_token, "shop")
+    prod = await create_environment(coordinator, admin_token, shop, "production")
+    web = await resource(shop, prod, "web")
+    quiet = await resource(shop, prod, "quiet")
+    _ = await deployment(shop, prod, web, agent.server_id, "succeeded")
+    now = datetime.now(UTC)
+    older = failure(resource_id=web, observed_at=now - timedelta(seconds=5))
+    await agent.send(AccessFailureReport(id=agent.next_id(), failures=[older]))
+    _ = await stored(coordinator, admin_token, older.request_id)
+    newer = failure(
+        resource_id=web, code="resource_access_upstream_timeout", http_status=504, path="/slow"
+    )
+    await agent.send(AccessFailureReport(id=agent.next_id(), failures=[newer]))
+    evidence = (await stored(coordinator, admin_token, newer.request_id))["evidence"]
+
+    status, shown, _ = await coordinator.call("GET", f"/resources/{web}", token=admin_token)
+    assert status == 200, shown
+    assert_matches_schema("GET", "/resources/{resourceId}", shown)
+    latest = shown["accessSummary"]["latestAccessFailureDiagnostic"]
+    assert latest == evidence
+    assert latest["requestId"] == newer.request_id
+    assert latest["code"] == "resource_access_upstream_timeout"
+    assert shown["resource"]["accessSummary"]["latestAccessFailureDiagnostic"] == evidence
+
+    status, listed, _ = await coordinator.call(
+        "GET", f"/resources?projectId={shop}", token=admin_token
+    )
+    assert status == 200, listed
+    assert_matches_schema("GET", "/resources", listed)
+    by_id = {item["id"]: item["accessSummary"] for item in listed["items"]}
+    assert by_id[web]["latestAccessFailureDiagnostic"]["requestId"] == newer.request_id
+    assert by_id[quiet]["latestAccessFailureDiagnostic"] is None
+
+    status, health, _ = await coordinator.call("GET", f"/resources/{web}/health", token=admin_token)
+    assert status == 200, health
+    assert_matches_schema("GET", "/resources/{resourceId}/health", health)
+    assert health["publicAccess"]["latestAccessFailure"] == evidence
+
+    # Expired evidence is no diagnostic any more.
+    await AccessFailureEvidence.filter(resource_id=web).update(expires_at=now)
+    status, shown, _ = await coordinator.call("GET", f"/resources/{web}", token=admin_token)
+    assert shown["accessSummary"]["latestAccessFailureDiagnostic"] is None

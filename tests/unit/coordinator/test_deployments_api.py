@@ -19,6 +19,7 @@ from shared.messages import (
     RuntimeControlResult,
 )
 from tests.harness import Coordinator, eventually
+from tests.unit.coordinator.schema_check import assert_matches_schema
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
 from tests.unit.coordinator.test_deployment_engine import (
     World,
@@ -32,7 +33,7 @@ from tests.unit.coordinator.test_projects_api import scoped_token
 PLAN_KEYS = {
     "schemaVersion", "context", "readiness", "source", "planner", "artifact", "commands",
     "network", "health", "access", "storage", "warnings", "unsupportedReasons", "nextActions",
-    "generatedAt",
+    "generatedAt", "dependencyBindings",
 }  # fmt: skip
 
 
@@ -532,6 +533,7 @@ async def test_runtime_control_and_health_through_the_agent(
         "kind": "generated-default",
         "reasonCode": None,
         "phase": None,
+        "latestAccessFailure": None,
     }
     assert body["proxy"] == {
         "status": "ready",
@@ -570,3 +572,88 @@ async def test_runtime_control_and_health_through_the_agent(
     assert item["latestRuntimeControl"] == control
     assert item["accessSummary"] == summary
     await world.agent.close()
+
+
+async def test_a_deployment_records_the_dependency_bindings_it_was_given(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    body = await plan(coordinator, admin_token, world.target())
+    assert body["dependencyBindings"] == {
+        "status": "ready",
+        "references": [],
+        "runtimeInjection": {"status": "ready", "reason": "no dependency bindings"},
+    }
+    status, database, _ = await coordinator.call(
+        "POST",
+        "/dependency-resources/import",
+        token=admin_token,
+        json={
+            "kind": "postgres",
+            "projectId": world.project_id,
+            "environmentId": world.environment_id,
+            "name": "Shop DB",
+            "connectionUrl": "postgres://shop:Very-Secret-pw@db.example.com:6543/shop",
+        },
+    )
+    assert status == 201, database
+    bindings = f"/resources/{world.resource_id}/dependency-bindings"
+    status, bound, _ = await coordinator.call(
+        "POST",
+        bindings,
+        token=admin_token,
+        json={"dependencyResourceId": database["id"], "targetName": "DATABASE_URL"},
+    )
+    assert status == 201, bound
+    reference = {
+        "bindingId": bound["id"],
+        "dependencyResourceId": database["id"],
+        "kind": "postgres",
+        "targetName": "DATABASE_URL",
+        "scope": "environment",
+        "injectionMode": "env",
+        "snapshotReadiness": {
+            "status": "ready",
+            "reason": "captured in the deployment's environment snapshot",
+        },
+    }
+    body = await plan(coordinator, admin_token, world.target())
+    assert_matches_schema("GET", "/deployments/plan", body)
+    assert body["dependencyBindings"] == {
+        "status": "ready",
+        "references": [reference],
+        "runtimeInjection": {"status": "ready", "reason": "injected as env DATABASE_URL"},
+    }
+
+    deployment_id = await create_deployment(coordinator, admin_token, world)
+    # Unbinding afterwards changes the next plan, not what this deployment was given.
+    status, _, _ = await coordinator.call("DELETE", f"{bindings}/{bound['id']}", token=admin_token)
+    assert status == 200
+    assert (await plan(coordinator, admin_token, world.target()))["dependencyBindings"][
+        "references"
+    ] == []
+    recorded = {
+        **reference,
+        "snapshotReadiness": {
+            "status": "ready",
+            "reason": "captured in this deployment's environment snapshot",
+        },
+    }
+    status, shown, _ = await coordinator.call(
+        "GET", f"/deployments/{deployment_id}", token=admin_token
+    )
+    assert status == 200, shown
+    assert_matches_schema("GET", "/deployments/{deploymentId}", shown)
+    assert shown["deployment"]["dependencyBindingReferences"] == [recorded]
+    assert shown["snapshot"]["dependencyBindings"] == {
+        "status": "ready",
+        "references": [recorded],
+        "runtimeInjection": {"status": "ready", "reason": "injected as env DATABASE_URL"},
+    }
+    assert "dependencyBindings" not in shown["snapshot"]["environmentSnapshot"]
+    status, listed, _ = await coordinator.call(
+        "GET", f"/deployments?resourceId={world.resource_id}", token=admin_token
+    )
+    assert status == 200, listed
+    assert_matches_schema("GET", "/deployments", listed)
+    assert [item["dependencyBindingReferences"] for item in listed["items"]] == [[recorded]]

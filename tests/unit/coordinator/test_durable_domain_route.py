@@ -2,7 +2,15 @@
 
 from typing import Any
 
+from shared.messages import DeployPlan
 from tests.harness import Coordinator
+from tests.unit.coordinator.schema_check import assert_matches_schema
+from tests.unit.coordinator.test_deployment_engine import (
+    accept,
+    create_deployment,
+    make_world,
+    wait_status,
+)
 from tests.unit.coordinator.test_resources_api import create_resource, workspace
 
 
@@ -87,3 +95,67 @@ async def test_the_newest_bound_binding_is_the_durable_domain_route(
             "https",
             "/store",
         )
+
+
+async def test_the_route_the_edge_reported_serving_is_the_server_applied_route(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    world = await make_world(coordinator, admin_token)
+    mine = {
+        "projectId": world.project_id,
+        "environmentId": world.environment_id,
+        "resourceId": world.resource_id,
+    }
+    binding = await _binding(
+        coordinator, admin_token, mine, domainName="shop.example.test", tlsMode="disabled"
+    )
+    await _confirm(coordinator, admin_token, binding)
+
+    async def observation() -> Any:
+        status, shown, _ = await coordinator.call(
+            "GET", f"/domain-bindings/{binding}", token=admin_token
+        )
+        assert status == 200, shown
+        assert_matches_schema("GET", "/domain-bindings/{domainBindingId}", shown)
+        return shown["routeReadiness"]["selectedRoute"]["latestObservation"]
+
+    for summary in await _summaries(coordinator, admin_token, world.resource_id):
+        assert summary["latestDurableDomainRoute"]["hostname"] == "shop.example.test"
+        assert summary["latestServerAppliedDomainRoute"] is None
+    assert await observation() is None
+
+    await world.agent.connect()
+    # A deployment whose agent reports no domain route served: still nothing applied.
+    first = await create_deployment(coordinator, admin_token, world)
+    plan = await world.agent.expect(DeployPlan)
+    await accept(world, plan)
+    _ = await world.agent.result(first, "succeeded", routedDomains=[])
+    await wait_status(coordinator, admin_token, first, "succeeded")
+    for summary in await _summaries(coordinator, admin_token, world.resource_id):
+        assert summary["latestServerAppliedDomainRoute"] is None
+    assert await observation() is None
+
+    second = await create_deployment(coordinator, admin_token, world)
+    plan = await world.agent.expect(DeployPlan)
+    assert plan.route is not None
+    assert [route.id for route in plan.route.domains] == [binding]
+    await accept(world, plan)
+    _ = await world.agent.result(second, "succeeded", routedDomains=[binding])
+    await wait_status(coordinator, admin_token, second, "succeeded")
+    status, shown, _ = await coordinator.call("GET", f"/deployments/{second}", token=admin_token)
+    assert status == 200, shown
+    finished = shown["deployment"]["finishedAt"]
+    for summary in await _summaries(coordinator, admin_token, world.resource_id):
+        applied = summary["latestServerAppliedDomainRoute"]
+        assert applied == {
+            **summary["latestDurableDomainRoute"],
+            "deploymentId": second,
+            "deploymentStatus": "succeeded",
+            "updatedAt": finished,
+        }
+    assert await observation() == {
+        "source": "resource-access-summary",
+        "observedAt": finished,
+        "requestId": None,
+        "deploymentId": second,
+    }

@@ -341,8 +341,10 @@ async def test_profiles_are_stored_shown_and_audited(
         "plannedGeneratedAccessRoute": None,
         "latestGeneratedAccessRoute": None,
         "latestDurableDomainRoute": None,
+        "latestServerAppliedDomainRoute": None,
         "proxyRouteStatus": "not-configured",
         "lastRouteRealizationDeploymentId": None,
+        "latestAccessFailureDiagnostic": None,
     }
     row = await models.Resource.get(id=rid)
     assert row.network_profile is not None
