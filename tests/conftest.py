@@ -1,5 +1,6 @@
 """Fixtures shared by unit and integration tests: database URL, coordinator, docker guard."""
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -67,10 +68,13 @@ def docker_client() -> Iterator[docker.DockerClient]:
         for container in client.containers.list(
             all=True, filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}
         ):
-            container.remove(force=True)
+            # An agent still winding down may remove it first (a task run's container, say).
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
         # Named volumes the agents created for storage volumes carry the same label.
         for volume in client.volumes.list(filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}):
-            volume.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove(force=True)
         client.close()
 
 
