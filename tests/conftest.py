@@ -1,5 +1,6 @@
 """Fixtures shared by unit and integration tests: database URL, coordinator, docker guard."""
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import docker
 import pytest
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
 
+from coordinator.db import tortoise_config
 from tests.edge_proxy import Caddy
 from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator
 
@@ -25,14 +29,35 @@ async def _reset_postgres(url: str) -> None:
         await connection.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file with every migration applied, made once per test session.
+
+    Applying the migrations costs 1.5-2.5 s per fresh file and most tests start a coordinator on
+    a fresh database: each test copies this file instead, and the coordinator's own migration
+    step finds nothing pending. tests/unit/test_migrations.py still checks the migrations.
+    """
+    path = tmp_path_factory.mktemp("migrated") / "berth.sqlite3"
+
+    async def build() -> None:
+        await migrate(config=tortoise_config(f"sqlite://{path}"))
+        await Tortoise.close_connections()
+
+    asyncio.run(build())
+    return path
+
+
 @pytest.fixture
-async def database_url(tmp_path: Path) -> str:
-    """SQLite in the test's directory, or a freshly emptied Postgres (BERTH_TEST_DATABASE_URL)."""
+async def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    """SQLite in the test's directory (a copy of the migrated file), or a freshly emptied Postgres
+    (BERTH_TEST_DATABASE_URL)."""
     url = os.environ.get("BERTH_TEST_DATABASE_URL")
     if url:
         await _reset_postgres(url)
         return url
-    return f"sqlite://{tmp_path / 'berth.sqlite3'}"
+    target = tmp_path / "berth.sqlite3"
+    shutil.copyfile(migrated_sqlite, target)
+    return f"sqlite://{target}"
 
 
 @pytest.fixture
