@@ -93,9 +93,13 @@ def docker_client() -> Iterator[docker.DockerClient]:
         for container in client.containers.list(
             all=True, filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}
         ):
-            # An agent still winding down may remove it first (a task run's container, say).
-            with contextlib.suppress(docker.errors.NotFound):
+            # An agent still winding down may remove it first (a task run's container, say):
+            # gone already (404) or its removal in progress (409) both leave nothing behind.
+            try:
                 container.remove(force=True)
+            except docker.errors.APIError as exc:
+                if exc.status_code not in (404, 409):
+                    raise
         # Named volumes the agents created for storage volumes carry the same label.
         for volume in client.volumes.list(filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}):
             with contextlib.suppress(docker.errors.NotFound):
