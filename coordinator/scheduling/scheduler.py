@@ -105,8 +105,11 @@ class TaskScheduler:
                 raise
             except Exception:
                 logger.exception("scheduler tick failed")
+            # The delay is awaited before the wait coroutine exists: a cancel during the
+            # query must not leave an un-awaited Event.wait behind.
+            delay = await self._until_next()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), await self._until_next())
+                await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
 
     async def _until_next(self) -> float:
