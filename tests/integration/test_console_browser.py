@@ -54,6 +54,15 @@ async def _new_page(
         problems.append(f"console error on {page.url}: {message.text}")
 
     page.on("console", console)
+    # Printed, so pytest shows them with a failure: where the page went and which calls failed
+    # (a flake in CI left only "element was detached" to go on).
+    page.on("framenavigated", lambda frame: print("navigated:", frame.url))
+    page.on(
+        "response",
+        lambda response: (
+            print("answered", response.status, response.url) if response.status >= 400 else None
+        ),
+    )
     return page
 
 
