@@ -5,6 +5,7 @@ from typing import Final
 
 from coordinator.api.dependency_resources import connection_of, readiness_of, secret_ref
 from coordinator.api.dependency_schemas import (
+    BoundRedeployment,
     CreateDependencyBindingRequest,
     DependencyBindingItem,
     DependencyBindingList,
@@ -19,7 +20,9 @@ from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.db.dependency_models import DependencyBinding
 from coordinator.dependencies import PROVISIONER_KEY, bindings, service
-from shared.errors import InvalidRequest
+from coordinator.deployments import redeploy
+from coordinator.lookup import get_resource
+from shared.errors import InvalidRequest, NotFound, PlatformError
 
 TAG: Final = "dependency-resources"
 READ: Final = "dependency-resources:read"
@@ -152,7 +155,8 @@ async def delete_binding(call: Call) -> IdResponse:
 )
 async def rotate_secret(call: Call) -> SecretRotationResponse:
     """The caller confirms that earlier deployments keep the URL they were made with."""
-    if not call.body(SecretRotationRequest).confirm_historical_snapshots_remain_unchanged:
+    body = call.body(SecretRotationRequest)
+    if not body.confirm_historical_snapshots_remain_unchanged:
         raise InvalidRequest(
             "confirmHistoricalSnapshotsRemainUnchanged must be true",
             details={"field": "confirmHistoricalSnapshotsRemainUnchanged"},
@@ -169,4 +173,33 @@ async def rotate_secret(call: Call) -> SecretRotationResponse:
         id=rotated.binding_id,
         rotated_at=rotated.rotated_at,
         secret_version=f"v{rotated.secret_version}",
+        redeployments=(
+            await _redeploy_bound(call, rotated.bound_resource_ids)
+            if body.redeploy_bound_resources
+            else None
+        ),
     )
+
+
+async def _redeploy_bound(call: Call, resource_ids: tuple[str, ...]) -> list[BoundRedeployment]:
+    """Start each bound resource's redeployment with the caller's rights; a refusal is reported
+    per resource (the rotation itself is done and stays done). Resources the caller cannot see
+    are left out, unnamed: their owners redeploy them."""
+    started: list[BoundRedeployment] = []
+    for resource_id in resource_ids:
+        try:
+            _ = await get_resource(call.actor, resource_id)
+        except NotFound:
+            continue
+        try:
+            call.actor.require("deployments:write")
+            deployment_id = await redeploy(call, resource_id)
+        except PlatformError as exc:
+            started.append(
+                BoundRedeployment(
+                    resource_id=resource_id, error_code=exc.code.value, error_message=exc.message
+                )
+            )
+        else:
+            started.append(BoundRedeployment(resource_id=resource_id, deployment_id=deployment_id))
+    return started

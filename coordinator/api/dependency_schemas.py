@@ -317,6 +317,18 @@ class SecretRotationRequest(ApiRequest):
     """``POST .../dependency-bindings/{bindingId}/secret-rotations``."""
 
     confirm_historical_snapshots_remain_unchanged: bool
+    # Berth extension: running containers keep the old URL (and lose the database at their next
+    # connection), so the caller may ask for every bound resource to be deployed again at once.
+    redeploy_bound_resources: bool = False
+
+
+class BoundRedeployment(WireModel):
+    """One bound resource's redeployment after a rotation: started, or why not."""
+
+    resource_id: str
+    deployment_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 class SecretRotationResponse(WireModel):
@@ -325,3 +337,5 @@ class SecretRotationResponse(WireModel):
     id: str
     rotated_at: datetime
     secret_version: str
+    # Present when ``redeployBoundResources`` was asked for.
+    redeployments: list[BoundRedeployment] | None = None

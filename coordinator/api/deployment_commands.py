@@ -11,19 +11,18 @@ from coordinator.api.deployment_schemas import (
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
-from coordinator.db import models
 from coordinator.deployments import (
     assess,
     commands,
     create_deployment,
     engine_of,
     planner,
-    reads,
+    redeploy as redeploy_resource,
+    replan,
 )
 from coordinator.deployments.creation import not_ready
-from coordinator.deployments.planner import Plan
 from coordinator.lookup import get_deployment
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import InvalidRequest
 
 TAG = "deployments"
 
@@ -54,16 +53,6 @@ async def cancel(call: Call) -> CancelResponse:
     )
 
 
-async def _replan(call: Call, row: models.Deployment, server_id: str) -> Plan:
-    target = await planner.load_target(
-        call.actor, row.project_id, row.environment_id, row.resource_id, server_id
-    )
-    assessed = await assess(call, target)
-    if not assessed.ready:
-        raise not_ready([i.code for i in assessed.blocking])
-    return assessed
-
-
 @route(
     "POST",
     "/deployments/{deploymentId}/retry",
@@ -78,7 +67,7 @@ async def retry(call: Call) -> IdResponse:
     """New deployment (``triggerKind: retry``, ``sourceDeploymentId``)."""
     row = await get_deployment(call.actor, call.path["deploymentId"])
     commands.check_retryable(row)
-    assessed = await _replan(call, row, row.server_id)
+    assessed = await replan(call, row, row.server_id)
     new = await create_deployment(call, assessed, trigger_kind="retry", source_deployment_id=row.id)
     return IdResponse(id=new)
 
@@ -144,14 +133,4 @@ async def recovery_readiness(call: Call) -> RecoveryReadinessResponse:
 async def redeploy(call: Call) -> IdResponse:
     """On ``serverId`` or the server of the resource's latest deployment."""
     body = call.body(RedeployRequest)
-    resource_id = call.path["resourceId"]
-    latest = await reads.latest_visible(call.actor, resource_id)
-    if latest is None:
-        if not await reads.resource_in_organization(call.actor, resource_id):
-            raise NotFound(f"resource {resource_id!r} not found")
-        raise Conflict("the resource has never been deployed; create a deployment first")
-    assessed = await _replan(call, latest, body.server_id or latest.server_id)
-    new = await create_deployment(
-        call, assessed, trigger_kind="redeploy", source_deployment_id=latest.id
-    )
-    return IdResponse(id=new)
+    return IdResponse(id=await redeploy_resource(call, call.path["resourceId"], body.server_id))

@@ -149,6 +149,8 @@ class Rotated:
     binding_id: str
     rotated_at: datetime
     secret_version: int
+    # Every resource bound to the database (their running containers still hold the old URL).
+    bound_resource_ids: tuple[str, ...]
 
 
 async def rotate(
@@ -204,7 +206,10 @@ async def rotate(
             },
             request_id=request_id,
         )
-    return Rotated(row.id, now, version)
+    bound = await DependencyBinding.filter(
+        dependency_resource_id=dependency.id, status="active"
+    ).values_list("resource_id", flat=True)
+    return Rotated(row.id, now, version, tuple(sorted({str(rid) for rid in bound})))
 
 
 async def bound_entries(keyring: Keyring, resource_id: str) -> list[BoundEntry]:

@@ -9,12 +9,13 @@ from coordinator import archive_prune
 from coordinator.appkeys import ENGINE_KEY, KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
 from coordinator.auth import Principal
 from coordinator.db import models
-from coordinator.deployments import creation, planner
+from coordinator.deployments import creation, planner, reads
 from coordinator.deployments.engine import DeploymentEngine
 from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import DeploymentStore
 from coordinator.deployments.stream import Notifier
 from coordinator.secrets import Keyring
+from shared.errors import Conflict, NotFound
 
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -77,4 +78,30 @@ async def create_deployment(
         source_deployment_id=source_deployment_id,
         rollback_of=rollback_of,
         candidate=candidate,
+    )
+
+
+async def replan(call: Caller, row: models.Deployment, server_id: str) -> Plan:
+    """A fresh plan for ``row``'s resource on ``server_id`` with today's configuration, or the
+    not-ready error naming what blocks it."""
+    target = await planner.load_target(
+        call.actor, row.project_id, row.environment_id, row.resource_id, server_id
+    )
+    assessed = await assess(call, target)
+    if not assessed.ready:
+        raise creation.not_ready([issue.code for issue in assessed.blocking])
+    return assessed
+
+
+async def redeploy(call: Caller, resource_id: str, server_id: str | None = None) -> str:
+    """Deploy ``resource_id`` again with its current configuration, on ``server_id`` or the
+    server of its latest deployment; the new deployment's id."""
+    latest = await reads.latest_visible(call.actor, resource_id)
+    if latest is None:
+        if not await reads.resource_in_organization(call.actor, resource_id):
+            raise NotFound(f"resource {resource_id!r} not found")
+        raise Conflict("the resource has never been deployed; create a deployment first")
+    assessed = await replan(call, latest, server_id or latest.server_id)
+    return await create_deployment(
+        call, assessed, trigger_kind="redeploy", source_deployment_id=latest.id
     )

@@ -46,7 +46,10 @@ class Workload:
                 "serverId": self.server_id,
             },
         )
-        deployment_id = str(answer["id"])
+        return await self.succeeded(str(answer["id"]), timeout)
+
+    async def succeeded(self, deployment_id: str, timeout: float = 90) -> str:
+        """Wait until deployment ``deployment_id`` ended and assert it succeeded; return its id."""
 
         async def finished() -> bool:
             shown = await self.call("GET", f"/deployments/{deployment_id}")

@@ -350,12 +350,16 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
         [binding] = (
             await stack.call("GET", f"/resources/{stack.resource_id}/dependency-bindings")
         )["items"]
+        # Asked to, it deploys the bound app again at once (its container holds the old URL).
         rotated = await stack.call(
             "POST",
             f"/resources/{stack.resource_id}/dependency-bindings/{binding['id']}/secret-rotations",
-            {"confirmHistoricalSnapshotsRemainUnchanged": True},
+            {"confirmHistoricalSnapshotsRemainUnchanged": True, "redeployBoundResources": True},
         )
         assert rotated["secretVersion"] == "v2"
+        [redeployment] = rotated["redeployments"]
+        assert redeployment["resourceId"] == stack.resource_id, rotated
+        assert redeployment["deploymentId"], rotated
         old_password = password
         [container] = docker_client.containers.list(
             filters={"label": f"berth.dependency-resource-id={created['id']}"}
@@ -369,7 +373,7 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
         assert b"WRONGPASS" in out
         kept = await asyncio.to_thread(counter)
         assert kept >= before + 2
-        await stack.deploy()
+        await stack.succeeded(redeployment["deploymentId"])
         await counted(kept + 2)
 
         # Asked for, so published on loopback only; it answers there with its password. Checked
