@@ -5,6 +5,9 @@ from typing import Any, Final
 
 TLS_SERVER_NAME: Final = "berth-tls"
 DEFAULT_ACME_DIRECTORY: Final = "https://acme-v02.api.letsencrypt.org/directory"
+HTTP_01: Final = "http-01"
+TLS_ALPN_01: Final = "tls-alpn-01"
+ACME_CHALLENGES: Final = (HTTP_01, TLS_ALPN_01)
 
 
 @dataclass(frozen=True)
@@ -12,13 +15,25 @@ class EdgeTls:
     """Where the edge serves HTTPS and which ACME directory issues its certificates.
 
     ``trusted_roots`` is a PEM file Caddy trusts for the directory's own HTTPS (a private CA
-    such as Pebble); empty means the system's roots.
+    such as Pebble); empty means the system's roots. ``challenges`` are the ACME challenge
+    types Caddy may answer; None means by port (see ``enabled_challenges``).
     """
 
     listen: str
     directory: str = DEFAULT_ACME_DIRECTORY
     email: str = ""
     trusted_roots: str = ""
+    challenges: tuple[str, ...] | None = None
+
+    def enabled_challenges(self) -> tuple[str, ...]:
+        """The challenge types in use. By default TLS-ALPN-01 only when HTTPS listens on 443:
+        a CA always connects to port 443 for it, so on any other port (behind a forward, in
+        tests) it could only fail, and each failed attempt counts against the CA's limits."""
+        if self.challenges is not None:
+            return self.challenges
+        if listen_port(self.listen, 443) == 443:
+            return ACME_CHALLENGES
+        return (HTTP_01,)
 
 
 def listen_port(listen: str, default: int) -> int:
@@ -40,16 +55,22 @@ def tls_server(tls: EdgeTls) -> dict[str, Any]:
 
 
 def tls_app(tls: EdgeTls) -> dict[str, Any]:
-    """Caddy's ``tls`` app: one ACME issuer for every managed name, HTTP-01 only.
+    """Caddy's ``tls`` app: one ACME issuer for every managed name, with the enabled challenges.
 
     HTTP-01 is answered by the edge's HTTP server, before any route (so also before the
-    HTTPS redirect); TLS-ALPN-01 stays off until the HTTPS port is known to be reachable.
+    HTTPS redirect). TLS-ALPN-01 is answered by the HTTPS server's own listener: Caddy sees
+    the challenge port in use by itself and serves the challenge certificate in the handshake.
     """
-    issuer: dict[str, Any] = {
-        "module": "acme",
-        "ca": tls.directory,
-        "challenges": {"tls-alpn": {"disabled": True}},
-    }
+    enabled = tls.enabled_challenges()
+    tls_alpn: dict[str, Any] = (
+        {"alternate_port": listen_port(tls.listen, 443)}
+        if TLS_ALPN_01 in enabled
+        else {"disabled": True}
+    )
+    challenges: dict[str, Any] = {"tls-alpn": tls_alpn}
+    if HTTP_01 not in enabled:
+        challenges["http"] = {"disabled": True}
+    issuer: dict[str, Any] = {"module": "acme", "ca": tls.directory, "challenges": challenges}
     if tls.email:
         issuer["email"] = tls.email
     if tls.trusted_roots:

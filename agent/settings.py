@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Final
 
-from agent.edge_tls import DEFAULT_ACME_DIRECTORY, EdgeTls
+from agent.edge_tls import ACME_CHALLENGES, DEFAULT_ACME_DIRECTORY, EdgeTls
 
 MIN_SAMPLE_SECONDS: Final = 1.0
 DEFAULT_EDGE_ADMIN_URL: Final = "http://127.0.0.1:2019"
@@ -58,6 +58,20 @@ def parse_labels(raw: str) -> dict[str, str]:
     return labels
 
 
+def parse_challenges(raw: str) -> tuple[str, ...] | None:
+    """Parse ``http-01,tls-alpn-01``; empty means the default (chosen by the HTTPS port)."""
+    names = tuple(dict.fromkeys(item.strip().lower() for item in raw.split(",") if item.strip()))
+    if not names:
+        return None
+    unknown = [name for name in names if name not in ACME_CHALLENGES]
+    if unknown:
+        raise SettingsError(
+            f"BERTH_AGENT_ACME_CHALLENGES: unknown {', '.join(unknown)} "
+            f"(choose from {', '.join(ACME_CHALLENGES)})"
+        )
+    return names
+
+
 def parse_roots(raw: str) -> tuple[str, ...]:
     """Parse ``/srv/data:/mnt/shared`` (``:`` or ``,`` between absolute directories).
 
@@ -95,6 +109,7 @@ class AgentSettings:
     acme_directory: str = DEFAULT_ACME_DIRECTORY
     acme_email: str = ""
     acme_ca_roots: str = ""
+    acme_challenges: tuple[str, ...] | None = None
     # Caddy's data directory (its certificate storage) when its config names no storage root:
     # Debian's caddy user keeps it here.
     caddy_data_dir: str = DEFAULT_CADDY_DATA_DIR
@@ -109,7 +124,11 @@ class AgentSettings:
         if not self.edge_tls_listen:
             return None
         return EdgeTls(
-            self.edge_tls_listen, self.acme_directory, self.acme_email, self.acme_ca_roots
+            self.edge_tls_listen,
+            self.acme_directory,
+            self.acme_email,
+            self.acme_ca_roots,
+            self.acme_challenges,
         )
 
     @classmethod
@@ -128,6 +147,7 @@ class AgentSettings:
             acme_directory=_text("BERTH_AGENT_ACME_DIRECTORY", DEFAULT_ACME_DIRECTORY),
             acme_email=os.environ.get("BERTH_AGENT_ACME_EMAIL", "").strip(),
             acme_ca_roots=os.environ.get("BERTH_AGENT_ACME_CA_ROOTS", "").strip(),
+            acme_challenges=parse_challenges(os.environ.get("BERTH_AGENT_ACME_CHALLENGES", "")),
             caddy_data_dir=_text("BERTH_AGENT_CADDY_DATA_DIR", DEFAULT_CADDY_DATA_DIR),
             certificate_scan_seconds=_float("BERTH_AGENT_CERTIFICATE_SCAN_SECONDS", 30.0, 1.0),
             extra_labels=parse_labels(os.environ.get("BERTH_AGENT_EXTRA_LABELS", "")),

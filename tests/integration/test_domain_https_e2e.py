@@ -27,15 +27,20 @@ def dns_server() -> Iterator[DnsServer]:
         server.stop()
 
 
+# HTTP-01 (the default off port 443), and TLS-ALPN-01 alone: then Pebble's HTTP-01 port is one
+# nothing listens on, so only an answer in the HTTPS handshake can get the certificate.
+@pytest.mark.parametrize("challenge", ["http-01", "tls-alpn-01"])
 async def test_a_bound_domain_is_served_over_https_with_a_certificate_from_the_acme_ca(
     coordinator: Coordinator,
     admin_token: str,
     caddy: Caddy,
     dns_server: DnsServer,
     tmp_path: Path,
+    challenge: str,
 ) -> None:
     tls_port = free_port()
-    pebble = Pebble(tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address)
+    http_01_port = caddy.http_port if challenge == "http-01" else free_port()
+    pebble = Pebble(tmp_path / "pebble", http_01_port, tls_port, dns_server.address)
     pebble.start()
     try:
         stack = await _stack(
@@ -48,6 +53,7 @@ async def test_a_bound_domain_is_served_over_https_with_a_certificate_from_the_a
                 "BERTH_AGENT_ACME_DIRECTORY": pebble.directory_url,
                 "BERTH_AGENT_ACME_CA_ROOTS": str(pebble.listener_ca),
                 "BERTH_AGENT_ACME_EMAIL": "ops@example.test",
+                "BERTH_AGENT_ACME_CHALLENGES": challenge,
             },
         )
         try:

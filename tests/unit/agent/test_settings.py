@@ -92,3 +92,30 @@ def test_https_is_off_until_a_tls_listen_address_is_set(monkeypatch: pytest.Monk
     assert issuer["ca"] == "https://ca.internal/dir"
     assert issuer["email"] == "ops@example.test"
     assert issuer["trusted_roots_pem_files"] == ["/etc/berth/ca.pem"]
+
+
+def test_acme_challenges_follow_the_https_port_unless_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def challenges(listen: str) -> dict[str, object]:
+        monkeypatch.setenv("BERTH_AGENT_EDGE_TLS_LISTEN", listen)
+        tls = AgentSettings.from_env().edge_tls()
+        assert tls is not None
+        issuer = tls_app(tls)["automation"]["policies"][0]["issuers"][0]
+        found: dict[str, object] = issuer["challenges"]
+        return found
+
+    # On 443 a CA can reach TLS-ALPN-01; anywhere else only HTTP-01 is offered.
+    assert challenges(":443") == {"tls-alpn": {"alternate_port": 443}}
+    assert challenges("127.0.0.1:8443") == {"tls-alpn": {"disabled": True}}
+    monkeypatch.setenv("BERTH_AGENT_ACME_CHALLENGES", "tls-alpn-01")
+    assert challenges("127.0.0.1:8443") == {
+        "tls-alpn": {"alternate_port": 8443},
+        "http": {"disabled": True},
+    }
+    monkeypatch.setenv("BERTH_AGENT_ACME_CHALLENGES", " HTTP-01 , http-01 ")
+    assert challenges(":443") == {"tls-alpn": {"disabled": True}}
+    monkeypatch.setenv("BERTH_AGENT_ACME_CHALLENGES", "dns-01")
+    with pytest.raises(SettingsError) as caught:
+        AgentSettings.from_env()
+    assert "dns-01" in str(caught.value)
