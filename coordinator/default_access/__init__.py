@@ -16,6 +16,7 @@ from coordinator.domains.names import MAX_LABEL, normalize_domain
 from coordinator.ids import new_id
 from coordinator.lookup import get_server
 from shared.errors import Conflict, InvalidRequest
+from shared.messages.deploy import DomainRoute
 
 ScopeKind = Literal["system", "deployment-target"]
 Mode = Literal["disabled", "custom"]
@@ -171,3 +172,20 @@ async def effective(organization_id: str, server_id: str) -> EffectivePolicy | N
         return None
     tls: TlsMode = "disabled" if row.tls_mode == "disabled" else "on-demand"
     return EffectivePolicy(row.id, row.base_domain, tls)
+
+
+def default_access_routes(planned: object) -> list[DomainRoute]:
+    """The edge route of a deployment's generated default-access name (its snapshot's
+    ``defaultAccess``), served like a domain binding: HTTPS with an on-demand certificate and
+    HTTP redirecting there, or plain HTTP when the policy's TLS is off."""
+    if not isinstance(planned, dict) or not planned.get("hostname"):
+        return []
+    on_demand = planned.get("tlsMode") == "on-demand"
+    return [
+        DomainRoute(
+            id=DEFAULT_ACCESS_ROUTE_ID,
+            domain_name=str(planned["hostname"]),
+            tls_mode="auto" if on_demand else "disabled",
+            on_demand=on_demand,
+        )
+    ]
