@@ -174,7 +174,7 @@ async def effective(organization_id: str, server_id: str) -> EffectivePolicy | N
     return EffectivePolicy(row.id, row.base_domain, tls)
 
 
-def default_access_routes(planned: object) -> list[DomainRoute]:
+def default_access_routes(planned: object, path_prefix: str = "/") -> list[DomainRoute]:
     """The edge route of a deployment's generated default-access name (its snapshot's
     ``defaultAccess``), served like a domain binding: HTTPS with an on-demand certificate and
     HTTP redirecting there, or plain HTTP when the policy's TLS is off."""
@@ -185,6 +185,7 @@ def default_access_routes(planned: object) -> list[DomainRoute]:
         DomainRoute(
             id=DEFAULT_ACCESS_ROUTE_ID,
             domain_name=str(planned["hostname"]),
+            path_prefix=path_prefix,
             tls_mode="auto" if on_demand else "disabled",
             on_demand=on_demand,
         )

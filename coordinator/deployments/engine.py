@@ -274,7 +274,9 @@ class DeploymentEngine:
                 hostnames=domains,
                 path_prefix=routes[0].get("pathPrefix") or "/",
                 domains=await domain_routes(row.resource_id, row.server_id)
-                + default_access_routes(meta.get("defaultAccess")),
+                + default_access_routes(
+                    meta.get("defaultAccess"), routes[0].get("pathPrefix") or "/"
+                ),
             )
             if domains
             else None,

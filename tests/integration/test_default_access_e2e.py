@@ -115,6 +115,23 @@ async def test_a_generated_name_gets_its_certificate_on_demand_and_an_unrouted_o
             assert (on_demand["subjects"], on_demand["on_demand"]) == ([f"*.{BASE}"], True)
             ask = automation["on_demand"]["ask"]
             assert ask.startswith("http://127.0.0.1:")
+            preview = await stack.call(
+                "GET",
+                f"/resources/{stack.resource_id}/proxy-configuration?includeDiagnostics=true",
+            )
+            assert preview["status"] == "applied", preview
+            [generated] = [r for r in preview["routes"] if r["hostname"] == GENERATED]
+            assert (generated["scheme"], generated["tlsMode"], generated["source"]) == (
+                "https",
+                "on-demand",
+                "generated-default",
+            )
+            assert generated["appliedRouteContext"]["routeId"].endswith(".default-access")
+            [tls] = [t for t in preview["diagnostics"]["tlsRoutes"] if t["hostname"] == GENERATED]
+            assert tls["automation"] == "acme-on-demand"
+            shown = await stack.call("GET", f"/resources/{stack.resource_id}")
+            latest = shown["accessSummary"]["latestGeneratedAccessRoute"]
+            assert (latest["url"], latest["scheme"]) == (f"https://{GENERATED}", "https")
             # Nothing is ordered when the route is added: only the first handshake asks for it.
             assert _stored(caddy, GENERATED) == []
 
