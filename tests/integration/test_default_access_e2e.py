@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from tests.acme_server import Pebble
@@ -19,6 +20,8 @@ from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator
 from tests.integration.test_certificates_e2e import _caddy_get, _https_stack
+from tests.integration.test_cli_workspace import Cli
+from tests.tls_material import issue_for
 
 pytestmark = pytest.mark.docker
 
@@ -67,6 +70,14 @@ def _handshake(port: int, name: str, roots: Path) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
+async def _caddy_post(caddy: Caddy, path: str, body: Any) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(caddy.admin_url + path, json=body, headers={"Origin": caddy.admin_url}) as r,
+    ):
+        assert r.status == 200, await r.text()
+
+
 def _stored(caddy: Caddy, name: str) -> list[Path]:
     """Certificates Caddy keeps for ``name`` (any issuer)."""
     return list((caddy.data_dir / "certificates").glob(f"*/{name}/{name}.crt"))
@@ -102,11 +113,13 @@ async def test_a_generated_name_gets_its_certificate_on_demand_and_an_unrouted_o
     try:
         stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
         try:
-            await stack.call(
-                "POST",
-                "/default-access-domain-policies",
-                {"scope": {"kind": "system"}, "mode": "custom", "baseDomain": BASE},
-            )
+            # Through the CLI, as an operator would.
+            cli = Cli(coordinator, admin_token, tmp_path / "cli")
+            assert "No policy" in await cli.ok("access", "show")
+            saved = await cli.json("access", "set", BASE.upper())
+            shown = await cli.json("access", "show")
+            assert (shown["policy"]["id"], shown["policy"]["baseDomain"]) == (saved["id"], BASE)
+            assert BASE in await cli.ok("access", "list")
             await stack.finish(await stack.deploy())
             tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
             assert GENERATED in str(tls_routes)
@@ -174,6 +187,18 @@ async def test_a_generated_name_gets_its_certificate_on_demand_and_an_unrouted_o
             )
             assert status == 404
             assert "X-Berth-Request-Id" in headers
+            assert headers["X-Berth-Request-Id"] in body
+
+            # With a wildcard certificate for the base domain in Caddy (as an imported or a
+            # DNS-01 one would be), an unknown name under it completes the handshake and gets
+            # the 404 page instead of a TLS alert.
+            wildcard = issue_for([f"*.{BASE}"])
+            roots = tmp_path / "wildcard-root.pem"
+            roots.write_bytes(wildcard.root.public_bytes(Encoding.PEM))
+            loaded = {"certificate": wildcard.chain(), "key": wildcard.key_pem(), "tags": ["t"]}
+            await _caddy_post(caddy, "/config/apps/tls/certificates", {"load_pem": [loaded]})
+            status, body, headers = await _https_get(tls_port, UNROUTED, UNROUTED, roots)
+            assert status == 404
             assert headers["X-Berth-Request-Id"] in body
         finally:
             await stack.agent.stop()
