@@ -363,17 +363,14 @@ class CaddyEdge:
     async def _set_domain_routes(
         self, resource_id: str, domains: Sequence[DomainRoute], upstreams: list[str]
     ) -> None:
-        https = frozenset(
-            d.domain_name for d in domains if self._tls is not None and d.tls_mode == "auto"
-        )
+        on_tls = [d for d in domains if self._tls is not None and d.tls_mode == "auto"]
+        https = frozenset(d.domain_name for d in on_tls if not d.certificate_only)
         # Allowed before the routes are written (a first request may come at once), narrowed
         # to what is wanted once the stale ones are gone.
         self._https_hosts[resource_id] = self._https_hosts.get(resource_id, frozenset()) | https
-        self._on_demand_bases.update(
-            d.domain_name.partition(".")[2]
-            for d in domains
-            if d.on_demand and d.domain_name in https
-        )
+        # A certificate-only name is under the on-demand policy too (so Caddy orders nothing
+        # when its route is added) but the ask never allows it: only a held certificate serves.
+        self._on_demand_bases.update(d.domain_name.partition(".")[2] for d in on_tls if d.on_demand)
         if self._tls is not None and domains:
             # Also puts the on-demand policy in place before a route names a host under it.
             await self.ensure_server()

@@ -120,7 +120,7 @@ class GeneratedAccessRoute(WireModel):
 
     url: str
     hostname: str
-    # HTTPS for a default access name with on-demand TLS; plain HTTP otherwise.
+    # HTTPS for a default access name with TLS (on-demand or a held certificate); else HTTP.
     scheme: Literal["http", "https"] = "http"
     provider_key: Literal["caddy"] = "caddy"
     deployment_id: str
@@ -211,7 +211,8 @@ def default_access_name(row: models.Deployment) -> tuple[str, Literal["http", "h
     planned = meta.get("defaultAccess") if isinstance(meta, dict) else None
     if not isinstance(planned, dict) or not planned.get("hostname"):
         return None
-    return str(planned["hostname"]), "https" if planned.get("tlsMode") == "on-demand" else "http"
+    https = planned.get("tlsMode") in ("on-demand", "certificate")
+    return str(planned["hostname"]), "https" if https else "http"
 
 
 class AccessSummary(WireModel):

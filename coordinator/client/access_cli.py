@@ -84,10 +84,11 @@ async def _server(api: ApiClient, ref: str) -> str:
 @click.option("--disable", is_flag=True, help="No generated names in this scope.")
 @click.option(
     "--tls",
-    type=click.Choice(["on-demand", "disabled"]),
+    type=click.Choice(["on-demand", "certificate", "disabled"]),
     default="on-demand",
     show_default=True,
-    help="on-demand: Caddy obtains each name's certificate on its first HTTPS request.",
+    help="on-demand: Caddy obtains each name's certificate on its first HTTPS request; "
+    "certificate: only the wildcard certificate for *.BASE_DOMAIN the edge holds serves them.",
 )
 @click.pass_obj
 def access_set(

@@ -20,7 +20,7 @@ from shared.messages.deploy import DomainRoute
 
 ScopeKind = Literal["system", "deployment-target"]
 Mode = Literal["disabled", "custom"]
-TlsMode = Literal["on-demand", "disabled"]
+TlsMode = Literal["on-demand", "certificate", "disabled"]
 
 DEFAULT_ACCESS_ROUTE_ID: Final = "default-access"
 """The id of the generated route among a resource's edge domain routes (bindings use ``dbn_``)."""
@@ -170,23 +170,25 @@ async def effective(organization_id: str, server_id: str) -> EffectivePolicy | N
     row = rows.get(f"server:{server_id}") or rows.get("system")
     if row is None or row.mode != "custom" or not row.base_domain:
         return None
-    tls: TlsMode = "disabled" if row.tls_mode == "disabled" else "on-demand"
-    return EffectivePolicy(row.id, row.base_domain, tls)
+    return EffectivePolicy(row.id, row.base_domain, row.tls_mode)  # type: ignore[arg-type]
 
 
 def default_access_routes(planned: object, path_prefix: str = "/") -> list[DomainRoute]:
     """The edge route of a deployment's generated default-access name (its snapshot's
-    ``defaultAccess``), served like a domain binding: HTTPS with an on-demand certificate and
-    HTTP redirecting there, or plain HTTP when the policy's TLS is off."""
+    ``defaultAccess``), served like a domain binding: HTTPS (with an on-demand certificate, or
+    only with the wildcard certificate the edge holds) and HTTP redirecting there, or plain
+    HTTP when the policy's TLS is off."""
     if not isinstance(planned, dict) or not planned.get("hostname"):
         return []
-    on_demand = planned.get("tlsMode") == "on-demand"
+    mode = planned.get("tlsMode")
+    https = mode in ("on-demand", "certificate")
     return [
         DomainRoute(
             id=DEFAULT_ACCESS_ROUTE_ID,
             domain_name=str(planned["hostname"]),
             path_prefix=path_prefix,
-            tls_mode="auto" if on_demand else "disabled",
-            on_demand=on_demand,
+            tls_mode="auto" if https else "disabled",
+            on_demand=https,
+            certificate_only=mode == "certificate",
         )
     ]

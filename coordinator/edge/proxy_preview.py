@@ -315,21 +315,26 @@ async def preview(
         route_id = f"{own}.{generated.id}"
         expected.add(route_id)
         scheme = _binding_scheme(generated, inspection)
-        on_demand = scheme == "https"
+        held = generated.certificate_only
+        on_demand = scheme == "https" and not held
+        mode = "certificate" if held else "on-demand" if generated.on_demand else "disabled"
         host = generated.domain_name
         tls_routes.append(
             TlsRouteDiagnostic(
                 hostname=host,
                 path_prefix=path_prefix,
-                tls_mode="on-demand" if generated.on_demand else "disabled",
+                tls_mode=mode,
                 scheme=scheme,  # type: ignore[arg-type]
                 automation="acme-on-demand" if on_demand else "disabled",
-                certificate_source="acme" if on_demand else "none",
+                certificate_source="acme" if on_demand else "imported" if held else "none",
                 appaloft_certificate_managed=on_demand,
                 message=(
                     "default access name: Caddy obtains its certificate over ACME on the first "
                     "HTTPS request, after the agent's ask check"
                     if on_demand
+                    else "default access name: served only with a certificate for "
+                    f"*.{host.partition('.')[2]} the edge holds (never ordered)"
+                    if held and scheme == "https"
                     else "default access name served over plain HTTP"
                 ),
             )
@@ -340,7 +345,7 @@ async def preview(
                 scheme=scheme,  # type: ignore[arg-type]
                 url=f"{scheme}://{host}{'' if path_prefix == '/' else path_prefix}",
                 path_prefix=path_prefix,
-                tls_mode="on-demand" if generated.on_demand else "disabled",
+                tls_mode=mode,
                 target_port=port,
                 source="generated-default",
                 route_behavior="serve",

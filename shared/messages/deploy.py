@@ -100,6 +100,11 @@ class DomainRoute(WireModel):
         "HTTPS request (after the agent's ask check), not when the route is added; older "
         "coordinators omit it",
     )
+    certificate_only: bool = Field(
+        default=False,
+        description="served only with a certificate the edge already holds (e.g. a wildcard "
+        "for the base domain, imported or issued over DNS-01); the edge never orders one for it",
+    )
 
 
 class RouteSpec(WireModel):

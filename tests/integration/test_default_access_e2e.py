@@ -205,3 +205,61 @@ async def test_a_generated_name_gets_its_certificate_on_demand_and_an_unrouted_o
     finally:
         pebble.stop()
     assert _stored(caddy, UNROUTED) == []
+
+
+async def test_certificate_mode_serves_generated_names_only_with_the_wildcard_the_edge_holds(
+    coordinator: Coordinator,
+    admin_token: str,
+    caddy: Caddy,
+    dns_server: DnsServer,
+    tmp_path: Path,
+) -> None:
+    tls_port = free_port()
+    pebble = Pebble(tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address)
+    pebble.start()
+    try:
+        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
+        try:
+            await stack.call(
+                "POST",
+                "/default-access-domain-policies",
+                {
+                    "scope": {"kind": "deployment-target", "serverId": stack.server_id},
+                    "mode": "custom",
+                    "baseDomain": BASE,
+                    "tlsMode": "certificate",
+                },
+            )
+            await stack.finish(await stack.deploy())
+            tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+            assert GENERATED in str(tls_routes)
+            ask = (await _caddy_get(caddy, "/config/apps/tls/automation"))["on_demand"]["ask"]
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(ask, params={"domain": GENERATED}) as response,
+            ):
+                assert response.status == 403  # never ordered, even with a CA at hand
+            # No certificate held yet: the handshake fails, nothing is ordered.
+            with pytest.raises(ssl.SSLError):
+                await asyncio.to_thread(_handshake, tls_port, GENERATED, pebble.issued_roots)
+
+            wildcard = issue_for([f"*.{BASE}"])
+            roots = tmp_path / "wildcard-root.pem"
+            roots.write_bytes(wildcard.root.public_bytes(Encoding.PEM))
+            loaded = {"certificate": wildcard.chain(), "key": wildcard.key_pem(), "tags": ["t"]}
+            await _caddy_post(caddy, "/config/apps/tls/certificates", {"load_pem": [loaded]})
+            leaf = await asyncio.to_thread(_handshake, tls_port, GENERATED, roots)
+            assert leaf.serial_number == wildcard.leaf.serial_number
+            status, body, _ = await _https_get(tls_port, GENERATED, GENERATED, roots)
+            assert (status, body.strip()) == (200, "v1")
+            preview = await stack.call(
+                "GET",
+                f"/resources/{stack.resource_id}/proxy-configuration?includeDiagnostics=true",
+            )
+            [tls] = [t for t in preview["diagnostics"]["tlsRoutes"] if t["hostname"] == GENERATED]
+            assert (tls["tlsMode"], tls["automation"]) == ("certificate", "disabled")
+        finally:
+            await stack.agent.stop()
+    finally:
+        pebble.stop()
+    assert _stored(caddy, GENERATED) == []

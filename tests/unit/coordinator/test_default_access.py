@@ -55,7 +55,7 @@ async def test_a_system_policy_and_a_server_policy_are_served_and_resolved(
             "scope": {"kind": "deployment-target", "serverId": agent.server_id},
             "mode": "custom",
             "baseDomain": "edge1.example.net",
-            "tlsMode": "disabled",
+            "tlsMode": "certificate",
         },
     )
     # The same scope again replaces its policy (one per scope).
@@ -94,11 +94,11 @@ async def test_a_system_policy_and_a_server_policy_are_served_and_resolved(
     assert status == 200, shown
     assert_matches_schema("GET", f"{PATH}/show", shown)
     assert shown["schemaVersion"] == "default-access-domain-policies.show/v1"
-    assert (shown["policy"]["id"], shown["policy"]["tlsMode"]) == (server_id, "disabled")
+    assert (shown["policy"]["id"], shown["policy"]["tlsMode"]) == (server_id, "certificate")
 
     organization = (await models.Server.get(id=agent.server_id)).organization_id  # type: ignore[attr-defined]
     own = await default_access.effective(organization, agent.server_id)
-    assert own == default_access.EffectivePolicy(server_id, "edge1.example.net", "disabled")
+    assert own == default_access.EffectivePolicy(server_id, "edge1.example.net", "certificate")
     fallback = await default_access.effective(organization, other.server_id)
     assert fallback == default_access.EffectivePolicy(system_id, "apps.example.com", "on-demand")
     # A server's disabled policy switches generated names off there, whatever the system says.
