@@ -242,7 +242,8 @@ class CaddyEdge:
             server = servers.get(name)
             if not isinstance(server, dict) or server.get("errors") != wanted:
                 await self._call("POST", f"/config/apps/http/servers/{name}/errors", wanted)
-        for name, path in zip(names, _FALLBACKS, strict=False):
+        servers_paths = ((SERVER_NAME, _SERVER_PATH), (TLS_SERVER_NAME, _TLS_SERVER_PATH))
+        for name, path in servers_paths[: len(names)]:
             fallback = _FALLBACKS[path]
             server = servers.get(name)
             routes = server.get("routes") if isinstance(server, dict) else None

@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from coordinator import audit
 from coordinator.auth import Principal
 from coordinator.db.default_access_models import DefaultAccessPolicy
-from coordinator.domains.names import MAX_LABEL, normalize_domain
+from coordinator.domains.names import MAX_LABEL, MAX_NAME, normalize_domain
 from coordinator.ids import new_id
 from coordinator.lookup import get_server
 from shared.errors import Conflict, InvalidRequest
@@ -83,15 +83,16 @@ async def configure(
         server_id = (await get_server(actor, server_id)).id
     elif server_id is not None:
         raise _bad("scope.serverId", "a system policy applies to every server: omit serverId")
-    if mode == "custom":
-        if not base_domain:
-            raise _bad("baseDomain", "mode custom needs the base domain of the generated names")
+    if mode == "custom" and not base_domain:
+        raise _bad("baseDomain", "mode custom needs the base domain of the generated names")
+    if base_domain is not None:
         try:
             base_domain = normalize_domain(base_domain)
         except InvalidRequest as exc:
             raise _bad("baseDomain", exc.message) from exc
-    elif base_domain is not None:
-        base_domain = normalize_domain(base_domain)
+        if len(base_domain) > MAX_NAME - MAX_LABEL - 1:
+            # Room for a full generated label in front: a host name has at most 253 characters.
+            raise _bad("baseDomain", f"longer than {MAX_NAME - MAX_LABEL - 1} characters")
     now = datetime.now(UTC)
     key = _scope_key(scope_kind, server_id)
     values: dict[str, object] = {

@@ -147,6 +147,15 @@ async def test_bad_policies_are_refused_with_nothing_stored(
             400,
             "invalid_request",
         ),
+        (
+            {
+                "scope": {"kind": "system"},
+                "mode": "custom",
+                "baseDomain": ".".join(["a" * 60] * 4) + ".test",
+            },
+            400,
+            "invalid_request",
+        ),
         ({"scope": {"kind": "system"}, "mode": "sometimes"}, 400, "invalid_request"),
         (
             {"scope": {"kind": "system"}, "mode": "custom", "baseDomain": "a.test", "x": 1},
