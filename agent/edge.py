@@ -84,6 +84,8 @@ class CaddyEdge:
         self._ensure_lock = asyncio.Lock()
         # Host names each resource has on the HTTPS server: what on-demand TLS's ask allows.
         self._https_hosts: dict[str, frozenset[str]] = {}
+        # Their union, rebuilt on each change: the ask is a set look-up, whatever the count.
+        self._allowed: frozenset[str] = frozenset()
         # Parents of the generated default-access names: Caddy's on-demand policy covers
         # their direct subdomains (grows only; an unused one allows nothing the ask refuses).
         self._on_demand_bases: set[str] = set()
@@ -91,7 +93,14 @@ class CaddyEdge:
 
     def routes_https(self, hostname: str) -> bool:
         """Whether a route of Berth's serves ``hostname`` on the HTTPS server (the ask check)."""
-        return any(hostname in hosts for hosts in self._https_hosts.values())
+        return hostname in self._allowed
+
+    def _set_https_hosts(self, resource_id: str, hosts: frozenset[str] | None) -> None:
+        if hosts is None:
+            self._set_https_hosts(resource_id, None)
+        else:
+            self._https_hosts[resource_id] = hosts
+        self._allowed = frozenset().union(*self._https_hosts.values())
 
     async def close(self) -> None:
         """Stop the ask endpoint."""
@@ -368,7 +377,7 @@ class CaddyEdge:
         https = frozenset(d.domain_name for d in on_tls if not d.certificate_only)
         # Allowed before the routes are written (a first request may come at once), narrowed
         # to what is wanted once the stale ones are gone.
-        self._https_hosts[resource_id] = self._https_hosts.get(resource_id, frozenset()) | https
+        self._set_https_hosts(resource_id, self._https_hosts.get(resource_id, frozenset()) | https)
         # A certificate-only name is under the on-demand policy too (so Caddy orders nothing
         # when its route is added) but the ask never allows it: only a held certificate serves.
         self._on_demand_bases.update(d.domain_name.partition(".")[2] for d in on_tls if d.on_demand)
@@ -398,7 +407,7 @@ class CaddyEdge:
             await self._add_routes(server, routes)
         for stale in sorted(set(present) - wanted):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
-        self._https_hosts[resource_id] = https
+        self._set_https_hosts(resource_id, https)
 
     async def remove_route(self, resource_id: str) -> None:
         """Delete the resource's route and its domain bindings' routes."""
