@@ -9,8 +9,10 @@ from typing import Any, Literal, Protocol
 import aiohttp
 from pydantic import TypeAdapter
 
+from agent.edge_ask import OnDemandAsk
 from agent.edge_routes import (
     FALLBACK_ROUTE_ID,
+    TLS_FALLBACK_ROUTE_ID,
     build_domain_route,
     build_https_redirect_route,
     build_route,
@@ -30,6 +32,8 @@ _SERVER_PATH = f"/config/apps/http/servers/{SERVER_NAME}"
 _TLS_SERVER_PATH = f"/config/apps/http/servers/{TLS_SERVER_NAME}"
 _TIMEOUT_SECONDS = 10.0
 _DOMAIN_ROUTES = TypeAdapter(list[DomainRoute])
+# The last route of each server: an unknown host there is the 404 failure page.
+_FALLBACKS = {_SERVER_PATH: FALLBACK_ROUTE_ID, _TLS_SERVER_PATH: TLS_FALLBACK_ROUTE_ID}
 
 
 class Edge(Protocol):
@@ -78,6 +82,29 @@ class CaddyEdge:
         self._failure_dial = ""
         self._http3 = False
         self._ensure_lock = asyncio.Lock()
+        # Host names each resource has on the HTTPS server: what on-demand TLS's ask allows.
+        self._https_hosts: dict[str, frozenset[str]] = {}
+        # Their union, rebuilt on each change: the ask is a set look-up, whatever the count.
+        self._allowed: frozenset[str] = frozenset()
+        # Parents of the generated default-access names: Caddy's on-demand policy covers
+        # their direct subdomains (grows only; an unused one allows nothing the ask refuses).
+        self._on_demand_bases: set[str] = set()
+        self._ask = OnDemandAsk(self.routes_https)
+
+    def routes_https(self, hostname: str) -> bool:
+        """Whether a route of Berth's serves ``hostname`` on the HTTPS server (the ask check)."""
+        return hostname in self._allowed
+
+    def _set_https_hosts(self, resource_id: str, hosts: frozenset[str] | None) -> None:
+        if hosts is None:
+            self._set_https_hosts(resource_id, None)
+        else:
+            self._https_hosts[resource_id] = hosts
+        self._allowed = frozenset().union(*self._https_hosts.values())
+
+    async def close(self) -> None:
+        """Stop the ask endpoint."""
+        await self._ask.stop()
 
     async def configure(self, settings: EdgeSettings) -> None:
         """Apply the settings the coordinator pushed (listen addresses, HTTP/3, ACME email)
@@ -212,6 +239,7 @@ class CaddyEdge:
                 # PATCH replaces (POST on an array would append to it).
                 await self._call("PATCH", f"{_SERVER_PATH}/listen", [self._listen])
         if self._tls is not None:
+            await self._ask.start()
             await self._ensure_tls(self._tls, http, servers)
         if self._failure_dial:
             await self._ensure_failure_pages(servers)
@@ -223,13 +251,19 @@ class CaddyEdge:
             server = servers.get(name)
             if not isinstance(server, dict) or server.get("errors") != wanted:
                 await self._call("POST", f"/config/apps/http/servers/{name}/errors", wanted)
-        server = servers.get(SERVER_NAME)
-        routes = server.get("routes") if isinstance(server, dict) else None
-        routes = routes if isinstance(routes, list) else []
-        if routes and isinstance(routes[-1], dict) and routes[-1].get("@id") == FALLBACK_ROUTE_ID:
-            return
-        await self._call("DELETE", f"/id/{FALLBACK_ROUTE_ID}", missing_ok=True)
-        await self._call("POST", f"{_SERVER_PATH}/routes", fallback_route())
+        servers_paths = ((SERVER_NAME, _SERVER_PATH), (TLS_SERVER_NAME, _TLS_SERVER_PATH))
+        for name, path in servers_paths[: len(names)]:
+            fallback = _FALLBACKS[path]
+            server = servers.get(name)
+            routes = server.get("routes") if isinstance(server, dict) else None
+            if not isinstance(routes, list):
+                # A server created by this pass: read what it holds now.
+                held = await self._call("GET", f"{path}/routes", missing_ok=True)
+                routes = held if isinstance(held, list) else []
+            if routes and isinstance(routes[-1], dict) and routes[-1].get("@id") == fallback:
+                continue
+            await self._call("DELETE", f"/id/{fallback}", missing_ok=True)
+            await self._call("POST", f"{path}/routes", fallback_route(fallback))
 
     async def _add_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
         """Add several routes in one write (each write re-provisions all of Caddy's config):
@@ -238,25 +272,24 @@ class CaddyEdge:
             await self._add_route(server, routes[0])
             return
         tail: list[dict[str, Any]] = []
-        if server == _SERVER_PATH:
-            held = await self._call("GET", f"{server}/routes", missing_ok=True)
-            if any(
-                isinstance(r, dict) and r.get("@id") == FALLBACK_ROUTE_ID
-                for r in (held if isinstance(held, list) else [])
-            ):
-                await self._call("DELETE", f"/id/{FALLBACK_ROUTE_ID}")
-                tail = [fallback_route()]
+        fallback = _FALLBACKS[server]
+        held = await self._call("GET", f"{server}/routes", missing_ok=True)
+        if any(
+            isinstance(r, dict) and r.get("@id") == fallback
+            for r in (held if isinstance(held, list) else [])
+        ):
+            await self._call("DELETE", f"/id/{fallback}")
+            tail = [fallback_route(fallback)]
         await self._call("POST", f"{server}/routes/...", [*routes, *tail])
 
     async def _add_route(self, server: str, route: dict[str, Any]) -> None:
         """Add a route at the end of ``server``'s routes, but before the fallback route."""
-        if server == _SERVER_PATH:
-            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
-            for index, existing in enumerate(routes if isinstance(routes, list) else []):
-                if isinstance(existing, dict) and existing.get("@id") == FALLBACK_ROUTE_ID:
-                    # PUT at an index inserts there (the fallback moves one down).
-                    await self._call("PUT", f"{server}/routes/{index}", route)
-                    return
+        routes = await self._call("GET", f"{server}/routes", missing_ok=True)
+        for index, existing in enumerate(routes if isinstance(routes, list) else []):
+            if isinstance(existing, dict) and existing.get("@id") == _FALLBACKS[server]:
+                # PUT at an index inserts there (the fallback moves one down).
+                await self._call("PUT", f"{server}/routes/{index}", route)
+                return
         await self._call("POST", f"{server}/routes", route)
 
     async def _ensure_tls(
@@ -282,7 +315,7 @@ class CaddyEdge:
         ):
             if http.get(key) != port:
                 await self._call("POST", f"/config/apps/http/{key}", port)
-        wanted = tls_app(tls)
+        wanted = tls_app(tls, self._ask.url, self._on_demand_bases)
         current = await self._call("GET", "/config/apps/tls", missing_ok=True)
         if not isinstance(current, dict):
             await self._call("POST", "/config/apps/tls", wanted)
@@ -340,7 +373,16 @@ class CaddyEdge:
     async def _set_domain_routes(
         self, resource_id: str, domains: Sequence[DomainRoute], upstreams: list[str]
     ) -> None:
+        on_tls = [d for d in domains if self._tls is not None and d.tls_mode == "auto"]
+        https = frozenset(d.domain_name for d in on_tls if not d.certificate_only)
+        # Allowed before the routes are written (a first request may come at once), narrowed
+        # to what is wanted once the stale ones are gone.
+        self._set_https_hosts(resource_id, self._https_hosts.get(resource_id, frozenset()) | https)
+        # A certificate-only name is under the on-demand policy too (so Caddy orders nothing
+        # when its route is added) but the ask never allows it: only a held certificate serves.
+        self._on_demand_bases.update(d.domain_name.partition(".")[2] for d in on_tls if d.on_demand)
         if self._tls is not None and domains:
+            # Also puts the on-demand policy in place before a route names a host under it.
             await self.ensure_server()
         present = await self._domain_routes(resource_id)
         wanted: set[str] = set()
@@ -365,12 +407,14 @@ class CaddyEdge:
             await self._add_routes(server, routes)
         for stale in sorted(set(present) - wanted):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
+        self._set_https_hosts(resource_id, https)
 
     async def remove_route(self, resource_id: str) -> None:
         """Delete the resource's route and its domain bindings' routes."""
         await self._call("DELETE", f"/id/{route_id(resource_id)}", missing_ok=True)
         for stale in sorted(await self._domain_routes(resource_id)):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
+        _ = self._https_hosts.pop(resource_id, None)
 
     async def current_upstreams(self, resource_id: str) -> list[str] | None:
         """Read back the upstreams Caddy routes the resource to."""

@@ -79,6 +79,7 @@ class EdgeFeature:
             for task in list(self._requests):
                 task.cancel()
             await self.pages.stop()
+            await self._edge.close()
 
     async def _report(self) -> None:
         link = self._link

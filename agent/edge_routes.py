@@ -25,6 +25,7 @@ def _match(hostnames: list[str], path_prefix: str) -> dict[str, Any]:
 STOPPED_ERROR = "berth: the resource is stopped"
 NO_ROUTE_ERROR = "berth: no route for this address"
 FALLBACK_ROUTE_ID = "berth-edge-fallback"
+TLS_FALLBACK_ROUTE_ID = "berth-edge-fallback-tls"
 # What Caddy tells the failure pages about a request it could not serve (headers it sets
 # itself, so a visitor's own X-Berth-* headers are overwritten, never believed).
 _FAILURE_HEADERS = {
@@ -58,10 +59,10 @@ def failure_errors(dial: str) -> dict[str, Any]:
     }
 
 
-def fallback_route() -> dict[str, Any]:
-    """The last route of the HTTP server: a host nothing routes is a 404 failure page."""
+def fallback_route(route_id_: str = FALLBACK_ROUTE_ID) -> dict[str, Any]:
+    """The last route of a server: a host nothing routes is a 404 failure page."""
     return {
-        "@id": FALLBACK_ROUTE_ID,
+        "@id": route_id_,
         "handle": [{"handler": "error", "status_code": 404, "error": NO_ROUTE_ERROR}],
     }
 

@@ -1,5 +1,6 @@
 """HTTPS on the edge: the TLS server and Caddy's ACME settings for bound domains."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -54,8 +55,8 @@ def tls_server(tls: EdgeTls) -> dict[str, Any]:
     }
 
 
-def tls_app(tls: EdgeTls) -> dict[str, Any]:
-    """Caddy's ``tls`` app: one ACME issuer for every managed name, with the enabled challenges.
+def _issuer(tls: EdgeTls) -> dict[str, Any]:
+    """One ACME issuer with the enabled challenges.
 
     HTTP-01 is answered by the edge's HTTP server, before any route (so also before the
     HTTPS redirect). TLS-ALPN-01 is answered by the HTTPS server's own listener: Caddy sees
@@ -75,4 +76,30 @@ def tls_app(tls: EdgeTls) -> dict[str, Any]:
         issuer["email"] = tls.email
     if tls.trusted_roots:
         issuer["trusted_roots_pem_files"] = [tls.trusted_roots]
-    return {"automation": {"policies": [{"issuers": [issuer]}]}}
+    return issuer
+
+
+def tls_app(
+    tls: EdgeTls, ask_url: str = "", on_demand_bases: Collection[str] = ()
+) -> dict[str, Any]:
+    """Caddy's ``tls`` app: one ACME issuer (``_issuer``) for every managed name.
+
+    Names one label under an ``on_demand_bases`` domain (the generated default-access names)
+    get their certificate on demand: at the first TLS handshake for the name, and only after
+    ``ask_url`` allowed it. Caddy then orders nothing for them when their routes are added
+    (its automatic HTTPS defers names an on-demand policy covers). Without an ask URL nothing
+    is on demand: an open on-demand policy would order a certificate for any name sent to it.
+    """
+    policies: list[dict[str, Any]] = []
+    automation: dict[str, Any] = {"policies": policies}
+    if ask_url and on_demand_bases:
+        policies.append(
+            {
+                "subjects": [f"*.{base}" for base in sorted(on_demand_bases)],
+                "issuers": [_issuer(tls)],
+                "on_demand": True,
+            }
+        )
+        automation["on_demand"] = {"ask": ask_url}
+    policies.append({"issuers": [_issuer(tls)]})
+    return {"automation": automation}

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
-def internal_tls_app(tls: EdgeTls) -> dict[str, Any]:
-    """The bench's TLS app: Caddy's internal CA instead of ACME (the rest is the agent's)."""
+def internal_tls_app(
+    tls: EdgeTls, ask_url: str = "", on_demand_bases: Collection[str] = ()
+) -> dict[str, Any]:
+    """The bench's TLS app: Caddy's internal CA instead of ACME (the rest is the agent's; its
+    bound domains are not generated names, so no on-demand policy)."""
     return {
         "automation": {"policies": [{"issuers": [{"module": "internal"}]}]},
         "certificates": {"automate": ["localhost"]},

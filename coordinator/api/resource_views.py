@@ -120,8 +120,8 @@ class GeneratedAccessRoute(WireModel):
 
     url: str
     hostname: str
-    # The edge serves plain HTTP (Caddy's automatic HTTPS is off; TLS is issue 15).
-    scheme: Literal["http"] = "http"
+    # HTTPS for a default access name with TLS (on-demand or a held certificate); else HTTP.
+    scheme: Literal["http", "https"] = "http"
     provider_key: Literal["caddy"] = "caddy"
     deployment_id: str
     deployment_status: str
@@ -204,6 +204,17 @@ def applied_route(
     )
 
 
+def default_access_name(row: models.Deployment) -> tuple[str, Literal["http", "https"]] | None:
+    """The default access host name a deployment's plan carried, and its scheme."""
+    execution = (row.runtime_plan or {}).get("execution")
+    meta = execution.get("metadata") if isinstance(execution, dict) else None
+    planned = meta.get("defaultAccess") if isinstance(meta, dict) else None
+    if not isinstance(planned, dict) or not planned.get("hostname"):
+        return None
+    https = planned.get("tlsMode") in ("on-demand", "certificate")
+    return str(planned["hostname"]), "https" if https else "http"
+
+
 class AccessSummary(WireModel):
     """Where the resource is reached: its next, its newest and its served generated route."""
 
@@ -233,9 +244,11 @@ def access_summary(
     latest: GeneratedAccessRoute | None = None
     if routed:
         row, route = routed[0]
+        host, scheme = default_access_name(row) or (route.domains[0], "http")
         latest = GeneratedAccessRoute(
-            url=f"http://{route.domains[0]}",
-            hostname=route.domains[0],
+            url=f"{scheme}://{host}",
+            hostname=host,
+            scheme=scheme,
             deployment_id=row.id,
             deployment_status=row.status,
             path_prefix=route.path_prefix,

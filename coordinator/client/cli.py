@@ -11,6 +11,7 @@ from urllib.parse import quote
 import click
 
 from coordinator.client import (
+    access_cli,
     account_cli,
     certs_cli,
     db_cli,
@@ -513,6 +514,7 @@ for _command in (
     *tasks_cli.COMMANDS,
     *notify_cli.COMMANDS,
     *account_cli.COMMANDS,
+    *access_cli.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from coordinator.archives import download_path, mint_download_token
 from coordinator.db import models
+from coordinator.default_access import default_access_routes
 from coordinator.deployments.store import (
     ACTIVE,
     TERMINAL,
@@ -272,7 +273,10 @@ class DeploymentEngine:
             "route": RouteSpec(
                 hostnames=domains,
                 path_prefix=routes[0].get("pathPrefix") or "/",
-                domains=await domain_routes(row.resource_id, row.server_id),
+                domains=await domain_routes(row.resource_id, row.server_id)
+                + default_access_routes(
+                    meta.get("defaultAccess"), routes[0].get("pathPrefix") or "/"
+                ),
             )
             if domains
             else None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from coordinator import default_access
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.deployments.host_ports import host_port_problems
@@ -77,6 +78,8 @@ class Plan:
     image: str | None = None
     archive: models.SourceArchive | None = None
     hostnames: list[str] = field(default_factory=list)
+    # The generated default-access name (policy of the server or the system), if any.
+    default_access: dict[str, str] | None = None
     mounts: list[placement.PlannedMount] = field(default_factory=list)
 
     @property
@@ -235,6 +238,17 @@ def _lifecycle_issues(t: Target) -> list[Issue]:
     return issues
 
 
+async def _default_access(t: Target) -> dict[str, str] | None:
+    """The resource's generated name under the server's default access policy, if any."""
+    policy = await default_access.effective(t.server.organization_id, t.server.id)  # type: ignore[attr-defined]
+    if policy is None:
+        return None
+    hostname = default_access.generated_hostname(
+        t.resource.slug, slug(t.environment.name), t.project.slug, policy.base_domain
+    )
+    return {"hostname": hostname, "tlsMode": policy.tls_mode, "policyId": policy.policy_id}
+
+
 def generated_hostname(
     project_slug: str, environment_name: str, resource_slug: str, edge_domain: str
 ) -> str:
@@ -354,6 +368,7 @@ async def assess(target: Target, keyring: Keyring, registry: Registry, settings:
                     settings.edge_domain,
                 )
             ]
+            plan.default_access = await _default_access(target)
     _storage_issues(plan, await placement.planned_mounts(target.resource.id))
     if not plan.online:
         seen = target.server.last_seen_at
@@ -507,6 +522,7 @@ def build_runtime_plan(
                 "rolloutStrategy": plan.rollout_strategy,
                 "mounts": [m.as_plan() for m in plan.mounts],
                 "hostPort": network.get("hostPort"),
+                "defaultAccess": plan.default_access,
             },
         },
         "target": {

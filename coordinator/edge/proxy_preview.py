@@ -7,6 +7,7 @@ from typing import Any, Final, Literal
 
 from coordinator.auth import Principal
 from coordinator.db import models
+from coordinator.default_access import default_access_routes
 from coordinator.domains.edge_routes import domain_routes
 from coordinator.hub.registry import Registry
 from coordinator.lookup import get_deployment
@@ -85,7 +86,7 @@ class TlsRouteDiagnostic(WireModel):
     path_prefix: str
     tls_mode: str
     scheme: Literal["http", "https"]
-    automation: Literal["acme-http-01", "disabled"]
+    automation: Literal["acme-http-01", "acme-on-demand", "disabled"]
     certificate_source: Literal["acme", "imported", "none"]
     appaloft_certificate_managed: bool
     message: str
@@ -138,6 +139,14 @@ async def _deployment(
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def _default_access(deployment: models.Deployment | None, prefix: str) -> list[DomainRoute]:
+    """The generated default-access route the deployment's plan carried (policy at plan time)."""
+    execution = (deployment.runtime_plan or {}).get("execution") if deployment else None
+    meta = execution.get("metadata") if isinstance(execution, dict) else None
+    planned = meta.get("defaultAccess") if isinstance(meta, dict) else None
+    return default_access_routes(planned, prefix)
 
 
 def _generated(deployment: models.Deployment | None) -> tuple[list[str], str, int | None]:
@@ -302,6 +311,51 @@ async def preview(
             )
         )
     tls_routes: list[TlsRouteDiagnostic] = []
+    for generated in _default_access(deployment, path_prefix):
+        route_id = f"{own}.{generated.id}"
+        expected.add(route_id)
+        scheme = _binding_scheme(generated, inspection)
+        held = generated.certificate_only
+        on_demand = scheme == "https" and not held
+        mode = "certificate" if held else "on-demand" if generated.on_demand else "disabled"
+        host = generated.domain_name
+        tls_routes.append(
+            TlsRouteDiagnostic(
+                hostname=host,
+                path_prefix=path_prefix,
+                tls_mode=mode,
+                scheme=scheme,  # type: ignore[arg-type]
+                automation="acme-on-demand" if on_demand else "disabled",
+                certificate_source="acme" if on_demand else "imported" if held else "none",
+                appaloft_certificate_managed=on_demand,
+                message=(
+                    "default access name: Caddy obtains its certificate over ACME on the first "
+                    "HTTPS request, after the agent's ask check"
+                    if on_demand
+                    else "default access name: served only with a certificate for "
+                    f"*.{host.partition('.')[2]} the edge holds (never ordered)"
+                    if held and scheme == "https"
+                    else "default access name served over plain HTTP"
+                ),
+            )
+        )
+        routes.append(
+            PreviewRoute(
+                hostname=host,
+                scheme=scheme,  # type: ignore[arg-type]
+                url=f"{scheme}://{host}{'' if path_prefix == '/' else path_prefix}",
+                path_prefix=path_prefix,
+                tls_mode=mode,
+                target_port=port,
+                source="generated-default",
+                route_behavior="serve",
+                redirect_to=None,
+                redirect_status=None,
+                applied_route_context=context(
+                    route_id, "generated-default", host, path_prefix, None
+                ),
+            )
+        )
     for binding in bindings:
         route_id = f"{own}.{binding.id}"
         expected.add(route_id)

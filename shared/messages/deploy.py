@@ -94,6 +94,17 @@ class DomainRoute(WireModel):
     redirect_status: int | None = Field(default=None, ge=300, le=399)
     tls_mode: Literal["auto", "imported", "disabled"] = "auto"
     ownership_token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    on_demand: bool = Field(
+        default=False,
+        description="a generated default-access name: its certificate is obtained on the first "
+        "HTTPS request (after the agent's ask check), not when the route is added; older "
+        "coordinators omit it",
+    )
+    certificate_only: bool = Field(
+        default=False,
+        description="served only with a certificate the edge already holds (e.g. a wildcard "
+        "for the base domain, imported or issued over DNS-01); the edge never orders one for it",
+    )
 
 
 class RouteSpec(WireModel):
