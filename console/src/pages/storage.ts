@@ -55,6 +55,10 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
   const dbKind = select("dependency-kind", KINDS);
   const dbName = h("input", { name: "name", id: "dependency-name", required: true, maxlength: 100 });
   const dbServer = select("dependency-server", [["", "the default server"], ...servers]);
+  const importKind = select("import-kind", KINDS);
+  const importName = h("input", { name: "name", id: "import-name", required: true, maxlength: 100 });
+  // The URL carries a password: typed like one, never shown back (the list shows it masked).
+  const importUrl = h("input", { name: "connectionUrl", id: "import-url", type: "password", required: true, autocomplete: "off", placeholder: "postgres://user:password@host:5432/db" });
   const bindPick = select("binding-dependency", []);
   const target = h("input", { name: "targetName", id: "binding-target", required: true, value: "DATABASE_URL", pattern: "[A-Za-z_][A-Za-z0-9_]*" });
 
@@ -91,6 +95,12 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
         showPlan(planned.plan);
       }),
       plan,
+      actionForm("Import an external database", [["Kind", importKind], ["Name", importName], ["Connection URL", importUrl]], "Import", async () => {
+        await api("POST", "/dependency-resources/import", { ...scope, kind: importKind.value, name: importName.value, connectionUrl: importUrl.value });
+        importUrl.value = "";
+        importName.value = "";
+        await loadDatabases();
+      }),
       resource
         ? [h("h2", {}, `Bound to ${resource.name}`), bindings,
            actionForm("Bind a database", [["Database", bindPick], ["Environment variable", target]], "Bind", async () => {
