@@ -5,6 +5,7 @@ Screenshots go to artifacts/console/<test>/."""
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.async_api import Browser, Dialog, Page, expect
 
+from coordinator.certificates.ingest import apply_report
+from coordinator.domains.dns_check import Resolver
+from shared.messages.certificates import CertificateFailure, CertificateReport
 from tests.browser import artifacts_dir, chromium, require_console_parts
 from tests.harness import Coordinator
 from tests.integration.stacks import deployed_workload
@@ -201,6 +205,71 @@ async def test_console_domains_and_certificate_import(
         coordinator, admin_token, "GET", f"/domain-bindings?resourceId={resource_id}"
     )
     assert listed["items"] == []
+    assert _unexpected(problems) == []
+
+
+@pytest.mark.timeout(180)
+async def test_console_explains_a_failed_certificate_attempt(
+    coordinator: Coordinator,
+    admin_token: str,
+    chromium_browser: Browser,
+    request: pytest.FixtureRequest,
+) -> None:
+    """An edge's failure report (the agent side reads it from Caddy, tested against Pebble in
+    test_certificates_e2e) becomes an attempt the certificate page explains in words."""
+    shots = artifacts_dir(request.node.name)
+    project_id, environment_id = await workspace(coordinator, admin_token)
+    resource_id = await create_resource(coordinator, admin_token, project_id, environment_id)
+    server = await coordinator.add_server(admin_token, "edge-1", host="203.0.113.10")
+    status, created, _ = await coordinator.call(
+        "POST",
+        "/domain-bindings",
+        token=admin_token,
+        json={
+            "projectId": project_id,
+            "environmentId": environment_id,
+            "resourceId": resource_id,
+            "serverId": server["id"],
+            "domainName": DOMAIN,
+        },
+    )
+    assert status == 201, created
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/domain-bindings/{created['id']}/ownership-confirmations",
+        token=admin_token,
+        json={"method": "manual", "reason": "test"},
+    )
+    assert status == 200, body
+    retry = datetime.now(UTC) + timedelta(hours=1)
+    failure = CertificateFailure(
+        domain_name=DOMAIN,
+        occurred_at=datetime.now(UTC),
+        failure_phase="challenge",
+        error_code="acme_challenge_unreachable",
+        failure_message="the CA could not reach this server on port 80",
+        retriable=True,
+        retry_after=retry,
+    )
+    report = CertificateReport(id=1, certificates=[], failures=[failure])
+    await apply_report(server["id"], report, Resolver("127.0.0.1:9"))
+    [certificate] = (await _api(coordinator, admin_token, "GET", "/certificates"))["items"]
+
+    page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+    await page.goto(f"{coordinator.url}/console/certificates")
+    # The phase in words, the coordinator's refined message, and when it is tried again.
+    rows = page.locator("#certificate-rows")
+    await expect(rows).to_contain_text(
+        "Failed while proving control of the domain (the ACME challenge):"
+    )
+    await expect(rows).to_contain_text("the CA could not reach this server on port 80.")
+    await expect(rows).to_contain_text("It is retried after")
+    await page.get_by_role("link", name=DOMAIN).click()
+    failed = page.locator('#attempt-rows tr[data-status="failed"]')
+    await expect(failed).to_contain_text("the CA could not reach this server on port 80")
+    await expect(failed).to_contain_text("acme_challenge_unreachable")
+    assert certificate["status"] in await page.locator("#certificate-facts").inner_text()
+    await page.screenshot(path=shots / "certificate-failed.png", full_page=True)
     assert _unexpected(problems) == []
 
 

@@ -5,10 +5,20 @@ import { h, link } from "../dom";
 import { navigate } from "../nav";
 import { actionButton, actionForm, select, table, when } from "../widgets";
 
+// Where in issuance an attempt failed (shared/messages/certificates.py FailurePhase), in words.
+const PHASES: Record<string, string> = {
+  challenge: "proving control of the domain (the ACME challenge)",
+  dns: "looking the domain up in DNS",
+  order: "ordering the certificate",
+  ca: "talking to the certificate authority",
+  account: "using the ACME account",
+};
+
 // The failure of an attempt as a sentence a person can act on.
 export function diagnosis(attempt: any): string | null {
   if (attempt.status !== "failed") return null;
-  const where = attempt.failurePhase ? ` while ${attempt.failurePhase.replaceAll("-", " ")}` : "";
+  const phase = attempt.failurePhase;
+  const where = phase ? ` while ${PHASES[phase] ?? phase}` : "";
   const what = attempt.failureMessage ?? attempt.errorCode ?? "an unknown error";
   const next = attempt.retriable
     ? attempt.retryAfter ? ` It is retried after ${when(attempt.retryAfter)}.` : " Retrying may work."
@@ -81,6 +91,9 @@ export async function show(root: HTMLElement, [certificateId]: string[]): Promis
         h("td", {}, when(a.requestedAt)),
         h("td", {}, a.reason),
         h("td", {}, h("span", { class: `state state-${a.status}` }, a.status)),
-        h("td", { class: "diagnosis" }, diagnosis(a) ?? (a.issuedAt ? `Issued ${when(a.issuedAt)}, expires ${when(a.expiresAt)}` : "")))), "No attempts."),
+        h("td", { class: "diagnosis" }, diagnosis(a) ?? (a.issuedAt ? `Issued ${when(a.issuedAt)}, expires ${when(a.expiresAt)}` : ""),
+          a.errorCode ? h("div", { class: "hint" }, "Code ", h("code", {}, a.errorCode)) : null,
+          // The evidence behind the diagnosis: observed DNS targets, the address the CA dialed...
+          a.failureDetails ? h("ul", { class: "hint" }, ...Object.entries(a.failureDetails).map(([k, v]) => h("li", {}, `${k.replace(/[A-Z]/g, (c) => " " + c.toLowerCase())}: ${Array.isArray(v) ? v.join(", ") || "none" : String(v)}`))) : null))), "No attempts."),
   );
 }
