@@ -23,6 +23,8 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/certificates\/([\w-]+)$/, "Certificate", async () => (await import("./pages/certificates")).show],
   [/^\/resources\/([\w-]+)\/storage$/, "Storage and databases", async () => (await import("./pages/storage")).resourcePage],
   [/^\/environments\/([\w-]+)\/storage$/, "Storage and databases", async () => (await import("./pages/storage")).environmentPage],
+  [/^\/projects\/([\w-]+)\/settings$/, "Project settings", async () => (await import("./pages/settings")).projectSettings],
+  [/^\/environments\/([\w-]+)\/settings$/, "Environment settings", async () => (await import("./pages/settings")).environmentSettings],
   [/^\/resources\/([\w-]+)\/tasks$/, "Scheduled tasks", async () => (await import("./pages/tasks")).page],
 ];
 

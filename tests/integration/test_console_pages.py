@@ -93,6 +93,7 @@ async def test_console_renames_archives_and_clones(
 
     # Project: rename, archive, restore.
     await page.goto(f"{coordinator.url}/console/projects/{project_id}")
+    await page.get_by_role("link", name="Settings: rename, archive").click()
     rename = page.get_by_role("form", name="Rename project")
     await rename.get_by_label("New name").fill("Storefront")
     await rename.get_by_role("button", name="Rename").click()
@@ -107,6 +108,7 @@ async def test_console_renames_archives_and_clones(
 
     # Environment: a name the API refuses shows its message; then clone, rename, archive.
     await page.goto(f"{coordinator.url}/console/environments/{environment_id}")
+    await page.get_by_role("link", name="Settings: rename, clone, archive").click()
     clone = page.get_by_role("form", name="Clone environment")
     await clone.get_by_label("New environment name").fill("no spaces allowed")
     await clone.get_by_role("button", name="Clone").click()
@@ -114,7 +116,7 @@ async def test_console_renames_archives_and_clones(
     await clone.get_by_label("New environment name").fill("staging")
     await clone.get_by_role("button", name="Clone").click()
     await expect(page.get_by_role("heading", name="staging", exact=True)).to_be_visible()
-    clone_id = page.url.rsplit("/", 1)[1]
+    clone_id = page.url.rsplit("/", 2)[1]
     assert clone_id != environment_id
     rename = page.get_by_role("form", name="Rename environment")
     await rename.get_by_label("New name").fill("staging-2")
@@ -125,6 +127,7 @@ async def test_console_renames_archives_and_clones(
     shown = await _api(coordinator, admin_token, "GET", f"/environments/{clone_id}")
     assert (shown.get("environment") or shown)["lifecycleStatus"] == "archived"
     await page.screenshot(path=shots / "environment-archived.png", full_page=True)
+    await _fits_phone(page, shots / "phone-environment-settings.png")
 
     # Resource: archive.
     await page.goto(f"{coordinator.url}/console/resources/{resource_id}")
@@ -170,6 +173,9 @@ async def test_console_domains_and_certificate_import(
     await expect(add.get_by_role("alert")).to_contain_text("already bound")
     await row.get_by_role("button", name=f"Verify {DOMAIN}").click()
     await expect(row.locator(".binding-status")).to_contain_text("1 check(s)")
+    # Ownership by DNS TXT: the record is not published, so the coordinator refuses and says so.
+    await row.get_by_role("button", name=f"Confirm ownership of {DOMAIN}").click()
+    await expect(page.locator("#domain-status").get_by_role("alert")).to_contain_text("TXT")
     await page.screenshot(path=shots / "domains.png", full_page=True)
     await _fits_phone(page, shots / "phone-domains.png")
 

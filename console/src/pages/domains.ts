@@ -1,4 +1,5 @@
-// A resource's domain bindings: add, verify (DNS checked again), delete after its safety check,
+// A resource's domain bindings: add, verify (DNS checked again), confirm ownership by the DNS
+// TXT record, delete after its safety check,
 // each shown with its DNS observation, ownership record and route readiness.
 import { api, query } from "../api";
 import { h, link } from "../dom";
@@ -69,6 +70,13 @@ export async function page(root: HTMLElement, [resourceId]: string[]): Promise<v
             await api("POST", `/domain-bindings/${b.id}/verification-retries`, {});
             await load();
           }, { name: `Verify ${b.domainName}` }),
+          b.ownership.confirmedAt
+            ? null
+            : actionButton("Confirm ownership", out, async () => {
+                // The coordinator looks the TXT record up; not published yet is a 409 saying what it saw.
+                await api("POST", `/domain-bindings/${b.id}/ownership-confirmations`, { method: "dns-txt" });
+                await load();
+              }, { name: `Confirm ownership of ${b.domainName}` }),
           link(`/certificates?domainBindingId=${b.id}`, "Certificates"),
           actionButton("Delete", out, () => remove(b), { name: `Delete ${b.domainName}` })),
       );

@@ -1,37 +1,8 @@
-// Projects -> environments -> resources: list and create at each level; rename, archive
-// (restore a project) and clone an environment.
+// Projects -> environments -> resources: list and create at each level (rename, archive and
+// clone are on each one's settings page, pages/settings.ts).
 import { api, query } from "../api";
 import { errorBox, field, h, link } from "../dom";
 import { navigate } from "../nav";
-import { actionButton, actionForm } from "../widgets";
-
-// Rename and archive (or restore) one project or environment: the shared "Manage" section.
-function manage(kind: string, path: string, item: any, extra: HTMLElement[] = []): HTMLElement {
-  const out = h("div", { role: "status", id: "manage-status" });
-  const newName = h("input", { name: "name", id: "rename-name", required: true, maxlength: 100, value: item.name });
-  const archived = item.lifecycleStatus === "archived";
-  return h("section", { "aria-labelledby": "manage-title" },
-    h("h2", { id: "manage-title" }, "Manage"),
-    h("p", {}, "Status: ", h("strong", { id: "lifecycle-status" }, item.lifecycleStatus ?? "active")),
-    actionForm(`Rename ${kind}`, [["New name", newName]], "Rename", async () => {
-      await api("POST", `${path}/rename`, { name: newName.value });
-      navigate(location.pathname.replace(/^\/console/, ""), true);
-    }),
-    ...extra,
-    h("div", { class: "actions" },
-      archived && kind === "project"
-        ? actionButton("Restore project", out, async () => {
-            await api("POST", `${path}/restore`, {});
-            navigate(location.pathname.replace(/^\/console/, ""), true);
-          })
-        : archived
-          ? null
-          : actionButton(`Archive ${kind}`, out, async () => {
-              await api("POST", `${path}/archive`, {});
-              navigate(location.pathname.replace(/^\/console/, ""), true);
-            }, { confirmText: `Archive ${item.name}? Nothing new can be deployed into it.` })),
-    out);
-}
 
 function listing(items: any[], href: (item: any) => string, empty: string, id: string): HTMLElement {
   if (!items.length) return h("p", { class: "hint", id }, empty);
@@ -82,7 +53,7 @@ export async function project(root: HTMLElement, [projectId]: string[]): Promise
       const created = await api("POST", "/environments", { projectId, name: name.value });
       navigate(`/environments/${created.id}`);
     }),
-    manage("project", `/projects/${projectId}`, projectItem),
+    h("p", {}, link(`/projects/${projectId}/settings`, "Settings: rename, archive", { id: "project-settings" })),
   );
 }
 
@@ -100,7 +71,6 @@ export async function environment(root: HTMLElement, [environmentId]: string[]):
   const command = h("input", { name: "command", id: "resource-command", placeholder: "(the image's own)" });
   const port = h("input", { name: "port", id: "resource-port", type: "number", min: 1, max: 65535, value: 8080 });
   const health = h("input", { name: "health", id: "resource-health", type: "checkbox", checked: true });
-  const cloneName = h("input", { name: "targetName", id: "clone-name", required: true, maxlength: 100 });
   root.append(
     h("p", { class: "crumbs" }, link("/projects", "Projects"), " / ", link(`/projects/${projectItem.id}`, projectItem.name), " / ", env.name),
     h("h1", {}, env.name),
@@ -119,12 +89,7 @@ export async function environment(root: HTMLElement, [environmentId]: string[]):
         navigate(`/resources/${created.id}`);
       },
     ),
-    h("p", {}, link(`/environments/${environmentId}/storage`, "Storage volumes and databases of this environment", { id: "environment-storage" })),
-    manage("environment", `/environments/${environmentId}`, env, [
-      actionForm("Clone environment", [["New environment name", cloneName]], "Clone", async () => {
-        const cloned = await api("POST", `/environments/${environmentId}/clone`, { targetName: cloneName.value });
-        navigate(`/environments/${cloned.id}`);
-      }),
-    ]),
+    h("p", {}, link(`/environments/${environmentId}/storage`, "Storage volumes and databases", { id: "environment-storage" })),
+    h("p", {}, link(`/environments/${environmentId}/settings`, "Settings: rename, clone, archive", { id: "environment-settings" })),
   );
 }
