@@ -135,6 +135,21 @@ async def test_console_renames_archives_and_clones(
     await expect(page.locator("#lifecycle-status")).to_have_text("archived")
     shown = await _api(coordinator, admin_token, "GET", f"/resources/{resource_id}")
     assert shown["resource"]["lifecycleStatus"] == "archived"
+
+    # An address whose object does not exist: each new page shows the API's 404 message.
+    for address in (
+        "/projects/prj_doesnotexist/settings",
+        "/environments/env_doesnotexist/settings",
+        "/resources/res_doesnotexist/domains",
+        "/resources/res_doesnotexist/storage",
+        "/environments/env_doesnotexist/storage",
+        "/resources/res_doesnotexist/tasks",
+        "/certificates/crt_doesnotexist",
+    ):
+        await page.goto(f"{coordinator.url}/console{address}")
+        await expect(page.locator("main > [role=alert]")).to_contain_text(
+            re.compile("not found", re.IGNORECASE)
+        )
     assert _unexpected(problems) == []
 
 
