@@ -369,6 +369,11 @@ async def test_console_storage_volumes_and_databases(
     await expect(page.locator("#storage-status").get_by_role("alert")).to_be_visible()
     await page.screenshot(path=shots / "databases.png", full_page=True)
     await _fits_phone(page, shots / "phone-storage.png")
+    rename_db = page.get_by_role("form", name="Rename a database")
+    await rename_db.get_by_label("Database").select_option(label="shop-db")
+    await rename_db.get_by_label("New name").fill("orders-db")
+    await rename_db.get_by_role("button", name="Rename database").click()
+    await expect(binding).to_contain_text("orders-db")
     await binding.get_by_role("button", name="Unbind DATABASE_URL").click()
     await expect(page.locator("#bindings")).to_contain_text("No databases bound.")
     assert _unexpected(problems) == []

@@ -55,6 +55,8 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
   const dbKind = select("dependency-kind", KINDS);
   const dbName = h("input", { name: "name", id: "dependency-name", required: true, maxlength: 100 });
   const dbServer = select("dependency-server", [["", "the default server"], ...servers]);
+  const dbRenamePick = select("dependency-rename-pick", []);
+  const dbRenameTo = h("input", { name: "name", id: "dependency-rename-name", required: true, maxlength: 100 });
   const importKind = select("import-kind", KINDS);
   const importName = h("input", { name: "name", id: "import-name", required: true, maxlength: 100 });
   // The URL carries a password: typed like one, never shown back (the list shows it masked).
@@ -95,6 +97,11 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
         showPlan(planned.plan);
       }),
       plan,
+      actionForm("Rename a database", [["Database", dbRenamePick], ["New name", dbRenameTo]], "Rename database", async () => {
+        await api("POST", `/dependency-resources/${dbRenamePick.value}/rename`, { name: dbRenameTo.value });
+        dbRenameTo.value = "";
+        await Promise.all([loadDatabases(), loadBindings()]);
+      }),
       actionForm("Import an external database", [["Kind", importKind], ["Name", importName], ["Connection URL", importUrl]], "Import", async () => {
         await api("POST", "/dependency-resources/import", { ...scope, kind: importKind.value, name: importName.value, connectionUrl: importUrl.value });
         importUrl.value = "";
@@ -163,6 +170,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
   async function loadDatabases(): Promise<void> {
     databaseItems = (await api("GET", "/dependency-resources" + query(scope))).items;
     options(bindPick, databaseItems);
+    options(dbRenamePick, databaseItems);
     databases.replaceChildren(table("dependency-rows", ["Name", "Kind", "State", "Connection", "Readiness", ""], databaseItems.map((d) =>
       h("tr", { "data-dependency": d.name },
         h("td", {}, h("strong", {}, d.name), h("div", { class: "hint" }, d.sourceMode)),
