@@ -28,6 +28,11 @@ async function failure(response: Response): Promise<ApiError> {
     const body = await response.json();
     code = body.error?.code ?? code;
     message = body.error?.message ?? message;
+    // Validation problems name the field and what is wrong with it: show them, not just "invalid".
+    const problems = body.error?.details?.problems;
+    if (Array.isArray(problems) && problems.length) {
+      message += ": " + problems.map((p: any) => (p.field ? `${p.field}: ${p.message}` : p.message)).join("; ");
+    }
     requestId = body.requestId ?? null;
   } catch {
     // not an error envelope: keep the status line

@@ -18,6 +18,14 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/audit$/, "Audit log", async () => (await import("./pages/audit")).page],
   [/^\/tokens$/, "API tokens", async () => (await import("./pages/tokens")).page],
   [/^\/sessions$/, "Sessions", async () => (await import("./pages/sessions")).page],
+  [/^\/resources\/([\w-]+)\/domains$/, "Domains", async () => (await import("./pages/domains")).page],
+  [/^\/certificates$/, "Certificates", async () => (await import("./pages/certificates")).list],
+  [/^\/certificates\/([\w-]+)$/, "Certificate", async () => (await import("./pages/certificates")).show],
+  [/^\/resources\/([\w-]+)\/storage$/, "Storage and databases", async () => (await import("./pages/storage")).resourcePage],
+  [/^\/environments\/([\w-]+)\/storage$/, "Storage and databases", async () => (await import("./pages/storage")).environmentPage],
+  [/^\/projects\/([\w-]+)\/settings$/, "Project settings", async () => (await import("./pages/settings")).projectSettings],
+  [/^\/environments\/([\w-]+)\/settings$/, "Environment settings", async () => (await import("./pages/settings")).environmentSettings],
+  [/^\/resources\/([\w-]+)\/tasks$/, "Scheduled tasks", async () => (await import("./pages/tasks")).page],
 ];
 
 const app = document.getElementById("app")!;
@@ -30,6 +38,7 @@ function shell(): { main: HTMLElement } {
     h("span", { class: "brand" }, "Berth"),
     link("/servers", "Servers"),
     link("/projects", "Projects"),
+    link("/certificates", "Certificates"),
     link("/audit", "Audit log"),
     link("/tokens", "API tokens"),
     link("/sessions", "Sessions"),

@@ -1,4 +1,5 @@
-// Projects -> environments -> resources: list and create at each level.
+// Projects -> environments -> resources: list and create at each level (rename, archive and
+// clone are on each one's settings page, pages/settings.ts).
 import { api, query } from "../api";
 import { errorBox, field, h, link } from "../dom";
 import { navigate } from "../nav";
@@ -52,6 +53,7 @@ export async function project(root: HTMLElement, [projectId]: string[]): Promise
       const created = await api("POST", "/environments", { projectId, name: name.value });
       navigate(`/environments/${created.id}`);
     }),
+    h("p", {}, link(`/projects/${projectId}/settings`, "Settings: rename, archive", { id: "project-settings" })),
   );
 }
 
@@ -87,5 +89,7 @@ export async function environment(root: HTMLElement, [environmentId]: string[]):
         navigate(`/resources/${created.id}`);
       },
     ),
+    h("p", {}, link(`/environments/${environmentId}/storage`, "Storage volumes and databases", { id: "environment-storage" })),
+    h("p", {}, link(`/environments/${environmentId}/settings`, "Settings: rename, clone, archive", { id: "environment-settings" })),
   );
 }

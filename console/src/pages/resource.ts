@@ -1,8 +1,10 @@
 // One resource: plan preview, deploy with a live event timeline, recent deployments (rollback),
-// runtime logs follow, and the way to its terminal.
+// runtime logs follow, the way to its terminal and to its domains, storage and scheduled tasks;
+// archive.
 import { api, query, stream } from "../api";
 import { errorBox, h, link } from "../dom";
 import { LogView } from "../logview";
+import { actionButton } from "../widgets";
 
 const TERMINAL = new Set(["succeeded", "failed", "canceled", "rolled-back"]);
 
@@ -23,9 +25,21 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
   const deployButton = h("button", { type: "button", id: "deploy", disabled: true }, "Deploy");
   const redeployButton = h("button", { type: "button", id: "redeploy", disabled: true }, "Redeploy");
   const history = h("div", { id: "deployments" });
+  const archiveOut = h("span", { role: "status" });
   root.append(
     h("p", { class: "crumbs" }, link("/projects", "Projects"), " / ", link(`/projects/${resource.projectId}`, "project"), " / ", link(`/environments/${env.id}`, env.name), " / ", resource.name),
     h("div", { class: "title-row" }, h("h1", {}, resource.name), link(`/resources/${resourceId}/terminal`, "Open terminal", { class: "button", id: "open-terminal" })),
+    h("div", { role: "navigation", "aria-label": "Resource", class: "actions" },
+      link(`/resources/${resourceId}/domains`, "Domains"),
+      link(`/resources/${resourceId}/storage`, "Storage and databases"),
+      link(`/resources/${resourceId}/tasks`, "Scheduled tasks"),
+      resource.lifecycleStatus === "archived"
+        ? h("span", { class: "tag", id: "lifecycle-status" }, "archived")
+        : actionButton("Archive resource", archiveOut, async () => {
+            await api("POST", `/resources/${resourceId}/archive`, {});
+            archiveOut.replaceChildren(h("span", { class: "tag", id: "lifecycle-status" }, "archived"));
+          }, { confirmText: `Archive ${resource.name}? It can no longer be deployed.` }),
+      archiveOut),
     h("section", { "aria-labelledby": "deploy-title" },
       h("h2", { id: "deploy-title" }, "Deploy"),
       h("label", { class: "field inline" }, h("span", {}, "Server"), serverPicker),
