@@ -202,6 +202,7 @@ class Issuer:
             await audit.record(
                 actor=None,
                 actor_kind="system",
+                organization_id=row.organization_id,
                 event_type="wildcard-certificate.issued",
                 aggregate_type="wildcard-certificate",
                 aggregate_id=row.id,
@@ -243,6 +244,7 @@ class Issuer:
             await audit.record(
                 actor=None,
                 actor_kind="system",
+                organization_id=row.organization_id,
                 event_type="wildcard-certificate.failed",
                 aggregate_type="wildcard-certificate",
                 aggregate_id=row.id,

@@ -55,25 +55,40 @@ def parse_server(value: str) -> tuple[str, int]:
         host = inner
         if rest:
             if not rest.startswith(":") or not rest[1:].isdigit():
-                raise InvalidRequest("serverAddress must be HOST, HOST:PORT or [IPv6]:PORT")
+                raise InvalidRequest(
+                    "serverAddress must be HOST, HOST:PORT or [IPv6]:PORT",
+                    details={"field": "serverAddress"},
+                )
             port = int(rest[1:])
     elif raw.count(":") == 1:
         host, _, text = raw.partition(":")
         if not text.isdigit():
-            raise InvalidRequest("serverAddress has an invalid port")
+            raise InvalidRequest(
+                "serverAddress has an invalid port", details={"field": "serverAddress"}
+            )
         port = int(text)
     if not host or not 1 <= port <= 65535:
-        raise InvalidRequest("serverAddress must be HOST, HOST:PORT or [IPv6]:PORT")
-    if literal_address(host) is None:
-        host = normalize_domain(host)
-    return host, port
+        raise InvalidRequest(
+            "serverAddress must be HOST, HOST:PORT or [IPv6]:PORT",
+            details={"field": "serverAddress"},
+        )
+    if literal_address(host) is None and host.lower() != "localhost":
+        try:
+            host = normalize_domain(host)
+        except InvalidRequest as exc:
+            raise InvalidRequest(
+                f"serverAddress: {exc.message}", details={"field": "serverAddress"}
+            ) from exc
+    return host.lower(), port
 
 
 def check_server(guard: OutboundGuard, host: str, port: int) -> None:
     """Refuse (400) what the address alone shows is not allowed."""
     address = literal_address(host)
     refused = (address is not None and not guard.address_allowed(address, port)) or (
-        address is None and not guard.allow_private and host in {"localhost"}
+        address is None
+        and not guard.allow_private
+        and (host == "localhost" or host.endswith(".localhost"))
     )
     if refused:
         raise InvalidRequest(

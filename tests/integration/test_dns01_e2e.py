@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ async def dns01_coordinator(
         dns01_acme_ca_bundle=str(pebble.listener_ca),
         dns01_acme_email="ops@dns01.test",
         dns01_visible_within_seconds=10,
+        # The renewal loop looks for due certificates every second (an hour by default).
+        dns01_check_interval_seconds=1,
     )
     await harness.start()
     try:
@@ -242,5 +245,24 @@ async def test_a_wildcard_over_dns01_serves_two_host_names_and_a_wrong_key_is_di
             timeout=30,
             what="the renewed certificate served",
         )
+
+        # Renewal by the coordinator's own loop once the certificate is due (a third of its
+        # lifetime before expiry; Pebble's last five years, so the due time is moved here).
+        before = {a["id"] for a in after["attempts"]}
+        await WildcardCertificate.filter(id=wildcard_id).update(next_attempt_at=datetime.now(UTC))
+
+        async def renewed_by_the_loop() -> bool:
+            shown = await _latest(c, token, wildcard_id)
+            latest = shown["latestAttempt"]
+            return bool(latest["id"] not in before and latest["status"] == "issued")
+
+        await eventually(renewed_by_the_loop, timeout=60, what="the loop's renewal issued")
+        final = await _latest(c, token, wildcard_id)
+        assert final["latestAttempt"]["reason"] == "renew"
+        assert final["fingerprint"] != after["fingerprint"]
+        # Not due again until a third of the new certificate's lifetime before it expires.
+        stored = await WildcardCertificate.get(id=wildcard_id)
+        assert stored.next_attempt_at is not None
+        assert stored.next_attempt_at > datetime.now(UTC) + timedelta(days=365)
     finally:
         await stack.agent.stop()
