@@ -15,6 +15,7 @@ from coordinator.client import (
     certs_cli,
     db_cli,
     deploy_cli,
+    dns01_cli,
     domains_cli,
     logs_cli,
     monitoring_cli,
@@ -513,6 +514,7 @@ for _command in (
     *tasks_cli.COMMANDS,
     *notify_cli.COMMANDS,
     *account_cli.COMMANDS,
+    *dns01_cli.COMMANDS,
 ):
     main.add_command(_command)
 

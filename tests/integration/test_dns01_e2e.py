@@ -20,6 +20,7 @@ from tests.acme_server import Pebble
 from tests.bind_server import ALGORITHM, KEY_NAME, BindServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
+from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_deploy_e2e import _stack
 
 pytestmark = pytest.mark.docker
@@ -147,9 +148,25 @@ async def test_a_wildcard_over_dns01_serves_two_host_names_and_a_wrong_key_is_di
     assert KEY_NAME in failed["failureMessage"]
     assert bad["status"] == "failed"
     assert bind.txt(f"_acme-challenge.bad.{ZONE}") == []
+    cli = Cli(c, token, tmp_path / "cli")
+    said = await cli.ok("wildcards", "show", bad_id)
+    assert "dns_tsig_refused" in said
+    assert "fix the cause first" in said
 
     # The right key: the secret is sealed at rest and masked in every answer.
-    good = await _provider(c, token, bind, "primary", bind.secret)
+    # Added through the CLI, as an operator would, with the secret from a file.
+    secret_file = tmp_path / "tsig.secret"
+    secret_file.write_text(bind.secret)
+    said = await cli.ok(
+        "dns-providers", "add", "primary", "--server", bind.address, "--zone", ZONE,
+        "--key-name", KEY_NAME, "--algorithm", ALGORITHM, "--secret-file", str(secret_file),
+    )  # fmt: skip
+    assert bind.secret not in said
+    [good] = [
+        p["id"]
+        for p in (await cli.json("dns-providers", "list"))["items"]
+        if p["name"] == "primary"
+    ]
     status, shown, _ = await c.call("GET", f"/dns-providers/{good}", token=token)
     assert status == 200, shown
     assert shown["tsigSecret"] == "********"
