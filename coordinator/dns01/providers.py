@@ -24,7 +24,7 @@ from coordinator.ids import new_id
 from coordinator.lookup import visible_or_404
 from coordinator.outbound import OutboundGuard, literal_address
 from coordinator.secrets import Keyring
-from shared.errors import Conflict, InvalidRequest
+from shared.errors import Conflict, Forbidden, InvalidRequest
 
 MASK: Final = "********"
 _DEFAULT_PORT: Final = 53
@@ -40,6 +40,24 @@ class ProviderInput:
     tsig_key_name: str
     tsig_algorithm: str
     tsig_secret: str
+
+
+def narrowed(actor: Principal) -> bool:
+    """A token limited to some projects, environments, resources or servers: providers and
+    wildcard certificates serve the whole organization, so such a token neither sees (404, empty
+    lists) nor creates them (403)."""
+    return bool(
+        actor.server_ids or actor.project_ids or actor.environment_ids or actor.resource_ids
+    )
+
+
+def require_organization_wide(actor: Principal) -> None:
+    """``Forbidden`` for a narrowed token."""
+    if narrowed(actor):
+        raise Forbidden(
+            "DNS providers and wildcard certificates serve the whole organization; use a token "
+            "without project, environment, resource or server limits"
+        )
 
 
 def _secret_binding(provider_id: str) -> str:
@@ -120,6 +138,7 @@ async def create(
     actor: Principal, request_id: str, keyring: Keyring, guard: OutboundGuard, given: ProviderInput
 ) -> DnsProvider:
     """Check and store a provider (its secret encrypted, bound to the row)."""
+    require_organization_wide(actor)
     host, port = parse_server(given.server_address)
     check_server(guard, host, port)
     zone = normalize_domain(given.zone)
@@ -163,13 +182,15 @@ async def get_provider(actor: Principal, provider_id: str) -> DnsProvider:
         DnsProvider,
         "DNS provider",
         provider_id,
-        lambda _row: True,
+        lambda _row: not narrowed(actor),
         organization_id=actor.organization_id,
     )
 
 
 async def listed(actor: Principal) -> list[DnsProvider]:
     """The organization's providers, oldest first."""
+    if narrowed(actor):
+        return []
     return await DnsProvider.filter(organization_id=actor.organization_id).order_by("id")
 
 

@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 from coordinator import audit
 from coordinator.auth import Principal
 from coordinator.db.dns01_models import WildcardCertificate, WildcardCertificateAttempt
-from coordinator.dns01.providers import get_provider
+from coordinator.dns01.providers import get_provider, narrowed, require_organization_wide
 from coordinator.domains.names import normalize_domain
 from coordinator.ids import new_id
 from coordinator.lookup import visible_or_404
@@ -63,6 +63,7 @@ async def request(
     actor: Principal, request_id: str, domain_name: str, dns_provider_id: str, directory: str
 ) -> tuple[WildcardCertificate, str]:
     """Create the certificate for ``*.domain_name`` + ``domain_name`` and its first attempt."""
+    require_organization_wide(actor)
     provider = await get_provider(actor, dns_provider_id)
     name = normalize_domain(domain_name)
     if name != provider.zone and not name.endswith("." + provider.zone):
@@ -100,13 +101,15 @@ async def get_wildcard(actor: Principal, certificate_id: str) -> WildcardCertifi
         WildcardCertificate,
         "wildcard certificate",
         certificate_id,
-        lambda _row: True,
+        lambda _row: not narrowed(actor),
         organization_id=actor.organization_id,
     )
 
 
 async def listed(actor: Principal) -> list[WildcardCertificate]:
     """The organization's wildcard certificates, oldest first."""
+    if narrowed(actor):
+        return []
     return await WildcardCertificate.filter(organization_id=actor.organization_id).order_by("id")
 
 

@@ -16,7 +16,7 @@ from shared.errors import InvalidRequest
 from tests.edge_proxy import free_port
 from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events, database_dump
-from tests.unit.coordinator.test_projects_api import scoped_token
+from tests.unit.coordinator.test_projects_api import create_project, scoped_token
 
 SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
 
@@ -142,6 +142,36 @@ async def test_a_provider_is_masked_audited_and_needs_its_permission(
         await coordinator.call("GET", "/dns-providers/dnp_missing", token=admin_token),
         404,
         "not_found",
+    )
+    # A token narrowed to a project reaches nothing organization-wide: 404, empty, 403.
+    project_id = await create_project(coordinator, admin_token, "shop")
+    narrow = await scoped_token(
+        coordinator,
+        admin_token,
+        ["dns-providers:read", "dns-providers:write", "certificates:write"],
+        projectIds=[project_id],
+    )
+    assert_error(
+        await coordinator.call("GET", f"/dns-providers/{created['id']}", token=narrow),
+        404,
+        "not_found",
+    )
+    status, listed, _ = await coordinator.call("GET", "/dns-providers", token=narrow)
+    assert (status, listed["items"]) == (200, [])
+    assert_error(
+        await coordinator.call("POST", "/dns-providers", token=narrow, json=_provider(name="n")),
+        403,
+        "forbidden",
+    )
+    assert_error(
+        await coordinator.call(
+            "POST",
+            "/wildcard-certificates",
+            token=narrow,
+            json={"domainName": "apps.example.com", "dnsProviderId": created["id"]},
+        ),
+        403,
+        "forbidden",
     )
 
 
