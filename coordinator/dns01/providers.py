@@ -8,6 +8,7 @@ again (after resolving a name) before every update.
 import asyncio
 import base64
 import binascii
+import re
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from shared.errors import Conflict, Forbidden, InvalidRequest
 
 MASK: Final = "********"
 _DEFAULT_PORT: Final = 53
+_LABEL: Final = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,18 @@ def _check_secret(algorithm: str, secret: str) -> None:
         raise InvalidRequest("tsigSecret is shorter than 16 bytes", details={"field": "tsigSecret"})
 
 
+def _key_name(value: str) -> str:
+    """A TSIG key name is a DNS name (``berth-key``, ``berth.example.com``)."""
+    name = value.strip().rstrip(".").lower()
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidRequest(
+            "tsigKeyName must be a DNS name (letters, digits, hyphens and underscores)",
+            details={"field": "tsigKeyName"},
+        )
+    return name
+
+
 async def create(
     actor: Principal, request_id: str, keyring: Keyring, guard: OutboundGuard, given: ProviderInput
 ) -> DnsProvider:
@@ -143,9 +157,7 @@ async def create(
     check_server(guard, host, port)
     zone = normalize_domain(given.zone)
     _check_secret(given.tsig_algorithm, given.tsig_secret)
-    key_name = given.tsig_key_name.strip().rstrip(".").lower()
-    if not key_name or len(key_name) > 253 or " " in key_name:
-        raise InvalidRequest("tsigKeyName must be a DNS name", details={"field": "tsigKeyName"})
+    key_name = _key_name(given.tsig_key_name)
     provider_id = new_id("dnp")
     async with in_transaction():
         if await DnsProvider.exists(organization_id=actor.organization_id, name=given.name):

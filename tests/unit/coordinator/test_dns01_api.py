@@ -85,6 +85,8 @@ async def test_bad_providers_are_400_and_store_nothing(
         (_provider(tsigSecret="not base64!"), "tsigSecret"),
         (_provider(tsigSecret="c2hvcnQ="), "tsigSecret"),
         (_provider(zone="*.example.com"), "domainName"),
+        (_provider(tsigKeyName="bad key\u0000"), "tsigKeyName"),
+        (_provider(tsigKeyName="a..b"), "tsigKeyName"),
     ]
     for body, field in cases:
         error = assert_error(
