@@ -97,3 +97,18 @@ async def test_a_key_the_policy_does_not_cover_is_refused(bind: BindServer) -> N
     with pytest.raises(Dns01Failure) as caught:
         await asyncio.to_thread(target._update, message, "add an A record")
     assert caught.value.error_code == "dns_update_refused", caught.value
+
+
+async def test_a_record_the_server_does_not_answer_is_diagnosed_with_what_it_answers(
+    bind: BindServer,
+) -> None:
+    target = _target(bind)
+    name = f"_acme-challenge.seen.{ZONE}"
+    await asyncio.to_thread(target.publish, name, ["published"])
+    with pytest.raises(Dns01Failure) as caught:
+        await asyncio.to_thread(target.wait_visible, name, ["published", "missing"], 0.5)
+    assert caught.value.error_code == "dns_txt_not_visible", caught.value
+    assert caught.value.retriable is True
+    assert caught.value.details["observed"] == ["published"]
+    await asyncio.to_thread(target.withdraw, name, ["published"])
+    assert bind.txt(name) == []
