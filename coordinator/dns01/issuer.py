@@ -91,7 +91,17 @@ class Issuer:
         now = datetime.now(UTC)
         due = await WildcardCertificate.filter(next_attempt_at__lte=now).order_by("id")
         for row in due:
-            await self._run_one(row)
+            try:
+                await self._run_one(row)
+            except Exception as exc:
+                # One certificate's unexpected failure (a database error, an unreadable stored
+                # key) must not hold up the others, nor leave its attempt open for ever.
+                logger.exception("ordering %s failed unexpectedly", row.domain_name)
+                await self._failed(
+                    row,
+                    await self._attempt(row),
+                    Dns01Failure("order", "dns01_internal_error", str(exc)[:500], True),
+                )
 
     async def _attempt(self, row: WildcardCertificate) -> WildcardCertificateAttempt:
         open_ = (
