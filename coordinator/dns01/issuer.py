@@ -84,7 +84,25 @@ class Issuer:
             except Exception:
                 logger.exception("a DNS-01 round failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                await asyncio.wait_for(self._wake.wait(), await self._pause(interval))
+
+    async def _pause(self, interval: float) -> float:
+        """Until the next certificate is due (a retry's ``retryAfter``), at most ``interval``."""
+        try:
+            soonest = (
+                await WildcardCertificate.filter(next_attempt_at__isnull=False)
+                .order_by("next_attempt_at")
+                .first()
+            )
+        except Exception:
+            logger.exception("reading the next due wildcard certificate failed")
+            return interval
+        if soonest is None or soonest.next_attempt_at is None:
+            return interval
+        wait = (soonest.next_attempt_at - datetime.now(UTC)).total_seconds()
+        # At least a second: a row whose failure could not be stored stays due, and must not
+        # make the loop spin.
+        return min(interval, max(wait, 1.0))
 
     async def run_due(self) -> None:
         """Order every certificate due now, one after another."""
