@@ -281,5 +281,25 @@ async def test_a_wildcard_over_dns01_serves_two_host_names_and_a_wrong_key_is_di
         stored = await WildcardCertificate.get(id=wildcard_id)
         assert stored.next_attempt_at is not None
         assert stored.next_attempt_at > datetime.now(UTC) + timedelta(days=365)
+
+        # Deleted: the edge stops serving it (nothing else holds a certificate for the names).
+        status, answer, _ = await c.call(
+            "DELETE",
+            f"/wildcard-certificates/{wildcard_id}",
+            token=token,
+            json={"confirmation": {"certificateId": wildcard_id}},
+        )
+        assert status == 200, answer
+
+        async def unloaded() -> bool:
+            try:
+                _, leaf = await asyncio.to_thread(_get, tls_port, HOSTS[0], pebble.issued_roots)
+            except ssl.SSLError:
+                return True  # the edge answers, with no certificate for the name any more
+            except OSError:
+                return False  # the edge itself is not answering: not the point here
+            return bool(fingerprint(leaf) != final["fingerprint"])
+
+        await eventually(unloaded, timeout=30, what="the deleted wildcard unloaded")
     finally:
         await stack.agent.stop()
