@@ -82,7 +82,14 @@ class BindServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 self.stop()
-                pytest.fail(f"named exited: see {self._dir / 'named.log'}")
+                log = (self._dir / "named.log").read_text(errors="replace")
+                hint = (
+                    " (an AppArmor profile confines named to /etc/bind: "
+                    "'aa-complain /usr/sbin/named' on the test machine)"
+                    if "permission denied" in log
+                    else ""
+                )
+                pytest.fail(f"named exited{hint}: {log[-600:]}")
             try:
                 answer = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.2)
             except (dns.exception.Timeout, OSError):
