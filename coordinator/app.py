@@ -28,6 +28,7 @@ from coordinator.api import setup_routes
 from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, ROSTER_KEY, SETTINGS_KEY
 from coordinator.connguard import GUARD_KEY, ConnectionGuard
 from coordinator.db import database
+from coordinator.dns01 import plugin as dns01
 from coordinator.errors import add_request_id_header, error_middleware
 from coordinator.hub.endpoint import agent_connect
 from coordinator.hub.registry import Registry
@@ -62,6 +63,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     retention.install,
     accounts.install,
     edge.install,
+    dns01.install,
 )
 
 

@@ -203,6 +203,19 @@ def main() -> None:
     show_default=True,
     help="Login sessions end this long after login, used or not.",
 )
+@click.option(
+    "--dns01-acme-directory",
+    default="https://acme-v02.api.letsencrypt.org/directory",
+    show_default=True,
+    help="ACME directory the coordinator orders wildcard certificates from (docs/dns01.md).",
+)
+@click.option(
+    "--dns01-acme-ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="PEM bundle to trust the ACME directory with (a private CA); default: the system's.",
+)
+@click.option("--dns01-acme-email", default=None, help="Contact e-mail of the ACME account.")
 @click.option("--log-level", default="INFO", show_default=True)
 def serve_command(
     data_dir: Path,
@@ -233,6 +246,9 @@ def serve_command(
     retention_prune_interval_seconds: float,
     session_idle_seconds: float,
     session_absolute_seconds: float,
+    dns01_acme_directory: str,
+    dns01_acme_ca_bundle: str | None,
+    dns01_acme_email: str | None,
     log_level: str,
 ) -> None:
     """Run the coordinator (SQLite under DATA_DIR unless BERTH_DATABASE_URL is set)."""
@@ -273,6 +289,9 @@ def serve_command(
             retention_prune_interval_seconds=retention_prune_interval_seconds,
             session_idle_seconds=session_idle_seconds,
             session_absolute_seconds=session_absolute_seconds,
+            dns01_acme_directory=dns01_acme_directory,
+            dns01_acme_ca_bundle=dns01_acme_ca_bundle,
+            dns01_acme_email=dns01_acme_email,
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

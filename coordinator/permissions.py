@@ -50,6 +50,8 @@ Permission = Literal[
     "retention-defaults:write",
     "account:read",
     "account:write",
+    "dns-providers:read",
+    "dns-providers:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -130,6 +132,8 @@ GRANTS: Final[dict[Permission, str]] = {
     "account:write": (
         "change one's own profile, password and two-factor login; revoke one's sessions, log out"
     ),
+    "dns-providers:read": "list and show RFC 2136 DNS providers (TSIG secrets masked)",
+    "dns-providers:write": "add and delete RFC 2136 DNS providers used for DNS-01 certificates",
 }
 """What each permission grants, in the README table's order."""
 

@@ -92,6 +92,17 @@ class Settings(BaseModel):
     # Login sessions (docs/accounts.md): ended after this long unused, and this long after login.
     session_idle_seconds: float = Field(default=8 * 3600.0, gt=0)
     session_absolute_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # Wildcard certificates over DNS-01 (docs/dns01.md): the ACME directory the coordinator
+    # orders from, a CA bundle to trust it with (a private CA such as Pebble; None: the system's),
+    # the account e-mail, how long a published TXT may take to show, and how often the renewal
+    # loop looks for certificates that are due.
+    dns01_acme_directory: str = Field(
+        default="https://acme-v02.api.letsencrypt.org/directory", min_length=8, max_length=500
+    )
+    dns01_acme_ca_bundle: str | None = None
+    dns01_acme_email: str | None = Field(default=None, max_length=254)
+    dns01_visible_within_seconds: float = Field(default=60.0, gt=0, le=3600)
+    dns01_check_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -164,7 +164,8 @@ run_pytest() {
 section "Debian packages"
 packages=('docker.io=docker,dockerd' busybox-static systemd=systemd-analyze ca-certificates curl
   'iproute2=ip,tc' iptables=iptables python3-venv shellcheck caddy dnsmasq-base=dnsmasq pebble
-  mmdebstrap nodejs=node npm=npm chromium chromium-driver=chromedriver wrk)
+  mmdebstrap nodejs=node npm=npm chromium chromium-driver=chromedriver wrk
+  bind9=named)
 # Any installed PostgreSQL server will do (e.g. a newer one from apt.postgresql.org), unless the
 # tests were pointed at an external database.
 if [ -z "${BERTH_TEST_DATABASE_URL:-}" ] && [ -z "$(newest_postgres)" ]; then packages+=(postgresql); fi

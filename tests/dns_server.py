@@ -31,6 +31,10 @@ def _free_port() -> int:
     pytest.fail("no loopback port free for both UDP and TCP")
 
 
+free_udp_tcp_port = _free_port
+"""Public name for other DNS servers' fixtures (bind9 in tests/bind_server.py)."""
+
+
 class _Exited(Exception):
     """dnsmasq stopped during start-up (its message says why)."""
 

@@ -16,6 +16,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     deployment_commands,
     deployment_plans,
     deployments,
+    dns01,
     domain_bindings,
     edge_proxy,
     enrollment,

@@ -77,6 +77,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "subscriptionId",
             "auditEventId",
             "workId",
+            "dnsProviderId",
         )
     },
     # The edge's request ids (Caddy's UUIDs) name access-failure evidence.

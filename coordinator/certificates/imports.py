@@ -9,6 +9,7 @@ from coordinator import audit
 from coordinator.auth import Principal
 from coordinator.certificates.pem_checks import check
 from coordinator.db.certificate_models import Certificate, CertificateAttempt
+from coordinator.dns01.serving import served_wildcards
 from coordinator.domains import bindings
 from coordinator.ids import new_id
 from coordinator.secrets import Keyring
@@ -107,11 +108,12 @@ async def import_certificate(
 
 
 async def served_set(server_id: str, keyring: Keyring) -> list[ImportedCertificate]:
-    """The active imported certificates of the bindings on ``server_id``, keys decrypted."""
+    """The active imported certificates of the bindings on ``server_id``, keys decrypted, and
+    the organization's wildcard certificates (issued over DNS-01, served the same way)."""
     rows = await Certificate.filter(
         server_id=server_id, source="imported", status="active"
     ).order_by("id")
-    return [
+    imported = [
         ImportedCertificate(
             certificate_id=row.id,
             domain_name=row.domain_name,
@@ -120,3 +122,4 @@ async def served_set(server_id: str, keyring: Keyring) -> list[ImportedCertifica
         )
         for row in rows
     ]
+    return imported + await served_wildcards(server_id, keyring)

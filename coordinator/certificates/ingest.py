@@ -12,6 +12,7 @@ from tortoise.transactions import in_transaction
 from coordinator import audit
 from coordinator.db import models
 from coordinator.db.certificate_models import Certificate, CertificateAttempt
+from coordinator.dns01.serving import covered_names, covers
 from coordinator.domains.dns_check import Resolver
 from coordinator.domains.edge_routes import acme_eligible
 from coordinator.ids import new_id
@@ -222,7 +223,9 @@ async def apply_report(server_id: str, report: CertificateReport, resolver: Reso
         for binding in by_domain.get(failure.domain_name, []):
             if binding.tls_mode == "auto":
                 await _failed(server, binding, failure, resolver)
+    # A name an active wildcard covers is served with it (docs/dns01.md): Caddy orders nothing.
+    wildcards = await covered_names(server.organization_id)  # type: ignore[attr-defined]
     for bindings in by_domain.values():
         for binding in bindings:
-            if acme_eligible(binding):
+            if acme_eligible(binding) and not covers(wildcards, binding.domain_name):
                 _ = await managed_certificate(binding, server.id)

@@ -16,6 +16,7 @@ from coordinator.client import (
     certs_cli,
     db_cli,
     deploy_cli,
+    dns01_cli,
     domains_cli,
     logs_cli,
     monitoring_cli,
@@ -515,6 +516,7 @@ for _command in (
     *notify_cli.COMMANDS,
     *account_cli.COMMANDS,
     *access_cli.COMMANDS,
+    *dns01_cli.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -23,6 +23,7 @@ CERTIFICATE_MODELS_MODULE = "coordinator.db.certificate_models"
 NOTIFICATION_MODELS_MODULE = "coordinator.db.notification_models"
 ACCOUNT_MODELS_MODULE = "coordinator.db.account_models"
 DEFAULT_ACCESS_MODELS_MODULE = "coordinator.db.default_access_models"
+DNS01_MODELS_MODULE = "coordinator.db.dns01_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -54,6 +55,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     NOTIFICATION_MODELS_MODULE,
                     ACCOUNT_MODELS_MODULE,
                     DEFAULT_ACCESS_MODELS_MODULE,
+                    DNS01_MODELS_MODULE,
                 ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,

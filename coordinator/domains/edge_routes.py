@@ -2,6 +2,7 @@
 
 from coordinator.db import models
 from coordinator.db.certificate_models import Certificate
+from coordinator.dns01.serving import covered_names, covers
 from shared.messages.deploy import DomainRoute
 
 
@@ -10,12 +11,15 @@ def acme_eligible(binding: models.DomainBinding) -> bool:
     return binding.tls_mode == "auto" and binding.ownership_confirmed_at is not None
 
 
-def _edge_tls_mode(binding: models.DomainBinding, imported: set[str]) -> str:
+def _edge_tls_mode(binding: models.DomainBinding, imported: set[str], wildcards: list[str]) -> str:
     # A name with an imported certificate is served with it (Caddy orders nothing for a name
     # whose certificate is loaded). Otherwise an unproven name is served on plain HTTP only:
     # on the HTTPS server Caddy would ask the CA for a certificate for a name nobody has shown
     # they control; and ``imported`` without a certificate has nothing to serve HTTPS with.
     if binding.id in imported and binding.tls_mode != "disabled":
+        return "imported"
+    # A name under an active wildcard certificate (DNS-01, docs/dns01.md) is served with it.
+    if binding.tls_mode != "disabled" and covers(wildcards, binding.domain_name):
         return "imported"
     if binding.tls_mode == "auto" and acme_eligible(binding):
         return "auto"
@@ -35,6 +39,11 @@ async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
             domain_binding_id__in=[r.id for r in rows], source="imported", status="active"
         ).values_list("domain_binding_id", flat=True)
     }
+    wildcards = (
+        await covered_names(rows[0].organization_id)  # type: ignore[attr-defined]
+        if rows
+        else []
+    )
     routes: list[DomainRoute] = []
     for row in rows:
         if row.server_id is not None and row.server_id != server_id:
@@ -47,7 +56,7 @@ async def domain_routes(resource_id: str, server_id: str) -> list[DomainRoute]:
                 path_prefix=row.path_prefix,
                 redirect_to=row.redirect_to,
                 redirect_status=row.redirect_status,
-                tls_mode=_edge_tls_mode(row, imported),  # type: ignore[arg-type]
+                tls_mode=_edge_tls_mode(row, imported, wildcards),  # type: ignore[arg-type]
                 ownership_token=row.ownership_token if proving else None,
             )
         )

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from coordinator.certificates.ingest import apply_report
+from coordinator.db import models
+from coordinator.db.dns01_models import WildcardCertificate
 from coordinator.domains.dns_check import Resolver
 from shared.messages.certificates import (
     CertificateFailure,
@@ -84,6 +86,28 @@ async def test_an_unconfirmed_binding_gets_no_row_from_an_empty_report(
     server_id = await _server_id(coordinator, admin_token, binding["id"])
     await apply_report(server_id, CertificateReport(id=1, certificates=[]), RESOLVER)
     assert await _certificates(coordinator, admin_token) == []
+
+
+async def test_a_confirmed_binding_under_an_active_wildcard_gets_no_acme_row(
+    coordinator: Coordinator, admin_token: str, confirmed: str
+) -> None:
+    server = await models.Server.get(id=confirmed)
+    base = DOMAIN.split(".", 1)[1]  # shop.example.test is covered by *.example.test
+    _ = await WildcardCertificate.create(
+        id="wcr_ingest",
+        organization_id=server.organization_id,  # type: ignore[attr-defined]
+        dns_provider_id="dnp_ingest",
+        domain_name=base,
+        status="active",
+        acme_directory="https://ca.example.test/dir",
+        created_at=NOW,
+    )
+    await apply_report(confirmed, CertificateReport(id=1, certificates=[]), RESOLVER)
+    assert await _certificates(coordinator, admin_token) == []
+    # Once the wildcard is gone, Caddy orders the name again: the ACME row appears.
+    _ = await WildcardCertificate.filter(id="wcr_ingest").delete()
+    await apply_report(confirmed, CertificateReport(id=2, certificates=[]), RESOLVER)
+    assert [c["status"] for c in await _certificates(coordinator, admin_token)] == ["pending"]
 
 
 async def test_issue_renew_and_repeat(
