@@ -1,0 +1,409 @@
+"""Organization B's admin tries every id of organization A on every served operation: 404.
+
+Generated from ``/openapi.json`` (tests/tenancy.py), so a new route is walked without being
+listed. Organization A gets a full data set through the API, with a real enrolled agent (its
+host shell backs a real terminal session) and a fake-agent server for deployments; organization
+B gets its own admin. One stack is shared by the module; each operation is its own case.
+"""
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from coordinator.api.openapi import build_openapi
+from coordinator.db import task_models
+from coordinator.ids import new_id
+from tests.dns_server import ZONE, DnsServer
+from tests.harness import AgentProcess, Coordinator, scaled
+from tests.integration.stacks import start_agent
+from tests.tenancy import (
+    Operation,
+    Tenant,
+    leaked,
+    operations,
+    other_organization,
+    request_for,
+)
+from tests.tls_material import issue_for
+from tests.unit.coordinator.support import mint_token
+from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
+
+pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="module")]
+
+DOCUMENT = build_openapi()
+PASSWORD = "tenancy walks every route 42"
+# The kinds of ids organization A's data set provides (the keys of ``Tenant.ids``).
+ID_KINDS = {
+    "organizationId",
+    "serverId",
+    "projectId",
+    "environmentId",
+    "otherEnvironmentId",
+    "resourceId",
+    "deploymentId",
+    "domainBindingId",
+    "certificateId",
+    "storageVolumeId",
+    "attachmentId",
+    "dependencyResourceId",
+    "bindingId",
+    "planId",
+    "taskId",
+    "runId",
+    "subscriptionId",
+    "auditEventId",
+    "workId",
+    "tokenId",
+    "terminalSessionId",
+    "accountSessionId",
+}
+
+
+def _names_rows(operation: Operation) -> bool:
+    return request_for(operation, DOCUMENT, {k: f"{k}_x" for k in ID_KINDS}).names_rows
+
+
+# Public operations check no principal; everything else is walked. Mutations that name no row
+# (e.g. POST /projects with a fresh name) cannot reach organization A and are not sent.
+CASES = [
+    op
+    for op in operations(DOCUMENT)
+    if op.permission is not None and (op.method == "GET" or _names_rows(op))
+]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path
+) -> AsyncIterator[tuple[Coordinator, Tenant, Tenant]]:
+    """A coordinator with organization A's data set (and agents) and organization B's admin."""
+    root = tmp_path_factory.mktemp("tenancy")
+    database = root / "berth.sqlite3"
+    shutil.copyfile(migrated_sqlite, database)
+    dns = DnsServer([f"--host-record=app.{ZONE},203.0.113.10"])
+    dns.start()
+    coordinator = Coordinator(
+        root / "coordinator",
+        f"sqlite://{database}",
+        dns_resolver=dns.address,
+        rate_limit_token_per_minute=0,
+        rate_limit_anonymous_per_minute=0,
+    )
+    await coordinator.start()
+    agent: AgentProcess | None = None
+    try:
+        a, agent = await _organization_a(coordinator, root)
+        b = await other_organization("Beta")
+        yield coordinator, a, b
+    finally:
+        if agent is not None:
+            await agent.stop()
+        await coordinator.close()
+        dns.stop()
+
+
+async def _call(coordinator: Coordinator, method: str, path: str, token: str, **kw: Any) -> Any:
+    status, body, _ = await coordinator.call(method, path, token=token, **kw)
+    assert status in (200, 201), (method, path, body)
+    return body
+
+
+async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant, AgentProcess]:
+    """Organization A (the bootstrap's) with one row of every kind an id can name."""
+    status, body, _ = await coordinator.call(
+        "POST",
+        "/bootstrap/auth/first-admin",
+        json={"email": "admin@alpha.example.com", "displayName": "Alpha", "password": PASSWORD},
+    )
+    assert status == 201, body
+    admin = str(body["apiToken"])
+    login = await _call(
+        coordinator,
+        "POST",
+        "/auth/login",
+        admin,
+        json={"email": "admin@alpha.example.com", "password": PASSWORD},
+    )
+    world = await make_world(coordinator, admin, name="alpha")
+    deployment = await create_deployment(coordinator, admin, world)
+    other_env = await _call(
+        coordinator,
+        "POST",
+        "/environments",
+        admin,
+        json={"projectId": world.project_id, "name": "staging"},
+    )
+    domain = f"alpha.{ZONE}"
+    binding = await _call(
+        coordinator,
+        "POST",
+        "/domain-bindings",
+        admin,
+        json={**world.target(), "domainName": domain},
+    )
+    issued = issue_for([domain])
+    certificate = await _call(
+        coordinator,
+        "POST",
+        "/certificates/import",
+        admin,
+        json={
+            "domainBindingId": binding["id"],
+            "certificateChain": issued.chain(),
+            "privateKey": issued.key_pem(),
+        },
+    )
+    volume = await _call(
+        coordinator,
+        "POST",
+        "/storage-volumes",
+        admin,
+        json={
+            "projectId": world.project_id,
+            "environmentId": world.environment_id,
+            "name": "Data",
+            "kind": "named-volume",
+        },
+    )
+    attachment = await _call(
+        coordinator,
+        "POST",
+        f"/resources/{world.resource_id}/storage-attachments",
+        admin,
+        json={"storageVolumeId": volume["id"], "destinationPath": "/var/lib/app/"},
+    )
+    database = await _call(
+        coordinator,
+        "POST",
+        "/dependency-resources/import",
+        admin,
+        json={
+            "kind": "postgres",
+            "projectId": world.project_id,
+            "environmentId": world.environment_id,
+            "name": "alpha-db",
+            "connectionUrl": "postgres://u:alpha-pw@db.example.com/app",
+        },
+    )
+    dependency_binding = await _call(
+        coordinator,
+        "POST",
+        f"/resources/{world.resource_id}/dependency-bindings",
+        admin,
+        json={"dependencyResourceId": database["id"], "targetName": "DATABASE_URL"},
+    )
+    plan = await _call(
+        coordinator,
+        "POST",
+        "/dependency-resources/provisioning/plan",
+        admin,
+        json={
+            "create": {
+                "kind": "redis",
+                "projectId": world.project_id,
+                "environmentId": world.environment_id,
+                "name": "alpha-cache",
+                "serverId": world.server_id,
+            }
+        },
+    )
+    subscription = await _call(
+        coordinator,
+        "POST",
+        "/notification-subscriptions",
+        admin,
+        json={
+            "name": "alpha",
+            "channel": "webhook",
+            "events": ["deployment.failed"],
+            "url": "https://hooks.example.test/berth",
+            "signingSecret": "alpha-signing-secret-0123",
+        },
+    )
+    _ = await _call(
+        coordinator,
+        "POST",
+        f"/resources/{world.resource_id}/secrets",
+        admin,
+        json={"key": "MODE", "value": "alpha-secret"},
+    )
+    _ = await _call(
+        coordinator,
+        "POST",
+        "/retention-defaults",
+        admin,
+        json={"category": "audit-rows", "retentionDays": 30},
+    )
+    task_id, run_id = await _task_and_run(world.project_id, world.environment_id, world)
+    token = await mint_token(coordinator, admin, ["servers:read"], name="alpha-ci")
+    # A real agent (host shell allowed) for a real terminal session.
+    agent, host_id = await start_agent(
+        coordinator,
+        admin,
+        root / "agent",
+        name="alpha-host",
+        env={"BERTH_AGENT_ALLOW_HOST_SHELL": "1"},
+    )
+    terminal = await _call(
+        coordinator,
+        "POST",
+        "/terminal-sessions",
+        admin,
+        json={"scope": {"kind": "server", "serverId": host_id}},
+    )
+    events = await _call(coordinator, "GET", "/audit-events?limit=1", admin)
+    await world.agent.close()
+    ids = {
+        "organizationId": "org_default",
+        "serverId": world.server_id,
+        "hostServerId": host_id,
+        "projectId": world.project_id,
+        "environmentId": world.environment_id,
+        "otherEnvironmentId": str(other_env["id"]),
+        "resourceId": world.resource_id,
+        "deploymentId": deployment,
+        "workId": deployment,
+        "domainBindingId": str(binding["id"]),
+        "certificateId": str(certificate["certificateId"]),
+        "storageVolumeId": str(volume["id"]),
+        "attachmentId": str(attachment["id"]),
+        "dependencyResourceId": str(database["id"]),
+        "bindingId": str(dependency_binding["id"]),
+        "planId": str(plan["plan"]["id"]),
+        "subscriptionId": str(subscription["id"]),
+        "taskId": task_id,
+        "runId": run_id,
+        "tokenId": str(token["tokenId"]),
+        "terminalSessionId": str(terminal["sessionId"]),
+        "terminalTicket": str(terminal["transport"]["ticket"]),
+        "accountSessionId": str(login["sessionId"]),
+        "auditEventId": str(events["items"][0]["auditEventId"]),
+        "key": "MODE",
+        "category": "audit-rows",
+    }
+    assert set(ids) >= ID_KINDS
+    return Tenant("org_default", admin, ids), agent
+
+
+async def _task_and_run(project_id: str, environment_id: str, world: Any) -> tuple[str, str]:
+    """A disabled scheduled task and one finished run (rows: a task needs a live deployment)."""
+    now = datetime.now(UTC)
+    task = await task_models.ScheduledTask.create(
+        id=new_id("task"),
+        organization_id="org_default",
+        project_id=project_id,
+        environment_id=environment_id,
+        resource_id=world.resource_id,
+        schedule="0 3 * * *",
+        command_intent="echo alpha",
+        timeout_seconds=60,
+        status="disabled",
+        created_at=now,
+        updated_at=now,
+    )
+    run = await task_models.ScheduledTaskRun.create(
+        id=new_id("run"),
+        organization_id="org_default",
+        project_id=project_id,
+        environment_id=environment_id,
+        task_id=task.id,
+        resource_id=world.resource_id,
+        trigger_kind="manual",
+        slot_key=f"manual:{now.isoformat()}",
+        status="succeeded",
+        not_before=now,
+        created_at=now,
+        finished_at=now,
+        exit_code=0,
+    )
+    return task.id, run.id
+
+
+# What B may be answered when it names A's rows: "no such row" or a refusal of the input.
+REFUSED = {400, 404}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("operation", CASES, ids=lambda op: op.label)
+async def test_another_organizations_ids_are_404_and_its_rows_never_listed(
+    stack: tuple[Coordinator, Tenant, Tenant], operation: Operation
+) -> None:
+    coordinator, a, b = stack
+    request = request_for(operation, DOCUMENT, a.ids)
+    try:
+        async with asyncio.timeout(scaled(15)):
+            status, body, _ = await coordinator.call(
+                request.method, request.path, token=b.token, json=request.body
+            )
+    except TimeoutError:
+        pytest.fail(f"{operation.label}: organization B got an open stream on A's ids")
+    text = body if isinstance(body, str) else repr(body)
+    assert status < 500, (request, body)
+    assert status != 403, f"403 leaks that A's row exists: {request} {body}"
+    if request.named_in_path or (request.names_rows and operation.method != "GET"):
+        assert status in REFUSED, (request, status, body)
+    if status < 300:
+        assert not leaked(text, a.ids), (request, body)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        op
+        for op in CASES
+        if op.method == "GET"
+        and op.path_names
+        and not op.streams
+        # Access-failure evidence comes from the edge's log (tests/integration/
+        # test_access_failures_e2e.py); this stack has no edge, so A has none to read.
+        and op.path != "/resource-access-failures/{requestId}"
+    ],
+    ids=lambda op: op.label,
+)
+async def test_the_same_reads_answer_organization_a(
+    stack: tuple[Coordinator, Tenant, Tenant], operation: Operation
+) -> None:
+    """The ids are real: A's admin sending the very request B was refused gets its rows."""
+    coordinator, a, _ = stack
+    request = request_for(operation, DOCUMENT, a.ids)
+    status, body, _ = await coordinator.call(request.method, request.path, token=a.token)
+    declared = operation.definition.get("responses", {})
+    if status in (503, 504) and str(status) in declared:
+        return  # the route got past the lookup and wants the (disconnected) fake agent
+    assert status < 300, (request, body)
+
+
+async def test_terminal_attach_with_another_organizations_session_is_refused(
+    stack: tuple[Coordinator, Tenant, Tenant],
+) -> None:
+    """The websocket checks its ticket: B's credential on A's session id gets no terminal."""
+    coordinator, a, b = stack
+    assert coordinator.http is not None
+    path = f"/terminal-sessions/{a.ids['terminalSessionId']}/attach"
+    for ticket in (b.token, "tkt_" + "0" * 40):
+        ws = await coordinator.http.ws_connect(
+            coordinator.url + path,
+            protocols=("berth.terminal.v1",),
+            headers={"Authorization": f"Bearer {b.token}"},
+        )
+        try:
+            await ws.send_json({"type": "auth", "ticket": ticket})
+            frame = await ws.receive_json(timeout=scaled(10))
+            assert frame["type"] == "error", frame
+            assert frame["error"]["code"] in ("unauthorized", "not_found"), frame
+        finally:
+            await ws.close()
+    # B cannot mint a ticket for A's session either (404, never a ticket).
+    status, body, _ = await coordinator.call(
+        "POST",
+        f"/terminal-sessions/{a.ids['terminalSessionId']}/tickets",
+        token=b.token,
+        json={},
+    )
+    assert status == 404, body
