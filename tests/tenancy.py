@@ -251,6 +251,16 @@ def unauthorized_input(operation: Operation) -> Request:
     return Request(operation.method, path, body, names_rows=False, named_in_path=False)
 
 
+def runs_for_real(operation: Operation) -> bool:
+    """Whether ``unauthorized_input`` cannot stop a let-through mutation before its handler.
+
+    Such an operation (``POST /auth/logout``, ``POST /terminal-sessions/expire``...) acts on
+    the caller itself, so each call gets a credential of its own.
+    """
+    refusable = bool(operation.path_names) or operation.body_schema is not None
+    return operation.method != "GET" and not refusable
+
+
 @dataclass
 class Tenant:
     """An organization made for a test: its id, its admin's token, and the ids of its rows."""
