@@ -22,8 +22,8 @@ from coordinator.deployments import (
 )
 from coordinator.deployments.creation import not_ready
 from coordinator.deployments.planner import Plan
-from coordinator.lookup import get_deployment
-from shared.errors import Conflict, InvalidRequest, NotFound
+from coordinator.lookup import get_deployment, get_resource
+from shared.errors import Conflict, InvalidRequest
 
 TAG = "deployments"
 
@@ -147,8 +147,9 @@ async def redeploy(call: Call) -> IdResponse:
     resource_id = call.path["resourceId"]
     latest = await reads.latest_visible(call.actor, resource_id)
     if latest is None:
-        if not await reads.resource_in_organization(call.actor, resource_id):
-            raise NotFound(f"resource {resource_id!r} not found")
+        # The token's scope applies, not only the organization: a resource the caller may not
+        # see is a 404, never a 409 that confirms it exists.
+        _ = await get_resource(call.actor, resource_id)
         raise Conflict("the resource has never been deployed; create a deployment first")
     assessed = await _replan(call, latest, body.server_id or latest.server_id)
     new = await create_deployment(
