@@ -19,6 +19,7 @@ import pytest_asyncio
 from coordinator.api.openapi import build_openapi
 from coordinator.db import task_models
 from coordinator.ids import new_id
+from coordinator.permissions import PERMISSIONS
 from tests.dns_server import ZONE, DnsServer
 from tests.harness import AgentProcess, Coordinator, scaled
 from tests.integration.stacks import start_agent
@@ -257,6 +258,19 @@ async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant,
         admin,
         json={"scope": {"kind": "server", "serverId": host_id}},
     )
+    # A token of A itself, with every permission but only another project: A's rows outside
+    # that project must look as absent to it as they do to organization B.
+    elsewhere = await _call(coordinator, "POST", "/projects", admin, json={"name": "elsewhere"})
+    scoped = await _call(
+        coordinator,
+        "POST",
+        "/deploy-tokens",
+        admin,
+        json={
+            "displayName": "elsewhere",
+            "scope": {"permissions": list(PERMISSIONS), "projectIds": [elsewhere["id"]]},
+        },
+    )
     events = await _call(coordinator, "GET", "/audit-events?limit=1", admin)
     await world.agent.close()
     ids = {
@@ -286,6 +300,7 @@ async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant,
         "auditEventId": str(events["items"][0]["auditEventId"]),
         "key": "MODE",
         "category": "audit-rows",
+        "projectScopedToken": str(scoped["token"]),
     }
     assert set(ids) >= ID_KINDS
     return Tenant("org_default", admin, ids), agent
@@ -350,6 +365,61 @@ async def test_another_organizations_ids_are_404_and_its_rows_never_listed(
         assert status in REFUSED, (request, status, body)
     if status < 300:
         assert not leaked(text, a.ids), (request, body)
+
+
+# Ids of the right shape that name nothing: what a caller that sees nothing gets for them.
+NOTHING = {k: f"{k[:3].lower()}_00000000000000000000000000" for k in ID_KINDS}
+# The rows a project scope covers (servers, tokens, subscriptions, audit events and host
+# terminals belong to the organization: a project-scoped token may see them by design).
+PROJECT_ROWS = {
+    "projectId",
+    "environmentId",
+    "otherEnvironmentId",
+    "resourceId",
+    "deploymentId",
+    "workId",
+    "domainBindingId",
+    "certificateId",
+    "storageVolumeId",
+    "attachmentId",
+    "dependencyResourceId",
+    "bindingId",
+    "planId",
+    "taskId",
+    "runId",
+}
+
+
+@pytest.mark.parametrize("operation", CASES, ids=lambda op: op.label)
+async def test_a_token_scoped_to_another_project_sees_none_of_these_rows(
+    stack: tuple[Coordinator, Tenant, Tenant], operation: Operation
+) -> None:
+    """Same organization, every permission, ``projectIds`` naming another project: A's rows
+    are answered exactly as ids that name nothing (a refusal that never depends on them)."""
+    coordinator, a, _ = stack
+    token = a.ids["projectScopedToken"]
+    named = {**NOTHING, **{k: v for k, v in a.ids.items() if k in PROJECT_ROWS}}
+    request = request_for(operation, DOCUMENT, named)
+    if not request.names_rows:
+        return  # nothing of A's project is named: the lists are checked below
+    answers = []
+    for sent in (request, request_for(operation, DOCUMENT, NOTHING)):
+        try:
+            async with asyncio.timeout(scaled(15)):
+                status, body, _ = await coordinator.call(
+                    sent.method, sent.path, token=token, json=sent.body
+                )
+        except TimeoutError:
+            pytest.fail(f"{operation.label}: a stream opened on rows outside the token's scope")
+        assert status < 500, (sent, body)
+        answers.append((status, body["error"]["code"] if status >= 400 else None, body))
+    (status, code, body), (nothing_status, nothing_code, _) = answers
+    if request.named_in_path or operation.method != "GET":
+        assert status in (*REFUSED, nothing_status), (request, body)
+    assert (status, code) == (nothing_status, nothing_code), (request, body)
+    if status < 300:
+        scoped_out = {k: v for k, v in a.ids.items() if k in PROJECT_ROWS}
+        assert not leaked(repr(body), scoped_out), (request, body)
 
 
 @pytest.mark.parametrize(
