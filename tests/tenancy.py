@@ -8,8 +8,11 @@ input (so the authorization answer is observed without changing anything).
 """
 
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from coordinator.auth import API_TOKEN_PREFIX, hash_token, mint_token
@@ -306,3 +309,18 @@ async def other_organization(name: str) -> Tenant:
 def leaked(text: str, ids: dict[str, str]) -> list[str]:
     """The ids of ``ids`` (names of rows, not shared words) that appear in ``text``."""
     return sorted({v for v in ids.values() if "_" in v and v in text})
+
+
+async def module_database(root: Path, migrated_sqlite: Path) -> str:
+    """A fresh database for one module's shared stack, as ``tests/conftest.py``'s
+    ``database_url`` makes one per test: a copy of the migrated SQLite file, or the emptied
+    Postgres database of ``BERTH_TEST_DATABASE_URL``."""
+    url = os.environ.get("BERTH_TEST_DATABASE_URL")
+    if url:
+        from tests.conftest import _reset_postgres
+
+        await _reset_postgres(url)
+        return url
+    target = root / "berth.sqlite3"
+    shutil.copyfile(migrated_sqlite, target)
+    return f"sqlite://{target}"

@@ -7,7 +7,6 @@ B gets its own admin. One stack is shared by the module; each operation is its o
 """
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.tenancy import (
     Operation,
     Tenant,
     leaked,
+    module_database,
     operations,
     other_organization,
     request_for,
@@ -85,13 +85,11 @@ async def stack(
 ) -> AsyncIterator[tuple[Coordinator, Tenant, Tenant]]:
     """A coordinator with organization A's data set (and agents) and organization B's admin."""
     root = tmp_path_factory.mktemp("tenancy")
-    database = root / "berth.sqlite3"
-    shutil.copyfile(migrated_sqlite, database)
     dns = DnsServer([f"--host-record=app.{ZONE},203.0.113.10"])
     dns.start()
     coordinator = Coordinator(
         root / "coordinator",
-        f"sqlite://{database}",
+        await module_database(root, migrated_sqlite),
         dns_resolver=dns.address,
         rate_limit_token_per_minute=0,
         rate_limit_anonymous_per_minute=0,

@@ -7,7 +7,6 @@ exactly what its permissions grant. A new route is walked without being listed, 
 without a declared permission fails unless it is one of the known public operations.
 """
 
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,14 @@ from coordinator.db import account_models, models
 from coordinator.ids import new_id
 from coordinator.permissions import ALL_PERMISSIONS, PERMISSIONS
 from tests.harness import Coordinator
-from tests.tenancy import Operation, Request, operations, runs_for_real, unauthorized_input
+from tests.tenancy import (
+    Operation,
+    Request,
+    module_database,
+    operations,
+    runs_for_real,
+    unauthorized_input,
+)
 from tests.unit.coordinator.support import mint_token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -66,10 +72,9 @@ async def matrix(
     """One coordinator; per permission a token without it and one with only it; per role a
     user with a login session."""
     root = tmp_path_factory.mktemp("matrix")
-    shutil.copyfile(migrated_sqlite, root / "berth.sqlite3")
     coordinator = Coordinator(
         root / "coordinator",
-        f"sqlite://{root / 'berth.sqlite3'}",
+        await module_database(root, migrated_sqlite),
         rate_limit_token_per_minute=0,
         rate_limit_anonymous_per_minute=0,
     )
