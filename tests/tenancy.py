@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from coordinator.auth import API_TOKEN_PREFIX, hash_token, mint_token
-from coordinator.db import models
+from coordinator.db import account_models, models
 from coordinator.ids import new_id
 
 # Body and query fields that name a row: the key in a tenant's ids they are aimed at.
@@ -271,10 +271,13 @@ class Tenant:
     organization_id: str
     token: str
     ids: dict[str, str] = field(default_factory=dict)
+    # The admin's e-mail (its password, when given, is the caller's to log in with).
+    email: str = ""
 
 
-async def other_organization(name: str) -> Tenant:
-    """A second organization with its own admin and all-permission token.
+async def other_organization(name: str, password_hash: str | None = None) -> Tenant:
+    """A second organization with its own admin and all-permission token (and, with
+    ``password_hash``, a password the admin can log in with).
 
     There is no API for organizations yet (issue 17's organizations step): this writes the rows
     the bootstrap writes for the first one (coordinator/tokens/first_admin.py).
@@ -284,10 +287,11 @@ async def other_organization(name: str) -> Tenant:
     user_id = new_id("usr")
     token = mint_token(API_TOKEN_PREFIX)
     _ = await models.Organization.create(id=org_id, name=name, slug=name.lower(), created_at=now)
+    email = f"admin@{name.lower()}.example.com"
     _ = await models.User.create(
         id=user_id,
         organization_id=org_id,
-        email=f"admin@{name.lower()}.example.com",
+        email=email,
         display_name=f"{name} admin",
         role="admin",
         created_at=now,
@@ -303,7 +307,15 @@ async def other_organization(name: str) -> Tenant:
         status="active",
         created_at=now,
     )
-    return Tenant(org_id, token, {"organizationId": org_id})
+    if password_hash is not None:
+        _ = await account_models.AccountCredential.create(
+            id=user_id,
+            user_id=user_id,
+            password_hash=password_hash,
+            password_changed_at=now,
+            updated_at=now,
+        )
+    return Tenant(org_id, token, {"organizationId": org_id}, email)
 
 
 def leaked(text: str, ids: dict[str, str]) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from coordinator.accounts import passwords
 from coordinator.api.openapi import build_openapi
 from coordinator.db import task_models
 from coordinator.ids import new_id
@@ -98,7 +99,12 @@ async def stack(
     agent: AgentProcess | None = None
     try:
         a, agent = await _organization_a(coordinator, root)
-        b = await other_organization("Beta")
+        b = await other_organization("Beta", await passwords.hash_password(PASSWORD))
+        status, login, _ = await coordinator.call(
+            "POST", "/auth/login", json={"email": b.email, "password": PASSWORD}
+        )
+        assert status == 201, login
+        b.ids["session"] = str(login["token"])
         yield coordinator, a, b
     finally:
         if agent is not None:
@@ -342,17 +348,27 @@ async def _task_and_run(project_id: str, environment_id: str, world: Any) -> tup
 REFUSED = {400, 404}
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("operation", CASES, ids=lambda op: op.label)
+@pytest.mark.parametrize(
+    ("operation", "credential"),
+    [
+        pytest.param(op, credential, id=f"{op.label}-{credential}")
+        for op in CASES
+        for credential in ("token", "session")
+        # Logging out would end the session the other cases use (the token case covers it).
+        if not (credential == "session" and op.path == "/auth/logout")
+    ],
+)
 async def test_another_organizations_ids_are_404_and_its_rows_never_listed(
-    stack: tuple[Coordinator, Tenant, Tenant], operation: Operation
+    stack: tuple[Coordinator, Tenant, Tenant], operation: Operation, credential: str
 ) -> None:
+    """B's admin, with its API token and with a login session (bearer)."""
     coordinator, a, b = stack
     request = request_for(operation, DOCUMENT, a.ids)
+    secret = b.token if credential == "token" else b.ids["session"]
     try:
         async with asyncio.timeout(scaled(15)):
             status, body, _ = await coordinator.call(
-                request.method, request.path, token=b.token, json=request.body
+                request.method, request.path, token=secret, json=request.body
             )
     except TimeoutError:
         pytest.fail(f"{operation.label}: organization B got an open stream on A's ids")
