@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from coordinator import work_runs
 from coordinator.accounts import passwords
 from coordinator.api.openapi import build_openapi
 from coordinator.db import task_models
@@ -115,7 +116,7 @@ async def stack(
 
 async def _call(coordinator: Coordinator, method: str, path: str, token: str, **kw: Any) -> Any:
     status, body, _ = await coordinator.call(method, path, token=token, **kw)
-    assert status in (200, 201), (method, path, body)
+    assert status in (200, 201, 202), (method, path, body)
     return body
 
 
@@ -245,6 +246,18 @@ async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant,
         admin,
         json={"category": "audit-rows", "retentionDays": 30},
     )
+    # Background work of the two other kinds the operator work ledger lists (a deployment is
+    # the first): a notification delivery and a maintenance run.
+    delivery = await _call(
+        coordinator, "POST", f"/notification-subscriptions/{subscription['id']}/test", admin
+    )
+    maintenance = await work_runs.record_finished(
+        "capacity-prune",
+        organization_id="org_default",
+        server_id=world.server_id,
+        started_at=datetime.now(UTC),
+        details={"dryRun": True},
+    )
     task_id, run_id = await _task_and_run(world.project_id, world.environment_id, world)
     token = await mint_token(coordinator, admin, ["servers:read"], name="alpha-ci")
     # A real agent (host shell allowed) for a real terminal session.
@@ -287,6 +300,8 @@ async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant,
         "resourceId": world.resource_id,
         "deploymentId": deployment,
         "workId": deployment,
+        "deliveryWorkId": str(delivery["deliveryId"]),
+        "maintenanceWorkId": maintenance,
         "domainBindingId": str(binding["id"]),
         "certificateId": str(certificate["certificateId"]),
         "storageVolumeId": str(volume["id"]),
@@ -461,6 +476,39 @@ async def test_the_same_reads_answer_organization_a(
     if status in (503, 504) and str(status) in declared:
         return  # the route got past the lookup and wants the (disconnected) fake agent
     assert status < 300, (request, body)
+
+
+WORK_KINDS = ("workId", "deliveryWorkId", "maintenanceWorkId")
+
+
+@pytest.mark.parametrize(
+    ("operation", "kind"),
+    [
+        pytest.param(op, kind, id=f"{op.label}-{kind}")
+        for op in CASES
+        if "workId" in op.path_names
+        for kind in WORK_KINDS[1:]
+    ],
+)
+async def test_another_organizations_work_of_every_kind_is_404(
+    stack: tuple[Coordinator, Tenant, Tenant], operation: Operation, kind: str
+) -> None:
+    """The ledger dispatches a work id by its kind: each kind's source scopes its rows."""
+    coordinator, a, b = stack
+    request = request_for(operation, DOCUMENT, {**a.ids, "workId": a.ids[kind]})
+    status, body, _ = await coordinator.call(
+        request.method, request.path, token=b.token, json=request.body
+    )
+    assert status == 404, (request, body)
+
+
+@pytest.mark.parametrize("kind", WORK_KINDS)
+async def test_organization_a_sees_its_work_of_every_kind(
+    stack: tuple[Coordinator, Tenant, Tenant], kind: str
+) -> None:
+    coordinator, a, _ = stack
+    status, body, _ = await coordinator.call("GET", f"/operator-work/{a.ids[kind]}", token=a.token)
+    assert status == 200, body
 
 
 async def test_terminal_attach_with_another_organizations_session_is_refused(
