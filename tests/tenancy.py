@@ -41,6 +41,17 @@ ID_FIELDS: Final[dict[str, str]] = {
     "scope.environmentId": "environmentId",
     "scope.resourceId": "resourceId",
     "scope.deploymentId": "deploymentId",
+    "aggregateId": "resourceId",
+    "rollbackCandidateDeploymentId": "deploymentId",
+    "subscriptionId": "subscriptionId",
+    "policyId": "policyId",
+}
+# Fields that list rows (token scopes): aimed as a one-item list.
+ID_LIST_FIELDS: Final[dict[str, str]] = {
+    "projectIds": "projectId",
+    "environmentIds": "environmentId",
+    "resourceIds": "resourceId",
+    "deploymentTargetIds": "serverId",
 }
 
 
@@ -123,7 +134,8 @@ def path_key(operation: Operation, name: str) -> str:
     return name
 
 
-def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+def resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$ref`` chain followed into the document's components."""
     while "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         schema = document["components"]["schemas"][name]
@@ -134,29 +146,32 @@ def _instance(
     schema: dict[str, Any], document: dict[str, Any], ids: dict[str, str], depth: int = 0
 ) -> Any:
     """The smallest instance of ``schema``: required properties, plus every id field aimed."""
-    schema = _resolve(schema, document)
+    schema = resolve(schema, document)
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
         return schema["enum"][0]
     for union in ("anyOf", "oneOf"):
         if union in schema:
-            options = [s for s in schema[union] if _resolve(s, document).get("type") != "null"]
+            options = [s for s in schema[union] if resolve(s, document).get("type") != "null"]
             return _instance(options[0], document, ids, depth) if options else None
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
         if depth > 6:
             return {}
         properties: dict[str, Any] = schema.get("properties", {})
-        wanted = set(schema.get("required", [])) | {n for n in properties if n in ID_FIELDS}
+        aimed = {n for n in properties if n in ID_FIELDS or n in ID_LIST_FIELDS}
+        wanted = set(schema.get("required", [])) | aimed
         out: dict[str, Any] = {}
         for name in wanted:
             if name in ID_FIELDS and ID_FIELDS[name] in ids:
                 out[name] = ids[ID_FIELDS[name]]
+            elif name in ID_LIST_FIELDS and ID_LIST_FIELDS[name] in ids:
+                out[name] = [ids[ID_LIST_FIELDS[name]]]
             elif name in FIELD_VALUES:
                 out[name] = _field_value(name)
             elif name.startswith(("acknowledge", "confirm")) and (
-                _resolve(properties[name], document).get("type") == "boolean"
+                resolve(properties[name], document).get("type") == "boolean"
             ):
                 out[name] = True  # the caller's explicit consent to what the command does
             elif name in properties:
@@ -318,9 +333,22 @@ async def other_organization(name: str, password_hash: str | None = None) -> Ten
     return Tenant(org_id, token, {"organizationId": org_id}, email)
 
 
-def leaked(text: str, ids: dict[str, str]) -> list[str]:
-    """The ids of ``ids`` (names of rows, not shared words) that appear in ``text``."""
-    return sorted({v for v in ids.values() if "_" in v and v in text})
+def leaked(body: Any, ids: dict[str, str], request: Request | None = None) -> list[str]:
+    """The ids of ``ids`` (names of rows, not shared words) that an answer shows.
+
+    An id the request itself sent may be echoed (``filters.aggregateId``), but never inside
+    the answer's ``items``: those are rows.
+    """
+    text = body if isinstance(body, str) else repr(body)
+    sent = f"{request.path} {json.dumps(request.body)}" if request is not None else ""
+    rows = repr(body.get("items")) if isinstance(body, dict) else text
+    return sorted(
+        {
+            v
+            for v in ids.values()
+            if "_" in v and ((v in text and v not in sent) or (v in rows and v in sent))
+        }
+    )
 
 
 async def module_database(root: Path, migrated_sqlite: Path) -> str:

@@ -25,6 +25,8 @@ from tests.dns_server import ZONE, DnsServer
 from tests.harness import AgentProcess, Coordinator, scaled
 from tests.integration.stacks import start_agent
 from tests.tenancy import (
+    ID_FIELDS,
+    ID_LIST_FIELDS,
     Operation,
     Tenant,
     leaked,
@@ -33,6 +35,7 @@ from tests.tenancy import (
     other_organization,
     path_key,
     request_for,
+    resolve,
 )
 from tests.tls_material import issue_for
 from tests.unit.coordinator.support import mint_token
@@ -79,6 +82,47 @@ NOT_ROWS = {
     "category": "a retention category word, the same for every organization",
     "requestId": "access-failure evidence needs the edge (test_access_failures_e2e.py)",
 }
+
+
+# Body and query fields named like ids that name no row of an organization, and why.
+NOT_ID_FIELDS = {
+    "destinationId": "Appaloft's destination reference: stored as given, Berth has no such rows",
+    "ruleId": "a threshold rule's name within its policy, chosen by the caller",
+    "userId": "DELETE /account's confirmation of the caller's own user id",
+}
+
+
+async def test_every_id_field_is_aimed_at_a_row_of_organization_a(
+    stack: tuple[Coordinator, Tenant, Tenant],
+) -> None:
+    """A body or query field naming a new kind of row fails here until the generator aims it
+    (tests/tenancy.py ID_FIELDS) at a row A's data set has."""
+    _, a, _ = stack
+    found: set[str] = set()
+
+    def walk(schema: dict[str, Any], depth: int = 0) -> None:
+        schema = resolve(schema, DOCUMENT)
+        if depth > 6:
+            return
+        for name, item in schema.get("properties", {}).items():
+            if name.endswith(("Id", "Ids")):
+                found.add(name)
+            walk(item, depth + 1)
+        for union in ("anyOf", "oneOf", "allOf"):
+            for item in schema.get(union, []):
+                walk(item, depth + 1)
+        if "items" in schema:
+            walk(schema["items"], depth + 1)
+
+    for op in CASES:
+        if op.body_schema is not None:
+            walk(op.body_schema)
+        found |= {n for n in op.query_names if n.endswith(("Id", "Ids"))}
+    aimed = {**ID_FIELDS, **ID_LIST_FIELDS}
+    unaimed = sorted(
+        n for n in found if n not in NOT_ID_FIELDS and (n not in aimed or aimed[n] not in a.ids)
+    )
+    assert not unaimed, unaimed
 
 
 async def test_every_path_parameter_names_a_row_of_organization_a(
@@ -282,6 +326,18 @@ async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant,
         started_at=datetime.now(UTC),
         details={"dryRun": True},
     )
+    policy = await _call(
+        coordinator,
+        "POST",
+        "/runtime-monitoring/thresholds",
+        admin,
+        json={
+            "scope": {"kind": "resource", "resourceId": world.resource_id},
+            "rules": [
+                {"signal": "cpu", "metric": "containerCpuPercent", "warning": 70, "critical": 90}
+            ],
+        },
+    )
     task_id, run_id = await _task_and_run(world.project_id, world.environment_id, world)
     token = await mint_token(coordinator, admin, ["servers:read"], name="alpha-ci")
     # A real agent (host shell allowed) for a real terminal session.
@@ -312,7 +368,10 @@ async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant,
             "scope": {"permissions": list(PERMISSIONS), "projectIds": [elsewhere["id"]]},
         },
     )
-    events = await _call(coordinator, "GET", "/audit-events?limit=1", admin)
+    # One of the resource's events (the secret's): queries aim ``aggregateId`` at the resource.
+    events = await _call(
+        coordinator, "GET", f"/audit-events?limit=1&aggregateId={world.resource_id}", admin
+    )
     await world.agent.close()
     ids = {
         "organizationId": "org_default",
@@ -335,6 +394,7 @@ async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant,
         "planId": str(plan["plan"]["id"]),
         "subscriptionId": str(subscription["id"]),
         "taskId": task_id,
+        "policyId": str(policy["policy"]["policyId"]),
         "runId": run_id,
         "tokenId": str(token["tokenId"]),
         "terminalSessionId": str(terminal["sessionId"]),
@@ -411,13 +471,12 @@ async def test_another_organizations_ids_are_404_and_its_rows_never_listed(
             )
     except TimeoutError:
         pytest.fail(f"{operation.label}: organization B got an open stream on A's ids")
-    text = body if isinstance(body, str) else repr(body)
     assert status < 500, (request, body)
     assert status != 403, f"403 leaks that A's row exists: {request} {body}"
     if request.named_in_path or (request.names_rows and operation.method != "GET"):
         assert status in REFUSED, (request, status, body)
     if status < 300:
-        assert not leaked(text, a.ids), (request, body)
+        assert not leaked(body, a.ids, request), (request, body)
 
 
 # Ids of the right shape that name nothing: what a caller that sees nothing gets for them.
@@ -472,7 +531,7 @@ async def test_a_token_scoped_to_another_project_sees_none_of_these_rows(
     assert (status, code) == (nothing_status, nothing_code), (request, body)
     if status < 300:
         scoped_out = {k: v for k, v in a.ids.items() if k in PROJECT_ROWS}
-        assert not leaked(repr(body), scoped_out), (request, body)
+        assert not leaked(body, scoped_out, request), (request, body)
 
 
 @pytest.mark.parametrize(
