@@ -8,22 +8,17 @@ B gets its own admin. One stack is shared by the module; each operation is its o
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from coordinator import work_runs
 from coordinator.accounts import passwords
 from coordinator.api.openapi import build_openapi
-from coordinator.db import task_models
-from coordinator.ids import new_id
-from coordinator.permissions import PERMISSIONS
 from tests.dns_server import ZONE, DnsServer
 from tests.harness import AgentProcess, Coordinator, scaled
-from tests.integration.stacks import start_agent
+from tests.integration.tenant_world import organization_a
 from tests.tenancy import (
     ID_FIELDS,
     ID_LIST_FIELDS,
@@ -37,9 +32,6 @@ from tests.tenancy import (
     request_for,
     resolve,
 )
-from tests.tls_material import issue_for
-from tests.unit.coordinator.support import mint_token
-from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 
 pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="module")]
 
@@ -167,7 +159,8 @@ async def stack(
     await coordinator.start()
     agent: AgentProcess | None = None
     try:
-        a, agent = await _organization_a(coordinator, root)
+        a, agent = await organization_a(coordinator, root, PASSWORD)
+        assert set(a.ids) >= ID_KINDS
         b = await other_organization("Beta", await passwords.hash_password(PASSWORD))
         status, login, _ = await coordinator.call(
             "POST", "/auth/login", json={"email": b.email, "password": PASSWORD}
@@ -180,267 +173,6 @@ async def stack(
             await agent.stop()
         await coordinator.close()
         dns.stop()
-
-
-async def _call(coordinator: Coordinator, method: str, path: str, token: str, **kw: Any) -> Any:
-    status, body, _ = await coordinator.call(method, path, token=token, **kw)
-    assert status in (200, 201, 202), (method, path, body)
-    return body
-
-
-async def _organization_a(coordinator: Coordinator, root: Path) -> tuple[Tenant, AgentProcess]:
-    """Organization A (the bootstrap's) with one row of every kind an id can name."""
-    status, body, _ = await coordinator.call(
-        "POST",
-        "/bootstrap/auth/first-admin",
-        json={"email": "admin@alpha.example.com", "displayName": "Alpha", "password": PASSWORD},
-    )
-    assert status == 201, body
-    admin = str(body["apiToken"])
-    login = await _call(
-        coordinator,
-        "POST",
-        "/auth/login",
-        admin,
-        json={"email": "admin@alpha.example.com", "password": PASSWORD},
-    )
-    world = await make_world(coordinator, admin, name="alpha")
-    deployment = await create_deployment(coordinator, admin, world)
-    other_env = await _call(
-        coordinator,
-        "POST",
-        "/environments",
-        admin,
-        json={"projectId": world.project_id, "name": "staging"},
-    )
-    domain = f"alpha.{ZONE}"
-    binding = await _call(
-        coordinator,
-        "POST",
-        "/domain-bindings",
-        admin,
-        json={**world.target(), "domainName": domain},
-    )
-    issued = issue_for([domain])
-    certificate = await _call(
-        coordinator,
-        "POST",
-        "/certificates/import",
-        admin,
-        json={
-            "domainBindingId": binding["id"],
-            "certificateChain": issued.chain(),
-            "privateKey": issued.key_pem(),
-        },
-    )
-    volume = await _call(
-        coordinator,
-        "POST",
-        "/storage-volumes",
-        admin,
-        json={
-            "projectId": world.project_id,
-            "environmentId": world.environment_id,
-            "name": "Data",
-            "kind": "named-volume",
-        },
-    )
-    attachment = await _call(
-        coordinator,
-        "POST",
-        f"/resources/{world.resource_id}/storage-attachments",
-        admin,
-        json={"storageVolumeId": volume["id"], "destinationPath": "/var/lib/app/"},
-    )
-    database = await _call(
-        coordinator,
-        "POST",
-        "/dependency-resources/import",
-        admin,
-        json={
-            "kind": "postgres",
-            "projectId": world.project_id,
-            "environmentId": world.environment_id,
-            "name": "alpha-db",
-            "connectionUrl": "postgres://u:alpha-pw@db.example.com/app",
-        },
-    )
-    dependency_binding = await _call(
-        coordinator,
-        "POST",
-        f"/resources/{world.resource_id}/dependency-bindings",
-        admin,
-        json={"dependencyResourceId": database["id"], "targetName": "DATABASE_URL"},
-    )
-    plan = await _call(
-        coordinator,
-        "POST",
-        "/dependency-resources/provisioning/plan",
-        admin,
-        json={
-            "create": {
-                "kind": "redis",
-                "projectId": world.project_id,
-                "environmentId": world.environment_id,
-                "name": "alpha-cache",
-                "serverId": world.server_id,
-            }
-        },
-    )
-    subscription = await _call(
-        coordinator,
-        "POST",
-        "/notification-subscriptions",
-        admin,
-        json={
-            "name": "alpha",
-            "channel": "webhook",
-            "events": ["deployment.failed"],
-            "url": "https://hooks.example.test/berth",
-            "signingSecret": "alpha-signing-secret-0123",
-        },
-    )
-    _ = await _call(
-        coordinator,
-        "POST",
-        f"/resources/{world.resource_id}/secrets",
-        admin,
-        json={"key": "MODE", "value": "alpha-secret"},
-    )
-    _ = await _call(
-        coordinator,
-        "POST",
-        "/retention-defaults",
-        admin,
-        json={"category": "audit-rows", "retentionDays": 30},
-    )
-    # Background work of the two other kinds the operator work ledger lists (a deployment is
-    # the first): a notification delivery and a maintenance run.
-    delivery = await _call(
-        coordinator, "POST", f"/notification-subscriptions/{subscription['id']}/test", admin
-    )
-    maintenance = await work_runs.record_finished(
-        "capacity-prune",
-        organization_id="org_default",
-        server_id=world.server_id,
-        started_at=datetime.now(UTC),
-        details={"dryRun": True},
-    )
-    policy = await _call(
-        coordinator,
-        "POST",
-        "/runtime-monitoring/thresholds",
-        admin,
-        json={
-            "scope": {"kind": "resource", "resourceId": world.resource_id},
-            "rules": [
-                {"signal": "cpu", "metric": "containerCpuPercent", "warning": 70, "critical": 90}
-            ],
-        },
-    )
-    task_id, run_id = await _task_and_run(world.project_id, world.environment_id, world)
-    token = await mint_token(coordinator, admin, ["servers:read"], name="alpha-ci")
-    # A real agent (host shell allowed) for a real terminal session.
-    agent, host_id = await start_agent(
-        coordinator,
-        admin,
-        root / "agent",
-        name="alpha-host",
-        env={"BERTH_AGENT_ALLOW_HOST_SHELL": "1"},
-    )
-    terminal = await _call(
-        coordinator,
-        "POST",
-        "/terminal-sessions",
-        admin,
-        json={"scope": {"kind": "server", "serverId": host_id}},
-    )
-    # A token of A itself, with every permission but only another project: A's rows outside
-    # that project must look as absent to it as they do to organization B.
-    elsewhere = await _call(coordinator, "POST", "/projects", admin, json={"name": "elsewhere"})
-    scoped = await _call(
-        coordinator,
-        "POST",
-        "/deploy-tokens",
-        admin,
-        json={
-            "displayName": "elsewhere",
-            "scope": {"permissions": list(PERMISSIONS), "projectIds": [elsewhere["id"]]},
-        },
-    )
-    # One of the resource's events (the secret's): queries aim ``aggregateId`` at the resource.
-    events = await _call(
-        coordinator, "GET", f"/audit-events?limit=1&aggregateId={world.resource_id}", admin
-    )
-    await world.agent.close()
-    ids = {
-        "organizationId": "org_default",
-        "serverId": world.server_id,
-        "hostServerId": host_id,
-        "projectId": world.project_id,
-        "environmentId": world.environment_id,
-        "otherEnvironmentId": str(other_env["id"]),
-        "resourceId": world.resource_id,
-        "deploymentId": deployment,
-        "workId": deployment,
-        "deliveryWorkId": str(delivery["deliveryId"]),
-        "maintenanceWorkId": maintenance,
-        "domainBindingId": str(binding["id"]),
-        "certificateId": str(certificate["certificateId"]),
-        "storageVolumeId": str(volume["id"]),
-        "attachmentId": str(attachment["id"]),
-        "dependencyResourceId": str(database["id"]),
-        "bindingId": str(dependency_binding["id"]),
-        "planId": str(plan["plan"]["id"]),
-        "subscriptionId": str(subscription["id"]),
-        "taskId": task_id,
-        "policyId": str(policy["policy"]["policyId"]),
-        "runId": run_id,
-        "tokenId": str(token["tokenId"]),
-        "terminalSessionId": str(terminal["sessionId"]),
-        "terminalTicket": str(terminal["transport"]["ticket"]),
-        "accountSessionId": str(login["sessionId"]),
-        "auditEventId": str(events["items"][0]["auditEventId"]),
-        "key": "MODE",
-        "category": "audit-rows",
-        "projectScopedToken": str(scoped["token"]),
-    }
-    assert set(ids) >= ID_KINDS
-    return Tenant("org_default", admin, ids), agent
-
-
-async def _task_and_run(project_id: str, environment_id: str, world: Any) -> tuple[str, str]:
-    """A disabled scheduled task and one finished run (rows: a task needs a live deployment)."""
-    now = datetime.now(UTC)
-    task = await task_models.ScheduledTask.create(
-        id=new_id("task"),
-        organization_id="org_default",
-        project_id=project_id,
-        environment_id=environment_id,
-        resource_id=world.resource_id,
-        schedule="0 3 * * *",
-        command_intent="echo alpha",
-        timeout_seconds=60,
-        status="disabled",
-        created_at=now,
-        updated_at=now,
-    )
-    run = await task_models.ScheduledTaskRun.create(
-        id=new_id("run"),
-        organization_id="org_default",
-        project_id=project_id,
-        environment_id=environment_id,
-        task_id=task.id,
-        resource_id=world.resource_id,
-        trigger_kind="manual",
-        slot_key=f"manual:{now.isoformat()}",
-        status="succeeded",
-        not_before=now,
-        created_at=now,
-        finished_at=now,
-        exit_code=0,
-    )
-    return task.id, run.id
 
 
 # What B may be answered when it names A's rows: "no such row" or a refusal of the input.
