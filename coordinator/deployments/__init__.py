@@ -14,8 +14,9 @@ from coordinator.deployments.engine import DeploymentEngine
 from coordinator.deployments.planner import Plan
 from coordinator.deployments.store import DeploymentStore
 from coordinator.deployments.stream import Notifier
+from coordinator.lookup import get_resource
 from coordinator.secrets import Keyring
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict
 
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -98,8 +99,9 @@ async def redeploy(call: Caller, resource_id: str, server_id: str | None = None)
     server of its latest deployment; the new deployment's id."""
     latest = await reads.latest_visible(call.actor, resource_id)
     if latest is None:
-        if not await reads.resource_in_organization(call.actor, resource_id):
-            raise NotFound(f"resource {resource_id!r} not found")
+        # The token's scope applies, not only the organization: a resource the caller may not
+        # see is a 404, never a 409 that confirms it exists.
+        _ = await get_resource(call.actor, resource_id)
         raise Conflict("the resource has never been deployed; create a deployment first")
     assessed = await replan(call, latest, server_id or latest.server_id)
     return await create_deployment(

@@ -116,13 +116,6 @@ async def latest_visible(actor: Principal, resource_id: str) -> models.Deploymen
     )
 
 
-async def resource_in_organization(actor: Principal, resource_id: str) -> bool:
-    """Whether the resource exists in the caller's organization."""
-    return await models.Resource.exists(
-        id=resource_id, project__organization_id=actor.organization_id
-    )
-
-
 async def latest_of_resource(resource_id: str) -> models.Deployment | None:
     """The resource's newest deployment (the caller already may see the resource)."""
     return (

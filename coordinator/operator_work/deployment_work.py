@@ -132,6 +132,8 @@ class DeploymentWork:
 
     async def dead_letter(self, call: Any, work_id: str, reason: str) -> datetime:
         """Refused: a deployment's state is what its agent reports."""
+        # Looked up first: another organization's deployment is a 404, not this 409.
+        _ = await get_deployment(call.actor, work_id)
         raise Conflict(
             "deployments are not dead-lettered: cancel it, or let it fail and retry it",
             details={"kind": "deployment"},
@@ -139,6 +141,7 @@ class DeploymentWork:
 
     async def mark_recovered(self, call: Any, work_id: str) -> datetime:
         """Refused: only a deployment that succeeded counts as succeeded."""
+        _ = await get_deployment(call.actor, work_id)  # 404 beyond the caller's scope, as above
         raise Conflict(
             "a deployment cannot be marked recovered: retry it or roll back instead",
             details={"kind": "deployment"},

@@ -5,6 +5,7 @@ from typing import Protocol
 
 from coordinator import audit
 from coordinator.auth import Principal
+from coordinator.lookup import get_deployment, get_resource, get_server
 from coordinator.retention import history
 
 
@@ -23,7 +24,14 @@ class PruneAsk(Protocol):
     def dry_run(self) -> bool: ...
 
 
-def _filters(actor: Principal, ask: PruneAsk) -> history.Filters:
+async def _filters(actor: Principal, ask: PruneAsk) -> history.Filters:
+    # A filter naming another organization's row is a 404 like any other id, not "0 matched".
+    if ask.deployment_id is not None:
+        _ = await get_deployment(actor, ask.deployment_id)
+    if ask.resource_id is not None:
+        _ = await get_resource(actor, ask.resource_id)
+    if ask.server_id is not None:
+        _ = await get_server(actor, ask.server_id)
     return history.Filters(
         organization_id=actor.organization_id,
         before=datetime.fromisoformat(ask.before.replace("Z", "+00:00")).astimezone(UTC),
@@ -37,7 +45,7 @@ async def deployments(
     actor: Principal, request_id: str, ask: PruneAsk
 ) -> tuple[history.Selection, int]:
     """Select and (unless a dry run) remove deployments; audited when anything went."""
-    selection = await history.select(_filters(actor, ask))
+    selection = await history.select(await _filters(actor, ask))
     pruned = await history.prune_deployments(selection, dry_run=ask.dry_run)
     if not ask.dry_run and pruned:
         await audit.record(
@@ -55,7 +63,7 @@ async def logs(
     actor: Principal, request_id: str, ask: PruneAsk
 ) -> tuple[history.Selection, dict[str, int], int]:
     """Select deployments and (unless a dry run) remove their log lines; audited."""
-    selection = await history.select(_filters(actor, ask))
+    selection = await history.select(await _filters(actor, ask))
     counts = await history.log_counts(selection.removable)
     pruned = 0
     if not ask.dry_run and counts:
