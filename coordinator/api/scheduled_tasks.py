@@ -67,6 +67,7 @@ def task_view(row: TaskRow, latest: ScheduledTaskRun | None) -> ScheduledTask:
             "concurrencyPolicy": row.concurrency_policy,
             "missedRunPolicy": row.missed_run_policy,
             "status": row.status,
+            "executionMode": row.execution_mode,
             "nextRunAt": row.next_slot_at,
             "createdAt": row.created_at,
             "updatedAt": row.updated_at,
@@ -134,6 +135,7 @@ async def create_task(call: Call) -> TaskCommandResponse:
             concurrency_policy=body.concurrency_policy,
             missed_run_policy=body.missed_run_policy,
             status=body.status,
+            execution_mode=body.execution_mode,
         ),
         call.request_id,
     )
@@ -181,6 +183,7 @@ async def configure_task(call: Call) -> TaskCommandResponse:
             concurrency_policy=body.concurrency_policy,
             missed_run_policy=body.missed_run_policy,
             status=body.status,
+            execution_mode=body.execution_mode,
         ),
         call.request_id,
     )
@@ -242,7 +245,11 @@ async def run_one_off(call: Call) -> RunNowResponse:
     task = await definitions.create(
         call.actor,
         call.path["resourceId"],
-        TaskFields(command_intent=body.command_intent, timeout_seconds=body.timeout_seconds),
+        TaskFields(
+            command_intent=body.command_intent,
+            timeout_seconds=body.timeout_seconds,
+            execution_mode=body.execution_mode,
+        ),
         call.request_id,
         ad_hoc=True,
     )

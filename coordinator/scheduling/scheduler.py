@@ -28,6 +28,7 @@ from shared.errors import PlatformError
 from shared.messages import UNSTAMPED, Hello
 from shared.messages.tasks import (
     TASKS_DATA_CAPABILITY,
+    TASKS_EXEC_CAPABILITY,
     TaskContainer,
     TaskRunInventory,
     TaskRunOutput,
@@ -48,6 +49,8 @@ _MAX_CATCH_UP_STEPS: Final = 100_000
 # A run whose deployment has volumes or dependency networks, for an agent that cannot give
 # them to the run's container (it would run the command without the resource's data).
 DATA_UNSUPPORTED: Final = "agent-task-data-unsupported"
+# An exec run for an agent that would start a fresh container instead.
+EXEC_UNSUPPORTED: Final = "agent-task-exec-unsupported"
 
 Clock = Callable[[], datetime]
 
@@ -268,6 +271,19 @@ class TaskScheduler:
         plan: dict[str, Any] = deployment.runtime_plan or {}
         meta: dict[str, Any] = (plan.get("execution") or {}).get("metadata") or {}
         networks, mounts = planned_networks(meta), planned_mounts(meta)
+        exec_mode = task.execution_mode == "exec"
+        if exec_mode and TASKS_EXEC_CAPABILITY not in capabilities:
+            await _settle(
+                run,
+                "failed",
+                now,
+                failure=f"{EXEC_UNSUPPORTED}: the server's agent cannot exec task runs in the "
+                "resource's running container: upgrade it",
+            )
+            return
+        if exec_mode:
+            # The running container already has its volumes and networks.
+            networks, mounts = [], []
         if (networks or mounts) and TASKS_DATA_CAPABILITY not in capabilities:
             await _settle(
                 run,
@@ -305,6 +321,7 @@ class TaskScheduler:
                     deployment_id=deployment.id,
                     timeout_seconds=task.timeout_seconds,
                     container=container,
+                    execution_mode="exec" if exec_mode else "fresh-container",
                 ),
                 _REQUEST_SECONDS,
             )
