@@ -116,6 +116,17 @@ class ShowRunQuery(ApiRequest):
     resource_id: str | None = _OptionalId
 
 
+class RunLogStreamQuery(ApiRequest):
+    """Query of ``GET /scheduled-task-runs/{runId}/logs/stream`` (``Last-Event-ID`` resumes too)."""
+
+    task_id: str | None = _OptionalId
+    resource_id: str | None = _OptionalId
+    cursor: str | None = Field(default=None, min_length=1, max_length=20)
+    until_finished: bool = Field(
+        default=True, description="end the stream (event: end) once the run is over"
+    )
+
+
 class RunLogsQuery(ApiRequest):
     """Query of ``GET /scheduled-task-runs/{runId}/logs``: lines after ``cursor`` (a sequence)."""
 

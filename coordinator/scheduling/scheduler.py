@@ -17,6 +17,7 @@ from coordinator.db import models
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
 from coordinator.deployments.engine import planned_mounts, planned_networks
 from coordinator.deployments.store import reveal_snapshot
+from coordinator.deployments.stream import Notifier
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.logstream.masking import LineMasker
@@ -83,6 +84,8 @@ class TaskScheduler:
         self._lock = asyncio.Lock()
         # What each connected agent said it can do (``hello.capabilities``).
         self._capabilities: dict[str, frozenset[str]] = {}
+        # Wakes the followers of a run's log stream when its output or result arrives.
+        self.log_notifier = Notifier()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -367,6 +370,8 @@ class TaskScheduler:
                 self.wake()
         elif isinstance(message, TaskRunInventory):
             await self._settle_lost(session, set(message.run_ids))
+            return
+        self.log_notifier.notify(message.run_id)
 
     async def _masker(self, run_id: str) -> LineMasker:
         masker = self._maskers.get(run_id)
