@@ -236,17 +236,22 @@ async def add_output(
         await ScheduledTaskRun.filter(id=run_id, log_count__lt=top).update(log_count=top)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What storing a result did: ``stored`` (False for a replay) and the retry it queued."""
+
+    stored: bool
+    retry: ScheduledTaskRun | None = None
+
+
 async def finish(
     server_id: str, result: TaskRunResult, retry_base_seconds: float, now: datetime
-) -> ScheduledTaskRun | None:
-    """Store a result once (a replayed one changes nothing) and queue a retry if one is left.
-
-    Returns the retry run, if one was queued.
-    """
+) -> Finished:
+    """Store a result once (a replayed one changes nothing) and queue a retry if one is left."""
     async with in_transaction():
         run = await ScheduledTaskRun.get_or_none(id=result.run_id, server_id=server_id)
         if run is None or run.status not in ACTIVE:
-            return None
+            return Finished(stored=False)
         await ScheduledTaskRun.filter(id=run.id).update(
             status=result.outcome,
             exit_code=result.exit_code,
@@ -261,10 +266,10 @@ async def finish(
             or task is None
             or run.attempt >= task.retry_limit
         ):
-            return None
+            return Finished(stored=True)
         delay = min(retry_base_seconds * 2**run.attempt, RETRY_MAX_SECONDS)
         try:
-            return await ScheduledTaskRun.create(
+            retry = await ScheduledTaskRun.create(
                 id=new_id("tkr"),
                 organization_id=run.organization_id,
                 project_id=run.project_id,
@@ -280,4 +285,5 @@ async def finish(
                 created_at=now,
             )
         except IntegrityError:
-            return None
+            return Finished(stored=True)
+    return Finished(stored=True, retry=retry)

@@ -9,7 +9,7 @@ wakes for run-now at once and is cancelled cleanly at shutdown.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ from shared.messages.tasks import (
     TASKS_DATA_CAPABILITY,
     TASKS_EXEC_CAPABILITY,
     TaskContainer,
+    TaskRunEnd,
     TaskRunInventory,
     TaskRunOutput,
     TaskRunResult,
@@ -54,6 +55,7 @@ DATA_UNSUPPORTED: Final = "agent-task-data-unsupported"
 EXEC_UNSUPPORTED: Final = "agent-task-exec-unsupported"
 
 Clock = Callable[[], datetime]
+OutcomeHook = Callable[[str, TaskRunEnd | None], Awaitable[None]]
 
 
 def system_clock() -> datetime:
@@ -86,6 +88,8 @@ class TaskScheduler:
         self._capabilities: dict[str, frozenset[str]] = {}
         # Wakes the followers of a run's log stream when its output or result arrives.
         self.log_notifier = Notifier()
+        # Called once per run that ends succeeded or failed (notifications subscribe here).
+        self.outcome_hooks: list[OutcomeHook] = []
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -256,15 +260,15 @@ class TaskScheduler:
         now: datetime,
     ) -> None:
         if task is None:
-            await _settle(run, "failed", now, failure="its task was deleted before it started")
+            await self._settle(run, "failed", now, failure="its task was deleted before it started")
             return
         if deployment is None:
-            await _settle(run, "skipped", now, reason="no-deployment")
+            await self._settle(run, "skipped", now, reason="no-deployment")
             return
         session = self.registry.get(deployment.server_id)
         if session is None:
             if task.missed_run_policy == "skip" and now - run.not_before > self.missed_after:
-                await _settle(run, "skipped", now, reason="agent-offline")
+                await self._settle(run, "skipped", now, reason="agent-offline")
             return  # dispatched when the agent is back
         capabilities = self._capabilities.get(deployment.server_id)
         if capabilities is None:
@@ -276,7 +280,7 @@ class TaskScheduler:
         networks, mounts = planned_networks(meta), planned_mounts(meta)
         exec_mode = task.execution_mode == "exec"
         if exec_mode and TASKS_EXEC_CAPABILITY not in capabilities:
-            await _settle(
+            await self._settle(
                 run,
                 "failed",
                 now,
@@ -288,7 +292,7 @@ class TaskScheduler:
             # The running container already has its volumes and networks.
             networks, mounts = [], []
         if (networks or mounts) and TASKS_DATA_CAPABILITY not in capabilities:
-            await _settle(
+            await self._settle(
                 run,
                 "failed",
                 now,
@@ -362,11 +366,13 @@ class TaskScheduler:
             shown = [text for text, _ in hidden] if hidden else texts
             await runs.add_output(message.run_id, server_id, list(message.lines), shown)
         elif isinstance(message, TaskRunResult):
-            retry = await runs.finish(server_id, message, self.retry_base_seconds, self.clock())
+            done = await runs.finish(server_id, message, self.retry_base_seconds, self.clock())
             self._maskers.pop(message.run_id, None)
             self._stops_sent.discard(message.run_id)
             await session.send(TaskRunResultAck(id=UNSTAMPED, run_id=message.run_id))
-            if retry is not None:
+            if done.stored:
+                await self._ended(message.run_id, message.ended)
+            if done.retry is not None:
                 self.wake()
         elif isinstance(message, TaskRunInventory):
             await self._settle_lost(session, set(message.run_ids))
@@ -401,26 +407,37 @@ class TaskScheduler:
         )
         for run in candidates:
             if run.id not in known:
-                await _settle(
+                await self._settle(
                     run,
                     "failed",
                     datetime.now(UTC),
                     failure="the agent lost the run (it restarted while the run was going)",
                 )
 
+    async def _settle(
+        self,
+        run: ScheduledTaskRun,
+        status: str,
+        now: datetime,
+        *,
+        reason: str | None = None,
+        failure: str | None = None,
+    ) -> None:
+        moved = await ScheduledTaskRun.filter(id=run.id, status__in=runs.ACTIVE).update(
+            status=status, finished_at=now, skipped_reason=reason, failure_summary=failure
+        )
+        if moved and status == "failed":
+            await self._ended(run.id, None)
+
+    async def _ended(self, run_id: str, ended: TaskRunEnd | None) -> None:
+        """Tell the outcome hooks a run reached ``succeeded`` or ``failed`` (``ended``: how the
+        agent saw it end; None when the coordinator settled it)."""
+        for hook in self.outcome_hooks:
+            try:
+                await hook(run_id, ended)
+            except Exception:
+                logger.exception("a task-run outcome hook failed for %s", run_id)
+
 
 def _stop_frame(run_id: str) -> Callable[[int], TaskRunStop]:
     return lambda frame_id: TaskRunStop(id=frame_id, run_id=run_id)
-
-
-async def _settle(
-    run: ScheduledTaskRun,
-    status: str,
-    now: datetime,
-    *,
-    reason: str | None = None,
-    failure: str | None = None,
-) -> None:
-    await ScheduledTaskRun.filter(id=run.id, status__in=runs.ACTIVE).update(
-        status=status, finished_at=now, skipped_reason=reason, failure_summary=failure
-    )
