@@ -21,7 +21,7 @@ from coordinator.deployments.stream import Notifier
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.logstream.masking import LineMasker
-from coordinator.scheduling import runs
+from coordinator.scheduling import runs, slots
 from coordinator.scheduling.cron import next_slot
 from coordinator.scheduling.definitions import latest_deployment
 from coordinator.secrets import Keyring
@@ -154,20 +154,11 @@ class TaskScheduler:
 
     async def _fire_due(self, now: datetime) -> None:
         while True:
-            due = (
-                await ScheduledTask.filter(status="enabled", ad_hoc=False, next_slot_at__lte=now)
-                .order_by("next_slot_at")
-                .limit(_BATCH)
-            )
+            due = await slots.due_tasks(now, _BATCH)
             if not due:
                 return
-            active = {
-                str(task_id)
-                for task_id in await ScheduledTaskRun.filter(
-                    task_id__in=[task.id for task in due], status__in=runs.ACTIVE
-                ).values_list("task_id", flat=True)
-            }
-            plans: list[runs.SlotPlan] = []
+            active = await slots.busy_tasks([task.id for task in due])
+            plans: list[slots.SlotPlan] = []
             for task in due:
                 try:
                     plans.append(self._plan(task, now, task.id in active))
@@ -175,11 +166,11 @@ class TaskScheduler:
                     logger.warning("task %s cannot be scheduled: %s", task.id, exc.message)
                     await ScheduledTask.filter(id=task.id).update(next_slot_at=None)
             # Stamped when recorded, so the run's createdAt shows how late its slot fired.
-            _ = await runs.record_slots(plans, max(now, self.clock()))
+            _ = await slots.record_slots(plans, max(now, self.clock()))
             if len(due) < _BATCH:
                 return
 
-    def _plan(self, task: ScheduledTask, now: datetime, busy: bool) -> runs.SlotPlan:
+    def _plan(self, task: slots.DueTask, now: datetime, busy: bool) -> slots.SlotPlan:
         slot = task.next_slot_at or now
         reason: str | None = None
         if now - slot > self.missed_after:
@@ -193,7 +184,7 @@ class TaskScheduler:
                 reason = "missed-while-down"
         if reason is None and busy and task.concurrency_policy == "forbid":
             reason = "concurrency-forbidden"
-        return runs.SlotPlan(
+        return slots.SlotPlan(
             task=task,
             slot_at=slot,
             following=next_slot(task.schedule, task.timezone, max(now, slot)),
