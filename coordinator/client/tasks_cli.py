@@ -66,6 +66,12 @@ def tasks_list(opts: "Options", res: str | None) -> None:
     default="run-once",
     help="Slots missed while the coordinator was down.",
 )
+@click.option(
+    "--exec",
+    "exec_mode",
+    is_flag=True,
+    help="Run with docker exec in the resource's running container (not a fresh one).",
+)
 @click.pass_obj
 def tasks_create(
     opts: "Options",
@@ -77,6 +83,7 @@ def tasks_create(
     retries: int,
     concurrency: str,
     missed: str,
+    exec_mode: bool,
 ) -> None:
     """Run COMMAND on resource RES at SCHEDULE (5 cron fields or @hourly, @daily, ...)."""
 
@@ -91,6 +98,7 @@ def tasks_create(
             "retryLimit": retries,
             "concurrencyPolicy": concurrency,
             "missedRunPolicy": missed,
+            "executionMode": "exec" if exec_mode else "fresh-container",
         }
         return await api.post("/scheduled-tasks", body)
 
@@ -222,17 +230,29 @@ def tasks_logs(opts: "Options", run: str, live: bool) -> None:
 @click.argument("res")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--timeout", "timeout", type=int, default=3600, show_default=True, help="Seconds.")
+@click.option(
+    "--exec",
+    "exec_mode",
+    is_flag=True,
+    help="Run with docker exec in the resource's running container (not a fresh one).",
+)
 @click.pass_obj
-def run_one_off(opts: "Options", res: str, command: tuple[str, ...], timeout: int) -> None:
+def run_one_off(
+    opts: "Options", res: str, command: tuple[str, ...], timeout: int, exec_mode: bool
+) -> None:
     """Run a one-off COMMAND next to resource RES (berth run RES -- CMD ...): a fresh container
-    from its deployed image with its variables; prints the output as it comes and exits with
-    the command's exit code."""
+    from its deployed image with its variables (--exec: in its running container); prints the
+    output as it comes and exits with the command's exit code."""
 
     async def run(api: ApiClient) -> JsonObject:
         resource = await find_resource(api, res)
         accepted = await api.post(
             f"/resources/{segment(text(resource, 'id'))}/one-off-runs",
-            {"commandIntent": " ".join(command), "timeoutSeconds": timeout},
+            {
+                "commandIntent": " ".join(command),
+                "timeoutSeconds": timeout,
+                "executionMode": "exec" if exec_mode else "fresh-container",
+            },
         )
         run_id = str(render.lookup(accepted, "run.runId"))
         return await follow(api, run_id, live=True)

@@ -2,13 +2,16 @@
 in the resource's serving container (no task container), record its exit code, kill it at its
 timeout, and fail it clearly when no container of the resource is running."""
 
+import asyncio
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, scaled
 from tests.integration.stacks import Workload, deployed_workload
 
 pytestmark = pytest.mark.docker
@@ -84,6 +87,19 @@ async def test_an_exec_run_uses_the_serving_container_times_out_and_needs_one_ru
         assert serving.status == "running"
         top = serving.top()
         assert not any("sleep 300" in " ".join(p) for p in top["Processes"]), top
+
+        # berth run --exec: the same, one-off, streaming its output and exiting with its code.
+        env = {**os.environ, "BERTH_URL": coordinator.url, "BERTH_TOKEN": admin_token,
+               "NO_COLOR": "1"}  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "berth"), "run", "--exec", "app", "--",
+            "echo in-$(hostname); exit 3",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        async with asyncio.timeout(scaled(60)):
+            out, err = await process.communicate()
+        assert process.returncode == 3, (out, err)
+        assert out.decode().splitlines() == [f"in-{serving.id[:12]}"]
 
         # No running container: the run fails, saying why.
         serving.stop(timeout=1)
