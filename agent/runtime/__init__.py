@@ -235,6 +235,17 @@ class ContainerRuntime(Protocol):
         ``EngineError`` on failure."""
         ...
 
+    async def exec_open(
+        self, container_id: str, command: list[str], environment: Mapping[str, str]
+    ) -> tuple[str, LogBody]:
+        """Start ``command`` in a running container (exec task runs); its exec id and its
+        multiplexed output for the caller to read and close. Raise ``EngineError``."""
+        ...
+
+    async def exec_exit_code(self, exec_id: str) -> int | None:
+        """An exec's exit code, or None while it still runs; raise ``EngineError``."""
+        ...
+
     async def info(self) -> dict[str, Any]:
         """The engine's ``/info`` (monitoring reads its data root)."""
         ...

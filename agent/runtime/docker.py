@@ -8,6 +8,7 @@ first needed, so most agents never load it.
 """
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Mapping
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import docker
 
 logger = logging.getLogger(__name__)
+_JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 
 _TIMEOUT_SECONDS = 10
 # The SDK's builds and pulls can take minutes; they get their own long-timeout client.
@@ -377,6 +379,43 @@ class DockerRuntime:
         path = f"/containers/{quoted(container_id)}/wait"
         answer = await self._local().json("POST", path, timeout=0)
         return int((answer or {}).get("StatusCode", -1))
+
+    async def exec_open(
+        self, container_id: str, command: list[str], environment: Mapping[str, str]
+    ) -> tuple[str, EngineBody]:
+        """Start ``command`` in a running container (no TTY); its exec id and its multiplexed
+        output for the caller to read and close."""
+        created = await self._local().json(
+            "POST",
+            f"/containers/{quoted(container_id)}/exec",
+            body=json.dumps(
+                {
+                    "Cmd": command,
+                    "Env": [f"{key}={value}" for key, value in environment.items()],
+                    "AttachStdout": True,
+                    "AttachStderr": True,
+                }
+            ).encode(),
+            headers=_JSON_HEADERS,
+        )
+        exec_id = str((created or {}).get("Id") or "")
+        # The command may stay quiet for as long as its timeout: no read timeout.
+        response = await self._local().open(
+            "POST",
+            f"/exec/{quoted(exec_id)}/start",
+            body=json.dumps({"Detach": False, "Tty": False}).encode(),
+            headers=_JSON_HEADERS,
+            timeout=0,
+        )
+        return exec_id, EngineBody(response)
+
+    async def exec_exit_code(self, exec_id: str) -> int | None:
+        """An exec's exit code, or None while it runs."""
+        info = await self._local().json("GET", f"/exec/{quoted(exec_id)}/json")
+        if not isinstance(info, dict) or info.get("Running"):
+            return None
+        code = info.get("ExitCode")
+        return int(code) if code is not None else None
 
     async def info(self) -> dict[str, Any]:
         """``GET /info`` (monitoring: the data root)."""

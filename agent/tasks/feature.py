@@ -21,6 +21,7 @@ from shared.messages.tasks import (
     TASKS_CAPABILITY,
     TASKS_COORDINATOR_TYPES,
     TASKS_DATA_CAPABILITY,
+    TASKS_EXEC_CAPABILITY,
     TaskRunAccepted,
     TaskRunInventory,
     TaskRunLine,
@@ -90,8 +91,9 @@ class TaskFeature:
 
     @property
     def capabilities(self) -> list[str]:
-        """``tasks.v1``, and ``tasks.data.v1``: runs get their mounts and networks."""
-        return [TASKS_CAPABILITY, TASKS_DATA_CAPABILITY]
+        """``tasks.v1``, ``tasks.data.v1`` (runs get their mounts and networks) and
+        ``tasks.exec.v1`` (runs in the resource's running container)."""
+        return [TASKS_CAPABILITY, TASKS_DATA_CAPABILITY, TASKS_EXEC_CAPABILITY]
 
     async def run(self) -> None:
         """Load the finished runs not yet acknowledged, then hold the runs until cancelled."""

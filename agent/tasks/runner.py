@@ -1,4 +1,5 @@
-"""One task run on the engine: a fresh container from the deployment's image (with its volumes,
+"""One task run on the engine (or, for ``exec`` runs, in the resource's running container: see
+exec_run.py): a fresh container from the deployment's image (with its volumes,
 checked as a deployment's are, and its dependency networks), its output read as it is written,
 a deadline that kills it, a stop that ends it, and the container removed."""
 
@@ -13,7 +14,9 @@ from typing import Final
 from agent import mounts
 from agent.logstream.decode import LineDecoder
 from agent.runtime import ContainerRuntime, EngineError, RunSpec
+from agent.tasks.exec_run import run_exec
 from shared.errors import PlatformError, RuntimeFailed
+from shared.messages.logs import LogStreamName
 from shared.messages.tasks import TaskRunEnd, TaskRunLine, TaskRunStart
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,8 @@ class TaskRunner:
         spec = self.start
         if self._stop.is_set():
             return Ending("stopped", None, None, _now(), "stopped before it started")
+        if spec.execution_mode == "exec":
+            return await self._exec()
         labels = {
             RUN_LABEL: spec.run_id,
             TASK_LABEL: spec.task_id,
@@ -125,6 +130,26 @@ class TaskRunner:
         finally:
             with contextlib.suppress(RuntimeFailed, EngineError):
                 await self.runtime.remove(started.container_id)
+
+    async def _exec(self) -> Ending:
+        outcome = await run_exec(self.runtime, self.start, self._stop, self._emit, self._on_started)
+        return Ending(
+            outcome.ended, outcome.exit_code, outcome.started_at, _now(), outcome.failure_summary
+        )
+
+    def _emit(self, found: list[tuple[LogStreamName, str]]) -> None:
+        lines: list[TaskRunLine] = []
+        for stream, message in found:
+            self._sequence += 1
+            lines.append(
+                TaskRunLine(
+                    sequence=self._sequence,
+                    timestamp=_now(),
+                    stream=stream,
+                    message=message[:MAX_LINE_CHARS],
+                )
+            )
+        self._on_lines(lines)
 
     async def _follow(self, container_id: str, started_at: datetime) -> Ending:
         reader = asyncio.create_task(self._read_output(container_id))

@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+from aiohttp import web
+
 from coordinator.api.routing import Call, route
 from coordinator.api.task_schemas import (
     ConfigureTaskRequest,
@@ -13,6 +15,7 @@ from coordinator.api.task_schemas import (
     RunLogEntry,
     RunLogsQuery,
     RunLogsResponse,
+    RunLogStreamQuery,
     RunNowResponse,
     RunShowResponse,
     ScheduledTask,
@@ -28,6 +31,7 @@ from coordinator.api.task_schemas import (
 from coordinator.db.task_models import ScheduledTask as TaskRow, ScheduledTaskRun
 from coordinator.scheduling import SCHEDULER_KEY, definitions, runs
 from coordinator.scheduling.definitions import TaskFields
+from coordinator.scheduling.log_stream import parse_cursor, stream_run_logs
 
 TAG = "scheduled-tasks"
 
@@ -67,6 +71,7 @@ def task_view(row: TaskRow, latest: ScheduledTaskRun | None) -> ScheduledTask:
             "concurrencyPolicy": row.concurrency_policy,
             "missedRunPolicy": row.missed_run_policy,
             "status": row.status,
+            "executionMode": row.execution_mode,
             "nextRunAt": row.next_slot_at,
             "createdAt": row.created_at,
             "updatedAt": row.updated_at,
@@ -134,6 +139,7 @@ async def create_task(call: Call) -> TaskCommandResponse:
             concurrency_policy=body.concurrency_policy,
             missed_run_policy=body.missed_run_policy,
             status=body.status,
+            execution_mode=body.execution_mode,
         ),
         call.request_id,
     )
@@ -181,6 +187,7 @@ async def configure_task(call: Call) -> TaskCommandResponse:
             concurrency_policy=body.concurrency_policy,
             missed_run_policy=body.missed_run_policy,
             status=body.status,
+            execution_mode=body.execution_mode,
         ),
         call.request_id,
     )
@@ -242,7 +249,11 @@ async def run_one_off(call: Call) -> RunNowResponse:
     task = await definitions.create(
         call.actor,
         call.path["resourceId"],
-        TaskFields(command_intent=body.command_intent, timeout_seconds=body.timeout_seconds),
+        TaskFields(
+            command_intent=body.command_intent,
+            timeout_seconds=body.timeout_seconds,
+            execution_mode=body.execution_mode,
+        ),
         call.request_id,
         ad_hoc=True,
     )
@@ -330,4 +341,29 @@ async def run_logs(call: Call) -> RunLogsResponse:
         run_status=row.status,  # type: ignore[arg-type]
         exit_code=row.exit_code,
         generated_at=datetime.now(UTC),
+    )
+
+
+@route(
+    "GET",
+    "/scheduled-task-runs/{runId}/logs/stream",
+    summary="A task run's output as server-sent events, until the run ends (resumable)",
+    tag=TAG,
+    permission="scheduled-tasks:read",
+    query=RunLogStreamQuery,
+    raw_response="text/event-stream",
+    events=("task-run-log", "end"),
+)
+async def run_logs_stream(call: Call) -> web.StreamResponse:
+    """SSE: ``id: <sequence>``, ``event: task-run-log``; ``event: end`` once the run is over.
+    Resume with ``cursor`` or ``Last-Event-ID``."""
+    query = call.query(RunLogStreamQuery)
+    row = await runs.get_run(call.actor, call.path["runId"], query.task_id, query.resource_id)
+    resume = query.cursor if query.cursor is not None else call.request.headers.get("Last-Event-ID")
+    return await stream_run_logs(
+        call.request,
+        row.id,
+        after=parse_cursor(resume),
+        until_finished=query.until_finished,
+        notifier=call.request.app[SCHEDULER_KEY].log_notifier,
     )

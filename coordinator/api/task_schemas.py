@@ -18,6 +18,12 @@ SkippedReason = Literal[
     "concurrency-forbidden", "missed-while-down", "agent-offline", "no-deployment"
 ]
 LogStream = Literal["stdout", "stderr"]
+ExecutionMode = Literal["fresh-container", "exec"]
+_MODE_HELP = (
+    "fresh-container: a new container from the deployment's image; exec: docker "
+    "exec in the resource's running container (the run fails with no-running-container when "
+    "none runs)"
+)
 
 _Id = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
 _OptionalId = Field(default=None, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
@@ -43,6 +49,7 @@ class CreateTaskRequest(ApiRequest):
         description="slots missed while the coordinator was down: run once on recovery, or skip",
     )
     status: TaskStatus = "enabled"
+    execution_mode: ExecutionMode = Field(default="fresh-container", description=_MODE_HELP)
 
 
 class ConfigureTaskRequest(ApiRequest):
@@ -57,6 +64,7 @@ class ConfigureTaskRequest(ApiRequest):
     concurrency_policy: ConcurrencyPolicy | None = None
     missed_run_policy: MissedRunPolicy | None = None
     status: TaskStatus | None = None
+    execution_mode: ExecutionMode | None = None
 
 
 class TaskResourceBody(ApiRequest):
@@ -70,6 +78,7 @@ class RunCommandRequest(ApiRequest):
 
     command_intent: str = _Command
     timeout_seconds: int = Field(default=3600, gt=0, le=86_400)
+    execution_mode: ExecutionMode = Field(default="fresh-container", description=_MODE_HELP)
 
 
 class ListTasksQuery(ApiRequest):
@@ -105,6 +114,17 @@ class ShowRunQuery(ApiRequest):
 
     task_id: str | None = _OptionalId
     resource_id: str | None = _OptionalId
+
+
+class RunLogStreamQuery(ApiRequest):
+    """Query of ``GET /scheduled-task-runs/{runId}/logs/stream`` (``Last-Event-ID`` resumes too)."""
+
+    task_id: str | None = _OptionalId
+    resource_id: str | None = _OptionalId
+    cursor: str | None = Field(default=None, min_length=1, max_length=20)
+    until_finished: bool = Field(
+        default=True, description="end the stream (event: end) once the run is over"
+    )
 
 
 class RunLogsQuery(ApiRequest):
@@ -147,6 +167,7 @@ class ScheduledTask(WireModel):
     concurrency_policy: ConcurrencyPolicy
     missed_run_policy: MissedRunPolicy
     status: TaskStatus
+    execution_mode: ExecutionMode
     next_run_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -1,13 +1,15 @@
 """``berth tasks list|create|show|run|runs|logs`` and ``berth run RES -- CMD`` (one-off)."""
 
-import asyncio
 import sys
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Final
 
 import click
+import orjson
 
 from coordinator.client import render
-from coordinator.client.http import ApiClient, JsonObject, objects, text
+from coordinator.client.http import ApiClient, ClientError, JsonObject, objects, text
+from coordinator.client.sse import read_events
 from coordinator.client.workspace_cli import find_resource, segment
 
 if TYPE_CHECKING:  # cli.py imports this module to register it; no import cycle at run time
@@ -24,8 +26,6 @@ RUN_COLUMNS: Final = (
     ("FINISHED", "finishedAt"), ("WHY", "skippedReason"),
 )  # fmt: skip
 FINISHED: Final = frozenset({"succeeded", "failed", "skipped"})
-# How often a followed run's output is asked for.
-POLL_SECONDS: Final = 0.3
 
 
 @click.group()
@@ -66,6 +66,12 @@ def tasks_list(opts: "Options", res: str | None) -> None:
     default="run-once",
     help="Slots missed while the coordinator was down.",
 )
+@click.option(
+    "--exec",
+    "exec_mode",
+    is_flag=True,
+    help="Run with docker exec in the resource's running container (not a fresh one).",
+)
 @click.pass_obj
 def tasks_create(
     opts: "Options",
@@ -77,6 +83,7 @@ def tasks_create(
     retries: int,
     concurrency: str,
     missed: str,
+    exec_mode: bool,
 ) -> None:
     """Run COMMAND on resource RES at SCHEDULE (5 cron fields or @hourly, @daily, ...)."""
 
@@ -91,6 +98,7 @@ def tasks_create(
             "retryLimit": retries,
             "concurrencyPolicy": concurrency,
             "missedRunPolicy": missed,
+            "executionMode": "exec" if exec_mode else "fresh-container",
         }
         return await api.post("/scheduled-tasks", body)
 
@@ -165,8 +173,11 @@ def tasks_runs(opts: "Options", task: str | None, res: str | None) -> None:
 
 
 async def follow(api: ApiClient, run_id: str, *, live: bool) -> JsonObject:
-    """Print a run's output (stderr lines to stderr); with ``live``, until the run ends.
-    Returns the last logs answer (its ``runStatus`` and ``exitCode``)."""
+    """Print a run's output (stderr lines to stderr); with ``live``, follow its server-sent
+    event stream until the run ends (resuming where it was if the connection drops).
+    Returns ``{runStatus, exitCode}`` of the end (live) or the last logs page."""
+    if live:
+        return await _stream(api, run_id)
     cursor: str | None = None
     while True:
         query: dict[str, str | int | None] = {"limit": 100, "cursor": cursor}
@@ -175,20 +186,40 @@ async def follow(api: ApiClient, run_id: str, *, live: bool) -> JsonObject:
         for entry in entries:
             click.echo(text(entry, "message"), err=text(entry, "stream") == "stderr")
         cursor = text(page, "nextCursor") or cursor
-        if entries:
-            continue
-        if not live or text(page, "runStatus") in FINISHED:
-            # One more read: lines stored just before the result arrived.
-            last = await api.get(f"/scheduled-task-runs/{segment(run_id)}/logs", query)
-            if not objects(last, "entries"):
-                return last
-            continue
-        await asyncio.sleep(POLL_SECONDS)
+        if not entries:
+            return page
+
+
+async def _stream(api: ApiClient, run_id: str) -> JsonObject:
+    frames = read_events(
+        api,
+        f"/scheduled-task-runs/{segment(run_id)}/logs/stream",
+        stop_after="end",
+        on_reconnect=lambda attempt: click.echo(
+            f"berth: reconnecting to the run's log stream (attempt {attempt})", err=True
+        ),
+    )
+    async with aclosing(frames):
+        async for frame in frames:
+            data = orjson.loads(frame.data)
+            if not isinstance(data, dict):
+                raise ClientError("the log stream sent a frame that is not a JSON object")
+            if frame.event == "end":
+                return {"runStatus": data.get("status"), "exitCode": data.get("exitCode")}
+            if frame.event == "task-run-log":
+                click.echo(text(data, "message"), err=text(data, "stream") == "stderr")
+    raise ClientError(f"the log stream of run {run_id} ended without its end frame")
 
 
 @tasks.command("logs")
 @click.argument("run")
-@click.option("-f", "--follow", "live", is_flag=True, help="Keep printing until the run ends.")
+@click.option(
+    "-f",
+    "--follow",
+    "live",
+    is_flag=True,
+    help="Follow the run's live log stream until the run ends.",
+)
 @click.pass_obj
 def tasks_logs(opts: "Options", run: str, live: bool) -> None:
     """Print a run's output (kept apart from the resource's runtime logs)."""
@@ -199,17 +230,29 @@ def tasks_logs(opts: "Options", run: str, live: bool) -> None:
 @click.argument("res")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--timeout", "timeout", type=int, default=3600, show_default=True, help="Seconds.")
+@click.option(
+    "--exec",
+    "exec_mode",
+    is_flag=True,
+    help="Run with docker exec in the resource's running container (not a fresh one).",
+)
 @click.pass_obj
-def run_one_off(opts: "Options", res: str, command: tuple[str, ...], timeout: int) -> None:
+def run_one_off(
+    opts: "Options", res: str, command: tuple[str, ...], timeout: int, exec_mode: bool
+) -> None:
     """Run a one-off COMMAND next to resource RES (berth run RES -- CMD ...): a fresh container
-    from its deployed image with its variables; prints the output as it comes and exits with
-    the command's exit code."""
+    from its deployed image with its variables (--exec: in its running container); prints the
+    output as it comes and exits with the command's exit code."""
 
     async def run(api: ApiClient) -> JsonObject:
         resource = await find_resource(api, res)
         accepted = await api.post(
             f"/resources/{segment(text(resource, 'id'))}/one-off-runs",
-            {"commandIntent": " ".join(command), "timeoutSeconds": timeout},
+            {
+                "commandIntent": " ".join(command),
+                "timeoutSeconds": timeout,
+                "executionMode": "exec" if exec_mode else "fresh-container",
+            },
         )
         run_id = str(render.lookup(accepted, "run.runId"))
         return await follow(api, run_id, live=True)

@@ -23,6 +23,9 @@ class ScheduledTask(Model):
     status = fields.CharField(max_length=16, default="enabled")
     # One-off tasks (``berth run``) have no schedule and never fire on their own.
     ad_hoc = fields.BooleanField(default=False)
+    # ``fresh-container`` (a new container from the deployment's image) or ``exec`` (docker
+    # exec in the resource's running container).
+    execution_mode = fields.CharField(max_length=16, default="fresh-container")
     next_slot_at = fields.DatetimeField(null=True, db_index=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()

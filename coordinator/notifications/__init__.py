@@ -16,6 +16,7 @@ from coordinator.notifications.events import Publisher
 from coordinator.notifications.outbox import Outbox
 from coordinator.notifications.sources import EventSources
 from coordinator.outbound import guard_for
+from coordinator.scheduling import SCHEDULER_KEY
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ NOTIFICATIONS_KEY: web.AppKey[Notifications] = web.AppKey("notifications")
 
 
 def install(app: web.Application) -> None:
-    """Register the sources' hooks, the outbox worker and the app key (after deployments and
-    monitoring, whose hooks it uses)."""
+    """Register the sources' hooks, the outbox worker and the app key (after deployments,
+    monitoring and scheduling, whose hooks it uses)."""
     settings = app[SETTINGS_KEY]
     outbox = Outbox(
         app[KEYRING_KEY],
@@ -45,6 +46,7 @@ def install(app: web.Application) -> None:
     sources = EventSources(publisher, app[REGISTRY_KEY], settings.server_offline_grace_seconds)
     app[NOTIFICATIONS_KEY] = Notifications(publisher, outbox, sources)
     app[ENGINE_KEY].store.outcome_hooks.append(sources.on_deployment_outcome)
+    app[SCHEDULER_KEY].outcome_hooks.append(sources.on_task_run_outcome)
     app[REGISTRY_KEY].add_listener(sources)
     evaluator = app.get(EVALUATOR_KEY)
     if evaluator is not None:

@@ -30,6 +30,14 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "runtime-monitoring.threshold-state-changed": (
         "a threshold policy's state moved (ok, warning, critical)"
     ),
+    "scheduled-task-run.succeeded": "a task run's command exited with status 0",
+    "scheduled-task-run.failed": (
+        "a task run failed: non-zero exit, timeout, refused start or lost by the agent (each "
+        "attempt of a retried run; a run stopped on purpose is not reported)"
+    ),
+    "scheduled-task-run.timed-out": (
+        "a task run was killed at its timeout (also reported as scheduled-task-run.failed)"
+    ),
 }
 """Event types a subscription may name, with what they mean (docs/notifications.md)."""
 

@@ -1,4 +1,5 @@
-"""Where events come from: deployment outcomes, agents going offline, threshold state changes.
+"""Where events come from: deployment outcomes, task run outcomes, agents going offline,
+threshold state changes.
 
 Each source turns what another capability tells it into an ``Event`` and publishes it; none of
 them changes how that capability works. A new source (task runs, backups, certificates) adds a
@@ -12,6 +13,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from coordinator.db import models
+from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.notifications.events import Event, Publisher
@@ -61,6 +63,57 @@ async def deployment_event(deployment_id: str, status: str) -> Event | None:
             "finishedAt": row.finished_at.isoformat() if row.finished_at else None,
         },
     )
+
+
+async def task_run_events(run_id: str, ended: str | None) -> list[Event]:
+    """The events of a task run that ended (``ended``: how the agent saw it end, None when the
+    coordinator settled it); a run stopped on purpose (replaced, canceled) says nothing."""
+    run = await ScheduledTaskRun.get_or_none(id=run_id)
+    if run is None or run.status not in ("succeeded", "failed") or ended == "stopped":
+        return []
+    names: list[Any] = await models.Resource.filter(id=run.resource_id).values_list(
+        "name", flat=True
+    )
+    resource = str(names[0]) if names else run.resource_id
+    commands: list[Any] = await ScheduledTask.filter(id=run.task_id).values_list(
+        "command_intent", flat=True
+    )
+    types = [f"scheduled-task-run.{run.status}"]
+    if ended == "timed-out":
+        types.append("scheduled-task-run.timed-out")
+    if run.status == "succeeded":
+        summary = f"task run {run.id} of {resource} succeeded"
+    else:
+        summary = f"task run {run.id} of {resource} failed: {run.failure_summary or 'no reason'}"
+    return [
+        Event(
+            event_type=event_type,
+            event_id=f"{event_type}:{run.id}",
+            organization_id=run.organization_id,
+            summary=summary,
+            subject={
+                "projectId": run.project_id,
+                "environmentId": run.environment_id,
+                "resourceId": run.resource_id,
+                "serverId": run.server_id,
+                "deploymentId": run.deployment_id,
+                "taskId": run.task_id,
+                "runId": run.id,
+            },
+            data={
+                "status": run.status,
+                "ended": ended,
+                "resourceName": resource,
+                "commandIntent": str(commands[0])[:200] if commands else None,
+                "triggerKind": run.trigger_kind,
+                "attempt": run.attempt,
+                "exitCode": run.exit_code,
+                "failureSummary": run.failure_summary,
+                "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
+            },
+        )
+        for event_type in types
+    ]
 
 
 async def _organization_of_scope(kind: str, scope_id: str) -> str | None:
@@ -117,6 +170,13 @@ class EventSources:
         """A deployment reached a terminal status."""
         event = await deployment_event(deployment_id, status)
         if event is not None:
+            await self.publisher.publish_quietly(event)
+
+    # ---- task runs (TaskScheduler.outcome_hooks) -------------------------------------------
+
+    async def on_task_run_outcome(self, run_id: str, ended: str | None) -> None:
+        """A task run ended succeeded or failed."""
+        for event in await task_run_events(run_id, ended):
             await self.publisher.publish_quietly(event)
 
     # ---- agents (a LinkListener that consumes no frames) -----------------------------------

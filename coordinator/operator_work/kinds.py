@@ -21,6 +21,8 @@ WorkKind = Literal[
     "route-realization",
     "runtime-maintenance",
     "system",
+    # Berth's own (the reference has no scheduled tasks in its ledger).
+    "scheduled-task-run",
 ]
 WorkStatus = Literal[
     "pending",

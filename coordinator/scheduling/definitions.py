@@ -32,6 +32,7 @@ class TaskFields:
     concurrency_policy: str | None = None
     missed_run_policy: str | None = None
     status: str | None = None
+    execution_mode: str | None = None
 
 
 async def latest_deployment(resource_id: str) -> models.Deployment | None:
@@ -96,6 +97,7 @@ async def create(
             missed_run_policy=fields.missed_run_policy or "run-once",
             status="enabled" if enabled or ad_hoc else "disabled",
             ad_hoc=ad_hoc,
+            execution_mode=fields.execution_mode or "fresh-container",
             next_slot_at=first if enabled else None,
             created_at=now,
             updated_at=now,
@@ -227,4 +229,5 @@ def _audited(row: ScheduledTask) -> dict[str, Any]:
         "concurrencyPolicy": row.concurrency_policy,
         "missedRunPolicy": row.missed_run_policy,
         "status": row.status,
+        "executionMode": row.execution_mode,
     }

@@ -1,8 +1,8 @@
-"""Task runs: recording a slot's run before it is dispatched (unique per task, slot and
-attempt), run-now, reads and logs, and what the agent reports (start, output, result, retry)."""
+"""Task runs: run-now, reads and logs, and what the agent reports (start, output, result,
+retry); slots.py records the scheduled ones."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from tortoise.exceptions import IntegrityError
@@ -21,89 +21,6 @@ from shared.messages.tasks import TaskRunLine, TaskRunResult
 ACTIVE: Final = ("accepted", "running")
 # Retries wait RETRY_BASE_SECONDS * 2**attempt, capped at RETRY_MAX_SECONDS.
 RETRY_MAX_SECONDS: Final = 600.0
-
-
-@dataclass(frozen=True)
-class SlotPlan:
-    """What one due task gets: the run of ``slot_at`` (or its skip) and its next slot."""
-
-    task: ScheduledTask
-    slot_at: datetime
-    following: datetime
-    skipped_reason: str | None = None
-    replaces_active: bool = False
-
-
-def _slot_run(plan: SlotPlan, now: datetime) -> ScheduledTaskRun:
-    task = plan.task
-    return ScheduledTaskRun(
-        id=new_id("tkr"),
-        organization_id=task.organization_id,
-        project_id=task.project_id,
-        environment_id=task.environment_id,
-        task_id=task.id,
-        resource_id=task.resource_id,
-        trigger_kind="scheduled",
-        slot_key=plan.slot_at.astimezone(UTC).isoformat(),
-        slot_at=plan.slot_at,
-        attempt=0,
-        status="skipped" if plan.skipped_reason else "accepted",
-        skipped_reason=plan.skipped_reason,
-        not_before=now,
-        created_at=now,
-        finished_at=now if plan.skipped_reason else None,
-    )
-
-
-async def record_slots(plans: list[SlotPlan], now: datetime) -> int:
-    """Record each plan's run and move its task to the next slot, in one transaction (so a
-    restart never sees a slot as due that already has its run); a slot recorded before (a
-    tick cut short by a crash, another coordinator) only moves on. Returns runs recorded."""
-    if not plans:
-        return 0
-    keys = {(p.task.id, p.slot_at.astimezone(UTC).isoformat()) for p in plans}
-    try:
-        async with in_transaction():
-            recorded = {
-                (str(task_id), str(slot_key))
-                for task_id, slot_key in await ScheduledTaskRun.filter(
-                    task_id__in={task_id for task_id, _ in keys},
-                    slot_key__in={slot_key for _, slot_key in keys},
-                    attempt=0,
-                ).values_list("task_id", "slot_key")
-            }
-            fresh = [
-                p
-                for p in plans
-                if (p.task.id, p.slot_at.astimezone(UTC).isoformat()) not in recorded
-            ]
-            replacing = [p.task.id for p in fresh if p.replaces_active]
-            if replacing:  # before the new runs exist, so only the old ones are stopped
-                await ScheduledTaskRun.filter(
-                    task_id__in=replacing, status__in=ACTIVE, stop_requested_at=None
-                ).update(stop_requested_at=now)
-            await ScheduledTaskRun.bulk_create([_slot_run(p, now) for p in fresh])
-            # One UPDATE per distinct next slot (tasks due together mostly share it).
-            moving: dict[datetime, list[str]] = {}
-            for plan in plans:
-                moving.setdefault(plan.following, []).append(plan.task.id)
-            for following, task_ids in moving.items():
-                await ScheduledTask.filter(id__in=task_ids).update(next_slot_at=following)
-    except IntegrityError:
-        # Another coordinator recorded one of them meanwhile: one by one, each on its own.
-        return sum([await _record_one(plan, now) for plan in plans])
-    return len(fresh)
-
-
-async def _record_one(plan: SlotPlan, now: datetime) -> int:
-    try:
-        async with in_transaction():
-            await _slot_run(plan, now).save(force_create=True)
-            await ScheduledTask.filter(id=plan.task.id).update(next_slot_at=plan.following)
-    except IntegrityError:
-        await ScheduledTask.filter(id=plan.task.id).update(next_slot_at=plan.following)
-        return 0
-    return 1
 
 
 async def run_now(
@@ -236,17 +153,22 @@ async def add_output(
         await ScheduledTaskRun.filter(id=run_id, log_count__lt=top).update(log_count=top)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What storing a result did: ``stored`` (False for a replay) and the retry it queued."""
+
+    stored: bool
+    retry: ScheduledTaskRun | None = None
+
+
 async def finish(
     server_id: str, result: TaskRunResult, retry_base_seconds: float, now: datetime
-) -> ScheduledTaskRun | None:
-    """Store a result once (a replayed one changes nothing) and queue a retry if one is left.
-
-    Returns the retry run, if one was queued.
-    """
+) -> Finished:
+    """Store a result once (a replayed one changes nothing) and queue a retry if one is left."""
     async with in_transaction():
         run = await ScheduledTaskRun.get_or_none(id=result.run_id, server_id=server_id)
         if run is None or run.status not in ACTIVE:
-            return None
+            return Finished(stored=False)
         await ScheduledTaskRun.filter(id=run.id).update(
             status=result.outcome,
             exit_code=result.exit_code,
@@ -261,10 +183,10 @@ async def finish(
             or task is None
             or run.attempt >= task.retry_limit
         ):
-            return None
+            return Finished(stored=True)
         delay = min(retry_base_seconds * 2**run.attempt, RETRY_MAX_SECONDS)
         try:
-            return await ScheduledTaskRun.create(
+            retry = await ScheduledTaskRun.create(
                 id=new_id("tkr"),
                 organization_id=run.organization_id,
                 project_id=run.project_id,
@@ -280,4 +202,5 @@ async def finish(
                 created_at=now,
             )
         except IntegrityError:
-            return None
+            return Finished(stored=True)
+    return Finished(stored=True, retry=retry)

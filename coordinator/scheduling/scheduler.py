@@ -9,7 +9,7 @@ wakes for run-now at once and is cancelled cleanly at shutdown.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -17,10 +17,11 @@ from coordinator.db import models
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
 from coordinator.deployments.engine import planned_mounts, planned_networks
 from coordinator.deployments.store import reveal_snapshot
+from coordinator.deployments.stream import Notifier
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.logstream.masking import LineMasker
-from coordinator.scheduling import runs
+from coordinator.scheduling import runs, slots
 from coordinator.scheduling.cron import next_slot
 from coordinator.scheduling.definitions import latest_deployment
 from coordinator.secrets import Keyring
@@ -28,7 +29,9 @@ from shared.errors import PlatformError
 from shared.messages import UNSTAMPED, Hello
 from shared.messages.tasks import (
     TASKS_DATA_CAPABILITY,
+    TASKS_EXEC_CAPABILITY,
     TaskContainer,
+    TaskRunEnd,
     TaskRunInventory,
     TaskRunOutput,
     TaskRunResult,
@@ -48,8 +51,11 @@ _MAX_CATCH_UP_STEPS: Final = 100_000
 # A run whose deployment has volumes or dependency networks, for an agent that cannot give
 # them to the run's container (it would run the command without the resource's data).
 DATA_UNSUPPORTED: Final = "agent-task-data-unsupported"
+# An exec run for an agent that would start a fresh container instead.
+EXEC_UNSUPPORTED: Final = "agent-task-exec-unsupported"
 
 Clock = Callable[[], datetime]
+OutcomeHook = Callable[[str, TaskRunEnd | None], Awaitable[None]]
 
 
 def system_clock() -> datetime:
@@ -80,6 +86,10 @@ class TaskScheduler:
         self._lock = asyncio.Lock()
         # What each connected agent said it can do (``hello.capabilities``).
         self._capabilities: dict[str, frozenset[str]] = {}
+        # Wakes the followers of a run's log stream when its output or result arrives.
+        self.log_notifier = Notifier()
+        # Called once per run that ends succeeded or failed (notifications subscribe here).
+        self.outcome_hooks: list[OutcomeHook] = []
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -144,20 +154,11 @@ class TaskScheduler:
 
     async def _fire_due(self, now: datetime) -> None:
         while True:
-            due = (
-                await ScheduledTask.filter(status="enabled", ad_hoc=False, next_slot_at__lte=now)
-                .order_by("next_slot_at")
-                .limit(_BATCH)
-            )
+            due = await slots.due_tasks(now, _BATCH)
             if not due:
                 return
-            active = {
-                str(task_id)
-                for task_id in await ScheduledTaskRun.filter(
-                    task_id__in=[task.id for task in due], status__in=runs.ACTIVE
-                ).values_list("task_id", flat=True)
-            }
-            plans: list[runs.SlotPlan] = []
+            active = await slots.busy_tasks([task.id for task in due])
+            plans: list[slots.SlotPlan] = []
             for task in due:
                 try:
                     plans.append(self._plan(task, now, task.id in active))
@@ -165,11 +166,11 @@ class TaskScheduler:
                     logger.warning("task %s cannot be scheduled: %s", task.id, exc.message)
                     await ScheduledTask.filter(id=task.id).update(next_slot_at=None)
             # Stamped when recorded, so the run's createdAt shows how late its slot fired.
-            _ = await runs.record_slots(plans, max(now, self.clock()))
+            _ = await slots.record_slots(plans, max(now, self.clock()))
             if len(due) < _BATCH:
                 return
 
-    def _plan(self, task: ScheduledTask, now: datetime, busy: bool) -> runs.SlotPlan:
+    def _plan(self, task: slots.DueTask, now: datetime, busy: bool) -> slots.SlotPlan:
         slot = task.next_slot_at or now
         reason: str | None = None
         if now - slot > self.missed_after:
@@ -183,7 +184,7 @@ class TaskScheduler:
                 reason = "missed-while-down"
         if reason is None and busy and task.concurrency_policy == "forbid":
             reason = "concurrency-forbidden"
-        return runs.SlotPlan(
+        return slots.SlotPlan(
             task=task,
             slot_at=slot,
             following=next_slot(task.schedule, task.timezone, max(now, slot)),
@@ -250,15 +251,15 @@ class TaskScheduler:
         now: datetime,
     ) -> None:
         if task is None:
-            await _settle(run, "failed", now, failure="its task was deleted before it started")
+            await self._settle(run, "failed", now, failure="its task was deleted before it started")
             return
         if deployment is None:
-            await _settle(run, "skipped", now, reason="no-deployment")
+            await self._settle(run, "skipped", now, reason="no-deployment")
             return
         session = self.registry.get(deployment.server_id)
         if session is None:
             if task.missed_run_policy == "skip" and now - run.not_before > self.missed_after:
-                await _settle(run, "skipped", now, reason="agent-offline")
+                await self._settle(run, "skipped", now, reason="agent-offline")
             return  # dispatched when the agent is back
         capabilities = self._capabilities.get(deployment.server_id)
         if capabilities is None:
@@ -268,8 +269,21 @@ class TaskScheduler:
         plan: dict[str, Any] = deployment.runtime_plan or {}
         meta: dict[str, Any] = (plan.get("execution") or {}).get("metadata") or {}
         networks, mounts = planned_networks(meta), planned_mounts(meta)
+        exec_mode = task.execution_mode == "exec"
+        if exec_mode and TASKS_EXEC_CAPABILITY not in capabilities:
+            await self._settle(
+                run,
+                "failed",
+                now,
+                failure=f"{EXEC_UNSUPPORTED}: the server's agent cannot exec task runs in the "
+                "resource's running container: upgrade it",
+            )
+            return
+        if exec_mode:
+            # The running container already has its volumes and networks.
+            networks, mounts = [], []
         if (networks or mounts) and TASKS_DATA_CAPABILITY not in capabilities:
-            await _settle(
+            await self._settle(
                 run,
                 "failed",
                 now,
@@ -305,6 +319,7 @@ class TaskScheduler:
                     deployment_id=deployment.id,
                     timeout_seconds=task.timeout_seconds,
                     container=container,
+                    execution_mode="exec" if exec_mode else "fresh-container",
                 ),
                 _REQUEST_SECONDS,
             )
@@ -342,14 +357,18 @@ class TaskScheduler:
             shown = [text for text, _ in hidden] if hidden else texts
             await runs.add_output(message.run_id, server_id, list(message.lines), shown)
         elif isinstance(message, TaskRunResult):
-            retry = await runs.finish(server_id, message, self.retry_base_seconds, self.clock())
+            done = await runs.finish(server_id, message, self.retry_base_seconds, self.clock())
             self._maskers.pop(message.run_id, None)
             self._stops_sent.discard(message.run_id)
             await session.send(TaskRunResultAck(id=UNSTAMPED, run_id=message.run_id))
-            if retry is not None:
+            if done.stored:
+                await self._ended(message.run_id, message.ended)
+            if done.retry is not None:
                 self.wake()
         elif isinstance(message, TaskRunInventory):
             await self._settle_lost(session, set(message.run_ids))
+            return
+        self.log_notifier.notify(message.run_id)
 
     async def _masker(self, run_id: str) -> LineMasker:
         masker = self._maskers.get(run_id)
@@ -379,26 +398,37 @@ class TaskScheduler:
         )
         for run in candidates:
             if run.id not in known:
-                await _settle(
+                await self._settle(
                     run,
                     "failed",
                     datetime.now(UTC),
                     failure="the agent lost the run (it restarted while the run was going)",
                 )
 
+    async def _settle(
+        self,
+        run: ScheduledTaskRun,
+        status: str,
+        now: datetime,
+        *,
+        reason: str | None = None,
+        failure: str | None = None,
+    ) -> None:
+        moved = await ScheduledTaskRun.filter(id=run.id, status__in=runs.ACTIVE).update(
+            status=status, finished_at=now, skipped_reason=reason, failure_summary=failure
+        )
+        if moved and status == "failed":
+            await self._ended(run.id, None)
+
+    async def _ended(self, run_id: str, ended: TaskRunEnd | None) -> None:
+        """Tell the outcome hooks a run reached ``succeeded`` or ``failed`` (``ended``: how the
+        agent saw it end; None when the coordinator settled it)."""
+        for hook in self.outcome_hooks:
+            try:
+                await hook(run_id, ended)
+            except Exception:
+                logger.exception("a task-run outcome hook failed for %s", run_id)
+
 
 def _stop_frame(run_id: str) -> Callable[[int], TaskRunStop]:
     return lambda frame_id: TaskRunStop(id=frame_id, run_id=run_id)
-
-
-async def _settle(
-    run: ScheduledTaskRun,
-    status: str,
-    now: datetime,
-    *,
-    reason: str | None = None,
-    failure: str | None = None,
-) -> None:
-    await ScheduledTaskRun.filter(id=run.id, status__in=runs.ACTIVE).update(
-        status=status, finished_at=now, skipped_reason=reason, failure_summary=failure
-    )

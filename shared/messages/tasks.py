@@ -17,6 +17,12 @@ TASKS_DATA_CAPABILITY = "tasks.data.v1"
 """Advertised by agents that give a run its ``mounts`` and ``networks``: an older agent would
 ignore them and run the command without the resource's data, so it is never sent such a run."""
 
+TASKS_EXEC_CAPABILITY = "tasks.exec.v1"
+"""Advertised by agents that honour ``executionMode: exec`` (docker exec in the resource's
+running container): an older agent would start a fresh container instead, so it is never sent
+such a run."""
+TaskExecutionMode = Literal["fresh-container", "exec"]
+
 TaskRunStream = Literal["stdout", "stderr"]
 TaskRunOutcome = Literal["succeeded", "failed"]
 TaskRunEnd = Literal["exited", "timed-out", "stopped", "start-failed", "lost"]
@@ -56,6 +62,11 @@ class TaskRunStart(WireModel):
     deployment_id: str = Field(max_length=40)
     timeout_seconds: int = Field(gt=0, le=86_400)
     container: TaskContainer
+    execution_mode: TaskExecutionMode = Field(
+        default="fresh-container",
+        description="exec: run in the resource's running container (the deployment's, else "
+        "the newest running one); older coordinators omit it",
+    )
 
 
 class TaskRunAccepted(WireModel):

@@ -213,6 +213,16 @@ class FakeRuntime:
         self.containers[container_id].state = "exited"
         return 0
 
+    async def exec_open(
+        self, container_id: str, command: list[str], environment: Mapping[str, str]
+    ) -> tuple[str, Any]:
+        """Exec runs are tested on the real engine only."""
+        raise EngineError("the fake runtime does not exec", 501)
+
+    async def exec_exit_code(self, exec_id: str) -> int | None:
+        """Exec runs are tested on the real engine only."""
+        raise EngineError("the fake runtime does not exec", 501)
+
     async def info(self) -> dict[str, Any]:
         """A fake data root."""
         self._check()

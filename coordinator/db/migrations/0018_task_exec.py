@@ -1,0 +1,16 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0013_notifications')]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name='ScheduledTask',
+            name='execution_mode',
+            field=fields.CharField(default='fresh-container', max_length=16),
+        ),
+    ]
