@@ -6,7 +6,7 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0013_notifications')]
+    dependencies = [('models', '0016_default_access')]
 
     initial = False
 
