@@ -10,6 +10,7 @@ from aiohttp import web
 
 from coordinator import (
     accounts,
+    backups,
     certificates,
     console,
     dependencies,
@@ -62,6 +63,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     retention.install,
     accounts.install,
     edge.install,
+    backups.install,
 )
 
 

@@ -92,6 +92,11 @@ class Settings(BaseModel):
     # Login sessions (docs/accounts.md): ended after this long unused, and this long after login.
     session_idle_seconds: float = Field(default=8 * 3600.0, gt=0)
     session_absolute_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # Backups (docs/backups.md): the AES-256-GCM key every artifact is encrypted with (a file
+    # the operator keeps; created under data_dir when unset and missing) and the directory of
+    # the coordinator's own backup storage (BERTH_BACKUP_KEY_FILE, BERTH_BACKUP_DIR).
+    backup_key_file: Path | None = None
+    backup_dir: Path | None = None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -128,4 +133,13 @@ def dependency_images_from_env() -> dict[str, Any]:
     for kind in ("postgres", "redis", "mysql"):
         if value := os.environ.get(f"BERTH_DEPENDENCY_IMAGE_{kind.upper()}"):
             found[f"dependency_image_{kind}"] = value
+    return found
+
+
+def backup_paths_from_env() -> dict[str, Any]:
+    """``backup_key_file`` and ``backup_dir`` named by ``BERTH_BACKUP_KEY_FILE`` / ``_DIR``."""
+    found: dict[str, Path] = {}
+    for name in ("key_file", "dir"):
+        if value := os.environ.get(f"BERTH_BACKUP_{name.upper()}"):
+            found[f"backup_{name}"] = Path(value)
     return found

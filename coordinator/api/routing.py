@@ -77,6 +77,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "subscriptionId",
             "auditEventId",
             "workId",
+            "backupId",
         )
     },
     # The edge's request ids (Caddy's UUIDs) name access-failure evidence.
