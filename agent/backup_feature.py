@@ -113,11 +113,12 @@ class BackupFeature:
             transfer = self._transfers[backup_id] = _Transfer(link)
         data = b""
         eof = False
+        counts: tuple[int, int] | None = None
         try:
             if transfer is None or transfer.link is not link:
                 raise PlatformError(f"no transfer {backup_id!r} is open on this link")
             async with transfer.lock:
-                data, eof = await self._handle(message, transfer)
+                data, eof, counts = await self._handle(message, transfer)
             reply = BackupReply(
                 id=UNSTAMPED,
                 re=message.id,
@@ -125,6 +126,8 @@ class BackupFeature:
                 status="ok",
                 data=base64.b64encode(data).decode("ascii"),
                 eof=eof,
+                tables=counts[0] if counts else None,
+                rows=counts[1] if counts else None,
             )
         except (EngineError, PlatformError, binascii.Error) as exc:
             logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
@@ -141,7 +144,9 @@ class BackupFeature:
         except Exception as exc:  # the link closed under the reply; detached() ends the transfer
             logger.debug("could not answer %s: %s", message.id, exc)
 
-    async def _handle(self, message: Any, transfer: _Transfer) -> tuple[bytes, bool]:
+    async def _handle(
+        self, message: Any, transfer: _Transfer
+    ) -> tuple[bytes, bool, tuple[int, int] | None]:
         backup_id = str(message.backup_id)
         match message:
             case BackupOpen():
@@ -150,7 +155,7 @@ class BackupFeature:
                 data = await transfer.dump.read(MAX_CHUNK_BYTES)
                 if not data:
                     await self._end(backup_id)
-                return data, not data
+                return data, not data, None
             case RestoreOpen():
                 file_name = f"berth-restore-{backup_id}.dump"
                 queue: asyncio.Queue[bytes | None] = asyncio.Queue(_RESTORE_QUEUE)
@@ -167,11 +172,13 @@ class BackupFeature:
                 transfer.restore = None
                 await self._ops.restore(restore.target, restore.file_name)
                 await self._end(backup_id)
+                if message.check:
+                    return b"", False, await self._ops.counts(restore.target)
             case BackupAbort():
                 await self._end(backup_id)
             case _:
                 raise PlatformError(f"{message.type} does not fit transfer {backup_id!r}")
-        return b"", False
+        return b"", False, None
 
     async def _end(self, backup_id: str) -> None:
         transfer = self._transfers.pop(backup_id, None)

@@ -22,6 +22,14 @@ from shared.messages import BackupTarget, dependency_names
 
 _JSON: Final = {"Content-Type": "application/json"}
 _STDOUT: Final = 1
+# Every user table and the exact sum of their rows (count(*) per table, not statistics).
+_COUNTS: Final = (
+    "select count(*) || '|' || coalesce(sum((xpath('/row/c/text()', query_to_xml("
+    "format('select count(*) as c from %I.%I', table_schema, table_name), false, true, ''"
+    ")))[1]::text::bigint), 0) from information_schema.tables"
+    " where table_type = 'BASE TABLE'"
+    " and table_schema not in ('pg_catalog', 'information_schema')"
+)
 _RESTORE: Final = ("pg_restore", "--clean", "--if-exists", "--no-owner", "--exit-on-error")
 _STDERR_KEEP: Final = 4096
 # The dump file's place in the container during a restore (removed afterwards).
@@ -152,6 +160,29 @@ class BackupOps:
             headers={"Content-Type": "application/x-tar"},
             timeout=0,
         )
+
+    async def counts(self, target: BackupTarget) -> tuple[int, int]:
+        """The database's user tables and their exact total row count (a verification)."""
+        name, _, _ = dependency_names(target.dependency_resource_id)
+        args, env = _login(target)
+        code, output = await self._run(name, ["psql", *args, "-tAc", _COUNTS], env)
+        tables, _, rows = output.strip().partition("|")
+        if code != 0 or not tables.isdigit() or not rows.isdigit():
+            raise EngineError(f"counting the restored rows failed ({code}): {output[-500:]}")
+        return int(tables), int(rows)
+
+    async def _run(self, name: str, command: list[str], env: dict[str, str]) -> tuple[int, str]:
+        exec_id = await self._exec(name, command, env)
+        raw = await self._api.read(
+            "POST",
+            f"/exec/{exec_id}/start",
+            body=json.dumps({"Detach": False, "Tty": False}).encode(),
+            headers=_JSON,
+            timeout=0,
+        )
+        info = await self._api.json("GET", f"/exec/{exec_id}/json")
+        code = int(info.get("ExitCode") or 0) if isinstance(info, dict) else -1
+        return code, _demux(raw)
 
     async def restore(self, target: BackupTarget, file_name: str) -> None:
         """Run ``pg_restore --clean --if-exists`` on the uploaded file, then remove it."""

@@ -51,6 +51,17 @@ class LatestRestoreAttempt(WireModel):
     failure_message: str | None
 
 
+class BackupVerification(WireModel):
+    """The latest verification (Berth): the backup restored into a throwaway database."""
+
+    status: Literal["pending", "passed", "failed"]
+    requested_at: datetime | None
+    checked_at: datetime | None
+    tables: int | None
+    rows: int | None
+    message: str | None
+
+
 class BackupItem(WireModel):
     """One backup. ``providerArtifactHandle`` names where the artifact is, never a secret;
     ``sizeBytes`` is the stored (encrypted) size and ``sha256`` its checksum (Berth)."""
@@ -76,6 +87,7 @@ class BackupItem(WireModel):
     size_bytes: int | None
     sha256: str | None
     encryption: Literal["aes-256-gcm"]
+    verification: BackupVerification | None
 
 
 class BackupList(WireModel):

@@ -7,6 +7,7 @@ from coordinator.api.dependency_backup_schemas import (
     BackupItem,
     BackupList,
     BackupShow,
+    BackupVerification,
     CreateBackupRequest,
     LatestRestoreAttempt,
     ListBackupsQuery,
@@ -41,6 +42,16 @@ def item_of(row: DependencyBackup) -> BackupItem:
             failure_code=row.restore_failure_code,
             failure_message=row.restore_failure_message,
         )
+    verification = None
+    if row.verification_status is not None:
+        verification = BackupVerification(
+            status=row.verification_status,  # type: ignore[arg-type]
+            requested_at=row.verification_requested_at,
+            checked_at=row.verified_at,
+            tables=row.verification_tables,
+            rows=row.verification_rows,
+            message=row.verification_message,
+        )
     return BackupItem(
         id=row.id,
         dependency_resource_id=row.dependency_resource_id,
@@ -63,6 +74,7 @@ def item_of(row: DependencyBackup) -> BackupItem:
         size_bytes=row.size_bytes,
         sha256=row.sha256,
         encryption="aes-256-gcm",
+        verification=verification,
     )
 
 
@@ -146,4 +158,24 @@ async def restore_backup(call: Call) -> IdResponse:
             body.target_dependency_resource_id,
             _runner(call),
         )
+    )
+
+
+@route(
+    "POST",
+    "/dependency-resources/backups/{backupId}/verify",
+    summary="Verify a backup: restore it into a throwaway database and count tables and rows",
+    tag=TAG,
+    permission=WRITE,
+    body=CreateBackupRequest,
+    response=IdResponse,
+    status=202,
+    errors=AGENT_ERRORS,
+    events=("dependency-resource.backup-verification-requested",),
+)
+async def verify_backup(call: Call) -> IdResponse:
+    """Runs in the background; the result is the backup's ``verification``."""
+    call.body(CreateBackupRequest)
+    return IdResponse(
+        id=await service.verify(call.actor, call.request_id, call.path["backupId"], _runner(call))
     )

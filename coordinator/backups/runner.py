@@ -18,7 +18,12 @@ from urllib.parse import unquote, urlsplit
 from coordinator.backups.artifacts import ArtifactDamaged, ArtifactWriter, load_key, read_chunks
 from coordinator.db.backup_models import DependencyBackup
 from coordinator.db.dependency_models import DependencyResource
-from coordinator.dependencies.realize import reveal_url
+from coordinator.dependencies import kinds
+from coordinator.dependencies.realize import (
+    READY_TIMEOUT_SECONDS,
+    REMOVE_TIMEOUT_SECONDS,
+    reveal_url,
+)
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
@@ -32,6 +37,9 @@ from shared.messages import (
     BackupReply,
     BackupTarget,
     CoordinatorMessage,
+    DependencyEnsure,
+    DependencyRemove,
+    DependencyStatus,
     RestoreFinish,
     RestoreOpen,
     RestoreWrite,
@@ -84,6 +92,10 @@ class BackupRunner:
         """Take the backup in the background."""
         self._spawn(self.backup(backup_id))
 
+    def start_verify(self, backup_id: str) -> None:
+        """Verify the backup in the background."""
+        self._spawn(self.verify(backup_id))
+
     def start_restore(self, backup_id: str, into_id: str) -> None:
         """Restore in the background into dependency resource ``into_id``."""
         self._spawn(self.restore(backup_id, into_id))
@@ -112,6 +124,9 @@ class BackupRunner:
             restore_failed_at=now,
             restore_failure_code="interrupted",
             restore_failure_message=reason,
+        )
+        await DependencyBackup.filter(verification_status="pending").update(
+            verification_status="failed", verified_at=now, verification_message=reason
         )
 
     def _target(self, row: DependencyResource) -> BackupTarget:
@@ -192,6 +207,34 @@ class BackupRunner:
             sha256=sha256,
         )
 
+    async def _push(
+        self,
+        session: AgentSession,
+        key: str,
+        row: DependencyBackup,
+        target: BackupTarget,
+        check: bool,
+    ) -> BackupReply:
+        """Send the artifact of ``row`` as transfer ``key`` and run the restore there."""
+        await self._ask(
+            session,
+            lambda mid: RestoreOpen(
+                id=mid, backup_id=key, target=target, size=row.plain_bytes or 0
+            ),
+            CHUNK_TIMEOUT_SECONDS,
+        )
+        chunks = read_chunks(self.artifact_path(row.id), self.key, row.id, row.sha256 or "")
+        while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
+            for at in range(0, len(plain), MAX_CHUNK_BYTES):
+                data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
+                await self._ask(session, _write(key, data), CHUNK_TIMEOUT_SECONDS)
+        # Every record decrypted and the checksum matched: only now is anything replaced.
+        return await self._ask(
+            session,
+            lambda mid: RestoreFinish(id=mid, backup_id=key, check=check),
+            FINISH_TIMEOUT_SECONDS,
+        )
+
     async def restore(self, backup_id: str, into_id: str) -> None:
         """Push the artifact into dependency resource ``into_id`` and run the restore there."""
         row = await DependencyBackup.get(id=backup_id)
@@ -201,44 +244,106 @@ class BackupRunner:
             if database.server_id is None:
                 raise TransferFailed("the target database is not run by Berth")
             session = self.registry.require(database.server_id)
-            target = self._target(database)
-            await self._ask(
-                session,
-                lambda mid: RestoreOpen(
-                    id=mid, backup_id=backup_id, target=target, size=row.plain_bytes or 0
-                ),
-                CHUNK_TIMEOUT_SECONDS,
-            )
-            chunks = read_chunks(
-                self.artifact_path(backup_id), self.key, backup_id, row.sha256 or ""
-            )
-            while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
-                for at in range(0, len(plain), MAX_CHUNK_BYTES):
-                    data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
-                    await self._ask(session, _write(backup_id, data), CHUNK_TIMEOUT_SECONDS)
-            # Every record decrypted and the checksum matched: only now is anything replaced.
-            await self._ask(
-                session,
-                lambda mid: RestoreFinish(id=mid, backup_id=backup_id),
-                FINISH_TIMEOUT_SECONDS,
-            )
+            await self._push(session, backup_id, row, self._target(database), check=False)
         except asyncio.CancelledError:
             raise
         except (PlatformError, OSError) as exc:
             await self._abort(session, backup_id)
-            code = "artifact-damaged" if isinstance(exc, ArtifactDamaged) else None
-            code = code or (str(exc.code) if isinstance(exc, PlatformError) else "io-error")
             logger.warning("restore of %s failed: %s", backup_id, exc)
             await DependencyBackup.filter(id=backup_id).update(
                 restore_status="failed",
                 restore_failed_at=_now(),
-                restore_failure_code=code[:64],
+                restore_failure_code=_code(exc),
                 restore_failure_message=str(exc)[:2000],
             )
             return
         await DependencyBackup.filter(id=backup_id).update(
             restore_status="ready", restore_completed_at=_now()
         )
+
+    async def verify(self, backup_id: str) -> None:
+        """Restore the backup into a throwaway database on its server, count its tables and
+        rows, record the result on the backup, and remove the throwaway database."""
+        row = await DependencyBackup.get(id=backup_id)
+        source = await DependencyResource.get(id=row.dependency_resource_id)
+        scratch = f"vrf-{backup_id}"
+        creds = kinds.Credentials(source.username, kinds.new_password(), source.database_name)
+        container = kinds.container_for(
+            kinds.spec_of(source.kind),
+            source.image or "",
+            creds,
+            cpus=source.cpus,
+            memory_bytes=source.memory_bytes,
+            publish_port=False,
+            labels={
+                "berth.dependency": "true",
+                "berth.dependency-resource-id": scratch,
+                "berth.backup-verification": backup_id,
+            },
+        )
+        session: AgentSession | None = None
+        try:
+            session = self.registry.require(row.server_id)
+            ready = await session.request(
+                lambda mid: DependencyEnsure(
+                    id=mid,
+                    dependency_resource_id=scratch,
+                    container=container,
+                    ready_timeout_seconds=READY_TIMEOUT_SECONDS,
+                ),
+                READY_TIMEOUT_SECONDS + 30.0,
+            )
+            if not isinstance(ready, DependencyStatus) or ready.status != "ready":
+                text = ready.message if isinstance(ready, DependencyStatus) else ready.type
+                raise TransferFailed(f"the throwaway database did not start: {text}")
+            target = BackupTarget(
+                dependency_resource_id=scratch,
+                kind=container.kind,
+                database_name=creds.database_name or "postgres",
+                username=creds.username or "postgres",
+                password=creds.password,
+            )
+            reply = await self._push(session, scratch, row, target, check=True)
+        except asyncio.CancelledError:
+            raise
+        except (PlatformError, OSError) as exc:
+            await self._abort(session, scratch)
+            logger.warning("verification of %s failed: %s", backup_id, exc)
+            await DependencyBackup.filter(id=backup_id).update(
+                verification_status="failed",
+                verified_at=_now(),
+                verification_tables=None,
+                verification_rows=None,
+                verification_message=f"{_code(exc)}: {exc}"[:2000],
+            )
+            return
+        finally:
+            await self._remove_scratch(session, scratch)
+        await DependencyBackup.filter(id=backup_id).update(
+            verification_status="passed",
+            verified_at=_now(),
+            verification_tables=reply.tables,
+            verification_rows=reply.rows,
+            verification_message=f"restored {reply.tables} table(s) with {reply.rows} row(s)",
+        )
+
+    @staticmethod
+    async def _remove_scratch(session: AgentSession | None, scratch: str) -> None:
+        if session is None:
+            return
+        try:
+            await session.request(
+                lambda mid: DependencyRemove(id=mid, dependency_resource_id=scratch),
+                REMOVE_TIMEOUT_SECONDS,
+            )
+        except PlatformError as exc:  # the agent is gone; the container stays labelled
+            logger.warning("could not remove verification database %s: %s", scratch, exc)
+
+
+def _code(exc: BaseException) -> str:
+    if isinstance(exc, ArtifactDamaged):
+        return "artifact-damaged"
+    return (str(exc.code) if isinstance(exc, PlatformError) else "io-error")[:64]
 
 
 def _write(backup_id: str, data: str) -> Callable[[int], CoordinatorMessage]:

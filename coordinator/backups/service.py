@@ -161,3 +161,25 @@ async def restore(
         )
     runner.start_restore(row.id, target.id)
     return row.id
+
+
+async def verify(actor: Principal, request_id: str, backup_id: str, runner: BackupRunner) -> str:
+    """Start a verification: the backup restored into a throwaway database and counted."""
+    row = await get(actor, backup_id)
+    source = await dependencies.get(actor, row.dependency_resource_id)
+    _check_backupable(source, "backupId")
+    if row.status != "ready":
+        raise Conflict(f"the backup is {row.status}, not ready", details={"backupId": row.id})
+    async with in_transaction():
+        claimed = await DependencyBackup.filter(
+            Q(verification_status__isnull=True) | Q(verification_status__not="pending"), id=row.id
+        ).update(
+            verification_status="pending",
+            verification_requested_at=datetime.now(UTC),
+            verification_message=None,
+        )
+        if not claimed:
+            raise Conflict("a verification of this backup is running", details={"backupId": row.id})
+        await _record(actor, request_id, "dependency-resource.backup-verification-requested", row)
+    runner.start_verify(row.id)
+    return row.id

@@ -38,6 +38,12 @@ class DependencyBackup(Model):
     restore_failed_at = fields.DatetimeField(null=True)
     restore_failure_code = fields.CharField(max_length=64, null=True)
     restore_failure_message = fields.CharField(max_length=2000, null=True)
+    verification_status = fields.CharField(max_length=16, null=True)
+    verification_requested_at = fields.DatetimeField(null=True)
+    verified_at = fields.DatetimeField(null=True)
+    verification_tables = fields.IntField(null=True)
+    verification_rows = fields.BigIntField(null=True)
+    verification_message = fields.CharField(max_length=2000, null=True)
     created_at = fields.DatetimeField()
 
     class Meta:

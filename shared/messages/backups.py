@@ -68,11 +68,13 @@ class RestoreWrite(WireModel):
 
 class RestoreFinish(WireModel):
     """Coordinator → agent: every byte was sent; restore it into the database
-    (``pg_restore --clean --if-exists``) and answer when it is done."""
+    (``pg_restore --clean --if-exists``) and answer when it is done. With ``check`` the reply
+    also carries the restored database's table and row counts (a verification)."""
 
     type: Literal["restore_finish"] = "restore_finish"
     id: int
     backup_id: str = Field(pattern=_ID)
+    check: bool = False
 
 
 class BackupAbort(WireModel):
@@ -95,6 +97,8 @@ class BackupReply(WireModel):
     data: str = Field(default="", max_length=MAX_CHUNK_BYTES * 4 // 3 + 4)
     eof: bool = False
     message: str = Field(default="", max_length=2000)
+    tables: int | None = Field(default=None, ge=0)
+    rows: int | None = Field(default=None, ge=0)
 
 
 BackupsCoordinatorMessage = (

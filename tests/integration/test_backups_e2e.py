@@ -142,6 +142,20 @@ async def _restore(
     return dict(shown["backup"]["latestRestoreAttempt"])
 
 
+async def _verify(stack: Workload, backup_id: str, want: str) -> dict[str, Any]:
+    await stack.call("POST", f"/dependency-resources/backups/{backup_id}/verify", {})
+
+    async def done() -> bool:
+        shown = await stack.call("GET", f"/dependency-resources/backups/{backup_id}")
+        verification = shown["backup"]["verification"]
+        assert verification["status"] in ("pending", want), verification
+        return bool(verification["status"] == want)
+
+    await eventually(done, timeout=180, what=f"the verification of {backup_id} to be {want}")
+    shown = await stack.call("GET", f"/dependency-resources/backups/{backup_id}")
+    return dict(shown["backup"]["verification"])
+
+
 async def test_postgres_backup_restores_dropped_rows_clones_and_refuses_damage(
     coordinator: Coordinator,
     admin_token: str,
@@ -241,6 +255,11 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     await _restore(stack, backup["id"], "ready", {"targetDependencyResourceId": clone})
     assert _count(client, clone) == ROWS
 
+    # Verification: restored into a throwaway database, counted, the throwaway removed.
+    verification = await _verify(stack, backup["id"], "passed")
+    assert (verification["tables"], verification["rows"]) == (1, ROWS), verification
+    assert not client.containers.list(all=True, filters={"label": "berth.backup-verification"})
+
     # A damaged artifact: refused before anything is replaced (the added row stays).
     _psql(client, db, "insert into items values (0, 'after the backup')")
     raw = bytearray(artifact.read_bytes())
@@ -253,9 +272,15 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     _, leftover = container.exec_run(["sh", "-c", "ls /tmp | grep berth-restore || true"])
     assert leftover == b""
 
+    verification = await _verify(stack, backup["id"], "failed")
+    assert verification["message"].startswith("artifact-damaged"), verification
+    assert verification["rows"] is None
+    assert not client.containers.list(all=True, filters={"label": "berth.backup-verification"})
+
     events = [e["eventType"] for e in await audit_events(coordinator, stack.token, aggregateId=db)]
     assert events.count("dependency-resource.backup-requested") == 1
     assert events.count("dependency-resource.restore-requested") == 3
+    assert events.count("dependency-resource.backup-verification-requested") == 2
 
 
 async def test_a_backup_cut_off_by_a_restart_or_a_lost_link_fails_without_an_artifact(
