@@ -97,6 +97,8 @@ class Settings(BaseModel):
     # the coordinator's own backup storage (BERTH_BACKUP_KEY_FILE, BERTH_BACKUP_DIR).
     backup_key_file: Path | None = None
     backup_dir: Path | None = None
+    # How often due backup policies are looked for (their interval is in hours).
+    backup_policy_poll_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

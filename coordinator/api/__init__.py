@@ -9,6 +9,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     audit_exports,
     bootstrap,
     certificates,
+    dependency_backup_policies,
     dependency_backups,
     dependency_bindings,
     dependency_resources,

@@ -108,3 +108,63 @@ class BackupShow(WireModel):
     )
     backup: BackupItem
     generated_at: datetime
+
+
+class ConfigureBackupPolicyRequest(ApiRequest):
+    """``POST /dependency-resources/backup-policies`` (one policy per database; again replaces)."""
+
+    dependency_resource_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
+    retention_days: int = Field(ge=1, le=3650)
+    schedule_interval_hours: int = Field(ge=1, le=24 * 365)
+    keep_count: int | None = Field(default=None, ge=1, le=1000)
+    retry_on_failure: bool = True
+    enabled: bool = True
+
+
+class ListBackupPoliciesQuery(ApiRequest):
+    """Filters of ``GET /dependency-resources/backup-policies``."""
+
+    dependency_resource_id: str | None = Field(
+        default=None, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
+    )
+    enabled_only: bool = False
+    due_at: datetime | None = None
+
+
+class BackupPolicyItem(WireModel):
+    """``dependency-resource-backup-policies.policy/v1`` (``keepCount``: Berth)."""
+
+    schema_version: Literal["dependency-resource-backup-policies.policy/v1"] = (
+        "dependency-resource-backup-policies.policy/v1"
+    )
+    id: str
+    version: str
+    dependency_resource_id: str
+    retention_days: int
+    schedule_interval_hours: int
+    provider_key: str
+    retry_on_failure: bool
+    enabled: bool
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+    updated_at: datetime
+    keep_count: int | None
+    last_backup_id: str | None
+
+
+class BackupPolicyList(WireModel):
+    """``dependency-resource-backup-policies.list/v1``."""
+
+    schema_version: Literal["dependency-resource-backup-policies.list/v1"] = (
+        "dependency-resource-backup-policies.list/v1"
+    )
+    items: list[BackupPolicyItem]
+
+
+class BackupPolicyShow(WireModel):
+    """``dependency-resource-backup-policies.show/v1``."""
+
+    schema_version: Literal["dependency-resource-backup-policies.show/v1"] = (
+        "dependency-resource-backup-policies.show/v1"
+    )
+    policy: BackupPolicyItem

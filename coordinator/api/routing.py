@@ -78,6 +78,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "auditEventId",
             "workId",
             "backupId",
+            "policyId",
         )
     },
     # The edge's request ids (Caddy's UUIDs) name access-failure evidence.

@@ -1,20 +1,46 @@
 """Backups of dependency resources: encrypted artifacts on the coordinator's storage, taken and
-restored through the database's agent. Plugs in through ``install`` (coordinator/app.py)."""
+restored through the database's agent, and the loop that applies backup policies. Plugs in
+through ``install`` (coordinator/app.py)."""
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
 from coordinator.backups.runner import BackupRunner
 
+logger = logging.getLogger(__name__)
+
 RUNNER_KEY: web.AppKey[BackupRunner] = web.AppKey("backup_runner", BackupRunner)
 
 
+async def _policy_loop(runner: BackupRunner, interval: float) -> None:
+    # Imported here: policies imports this package (its service and runner).
+    from coordinator.backups import policies
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await policies.run_due(runner, datetime.now(UTC))
+        except Exception:
+            logger.exception("applying backup policies failed")
+
+
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
-    await app[RUNNER_KEY].fail_interrupted()
-    yield
-    await app[RUNNER_KEY].close()
+    runner = app[RUNNER_KEY]
+    await runner.fail_interrupted()
+    loop = asyncio.get_running_loop().create_task(
+        _policy_loop(runner, app[SETTINGS_KEY].backup_policy_poll_seconds)
+    )
+    try:
+        yield
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await runner.close()
 
 
 def install(app: web.Application) -> None:

@@ -33,10 +33,15 @@ def visible(actor: Principal) -> QuerySet[DependencyBackup]:
 
 
 async def _record(
-    actor: Principal, request_id: str, event: str, row: DependencyBackup, **payload: object
+    actor: Principal | None,
+    request_id: str | None,
+    event: str,
+    row: DependencyBackup,
+    **payload: object,
 ) -> None:
     await audit.record(
         actor=actor,
+        organization_id=row.organization_id,
         event_type=event,
         aggregate_type="dependency-resource",
         aggregate_id=row.dependency_resource_id,
@@ -73,6 +78,17 @@ async def create(
 ) -> str:
     """Record a pending backup and take it in the background."""
     database = await dependencies.get(actor, dependency_resource_id)
+    return await take(database, actor, request_id, runner)
+
+
+async def take(
+    database: DependencyResource,
+    actor: Principal | None,
+    request_id: str | None,
+    runner: BackupRunner,
+    **payload: object,
+) -> str:
+    """Back up ``database`` (an API call's, or a policy's when ``actor`` is None)."""
     _check_backupable(database, "dependencyResourceId")
     assert database.server_id is not None  # noqa: S101 - checked above
     now = datetime.now(UTC)
@@ -92,7 +108,7 @@ async def create(
             requested_at=now,
             created_at=now,
         )
-        await _record(actor, request_id, "dependency-resource.backup-requested", row)
+        await _record(actor, request_id, "dependency-resource.backup-requested", row, **payload)
     runner.start_backup(row.id)
     return row.id
 

@@ -48,3 +48,29 @@ class DependencyBackup(Model):
 
     class Meta:
         table = "dependency_backups"
+
+
+class DependencyBackupPolicy(Model):
+    """When to back up one dependency resource and how long to keep its backups (one policy per
+    resource; configuring it again replaces it and bumps ``version``)."""
+
+    id = fields.CharField(primary_key=True, max_length=40)
+    organization_id = fields.CharField(max_length=40, db_index=True)
+    project_id = fields.CharField(max_length=40)
+    environment_id = fields.CharField(max_length=40)
+    dependency_resource_id = fields.CharField(max_length=40, unique=True)
+    version = fields.IntField(default=1)
+    provider_key = fields.CharField(max_length=40)
+    schedule_interval_hours = fields.IntField()
+    retention_days = fields.IntField()
+    keep_count = fields.IntField(null=True)
+    retry_on_failure = fields.BooleanField(default=True)
+    enabled = fields.BooleanField(default=True)
+    last_run_at = fields.DatetimeField(null=True)
+    next_run_at = fields.DatetimeField(null=True, db_index=True)
+    last_backup_id = fields.CharField(max_length=40, null=True)
+    retried_backup_id = fields.CharField(max_length=40, null=True)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "dependency_backup_policies"
