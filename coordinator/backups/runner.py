@@ -282,6 +282,8 @@ class BackupRunner:
             },
         )
         session: AgentSession | None = None
+        failure: PlatformError | OSError | None = None
+        reply: BackupReply | None = None
         try:
             session = self.registry.require(row.server_id)
             ready = await session.request(
@@ -308,17 +310,22 @@ class BackupRunner:
             raise
         except (PlatformError, OSError) as exc:
             await self._abort(session, scratch)
-            logger.warning("verification of %s failed: %s", backup_id, exc)
+            failure = exc
+        finally:
+            # Removed before the result is recorded: a recorded result means it is gone.
+            await self._remove_scratch(session, scratch)
+        if failure is not None:
+            logger.warning("verification of %s failed: %s", backup_id, failure)
             await DependencyBackup.filter(id=backup_id).update(
                 verification_status="failed",
                 verified_at=_now(),
                 verification_tables=None,
                 verification_rows=None,
-                verification_message=f"{_code(exc)}: {exc}"[:2000],
+                verification_message=f"{_code(failure)}: {failure}"[:2000],
             )
             return
-        finally:
-            await self._remove_scratch(session, scratch)
+        if reply is None:  # pragma: no cover - every path above returned or set it
+            return
         await DependencyBackup.filter(id=backup_id).update(
             verification_status="passed",
             verified_at=_now(),

@@ -13,6 +13,7 @@ import click
 from coordinator.client import (
     account_cli,
     certs_cli,
+    db_backup_cli,
     db_cli,
     deploy_cli,
     domains_cli,
@@ -513,6 +514,7 @@ for _command in (
     *tasks_cli.COMMANDS,
     *notify_cli.COMMANDS,
     *account_cli.COMMANDS,
+    *db_backup_cli.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -16,6 +16,7 @@ from coordinator.db.backup_models import DependencyBackup
 from tests.db_images import db_images
 from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, eventually
 from tests.integration.stacks import Workload, workload
+from tests.integration.test_cli_workspace import Cli
 from tests.unit.coordinator.support import audit_events
 
 pytestmark = pytest.mark.docker
@@ -164,13 +165,15 @@ async def test_postgres_backup_restores_dropped_rows_clones_and_refuses_damage(
 ) -> None:
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
     try:
-        await _scenario(stack, coordinator, docker_client)
+        await _scenario(stack, coordinator, docker_client, tmp_path / "config")
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
 
 
-async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.DockerClient) -> None:
+async def _scenario(
+    stack: Workload, coordinator: Coordinator, client: docker.DockerClient, config_home: Path
+) -> None:
     db = await _provision(stack, "Main DB")
     _psql(
         client,
@@ -250,14 +253,22 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
         == "8f14e45fceea167a5a36dedd4bea2543"
     )
 
-    # Clone: restore into a second, new database.
+    # Clone, through the CLI: restore into a second, new database.
+    cli = Cli(coordinator, stack.token, config_home)
     clone = await _provision(stack, "Clone DB")
-    await _restore(stack, backup["id"], "ready", {"targetDependencyResourceId": clone})
+    restored = await cli.json("db", "restore", backup["id"], "--into", "Clone DB", "--yes")
+    assert restored["backup"]["latestRestoreAttempt"]["status"] == "ready", restored
     assert _count(client, clone) == ROWS
 
-    # Verification: restored into a throwaway database, counted, the throwaway removed.
-    verification = await _verify(stack, backup["id"], "passed")
+    # Verification (CLI): restored into a throwaway database, counted, the throwaway removed.
+    verified = await cli.json("db", "verify", backup["id"])
+    verification = verified["backup"]["verification"]
+    assert verification["status"] == "passed", verification
     assert (verification["tables"], verification["rows"]) == (1, ROWS), verification
+    listing = await cli.ok("db", "backups", "Main DB")
+    assert backup["id"] in listing
+    assert "passed" in listing
+    assert str(ROWS) in listing
     assert not client.containers.list(all=True, filters={"label": "berth.backup-verification"})
 
     # A damaged artifact: refused before anything is replaced (the added row stays).
@@ -281,6 +292,8 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     assert events.count("dependency-resource.backup-requested") == 1
     assert events.count("dependency-resource.restore-requested") == 3
     assert events.count("dependency-resource.backup-verification-requested") == 2
+    taken = await cli.json("db", "backup", "Main DB")
+    assert taken["backup"]["status"] == "ready", taken
 
 
 async def test_a_backup_cut_off_by_a_restart_or_a_lost_link_fails_without_an_artifact(
