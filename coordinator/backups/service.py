@@ -199,3 +199,10 @@ async def verify(actor: Principal, request_id: str, backup_id: str, runner: Back
         await _record(actor, request_id, "dependency-resource.backup-verification-requested", row)
     runner.start_verify(row.id)
     return row.id
+
+
+async def kept_count(dependency_resource_id: str) -> int:
+    """How many ready backups of a database are kept (its ``backupRelationship``)."""
+    return await DependencyBackup.filter(
+        dependency_resource_id=dependency_resource_id, status="ready"
+    ).count()

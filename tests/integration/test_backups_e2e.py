@@ -188,6 +188,9 @@ async def _scenario(
     assert len(backup["sha256"]) == 64
     assert backup["encryption"] == "aes-256-gcm"
 
+    shown_db = await stack.call("GET", f"/dependency-resources/{db}")
+    assert shown_db["dependencyResource"]["backupRelationship"]["retentionRequired"] is True
+
     # Encrypted at rest: the stored file is not a dump; only the operator's key opens it.
     data_dir = coordinator.settings().data_dir
     artifact = data_dir / "backups" / f"{backup['id']}.berthbk"
