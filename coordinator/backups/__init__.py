@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
-from coordinator.backups.runner import BackupRunner
+from coordinator.backups.runner import BackupListener, BackupRunner
 
 logger = logging.getLogger(__name__)
 
@@ -46,4 +46,5 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
 def install(app: web.Application) -> None:
     """Register the runner; at start-up it fails what a previous run left unfinished."""
     app[RUNNER_KEY] = BackupRunner(app[REGISTRY_KEY], app[KEYRING_KEY], app[SETTINGS_KEY])
+    app[REGISTRY_KEY].add_listener(BackupListener())
     app.cleanup_ctx.append(_runner_ctx)

@@ -358,3 +358,22 @@ def _write(backup_id: str, data: str) -> Callable[[int], CoordinatorMessage]:
         return RestoreWrite(id=mid, backup_id=backup_id, data=data)
 
     return build
+
+
+class BackupListener:
+    """The backups capability on the agent links: replies only (resolved by the session), so
+    nothing to consume; a link that closes fails the transfers waiting on it (the session)."""
+
+    @property
+    def message_types(self) -> frozenset[str]:
+        """None: ``backup_reply`` frames are replies."""
+        return frozenset()
+
+    async def on_message(self, session: AgentSession, message: Any) -> None:
+        """Never called (no unsolicited frames)."""
+
+    async def on_connected(self, session: AgentSession, hello: Any) -> None:
+        """Nothing resumes: a transfer the link lost already failed."""
+
+    def on_disconnected(self, session: AgentSession) -> None:
+        """Nothing to do: the session fails the requests in flight (``unavailable``)."""
