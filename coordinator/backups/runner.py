@@ -28,7 +28,7 @@ from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
 from coordinator.settings import Settings
-from shared.errors import PlatformError
+from shared.errors import PlatformError, RuntimeFailed
 from shared.messages import (
     MAX_CHUNK_BYTES,
     BackupAbort,
@@ -53,8 +53,8 @@ FINISH_TIMEOUT_SECONDS: Final = 6 * 3600.0
 PROVIDER_ARTIFACT_PREFIX: Final = "coordinator://backups/"
 
 
-class TransferFailed(PlatformError):
-    """The agent answered a backup request with ``failed``."""
+class TransferFailed(RuntimeFailed):
+    """The agent answered a backup request with ``failed`` (``runtime_failed``)."""
 
 
 def _now() -> datetime:

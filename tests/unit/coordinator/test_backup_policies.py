@@ -211,3 +211,50 @@ async def test_backup_routes_refuse_bad_input_with_the_envelope(
         "GET", f"/dependency-resources/{db}/backups?status=bogus", token=admin_token
     )
     assert status == 400, listed
+
+
+async def test_a_restart_fails_what_was_pending_and_removes_partial_files(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    db = await _database(coordinator, admin_token)
+    runner = coordinator.app[RUNNER_KEY]
+    row = await DependencyResource.get(id=db)
+    now = datetime.now(UTC)
+    common: dict[str, Any] = {
+        "organization_id": row.organization_id,
+        "project_id": row.project_id,
+        "environment_id": row.environment_id,
+        "dependency_resource_id": db,
+        "server_id": row.server_id,
+        "dependency_kind": "postgres",
+        "provider_key": "berth-docker",
+        "attempt_id": "bka_x",
+        "requested_at": now,
+        "created_at": now,
+    }
+    _ = await DependencyBackup.create(id="dbk_pending", status="pending", **common)
+    _ = await DependencyBackup.create(
+        id="dbk_ready",
+        status="ready",
+        restore_status="pending",
+        verification_status="pending",
+        **common,
+    )
+    partial = runner.artifact_path("dbk_pending").with_suffix(".berthbk.partial")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"half")
+    runner.artifact_path("dbk_ready").write_bytes(b"whole")
+
+    await coordinator.restart()
+
+    pending = await DependencyBackup.get(id="dbk_pending")
+    assert (pending.status, pending.failure_code) == ("failed", "interrupted")
+    ready = await DependencyBackup.get(id="dbk_ready")
+    assert (ready.status, ready.restore_status, ready.verification_status) == (
+        "ready",
+        "failed",
+        "failed",
+    )
+    assert ready.restore_failure_code == "interrupted"
+    assert not partial.exists()
+    assert runner.artifact_path("dbk_ready").exists()
