@@ -12,6 +12,7 @@ import io
 import json
 import tarfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
@@ -36,13 +37,63 @@ _STDERR_KEEP: Final = 4096
 RESTORE_DIR: Final = "/tmp"  # noqa: S108 - inside the database's container, not on the host
 
 
-def _login(target: BackupTarget) -> tuple[list[str], dict[str, str]]:
-    # Over TCP on the container's loopback with the password in the environment: the same
-    # login an app makes, whatever the image's local trust rules are.
-    if target.kind != "postgres":
-        raise EngineError(f"backups of {target.kind} are not supported yet")
-    args = ["-h", "127.0.0.1", "-U", target.username, "-d", target.database_name]
-    return args, {"PGPASSWORD": target.password}
+# MariaDB: each user table's exact row count, summed in the shell (no dynamic SQL needed).
+_MYSQL_COUNTS: Final = (
+    'set -e; n=0; rows=0; for t in $(mariadb -h 127.0.0.1 -u "$0" -N -B "$1" -e '
+    '"select table_name from information_schema.tables where table_schema = database()'
+    " and table_type = 'BASE TABLE'\"); do "
+    r'c=$(mariadb -h 127.0.0.1 -u "$0" -N -B "$1" -e "select count(*) from \`$t\`");'
+    ' n=$((n + 1)); rows=$((rows + c)); done; echo "$n|$rows"'
+)
+
+
+@dataclass(frozen=True)
+class Commands:
+    """The dump, restore and count commands of one kind, run in the database's container.
+
+    They log in over TCP on the container's loopback with the password in the environment:
+    the same login an app makes, whatever the image's local trust rules are.
+    """
+
+    dump: list[str]
+    counts: list[str]
+    env: dict[str, str]
+    restore_prefix: list[str]
+
+    def restore(self, path: str) -> list[str]:
+        """The restore command of the dump file at ``path``."""
+        return [*self.restore_prefix, path]
+
+
+def commands(target: BackupTarget) -> Commands:
+    """``pg_dump -Fc``/``pg_restore`` for PostgreSQL, ``mariadb-dump --single-transaction``/
+    ``mariadb < file`` for MySQL (MariaDB); other kinds are refused."""
+    user, database = target.username, target.database_name
+    match target.kind:
+        case "postgres":
+            login = ["-h", "127.0.0.1", "-U", user, "-d", database]
+            return Commands(
+                dump=["pg_dump", "-Fc", "--no-owner", *login],
+                counts=["psql", *login, "-tAc", _COUNTS],
+                env={"PGPASSWORD": target.password},
+                restore_prefix=[*_RESTORE, *login],
+            )
+        case "mysql":
+            login = ["-h", "127.0.0.1", "-u", user]
+            return Commands(
+                dump=["mariadb-dump", "--single-transaction", *login, database],
+                counts=["sh", "-c", _MYSQL_COUNTS, user, database],
+                env={"MYSQL_PWD": target.password},
+                restore_prefix=[
+                    "sh",
+                    "-c",
+                    'mariadb -h 127.0.0.1 -u "$0" "$1" < "$2"',
+                    user,
+                    database,
+                ],
+            )
+        case _:
+            raise EngineError(f"backups of {target.kind} are not supported yet")
 
 
 class DumpStream:
@@ -117,10 +168,10 @@ class BackupOps:
         return quoted(str(created["Id"]))
 
     async def dump(self, target: BackupTarget) -> DumpStream:
-        """Start ``pg_dump -Fc`` in the database's container; read its output from the stream."""
+        """Start the kind's dump in the database's container; read its output from the stream."""
         name, _, _ = dependency_names(target.dependency_resource_id)
-        args, env = _login(target)
-        exec_id = await self._exec(name, ["pg_dump", "-Fc", "--no-owner", *args], env)
+        run = commands(target)
+        exec_id = await self._exec(name, run.dump, run.env)
         response = await self._api.open(
             "POST",
             f"/exec/{exec_id}/start",
@@ -164,8 +215,8 @@ class BackupOps:
     async def counts(self, target: BackupTarget) -> tuple[int, int]:
         """The database's user tables and their exact total row count (a verification)."""
         name, _, _ = dependency_names(target.dependency_resource_id)
-        args, env = _login(target)
-        code, output = await self._run(name, ["psql", *args, "-tAc", _COUNTS], env)
+        run = commands(target)
+        code, output = await self._run(name, run.counts, run.env)
         tables, _, rows = output.strip().partition("|")
         if code != 0 or not tables.isdigit() or not rows.isdigit():
             raise EngineError(f"counting the restored rows failed ({code}): {output[-500:]}")
@@ -185,15 +236,15 @@ class BackupOps:
         return code, _demux(raw)
 
     async def restore(self, target: BackupTarget, file_name: str) -> None:
-        """Run ``pg_restore --clean --if-exists`` on the uploaded file, then remove it."""
+        """Restore the uploaded file into the database (its kind's restore), then remove it."""
         name, _, _ = dependency_names(target.dependency_resource_id)
-        args, env = _login(target)
+        run = commands(target)
         path = f"{RESTORE_DIR}/{file_name}"
         try:
             exec_id = await self._exec(
                 name,
-                [*_RESTORE, *args, path],
-                env,
+                run.restore(path),
+                run.env,
             )
             raw = await self._api.read(
                 "POST",

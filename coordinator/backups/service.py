@@ -18,7 +18,7 @@ from coordinator.ids import new_id
 from shared.errors import Conflict, InvalidRequest, NotFound
 
 # What Berth can dump and restore today (the others are refused with a 400 naming these).
-BACKUP_KINDS: Final = ("postgres",)
+BACKUP_KINDS: Final = ("postgres", "mysql")
 STATUSES: Final = ("pending", "ready", "failed")
 
 

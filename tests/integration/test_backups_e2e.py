@@ -57,11 +57,11 @@ def _cleanup(client: docker.DockerClient) -> None:
         volume.remove(force=True)
 
 
-async def _provision(stack: Workload, name: str) -> str:
+async def _provision(stack: Workload, name: str, kind: str = "postgres") -> str:
     body = {
         "mode": "create",
         "create": {
-            "kind": "postgres",
+            "kind": kind,
             "projectId": stack.project_id,
             "environmentId": stack.environment_id,
             "name": name,
@@ -367,3 +367,60 @@ def _connected(coordinator: Coordinator, server_id: str) -> Callable[[], Awaitab
         return coordinator.registry.get(server_id) is not None
 
     return check
+
+
+async def test_mariadb_backup_restores_dropped_rows_and_verifies(
+    tmp_path: Path, database_url: str, docker_client: docker.DockerClient
+) -> None:
+    image = db_images("mysql")["mysql"]
+    harness = Coordinator(
+        tmp_path / "coordinator", database_url, ws_ping_seconds=5.0, dependency_image_mysql=image
+    )
+    await harness.start()
+    stack: Workload | None = None
+    try:
+        token = await harness.bootstrap()
+        stack = await workload(harness, token, tmp_path / "agent", "sleep 3600")
+        db = await _provision(stack, "Shop DB", kind="mysql")
+        _maria(docker_client, db, MARIA_FILL)
+        backup = await _backup(stack, db)
+        assert backup["dependencyKind"] == "mysql"
+        _maria(docker_client, db, "drop table items")
+        await _restore(stack, backup["id"], "ready")
+        assert _maria(docker_client, db, "select count(*), max(label) from items") == (
+            f"{MARIA_ROWS}\trow-{MARIA_ROWS}"
+        )
+        verification = await _verify(stack, backup["id"], "passed")
+        assert (verification["tables"], verification["rows"]) == (1, MARIA_ROWS), verification
+        assert not docker_client.containers.list(
+            all=True, filters={"label": "berth.backup-verification"}
+        )
+    finally:
+        if stack is not None:
+            await stack.agent.stop()
+        _cleanup(docker_client)
+        await harness.close()
+
+
+MARIA_ROWS = 300
+MARIA_FILL = (
+    "create table items (n int primary key, label varchar(20));"
+    "insert into items with recursive s(n) as (select 1 union all select n + 1 from s"
+    " where n < 300) select n, concat('row-', lpad(n, 3, '0')) from s"
+)
+
+
+def _maria(client: docker.DockerClient, dependency_id: str, sql: str) -> str:
+    [container] = client.containers.list(
+        filters={"label": f"berth.dependency-resource-id={dependency_id}"}
+    )
+    env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+    login = ["mariadb", "-h", "127.0.0.1", "-u", env["MARIADB_USER"], "-N", "-B"]
+    code, out = container.exec_run(
+        [*login, env["MARIADB_DATABASE"], "-e", sql],
+        environment={"MYSQL_PWD": env["MARIADB_PASSWORD"]},
+    )
+    assert isinstance(out, bytes)
+    text = out.decode().strip()
+    assert code == 0, text
+    return text

@@ -187,7 +187,7 @@ async def test_backup_routes_refuse_bad_input_with_the_envelope(
         400,
         "invalid_request",
     )
-    assert error["details"]["supported"] == ["postgres"]
+    assert error["details"]["supported"] == ["postgres", "mysql"]
     assert_error(
         await _post(coordinator, admin_token, "/dependency-resources/dbr_none/backups", {}),
         404,
