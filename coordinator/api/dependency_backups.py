@@ -81,7 +81,7 @@ def item_of(row: DependencyBackup) -> BackupItem:
 @route(
     "POST",
     "/dependency-resources/{dependencyResourceId}/backups",
-    summary="Back up a dependency resource (pg_dump -Fc, encrypted, on the coordinator)",
+    summary="Back up a dependency resource (pg_dump/mariadb-dump, encrypted, on the coordinator)",
     tag=TAG,
     permission=WRITE,
     body=CreateBackupRequest,
