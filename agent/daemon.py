@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent import (
+    backup_feature,
     certificates,
     dependencies,
     logstream,
@@ -68,6 +69,7 @@ async def run(
                 volume_feature.build_feature,
                 certificates.build_feature,
                 task_runs.build_feature,
+                backup_feature.build_feature,
             )
             if (feature := build(runtime, state_dir, settings)) is not None
         ),

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from coordinator import (
     accounts,
+    backups,
     certificates,
     console,
     dependencies,
@@ -64,6 +65,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     accounts.install,
     edge.install,
     dns01.install,
+    backups.install,
 )
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from coordinator.db import missing_driver
 from coordinator.server import serve
-from coordinator.settings import Settings, dependency_images_from_env
+from coordinator.settings import Settings, backup_paths_from_env, dependency_images_from_env
 from shared.version import EXIT_FATAL, PACKAGE_VERSION
 
 
@@ -292,6 +292,7 @@ def serve_command(
             dns01_acme_directory=dns01_acme_directory,
             dns01_acme_ca_bundle=dns01_acme_ca_bundle,
             dns01_acme_email=dns01_acme_email,
+            **backup_paths_from_env(),
         )
     except ValidationError as exc:
         click.echo(f"berth-coordinator: invalid settings: {exc.errors()[0]['msg']}", err=True)

@@ -103,6 +103,13 @@ class Settings(BaseModel):
     dns01_acme_email: str | None = Field(default=None, max_length=254)
     dns01_visible_within_seconds: float = Field(default=60.0, gt=0, le=3600)
     dns01_check_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Backups (docs/backups.md): the AES-256-GCM key every artifact is encrypted with (a file
+    # the operator keeps; created under data_dir when unset and missing) and the directory of
+    # the coordinator's own backup storage (BERTH_BACKUP_KEY_FILE, BERTH_BACKUP_DIR).
+    backup_key_file: Path | None = None
+    backup_dir: Path | None = None
+    # How often due backup policies are looked for (their interval is in hours).
+    backup_policy_poll_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -139,4 +146,13 @@ def dependency_images_from_env() -> dict[str, Any]:
     for kind in ("postgres", "redis", "mysql"):
         if value := os.environ.get(f"BERTH_DEPENDENCY_IMAGE_{kind.upper()}"):
             found[f"dependency_image_{kind}"] = value
+    return found
+
+
+def backup_paths_from_env() -> dict[str, Any]:
+    """``backup_key_file`` and ``backup_dir`` named by ``BERTH_BACKUP_KEY_FILE`` / ``_DIR``."""
+    found: dict[str, Path] = {}
+    for name in ("key_file", "dir"):
+        if value := os.environ.get(f"BERTH_BACKUP_{name.upper()}"):
+            found[f"backup_{name}"] = Path(value)
     return found

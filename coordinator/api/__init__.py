@@ -10,6 +10,8 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     bootstrap,
     certificates,
     default_access,
+    dependency_backup_policies,
+    dependency_backups,
     dependency_bindings,
     dependency_resources,
     deploy_tokens,

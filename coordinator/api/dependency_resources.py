@@ -26,6 +26,7 @@ from coordinator.api.dependency_schemas import (
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.appkeys import SETTINGS_KEY
+from coordinator.backups import service as backups
 from coordinator.db.dependency_models import DependencyProvisioningPlan, DependencyResource
 from coordinator.dependencies import PROVISIONER_KEY, kinds, service
 from coordinator.dependencies.realize import Provisioner, reveal_url
@@ -63,6 +64,18 @@ def readiness_of(row: DependencyResource) -> DependencyReadiness:
     )
 
 
+def backup_relationship_of(kept: int) -> DependencyBackupRelationship:
+    """Whether backups of the resource are kept (they outlive it: see docs/backups.md)."""
+    if not kept:
+        return DependencyBackupRelationship(
+            retention_required=False, reason="no backups are kept for this resource"
+        )
+    return DependencyBackupRelationship(
+        retention_required=True,
+        reason=f"{kept} ready backup(s) are kept; they stay restorable after a delete",
+    )
+
+
 async def item_of(call: Call, row: DependencyResource) -> DependencyResourceItem:
     """The API item of a stored resource."""
     bound = await service.active_bindings(row.id)
@@ -94,9 +107,7 @@ async def item_of(call: Call, row: DependencyResource) -> DependencyResourceItem
         desired_capabilities=[],
         capability_readbacks=[],
         binding_readiness=readiness_of(row),
-        backup_relationship=DependencyBackupRelationship(
-            retention_required=False, reason="no backups are kept for this resource"
-        ),
+        backup_relationship=backup_relationship_of(await backups.kept_count(row.id)),
         delete_safety=DependencyDeleteSafety(
             blockers=[
                 DependencyDeleteBlocker(

@@ -145,7 +145,7 @@ class DependencyReadiness(WireModel):
 
 
 class DependencyBackupRelationship(WireModel):
-    """Backups that must be kept (none: backups are not served yet)."""
+    """Whether backups of the resource are kept (docs/backups.md)."""
 
     retention_required: bool
     reason: str | None

@@ -78,6 +78,8 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "auditEventId",
             "workId",
             "dnsProviderId",
+            "backupId",
+            "policyId",
         )
     },
     # The edge's request ids (Caddy's UUIDs) name access-failure evidence.

@@ -14,6 +14,7 @@ from coordinator.client import (
     access_cli,
     account_cli,
     certs_cli,
+    db_backup_cli,
     db_cli,
     deploy_cli,
     dns01_cli,
@@ -517,6 +518,7 @@ for _command in (
     *account_cli.COMMANDS,
     *access_cli.COMMANDS,
     *dns01_cli.COMMANDS,
+    *db_backup_cli.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -24,6 +24,7 @@ NOTIFICATION_MODELS_MODULE = "coordinator.db.notification_models"
 ACCOUNT_MODELS_MODULE = "coordinator.db.account_models"
 DEFAULT_ACCESS_MODELS_MODULE = "coordinator.db.default_access_models"
 DNS01_MODELS_MODULE = "coordinator.db.dns01_models"
+BACKUP_MODELS_MODULE = "coordinator.db.backup_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -56,6 +57,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     ACCOUNT_MODELS_MODULE,
                     DEFAULT_ACCESS_MODELS_MODULE,
                     DNS01_MODELS_MODULE,
+                    BACKUP_MODELS_MODULE,
                 ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,

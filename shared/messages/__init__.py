@@ -6,6 +6,22 @@ from typing import Annotated, Any, TypeVar, cast, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
+from shared.messages.backups import (
+    BACKUPS_AGENT_TYPES,
+    BACKUPS_CAPABILITY,
+    BACKUPS_COORDINATOR_TYPES,
+    MAX_CHUNK_BYTES,
+    BackupAbort,
+    BackupOpen,
+    BackupRead,
+    BackupReply,
+    BackupsAgentMessage,
+    BackupsCoordinatorMessage,
+    BackupTarget,
+    RestoreFinish,
+    RestoreOpen,
+    RestoreWrite,
+)
 from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
     CertificatesAgentMessage,
@@ -109,7 +125,8 @@ AgentMessage = Annotated[
     | VolumesAgentMessage
     | CertificatesAgentMessage
     | TasksAgentMessage
-    | EdgeAgentMessage,
+    | EdgeAgentMessage
+    | BackupsAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -127,7 +144,8 @@ CoordinatorMessage = Annotated[
     | VolumesCoordinatorMessage
     | CertificatesCoordinatorMessage
     | TasksCoordinatorMessage
-    | EdgeCoordinatorMessage,
+    | EdgeCoordinatorMessage
+    | BackupsCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
@@ -275,6 +293,9 @@ class IdGuard:
 
 __all__ = [
     "AGENT_MESSAGE_TYPES",
+    "BACKUPS_AGENT_TYPES",
+    "BACKUPS_CAPABILITY",
+    "BACKUPS_COORDINATOR_TYPES",
     "CERTIFICATES_CAPABILITY",
     "COORDINATOR_MESSAGE_TYPES",
     "DEPENDENCIES_CAPABILITY",
@@ -283,6 +304,7 @@ __all__ = [
     "DEPLOY_CAPABILITY",
     "DEPLOY_COORDINATOR_TYPES",
     "LOGS_CAPABILITY",
+    "MAX_CHUNK_BYTES",
     "MONITORING_CAPABILITY",
     "TASKS_CAPABILITY",
     "TERMINAL_CAPABILITY",
@@ -294,6 +316,13 @@ __all__ = [
     "AgentMessage",
     "ArchiveArtifact",
     "Artifact",
+    "BackupAbort",
+    "BackupOpen",
+    "BackupRead",
+    "BackupReply",
+    "BackupTarget",
+    "BackupsAgentMessage",
+    "BackupsCoordinatorMessage",
     "Challenge",
     "CheckResult",
     "ConnectivityCheck",
@@ -337,6 +366,9 @@ __all__ = [
     "Phase",
     "ResourceProbe",
     "ResourceProbeResult",
+    "RestoreFinish",
+    "RestoreOpen",
+    "RestoreWrite",
     "RolloutStrategy",
     "RouteSpec",
     "RuntimeControl",

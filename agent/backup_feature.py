@@ -1,0 +1,220 @@
+"""The backups feature: stream a database dump to the coordinator and a dump back into the
+database, one chunk per request. Everything in flight ends when its link goes: the coordinator
+marks the backup or restore failed, and nothing half-written stays in the container."""
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.features import AgentFeature, LinkContext
+from agent.runtime import ContainerRuntime, EngineError
+from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.settings import AgentSettings
+from shared.errors import PlatformError
+from shared.messages import (
+    BACKUPS_CAPABILITY,
+    BACKUPS_COORDINATOR_TYPES,
+    MAX_CHUNK_BYTES,
+    UNSTAMPED,
+    BackupAbort,
+    BackupOpen,
+    BackupRead,
+    BackupReply,
+    BackupTarget,
+    RestoreFinish,
+    RestoreOpen,
+    RestoreWrite,
+)
+
+logger = logging.getLogger(__name__)
+
+# Chunks a restore holds between the link and the engine (each at most MAX_CHUNK_BYTES).
+_RESTORE_QUEUE = 4
+
+
+@dataclass(eq=False)
+class _Restore:
+    """A restore being uploaded into the container."""
+
+    target: BackupTarget
+    file_name: str
+    queue: asyncio.Queue[bytes | None]
+    upload: asyncio.Task[None]
+
+
+@dataclass(eq=False)
+class _Transfer:
+    link: LinkContext
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dump: DumpStream | None = None
+    restore: _Restore | None = None
+
+
+class BackupFeature:
+    """Serves ``backup_*`` and ``restore_*`` requests; one transfer per backup id."""
+
+    def __init__(self, ops: BackupOps) -> None:
+        self._ops = ops
+        self._transfers: dict[str, _Transfer] = {}
+        self._requests: set[asyncio.Task[None]] = set()
+
+    @property
+    def message_types(self) -> frozenset[str]:
+        """The backup and restore requests."""
+        return BACKUPS_COORDINATOR_TYPES
+
+    @property
+    def capabilities(self) -> list[str]:
+        """``backups.v1``."""
+        return [BACKUPS_CAPABILITY]
+
+    async def run(self) -> None:
+        """Nothing runs between requests; end every transfer when the daemon stops."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for task in list(self._requests):
+                task.cancel()
+            for backup_id in list(self._transfers):
+                await self._end(backup_id)
+
+    async def attached(self, link: LinkContext) -> None:
+        """Nothing to send on a new link."""
+
+    def detached(self, link: LinkContext) -> None:
+        """Transfers of the old link end (the coordinator marks them failed)."""
+        for backup_id, transfer in list(self._transfers.items()):
+            if transfer.link is link:
+                self._spawn(self._end(backup_id))
+
+    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
+        """Nothing of this feature waits on an error frame."""
+        return False
+
+    def receive(self, message: Any, link: LinkContext) -> None:
+        """Answer in a task of its own."""
+        self._spawn(self._answer(message, link))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def _answer(self, message: Any, link: LinkContext) -> None:
+        backup_id = str(message.backup_id)
+        transfer = self._transfers.get(backup_id)
+        if isinstance(message, BackupOpen | RestoreOpen) and transfer is None:
+            transfer = self._transfers[backup_id] = _Transfer(link)
+        data = b""
+        eof = False
+        counts: tuple[int, int] | None = None
+        try:
+            if transfer is None or transfer.link is not link:
+                raise PlatformError(f"no transfer {backup_id!r} is open on this link")
+            async with transfer.lock:
+                data, eof, counts = await self._handle(message, transfer)
+            reply = BackupReply(
+                id=UNSTAMPED,
+                re=message.id,
+                backup_id=backup_id,
+                status="ok",
+                data=base64.b64encode(data).decode("ascii"),
+                eof=eof,
+                tables=counts[0] if counts else None,
+                rows=counts[1] if counts else None,
+            )
+        except (EngineError, PlatformError, binascii.Error) as exc:
+            logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
+            await self._end(backup_id)
+            reply = BackupReply(
+                id=UNSTAMPED,
+                re=message.id,
+                backup_id=backup_id,
+                status="failed",
+                message=str(exc)[:2000],
+            )
+        try:
+            await link.send(reply)
+        except Exception as exc:  # the link closed under the reply; detached() ends the transfer
+            logger.debug("could not answer %s: %s", message.id, exc)
+
+    async def _handle(
+        self, message: Any, transfer: _Transfer
+    ) -> tuple[bytes, bool, tuple[int, int] | None]:
+        backup_id = str(message.backup_id)
+        match message:
+            case BackupOpen():
+                transfer.dump = await self._ops.dump(message.target)
+            case BackupRead() if transfer.dump is not None:
+                data = await transfer.dump.read(MAX_CHUNK_BYTES)
+                if not data:
+                    await self._end(backup_id)
+                return data, not data, None
+            case RestoreOpen():
+                file_name = f"berth-restore-{backup_id}.dump"
+                queue: asyncio.Queue[bytes | None] = asyncio.Queue(_RESTORE_QUEUE)
+                upload = asyncio.get_running_loop().create_task(
+                    self._ops.upload(message.target, file_name, message.size, _drain(queue))
+                )
+                transfer.restore = _Restore(message.target, file_name, queue, upload)
+            case RestoreWrite() if transfer.restore is not None:
+                await _put(transfer.restore, base64.b64decode(message.data, validate=True))
+            case RestoreFinish() if transfer.restore is not None:
+                restore = transfer.restore
+                await _put(restore, None)
+                await restore.upload
+                transfer.restore = None
+                await self._ops.restore(restore.target, restore.file_name)
+                await self._end(backup_id)
+                if message.check:
+                    return b"", False, await self._ops.counts(restore.target)
+            case BackupAbort():
+                await self._end(backup_id)
+            case _:
+                raise PlatformError(f"{message.type} does not fit transfer {backup_id!r}")
+        return b"", False, None
+
+    async def _end(self, backup_id: str) -> None:
+        transfer = self._transfers.pop(backup_id, None)
+        if transfer is None:
+            return
+        if transfer.dump is not None:
+            transfer.dump.close()
+        restore = transfer.restore
+        if restore is not None:
+            restore.upload.cancel()
+            with contextlib.suppress(BaseException):
+                await restore.upload
+            await self._ops.remove_file(restore.target, restore.file_name)
+
+
+async def _put(restore: _Restore, chunk: bytes | None) -> None:
+    # The upload may have failed (the engine refused): do not wait on a queue nobody drains.
+    put = asyncio.ensure_future(restore.queue.put(chunk))
+    await asyncio.wait({put, restore.upload}, return_when=asyncio.FIRST_COMPLETED)
+    if not put.done():
+        put.cancel()
+    if restore.upload.done() and (exc := restore.upload.exception()) is not None:
+        raise exc if isinstance(exc, EngineError) else EngineError(str(exc))
+
+
+async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+    while (chunk := await queue.get()) is not None:
+        yield chunk
+
+
+def build_feature(
+    runtime: ContainerRuntime, state_dir: Path, settings: AgentSettings
+) -> AgentFeature | None:
+    """The feature, when the engine is reached on a local socket (else not offered)."""
+    engine = getattr(runtime, "engine_client", None)
+    client = engine() if callable(engine) else None
+    if client is None:
+        return None
+    return BackupFeature(BackupOps(client))

@@ -1,0 +1,180 @@
+"""Backup benchmark: a PostgreSQL database of ``--mb`` MiB backed up by Berth (pg_dump -Fc in the
+database's container, pulled over the agent link, encrypted on the coordinator) and restored,
+against ``pg_dump -Fc > file`` and ``pg_restore < file`` through ``docker exec`` on the same
+host in the same run; and the real agent's resident memory growth during both.
+
+A real coordinator (in this process, SQLite in a temp dir), a real agent process, the local
+PostgreSQL image (scripts/build-db-images.sh). Printed: MB/s of each and the ratios
+(target: backup >= 0.8 of pg_dump's throughput; agent RSS growth < 20 MiB).
+
+    .venv/bin/python bench/backup.py --mb 256
+"""
+
+import argparse
+import asyncio
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import psutil
+
+from tests.db_images import db_images
+from tests.harness import Coordinator, eventually
+from tests.integration.stacks import Workload, workload
+from tests.integration.test_backups_e2e import _cleanup, _login, _provision, _psql
+
+MIB = 1024 * 1024
+# ~100 bytes a row of random hex text (roughly what -Fc's compression halves).
+FILL = (
+    "create table items as select g as n, md5(random()::text) || md5(random()::text)"
+    " || md5(random()::text) as label from generate_series(1, ROWS) g"
+)
+
+
+class Peak:
+    """Samples a process's RSS every 20 ms in a thread while running; keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self._proc = psutil.Process(pid)
+        self.before = self._proc.memory_info().rss
+        self.peak = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __enter__(self) -> "Peak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mib(self) -> float:
+        """Peak minus the RSS before, in MiB."""
+        return (self.peak - self.before) / MIB
+
+
+async def _timed(work: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await work()
+    return time.perf_counter() - started
+
+
+async def _until(stack: Workload, backup_id: str, path: tuple[str, ...]) -> dict[str, Any]:
+    async def done() -> bool:
+        shown = await stack.call("GET", f"/dependency-resources/backups/{backup_id}")
+        value: Any = shown["backup"]
+        for key in path:
+            value = value[key]
+        if value == "failed":
+            raise RuntimeError(f"{path} failed: {shown}")
+        return bool(value == "ready")
+
+    await eventually(done, timeout=3600, what=f"{backup_id} {'.'.join(path)}")
+    return dict((await stack.call("GET", f"/dependency-resources/backups/{backup_id}"))["backup"])
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> None:
+    image = db_images("postgres")["postgres"]
+    client = docker.from_env()
+    coordinator = Coordinator(workdir / "coordinator", None, dependency_image_postgres=image)
+    await coordinator.start()
+    stack: Workload | None = None
+    try:
+        token = await coordinator.bootstrap()
+        stack = await workload(coordinator, token, workdir / "agent", "sleep 3600")
+        db = await _provision(stack, "Bench DB")
+        rows = args.mb * MIB // 100
+        _psql(
+            client,
+            db,
+            FILL.replace("ROWS", str(int(rows))),
+        )
+        size = int(_psql(client, db, "select pg_database_size(current_database())"))
+        [container] = client.containers.list(
+            filters={"label": f"berth.dependency-resource-id={db}"}
+        )
+        login = _login(container)[1:]  # psql's connection options, for pg_dump/pg_restore
+        dump = workdir / "direct.dump"
+        name = str(container.name)
+
+        def direct_dump() -> None:
+            with dump.open("wb") as out:
+                subprocess.run(
+                    ["docker", "exec", name, "pg_dump", "-Fc", *login],
+                    stdout=out,
+                    check=True,
+                )
+
+        def direct_restore() -> None:
+            with dump.open("rb") as source:
+                subprocess.run(
+                    ["docker", "exec", "-i", name, "pg_restore", "--clean", "--if-exists", *login],
+                    stdin=source,
+                    check=True,
+                )
+
+        baseline_dump = await _timed(lambda: asyncio.to_thread(direct_dump))
+        dump_bytes = dump.stat().st_size
+        assert stack.agent.process is not None
+        with Peak(stack.agent.process.pid) as backup_rss:
+            created = await stack.call("POST", f"/dependency-resources/{db}/backups", {})
+            berth_dump = await _timed(lambda: _until(stack, created["id"], ("status",)))
+        shown = await stack.call("GET", f"/dependency-resources/backups/{created['id']}")
+        berth_bytes = int(shown["backup"]["sizeBytes"])
+        baseline_restore = await _timed(lambda: asyncio.to_thread(direct_restore))
+        with Peak(stack.agent.process.pid) as restore_rss:
+            await stack.call(
+                "POST",
+                f"/dependency-resources/backups/{created['id']}/restore",
+                {"acknowledgeDataOverwrite": True},
+            )
+            berth_restore = await _timed(
+                lambda: _until(stack, created["id"], ("latestRestoreAttempt", "status"))
+            )
+        print(f"database: {size / MIB:.0f} MiB on disk, dump {dump_bytes / MIB:.1f} MiB (-Fc)")
+        print(
+            f"pg_dump -Fc > file (docker exec):  {baseline_dump:6.2f} s  "
+            f"{size / MIB / baseline_dump:7.1f} MB/s of database"
+        )
+        print(
+            f"Berth backup (encrypted, over the link): {berth_dump:6.2f} s  "
+            f"{size / MIB / berth_dump:7.1f} MB/s  ratio {baseline_dump / berth_dump:.2f}"
+            f"  (artifact {berth_bytes / MIB:.1f} MiB)"
+        )
+        print(f"pg_restore < file (docker exec):   {baseline_restore:6.2f} s")
+        print(
+            f"Berth restore:                     {berth_restore:6.2f} s  "
+            f"ratio {baseline_restore / berth_restore:.2f}"
+        )
+        print(
+            f"agent RSS: before {backup_rss.before / MIB:.1f} MiB, growth during backup "
+            f"{backup_rss.growth_mib:.1f} MiB, restore {restore_rss.growth_mib:.1f} MiB"
+        )
+    finally:
+        if stack is not None:
+            await stack.agent.stop()
+        _cleanup(client)
+        await coordinator.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=1024, help="Table data to generate, MiB.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="berth-bench-backup-") as raw:
+        asyncio.run(run(args, Path(raw)))
+
+
+if __name__ == "__main__":
+    main()

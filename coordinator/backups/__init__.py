@@ -1,0 +1,50 @@
+"""Backups of dependency resources: encrypted artifacts on the coordinator's storage, taken and
+restored through the database's agent, and the loop that applies backup policies. Plugs in
+through ``install`` (coordinator/app.py)."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
+from coordinator.backups.runner import BackupListener, BackupRunner
+
+logger = logging.getLogger(__name__)
+
+RUNNER_KEY: web.AppKey[BackupRunner] = web.AppKey("backup_runner", BackupRunner)
+
+
+async def _policy_loop(runner: BackupRunner, interval: float) -> None:
+    # Imported here: policies imports this package (its service and runner).
+    from coordinator.backups import policies
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await policies.run_due(runner, datetime.now(UTC))
+        except Exception:
+            logger.exception("applying backup policies failed")
+
+
+async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    runner = app[RUNNER_KEY]
+    await runner.fail_interrupted()
+    loop = asyncio.get_running_loop().create_task(
+        _policy_loop(runner, app[SETTINGS_KEY].backup_policy_poll_seconds)
+    )
+    try:
+        yield
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await runner.close()
+
+
+def install(app: web.Application) -> None:
+    """Register the runner; at start-up it fails what a previous run left unfinished."""
+    app[RUNNER_KEY] = BackupRunner(app[REGISTRY_KEY], app[KEYRING_KEY], app[SETTINGS_KEY])
+    app[REGISTRY_KEY].add_listener(BackupListener())
+    app.cleanup_ctx.append(_runner_ctx)

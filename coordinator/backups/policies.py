@@ -1,0 +1,198 @@
+"""Backup policies: when to back up a database and how long to keep its backups, applied by a
+small loop of the backups capability (``run_due``): due policies take a backup, a failed one is
+tried once more when ``retryOnFailure``, and backups past ``retentionDays`` or beyond
+``keepCount`` are deleted with their artifacts."""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from coordinator import audit
+from coordinator.auth import Principal
+from coordinator.backups import service
+from coordinator.backups.runner import BackupRunner
+from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
+from coordinator.db.dependency_models import DependencyResource
+from coordinator.dependencies import service as dependencies
+from coordinator.ids import new_id
+from shared.errors import NotFound, PlatformError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    """A policy as configured through the API."""
+
+    dependency_resource_id: str
+    schedule_interval_hours: int
+    retention_days: int
+    keep_count: int | None
+    retry_on_failure: bool
+    enabled: bool
+
+
+def visible(actor: Principal) -> QuerySet[DependencyBackupPolicy]:
+    """Policies of the caller's organisation within its project scope."""
+    rows = DependencyBackupPolicy.filter(organization_id=actor.organization_id)
+    if actor.project_ids:
+        rows = rows.filter(project_id__in=list(actor.project_ids))
+    if actor.environment_ids:
+        rows = rows.filter(environment_id__in=list(actor.environment_ids))
+    return rows
+
+
+async def configure(actor: Principal, request_id: str, request: PolicyRequest) -> str:
+    """Create or replace the policy of one database; the first run is one interval from now."""
+    database = await dependencies.get(actor, request.dependency_resource_id)
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "schedule_interval_hours": request.schedule_interval_hours,
+        "retention_days": request.retention_days,
+        "keep_count": request.keep_count,
+        "retry_on_failure": request.retry_on_failure,
+        "enabled": request.enabled,
+        "next_run_at": now + timedelta(hours=request.schedule_interval_hours),
+        "updated_at": now,
+    }
+    async with in_transaction():
+        row = await DependencyBackupPolicy.get_or_none(dependency_resource_id=database.id)
+        if row is None:
+            row = await DependencyBackupPolicy.create(
+                id=new_id("bkp"),
+                organization_id=database.organization_id,
+                project_id=database.project_id,
+                environment_id=database.environment_id,
+                dependency_resource_id=database.id,
+                provider_key=database.provider_key,
+                **values,
+            )
+        else:
+            await row.update_from_dict({**values, "version": row.version + 1}).save()
+        await audit.record(
+            actor=actor,
+            event_type="dependency-resource.backup-policy-configured",
+            aggregate_type="dependency-resource",
+            aggregate_id=database.id,
+            payload={
+                "projectId": database.project_id,
+                "environmentId": database.environment_id,
+                "policyId": row.id,
+                "scheduleIntervalHours": request.schedule_interval_hours,
+                "retentionDays": request.retention_days,
+                "keepCount": request.keep_count,
+                "enabled": request.enabled,
+            },
+            request_id=request_id,
+        )
+    return row.id
+
+
+async def listed(
+    actor: Principal,
+    dependency_resource_id: str | None,
+    enabled_only: bool,
+    due_at: datetime | None,
+) -> list[DependencyBackupPolicy]:
+    """Visible policies matching the filters (``dueAt``: due at or before that time)."""
+    rows = visible(actor)
+    if dependency_resource_id:
+        rows = rows.filter(dependency_resource_id=dependency_resource_id)
+    if enabled_only:
+        rows = rows.filter(enabled=True)
+    if due_at is not None:
+        rows = rows.filter(enabled=True, next_run_at__lte=due_at)
+    return await rows.order_by("id").limit(500)
+
+
+async def get(actor: Principal, policy_id: str) -> DependencyBackupPolicy:
+    """A policy the caller may see, else 404."""
+    row = await visible(actor).filter(id=policy_id).first()
+    if row is None:
+        raise NotFound(f"backup policy {policy_id!r} not found")
+    return row
+
+
+async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
+    """Take the backups that are due (and one retry of a failed one); prune. The new ids."""
+    started: list[str] = []
+    for policy in await DependencyBackupPolicy.filter(enabled=True).order_by("id"):
+        database = await DependencyResource.get_or_none(
+            id=policy.dependency_resource_id, deleted_at=None
+        )
+        if database is None:
+            continue
+        retry = await _needs_retry(policy)
+        due = policy.next_run_at is not None and policy.next_run_at <= now
+        if due or retry:
+            try:
+                backup_id = await service.take(
+                    database, None, None, runner, policyId=policy.id, retry=retry and not due
+                )
+            except PlatformError as exc:  # not ready now: the next interval tries again
+                logger.info("policy %s skipped a run: %s", policy.id, exc)
+                backup_id = None
+            updates: dict[str, object] = {"last_run_at": now}
+            if due:
+                interval = timedelta(hours=policy.schedule_interval_hours)
+                updates["next_run_at"] = now + interval
+            if retry:
+                # The retry itself is never retried: one more attempt per failed run.
+                updates["retried_backup_id"] = backup_id or policy.last_backup_id
+            if backup_id is not None:
+                updates["last_backup_id"] = backup_id
+                started.append(backup_id)
+            await DependencyBackupPolicy.filter(id=policy.id).update(**updates)
+        await prune(runner, policy, now)
+    return started
+
+
+async def _needs_retry(policy: DependencyBackupPolicy) -> bool:
+    if not policy.retry_on_failure or policy.last_backup_id is None:
+        return False
+    if policy.retried_backup_id == policy.last_backup_id:
+        return False
+    last = await DependencyBackup.get_or_none(id=policy.last_backup_id)
+    return last is not None and last.status == "failed"
+
+
+async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datetime) -> int:
+    """Delete backups older than ``retentionDays`` and ready ones beyond ``keepCount`` (newest
+    kept), artifacts first; a backup being taken or restored is never pruned."""
+    rows = await DependencyBackup.filter(
+        dependency_resource_id=policy.dependency_resource_id, status__in=["ready", "failed"]
+    ).order_by("-id")
+    cutoff = now - timedelta(days=policy.retention_days)
+    doomed: list[DependencyBackup] = []
+    kept_ready = 0
+    for row in rows:
+        if row.restore_status == "pending" or row.verification_status == "pending":
+            continue
+        if row.created_at < cutoff:
+            doomed.append(row)
+        elif row.status == "ready":
+            kept_ready += 1
+            if policy.keep_count is not None and kept_ready > policy.keep_count:
+                doomed.append(row)
+    for row in doomed:
+        runner.artifact_path(row.id).unlink(missing_ok=True)
+        async with in_transaction():
+            await DependencyBackup.filter(id=row.id).delete()
+            await audit.record(
+                actor=None,
+                organization_id=row.organization_id,
+                event_type="dependency-resource.backup-pruned",
+                aggregate_type="dependency-resource",
+                aggregate_id=row.dependency_resource_id,
+                payload={
+                    "projectId": row.project_id,
+                    "environmentId": row.environment_id,
+                    "backupId": row.id,
+                    "policyId": policy.id,
+                },
+            )
+    return len(doomed)

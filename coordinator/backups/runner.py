@@ -1,0 +1,379 @@
+"""Running backups and restores: pull a dump from the database's agent chunk by chunk into an
+encrypted artifact, or push an artifact back, one request per chunk (bounded memory both ways).
+
+A backup is ``ready`` only after its artifact was completely written, fsynced and renamed into
+place; anything else (the agent's link lost, the dump failing, a coordinator restart) ends it
+``failed`` with a reason and removes the partial file.
+"""
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from coordinator.backups.artifacts import ArtifactDamaged, ArtifactWriter, load_key, read_chunks
+from coordinator.db.backup_models import DependencyBackup
+from coordinator.db.dependency_models import DependencyResource
+from coordinator.dependencies import kinds
+from coordinator.dependencies.realize import (
+    READY_TIMEOUT_SECONDS,
+    REMOVE_TIMEOUT_SECONDS,
+    reveal_url,
+)
+from coordinator.hub.registry import Registry
+from coordinator.hub.session import AgentSession
+from coordinator.secrets import Keyring
+from coordinator.settings import Settings
+from shared.errors import PlatformError, RuntimeFailed
+from shared.messages import (
+    MAX_CHUNK_BYTES,
+    BackupAbort,
+    BackupOpen,
+    BackupRead,
+    BackupReply,
+    BackupTarget,
+    CoordinatorMessage,
+    DependencyEnsure,
+    DependencyRemove,
+    DependencyStatus,
+    RestoreFinish,
+    RestoreOpen,
+    RestoreWrite,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK_TIMEOUT_SECONDS: Final = 120.0
+# pg_restore of a large database runs long after the last byte arrived.
+FINISH_TIMEOUT_SECONDS: Final = 6 * 3600.0
+PROVIDER_ARTIFACT_PREFIX: Final = "coordinator://backups/"
+
+
+class TransferFailed(RuntimeFailed):
+    """The agent answered a backup request with ``failed`` (``runtime_failed``)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BackupRunner:
+    """Background backups and restores; what a restart interrupted is failed at start-up."""
+
+    def __init__(self, registry: Registry, keyring: Keyring, settings: Settings) -> None:
+        self.registry = registry
+        self.keyring = keyring
+        self.key_file = settings.backup_key_file or settings.data_dir / "backup.key"
+        self.root = settings.backup_dir or settings.data_dir / "backups"
+        self._key: bytes | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def key(self) -> bytes:
+        """The operator's key (read, or created, on first use)."""
+        if self._key is None:
+            self._key = load_key(self.key_file)
+        return self._key
+
+    def artifact_path(self, backup_id: str) -> Path:
+        """Where the artifact of ``backup_id`` lives on the coordinator."""
+        return self.root / f"{backup_id}.berthbk"
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start_backup(self, backup_id: str) -> None:
+        """Take the backup in the background."""
+        self._spawn(self.backup(backup_id))
+
+    def start_verify(self, backup_id: str) -> None:
+        """Verify the backup in the background."""
+        self._spawn(self.verify(backup_id))
+
+    def start_restore(self, backup_id: str, into_id: str) -> None:
+        """Restore in the background into dependency resource ``into_id``."""
+        self._spawn(self.restore(backup_id, into_id))
+
+    async def close(self) -> None:
+        """Cancel what runs; the next start marks it failed."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def fail_interrupted(self) -> None:
+        """Fail backups and restores a previous run left unfinished (and their partial files)."""
+        now = _now()
+        for backup_id in await DependencyBackup.filter(status="pending").values_list(
+            "id", flat=True
+        ):
+            self.artifact_path(str(backup_id)).with_suffix(".berthbk.partial").unlink(
+                missing_ok=True
+            )
+        reason = "the coordinator restarted during the transfer"
+        await DependencyBackup.filter(status="pending").update(
+            status="failed", failed_at=now, failure_code="interrupted", failure_message=reason
+        )
+        await DependencyBackup.filter(restore_status="pending").update(
+            restore_status="failed",
+            restore_failed_at=now,
+            restore_failure_code="interrupted",
+            restore_failure_message=reason,
+        )
+        await DependencyBackup.filter(verification_status="pending").update(
+            verification_status="failed", verified_at=now, verification_message=reason
+        )
+
+    def _target(self, row: DependencyResource) -> BackupTarget:
+        url = urlsplit(reveal_url(self.keyring, row))
+        return BackupTarget(
+            dependency_resource_id=row.id,
+            kind=row.kind,  # type: ignore[arg-type]
+            database_name=row.database_name or "postgres",
+            username=row.username or "postgres",
+            password=unquote(url.password or ""),
+        )
+
+    @staticmethod
+    async def _ask(
+        session: AgentSession, build: Callable[[int], CoordinatorMessage], timeout: float
+    ) -> BackupReply:
+        reply = await session.request(build, timeout)
+        if not isinstance(reply, BackupReply):
+            raise TransferFailed(f"the agent answered {reply.type!r}")
+        if reply.status != "ok":
+            raise TransferFailed(reply.message or "the agent reported a failure")
+        return reply
+
+    @staticmethod
+    async def _abort(session: AgentSession | None, backup_id: str) -> None:
+        if session is None:
+            return
+        try:
+            await session.request(lambda mid: BackupAbort(id=mid, backup_id=backup_id), 10.0)
+        except PlatformError as exc:  # the link is gone: the agent ended the transfer itself
+            logger.debug("abort of %s not delivered: %s", backup_id, exc)
+
+    async def backup(self, backup_id: str) -> None:
+        """Pull the dump of the backup's database into a new encrypted artifact."""
+        row = await DependencyBackup.get(id=backup_id)
+        database = await DependencyResource.get(id=row.dependency_resource_id)
+        writer = ArtifactWriter(self.artifact_path(backup_id), self.key, backup_id)
+        session: AgentSession | None = None
+        try:
+            session = self.registry.require(row.server_id)
+            target = self._target(database)
+            await self._ask(
+                session,
+                lambda mid: BackupOpen(id=mid, backup_id=backup_id, target=target),
+                CHUNK_TIMEOUT_SECONDS,
+            )
+            while True:
+                reply = await self._ask(
+                    session,
+                    lambda mid: BackupRead(id=mid, backup_id=backup_id),
+                    CHUNK_TIMEOUT_SECONDS,
+                )
+                if reply.eof:
+                    break
+                await asyncio.to_thread(writer.add, base64.b64decode(reply.data))
+            sha256 = await asyncio.to_thread(writer.finish)
+        except asyncio.CancelledError:
+            writer.discard()
+            raise
+        except (PlatformError, OSError, ValueError) as exc:
+            writer.discard()
+            await self._abort(session, backup_id)
+            code = str(exc.code) if isinstance(exc, PlatformError) else "artifact-write-failed"
+            logger.warning("backup %s failed: %s", backup_id, exc)
+            await DependencyBackup.filter(id=backup_id).update(
+                status="failed",
+                failed_at=_now(),
+                failure_code=code[:64],
+                failure_message=str(exc)[:2000],
+            )
+            return
+        await DependencyBackup.filter(id=backup_id).update(
+            status="ready",
+            completed_at=_now(),
+            artifact_handle=f"{PROVIDER_ARTIFACT_PREFIX}{backup_id}",
+            size_bytes=writer.size,
+            plain_bytes=writer.plain_bytes,
+            sha256=sha256,
+        )
+
+    async def _push(
+        self,
+        session: AgentSession,
+        key: str,
+        row: DependencyBackup,
+        target: BackupTarget,
+        check: bool,
+    ) -> BackupReply:
+        """Send the artifact of ``row`` as transfer ``key`` and run the restore there."""
+        await self._ask(
+            session,
+            lambda mid: RestoreOpen(
+                id=mid, backup_id=key, target=target, size=row.plain_bytes or 0
+            ),
+            CHUNK_TIMEOUT_SECONDS,
+        )
+        chunks = read_chunks(self.artifact_path(row.id), self.key, row.id, row.sha256 or "")
+        while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
+            for at in range(0, len(plain), MAX_CHUNK_BYTES):
+                data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
+                await self._ask(session, _write(key, data), CHUNK_TIMEOUT_SECONDS)
+        # Every record decrypted and the checksum matched: only now is anything replaced.
+        return await self._ask(
+            session,
+            lambda mid: RestoreFinish(id=mid, backup_id=key, check=check),
+            FINISH_TIMEOUT_SECONDS,
+        )
+
+    async def restore(self, backup_id: str, into_id: str) -> None:
+        """Push the artifact into dependency resource ``into_id`` and run the restore there."""
+        row = await DependencyBackup.get(id=backup_id)
+        database = await DependencyResource.get(id=into_id)
+        session: AgentSession | None = None
+        try:
+            if database.server_id is None:
+                raise TransferFailed("the target database is not run by Berth")
+            session = self.registry.require(database.server_id)
+            await self._push(session, backup_id, row, self._target(database), check=False)
+        except asyncio.CancelledError:
+            raise
+        except (PlatformError, OSError) as exc:
+            await self._abort(session, backup_id)
+            logger.warning("restore of %s failed: %s", backup_id, exc)
+            await DependencyBackup.filter(id=backup_id).update(
+                restore_status="failed",
+                restore_failed_at=_now(),
+                restore_failure_code=_code(exc),
+                restore_failure_message=str(exc)[:2000],
+            )
+            return
+        await DependencyBackup.filter(id=backup_id).update(
+            restore_status="ready", restore_completed_at=_now()
+        )
+
+    async def verify(self, backup_id: str) -> None:
+        """Restore the backup into a throwaway database on its server, count its tables and
+        rows, record the result on the backup, and remove the throwaway database."""
+        row = await DependencyBackup.get(id=backup_id)
+        source = await DependencyResource.get(id=row.dependency_resource_id)
+        scratch = f"vrf-{backup_id}"
+        creds = kinds.Credentials(source.username, kinds.new_password(), source.database_name)
+        container = kinds.container_for(
+            kinds.spec_of(source.kind),
+            source.image or "",
+            creds,
+            cpus=source.cpus,
+            memory_bytes=source.memory_bytes,
+            publish_port=False,
+            labels={
+                "berth.dependency": "true",
+                "berth.dependency-resource-id": scratch,
+                "berth.backup-verification": backup_id,
+            },
+        )
+        session: AgentSession | None = None
+        failure: PlatformError | OSError | None = None
+        reply: BackupReply | None = None
+        try:
+            session = self.registry.require(row.server_id)
+            ready = await session.request(
+                lambda mid: DependencyEnsure(
+                    id=mid,
+                    dependency_resource_id=scratch,
+                    container=container,
+                    ready_timeout_seconds=READY_TIMEOUT_SECONDS,
+                ),
+                READY_TIMEOUT_SECONDS + 30.0,
+            )
+            if not isinstance(ready, DependencyStatus) or ready.status != "ready":
+                text = ready.message if isinstance(ready, DependencyStatus) else ready.type
+                raise TransferFailed(f"the throwaway database did not start: {text}")
+            target = BackupTarget(
+                dependency_resource_id=scratch,
+                kind=container.kind,
+                database_name=creds.database_name or "postgres",
+                username=creds.username or "postgres",
+                password=creds.password,
+            )
+            reply = await self._push(session, scratch, row, target, check=True)
+        except asyncio.CancelledError:
+            raise
+        except (PlatformError, OSError) as exc:
+            await self._abort(session, scratch)
+            failure = exc
+        finally:
+            # Removed before the result is recorded: a recorded result means it is gone.
+            await self._remove_scratch(session, scratch)
+        if failure is not None:
+            logger.warning("verification of %s failed: %s", backup_id, failure)
+            await DependencyBackup.filter(id=backup_id).update(
+                verification_status="failed",
+                verified_at=_now(),
+                verification_tables=None,
+                verification_rows=None,
+                verification_message=f"{_code(failure)}: {failure}"[:2000],
+            )
+            return
+        if reply is None:  # pragma: no cover - every path above returned or set it
+            return
+        await DependencyBackup.filter(id=backup_id).update(
+            verification_status="passed",
+            verified_at=_now(),
+            verification_tables=reply.tables,
+            verification_rows=reply.rows,
+            verification_message=f"restored {reply.tables} table(s) with {reply.rows} row(s)",
+        )
+
+    @staticmethod
+    async def _remove_scratch(session: AgentSession | None, scratch: str) -> None:
+        if session is None:
+            return
+        try:
+            await session.request(
+                lambda mid: DependencyRemove(id=mid, dependency_resource_id=scratch),
+                REMOVE_TIMEOUT_SECONDS,
+            )
+        except PlatformError as exc:  # the agent is gone; the container stays labelled
+            logger.warning("could not remove verification database %s: %s", scratch, exc)
+
+
+def _code(exc: BaseException) -> str:
+    if isinstance(exc, ArtifactDamaged):
+        return "artifact-damaged"
+    return (str(exc.code) if isinstance(exc, PlatformError) else "io-error")[:64]
+
+
+def _write(backup_id: str, data: str) -> Callable[[int], CoordinatorMessage]:
+    def build(mid: int) -> CoordinatorMessage:
+        return RestoreWrite(id=mid, backup_id=backup_id, data=data)
+
+    return build
+
+
+class BackupListener:
+    """The backups capability on the agent links: replies only (resolved by the session), so
+    nothing to consume; a link that closes fails the transfers waiting on it (the session)."""
+
+    @property
+    def message_types(self) -> frozenset[str]:
+        """None: ``backup_reply`` frames are replies."""
+        return frozenset()
+
+    async def on_message(self, session: AgentSession, message: Any) -> None:
+        """Never called (no unsolicited frames)."""
+
+    async def on_connected(self, session: AgentSession, hello: Any) -> None:
+        """Nothing resumes: a transfer the link lost already failed."""
+
+    def on_disconnected(self, session: AgentSession) -> None:
+        """Nothing to do: the session fails the requests in flight (``unavailable``)."""

@@ -1,0 +1,109 @@
+"""Backup messages: the coordinator pulls a database dump from the agent, and pushes one back
+for a restore, one request per chunk (request/reply is the flow control: memory stays bounded)."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared.messages.dependencies import DependencyKind
+from shared.messages.typeset import message_types
+from shared.wire import WireModel
+
+# Capability an agent advertises in ``hello.capabilities`` when it can dump and restore.
+BACKUPS_CAPABILITY = "backups.v1"
+# Raw bytes per chunk (base64 in ``data`` keeps a frame well under the link's 1 MiB limit).
+MAX_CHUNK_BYTES = 384 * 1024
+
+_ID = r"^[A-Za-z0-9_-]{1,40}$"
+
+
+class BackupTarget(WireModel):
+    """Which database to dump or restore and how to log in (the password only travels here)."""
+
+    dependency_resource_id: str = Field(pattern=_ID)
+    kind: DependencyKind
+    database_name: str = Field(min_length=1, max_length=100)
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(max_length=500)
+
+
+class BackupOpen(WireModel):
+    """Coordinator → agent: start a logical dump (``pg_dump -Fc``) of ``target``; its bytes
+    are then read with ``backup_read``. Answered by ``backup_reply``."""
+
+    type: Literal["backup_open"] = "backup_open"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+    target: BackupTarget
+
+
+class BackupRead(WireModel):
+    """Coordinator → agent: the next bytes of dump ``backupId`` (``eof`` once it ended and the
+    dump command exited 0; ``failed`` when it exited otherwise). Answered by ``backup_reply``."""
+
+    type: Literal["backup_read"] = "backup_read"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+
+
+class RestoreOpen(WireModel):
+    """Coordinator → agent: a restore of ``size`` bytes into ``target`` starts; the bytes follow
+    in ``restore_write`` frames, then ``restore_finish`` runs the restore. ``backup_reply``."""
+
+    type: Literal["restore_open"] = "restore_open"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+    target: BackupTarget
+    size: int = Field(ge=0)
+
+
+class RestoreWrite(WireModel):
+    """Coordinator → agent: the next bytes of restore ``backupId`` (standard base64)."""
+
+    type: Literal["restore_write"] = "restore_write"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+    data: str = Field(max_length=MAX_CHUNK_BYTES * 4 // 3 + 4)
+
+
+class RestoreFinish(WireModel):
+    """Coordinator → agent: every byte was sent; restore it into the database
+    (``pg_restore --clean --if-exists``) and answer when it is done. With ``check`` the reply
+    also carries the restored database's table and row counts (a verification)."""
+
+    type: Literal["restore_finish"] = "restore_finish"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+    check: bool = False
+
+
+class BackupAbort(WireModel):
+    """Coordinator → agent: stop dump or restore ``backupId`` and remove what it left."""
+
+    type: Literal["backup_abort"] = "backup_abort"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+
+
+class BackupReply(WireModel):
+    """Agent → coordinator reply to every backup request: ``ok`` (with ``data`` for a read),
+    or ``failed`` with the reason."""
+
+    type: Literal["backup_reply"] = "backup_reply"
+    id: int
+    re: int
+    backup_id: str = Field(pattern=_ID)
+    status: Literal["ok", "failed"]
+    data: str = Field(default="", max_length=MAX_CHUNK_BYTES * 4 // 3 + 4)
+    eof: bool = False
+    message: str = Field(default="", max_length=2000)
+    tables: int | None = Field(default=None, ge=0)
+    rows: int | None = Field(default=None, ge=0)
+
+
+BackupsCoordinatorMessage = (
+    BackupOpen | BackupRead | RestoreOpen | RestoreWrite | RestoreFinish | BackupAbort
+)
+BackupsAgentMessage = BackupReply
+BACKUPS_COORDINATOR_TYPES = message_types(BackupsCoordinatorMessage)
+BACKUPS_AGENT_TYPES = message_types(BackupsAgentMessage)

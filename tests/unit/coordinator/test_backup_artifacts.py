@@ -1,0 +1,59 @@
+"""The encrypted artifact format: round trip, and every kind of damage refused."""
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from coordinator.backups.artifacts import ArtifactDamaged, ArtifactWriter, load_key, read_chunks
+
+
+def _write(tmp_path: Path, key: bytes, chunks: list[bytes]) -> tuple[Path, str]:
+    writer = ArtifactWriter(tmp_path / "b.berthbk", key, "dbk_1")
+    for chunk in chunks:
+        writer.add(chunk)
+    return writer.path, writer.finish()
+
+
+def test_round_trip_and_checksum_of_the_stored_file(tmp_path: Path) -> None:
+    key = load_key(tmp_path / "backup.key")
+    chunks = [os.urandom(1000), b"PGDMP" * 10, os.urandom(70_000)]
+    path, sha = _write(tmp_path, key, chunks)
+    assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert list(read_chunks(path, key, "dbk_1", sha)) == chunks
+    assert b"PGDMP" not in path.read_bytes()
+    assert not (tmp_path / "b.berthbk.partial").exists()
+    assert stat.S_IMODE((tmp_path / "backup.key").stat().st_mode) == 0o600
+    assert load_key(tmp_path / "backup.key") == key  # read back, not replaced
+
+
+def test_wrong_key_other_backup_truncation_and_flipped_bits_are_refused(tmp_path: Path) -> None:
+    key = load_key(tmp_path / "backup.key")
+    path, sha = _write(tmp_path, key, [b"a" * 100, b"b" * 100])
+    with pytest.raises(ArtifactDamaged, match="does not decrypt"):
+        list(read_chunks(path, bytes(32), "dbk_1", sha))
+    with pytest.raises(ArtifactDamaged, match="does not decrypt"):
+        list(read_chunks(path, key, "dbk_2", sha))
+    raw = path.read_bytes()
+    # Cut off after the first record: the closing record is missing.
+    cut = tmp_path / "cut"
+    cut.write_bytes(raw[: 16 + 4 + 116])
+    with pytest.raises(ArtifactDamaged, match="cut short"):
+        list(read_chunks(cut, key, "dbk_1", hashlib.sha256(cut.read_bytes()).hexdigest()))
+    flipped = bytearray(raw)
+    flipped[40] ^= 1
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(ArtifactDamaged):
+        list(read_chunks(path, key, "dbk_1", sha))
+    path.write_bytes(raw)
+    with pytest.raises(ArtifactDamaged, match="SHA-256"):
+        list(read_chunks(path, key, "dbk_1", "0" * 64))
+
+
+def test_a_discarded_writer_leaves_nothing(tmp_path: Path) -> None:
+    writer = ArtifactWriter(tmp_path / "b.berthbk", load_key(tmp_path / "k"), "dbk_1")
+    writer.add(b"x" * 10)
+    writer.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]
