@@ -202,7 +202,7 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
                             failures.append(f"{status} {body!r}")
                     except aiohttp.ClientError as exc:
                         failures.append(repr(exc))
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)  # the load's pace (~20 req/s), not a wait
 
             poller = asyncio.create_task(poll())
             second = await stack.deploy()
