@@ -16,6 +16,7 @@ import pytest
 
 from tests.edge_proxy import Caddy
 from tests.harness import AgentProcess, Coordinator, eventually, scaled
+from tests.integration.stacks import busybox_resource, start_agent
 
 pytestmark = pytest.mark.docker
 SECRET = "e2e-Secret-Value-93f1"
@@ -91,52 +92,21 @@ async def _stack(
     agent_env: dict[str, str] | None = None,
     server_extra: dict[str, Any] | None = None,
 ) -> Stack:
-    server = await coordinator.add_server(token, "edge-1", **(server_extra or {}))
-    agent = AgentProcess(
+    agent, server_id = await start_agent(
+        coordinator,
+        token,
         tmp_path / "agent",
+        name="edge-1",
         env={
             "BERTH_AGENT_EDGE_ADMIN_URL": caddy.admin_url,
             "BERTH_AGENT_EDGE_LISTEN": f"127.0.0.1:{caddy.http_port}",
             **(agent_env or {}),
         },
+        server_extra=server_extra,
     )
-    code, out = await agent.enroll(coordinator.url, server["joinToken"])
-    assert code == 0, out
-    await agent.start()
-
-    async def online() -> bool:
-        return await coordinator.agent_status(token, server["id"]) == "online"
-
-    await eventually(online, what="agent online")
-    stack = Stack(coordinator, token, caddy, agent, server["id"], "", "", "", "")
-    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
-    stack.environment_id = (
-        await stack.call(
-            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
-        )
-    )["id"]
-    stack.resource_id = (
-        await stack.call(
-            "POST",
-            "/resources",
-            {
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "name": "web",
-            },
-        )
-    )["id"]
+    stack = Stack(coordinator, token, caddy, agent, server_id, "", "", "", "")
+    await busybox_resource(stack, "web")
     stack.hostname = "web.production.shop.localhost"
-    await stack.configure(
-        "source",
-        {
-            "source": {
-                "kind": "docker-image",
-                "imageName": "berth-test/busybox",
-                "imageTag": "latest",
-            }
-        },
-    )
     await stack.configure(
         "network-profile",
         {"networkProfile": {"internalPort": 8080, "exposureMode": "reverse-proxy"}},
