@@ -6,7 +6,6 @@ import hashlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually, serving
+from tests.integration.acme_stacks import acme_stack, bind_domain
 from tests.integration.test_cli_workspace import Cli
-from tests.integration.test_deploy_e2e import Stack, _stack
+from tests.integration.test_deploy_e2e import Stack
 
 pytestmark = pytest.mark.docker
 
@@ -52,75 +51,6 @@ async def coordinator(
         dns_resolver=dns_server.address,
     ) as harness:
         yield harness
-
-
-@asynccontextmanager
-async def _acme_stack(
-    coordinator: Coordinator,
-    token: str,
-    caddy: Caddy,
-    tmp_path: Path,
-    dns_server: DnsServer,
-    *,
-    challenge_port: int | None = None,
-    blocklist: tuple[str, ...] = (),
-) -> AsyncIterator[tuple[Stack, Pebble, int]]:
-    """A running Pebble (validating HTTP-01 on ``challenge_port``, Caddy's by default) and a
-    stack whose agent's Caddy orders from it on its own TLS port; both stopped on the way out.
-    Yields the stack, the CA and that TLS port."""
-    tls_port = free_port()
-    pebble = Pebble(
-        tmp_path / "pebble",
-        caddy.http_port if challenge_port is None else challenge_port,
-        tls_port,
-        dns_server.address,
-        blocklist=blocklist,
-    )
-    pebble.start()
-    try:
-        stack = await _stack(
-            coordinator,
-            token,
-            caddy,
-            tmp_path,
-            agent_env={
-                "BERTH_AGENT_EDGE_TLS_LISTEN": f"127.0.0.1:{tls_port}",
-                "BERTH_AGENT_ACME_DIRECTORY": pebble.directory_url,
-                "BERTH_AGENT_ACME_CA_ROOTS": str(pebble.listener_ca),
-                "BERTH_AGENT_ACME_EMAIL": "ops@example.test",
-                "BERTH_AGENT_CADDY_DATA_DIR": str(caddy.data_dir),
-                "BERTH_AGENT_CERTIFICATE_SCAN_SECONDS": "1",
-            },
-            server_extra={"host": "127.0.0.1"},
-        )
-        try:
-            yield stack, pebble, tls_port
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
-
-
-async def _bind(stack: Stack, domain: str, *, confirm: bool) -> str:
-    answer = await stack.call(
-        "POST",
-        "/domain-bindings",
-        {
-            "projectId": stack.project_id,
-            "environmentId": stack.environment_id,
-            "resourceId": stack.resource_id,
-            "serverId": stack.server_id,
-            "domainName": domain,
-        },
-    )
-    binding_id = str(answer["id"])
-    if confirm:
-        await stack.call(
-            "POST",
-            f"/domain-bindings/{binding_id}/ownership-confirmations",
-            {"method": "manual", "reason": "test domain on loopback"},
-        )
-    return binding_id
 
 
 async def _latest_attempt(
@@ -160,12 +90,12 @@ async def test_an_issued_certificate_is_reported_with_the_facts_of_the_one_serve
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    async with _acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (
         stack,
         pebble,
         tls_port,
     ):
-        binding_id = await _bind(stack, APP, confirm=True)
+        binding_id = await bind_domain(stack, APP, confirm=True)
         await stack.finish(await stack.deploy())
         certificate = await _latest_attempt(stack, binding_id, "issued")
         leaf = await asyncio.to_thread(_served_leaf, tls_port, APP, pebble.issued_roots)
@@ -194,8 +124,8 @@ async def test_an_unverified_binding_is_served_on_http_and_gets_no_acme_order(
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    async with _acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (stack, _, _):
-        binding_id = await _bind(stack, APP, confirm=False)
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (stack, _, _):
+        binding_id = await bind_domain(stack, APP, confirm=False)
         await stack.finish(await stack.deploy())
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
@@ -241,10 +171,10 @@ async def test_a_closed_challenge_port_is_diagnosed(
     tmp_path: Path,
 ) -> None:
     closed = free_port()  # Pebble validates HTTP-01 on a port where nothing listens
-    async with _acme_stack(
+    async with acme_stack(
         coordinator, admin_token, caddy, tmp_path, dns_server, challenge_port=closed
     ) as (stack, _, _):
-        binding_id = await _bind(stack, APP, confirm=True)
+        binding_id = await bind_domain(stack, APP, confirm=True)
         await stack.finish(await stack.deploy())
         certificate = await _latest_attempt(stack, binding_id, "failed", retry_known=True)
         # A retry now makes the edge try at once, not at the end of its 60 s back-off.
@@ -284,8 +214,8 @@ async def test_dns_pointing_elsewhere_is_diagnosed_with_the_observed_addresses(
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    async with _acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (stack, _, _):
-        binding_id = await _bind(stack, FAR, confirm=True)
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (stack, _, _):
+        binding_id = await bind_domain(stack, FAR, confirm=True)
         await stack.finish(await stack.deploy())
         certificate = await _latest_attempt(stack, binding_id, "failed")
         # The CLI says it in words: what failed, what DNS answers, that a retry may help.
@@ -313,10 +243,10 @@ async def test_a_ca_refusing_the_name_is_diagnosed_as_not_retriable(
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    async with _acme_stack(
+    async with acme_stack(
         coordinator, admin_token, caddy, tmp_path, dns_server, blocklist=(APP,)
     ) as (stack, _, _):
-        binding_id = await _bind(stack, APP, confirm=True)
+        binding_id = await bind_domain(stack, APP, confirm=True)
         await stack.finish(await stack.deploy())
         certificate = await _latest_attempt(stack, binding_id, "failed")
     attempt = certificate["latestAttempt"]

@@ -11,7 +11,7 @@ import pytest
 
 from coordinator import archive_prune, archives
 from coordinator.db import models
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.unit.coordinator.support import audit_events
 from tests.unit.coordinator.test_resources_api import create_resource, show, workspace
 from tests.unit.coordinator.test_source_archives import folder, make_tar, stored_files, upload
@@ -133,17 +133,13 @@ async def test_a_source_pointed_back_at_an_old_archive_keeps_it(
 @pytest.fixture
 async def pruning_coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """A coordinator whose pruning loop runs every 0.1 s with a one-second grace."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "pruning",
         database_url,
         archive_prune_interval_seconds=0.1,
         archive_prune_grace_seconds=1.0,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 async def test_the_background_loop_prunes_a_replaced_archive(
