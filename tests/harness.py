@@ -39,7 +39,7 @@ async def eventually(
             return
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {scaled(timeout):.0f} s waiting for {what}")
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # poll interval, backing off; the deadline bounds it
         delay = min(delay * 2, 0.25)
 
 

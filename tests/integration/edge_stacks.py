@@ -1,9 +1,10 @@
-"""A real ACME CA (Pebble) and an edge stack whose agent's Caddy orders certificates from it,
-for the certificate and HTTPS tests."""
+"""Edge stack helpers: domain bindings, and a real ACME CA (Pebble) that the agent's Caddy
+orders certificates from (the certificate and HTTPS tests)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
@@ -59,9 +60,9 @@ async def acme_stack(
         pebble.stop()
 
 
-async def bind_domain(stack: Stack, domain: str, *, confirm: bool) -> str:
-    """Bind ``domain`` to the stack's resource (ownership confirmed by hand if ``confirm``:
-    only then is a certificate ordered); the binding's id."""
+async def bind_domain(stack: Stack, domain: str, *, confirm: bool = False, **extra: Any) -> str:
+    """Bind ``domain`` to the stack's resource (``extra``: more request fields), its ownership
+    confirmed by hand if ``confirm`` (only then is a certificate ordered); the binding's id."""
     answer = await stack.call(
         "POST",
         "/domain-bindings",
@@ -71,6 +72,7 @@ async def bind_domain(stack: Stack, domain: str, *, confirm: bool) -> str:
             "resourceId": stack.resource_id,
             "serverId": stack.server_id,
             "domainName": domain,
+            **extra,
         },
     )
     binding_id = str(answer["id"])

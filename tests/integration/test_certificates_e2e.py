@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually, serving
-from tests.integration.acme_stacks import acme_stack, bind_domain
+from tests.integration.edge_stacks import acme_stack, bind_domain
 from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_deploy_e2e import Stack
 

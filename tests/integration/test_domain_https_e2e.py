@@ -10,7 +10,7 @@ import pytest
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy
 from tests.harness import Coordinator, eventually
-from tests.integration.acme_stacks import acme_stack, bind_domain
+from tests.integration.edge_stacks import acme_stack, bind_domain
 
 pytestmark = pytest.mark.docker
 

@@ -70,7 +70,7 @@ async def _wait(check: Any, limit: float, what: str) -> float:
             return time.monotonic() - started
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {scaled(limit):.0f} s")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # poll interval; the deadline above bounds it
 
 
 class Subject:
