@@ -77,7 +77,9 @@ async def test_resource_threshold_crosses_and_recovers_with_signed_webhooks(
                         "ruleId": "cpu",
                         "signal": "cpu",
                         "metric": "containerCpuPercent",
-                        "warning": 40,
+                        # Low enough for a spinning container to reach on a loaded CI host
+                        # (two cores shared by ten busy processes give it ~20 %); idle is ~0.
+                        "warning": 10,
                         "critical": 5000,
                         "comparator": "greater-than-or-equal",
                     }
@@ -107,12 +109,12 @@ async def test_resource_threshold_crosses_and_recovers_with_signed_webhooks(
         async def warning() -> bool:
             return await state() == "warning"
 
-        await eventually(warning, timeout=30, what="the busy container to cross 40 %")
+        await eventually(warning, timeout=30, what="the busy container to cross 10 %")
         shown = await stack.call("GET", query)
         [crossed] = shown["evaluation"]["crossed"]
         assert crossed["ruleId"] == "cpu"
         assert crossed["severity"] == "warning"
-        assert crossed["observedValue"] >= 40
+        assert crossed["observedValue"] >= 10
 
         container.exec_run(["rm", "-f", "/tmp/busy"])
 
