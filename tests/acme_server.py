@@ -115,7 +115,7 @@ class Pebble:
                     self._process is not None and self._process.poll() is not None
                 ):
                     pytest.fail("pebble did not start: see " + str(self._dir / "pebble.log"))
-                time.sleep(0.1)
+                time.sleep(0.1)  # poll interval; the deadline above bounds it
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

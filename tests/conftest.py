@@ -14,7 +14,7 @@ from tortoise.migrations.api import migrate
 
 from coordinator.db import tortoise_config
 from tests.edge_proxy import Caddy
-from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator
+from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, serving
 
 REQUIRE_DOCKER = os.environ.get("BERTH_REQUIRE_DOCKER") == "1"
 
@@ -63,12 +63,8 @@ async def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """A running coordinator on 127.0.0.1 with a fresh database."""
-    harness = Coordinator(tmp_path / "coordinator", database_url, ws_ping_seconds=5.0)
-    await harness.start()
-    try:
+    async with serving(tmp_path / "coordinator", database_url, ws_ping_seconds=5.0) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.fixture

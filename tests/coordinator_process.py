@@ -57,7 +57,7 @@ class CoordinatorProcess(Coordinator):
                 break
             if self.process.returncode is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the coordinator did not start:\n{text}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # poll interval; the deadline above bounds it
         if self.http is None:
             self.http = aiohttp.ClientSession()
 

@@ -5,8 +5,8 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ async def eventually(
             return
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {scaled(timeout):.0f} s waiting for {what}")
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # poll interval, backing off; the deadline bounds it
         delay = min(delay * 2, 0.25)
 
 
@@ -263,3 +263,16 @@ class AgentProcess:
     def log(self) -> str:
         """Return what the agent logged so far."""
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+@asynccontextmanager
+async def serving(
+    data_dir: Path, database_url: str, **overrides: Any
+) -> AsyncIterator[Coordinator]:
+    """A started :class:`Coordinator` (settings ``overrides``), closed on the way out."""
+    harness = Coordinator(data_dir, database_url, **overrides)
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()

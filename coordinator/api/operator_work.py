@@ -173,6 +173,12 @@ def view(item: kinds.WorkItem) -> WorkItemView:
     )
 
 
+def _work(call: Call) -> tuple[str, kinds.WorkSource]:
+    """The path's ``workId`` and the kind of work that owns it (unknown kind: 404)."""
+    work_id = call.path["workId"]
+    return work_id, kinds.owner(work_id)
+
+
 @route(
     "GET",
     "/operator-work",
@@ -208,8 +214,8 @@ async def list_work(call: Call) -> WorkList:
 )
 async def show_work(call: Call) -> WorkShow:
     """404 for another organization's work or one outside the token's scope."""
-    work_id = call.path["workId"]
-    item = await kinds.owner(work_id).get(call.actor, work_id)
+    work_id, owner = _work(call)
+    item = await owner.get(call.actor, work_id)
     return WorkShow(item=view(item), generated_at=datetime.now(UTC))
 
 
@@ -224,8 +230,8 @@ async def show_work(call: Call) -> WorkShow:
 )
 async def cancel_work(call: Call) -> CanceledResponse:
     """409 when the work is finished; the kind's own permission is needed too."""
-    work_id = call.path["workId"]
-    at = await kinds.owner(work_id).cancel(call, work_id, call.body(WorkReasonRequest).reason)
+    work_id, owner = _work(call)
+    at = await owner.cancel(call, work_id, call.body(WorkReasonRequest).reason)
     return CanceledResponse(work_id=work_id, canceled_at=at)
 
 
@@ -240,8 +246,8 @@ async def cancel_work(call: Call) -> CanceledResponse:
 )
 async def retry_work(call: Call) -> RetriedResponse:
     """The answer's ``workId`` is the new item."""
-    work_id = call.path["workId"]
-    new_id = await kinds.owner(work_id).retry(call, work_id)
+    work_id, owner = _work(call)
+    new_id = await owner.retry(call, work_id)
     return RetriedResponse(work_id=new_id, retry_of_work_id=work_id, retried_at=datetime.now(UTC))
 
 
@@ -256,8 +262,8 @@ async def retry_work(call: Call) -> RetriedResponse:
 )
 async def dead_letter_work(call: Call) -> DeadLetteredResponse:
     """409 for kinds that cannot be dead-lettered (deployments)."""
-    work_id = call.path["workId"]
-    at = await kinds.owner(work_id).dead_letter(call, work_id, call.body(DeadLetterRequest).reason)
+    work_id, owner = _work(call)
+    at = await owner.dead_letter(call, work_id, call.body(DeadLetterRequest).reason)
     return DeadLetteredResponse(work_id=work_id, dead_lettered_at=at)
 
 
@@ -272,8 +278,8 @@ async def dead_letter_work(call: Call) -> DeadLetteredResponse:
 )
 async def mark_recovered(call: Call) -> RecoveredResponse:
     """409 for kinds whose success only the work itself can prove (deployments)."""
-    work_id = call.path["workId"]
-    at = await kinds.owner(work_id).mark_recovered(call, work_id)
+    work_id, owner = _work(call)
+    at = await owner.mark_recovered(call, work_id)
     return RecoveredResponse(work_id=work_id, recovered_at=at)
 
 

@@ -1,5 +1,6 @@
 """Scheduled tasks and their runs (Appaloft paths, seed 2.25), plus one-off runs (``berth run``)."""
 
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -85,6 +86,11 @@ async def _shown(row: TaskRow) -> ScheduledTask:
     return task_view(row, latest.get(row.id))
 
 
+def _fields(body: CreateTaskRequest | ConfigureTaskRequest) -> TaskFields:
+    """The task fields a create or configure body sets (None: unchanged)."""
+    return TaskFields(**{field.name: getattr(body, field.name) for field in fields(TaskFields)})
+
+
 @route(
     "GET",
     "/scheduled-tasks",
@@ -130,17 +136,7 @@ async def create_task(call: Call) -> TaskCommandResponse:
     row = await definitions.create(
         call.actor,
         body.resource_id,
-        TaskFields(
-            schedule=body.schedule,
-            timezone=body.timezone,
-            command_intent=body.command_intent,
-            timeout_seconds=body.timeout_seconds,
-            retry_limit=body.retry_limit,
-            concurrency_policy=body.concurrency_policy,
-            missed_run_policy=body.missed_run_policy,
-            status=body.status,
-            execution_mode=body.execution_mode,
-        ),
+        _fields(body),
         call.request_id,
     )
     return TaskCommandResponse(task=task_view(row, None))
@@ -178,17 +174,7 @@ async def configure_task(call: Call) -> TaskCommandResponse:
         call.actor,
         call.path["taskId"],
         body.resource_id,
-        TaskFields(
-            schedule=body.schedule,
-            timezone=body.timezone,
-            command_intent=body.command_intent,
-            timeout_seconds=body.timeout_seconds,
-            retry_limit=body.retry_limit,
-            concurrency_policy=body.concurrency_policy,
-            missed_run_policy=body.missed_run_policy,
-            status=body.status,
-            execution_mode=body.execution_mode,
-        ),
+        _fields(body),
         call.request_id,
     )
     return TaskCommandResponse(task=await _shown(row))
@@ -227,9 +213,7 @@ async def run_task_now(call: Call) -> RunNowResponse:
     """``scheduled-tasks.run-now/v1``: the run is ``accepted``; follow it with its logs."""
     body = call.body(TaskResourceBody)
     task = await definitions.get_task(call.actor, call.path["taskId"], body.resource_id)
-    scheduler = call.request.app[SCHEDULER_KEY]
-    run = await runs.run_now(call.actor, task, call.request_id, scheduler.clock())
-    scheduler.wake()
+    run = await call.request.app[SCHEDULER_KEY].run_now(call.actor, task, call.request_id)
     return RunNowResponse(run=run_view(run))
 
 
@@ -257,9 +241,7 @@ async def run_one_off(call: Call) -> RunNowResponse:
         call.request_id,
         ad_hoc=True,
     )
-    scheduler = call.request.app[SCHEDULER_KEY]
-    run = await runs.run_now(call.actor, task, call.request_id, scheduler.clock())
-    scheduler.wake()
+    run = await call.request.app[SCHEDULER_KEY].run_now(call.actor, task, call.request_id)
     return RunNowResponse(run=run_view(run))
 
 

@@ -13,7 +13,7 @@ from coordinator.db import models
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
 from coordinator.ids import new_id
 from coordinator.lookup import get_resource, visible_or_404
-from coordinator.paging import Page
+from coordinator.paging import Page, visible_page
 from coordinator.scheduling.cron import check_schedule, next_slot, zone
 from shared.errors import Conflict, NotFound
 
@@ -195,18 +195,11 @@ async def listed(
     ):
         if value is not None:
             rows = rows.filter(**{name: value})
-    if cursor:
-        rows = rows.filter(id__gt=cursor)
-    found: list[ScheduledTask] = []
-    more = False
-    for row in await rows.order_by("id").limit(limit * 5 + 1):
-        if not actor.can_see_resource(row.project_id, row.environment_id, row.resource_id):
-            continue
-        if len(found) == limit:
-            more = True
-            break
-        found.append(row)
-    return Page(found, found[-1].id if more and found else None)
+
+    def visible(row: ScheduledTask) -> bool:
+        return actor.can_see_resource(row.project_id, row.environment_id, row.resource_id)
+
+    return await visible_page(rows, visible, cursor, limit)
 
 
 async def latest_runs(task_ids: list[str]) -> dict[str, ScheduledTaskRun]:

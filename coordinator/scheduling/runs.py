@@ -13,7 +13,7 @@ from coordinator.auth import Principal
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun, ScheduledTaskRunLog
 from coordinator.ids import new_id
 from coordinator.lookup import visible_or_404
-from coordinator.paging import Page
+from coordinator.paging import Page, visible_page
 from coordinator.scheduling.definitions import AGGREGATE, current_deployment
 from shared.errors import NotFound
 from shared.messages.tasks import TaskRunLine, TaskRunResult
@@ -95,18 +95,11 @@ async def listed(
     ):
         if value is not None:
             rows = rows.filter(**{name: value})
-    if cursor:
-        rows = rows.filter(id__lt=cursor)
-    found: list[ScheduledTaskRun] = []
-    more = False
-    for row in await rows.order_by("-id").limit(limit * 5 + 1):
-        if not actor.can_see_resource(row.project_id, row.environment_id, row.resource_id):
-            continue
-        if len(found) == limit:
-            more = True
-            break
-        found.append(row)
-    return Page(found, found[-1].id if more and found else None)
+
+    def visible(row: ScheduledTaskRun) -> bool:
+        return actor.can_see_resource(row.project_id, row.environment_id, row.resource_id)
+
+    return await visible_page(rows, visible, cursor, limit, newest_first=True)
 
 
 async def log_page(run: ScheduledTaskRun, after: int, limit: int) -> list[ScheduledTaskRunLog]:

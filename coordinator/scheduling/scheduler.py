@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
 from coordinator.deployments.engine import planned_mounts, planned_networks
@@ -106,6 +107,14 @@ class TaskScheduler:
     def wake(self) -> None:
         """Tick now (a run was accepted, or a result came in)."""
         self._wake.set()
+
+    async def run_now(
+        self, actor: Principal, task: ScheduledTask, request_id: str
+    ) -> ScheduledTaskRun:
+        """Accept one manual run of ``task`` on this scheduler's clock and tick for it now."""
+        run = await runs.run_now(actor, task, request_id, self.clock())
+        self.wake()
+        return run
 
     async def _loop(self) -> None:
         while True:

@@ -1,12 +1,15 @@
-"""A real agent with a deployed resource (no edge proxy), for tests of logs, terminals and usage."""
+"""A real agent with a deployed resource (no edge proxy), for tests of logs, terminals and usage,
+and the set-up steps other integration stacks share (agent, workspace, Docker clean-up)."""
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import docker
+import docker.errors
 
-from tests.harness import AgentProcess, Coordinator, eventually
+from tests.harness import TEST_LABEL, TEST_SESSION, AgentProcess, Coordinator, eventually
 
 TERMINAL_STATUSES = {"succeeded", "failed", "canceled", "rolled-back"}
 
@@ -61,6 +64,51 @@ class Workload:
         self.deployments.append(deployment_id)
         return deployment_id
 
+    async def use_image(self, image: str) -> None:
+        """Run the resource from ``image`` (``repository:tag``) instead of the busybox one."""
+        repository, tag = image.rsplit(":", 1)
+        await self.configure(
+            "source",
+            {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}},
+        )
+
+    async def provision(self, kind: str, name: str, **extra: Any) -> str:
+        """Provision a dependency resource of ``kind`` on this stack's server; its id."""
+        created = await self.call(
+            "POST",
+            "/dependency-resources/provision",
+            {
+                "kind": kind,
+                "projectId": self.project_id,
+                "environmentId": self.environment_id,
+                "name": name,
+                "serverId": self.server_id,
+                **extra,
+            },
+        )
+        return str(created["id"])
+
+    async def dependency_ready(self, dependency_id: str) -> dict[str, Any]:
+        """Wait until the dependency resource is ready (fail at once if it failed); show it."""
+
+        async def ready() -> bool:
+            shown = await self.call("GET", f"/dependency-resources/{dependency_id}")
+            status = shown["dependencyResource"]["lifecycleStatus"]
+            assert status != "failed", shown
+            return bool(status == "ready")
+
+        await eventually(ready, timeout=120, what="the database to be ready")
+        shown = await self.call("GET", f"/dependency-resources/{dependency_id}")
+        return dict(shown["dependencyResource"])
+
+    async def bind(self, dependency_id: str, target_name: str) -> None:
+        """Bind the dependency resource to the resource as variable ``target_name``."""
+        await self.call(
+            "POST",
+            f"/resources/{self.resource_id}/dependency-bindings",
+            {"dependencyResourceId": dependency_id, "targetName": target_name},
+        )
+
     def containers(self, client: docker.DockerClient, *, all: bool = False) -> list[Any]:
         """The resource's containers as Docker sees them."""
         return list(
@@ -77,9 +125,11 @@ async def start_agent(
     *,
     name: str = "node-1",
     env: dict[str, str] | None = None,
+    server_extra: dict[str, Any] | None = None,
 ) -> tuple[AgentProcess, str]:
-    """Add a server, enroll and start a real agent for it, wait until it is online."""
-    server = await coordinator.add_server(token, name)
+    """Add a server (with ``server_extra`` fields), enroll and start a real agent for it, wait
+    until it is online."""
+    server = await coordinator.add_server(token, name, **(server_extra or {}))
     agent = AgentProcess(state_dir, env=env)
     code, out = await agent.enroll(coordinator.url, server["joinToken"])
     assert code == 0, out
@@ -90,6 +140,75 @@ async def start_agent(
 
     await eventually(online, what="agent online")
     return agent, str(server["id"])
+
+
+class ResourceStack(Protocol):
+    """A stack that calls the API and keeps the ids of the resource it made."""
+
+    project_id: str
+    environment_id: str
+    resource_id: str
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any: ...
+
+    async def configure(self, path: str, body: dict[str, Any]) -> None: ...
+
+
+async def busybox_resource(stack: ResourceStack, name: str) -> None:
+    """Create project ``shop``, its environment ``production`` and resource ``name`` in it,
+    sourced from the local busybox test image; the ids are set on ``stack``."""
+    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
+    stack.environment_id = (
+        await stack.call(
+            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
+        )
+    )["id"]
+    stack.resource_id = (
+        await stack.call(
+            "POST",
+            "/resources",
+            {
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "name": name,
+            },
+        )
+    )["id"]
+    await stack.configure(
+        "source",
+        {
+            "source": {
+                "kind": "docker-image",
+                "imageName": "berth-test/busybox",
+                "imageTag": "latest",
+            }
+        },
+    )
+
+
+def dependency_images(images: dict[str, str]) -> dict[str, str]:
+    """Coordinator settings that run each dependency kind of ``images`` (``db_images(...)``)
+    from its locally built image."""
+    return {f"dependency_image_{kind}": image for kind, image in images.items()}
+
+
+def remove_session_objects(client: docker.DockerClient) -> None:
+    """Remove the containers, networks and volumes this test session labelled (dependency
+    resources make all three); one an agent is removing already counts as gone."""
+    selector: dict[str, str | list[str] | bool] = {"label": f"{TEST_LABEL}={TEST_SESSION}"}
+    for container in client.containers.list(all=True, filters=selector):
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError as exc:
+            # Gone already (404) or its removal in progress (409): nothing is left behind.
+            if exc.status_code not in (404, 409):
+                raise
+    for network in client.networks.list(filters=selector):
+        with contextlib.suppress(docker.errors.NotFound):
+            network.remove()
+    for volume in client.volumes.list(filters=selector):
+        with contextlib.suppress(docker.errors.NotFound):
+            volume.remove(force=True)
 
 
 async def workload(
@@ -108,33 +227,7 @@ async def workload(
     ``health_check`` (then the default HTTP check on port 8080 must pass)."""
     agent, server_id = await start_agent(coordinator, token, state_dir, env=agent_env)
     stack = Workload(coordinator, token, agent, server_id)
-    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
-    stack.environment_id = (
-        await stack.call(
-            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
-        )
-    )["id"]
-    stack.resource_id = (
-        await stack.call(
-            "POST",
-            "/resources",
-            {
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "name": resource_name,
-            },
-        )
-    )["id"]
-    await stack.configure(
-        "source",
-        {
-            "source": {
-                "kind": "docker-image",
-                "imageName": "berth-test/busybox",
-                "imageTag": "latest",
-            }
-        },
-    )
+    await busybox_resource(stack, resource_name)
     await stack.configure(
         "network-profile", {"networkProfile": {"internalPort": 8080, "exposureMode": "none"}}
     )

@@ -139,7 +139,7 @@ async def test_rollout_switches_traffic_without_failed_requests(
                         failures.append(f"HTTP {status}: {body!r}")
                 except aiohttp.ClientError as exc:
                     failures.append(repr(exc))
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the load's pace, not a wait
 
         poller = asyncio.create_task(poll())
         try:

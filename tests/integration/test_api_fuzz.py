@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.dns_server import ZONE, DnsServer
-from tests.harness import Coordinator, scaled
+from tests.harness import Coordinator, scaled, serving
 from tests.unit.coordinator.support import mint_token
 from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
 
@@ -373,17 +373,13 @@ async def coordinator(
     tmp_path: Path, database_url: str, dns_server: DnsServer
 ) -> AsyncIterator[Coordinator]:
     """The shared fixture's coordinator, with rate limits switched off (see above)."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         dns_resolver=dns_server.address,
         **NO_RATE_LIMITS,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.mark.timeout(900)

@@ -15,6 +15,7 @@ from coordinator.secrets import Keyring
 from shared.certificate_facts import fingerprint
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
+from tests.integration.edge_stacks import bind_domain
 from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_deploy_e2e import _stack
 from tests.tls_material import issue_for
@@ -53,18 +54,7 @@ async def test_an_imported_certificate_is_checked_stored_and_served_by_the_edge(
         },
     )
     try:
-        binding = await stack.call(
-            "POST",
-            "/domain-bindings",
-            {
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "resourceId": stack.resource_id,
-                "serverId": stack.server_id,
-                "domainName": APP,
-                "tlsMode": "imported",
-            },
-        )
+        binding_id = await bind_domain(stack, APP, tlsMode="imported")
         good = issue_for([APP])
         wrong_name = issue_for(["else.example.test"])
         expired = issue_for([APP], expired=True)
@@ -88,7 +78,7 @@ async def test_an_imported_certificate_is_checked_stored_and_served_by_the_edge(
                 "/certificates/import",
                 token=admin_token,
                 json={
-                    "domainBindingId": binding["id"],
+                    "domainBindingId": binding_id,
                     "certificateChain": chain,
                     "privateKey": key,
                 },

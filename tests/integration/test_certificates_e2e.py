@@ -15,12 +15,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
+from tests.integration.edge_stacks import acme_stack, bind_domain
 from tests.integration.test_cli_workspace import Cli
-from tests.integration.test_deploy_e2e import Stack, _stack
+from tests.integration.test_deploy_e2e import Stack
 
 pytestmark = pytest.mark.docker
 
@@ -44,64 +44,13 @@ async def coordinator(
     tmp_path: Path, database_url: str, dns_server: DnsServer
 ) -> AsyncIterator[Coordinator]:
     """The coordinator resolves names through the same DNS server as the CA."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         ws_ping_seconds=5.0,
         dns_resolver=dns_server.address,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
-
-
-async def _https_stack(
-    coordinator: Coordinator,
-    token: str,
-    caddy: Caddy,
-    tmp_path: Path,
-    pebble: Pebble,
-    tls_port: int,
-) -> Stack:
-    return await _stack(
-        coordinator,
-        token,
-        caddy,
-        tmp_path,
-        agent_env={
-            "BERTH_AGENT_EDGE_TLS_LISTEN": f"127.0.0.1:{tls_port}",
-            "BERTH_AGENT_ACME_DIRECTORY": pebble.directory_url,
-            "BERTH_AGENT_ACME_CA_ROOTS": str(pebble.listener_ca),
-            "BERTH_AGENT_ACME_EMAIL": "ops@example.test",
-            "BERTH_AGENT_CADDY_DATA_DIR": str(caddy.data_dir),
-            "BERTH_AGENT_CERTIFICATE_SCAN_SECONDS": "1",
-        },
-        server_extra={"host": "127.0.0.1"},
-    )
-
-
-async def _bind(stack: Stack, domain: str, *, confirm: bool) -> str:
-    answer = await stack.call(
-        "POST",
-        "/domain-bindings",
-        {
-            "projectId": stack.project_id,
-            "environmentId": stack.environment_id,
-            "resourceId": stack.resource_id,
-            "serverId": stack.server_id,
-            "domainName": domain,
-        },
-    )
-    binding_id = str(answer["id"])
-    if confirm:
-        await stack.call(
-            "POST",
-            f"/domain-bindings/{binding_id}/ownership-confirmations",
-            {"method": "manual", "reason": "test domain on loopback"},
-        )
-    return binding_id
 
 
 async def _latest_attempt(
@@ -141,20 +90,15 @@ async def test_an_issued_certificate_is_reported_with_the_facts_of_the_one_serve
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    tls_port = free_port()
-    pebble = Pebble(tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address)
-    pebble.start()
-    try:
-        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
-        try:
-            binding_id = await _bind(stack, APP, confirm=True)
-            await stack.finish(await stack.deploy())
-            certificate = await _latest_attempt(stack, binding_id, "issued")
-            leaf = await asyncio.to_thread(_served_leaf, tls_port, APP, pebble.issued_roots)
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (
+        stack,
+        pebble,
+        tls_port,
+    ):
+        binding_id = await bind_domain(stack, APP, confirm=True)
+        await stack.finish(await stack.deploy())
+        certificate = await _latest_attempt(stack, binding_id, "issued")
+        leaf = await asyncio.to_thread(_served_leaf, tls_port, APP, pebble.issued_roots)
     issuer = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     assert str(issuer).startswith("Pebble Intermediate CA")
     assert certificate["status"] == "active"
@@ -180,52 +124,43 @@ async def test_an_unverified_binding_is_served_on_http_and_gets_no_acme_order(
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    tls_port = free_port()
-    pebble = Pebble(tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address)
-    pebble.start()
-    try:
-        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
-        try:
-            binding_id = await _bind(stack, APP, confirm=False)
-            await stack.finish(await stack.deploy())
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-                session.get(
-                    f"http://127.0.0.1:{caddy.http_port}/",
-                    headers={"Host": APP},
-                    allow_redirects=False,
-                ) as response,
-            ):
-                # Plain HTTP serves the app: no redirect to an HTTPS that has no certificate.
-                assert (response.status, (await response.text()).strip()) == (200, "v1")
-            # Caddy orders certificates for the names its HTTPS server's routes match: none.
-            tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
-            assert APP not in str(tls_routes)
-            assert (await stack.call("GET", "/certificates"))["items"] == []
-            status, refused, _ = await coordinator.call(
-                "POST",
-                "/certificates/issue-or-renew",
-                token=admin_token,
-                json={"domainBindingId": binding_id},
-            )
-            assert status == 409, refused
-            assert "not confirmed" in refused["error"]["message"]
-            assert (await stack.call("GET", "/certificates"))["items"] == []
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (stack, _, _):
+        binding_id = await bind_domain(stack, APP, confirm=False)
+        await stack.finish(await stack.deploy())
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+            session.get(
+                f"http://127.0.0.1:{caddy.http_port}/",
+                headers={"Host": APP},
+                allow_redirects=False,
+            ) as response,
+        ):
+            # Plain HTTP serves the app: no redirect to an HTTPS that has no certificate.
+            assert (response.status, (await response.text()).strip()) == (200, "v1")
+        # Caddy orders certificates for the names its HTTPS server's routes match: none.
+        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        assert APP not in str(tls_routes)
+        assert (await stack.call("GET", "/certificates"))["items"] == []
+        status, refused, _ = await coordinator.call(
+            "POST",
+            "/certificates/issue-or-renew",
+            token=admin_token,
+            json={"domainBindingId": binding_id},
+        )
+        assert status == 409, refused
+        assert "not confirmed" in refused["error"]["message"]
+        assert (await stack.call("GET", "/certificates"))["items"] == []
 
-            # Once ownership is confirmed, the next deployment moves it to HTTPS.
-            await stack.call(
-                "POST",
-                f"/domain-bindings/{binding_id}/ownership-confirmations",
-                {"method": "manual", "reason": "test domain on loopback"},
-            )
-            await stack.finish(await stack.deploy())
-            tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
-            assert APP in str(tls_routes)
-            await _latest_attempt(stack, binding_id, "issued")
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+        # Once ownership is confirmed, the next deployment moves it to HTTPS.
+        await stack.call(
+            "POST",
+            f"/domain-bindings/{binding_id}/ownership-confirmations",
+            {"method": "manual", "reason": "test domain on loopback"},
+        )
+        await stack.finish(await stack.deploy())
+        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        assert APP in str(tls_routes)
+        await _latest_attempt(stack, binding_id, "issued")
 
 
 async def test_a_closed_challenge_port_is_diagnosed(
@@ -235,38 +170,31 @@ async def test_a_closed_challenge_port_is_diagnosed(
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    tls_port = free_port()
     closed = free_port()  # Pebble validates HTTP-01 on a port where nothing listens
-    pebble = Pebble(tmp_path / "pebble", closed, tls_port, dns_server.address)
-    pebble.start()
-    try:
-        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
-        try:
-            binding_id = await _bind(stack, APP, confirm=True)
-            await stack.finish(await stack.deploy())
-            certificate = await _latest_attempt(stack, binding_id, "failed", retry_known=True)
-            # A retry now makes the edge try at once, not at the end of its 60 s back-off.
-            # Through the CLI, as an operator would: the latest attempt failed, so it retries.
-            cli = Cli(coordinator, admin_token, tmp_path / "cli")
-            renewed = await cli.json("certs", "renew", APP)
-            assert renewed["id"] == certificate["id"]
-            assert renewed["latestAttempt"]["status"] == "requested"
-            retried = {"attemptId": renewed["latestAttempt"]["id"]}
+    async with acme_stack(
+        coordinator, admin_token, caddy, tmp_path, dns_server, challenge_port=closed
+    ) as (stack, _, _):
+        binding_id = await bind_domain(stack, APP, confirm=True)
+        await stack.finish(await stack.deploy())
+        certificate = await _latest_attempt(stack, binding_id, "failed", retry_known=True)
+        # A retry now makes the edge try at once, not at the end of its 60 s back-off.
+        # Through the CLI, as an operator would: the latest attempt failed, so it retries.
+        cli = Cli(coordinator, admin_token, tmp_path / "cli")
+        renewed = await cli.json("certs", "renew", APP)
+        assert renewed["id"] == certificate["id"]
+        assert renewed["latestAttempt"]["status"] == "requested"
+        retried = {"attemptId": renewed["latestAttempt"]["id"]}
 
-            async def retried_and_failed() -> bool:
-                shown = await stack.call("GET", f"/certificates/{certificate['id']}")
-                attempt = shown["latestAttempt"]
-                return bool(attempt["id"] == retried["attemptId"] and attempt["status"] == "failed")
-
-            await eventually(retried_and_failed, timeout=30, what="the retried attempt's outcome")
+        async def retried_and_failed() -> bool:
             shown = await stack.call("GET", f"/certificates/{certificate['id']}")
-            assert shown["latestAttempt"]["reason"] == "retry"
-            assert shown["latestAttempt"]["errorCode"] == "acme_challenge_unreachable"
-            assert shown["latestAttempt"]["failedAt"] < certificate["latestAttempt"]["retryAfter"]
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+            attempt = shown["latestAttempt"]
+            return bool(attempt["id"] == retried["attemptId"] and attempt["status"] == "failed")
+
+        await eventually(retried_and_failed, timeout=30, what="the retried attempt's outcome")
+        shown = await stack.call("GET", f"/certificates/{certificate['id']}")
+        assert shown["latestAttempt"]["reason"] == "retry"
+        assert shown["latestAttempt"]["errorCode"] == "acme_challenge_unreachable"
+        assert shown["latestAttempt"]["failedAt"] < certificate["latestAttempt"]["retryAfter"]
     attempt = certificate["latestAttempt"]
     assert certificate["status"] == "failed"
     assert attempt["errorCode"] == "acme_challenge_unreachable", attempt
@@ -286,23 +214,14 @@ async def test_dns_pointing_elsewhere_is_diagnosed_with_the_observed_addresses(
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    tls_port = free_port()
-    pebble = Pebble(tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address)
-    pebble.start()
-    try:
-        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
-        try:
-            binding_id = await _bind(stack, FAR, confirm=True)
-            await stack.finish(await stack.deploy())
-            certificate = await _latest_attempt(stack, binding_id, "failed")
-            # The CLI says it in words: what failed, what DNS answers, that a retry may help.
-            cli = Cli(coordinator, admin_token, tmp_path / "cli")
-            shown = await cli.ok("certs", "show", FAR)
-            listed = await cli.ok("certs", "list")
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (stack, _, _):
+        binding_id = await bind_domain(stack, FAR, confirm=True)
+        await stack.finish(await stack.deploy())
+        certificate = await _latest_attempt(stack, binding_id, "failed")
+        # The CLI says it in words: what failed, what DNS answers, that a retry may help.
+        cli = Cli(coordinator, admin_token, tmp_path / "cli")
+        shown = await cli.ok("certs", "show", FAR)
+        listed = await cli.ok("certs", "list")
     attempt = certificate["latestAttempt"]
     assert attempt["errorCode"] == "acme_dns_points_elsewhere", attempt
     assert attempt["retriable"] is True
@@ -324,21 +243,12 @@ async def test_a_ca_refusing_the_name_is_diagnosed_as_not_retriable(
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    tls_port = free_port()
-    pebble = Pebble(
-        tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address, blocklist=(APP,)
-    )
-    pebble.start()
-    try:
-        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
-        try:
-            binding_id = await _bind(stack, APP, confirm=True)
-            await stack.finish(await stack.deploy())
-            certificate = await _latest_attempt(stack, binding_id, "failed")
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+    async with acme_stack(
+        coordinator, admin_token, caddy, tmp_path, dns_server, blocklist=(APP,)
+    ) as (stack, _, _):
+        binding_id = await bind_domain(stack, APP, confirm=True)
+        await stack.finish(await stack.deploy())
+        certificate = await _latest_attempt(stack, binding_id, "failed")
     attempt = certificate["latestAttempt"]
     assert attempt["errorCode"] == "acme_ca_refused_name", attempt
     assert attempt["failurePhase"] == "ca"

@@ -34,7 +34,7 @@ def _wait_for_url(process: subprocess.Popen[bytes], log: Path) -> str:
             return found.group(1)
         if process.poll() is not None:
             pytest.fail(f"coordinator exited with {process.returncode}:\n{text}")
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval; the deadline above bounds it
     pytest.fail(f"coordinator did not start within {scaled(30):.0f} s:\n{log.read_text()}")
 
 

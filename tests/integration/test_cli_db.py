@@ -8,10 +8,9 @@ import docker
 import pytest
 
 from tests.db_images import db_images
-from tests.harness import Coordinator
-from tests.integration.stacks import start_agent
+from tests.harness import Coordinator, serving
+from tests.integration.stacks import dependency_images, remove_session_objects, start_agent
 from tests.integration.test_cli_workspace import Cli, make_resource
-from tests.integration.test_dependencies_e2e import _cleanup
 
 pytestmark = pytest.mark.docker
 
@@ -21,14 +20,10 @@ SECRET_URL = "postgres://shop:Cli-Secret-pw@db.example.com/shop"
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     images = db_images("redis")
-    harness = Coordinator(
-        tmp_path / "coordinator", database_url, dependency_image_redis=images["redis"]
-    )
-    await harness.start()
-    try:
+    async with serving(
+        tmp_path / "coordinator", database_url, **dependency_images(images)
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.fixture
@@ -80,4 +75,4 @@ async def test_create_list_show_bind_unbind_delete(
         assert SECRET_URL not in "".join([created, imported, table, shown, bound])
     finally:
         await agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.dns_server import ZONE, DnsServer
-from tests.harness import Coordinator
+from tests.harness import Coordinator, serving
 from tests.integration.test_cli_workspace import Cli, make_resource
 
 
@@ -24,12 +24,10 @@ def dns_server() -> Iterator[DnsServer]:
 async def coordinator(
     tmp_path: Path, database_url: str, dns_server: DnsServer
 ) -> AsyncIterator[Coordinator]:
-    harness = Coordinator(tmp_path / "coordinator", database_url, dns_resolver=dns_server.address)
-    await harness.start()
-    try:
+    async with serving(
+        tmp_path / "coordinator", database_url, dns_resolver=dns_server.address
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.fixture

@@ -7,23 +7,19 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.integration.test_cli_workspace import Cli
 
 
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         allow_private_webhook_targets=True,
         notification_max_attempts=1,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.fixture

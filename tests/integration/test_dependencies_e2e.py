@@ -14,8 +14,13 @@ import docker
 import pytest
 
 from tests.db_images import db_images
-from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, eventually
-from tests.integration.stacks import Workload, workload
+from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, eventually, serving
+from tests.integration.stacks import (
+    Workload,
+    dependency_images,
+    remove_session_objects,
+    workload,
+)
 from tests.unit.coordinator.support import audit_events
 
 pytestmark = pytest.mark.docker
@@ -36,30 +41,11 @@ def images() -> dict[str, str]:
 async def coordinator(
     tmp_path: Path, database_url: str, images: dict[str, str]
 ) -> AsyncIterator[Coordinator]:
-    """A coordinator whose postgres kind runs the locally built image."""
-    harness = Coordinator(
-        tmp_path / "coordinator",
-        database_url,
-        ws_ping_seconds=5.0,
-        dependency_image_postgres=images["postgres"],
-        dependency_image_redis=images["redis"],
-        dependency_image_mysql=images["mysql"],
-    )
-    await harness.start()
-    try:
+    """A coordinator whose dependency kinds run the locally built images."""
+    async with serving(
+        tmp_path / "coordinator", database_url, ws_ping_seconds=5.0, **dependency_images(images)
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
-
-
-def _cleanup(client: docker.DockerClient) -> None:
-    selector: dict[str, str | list[str] | bool] = {"label": f"{TEST_LABEL}={TEST_SESSION}"}
-    for container in client.containers.list(all=True, filters=selector):
-        container.remove(force=True)
-    for network in client.networks.list(filters=selector):
-        network.remove()
-    for volume in client.volumes.list(filters=selector):
-        volume.remove(force=True)
 
 
 def _count(client: docker.DockerClient, container: Any, user: str, db: str) -> int:
@@ -79,18 +65,6 @@ def _count(client: docker.DockerClient, container: Any, user: str, db: str) -> i
     return int(out.decode().strip()) if code == 0 else -1
 
 
-async def _ready(stack: Workload, dependency_id: str) -> dict[str, Any]:
-    async def ready() -> bool:
-        shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
-        status = shown["dependencyResource"]["lifecycleStatus"]
-        assert status != "failed", shown
-        return bool(status == "ready")
-
-    await eventually(ready, timeout=120, what="the database to be ready")
-    shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
-    return dict(shown["dependencyResource"])
-
-
 async def test_provisioned_postgres_is_bound_written_restarted_and_deleted(
     coordinator: Coordinator,
     admin_token: str,
@@ -103,14 +77,11 @@ async def test_provisioned_postgres_is_bound_written_restarted_and_deleted(
         await _scenario(stack, docker_client, images["postgres"])
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
 
 
 async def _scenario(stack: Workload, client: docker.DockerClient, image: str) -> None:
-    repository, tag = image.rsplit(":", 1)
-    await stack.configure(
-        "source", {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}}
-    )
+    await stack.use_image(image)
     body = {
         "mode": "create",
         "create": {
@@ -144,7 +115,7 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
     )
     assert accepted["plan"]["status"] == "accepted"
     dependency_id = accepted["plan"]["dependencyResourceId"]
-    item = await _ready(stack, dependency_id)
+    item = await stack.dependency_ready(dependency_id)
     assert item["sourceMode"] == "appaloft-managed"
     assert item["providerManaged"] is True
     assert item["providerRealization"]["status"] == "realized"
@@ -293,37 +264,19 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
 ) -> None:
     stack = await workload(coordinator, admin_token, tmp_path / "agent", COUNTER)
     try:
-        repository, tag = images["redis"].rsplit(":", 1)
-        await stack.configure(
-            "source",
-            {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}},
+        await stack.use_image(images["redis"])
+        dependency_id = await stack.provision(
+            "redis", "Cache", memoryBytes=128 * 1024 * 1024, publishPort=True
         )
-        created = await stack.call(
-            "POST",
-            "/dependency-resources/provision",
-            {
-                "kind": "redis",
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "name": "Cache",
-                "serverId": stack.server_id,
-                "memoryBytes": 128 * 1024 * 1024,
-                "publishPort": True,
-            },
-        )
-        item = await _ready(stack, created["id"])
+        item = await stack.dependency_ready(dependency_id)
         [container] = docker_client.containers.list(
-            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+            filters={"label": f"berth.dependency-resource-id={dependency_id}"}
         )
         assert container.attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024
         assert (
             item["connection"]["maskedConnection"] == f"redis://default:****@{container.name}:6379"
         )
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/dependency-bindings",
-            {"dependencyResourceId": created["id"], "targetName": "CACHE_URL"},
-        )
+        await stack.bind(dependency_id, "CACHE_URL")
         await stack.deploy()
         password = container.attrs["Config"]["Cmd"][2]
 
@@ -362,7 +315,7 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
         assert redeployment["deploymentId"], rotated
         old_password = password
         [container] = docker_client.containers.list(
-            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+            filters={"label": f"berth.dependency-resource-id={dependency_id}"}
         )
         password = container.attrs["Config"]["Cmd"][2]
         assert password != old_password
@@ -389,41 +342,29 @@ async def test_provisioned_redis_keeps_the_counter_of_a_bound_app_across_a_resta
         await writer.wait_closed()
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
 
 
 async def test_a_database_that_never_gets_healthy_ends_failed_with_the_reason(
     tmp_path: Path, database_url: str, docker_client: docker.DockerClient
 ) -> None:
     # The busybox image exits at once: the agent reports it and nothing is left ready.
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         dependency_image_postgres="berth-test/busybox:latest",
-    )
-    await harness.start()
-    try:
+    ) as harness:
         token = await harness.bootstrap()
         stack = await workload(harness, token, tmp_path / "agent", "sleep 3600")
         try:
-            created = await stack.call(
-                "POST",
-                "/dependency-resources/provision",
-                {
-                    "kind": "postgres",
-                    "projectId": stack.project_id,
-                    "environmentId": stack.environment_id,
-                    "name": "Broken",
-                    "serverId": stack.server_id,
-                },
-            )
+            dependency_id = await stack.provision("postgres", "Broken")
 
             async def failed() -> bool:
-                shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+                shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
                 return bool(shown["dependencyResource"]["lifecycleStatus"] == "failed")
 
             await eventually(failed, timeout=60, what="the provisioning to fail")
-            shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+            shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
             realization = shown["dependencyResource"]["providerRealization"]
             assert realization["status"] == "failed"
             assert realization["failureCode"] == "dependency-not-ready"
@@ -434,19 +375,17 @@ async def test_a_database_that_never_gets_healthy_ends_failed_with_the_reason(
                 "POST",
                 f"/resources/{stack.resource_id}/dependency-bindings",
                 token=token,
-                json={"dependencyResourceId": created["id"], "targetName": "DATABASE_URL"},
+                json={"dependencyResourceId": dependency_id, "targetName": "DATABASE_URL"},
             )
             assert status == 409, refused
             # A failed one can be deleted; its leftovers go with it.
-            await stack.call("DELETE", f"/dependency-resources/{created['id']}")
+            await stack.call("DELETE", f"/dependency-resources/{dependency_id}")
             assert not docker_client.containers.list(
-                all=True, filters={"label": f"berth.dependency-resource-id={created['id']}"}
+                all=True, filters={"label": f"berth.dependency-resource-id={dependency_id}"}
             )
         finally:
             await stack.agent.stop()
-            _cleanup(docker_client)
-    finally:
-        await harness.close()
+            remove_session_objects(docker_client)
 
 
 # The mariadb client takes no URL: split it in the shell (generated passwords are URL-safe).
@@ -468,34 +407,16 @@ async def test_provisioned_mariadb_is_written_by_a_bound_app_and_survives_a_rest
 ) -> None:
     stack = await workload(coordinator, admin_token, tmp_path / "agent", MYSQL_WRITER)
     try:
-        repository, tag = images["mysql"].rsplit(":", 1)
-        await stack.configure(
-            "source",
-            {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}},
-        )
-        created = await stack.call(
-            "POST",
-            "/dependency-resources/provision",
-            {
-                "kind": "mysql",
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "name": "Orders",
-                "serverId": stack.server_id,
-            },
-        )
-        item = await _ready(stack, created["id"])
+        await stack.use_image(images["mysql"])
+        dependency_id = await stack.provision("mysql", "Orders")
+        item = await stack.dependency_ready(dependency_id)
         [container] = docker_client.containers.list(
-            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+            filters={"label": f"berth.dependency-resource-id={dependency_id}"}
         )
         assert item["connection"]["maskedConnection"] == (
             f"mysql://orders:****@{container.name}:3306/orders"
         )
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/dependency-bindings",
-            {"dependencyResourceId": created["id"], "targetName": "DATABASE_URL"},
-        )
+        await stack.bind(dependency_id, "DATABASE_URL")
         await stack.deploy()
 
         def rows() -> int:
@@ -527,7 +448,7 @@ async def test_provisioned_mariadb_is_written_by_a_bound_app_and_survives_a_rest
             {"confirmHistoricalSnapshotsRemainUnchanged": True},
         )
         [container] = docker_client.containers.list(
-            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+            filters={"label": f"berth.dependency-resource-id={dependency_id}"}
         )
         env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
         assert env["MARIADB_PASSWORD"] != old_env["MARIADB_PASSWORD"]
@@ -544,7 +465,7 @@ async def test_provisioned_mariadb_is_written_by_a_bound_app_and_survives_a_rest
         await written(kept + 2)
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
 
 
 async def test_provisioning_waits_for_an_offline_agent_and_resumes_when_it_connects(
@@ -556,27 +477,17 @@ async def test_provisioning_waits_for_an_offline_agent_and_resumes_when_it_conne
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
     try:
         await stack.agent.stop()
-        created = await stack.call(
-            "POST",
-            "/dependency-resources/provision",
-            {
-                "kind": "redis",
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "name": "Later",
-                "serverId": stack.server_id,
-            },
-        )
-        shown = await stack.call("GET", f"/dependency-resources/{created['id']}")
+        dependency_id = await stack.provision("redis", "Later")
+        shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
         assert shown["dependencyResource"]["lifecycleStatus"] == "provisioning"
         # A coordinator restart in between loses nothing: the row is the state.
         await coordinator.restart()
         await stack.agent.start()
-        item = await _ready(stack, created["id"])
+        item = await stack.dependency_ready(dependency_id)
         assert item["providerRealization"]["status"] == "realized"
         assert docker_client.containers.list(
-            filters={"label": f"berth.dependency-resource-id={created['id']}"}
+            filters={"label": f"berth.dependency-resource-id={dependency_id}"}
         )
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)

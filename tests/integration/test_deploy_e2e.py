@@ -15,7 +15,8 @@ import docker.errors
 import pytest
 
 from tests.edge_proxy import Caddy
-from tests.harness import AgentProcess, Coordinator, eventually, scaled
+from tests.harness import AgentProcess, Coordinator, eventually
+from tests.integration.stacks import busybox_resource, start_agent
 
 pytestmark = pytest.mark.docker
 SECRET = "e2e-Secret-Value-93f1"
@@ -91,52 +92,21 @@ async def _stack(
     agent_env: dict[str, str] | None = None,
     server_extra: dict[str, Any] | None = None,
 ) -> Stack:
-    server = await coordinator.add_server(token, "edge-1", **(server_extra or {}))
-    agent = AgentProcess(
+    agent, server_id = await start_agent(
+        coordinator,
+        token,
         tmp_path / "agent",
+        name="edge-1",
         env={
             "BERTH_AGENT_EDGE_ADMIN_URL": caddy.admin_url,
             "BERTH_AGENT_EDGE_LISTEN": f"127.0.0.1:{caddy.http_port}",
             **(agent_env or {}),
         },
+        server_extra=server_extra,
     )
-    code, out = await agent.enroll(coordinator.url, server["joinToken"])
-    assert code == 0, out
-    await agent.start()
-
-    async def online() -> bool:
-        return await coordinator.agent_status(token, server["id"]) == "online"
-
-    await eventually(online, what="agent online")
-    stack = Stack(coordinator, token, caddy, agent, server["id"], "", "", "", "")
-    stack.project_id = (await stack.call("POST", "/projects", {"name": "shop"}))["id"]
-    stack.environment_id = (
-        await stack.call(
-            "POST", "/environments", {"projectId": stack.project_id, "name": "production"}
-        )
-    )["id"]
-    stack.resource_id = (
-        await stack.call(
-            "POST",
-            "/resources",
-            {
-                "projectId": stack.project_id,
-                "environmentId": stack.environment_id,
-                "name": "web",
-            },
-        )
-    )["id"]
+    stack = Stack(coordinator, token, caddy, agent, server_id, "", "", "", "")
+    await busybox_resource(stack, "web")
     stack.hostname = "web.production.shop.localhost"
-    await stack.configure(
-        "source",
-        {
-            "source": {
-                "kind": "docker-image",
-                "imageName": "berth-test/busybox",
-                "imageTag": "latest",
-            }
-        },
-    )
     await stack.configure(
         "network-profile",
         {"networkProfile": {"internalPort": 8080, "exposureMode": "reverse-proxy"}},
@@ -202,7 +172,7 @@ async def test_deploy_redeploy_without_failed_requests_failed_health_and_rollbac
                             failures.append(f"{status} {body!r}")
                     except aiohttp.ClientError as exc:
                         failures.append(repr(exc))
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)  # the load's pace (~20 req/s), not a wait
 
             poller = asyncio.create_task(poll())
             second = await stack.deploy()
@@ -381,7 +351,7 @@ async def test_coordinator_restart_mid_deploy_still_ends_in_the_true_state(
 
         await eventually(running, what="deployment running on the agent")
         await coordinator.restart()
-        shown = await stack.finish(deployment, timeout=scaled(60))
+        shown = await stack.finish(deployment, timeout=60)  # finish() scales it
         assert shown["deployment"]["status"] == "succeeded", shown
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             assert await stack.page(session) == (200, "v1")

@@ -7,11 +7,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
-from tests.integration.test_deploy_e2e import _stack
+from tests.integration.edge_stacks import acme_stack, bind_domain
 
 pytestmark = pytest.mark.docker
 
@@ -38,76 +37,50 @@ async def test_a_bound_domain_is_served_over_https_with_a_certificate_from_the_a
     tmp_path: Path,
     challenge: str,
 ) -> None:
-    tls_port = free_port()
-    http_01_port = caddy.http_port if challenge == "http-01" else free_port()
-    pebble = Pebble(tmp_path / "pebble", http_01_port, tls_port, dns_server.address)
-    pebble.start()
-    try:
-        stack = await _stack(
-            coordinator,
-            admin_token,
-            caddy,
-            tmp_path,
-            agent_env={
-                "BERTH_AGENT_EDGE_TLS_LISTEN": f"127.0.0.1:{tls_port}",
-                "BERTH_AGENT_ACME_DIRECTORY": pebble.directory_url,
-                "BERTH_AGENT_ACME_CA_ROOTS": str(pebble.listener_ca),
-                "BERTH_AGENT_ACME_EMAIL": "ops@example.test",
-                "BERTH_AGENT_ACME_CHALLENGES": challenge,
-            },
-        )
-        try:
-            answer = await stack.call(
-                "POST",
-                "/domain-bindings",
-                {
-                    "projectId": stack.project_id,
-                    "environmentId": stack.environment_id,
-                    "resourceId": stack.resource_id,
-                    "serverId": stack.server_id,
-                    "domainName": "app.example.test",
-                },
-            )
-            # Only a domain whose ownership is confirmed gets a certificate ordered.
-            await stack.call(
-                "POST",
-                f"/domain-bindings/{answer['id']}/ownership-confirmations",
-                {"method": "manual", "reason": "test domain on loopback"},
-            )
-            shown = await stack.finish(await stack.deploy())
-            assert shown["deployment"]["status"] == "succeeded", shown
-            binding = await stack.call("GET", f"/domain-bindings/{answer['id']}")
-            assert binding["proxyReadiness"] == "ready", binding
+    async with acme_stack(
+        coordinator,
+        admin_token,
+        caddy,
+        tmp_path,
+        dns_server,
+        challenge_port=None if challenge == "http-01" else free_port(),
+        agent_env={"BERTH_AGENT_ACME_CHALLENGES": challenge},
+    ) as (
+        stack,
+        pebble,
+        tls_port,
+    ):
+        binding_id = await bind_domain(stack, "app.example.test", confirm=True)
+        shown = await stack.finish(await stack.deploy())
+        assert shown["deployment"]["status"] == "succeeded", shown
+        binding = await stack.call("GET", f"/domain-bindings/{binding_id}")
+        assert binding["proxyReadiness"] == "ready", binding
 
-            # Only Pebble's freshly made root is trusted: a certificate from anywhere else fails.
-            trust = ssl.create_default_context(cafile=str(pebble.issued_roots))
-            served: list[tuple[int, str]] = []
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        # Only Pebble's freshly made root is trusted: a certificate from anywhere else fails.
+        trust = ssl.create_default_context(cafile=str(pebble.issued_roots))
+        served: list[tuple[int, str]] = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
 
-                async def https_ok() -> bool:
-                    try:
-                        async with session.get(
-                            f"https://127.0.0.1:{tls_port}/",
-                            headers={"Host": "app.example.test"},
-                            server_hostname="app.example.test",
-                            ssl=trust,
-                        ) as response:
-                            served.append((response.status, (await response.text()).strip()))
-                    except aiohttp.ClientError:
-                        return False  # no certificate yet: the handshake fails
-                    return served[-1] == (200, "v1")
+            async def https_ok() -> bool:
+                try:
+                    async with session.get(
+                        f"https://127.0.0.1:{tls_port}/",
+                        headers={"Host": "app.example.test"},
+                        server_hostname="app.example.test",
+                        ssl=trust,
+                    ) as response:
+                        served.append((response.status, (await response.text()).strip()))
+                except aiohttp.ClientError:
+                    return False  # no certificate yet: the handshake fails
+                return served[-1] == (200, "v1")
 
-                await eventually(https_ok, timeout=60, what="HTTPS with Pebble's certificate")
-                async with session.get(
-                    f"http://127.0.0.1:{caddy.http_port}/page?x=1",
-                    headers={"Host": "app.example.test"},
-                    allow_redirects=False,
-                ) as response:
-                    assert response.status == 308
-                    assert response.headers["Location"] == (
-                        f"https://app.example.test:{tls_port}/page?x=1"
-                    )
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+            await eventually(https_ok, timeout=60, what="HTTPS with Pebble's certificate")
+            async with session.get(
+                f"http://127.0.0.1:{caddy.http_port}/page?x=1",
+                headers={"Host": "app.example.test"},
+                allow_redirects=False,
+            ) as response:
+                assert response.status == 308
+                assert response.headers["Location"] == (
+                    f"https://app.example.test:{tls_port}/page?x=1"
+                )

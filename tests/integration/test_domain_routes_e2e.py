@@ -1,13 +1,13 @@
 """End to end: domain bindings become edge routes on the agent's real Caddy."""
 
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.edge_proxy import Caddy
 from tests.harness import Coordinator
+from tests.integration.edge_stacks import bind_domain
 from tests.integration.test_deploy_e2e import Stack, _stack
 
 pytestmark = pytest.mark.docker
@@ -31,30 +31,14 @@ async def _caddy_route(session: aiohttp.ClientSession, stack: Stack, route_id: s
         return response.status
 
 
-async def _bind(stack: Stack, domain: str, **extra: Any) -> str:
-    answer = await stack.call(
-        "POST",
-        "/domain-bindings",
-        {
-            "projectId": stack.project_id,
-            "environmentId": stack.environment_id,
-            "resourceId": stack.resource_id,
-            "serverId": stack.server_id,
-            "domainName": domain,
-            **extra,
-        },
-    )
-    return str(answer["id"])
-
-
 async def test_bound_domains_are_served_redirected_and_prove_ownership(
     coordinator: Coordinator, admin_token: str, caddy: Caddy, tmp_path: Path
 ) -> None:
     stack = await _stack(coordinator, admin_token, caddy, tmp_path)
     try:
-        apex = await _bind(stack, "app.example.test")
-        www = await _bind(stack, "www.example.test", redirectTo="app.example.test")
-        moved = await _bind(stack, "old.example.test", redirectTo="app.example.test")
+        apex = await bind_domain(stack, "app.example.test")
+        www = await bind_domain(stack, "www.example.test", redirectTo="app.example.test")
+        moved = await bind_domain(stack, "old.example.test", redirectTo="app.example.test")
         await stack.call(
             "POST",
             f"/domain-bindings/{moved}/route",

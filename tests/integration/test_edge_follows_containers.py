@@ -135,7 +135,7 @@ async def test_stopped_and_restarted_containers_move_their_route_promptly_withou
                     if answer != (200, "v1"):
                         failures.append(repr(answer))
                     served += 1
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # the load's pace, not a wait
 
             loader = asyncio.create_task(load())
             try:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
+from tests.integration.edge_stacks import bind_domain
 from tests.integration.test_deploy_e2e import Stack, _stack
 from tests.unit.coordinator.support import assert_error, audit_events
 
@@ -65,19 +66,7 @@ async def test_preview_follows_what_caddy_holds_and_settings_reach_the_edge(
         assert shown["diagnostics"]["routeCount"] == 1
 
         # A binding added after the deployment is not at the edge yet: stale until redeployed.
-        binding = (
-            await stack.call(
-                "POST",
-                "/domain-bindings",
-                {
-                    "projectId": stack.project_id,
-                    "environmentId": stack.environment_id,
-                    "resourceId": stack.resource_id,
-                    "serverId": stack.server_id,
-                    "domainName": "shop.example.test",
-                },
-            )
-        )["id"]
+        binding = await bind_domain(stack, "shop.example.test")
         shown = await _preview(stack)
         assert (shown["status"], shown["stale"]) == ("partially-applied", True)
         assert [w["code"] for w in shown["warnings"]] == ["route-not-applied"]

@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from agent.runtime import SERVER_LABEL
-from tests.harness import Coordinator, scaled
+from tests.harness import Coordinator, eventually, scaled
 from tests.integration.stacks import Workload, deployed_workload
 
 pytestmark = pytest.mark.docker
@@ -72,11 +72,13 @@ async def test_every_request_is_answered_while_logs_and_samples_flow(
     try:
         server = f"/servers/{stack.server_id}"
         resource = f"/resources/{stack.resource_id}"
-        deadline = asyncio.get_running_loop().time() + scaled(30)
-        while seen[0] < 64 * 1024:  # the stream is flowing before the requests start
-            assert asyncio.get_running_loop().time() < deadline, "the log stream brought nothing"
+
+        async def flowing() -> bool:
             assert not follower.done(), follower
-            await asyncio.sleep(0.05)
+            return seen[0] >= 64 * 1024
+
+        # The stream is flowing before the requests start.
+        await eventually(flowing, timeout=30, what="the log stream to bring 64 KiB")
 
         async with asyncio.timeout(scaled(120)):
             for _ in range(ROUNDS):

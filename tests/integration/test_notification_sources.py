@@ -11,7 +11,7 @@ from aiohttp import web
 from coordinator.db.notification_models import NotificationDelivery
 from coordinator.monitoring.thresholds import EVALUATOR_KEY
 from coordinator.notifications import NOTIFICATIONS_KEY
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.integration.stacks import start_agent
 
 pytestmark = pytest.mark.docker
@@ -19,17 +19,13 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         allow_private_webhook_targets=True,
         server_offline_grace_seconds=1.0,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 async def test_an_agent_that_stays_away_is_reported_offline_and_thresholds_notify(

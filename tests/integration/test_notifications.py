@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.integration.stacks import TERMINAL_STATUSES, workload
 
 pytestmark = pytest.mark.docker
@@ -27,17 +27,13 @@ SIGNING_SECRET = "notify-signing-secret-0123456789"
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """Allowed to call this test's loopback receivers; retries after 0.2 s, 0.4 s, ..."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         allow_private_webhook_targets=True,
         notification_retry_first_pause_seconds=0.2,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 class Mailbox:

@@ -70,7 +70,7 @@ async def _wait(check: Any, limit: float, what: str) -> float:
             return time.monotonic() - started
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {scaled(limit):.0f} s")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # poll interval; the deadline above bounds it
 
 
 class Subject:
@@ -207,7 +207,7 @@ async def _lossy(subject: Subject) -> dict[str, float]:
         # The very same session all along: no flap, however short.
         assert subject.coordinator.registry.get(subject.server_id) is session
         assert subject.agent_lost_count() == 0, subject.agent.log() if subject.agent else ""
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # sampling a lossy window: the time passing is the test
     assert (await subject.show())["status"] == "online"
     return {"delayed": float(delayed)}
 

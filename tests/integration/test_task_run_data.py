@@ -13,8 +13,13 @@ import pytest
 from coordinator.scheduling import SCHEDULER_KEY
 from shared.messages.tasks import TASKS_CAPABILITY
 from tests.db_images import db_images
-from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, eventually
-from tests.integration.stacks import Workload, workload
+from tests.harness import Coordinator, eventually, serving
+from tests.integration.stacks import (
+    Workload,
+    dependency_images,
+    remove_session_objects,
+    workload,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -32,28 +37,11 @@ def images() -> dict[str, str]:
 async def coordinator(
     tmp_path: Path, database_url: str, images: dict[str, str]
 ) -> AsyncIterator[Coordinator]:
-    """A coordinator whose postgres kind runs the locally built image."""
-    harness = Coordinator(
-        tmp_path / "coordinator",
-        database_url,
-        ws_ping_seconds=5.0,
-        dependency_image_postgres=images["postgres"],
-    )
-    await harness.start()
-    try:
+    """A coordinator whose dependency kinds run the locally built images."""
+    async with serving(
+        tmp_path / "coordinator", database_url, ws_ping_seconds=5.0, **dependency_images(images)
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
-
-
-def _cleanup(client: docker.DockerClient) -> None:
-    selector: dict[str, str | list[str] | bool] = {"label": f"{TEST_LABEL}={TEST_SESSION}"}
-    for container in client.containers.list(all=True, filters=selector):
-        container.remove(force=True)
-    for network in client.networks.list(filters=selector):
-        network.remove()
-    for volume in client.volumes.list(filters=selector):
-        volume.remove(force=True)
 
 
 async def _one_off(stack: Workload, command: str) -> tuple[dict[str, Any], list[str]]:
@@ -128,7 +116,7 @@ async def test_a_task_run_reads_and_writes_the_volume_of_the_serving_deployment(
         assert lines == []
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
 
 
 async def test_a_task_runs_bind_mount_is_checked_against_the_agents_roots(
@@ -169,7 +157,7 @@ async def test_a_task_runs_bind_mount_is_checked_against_the_agents_roots(
         assert docker_client.containers.list(all=True, filters={"label": "berth.task-run-id"}) == []
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
 
 
 async def test_a_task_run_reaches_the_bound_database_through_its_variable(
@@ -182,11 +170,7 @@ async def test_a_task_run_reaches_the_bound_database_through_its_variable(
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 100000")
     try:
         # The app runs the postgres image (for its psql); its database is a provisioned one.
-        repository, tag = images["postgres"].rsplit(":", 1)
-        await stack.configure(
-            "source",
-            {"source": {"kind": "docker-image", "imageName": repository, "imageTag": tag}},
-        )
+        await stack.use_image(images["postgres"])
         planned = await stack.call(
             "POST",
             "/dependency-resources/provisioning/plan",
@@ -208,18 +192,8 @@ async def test_a_task_run_reaches_the_bound_database_through_its_variable(
         )
         dependency_id = accepted["plan"]["dependencyResourceId"]
 
-        async def ready() -> bool:
-            shown = await stack.call("GET", f"/dependency-resources/{dependency_id}")
-            status = shown["dependencyResource"]["lifecycleStatus"]
-            assert status != "failed", shown
-            return bool(status == "ready")
-
-        await eventually(ready, timeout=120, what="the database to be ready")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/dependency-bindings",
-            {"dependencyResourceId": dependency_id, "targetName": "DATABASE_URL"},
-        )
+        _ = await stack.dependency_ready(dependency_id)
+        await stack.bind(dependency_id, "DATABASE_URL")
         await stack.deploy()
 
         command = 'psql "$DATABASE_URL" -qAt -c "select 40 + 2"'
@@ -239,4 +213,4 @@ async def test_a_task_run_reaches_the_bound_database_through_its_variable(
         assert env["POSTGRES_PASSWORD"] not in line
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)

@@ -16,7 +16,7 @@ import pytest
 from coordinator.terminals import TERMINALS_KEY
 from coordinator.terminals.hub import CREDIT_WINDOW_BYTES, TerminalHub
 from coordinator.terminals.ring import RING_BYTES
-from tests.harness import Coordinator, eventually, scaled
+from tests.harness import Coordinator, eventually, scaled, serving
 from tests.integration.stacks import start_agent, workload
 
 pytestmark = pytest.mark.docker
@@ -29,18 +29,14 @@ GRACE_SECONDS = 2.0
 @pytest.fixture
 async def terminals(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """A coordinator with short ticket and reattach-grace periods."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         ws_ping_seconds=5.0,
         terminal_ticket_seconds=scaled(TICKET_SECONDS),
         terminal_grace_seconds=scaled(GRACE_SECONDS),
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.fixture
@@ -167,8 +163,9 @@ async def test_resource_terminal_output_resize_interrupt_exit_and_reattach(
         started = time.monotonic()
         await term.ws.send_bytes(b"\x03")
         await term.run("echo back-$((1+1))")
-        await term.expect(b"back-2", timeout=5)
-        assert time.monotonic() - started < scaled(5)
+        # Bounds well under the 60 s sleep prove the interrupt without racing a loaded machine.
+        await term.expect(b"back-2", timeout=30)
+        assert time.monotonic() - started < scaled(30)
         assert b"not-interrupted" not in term.output
 
         # A dropped client may reattach within the grace period and sees recent output.
@@ -180,7 +177,7 @@ async def test_resource_terminal_output_resize_interrupt_exit_and_reattach(
         assert shown["item"]["status"] == "detached", shown
         _, fresh, _ = await terminals.call("POST", f"{session_path}/tickets", token=token, json={})
         again = await attach(terminals, fresh)
-        await again.expect(b"before-drop-9", timeout=5)  # the replay, before any new input
+        await again.expect(b"before-drop-9")  # the replay, before any new input
         await again.run("exit 5")
         end = await again.end()
         assert end == {"type": "exit", "exitCode": 5}
@@ -280,9 +277,7 @@ async def test_tickets_ownership_and_closed_sessions(
             _, shown, _ = await terminals.call("GET", their_path, token=token)
             return bool(shown["item"]["status"] == "closed")
 
-        await eventually(
-            expired, timeout=scaled(GRACE_SECONDS) + scaled(10), what="the grace to expire"
-        )
+        await eventually(expired, timeout=GRACE_SECONDS + 10, what="the grace to expire")
     finally:
         await agent.stop()
 
@@ -341,7 +336,7 @@ async def test_flood_stays_bounded_and_other_sessions_stay_responsive(
             await quiet.run(f"echo ok-{len(round_trips)}")
             await quiet.expect(f"ok-{len(round_trips)}\r\n".encode(), timeout=5)
             round_trips.append(time.monotonic() - started)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the slow reader's pace is what is tested
         assert received > 0
         assert peak <= bound, (peak, bound)
         assert session.in_flight <= CREDIT_WINDOW_BYTES

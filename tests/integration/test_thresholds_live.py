@@ -12,7 +12,7 @@ import docker
 import pytest
 from aiohttp import web
 
-from tests.harness import Coordinator, eventually, scaled
+from tests.harness import Coordinator, eventually, serving
 from tests.integration.stacks import workload
 
 pytestmark = pytest.mark.docker
@@ -24,17 +24,13 @@ TOGGLED_LOAD = "while :; do if [ -f /tmp/busy ]; then :; else sleep 0.2; fi; don
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """The shared fixture's coordinator, allowed to call this test's loopback webhook receiver."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         ws_ping_seconds=5.0,
         allow_private_webhook_targets=True,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 async def test_resource_threshold_crosses_and_recovers_with_signed_webhooks(
@@ -81,7 +77,9 @@ async def test_resource_threshold_crosses_and_recovers_with_signed_webhooks(
                         "ruleId": "cpu",
                         "signal": "cpu",
                         "metric": "containerCpuPercent",
-                        "warning": 40,
+                        # Low enough for a spinning container to reach on a loaded CI host
+                        # (two cores shared by ten busy processes give it ~20 %); idle is ~0.
+                        "warning": 10,
                         "critical": 5000,
                         "comparator": "greater-than-or-equal",
                     }
@@ -103,7 +101,7 @@ async def test_resource_threshold_crosses_and_recovers_with_signed_webhooks(
             shown = await stack.call("GET", query)
             return bool(shown["evaluation"].get("sourceSampleId")) and await state() == "ok"
 
-        await eventually(evaluated_ok, timeout=scaled(30), what="an ok evaluation of idle load")
+        await eventually(evaluated_ok, timeout=30, what="an ok evaluation of idle load")
 
         [container] = stack.containers(docker_client)
         container.exec_run(["touch", "/tmp/busy"])
@@ -111,24 +109,24 @@ async def test_resource_threshold_crosses_and_recovers_with_signed_webhooks(
         async def warning() -> bool:
             return await state() == "warning"
 
-        await eventually(warning, timeout=scaled(30), what="the busy container to cross 40 %")
+        await eventually(warning, timeout=30, what="the busy container to cross 10 %")
         shown = await stack.call("GET", query)
         [crossed] = shown["evaluation"]["crossed"]
         assert crossed["ruleId"] == "cpu"
         assert crossed["severity"] == "warning"
-        assert crossed["observedValue"] >= 40
+        assert crossed["observedValue"] >= 10
 
         container.exec_run(["rm", "-f", "/tmp/busy"])
 
         async def recovered() -> bool:
             return await state() == "ok"
 
-        await eventually(recovered, timeout=scaled(30), what="the idle container to recover")
+        await eventually(recovered, timeout=30, what="the idle container to recover")
 
         async def two_events() -> bool:
             return len(received) >= 2
 
-        await eventually(two_events, timeout=scaled(20), what="two webhook deliveries")
+        await eventually(two_events, timeout=20, what="two webhook deliveries")
         assert bad_signatures == []
         assert [(e["previousState"], e["state"]) for e in received] == [
             ("ok", "warning"),

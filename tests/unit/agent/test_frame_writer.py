@@ -55,7 +55,7 @@ async def test_concurrent_sends_are_numbered_in_write_order() -> None:
         asyncio.create_task(writer.send_tracked(Heartbeat(id=UNSTAMPED), seen.append))
         for _ in range(3)
     ]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn: the three wait behind the first, in order
     recorder.release.set()
     await asyncio.gather(first, *others)
     assert recorder.ids == [1, 2, 3, 4]

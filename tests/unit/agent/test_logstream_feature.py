@@ -94,7 +94,7 @@ class Outbox:
 async def _running(api: FakeApi) -> tuple[LogFeature, asyncio.Task[None], Outbox, LinkContext]:
     feature = LogFeature(cast(ContainerRuntime, api))
     task = asyncio.create_task(feature.run())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn so run() is started before frames arrive
     outbox = Outbox()
     return feature, task, outbox, LinkContext(send=outbox.send, ids=IdSequence())
 
@@ -112,7 +112,7 @@ async def test_history_is_lossless_and_never_exceeds_credit() -> None:
         feature.receive(LogOpen(id=7, stream_id="s1", resource_id="res_1", initial_credit=2), link)
         await outbox.wait_for(lambda: len(outbox.of(LogChunk)) == 2)
         for _ in range(20):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # give a credit leak turns to show: nothing may arrive
         assert len(outbox.of(LogChunk)) == 2  # out of credit: the stream waits
         assert outbox.of(LogEnd) == []
         opened = outbox.of(LogOpened)[0]

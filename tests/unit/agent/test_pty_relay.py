@@ -15,10 +15,10 @@ def size():
     rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, bytes(8)))[:2]
     return f"{rows}x{cols}"
 known = size()
-time.sleep(0.3)
+time.sleep(0.3)  # the client's own delays are the race under test
 tty.setraw(0)
 sys.stdout.write("started\r\n"); sys.stdout.flush()
-time.sleep(0.5)
+time.sleep(0.5)  # a change in this window used to be lost
 def changed(*_):
     global known
     known = size()

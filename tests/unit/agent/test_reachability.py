@@ -34,7 +34,7 @@ async def test_probe_tells_open_from_refused(listener: socket.socket) -> None:
 
 async def test_probe_that_gets_no_answer_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
     async def never(*_: object, **__: object) -> None:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # a peer that never answers: the probe's timeout must end it
 
     monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", never)
     assert await probe("127.0.0.1", 9, 0.05) is ProbeResult.SILENT

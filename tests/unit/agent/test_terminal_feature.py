@@ -58,7 +58,7 @@ class RecordingLink:
 async def feature() -> AsyncIterator[TerminalFeature]:
     made = TerminalFeature(FakeRuntime(), HOST)
     task = asyncio.create_task(made.run())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn so run() is started before frames arrive
     try:
         yield made
     finally:
@@ -90,7 +90,7 @@ async def test_capabilities_depend_on_the_local_host_shell_setting() -> None:
 async def test_host_shell_refused_unless_allowed() -> None:
     refusing = TerminalFeature(FakeRuntime(), AgentSettings())
     task = asyncio.create_task(refusing.run())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn so run() is started before frames arrive
     link = RecordingLink()
     try:
         refusing.receive(_open(["/bin/sh"]), link.context)
@@ -151,7 +151,7 @@ async def test_output_stops_without_credit_and_resumes_with_it(feature: Terminal
     assert len(link.output()) == 4096
     feature.receive(TermCredit(id=2, session_id="t1", bytes=8192), link.context)
     await eventually(lambda: _true(len(link.output()) >= 4096 + 8192), what="more output")
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # no more than the credit, however long it runs
     assert len(link.output()) == 4096 + 8192
     feature.receive(TermClose(id=3, session_id="t1"), link.context)
     await eventually(lambda: _true(link.of(TermExit)), what="term_exit")
@@ -170,7 +170,7 @@ async def test_link_detach_hangs_up_and_reaps(feature: TerminalFeature) -> None:
 async def test_idle_sessions_are_closed() -> None:
     idle = TerminalFeature(FakeRuntime(), replace(HOST, terminal_idle_seconds=0.3))
     task = asyncio.create_task(idle.run())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn so run() is started before frames arrive
     link = RecordingLink()
     try:
         idle.receive(_open(["/bin/sh", "-c", "sleep 300"]), link.context)

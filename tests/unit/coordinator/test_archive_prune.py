@@ -11,7 +11,7 @@ import pytest
 
 from coordinator import archive_prune, archives
 from coordinator.db import models
-from tests.harness import Coordinator
+from tests.harness import Coordinator, eventually, serving
 from tests.unit.coordinator.support import audit_events
 from tests.unit.coordinator.test_resources_api import create_resource, show, workspace
 from tests.unit.coordinator.test_source_archives import folder, make_tar, stored_files, upload
@@ -133,17 +133,13 @@ async def test_a_source_pointed_back_at_an_old_archive_keeps_it(
 @pytest.fixture
 async def pruning_coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """A coordinator whose pruning loop runs every 0.1 s with a one-second grace."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "pruning",
         database_url,
         archive_prune_interval_seconds=0.1,
         archive_prune_grace_seconds=1.0,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 async def test_the_background_loop_prunes_a_replaced_archive(
@@ -156,11 +152,12 @@ async def test_the_background_loop_prunes_a_replaced_archive(
     status, first, _ = await upload(coordinator, token, rid, folder())
     assert status == 201, first
     current = await uploaded(coordinator, token, rid, "two")
-    deadline = time.monotonic() + 20
+
     # The row goes first (with its audit event), the file right after the commit.
-    while stored_files(coordinator) != [f"{current}.tar.gz"]:
-        assert time.monotonic() < deadline, "the replaced archive was never pruned"
-        await asyncio.sleep(0.05)
+    async def pruned() -> bool:
+        return stored_files(coordinator) == [f"{current}.tar.gz"]
+
+    await eventually(pruned, what="the replaced archive to be pruned")
     assert not await models.SourceArchive.exists(id=first["id"])
     [event] = await audit_events(coordinator, token, eventType=archive_prune.EVENT_TYPE)
     assert event["payload"]["archiveId"] == first["id"]
@@ -187,10 +184,11 @@ async def test_canceling_the_loop_mid_run_leaves_the_data_consistent(
         return datetime.now(UTC) + GRACE + timedelta(seconds=1)
 
     task = asyncio.create_task(archive_prune.run_pruning(data_dir, 0.01, GRACE, clock))
-    deadline = time.monotonic() + 20
-    while await models.SourceArchive.exists(id=replaced):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+
+    async def gone() -> bool:
+        return not await models.SourceArchive.exists(id=replaced)
+
+    await eventually(gone, what="the replaced archive's row to be pruned")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

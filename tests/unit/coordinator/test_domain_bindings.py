@@ -9,7 +9,7 @@ import pytest
 
 from coordinator.db import models
 from tests.dns_server import DnsServer
-from tests.harness import Coordinator
+from tests.harness import Coordinator, serving
 from tests.unit.coordinator.support import assert_error, audit_events, database_dump
 from tests.unit.coordinator.test_environments_api import create_environment
 from tests.unit.coordinator.test_projects_api import create_project, scoped_token
@@ -59,12 +59,10 @@ async def coordinator(
     tmp_path: Path, database_url: str, dns_server: DnsServer
 ) -> AsyncIterator[Coordinator]:
     """A coordinator whose domain checks ask the test's dnsmasq."""
-    harness = Coordinator(tmp_path / "coordinator", database_url, dns_resolver=dns_server.address)
-    await harness.start()
-    try:
+    async with serving(
+        tmp_path / "coordinator", database_url, dns_resolver=dns_server.address
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 @pytest.fixture

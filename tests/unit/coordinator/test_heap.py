@@ -31,7 +31,7 @@ async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     while time.monotonic() < deadline:
         if condition():
             return True
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # poll interval; the deadline above bounds it
     return False
 
 

@@ -35,7 +35,7 @@ async def test_a_fresh_batch_lingers_for_later_ones_up_to_the_sample_cap() -> No
     queued(service, 1)
 
     async def later() -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # arrive after the batch began to linger: that is the point
         queued(service, 1)
         queued(service, MAX_WRITE_SAMPLES)  # reaching the cap ends the wait
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from coordinator.db.notification_models import NotificationDelivery, NotificationSubscription
 from coordinator.notifications import signing
 from coordinator.notifications.channels import email_message, render
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
 from tests.unit.coordinator.test_projects_api import scoped_token
 
@@ -194,18 +194,14 @@ async def test_other_organizations_and_narrow_tokens_are_kept_out(
 @pytest.fixture
 async def open_coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """A coordinator allowed to call loopback receivers, retrying fast, two attempts at most."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "open",
         database_url,
         allow_private_webhook_targets=True,
         notification_retry_first_pause_seconds=0.1,
         notification_max_attempts=2,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 async def test_presets_refusals_and_retries_are_logged_per_delivery(

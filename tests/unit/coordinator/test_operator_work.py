@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from coordinator.db.notification_models import NotificationDelivery
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.unit.coordinator.support import assert_error
 from tests.unit.coordinator.test_projects_api import scoped_token
 
@@ -18,17 +18,13 @@ from tests.unit.coordinator.test_projects_api import scoped_token
 @pytest.fixture
 async def open_coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """Loopback receivers allowed; one attempt per delivery."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "open",
         database_url,
         allow_private_webhook_targets=True,
         notification_max_attempts=1,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 def _z(moment: datetime) -> str:

@@ -11,7 +11,7 @@ import pytest
 from coordinator.api.openapi import build_openapi
 from coordinator.ratelimit import TokenBuckets, client_key
 from shared.version import AGENT_CONNECT_PATH, AGENT_ENROLL_PATH
-from tests.harness import Coordinator
+from tests.harness import Coordinator, serving
 from tests.unit.coordinator.support import Response, assert_error, header
 
 FIRST_ADMIN = "/bootstrap/auth/first-admin"
@@ -44,17 +44,13 @@ def assert_throttled(response: Response) -> None:
 @pytest.fixture
 async def tight(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """A coordinator with five requests a minute per token and per anonymous address."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "tight",
         database_url,
         rate_limit_token_per_minute=5,
         rate_limit_anonymous_per_minute=5,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 def test_buckets_refill_over_the_window_and_forget_idle_keys() -> None:

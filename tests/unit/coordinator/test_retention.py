@@ -10,7 +10,7 @@ import pytest
 
 from coordinator.db import models
 from coordinator.ids import new_id
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.unit.coordinator.support import assert_error
 
 
@@ -121,14 +121,10 @@ async def test_history_prunes_guard_rollback_candidates_and_dry_runs_match(
 @pytest.fixture
 async def scheduled(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """The scheduled retention prune every 0.2 s."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "scheduled", database_url, retention_prune_interval_seconds=0.2
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 async def test_retention_defaults_drive_the_scheduled_prune(scheduled: Coordinator) -> None:

@@ -236,7 +236,7 @@ async def test_inline_renewals_are_spread_over_turns_of_the_loop(
     async def ticking() -> None:
         while True:
             turns[0] += 1
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # counts event-loop turns: one per pass through the loop
 
     async def query(first: datetime, end: datetime) -> dict[datetime, PointFigures]:
         seen_in_turn.append(turns[0])

@@ -7,7 +7,7 @@ import pytest
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.lookup import get_server, visible_or_404
-from coordinator.paging import page_after
+from coordinator.paging import page_after, visible_page
 from coordinator.token_scope import Bounds
 from shared.errors import NotFound
 from tests.harness import Coordinator
@@ -92,3 +92,29 @@ async def test_visible_or_404_applies_both_the_filter_and_the_predicate(
         _ = await visible_or_404(
             models.Server, "server", ids[0], lambda _: True, organization_id="org_other"
         )
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+async def test_visible_pages_skip_hidden_rows_and_follow_the_order(
+    coordinator: Coordinator, newest_first: bool
+) -> None:
+    organization_id, ids = await _servers(7)
+    hidden = {ids[1], ids[4], ids[5]}
+    expected = [i for i in (reversed(ids) if newest_first else ids) if i not in hidden]
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await visible_page(
+            models.Server.filter(organization_id=organization_id),
+            lambda row: row.id not in hidden,
+            cursor,
+            2,
+            newest_first=newest_first,
+        )
+        assert len(page.items) <= 2
+        seen += [row.id for row in page.items]
+        if page.next_cursor is None:
+            break
+        assert page.next_cursor == page.items[-1].id
+        cursor = page.next_cursor
+    assert seen == expected

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.agent_peer import FakeAgent
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 
 PARTIAL_HEAD = b"GET /servers HTTP/1.1\r\nHost: coordinator\r\nX-Slow: "
 
@@ -63,17 +63,13 @@ async def open_many(coordinator: Coordinator, count: int) -> list[Socket]:
 @pytest.fixture
 async def strict(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """A coordinator whose clients get one second for a request head or a JSON body."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "strict",
         database_url,
         header_read_timeout_seconds=1.0,
         body_read_timeout_seconds=1.0,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 async def test_partial_heads_are_closed_within_the_timeout(strict: Coordinator) -> None:

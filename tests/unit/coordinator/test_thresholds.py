@@ -30,7 +30,7 @@ from coordinator.outbound import OutboundGuard
 from coordinator.secrets import Keyring
 from shared.messages.monitoring import Sample, SampleBatch, SamplesAck
 from tests.fakes.agent_peer import FakeAgent
-from tests.harness import Coordinator, eventually
+from tests.harness import Coordinator, eventually, serving
 from tests.unit.coordinator.support import assert_error, audit_events, problem_fields
 from tests.unit.coordinator.test_environments_api import create_environment
 from tests.unit.coordinator.test_projects_api import create_project, scoped_token
@@ -43,17 +43,13 @@ GIB = 1024**3
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
     """The shared fixture's coordinator, allowed to call the loopback webhook receivers here."""
-    harness = Coordinator(
+    async with serving(
         tmp_path / "coordinator",
         database_url,
         ws_ping_seconds=5.0,
         allow_private_webhook_targets=True,
-    )
-    await harness.start()
-    try:
+    ) as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
 def sample(
