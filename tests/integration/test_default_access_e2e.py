@@ -15,11 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
-from tests.edge_proxy import Caddy, free_port
+from tests.edge_proxy import Caddy
 from tests.harness import Coordinator
-from tests.integration.test_certificates_e2e import _caddy_get, _https_stack
+from tests.integration.edge_stacks import acme_stack
+from tests.integration.test_certificates_e2e import _caddy_get
 from tests.integration.test_cli_workspace import Cli
 from tests.tls_material import issue_for
 
@@ -107,103 +107,96 @@ async def test_a_generated_name_gets_its_certificate_on_demand_and_an_unrouted_o
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    tls_port = free_port()
-    pebble = Pebble(tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address)
-    pebble.start()
-    try:
-        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
-        try:
-            # Through the CLI, as an operator would.
-            cli = Cli(coordinator, admin_token, tmp_path / "cli")
-            assert "No policy" in await cli.ok("access", "show")
-            saved = await cli.json("access", "set", BASE.upper())
-            shown = await cli.json("access", "show")
-            assert (shown["policy"]["id"], shown["policy"]["baseDomain"]) == (saved["id"], BASE)
-            assert BASE in await cli.ok("access", "list")
-            await stack.finish(await stack.deploy())
-            tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
-            assert GENERATED in str(tls_routes)
-            automation = await _caddy_get(caddy, "/config/apps/tls/automation")
-            on_demand = automation["policies"][0]
-            assert (on_demand["subjects"], on_demand["on_demand"]) == ([f"*.{BASE}"], True)
-            ask = automation["on_demand"]["ask"]
-            assert ask.startswith("http://127.0.0.1:")
-            preview = await stack.call(
-                "GET",
-                f"/resources/{stack.resource_id}/proxy-configuration?includeDiagnostics=true",
-            )
-            assert preview["status"] == "applied", preview
-            [generated] = [r for r in preview["routes"] if r["hostname"] == GENERATED]
-            assert (generated["scheme"], generated["tlsMode"], generated["source"]) == (
-                "https",
-                "on-demand",
-                "generated-default",
-            )
-            assert generated["appliedRouteContext"]["routeId"].endswith(".default-access")
-            [tls] = [t for t in preview["diagnostics"]["tlsRoutes"] if t["hostname"] == GENERATED]
-            assert tls["automation"] == "acme-on-demand"
-            shown = await stack.call("GET", f"/resources/{stack.resource_id}")
-            latest = shown["accessSummary"]["latestGeneratedAccessRoute"]
-            assert (latest["url"], latest["scheme"]) == (f"https://{GENERATED}", "https")
-            # Nothing is ordered when the route is added: only the first handshake asks for it.
-            assert _stored(caddy, GENERATED) == []
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (
+        stack,
+        pebble,
+        tls_port,
+    ):
+        # Through the CLI, as an operator would.
+        cli = Cli(coordinator, admin_token, tmp_path / "cli")
+        assert "No policy" in await cli.ok("access", "show")
+        saved = await cli.json("access", "set", BASE.upper())
+        shown = await cli.json("access", "show")
+        assert (shown["policy"]["id"], shown["policy"]["baseDomain"]) == (saved["id"], BASE)
+        assert BASE in await cli.ok("access", "list")
+        await stack.finish(await stack.deploy())
+        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        assert GENERATED in str(tls_routes)
+        automation = await _caddy_get(caddy, "/config/apps/tls/automation")
+        on_demand = automation["policies"][0]
+        assert (on_demand["subjects"], on_demand["on_demand"]) == ([f"*.{BASE}"], True)
+        ask = automation["on_demand"]["ask"]
+        assert ask.startswith("http://127.0.0.1:")
+        preview = await stack.call(
+            "GET",
+            f"/resources/{stack.resource_id}/proxy-configuration?includeDiagnostics=true",
+        )
+        assert preview["status"] == "applied", preview
+        [generated] = [r for r in preview["routes"] if r["hostname"] == GENERATED]
+        assert (generated["scheme"], generated["tlsMode"], generated["source"]) == (
+            "https",
+            "on-demand",
+            "generated-default",
+        )
+        assert generated["appliedRouteContext"]["routeId"].endswith(".default-access")
+        [tls] = [t for t in preview["diagnostics"]["tlsRoutes"] if t["hostname"] == GENERATED]
+        assert tls["automation"] == "acme-on-demand"
+        shown = await stack.call("GET", f"/resources/{stack.resource_id}")
+        latest = shown["accessSummary"]["latestGeneratedAccessRoute"]
+        assert (latest["url"], latest["scheme"]) == (f"https://{GENERATED}", "https")
+        # Nothing is ordered when the route is added: only the first handshake asks for it.
+        assert _stored(caddy, GENERATED) == []
 
-            # The ask check itself: the routed name yes, anything else no.
-            async with aiohttp.ClientSession() as session:
-                for name, status in ((GENERATED, 200), (UNROUTED, 403), ("example.org", 403)):
-                    async with session.get(ask, params={"domain": name}) as response:
-                        assert response.status == status, name
+        # The ask check itself: the routed name yes, anything else no.
+        async with aiohttp.ClientSession() as session:
+            for name, status in ((GENERATED, 200), (UNROUTED, 403), ("example.org", 403)):
+                async with session.get(ask, params={"domain": name}) as response:
+                    assert response.status == status, name
 
-            leaf = await asyncio.to_thread(_handshake, tls_port, GENERATED, pebble.issued_roots)
-            issuer = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-            assert str(issuer).startswith("Pebble Intermediate CA")
-            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-            assert san.value.get_values_for_type(x509.DNSName) == [GENERATED]
-            assert len(_stored(caddy, GENERATED)) == 1
+        leaf = await asyncio.to_thread(_handshake, tls_port, GENERATED, pebble.issued_roots)
+        issuer = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        assert str(issuer).startswith("Pebble Intermediate CA")
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert san.value.get_values_for_type(x509.DNSName) == [GENERATED]
+        assert len(_stored(caddy, GENERATED)) == 1
 
-            status, body, _ = await _https_get(tls_port, GENERATED, GENERATED, pebble.issued_roots)
-            assert (status, body.strip()) == (200, "v1")
-            # Plain HTTP redirects to HTTPS.
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(
-                    f"http://127.0.0.1:{caddy.http_port}/cart?x=1",
-                    headers={"Host": GENERATED},
-                    allow_redirects=False,
-                ) as response,
-            ):
-                assert response.status == 308
-                assert response.headers["Location"] == f"https://{GENERATED}:{tls_port}/cart?x=1"
+        status, body, _ = await _https_get(tls_port, GENERATED, GENERATED, pebble.issued_roots)
+        assert (status, body.strip()) == (200, "v1")
+        # Plain HTTP redirects to HTTPS.
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://127.0.0.1:{caddy.http_port}/cart?x=1",
+                headers={"Host": GENERATED},
+                allow_redirects=False,
+            ) as response,
+        ):
+            assert response.status == 308
+            assert response.headers["Location"] == f"https://{GENERATED}:{tls_port}/cart?x=1"
 
-            # A name Berth does not route: the handshake fails and nothing is ordered for it.
-            with pytest.raises(ssl.SSLError):
-                await asyncio.to_thread(_handshake, tls_port, UNROUTED, pebble.issued_roots)
-            assert _stored(caddy, UNROUTED) == []
+        # A name Berth does not route: the handshake fails and nothing is ordered for it.
+        with pytest.raises(ssl.SSLError):
+            await asyncio.to_thread(_handshake, tls_port, UNROUTED, pebble.issued_roots)
+        assert _stored(caddy, UNROUTED) == []
 
-            # HTTPS catch-all: a connection whose certificate is valid but whose Host is a
-            # name nothing routes gets the access-failure page, not an empty answer.
-            status, body, headers = await _https_get(
-                tls_port, GENERATED, UNROUTED, pebble.issued_roots
-            )
-            assert status == 404
-            assert "X-Berth-Request-Id" in headers
-            assert headers["X-Berth-Request-Id"] in body
+        # HTTPS catch-all: a connection whose certificate is valid but whose Host is a
+        # name nothing routes gets the access-failure page, not an empty answer.
+        status, body, headers = await _https_get(tls_port, GENERATED, UNROUTED, pebble.issued_roots)
+        assert status == 404
+        assert "X-Berth-Request-Id" in headers
+        assert headers["X-Berth-Request-Id"] in body
 
-            # With a wildcard certificate for the base domain in Caddy (as an imported or a
-            # DNS-01 one would be), an unknown name under it completes the handshake and gets
-            # the 404 page instead of a TLS alert.
-            wildcard = issue_for([f"*.{BASE}"])
-            roots = tmp_path / "wildcard-root.pem"
-            roots.write_bytes(wildcard.root.public_bytes(Encoding.PEM))
-            loaded = {"certificate": wildcard.chain(), "key": wildcard.key_pem(), "tags": ["t"]}
-            await _caddy_post(caddy, "/config/apps/tls/certificates", {"load_pem": [loaded]})
-            status, body, headers = await _https_get(tls_port, UNROUTED, UNROUTED, roots)
-            assert status == 404
-            assert headers["X-Berth-Request-Id"] in body
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+        # With a wildcard certificate for the base domain in Caddy (as an imported or a
+        # DNS-01 one would be), an unknown name under it completes the handshake and gets
+        # the 404 page instead of a TLS alert.
+        wildcard = issue_for([f"*.{BASE}"])
+        roots = tmp_path / "wildcard-root.pem"
+        roots.write_bytes(wildcard.root.public_bytes(Encoding.PEM))
+        loaded = {"certificate": wildcard.chain(), "key": wildcard.key_pem(), "tags": ["t"]}
+        await _caddy_post(caddy, "/config/apps/tls/certificates", {"load_pem": [loaded]})
+        status, body, headers = await _https_get(tls_port, UNROUTED, UNROUTED, roots)
+        assert status == 404
+        assert headers["X-Berth-Request-Id"] in body
     assert _stored(caddy, UNROUTED) == []
 
 
@@ -214,52 +207,47 @@ async def test_certificate_mode_serves_generated_names_only_with_the_wildcard_th
     dns_server: DnsServer,
     tmp_path: Path,
 ) -> None:
-    tls_port = free_port()
-    pebble = Pebble(tmp_path / "pebble", caddy.http_port, tls_port, dns_server.address)
-    pebble.start()
-    try:
-        stack = await _https_stack(coordinator, admin_token, caddy, tmp_path, pebble, tls_port)
-        try:
-            await stack.call(
-                "POST",
-                "/default-access-domain-policies",
-                {
-                    "scope": {"kind": "deployment-target", "serverId": stack.server_id},
-                    "mode": "custom",
-                    "baseDomain": BASE,
-                    "tlsMode": "certificate",
-                },
-            )
-            await stack.finish(await stack.deploy())
-            tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
-            assert GENERATED in str(tls_routes)
-            ask = (await _caddy_get(caddy, "/config/apps/tls/automation"))["on_demand"]["ask"]
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(ask, params={"domain": GENERATED}) as response,
-            ):
-                assert response.status == 403  # never ordered, even with a CA at hand
-            # No certificate held yet: the handshake fails, nothing is ordered.
-            with pytest.raises(ssl.SSLError):
-                await asyncio.to_thread(_handshake, tls_port, GENERATED, pebble.issued_roots)
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (
+        stack,
+        pebble,
+        tls_port,
+    ):
+        await stack.call(
+            "POST",
+            "/default-access-domain-policies",
+            {
+                "scope": {"kind": "deployment-target", "serverId": stack.server_id},
+                "mode": "custom",
+                "baseDomain": BASE,
+                "tlsMode": "certificate",
+            },
+        )
+        await stack.finish(await stack.deploy())
+        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        assert GENERATED in str(tls_routes)
+        ask = (await _caddy_get(caddy, "/config/apps/tls/automation"))["on_demand"]["ask"]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(ask, params={"domain": GENERATED}) as response,
+        ):
+            assert response.status == 403  # never ordered, even with a CA at hand
+        # No certificate held yet: the handshake fails, nothing is ordered.
+        with pytest.raises(ssl.SSLError):
+            await asyncio.to_thread(_handshake, tls_port, GENERATED, pebble.issued_roots)
 
-            wildcard = issue_for([f"*.{BASE}"])
-            roots = tmp_path / "wildcard-root.pem"
-            roots.write_bytes(wildcard.root.public_bytes(Encoding.PEM))
-            loaded = {"certificate": wildcard.chain(), "key": wildcard.key_pem(), "tags": ["t"]}
-            await _caddy_post(caddy, "/config/apps/tls/certificates", {"load_pem": [loaded]})
-            leaf = await asyncio.to_thread(_handshake, tls_port, GENERATED, roots)
-            assert leaf.serial_number == wildcard.leaf.serial_number
-            status, body, _ = await _https_get(tls_port, GENERATED, GENERATED, roots)
-            assert (status, body.strip()) == (200, "v1")
-            preview = await stack.call(
-                "GET",
-                f"/resources/{stack.resource_id}/proxy-configuration?includeDiagnostics=true",
-            )
-            [tls] = [t for t in preview["diagnostics"]["tlsRoutes"] if t["hostname"] == GENERATED]
-            assert (tls["tlsMode"], tls["automation"]) == ("certificate", "disabled")
-        finally:
-            await stack.agent.stop()
-    finally:
-        pebble.stop()
+        wildcard = issue_for([f"*.{BASE}"])
+        roots = tmp_path / "wildcard-root.pem"
+        roots.write_bytes(wildcard.root.public_bytes(Encoding.PEM))
+        loaded = {"certificate": wildcard.chain(), "key": wildcard.key_pem(), "tags": ["t"]}
+        await _caddy_post(caddy, "/config/apps/tls/certificates", {"load_pem": [loaded]})
+        leaf = await asyncio.to_thread(_handshake, tls_port, GENERATED, roots)
+        assert leaf.serial_number == wildcard.leaf.serial_number
+        status, body, _ = await _https_get(tls_port, GENERATED, GENERATED, roots)
+        assert (status, body.strip()) == (200, "v1")
+        preview = await stack.call(
+            "GET",
+            f"/resources/{stack.resource_id}/proxy-configuration?includeDiagnostics=true",
+        )
+        [tls] = [t for t in preview["diagnostics"]["tlsRoutes"] if t["hostname"] == GENERATED]
+        assert (tls["tlsMode"], tls["automation"]) == ("certificate", "disabled")
     assert _stored(caddy, GENERATED) == []
