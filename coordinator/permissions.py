@@ -50,6 +50,9 @@ Permission = Literal[
     "retention-defaults:write",
     "account:read",
     "account:write",
+    "organizations:read",
+    "organizations:write",
+    "organization-members:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -129,6 +132,12 @@ GRANTS: Final[dict[Permission, str]] = {
     "account:read": "show one's own account profile and login sessions",
     "account:write": (
         "change one's own profile, password and two-factor login; revoke one's sessions, log out"
+    ),
+    "organizations:read": "show the organization's profile, its members and invitations",
+    "organizations:write": "update the organization's profile; delete it (owners only)",
+    "organization-members:write": (
+        "invite members, change their roles, remove them and revoke invitations (never above "
+        "one's own role; only owners make owners)"
     ),
 }
 """What each permission grants, in the README table's order."""

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from coordinator.db import account_models, models, read_connection
+from coordinator.db import account_models, organization_models, read_connection
 from coordinator.db.raw_sql import bind_marks
+from coordinator.organizations.roles import permissions_of
 
 SESSION_TOKEN_PREFIX: Final = "berth_ss_"  # noqa: S105 (a prefix, not a secret)
 SESSION_ID_PREFIX: Final = "sess"
@@ -22,9 +23,6 @@ CSRF_HEADER: Final = "X-CSRF-Token"
 # lastActiveAt drives idle expiry; written at most this often (and at most every quarter of the
 # idle timeout), so reads do not all turn into writes.
 _TOUCH_SECONDS: Final = 60.0
-
-# What each role may do; the organization roles of the next step extend this table.
-ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {"admin": frozenset({"*"})}
 
 
 def digest(secret: str) -> str:
@@ -59,6 +57,8 @@ class Resolved:
     organization_id: str
     csrf_hash: str
     expires_at: datetime
+    # The user's role in the session's organization (None: no longer a member there).
+    role: str | None
     permissions: frozenset[str]
 
 
@@ -74,17 +74,20 @@ def _moment(value: object) -> datetime:
 
 
 async def _row(wanted: str) -> dict[str, Any] | None:
-    """The session row and its user's role by secret digest: one hand-written join, as cheap
-    as an API token's lookup (the ORM's query building cost more than SQLite here)."""
+    """The session row and its user's role in the session's organization by secret digest:
+    one hand-written join, as cheap as an API token's lookup (the ORM's query building cost
+    more than SQLite here). Read on every request, so a role change or a removal applies to
+    the very next one."""
     connection = read_connection()
     (mark,) = bind_marks(connection.capabilities.dialect, 1)
     sessions = account_models.AccountSession._meta.db_table
-    users = models.User._meta.db_table
+    members = organization_models.OrganizationMember._meta.db_table
     # Nothing here comes from input but the bound digest.
     sql = (
         'SELECT s."id", s."user_id", s."organization_id", s."token_hash", s."csrf_hash", '  # noqa: S608
-        's."expires_at", s."last_active_at", s."revoked_at", u."role" '
-        f'FROM "{sessions}" s JOIN "{users}" u ON u."id" = s."user_id" '
+        's."expires_at", s."last_active_at", s."revoked_at", m."role" '
+        f'FROM "{sessions}" s LEFT JOIN "{members}" m ON m."user_id" = s."user_id" '
+        'AND m."organization_id" = s."organization_id" '
         f'WHERE s."token_hash" = {mark}'
     )
     _, fetched = await connection.execute_query(sql, [wanted])
@@ -115,7 +118,8 @@ async def resolve(secret: str, idle_seconds: float) -> Resolved:
         organization_id=str(row["organization_id"]),
         csrf_hash=str(row["csrf_hash"]),
         expires_at=expires_at,
-        permissions=ROLE_PERMISSIONS.get(str(row["role"]), frozenset()),
+        role=None if row["role"] is None else str(row["role"]),
+        permissions=permissions_of(None if row["role"] is None else str(row["role"])),
     )
 
 

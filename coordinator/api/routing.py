@@ -77,6 +77,9 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "subscriptionId",
             "auditEventId",
             "workId",
+            "organizationId",
+            "memberId",
+            "invitationId",
         )
     },
     # The edge's request ids (Caddy's UUIDs) name access-failure evidence.

@@ -22,6 +22,7 @@ VOLUME_MODELS_MODULE = "coordinator.db.volume_models"
 CERTIFICATE_MODELS_MODULE = "coordinator.db.certificate_models"
 NOTIFICATION_MODELS_MODULE = "coordinator.db.notification_models"
 ACCOUNT_MODELS_MODULE = "coordinator.db.account_models"
+ORGANIZATION_MODELS_MODULE = "coordinator.db.organization_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -52,6 +53,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     CERTIFICATE_MODELS_MODULE,
                     NOTIFICATION_MODELS_MODULE,
                     ACCOUNT_MODELS_MODULE,
+                    ORGANIZATION_MODELS_MODULE,
                 ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,

@@ -11,6 +11,10 @@ class Organization(Model):
     name = fields.CharField(max_length=200)
     slug = fields.CharField(max_length=100, unique=True)
     created_at = fields.DatetimeField()
+    # Profile and lifecycle (issue 17): a deleted organization keeps its row, invisible.
+    logo_url = fields.CharField(max_length=500, null=True)
+    updated_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "organizations"
