@@ -19,6 +19,7 @@ from coordinator.client import (
     logs_cli,
     monitoring_cli,
     notify_cli,
+    orgs_cli,
     render,
     tasks_cli,
     terminal_cli,
@@ -513,6 +514,7 @@ for _command in (
     *tasks_cli.COMMANDS,
     *notify_cli.COMMANDS,
     *account_cli.COMMANDS,
+    *orgs_cli.COMMANDS,
 ):
     main.add_command(_command)
 
