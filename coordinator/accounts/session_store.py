@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import orjson
+
 from coordinator.db import account_models, organization_models, read_connection
 from coordinator.db.raw_sql import bind_marks
-from coordinator.organizations.roles import permissions_of
+from coordinator.organizations.roles import bounds_of, grants_of, permissions_of
+from coordinator.token_scope import Bounds
 
 SESSION_TOKEN_PREFIX: Final = "berth_ss_"  # noqa: S105 (a prefix, not a secret)
 SESSION_ID_PREFIX: Final = "sess"
@@ -60,6 +63,9 @@ class Resolved:
     # The user's role in the session's organization (None: no longer a member there).
     role: str | None
     permissions: frozenset[str]
+    # Per-project grants {projectId: permissions} and what a token minted by it may reach.
+    project_grants: dict[str, frozenset[str]]
+    bounds: Bounds
 
 
 class SessionProblem(Exception):
@@ -85,13 +91,22 @@ async def _row(wanted: str) -> dict[str, Any] | None:
     # Nothing here comes from input but the bound digest.
     sql = (
         'SELECT s."id", s."user_id", s."organization_id", s."token_hash", s."csrf_hash", '  # noqa: S608
-        's."expires_at", s."last_active_at", s."revoked_at", m."role" '
+        's."expires_at", s."last_active_at", s."revoked_at", m."role", m."project_roles" '
         f'FROM "{sessions}" s LEFT JOIN "{members}" m ON m."user_id" = s."user_id" '
         'AND m."organization_id" = s."organization_id" '
         f'WHERE s."token_hash" = {mark}'
     )
     _, fetched = await connection.execute_query(sql, [wanted])
     return dict(fetched[0]) if fetched else None
+
+
+def _project_roles(value: object) -> dict[str, str] | None:
+    """The membership's grants column as read raw (JSON text on SQLite, maybe parsed)."""
+    if isinstance(value, (str, bytes)):
+        value = orjson.loads(value)
+    if not isinstance(value, dict) or not value:
+        return None
+    return {str(k): str(v) for k, v in value.items()}
 
 
 async def resolve(secret: str, idle_seconds: float) -> Resolved:
@@ -110,6 +125,8 @@ async def resolve(secret: str, idle_seconds: float) -> Resolved:
     if last_active + timedelta(seconds=idle_seconds) <= now:
         raise SessionProblem("session has expired (idle)")
     session_id = str(row["id"])
+    role = None if row["role"] is None else str(row["role"])
+    project_roles = _project_roles(row["project_roles"])
     if (now - last_active).total_seconds() >= min(_TOUCH_SECONDS, idle_seconds / 4):
         await account_models.AccountSession.filter(id=session_id).update(last_active_at=now)
     return Resolved(
@@ -118,8 +135,10 @@ async def resolve(secret: str, idle_seconds: float) -> Resolved:
         organization_id=str(row["organization_id"]),
         csrf_hash=str(row["csrf_hash"]),
         expires_at=expires_at,
-        role=None if row["role"] is None else str(row["role"]),
-        permissions=permissions_of(None if row["role"] is None else str(row["role"])),
+        role=role,
+        permissions=permissions_of(role),
+        project_grants=grants_of(project_roles),
+        bounds=bounds_of(role, project_roles),
     )
 
 

@@ -119,6 +119,8 @@ class Member(WireModel):
     display_name: str
     email: str
     status: Literal["active"]
+    # Berth: per-project grants {projectId: role} (None: every project with the role's rights).
+    project_roles: dict[str, Literal["member", "viewer"]] | None = None
 
 
 class MemberList(WireModel):
@@ -224,3 +226,11 @@ class InvitationAccepted(WireModel):
 
     organization_id: str
     member: Member
+
+
+class ProjectGrantsRequest(ApiRequest):
+    """``POST /organizations/{organizationId}/members/{memberId}/project-grants`` (Berth)."""
+
+    project_roles: dict[str, Literal["member", "viewer"]] | None = Field(
+        default=None, max_length=500
+    )

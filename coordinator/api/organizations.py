@@ -25,6 +25,7 @@ from coordinator.api.organization_schemas import (
     OwnerTransferred,
     OwnerTransferRequest,
     PageQuery,
+    ProjectGrantsRequest,
     RemoveMemberRequest,
     RoleRequest,
     SwitchRequest,
@@ -103,6 +104,7 @@ def _member(view: members.MemberView) -> Member:
         display_name=view.user.display_name,
         email=view.user.email,
         status="active",
+        project_roles=view.row.project_roles,  # type: ignore[arg-type]
     )
 
 
@@ -262,6 +264,30 @@ async def change_role(call: Call) -> Member:
         call.path["organizationId"],
         call.path["memberId"],
         body.role,
+        _access(call),
+        call.request_id,
+    )
+    return _member(await members.view(row))
+
+
+@route(
+    "POST",
+    _ORG + "/members/{memberId}/project-grants",
+    summary="Limit a member or viewer to some projects, each with its own role (null: all)",
+    tag=_TAG,
+    permission="organization-members:write",
+    body=ProjectGrantsRequest,
+    response=Member,
+    errors=(409,),
+)
+async def set_project_grants(call: Call) -> Member:
+    """Replace the member's per-project grants."""
+    body = call.body(ProjectGrantsRequest)
+    row = await members.set_project_grants(
+        call.actor,
+        call.path["organizationId"],
+        call.path["memberId"],
+        dict(body.project_roles) if body.project_roles is not None else None,
         _access(call),
         call.request_id,
     )

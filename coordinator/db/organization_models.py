@@ -17,6 +17,9 @@ class OrganizationMember(Model):
         "models.User", related_name="memberships", on_delete=fields.CASCADE
     )
     role = fields.CharField(max_length=16)
+    # Per-project grants {projectId: "member" | "viewer"}: when set, the member sees only these
+    # projects, each with at most its grant's rights (None: every project, with the role's).
+    project_roles = fields.JSONField[dict[str, str]](null=True)
     joined_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

@@ -11,7 +11,7 @@ from coordinator.accounts.sessions import end_access
 from coordinator.auth import Principal
 from coordinator.db import account_models, models
 from coordinator.db.organization_models import OrganizationMember
-from coordinator.organizations.roles import permissions_of, rank
+from coordinator.organizations.roles import GRANTABLE, bounds_of, rank
 from coordinator.paging import page_after
 from coordinator.terminals.token_end import end_token
 from coordinator.token_scope import Bounds, within
@@ -118,6 +118,7 @@ async def cut_off(
     role: str | None,
     actor: Principal | None,
     request_id: str | None,
+    project_roles: dict[str, str] | None = None,
 ) -> None:
     """The user's rights in the organization shrank (``role`` None: gone). Its sessions there
     lose their open streams and terminals now (each was authorized when it opened; requests
@@ -127,7 +128,7 @@ async def cut_off(
         organization_id=organization_id, user_id=user_id, revoked_at__isnull=True
     ).values_list("id", flat=True)
     await end_access(access, [str(s) for s in sessions], actor, "membership-changed", request_id)
-    allowed = Bounds.of({"permissions": sorted(permissions_of(role))}, None)
+    allowed = bounds_of(role, project_roles)
     tokens = await models.ApiToken.filter(
         organization_id=organization_id, user_id=user_id, status="active"
     )
@@ -184,7 +185,15 @@ async def change_role(
             request_id=request_id,
         )
     if rank(role) < rank(before):
-        await cut_off(access, organization_id, row.user_id, role, actor, request_id)  # type: ignore[attr-defined]
+        await cut_off(
+            access,
+            organization_id,
+            row.user_id,  # type: ignore[attr-defined]
+            role,
+            actor,
+            request_id,
+            row.project_roles,
+        )
     return await OrganizationMember.get(id=row.id)
 
 
@@ -250,3 +259,63 @@ async def transfer_ownership(
         await OrganizationMember.get(id=target.id),
         now,
     )
+
+
+async def set_project_grants(
+    actor: Principal,
+    organization_id: str,
+    member_id: str,
+    project_roles: dict[str, str] | None,
+    access: Access,
+    request_id: str | None,
+) -> OrganizationMember:
+    """Limit a member or viewer to some projects, each with a role of at most its own (None:
+    every project again). Applies to its open streams and tokens at once."""
+    row = await get(actor, organization_id, member_id)
+    mine = await _require_outranks(actor, row.role, None)
+    if row.role not in GRANTABLE:
+        raise Conflict(
+            f"an {row.role} reaches every project; per-project grants are for members and viewers"
+        )
+    wanted = dict(project_roles) if project_roles else None
+    for project_id, role in (wanted or {}).items():
+        if rank(role) > rank(row.role):
+            raise Forbidden(
+                f"a grant cannot exceed the member's role ({row.role})",
+                details={"projectId": project_id, "role": role},
+            )
+    if wanted:
+        known = await models.Project.filter(
+            organization_id=organization_id, id__in=list(wanted)
+        ).values_list("id", flat=True)
+        missing = sorted(set(wanted) - {str(k) for k in known})
+        if missing:
+            raise NotFound("no such project", details={"projectIds": missing})
+    async with in_transaction():
+        await OrganizationMember.filter(id=row.id).update(
+            project_roles=wanted, updated_at=datetime.now(UTC)
+        )
+        await audit.record(
+            actor=actor,
+            event_type="organization.member-project-grants-changed",
+            aggregate_type="organization-member",
+            aggregate_id=row.id,
+            payload={
+                "userId": row.user_id,  # type: ignore[attr-defined]
+                "role": row.role,
+                "fromProjectRoles": row.project_roles,
+                "toProjectRoles": wanted,
+                "actorRole": mine,
+            },
+            request_id=request_id,
+        )
+    await cut_off(
+        access,
+        organization_id,
+        row.user_id,  # type: ignore[attr-defined]
+        row.role,
+        actor,
+        request_id,
+        wanted,
+    )
+    return await OrganizationMember.get(id=row.id)

@@ -7,9 +7,11 @@ build and ship software, admins and owners get everything (``*``). What an admin
 only admins and owners open shells.
 """
 
+from collections.abc import Mapping
 from typing import Final, Literal, get_args
 
 from coordinator.permissions import ALL_PERMISSIONS, PERMISSIONS
+from coordinator.token_scope import Bounds
 
 Role = Literal["owner", "admin", "member", "viewer"]
 ROLES: Final[tuple[str, ...]] = get_args(Role)
@@ -58,3 +60,24 @@ def rank(role: str) -> int:
 
 if set(_MEMBER_WRITES) - set(PERMISSIONS):  # pragma: no cover (a catalogue rename missed here)
     raise RuntimeError("coordinator.organizations.roles names a permission the catalogue lacks")
+
+
+GRANTABLE: Final = ("member", "viewer")
+"""Roles a per-project grant may give (admins and owners reach every project)."""
+
+
+def grants_of(project_roles: Mapping[str, str] | None) -> dict[str, frozenset[str]]:
+    """Per-project grants as permissions ``{projectId: permissions}`` (empty: no grants)."""
+    return {project: permissions_of(role) for project, role in (project_roles or {}).items()}
+
+
+def bounds_of(role: str | None, project_roles: Mapping[str, str] | None) -> Bounds:
+    """What a user acting with ``role`` (and its grants) may hand to a token it mints: a token
+    scope cannot say "write here, read there", so with grants it gets the weakest grant's
+    rights, in the granted projects only."""
+    allowed = set(permissions_of(role))
+    if not project_roles:
+        return Bounds.of({"permissions": sorted(allowed)}, None)
+    for granted in grants_of(project_roles).values():
+        allowed = set(granted) if ALL_PERMISSIONS in allowed else allowed & granted
+    return Bounds.of({"permissions": sorted(allowed), "projectIds": sorted(project_roles)}, None)

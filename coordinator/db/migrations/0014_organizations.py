@@ -2,6 +2,8 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise.fields.base import OnDelete
 from tortoise import fields
+from orjson import loads
+from tortoise.fields.data import JSON_DUMPS
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0013_notifications')]
@@ -34,6 +36,7 @@ class Migration(migrations.Migration):
                 ('organization', fields.ForeignKeyField('models.Organization', source_field='organization_id', db_constraint=True, to_field='id', related_name='members', on_delete=OnDelete.CASCADE)),
                 ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_constraint=True, to_field='id', related_name='memberships', on_delete=OnDelete.CASCADE)),
                 ('role', fields.CharField(max_length=16)),
+                ('project_roles', fields.JSONField(null=True, encoder=JSON_DUMPS, decoder=loads)),
                 ('joined_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],

@@ -10,6 +10,7 @@ from coordinator.db.organization_models import OrganizationInvitation, Organizat
 from tests.harness import Coordinator, scaled
 from tests.unit.coordinator.support import assert_error, database_dump
 from tests.unit.coordinator.test_deployment_engine import create_deployment, make_world
+from tests.unit.coordinator.test_projects_api import create_project
 from tests.unit.coordinator.test_token_streams import _stream_until_closed
 
 ORG: Final = "/organizations/org_default"
@@ -372,3 +373,82 @@ async def test_removing_a_member_ends_its_open_streams_and_its_access(
     )
     kinds = {b["kind"] for b in blocked["details"]["blockers"]}
     assert kinds == {"server", "resource"}
+
+
+async def test_project_grants_allow_deploying_in_one_project_and_only_reading_another(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    bob = await _join(coordinator, admin_token, "bob@example.com", "member")
+    world = await make_world(coordinator, admin_token)  # project "shop", deployable
+    read_only = await create_project(coordinator, admin_token, "reports")
+    hidden = await create_project(coordinator, admin_token, "payroll")
+    grants = {world.project_id: "member", read_only: "viewer"}
+    path = f"{ORG}/members/{bob['memberId']}/project-grants"
+    # A grant above the member's own role, or naming another tenant's project, changes nothing.
+    before = await database_dump(ignore={"audit_events"})
+    assert_error(
+        await coordinator.call(
+            "POST", path, token=admin_token, json={"projectRoles": {read_only: "admin"}}
+        ),
+        400,
+        "invalid_request",
+    )
+    assert_error(
+        await coordinator.call(
+            "POST", path, token=admin_token, json={"projectRoles": {"prj_elsewhere": "viewer"}}
+        ),
+        404,
+        "not_found",
+    )
+    assert await database_dump(ignore={"audit_events"}) == before
+    status, member, _ = await coordinator.call(
+        "POST", path, token=admin_token, json={"projectRoles": grants}
+    )
+    assert status == 200, member
+    assert member["projectRoles"] == grants
+    token = bob["token"]
+    status, listed, _ = await coordinator.call("GET", "/projects", token=token)
+    assert status == 200, listed
+    assert {p["id"] for p in listed["items"]} == {world.project_id, read_only}
+    # Deploy in the granted project; only read the other; the third does not exist for Bob.
+    assert (await coordinator.call("POST", "/deployments", token=token, json=world.target()))[
+        0
+    ] == 201
+    assert (await coordinator.call("GET", f"/projects/{read_only}", token=token))[0] == 200
+    rename = {"name": "renamed"}
+    assert_error(
+        await coordinator.call("POST", f"/projects/{read_only}/rename", token=token, json=rename),
+        404,
+        "not_found",
+    )
+    assert (
+        await coordinator.call(
+            "POST", f"/projects/{world.project_id}/rename", token=token, json=rename
+        )
+    )[0] == 200
+    assert_error(
+        await coordinator.call("GET", f"/projects/{hidden}", token=token), 404, "not_found"
+    )
+    # A token Bob mints gets the weakest grant's rights, in the granted projects only.
+    refused = assert_error(
+        await coordinator.call(
+            "POST",
+            "/deploy-tokens",
+            token=token,
+            json={"displayName": "ci", "scope": {"permissions": ["deployments:write"]}},
+        ),
+        403,
+        "forbidden",
+    )
+    assert "permissions" in refused["details"]["beyondScope"]
+    status, minted, _ = await coordinator.call(
+        "POST",
+        "/deploy-tokens",
+        token=token,
+        json={
+            "displayName": "reader",
+            "scope": {"permissions": ["projects:read"], "projectIds": [read_only]},
+        },
+    )
+    assert status == 201, minted
+    assert await models.AuditEvent.exists(event_type="organization.member-project-grants-changed")
