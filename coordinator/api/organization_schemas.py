@@ -196,6 +196,10 @@ class Invitation(WireModel):
     expires_at: datetime
     inviter: Inviter | None
     token: str | None = None
+    # Create only (Berth): whether the invitation went out by e-mail (the organization's
+    # e-mail notification channel), and why not.
+    email_status: Literal["sent", "not-configured", "failed"] | None = None
+    email_error: str | None = None
 
 
 class InvitationList(WireModel):

@@ -33,10 +33,12 @@ from coordinator.api.organization_schemas import (
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import LoginMethod
+from coordinator.appkeys import SETTINGS_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.db import models
 from coordinator.db.organization_models import OrganizationInvitation
-from coordinator.organizations import context, invitations, members
+from coordinator.organizations import context, invitations, mail, members
+from coordinator.outbound import guard_for
 from coordinator.terminals import TERMINALS_KEY
 from coordinator.token_streams import TOKEN_STREAMS_KEY
 from coordinator.tokens.api_tokens import Access
@@ -397,7 +399,16 @@ async def invite(call: Call) -> Invitation:
     created = await invitations.create(
         call.actor, call.path["organizationId"], body.email, body.role, call.request_id
     )
-    return await _invitation(created.row, created.token)
+    app = call.request.app
+    status, error = await mail.send_invitation(
+        call.keyring,
+        guard_for(app),
+        app[SETTINGS_KEY].notification_timeout_seconds,
+        created.row,
+        created.token,
+    )
+    answer = await _invitation(created.row, created.token)
+    return answer.model_copy(update={"email_status": status, "email_error": error})
 
 
 @route(
