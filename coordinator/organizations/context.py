@@ -14,7 +14,12 @@ from coordinator.auth import Principal
 from coordinator.db import account_models, models
 from coordinator.db.organization_models import OrganizationInvitation, OrganizationMember
 from coordinator.ids import new_id
-from coordinator.organizations.members import acting_role, check_organization, cut_off
+from coordinator.organizations.members import (
+    acting_role,
+    check_organization,
+    cut_off,
+    revoke_orphan_tokens,
+)
 from coordinator.tokens.api_tokens import Access
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
 
@@ -213,6 +218,8 @@ async def delete(
         )
     for user_id in user_ids:
         await cut_off(access, organization_id, user_id, None, actor, request_id)
+    # Tokens of no member (their creator's account is gone) end with the organization too.
+    await revoke_orphan_tokens(access, organization_id, actor, request_id)
     return now
 
 
@@ -228,8 +235,9 @@ class Current:
 
 
 async def current(actor: Principal) -> Current:
-    """The caller's current context (an API token's is its organization and creator)."""
-    organization = await live_organization(actor.organization_id)
+    """The caller's current context (an API token's is its organization and creator); a
+    deleted organization still shows, with no role, so its sessions can switch away."""
+    organization = await models.Organization.get(id=actor.organization_id)
     user = await models.User.get_or_none(id=actor.actor_id)
     credential = (
         await account_models.AccountCredential.get_or_none(user_id=user.id) if user else None

@@ -153,6 +153,22 @@ async def cut_off(
         access.streams.end(token.id)
 
 
+async def revoke_orphan_tokens(
+    access: Access, organization_id: str, actor: Principal | None, request_id: str | None
+) -> None:
+    """Revoke the organization's still-active tokens (its deletion's last step)."""
+    ids = [
+        str(i)
+        for i in await models.ApiToken.filter(
+            organization_id=organization_id, status="active"
+        ).values_list("id", flat=True)
+    ]
+    if not ids:
+        return
+    await models.ApiToken.filter(id__in=ids).update(status="revoked", revoked_at=datetime.now(UTC))
+    await end_access(access, ids, actor, "organization-deleted", request_id)
+
+
 async def change_role(
     actor: Principal,
     organization_id: str,

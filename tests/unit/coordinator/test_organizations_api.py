@@ -452,3 +452,69 @@ async def test_project_grants_allow_deploying_in_one_project_and_only_reading_an
     )
     assert status == 201, minted
     assert await models.AuditEvent.exists(event_type="organization.member-project-grants-changed")
+
+
+async def test_an_empty_organization_is_deleted_and_an_owner_keeps_its_account_until_transfer(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    bob = await _join(coordinator, admin_token, "bob@example.com", "member")
+    status, created, _ = await coordinator.call(
+        "POST", "/organizations", token=bob["token"], json={"name": "Side", "slug": "side"}
+    )
+    assert status == 201, created
+    side = created["organizationId"]
+    taken = await coordinator.call(
+        "POST", "/organizations", token=bob["token"], json={"name": "Dup", "slug": "side"}
+    )
+    assert_error(taken, 409, "conflict")
+    status, context, _ = await coordinator.call(
+        "POST",
+        "/organizations/current-context/switch",
+        token=bob["token"],
+        json={"organizationId": side},
+    )
+    assert status == 200, context
+    status, minted, _ = await coordinator.call(
+        "POST",
+        "/deploy-tokens",
+        token=bob["token"],
+        json={"displayName": "side ci", "scope": {"permissions": ["projects:read"]}},
+    )
+    assert status == 201, minted
+    # Bob owns "side": deleting his account would leave it without an owner.
+    refused = assert_error(
+        await coordinator.call(
+            "DELETE",
+            "/account",
+            token=bob["token"],
+            json={"confirmation": {"userId": bob["userId"]}},
+        ),
+        409,
+        "conflict",
+    )
+    assert refused["details"]["blockers"] == [{"kind": "last-owner", "relatedEntityId": side}]
+    wrong = await coordinator.call(
+        "DELETE",
+        f"/organizations/{side}",
+        token=bob["token"],
+        json={"confirmation": {"organizationId": "org_default"}},
+    )
+    assert_error(wrong, 400, "invalid_request")
+    status, deleted, _ = await coordinator.call(
+        "DELETE",
+        f"/organizations/{side}",
+        token=bob["token"],
+        json={"confirmation": {"organizationId": side}},
+    )
+    assert status == 200, deleted
+    assert deleted["organizationId"] == side
+    assert_error(
+        await coordinator.call("GET", "/projects", token=minted["token"]), 401, "unauthorized"
+    )
+    status, context, _ = await coordinator.call(
+        "GET", "/organizations/current-context", token=bob["token"]
+    )
+    assert status == 200, context
+    assert context["currentOrganization"]["role"] is None
+    assert [o["slug"] for o in context["organizations"]] == ["default"]
+    assert await models.AuditEvent.exists(event_type="organization.deleted", aggregate_id=side)
