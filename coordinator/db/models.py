@@ -56,6 +56,9 @@ class ApiToken(Model):
     last_used_at = fields.DatetimeField(null=True)
     rotated_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    # Who minted it (a user's session or token; None for the first admin's): the token never
+    # outlives that user's rights in the organization (docs/organizations.md).
+    created_by_user_id = fields.CharField(max_length=40, null=True, db_index=True)
 
     class Meta:
         table = "api_tokens"

@@ -4,6 +4,7 @@ on the member's open sessions, streams, terminals and API tokens."""
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from coordinator import audit
@@ -130,7 +131,9 @@ async def cut_off(
     await end_access(access, [str(s) for s in sessions], actor, "membership-changed", request_id)
     allowed = bounds_of(role, project_roles)
     tokens = await models.ApiToken.filter(
-        organization_id=organization_id, user_id=user_id, status="active"
+        Q(user_id=user_id) | Q(created_by_user_id=user_id),
+        organization_id=organization_id,
+        status="active",
     )
     now = datetime.now(UTC)
     for token in tokens:

@@ -44,6 +44,11 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.AddField(
+            model_name='ApiToken',
+            name='created_by_user_id',
+            field=fields.CharField(null=True, db_index=True, max_length=40),
+        ),
+        ops.AddField(
             model_name='Organization',
             name='deleted_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
