@@ -167,7 +167,7 @@ async def _session_principal(request: web.Request, secret: str, *, cookie: bool)
         server_ids=frozenset(),
         bounds=found.bounds,
         session_expires_at=found.expires_at,
-        project_ids=frozenset(found.project_grants),
+        project_ids=found.bounds.get("projectIds"),  # the granted projects (cached)
         project_grants=found.project_grants,
     )
 

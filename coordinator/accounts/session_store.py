@@ -7,8 +7,10 @@ service modules can use ``Principal`` without an import cycle.
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -64,7 +66,7 @@ class Resolved:
     role: str | None
     permissions: frozenset[str]
     # Per-project grants {projectId: permissions} and what a token minted by it may reach.
-    project_grants: dict[str, frozenset[str]]
+    project_grants: Mapping[str, frozenset[str]]
     bounds: Bounds
 
 
@@ -100,13 +102,29 @@ async def _row(wanted: str) -> dict[str, Any] | None:
     return dict(fetched[0]) if fetched else None
 
 
-def _project_roles(value: object) -> dict[str, str] | None:
-    """The membership's grants column as read raw (JSON text on SQLite, maybe parsed)."""
-    if isinstance(value, (str, bytes)):
-        value = orjson.loads(value)
-    if not isinstance(value, dict) or not value:
-        return None
-    return {str(k): str(v) for k, v in value.items()}
+@dataclass(frozen=True)
+class _Rights:
+    permissions: frozenset[str]
+    project_grants: Mapping[str, frozenset[str]]
+    bounds: Bounds
+
+
+@lru_cache(maxsize=256)
+def _rights(role: str | None, raw_grants: str | None) -> _Rights:
+    """What a role and its grants (the column's JSON text) allow; cached by that text, as every
+    request of a session reads the same (1,000 grants cost ~1 ms to rebuild: bench/auth.py)."""
+    parsed = orjson.loads(raw_grants) if raw_grants else None
+    grants = {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else None
+    return _Rights(permissions_of(role), grants_of(grants), bounds_of(role, grants or None))
+
+
+def _grants_text(value: object) -> str | None:
+    """The grants column as read raw: JSON text (SQLite, PostgreSQL), or already parsed."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 async def resolve(secret: str, idle_seconds: float) -> Resolved:
@@ -126,7 +144,7 @@ async def resolve(secret: str, idle_seconds: float) -> Resolved:
         raise SessionProblem("session has expired (idle)")
     session_id = str(row["id"])
     role = None if row["role"] is None else str(row["role"])
-    project_roles = _project_roles(row["project_roles"])
+    rights = _rights(role, _grants_text(row["project_roles"]))
     if (now - last_active).total_seconds() >= min(_TOUCH_SECONDS, idle_seconds / 4):
         await account_models.AccountSession.filter(id=session_id).update(last_active_at=now)
     return Resolved(
@@ -136,9 +154,9 @@ async def resolve(secret: str, idle_seconds: float) -> Resolved:
         csrf_hash=str(row["csrf_hash"]),
         expires_at=expires_at,
         role=role,
-        permissions=permissions_of(role),
-        project_grants=grants_of(project_roles),
-        bounds=bounds_of(role, project_roles),
+        permissions=rights.permissions,
+        project_grants=rights.project_grants,
+        bounds=rights.bounds,
     )
 
 

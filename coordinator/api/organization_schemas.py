@@ -236,5 +236,5 @@ class ProjectGrantsRequest(ApiRequest):
     """``POST /organizations/{organizationId}/members/{memberId}/project-grants`` (Berth)."""
 
     project_roles: dict[str, Literal["member", "viewer"]] | None = Field(
-        default=None, max_length=500
+        default=None, max_length=1000
     )
