@@ -145,6 +145,13 @@ async def update(
     row = await live_organization(organization_id)
     if changes.get("slug") is not None:
         _check_slug(str(changes["slug"]))
+    logo = changes.get("logoUrl")
+    if logo and not str(logo).startswith(("https://", "http://")):
+        # Shown as an image by the console: no javascript: or data: URLs.
+        raise InvalidRequest(
+            "logoUrl must be an http(s) URL",
+            details={"problems": [{"field": "logoUrl", "message": "not an http(s) URL"}]},
+        )
     fields = {
         column: changes[key]
         for key, column in (("name", "name"), ("slug", "slug"), ("logoUrl", "logo_url"))

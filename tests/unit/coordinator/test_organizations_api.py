@@ -518,3 +518,50 @@ async def test_an_empty_organization_is_deleted_and_an_owner_keeps_its_account_u
     assert context["currentOrganization"]["role"] is None
     assert [o["slug"] for o in context["organizations"]] == ["default"]
     assert await models.AuditEvent.exists(event_type="organization.deleted", aggregate_id=side)
+
+
+async def test_the_profile_is_shown_and_updated_by_those_allowed(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    viewer = await _join(coordinator, admin_token, "val@example.com", "viewer")
+    status, shown, _ = await coordinator.call("GET", f"{ORG}/profile", token=viewer["token"])
+    assert status == 200, shown
+    assert (shown["slug"], shown["role"]) == ("default", "viewer")
+    assert shown["permissions"]["canListMembers"] is True
+    assert shown["permissions"]["canUpdateMemberRoles"] is False
+    change = {"name": "Acme", "slug": "acme", "logoUrl": "https://acme.example/logo.png"}
+    assert_error(
+        await coordinator.call("POST", f"{ORG}/profile", token=viewer["token"], json=change),
+        403,
+        "forbidden",
+    )
+    bad = await coordinator.call(
+        "POST", f"{ORG}/profile", token=admin_token, json={"slug": "Not A Slug"}
+    )
+    assert_error(bad, 400, "invalid_request")
+    script = await coordinator.call(
+        "POST", f"{ORG}/profile", token=admin_token, json={"logoUrl": "javascript:alert(1)"}
+    )
+    assert_error(script, 400, "invalid_request")
+    assert (await models.Organization.get(id="org_default")).slug == "default"
+    status, updated, _ = await coordinator.call(
+        "POST", f"{ORG}/profile", token=admin_token, json=change
+    )
+    assert status == 200, updated
+    assert (updated["name"], updated["slug"], updated["logoUrl"]) == (
+        "Acme",
+        "acme",
+        "https://acme.example/logo.png",
+    )
+    assert updated["role"] == "owner"
+    assert updated["permissions"]["canTransferOwnership"] is True
+    status, other, _ = await coordinator.call(
+        "POST", "/organizations", token=admin_token, json={"name": "B", "slug": "bee"}
+    )
+    assert status == 201, other
+    taken = await coordinator.call(
+        "POST", f"{ORG}/profile", token=admin_token, json={"slug": "bee"}
+    )
+    assert_error(taken, 409, "conflict")
+    event = await models.AuditEvent.get(event_type="organization.profile-updated")
+    assert event.payload["changed"] == ["logoUrl", "name", "slug"]
