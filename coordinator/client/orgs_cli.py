@@ -47,7 +47,7 @@ def orgs() -> None:
 @orgs.command("list")
 @click.pass_obj
 def orgs_list(opts: "Options") -> None:
-    """List the organizations you belong to (the current one first)."""
+    """List the organizations you belong to and the one you act in."""
     answer = opts.call(lambda api: api.get("/organizations/current-context"))
 
     def human(data: JsonObject) -> None:
