@@ -177,6 +177,47 @@ def orgs_role(opts: "Options", member: str, role: str) -> None:
     opts.show(answer, lambda d: click.echo(f"{text(d, 'email')} is now {text(d, 'role')}."))
 
 
+@orgs.command("grant")
+@click.argument("member")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    metavar="PROJECT_ID=ROLE",
+    help="A project and the role there (member or viewer); repeat for more.",
+)
+@click.option(
+    "--clear", is_flag=True, help="Lift the limit: every project, with the role's rights."
+)
+@click.pass_obj
+def orgs_grant(opts: "Options", member: str, projects: tuple[str, ...], clear: bool) -> None:
+    """Limit MEMBER (id or e-mail) to some projects, each with its own role (replaces them)."""
+    if clear == bool(projects):
+        raise click.UsageError("give --project PROJECT_ID=ROLE (one or more) or --clear")
+    grants: dict[str, object] = {}
+    for item in projects:
+        project_id, _, role = item.partition("=")
+        if not project_id or role not in ("member", "viewer"):
+            raise click.BadParameter(f"{item!r}: expected PROJECT_ID=member|viewer")
+        grants[project_id] = role
+
+    async def grant(api: ApiClient) -> JsonObject:
+        organization_id = await _current(api)
+        member_id = await _member_id(api, organization_id, member)
+        path = f"/organizations/{organization_id}/members/{member_id}/project-grants"
+        return await api.post(path, {"projectRoles": grants or None})
+
+    answer = opts.call(grant)
+    opts.show(
+        answer,
+        lambda d: click.echo(
+            f"{text(d, 'email')}: "
+            + (", ".join(f"{k} {v}" for k, v in grants.items()) or "every project")
+            + "."
+        ),
+    )
+
+
 @orgs.command("remove")
 @click.argument("member")
 @click.pass_obj

@@ -45,6 +45,25 @@ async def test_orgs_invite_accept_role_switch_and_list(
     changed = await _berth(coordinator, owner, "orgs", "role", "bob@example.com", "viewer")
     assert changed.exit_code == 0, changed.output
     assert (await OrganizationMember.get(user__email="bob@example.com")).role == "viewer"
+    status, project, _ = await coordinator.call(
+        "POST", "/projects", token=admin_token, json={"name": "shop"}
+    )
+    assert status == 201, project
+    granted = await _berth(
+        coordinator,
+        owner,
+        "orgs",
+        "grant",
+        "bob@example.com",
+        "--project",
+        f"{project['id']}=viewer",
+    )
+    assert granted.exit_code == 0, granted.output
+    member = await OrganizationMember.get(user__email="bob@example.com")
+    assert member.project_roles == {project["id"]: "viewer"}
+    cleared = await _berth(coordinator, owner, "orgs", "grant", "bob@example.com", "--clear")
+    assert cleared.exit_code == 0, cleared.output
+    assert (await OrganizationMember.get(user__email="bob@example.com")).project_roles is None
     refused = await _berth(coordinator, bob, "orgs", "invite", "eve@example.com")
     assert refused.exit_code == 1
     assert "organization-members:write" in refused.output
