@@ -22,6 +22,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     meta,
     notifications,
     operator_work,
+    organization_invitations,
     organizations,
     projects,
     resource_runtime,

@@ -1,20 +1,14 @@
-"""Organizations: current context and switching, profile, members, invitations, owner transfer."""
+"""Organizations: current context and switching, profile, members, roles, grants, owner transfer
+(invitations: ``coordinator.api.organization_invitations``)."""
 
 from typing import Final
 
-from coordinator.accounts import profile as account_profile, session_store
+from coordinator.accounts import profile as account_profile
 from coordinator.api.organization_schemas import (
-    AcceptInvitationRequest,
     ContextUser,
     CreateOrganizationRequest,
     CurrentContext,
     DeleteOrganizationRequest,
-    Invitation,
-    InvitationAccepted,
-    InvitationList,
-    InvitationsQuery,
-    Inviter,
-    InviteRequest,
     Member,
     MemberList,
     MemberRemoved,
@@ -33,22 +27,19 @@ from coordinator.api.organization_schemas import (
 )
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import LoginMethod
-from coordinator.appkeys import SETTINGS_KEY
 from coordinator.auth import Principal, authenticate
 from coordinator.db import models
-from coordinator.db.organization_models import OrganizationInvitation
-from coordinator.organizations import context, invitations, mail, members
-from coordinator.outbound import guard_for
+from coordinator.organizations import context, members
 from coordinator.terminals import TERMINALS_KEY
 from coordinator.token_streams import TOKEN_STREAMS_KEY
 from coordinator.tokens.api_tokens import Access
 from shared.errors import InvalidRequest
 
-_TAG: Final = "organizations"
-_ORG: Final = "/organizations/{organizationId}"
+TAG: Final = "organizations"
+ORG_PATH: Final = "/organizations/{organizationId}"
 
 
-def _access(call: Call) -> Access:
+def access_of(call: Call) -> Access:
     return Access(call.request.app[TERMINALS_KEY], call.request.app[TOKEN_STREAMS_KEY])
 
 
@@ -96,7 +87,7 @@ async def _context(actor: Principal) -> CurrentContext:
     )
 
 
-def _member(view: members.MemberView) -> Member:
+def member_answer(view: members.MemberView) -> Member:
     return Member(
         member_id=view.row.id,
         user_id=view.user.id,
@@ -129,7 +120,7 @@ def _profile(
     "GET",
     "/organizations/current-context",
     summary="Show who the caller is, the organization it acts in, its role and its others",
-    tag=_TAG,
+    tag=TAG,
     permission="account:read",
     response=CurrentContext,
 )
@@ -142,7 +133,7 @@ async def current_context(call: Call) -> CurrentContext:
     "POST",
     "/organizations/current-context/switch",
     summary="Act in another organization the caller belongs to (its session's streams end)",
-    tag=_TAG,
+    tag=TAG,
     permission="account:write",
     body=SwitchRequest,
     response=CurrentContext,
@@ -151,7 +142,7 @@ async def current_context(call: Call) -> CurrentContext:
 async def switch_context(call: Call) -> CurrentContext:
     """Point the caller's session at ``organizationId``; answer the new context."""
     body = call.body(SwitchRequest)
-    await context.switch(call.actor, body.organization_id, _access(call), call.request_id)
+    await context.switch(call.actor, body.organization_id, access_of(call), call.request_id)
     # The principal was resolved before the switch: resolve it again for the new context.
     return await _context(await authenticate(call.request))
 
@@ -160,7 +151,7 @@ async def switch_context(call: Call) -> CurrentContext:
     "POST",
     "/organizations",
     summary="Create an organization owned by the caller",
-    tag=_TAG,
+    tag=TAG,
     permission="account:write",
     body=CreateOrganizationRequest,
     response=OrganizationProfile,
@@ -177,9 +168,9 @@ async def create_organization(call: Call) -> OrganizationProfile:
 
 @route(
     "GET",
-    _ORG + "/profile",
+    ORG_PATH + "/profile",
     summary="Show the organization's profile and the caller's role in it",
-    tag=_TAG,
+    tag=TAG,
     permission="organizations:read",
     response=OrganizationProfile,
 )
@@ -191,9 +182,9 @@ async def show_profile(call: Call) -> OrganizationProfile:
 
 @route(
     "POST",
-    _ORG + "/profile",
+    ORG_PATH + "/profile",
     summary="Rename the organization, change its slug or logo",
-    tag=_TAG,
+    tag=TAG,
     permission="organizations:write",
     body=UpdateOrganizationRequest,
     response=OrganizationProfile,
@@ -209,9 +200,9 @@ async def update_profile(call: Call) -> OrganizationProfile:
 
 @route(
     "DELETE",
-    _ORG,
+    ORG_PATH,
     summary="Delete the organization (owners; blocked while servers or resources exist)",
-    tag=_TAG,
+    tag=TAG,
     permission="organizations:write",
     body=DeleteOrganizationRequest,
     response=OrganizationDeleted,
@@ -226,15 +217,15 @@ async def delete_organization(call: Call) -> OrganizationDeleted:
             "confirmation.organizationId must repeat the organization's id",
             details={"problems": [{"field": "confirmation.organizationId", "message": "mismatch"}]},
         )
-    deleted_at = await context.delete(call.actor, organization_id, _access(call), call.request_id)
+    deleted_at = await context.delete(call.actor, organization_id, access_of(call), call.request_id)
     return OrganizationDeleted(organization_id=organization_id, deleted_at=deleted_at)
 
 
 @route(
     "GET",
-    _ORG + "/members",
+    ORG_PATH + "/members",
     summary="List the organization's members",
-    tag=_TAG,
+    tag=TAG,
     permission="organizations:read",
     query=PageQuery,
     response=MemberList,
@@ -245,14 +236,14 @@ async def list_members(call: Call) -> MemberList:
     found, cursor = await members.page(
         call.actor, call.path["organizationId"], query.cursor, query.limit
     )
-    return MemberList(items=[_member(v) for v in found], next_cursor=cursor)
+    return MemberList(items=[member_answer(v) for v in found], next_cursor=cursor)
 
 
 @route(
     "POST",
-    _ORG + "/members/{memberId}/role",
+    ORG_PATH + "/members/{memberId}/role",
     summary="Change a member's role (never above one's own; a downgrade applies at once)",
-    tag=_TAG,
+    tag=TAG,
     permission="organization-members:write",
     body=RoleRequest,
     response=Member,
@@ -266,17 +257,17 @@ async def change_role(call: Call) -> Member:
         call.path["organizationId"],
         call.path["memberId"],
         body.role,
-        _access(call),
+        access_of(call),
         call.request_id,
     )
-    return _member(await members.view(row))
+    return member_answer(await members.view(row))
 
 
 @route(
     "POST",
-    _ORG + "/members/{memberId}/project-grants",
+    ORG_PATH + "/members/{memberId}/project-grants",
     summary="Limit a member or viewer to some projects, each with its own role (null: all)",
-    tag=_TAG,
+    tag=TAG,
     permission="organization-members:write",
     body=ProjectGrantsRequest,
     response=Member,
@@ -290,17 +281,17 @@ async def set_project_grants(call: Call) -> Member:
         call.path["organizationId"],
         call.path["memberId"],
         dict(body.project_roles) if body.project_roles is not None else None,
-        _access(call),
+        access_of(call),
         call.request_id,
     )
-    return _member(await members.view(row))
+    return member_answer(await members.view(row))
 
 
 @route(
     "DELETE",
-    _ORG + "/members/{memberId}",
+    ORG_PATH + "/members/{memberId}",
     summary="Remove a member (never the last owner); its streams and terminals end at once",
-    tag=_TAG,
+    tag=TAG,
     permission="organization-members:write",
     body=RemoveMemberRequest,
     response=MemberRemoved,
@@ -310,7 +301,7 @@ async def remove_member(call: Call) -> MemberRemoved:
     """Remove the member."""
     organization_id = call.path["organizationId"]
     removed_at = await members.remove(
-        call.actor, organization_id, call.path["memberId"], _access(call), call.request_id
+        call.actor, organization_id, call.path["memberId"], access_of(call), call.request_id
     )
     return MemberRemoved(
         member_id=call.path["memberId"], organization_id=organization_id, removed_at=removed_at
@@ -319,9 +310,9 @@ async def remove_member(call: Call) -> MemberRemoved:
 
 @route(
     "POST",
-    _ORG + "/owner-transfer",
+    ORG_PATH + "/owner-transfer",
     summary="Hand the caller's ownership to another member (the caller becomes an admin)",
-    tag=_TAG,
+    tag=TAG,
     permission="organization-members:write",
     body=OwnerTransferRequest,
     response=OwnerTransferred,
@@ -335,128 +326,11 @@ async def transfer_ownership(call: Call) -> OwnerTransferred:
         call.path["organizationId"],
         body.from_member_id,
         body.to_member_id,
-        _access(call),
+        access_of(call),
         call.request_id,
     )
     return OwnerTransferred(
-        from_member=_member(await members.view(source)),
-        to_member=_member(await members.view(target)),
+        from_member=member_answer(await members.view(source)),
+        to_member=member_answer(await members.view(target)),
         transferred_at=when,
-    )
-
-
-async def _invitation(row: OrganizationInvitation, token: str | None = None) -> Invitation:
-    inviter = await invitations.inviter(row)
-    return Invitation(
-        invitation_id=row.id,
-        organization_id=row.organization_id,  # type: ignore[attr-defined]
-        email=row.email,
-        role=row.role,  # type: ignore[arg-type]
-        status=invitations.status_of(row),  # type: ignore[arg-type]
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        inviter=Inviter(user_id=inviter.id, display_name=inviter.display_name, email=inviter.email)
-        if inviter
-        else None,
-        token=token,
-    )
-
-
-@route(
-    "GET",
-    _ORG + "/invitations",
-    summary="List the organization's invitations",
-    tag=_TAG,
-    permission="organizations:read",
-    query=InvitationsQuery,
-    response=InvitationList,
-)
-async def list_invitations(call: Call) -> InvitationList:
-    """One page of invitations (their link secrets are never shown again)."""
-    query = call.query(InvitationsQuery)
-    found = await invitations.page(
-        call.actor, call.path["organizationId"], query.status, query.cursor, query.limit
-    )
-    return InvitationList(
-        items=[await _invitation(row) for row in found.items], next_cursor=found.next_cursor
-    )
-
-
-@route(
-    "POST",
-    _ORG + "/invitations",
-    summary="Invite someone by e-mail with a role; the link secret is shown once",
-    tag=_TAG,
-    permission="organization-members:write",
-    body=InviteRequest,
-    response=Invitation,
-    status=201,
-    errors=(409,),
-)
-async def invite(call: Call) -> Invitation:
-    """Create an invitation (and e-mail it when the organization has an e-mail channel)."""
-    body = call.body(InviteRequest)
-    created = await invitations.create(
-        call.actor, call.path["organizationId"], body.email, body.role, call.request_id
-    )
-    app = call.request.app
-    status, error = await mail.send_invitation(
-        call.keyring,
-        guard_for(app),
-        app[SETTINGS_KEY].notification_timeout_seconds,
-        created.row,
-        created.token,
-    )
-    answer = await _invitation(created.row, created.token)
-    return answer.model_copy(update={"email_status": status, "email_error": error})
-
-
-@route(
-    "POST",
-    _ORG + "/invitations/{invitationId}/revoke",
-    summary="Revoke a pending invitation",
-    tag=_TAG,
-    permission="organization-members:write",
-    response=Invitation,
-    errors=(409,),
-)
-async def revoke_invitation(call: Call) -> Invitation:
-    """Revoke the invitation; its link stops working."""
-    row = await invitations.revoke(
-        call.actor, call.path["organizationId"], call.path["invitationId"], call.request_id
-    )
-    return await _invitation(row)
-
-
-@route(
-    "POST",
-    "/organization-invitations/accept",
-    summary="Accept an invitation: create the account, or join with the signed-in one",
-    tag=_TAG,
-    permission=None,
-    body=AcceptInvitationRequest,
-    response=InvitationAccepted,
-    status=201,
-    errors=(401, 403, 409),
-)
-async def accept_invitation(call: Call) -> InvitationAccepted:
-    """Trade the link secret for a membership (once)."""
-    body = call.body(AcceptInvitationRequest)
-    request = call.request
-    signed_in = "Authorization" in request.headers or bool(
-        request.cookies.get(session_store.SESSION_COOKIE)
-    )
-    actor = await authenticate(request) if signed_in else None
-    member = await invitations.accept(
-        invitations.Acceptance(
-            token=body.token,
-            actor=actor,
-            display_name=body.display_name,
-            password=body.password,
-            request_id=call.request_id,
-        )
-    )
-    return InvitationAccepted(
-        organization_id=member.organization_id,  # type: ignore[attr-defined]
-        member=_member(await members.view(member)),
     )
