@@ -8,7 +8,11 @@ client on loopback. Printed:
 * ``POST /auth/login`` end to end, p50/p99 (the KDF plus the session write and audit event);
 * ``GET /servers/count`` authenticated three ways, interleaved in rounds so load drifts hit all
   alike: an API token (the baseline), a session secret as bearer token (the CLI), and the
-  session cookie (browsers); the ratio of each session path's median to the token's.
+  session cookie (browsers); the ratio of each session path's median to the token's;
+* the permission check with organizations (docs/organizations.md): 1,000 projects and 100
+  members, one of whom holds a per-project grant on every project; ``GET /projects/{id}`` by the
+  admin's API token (baseline) and by that member's session (its membership and 1,000 grants
+  are read and checked on every request).
 
     .venv/bin/python bench/auth.py --logins 30 --requests 2000
 """
@@ -102,8 +106,67 @@ async def run(logins: int, requests: int) -> None:
             for name, values in times.items():
                 ratio = statistics.median(values) / base
                 print(f"GET /servers/count, {name:22} {_ms(values)}  ratio {ratio:.3f}")
+            await _grants(coordinator, admin, requests)
         finally:
             await coordinator.close()
+
+
+async def _grants(coordinator: Coordinator, admin: str, requests: int) -> None:
+    """1,000 projects, 100 members; one member granted every project; time a scoped read."""
+    project_ids = []
+    for n in range(1000):
+        status, body, _ = await coordinator.call(
+            "POST", "/projects", token=admin, json={"name": f"p{n}"}
+        )
+        assert status == 201, body
+        project_ids.append(str(body["id"]))
+    org = "/organizations/org_default"
+    member_token = ""
+    member_id = ""
+    for n in range(99):
+        email = f"m{n}@example.com"
+        status, invitation, _ = await coordinator.call(
+            "POST", f"{org}/invitations", token=admin, json={"email": email, "role": "member"}
+        )
+        assert status == 201, invitation
+        # The KDF runs once per new account: 99 accounts take a while, as they would.
+        status, accepted, _ = await coordinator.call(
+            "POST",
+            "/organization-invitations/accept",
+            json={"token": invitation["token"], "password": PASSWORD},
+        )
+        assert status == 201, accepted
+        member_id = str(accepted["member"]["memberId"])
+    status, member, _ = await coordinator.call(
+        "POST",
+        f"{org}/members/{member_id}/project-grants",
+        token=admin,
+        json={"projectRoles": dict.fromkeys(project_ids, "member")},
+    )
+    assert status == 200, member
+    status, session, _ = await coordinator.call(
+        "POST", "/auth/login", json={"email": "m98@example.com", "password": PASSWORD}
+    )
+    assert status == 201, session
+    member_token = str(session["token"])
+    url = f"{coordinator.url}/projects/{project_ids[500]}"
+    ways = {
+        "API token (baseline)": {"Authorization": f"Bearer {admin}"},
+        "member, 1,000 grants": {"Authorization": f"Bearer {member_token}"},
+    }
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    async with aiohttp.ClientSession() as http:
+        for headers in ways.values():
+            for _ in range(50):
+                await _timed_get(http, url, headers)
+        for _ in range(requests // 100):
+            for name, headers in ways.items():
+                for _ in range(100):
+                    times[name].append(await _timed_get(http, url, headers))
+    base = statistics.median(times["API token (baseline)"])
+    for name, values in times.items():
+        ratio = statistics.median(values) / base
+        print(f"GET /projects/{{id}}, {name:22} {_ms(values)}  ratio {ratio:.3f}")
 
 
 def main() -> None:

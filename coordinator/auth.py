@@ -8,7 +8,8 @@ carry the session's CSRF token and, if it sends ``Origin``, come from the coordi
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -60,6 +61,14 @@ class Principal:
     # A login session's absolute expiry: its ``bounds`` are its account's rights, which do not
     # expire (so a token it mints may outlive it), but its streams and terminals end with it.
     session_expires_at: datetime | None = None
+    # A member's per-project grants {projectId: permissions} (coordinator/organizations/): in a
+    # granted project the route's permission must also be in that project's grant.
+    project_grants: Mapping[str, frozenset[str]] = field(
+        default_factory=dict, hash=False, compare=False
+    )
+    # The permission of the route being served (set by coordinator.api.routing), which the
+    # per-project grants are checked against.
+    acting_permission: str | None = None
 
     @property
     def credential_expires_at(self) -> datetime | None:
@@ -83,8 +92,14 @@ class Principal:
         return not self.server_ids or server_id in self.server_ids
 
     def can_see_project(self, project_id: str) -> bool:
-        """A scope with ``projectIds`` only reaches those projects (others look absent)."""
-        return not self.project_ids or project_id in self.project_ids
+        """A scope with ``projectIds`` only reaches those projects (others look absent); a
+        project grant also needs the route's permission (else the project looks absent)."""
+        if self.project_ids and project_id not in self.project_ids:
+            return False
+        granted = self.project_grants.get(project_id)
+        if granted is None or self.acting_permission is None:
+            return True
+        return ALL_PERMISSIONS in granted or self.acting_permission in granted
 
     def can_see_environment(self, project_id: str, environment_id: str) -> bool:
         """Project scope applies, then ``environmentIds`` if the token names any."""
@@ -150,8 +165,10 @@ async def _session_principal(request: web.Request, secret: str, *, cookie: bool)
         organization_id=found.organization_id,
         permissions=found.permissions,
         server_ids=frozenset(),
-        bounds=Bounds.of({"permissions": sorted(found.permissions)}, None),
+        bounds=found.bounds,
         session_expires_at=found.expires_at,
+        project_ids=found.bounds.get("projectIds"),  # the granted projects (cached)
+        project_grants=found.project_grants,
     )
 
 

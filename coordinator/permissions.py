@@ -52,6 +52,9 @@ Permission = Literal[
     "account:write",
     "dns-providers:read",
     "dns-providers:write",
+    "organizations:read",
+    "organizations:write",
+    "organization-members:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -134,6 +137,12 @@ GRANTS: Final[dict[Permission, str]] = {
     ),
     "dns-providers:read": "list and show RFC 2136 DNS providers (TSIG secrets masked)",
     "dns-providers:write": "add and delete RFC 2136 DNS providers used for DNS-01 certificates",
+    "organizations:read": "show the organization's profile, its members and invitations",
+    "organizations:write": "update the organization's profile; delete it (owners only)",
+    "organization-members:write": (
+        "invite members, change their roles, remove them and revoke invitations (never above "
+        "one's own role; only owners make owners)"
+    ),
 }
 """What each permission grants, in the README table's order."""
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from coordinator.auth import API_TOKEN_PREFIX, hash_token, mint_token
 from coordinator.db import account_models, models
+from coordinator.db.organization_models import OrganizationMember
 from coordinator.ids import new_id
 
 # Body and query fields that name a row: the key in a tenant's ids they are aimed at.
@@ -45,6 +46,9 @@ ID_FIELDS: Final[dict[str, str]] = {
     "rollbackCandidateDeploymentId": "deploymentId",
     "subscriptionId": "subscriptionId",
     "policyId": "policyId",
+    "fromMemberId": "memberId",
+    "toMemberId": "memberId",
+    "dnsProviderId": "dnsProviderId",
 }
 # Fields that list rows (token scopes): aimed as a one-item list.
 ID_LIST_FIELDS: Final[dict[str, str]] = {
@@ -131,6 +135,11 @@ def path_key(operation: Operation, name: str) -> str:
     """The tenant id a path parameter names (``sessionId`` is two kinds of session)."""
     if name == "sessionId":
         return "accountSessionId" if operation.path.startswith("/account") else "terminalSessionId"
+    # Two kinds of policy and of certificate share a parameter name.
+    if name == "policyId" and operation.path.startswith("/dependency-resources/backup-policies"):
+        return "backupPolicyId"
+    if name == "certificateId" and operation.path.startswith("/wildcard-certificates"):
+        return "wildcardCertificateId"
     return name
 
 
@@ -294,8 +303,8 @@ async def other_organization(name: str, password_hash: str | None = None) -> Ten
     """A second organization with its own admin and all-permission token (and, with
     ``password_hash``, a password the admin can log in with).
 
-    There is no API for organizations yet (issue 17's organizations step): this writes the rows
-    the bootstrap writes for the first one (coordinator/tokens/first_admin.py).
+    This writes the rows the bootstrap writes for the first one (coordinator/tokens/
+    first_admin.py): the organization, its owner's user and membership, and a token.
     """
     now = datetime.now(UTC)
     org_id = new_id("org")
@@ -310,6 +319,14 @@ async def other_organization(name: str, password_hash: str | None = None) -> Ten
         display_name=f"{name} admin",
         role="admin",
         created_at=now,
+    )
+    _ = await OrganizationMember.create(
+        id=new_id("mem"),
+        organization_id=org_id,
+        user_id=user_id,
+        role="owner",
+        joined_at=now,
+        updated_at=now,
     )
     _ = await models.ApiToken.create(
         id=new_id("tok"),

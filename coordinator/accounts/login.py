@@ -10,6 +10,7 @@ from coordinator.accounts import passwords, session_store, totp
 from coordinator.accounts.lockout import LoginThrottle
 from coordinator.auth import Principal
 from coordinator.db import account_models, models
+from coordinator.db.organization_models import OrganizationMember
 from coordinator.ids import new_id
 from coordinator.secrets import Keyring
 from coordinator.tokens.first_admin import DEFAULT_ORGANIZATION_ID
@@ -147,16 +148,28 @@ async def login(
     return await _open_session(attempt, user, second, absolute_seconds)
 
 
+async def _organization_of(user: models.User) -> str:
+    """Where a new session acts: the user's home organization while a member there, else its
+    oldest membership (else home, where it may only manage its own account)."""
+    home: str = user.organization_id  # type: ignore[attr-defined]
+    rows = OrganizationMember.filter(user_id=user.id, organization__deleted_at__isnull=True)
+    if await rows.filter(organization_id=home).exists():
+        return home
+    first = await rows.order_by("id").first()
+    return first.organization_id if first else home  # type: ignore[attr-defined]
+
+
 async def _open_session(
     attempt: Attempt, user: models.User, second: str, absolute_seconds: float
 ) -> LoggedIn:
     now = datetime.now(UTC)
     minted = session_store.mint()
+    organization_id = await _organization_of(user)
     async with in_transaction():
         session = await account_models.AccountSession.create(
             id=new_id(session_store.SESSION_ID_PREFIX),
             user_id=user.id,
-            organization_id=user.organization_id,  # type: ignore[attr-defined]
+            organization_id=organization_id,
             token_hash=session_store.digest(minted.token),
             csrf_hash=session_store.digest(minted.csrf_token),
             client_kind=attempt.client_kind,
@@ -171,7 +184,7 @@ async def _open_session(
             actor=None,
             actor_kind="user",
             actor_id=user.id,
-            organization_id=user.organization_id,  # type: ignore[attr-defined]
+            organization_id=organization_id,
             event_type="account.logged-in",
             aggregate_type="user",
             aggregate_id=user.id,

@@ -10,6 +10,7 @@ from coordinator.accounts import passwords, sessions, totp
 from coordinator.accounts.login import totp_binding
 from coordinator.auth import Principal
 from coordinator.db import account_models, models
+from coordinator.db.organization_models import OrganizationMember
 from coordinator.ids import new_id
 from coordinator.secrets import Keyring
 from coordinator.tokens.api_tokens import Access
@@ -237,6 +238,24 @@ def _with_password(account: Account) -> account_models.AccountCredential:
     return account.credential
 
 
+async def _refuse_last_owner(user_id: str) -> None:
+    """An organization must keep an owner (docs/organizations.md): transfer ownership first."""
+    owned = await OrganizationMember.filter(
+        user_id=user_id, role="owner", organization__deleted_at__isnull=True
+    ).values_list("organization_id", flat=True)
+    blockers = [
+        {"kind": "last-owner", "relatedEntityId": str(organization_id)}
+        for organization_id in owned
+        if await OrganizationMember.filter(organization_id=organization_id, role="owner").count()
+        <= 1
+    ]
+    if blockers:
+        raise Conflict(
+            "the last owner of an organization cannot delete its account; transfer ownership first",
+            details={"blockers": blockers},
+        )
+
+
 async def delete(actor: Principal, access: Access, request_id: str | None) -> datetime:
     """Delete the caller's account, unless it is the organization's last admin (409)."""
     account = await of(actor)
@@ -249,6 +268,7 @@ async def delete(actor: Principal, access: Access, request_id: str | None) -> da
                 "the last admin cannot delete its account",
                 details={"blockers": [{"kind": "last-admin", "relatedEntityId": user.id}]},
             )
+    await _refuse_last_owner(user.id)
     now = datetime.now(UTC)
     async with in_transaction():
         revoked = await sessions.revoke_all(user.id, keep=None)

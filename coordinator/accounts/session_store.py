@@ -7,12 +7,18 @@ service modules can use ``Principal`` without an import cycle.
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
-from coordinator.db import account_models, models, read_connection
+import orjson
+
+from coordinator.db import account_models, organization_models, read_connection
 from coordinator.db.raw_sql import bind_marks
+from coordinator.organizations.roles import bounds_of, grants_of, permissions_of
+from coordinator.token_scope import Bounds
 
 SESSION_TOKEN_PREFIX: Final = "berth_ss_"  # noqa: S105 (a prefix, not a secret)
 SESSION_ID_PREFIX: Final = "sess"
@@ -22,9 +28,6 @@ CSRF_HEADER: Final = "X-CSRF-Token"
 # lastActiveAt drives idle expiry; written at most this often (and at most every quarter of the
 # idle timeout), so reads do not all turn into writes.
 _TOUCH_SECONDS: Final = 60.0
-
-# What each role may do; the organization roles of the next step extend this table.
-ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {"admin": frozenset({"*"})}
 
 
 def digest(secret: str) -> str:
@@ -59,7 +62,12 @@ class Resolved:
     organization_id: str
     csrf_hash: str
     expires_at: datetime
+    # The user's role in the session's organization (None: no longer a member there).
+    role: str | None
     permissions: frozenset[str]
+    # Per-project grants {projectId: permissions} and what a token minted by it may reach.
+    project_grants: Mapping[str, frozenset[str]]
+    bounds: Bounds
 
 
 class SessionProblem(Exception):
@@ -74,21 +82,49 @@ def _moment(value: object) -> datetime:
 
 
 async def _row(wanted: str) -> dict[str, Any] | None:
-    """The session row and its user's role by secret digest: one hand-written join, as cheap
-    as an API token's lookup (the ORM's query building cost more than SQLite here)."""
+    """The session row and its user's role in the session's organization by secret digest:
+    one hand-written join, as cheap as an API token's lookup (the ORM's query building cost
+    more than SQLite here). Read on every request, so a role change or a removal applies to
+    the very next one."""
     connection = read_connection()
     (mark,) = bind_marks(connection.capabilities.dialect, 1)
     sessions = account_models.AccountSession._meta.db_table
-    users = models.User._meta.db_table
+    members = organization_models.OrganizationMember._meta.db_table
     # Nothing here comes from input but the bound digest.
     sql = (
         'SELECT s."id", s."user_id", s."organization_id", s."token_hash", s."csrf_hash", '  # noqa: S608
-        's."expires_at", s."last_active_at", s."revoked_at", u."role" '
-        f'FROM "{sessions}" s JOIN "{users}" u ON u."id" = s."user_id" '
+        's."expires_at", s."last_active_at", s."revoked_at", m."role", m."project_roles" '
+        f'FROM "{sessions}" s LEFT JOIN "{members}" m ON m."user_id" = s."user_id" '
+        'AND m."organization_id" = s."organization_id" '
         f'WHERE s."token_hash" = {mark}'
     )
     _, fetched = await connection.execute_query(sql, [wanted])
     return dict(fetched[0]) if fetched else None
+
+
+@dataclass(frozen=True)
+class _Rights:
+    permissions: frozenset[str]
+    project_grants: Mapping[str, frozenset[str]]
+    bounds: Bounds
+
+
+@lru_cache(maxsize=256)
+def _rights(role: str | None, raw_grants: str | None) -> _Rights:
+    """What a role and its grants (the column's JSON text) allow; cached by that text, as every
+    request of a session reads the same (1,000 grants cost ~1 ms to rebuild: bench/auth.py)."""
+    parsed = orjson.loads(raw_grants) if raw_grants else None
+    grants = {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else None
+    return _Rights(permissions_of(role), grants_of(grants), bounds_of(role, grants or None))
+
+
+def _grants_text(value: object) -> str | None:
+    """The grants column as read raw: JSON text (SQLite, PostgreSQL), or already parsed."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 async def resolve(secret: str, idle_seconds: float) -> Resolved:
@@ -107,6 +143,8 @@ async def resolve(secret: str, idle_seconds: float) -> Resolved:
     if last_active + timedelta(seconds=idle_seconds) <= now:
         raise SessionProblem("session has expired (idle)")
     session_id = str(row["id"])
+    role = None if row["role"] is None else str(row["role"])
+    rights = _rights(role, _grants_text(row["project_roles"]))
     if (now - last_active).total_seconds() >= min(_TOUCH_SECONDS, idle_seconds / 4):
         await account_models.AccountSession.filter(id=session_id).update(last_active_at=now)
     return Resolved(
@@ -115,7 +153,10 @@ async def resolve(secret: str, idle_seconds: float) -> Resolved:
         organization_id=str(row["organization_id"]),
         csrf_hash=str(row["csrf_hash"]),
         expires_at=expires_at,
-        permissions=ROLE_PERMISSIONS.get(str(row["role"]), frozenset()),
+        role=role,
+        permissions=rights.permissions,
+        project_grants=rights.project_grants,
+        bounds=rights.bounds,
     )
 
 

@@ -26,6 +26,8 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     meta,
     notifications,
     operator_work,
+    organization_invitations,
+    organizations,
     projects,
     resource_runtime,
     resource_variables,

@@ -8,7 +8,7 @@ instances of the declared response model before they are serialised.
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -80,6 +80,9 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "dnsProviderId",
             "backupId",
             "policyId",
+            "organizationId",
+            "memberId",
+            "invitationId",
         )
     },
     # The edge's request ids (Caddy's UUIDs) name access-failure evidence.
@@ -284,6 +287,8 @@ def build_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamR
         if route.permission is not None:
             principal = await authenticate(request)
             principal.require(route.permission)
+            if principal.project_grants:  # per-project grants check the route's permission
+                principal = replace(principal, acting_permission=route.permission)
         for name, value in request.match_info.items():
             PATH_PARAMETERS[name].check(name, value)
         query = _parse_query(request, route.query) if route.query else None

@@ -22,6 +22,7 @@ from coordinator.client import (
     logs_cli,
     monitoring_cli,
     notify_cli,
+    orgs_cli,
     render,
     tasks_cli,
     terminal_cli,
@@ -519,6 +520,7 @@ for _command in (
     *access_cli.COMMANDS,
     *dns01_cli.COMMANDS,
     *db_backup_cli.COMMANDS,
+    *orgs_cli.COMMANDS,
 ):
     main.add_command(_command)
 

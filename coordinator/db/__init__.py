@@ -25,6 +25,7 @@ ACCOUNT_MODELS_MODULE = "coordinator.db.account_models"
 DEFAULT_ACCESS_MODELS_MODULE = "coordinator.db.default_access_models"
 DNS01_MODELS_MODULE = "coordinator.db.dns01_models"
 BACKUP_MODELS_MODULE = "coordinator.db.backup_models"
+ORGANIZATION_MODELS_MODULE = "coordinator.db.organization_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -58,6 +59,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     DEFAULT_ACCESS_MODELS_MODULE,
                     DNS01_MODELS_MODULE,
                     BACKUP_MODELS_MODULE,
+                    ORGANIZATION_MODELS_MODULE,
                 ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,

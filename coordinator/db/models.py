@@ -11,6 +11,10 @@ class Organization(Model):
     name = fields.CharField(max_length=200)
     slug = fields.CharField(max_length=100, unique=True)
     created_at = fields.DatetimeField()
+    # Profile and lifecycle (issue 17): a deleted organization keeps its row, invisible.
+    logo_url = fields.CharField(max_length=500, null=True)
+    updated_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "organizations"
@@ -52,6 +56,9 @@ class ApiToken(Model):
     last_used_at = fields.DatetimeField(null=True)
     rotated_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    # Who minted it (a user's session or token; None for the first admin's): the token never
+    # outlives that user's rights in the organization (docs/organizations.md).
+    created_by_user_id = fields.CharField(max_length=40, null=True, db_index=True)
 
     class Meta:
         table = "api_tokens"

@@ -98,6 +98,9 @@ async def mint(
             id=token_id,
             organization_id=actor.organization_id,
             user_id=None,
+            # The minting user (a session's, or its token's creator): the token is cut back
+            # when that user's role shrinks or it leaves (coordinator/organizations/members.py).
+            created_by_user_id=actor.actor_id if actor.actor_id != actor.token_id else None,
             display_name=display_name,
             token_hash=hash_token(token),
             secret_suffix=token[-4:],

@@ -10,6 +10,7 @@ from tortoise.transactions import in_transaction
 from coordinator import audit
 from coordinator.auth import API_TOKEN_PREFIX, hash_token, mint_token
 from coordinator.db import account_models, models
+from coordinator.db.organization_models import OrganizationMember
 from coordinator.ids import new_id
 from shared.errors import Conflict
 
@@ -72,6 +73,15 @@ async def create(
                 display_name=display_name,
                 role="admin",
                 created_at=now,
+            )
+            # The first admin owns the organization (docs/organizations.md).
+            _ = await OrganizationMember.create(
+                id=new_id("mem"),
+                organization_id=DEFAULT_ORGANIZATION_ID,
+                user_id=user_id,
+                role="owner",
+                joined_at=now,
+                updated_at=now,
             )
             if password_hash is not None:
                 _ = await account_models.AccountCredential.create(

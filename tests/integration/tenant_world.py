@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator import work_runs
-from coordinator.db import task_models
+from coordinator.db import backup_models, dns01_models, task_models
 from coordinator.ids import new_id
 from coordinator.permissions import PERMISSIONS
 from tests.dns_server import ZONE
@@ -214,6 +214,17 @@ async def organization_a(
     events = await call_ok(
         coordinator, "GET", f"/audit-events?limit=1&aggregateId={world.resource_id}", admin
     )
+    members = await call_ok(coordinator, "GET", "/organizations/org_default/members", admin)
+    invitation = await call_ok(
+        coordinator,
+        "POST",
+        "/organizations/org_default/invitations",
+        admin,
+        json={"email": "invited@alpha.example.com", "role": "viewer"},
+    )
+    later = await _later_rows(
+        world.project_id, world.environment_id, str(database["id"]), world.server_id
+    )
     await world.agent.close()
     ids = {
         "organizationId": "org_default",
@@ -246,6 +257,9 @@ async def organization_a(
         "key": "MODE",
         "category": "audit-rows",
         "projectScopedToken": str(scoped["token"]),
+        "memberId": str(members["items"][0]["memberId"]),
+        "invitationId": str(invitation["invitationId"]),
+        **later,
     }
     return Tenant("org_default", admin, ids), agent
 
@@ -282,3 +296,67 @@ async def _task_and_run(project_id: str, environment_id: str, world: Any) -> tup
         exit_code=0,
     )
     return task.id, run.id
+
+
+async def _later_rows(
+    project_id: str, environment_id: str, dependency_id: str, server_id: str
+) -> dict[str, str]:
+    """Rows of the later capabilities that need a real database, CA or DNS server to come
+    about through the API: a backup and its policy, a DNS provider and a wildcard certificate.
+    The walk only needs them to exist in organization A."""
+    now = datetime.now(UTC)
+    backup = await backup_models.DependencyBackup.create(
+        id=new_id("dbk"),
+        organization_id="org_default",
+        project_id=project_id,
+        environment_id=environment_id,
+        dependency_resource_id=dependency_id,
+        server_id=server_id,
+        dependency_kind="postgres",
+        provider_key="berth-agent",
+        status="failed",
+        attempt_id=new_id("att"),
+        requested_at=now,
+        failed_at=now,
+        failure_code="test",
+        failure_message="a row for the tenancy walk",
+        created_at=now,
+    )
+    policy = await backup_models.DependencyBackupPolicy.create(
+        id=new_id("dbp"),
+        organization_id="org_default",
+        project_id=project_id,
+        environment_id=environment_id,
+        dependency_resource_id=dependency_id,
+        provider_key="berth-agent",
+        schedule_interval_hours=24,
+        retention_days=7,
+        enabled=False,
+        updated_at=now,
+    )
+    provider = await dns01_models.DnsProvider.create(
+        id=new_id("dnp"),
+        organization_id="org_default",
+        name="alpha-dns",
+        server_host="192.0.2.53",
+        zone="alpha.example.com",
+        tsig_key_name="berth",
+        tsig_algorithm="hmac-sha256",
+        tsig_secret_encrypted="not-a-secret",
+        created_at=now,
+    )
+    wildcard = await dns01_models.WildcardCertificate.create(
+        id=new_id("wcr"),
+        organization_id="org_default",
+        dns_provider_id=provider.id,
+        domain_name="apps.alpha.example.com",
+        status="failed",
+        acme_directory="https://ca.example.com/dir",
+        created_at=now,
+    )
+    return {
+        "backupId": backup.id,
+        "backupPolicyId": policy.id,
+        "dnsProviderId": provider.id,
+        "wildcardCertificateId": wildcard.id,
+    }

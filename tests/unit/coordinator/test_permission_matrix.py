@@ -17,10 +17,11 @@ import pytest
 import pytest_asyncio
 
 from coordinator.accounts import passwords
-from coordinator.accounts.session_store import ROLE_PERMISSIONS
 from coordinator.api.openapi import build_openapi
 from coordinator.db import account_models, models
+from coordinator.db.organization_models import OrganizationMember
 from coordinator.ids import new_id
+from coordinator.organizations.roles import ROLE_PERMISSIONS
 from coordinator.permissions import ALL_PERMISSIONS, PERMISSIONS
 from tests.harness import Coordinator
 from tests.tenancy import (
@@ -51,6 +52,7 @@ PUBLIC: Final = {
     "GET /agent/v1/package": "the agent package (no secrets)",
     "GET /agent/v1/archives/{archiveId}": "checks the agent's signed request itself",
     "GET /agent/v1/connect": "the agent websocket; checks the agent's key itself",
+    "POST /organization-invitations/accept": "checks the one-time invitation secret itself",
 }
 
 
@@ -109,6 +111,15 @@ async def _role_session(coordinator: Coordinator, role: str, hashed: str) -> str
             display_name=role,
             role=role,
             created_at=now,
+        )
+        # The role a session acts with is its membership's (docs/organizations.md).
+        _ = await OrganizationMember.create(
+            id=new_id("mem"),
+            organization_id=org.id,
+            user_id=user_id,
+            role=role,
+            joined_at=now,
+            updated_at=now,
         )
         _ = await account_models.AccountCredential.create(
             id=user_id,
