@@ -6,6 +6,7 @@ from coordinator import accounts, console, retention
 from coordinator.app import CAPABILITIES, create_app
 from coordinator.appkeys import ENGINE_KEY, REGISTRY_KEY
 from coordinator.deployments.engine import DeploymentEngine
+from coordinator.dns01 import plugin as dns01
 from coordinator.settings import Settings
 from shared.messages import AgentMessage
 from shared.messages.typeset import unsolicited_types
@@ -28,6 +29,7 @@ def test_deployments_plug_in_like_the_others(tmp_path: Path) -> None:
     # The engine is the first listener: it sees each link (and its inventory) first.
     assert app[REGISTRY_KEY]._listeners[0] is engine
     # One listener per capability, except those that listen to no agent link: retention (a
-    # scheduled job), the console (static files) and accounts (logins, sessions).
-    without_link = {accounts.install, console.install, retention.install}
+    # scheduled job), the console (static files), accounts (logins, sessions) and DNS-01
+    # (the coordinator's own ACME orders; agents get the result as imported certificates).
+    without_link = {accounts.install, console.install, retention.install, dns01.install}
     assert len(app[REGISTRY_KEY]._listeners) == len(CAPABILITIES) - len(without_link)
