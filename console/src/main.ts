@@ -2,6 +2,7 @@
 import { onUnauthorized } from "./api";
 import { h, link } from "./dom";
 import { navigate, setRenderer } from "./nav";
+import { forgetContext, switcher } from "./org";
 import { session } from "./session";
 
 export type Page = (root: HTMLElement, params: string[], signal: AbortSignal) => Promise<void>;
@@ -26,7 +27,11 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/projects\/([\w-]+)\/settings$/, "Project settings", async () => (await import("./pages/settings")).projectSettings],
   [/^\/environments\/([\w-]+)\/settings$/, "Environment settings", async () => (await import("./pages/settings")).environmentSettings],
   [/^\/resources\/([\w-]+)\/tasks$/, "Scheduled tasks", async () => (await import("./pages/tasks")).page],
+  [/^\/organization$/, "Organization", async () => (await import("./pages/organization")).page],
+  [/^\/accept-invitation$/, "Accept an invitation", async () => (await import("./pages/invitation")).page],
 ];
+// Pages reachable without signing in (the invitation's secret is the credential).
+const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);
 
 const app = document.getElementById("app")!;
 let current: AbortController | null = null;
@@ -42,6 +47,8 @@ function shell(): { main: HTMLElement } {
     link("/audit", "Audit log"),
     link("/tokens", "API tokens"),
     link("/sessions", "Sessions"),
+    link("/organization", "Organization"),
+    switcher(() => void render()),
     h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out"),
   );
   const main = h("main", { id: "main", tabindex: -1 });
@@ -52,6 +59,7 @@ function shell(): { main: HTMLElement } {
 
 async function signOut(): Promise<void> {
   await session.signOut();
+  forgetContext();
   navigate("/sign-in");
 }
 
@@ -60,16 +68,18 @@ async function render(): Promise<void> {
   const controller = new AbortController();
   current = controller;
   let path = location.pathname.replace(/^\/console/, "").replace(/\/$/, "") || "/";
-  if (!session.signedIn() && path !== "/sign-in") {
+  if (!session.signedIn() && !PUBLIC.has(path)) {
     history.replaceState(null, "", "/console/sign-in?next=" + encodeURIComponent(path));
     path = "/sign-in";
   } else if (path === "/") {
     history.replaceState(null, "", "/console/servers");
     path = "/servers";
   }
+  // One current-context read per drawing, shared by the header's switcher and the page.
+  forgetContext();
   const match = routes.map(([pattern, title, load]) => [pattern.exec(path), title, load] as const).find(([m]) => m);
   let main: HTMLElement;
-  if (path === "/sign-in") {
+  if (path === "/sign-in" || (path === "/accept-invitation" && !session.signedIn())) {
     main = h("main", { id: "main", class: "narrow" });
     app.replaceChildren(main);
   } else {
@@ -110,6 +120,7 @@ window.addEventListener("popstate", () => void render());
 onUnauthorized(() => {
   // The session expired or was revoked (or the token): nothing kept here is worth anything now.
   session.forget();
+  forgetContext();
   if (!location.pathname.endsWith("/sign-in")) navigate("/sign-in?expired=1", true);
 });
 void render();

@@ -4,20 +4,21 @@
 import { api, query } from "../api";
 import { h, link } from "../dom";
 import { actionButton, actionForm, select, table, when } from "../widgets";
+import { backupSection } from "./backups";
 
 const KINDS: [string, string][] = [["postgres", "PostgreSQL"], ["redis", "Redis"], ["mysql", "MySQL"]];
 
-export async function environmentPage(root: HTMLElement, [environmentId]: string[]): Promise<void> {
+export async function environmentPage(root: HTMLElement, [environmentId]: string[], signal: AbortSignal): Promise<void> {
   const shown = await api("GET", `/environments/${environmentId}`);
   const env = shown.environment ?? shown;
   root.append(
     h("p", { class: "crumbs" }, link(`/environments/${environmentId}`, env.name), " / storage"),
     h("h1", {}, `Storage and databases of ${env.name}`),
   );
-  await sections(root, env, null);
+  await sections(root, env, null, signal);
 }
 
-export async function resourcePage(root: HTMLElement, [resourceId]: string[]): Promise<void> {
+export async function resourcePage(root: HTMLElement, [resourceId]: string[], signal: AbortSignal): Promise<void> {
   const resource = (await api("GET", `/resources/${resourceId}`)).resource;
   const shown = await api("GET", `/environments/${resource.environmentId}`);
   const env = shown.environment ?? shown;
@@ -25,10 +26,10 @@ export async function resourcePage(root: HTMLElement, [resourceId]: string[]): P
     h("p", { class: "crumbs" }, link(`/resources/${resourceId}`, resource.name), " / storage and databases"),
     h("h1", {}, `Storage and databases of ${resource.name}`),
   );
-  await sections(root, env, resource);
+  await sections(root, env, resource, signal);
 }
 
-async function sections(root: HTMLElement, env: any, resource: any | null): Promise<void> {
+async function sections(root: HTMLElement, env: any, resource: any | null, signal: AbortSignal): Promise<void> {
   const scope = { projectId: env.projectId, environmentId: env.id };
   const servers = (await api("GET", "/servers" + query({ limit: 200 }))).items.map((s: any): [string, string] => [s.id, s.name]);
   const out = h("div", { role: "status", id: "storage-status" });
@@ -37,6 +38,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
   const databases = h("div", { id: "databases" });
   const bindings = h("div", { id: "bindings" });
   const plan = h("div", { id: "dependency-plan" });
+  const backups = backupSection(signal);
   let volumeItems: any[] = [];
   let databaseItems: any[] = [];
 
@@ -116,6 +118,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
              return `${target.value} is set from the next deployment on.`;
            })]
         : null),
+    backups.element,
   );
 
   function options(pick: HTMLSelectElement, items: any[]): void {
@@ -171,6 +174,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null): Prom
     databaseItems = (await api("GET", "/dependency-resources" + query(scope))).items;
     options(bindPick, databaseItems);
     options(dbRenamePick, databaseItems);
+    backups.setDatabases(databaseItems);
     databases.replaceChildren(table("dependency-rows", ["Name", "Kind", "State", "Connection", "Readiness", ""], databaseItems.map((d) =>
       h("tr", { "data-dependency": d.name },
         h("td", {}, h("strong", {}, d.name), h("div", { class: "hint" }, d.sourceMode)),
