@@ -1,0 +1,125 @@
+"""The console's database backups in a real headless Chromium against a real coordinator and a
+real agent running the local PostgreSQL image: back up now, verify, a restore refused without
+the overwrite acknowledgement, restore, restore into another database, the backup policy.
+Screenshots go to artifacts/console/<test>/."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import docker
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.browser import artifacts_dir
+from tests.db_images import db_images
+from tests.harness import Coordinator, eventually
+from tests.integration.stacks import workload
+from tests.integration.test_backups_e2e import _cleanup, _provision, _psql
+from tests.integration.test_console_pages import (
+    _fits_phone,
+    _signed_in,
+    _unexpected,
+    chromium_browser,
+)
+
+__all__ = ["chromium_browser"]
+
+pytestmark = pytest.mark.docker
+ROWS = 50  # the rows written below
+
+
+@pytest.fixture
+async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        ws_ping_seconds=5.0,
+        dependency_image_postgres=db_images("postgres")["postgres"],
+    )
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+@pytest.mark.timeout(420)
+async def test_console_backs_up_verifies_and_restores_a_database(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    chromium_browser: Browser,
+    docker_client: docker.DockerClient,
+    request: pytest.FixtureRequest,
+) -> None:
+    shots = artifacts_dir(request.node.name)
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
+    try:
+        main, clone = await asyncio.gather(
+            _provision(stack, "Main DB"), _provision(stack, "Clone DB")
+        )
+        _psql(
+            docker_client,
+            main,
+            "create table items (n int primary key);"
+            "insert into items select g from generate_series(1, 50) g",
+        )
+        page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+        await page.goto(f"{coordinator.url}/console/environments/{stack.environment_id}/storage")
+        section = page.locator("section", has=page.locator("#backups-title"))
+        await section.get_by_label("Database to back up").select_option(label="Main DB")
+        await expect(page.locator("#backups")).to_contain_text("No backups of this database yet.")
+
+        # Back up now: the row follows the backup until it is ready, with its size.
+        await section.get_by_role("button", name="Back up now").click()
+        row = page.locator("#backup-rows tbody tr").first
+        await expect(row).to_have_attribute("data-status", "ready", timeout=90_000)
+        await expect(row.locator(".backup-size")).not_to_have_text("\N{EN DASH}")
+
+        # Verify: restored into a throwaway database and counted.
+        await row.get_by_role("button", name="Verify the backup", exact=False).click()
+        verified = row.locator(".backup-verification")
+        await expect(verified).to_have_attribute("data-verification", "passed", timeout=120_000)
+        await expect(verified).to_contain_text(f"{ROWS} row(s)")
+
+        # Restore: refused without the acknowledgement (the API's message shown), then done.
+        _psql(docker_client, main, "drop table items")
+        restore = page.get_by_role("form", name="Restore a backup")
+        await restore.get_by_role("button", name="Restore").click()
+        await expect(restore.get_by_role("alert")).to_contain_text("acknowledgeDataOverwrite")
+        await restore.get_by_label("Replace the target's tables", exact=False).check()
+        await restore.get_by_role("button", name="Restore").click()
+        restored = row.locator(".backup-restore")
+        await expect(restored).to_have_attribute("data-restore", "ready", timeout=120_000)
+        assert _psql(docker_client, main, "select count(*) from items") == str(ROWS)
+
+        # Restore into another database: a clone.
+        await restore.get_by_label("Into").select_option(label="Clone DB (another database)")
+        await restore.get_by_label("Replace the target's tables", exact=False).check()
+        await restore.get_by_role("button", name="Restore").click()
+
+        async def cloned() -> bool:
+            out = _psql(
+                docker_client, clone, "select count(*) from pg_tables where tablename = 'items'"
+            )
+            return out == "1"
+
+        await eventually(cloned, timeout=120, what="the backup restored into the clone")
+        assert _psql(docker_client, clone, "select count(*) from items") == str(ROWS)
+
+        # The backup policy.
+        policy = page.get_by_role("form", name="Backup policy")
+        await policy.get_by_label("Every (hours)").fill("12")
+        await policy.get_by_label("Keep for (days)").fill("7")
+        await policy.get_by_label("Keep at most (backups)").fill("3")
+        await policy.get_by_role("button", name="Save policy").click()
+        await expect(page.locator("#policy-summary")).to_contain_text(
+            "every 12 h, kept 7 days, at most 3"
+        )
+        await page.screenshot(path=shots / "backups.png", full_page=True)
+        await _fits_phone(page, shots / "phone-backups.png")
+        assert _unexpected(problems) == []
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
