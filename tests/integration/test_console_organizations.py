@@ -23,6 +23,7 @@ from tests.unit.coordinator.test_projects_api import create_project
 __all__ = ["chromium_browser"]
 
 BOB_PASSWORD = "lantern-quiver-obelisk-58"
+FORBIDDEN = "does not include 'organization-members:write'"
 
 
 async def _call(
@@ -100,6 +101,23 @@ async def test_console_organization_members_invitations_and_switch(
     assert await bob.get_by_role("form", name="Organization profile").count() == 0
     await bob.screenshot(path=shots / "member-view.png", full_page=True)
 
+    # A control reached after the role shrank (the page was drawn for an admin): the API's 403
+    # message shows in the form, and nothing is invited.
+    org_id = await _org_id(coordinator, admin_token)
+    bob_id = await _member_id(coordinator, admin_token, org_id, "bob@example.com")
+    role_path = f"/organizations/{org_id}/members/{bob_id}/role"
+    await _call(coordinator, "POST", role_path, {"role": "admin"}, admin_token)
+    await bob.reload()
+    bob_invite = bob.get_by_role("form", name="Invite someone")
+    await bob_invite.get_by_label("E-mail").fill("erin@example.com")
+    await _call(coordinator, "POST", role_path, {"role": "member"}, admin_token)
+    await bob_invite.get_by_role("button", name="Invite").click()
+    await expect(bob_invite.get_by_role("alert")).to_contain_text(FORBIDDEN)
+    invitations = await _call(
+        coordinator, "GET", f"/organizations/{org_id}/invitations", None, admin_token
+    )
+    assert "erin@example.com" not in [i["email"] for i in invitations["items"]]
+
     # Back as the owner: Bob is listed; his role changes and he is limited to one project.
     await page.reload()
     await _member_row(page, "bob@example.com")
@@ -124,7 +142,6 @@ async def test_console_organization_members_invitations_and_switch(
     assert bob_member["projectRoles"] == {project_id: "viewer"}
 
     # A member who joined through the API is removed after the confirmation.
-    org_id = await _org_id(coordinator, admin_token)
     dave = await _call(
         coordinator,
         "POST",
@@ -161,6 +178,12 @@ async def test_console_organization_members_invitations_and_switch(
     assert await page.get_by_role("form", name="Transfer ownership").count() == 0
     assert _unexpected(problems) == []
     assert _unexpected(bob_problems) == []
+
+
+async def _member_id(coordinator: Coordinator, token: str, org_id: str, email: str) -> str:
+    members = await _call(coordinator, "GET", f"/organizations/{org_id}/members", None, token)
+    [member] = [m for m in members["items"] if m["email"] == email]
+    return str(member["memberId"])
 
 
 async def _org_id(coordinator: Coordinator, token: str) -> str:
