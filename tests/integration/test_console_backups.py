@@ -6,6 +6,7 @@ Screenshots go to artifacts/console/<test>/."""
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -14,7 +15,7 @@ from playwright.async_api import Browser, expect
 from tests.browser import artifacts_dir
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import workload
+from tests.integration.stacks import Workload, workload
 from tests.integration.test_backups_e2e import _cleanup, _provision, _psql
 from tests.integration.test_console_pages import (
     _fits_phone,
@@ -24,6 +25,13 @@ from tests.integration.test_console_pages import (
 )
 
 __all__ = ["chromium_browser"]
+
+
+async def _backup(stack: Workload, backup_id: str | None) -> dict[str, Any]:
+    shown = await stack.call("GET", f"/dependency-resources/backups/{backup_id}")
+    backup: dict[str, Any] = shown["backup"]
+    return backup
+
 
 pytestmark = pytest.mark.docker
 ROWS = 50  # the rows written below
@@ -94,18 +102,20 @@ async def test_console_backs_up_verifies_and_restores_a_database(
         await expect(restored).to_have_attribute("data-restore", "ready", timeout=120_000)
         assert _psql(docker_client, main, "select count(*) from items") == str(ROWS)
 
-        # Restore into another database: a clone.
+        # Restore into another database: a clone (its outcome is the backup's newest attempt).
+        backup_id = await row.get_attribute("data-backup")
+        first = (await _backup(stack, backup_id))["latestRestoreAttempt"]["attemptId"]
         await restore.get_by_label("Into").select_option(label="Clone DB (another database)")
         await restore.get_by_label("Replace the target's tables", exact=False).check()
         await restore.get_by_role("button", name="Restore").click()
 
         async def cloned() -> bool:
-            out = _psql(
-                docker_client, clone, "select count(*) from pg_tables where tablename = 'items'"
-            )
-            return out == "1"
+            attempt = (await _backup(stack, backup_id))["latestRestoreAttempt"]
+            assert attempt["status"] != "failed", attempt
+            return bool(attempt["attemptId"] != first and attempt["status"] == "ready")
 
         await eventually(cloned, timeout=120, what="the backup restored into the clone")
+        await expect(restored).to_have_attribute("data-restore", "ready")
         assert _psql(docker_client, clone, "select count(*) from items") == str(ROWS)
 
         # The backup policy.
