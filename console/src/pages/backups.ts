@@ -54,12 +54,14 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
     h("h2", { id: "backups-title" }, "Database backups"),
     h("p", { class: "hint" }, "PostgreSQL and MySQL databases run by Berth, encrypted on the coordinator."),
     h("div", { class: "toolbar" }, pick, actionButton("Back up now", out, async () => {
+      if (!pick.value) throw new Error("No PostgreSQL or MySQL database run by Berth here to back up.");
       await api("POST", `/dependency-resources/${pick.value}/backups`, {});
       await load();
     })),
     out,
     list,
     actionForm("Restore a backup", [["Backup", restorePick], ["Into", into], ["Replace the target's tables with the backup's (acknowledgeDataOverwrite)", acknowledge]], "Restore", async () => {
+      if (!restorePick.value) throw new Error("No ready backup to restore yet.");
       const body: Record<string, unknown> = { acknowledgeDataOverwrite: acknowledge.checked };
       if (into.value) body.targetDependencyResourceId = into.value;
       await api("POST", `/dependency-resources/backups/${restorePick.value}/restore`, body);
@@ -68,6 +70,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
       return "Restore started: its outcome shows in the list.";
     }),
     actionForm("Backup policy", [["Every (hours)", every], ["Keep for (days)", keepDays], ["Keep at most (backups)", keepCount], ["Retry a failed scheduled backup", retry], ["Enabled", enabled]], "Save policy", async () => {
+      if (!pick.value) throw new Error("No database chosen.");
       await api("POST", "/dependency-resources/backup-policies", {
         dependencyResourceId: pick.value,
         scheduleIntervalHours: Number(every.value),

@@ -55,6 +55,7 @@ export async function page(root: HTMLElement): Promise<void> {
     h("section", { "aria-labelledby": "members-title" }, h("h2", { id: "members-title" }, "Members"), members),
     may.canUpdateMemberRoles
       ? actionForm("Project grants", [["Member", grantPick], ["Every project (no limit)", everyProject], ...projectPicks.map(([p, pick]): [string, HTMLElement] => [p.name, pick])], "Save grants", async () => {
+          if (!grantPick.value) throw new Error("Only members and viewers can be limited to projects: there is none.");
           const roles: Record<string, string> = {};
           for (const [p, pick] of projectPicks) if (pick.value) roles[p.id] = pick.value;
           await api("POST", `${base}/members/${grantPick.value}/project-grants`, { projectRoles: everyProject.checked ? null : roles });
@@ -65,7 +66,8 @@ export async function page(root: HTMLElement): Promise<void> {
     may.canTransferOwnership
       ? actionForm("Transfer ownership", [["New owner", transferPick]], "Transfer ownership", async () => {
           const target = memberItems.find((m) => m.memberId === transferPick.value);
-          if (!confirm(`Make ${target?.email} the owner? You become an admin.`)) return;
+          if (!target) throw new Error("Nobody else is a member yet: invite the new owner first.");
+          if (!confirm(`Make ${target.email} the owner? You become an admin.`)) return;
           await api("POST", `${base}/owner-transfer`, { fromMemberId: me()?.memberId, toMemberId: transferPick.value });
           forgetContext();
           root.replaceChildren();
