@@ -1,0 +1,161 @@
+"""Certificate and backup outcomes as notification events: each transition is reported once
+(a repeated agent report or a repeated hook call queues nothing new), and the events carry
+what a receiver needs (error code, failure phase, retry time; failure code of a backup)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from coordinator.certificates.ingest import apply_report
+from coordinator.db.backup_models import DependencyBackup
+from coordinator.db.notification_models import NotificationDelivery
+from coordinator.notifications import NOTIFICATIONS_KEY
+from coordinator.notifications.events import EVENT_TYPES
+from coordinator.notifications.outcome_sources import (
+    BACKUP_EVENTS,
+    CERTIFICATE_EVENTS,
+    OutcomeSources,
+    backup_event,
+    certificate_event,
+)
+from shared.messages.certificates import CertificateReport
+from tests.harness import Coordinator
+from tests.unit.coordinator.test_certificate_ingest import (  # noqa: F401
+    NOW,
+    RESOLVER,
+    _failure,
+    _seen,
+    confirmed,
+)
+from tests.unit.coordinator.test_certificates_api import DOMAIN, binding  # noqa: F401
+
+
+async def _subscribe(coordinator: Coordinator, token: str, events: list[str]) -> str:
+    status, body, _ = await coordinator.call(
+        "POST",
+        "/notification-subscriptions",
+        token=token,
+        json={
+            "name": "outcomes",
+            "channel": "webhook",
+            "events": events,
+            "url": "https://hooks.example.test/in",
+            "signingSecret": "outcome-secret-0123456789",
+            "enabled": True,
+        },
+    )
+    assert status == 201, body
+    return str(body["id"])
+
+
+def test_every_outcome_has_a_catalogued_event_type() -> None:
+    assert set(EVENT_TYPES) >= (CERTIFICATE_EVENTS | BACKUP_EVENTS)
+
+
+async def test_certificate_transitions_are_reported_once(
+    coordinator: Coordinator,
+    admin_token: str,
+    confirmed: str,  # noqa: F811
+) -> None:
+    assert await apply_report(confirmed, CertificateReport(id=1, certificates=[]), RESOLVER) == []
+    issued_at = NOW - timedelta(days=80)
+    first = CertificateReport(id=2, certificates=[_seen("aa" * 32, issued_at)])
+    [(kind, issued_attempt)] = await apply_report(confirmed, first, RESOLVER)
+    assert kind == "certificate.issued"
+    assert await apply_report(confirmed, first, RESOLVER) == []  # the same picture again
+
+    failed_at = NOW - timedelta(days=10)
+    retry = failed_at + timedelta(minutes=5)
+    failing = CertificateReport(
+        id=3, certificates=[_seen("aa" * 32, issued_at)], failures=[_failure(failed_at, retry)]
+    )
+    [(kind, failed_attempt)] = await apply_report(confirmed, failing, RESOLVER)
+    assert kind == "certificate.failed"
+    assert await apply_report(confirmed, failing, RESOLVER) == []
+
+    renewed = CertificateReport(id=4, certificates=[_seen("bb" * 32, NOW - timedelta(days=1))])
+    [(kind, renewed_attempt)] = await apply_report(confirmed, renewed, RESOLVER)
+    assert kind == "certificate.renewed"
+    assert len({issued_attempt, failed_attempt, renewed_attempt}) == 3
+
+    event = await certificate_event("certificate.failed", failed_attempt)
+    assert event is not None
+    assert event.event_id == f"certificate.failed:{failed_attempt}"
+    assert event.subject["serverId"] == confirmed
+    assert event.data["domainName"] == DOMAIN
+    assert event.data["errorCode"] == "acme_rate_limited"
+    assert event.data["failurePhase"] == "ca"
+    assert event.data["retriable"] is True
+    assert event.data["retryAfter"] == retry.isoformat()
+    assert "acme_rate_limited" in event.summary
+    shown = await certificate_event("certificate.renewed", renewed_attempt)
+    assert shown is not None
+    assert (shown.data["reason"], shown.data["fingerprint"]) == ("renew", "bb" * 32)
+    assert await certificate_event("certificate.failed", "cat_missing") is None
+
+    # Published to a matching subscription once, however often the hook is told.
+    await _subscribe(coordinator, admin_token, ["certificate.failed", "certificate.renewed"])
+    sources = OutcomeSources(coordinator.app[NOTIFICATIONS_KEY].publisher)
+    for _ in range(2):
+        await sources.on_certificate_outcome("certificate.failed", failed_attempt)
+        await sources.on_certificate_outcome("certificate.issued", issued_attempt)  # not wanted
+    rows = await NotificationDelivery.all()
+    assert [r.event_type for r in rows] == ["certificate.failed"]
+    data: Any = rows[0].payload["data"]
+    assert data["retryAfter"] == retry.isoformat()
+
+
+async def _backup(**fields: Any) -> DependencyBackup:
+    now = datetime.now(UTC)
+    return await DependencyBackup.create(
+        id="dbk_outcome",
+        organization_id="org_outcome",
+        project_id="prj_outcome",
+        environment_id="env_outcome",
+        dependency_resource_id="dep_outcome",
+        server_id="srv_outcome",
+        dependency_kind="postgres",
+        provider_key="berth-postgres",
+        attempt_id="bka_outcome",
+        requested_at=now,
+        created_at=now,
+        **fields,
+    )
+
+
+async def test_backup_events_are_one_per_backup_restore_attempt_and_verification(
+    coordinator: Coordinator,
+) -> None:
+    now = datetime.now(UTC)
+    row = await _backup(
+        status="failed",
+        failed_at=now,
+        failure_code="unavailable",
+        failure_message="the server's agent is not connected",
+    )
+    failed = await backup_event("backup.failed", row.id)
+    assert failed is not None
+    assert failed.event_id == "backup.failed:dbk_outcome:bka_outcome"
+    assert failed.data["failureCode"] == "unavailable"
+    assert failed.subject["dependencyResourceId"] == "dep_outcome"
+    assert "unavailable" in failed.summary
+
+    await DependencyBackup.filter(id=row.id).update(
+        restore_attempt_id="rsa_1", restore_status="failed", restore_failure_code="x"
+    )
+    first = await backup_event("restore.failed", row.id)
+    await DependencyBackup.filter(id=row.id).update(restore_attempt_id="rsa_2")
+    second = await backup_event("restore.failed", row.id)
+    assert first is not None
+    assert second is not None
+    assert first.event_id != second.event_id  # two restore attempts, two events
+
+    await DependencyBackup.filter(id=row.id).update(verification_status="passed", verified_at=now)
+    verified = await backup_event("backup.verified", row.id)
+    later = now + timedelta(hours=1)
+    await DependencyBackup.filter(id=row.id).update(verified_at=later)
+    again = await backup_event("backup.verified", row.id)
+    assert verified is not None
+    assert again is not None
+    assert verified.event_id != again.event_id
+    assert await backup_event("backup.nonsense", row.id) is None
+    assert await backup_event("backup.failed", "dbk_missing") is None
