@@ -1,0 +1,212 @@
+"""Certificate and backup outcomes end to end: a real coordinator and agent; a certificate report
+goes through the real listener and ingest, a real PostgreSQL (the local image) is backed up
+through the agent link, and once the agent is stopped a second backup fails. Each outcome is
+delivered once as a signed webhook to a loopback receiver."""
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from aiohttp import web
+
+from coordinator.certificates import CERTIFICATES_KEY
+from coordinator.notifications.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from shared.messages.certificates import (
+    CertificateFailure,
+    CertificateObservation,
+    CertificateReport,
+)
+from tests.db_images import db_images
+from tests.harness import Coordinator, eventually
+from tests.integration.stacks import (
+    Workload,
+    dependency_images,
+    remove_session_objects,
+    workload,
+)
+
+pytestmark = pytest.mark.docker
+
+SECRET = "outcome-secret-0123456789"
+DOMAIN = "shop.outcomes.test"
+EVENTS = ["certificate.issued", "certificate.failed", "backup.succeeded", "backup.failed"]
+
+
+@pytest.fixture
+async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
+    images: dict[str, Any] = dependency_images(db_images("postgres"))
+    harness = Coordinator(
+        tmp_path / "coordinator", database_url, allow_private_webhook_targets=True, **images
+    )
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[bytes]]]:
+    received: list[bytes] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        verdict = verify(
+            SECRET, body, request.headers[TIMESTAMP_HEADER], request.headers[SIGNATURE_HEADER]
+        )
+        assert verdict.valid, verdict
+        received.append(body)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/in", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/in", received
+    finally:
+        await runner.cleanup()
+
+
+def _events(received: list[bytes]) -> list[dict[str, Any]]:
+    return [json.loads(body) for body in received]
+
+
+async def _binding(stack: Workload) -> None:
+    created = await stack.call(
+        "POST",
+        "/domain-bindings",
+        {
+            "projectId": stack.project_id,
+            "environmentId": stack.environment_id,
+            "resourceId": stack.resource_id,
+            "serverId": stack.server_id,
+            "domainName": DOMAIN,
+        },
+    )
+    await stack.call(
+        "POST",
+        f"/domain-bindings/{created['id']}/ownership-confirmations",
+        {"method": "manual", "reason": "test"},
+    )
+
+
+def _report(number: int, at: datetime) -> CertificateReport:
+    """What an edge reports: the certificate it holds and a renewal that failed since."""
+    failure = CertificateFailure(
+        domain_name=DOMAIN,
+        occurred_at=at + timedelta(minutes=1),
+        failure_phase="ca",
+        error_code="acme_rate_limited",
+        failure_message="the CA rate-limits this name: too many",
+        retriable=True,
+        retry_after=at + timedelta(minutes=30),
+    )
+    seen = CertificateObservation(
+        domain_name=DOMAIN,
+        issuer="Test CA",
+        subject_alternative_names=[DOMAIN],
+        not_before=at,
+        not_after=at + timedelta(days=90),
+        fingerprint="cc" * 32,
+        key_algorithm="ECDSA-P256",
+    )
+    return CertificateReport(id=number, certificates=[seen], failures=[failure])
+
+
+async def _backup(stack: Workload, dependency_id: str, want: str) -> str:
+    created = await stack.call("POST", f"/dependency-resources/{dependency_id}/backups", {})
+    backup_id = str(created["id"])
+
+    async def settled() -> bool:
+        shown = await stack.call("GET", f"/dependency-resources/backups/{backup_id}")
+        status = shown["backup"]["status"]
+        assert status in ("pending", want), shown
+        return bool(status == want)
+
+    await eventually(settled, timeout=120, what=f"backup {backup_id} to be {want}")
+    return backup_id
+
+
+async def test_certificate_and_backup_outcomes_are_delivered_once(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    receiver: tuple[str, list[bytes]],
+) -> None:
+    url, received = receiver
+    client = docker.from_env()
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
+    try:
+        await stack.call(
+            "POST",
+            "/notification-subscriptions",
+            {
+                "name": "outcomes",
+                "channel": "webhook",
+                "events": EVENTS,
+                "url": url,
+                "signingSecret": SECRET,
+            },
+        )
+        await _binding(stack)
+
+        # The same report twice, through the agent link's listener and the real ingest.
+        session = coordinator.registry.get(stack.server_id)
+        assert session is not None
+        at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+        listener = coordinator.app[CERTIFICATES_KEY]
+        await listener.on_message(session, _report(1, at))
+        await listener.on_message(session, _report(2, at))
+
+        async def certificate_events() -> bool:
+            types = sorted(e["eventType"] for e in _events(received))
+            return types == ["certificate.failed", "certificate.issued"]
+
+        await eventually(certificate_events, what="the two certificate webhooks")
+        by_type = {e["eventType"]: e for e in _events(received)}
+        failed = by_type["certificate.failed"]
+        assert failed["subject"]["serverId"] == stack.server_id
+        assert failed["subject"]["resourceId"] == stack.resource_id
+        assert (failed["data"]["errorCode"], failed["data"]["failurePhase"]) == (
+            "acme_rate_limited",
+            "ca",
+        )
+        assert failed["data"]["retryAfter"] is not None
+        assert by_type["certificate.issued"]["data"]["fingerprint"] == "cc" * 32
+
+        # A real backup through the agent, then one while the agent is stopped.
+        dependency_id = await stack.provision("postgres", "outcomes-db")
+        await stack.dependency_ready(dependency_id)
+        ready = await _backup(stack, dependency_id, "ready")
+        await stack.agent.stop()
+
+        async def offline() -> bool:
+            return coordinator.registry.get(stack.server_id) is None
+
+        await eventually(offline, what="the agent link to close")
+        lost = await _backup(stack, dependency_id, "failed")
+
+        async def backup_events() -> bool:
+            return {"backup.succeeded", "backup.failed"} <= {
+                e["eventType"] for e in _events(received)
+            }
+
+        await eventually(backup_events, what="the two backup webhooks")
+        by_type = {e["eventType"]: e for e in _events(received)}
+        assert by_type["backup.succeeded"]["subject"]["backupId"] == ready
+        assert by_type["backup.succeeded"]["data"]["sizeBytes"] > 0
+        failure = by_type["backup.failed"]
+        assert failure["subject"]["backupId"] == lost
+        assert failure["subject"]["dependencyResourceId"] == dependency_id
+        assert failure["data"]["failureCode"] == "unavailable"
+        # Once each: the repeated certificate report queued nothing more.
+        assert len(received) == 4, [e["eventType"] for e in _events(received)]
+    finally:
+        await stack.agent.stop()
+        remove_session_objects(client)
