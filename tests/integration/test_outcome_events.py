@@ -28,6 +28,7 @@ from tests.integration.stacks import (
     remove_session_objects,
     workload,
 )
+from tests.unit.coordinator.support import assert_error
 
 pytestmark = pytest.mark.docker
 
@@ -180,6 +181,17 @@ async def test_certificate_and_backup_outcomes_are_delivered_once(
         assert failed["data"]["retryAfter"] is not None
         assert by_type["certificate.issued"]["data"]["fingerprint"] == "cc" * 32
 
+        # The ledger shows both attempts; retry asks the edge, which this agent has not (409).
+        listed = await stack.call("GET", "/operator-work?kind=certificate")
+        by_id = {i["id"]: i for i in listed["items"]}
+        attempt = by_id[failed["subject"]["attemptId"]]
+        assert (attempt["status"], attempt["errorCode"]) == ("retry-scheduled", "acme_rate_limited")
+        assert by_id[by_type["certificate.issued"]["subject"]["attemptId"]]["status"] == "succeeded"
+        response = await coordinator.call(
+            "POST", f"/operator-work/{attempt['id']}/retry", token=admin_token, json={}
+        )
+        assert_error(response, 409, "conflict")
+
         # A real backup through the agent, then one while the agent is stopped.
         dependency_id = await stack.provision("postgres", "outcomes-db")
         await stack.dependency_ready(dependency_id)
@@ -207,6 +219,31 @@ async def test_certificate_and_backup_outcomes_are_delivered_once(
         assert failure["data"]["failureCode"] == "unavailable"
         # Once each: the repeated certificate report queued nothing more.
         assert len(received) == 4, [e["eventType"] for e in _events(received)]
+
+        # The ledger: both backups with their outcome; the failed one is retried (a new
+        # backup, failing again while the agent is away) and cannot be canceled.
+        listed = await stack.call("GET", "/operator-work?kind=backup")
+        by_id = {i["id"]: i for i in listed["items"]}
+        assert by_id[ready]["status"] == "succeeded"
+        assert (by_id[lost]["status"], by_id[lost]["errorCode"]) == ("failed", "unavailable")
+        assert by_id[lost]["errorCategory"] == "infrastructure"
+        assert by_id[lost]["nextActions"] == ["retry"]
+        assert by_id[lost]["serverId"] == stack.server_id
+        response = await coordinator.call(
+            "POST", f"/operator-work/{lost}/cancel", token=admin_token, json={"reason": "x"}
+        )
+        assert_error(response, 409, "conflict")
+        retried = await stack.call("POST", f"/operator-work/{lost}/retry", {})
+        assert retried["retryOfWorkId"] == lost
+        again = str(retried["workId"])
+        assert again not in (lost, ready)
+
+        async def failed_again() -> bool:
+            return any(e["subject"].get("backupId") == again for e in _events(received))
+
+        await eventually(failed_again, what="the retried backup's webhook")
+        shown = await stack.call("GET", f"/operator-work/{again}")
+        assert (shown["item"]["kind"], shown["item"]["status"]) == ("backup", "failed")
     finally:
         await stack.agent.stop()
         remove_session_objects(client)

@@ -19,6 +19,7 @@ from coordinator.notifications.outcome_sources import (
 )
 from shared.messages.certificates import CertificateReport
 from tests.harness import Coordinator
+from tests.unit.coordinator.support import assert_error
 from tests.unit.coordinator.test_certificate_ingest import (  # noqa: F401
     NOW,
     RESOLVER,
@@ -159,3 +160,57 @@ async def test_backup_events_are_one_per_backup_restore_attempt_and_verification
     assert verified.event_id != again.event_id
     assert await backup_event("backup.nonsense", row.id) is None
     assert await backup_event("backup.failed", "dbk_missing") is None
+
+
+async def test_certificate_attempts_in_the_operator_work_ledger(
+    coordinator: Coordinator,
+    admin_token: str,
+    confirmed: str,  # noqa: F811
+) -> None:
+    issued_at = NOW - timedelta(days=80)
+    retry = NOW + timedelta(minutes=30)
+    failing = CertificateReport(
+        id=1,
+        certificates=[_seen("aa" * 32, issued_at)],
+        failures=[_failure(NOW - timedelta(minutes=1), retry)],
+    )
+    [(_, failed_id)] = [
+        o for o in await apply_report(confirmed, failing, RESOLVER) if "fail" in o[0]
+    ]
+
+    async def ledger(path: str) -> dict[str, Any]:
+        status, body, _ = await coordinator.call("GET", path, token=admin_token)
+        assert status == 200, body
+        return dict(body)
+
+    listed = await ledger("/operator-work?kind=certificate")
+    by_id = {item["id"]: item for item in listed["items"]}
+    assert len(by_id) == 2
+    failed = by_id[failed_id]
+    # The edge backs off by itself until retryAfter; the operator may retry now.
+    assert (failed["kind"], failed["status"]) == ("certificate", "retry-scheduled")
+    assert (failed["errorCode"], failed["errorCategory"]) == ("acme_rate_limited", "ca")
+    assert failed["nextActions"] == ["retry"]
+    assert failed["serverId"] == confirmed
+    assert failed["certificateId"]
+    assert failed["safeDetails"]["retryAfter"] == retry.isoformat()
+    [issued] = [i for i in by_id.values() if i["id"] != failed_id]
+    assert (issued["status"], issued["nextActions"]) == ("succeeded", [])
+    shown = await ledger(f"/operator-work/{failed_id}")
+    assert shown["item"]["id"] == failed_id
+
+    # Retry asks the server's edge to try now: its agent is not connected here (503, nothing
+    # stored); the other actions are refused with the reason.
+    response = await coordinator.call(
+        "POST", f"/operator-work/{failed_id}/retry", token=admin_token, json={}
+    )
+    assert_error(response, 503, "unavailable")
+    for action, body in (("cancel", {"reason": "x"}), ("dead-letter", {"reason": "x"})):
+        response = await coordinator.call(
+            "POST", f"/operator-work/{failed_id}/{action}", token=admin_token, json=body
+        )
+        assert_error(response, 409, "conflict")
+    listed_again = await ledger("/operator-work?kind=certificate")
+    assert len(listed_again["items"]) == 2
+    response = await coordinator.call("GET", "/operator-work/cat_unknown", token=admin_token)
+    assert_error(response, 404, "not_found")
