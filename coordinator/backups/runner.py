@@ -116,9 +116,14 @@ class BackupRunner:
     async def fail_interrupted(self) -> None:
         """Fail backups and restores a previous run left unfinished (and their partial files)."""
         now = _now()
-        for backup_id in await DependencyBackup.filter(status="pending").values_list(
+        backups = await DependencyBackup.filter(status="pending").values_list("id", flat=True)
+        restores = await DependencyBackup.filter(restore_status="pending").values_list(
             "id", flat=True
-        ):
+        )
+        checks = await DependencyBackup.filter(verification_status="pending").values_list(
+            "id", flat=True
+        )
+        for backup_id in backups:
             self.artifact_path(str(backup_id)).with_suffix(".berthbk.partial").unlink(
                 missing_ok=True
             )
@@ -135,6 +140,13 @@ class BackupRunner:
         await DependencyBackup.filter(verification_status="pending").update(
             verification_status="failed", verified_at=now, verification_message=reason
         )
+        for outcome, ids in (
+            ("backup.failed", backups),
+            ("restore.failed", restores),
+            ("backup.verification-failed", checks),
+        ):
+            for backup_id in ids:
+                await self._told(outcome, str(backup_id))
 
     def _target(self, row: DependencyResource) -> BackupTarget:
         url = urlsplit(reveal_url(self.keyring, row))

@@ -5,9 +5,10 @@ what a receiver needs (error code, failure phase, retry time; failure code of a 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from coordinator.backups import RUNNER_KEY
 from coordinator.certificates.ingest import apply_report
 from coordinator.db.backup_models import DependencyBackup
-from coordinator.db.notification_models import NotificationDelivery
+from coordinator.db.notification_models import NotificationDelivery, NotificationSubscription
 from coordinator.notifications import NOTIFICATIONS_KEY
 from coordinator.notifications.events import EVENT_TYPES
 from coordinator.notifications.outcome_sources import (
@@ -214,3 +215,20 @@ async def test_certificate_attempts_in_the_operator_work_ledger(
     assert len(listed_again["items"]) == 2
     response = await coordinator.call("GET", "/operator-work/cat_unknown", token=admin_token)
     assert_error(response, 404, "not_found")
+
+
+async def test_a_backup_a_restart_interrupted_is_reported_failed_once(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    await _subscribe(coordinator, admin_token, ["backup.failed"])
+    subscription = await NotificationSubscription.get(name="outcomes")
+    row = await _backup(status="pending")
+    await DependencyBackup.filter(id=row.id).update(organization_id=subscription.organization_id)
+    runner = coordinator.app[RUNNER_KEY]
+    await runner.fail_interrupted()  # what the coordinator does when it starts
+    await runner.fail_interrupted()  # nothing pending any more: nothing new
+    [delivery] = await NotificationDelivery.filter(event_type="backup.failed")
+    data: Any = delivery.payload["data"]
+    assert (data["status"], data["failureCode"]) == ("failed", "interrupted")
+    subject: Any = delivery.payload["subject"]
+    assert subject["backupId"] == row.id
