@@ -2,8 +2,11 @@
 (a repeated agent report or a repeated hook call queues nothing new), and the events carry
 what a receiver needs (error code, failure phase, retry time; failure code of a backup)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from aiohttp import web
 
 from coordinator.backups import RUNNER_KEY
 from coordinator.certificates.ingest import apply_report
@@ -18,8 +21,10 @@ from coordinator.notifications.outcome_sources import (
     backup_event,
     certificate_event,
 )
+from coordinator.notifications.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from shared.messages.certificates import CertificateReport
-from tests.harness import Coordinator
+from tests.edge_proxy import free_port
+from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error
 from tests.unit.coordinator.test_certificate_ingest import (  # noqa: F401
     NOW,
@@ -29,6 +34,7 @@ from tests.unit.coordinator.test_certificate_ingest import (  # noqa: F401
     confirmed,
 )
 from tests.unit.coordinator.test_certificates_api import DOMAIN, binding  # noqa: F401
+from tests.unit.coordinator.test_dns01_api import _provider, private_ok  # noqa: F401
 
 
 async def _subscribe(coordinator: Coordinator, token: str, events: list[str]) -> str:
@@ -232,3 +238,72 @@ async def test_a_backup_a_restart_interrupted_is_reported_failed_once(
     assert (data["status"], data["failureCode"]) == ("failed", "interrupted")
     subject: Any = delivery.payload["subject"]
     assert subject["backupId"] == row.id
+
+
+async def test_a_failed_dns01_order_is_delivered_as_certificate_failed(
+    private_ok: Coordinator,  # noqa: F811
+) -> None:
+    c = private_ok
+    token = await c.bootstrap()
+    received: list[dict[str, Any]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        verdict = verify(
+            "outcome-secret-0123456789",
+            body,
+            request.headers[TIMESTAMP_HEADER],
+            request.headers[SIGNATURE_HEADER],
+        )
+        assert verdict.valid, verdict
+        received.append(json.loads(body))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/in", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        status, body, _ = await c.call(
+            "POST",
+            "/notification-subscriptions",
+            token=token,
+            json={
+                "name": "certs",
+                "channel": "webhook",
+                "events": ["certificate.failed"],
+                "url": f"http://127.0.0.1:{runner.addresses[0][1]}/in",
+                "signingSecret": "outcome-secret-0123456789",
+            },
+        )
+        assert status == 201, body
+        status, provider, _ = await c.call(
+            "POST",
+            "/dns-providers",
+            token=token,
+            json=_provider(serverAddress=f"127.0.0.1:{free_port()}", zone="dns01.test"),
+        )
+        assert status == 201, provider
+        status, answer, _ = await c.call(
+            "POST",
+            "/wildcard-certificates",
+            token=token,
+            json={"domainName": "apps.dns01.test", "dnsProviderId": provider["id"]},
+        )
+        assert status == 201, answer
+
+        async def delivered() -> bool:
+            return bool(received)
+
+        await eventually(delivered, timeout=30, what="the certificate.failed webhook")
+        [event] = received
+        assert event["eventType"] == "certificate.failed"
+        assert event["subject"]["wildcardCertificateId"] == answer["certificateId"]
+        data = event["data"]
+        assert (data["source"], data["domainName"]) == ("dns-01", "apps.dns01.test")
+        assert (data["errorCode"], data["failurePhase"]) == ("dns_server_unreachable", "dns")
+        assert data["retriable"] is True
+        assert data["retryAfter"] is not None
+    finally:
+        await runner.cleanup()
