@@ -14,6 +14,7 @@ from coordinator.auth import Principal
 from coordinator.certificates import CERTIFICATES_KEY, commands
 from coordinator.certificates.reads import get_certificate
 from coordinator.db.certificate_models import Certificate, CertificateAttempt
+from coordinator.db.dns01_models import WildcardCertificateAttempt
 from coordinator.domains import bindings
 from coordinator.operator_work.kinds import WorkFilters, WorkItem, WorkKind, WorkStatus
 from shared.errors import Conflict, NotFound
@@ -27,19 +28,18 @@ _STATUS: Final[dict[str, WorkStatus]] = {
 _EDGE_RETRIES: Final = "retry-scheduled"
 
 
-def item(row: CertificateAttempt, cert: Certificate, binding: Any, latest: bool) -> WorkItem:
-    """An attempt in the ledger's shape (``latest``: the certificate's newest attempt)."""
+def attempt_item(
+    row: CertificateAttempt | WildcardCertificateAttempt,
+    domain_name: str,
+    refs: dict[str, str | None],
+    latest: bool,
+) -> WorkItem:
+    """An attempt in the ledger's shape (``latest``: its certificate's newest attempt)."""
     status = _STATUS.get(row.status, "unknown")
-    now = datetime.now(UTC)
-    if (
-        status == "failed"
-        and latest
-        and row.retriable
-        and row.retry_after
-        and row.retry_after > now
-    ):
+    waiting = row.retry_after is not None and row.retry_after > datetime.now(UTC)
+    if status == "failed" and latest and row.retriable and waiting:
         status = _EDGE_RETRIES
-    details = {"domainName": cert.domain_name, "reason": row.reason, "attemptStatus": row.status}
+    details = {"domainName": domain_name, "reason": row.reason, "attemptStatus": row.status}
     for name, value in (
         ("challengeType", row.challenge_type),
         ("failurePhase", row.failure_phase),
@@ -67,14 +67,20 @@ def item(row: CertificateAttempt, cert: Certificate, binding: Any, latest: bool)
         retriable=retriable,
         next_actions=["retry"] if retriable else [],
         safe_details=details,
-        refs={
-            "projectId": binding.project_id,
-            "resourceId": binding.resource_id,
-            "serverId": cert.server_id,
-            "domainBindingId": binding.id,
-            "certificateId": cert.id,
-        },
+        refs=refs,
     )
+
+
+def item(row: CertificateAttempt, cert: Certificate, binding: Any, latest: bool) -> WorkItem:
+    """A managed certificate's attempt in the ledger's shape."""
+    refs: dict[str, str | None] = {
+        "projectId": binding.project_id,
+        "resourceId": binding.resource_id,
+        "serverId": cert.server_id,
+        "domainBindingId": binding.id,
+        "certificateId": cert.id,
+    }
+    return attempt_item(row, cert.domain_name, refs, latest)
 
 
 class CertificateWork:

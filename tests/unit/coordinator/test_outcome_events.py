@@ -305,5 +305,31 @@ async def test_a_failed_dns01_order_is_delivered_as_certificate_failed(
         assert (data["errorCode"], data["failurePhase"]) == ("dns_server_unreachable", "dns")
         assert data["retriable"] is True
         assert data["retryAfter"] is not None
+
+        # The ledger lists the order; retry orders again now, and that attempt fails too.
+        status, listed, _ = await c.call("GET", "/operator-work?kind=certificate", token=token)
+        assert status == 200, listed
+        [work] = listed["items"]
+        assert work["id"] == event["subject"]["attemptId"]
+        assert (work["status"], work["errorCode"]) == ("retry-scheduled", "dns_server_unreachable")
+        assert work["certificateId"] == answer["certificateId"]
+        assert work["nextActions"] == ["retry"]
+        assert_error(
+            await c.call("POST", f"/operator-work/{work['id']}/cancel", token=token, json={}),
+            409,
+            "conflict",
+        )
+        status, retried, _ = await c.call(
+            "POST", f"/operator-work/{work['id']}/retry", token=token, json={}
+        )
+        assert status == 200, retried
+        assert retried["retryOfWorkId"] == work["id"]
+        assert retried["workId"] != work["id"]
+
+        async def failed_again() -> bool:
+            return len(received) == 2
+
+        await eventually(failed_again, timeout=30, what="the retried order's webhook")
+        assert received[1]["subject"]["attemptId"] == retried["workId"]
     finally:
         await runner.cleanup()
