@@ -28,6 +28,7 @@ from tests.integration.stacks import (
     remove_session_objects,
     workload,
 )
+from tests.integration.test_cli_workspace import Cli
 from tests.unit.coordinator.support import assert_error
 
 pytestmark = pytest.mark.docker
@@ -244,6 +245,13 @@ async def test_certificate_and_backup_outcomes_are_delivered_once(
         await eventually(failed_again, what="the retried backup's webhook")
         shown = await stack.call("GET", f"/operator-work/{again}")
         assert (shown["item"]["kind"], shown["item"]["status"]) == ("backup", "failed")
+        # And through the CLI: the failed backups with their error code.
+        cli = Cli(coordinator, admin_token, tmp_path / "config")
+        table = await cli.ok("work", "list", "--kind", "backup", "--status", "failed")
+        assert lost in table
+        assert again in table
+        assert ready not in table
+        assert "unavailable" in table
     finally:
         await stack.agent.stop()
         remove_session_objects(client)
