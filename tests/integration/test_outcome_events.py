@@ -35,7 +35,14 @@ pytestmark = pytest.mark.docker
 
 SECRET = "outcome-secret-0123456789"
 DOMAIN = "shop.outcomes.test"
-EVENTS = ["certificate.issued", "certificate.failed", "backup.succeeded", "backup.failed"]
+EVENTS = [
+    "certificate.issued",
+    "certificate.failed",
+    "backup.succeeded",
+    "backup.failed",
+    "restore.failed",
+    "backup.verification-failed",
+]
 
 
 @pytest.fixture
@@ -252,6 +259,43 @@ async def test_certificate_and_backup_outcomes_are_delivered_once(
         assert again in table
         assert ready not in table
         assert "unavailable" in table
+
+        # A restore and a verification of the ready backup fail the same way: one event each;
+        # the ledger refuses to retry the restore (it overwrites data) and verifies again.
+        await stack.call(
+            "POST",
+            f"/dependency-resources/backups/{ready}/restore",
+            {"acknowledgeDataOverwrite": True},
+        )
+        await stack.call("POST", f"/dependency-resources/backups/{ready}/verify", {})
+
+        def of(event_type: str) -> list[dict[str, Any]]:
+            return [e for e in _events(received) if e["eventType"] == event_type]
+
+        async def both() -> bool:
+            return bool(of("restore.failed")) and bool(of("backup.verification-failed"))
+
+        await eventually(both, what="the restore and verification webhooks")
+        [restore] = of("restore.failed")
+        assert restore["data"]["restoreFailureCode"] == "unavailable"
+        restore_work = str(restore["data"]["restoreAttemptId"])
+        shown = await stack.call("GET", f"/operator-work/{restore_work}")
+        assert (shown["item"]["kind"], shown["item"]["status"]) == ("restore", "failed")
+        assert shown["item"]["nextActions"] == []
+        response = await coordinator.call(
+            "POST", f"/operator-work/{restore_work}/retry", token=admin_token, json={}
+        )
+        assert_error(response, 409, "conflict")
+        check = f"vrf_{ready}"
+        shown = await stack.call("GET", f"/operator-work/{check}")
+        assert (shown["item"]["kind"], shown["item"]["status"]) == ("backup-verification", "failed")
+        assert shown["item"]["errorCode"] == "unavailable"
+        assert (await stack.call("POST", f"/operator-work/{check}/retry", {}))["workId"] == check
+
+        async def verified_again() -> bool:
+            return len(of("backup.verification-failed")) == 2
+
+        await eventually(verified_again, what="the second verification's webhook")
     finally:
         await stack.agent.stop()
         remove_session_objects(client)
