@@ -33,6 +33,7 @@ from coordinator.dns01 import plugin as dns01
 from coordinator.errors import add_request_id_header, error_middleware
 from coordinator.hub.endpoint import agent_connect
 from coordinator.hub.registry import Registry
+from coordinator.notifications import outcome_sources as notification_outcomes
 from coordinator.secrets import Keyring
 from coordinator.server_roster import ServerRoster
 from coordinator.settings import Settings
@@ -66,6 +67,7 @@ CAPABILITIES: Final[tuple[Install, ...]] = (
     edge.install,
     dns01.install,
     backups.install,
+    notification_outcomes.install,
 )
 
 

@@ -9,7 +9,7 @@ place; anything else (the agent's link lost, the dump failing, a coordinator res
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -71,6 +71,13 @@ class BackupRunner:
         self.root = settings.backup_dir or settings.data_dir / "backups"
         self._key: bytes | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Told (event type, backup id) of each outcome: backup.succeeded, backup.failed,
+        # backup.verified, backup.verification-failed, restore.succeeded, restore.failed.
+        self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
+
+    async def _told(self, outcome: str, backup_id: str) -> None:
+        for hook in self.outcome_hooks:
+            await hook(outcome, backup_id)
 
     @property
     def key(self) -> bytes:
@@ -109,9 +116,14 @@ class BackupRunner:
     async def fail_interrupted(self) -> None:
         """Fail backups and restores a previous run left unfinished (and their partial files)."""
         now = _now()
-        for backup_id in await DependencyBackup.filter(status="pending").values_list(
+        backups = await DependencyBackup.filter(status="pending").values_list("id", flat=True)
+        restores = await DependencyBackup.filter(restore_status="pending").values_list(
             "id", flat=True
-        ):
+        )
+        checks = await DependencyBackup.filter(verification_status="pending").values_list(
+            "id", flat=True
+        )
+        for backup_id in backups:
             self.artifact_path(str(backup_id)).with_suffix(".berthbk.partial").unlink(
                 missing_ok=True
             )
@@ -128,6 +140,13 @@ class BackupRunner:
         await DependencyBackup.filter(verification_status="pending").update(
             verification_status="failed", verified_at=now, verification_message=reason
         )
+        for outcome, ids in (
+            ("backup.failed", backups),
+            ("restore.failed", restores),
+            ("backup.verification-failed", checks),
+        ):
+            for backup_id in ids:
+                await self._told(outcome, str(backup_id))
 
     def _target(self, row: DependencyResource) -> BackupTarget:
         url = urlsplit(reveal_url(self.keyring, row))
@@ -197,6 +216,7 @@ class BackupRunner:
                 failure_code=code[:64],
                 failure_message=str(exc)[:2000],
             )
+            await self._told("backup.failed", backup_id)
             return
         await DependencyBackup.filter(id=backup_id).update(
             status="ready",
@@ -206,6 +226,7 @@ class BackupRunner:
             plain_bytes=writer.plain_bytes,
             sha256=sha256,
         )
+        await self._told("backup.succeeded", backup_id)
 
     async def _push(
         self,
@@ -256,10 +277,12 @@ class BackupRunner:
                 restore_failure_code=_code(exc),
                 restore_failure_message=str(exc)[:2000],
             )
+            await self._told("restore.failed", backup_id)
             return
         await DependencyBackup.filter(id=backup_id).update(
             restore_status="ready", restore_completed_at=_now()
         )
+        await self._told("restore.succeeded", backup_id)
 
     async def verify(self, backup_id: str) -> None:
         """Restore the backup into a throwaway database on its server, count its tables and
@@ -323,6 +346,7 @@ class BackupRunner:
                 verification_rows=None,
                 verification_message=f"{_code(failure)}: {failure}"[:2000],
             )
+            await self._told("backup.verification-failed", backup_id)
             return
         if reply is None:  # pragma: no cover - every path above returned or set it
             return
@@ -333,6 +357,7 @@ class BackupRunner:
             verification_rows=reply.rows,
             verification_message=f"restored {reply.tables} table(s) with {reply.rows} row(s)",
         )
+        await self._told("backup.verified", backup_id)
 
     @staticmethod
     async def _remove_scratch(session: AgentSession | None, scratch: str) -> None:

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -43,6 +43,8 @@ class CertificateListener:
         # Links whose agent watches certificates (an HTTPS edge and a new enough agent).
         self._capable: set[AgentSession] = set()
         self._queue: asyncio.Queue[tuple[str, CertificateReport]] = asyncio.Queue(_QUEUE_BOUND)
+        # Told (event type, attempt id) of each issue, renewal and failure a report caused.
+        self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
 
     @property
     def message_types(self) -> frozenset[str]:
@@ -101,7 +103,9 @@ class CertificateListener:
         while True:
             server_id, report = await self._queue.get()
             try:
-                await apply_report(server_id, report, self._resolver)
+                for outcome, attempt_id in await apply_report(server_id, report, self._resolver):
+                    for hook in self.outcome_hooks:
+                        await hook(outcome, attempt_id)
             except Exception:
                 logger.exception("storing a certificate report from %s failed", server_id)
 

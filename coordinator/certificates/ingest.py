@@ -76,16 +76,20 @@ async def _open_attempt(cert: Certificate) -> CertificateAttempt | None:
     )
 
 
+Outcome = tuple[str, str]
+"""A transition a report caused: its notification event type and the attempt's id."""
+
+
 async def _issued(
     server: models.Server, binding: models.DomainBinding, seen: CertificateObservation
-) -> None:
+) -> Outcome | None:
     cert = await managed_certificate(binding, server.id)
     now = datetime.now(UTC)
     status = "expired" if seen.not_after <= now else "active"
     if cert.fingerprint == seen.fingerprint:
         if cert.status not in (status, "revoked"):
             await Certificate.filter(id=cert.id).update(status=status)
-        return
+        return None
     renewal = cert.fingerprint is not None
     async with in_transaction():
         await Certificate.filter(id=cert.id).update(
@@ -108,7 +112,7 @@ async def _issued(
         if attempt is not None:
             await CertificateAttempt.filter(id=attempt.id).update(**fields)
         else:
-            _ = await CertificateAttempt.create(
+            attempt = await CertificateAttempt.create(
                 id=new_id("cat"),
                 certificate_id=cert.id,
                 reason="renew" if renewal else "issue",
@@ -118,6 +122,7 @@ async def _issued(
                 **fields,
             )
         await _audit(server, "certificate.issued", cert.id, seen.domain_name, seen.fingerprint)
+    return ("certificate.renewed" if renewal else "certificate.issued", attempt.id)
 
 
 async def _audit(server: models.Server, event: str, cert_id: str, domain: str, what: str) -> None:
@@ -165,17 +170,17 @@ async def _failed(
     binding: models.DomainBinding,
     failure: CertificateFailure,
     resolver: Resolver,
-) -> None:
+) -> Outcome | None:
     cert = await managed_certificate(binding, server.id)
     if cert.not_before is not None and failure.occurred_at < cert.not_before:
-        return  # superseded: the certificate held now was obtained after this failure
+        return None  # superseded: the certificate held now was obtained after this failure
     known = await CertificateAttempt.get_or_none(
         certificate_id=cert.id, failed_at=failure.occurred_at
     )
     if known is not None:
         if known.retry_after != failure.retry_after:
             await CertificateAttempt.filter(id=known.id).update(retry_after=failure.retry_after)
-        return
+        return None
     code, message, details = await _refine(failure, server, resolver)
     fields: dict[str, Any] = {
         "status": "failed",
@@ -193,7 +198,7 @@ async def _failed(
         if attempt is not None:
             await CertificateAttempt.filter(id=attempt.id).update(**fields)
         else:
-            _ = await CertificateAttempt.create(
+            attempt = await CertificateAttempt.create(
                 id=new_id("cat"),
                 certificate_id=cert.id,
                 reason="renew" if cert.fingerprint else "issue",
@@ -204,28 +209,34 @@ async def _failed(
         if cert.status in ("pending", "failed"):
             await Certificate.filter(id=cert.id).update(status="failed")
         await _audit(server, "certificate.attempt-failed", cert.id, failure.domain_name, code)
+    return ("certificate.failed", attempt.id)
 
 
-async def apply_report(server_id: str, report: CertificateReport, resolver: Resolver) -> None:
-    """Store the report's facts and failures on the bindings they concern."""
+async def apply_report(
+    server_id: str, report: CertificateReport, resolver: Resolver
+) -> list[Outcome]:
+    """Store the report's facts and failures on the bindings they concern; the transitions
+    (issued, renewed, failed) it caused, each only the first time it is reported."""
     server = await models.Server.get_or_none(id=server_id)
     if server is None:
-        return
+        return []
+    outcomes: list[Outcome | None] = []
     by_domain = await _bindings(server)
     for seen in report.certificates:
         if seen.source != "managed":
             continue
         for binding in by_domain.get(seen.domain_name, []):
             if binding.tls_mode == "auto":
-                await _issued(server, binding, seen)
+                outcomes.append(await _issued(server, binding, seen))
     # Oldest first, so a later success or failure is the one that stays latest.
     for failure in sorted(report.failures, key=lambda f: f.occurred_at):
         for binding in by_domain.get(failure.domain_name, []):
             if binding.tls_mode == "auto":
-                await _failed(server, binding, failure, resolver)
+                outcomes.append(await _failed(server, binding, failure, resolver))
     # A name an active wildcard covers is served with it (docs/dns01.md): Caddy orders nothing.
     wildcards = await covered_names(server.organization_id)  # type: ignore[attr-defined]
     for bindings in by_domain.values():
         for binding in bindings:
             if acme_eligible(binding) and not covers(wildcards, binding.domain_name):
                 _ = await managed_certificate(binding, server.id)
+    return [outcome for outcome in outcomes if outcome is not None]

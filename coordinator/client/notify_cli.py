@@ -31,6 +31,18 @@ EVENTS: Final = (
     "deployment.failed",
     "server.offline",
     "runtime-monitoring.threshold-state-changed",
+    "scheduled-task-run.succeeded",
+    "scheduled-task-run.failed",
+    "scheduled-task-run.timed-out",
+    "certificate.issued",
+    "certificate.renewed",
+    "certificate.failed",
+    "backup.succeeded",
+    "backup.failed",
+    "backup.verified",
+    "backup.verification-failed",
+    "restore.succeeded",
+    "restore.failed",
 )
 
 
@@ -157,7 +169,13 @@ def work() -> None:
 
 
 @work.command("list")
-@click.option("--kind", type=click.Choice(["deployment", "system", "runtime-maintenance"]))
+@click.option(
+    "--kind",
+    type=click.Choice(
+        ["deployment", "system", "runtime-maintenance", "certificate", "scheduled-task-run",
+         "backup", "restore", "backup-verification"]
+    ),
+)  # fmt: skip
 @click.option(
     "--status",
     type=click.Choice(

@@ -70,6 +70,12 @@ class Issuer:
         self._guard = guard
         self._push = push
         self._wake = asyncio.Event()
+        # Told (event type, attempt id) of each order's outcome: issued, renewed or failed.
+        self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
+
+    async def _told(self, outcome: str, attempt_id: str) -> None:
+        for hook in self.outcome_hooks:
+            await hook(outcome, attempt_id)
 
     def wake(self) -> None:
         """Look for due certificates now."""
@@ -191,6 +197,9 @@ class Issuer:
             return
         await self._issued(row, attempt, issued, facts.fingerprint)
         await self._push(row.organization_id)
+        await self._told(
+            "certificate.renewed" if row.fingerprint else "certificate.issued", attempt.id
+        )
 
     async def _issued(
         self,
@@ -282,3 +291,4 @@ class Issuer:
                     "attemptId": attempt.id,
                 },
             )
+        await self._told("certificate.failed", attempt.id)

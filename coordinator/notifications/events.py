@@ -38,6 +38,17 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "scheduled-task-run.timed-out": (
         "a task run was killed at its timeout (also reported as scheduled-task-run.failed)"
     ),
+    "certificate.issued": "a certificate was issued for a domain (agent-reported or DNS-01)",
+    "certificate.renewed": "a certificate that had been issued before was replaced by a new one",
+    "certificate.failed": (
+        "a certificate attempt failed (errorCode, failurePhase, retriable, retryAfter included)"
+    ),
+    "backup.succeeded": "a database backup finished and its artifact is ready",
+    "backup.failed": "a database backup failed (failureCode and failureMessage included)",
+    "backup.verified": "a backup was restored into a throwaway database and counted",
+    "backup.verification-failed": "a backup's verification restore failed",
+    "restore.succeeded": "a backup was restored into a database",
+    "restore.failed": "a restore of a backup failed (its code and message included)",
 }
 """Event types a subscription may name, with what they mean (docs/notifications.md)."""
 

@@ -23,6 +23,9 @@ WorkKind = Literal[
     "system",
     # Berth's own (the reference has no scheduled tasks in its ledger).
     "scheduled-task-run",
+    "backup",
+    "restore",
+    "backup-verification",
 ]
 WorkStatus = Literal[
     "pending",

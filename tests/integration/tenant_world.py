@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator import work_runs
-from coordinator.db import backup_models, dns01_models, task_models
+from coordinator.db import backup_models, certificate_models, dns01_models, task_models
 from coordinator.ids import new_id
 from coordinator.permissions import PERMISSIONS
 from tests.dns_server import ZONE
@@ -260,6 +260,7 @@ async def organization_a(
         "memberId": str(members["items"][0]["memberId"]),
         "invitationId": str(invitation["invitationId"]),
         **later,
+        **await _ledger_rows(later, str(certificate["certificateId"])),
     }
     return Tenant("org_default", admin, ids), agent
 
@@ -359,4 +360,45 @@ async def _later_rows(
         "backupPolicyId": policy.id,
         "dnsProviderId": provider.id,
         "wildcardCertificateId": wildcard.id,
+    }
+
+
+async def _ledger_rows(later: dict[str, str], certificate_id: str) -> dict[str, str]:
+    """Operator work of the certificate and backup kinds: a failed certificate attempt and DNS-01
+    attempt, and a restore and verification of the backup (whose work ids the ledger derives)."""
+    now = datetime.now(UTC)
+    attempt = await certificate_models.CertificateAttempt.create(
+        id=new_id("cat"),
+        certificate_id=certificate_id,
+        status="failed",
+        provider_key="caddy-acme",
+        requested_at=now,
+        failed_at=now,
+        error_code="acme_rate_limited",
+    )
+    order = await dns01_models.WildcardCertificateAttempt.create(
+        id=new_id("wca"),
+        certificate_id=later["wildcardCertificateId"],
+        status="failed",
+        provider_key="rfc2136",
+        requested_at=now,
+        failed_at=now,
+        error_code="dns_server_unreachable",
+    )
+    restore = new_id("rsa")
+    await backup_models.DependencyBackup.filter(id=later["backupId"]).update(
+        restore_attempt_id=restore,
+        restore_status="failed",
+        restore_requested_at=now,
+        restore_failed_at=now,
+        verification_status="failed",
+        verification_requested_at=now,
+        verified_at=now,
+    )
+    return {
+        "certificateWorkId": attempt.id,
+        "wildcardWorkId": order.id,
+        "backupWorkId": later["backupId"],
+        "restoreWorkId": restore,
+        "verificationWorkId": f"vrf_{later['backupId']}",
     }

@@ -295,7 +295,16 @@ async def test_the_same_reads_answer_organization_a(
     assert status < 300, (request, body)
 
 
-WORK_KINDS = ("workId", "deliveryWorkId", "maintenanceWorkId")
+WORK_KINDS = (
+    "workId",
+    "deliveryWorkId",
+    "maintenanceWorkId",
+    "certificateWorkId",
+    "wildcardWorkId",
+    "backupWorkId",
+    "restoreWorkId",
+    "verificationWorkId",
+)
 
 
 @pytest.mark.parametrize(
