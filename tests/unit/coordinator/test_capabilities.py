@@ -7,6 +7,7 @@ from coordinator.app import CAPABILITIES, create_app
 from coordinator.appkeys import ENGINE_KEY, REGISTRY_KEY
 from coordinator.deployments.engine import DeploymentEngine
 from coordinator.dns01 import plugin as dns01
+from coordinator.notifications import outcome_sources
 from coordinator.settings import Settings
 from shared.messages import AgentMessage
 from shared.messages.typeset import unsolicited_types
@@ -30,6 +31,13 @@ def test_deployments_plug_in_like_the_others(tmp_path: Path) -> None:
     assert app[REGISTRY_KEY]._listeners[0] is engine
     # One listener per capability, except those that listen to no agent link: retention (a
     # scheduled job), the console (static files), accounts (logins, sessions) and DNS-01
-    # (the coordinator's own ACME orders; agents get the result as imported certificates).
-    without_link = {accounts.install, console.install, retention.install, dns01.install}
+    # (the coordinator's own ACME orders; agents get the result as imported certificates), and
+    # the outcome events (hooks on other capabilities).
+    without_link = {
+        accounts.install,
+        console.install,
+        retention.install,
+        dns01.install,
+        outcome_sources.install,
+    }
     assert len(app[REGISTRY_KEY]._listeners) == len(CAPABILITIES) - len(without_link)
