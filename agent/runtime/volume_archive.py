@@ -1,0 +1,194 @@
+"""Engine calls that read a Docker named volume as a tar stream and write one back, streamed.
+
+Both go through a helper container that is created and never started (so any local image
+serves): the engine's archive API (``GET``/``PUT /containers/{id}/archive``) reads and writes
+the volumes mounted into it. A backup mounts the volume read-only. A restore first writes the
+whole stream into a staging volume; only when every byte arrived (the coordinator checked the
+artifact's checksum) is the target volume emptied (removed and created again with its labels:
+the engine refuses while a container uses it) and filled from the staging volume.
+"""
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import aiohttp
+
+from agent.runtime import EngineError
+from agent.runtime.engine import EngineClient, quoted
+
+_JSON: Final = {"Content-Type": "application/json"}
+_TAR: Final = {"Content-Type": "application/x-tar"}
+# Where the helper mounts the volume; archive entries are named ``volume/...``.
+MOUNT_POINT: Final = "/volume"
+HELPER_LABEL: Final = "berth.volume-helper"
+_COPY_CHUNK: Final = 256 * 1024
+
+
+class VolumeHelper:
+    """A created, never started container with one volume mounted (removed by ``remove``)."""
+
+    def __init__(self, api: EngineClient, name: str) -> None:
+        self._api = api
+        self.name = name
+
+    async def remove(self) -> None:
+        """Remove the helper (already gone is fine)."""
+        with contextlib.suppress(EngineError):
+            await self._api.read("DELETE", f"/containers/{quoted(self.name)}", {"force": "1"})
+
+
+class ArchiveStream:
+    """One volume being read: ``read`` returns its next tar bytes, ``b''`` at the end."""
+
+    def __init__(self, response: aiohttp.ClientResponse, helper: VolumeHelper) -> None:
+        self._response = response
+        self._helper = helper
+
+    async def read(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the archive."""
+        try:
+            return await self._response.content.read(limit)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise EngineError(f"the volume archive broke off: {exc!r}") from exc
+
+    async def aclose(self) -> None:
+        """Stop reading and remove the helper."""
+        self._response.close()
+        await self._helper.remove()
+
+
+class VolumeArchiveOps:
+    """Volume archives through the agent's one engine client."""
+
+    def __init__(self, api: EngineClient) -> None:
+        self._api = api
+
+    async def _image(self) -> str:
+        # The helper never runs: any image present on the host serves as its root.
+        images = await self._api.json("GET", "/images/json")
+        for image in images or []:
+            tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+            if tags:
+                return str(tags[0])
+            if image.get("Id"):
+                return str(image["Id"])
+        raise EngineError("no image on this host to create the volume helper from")
+
+    async def _volume(self, name: str) -> dict[str, Any] | None:
+        try:
+            info = await self._api.json("GET", f"/volumes/{quoted(name)}")
+        except EngineError as exc:
+            if "404" in str(exc) or "no such volume" in str(exc).lower():
+                return None
+            raise
+        return info if isinstance(info, dict) else None
+
+    async def _helper(self, name: str, volume: str, read_only: bool) -> VolumeHelper:
+        mount = {"Type": "volume", "Source": volume, "Target": MOUNT_POINT, "ReadOnly": read_only}
+        body = {
+            "Image": await self._image(),
+            "Cmd": ["true"],
+            "Labels": {HELPER_LABEL: "true"},
+            "NetworkDisabled": True,
+            "HostConfig": {"Mounts": [mount]},
+        }
+        await self._api.json(
+            "POST",
+            "/containers/create",
+            {"name": name},
+            body=json.dumps(body).encode(),
+            headers=_JSON,
+        )
+        return VolumeHelper(self._api, name)
+
+    async def read(self, backup_id: str, volume: str) -> ArchiveStream:
+        """Start reading ``volume`` (mounted read-only) as a tar stream."""
+        if await self._volume(volume) is None:
+            raise EngineError(f"volume {volume} does not exist on this server")
+        helper = await self._helper(f"berth-vbk-{backup_id.lower()}", volume, read_only=True)
+        try:
+            response = await self._api.open(
+                "GET",
+                f"/containers/{quoted(helper.name)}/archive",
+                {"path": f"{MOUNT_POINT}/."},
+                timeout=0,
+            )
+        except BaseException:
+            await helper.remove()
+            raise
+        return ArchiveStream(response, helper)
+
+    async def stage(self, backup_id: str, chunks: AsyncIterator[bytes]) -> VolumeHelper:
+        """Write the tar stream from ``chunks`` into a new staging volume; its helper."""
+        staging = staging_volume(backup_id)
+        await self._api.json(
+            "POST",
+            "/volumes/create",
+            body=json.dumps({"Name": staging, "Labels": {HELPER_LABEL: "true"}}).encode(),
+            headers=_JSON,
+        )
+        helper = await self._helper(f"berth-vrs-{backup_id.lower()}", staging, read_only=False)
+        await self._api.read(
+            "PUT",
+            f"/containers/{quoted(helper.name)}/archive",
+            {"path": MOUNT_POINT},
+            body=chunks,
+            headers=_TAR,
+            timeout=0,
+        )
+        return helper
+
+    async def replace(self, backup_id: str, staged: VolumeHelper, volume: str) -> None:
+        """Empty ``volume`` (created when missing) and copy the staging volume into it."""
+        info = await self._volume(volume)
+        labels = dict((info or {}).get("Labels") or {})
+        if info is not None:
+            try:
+                await self._api.read("DELETE", f"/volumes/{quoted(volume)}")
+            except EngineError as exc:
+                raise EngineError(
+                    f"volume {volume} is in use by a container: stop the resource first ({exc})"
+                ) from exc
+        await self._api.json(
+            "POST",
+            "/volumes/create",
+            body=json.dumps({"Name": volume, "Labels": labels}).encode(),
+            headers=_JSON,
+        )
+        target = await self._helper(f"berth-vrt-{backup_id.lower()}", volume, read_only=False)
+        try:
+            source = await self._api.open(
+                "GET",
+                f"/containers/{quoted(staged.name)}/archive",
+                {"path": f"{MOUNT_POINT}/."},
+                timeout=0,
+            )
+            try:
+                await self._api.read(
+                    "PUT",
+                    f"/containers/{quoted(target.name)}/archive",
+                    {"path": MOUNT_POINT},
+                    body=source.content.iter_chunked(_COPY_CHUNK),
+                    headers=_TAR,
+                    timeout=0,
+                )
+            finally:
+                source.close()
+        finally:
+            await target.remove()
+
+    async def discard(self, backup_id: str, staged: VolumeHelper | None) -> None:
+        """Remove a restore's helpers and staging volume (gone is fine)."""
+        for name in (f"berth-vrs-{backup_id.lower()}", f"berth-vrt-{backup_id.lower()}"):
+            await VolumeHelper(self._api, name).remove()
+        if staged is not None:
+            await staged.remove()
+        with contextlib.suppress(EngineError):
+            await self._api.read("DELETE", f"/volumes/{quoted(staging_volume(backup_id))}")
+
+
+def staging_volume(backup_id: str) -> str:
+    """The staging volume of restore ``backup_id``."""
+    return f"berth-vrs-{backup_id.lower()}"
