@@ -259,4 +259,4 @@ def build_feature(
     client = engine() if callable(engine) else None
     if client is None:
         return None
-    return BackupFeature(BackupOps(client), VolumeArchiveOps(client))
+    return BackupFeature(BackupOps(client), VolumeArchiveOps(client, settings.extra_labels))

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from agent.runtime import EngineError
+from agent.runtime import MANAGED_LABEL, EngineError
 from agent.runtime.engine import EngineClient, quoted
 
 _JSON: Final = {"Content-Type": "application/json"}
@@ -62,8 +62,10 @@ class ArchiveStream:
 class VolumeArchiveOps:
     """Volume archives through the agent's one engine client."""
 
-    def __init__(self, api: EngineClient) -> None:
+    def __init__(self, api: EngineClient, extra_labels: dict[str, str] | None = None) -> None:
         self._api = api
+        self._labels = {HELPER_LABEL: "true", **(extra_labels or {})}
+        self._extra = dict(extra_labels or {})
 
     async def _image(self) -> str:
         # The helper never runs: any image present on the host serves as its root.
@@ -90,7 +92,7 @@ class VolumeArchiveOps:
         body = {
             "Image": await self._image(),
             "Cmd": ["true"],
-            "Labels": {HELPER_LABEL: "true"},
+            "Labels": self._labels,
             "NetworkDisabled": True,
             "HostConfig": {"Mounts": [mount]},
         }
@@ -126,7 +128,7 @@ class VolumeArchiveOps:
         await self._api.json(
             "POST",
             "/volumes/create",
-            body=json.dumps({"Name": staging, "Labels": {HELPER_LABEL: "true"}}).encode(),
+            body=json.dumps({"Name": staging, "Labels": self._labels}).encode(),
             headers=_JSON,
         )
         helper = await self._helper(f"berth-vrs-{backup_id.lower()}", staging, read_only=False)
@@ -143,7 +145,8 @@ class VolumeArchiveOps:
     async def replace(self, backup_id: str, staged: VolumeHelper, volume: str) -> None:
         """Empty ``volume`` (created when missing) and copy the staging volume into it."""
         info = await self._volume(volume)
-        labels = dict((info or {}).get("Labels") or {})
+        # A volume restored before any deployment used it: a managed volume like a deployment's.
+        labels = dict((info or {}).get("Labels") or {MANAGED_LABEL: "true", **self._extra})
         if info is not None:
             try:
                 await self._api.read("DELETE", f"/volumes/{quoted(volume)}")
