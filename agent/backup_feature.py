@@ -169,7 +169,9 @@ class BackupFeature:
             case BackupOpen():
                 transfer.dump = await self._ops.dump(message.target)
             case VolumeBackupOpen():
-                transfer.dump = await self._volumes.read(backup_id, message.volume_name)
+                transfer.dump = await self._volumes.read(
+                    backup_id, message.volume_name, message.stop_containers
+                )
             case VolumeRestoreOpen():
                 queue = asyncio.Queue(_RESTORE_QUEUE)
                 staging = asyncio.get_running_loop().create_task(

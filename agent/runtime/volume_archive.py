@@ -42,9 +42,17 @@ class VolumeHelper:
 class ArchiveStream:
     """One volume being read: ``read`` returns its next tar bytes, ``b''`` at the end."""
 
-    def __init__(self, response: aiohttp.ClientResponse, helper: VolumeHelper) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        helper: VolumeHelper,
+        stopped: list[str],
+        ops: "VolumeArchiveOps",
+    ) -> None:
         self._response = response
         self._helper = helper
+        self._stopped = stopped
+        self._ops = ops
 
     async def read(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the archive."""
@@ -54,9 +62,10 @@ class ArchiveStream:
             raise EngineError(f"the volume archive broke off: {exc!r}") from exc
 
     async def aclose(self) -> None:
-        """Stop reading and remove the helper."""
+        """Stop reading, remove the helper, start the containers stopped for the copy."""
         self._response.close()
         await self._helper.remove()
+        await self._ops.start(self._stopped)
 
 
 class VolumeArchiveOps:
@@ -105,12 +114,40 @@ class VolumeArchiveOps:
         )
         return VolumeHelper(self._api, name)
 
-    async def read(self, backup_id: str, volume: str) -> ArchiveStream:
-        """Start reading ``volume`` (mounted read-only) as a tar stream."""
+    async def stop_users(self, volume: str) -> list[str]:
+        """Stop the running containers that mount ``volume``; their ids."""
+        found = await self._api.json(
+            "GET",
+            "/containers/json",
+            {"filters": json.dumps({"volume": [volume], "status": ["running"]})},
+        )
+        stopped: list[str] = []
+        try:
+            for container in found or []:
+                await self._api.read(
+                    "POST", f"/containers/{quoted(container['Id'])}/stop", timeout=60
+                )
+                stopped.append(str(container["Id"]))
+        except BaseException:
+            await self.start(stopped)
+            raise
+        return stopped
+
+    async def start(self, container_ids: list[str]) -> None:
+        """Start containers stopped for a copy again (one that is gone is skipped)."""
+        for container_id in container_ids:
+            with contextlib.suppress(EngineError):
+                await self._api.read("POST", f"/containers/{quoted(container_id)}/start")
+
+    async def read(self, backup_id: str, volume: str, stop_users: bool = False) -> ArchiveStream:
+        """Start reading ``volume`` (mounted read-only) as a tar stream; with ``stop_users`` its
+        running containers are stopped until the stream is closed."""
         if await self._volume(volume) is None:
             raise EngineError(f"volume {volume} does not exist on this server")
-        helper = await self._helper(f"berth-vbk-{backup_id.lower()}", volume, read_only=True)
+        stopped = await self.stop_users(volume) if stop_users else []
+        helper: VolumeHelper | None = None
         try:
+            helper = await self._helper(f"berth-vbk-{backup_id.lower()}", volume, read_only=True)
             response = await self._api.open(
                 "GET",
                 f"/containers/{quoted(helper.name)}/archive",
@@ -118,9 +155,11 @@ class VolumeArchiveOps:
                 timeout=0,
             )
         except BaseException:
-            await helper.remove()
+            if helper is not None:
+                await helper.remove()
+            await self.start(stopped)
             raise
-        return ArchiveStream(response, helper)
+        return ArchiveStream(response, helper, stopped, self)
 
     async def stage(self, backup_id: str, chunks: AsyncIterator[bytes]) -> VolumeHelper:
         """Write the tar stream from ``chunks`` into a new staging volume; its helper."""

@@ -26,7 +26,11 @@ __all__ = [
 
 
 class CreateVolumeBackupRequest(ApiRequest):
-    """``POST /storage-volumes/{id}/backups``: no fields (like the reference's backups)."""
+    """``POST /storage-volumes/{id}/backups``. ``stopResource`` stops the containers using the
+    volume for the copy and starts them again after it (brief downtime, a copy no writer
+    changes meanwhile)."""
+
+    stop_resource: bool = False
 
 
 class RestoreVolumeBackupRequest(ApiRequest):
@@ -68,6 +72,7 @@ class VolumeBackupItem(WireModel):
     latest_restore_attempt: VolumeRestoreAttempt | None
     created_at: datetime
     target: Literal["coordinator"]
+    stop_resource: bool
     format: Literal["tar"]
     size_bytes: int | None
     archive_bytes: int | None

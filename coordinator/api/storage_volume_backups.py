@@ -59,6 +59,7 @@ def item_of(row: StorageVolumeBackup) -> VolumeBackupItem:
         latest_restore_attempt=restore,
         created_at=row.created_at,
         target="coordinator",
+        stop_resource=row.stop_resource,
         format="tar",
         size_bytes=row.size_bytes,
         archive_bytes=row.plain_bytes,
@@ -80,10 +81,14 @@ def item_of(row: StorageVolumeBackup) -> VolumeBackupItem:
 )
 async def create_volume_backup(call: Call) -> IdResponse:
     """Answers at once with the backup's id; the backup is ``pending`` until it is ready."""
-    call.body(CreateVolumeBackupRequest)
+    body = call.body(CreateVolumeBackupRequest)
     return IdResponse(
         id=await volume_service.create(
-            call.actor, call.request_id, call.path["storageVolumeId"], _runner(call)
+            call.actor,
+            call.request_id,
+            call.path["storageVolumeId"],
+            _runner(call),
+            stop_resource=body.stop_resource,
         )
     )
 

@@ -85,7 +85,12 @@ class VolumeBackupRunner:
             session = runner.registry.require(row.server_id)
             await runner.ask(
                 session,
-                lambda mid: VolumeBackupOpen(id=mid, backup_id=backup_id, volume_name=volume),
+                lambda mid: VolumeBackupOpen(
+                    id=mid,
+                    backup_id=backup_id,
+                    volume_name=volume,
+                    stop_containers=row.stop_resource,
+                ),
                 CHUNK_TIMEOUT_SECONDS,
             )
             while True:

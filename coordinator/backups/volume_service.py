@@ -65,9 +65,15 @@ def _check_kind(volume: StorageVolume, field: str) -> None:
 
 
 async def create(
-    actor: Principal, request_id: str, volume_id: str, runner: VolumeBackupRunner
+    actor: Principal,
+    request_id: str,
+    volume_id: str,
+    runner: VolumeBackupRunner,
+    *,
+    stop_resource: bool = False,
 ) -> str:
-    """Record a pending backup of a placed named volume and take it in the background."""
+    """Record a pending backup of a placed named volume and take it in the background; with
+    ``stop_resource`` the containers using the volume are stopped for the copy."""
     volume = await store.get_volume(actor, volume_id)
     _check_kind(volume, "storageVolumeId")
     if volume.server_id is None:
@@ -85,12 +91,15 @@ async def create(
             storage_volume_id=volume.id,
             server_id=volume.server_id,
             target="coordinator",
+            stop_resource=stop_resource,
             status="pending",
             attempt_id=new_id("bka"),
             requested_at=now,
             created_at=now,
         )
-        await _record(actor, request_id, "storage-volume.backup-requested", row)
+        await _record(
+            actor, request_id, "storage-volume.backup-requested", row, stopResource=stop_resource
+        )
     runner.start_backup(row.id)
     return row.id
 

@@ -107,12 +107,15 @@ class BackupReply(WireModel):
 
 class VolumeBackupOpen(WireModel):
     """Coordinator → agent: start reading Docker named volume ``volumeName`` as a tar stream
-    (mounted read-only in a helper container); its bytes are then read with ``backup_read``."""
+    (mounted read-only in a helper container); its bytes are then read with ``backup_read``.
+    With ``stopContainers`` the running containers using the volume are stopped for the copy
+    and started again when it ends (a copy no writer changes meanwhile)."""
 
     type: Literal["volume_backup_open"] = "volume_backup_open"
     id: int
     backup_id: str = Field(pattern=_ID)
     volume_name: str = Field(pattern=_VOLUME)
+    stop_containers: bool = False
 
 
 class VolumeRestoreOpen(WireModel):

@@ -1,7 +1,8 @@
 """Storage-volume backups end to end: a real agent deploys a busybox app writing files into a
 Docker named volume; the volume is backed up (a tar archive streamed over the agent link into
-an AES-GCM artifact on the coordinator), files are deleted and changed, the volume restored
-(refused while the app runs), and restored again into a second, new volume."""
+an AES-GCM artifact on the coordinator; once with the app stopped for the copy), files are
+deleted and changed, the volume restored (refused while the app runs), and restored again
+into a second, new volume."""
 
 import tarfile
 from pathlib import Path
@@ -132,8 +133,6 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     assert backup["encryption"] == "aes-256-gcm"
     assert backup["providerArtifactHandle"] == f"coordinator://backups/{backup['id']}"
     assert len(backup["sha256"]) == 64
-    listed = await stack.call("GET", f"/storage-volumes/{volume_id}/backups?status=ready")
-    assert [b["id"] for b in listed["items"]] == [backup["id"]]
 
     # Encrypted at rest; the operator's key opens a tar archive holding the volume's files.
     data_dir = coordinator.settings().data_dir
@@ -146,7 +145,25 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     assert plain.stat().st_size == backup["archiveBytes"]
     with tarfile.open(plain) as archive:
         assert {"./a.txt", "./notes/b.txt"} <= set(archive.getnames())
+    assert backup["stopResource"] is False
     assert _leftovers(client) == []
+
+    # With stopResource the app is stopped for the copy and started again after it.
+    (running,) = stack.containers(client)
+    started = running.attrs["State"]["StartedAt"]
+    quiet = await stack.call(
+        "POST", f"/storage-volumes/{volume_id}/backups", {"stopResource": True}
+    )
+    quiet_backup = await _settled(stack, quiet["id"])
+    assert quiet_backup["stopResource"] is True
+    assert quiet_backup["archiveBytes"] == backup["archiveBytes"]
+    running.reload()
+    assert running.attrs["State"]["Running"] is True
+    assert running.attrs["State"]["StartedAt"] != started
+    assert _leftovers(client) == []
+
+    listed = await stack.call("GET", f"/storage-volumes/{volume_id}/backups?status=ready")
+    assert [b["id"] for b in listed["items"]] == [backup["id"], quiet["id"]]
 
     # Bad input changes nothing: no acknowledgement, unknown ids, a bind mount as target.
     for path, body, want in (
@@ -173,7 +190,8 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
         "GET", f"/storage-volumes/backups/{backup['id']}", token=stack.token
     )
     assert status == 404, hidden
-    assert (await stack.call("GET", f"/storage-volumes/{volume_id}/backups"))["items"] == []
+    listed = await stack.call("GET", f"/storage-volumes/{volume_id}/backups")
+    assert [b["id"] for b in listed["items"]] == [quiet["id"]]
     await StorageVolumeBackup.filter(id=backup["id"]).update(organization_id=owner)
 
     # Delete one file, change another, add a third.

@@ -18,6 +18,7 @@ class Migration(migrations.Migration):
                 ('storage_volume_id', fields.CharField(db_index=True, max_length=40)),
                 ('server_id', fields.CharField(max_length=40)),
                 ('target', fields.CharField(default='coordinator', max_length=24)),
+                ('stop_resource', fields.BooleanField(default=False)),
                 ('status', fields.CharField(default='pending', max_length=16)),
                 ('attempt_id', fields.CharField(max_length=40)),
                 ('requested_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
