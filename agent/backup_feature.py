@@ -57,8 +57,9 @@ class _VolumeRestore:
     """A volume archive being written into a staging volume."""
 
     volume_name: str
+    staged: VolumeHelper
     queue: asyncio.Queue[bytes | None]
-    upload: asyncio.Task[VolumeHelper]
+    upload: asyncio.Task[None]
 
 
 @dataclass(eq=False)
@@ -173,18 +174,19 @@ class BackupFeature:
                     backup_id, message.volume_name, message.stop_containers
                 )
             case VolumeRestoreOpen():
+                staged = await self._volumes.stage(backup_id)
                 queue = asyncio.Queue(_RESTORE_QUEUE)
-                staging = asyncio.get_running_loop().create_task(
-                    self._volumes.stage(backup_id, _drain(queue))
+                fill = asyncio.get_running_loop().create_task(
+                    self._volumes.fill(staged, _drain(queue))
                 )
-                transfer.volume_restore = _VolumeRestore(message.volume_name, queue, staging)
+                transfer.volume_restore = _VolumeRestore(message.volume_name, staged, queue, fill)
             case RestoreWrite() if transfer.volume_restore is not None:
                 await _put(transfer.volume_restore, base64.b64decode(message.data, validate=True))
             case RestoreFinish() if transfer.volume_restore is not None:
                 volume = transfer.volume_restore
                 await _put(volume, None)
-                staged = await volume.upload
-                await self._volumes.replace(backup_id, staged, volume.volume_name)
+                await volume.upload
+                await self._volumes.replace(backup_id, volume.staged, volume.volume_name)
                 await self._end(backup_id)
             case BackupRead() if transfer.dump is not None:
                 data = await transfer.dump.read(MAX_CHUNK_BYTES)
@@ -226,10 +228,9 @@ class BackupFeature:
         volume = transfer.volume_restore
         if volume is not None:
             volume.upload.cancel()
-            staged = None
             with contextlib.suppress(BaseException):
-                staged = await volume.upload
-            await self._volumes.discard(backup_id, staged)
+                await volume.upload
+            await self._volumes.discard(backup_id, volume.staged)
         restore = transfer.restore
         if restore is not None:
             restore.upload.cancel()

@@ -4,12 +4,16 @@ Both go through a helper container that is created and never started (so any loc
 serves): the engine's archive API (``GET``/``PUT /containers/{id}/archive``) reads and writes
 the volumes mounted into it. A backup mounts the volume read-only. A restore first writes the
 whole stream into a staging volume; only when every byte arrived (the coordinator checked the
-artifact's checksum) is the target volume emptied (removed and created again with its labels:
-the engine refuses while a container uses it) and filled from the staging volume.
+artifact's checksum) is the target volume emptied and filled from the staging volume. A volume
+no container names is removed and created again with its labels; one that containers name
+(the engine will not remove it) is emptied by a short-lived container of their image, with
+the running ones stopped for the restore and started again after it.
 """
 
+import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
@@ -24,6 +28,10 @@ _TAR: Final = {"Content-Type": "application/x-tar"}
 MOUNT_POINT: Final = "/volume"
 HELPER_LABEL: Final = "berth.volume-helper"
 _COPY_CHUNK: Final = 256 * 1024
+# How long a discarded restore waits for its staging volume to be free.
+_DISCARD_SECONDS: Final = 10.0
+
+logger = logging.getLogger(__name__)
 
 
 class VolumeHelper:
@@ -161,8 +169,9 @@ class VolumeArchiveOps:
             raise
         return ArchiveStream(response, helper, stopped, self)
 
-    async def stage(self, backup_id: str, chunks: AsyncIterator[bytes]) -> VolumeHelper:
-        """Write the tar stream from ``chunks`` into a new staging volume; its helper."""
+    async def stage(self, backup_id: str) -> VolumeHelper:
+        """Create the staging volume of a restore and its helper (before any byte is sent, so
+        that an abort never races their creation)."""
         staging = staging_volume(backup_id)
         await self._api.json(
             "POST",
@@ -170,35 +179,102 @@ class VolumeArchiveOps:
             body=json.dumps({"Name": staging, "Labels": self._labels}).encode(),
             headers=_JSON,
         )
-        helper = await self._helper(f"berth-vrs-{backup_id.lower()}", staging, read_only=False)
+        try:
+            return await self._helper(f"berth-vrs-{backup_id.lower()}", staging, read_only=False)
+        except BaseException:
+            await self.discard(backup_id, None)
+            raise
+
+    async def fill(self, staged: VolumeHelper, chunks: AsyncIterator[bytes]) -> None:
+        """Write the tar stream from ``chunks`` into the staging volume."""
         await self._api.read(
             "PUT",
-            f"/containers/{quoted(helper.name)}/archive",
+            f"/containers/{quoted(staged.name)}/archive",
             {"path": MOUNT_POINT},
             body=chunks,
             headers=_TAR,
             timeout=0,
         )
-        return helper
+
+    async def _users(self, volume: str) -> list[dict[str, Any]]:
+        """Every container (running or not) that mounts ``volume``, helpers aside."""
+        found = await self._api.json(
+            "GET", "/containers/json", {"all": "1", "filters": json.dumps({"volume": [volume]})}
+        )
+        return [c for c in found or [] if HELPER_LABEL not in (c.get("Labels") or {})]
+
+    async def _empty(self, backup_id: str, volume: str, image: str) -> None:
+        """Delete everything in ``volume`` with a short-lived container of ``image`` (the image
+        of a container that uses it: the engine will not remove a volume a container names)."""
+        name = f"berth-vem-{backup_id.lower()}"
+        body = {
+            "Image": image,
+            # find + rm, no shell: GNU's and busybox's both understand it.
+            "Entrypoint": [
+                "find",
+                MOUNT_POINT,
+                "-mindepth",
+                "1",
+                "-maxdepth",
+                "1",
+                "-exec",
+                "rm",
+                "-rf",
+                "{}",
+                ";",
+            ],
+            "Cmd": [],
+            "User": "0",
+            "Labels": self._labels,
+            "NetworkDisabled": True,
+            "HostConfig": {"Mounts": [{"Type": "volume", "Source": volume, "Target": MOUNT_POINT}]},
+        }
+        helper = VolumeHelper(self._api, name)
+        try:
+            await self._api.json(
+                "POST",
+                "/containers/create",
+                {"name": name},
+                body=json.dumps(body).encode(),
+                headers=_JSON,
+            )
+            await self._api.read("POST", f"/containers/{quoted(name)}/start")
+            waited = await self._api.json("POST", f"/containers/{quoted(name)}/wait", timeout=0)
+            code = int((waited or {}).get("StatusCode", -1))
+            if code != 0:
+                raise EngineError(f"emptying volume {volume} with {image} exited with {code}")
+        finally:
+            await helper.remove()
 
     async def replace(self, backup_id: str, staged: VolumeHelper, volume: str) -> None:
-        """Empty ``volume`` (created when missing) and copy the staging volume into it."""
+        """Empty ``volume`` (created when missing) and copy the staging volume into it. The
+        running containers using it are stopped meanwhile and started again after."""
         info = await self._volume(volume)
-        # A volume restored before any deployment used it: a managed volume like a deployment's.
-        labels = dict((info or {}).get("Labels") or {MANAGED_LABEL: "true", **self._extra})
-        if info is not None:
-            try:
-                await self._api.read("DELETE", f"/volumes/{quoted(volume)}")
-            except EngineError as exc:
-                raise EngineError(
-                    f"volume {volume} is in use by a container: stop the resource first ({exc})"
-                ) from exc
-        await self._api.json(
-            "POST",
-            "/volumes/create",
-            body=json.dumps({"Name": volume, "Labels": labels}).encode(),
-            headers=_JSON,
-        )
+        users = await self._users(volume) if info is not None else []
+        stopped: list[str] = []
+        try:
+            if users:
+                stopped = await self.stop_users(volume)
+                await self._empty(
+                    backup_id, volume, str(users[0].get("ImageID") or users[0]["Image"])
+                )
+            else:
+                # No container names it: remove it and create it again with its labels (a
+                # volume restored before any deployment used it: managed like a deployment's).
+                labels = dict((info or {}).get("Labels") or {MANAGED_LABEL: "true", **self._extra})
+                if info is not None:
+                    await self._api.read("DELETE", f"/volumes/{quoted(volume)}")
+                await self._api.json(
+                    "POST",
+                    "/volumes/create",
+                    body=json.dumps({"Name": volume, "Labels": labels}).encode(),
+                    headers=_JSON,
+                )
+            await self._copy(backup_id, staged, volume)
+        finally:
+            await self.start(stopped)
+
+    async def _copy(self, backup_id: str, staged: VolumeHelper, volume: str) -> None:
         target = await self._helper(f"berth-vrt-{backup_id.lower()}", volume, read_only=False)
         try:
             source = await self._api.open(
@@ -223,12 +299,25 @@ class VolumeArchiveOps:
 
     async def discard(self, backup_id: str, staged: VolumeHelper | None) -> None:
         """Remove a restore's helpers and staging volume (gone is fine)."""
-        for name in (f"berth-vrs-{backup_id.lower()}", f"berth-vrt-{backup_id.lower()}"):
+        for prefix in ("berth-vrs", "berth-vrt", "berth-vem"):
+            name = f"{prefix}-{backup_id.lower()}"
             await VolumeHelper(self._api, name).remove()
         if staged is not None:
             await staged.remove()
-        with contextlib.suppress(EngineError):
-            await self._api.read("DELETE", f"/volumes/{quoted(staging_volume(backup_id))}")
+        # A helper whose upload was cut off may still be going away for a moment: the engine
+        # refuses (409) to remove a volume a container names until then.
+        deadline = asyncio.get_running_loop().time() + _DISCARD_SECONDS
+        while True:
+            try:
+                await self._api.read("DELETE", f"/volumes/{quoted(staging_volume(backup_id))}")
+                return
+            except EngineError as exc:
+                gone = "404" in str(exc) or "no such volume" in str(exc).lower()
+                if gone or asyncio.get_running_loop().time() > deadline:
+                    if not gone:
+                        logger.warning("staging volume of %s not removed: %s", backup_id, exc)
+                    return
+            await asyncio.sleep(0.2)
 
 
 def staging_volume(backup_id: str) -> str:

@@ -137,8 +137,8 @@ async def show_volume_backup(call: Call) -> VolumeBackupShow:
     events=("storage-volume.restore-requested",),
 )
 async def restore_volume_backup(call: Call) -> IdResponse:
-    """Runs in the background; the outcome is the backup's latestRestoreAttempt. The volume must
-    not be in use by a running container (stop the resource first)."""
+    """Runs in the background; the outcome is the backup's latestRestoreAttempt. Containers
+    using the volume are stopped for the restore and started again after it."""
     body = call.body(RestoreVolumeBackupRequest)
     if not body.acknowledge_data_overwrite:
         raise InvalidRequest(

@@ -1,8 +1,8 @@
 """Storage-volume backups end to end: a real agent deploys a busybox app writing files into a
 Docker named volume; the volume is backed up (a tar archive streamed over the agent link into
 an AES-GCM artifact on the coordinator; once with the app stopped for the copy), files are
-deleted and changed, the volume restored (refused while the app runs), and restored again
-into a second, new volume."""
+deleted and changed, a damaged artifact refused, the volume restored under the running app
+(stopped and started again) and with no container, and restored into a second, new volume."""
 
 import tarfile
 from pathlib import Path
@@ -18,9 +18,10 @@ from tests.integration.stacks import Workload, workload
 
 pytestmark = pytest.mark.docker
 
-# The app writes two files (one in a folder) and keeps running.
+# The app writes two files (one in a folder) on its first start only, and keeps running.
 WRITER = (
-    "mkdir -p /data/notes && echo first > /data/a.txt && seq 1 20000 > /data/notes/b.txt; "
+    "[ -f /data/a.txt ] || { mkdir -p /data/notes && echo first > /data/a.txt"
+    " && seq 1 20000 > /data/notes/b.txt; }; "
     "trap 'exit 0' TERM; sleep 100000 & wait"
 )
 
@@ -198,19 +199,34 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     _sh(client, volume_id, "rm -rf /v/notes && echo changed > /v/a.txt && echo new > /v/c.txt")
     assert set(_files(client, volume_id)) == {"./a.txt", "./c.txt"}
 
-    # While the app runs the volume is in use: the restore fails with a reason, data untouched.
+    # A damaged artifact (its checksum differs) fails the restore before the volume is touched.
+    await StorageVolumeBackup.filter(id=backup["id"]).update(sha256="0" * 64)
     attempt = await _restored(stack, backup["id"], {})
     assert attempt["status"] == "failed", attempt
-    assert "in use" in attempt["failureMessage"]
+    assert attempt["failureCode"] == "artifact-damaged"
     assert set(_files(client, volume_id)) == {"./a.txt", "./c.txt"}
     assert _leftovers(client) == []
+    await StorageVolumeBackup.filter(id=backup["id"]).update(sha256=backup["sha256"])
 
-    # Stop the app (its container removed), restore: exactly the backed-up files are back.
-    (container,) = stack.containers(client)
-    container.remove(force=True)
+    # Restore while the app runs: it is stopped, the volume emptied and filled, the app started
+    # again. Exactly the backed-up files are back (the app writes nothing on a later start).
+    (running,) = stack.containers(client)
+    running.reload()
+    started = running.attrs["State"]["StartedAt"]
     attempt = await _restored(stack, backup["id"], {})
     assert attempt["status"] == "ready", attempt
     assert attempt["targetStorageVolumeId"] == volume_id
+    assert _files(client, volume_id) == original
+    running.reload()
+    assert running.attrs["State"]["Running"] is True
+    assert running.attrs["State"]["StartedAt"] != started
+    assert _leftovers(client) == []
+
+    # With no container naming it, the volume is replaced whole and keeps its labels.
+    _sh(client, volume_id, "rm -rf /v/notes && echo new > /v/c.txt")
+    running.remove(force=True)
+    attempt = await _restored(stack, backup["id"], {})
+    assert attempt["status"] == "ready", attempt
     assert _files(client, volume_id) == original
     labels = client.volumes.get(f"berth-{volume_id.lower()}").attrs["Labels"]
     assert labels["berth.storage-volume-id"] == volume_id
