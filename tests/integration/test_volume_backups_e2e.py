@@ -15,6 +15,7 @@ from coordinator.backups.artifacts import load_key, read_chunks
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import Workload, workload
+from tests.integration.test_cli_workspace import Cli
 
 pytestmark = pytest.mark.docker
 
@@ -99,6 +100,7 @@ async def test_volume_backup_restores_deleted_files_and_into_a_new_volume(
     stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
     try:
         await _scenario(stack, coordinator, docker_client)
+        await _cli(stack, coordinator, docker_client, tmp_path / "config")
     finally:
         await stack.agent.stop()
 
@@ -241,3 +243,24 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     shown_clone = await stack.call("GET", f"/storage-volumes/{clone_id}")
     assert shown_clone["storageVolume"]["serverId"] == stack.server_id
     assert _leftovers(client) == []
+
+
+async def _cli(
+    stack: Workload, coordinator: Coordinator, client: docker.DockerClient, config_home: Path
+) -> None:
+    """The same through ``berth volumes backup|backups|restore``."""
+    cli = Cli(coordinator, stack.token, config_home)
+    taken = await cli.json("volumes", "backup", "data")
+    backup_id = taken["backup"]["id"]
+    assert taken["backup"]["status"] == "ready"
+    listing = await cli.ok("volumes", "backups", "data")
+    assert backup_id in listing
+    assert "ready" in listing
+    copy_id = await _volume(stack, "cli copy")
+    restored = await cli.json("volumes", "restore", backup_id, "--into", "cli copy", "--yes")
+    assert restored["backup"]["latestRestoreAttempt"]["status"] == "ready"
+    assert restored["backup"]["latestRestoreAttempt"]["targetStorageVolumeId"] == copy_id
+    volume_id = taken["backup"]["storageVolumeId"]
+    assert _files(client, copy_id) == _files(client, volume_id)
+    refused = await cli("volumes", "restore", backup_id, input="n\n")
+    assert refused.exit_code != 0
