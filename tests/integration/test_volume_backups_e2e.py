@@ -27,7 +27,7 @@ WRITER = (
 )
 
 
-async def _volume(stack: Workload, name: str) -> str:
+async def _volume(stack: Workload, name: str, **extra: str) -> str:
     answer = await stack.call(
         "POST",
         "/storage-volumes",
@@ -36,6 +36,7 @@ async def _volume(stack: Workload, name: str) -> str:
             "environmentId": stack.environment_id,
             "name": name,
             "kind": "named-volume",
+            **extra,
         },
     )
     return str(answer["id"])
@@ -185,6 +186,13 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
         assert "requestId" in refused
     shown = await stack.call("GET", f"/storage-volumes/backups/{backup['id']}")
     assert shown["backup"]["latestRestoreAttempt"] is None
+    bind_id = await _volume(stack, "host dir", kind="bind-mount", sourcePath="/srv/berth-test")
+    status, refused, _ = await coordinator.call(
+        "POST", f"/storage-volumes/{bind_id}/backups", token=stack.token, json={}
+    )
+    assert status == 400, refused
+    assert refused["error"]["details"]["supported"] == ["named-volume"]
+    assert await StorageVolumeBackup.filter(storage_volume_id=bind_id).count() == 0
 
     # Another tenant's backup is a 404 and is never listed.
     owner = (await StorageVolumeBackup.get(id=backup["id"])).organization_id
