@@ -132,10 +132,11 @@ class VolumeArchiveOps:
         stopped: list[str] = []
         try:
             for container in found or []:
+                # Listed before the call: one whose stop was cut off is started again too.
+                stopped.append(str(container["Id"]))
                 await self._api.read(
                     "POST", f"/containers/{quoted(container['Id'])}/stop", timeout=60
                 )
-                stopped.append(str(container["Id"]))
         except BaseException:
             await self.start(stopped)
             raise

@@ -5,6 +5,7 @@ deleted and changed, a damaged artifact refused, the volume restored under the r
 (stopped and started again) and with no container, and restored into a second, new volume."""
 
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,55 @@ async def _cli(
     assert _files(client, copy_id) == _files(client, volume_id)
     refused = await cli("volumes", "restore", backup_id, input="n\n")
     assert refused.exit_code != 0
+
+
+# Ignores SIGTERM: the engine's stop waits its full grace period before killing it.
+STUBBORN = "trap '' TERM; mkdir -p /data && echo x > /data/x; while true; do sleep 1; done"
+
+
+async def test_a_volume_backup_cut_off_by_a_lost_link_fails_without_an_artifact(
+    coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", STUBBORN)
+    try:
+        volume_id = await _volume(stack, "data")
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/storage-attachments",
+            {"storageVolumeId": volume_id, "destinationPath": "/data"},
+        )
+        await stack.deploy()
+        (container,) = stack.containers(docker_client)
+        since = int(time.time()) - 1
+
+        # The backup stops the app first: its stop hangs (SIGTERM ignored) while the link goes.
+        created = await stack.call(
+            "POST", f"/storage-volumes/{volume_id}/backups", {"stopResource": True}
+        )
+
+        async def stopping() -> bool:
+            events = docker_client.events(
+                since=since,
+                until=int(time.time()) + 1,
+                filters={"container": container.id, "event": "kill"},
+                decode=True,
+            )
+            return any(True for _ in events)
+
+        await eventually(stopping, timeout=30, what="the agent to stop the app for the copy")
+        await stack.agent.stop()
+
+        async def failed() -> bool:
+            shown = await stack.call("GET", f"/storage-volumes/backups/{created['id']}")
+            assert shown["backup"]["status"] in ("pending", "failed"), shown
+            return bool(shown["backup"]["status"] == "failed")
+
+        await eventually(failed, timeout=60, what="the backup to fail")
+        shown = (await stack.call("GET", f"/storage-volumes/backups/{created['id']}"))["backup"]
+        assert shown["failureCode"] == "unavailable", shown
+        assert shown["providerArtifactHandle"] is None
+        assert shown["sizeBytes"] is None
+        backups = coordinator.settings().data_dir / "backups"
+        assert not backups.exists() or sorted(p.name for p in backups.iterdir()) == []
+    finally:
+        await stack.agent.stop()
