@@ -15,6 +15,7 @@ from typing import Any
 from agent.features import AgentFeature, LinkContext
 from agent.runtime import ContainerRuntime, EngineError
 from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
 from agent.settings import AgentSettings
 from shared.errors import PlatformError
 from shared.messages import (
@@ -22,6 +23,7 @@ from shared.messages import (
     BACKUPS_COORDINATOR_TYPES,
     MAX_CHUNK_BYTES,
     UNSTAMPED,
+    VOLUME_BACKUPS_CAPABILITY,
     BackupAbort,
     BackupOpen,
     BackupRead,
@@ -30,6 +32,8 @@ from shared.messages import (
     RestoreFinish,
     RestoreOpen,
     RestoreWrite,
+    VolumeBackupOpen,
+    VolumeRestoreOpen,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,18 +53,30 @@ class _Restore:
 
 
 @dataclass(eq=False)
+class _VolumeRestore:
+    """A volume archive being written into a staging volume."""
+
+    volume_name: str
+    staged: VolumeHelper
+    queue: asyncio.Queue[bytes | None]
+    upload: asyncio.Task[None]
+
+
+@dataclass(eq=False)
 class _Transfer:
     link: LinkContext
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    dump: DumpStream | None = None
+    dump: DumpStream | ArchiveStream | None = None
     restore: _Restore | None = None
+    volume_restore: _VolumeRestore | None = None
 
 
 class BackupFeature:
     """Serves ``backup_*`` and ``restore_*`` requests; one transfer per backup id."""
 
-    def __init__(self, ops: BackupOps) -> None:
+    def __init__(self, ops: BackupOps, volumes: VolumeArchiveOps) -> None:
         self._ops = ops
+        self._volumes = volumes
         self._transfers: dict[str, _Transfer] = {}
         self._requests: set[asyncio.Task[None]] = set()
 
@@ -71,8 +87,8 @@ class BackupFeature:
 
     @property
     def capabilities(self) -> list[str]:
-        """``backups.v1``."""
-        return [BACKUPS_CAPABILITY]
+        """``backups.v1`` and ``volume-backups.v1``."""
+        return [BACKUPS_CAPABILITY, VOLUME_BACKUPS_CAPABILITY]
 
     async def run(self) -> None:
         """Nothing runs between requests; end every transfer when the daemon stops."""
@@ -109,7 +125,8 @@ class BackupFeature:
     async def _answer(self, message: Any, link: LinkContext) -> None:
         backup_id = str(message.backup_id)
         transfer = self._transfers.get(backup_id)
-        if isinstance(message, BackupOpen | RestoreOpen) and transfer is None:
+        opening = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen
+        if isinstance(message, opening) and transfer is None:
             transfer = self._transfers[backup_id] = _Transfer(link)
         data = b""
         eof = False
@@ -148,9 +165,29 @@ class BackupFeature:
         self, message: Any, transfer: _Transfer
     ) -> tuple[bytes, bool, tuple[int, int] | None]:
         backup_id = str(message.backup_id)
+        queue: asyncio.Queue[bytes | None]
         match message:
             case BackupOpen():
                 transfer.dump = await self._ops.dump(message.target)
+            case VolumeBackupOpen():
+                transfer.dump = await self._volumes.read(
+                    backup_id, message.volume_name, message.stop_containers
+                )
+            case VolumeRestoreOpen():
+                staged = await self._volumes.stage(backup_id)
+                queue = asyncio.Queue(_RESTORE_QUEUE)
+                fill = asyncio.get_running_loop().create_task(
+                    self._volumes.fill(staged, _drain(queue))
+                )
+                transfer.volume_restore = _VolumeRestore(message.volume_name, staged, queue, fill)
+            case RestoreWrite() if transfer.volume_restore is not None:
+                await _put(transfer.volume_restore, base64.b64decode(message.data, validate=True))
+            case RestoreFinish() if transfer.volume_restore is not None:
+                volume = transfer.volume_restore
+                await _put(volume, None)
+                await volume.upload
+                await self._volumes.replace(backup_id, volume.staged, volume.volume_name)
+                await self._end(backup_id)
             case BackupRead() if transfer.dump is not None:
                 data = await transfer.dump.read(MAX_CHUNK_BYTES)
                 if not data:
@@ -158,7 +195,7 @@ class BackupFeature:
                 return data, not data, None
             case RestoreOpen():
                 file_name = f"berth-restore-{backup_id}.dump"
-                queue: asyncio.Queue[bytes | None] = asyncio.Queue(_RESTORE_QUEUE)
+                queue = asyncio.Queue(_RESTORE_QUEUE)
                 upload = asyncio.get_running_loop().create_task(
                     self._ops.upload(message.target, file_name, message.size, _drain(queue))
                 )
@@ -184,8 +221,16 @@ class BackupFeature:
         transfer = self._transfers.pop(backup_id, None)
         if transfer is None:
             return
-        if transfer.dump is not None:
+        if isinstance(transfer.dump, ArchiveStream):
+            await transfer.dump.aclose()
+        elif transfer.dump is not None:
             transfer.dump.close()
+        volume = transfer.volume_restore
+        if volume is not None:
+            volume.upload.cancel()
+            with contextlib.suppress(BaseException):
+                await volume.upload
+            await self._volumes.discard(backup_id, volume.staged)
         restore = transfer.restore
         if restore is not None:
             restore.upload.cancel()
@@ -194,7 +239,7 @@ class BackupFeature:
             await self._ops.remove_file(restore.target, restore.file_name)
 
 
-async def _put(restore: _Restore, chunk: bytes | None) -> None:
+async def _put(restore: _Restore | _VolumeRestore, chunk: bytes | None) -> None:
     # The upload may have failed (the engine refused): do not wait on a queue nobody drains.
     put = asyncio.ensure_future(restore.queue.put(chunk))
     await asyncio.wait({put, restore.upload}, return_when=asyncio.FIRST_COMPLETED)
@@ -217,4 +262,4 @@ def build_feature(
     client = engine() if callable(engine) else None
     if client is None:
         return None
-    return BackupFeature(BackupOps(client))
+    return BackupFeature(BackupOps(client), VolumeArchiveOps(client, settings.extra_labels))

@@ -49,6 +49,8 @@ ID_FIELDS: Final[dict[str, str]] = {
     "fromMemberId": "memberId",
     "toMemberId": "memberId",
     "dnsProviderId": "dnsProviderId",
+    "targetDependencyResourceId": "dependencyResourceId",
+    "targetStorageVolumeId": "storageVolumeId",
 }
 # Fields that list rows (token scopes): aimed as a one-item list.
 ID_LIST_FIELDS: Final[dict[str, str]] = {
@@ -140,6 +142,8 @@ def path_key(operation: Operation, name: str) -> str:
         return "backupPolicyId"
     if name == "certificateId" and operation.path.startswith("/wildcard-certificates"):
         return "wildcardCertificateId"
+    if name == "backupId" and operation.path.startswith("/storage-volumes/backups"):
+        return "volumeBackupId"
     return name
 
 

@@ -17,7 +17,7 @@ from typing import Final
 
 import aiohttp
 
-from agent.runtime import EngineError
+from agent.runtime import EngineError, redis_scripts
 from agent.runtime.engine import EngineClient, quoted
 from shared.messages import BackupTarget, dependency_names
 
@@ -33,6 +33,8 @@ _COUNTS: Final = (
 )
 _RESTORE: Final = ("pg_restore", "--clean", "--if-exists", "--no-owner", "--exit-on-error")
 _STDERR_KEEP: Final = 4096
+# How long Redis may take to load the restored data before the restore counts as failed.
+_REDIS_READY_SECONDS: Final = 600.0
 # The dump file's place in the container during a restore (removed afterwards).
 RESTORE_DIR: Final = "/tmp"  # noqa: S108 - inside the database's container, not on the host
 
@@ -67,7 +69,8 @@ class Commands:
 
 def commands(target: BackupTarget) -> Commands:
     """``pg_dump -Fc``/``pg_restore`` for PostgreSQL, ``mariadb-dump --single-transaction``/
-    ``mariadb < file`` for MySQL (MariaDB); other kinds are refused."""
+    ``mariadb < file`` for MySQL (MariaDB), ``BGSAVE`` + the RDB file for Redis (its restore
+    command only prepares the AOF directory: see ``restore``); other kinds are refused."""
     user, database = target.username, target.database_name
     match target.kind:
         case "postgres":
@@ -91,6 +94,13 @@ def commands(target: BackupTarget) -> Commands:
                     user,
                     database,
                 ],
+            )
+        case "redis":
+            return Commands(
+                dump=["sh", "-c", redis_scripts.DUMP],
+                counts=["sh", "-c", redis_scripts.COUNTS],
+                env={"REDISCLI_AUTH": target.password},
+                restore_prefix=["sh", "-c", redis_scripts.PREPARE],
             )
         case _:
             raise EngineError(f"backups of {target.kind} are not supported yet")
@@ -257,9 +267,29 @@ class BackupOps:
             code = int(info.get("ExitCode") or 0) if isinstance(info, dict) else -1
             if code != 0:
                 text = _demux(raw).strip()
-                raise EngineError(f"pg_restore exited with {code}: {text[-1000:]}")
+                raise EngineError(f"the restore exited with {code}: {text[-1000:]}")
+            if target.kind == "redis":
+                await self._restart_redis(name, run.env)
         finally:
             await self.remove_file(target, file_name)
+
+    async def _restart_redis(self, name: str, env: dict[str, str]) -> None:
+        """Stop and start Redis so that it loads the swapped-in AOF directory, wait until it
+        answers, then remove the previous directory."""
+        await self._api.read("POST", f"/containers/{quoted(name)}/stop", {"t": "30"}, timeout=60)
+        await self._api.read("POST", f"/containers/{quoted(name)}/start")
+        deadline = asyncio.get_running_loop().time() + _REDIS_READY_SECONDS
+        while True:
+            try:
+                code, output = await self._run(name, ["sh", "-c", redis_scripts.PING], env)
+            except EngineError as exc:  # still starting (or restarting)
+                code, output = -1, str(exc)
+            if code == 0 and "PONG" in output:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise EngineError(f"Redis did not answer after the restore: {output[-500:]}")
+            await asyncio.sleep(0.2)
+        await self._run(name, ["sh", "-c", redis_scripts.CLEANUP], env)
 
     async def remove_file(self, target: BackupTarget, file_name: str) -> None:
         """Remove an uploaded dump (gone, or no container, is fine)."""

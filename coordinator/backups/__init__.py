@@ -11,10 +11,14 @@ from aiohttp import web
 
 from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
 from coordinator.backups.runner import BackupListener, BackupRunner
+from coordinator.backups.volume_runner import VolumeBackupRunner
 
 logger = logging.getLogger(__name__)
 
 RUNNER_KEY: web.AppKey[BackupRunner] = web.AppKey("backup_runner", BackupRunner)
+VOLUME_RUNNER_KEY: web.AppKey[VolumeBackupRunner] = web.AppKey(
+    "volume_backup_runner", VolumeBackupRunner
+)
 
 
 async def _policy_loop(runner: BackupRunner, interval: float) -> None:
@@ -32,6 +36,7 @@ async def _policy_loop(runner: BackupRunner, interval: float) -> None:
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = app[RUNNER_KEY]
     await runner.fail_interrupted()
+    await app[VOLUME_RUNNER_KEY].fail_interrupted()
     loop = asyncio.get_running_loop().create_task(
         _policy_loop(runner, app[SETTINGS_KEY].backup_policy_poll_seconds)
     )
@@ -46,5 +51,6 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
 def install(app: web.Application) -> None:
     """Register the runner; at start-up it fails what a previous run left unfinished."""
     app[RUNNER_KEY] = BackupRunner(app[REGISTRY_KEY], app[KEYRING_KEY], app[SETTINGS_KEY])
+    app[VOLUME_RUNNER_KEY] = VolumeBackupRunner(app[RUNNER_KEY])
     app[REGISTRY_KEY].add_listener(BackupListener())
     app.cleanup_ctx.append(_runner_ctx)

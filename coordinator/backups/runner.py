@@ -90,22 +90,22 @@ class BackupRunner:
         """Where the artifact of ``backup_id`` lives on the coordinator."""
         return self.root / f"{backup_id}.berthbk"
 
-    def _spawn(self, work: Any) -> None:
+    def spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def start_backup(self, backup_id: str) -> None:
         """Take the backup in the background."""
-        self._spawn(self.backup(backup_id))
+        self.spawn(self.backup(backup_id))
 
     def start_verify(self, backup_id: str) -> None:
         """Verify the backup in the background."""
-        self._spawn(self.verify(backup_id))
+        self.spawn(self.verify(backup_id))
 
     def start_restore(self, backup_id: str, into_id: str) -> None:
         """Restore in the background into dependency resource ``into_id``."""
-        self._spawn(self.restore(backup_id, into_id))
+        self.spawn(self.restore(backup_id, into_id))
 
     async def close(self) -> None:
         """Cancel what runs; the next start marks it failed."""
@@ -159,7 +159,7 @@ class BackupRunner:
         )
 
     @staticmethod
-    async def _ask(
+    async def ask(
         session: AgentSession, build: Callable[[int], CoordinatorMessage], timeout: float
     ) -> BackupReply:
         reply = await session.request(build, timeout)
@@ -170,7 +170,7 @@ class BackupRunner:
         return reply
 
     @staticmethod
-    async def _abort(session: AgentSession | None, backup_id: str) -> None:
+    async def abort(session: AgentSession | None, backup_id: str) -> None:
         if session is None:
             return
         try:
@@ -187,13 +187,13 @@ class BackupRunner:
         try:
             session = self.registry.require(row.server_id)
             target = self._target(database)
-            await self._ask(
+            await self.ask(
                 session,
                 lambda mid: BackupOpen(id=mid, backup_id=backup_id, target=target),
                 CHUNK_TIMEOUT_SECONDS,
             )
             while True:
-                reply = await self._ask(
+                reply = await self.ask(
                     session,
                     lambda mid: BackupRead(id=mid, backup_id=backup_id),
                     CHUNK_TIMEOUT_SECONDS,
@@ -207,7 +207,7 @@ class BackupRunner:
             raise
         except (PlatformError, OSError, ValueError) as exc:
             writer.discard()
-            await self._abort(session, backup_id)
+            await self.abort(session, backup_id)
             code = str(exc.code) if isinstance(exc, PlatformError) else "artifact-write-failed"
             logger.warning("backup %s failed: %s", backup_id, exc)
             await DependencyBackup.filter(id=backup_id).update(
@@ -237,7 +237,7 @@ class BackupRunner:
         check: bool,
     ) -> BackupReply:
         """Send the artifact of ``row`` as transfer ``key`` and run the restore there."""
-        await self._ask(
+        await self.ask(
             session,
             lambda mid: RestoreOpen(
                 id=mid, backup_id=key, target=target, size=row.plain_bytes or 0
@@ -248,9 +248,9 @@ class BackupRunner:
         while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
             for at in range(0, len(plain), MAX_CHUNK_BYTES):
                 data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
-                await self._ask(session, _write(key, data), CHUNK_TIMEOUT_SECONDS)
+                await self.ask(session, write_request(key, data), CHUNK_TIMEOUT_SECONDS)
         # Every record decrypted and the checksum matched: only now is anything replaced.
-        return await self._ask(
+        return await self.ask(
             session,
             lambda mid: RestoreFinish(id=mid, backup_id=key, check=check),
             FINISH_TIMEOUT_SECONDS,
@@ -269,12 +269,12 @@ class BackupRunner:
         except asyncio.CancelledError:
             raise
         except (PlatformError, OSError) as exc:
-            await self._abort(session, backup_id)
+            await self.abort(session, backup_id)
             logger.warning("restore of %s failed: %s", backup_id, exc)
             await DependencyBackup.filter(id=backup_id).update(
                 restore_status="failed",
                 restore_failed_at=_now(),
-                restore_failure_code=_code(exc),
+                restore_failure_code=failure_code(exc),
                 restore_failure_message=str(exc)[:2000],
             )
             await self._told("restore.failed", backup_id)
@@ -332,7 +332,7 @@ class BackupRunner:
         except asyncio.CancelledError:
             raise
         except (PlatformError, OSError) as exc:
-            await self._abort(session, scratch)
+            await self.abort(session, scratch)
             failure = exc
         finally:
             # Removed before the result is recorded: a recorded result means it is gone.
@@ -344,7 +344,7 @@ class BackupRunner:
                 verified_at=_now(),
                 verification_tables=None,
                 verification_rows=None,
-                verification_message=f"{_code(failure)}: {failure}"[:2000],
+                verification_message=f"{failure_code(failure)}: {failure}"[:2000],
             )
             await self._told("backup.verification-failed", backup_id)
             return
@@ -372,13 +372,13 @@ class BackupRunner:
             logger.warning("could not remove verification database %s: %s", scratch, exc)
 
 
-def _code(exc: BaseException) -> str:
+def failure_code(exc: BaseException) -> str:
     if isinstance(exc, ArtifactDamaged):
         return "artifact-damaged"
     return (str(exc.code) if isinstance(exc, PlatformError) else "io-error")[:64]
 
 
-def _write(backup_id: str, data: str) -> Callable[[int], CoordinatorMessage]:
+def write_request(backup_id: str, data: str) -> Callable[[int], CoordinatorMessage]:
     def build(mid: int) -> CoordinatorMessage:
         return RestoreWrite(id=mid, backup_id=backup_id, data=data)
 

@@ -17,8 +17,8 @@ from coordinator.dependencies import service as dependencies
 from coordinator.ids import new_id
 from shared.errors import Conflict, InvalidRequest, NotFound
 
-# What Berth can dump and restore today (the others are refused with a 400 naming these).
-BACKUP_KINDS: Final = ("postgres", "mysql")
+# What Berth can dump and restore (a kind added later is refused with a 400 naming these).
+BACKUP_KINDS: Final = ("postgres", "mysql", "redis")
 STATUSES: Final = ("pending", "ready", "failed")
 
 

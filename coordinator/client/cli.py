@@ -26,6 +26,7 @@ from coordinator.client import (
     render,
     tasks_cli,
     terminal_cli,
+    volume_backup_cli,
     volumes_cli,
     workspace_cli,
 )
@@ -521,6 +522,7 @@ for _command in (
     *dns01_cli.COMMANDS,
     *db_backup_cli.COMMANDS,
     *orgs_cli.COMMANDS,
+    *volume_backup_cli.COMMANDS,
 ):
     main.add_command(_command)
 

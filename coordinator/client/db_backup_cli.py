@@ -65,7 +65,7 @@ def _human(data: JsonObject) -> None:
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait.")
 @click.pass_obj
 def db_backup(opts: "Options", database: str, wait: bool, timeout: float) -> None:
-    """Back up DATABASE (PostgreSQL, MariaDB): an encrypted dump on the coordinator."""
+    """Back up DATABASE (PostgreSQL, MariaDB, Redis): an encrypted dump on the coordinator."""
 
     async def backup(api: ApiClient) -> JsonObject:
         dependency_id = text(await _find_db(api, database), "id")

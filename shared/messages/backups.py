@@ -15,6 +15,10 @@ BACKUPS_CAPABILITY = "backups.v1"
 MAX_CHUNK_BYTES = 384 * 1024
 
 _ID = r"^[A-Za-z0-9_-]{1,40}$"
+# A Berth named volume (``berth-`` + its id); never a user's text, never another volume.
+_VOLUME = r"^berth-[a-z0-9_-]{1,60}$"
+# Capability an agent advertises when it can back up and restore named volumes.
+VOLUME_BACKUPS_CAPABILITY = "volume-backups.v1"
 
 
 class BackupTarget(WireModel):
@@ -101,8 +105,40 @@ class BackupReply(WireModel):
     rows: int | None = Field(default=None, ge=0)
 
 
+class VolumeBackupOpen(WireModel):
+    """Coordinator → agent: start reading Docker named volume ``volumeName`` as a tar stream
+    (mounted read-only in a helper container); its bytes are then read with ``backup_read``.
+    With ``stopContainers`` the running containers using the volume are stopped for the copy
+    and started again when it ends (a copy no writer changes meanwhile)."""
+
+    type: Literal["volume_backup_open"] = "volume_backup_open"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+    volume_name: str = Field(pattern=_VOLUME)
+    stop_containers: bool = False
+
+
+class VolumeRestoreOpen(WireModel):
+    """Coordinator → agent: a tar stream of ``size`` bytes for volume ``volumeName`` follows in
+    ``restore_write`` frames (into a staging volume); ``restore_finish`` then empties the volume
+    and fills it from the staging volume. Answered by ``backup_reply``."""
+
+    type: Literal["volume_restore_open"] = "volume_restore_open"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+    volume_name: str = Field(pattern=_VOLUME)
+    size: int = Field(ge=0)
+
+
 BackupsCoordinatorMessage = (
-    BackupOpen | BackupRead | RestoreOpen | RestoreWrite | RestoreFinish | BackupAbort
+    BackupOpen
+    | BackupRead
+    | RestoreOpen
+    | RestoreWrite
+    | RestoreFinish
+    | BackupAbort
+    | VolumeBackupOpen
+    | VolumeRestoreOpen
 )
 BackupsAgentMessage = BackupReply
 BACKUPS_COORDINATOR_TYPES = message_types(BackupsCoordinatorMessage)

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from coordinator import work_runs
-from coordinator.db import backup_models, certificate_models, dns01_models, task_models
+from coordinator.db import (
+    backup_models,
+    certificate_models,
+    dns01_models,
+    task_models,
+    volume_backup_models,
+)
 from coordinator.ids import new_id
 from coordinator.permissions import PERMISSIONS
 from tests.dns_server import ZONE
@@ -223,7 +229,11 @@ async def organization_a(
         json={"email": "invited@alpha.example.com", "role": "viewer"},
     )
     later = await _later_rows(
-        world.project_id, world.environment_id, str(database["id"]), world.server_id
+        str(volume["id"]),
+        world.project_id,
+        world.environment_id,
+        str(database["id"]),
+        world.server_id,
     )
     await world.agent.close()
     ids = {
@@ -300,7 +310,7 @@ async def _task_and_run(project_id: str, environment_id: str, world: Any) -> tup
 
 
 async def _later_rows(
-    project_id: str, environment_id: str, dependency_id: str, server_id: str
+    volume_id: str, project_id: str, environment_id: str, dependency_id: str, server_id: str
 ) -> dict[str, str]:
     """Rows of the later capabilities that need a real database, CA or DNS server to come
     about through the API: a backup and its policy, a DNS provider and a wildcard certificate.
@@ -355,8 +365,24 @@ async def _later_rows(
         acme_directory="https://ca.example.com/dir",
         created_at=now,
     )
+    volume_backup = await volume_backup_models.StorageVolumeBackup.create(
+        id=new_id("vbk"),
+        organization_id="org_default",
+        project_id=project_id,
+        environment_id=environment_id,
+        storage_volume_id=volume_id,
+        server_id=server_id,
+        status="failed",
+        attempt_id=new_id("att"),
+        requested_at=now,
+        failed_at=now,
+        failure_code="test",
+        failure_message="a row for the tenancy walk",
+        created_at=now,
+    )
     return {
         "backupId": backup.id,
+        "volumeBackupId": volume_backup.id,
         "backupPolicyId": policy.id,
         "dnsProviderId": provider.id,
         "wildcardCertificateId": wildcard.id,

@@ -10,6 +10,7 @@ from agent.backup_feature import BackupFeature
 from agent.features import LinkContext
 from agent.runtime import EngineError
 from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.runtime.volume_archive import VolumeArchiveOps
 from shared.messages import (
     BackupOpen,
     BackupRead,
@@ -24,6 +25,9 @@ from shared.messages import (
 TARGET = BackupTarget(
     dependency_resource_id="dbr_1", kind="postgres", database_name="d", username="u", password="p"
 )
+
+# These tests send database transfers only: a volume call would fail loudly.
+_NO_VOLUMES = cast(VolumeArchiveOps, object())
 
 
 class Dump:
@@ -102,7 +106,7 @@ async def _ask(feature: BackupFeature, link: LinkContext, sent: Sent, message: A
 async def test_a_dump_is_read_in_order_then_ends() -> None:
     sent = Sent()
     link = _link(sent)
-    feature = BackupFeature(cast(BackupOps, Ops(Dump([b"PGDMP", b"rest"]))))
+    feature = BackupFeature(cast(BackupOps, Ops(Dump([b"PGDMP", b"rest"]))), _NO_VOLUMES)
     assert (
         await _ask(feature, link, sent, BackupOpen(id=1, backup_id="b1", target=TARGET))
     ).status == "ok"
@@ -123,7 +127,7 @@ async def test_a_failing_dump_answers_its_reason_and_a_lost_link_ends_transfers(
     sent = Sent()
     link = _link(sent)
     dump = Dump([b"x"], fail=True)
-    feature = BackupFeature(cast(BackupOps, Ops(dump)))
+    feature = BackupFeature(cast(BackupOps, Ops(dump)), _NO_VOLUMES)
     await _ask(feature, link, sent, BackupOpen(id=1, backup_id="b1", target=TARGET))
     assert (await _ask(feature, link, sent, BackupRead(id=2, backup_id="b1"))).status == "ok"
     failed = await _ask(feature, link, sent, BackupRead(id=3, backup_id="b1"))
@@ -132,7 +136,7 @@ async def test_a_failing_dump_answers_its_reason_and_a_lost_link_ends_transfers(
     assert dump.closed.is_set()
 
     other = Dump([b"y"])
-    feature = BackupFeature(cast(BackupOps, Ops(other)))
+    feature = BackupFeature(cast(BackupOps, Ops(other)), _NO_VOLUMES)
     await _ask(feature, link, sent, BackupOpen(id=4, backup_id="b2", target=TARGET))
     feature.detached(link)
     async with asyncio.timeout(5):
@@ -143,7 +147,7 @@ async def test_a_restore_uploads_every_byte_then_restores_and_counts() -> None:
     sent = Sent()
     link = _link(sent)
     ops = Ops(Dump([]))
-    feature = BackupFeature(cast(BackupOps, ops))
+    feature = BackupFeature(cast(BackupOps, ops), _NO_VOLUMES)
     await _ask(feature, link, sent, RestoreOpen(id=1, backup_id="b1", target=TARGET, size=6))
     for frame, part in ((2, b"PGD"), (3, b"MP!")):
         data = base64.b64encode(part).decode()
@@ -159,7 +163,7 @@ async def test_a_failed_upload_fails_the_next_write_instead_of_hanging() -> None
     sent = Sent()
     link = _link(sent)
     ops = Ops(Dump([]), upload_fails=True)
-    feature = BackupFeature(cast(BackupOps, ops))
+    feature = BackupFeature(cast(BackupOps, ops), _NO_VOLUMES)
     await _ask(feature, link, sent, RestoreOpen(id=1, backup_id="b1", target=TARGET, size=99))
     replies = []
     for frame in range(2, 10):

@@ -1,0 +1,96 @@
+"""Request and response models of the storage-volume backup routes (a Berth extension shaped
+like the reference's dependency-resource backups)."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from coordinator.api.dependency_backup_schemas import (
+    BackupStatus,
+    LatestRestoreAttempt,
+    ListBackupsQuery,
+)
+from coordinator.api.schemas import ApiRequest
+from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
+from shared.wire import WireModel
+
+__all__ = [
+    "CreateVolumeBackupRequest",
+    "ListBackupsQuery",
+    "RestoreVolumeBackupRequest",
+    "VolumeBackupItem",
+    "VolumeBackupList",
+    "VolumeBackupShow",
+]
+
+
+class CreateVolumeBackupRequest(ApiRequest):
+    """``POST /storage-volumes/{id}/backups``. ``stopResource`` stops the containers using the
+    volume for the copy and starts them again after it (brief downtime, a copy no writer
+    changes meanwhile)."""
+
+    stop_resource: bool = False
+
+
+class RestoreVolumeBackupRequest(ApiRequest):
+    """``POST /storage-volumes/backups/{backupId}/restore``.
+
+    ``acknowledgeDataOverwrite`` must be true: the volume's files are replaced by the
+    backup's. ``targetStorageVolumeId`` restores into another named volume on the same server
+    (or one not placed yet) instead.
+    """
+
+    acknowledge_data_overwrite: bool = False
+    target_storage_volume_id: str | None = Field(
+        default=None, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
+    )
+
+
+class VolumeRestoreAttempt(LatestRestoreAttempt):
+    """The latest restore, with the volume it wrote."""
+
+    target_storage_volume_id: str | None
+
+
+class VolumeBackupItem(WireModel):
+    """One volume backup: a tar archive of the volume, encrypted on the coordinator."""
+
+    id: str
+    storage_volume_id: str
+    project_id: str
+    environment_id: str
+    server_id: str
+    status: BackupStatus
+    attempt_id: str
+    requested_at: datetime
+    provider_artifact_handle: str | None
+    completed_at: datetime | None
+    failed_at: datetime | None
+    failure_code: str | None
+    failure_message: str | None
+    latest_restore_attempt: VolumeRestoreAttempt | None
+    created_at: datetime
+    target: Literal["coordinator"]
+    stop_resource: bool
+    format: Literal["tar"]
+    size_bytes: int | None
+    archive_bytes: int | None
+    sha256: str | None
+    encryption: Literal["aes-256-gcm"]
+
+
+class VolumeBackupList(WireModel):
+    """``storage-volumes.backups.list/v1`` (Berth)."""
+
+    schema_version: Literal["storage-volumes.backups.list/v1"] = "storage-volumes.backups.list/v1"
+    items: list[VolumeBackupItem]
+    generated_at: datetime
+
+
+class VolumeBackupShow(WireModel):
+    """``storage-volumes.backups.show/v1`` (Berth)."""
+
+    schema_version: Literal["storage-volumes.backups.show/v1"] = "storage-volumes.backups.show/v1"
+    backup: VolumeBackupItem
+    generated_at: datetime

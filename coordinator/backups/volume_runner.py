@@ -1,0 +1,172 @@
+"""Running storage-volume backups and restores: pull a volume's tar archive from its agent chunk
+by chunk into an encrypted artifact (the same format, key and directory as database backups),
+or push one back into the volume or into a new volume.
+
+A backup is ``ready`` only once its artifact was completely written, fsynced and renamed into
+place; a restore replaces the volume's contents only after every record decrypted and the
+checksum matched (the agent stages the stream in a volume of its own until then).
+"""
+
+import asyncio
+import base64
+import logging
+from datetime import UTC, datetime
+
+from coordinator.backups.artifacts import ArtifactWriter, read_chunks
+from coordinator.backups.runner import (
+    CHUNK_TIMEOUT_SECONDS,
+    FINISH_TIMEOUT_SECONDS,
+    PROVIDER_ARTIFACT_PREFIX,
+    BackupRunner,
+    failure_code,
+    write_request,
+)
+from coordinator.db.volume_backup_models import StorageVolumeBackup
+from coordinator.hub.session import AgentSession
+from coordinator.volumes.paths import docker_volume_name
+from shared.errors import PlatformError
+from shared.messages import (
+    MAX_CHUNK_BYTES,
+    BackupRead,
+    RestoreFinish,
+    VolumeBackupOpen,
+    VolumeRestoreOpen,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class VolumeBackupRunner:
+    """Volume transfers in the background, on the database backups' runner (key, storage)."""
+
+    def __init__(self, runner: BackupRunner) -> None:
+        self.runner = runner
+
+    def start_backup(self, backup_id: str) -> None:
+        """Take the volume backup in the background."""
+        self.runner.spawn(self.backup(backup_id))
+
+    def start_restore(self, backup_id: str, volume_id: str) -> None:
+        """Restore in the background into storage volume ``volume_id``."""
+        self.runner.spawn(self.restore(backup_id, volume_id))
+
+    async def fail_interrupted(self) -> None:
+        """Fail volume backups and restores a previous run left unfinished."""
+        now = _now()
+        for backup_id in await StorageVolumeBackup.filter(status="pending").values_list(
+            "id", flat=True
+        ):
+            self.runner.artifact_path(str(backup_id)).with_suffix(".berthbk.partial").unlink(
+                missing_ok=True
+            )
+        reason = "the coordinator restarted during the transfer"
+        await StorageVolumeBackup.filter(status="pending").update(
+            status="failed", failed_at=now, failure_code="interrupted", failure_message=reason
+        )
+        await StorageVolumeBackup.filter(restore_status="pending").update(
+            restore_status="failed",
+            restore_failed_at=now,
+            restore_failure_code="interrupted",
+            restore_failure_message=reason,
+        )
+
+    async def backup(self, backup_id: str) -> None:
+        """Pull the volume's archive into a new encrypted artifact."""
+        row = await StorageVolumeBackup.get(id=backup_id)
+        runner = self.runner
+        writer = ArtifactWriter(runner.artifact_path(backup_id), runner.key, backup_id)
+        session: AgentSession | None = None
+        volume = docker_volume_name(row.storage_volume_id)
+        try:
+            session = runner.registry.require(row.server_id)
+            await runner.ask(
+                session,
+                lambda mid: VolumeBackupOpen(
+                    id=mid,
+                    backup_id=backup_id,
+                    volume_name=volume,
+                    stop_containers=row.stop_resource,
+                ),
+                CHUNK_TIMEOUT_SECONDS,
+            )
+            while True:
+                reply = await runner.ask(
+                    session,
+                    lambda mid: BackupRead(id=mid, backup_id=backup_id),
+                    CHUNK_TIMEOUT_SECONDS,
+                )
+                if reply.eof:
+                    break
+                await asyncio.to_thread(writer.add, base64.b64decode(reply.data))
+            sha256 = await asyncio.to_thread(writer.finish)
+        except asyncio.CancelledError:
+            writer.discard()
+            raise
+        except (PlatformError, OSError, ValueError) as exc:
+            writer.discard()
+            await runner.abort(session, backup_id)
+            code = str(exc.code) if isinstance(exc, PlatformError) else "artifact-write-failed"
+            logger.warning("volume backup %s failed: %s", backup_id, exc)
+            await StorageVolumeBackup.filter(id=backup_id).update(
+                status="failed",
+                failed_at=_now(),
+                failure_code=code[:64],
+                failure_message=str(exc)[:2000],
+            )
+            return
+        await StorageVolumeBackup.filter(id=backup_id).update(
+            status="ready",
+            completed_at=_now(),
+            artifact_handle=f"{PROVIDER_ARTIFACT_PREFIX}{backup_id}",
+            size_bytes=writer.size,
+            plain_bytes=writer.plain_bytes,
+            sha256=sha256,
+        )
+
+    async def _push(self, session: AgentSession, row: StorageVolumeBackup, volume: str) -> None:
+        runner = self.runner
+        await runner.ask(
+            session,
+            lambda mid: VolumeRestoreOpen(
+                id=mid, backup_id=row.id, volume_name=volume, size=row.plain_bytes or 0
+            ),
+            CHUNK_TIMEOUT_SECONDS,
+        )
+        chunks = read_chunks(runner.artifact_path(row.id), runner.key, row.id, row.sha256 or "")
+        while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
+            for at in range(0, len(plain), MAX_CHUNK_BYTES):
+                data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
+                await runner.ask(session, write_request(row.id, data), CHUNK_TIMEOUT_SECONDS)
+        # Every record decrypted and the checksum matched: only now is the volume replaced.
+        await runner.ask(
+            session,
+            lambda mid: RestoreFinish(id=mid, backup_id=row.id),
+            FINISH_TIMEOUT_SECONDS,
+        )
+
+    async def restore(self, backup_id: str, volume_id: str) -> None:
+        """Push the artifact into storage volume ``volume_id`` on the backup's server."""
+        row = await StorageVolumeBackup.get(id=backup_id)
+        session: AgentSession | None = None
+        try:
+            session = self.runner.registry.require(row.server_id)
+            await self._push(session, row, docker_volume_name(volume_id))
+        except asyncio.CancelledError:
+            raise
+        except (PlatformError, OSError) as exc:
+            await self.runner.abort(session, backup_id)
+            logger.warning("restore of volume backup %s failed: %s", backup_id, exc)
+            await StorageVolumeBackup.filter(id=backup_id).update(
+                restore_status="failed",
+                restore_failed_at=_now(),
+                restore_failure_code=failure_code(exc),
+                restore_failure_message=str(exc)[:2000],
+            )
+            return
+        await StorageVolumeBackup.filter(id=backup_id).update(
+            restore_status="ready", restore_completed_at=_now()
+        )
