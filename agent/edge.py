@@ -90,6 +90,11 @@ class CaddyEdge:
         # their direct subdomains (grows only; an unused one allows nothing the ask refuses).
         self._on_demand_bases: set[str] = set()
         self._ask = OnDemandAsk(self.routes_https)
+        # Names each resource serves on HTTPS with a certificate Berth loads (imported, or a
+        # DNS-01 wildcard): Caddy must never order one for them (automatic_https
+        # skip_certificates), yet serve them on the TLS server with what it holds.
+        self._held_names: dict[str, frozenset[str]] = {}
+        self._skipping: frozenset[str] = frozenset()
 
     def routes_https(self, hostname: str) -> bool:
         """Whether a route of Berth's serves ``hostname`` on the HTTPS server (the ask check)."""
@@ -360,10 +365,11 @@ class CaddyEdge:
         self, resource_id: str, domain: DomainRoute, upstreams: list[str]
     ) -> list[tuple[str, dict[str, Any]]]:
         route = build_domain_route(resource_id, domain, upstreams)
-        if self._tls is None or domain.tls_mode != "auto":
+        if self._tls is None or domain.tls_mode not in ("auto", "imported"):
             return [(_SERVER_PATH, route)]
         # HTTPS by default: the binding is served on the TLS server (Caddy obtains its
-        # certificate because a route matches the name) and HTTP redirects there.
+        # certificate because a route matches the name, or serves the one Berth loaded for an
+        # imported name) and HTTP redirects there.
         https_port = listen_port(self._tls.listen, 443)
         return [
             (_TLS_SERVER_PATH, route),
@@ -384,6 +390,11 @@ class CaddyEdge:
         if self._tls is not None and domains:
             # Also puts the on-demand policy in place before a route names a host under it.
             await self.ensure_server()
+        loaded = frozenset(
+            d.domain_name for d in domains if self._tls is not None and d.tls_mode == "imported"
+        )
+        # Before the routes: a route naming a host Caddy does not skip yet is an ACME order.
+        await self._set_held_names(resource_id, loaded | self._held_names.get(resource_id, loaded))
         present = await self._domain_routes(resource_id)
         wanted: set[str] = set()
         appended: dict[str, list[dict[str, Any]]] = {}
@@ -408,6 +419,28 @@ class CaddyEdge:
         for stale in sorted(set(present) - wanted):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
         self._set_https_hosts(resource_id, https)
+        await self._set_held_names(resource_id, loaded)
+
+    async def _set_held_names(self, resource_id: str, names: frozenset[str]) -> None:
+        """Record ``resource_id``'s names served with a loaded certificate and keep the TLS
+        server's ``skip_certificates`` equal to the union (written only when it changes)."""
+        if names:
+            self._held_names[resource_id] = names
+        else:
+            _ = self._held_names.pop(resource_id, None)
+        union = frozenset().union(*self._held_names.values())
+        if union == self._skipping or self._tls is None:
+            return
+        path = f"{_TLS_SERVER_PATH}/automatic_https"
+        current = await self._call("GET", path, missing_ok=True)
+        wanted = sorted(union)
+        if isinstance(current, dict) and "skip_certificates" in current:
+            await self._call("PATCH", f"{path}/skip_certificates", wanted)
+        elif isinstance(current, dict):
+            await self._call("POST", f"{path}/skip_certificates", wanted)
+        else:
+            await self._call("POST", path, {"disable_redirects": True, "skip_certificates": wanted})
+        self._skipping = union
 
     async def remove_route(self, resource_id: str) -> None:
         """Delete the resource's route and its domain bindings' routes."""
@@ -415,6 +448,7 @@ class CaddyEdge:
         for stale in sorted(await self._domain_routes(resource_id)):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
         _ = self._https_hosts.pop(resource_id, None)
+        await self._set_held_names(resource_id, frozenset())
 
     async def current_upstreams(self, resource_id: str) -> list[str] | None:
         """Read back the upstreams Caddy routes the resource to."""

@@ -19,6 +19,10 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
+class _PortTaken(Exception):
+    """Pebble exited because a port chosen for it was taken meanwhile."""
+
+
 class Pebble:
     """Pebble validating HTTP-01 on ``http_port`` through the DNS server at ``dns_address``.
 
@@ -68,6 +72,18 @@ class Pebble:
         return d / "leaf.pem", d / "leaf.key"
 
     def start(self) -> None:
+        # free_port() hands out a port nothing holds now; an outgoing connection may take it
+        # as its local port before Pebble binds it. Then Pebble exits at once: new ports.
+        for _ in range(3):
+            try:
+                self._start()
+                return
+            except _PortTaken:
+                self.stop()
+                self.port, self.management_port = free_port(), free_port()
+        self._start()
+
+    def _start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         cert, key = self._listener_cert()
         config = self._dir / "pebble.json"
@@ -111,9 +127,10 @@ class Pebble:
                     self.issued_roots.write_bytes(answer.read())
                 return
             except OSError:
-                if time.monotonic() > deadline or (
-                    self._process is not None and self._process.poll() is not None
-                ):
+                exited = self._process is not None and self._process.poll() is not None
+                if exited and b"address already in use" in (self._dir / "pebble.log").read_bytes():
+                    raise _PortTaken from None
+                if time.monotonic() > deadline or exited:
                     pytest.fail("pebble did not start: see " + str(self._dir / "pebble.log"))
                 time.sleep(0.1)  # poll interval; the deadline above bounds it
 
