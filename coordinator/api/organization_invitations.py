@@ -11,6 +11,7 @@ from coordinator.api.organization_schemas import (
     InviteRequest,
 )
 from coordinator.api.organizations import ORG_PATH, TAG, member_answer
+from coordinator.api.public_address import public_base_url
 from coordinator.api.routing import Call, route
 from coordinator.appkeys import SETTINGS_KEY
 from coordinator.auth import authenticate
@@ -74,15 +75,22 @@ async def invite(call: Call) -> Invitation:
         call.actor, call.path["organizationId"], body.email, body.role, call.request_id
     )
     app = call.request.app
+    accept_url = (
+        f"{public_base_url(call.request, app[SETTINGS_KEY])}/console/accept-invitation"
+        f"#{created.token}"
+    )
     status, error = await mail.send_invitation(
         call.keyring,
         guard_for(app),
         app[SETTINGS_KEY].notification_timeout_seconds,
         created.row,
         created.token,
+        accept_url,
     )
     answer = await _invitation(created.row, created.token)
-    return answer.model_copy(update={"email_status": status, "email_error": error})
+    return answer.model_copy(
+        update={"email_status": status, "email_error": error, "accept_url": accept_url}
+    )
 
 
 @route(

@@ -200,6 +200,9 @@ class Invitation(WireModel):
     # e-mail notification channel), and why not.
     email_status: Literal["sent", "not-configured", "failed"] | None = None
     email_error: str | None = None
+    # Create only (Berth): the console's accept page with the secret in the fragment (never
+    # sent to a server by the browser), on the coordinator's public address.
+    accept_url: str | None = None
 
 
 class InvitationList(WireModel):

@@ -2,9 +2,8 @@
 
 from datetime import UTC, datetime
 
-from aiohttp import web
-
 from coordinator.api.edge_proxy import edge_proxy_view
+from coordinator.api.public_address import public_base_url
 from coordinator.api.routing import AGENT_ERRORS, Call, route
 from coordinator.api.schemas import (
     AgentState,
@@ -40,7 +39,6 @@ from coordinator.hub.registry import Registry
 from coordinator.lookup import get_server
 from coordinator.servers import connectivity, inventory
 from coordinator.servers.join_tokens import JoinToken
-from coordinator.settings import Settings
 
 TAG = "servers"
 
@@ -95,25 +93,10 @@ def server_item(
     )
 
 
-def _arrival_url(request: web.Request, settings: Settings) -> str:
-    """The address this connection arrived on, without ``--public-url``.
-
-    Never the ``Host`` header: a client (or a proxy passing it through) chooses that, and the
-    install command is piped into ``sudo bash`` on a server. The socket's own address is ours;
-    behind a proxy or for agents on other machines the operator passes ``--public-url``.
-    """
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if isinstance(sockname, tuple) and len(sockname) >= 2:
-        host, port = str(sockname[0]), int(sockname[1])
-    else:  # not a TCP socket: the configured listen address is all there is
-        host, port = settings.host, settings.port
-    return f"{request.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-
-
 def _join_token_answer(call: Call, issued: JoinToken) -> JoinTokenResponse:
     """The join token with the command that installs and enrolls the agent."""
     settings = call.request.app[SETTINGS_KEY]
-    base = settings.base_url(_arrival_url(call.request, settings))
+    base = public_base_url(call.request, settings)
     command = (
         f"curl -fsSL {base}/agent/v1/install.sh | sudo bash -s -- "
         f"--coordinator {base} --token {issued.token}"

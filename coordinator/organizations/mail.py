@@ -22,6 +22,7 @@ async def send_invitation(
     timeout_seconds: float,
     invitation: OrganizationInvitation,
     secret: str,
+    accept_url: str,
 ) -> tuple[EmailStatus, str | None]:
     """E-mail the invitation to its address; what happened, and why it failed (if it did)."""
     organization_id: str = invitation.organization_id  # type: ignore[attr-defined]
@@ -42,9 +43,10 @@ async def send_invitation(
         "deliveryId": invitation.id,
         # The subject line: no secret in it (subjects end up in more logs than bodies).
         "summary": (
-            f"you are invited to {organization.name} as {invitation.role}; accept with "
-            "`berth orgs accept SECRET` or POST /organization-invitations/accept"
+            f"you are invited to {organization.name} as {invitation.role}; open the link in "
+            "acceptUrl, or accept with `berth orgs accept SECRET`"
         ),
+        "acceptUrl": accept_url,
         "organizationId": organization_id,
         "role": invitation.role,
         "expiresAt": invitation.expires_at.isoformat(),

@@ -69,6 +69,9 @@ async def test_console_organization_members_invitations_and_switch(
     secret = await page.locator("#invitation-secret").text_content()
     assert secret
     assert secret.startswith("berth_inv_")
+    # The link: the accept page on the coordinator's own address, the secret in the fragment.
+    invitation_link = await page.locator("#invitation-link").text_content()
+    assert invitation_link == f"{coordinator.url}/console/accept-invitation#{secret}"
     await invite.get_by_label("E-mail").fill("carol@example.com")
     await invite.get_by_label("Role").select_option("viewer")
     await invite.get_by_role("button", name="Invite").click()
@@ -89,7 +92,12 @@ async def test_console_organization_members_invitations_and_switch(
     await accept.get_by_label("Password").fill(BOB_PASSWORD)
     await accept.get_by_role("button", name="Create account and join").click()
     await expect(accept.get_by_role("alert")).to_be_visible()
-    await accept.get_by_label("Invitation secret").fill(secret)
+    # Opened from the link, the secret is filled in and gone from the address bar.
+    await bob.goto(invitation_link)
+    accept = bob.get_by_role("form", name="Accept an invitation")
+    await expect(accept.get_by_label("Invitation secret")).to_have_value(secret)
+    assert bob.url == coordinator.url + "/console/accept-invitation"
+    await accept.get_by_label("Your name").fill("Bob")
     await accept.get_by_label("Password").fill(BOB_PASSWORD)
     await accept.get_by_role("button", name="Create account and join").click()
     await expect(bob).to_have_url(coordinator.url + "/console/organization")

@@ -88,6 +88,10 @@ async def test_an_invitation_is_emailed_and_its_secret_creates_the_account(
     details = orjson.loads(body[body.index("{") :])
     secret = details["invitationSecret"]
     assert secret == sent["token"]
+    # The link opens the console's accept page on the coordinator's own address (never the
+    # request's Host header: a mailed link carries the secret).
+    assert details["acceptUrl"] == sent["acceptUrl"]
+    assert sent["acceptUrl"] == f"{coordinator.url}/console/accept-invitation#{secret}"
     status, accepted, _ = await coordinator.call(
         "POST", "/organization-invitations/accept", json={"token": secret, "password": PASSWORD}
     )

@@ -9,6 +9,13 @@ import { session } from "../session";
 export async function page(root: HTMLElement): Promise<void> {
   const signedIn = session.signedIn();
   const secret = h("input", { name: "token", id: "invitation-token", type: "password", required: true, autocomplete: "off", placeholder: "berth_inv_…" });
+  // An invitation link carries the secret in its fragment (a browser never sends that to a
+  // server): it goes into the form and out of the address bar at once.
+  const fromLink = decodeURIComponent(location.hash.slice(1));
+  if (fromLink.startsWith("berth_inv_")) {
+    secret.value = fromLink;
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   const displayName = h("input", { name: "displayName", id: "invitation-name", maxlength: 200, autocomplete: "name" });
   const password = h("input", { name: "password", id: "invitation-password", type: "password", autocomplete: "new-password", maxlength: 256 });
   const status = h("div", { role: "status", id: "accept-status" });
@@ -18,7 +25,7 @@ export async function page(root: HTMLElement): Promise<void> {
     "form",
     { class: "card", "aria-label": "Accept an invitation" },
     h("h1", {}, "Accept an invitation"),
-    h("p", { class: "hint" }, "Paste the secret you were given (it starts with berth_inv_)."),
+    h("p", { class: "hint" }, "Opened from an invitation link, the secret is filled in; otherwise paste the one you were given (it starts with berth_inv_)."),
     field("Invitation secret", secret),
     h("fieldset", {},
       h("legend", {}, "A new account"),

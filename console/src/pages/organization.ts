@@ -83,10 +83,12 @@ export async function page(root: HTMLElement): Promise<void> {
             inviteEmail.value = "";
             const mailed = answer.emailStatus === "sent" ? "It was also e-mailed." : answer.emailStatus === "failed" ? `E-mailing it failed: ${answer.emailError}` : "No e-mail channel is configured: pass it on yourself.";
             invited.replaceChildren(
-              h("p", {}, `Invitation for ${answer.email} (${answer.role}). Copy the secret now: it is shown only this once. ${mailed}`),
+              h("p", {}, `Invitation for ${answer.email} (${answer.role}). Copy the link now: it is shown only this once. ${mailed}`),
+              h("pre", {}, h("code", { id: "invitation-link" }, answer.acceptUrl)),
+              h("button", { type: "button", onclick: () => void navigator.clipboard.writeText(answer.acceptUrl) }, "Copy link"),
+              h("p", { class: "hint" }, "The link opens the accept page with the secret filled in. The secret alone, for ", h("code", {}, "berth orgs accept"), ":"),
               h("pre", {}, h("code", { id: "invitation-secret" }, answer.token)),
-              h("button", { type: "button", onclick: () => void navigator.clipboard.writeText(answer.token) }, "Copy"),
-              h("p", { class: "hint" }, "The invitee opens /console/accept-invitation and pastes it."),
+              h("button", { type: "button", onclick: () => void navigator.clipboard.writeText(answer.token) }, "Copy secret"),
             );
             await loadInvitations();
           })
