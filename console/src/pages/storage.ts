@@ -5,6 +5,7 @@ import { api, query } from "../api";
 import { h, link } from "../dom";
 import { actionButton, actionForm, select, table, when } from "../widgets";
 import { backupSection } from "./backups";
+import { volumeBackupSection } from "./volumebackups";
 
 const KINDS: [string, string][] = [["postgres", "PostgreSQL"], ["redis", "Redis"], ["mysql", "MySQL"]];
 
@@ -39,6 +40,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null, signa
   const bindings = h("div", { id: "bindings" });
   const plan = h("div", { id: "dependency-plan" });
   const backups = backupSection(signal);
+  const volumeBackups = volumeBackupSection(signal);
   let volumeItems: any[] = [];
   let databaseItems: any[] = [];
 
@@ -91,6 +93,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null, signa
              return "Attached: mounted from the next deployment on.";
            })]
         : null),
+    volumeBackups.element,
     h("section", { "aria-labelledby": "databases-title" },
       h("h2", { id: "databases-title" }, "Databases and caches"),
       databases,
@@ -143,6 +146,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null, signa
     volumeItems = (await api("GET", "/storage-volumes" + query(scope))).items;
     options(renamePick, volumeItems);
     options(attachPick, volumeItems);
+    volumeBackups.setVolumes(volumeItems);
     volumes.replaceChildren(table("volume-rows", ["Name", "Kind", "Server", "Attached to", "Backups", ""], volumeItems.map((v) =>
       h("tr", { "data-volume": v.name },
         h("td", {}, h("strong", {}, v.name), v.description ? h("div", { class: "hint" }, v.description) : null),
