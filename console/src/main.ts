@@ -29,6 +29,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/resources\/([\w-]+)\/tasks$/, "Scheduled tasks", async () => (await import("./pages/tasks")).page],
   [/^\/organization$/, "Organization", async () => (await import("./pages/organization")).page],
   [/^\/accept-invitation$/, "Accept an invitation", async () => (await import("./pages/invitation")).page],
+  [/^\/wildcard-certificates\/([\w-]+)$/, "Wildcard certificate", async () => (await import("./pages/wildcards")).show],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);

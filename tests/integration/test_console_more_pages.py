@@ -3,6 +3,8 @@ volume backups (with a real agent + Docker), DNS providers and wildcard certific
 default access domain policy. Each page shows the API's 4xx message. Screenshots go to
 artifacts/console/<test>/."""
 
+import base64
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import docker
@@ -10,6 +12,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.browser import artifacts_dir
+from tests.edge_proxy import free_port
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import workload
 from tests.integration.test_console_pages import (
@@ -21,6 +24,8 @@ from tests.integration.test_console_pages import (
 from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _sh, _volume
 
 __all__ = ["chromium_browser"]
+
+SECRET = base64.b64encode(b"a TSIG key nobody may read back").decode()
 
 
 @pytest.mark.docker
@@ -98,3 +103,82 @@ async def test_console_backs_up_and_restores_a_volume(
     finally:
         await stack.agent.stop()
         assert _leftovers(docker_client) == []
+
+
+@pytest.fixture
+async def dns01_coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
+    """A coordinator whose DNS-01 orders reach nothing: its CA's port refuses connections."""
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        # The DNS server below is on loopback: the operator allows private targets.
+        allow_private_webhook_targets=True,
+        dns01_acme_directory=f"http://127.0.0.1:{free_port()}/dir",
+        dns01_check_interval_seconds=1,
+    )
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+@pytest.mark.timeout(180)
+async def test_console_dns_providers_and_wildcard_certificates(
+    dns01_coordinator: Coordinator,
+    chromium_browser: Browser,
+    request: pytest.FixtureRequest,
+) -> None:
+    c = dns01_coordinator
+    token = await c.bootstrap()
+    shots = artifacts_dir(request.node.name)
+    page, problems = await _signed_in(chromium_browser, c, token)
+    await page.goto(f"{c.url}/console/certificates")
+
+    # A provider: the TSIG secret typed like a password, cleared, and only ever shown masked.
+    add = page.get_by_role("form", name="Add a DNS provider")
+    await add.get_by_label("Name", exact=True).fill("ns1")
+    await add.get_by_label("Server (host or host:port)").fill(f"127.0.0.1:{free_port()}")
+    await add.get_by_label("Zone").fill("example.test")
+    await add.get_by_label("TSIG key name").fill("berth")
+    assert await add.get_by_label("TSIG secret (base64)").get_attribute("type") == "password"
+    await add.get_by_label("TSIG secret (base64)").fill(SECRET)
+    await add.get_by_role("button", name="Add provider").click()
+    row = page.locator('#dns-provider-rows tr[data-provider="ns1"]')
+    await expect(row.locator(".secret")).to_have_text("********")
+    await expect(add.get_by_label("TSIG secret (base64)")).to_have_value("")
+    assert SECRET not in await page.content()
+
+    # A name outside the provider's zone: the API's 400 message shown in the form.
+    wildcard = page.get_by_role("form", name="Request a wildcard certificate")
+    await wildcard.get_by_label("Domain", exact=False).fill("apps.elsewhere.test")
+    await wildcard.get_by_role("button", name="Request").click()
+    await expect(wildcard.get_by_role("alert")).to_be_visible()
+
+    # Requested inside the zone: the attempt fails (nothing answers) and says where and why.
+    await wildcard.get_by_label("Domain", exact=False).fill("apps.example.test")
+    await wildcard.get_by_role("button", name="Request").click()
+    await expect(page.locator("h1")).to_contain_text("*.apps.example.test")
+    failed = page.locator('#attempt-rows tr[data-status="failed"]')
+    await expect(failed.first).to_contain_text("Failed while looking", timeout=60_000)
+    await expect(failed.first).to_contain_text("dns_server_unreachable")
+    await page.get_by_role("button", name="Retry").click()
+    await expect(failed).to_have_count(2, timeout=60_000)
+    await page.screenshot(path=shots / "wildcard.png", full_page=True)
+
+    # The list shows the diagnosis too; the provider in use cannot be deleted (the 409 shown).
+    await page.get_by_role("link", name="Certificates", exact=True).first.click()
+    listed = page.locator('#wildcard-rows tr[data-wildcard="apps.example.test"]')
+    await expect(listed.locator(".diagnosis")).to_contain_text("Failed while")
+    await row.get_by_role("button", name="Delete DNS provider ns1").click()
+    await expect(page.locator("#dns01-status").get_by_role("alert")).to_be_visible()
+    await page.screenshot(path=shots / "certificates.png", full_page=True)
+    await _fits_phone(page, shots / "phone-certificates.png")
+
+    # Delete the certificate (after the confirmation), then the provider.
+    await listed.get_by_role("link").click()
+    await page.get_by_role("button", name="Delete").click()
+    await expect(page.locator("#wildcards")).to_contain_text("No wildcard certificates yet.")
+    await row.get_by_role("button", name="Delete DNS provider ns1").click()
+    await expect(page.locator("#dns-providers")).to_contain_text("No DNS providers yet.")
+    assert _unexpected(problems) == []

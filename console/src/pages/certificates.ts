@@ -4,6 +4,7 @@ import { api, query } from "../api";
 import { h, link } from "../dom";
 import { navigate } from "../nav";
 import { actionButton, actionForm, select, table, when } from "../widgets";
+import { dns01Sections } from "./wildcards";
 
 // Where in issuance an attempt failed (shared/messages/certificates.py FailurePhase), in words.
 const PHASES: Record<string, string> = {
@@ -54,6 +55,7 @@ export async function list(root: HTMLElement): Promise<void> {
         })
       : h("p", { class: "hint" }, "Bind a domain to a resource first to import a certificate for it."),
   );
+  root.append(await dns01Sections());
 }
 
 export async function show(root: HTMLElement, [certificateId]: string[]): Promise<void> {
