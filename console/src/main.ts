@@ -30,6 +30,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/organization$/, "Organization", async () => (await import("./pages/organization")).page],
   [/^\/accept-invitation$/, "Accept an invitation", async () => (await import("./pages/invitation")).page],
   [/^\/wildcard-certificates\/([\w-]+)$/, "Wildcard certificate", async () => (await import("./pages/wildcards")).show],
+  [/^\/default-access$/, "Default access domains", async () => (await import("./pages/defaultaccess")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);

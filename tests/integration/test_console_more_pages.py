@@ -16,6 +16,7 @@ from tests.edge_proxy import free_port
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import workload
 from tests.integration.test_console_pages import (
+    _api,
     _fits_phone,
     _signed_in,
     _unexpected,
@@ -181,4 +182,55 @@ async def test_console_dns_providers_and_wildcard_certificates(
     await expect(page.locator("#wildcards")).to_contain_text("No wildcard certificates yet.")
     await row.get_by_role("button", name="Delete DNS provider ns1").click()
     await expect(page.locator("#dns-providers")).to_contain_text("No DNS providers yet.")
+    assert _unexpected(problems) == []
+
+
+@pytest.mark.timeout(120)
+async def test_console_default_access_domain_policies(
+    coordinator: Coordinator,
+    admin_token: str,
+    chromium_browser: Browser,
+    request: pytest.FixtureRequest,
+) -> None:
+    shots = artifacts_dir(request.node.name)
+    server = await coordinator.add_server(admin_token, "edge-1")
+    page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+    await page.goto(f"{coordinator.url}/console/servers")
+    await page.get_by_role("link", name="Default access domains").click()
+
+    # The system policy: a base domain is required for generated names (the 400 shown).
+    system = page.get_by_role("form", name="System policy")
+    await expect(system.locator(".policy-current")).to_have_text("No system policy set.")
+    await system.get_by_role("button", name="Save policy").click()
+    await expect(system.get_by_role("alert")).to_contain_text("baseDomain")
+    await system.get_by_label("Base domain", exact=True).fill("Apps.Example.TEST")
+    await system.get_by_label("TLS mode").select_option("certificate")
+    await system.get_by_role("button", name="Save policy").click()
+    await expect(system.locator(".policy-current")).to_contain_text(
+        "names under apps.example.test, TLS certificate"
+    )
+    shown = await _api(coordinator, admin_token, "GET", "/default-access-domain-policies/show")
+    assert shown["policy"]["baseDomain"] == "apps.example.test"
+    assert shown["policy"]["tlsMode"] == "certificate"
+
+    # The server's own policy: generated names switched off there only.
+    own = page.get_by_role("form", name="Policy of the server edge-1")
+    await expect(own.locator(".policy-current")).to_contain_text("the system policy applies")
+    await own.locator("select[name^=access-mode]").select_option("disabled")
+    await own.get_by_role("button", name="Save policy").click()
+    await expect(own.locator(".policy-current")).to_have_attribute("data-mode", "disabled")
+    await page.screenshot(path=shots / "default-access.png", full_page=True)
+
+    # From the server's page: only its policy, as set.
+    await page.goto(f"{coordinator.url}/console/servers/{server['id']}")
+    await page.get_by_role("link", name="Default access domain of this server").click()
+    one = page.get_by_role("form", name="Policy of the server edge-1")
+    await expect(one.locator(".policy-current")).to_contain_text("no generated names (disabled)")
+    await expect(page.get_by_role("form", name="System policy")).to_have_count(0)
+    await _fits_phone(page, shots / "phone-default-access.png")
+    listed = await _api(coordinator, admin_token, "GET", "/default-access-domain-policies")
+    assert {p["scope"]["kind"]: p["mode"] for p in listed["items"]} == {
+        "system": "custom",
+        "deployment-target": "disabled",
+    }
     assert _unexpected(problems) == []

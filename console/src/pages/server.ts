@@ -70,6 +70,7 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
   root.append(
     h("p", { class: "crumbs" }, link("/servers", "Servers"), " / ", server.name),
     h("h1", {}, server.name),
+    h("p", {}, link(`/default-access?serverId=${server.id}`, "Default access domain of this server")),
     h(
       "dl",
       { class: "facts" },

@@ -1,7 +1,7 @@
 // Servers: live agent state (polled), version, last seen, and CPU/memory/disk bars from each
 // online server's newest stored sample.
 import { api, query } from "../api";
-import { ago, errorBox, h } from "../dom";
+import { ago, errorBox, h, link } from "../dom";
 
 const REFRESH_MS = 5000;
 // Usage bars cost a call per server: they are re-read every sixth refresh (30 s).
@@ -71,6 +71,7 @@ export async function page(root: HTMLElement, _params: string[], signal: AbortSi
   root.append(
     h("div", { class: "title-row" }, h("h1", {}, "Servers"), h("button", { type: "button", id: "add-server", onclick: () => addServer(root) }, "Add server")),
     summary,
+    h("p", {}, link("/default-access", "Default access domains")),
     problem,
     h(
       "div",
