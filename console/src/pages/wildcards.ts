@@ -2,7 +2,7 @@
 // password, never shown again) and wildcard certificates (request, list with the latest
 // attempt's diagnosis, retry, delete); one wildcard certificate with every attempt.
 import { api } from "../api";
-import { h, link } from "../dom";
+import { errorBox, h, link } from "../dom";
 import { navigate } from "../nav";
 import { actionButton, actionForm, select, table, when } from "../widgets";
 import { diagnosis } from "./certificates";
@@ -70,7 +70,8 @@ export async function dns01Sections(): Promise<HTMLElement> {
         navigate(`/wildcard-certificates/${made.certificateId}`);
       })),
   );
-  await load();
+  // A role without dns-providers:read still gets the rest of the certificates page: the 403 shows here.
+  await load().catch((error) => out.replaceChildren(errorBox(error)));
   return element;
 }
 
