@@ -15,6 +15,7 @@ from tests.browser import artifacts_dir
 from tests.edge_proxy import free_port
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import workload
+from tests.integration.test_console_browser import _new_page, _sign_in
 from tests.integration.test_console_pages import (
     _api,
     _fits_phone,
@@ -23,6 +24,7 @@ from tests.integration.test_console_pages import (
     chromium_browser,
 )
 from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _sh, _volume
+from tests.unit.coordinator.support import mint_token
 
 __all__ = ["chromium_browser"]
 
@@ -182,6 +184,18 @@ async def test_console_dns_providers_and_wildcard_certificates(
     await expect(page.locator("#wildcards")).to_contain_text("No wildcard certificates yet.")
     await row.get_by_role("button", name="Delete DNS provider ns1").click()
     await expect(page.locator("#dns-providers")).to_contain_text("No DNS providers yet.")
+    assert _unexpected(problems) == []
+
+    # A token that may read certificates but not DNS providers: the page still draws, the 403
+    # shows in the DNS-01 section.
+    reader = await mint_token(
+        c, token, ["certificates:read", "domain-bindings:read", "servers:read"], name="certs"
+    )
+    limited = await _new_page(chromium_browser, problems)
+    await _sign_in(limited, c, reader["token"])
+    await limited.goto(f"{c.url}/console/certificates")
+    await expect(limited.locator("h1")).to_have_text("Certificates")
+    await expect(limited.locator("#dns01-status").get_by_role("alert")).to_be_visible()
     assert _unexpected(problems) == []
 
 
