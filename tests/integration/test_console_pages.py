@@ -196,7 +196,7 @@ async def test_console_domains_and_certificate_import(
 
     # Certificates of this binding: import refused with a key that does not match, then accepted.
     await row.get_by_role("link", name="Certificates").click()
-    await expect(page.get_by_role("heading", name="Certificates")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Certificates", exact=True)).to_be_visible()
     issued = issue_for([DOMAIN])
     form = page.get_by_role("form", name="Import a certificate")
     await form.get_by_label("Certificate chain (PEM)").fill(issued.chain())
