@@ -25,6 +25,7 @@ from coordinator.logstream.masking import LineMasker
 from coordinator.scheduling import runs, slots
 from coordinator.scheduling.cron import next_slot
 from coordinator.scheduling.definitions import latest_deployment
+from coordinator.scheduling.lookahead import SlotLookahead
 from coordinator.secrets import Keyring
 from shared.errors import PlatformError
 from shared.messages import UNSTAMPED, Hello
@@ -85,6 +86,7 @@ class TaskScheduler:
         self._stops_sent: set[str] = set()
         self._maskers: dict[str, LineMasker] = {}
         self._lock = asyncio.Lock()
+        self._lookahead = SlotLookahead()
         # What each connected agent said it can do (``hello.capabilities``).
         self._capabilities: dict[str, frozenset[str]] = {}
         # Wakes the followers of a run's log stream when its output or result arrives.
@@ -148,6 +150,13 @@ class TaskScheduler:
             return self.tick_seconds
         if not isinstance(soonest, datetime):
             return self.tick_seconds
+        soonest = soonest.astimezone(UTC)
+        if self._lookahead.wants(soonest, self.clock()):
+            try:
+                planned = await self._lookahead.prepare(soonest, self.clock(), self._plan)
+                logger.debug("planned %d runs of the slot %s ahead", planned, soonest)
+            except Exception:
+                logger.exception("planning the next slot ahead failed (it fires unplanned)")
         wait = (soonest - self.clock()).total_seconds() + 0.005
         return min(self.tick_seconds, max(0.0, wait))
 
@@ -162,6 +171,13 @@ class TaskScheduler:
     # ---- slots ----------------------------------------------------------------------------
 
     async def _fire_due(self, now: datetime) -> None:
+        planned = await self._lookahead.take(now, self.missed_after)
+        if planned is not None:
+            _, ahead = planned
+            for start in range(0, len(ahead), _BATCH):
+                # Stamped when recorded, so the run's createdAt shows how late its slot fired.
+                _ = await slots.record_slots(ahead[start : start + _BATCH], max(now, self.clock()))
+        # What was not planned ahead (changed or added since, or found late) is read now.
         while True:
             due = await slots.due_tasks(now, _BATCH)
             if not due:

@@ -72,6 +72,31 @@ def _due(row: tuple[Any, ...]) -> DueTask:
     return DueTask(**values)
 
 
+async def tasks_at_slot(slot_at: datetime, changed_before: datetime) -> list[DueTask]:
+    """Enabled scheduled tasks whose next slot is exactly ``slot_at`` and that were last changed
+    before ``changed_before`` (what a look-ahead may plan for ahead of the slot)."""
+    rows = await _at_slot(slot_at, changed_before).values_list(*_DUE_FIELDS)
+    return [_due(row) for row in rows]
+
+
+async def still_at_slot(slot_at: datetime, changed_before: datetime) -> set[str]:
+    """Ids of the tasks ``tasks_at_slot`` would return now: only ids, so nothing is parsed."""
+    found = await _at_slot(slot_at, changed_before).values_list("id", flat=True)
+    return {str(task_id) for task_id in found}
+
+
+def _at_slot(slot_at: datetime, changed_before: datetime) -> Any:
+    return ScheduledTask.filter(
+        status="enabled", ad_hoc=False, next_slot_at=slot_at, updated_at__lt=changed_before
+    )
+
+
+async def all_busy_tasks() -> set[str]:
+    """Every task with a run accepted or running (one query, however many tasks are due)."""
+    found = await ScheduledTaskRun.filter(status__in=ACTIVE).values_list("task_id", flat=True)
+    return {str(task_id) for task_id in found}
+
+
 async def busy_tasks(task_ids: list[str]) -> set[str]:
     """Those of ``task_ids`` with a run accepted or running."""
     found = await ScheduledTaskRun.filter(task_id__in=task_ids, status__in=ACTIVE).values_list(
@@ -119,21 +144,40 @@ async def _insert_runs(values: list[dict[str, Any]]) -> None:
     # The primary key is set by us (not generated): the "all columns" statement includes it.
     columns = executor.regular_columns_all
     # Only the date-times need the field's conversion (the backend's text or timestamp form);
-    # the other values are already the strings and integers the columns hold.
+    # the other values are already the strings and integers the columns hold. Rows recorded
+    # together share their slot and their stamp, so each distinct date-time is converted once.
     timed = [
-        meta.fields_map[name].to_db_value
-        if isinstance(meta.fields_map[name], DatetimeField)
-        else None
-        for name in columns
+        i for i, name in enumerate(columns) if isinstance(meta.fields_map[name], DatetimeField)
     ]
-    rows = [
-        [
-            value if convert is None or value is None else convert(value, ScheduledTaskRun)
-            for value, convert in zip((row[name] for name in columns), timed, strict=True)
-        ]
-        for row in values
-    ]
+    convert = meta.fields_map["created_at"].to_db_value
+    converted: dict[datetime, Any] = {}
+    rows: list[list[Any]] = []
+    for named in values:
+        row = [named[name] for name in columns]
+        for i in timed:
+            value = row[i]
+            if value is not None:
+                if value not in converted:
+                    converted[value] = convert(value, ScheduledTaskRun)
+                row[i] = converted[value]
+        rows.append(row)
     await db.execute_many(executor.insert_query_all, rows)
+
+
+async def _move_on(plans: list[SlotPlan]) -> None:
+    """Each plan's task to its following slot: the ORM's own prepared by-key UPDATE, once per
+    row (building ``id IN (...)`` of a thousand ids cost more than the statements)."""
+    meta = ScheduledTask._meta
+    db = meta.db
+    executor = db.executor_class(model=ScheduledTask, db=db)
+    convert = meta.fields_map["next_slot_at"].to_db_value
+    converted: dict[datetime, Any] = {}
+    rows: list[list[Any]] = []
+    for plan in plans:
+        if plan.following not in converted:
+            converted[plan.following] = convert(plan.following, ScheduledTask)
+        rows.append([converted[plan.following], plan.task.id])
+    await db.execute_many(executor.get_update_sql(["next_slot_at"], None), rows)
 
 
 async def record_slots(plans: list[SlotPlan], now: datetime) -> int:
@@ -155,12 +199,7 @@ async def record_slots(plans: list[SlotPlan], now: datetime) -> int:
                     task_id__in=replacing, status__in=ACTIVE, stop_requested_at=None
                 ).update(stop_requested_at=now)
             await _insert_runs([_slot_values(p, now) for p in fresh])
-            # One UPDATE per distinct next slot (tasks due together mostly share it).
-            moving: dict[datetime, list[str]] = {}
-            for plan in plans:
-                moving.setdefault(plan.following, []).append(plan.task.id)
-            for following, task_ids in moving.items():
-                await ScheduledTask.filter(id__in=task_ids).update(next_slot_at=following)
+            await _move_on(plans)
     except IntegrityError:
         # Another coordinator recorded one of them meanwhile: one by one, each on its own.
         return sum([await _record_one(plan, now) for plan in plans])
