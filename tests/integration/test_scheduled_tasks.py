@@ -321,6 +321,7 @@ async def test_a_run_that_ends_while_the_coordinator_is_away_is_reported_on_reco
         )
         shown = (await stack.call("GET", f"/scheduled-task-runs/{run_id}"))["run"]
         assert shown["exitCode"] == 7
+        assert shown["failureCode"] == "exit-nonzero"
         assert [e["message"] for e in await _logs(stack, run_id)] == ["begin", "end"]
         # One-off tasks are not listed with the scheduled ones.
         assert (await stack.call("GET", "/scheduled-tasks"))["items"] == []
@@ -334,6 +335,14 @@ async def test_a_run_that_ends_while_the_coordinator_is_away_is_reported_on_reco
         assert "oops" in err
         code, out, err = await _berth(stack, "run", stack.resource_id, "--", "true")
         assert (code, out) == (0, ""), err
+        # berth tasks runs: each failed run says why in its FAILURE column.
+        code, out, err = await _berth(stack, "tasks", "runs")
+        assert code == 0, err
+        header, *rows = out.splitlines()
+        assert header.split()[-1] == "FAILURE", out
+        failed = [row for row in rows if " failed " in row]
+        assert len(failed) == 2, out
+        assert all(row.split()[-1] == "exit-nonzero" for row in failed), out
 
         # berth tasks: create, list, run now, follow its logs.
         code, out, err = await _berth(
