@@ -190,6 +190,14 @@ def main() -> None:
     help="How often retention defaults are applied (the scheduled retention prune).",
 )
 @click.option(
+    "--task-run-log-retention-days",
+    type=click.IntRange(0, 36500),
+    default=30,
+    show_default=True,
+    help="Built-in retention of task-run logs for organizations without a "
+    "scheduled-task-run-logs policy (0: keep them).",
+)
+@click.option(
     "--session-idle-seconds",
     type=click.FloatRange(min=1),
     default=8 * 3600.0,
@@ -244,6 +252,7 @@ def serve_command(
     notification_retry_seconds: float,
     server_offline_grace_seconds: float,
     retention_prune_interval_seconds: float,
+    task_run_log_retention_days: int,
     session_idle_seconds: float,
     session_absolute_seconds: float,
     dns01_acme_directory: str,
@@ -287,6 +296,7 @@ def serve_command(
             notification_retry_first_pause_seconds=notification_retry_seconds,
             server_offline_grace_seconds=server_offline_grace_seconds,
             retention_prune_interval_seconds=retention_prune_interval_seconds,
+            task_run_log_retention_days=task_run_log_retention_days,
             session_idle_seconds=session_idle_seconds,
             session_absolute_seconds=session_absolute_seconds,
             dns01_acme_directory=dns01_acme_directory,

@@ -89,6 +89,9 @@ class Settings(BaseModel):
     server_offline_grace_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
     # How often the scheduled retention prune applies the retention defaults (docs/retention.md).
     retention_prune_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Task-run logs of organizations without a ``scheduled-task-run-logs`` policy are removed
+    # this many days after their run finished (0: kept until a policy or the ledger prunes).
+    task_run_log_retention_days: int = Field(default=30, ge=0, le=36500)
     # Login sessions (docs/accounts.md): ended after this long unused, and this long after login.
     session_idle_seconds: float = Field(default=8 * 3600.0, gt=0)
     session_absolute_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)

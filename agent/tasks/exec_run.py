@@ -18,9 +18,9 @@ from typing import Final
 from agent.logstream.decode import FrameDemuxer
 from agent.runtime import ContainerRuntime, EngineError, LogBody
 from shared.messages.logs import LogStreamName
-from shared.messages.tasks import TaskRunEnd, TaskRunStart
+from shared.messages.tasks import TaskRunEnd, TaskRunFailureCode, TaskRunStart
 
-NO_RUNNING_CONTAINER: Final = "no-running-container"
+NO_RUNNING_CONTAINER: Final[TaskRunFailureCode] = "no-running-container"
 _WRAPPER: Final = '{ echo $$ > "$0"; } 2>/dev/null; exec /bin/sh -c "$1"'
 _KILL: Final = 'kill -KILL "$(cat "$0")" 2>/dev/null; rm -f "$0"'
 _CLEAN: Final = 'rm -f "$0"'
@@ -40,6 +40,7 @@ class ExecOutcome:
     container_id: str | None
     started_at: datetime | None
     failure_summary: str | None
+    code: TaskRunFailureCode | None = None
 
 
 async def serving_container(
@@ -96,6 +97,7 @@ async def run_exec(
             None,
             f"{NO_RUNNING_CONTAINER}: resource {start.resource_id} has no running container on "
             "this server to exec in (deploy or start it, or use a fresh-container task)",
+            NO_RUNNING_CONTAINER,
         )
     # Inside the serving container, not on the agent's host.
     pidfile = f"/tmp/berth-task-{start.run_id}.pid"  # noqa: S108

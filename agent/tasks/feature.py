@@ -219,6 +219,7 @@ class TaskFeature:
             finished_at=ending.finished_at,
             failure_summary=ending.failure_summary,
             line_count=runner.line_count,
+            failure_code=ending.failure_code,
         )
         await asyncio.to_thread(self._write_journal, record)
         await self._send(record.result)

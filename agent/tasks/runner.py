@@ -17,7 +17,13 @@ from agent.runtime import ContainerRuntime, EngineError, RunSpec
 from agent.tasks.exec_run import run_exec
 from shared.errors import PlatformError, RuntimeFailed
 from shared.messages.logs import LogStreamName
-from shared.messages.tasks import TaskRunEnd, TaskRunLine, TaskRunStart
+from shared.messages.tasks import (
+    TaskRunEnd,
+    TaskRunFailureCode,
+    TaskRunLine,
+    TaskRunStart,
+    ending_failure_code,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +51,20 @@ class Ending:
     started_at: datetime | None
     finished_at: datetime
     failure_summary: str | None
+    # Set when the ending alone does not say why (an exec with no running container).
+    code: TaskRunFailureCode | None = None
 
     @property
     def succeeded(self) -> bool:
         """Exited by itself with status 0."""
         return self.ended == "exited" and self.exit_code == 0
+
+    @property
+    def failure_code(self) -> TaskRunFailureCode | None:
+        """Why the run failed (None when it succeeded)."""
+        if self.succeeded:
+            return None
+        return self.code or ending_failure_code(self.ended, self.exit_code)
 
 
 def container_name(run_id: str) -> str:
@@ -134,7 +149,12 @@ class TaskRunner:
     async def _exec(self) -> Ending:
         outcome = await run_exec(self.runtime, self.start, self._stop, self._emit, self._on_started)
         return Ending(
-            outcome.ended, outcome.exit_code, outcome.started_at, _now(), outcome.failure_summary
+            outcome.ended,
+            outcome.exit_code,
+            outcome.started_at,
+            _now(),
+            outcome.failure_summary,
+            outcome.code,
         )
 
     def _emit(self, found: list[tuple[LogStreamName, str]]) -> None:

@@ -24,6 +24,8 @@ Category = Literal[
     "provider-job-logs",
     "resource-runtime-log-archives",
     "runtime-monitoring-samples",
+    # Berth extension: output lines of finished scheduled-task runs.
+    "scheduled-task-run-logs",
 ]
 
 

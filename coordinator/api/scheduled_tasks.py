@@ -30,7 +30,7 @@ from coordinator.api.task_schemas import (
     TaskShowResponse,
 )
 from coordinator.db.task_models import ScheduledTask as TaskRow, ScheduledTaskRun
-from coordinator.scheduling import SCHEDULER_KEY, definitions, runs
+from coordinator.scheduling import SCHEDULER_KEY, definitions, failures, runs
 from coordinator.scheduling.definitions import TaskFields
 from coordinator.scheduling.log_stream import parse_cursor, stream_run_logs
 
@@ -54,6 +54,7 @@ def run_view(row: ScheduledTaskRun) -> TaskRun:
             "skippedReason": row.skipped_reason,
             "attempt": row.attempt,
             "slotAt": row.slot_at,
+            "failureCode": failures.of_run(row),
         }
     )
 

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from coordinator.api.schemas import ApiRequest
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
+from shared.messages.tasks import TaskRunFailureCode
 from shared.wire import WireModel
 
 ConcurrencyPolicy = Literal["forbid", "allow", "replace"]
@@ -152,6 +153,9 @@ class TaskRun(WireModel):
     skipped_reason: SkippedReason | None
     attempt: int = Field(description="0 for the first attempt, then 1.. for retries")
     slot_at: datetime | None = Field(description="the schedule slot (UTC); null for manual runs")
+    failure_code: TaskRunFailureCode | None = Field(
+        default=None, description="Berth extension: why a failed run failed; null otherwise"
+    )
 
 
 class ScheduledTask(WireModel):

@@ -23,7 +23,7 @@ TASK_COLUMNS: Final = (
 RUN_COLUMNS: Final = (
     ("ID", "runId"), ("TASK", "taskId"), ("TRIGGER", "triggerKind"), ("TRY", "attempt"),
     ("STATUS", "status"), ("EXIT", "exitCode"), ("STARTED", "startedAt"),
-    ("FINISHED", "finishedAt"), ("WHY", "skippedReason"),
+    ("FINISHED", "finishedAt"), ("WHY", "skippedReason"), ("FAILURE", "failureCode"),
 )  # fmt: skip
 FINISHED: Final = frozenset({"succeeded", "failed", "skipped"})
 

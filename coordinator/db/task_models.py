@@ -63,6 +63,8 @@ class ScheduledTaskRun(Model):
     finished_at = fields.DatetimeField(null=True)
     exit_code = fields.IntField(null=True)
     failure_summary = fields.TextField(null=True)
+    # ``TaskRunFailureCode`` of a failed run (null before migration 0020: derived when read).
+    failure_code = fields.CharField(max_length=32, null=True)
     log_count = fields.IntField(default=0)
 
     class Meta:

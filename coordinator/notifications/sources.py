@@ -17,6 +17,7 @@ from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.notifications.events import Event, Publisher
+from coordinator.scheduling import failures
 from shared.messages import Hello
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ async def task_run_events(run_id: str, ended: str | None) -> list[Event]:
                 "attempt": run.attempt,
                 "exitCode": run.exit_code,
                 "failureSummary": run.failure_summary,
+                "failureCode": failures.of_run(run),
                 "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
             },
         )

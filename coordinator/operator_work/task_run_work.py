@@ -11,7 +11,7 @@ from coordinator import audit
 from coordinator.auth import Principal
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun, ScheduledTaskRunLog
 from coordinator.operator_work.kinds import WorkFilters, WorkItem, WorkKind, WorkStatus
-from coordinator.scheduling import SCHEDULER_KEY, runs
+from coordinator.scheduling import SCHEDULER_KEY, failures, runs
 from shared.errors import Conflict, NotFound
 
 _STATUS: Final[dict[str, WorkStatus]] = {
@@ -22,22 +22,6 @@ _STATUS: Final[dict[str, WorkStatus]] = {
     # A slot that did not run (forbidden overlap, missed while down, agent offline).
     "skipped": "canceled",
 }
-# A refusal's reason code comes first in the failure summary (``no-running-container: ...``).
-_INFRASTRUCTURE: Final = ("agent-", "the agent lost")
-
-
-def _error_code(row: ScheduledTaskRun) -> str | None:
-    if row.status != "failed":
-        return None
-    summary = row.failure_summary or ""
-    if summary.startswith("killed after"):
-        return "timed-out"
-    if summary.startswith("stopped"):
-        return "stopped"
-    if row.exit_code not in (None, 0):
-        return "exit-status"
-    head = summary.split(":", 1)[0]
-    return head if head and " " not in head else "task-run-failed"
 
 
 def item(row: ScheduledTaskRun, now: datetime) -> WorkItem:
@@ -45,11 +29,8 @@ def item(row: ScheduledTaskRun, now: datetime) -> WorkItem:
     status = _STATUS.get(row.status, "unknown")
     if status == "pending" and row.attempt > 0 and row.not_before > now:
         status = "retry-scheduled"
-    code = _error_code(row)
-    category = None
-    if code is not None:
-        infrastructure = (row.failure_summary or "").startswith(_INFRASTRUCTURE)
-        category = "infrastructure" if infrastructure else "runtime"
+    code = failures.of_run(row)
+    kind = failures.KINDS[code] if code is not None else None
     phase = {"pending": "queued", "retry-scheduled": "queued", "running": "running"}
     details = {
         "runStatus": row.status,
@@ -75,13 +56,13 @@ def item(row: ScheduledTaskRun, now: datetime) -> WorkItem:
         updated_at=row.finished_at or row.started_at or row.dispatched_at or row.created_at,
         finished_at=row.finished_at,
         error_code=code,
-        error_category=category,
-        retriable=status == "failed",
+        error_category=kind.category if kind is not None else None,
+        retriable=kind is not None and kind.retriable,
         next_actions={
             "pending": ["cancel"],
             "retry-scheduled": ["cancel"],
             "running": ["cancel"],
-            "failed": ["retry"],
+            "failed": ["retry"] if kind is not None and kind.retriable else [],
         }.get(status, []),
         safe_details=details,
         refs={

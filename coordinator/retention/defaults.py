@@ -3,8 +3,9 @@ whether the scheduled prune only reports (dry run) or removes (destructive).
 
 Categories Berth governs today: ``audit-rows``, ``deployment-logs`` (the deployment history
 guards apply) and ``runtime-monitoring-samples`` (raw samples of the organization's servers;
-the coordinator-wide raw retention still applies when shorter). The reference's other
-categories name history Berth does not keep; they are refused with a 400 saying so.
+the coordinator-wide raw retention still applies when shorter), and Berth's own
+``scheduled-task-run-logs`` (output of finished task runs; task_run_logs.py). The reference's
+other categories name history Berth does not keep; they are refused with a 400 saying so.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -18,10 +19,15 @@ from coordinator.db import models
 from coordinator.db.monitoring_models import RuntimeSample
 from coordinator.db.notification_models import RetentionDefault
 from coordinator.ids import new_id
-from coordinator.retention import history
+from coordinator.retention import history, task_run_logs
 from shared.errors import InvalidRequest, NotFound
 
-GOVERNED: Final = ("audit-rows", "deployment-logs", "runtime-monitoring-samples")
+GOVERNED: Final = (
+    "audit-rows",
+    "deployment-logs",
+    "runtime-monitoring-samples",
+    task_run_logs.CATEGORY,
+)
 CATEGORIES: Final = (
     "audit-rows",
     "deployment-logs",
@@ -30,6 +36,8 @@ CATEGORIES: Final = (
     "provider-job-logs",
     "resource-runtime-log-archives",
     "runtime-monitoring-samples",
+    # Berth's own (not in the reference's enum).
+    task_run_logs.CATEGORY,
 )
 
 
@@ -121,6 +129,8 @@ async def apply(row: RetentionDefault, *, dry_run: bool) -> dict[str, Any]:
         matched = sum((await history.log_counts(selection.removable)).values())
         pruned = 0 if dry_run else await history.prune_logs(selection.removable, dry_run=False)
         report["guardedDeploymentCount"] = len(selection.guarded)
+    elif row.category == task_run_logs.CATEGORY:
+        matched, pruned = await task_run_logs.prune(row.organization_id, before, dry_run=dry_run)
     else:
         servers: list[Any] = await models.Server.filter(
             organization_id=row.organization_id

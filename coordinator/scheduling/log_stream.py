@@ -13,7 +13,8 @@ in the style of the deployment event stream:
 * resume with ``?cursor=<sequence>`` or the ``Last-Event-ID`` header: only later lines follow.
 * ``untilFinished`` (default true): once the run is ``succeeded``, ``failed`` or ``skipped`` and
   every line was sent, one ``event: end`` frame (``data: {"runId", "status", "exitCode",
-  "failureSummary"}``) closes the stream; with ``untilFinished=false`` the stream stays open.
+  "failureSummary", "failureCode"}``) closes the stream; with ``untilFinished=false`` the
+  stream stays open.
 * a ``: keepalive`` comment every 15 s keeps proxies from timing out an idle stream.
 
 The database is the source of truth: the scheduler's notifier wakes readers when a run's output
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from coordinator.db.task_models import ScheduledTaskRun, ScheduledTaskRunLog
 from coordinator.deployments.stream import Notifier
+from coordinator.scheduling import failures
 from coordinator.scheduling.runs import ACTIVE
 
 KEEPALIVE_SECONDS: Final = 15.0
@@ -99,6 +101,7 @@ async def stream_run_logs(
                 "status": run.status if run is not None else "failed",
                 "exitCode": run.exit_code if run is not None else None,
                 "failureSummary": run.failure_summary if run is not None else None,
+                "failureCode": failures.of_run(run) if run is not None else None,
             }
             await response.write(_frame(None, "end", json.dumps(end)))
             break

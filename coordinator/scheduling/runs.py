@@ -14,6 +14,7 @@ from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun, Schedule
 from coordinator.ids import new_id
 from coordinator.lookup import visible_or_404
 from coordinator.paging import Page, visible_page
+from coordinator.scheduling import failures
 from coordinator.scheduling.definitions import AGGREGATE, current_deployment
 from shared.errors import NotFound
 from shared.messages.tasks import TaskRunLine, TaskRunResult
@@ -168,6 +169,7 @@ async def finish(
             started_at=run.started_at or result.started_at,
             finished_at=result.finished_at,
             failure_summary=result.failure_summary,
+            failure_code=failures.of_result(result),
         )
         task = await ScheduledTask.get_or_none(id=run.task_id)
         if (

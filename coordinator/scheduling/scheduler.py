@@ -34,6 +34,7 @@ from shared.messages.tasks import (
     TASKS_EXEC_CAPABILITY,
     TaskContainer,
     TaskRunEnd,
+    TaskRunFailureCode,
     TaskRunInventory,
     TaskRunOutput,
     TaskRunResult,
@@ -229,6 +230,7 @@ class TaskScheduler:
                     status="failed",
                     finished_at=now,
                     failure_summary="stopped before it started (replaced, or its task deleted)",
+                    failure_code="stopped",
                 )
                 continue
             if run.id in self._stops_sent or run.server_id is None:
@@ -276,7 +278,9 @@ class TaskScheduler:
         now: datetime,
     ) -> None:
         if task is None:
-            await self._settle(run, "failed", now, failure="its task was deleted before it started")
+            await self._settle(
+                run, "failed", now, failure="its task was deleted before it started", code="stopped"
+            )
             return
         if deployment is None:
             await self._settle(run, "skipped", now, reason="no-deployment")
@@ -302,6 +306,7 @@ class TaskScheduler:
                 now,
                 failure=f"{EXEC_UNSUPPORTED}: the server's agent cannot exec task runs in the "
                 "resource's running container: upgrade it",
+                code="agent-unsupported",
             )
             return
         if exec_mode:
@@ -314,6 +319,7 @@ class TaskScheduler:
                 now,
                 failure=f"{DATA_UNSUPPORTED}: the server's agent cannot give task runs the "
                 "resource's volumes and dependency networks: upgrade it",
+                code="agent-unsupported",
             )
             return
         revealed = reveal_snapshot(
@@ -428,6 +434,7 @@ class TaskScheduler:
                     "failed",
                     datetime.now(UTC),
                     failure="the agent lost the run (it restarted while the run was going)",
+                    code="agent-lost",
                 )
 
     async def _settle(
@@ -438,9 +445,14 @@ class TaskScheduler:
         *,
         reason: str | None = None,
         failure: str | None = None,
+        code: TaskRunFailureCode | None = None,
     ) -> None:
         moved = await ScheduledTaskRun.filter(id=run.id, status__in=runs.ACTIVE).update(
-            status=status, finished_at=now, skipped_reason=reason, failure_summary=failure
+            status=status,
+            finished_at=now,
+            skipped_reason=reason,
+            failure_summary=failure,
+            failure_code=code,
         )
         if moved and status == "failed":
             await self._ended(run.id, None)

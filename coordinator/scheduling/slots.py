@@ -130,6 +130,7 @@ def _slot_values(plan: SlotPlan, now: datetime) -> dict[str, Any]:
         "finished_at": now if plan.skipped_reason else None,
         "exit_code": None,
         "failure_summary": None,
+        "failure_code": None,
         "log_count": 0,
     }
 

@@ -26,6 +26,37 @@ TaskExecutionMode = Literal["fresh-container", "exec"]
 TaskRunStream = Literal["stdout", "stderr"]
 TaskRunOutcome = Literal["succeeded", "failed"]
 TaskRunEnd = Literal["exited", "timed-out", "stopped", "start-failed", "lost"]
+TaskRunFailureCode = Literal[
+    "exit-nonzero",
+    "exit-unknown",
+    "timed-out",
+    "stopped",
+    "start-failed",
+    "no-running-container",
+    "agent-lost",
+    "agent-unsupported",
+]
+"""Why a run failed (``failureCode``): ``exit-nonzero`` the command exited with a status other
+than 0; ``exit-unknown`` it ended but the engine reported no status; ``timed-out`` killed at its
+timeout; ``stopped`` replaced by a newer run, canceled, or its task deleted; ``start-failed`` its
+container (image, mounts, networks) or exec could not be created or started;
+``no-running-container`` an exec run with no running container of the resource;
+``agent-lost`` the agent or its engine lost the run (it restarted mid-run);
+``agent-unsupported`` the server's agent is too old for the run (upgrade it)."""
+
+
+def ending_failure_code(ended: TaskRunEnd, exit_code: int | None) -> TaskRunFailureCode | None:
+    """The failure code an ending implies (None for a clean exit with status 0); a sender that
+    knows more (``no-running-container``) says so itself."""
+    match ended:
+        case "exited":
+            if exit_code == 0:
+                return None
+            return "exit-unknown" if exit_code is None else "exit-nonzero"
+        case "lost":
+            return "agent-lost"
+        case _:
+            return ended
 
 
 class TaskContainer(WireModel):
@@ -138,6 +169,11 @@ class TaskRunResult(WireModel):
     finished_at: datetime
     failure_summary: str | None = Field(default=None, max_length=2000)
     line_count: int = Field(default=0, ge=0)
+    failure_code: TaskRunFailureCode | None = Field(
+        default=None,
+        description="why a failed run failed; older agents omit it (the coordinator derives "
+        "it from ``ended`` and ``exitCode``)",
+    )
 
 
 class TaskRunResultAck(WireModel):

@@ -149,6 +149,7 @@ async def test_a_slot_fires_once_in_a_fresh_container_with_env_and_retries(
         assert datetime.fromisoformat(first["slotAt"]) == slot
         assert first["exitCode"] == retry["exitCode"] == 3
         assert "status 3" in first["failureSummary"]
+        assert first["failureCode"] == retry["failureCode"] == "exit-nonzero"
         entries = await _logs(stack, first["runId"])
         # Two streams: their relative order is whatever Docker delivered.
         assert sorted((e["stream"], e["message"]) for e in entries) == [
@@ -229,6 +230,8 @@ async def test_forbid_skips_an_overlap_replace_stops_the_old_run_and_timeout_kil
         await eventually(timed_out, what="the timeout to kill the run")
         first = (await _runs(stack, task_id))[0]
         assert "timeout" in first["failureSummary"]
+        assert first["failureCode"] == "timed-out"
+        assert runs[1]["failureCode"] is None  # skipped, not failed
         assert _task_containers(docker_client, first["runId"]) == []
         assert [e["message"] for e in await _logs(stack, first["runId"])] == ["started"]
 
@@ -257,6 +260,7 @@ async def test_forbid_skips_an_overlap_replace_stops_the_old_run_and_timeout_kil
         await eventually(replaced, what="the old run stopped and the new one running")
         old = (await _runs(stack, task_id))[2]
         assert "stopped" in old["failureSummary"]
+        assert old["failureCode"] == "stopped"
         assert _task_containers(docker_client, old["runId"]) == []
 
         # Deleting the task stops its run; the history stays.
@@ -317,6 +321,7 @@ async def test_a_run_that_ends_while_the_coordinator_is_away_is_reported_on_reco
         )
         shown = (await stack.call("GET", f"/scheduled-task-runs/{run_id}"))["run"]
         assert shown["exitCode"] == 7
+        assert shown["failureCode"] == "exit-nonzero"
         assert [e["message"] for e in await _logs(stack, run_id)] == ["begin", "end"]
         # One-off tasks are not listed with the scheduled ones.
         assert (await stack.call("GET", "/scheduled-tasks"))["items"] == []
@@ -330,6 +335,14 @@ async def test_a_run_that_ends_while_the_coordinator_is_away_is_reported_on_reco
         assert "oops" in err
         code, out, err = await _berth(stack, "run", stack.resource_id, "--", "true")
         assert (code, out) == (0, ""), err
+        # berth tasks runs: each failed run says why in its FAILURE column.
+        code, out, err = await _berth(stack, "tasks", "runs")
+        assert code == 0, err
+        header, *rows = out.splitlines()
+        assert header.split()[-1] == "FAILURE", out
+        failed = [row for row in rows if " failed " in row]
+        assert len(failed) == 2, out
+        assert all(row.split()[-1] == "exit-nonzero" for row in failed), out
 
         # berth tasks: create, list, run now, follow its logs.
         code, out, err = await _berth(
@@ -378,6 +391,7 @@ async def test_an_agent_killed_mid_run_removes_the_container_and_the_run_fails_a
         await eventually(settled, timeout=60, what="the lost run to be recorded failed")
         shown = (await stack.call("GET", f"/scheduled-task-runs/{run_id}"))["run"]
         assert "lost" in shown["failureSummary"]
+        assert shown["failureCode"] == "agent-lost"
 
         async def removed() -> bool:
             return _task_containers(docker_client, run_id) == []

@@ -61,6 +61,7 @@ async def test_an_exec_run_uses_the_serving_container_times_out_and_needs_one_ru
         run = await _run_now(stack, task_id)
         assert (run["status"], run["exitCode"]) == ("failed", 4), run
         assert "status 4" in run["failureSummary"]
+        assert run["failureCode"] == "exit-nonzero", run
         logs = await stack.call("GET", f"/scheduled-task-runs/{run['runId']}/logs")
         lines = {(e["stream"], e["message"]) for e in logs["entries"]}
         # The serving container's host name is its short id: the command ran inside it.
@@ -83,6 +84,7 @@ async def test_an_exec_run_uses_the_serving_container_times_out_and_needs_one_ru
         run = await _run_now(stack, task_id)
         assert run["status"] == "failed", run
         assert "timeout" in run["failureSummary"], run
+        assert run["failureCode"] == "timed-out", run
         serving.reload()
         assert serving.status == "running"
         top = serving.top()
@@ -106,5 +108,6 @@ async def test_an_exec_run_uses_the_serving_container_times_out_and_needs_one_ru
         run = await _run_now(stack, task_id)
         assert run["status"] == "failed", run
         assert run["failureSummary"].startswith("no-running-container"), run
+        assert run["failureCode"] == "no-running-container", run
     finally:
         await stack.agent.stop()

@@ -98,6 +98,7 @@ async def test_a_followed_run_resumes_without_loss_and_ends_with_its_exit_code(
         end = json.loads(rest[-1].data)
         assert (end["runId"], end["status"], end["exitCode"]) == (run_id, "failed", 5), end
         assert "status 5" in end["failureSummary"]
+        assert end["failureCode"] == "exit-nonzero", end
         lines = [json.loads(f.data) for f in first + rest[:-1]]
         assert [line["sequence"] for line in lines] == list(range(1, 8))
         assert [line["message"] for line in lines[:6]] == [f"tick {i}" for i in range(1, 7)]

@@ -112,6 +112,7 @@ async def test_a_task_run_reads_and_writes_the_volume_of_the_serving_deployment(
             scheduler._capabilities[stack.server_id] = frozenset()
         assert run["status"] == "failed", run
         assert run["failureSummary"].startswith("agent-task-data-unsupported:"), run
+        assert run["failureCode"] == "agent-unsupported", run
         assert run["startedAt"] is None
         assert lines == []
     finally:
@@ -152,6 +153,7 @@ async def test_a_task_runs_bind_mount_is_checked_against_the_agents_roots(
         run, lines = await _one_off(stack, "cat /data/note")
         assert run["status"] == "failed", run
         assert run["failureSummary"].startswith("bind-mount-not-allowed:"), run
+        assert run["failureCode"] == "start-failed", run
         assert "outside the agent's allowed roots" in run["failureSummary"]
         assert lines == []
         assert docker_client.containers.list(all=True, filters={"label": "berth.task-run-id"}) == []

@@ -123,6 +123,7 @@ async def test_run_outcomes_are_notified_signed_and_listed_in_the_ledger(
         ]
         assert failed_body["data"]["ended"] == "timed-out"
         assert "timeout" in failed_body["data"]["failureSummary"]
+        assert failed_body["data"]["failureCode"] == "timed-out"
         assert failed_body["subject"]["resourceId"] == stack.resource_id
 
         # The ledger lists each run with its kind, status and error.
@@ -147,6 +148,7 @@ async def test_run_outcomes_are_notified_signed_and_listed_in_the_ledger(
         shown = (await stack.call("GET", f"/scheduled-task-runs/{going}"))["run"]
         assert shown["status"] == "failed"
         assert "stopped" in shown["failureSummary"]
+        assert shown["failureCode"] == "stopped"
 
         # Refusals: the envelope, nothing changed.
         for path, body in (
