@@ -88,6 +88,8 @@ class TaskScheduler:
         self._maskers: dict[str, LineMasker] = {}
         self._lock = asyncio.Lock()
         self._lookahead = SlotLookahead()
+        # Plan the soonest slot a few seconds ahead (off only to measure the difference).
+        self.plan_ahead = True
         # What each connected agent said it can do (``hello.capabilities``).
         self._capabilities: dict[str, frozenset[str]] = {}
         # Wakes the followers of a run's log stream when its output or result arrives.
@@ -152,7 +154,7 @@ class TaskScheduler:
         if not isinstance(soonest, datetime):
             return self.tick_seconds
         soonest = soonest.astimezone(UTC)
-        if self._lookahead.wants(soonest, self.clock()):
+        if self.plan_ahead and self._lookahead.wants(soonest, self.clock()):
             try:
                 planned = await self._lookahead.prepare(soonest, self.clock(), self._plan)
                 logger.debug("planned %d runs of the slot %s ahead", planned, soonest)
