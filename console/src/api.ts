@@ -3,12 +3,19 @@
 // mutation); a 401 sends the person back to sign-in.
 import { session } from "./session";
 
+export interface Problem {
+  field?: string;
+  message: string;
+}
+
 export class ApiError extends Error {
   constructor(
     public status: number,
     public code: string,
     message: string,
     public requestId: string | null,
+    // A refused request's per-field problems (``details.problems``), for showing beside fields.
+    public problems: Problem[] = [],
   ) {
     super(message);
   }
@@ -24,6 +31,7 @@ async function failure(response: Response): Promise<ApiError> {
   let code = "http_" + response.status;
   let message = response.statusText;
   let requestId: string | null = null;
+  let fields: Problem[] = [];
   try {
     const body = await response.json();
     code = body.error?.code ?? code;
@@ -31,6 +39,7 @@ async function failure(response: Response): Promise<ApiError> {
     // Validation problems name the field and what is wrong with it: show them, not just "invalid".
     const problems = body.error?.details?.problems;
     if (Array.isArray(problems) && problems.length) {
+      fields = problems;
       message += ": " + problems.map((p: any) => (p.field ? `${p.field}: ${p.message}` : p.message)).join("; ");
     }
     requestId = body.requestId ?? null;
@@ -38,7 +47,7 @@ async function failure(response: Response): Promise<ApiError> {
     // not an error envelope: keep the status line
   }
   if (response.status === 401) unauthorized.forEach((listener) => listener());
-  return new ApiError(response.status, code, message, requestId);
+  return new ApiError(response.status, code, message, requestId, fields);
 }
 
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
