@@ -16,6 +16,8 @@ export class ApiError extends Error {
     public requestId: string | null,
     // A refused request's per-field problems (``details.problems``), for showing beside fields.
     public problems: Problem[] = [],
+    // The envelope's whole ``details`` (e.g. a refused delete's ``blockers``).
+    public details: Record<string, any> = {},
   ) {
     super(message);
   }
@@ -32,6 +34,7 @@ async function failure(response: Response): Promise<ApiError> {
   let message = response.statusText;
   let requestId: string | null = null;
   let fields: Problem[] = [];
+  let details: Record<string, any> = {};
   try {
     const body = await response.json();
     code = body.error?.code ?? code;
@@ -43,11 +46,12 @@ async function failure(response: Response): Promise<ApiError> {
       message += ": " + problems.map((p: any) => (p.field ? `${p.field}: ${p.message}` : p.message)).join("; ");
     }
     requestId = body.requestId ?? null;
+    details = body.error?.details ?? {};
   } catch {
     // not an error envelope: keep the status line
   }
   if (response.status === 401) unauthorized.forEach((listener) => listener());
-  return new ApiError(response.status, code, message, requestId, fields);
+  return new ApiError(response.status, code, message, requestId, fields, details);
 }
 
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
