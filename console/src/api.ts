@@ -67,6 +67,18 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   return response.status === 204 ? (undefined as T) : ((await response.json()) as T);
 }
 
+// A raw body (an uploaded archive) with the session's headers; the answer is JSON.
+export async function upload<T = any>(path: string, body: Blob, headers: Record<string, string>): Promise<T> {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { Accept: "application/json", ...session.headers("POST"), ...headers },
+    body,
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw await failure(response);
+  return (await response.json()) as T;
+}
+
 export function query(params: Record<string, string | number | boolean | null | undefined>): string {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {

@@ -32,6 +32,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/wildcard-certificates\/([\w-]+)$/, "Wildcard certificate", async () => (await import("./pages/wildcards")).show],
   [/^\/default-access$/, "Default access domains", async () => (await import("./pages/defaultaccess")).page],
   [/^\/resources\/([\w-]+)\/profiles$/, "Runtime, network and health", async () => (await import("./pages/profiles")).page],
+  [/^\/resources\/([\w-]+)\/source$/, "Source", async () => (await import("./pages/source")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);
