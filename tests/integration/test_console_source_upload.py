@@ -85,12 +85,24 @@ async def test_console_uploads_a_folder_that_the_next_deployment_builds(
 
         await eventually(printed, timeout=60, what="the built app's output")
 
-        # An archived resource takes no new source: the API's refusal is shown.
+        # Back to a prebuilt image.
+        image = page.get_by_role("form", name="Use an image")
+        await image.get_by_label("Image").fill("berth-test/busybox:latest")
+        await image.get_by_role("button", name="Use image").click()
+        await expect(page.locator("#current-source")).to_have_attribute("data-kind", "docker-image")
+        await expect(page.locator("#current-source")).to_contain_text("berth-test/busybox:latest")
+        shown = await stack.call("GET", f"/resources/{stack.resource_id}")
+        assert (shown["source"]["imageName"], shown["source"]["imageTag"]) == (
+            "berth-test/busybox",
+            "latest",
+        )
+
+        # An archived resource takes no new source: the API's refusal is shown, nothing changes.
         await stack.call("POST", f"/resources/{stack.resource_id}/archive", {})
         await form.get_by_role("button", name="Upload folder").click()
         await expect(form.get_by_role("alert")).to_contain_text("archived")
         after = await stack.call("GET", f"/resources/{stack.resource_id}")
-        assert after["source"]["metadata"]["archiveId"] == archive_id
+        assert after["source"] == shown["source"]
         await _fits_phone(page, shots / "phone-source.png")
         assert _unexpected(problems) == []
     finally:
