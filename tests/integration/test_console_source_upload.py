@@ -1,6 +1,6 @@
 """Uploading a folder as a resource's source from the console, in a real headless Chromium against
-a real coordinator, agent and Docker: the browser packs the folder (a path longer than a plain
-tar header holds included), the coordinator stores exactly those files, the next deployment
+a real coordinator, agent and Docker: the browser packs the folder (a path longer than a ustar
+header holds included), the coordinator stores exactly those files, the next deployment
 builds it and runs it; an archived resource's upload shows the API's refusal. Screenshots go to
 artifacts/console/<test>/."""
 
@@ -23,7 +23,7 @@ from tests.integration.test_console_pages import (
 
 __all__ = ["chromium_browser"]
 
-DEEP = "/".join(["a-rather-long-directory-name"] * 5) + "/note.txt"
+DEEP = "/".join(["a-rather-long-directory-name"] * 10) + "/note.txt"
 DOCKERFILE = "FROM berth-test/busybox:latest\nCOPY . /app\n"
 
 
@@ -37,7 +37,8 @@ async def test_console_uploads_a_folder_that_the_next_deployment_builds(
     request: pytest.FixtureRequest,
 ) -> None:
     shots = artifacts_dir(request.node.name)
-    assert len(DEEP) > 100  # past a plain tar header's name field: the packer must extend it
+    # Past the ustar name and prefix fields (100 + 155 bytes): the packer must write a pax header.
+    assert len(DEEP) > 256
     folder = tmp_path / "site"
     files = {"Dockerfile": DOCKERFILE, DEEP: "uploaded-from-the-console\n"}
     for name, text in files.items():
