@@ -1,7 +1,7 @@
-"""A resource's runtime, network and health profiles in the console, in a real headless Chromium
-against a real coordinator: shown with their defaults, changed, the API's refusals shown beside
-the refused field (nothing stored), the health check reset; a member whose role shrank to viewer
-gets the 403 in the form, then sees the profiles read-only. Screenshots go to
+"""A resource's runtime, network, access and health profiles in the console, in a real headless
+Chromium against a real coordinator: shown with their defaults, changed, the API's refusals
+shown beside the refused field (nothing stored), the health check reset; a member whose role
+shrank to viewer gets the 403 in the form, then sees the profiles read-only. Screenshots go to
 artifacts/console/<test>/."""
 
 from typing import Any
@@ -60,7 +60,7 @@ async def test_console_edits_runtime_network_and_health_profiles(
     resource_id = await create_resource(coordinator, admin_token, project_id, environment_id)
     page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
     await page.goto(f"{coordinator.url}/console/resources/{resource_id}")
-    await page.get_by_role("link", name="Runtime, network and health").click()
+    await page.get_by_role("link", name="Runtime, network, access and health").click()
 
     # Runtime: the defaults are shown; a refused replica count is explained beside its field
     # and nothing is stored; then a valid profile is saved whole.
@@ -98,6 +98,19 @@ async def test_console_edits_runtime_network_and_health_profiles(
     stored = (await _shown(coordinator, admin_token, resource_id))["networkProfile"]
     assert stored["internalPort"] == 8080
     assert stored["exposureMode"] == "reverse-proxy"
+
+    # Access: a prefix the API refuses, then generated routes switched off under a prefix.
+    access = page.get_by_role("form", name="Access profile")
+    await expect(access.get_by_label("Generated access route")).to_have_value("inherit")
+    await access.get_by_label("Path prefix").fill("/has space")
+    await _save(access)
+    await expect(_problem(access, "pathPrefix")).to_contain_text("should match pattern")
+    await access.get_by_label("Path prefix").fill("/shop")
+    await access.get_by_label("Generated access route").select_option("disabled")
+    await _save(access)
+    await expect(access.get_by_role("status")).to_contain_text("Access profile saved")
+    stored = (await _shown(coordinator, admin_token, resource_id))["accessProfile"]
+    assert (stored["generatedAccessMode"], stored["pathPrefix"]) == ("disabled", "/shop")
 
     # Health: a path without its leading slash is refused beside it (nested field name).
     health = page.get_by_role("form", name="Health check")

@@ -1,4 +1,4 @@
-// A resource's runtime, network and health profiles: shown with their defaults filled in, changed
+// A resource's runtime, network, access and health profiles: shown with their defaults filled in, changed
 // through the API's configure routes (each replaces its profile, so every field is sent); a field
 // the API refuses shows its problem beside it. A viewer sees them read-only; a control used anyway
 // (the role shrank after the page was drawn) shows the API's 403.
@@ -148,6 +148,15 @@ export async function page(root: HTMLElement, [resourceId]: string[]): Promise<v
     return `Network profile ${applies}`;
   });
 
+  const access = shown.accessProfile;
+  const accessForm = profileForm("Access profile", [
+    choice("generatedAccessMode", "Generated access route", ["inherit", "disabled"], access.generatedAccessMode),
+    text("pathPrefix", "Path prefix", access.pathPrefix),
+  ], readOnly, async (values) => {
+    await api("POST", `${path}/access-profile`, { accessProfile: values });
+    return `Access profile ${applies}`;
+  });
+
   const reset = h("button", { type: "button", class: "small" }, "Reset to defaults");
   const healthForm = profileForm("Health check", [
     check("enabled", "Enabled", health.enabled),
@@ -180,12 +189,13 @@ export async function page(root: HTMLElement, [resourceId]: string[]): Promise<v
 
   root.append(
     h("p", { class: "crumbs" }, link(`/resources/${resourceId}`, shown.resource.name), " / profiles"),
-    h("h1", {}, `${shown.resource.name}: runtime, network and health`),
+    h("h1", {}, `${shown.resource.name}: runtime, network, access and health`),
     readOnly
       ? h("p", { class: "hint", id: "profiles-read-only" }, `Read-only: your role (${role}) may see these profiles but not change them.`)
       : h("p", { class: "hint" }, "Each profile is replaced as a whole; empty fields take their defaults. Changes apply from the next deployment."),
     runtimeForm,
     networkForm,
+    accessForm,
     healthForm,
   );
 }

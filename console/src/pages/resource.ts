@@ -33,7 +33,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
       link(`/resources/${resourceId}/domains`, "Domains"),
       link(`/resources/${resourceId}/storage`, "Storage and databases"),
       link(`/resources/${resourceId}/tasks`, "Scheduled tasks"),
-      link(`/resources/${resourceId}/profiles`, "Runtime, network and health"),
+      link(`/resources/${resourceId}/profiles`, "Runtime, network, access and health"),
       link(`/resources/${resourceId}/source`, "Source"),
       resource.lifecycleStatus === "archived"
         ? h("span", { class: "tag", id: "lifecycle-status" }, "archived")
