@@ -143,6 +143,10 @@ async def test_console_edits_runtime_network_and_health_profiles(
     policy = (await _shown(coordinator, admin_token, resource_id))["healthPolicy"]
     assert (policy["http"]["path"], policy["retries"]) == ("/", 10)
     await _fits_phone(page, shots / "phone-profiles.png")
+    # A resource that does not exist: both new resource pages show the API's 404 message.
+    for address in ("/resources/res_doesnotexist/profiles", "/resources/res_doesnotexist/source"):
+        await page.goto(f"{coordinator.url}/console{address}")
+        await expect(page.locator("main > [role=alert]")).to_contain_text("not found")
     assert _unexpected(problems) == []
 
     # A member draws the page (editable), then its role shrinks to viewer: its save shows the
