@@ -3,12 +3,21 @@
 // mutation); a 401 sends the person back to sign-in.
 import { session } from "./session";
 
+export interface Problem {
+  field?: string;
+  message: string;
+}
+
 export class ApiError extends Error {
   constructor(
     public status: number,
     public code: string,
     message: string,
     public requestId: string | null,
+    // A refused request's per-field problems (``details.problems``), for showing beside fields.
+    public problems: Problem[] = [],
+    // The envelope's whole ``details`` (e.g. a refused delete's ``blockers``).
+    public details: Record<string, any> = {},
   ) {
     super(message);
   }
@@ -24,6 +33,8 @@ async function failure(response: Response): Promise<ApiError> {
   let code = "http_" + response.status;
   let message = response.statusText;
   let requestId: string | null = null;
+  let fields: Problem[] = [];
+  let details: Record<string, any> = {};
   try {
     const body = await response.json();
     code = body.error?.code ?? code;
@@ -31,14 +42,16 @@ async function failure(response: Response): Promise<ApiError> {
     // Validation problems name the field and what is wrong with it: show them, not just "invalid".
     const problems = body.error?.details?.problems;
     if (Array.isArray(problems) && problems.length) {
+      fields = problems;
       message += ": " + problems.map((p: any) => (p.field ? `${p.field}: ${p.message}` : p.message)).join("; ");
     }
     requestId = body.requestId ?? null;
+    details = body.error?.details ?? {};
   } catch {
     // not an error envelope: keep the status line
   }
   if (response.status === 401) unauthorized.forEach((listener) => listener());
-  return new ApiError(response.status, code, message, requestId);
+  return new ApiError(response.status, code, message, requestId, fields, details);
 }
 
 export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
@@ -52,6 +65,18 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   });
   if (!response.ok) throw await failure(response);
   return response.status === 204 ? (undefined as T) : ((await response.json()) as T);
+}
+
+// A raw body (an uploaded archive) with the session's headers; the answer is JSON.
+export async function upload<T = any>(path: string, body: Blob, headers: Record<string, string>): Promise<T> {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { Accept: "application/json", ...session.headers("POST"), ...headers },
+    body,
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw await failure(response);
+  return (await response.json()) as T;
 }
 
 export function query(params: Record<string, string | number | boolean | null | undefined>): string {

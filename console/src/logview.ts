@@ -51,6 +51,16 @@ export class LogView {
     if (!this.paused) this.schedule();
   }
 
+  // Forget every line (a jump to another time starts the list again).
+  clear(): void {
+    this.lines = [];
+    this.shown = [];
+    this.received = 0;
+    this.element.dataset.received = "0";
+    this.stick = true;
+    this.schedule();
+  }
+
   setFilter(text: string, stream: string): void {
     this.text = text.toLowerCase();
     this.streamName = stream;

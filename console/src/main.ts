@@ -31,6 +31,8 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/accept-invitation$/, "Accept an invitation", async () => (await import("./pages/invitation")).page],
   [/^\/wildcard-certificates\/([\w-]+)$/, "Wildcard certificate", async () => (await import("./pages/wildcards")).show],
   [/^\/default-access$/, "Default access domains", async () => (await import("./pages/defaultaccess")).page],
+  [/^\/resources\/([\w-]+)\/profiles$/, "Runtime, network, access and health", async () => (await import("./pages/profiles")).page],
+  [/^\/resources\/([\w-]+)\/source$/, "Source", async () => (await import("./pages/source")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);

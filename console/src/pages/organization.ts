@@ -1,10 +1,12 @@
 // The organization acted in: its profile, members (role, project grants, removal), invitations
-// (the one-time secret shown once), and the owner transfer. Controls the caller's role may not
+// (the one-time secret shown once), the owner transfer, creating another organization and
+// deleting this one (pages/orglifecycle.ts). Controls the caller's role may not
 // use are not drawn; if one is reached anyway (the role changed meanwhile), the API's 403 shows.
 import { api } from "../api";
 import { h } from "../dom";
 import { canAdminister, currentContext, forgetContext, type Context } from "../org";
 import { actionButton, actionForm, select, table, when } from "../widgets";
+import { createForm, deleteForm } from "./orglifecycle";
 
 const ROLES = ["owner", "admin", "member", "viewer"];
 
@@ -94,6 +96,9 @@ export async function page(root: HTMLElement): Promise<void> {
           })
         : null,
       invited),
+    // Organizations belong to people: an API token's caller has no account to own one.
+    context.user ? createForm() : null,
+    myRole === "owner" ? deleteForm(orgId, profile.name) : null,
   ];
   root.append(...parts.filter((part): part is Node => part !== null));
 

@@ -1,5 +1,5 @@
 // One resource: plan preview, deploy with a live event timeline, recent deployments (rollback),
-// runtime logs follow, the way to its terminal and to its domains, storage and scheduled tasks;
+// runtime logs follow (and from a chosen time), the way to its terminal and to its domains, storage and scheduled tasks;
 // archive.
 import { api, query, stream } from "../api";
 import { errorBox, h, link } from "../dom";
@@ -33,6 +33,8 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
       link(`/resources/${resourceId}/domains`, "Domains"),
       link(`/resources/${resourceId}/storage`, "Storage and databases"),
       link(`/resources/${resourceId}/tasks`, "Scheduled tasks"),
+      link(`/resources/${resourceId}/profiles`, "Runtime, network, access and health"),
+      link(`/resources/${resourceId}/source`, "Source"),
       resource.lifecycleStatus === "archived"
         ? h("span", { class: "tag", id: "lifecycle-status" }, "archived")
         : actionButton("Archive resource", archiveOut, async () => {
@@ -199,37 +201,58 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
   const filter = h("input", { type: "search", id: "log-filter", name: "filter", placeholder: "text" });
   const streamPick = h("select", { id: "log-stream", name: "stream" }, h("option", { value: "" }, "all streams"), h("option", { value: "stdout" }, "stdout"), h("option", { value: "stderr" }, "stderr"));
   const state = h("span", { id: "log-state", class: "hint", role: "status" });
+  const jumpAt = h("input", { type: "datetime-local", step: 1, id: "log-since", name: "since" });
+  const jumpForm = h("form", { class: "actions", "aria-label": "Jump to a time" },
+    h("label", { class: "field inline" }, h("span", {}, "From"), jumpAt),
+    h("button", { type: "submit", id: "jump-logs" }, "Jump to time"));
   root.append(
     h("section", { "aria-labelledby": "logs-title" },
       h("h2", { id: "logs-title" }, "Runtime logs"),
       h("div", { class: "actions" }, follow_, pause,
         h("label", { class: "field inline" }, h("span", {}, "Filter"), filter),
         h("label", { class: "field inline" }, h("span", {}, "Stream"), streamPick), state),
+      jumpForm,
       view.element),
   );
   let following: AbortController | null = null;
-  follow_.addEventListener("click", () => {
-    if (following) {
-      following.abort();
-      following = null;
-      follow_.textContent = "Follow logs";
-      follow_.setAttribute("aria-pressed", "false");
-      pause.disabled = true;
-      state.textContent = "stopped";
-      return;
-    }
+  const stopFollowing = () => {
+    following?.abort();
+    following = null;
+    follow_.textContent = "Follow logs";
+    follow_.setAttribute("aria-pressed", "false");
+    pause.disabled = true;
+    state.textContent = "stopped";
+  };
+  // Follow from now (the last 200 lines first) or, after a jump, from ``since`` on: at most the
+  // last 1,000 lines after it (the API's tailLines bound), then new ones as they come.
+  const startFollowing = (since: string | null) => {
     following = new AbortController();
     const mine = following;
     signal.addEventListener("abort", () => mine.abort());
     follow_.textContent = "Stop following";
     follow_.setAttribute("aria-pressed", "true");
     pause.disabled = false;
-    void stream(`/resources/${resourceId}/runtime-logs/stream` + query({ tailLines: 200 }), ({ event, data }) => {
+    const from = since ? ` from ${new Date(since).toLocaleString()}` : "";
+    const params = since ? { since, tailLines: 1000 } : { tailLines: 200 };
+    void stream(`/resources/${resourceId}/runtime-logs/stream` + query(params), ({ event, data }) => {
       if (event === "runtime-logs") view.add(data.logs);
       else if (event === "gap" || data.gap) view.gap(data);
-    }, mine.signal, (s) => (state.textContent = s === "open" ? "following" : s),
+    }, mine.signal, (s) => (state.textContent = s === "open" ? `following${from}` : s),
       // "error": the agent's link (or the coordinator) went away; resume from the last line.
       (end) => end?.reason === "error").catch((error) => state.replaceChildren(errorBox(error)));
+  };
+  follow_.addEventListener("click", () => (following ? stopFollowing() : startFollowing(null)));
+  jumpForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    // The input holds the browser's local time; the API takes an absolute one.
+    const at = new Date(jumpAt.value);
+    if (!jumpAt.value || Number.isNaN(at.getTime())) {
+      state.replaceChildren(errorBox(new Error("Pick a date and time to jump to.")));
+      return;
+    }
+    stopFollowing();
+    view.clear();
+    startFollowing(at.toISOString());
   });
   pause.addEventListener("click", () => {
     view.paused = !view.paused;
