@@ -100,7 +100,7 @@ class Principal:
         """
         if not self._in_project_scope(project_id):
             return False
-        self._require_grant(project_id)
+        self.require_grant(project_id)
         return True
 
     def can_see_environment(self, project_id: str, environment_id: str) -> bool:
@@ -108,7 +108,7 @@ class Principal:
         project's grant, as for ``can_see_project``)."""
         if not self._in_environment_scope(project_id, environment_id):
             return False
-        self._require_grant(project_id)
+        self.require_grant(project_id)
         return True
 
     def can_see_resource(self, project_id: str, environment_id: str, resource_id: str) -> bool:
@@ -116,7 +116,7 @@ class Principal:
         (then the project's grant, as for ``can_see_project``)."""
         if not self._in_resource_scope(project_id, environment_id, resource_id):
             return False
-        self._require_grant(project_id)
+        self.require_grant(project_id)
         return True
 
     def reaches_resource(self, project_id: str, environment_id: str, resource_id: str) -> bool:
@@ -147,7 +147,9 @@ class Principal:
             return True
         return ALL_PERMISSIONS in granted or self.acting_permission in granted
 
-    def _require_grant(self, project_id: str) -> None:
+    def require_grant(self, project_id: str) -> None:
+        """Raise ``Forbidden`` when a member's grant on ``project_id`` lacks the route's
+        permission (a row the caller may read but not change)."""
         if not self._grant_permits(project_id):
             raise Forbidden(
                 f"your grant on project {project_id!r} does not include {self.acting_permission!r}",

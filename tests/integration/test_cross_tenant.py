@@ -22,6 +22,7 @@ from tests.integration.tenant_world import organization_a
 from tests.tenancy import (
     ID_FIELDS,
     ID_LIST_FIELDS,
+    PROJECT_ROWS,
     Operation,
     Tenant,
     leaked,
@@ -215,25 +216,6 @@ async def test_another_organizations_ids_are_404_and_its_rows_never_listed(
 
 # Ids of the right shape that name nothing: what a caller that sees nothing gets for them.
 NOTHING = {k: f"{k[:3].lower()}_00000000000000000000000000" for k in ID_KINDS}
-# The rows a project scope covers (servers, tokens, subscriptions, audit events and host
-# terminals belong to the organization: a project-scoped token may see them by design).
-PROJECT_ROWS = {
-    "projectId",
-    "environmentId",
-    "otherEnvironmentId",
-    "resourceId",
-    "deploymentId",
-    "workId",
-    "domainBindingId",
-    "certificateId",
-    "storageVolumeId",
-    "attachmentId",
-    "dependencyResourceId",
-    "bindingId",
-    "planId",
-    "taskId",
-    "runId",
-}
 
 
 @pytest.mark.parametrize("operation", CASES, ids=lambda op: op.label)
