@@ -229,3 +229,28 @@ async def test_without_a_grant_the_project_s_rows_look_absent(
         request = request_for(operation, DOCUMENT, a.ids)
         hidden = {k: v for k, v in a.ids.items() if k in GRANTED_ROWS}
         assert not leaked(body, hidden, request), (request, body)
+
+
+# The operator work ledger's kinds that live in a project (deliveries, maintenance runs and
+# wildcard orders belong to the organization); the walk above aims ``workId`` at a deployment.
+PROJECT_WORK: Final = ("certificateWorkId", "backupWorkId", "restoreWorkId", "verificationWorkId")
+WORK_CASES = [
+    pytest.param(op, kind, id=f"{op.label}-{kind}")
+    for op in CASES
+    if "workId" in op.path_names
+    for kind in PROJECT_WORK
+]
+
+
+@pytest.mark.parametrize(("operation", "kind"), WORK_CASES)
+async def test_project_work_of_every_kind_follows_the_grant(
+    grants: Grants, operation: Operation, kind: str
+) -> None:
+    """Each kind's source applies the grant: a read grant reads it, no grant finds nothing
+    (404). Acting on work needs ``operator-work:write``, which the ``member`` role lacks (403)."""
+    request = request_for(operation, DOCUMENT, {**grants.a.ids, "workId": grants.a.ids[kind]})
+    status, body = await _send(grants.coordinator, operation, request, grants.sessions["read"])
+    _check_granted(operation, status, body, VIEWER)
+    status, body = await _send(grants.coordinator, operation, request, grants.sessions["none"])
+    # What the role lacks (operator-work:write) is refused whatever the id names.
+    assert status == (404 if operation.permission in MEMBER else 403), (request, body)
