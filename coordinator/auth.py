@@ -92,26 +92,69 @@ class Principal:
         return not self.server_ids or server_id in self.server_ids
 
     def can_see_project(self, project_id: str) -> bool:
-        """A scope with ``projectIds`` only reaches those projects (others look absent); a
-        project grant also needs the route's permission (else the project looks absent)."""
-        if self.project_ids and project_id not in self.project_ids:
+        """A scope with ``projectIds`` only reaches those projects (others look absent).
+
+        In a project the caller may only read (its grant lacks the route's permission) this
+        raises ``Forbidden``: the project is visible, so hiding it would tell nothing and
+        answering 404 would lie. Filters over many rows use ``reaches_resource`` instead.
+        """
+        if not self._in_project_scope(project_id):
             return False
+        self.require_grant(project_id)
+        return True
+
+    def can_see_environment(self, project_id: str, environment_id: str) -> bool:
+        """Project scope applies, then ``environmentIds`` if the token names any (then the
+        project's grant, as for ``can_see_project``)."""
+        if not self._in_environment_scope(project_id, environment_id):
+            return False
+        self.require_grant(project_id)
+        return True
+
+    def can_see_resource(self, project_id: str, environment_id: str, resource_id: str) -> bool:
+        """Project and environment scope apply, then ``resourceIds`` if the token names any
+        (then the project's grant, as for ``can_see_project``)."""
+        if not self._in_resource_scope(project_id, environment_id, resource_id):
+            return False
+        self.require_grant(project_id)
+        return True
+
+    def reaches_resource(self, project_id: str, environment_id: str, resource_id: str) -> bool:
+        """Whether the route may act on this resource, never raising: for filters that skip
+        what the caller may not touch (a bulk prune leaves a read-only project's rows alone)."""
+        return self._in_resource_scope(
+            project_id, environment_id, resource_id
+        ) and self._grant_permits(project_id)
+
+    def _in_project_scope(self, project_id: str) -> bool:
+        return not self.project_ids or project_id in self.project_ids
+
+    def _in_environment_scope(self, project_id: str, environment_id: str) -> bool:
+        return self._in_project_scope(project_id) and (
+            not self.environment_ids or environment_id in self.environment_ids
+        )
+
+    def _in_resource_scope(self, project_id: str, environment_id: str, resource_id: str) -> bool:
+        return self._in_environment_scope(project_id, environment_id) and (
+            not self.resource_ids or resource_id in self.resource_ids
+        )
+
+    def _grant_permits(self, project_id: str) -> bool:
+        """A member's grant on ``project_id`` includes the route's permission (no grant: the
+        role alone decides, which ``require`` checked)."""
         granted = self.project_grants.get(project_id)
         if granted is None or self.acting_permission is None:
             return True
         return ALL_PERMISSIONS in granted or self.acting_permission in granted
 
-    def can_see_environment(self, project_id: str, environment_id: str) -> bool:
-        """Project scope applies, then ``environmentIds`` if the token names any."""
-        return self.can_see_project(project_id) and (
-            not self.environment_ids or environment_id in self.environment_ids
-        )
-
-    def can_see_resource(self, project_id: str, environment_id: str, resource_id: str) -> bool:
-        """Project and environment scope apply, then ``resourceIds`` if the token names any."""
-        return self.can_see_environment(project_id, environment_id) and (
-            not self.resource_ids or resource_id in self.resource_ids
-        )
+    def require_grant(self, project_id: str) -> None:
+        """Raise ``Forbidden`` when a member's grant on ``project_id`` lacks the route's
+        permission (a row the caller may read but not change)."""
+        if not self._grant_permits(project_id):
+            raise Forbidden(
+                f"your grant on project {project_id!r} does not include {self.acting_permission!r}",
+                details={"requiredPermission": self.acting_permission, "projectId": project_id},
+            )
 
 
 async def token_is_live(token_id: str) -> bool:

@@ -1,7 +1,9 @@
 """Scoped lookups: load a row by id within the caller's scope, or raise ``NotFound``.
 
 Another organization's row and a row outside the caller's token scope both look missing, so an
-id never reveals whether something exists beyond what the caller may see.
+id never reveals whether something exists beyond what the caller may see. A row in a project the
+caller may only read (a member's grant without the route's permission) is visible, so it is
+refused with 403 instead (``Principal.require_grant``).
 """
 
 from collections.abc import Callable
@@ -9,6 +11,7 @@ from typing import Any, TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from coordinator.auth import Principal
 from coordinator.db import models
@@ -29,6 +32,18 @@ async def visible_or_404(
     row = await model.get_or_none(id=row_id, using_db=db, **within)
     if row is None or not visible(row):
         raise NotFound(f"{noun} {row_id!r} not found")
+    return row
+
+
+async def first_or_404(
+    actor: Principal, rows: QuerySet[RowT], noun: str, row_id: str, project_of: str = "project_id"
+) -> RowT:
+    """Row ``row_id`` of ``rows`` (a query already narrowed to the caller's scope), else 404;
+    403 when its project (the ``project_of`` field) is one the caller may only read."""
+    row = await rows.filter(id=row_id).first()
+    if row is None:
+        raise NotFound(f"{noun} {row_id!r} not found")
+    actor.require_grant(str(getattr(row, project_of)))
     return row
 
 

@@ -174,7 +174,15 @@ def _instance(
             return {}
         properties: dict[str, Any] = schema.get("properties", {})
         aimed = {n for n in properties if n in ID_FIELDS or n in ID_LIST_FIELDS}
-        wanted = set(schema.get("required", [])) | aimed
+        # An optional consent (acknowledgeDataOverwrite) is given too: without it the handler
+        # refuses the input before it looks anything up.
+        consents = {
+            n
+            for n in properties
+            if n.startswith("acknowledge")
+            and resolve(properties[n], document).get("type") == "boolean"
+        }
+        wanted = set(schema.get("required", [])) | aimed | consents
         out: dict[str, Any] = {}
         for name in wanted:
             if name in ID_FIELDS and ID_FIELDS[name] in ids:
@@ -290,6 +298,29 @@ def runs_for_real(operation: Operation) -> bool:
     """
     refusable = bool(operation.path_names) or operation.body_schema is not None
     return operation.method != "GET" and not refusable
+
+
+# The rows a project scope covers (servers, tokens, subscriptions, audit events and host
+# terminals belong to the organization: a project-scoped token may see them by design).
+PROJECT_ROWS: Final = frozenset(
+    {
+        "projectId",
+        "environmentId",
+        "otherEnvironmentId",
+        "resourceId",
+        "deploymentId",
+        "workId",
+        "domainBindingId",
+        "certificateId",
+        "storageVolumeId",
+        "attachmentId",
+        "dependencyResourceId",
+        "bindingId",
+        "planId",
+        "taskId",
+        "runId",
+    }
+)
 
 
 @dataclass

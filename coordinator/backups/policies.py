@@ -11,7 +11,7 @@ from typing import Any
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator import audit, lookup
 from coordinator.auth import Principal
 from coordinator.backups import service
 from coordinator.backups.runner import BackupRunner
@@ -19,7 +19,7 @@ from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolic
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import service as dependencies
 from coordinator.ids import new_id
-from shared.errors import NotFound, PlatformError
+from shared.errors import PlatformError
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +111,7 @@ async def listed(
 
 async def get(actor: Principal, policy_id: str) -> DependencyBackupPolicy:
     """A policy the caller may see, else 404."""
-    row = await visible(actor).filter(id=policy_id).first()
-    if row is None:
-        raise NotFound(f"backup policy {policy_id!r} not found")
-    return row
+    return await lookup.first_or_404(actor, visible(actor), "backup policy", policy_id)
 
 
 async def run_due(runner: BackupRunner, now: datetime) -> list[str]:

@@ -8,14 +8,14 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator import audit, lookup
 from coordinator.auth import Principal
 from coordinator.backups.runner import BackupRunner
 from coordinator.db.backup_models import DependencyBackup
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import service as dependencies
 from coordinator.ids import new_id
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, InvalidRequest
 
 # What Berth can dump and restore (a kind added later is refused with a 400 naming these).
 BACKUP_KINDS: Final = ("postgres", "mysql", "redis")
@@ -126,10 +126,7 @@ async def listed(
 
 async def get(actor: Principal, backup_id: str) -> DependencyBackup:
     """A backup the caller may see, else 404."""
-    row = await visible(actor).filter(id=backup_id).first()
-    if row is None:
-        raise NotFound(f"backup {backup_id!r} not found")
-    return row
+    return await lookup.first_or_404(actor, visible(actor), "backup", backup_id)
 
 
 async def restore(

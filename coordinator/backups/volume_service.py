@@ -8,14 +8,14 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator import audit, lookup
 from coordinator.auth import Principal
 from coordinator.backups.volume_runner import VolumeBackupRunner
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
 from coordinator.ids import new_id
 from coordinator.volumes import store
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, InvalidRequest
 
 # Only Docker named volumes: a bind mount's host directory is the operator's to back up.
 BACKUP_KINDS: Final = ("named-volume",)
@@ -115,10 +115,7 @@ async def listed(actor: Principal, volume_id: str, status: str | None) -> list[S
 
 async def get(actor: Principal, backup_id: str) -> StorageVolumeBackup:
     """A volume backup the caller may see, else 404."""
-    row = await visible(actor).filter(id=backup_id).first()
-    if row is None:
-        raise NotFound(f"volume backup {backup_id!r} not found")
-    return row
+    return await lookup.first_or_404(actor, visible(actor), "volume backup", backup_id)
 
 
 async def restore(

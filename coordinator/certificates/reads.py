@@ -18,17 +18,16 @@ async def listed(
 
 
 async def get_certificate(actor: Principal, certificate_id: str) -> Certificate:
-    """A certificate whose binding the caller may see, or ``NotFound``."""
+    """A certificate whose binding the caller may see, or ``NotFound`` (403 in a project the
+    caller may only read)."""
     row = await Certificate.get_or_none(id=certificate_id)
-    if (
-        row is None
-        or not await bindings.visible(actor)
-        .filter(
-            id=row.domain_binding_id  # type: ignore[attr-defined]
-        )
-        .exists()
-    ):
+    binding = None
+    if row is not None:
+        binding_id = row.domain_binding_id  # type: ignore[attr-defined]
+        binding = await bindings.visible(actor).filter(id=binding_id).first()
+    if row is None or binding is None:
         raise NotFound(f"certificate {certificate_id!r} not found")
+    actor.require_grant(binding.project_id)
     return row
 
 

@@ -92,10 +92,9 @@ async def count(
 
 async def get(actor: Principal, dependency_resource_id: str) -> DependencyResource:
     """A resource the caller may see, else 404 (out of scope looks missing)."""
-    row = await visible(actor).filter(id=dependency_resource_id).first()
-    if row is None:
-        raise NotFound(f"dependency resource {dependency_resource_id!r} not found")
-    return row
+    return await lookup.first_or_404(
+        actor, visible(actor), "dependency resource", dependency_resource_id
+    )
 
 
 async def active_bindings(dependency_resource_id: str) -> list[DependencyBinding]:

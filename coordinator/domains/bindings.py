@@ -10,7 +10,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator import audit, lookup
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.domains.dns_check import Resolver, challenge_name
@@ -80,10 +80,7 @@ async def listed(
 
 async def get_binding(actor: Principal, binding_id: str) -> models.DomainBinding:
     """A binding the caller may see, or ``NotFound`` (out of scope looks missing)."""
-    row = await visible(actor).filter(id=binding_id).first()
-    if row is None:
-        raise NotFound(f"domain binding {binding_id!r} not found")
-    return row
+    return await lookup.first_or_404(actor, visible(actor), "domain binding", binding_id)
 
 
 async def _resource(actor: Principal, body: NewBinding) -> models.Resource:

@@ -185,7 +185,7 @@ class TaskRunWork:
         chosen: list[str] = []
         counts: dict[str, int] = {}
         for run_id, status, project_id, environment_id, resource_id in rows:
-            if not actor.can_see_resource(str(project_id), str(environment_id), str(resource_id)):
+            if not actor.reaches_resource(str(project_id), str(environment_id), str(resource_id)):
                 continue
             chosen.append(str(run_id))
             shown = _STATUS[str(status)]

@@ -9,7 +9,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from coordinator import audit
+from coordinator import audit, lookup
 from coordinator.auth import Principal
 from coordinator.db import models
 from coordinator.db.volume_models import StorageAttachment, StorageVolume
@@ -71,10 +71,7 @@ async def listed(
 
 async def get_volume(actor: Principal, volume_id: str) -> StorageVolume:
     """A volume the caller may see, or ``NotFound``."""
-    row = await visible(actor).filter(id=volume_id).first()
-    if row is None:
-        raise NotFound(f"storage volume {volume_id!r} not found")
-    return row
+    return await lookup.first_or_404(actor, visible(actor), "storage volume", volume_id)
 
 
 async def attachments_of(volume_ids: list[str]) -> dict[str, list[Attached]]:

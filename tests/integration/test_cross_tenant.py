@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from coordinator.accounts import passwords
+from coordinator.accounts import passwords, session_store
 from coordinator.api.openapi import build_openapi
 from tests.dns_server import ZONE, DnsServer
 from tests.harness import AgentProcess, Coordinator, scaled
@@ -22,6 +22,7 @@ from tests.integration.tenant_world import organization_a
 from tests.tenancy import (
     ID_FIELDS,
     ID_LIST_FIELDS,
+    PROJECT_ROWS,
     Operation,
     Tenant,
     leaked,
@@ -167,6 +168,7 @@ async def stack(
         )
         assert status == 201, login
         b.ids["session"] = str(login["token"])
+        b.ids["csrf"] = str(login["csrfToken"])
         yield coordinator, a, b
     finally:
         if agent is not None:
@@ -181,31 +183,44 @@ async def stack(
 REFUSED = {400, 401, 404}
 
 
+def _browser(coordinator: Coordinator, b: Tenant) -> dict[str, str]:
+    """What the console's pages send: the session cookie, the CSRF header, our own origin."""
+    return {
+        "Cookie": f"{session_store.SESSION_COOKIE}={b.ids['session']}",
+        session_store.CSRF_HEADER: b.ids["csrf"],
+        "Origin": coordinator.url,
+    }
+
+
 @pytest.mark.parametrize(
     ("operation", "credential"),
     [
         pytest.param(op, credential, id=f"{op.label}-{credential}")
         for op in CASES
-        for credential in ("token", "session")
+        for credential in ("token", "session", "cookie")
         # Logging out would end the session the other cases use (the token case covers it).
-        if not (credential == "session" and op.path == "/auth/logout")
+        if not (credential != "token" and op.path == "/auth/logout")
     ],
 )
 async def test_another_organizations_ids_are_404_and_its_rows_never_listed(
     stack: tuple[Coordinator, Tenant, Tenant], operation: Operation, credential: str
 ) -> None:
-    """B's admin, with its API token and with a login session (bearer)."""
+    """B's admin, with its API token, with a login session (bearer) and with the browser's
+    credentials (the session cookie and CSRF header), so a hole only in one path is found."""
     coordinator, a, b = stack
     request = request_for(operation, DOCUMENT, a.ids)
-    secret = b.token if credential == "token" else b.ids["session"]
+    secret = {"token": b.token, "session": b.ids["session"], "cookie": None}[credential]
+    headers = _browser(coordinator, b) if credential == "cookie" else None
     try:
         async with asyncio.timeout(scaled(15)):
             status, body, _ = await coordinator.call(
-                request.method, request.path, token=secret, json=request.body
+                request.method, request.path, token=secret, json=request.body, headers=headers
             )
     except TimeoutError:
         pytest.fail(f"{operation.label}: organization B got an open stream on A's ids")
     assert status < 500, (request, body)
+    if credential == "cookie":
+        assert status != 401, f"the cookie did not authenticate: {body}"
     assert status != 403, f"403 leaks that A's row exists: {request} {body}"
     if request.named_in_path or (request.names_rows and operation.method != "GET"):
         assert status in REFUSED, (request, status, body)
@@ -213,27 +228,28 @@ async def test_another_organizations_ids_are_404_and_its_rows_never_listed(
         assert not leaked(body, a.ids, request), (request, body)
 
 
+async def test_the_walks_cookie_is_a_working_browser_session(
+    stack: tuple[Coordinator, Tenant, Tenant],
+) -> None:
+    """The cookie cases above act as B (not as nobody), and their mutations pass the CSRF
+    check: without the header the same mutation is refused before any lookup."""
+    coordinator, _, b = stack
+    headers = _browser(coordinator, b)
+    status, context, _ = await coordinator.call(
+        "GET", "/organizations/current-context", headers=headers
+    )
+    assert status == 200, context
+    assert context["currentOrganization"]["organizationId"] == b.organization_id, context
+    without_csrf = {k: v for k, v in headers.items() if k != session_store.CSRF_HEADER}
+    status, body, _ = await coordinator.call(
+        "POST", "/projects", json={"name": "never-made"}, headers=without_csrf
+    )
+    assert status == 403, body
+    assert body["error"]["details"] == {"header": session_store.CSRF_HEADER}, body
+
+
 # Ids of the right shape that name nothing: what a caller that sees nothing gets for them.
 NOTHING = {k: f"{k[:3].lower()}_00000000000000000000000000" for k in ID_KINDS}
-# The rows a project scope covers (servers, tokens, subscriptions, audit events and host
-# terminals belong to the organization: a project-scoped token may see them by design).
-PROJECT_ROWS = {
-    "projectId",
-    "environmentId",
-    "otherEnvironmentId",
-    "resourceId",
-    "deploymentId",
-    "workId",
-    "domainBindingId",
-    "certificateId",
-    "storageVolumeId",
-    "attachmentId",
-    "dependencyResourceId",
-    "bindingId",
-    "planId",
-    "taskId",
-    "runId",
-}
 
 
 @pytest.mark.parametrize("operation", CASES, ids=lambda op: op.label)

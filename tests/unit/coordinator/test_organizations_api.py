@@ -416,11 +416,20 @@ async def test_project_grants_allow_deploying_in_one_project_and_only_reading_an
     ] == 201
     assert (await coordinator.call("GET", f"/projects/{read_only}", token=token))[0] == 200
     rename = {"name": "renamed"}
-    assert_error(
+    # Visible but not permitted is 403 (nothing renamed); out of scope is 404.
+    before = await database_dump(ignore={"audit_events"})
+    refused = assert_error(
         await coordinator.call("POST", f"/projects/{read_only}/rename", token=token, json=rename),
+        403,
+        "forbidden",
+    )
+    assert refused["details"] == {"requiredPermission": "projects:write", "projectId": read_only}
+    assert_error(
+        await coordinator.call("POST", f"/projects/{hidden}/rename", token=token, json=rename),
         404,
         "not_found",
     )
+    assert await database_dump(ignore={"audit_events"}) == before
     assert (
         await coordinator.call(
             "POST", f"/projects/{world.project_id}/rename", token=token, json=rename
