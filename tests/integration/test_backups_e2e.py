@@ -272,7 +272,9 @@ async def _scenario(
     assert backup["id"] in listing
     assert "passed" in listing
     assert str(ROWS) in listing
-    assert not client.containers.list(all=True, filters={"label": "berth.backup-verification"})
+    assert not client.containers.list(
+        all=True, filters={"label": f"berth.backup-verification={backup['id']}"}
+    )
 
     # A damaged artifact: refused before anything is replaced (the added row stays).
     _psql(client, db, "insert into items values (0, 'after the backup')")
@@ -289,7 +291,9 @@ async def _scenario(
     verification = await _verify(stack, backup["id"], "failed")
     assert verification["message"].startswith("artifact-damaged"), verification
     assert verification["rows"] is None
-    assert not client.containers.list(all=True, filters={"label": "berth.backup-verification"})
+    assert not client.containers.list(
+        all=True, filters={"label": f"berth.backup-verification={backup['id']}"}
+    )
 
     events = [e["eventType"] for e in await audit_events(coordinator, stack.token, aggregateId=db)]
     assert events.count("dependency-resource.backup-requested") == 1
@@ -393,7 +397,7 @@ async def test_mariadb_backup_restores_dropped_rows_and_verifies(
         verification = await _verify(stack, backup["id"], "passed")
         assert (verification["tables"], verification["rows"]) == (1, MARIA_ROWS), verification
         assert not docker_client.containers.list(
-            all=True, filters={"label": "berth.backup-verification"}
+            all=True, filters={"label": f"berth.backup-verification={backup['id']}"}
         )
     finally:
         if stack is not None:

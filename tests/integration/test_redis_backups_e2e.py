@@ -89,7 +89,7 @@ async def test_redis_backup_restores_flushed_keys_verifies_and_clones(
         verification = await _verify(stack, backup["id"], "passed")
         assert (verification["tables"], verification["rows"]) == (1, KEYS), verification
         assert not docker_client.containers.list(
-            all=True, filters={"label": "berth.backup-verification"}
+            all=True, filters={"label": f"berth.backup-verification={backup['id']}"}
         )
 
         clone = await _provision(stack, "Cache copy", kind="redis")
