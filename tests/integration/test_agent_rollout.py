@@ -37,6 +37,7 @@ from tests.harness import TEST_LABEL, TEST_SESSION, eventually
 pytestmark = pytest.mark.docker
 TEST_IMAGE = "berth-test/busybox:latest"
 HOST = "web.prod.demo.localhost"
+RESOURCE_ID = f"res_{TEST_SESSION[-8:]}"
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def _plan(deployment_id: str, command: str, **health: object) -> DeployPlan:
             "organizationId": "org_1",
             "projectId": "prj_1",
             "environmentId": "env_1",
-            "resourceId": f"res_{TEST_SESSION[-8:]}",
+            "resourceId": RESOURCE_ID,
             "resourceSlug": "web",
             "artifact": {"kind": "image", "image": TEST_IMAGE},
             "container": {
@@ -156,13 +157,16 @@ async def test_rollout_switches_traffic_without_failed_requests(
     assert "v2" in seen
     assert seen.index("v2") > seen.index("v1")
     # Only v2's container is left, and it carries the test session label.
-    remaining = docker_client.containers.list(
-        all=True, filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}
-    )
+    remaining = docker_client.containers.list(all=True, filters={"label": _ours()})
     assert [c.name for c in remaining] == ["berth-web-dep_v2-1"]
     events = [line.event for line in lines if line.event]
     assert events.index("health-passed") < events.index("traffic-switched")
     assert events.index("traffic-switched") < events.index("old-removed")
+
+
+def _ours() -> list[str]:
+    """Labels of this module's containers (other modules' share the session label)."""
+    return [f"{TEST_LABEL}={TEST_SESSION}", f"berth.resource-id={RESOURCE_ID}"]
 
 
 async def _async(value: bool) -> bool:
@@ -191,9 +195,7 @@ async def test_failing_candidate_is_removed_and_old_keeps_serving(
     assert "candidate-removed" in events
     # Secrets never reach a log line.
     assert all("s3cr3t-value" not in line.message for line in lines)
-    remaining = docker_client.containers.list(
-        all=True, filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}
-    )
+    remaining = docker_client.containers.list(all=True, filters={"label": _ours()})
     assert [c.name for c in remaining] == ["berth-web-dep_good-1"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         assert await _fetch(session, caddy) == (200, "good")
