@@ -81,20 +81,14 @@ class DependencyFeature:
         dependency_id = message.dependency_resource_id
         try:
             match message:
-                case DependencyEnsure():
-                    running = await self._ops.ensure(
-                        dependency_id, message.container, message.ready_timeout_seconds
+                case DependencyEnsure() | DependencyRotate():
+                    # Both end with the container running and ready; a rotation replaces it.
+                    start = (
+                        self._ops.ensure
+                        if isinstance(message, DependencyEnsure)
+                        else self._ops.rotate
                     )
-                    return DependencyStatus(
-                        id=UNSTAMPED,
-                        re=message.id,
-                        dependency_resource_id=dependency_id,
-                        status="ready",
-                        container_id=running.container_id,
-                        host_port=running.host_port,
-                    )
-                case DependencyRotate():
-                    running = await self._ops.rotate(
+                    running = await start(
                         dependency_id, message.container, message.ready_timeout_seconds
                     )
                     return DependencyStatus(

@@ -6,7 +6,7 @@ import logging
 from typing import Any, assert_never
 
 from agent.deployments import DeploymentManager
-from agent.features import LinkContext, Send
+from agent.features import LinkContext, Send, reply_or_error
 from shared.errors import PlatformError
 from shared.messages import (
     DEPLOY_CAPABILITY,
@@ -18,7 +18,6 @@ from shared.messages import (
     DeploymentsCoordinatorMessage,
     DeployPlan,
     DeployResultAck,
-    ErrorMessage,
     IdSequence,
     ResourceProbe,
     RuntimeControl,
@@ -89,19 +88,7 @@ class DeploymentFeature:
         self, message: DeploymentsCoordinatorMessage, send: Send, ids: IdSequence
     ) -> None:
         """Answer one request with exactly one reply: its result or an error frame."""
-        try:
-            await self._handle(message, send, ids)
-        except PlatformError as exc:
-            await send(ErrorMessage(id=UNSTAMPED, re=message.id, error=exc.to_body()))
-        except Exception:
-            logger.exception("request %s (%s) failed", message.id, message.type)
-            await send(
-                ErrorMessage(
-                    id=UNSTAMPED,
-                    re=message.id,
-                    error=PlatformError("agent internal error").to_body(),
-                )
-            )
+        await reply_or_error(message.id, message.type, self._handle(message, send, ids), send)
 
     async def _handle(
         self, message: DeploymentsCoordinatorMessage, send: Send, ids: IdSequence

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agent.features import AgentFeature, LinkContext
+from agent.features import AgentFeature, LinkContext, reply_or_error
 from agent.host import check_docker, check_state_dir
 from agent.runtime import ContainerRuntime
-from shared.errors import InvalidMessage, PlatformError, UnknownType, error_from_body
+from shared.errors import InvalidMessage, UnknownType, error_from_body
 from shared.messages import (
     UNSTAMPED,
     AgentMessage,
@@ -65,19 +65,7 @@ class Dispatcher:
 
     async def handle(self, message: CoordinatorMessage, send: Send) -> None:
         """Handle one decoded frame; errors become an error frame answering it."""
-        try:
-            await self._handle(message, send)
-        except PlatformError as exc:
-            await send(ErrorMessage(id=UNSTAMPED, re=message.id, error=exc.to_body()))
-        except Exception:
-            logger.exception("request %s (%s) failed", message.id, message.type)
-            await send(
-                ErrorMessage(
-                    id=UNSTAMPED,
-                    re=message.id,
-                    error=PlatformError("agent internal error").to_body(),
-                )
-            )
+        await reply_or_error(message.id, message.type, self._handle(message, send), send)
 
     async def _handle(self, message: CoordinatorMessage, send: Send) -> None:
         match message:

@@ -106,3 +106,17 @@ class AgentFeature(Protocol):
     def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
         """An error frame answered frame ``re`` sent on ``link``: True if it was this
         feature's frame (it then handles the refusal); never blocks."""
+
+
+async def reply_or_error(re: int, kind: str, reply: Awaitable[None], send: Send) -> None:
+    """Await ``reply`` (the work that sends the answer to frame ``re`` of type ``kind``); if it
+    fails, send the one error frame instead: a ``PlatformError`` as itself, anything else as
+    an internal error (logged here, never shown to the coordinator)."""
+    try:
+        await reply
+    except PlatformError as exc:
+        await send(ErrorMessage(id=UNSTAMPED, re=re, error=exc.to_body()))
+    except Exception:
+        logger.exception("request %s (%s) failed", re, kind)
+        internal = PlatformError("agent internal error").to_body()
+        await send(ErrorMessage(id=UNSTAMPED, re=re, error=internal))

@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from coordinator import variables
+from coordinator.api import variable_writes
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import CountResponse, IdResponse, NoQuery
 from coordinator.api.workspace_schemas import (
@@ -217,19 +218,7 @@ async def clone(call: Call) -> IdResponse:
 )
 async def set_variable(call: Call) -> None:
     """Insert or replace the variable named by ``key`` + ``exposure``; answers ``null``."""
-    body = call.body(SetVariableRequest)
-    row = await get_environment(call.actor, call.path["environmentId"])
-    await variable_sets.set_variable(
-        call.actor,
-        environments.owner(row.id),
-        call.keyring,
-        key=body.key,
-        value=body.value,
-        exposure=body.exposure,
-        kind=body.kind,
-        is_secret=body.is_secret,
-        request_id=call.request_id,
-    )
+    await variable_writes.set_variable(call, lambda: _variables_owner(call))
 
 
 @route(
@@ -242,17 +231,12 @@ async def set_variable(call: Call) -> None:
 )
 async def delete_variable(call: Call) -> None:
     """Delete the variable named by path ``key`` + body ``exposure``; answers ``null``."""
-    body = call.body(DeleteVariableRequest)
-    key = call.path["key"]
-    variables.require_valid_key(key)
+    await variable_writes.delete_variable(call, lambda: _variables_owner(call))
+
+
+async def _variables_owner(call: Call) -> variable_sets.Owner:
     row = await get_environment(call.actor, call.path["environmentId"])
-    await variable_sets.delete_variable(
-        call.actor,
-        environments.owner(row.id),
-        key=key,
-        exposure=body.exposure,
-        request_id=call.request_id,
-    )
+    return environments.owner(row.id)
 
 
 @route(

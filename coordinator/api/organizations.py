@@ -1,6 +1,7 @@
 """Organizations: current context and switching, profile, members, roles, grants, owner transfer
 (invitations: ``coordinator.api.organization_invitations``)."""
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from coordinator.accounts import profile as account_profile
@@ -29,6 +30,7 @@ from coordinator.api.routing import Call, route
 from coordinator.api.schemas import LoginMethod
 from coordinator.auth import Principal, authenticate
 from coordinator.db import models
+from coordinator.db.organization_models import OrganizationMember
 from coordinator.organizations import context, members
 from coordinator.terminals import TERMINALS_KEY
 from coordinator.token_streams import TOKEN_STREAMS_KEY
@@ -114,6 +116,23 @@ def _profile(
         created_at=organization.created_at,
         updated_at=organization.updated_at or organization.created_at,
     )
+
+
+async def _change_member(
+    call: Call, change: Callable[..., Awaitable[OrganizationMember]], **values: object
+) -> Member:
+    """Apply ``change`` (a ``members`` function taking the caller, the organization and member
+    ids, ``values``, its access registry and the request id) to the member the path names, and
+    answer the member as it is now."""
+    row = await change(
+        call.actor,
+        call.path["organizationId"],
+        call.path["memberId"],
+        access=access_of(call),
+        request_id=call.request_id,
+        **values,
+    )
+    return member_answer(await members.view(row))
 
 
 @route(
@@ -252,15 +271,7 @@ async def list_members(call: Call) -> MemberList:
 async def change_role(call: Call) -> Member:
     """Set the member's role."""
     body = call.body(RoleRequest)
-    row = await members.change_role(
-        call.actor,
-        call.path["organizationId"],
-        call.path["memberId"],
-        body.role,
-        access_of(call),
-        call.request_id,
-    )
-    return member_answer(await members.view(row))
+    return await _change_member(call, members.change_role, role=body.role)
 
 
 @route(
@@ -276,15 +287,8 @@ async def change_role(call: Call) -> Member:
 async def set_project_grants(call: Call) -> Member:
     """Replace the member's per-project grants."""
     body = call.body(ProjectGrantsRequest)
-    row = await members.set_project_grants(
-        call.actor,
-        call.path["organizationId"],
-        call.path["memberId"],
-        dict(body.project_roles) if body.project_roles is not None else None,
-        access_of(call),
-        call.request_id,
-    )
-    return member_answer(await members.view(row))
+    grants = dict(body.project_roles) if body.project_roles is not None else None
+    return await _change_member(call, members.set_project_grants, project_roles=grants)
 
 
 @route(

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from coordinator import resource_config, variables
+from coordinator.api import variable_writes
 from coordinator.api.resource_schemas import (
     ConfigOverride,
     CreateSecretRequest,
@@ -41,19 +42,7 @@ def _owner(resource_id: str) -> variable_sets.Owner:
 )
 async def set_variable(call: Call) -> None:
     """Insert or replace the variable named by ``key`` + ``exposure``; answers ``null``."""
-    body = call.body(SetVariableRequest)
-    row = await get_resource(call.actor, call.path["resourceId"])
-    await variable_sets.set_variable(
-        call.actor,
-        _owner(row.id),
-        call.keyring,
-        key=body.key,
-        value=body.value,
-        exposure=body.exposure,
-        kind=body.kind,
-        is_secret=body.is_secret,
-        request_id=call.request_id,
-    )
+    await variable_writes.set_variable(call, lambda: _variables_owner(call))
 
 
 @route(
@@ -66,13 +55,12 @@ async def set_variable(call: Call) -> None:
 )
 async def delete_variable(call: Call) -> None:
     """Delete the variable named by path ``key`` + body ``exposure``; answers ``null``."""
-    body = call.body(DeleteVariableRequest)
-    key = call.path["key"]
-    variables.require_valid_key(key)
+    await variable_writes.delete_variable(call, lambda: _variables_owner(call))
+
+
+async def _variables_owner(call: Call) -> variable_sets.Owner:
     row = await get_resource(call.actor, call.path["resourceId"])
-    await variable_sets.delete_variable(
-        call.actor, _owner(row.id), key=key, exposure=body.exposure, request_id=call.request_id
-    )
+    return _owner(row.id)
 
 
 def _secret_item(resource_id: str, row: models.Variable) -> SecretItem:

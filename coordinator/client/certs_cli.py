@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
-from coordinator.client import render
+from coordinator.client import certificate_render, render
 from coordinator.client.domains_cli import LIMIT, binding_id_of
 from coordinator.client.http import ApiClient, JsonObject, objects, text
 from coordinator.client.workspace_cli import segment
@@ -62,7 +62,6 @@ def _show_human(data: JsonObject) -> None:
     def at(path: str) -> object:
         return render.lookup(data, path)
 
-    sans = at("subjectAlternativeNames")
     render.details(
         [
             ("ID", at("id")),
@@ -71,7 +70,7 @@ def _show_human(data: JsonObject) -> None:
             ("Status", at("status")),
             ("Source", at("source")),
             ("Issuer", at("issuer")),
-            ("Names", ", ".join(map(str, sans)) if isinstance(sans, list) and sans else "-"),
+            ("Names", certificate_render.names(at("subjectAlternativeNames"))),
             ("Valid from", at("notBefore")),
             ("Expires", at("expiresAt")),
             ("Key", at("keyAlgorithm")),
@@ -79,25 +78,7 @@ def _show_human(data: JsonObject) -> None:
         ]
     )
     attempt = at("latestAttempt")
-    if not isinstance(attempt, dict):
-        return
-    rows: list[tuple[str, object]] = [
-        ("Attempt", f"{attempt.get('reason')} {attempt.get('status')} ({attempt.get('id')})"),
-        ("Requested", attempt.get("requestedAt")),
-    ]
-    if attempt.get("status") == "failed":
-        details = attempt.get("failureDetails") or {}
-        observed = details.get("observedTargets") if isinstance(details, dict) else None
-        rows += [
-            ("Failed", attempt.get("failedAt")),
-            ("Error", f"{attempt.get('errorCode')} (phase {attempt.get('failurePhase')})"),
-            ("Why", attempt.get("failureMessage")),
-            ("DNS observed", ", ".join(map(str, observed)) if observed else "-"),
-            ("Retriable", "yes" if attempt.get("retriable") else "no: fix the cause first"),
-            ("Edge retries", attempt.get("retryAfter") or "-"),
-        ]
-    render.details(rows, title="Latest attempt")
-    if attempt.get("status") == "failed" and attempt.get("retriable"):
+    if certificate_render.latest_attempt(attempt, retry_label="Edge retries", dns_observed=True):
         click.echo(f"Retry now: berth certs renew {at('domainName')}")
 
 

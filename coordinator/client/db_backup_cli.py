@@ -1,15 +1,18 @@
 """``berth db backup|backups|restore|verify``: backups of databases (docs/backups.md)."""
 
-import asyncio
-import time
 from typing import TYPE_CHECKING, Final
 
 import click
 
-from coordinator.client import render
+from coordinator.client.backup_commands import (
+    BackupApi,
+    confirm_overwrite,
+    details_view,
+    list_view,
+    wait_options,
+)
 from coordinator.client.db_cli import _find_db, db
-from coordinator.client.http import ApiClient, ClientError, JsonObject, objects, text
-from coordinator.client.workspace_cli import segment
+from coordinator.client.http import ApiClient, JsonObject
 
 if TYPE_CHECKING:  # cli.py imports this module to register it; no import cycle at run time
     from coordinator.client.cli import Options
@@ -19,60 +22,37 @@ BACKUP_COLUMNS: Final = (
     ("VERIFIED", "verification.status"), ("ROWS", "verification.rows"),
     ("RESTORE", "latestRestoreAttempt.status"), ("FAILURE", "failureMessage"),
 )  # fmt: skip
-POLL_SECONDS: Final = 1.0
+BACKUPS: Final = BackupApi("/dependency-resources", _find_db, "targetDependencyResourceId")
+_human: Final = details_view(
+    [
+        ("ID", "id"),
+        ("Database", "dependencyResourceId"),
+        ("Status", "status"),
+        ("Size (bytes)", "sizeBytes"),
+        ("SHA-256", "sha256"),
+        ("Encryption", "encryption"),
+        ("Created", "createdAt"),
+        ("Failure", "failureMessage"),
+        ("Verification", "verification.status"),
+        ("Verified rows", "verification.rows"),
+        ("Verification note", "verification.message"),
+        ("Last restore", "latestRestoreAttempt.status"),
+        ("Restore failure", "latestRestoreAttempt.failureMessage"),
+    ]
+)
 # Commands live on ``berth db`` (db_cli's group); nothing new at the top level.
 COMMANDS: Final[tuple[click.Command, ...]] = ()
 
 
-async def _wait(api: ApiClient, backup_id: str, field: str, timeout: float) -> JsonObject:
-    """Poll the backup until ``field`` (a status path) is no longer pending."""
-    deadline = time.monotonic() + timeout
-    while True:
-        shown = await api.get(f"/dependency-resources/backups/{segment(backup_id)}")
-        if render.lookup(shown, f"backup.{field}") not in ("pending", None):
-            return shown
-        if time.monotonic() > deadline:
-            raise ClientError(f"{backup_id} is still pending after {timeout:.0f} s")
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def _human(data: JsonObject) -> None:
-    def at(path: str) -> object:
-        return render.lookup(data, f"backup.{path}")
-
-    render.details(
-        [
-            ("ID", at("id")),
-            ("Database", at("dependencyResourceId")),
-            ("Status", at("status")),
-            ("Size (bytes)", at("sizeBytes")),
-            ("SHA-256", at("sha256")),
-            ("Encryption", at("encryption")),
-            ("Created", at("createdAt")),
-            ("Failure", at("failureMessage")),
-            ("Verification", at("verification.status")),
-            ("Verified rows", at("verification.rows")),
-            ("Verification note", at("verification.message")),
-            ("Last restore", at("latestRestoreAttempt.status")),
-            ("Restore failure", at("latestRestoreAttempt.failureMessage")),
-        ]
-    )
-
-
 @db.command("backup")
 @click.argument("database")
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it ends.")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait.")
+@wait_options
 @click.pass_obj
 def db_backup(opts: "Options", database: str, wait: bool, timeout: float) -> None:
     """Back up DATABASE (PostgreSQL, MariaDB, Redis): an encrypted dump on the coordinator."""
 
     async def backup(api: ApiClient) -> JsonObject:
-        dependency_id = text(await _find_db(api, database), "id")
-        created = await api.post(f"/dependency-resources/{segment(dependency_id)}/backups", {})
-        if not wait:
-            return await api.get(f"/dependency-resources/backups/{segment(text(created, 'id'))}")
-        return await _wait(api, text(created, "id"), "status", timeout)
+        return await BACKUPS.take(api, database, {}, wait, timeout)
 
     opts.show(opts.call(backup), _human)
 
@@ -84,54 +64,39 @@ def db_backups(opts: "Options", database: str) -> None:
     """List DATABASE's backups: size, age, verification and last restore."""
 
     async def listing(api: ApiClient) -> JsonObject:
-        dependency_id = text(await _find_db(api, database), "id")
-        return await api.get(f"/dependency-resources/{segment(dependency_id)}/backups")
+        return await BACKUPS.listing(api, database)
 
-    def human(data: JsonObject) -> None:
-        empty = f"No backups: take one with 'berth db backup {database}'."
-        render.table(objects(data, "items"), BACKUP_COLUMNS, empty=empty)
-
-    opts.show(opts.call(listing), human)
+    empty = f"No backups: take one with 'berth db backup {database}'."
+    opts.show(opts.call(listing), list_view(BACKUP_COLUMNS, empty))
 
 
 @db.command("restore")
 @click.argument("backup_id")
 @click.option("--into", "into", help="Restore into this other database (id or name): a clone.")
 @click.option("--yes", is_flag=True, help="Do not ask (the database's tables are replaced).")
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it ends.")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait.")
+@wait_options
 @click.pass_obj
 def db_restore(
     opts: "Options", backup_id: str, into: str | None, yes: bool, wait: bool, timeout: float
 ) -> None:
     """Restore backup BACKUP_ID into its database, or --into another one."""
-    if not yes:
-        click.confirm(f"Replace the data of {into or 'the database'} with {backup_id}?", abort=True)
+    confirm_overwrite(yes, f"the data of {into or 'the database'}", backup_id)
 
     async def restore(api: ApiClient) -> JsonObject:
-        body: JsonObject = {"acknowledgeDataOverwrite": True}
-        if into:
-            body["targetDependencyResourceId"] = text(await _find_db(api, into), "id")
-        await api.post(f"/dependency-resources/backups/{segment(backup_id)}/restore", body)
-        if not wait:
-            return await api.get(f"/dependency-resources/backups/{segment(backup_id)}")
-        return await _wait(api, backup_id, "latestRestoreAttempt.status", timeout)
+        return await BACKUPS.restore(api, backup_id, into, wait, timeout)
 
     opts.show(opts.call(restore), _human)
 
 
 @db.command("verify")
 @click.argument("backup_id")
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it ends.")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait.")
+@wait_options
 @click.pass_obj
 def db_verify(opts: "Options", backup_id: str, wait: bool, timeout: float) -> None:
     """Verify BACKUP_ID: restore it into a throwaway database and count tables and rows."""
 
     async def verify(api: ApiClient) -> JsonObject:
-        await api.post(f"/dependency-resources/backups/{segment(backup_id)}/verify", {})
-        if not wait:
-            return await api.get(f"/dependency-resources/backups/{segment(backup_id)}")
-        return await _wait(api, backup_id, "verification.status", timeout)
+        await api.post(f"{BACKUPS.of(backup_id)}/verify", {})
+        return await BACKUPS.settle(api, backup_id, "verification.status", wait, timeout)
 
     opts.show(opts.call(verify), _human)

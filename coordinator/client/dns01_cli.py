@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
-from coordinator.client import render
+from coordinator.client import certificate_render, render
 from coordinator.client.http import ApiClient, JsonObject, objects, text
 from coordinator.client.workspace_cli import segment
 
@@ -112,11 +112,10 @@ def _show_human(data: JsonObject) -> None:
     def at(path: str) -> object:
         return render.lookup(data, path)
 
-    sans = at("subjectAlternativeNames")
     render.details(
         [
             ("ID", at("id")),
-            ("Names", ", ".join(map(str, sans)) if isinstance(sans, list) and sans else "-"),
+            ("Names", certificate_render.names(at("subjectAlternativeNames"))),
             ("Status", at("status")),
             ("Issuer", at("issuer")),
             ("Valid from", at("notBefore")),
@@ -126,22 +125,7 @@ def _show_human(data: JsonObject) -> None:
             ("ACME directory", at("acmeDirectory")),
         ]
     )
-    attempt = at("latestAttempt")
-    if not isinstance(attempt, dict):
-        return
-    rows: list[tuple[str, object]] = [
-        ("Attempt", f"{attempt.get('reason')} {attempt.get('status')} ({attempt.get('id')})"),
-        ("Requested", attempt.get("requestedAt")),
-    ]
-    if attempt.get("status") == "failed":
-        rows += [
-            ("Failed", attempt.get("failedAt")),
-            ("Error", f"{attempt.get('errorCode')} (phase {attempt.get('failurePhase')})"),
-            ("Why", attempt.get("failureMessage")),
-            ("Retriable", "yes" if attempt.get("retriable") else "no: fix the cause first"),
-            ("Next try", attempt.get("retryAfter") or "-"),
-        ]
-    render.details(rows, title="Latest attempt")
+    certificate_render.latest_attempt(at("latestAttempt"), retry_label="Next try")
 
 
 @wildcards.command("request")

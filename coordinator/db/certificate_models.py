@@ -6,23 +6,16 @@ from tortoise.models import Model
 from coordinator.db.models import DomainBinding
 
 
-class Certificate(Model):
-    """One certificate lifecycle of a domain binding: ``managed`` (ACME) or ``imported``.
+class CertificateFacts(Model):
+    """The columns every certificate row has, per domain binding or wildcard (dns01_models).
 
-    Facts (issuer, SANs, dates, fingerprint, key algorithm) are what the agent read from the
-    PEM its edge serves; nothing here is guessed by the coordinator.
+    Facts (issuer, SANs, dates, fingerprint, key algorithm) are what was read from the PEM
+    itself; nothing here is guessed by the coordinator.
     """
 
     id = fields.CharField(primary_key=True, max_length=40)
-    domain_binding: fields.ForeignKeyRelation[DomainBinding] = fields.ForeignKeyField(
-        "models.DomainBinding", related_name="certificates", on_delete=fields.CASCADE
-    )
-    server_id = fields.CharField(max_length=40, null=True)
     domain_name = fields.CharField(max_length=253)
     status = fields.CharField(max_length=16, default="pending")
-    source = fields.CharField(max_length=16, default="managed")
-    provider_key = fields.CharField(max_length=500)
-    challenge_type = fields.CharField(max_length=20, null=True)
     issuer = fields.CharField(max_length=500, null=True)
     subject_alternative_names = fields.JSONField[list[str]](default=list)
     not_before = fields.DatetimeField(null=True)
@@ -30,23 +23,21 @@ class Certificate(Model):
     issued_at = fields.DatetimeField(null=True)
     fingerprint = fields.CharField(max_length=100, null=True)
     key_algorithm = fields.CharField(max_length=40, null=True)
-    # Imported certificates only: the PEM chain as given, and the key encrypted by the Keyring.
+    # The PEM chain and the key encrypted by the Keyring: a binding's certificate holds them
+    # only when imported (a managed one stays in the agent's Caddy), a wildcard always once issued.
     certificate_chain = fields.TextField(null=True)
     private_key_encrypted = fields.TextField(null=True)
     created_at = fields.DatetimeField()
 
     class Meta:
-        table = "certificates"
-        unique_together = (("domain_binding", "source"),)
+        abstract = True
 
 
-class CertificateAttempt(Model):
-    """One issuance (or renewal, or import) attempt and how it ended."""
+class AttemptRecord(Model):
+    """The columns of one order (issue, renew, retry or import) and how it ended; the concrete
+    attempt models add the foreign key to their certificate."""
 
     id = fields.CharField(primary_key=True, max_length=40)
-    certificate: fields.ForeignKeyRelation[Certificate] = fields.ForeignKeyField(
-        "models.Certificate", related_name="attempts", on_delete=fields.CASCADE
-    )
     status = fields.CharField(max_length=16)
     reason = fields.CharField(max_length=16, default="issue")
     provider_key = fields.CharField(max_length=500)
@@ -62,6 +53,37 @@ class CertificateAttempt(Model):
     failure_details = fields.JSONField[dict[str, object]](null=True)
     retriable = fields.BooleanField(null=True)
     retry_after = fields.DatetimeField(null=True)
+
+    class Meta:
+        abstract = True
+
+
+class Certificate(CertificateFacts):
+    """One certificate lifecycle of a domain binding: ``managed`` (ACME) or ``imported``.
+
+    Its facts are what the agent read from the PEM its edge serves (the first line above is
+    the table's description in the migrations: keep it).
+    """
+
+    domain_binding: fields.ForeignKeyRelation[DomainBinding] = fields.ForeignKeyField(
+        "models.DomainBinding", related_name="certificates", on_delete=fields.CASCADE
+    )
+    server_id = fields.CharField(max_length=40, null=True)
+    source = fields.CharField(max_length=16, default="managed")
+    provider_key = fields.CharField(max_length=500)
+    challenge_type = fields.CharField(max_length=20, null=True)
+
+    class Meta:
+        table = "certificates"
+        unique_together = (("domain_binding", "source"),)
+
+
+class CertificateAttempt(AttemptRecord):
+    """One issuance (or renewal, or import) attempt and how it ended."""
+
+    certificate: fields.ForeignKeyRelation[Certificate] = fields.ForeignKeyField(
+        "models.Certificate", related_name="attempts", on_delete=fields.CASCADE
+    )
 
     class Meta:
         table = "certificate_attempts"

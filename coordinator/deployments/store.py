@@ -10,7 +10,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -31,17 +31,8 @@ DeploymentStatus = Literal[
     "canceled",
     "rolled-back",
 ]
-STATUSES: Final[tuple[DeploymentStatus, ...]] = (
-    "created",
-    "planning",
-    "planned",
-    "running",
-    "cancel-requested",
-    "succeeded",
-    "failed",
-    "canceled",
-    "rolled-back",
-)
+# In the Literal's order (filters and counts list them so).
+STATUSES: Final[tuple[DeploymentStatus, ...]] = get_args(DeploymentStatus)
 TERMINAL: Final = frozenset({"succeeded", "failed", "canceled", "rolled-back"})
 ACTIVE: Final = frozenset(s for s in STATUSES if s not in TERMINAL)
 

@@ -7,14 +7,14 @@ an attempt is not canceled, and its outcome is what the edge reports (no dead-le
 mark-recovered). Attempts are the certificate's history (``GET /certificates``): not pruned here.
 """
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from coordinator.auth import Principal
 from coordinator.certificates import CERTIFICATES_KEY, commands
 from coordinator.certificates.reads import get_certificate
-from coordinator.db.certificate_models import Certificate, CertificateAttempt
-from coordinator.db.dns01_models import WildcardCertificateAttempt
+from coordinator.db.certificate_models import AttemptRecord, Certificate, CertificateAttempt
 from coordinator.domains import bindings
 from coordinator.operator_work.kinds import WorkFilters, WorkItem, WorkKind, WorkStatus
 from shared.errors import Conflict, NotFound
@@ -24,15 +24,14 @@ _STATUS: Final[dict[str, WorkStatus]] = {
     "issued": "succeeded",
     "failed": "failed",
 }
+A = TypeVar("A", bound=AttemptRecord)
+C = TypeVar("C")
 # The edge's own back-off: a retriable failure it will try again on its own.
 _EDGE_RETRIES: Final = "retry-scheduled"
 
 
 def attempt_item(
-    row: CertificateAttempt | WildcardCertificateAttempt,
-    domain_name: str,
-    refs: dict[str, str | None],
-    latest: bool,
+    row: AttemptRecord, domain_name: str, refs: dict[str, str | None], latest: bool
 ) -> WorkItem:
     """An attempt in the ledger's shape (``latest``: its certificate's newest attempt)."""
     status = _STATUS.get(row.status, "unknown")
@@ -71,6 +70,28 @@ def attempt_item(
     )
 
 
+def newest_items(
+    rows: Iterable[A],
+    by_id: Mapping[str, C],
+    entry: Callable[[A, C, bool], WorkItem],
+    filters: WorkFilters,
+) -> list[WorkItem]:
+    """Attempts (newest first) as ledger items, each told whether it is its certificate's
+    latest, kept if they match the status filter, at most ``filters.limit``."""
+    seen: set[str] = set()
+    found: list[WorkItem] = []
+    for row in rows:
+        certificate_id = row.certificate_id  # type: ignore[attr-defined]
+        shown = entry(row, by_id[certificate_id], certificate_id not in seen)
+        seen.add(certificate_id)
+        if filters.status and shown.status != filters.status:
+            continue
+        found.append(shown)
+        if len(found) == filters.limit:
+            break
+    return found
+
+
 def item(row: CertificateAttempt, cert: Certificate, binding: Any, latest: bool) -> WorkItem:
     """A managed certificate's attempt in the ledger's shape."""
     refs: dict[str, str | None] = {
@@ -102,19 +123,11 @@ class CertificateWork:
             certs = certs.filter(server_id=filters.server_id)
         by_id = {c.id: c for c in await certs}
         rows = await CertificateAttempt.filter(certificate_id__in=list(by_id)).order_by("-id")
-        latest: set[str] = set()
-        found: list[WorkItem] = []
-        for row in rows:
-            cert = by_id[row.certificate_id]  # type: ignore[attr-defined]
-            is_latest = cert.id not in latest
-            latest.add(cert.id)
-            entry = item(row, cert, shown[cert.domain_binding_id], is_latest)  # type: ignore[attr-defined]
-            if filters.status and entry.status != filters.status:
-                continue
-            found.append(entry)
-            if len(found) == filters.limit:
-                break
-        return found
+
+        def entry(row: CertificateAttempt, cert: Certificate, latest: bool) -> WorkItem:
+            return item(row, cert, shown[cert.domain_binding_id], latest)  # type: ignore[attr-defined]
+
+        return newest_items(rows, by_id, entry, filters)
 
     async def _attempt(
         self, actor: Principal, work_id: str

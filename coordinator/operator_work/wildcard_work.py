@@ -13,7 +13,7 @@ from coordinator.auth import Principal
 from coordinator.db.dns01_models import WildcardCertificate, WildcardCertificateAttempt
 from coordinator.dns01 import wildcards
 from coordinator.dns01.plugin import ISSUER_KEY
-from coordinator.operator_work.certificate_work import attempt_item
+from coordinator.operator_work.certificate_work import attempt_item, newest_items
 from coordinator.operator_work.kinds import WorkFilters, WorkItem, WorkKind
 from shared.errors import Conflict, NotFound
 
@@ -38,18 +38,7 @@ class WildcardWork:
         rows = await WildcardCertificateAttempt.filter(certificate_id__in=list(by_id)).order_by(
             "-id"
         )
-        seen: set[str] = set()
-        found: list[WorkItem] = []
-        for row in rows:
-            cert = by_id[row.certificate_id]  # type: ignore[attr-defined]
-            entry = _item(row, cert, cert.id not in seen)
-            seen.add(cert.id)
-            if filters.status and entry.status != filters.status:
-                continue
-            found.append(entry)
-            if len(found) == filters.limit:
-                break
-        return found
+        return newest_items(rows, by_id, _item, filters)
 
     async def _attempt(
         self, actor: Principal, work_id: str

@@ -1,5 +1,6 @@
 """Environments: their rules (lock, archive, clone, unique names) and persistence, audited."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final, Literal
 
@@ -138,14 +139,8 @@ async def lock(
     actor: Principal, environment_id: str, reason: str | None, request_id: str | None
 ) -> str:
     """Lock an active environment (a locked or archived one is a conflict). Its id."""
-    row = await get_environment(actor, environment_id)
-    async with in_transaction():
-        require_mutable(await current_environment(row.id))
-        await models.Environment.filter(id=row.id).update(
-            lifecycle_status="locked", locked_at=datetime.now(UTC), lock_reason=reason
-        )
-        await _record(actor, "locked", row.id, request_id, reason=reason)
-    return row.id
+    stamps = {"locked_at": datetime.now(UTC), "lock_reason": reason}
+    return await _leave_active(actor, environment_id, "locked", reason, request_id, stamps)
 
 
 async def unlock(actor: Principal, environment_id: str, request_id: str | None) -> str:
@@ -168,13 +163,25 @@ async def archive(
     actor: Principal, environment_id: str, reason: str | None, request_id: str | None
 ) -> str:
     """Archive an active environment; its history stays readable. Its id."""
+    stamps = {"archived_at": datetime.now(UTC), "archive_reason": reason}
+    return await _leave_active(actor, environment_id, "archived", reason, request_id, stamps)
+
+
+async def _leave_active(
+    actor: Principal,
+    environment_id: str,
+    status: Literal["locked", "archived"],
+    reason: str | None,
+    request_id: str | None,
+    stamps: Mapping[str, object],
+) -> str:
+    """Move an active environment to ``status`` (its event's name too) with ``stamps`` (when,
+    why); a locked or archived one is a conflict. Its id."""
     row = await get_environment(actor, environment_id)
     async with in_transaction():
         require_mutable(await current_environment(row.id))
-        await models.Environment.filter(id=row.id).update(
-            lifecycle_status="archived", archived_at=datetime.now(UTC), archive_reason=reason
-        )
-        await _record(actor, "archived", row.id, request_id, reason=reason)
+        await models.Environment.filter(id=row.id).update(lifecycle_status=status, **stamps)
+        await _record(actor, status, row.id, request_id, reason=reason)
     return row.id
 
 

@@ -21,6 +21,20 @@ async def _secret_row(resource_id: str, key: str, exposure: str) -> models.Varia
     return row
 
 
+async def _store(keyring: Keyring, resource_id: str, key: str, value: str, exposure: str) -> None:
+    """Write the secret's value, encrypted by the Keyring (a create or a rotation)."""
+    await variables.set_variable(
+        keyring,
+        owner_kind=SCOPE,
+        owner_id=resource_id,
+        key=key,
+        value=value,
+        exposure=exposure,
+        kind="secret",
+        is_secret=True,
+    )
+
+
 async def listed(
     actor: Principal, resource_id: str, exposure: str
 ) -> tuple[str, list[models.Variable]]:
@@ -61,16 +75,7 @@ async def create(
                 f"{key!r} ({exposure}) already exists on this resource; rotate it instead",
                 details={"key": key, "exposure": exposure},
             )
-        await variables.set_variable(
-            keyring,
-            owner_kind=SCOPE,
-            owner_id=row.id,
-            key=key,
-            value=value,
-            exposure=exposure,
-            kind="secret",
-            is_secret=True,
-        )
+        await _store(keyring, row.id, key, value, exposure)
         await record(actor, "secret-created", row.id, request_id, key=key, exposure=exposure)
     return row.id
 
@@ -89,16 +94,7 @@ async def rotate(
     async with in_transaction():
         _ = await current_resource(row.id)
         _ = await _secret_row(row.id, key, exposure)
-        await variables.set_variable(
-            keyring,
-            owner_kind=SCOPE,
-            owner_id=row.id,
-            key=key,
-            value=value,
-            exposure=exposure,
-            kind="secret",
-            is_secret=True,
-        )
+        await _store(keyring, row.id, key, value, exposure)
         await record(actor, "secret-rotated", row.id, request_id, key=key, exposure=exposure)
     return row.id
 

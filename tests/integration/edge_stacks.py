@@ -6,6 +6,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
@@ -85,3 +87,12 @@ async def bind_domain(stack: Stack, domain: str, *, confirm: bool = False, **ext
             {"method": "manual", "reason": "test domain on loopback"},
         )
     return binding_id
+
+
+async def caddy_get(caddy: Caddy, path: str) -> Any:
+    """The JSON at ``path`` of the Caddy admin API (``/config/...``), as Caddy has it now."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(caddy.admin_url + path, headers={"Origin": caddy.admin_url}) as response,
+    ):
+        return await response.json()

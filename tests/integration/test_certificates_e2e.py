@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually, serving
-from tests.integration.edge_stacks import acme_stack, bind_domain
+from tests.integration.edge_stacks import acme_stack, bind_domain, caddy_get
 from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_deploy_e2e import Stack
 
@@ -138,7 +138,7 @@ async def test_an_unverified_binding_is_served_on_http_and_gets_no_acme_order(
             # Plain HTTP serves the app: no redirect to an HTTPS that has no certificate.
             assert (response.status, (await response.text()).strip()) == (200, "v1")
         # Caddy orders certificates for the names its HTTPS server's routes match: none.
-        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        tls_routes = await caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
         assert APP not in str(tls_routes)
         assert (await stack.call("GET", "/certificates"))["items"] == []
         status, refused, _ = await coordinator.call(
@@ -158,7 +158,7 @@ async def test_an_unverified_binding_is_served_on_http_and_gets_no_acme_order(
             {"method": "manual", "reason": "test domain on loopback"},
         )
         await stack.finish(await stack.deploy())
-        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        tls_routes = await caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
         assert APP in str(tls_routes)
         await _latest_attempt(stack, binding_id, "issued")
 
@@ -254,14 +254,6 @@ async def test_a_ca_refusing_the_name_is_diagnosed_as_not_retriable(
     assert attempt["failurePhase"] == "ca"
     assert attempt["retriable"] is False
     assert attempt["failureDetails"]["problemType"].endswith(":rejectedIdentifier")
-
-
-async def _caddy_get(caddy: Caddy, path: str) -> Any:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(caddy.admin_url + path, headers={"Origin": caddy.admin_url}) as response,
-    ):
-        return await response.json()
 
 
 def _iso(value: Any) -> str:

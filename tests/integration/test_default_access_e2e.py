@@ -18,8 +18,7 @@ from cryptography.x509.oid import NameOID
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy
 from tests.harness import Coordinator
-from tests.integration.edge_stacks import acme_stack
-from tests.integration.test_certificates_e2e import _caddy_get
+from tests.integration.edge_stacks import acme_stack, caddy_get
 from tests.integration.test_cli_workspace import Cli
 from tests.tls_material import issue_for
 
@@ -120,9 +119,9 @@ async def test_a_generated_name_gets_its_certificate_on_demand_and_an_unrouted_o
         assert (shown["policy"]["id"], shown["policy"]["baseDomain"]) == (saved["id"], BASE)
         assert BASE in await cli.ok("access", "list")
         await stack.finish(await stack.deploy())
-        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        tls_routes = await caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
         assert GENERATED in str(tls_routes)
-        automation = await _caddy_get(caddy, "/config/apps/tls/automation")
+        automation = await caddy_get(caddy, "/config/apps/tls/automation")
         on_demand = automation["policies"][0]
         assert (on_demand["subjects"], on_demand["on_demand"]) == ([f"*.{BASE}"], True)
         ask = automation["on_demand"]["ask"]
@@ -223,9 +222,9 @@ async def test_certificate_mode_serves_generated_names_only_with_the_wildcard_th
             },
         )
         await stack.finish(await stack.deploy())
-        tls_routes = await _caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
+        tls_routes = await caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
         assert GENERATED in str(tls_routes)
-        ask = (await _caddy_get(caddy, "/config/apps/tls/automation"))["on_demand"]["ask"]
+        ask = (await caddy_get(caddy, "/config/apps/tls/automation"))["on_demand"]["ask"]
         async with (
             aiohttp.ClientSession() as session,
             session.get(ask, params={"domain": GENERATED}) as response,
