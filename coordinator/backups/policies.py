@@ -179,7 +179,7 @@ async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datet
             if policy.keep_count is not None and kept_ready > policy.keep_count:
                 doomed.append(row)
     for row in doomed:
-        runner.artifact_path(row.id).unlink(missing_ok=True)
+        await (await runner.store(row.backup_target_id)).delete(row.id)
         async with in_transaction():
             await DependencyBackup.filter(id=row.id).delete()
             await audit.record(
