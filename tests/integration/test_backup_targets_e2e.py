@@ -1,0 +1,160 @@
+"""Backups into an S3-compatible target end to end: a real agent runs the local PostgreSQL
+image, a real S3 server (moto's server mode) listens on loopback; rows are backed up into the
+bucket (encrypted on the coordinator, uploaded in parts), the table dropped, restored from the
+bucket, rows back; the object is ciphertext that only the operator's key opens; a target that is
+in use cannot be deleted; an unreachable bucket fails the backup with a reason."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from coordinator.backups.artifacts import ArtifactDamaged, Opener, load_key
+from tests.db_images import db_images
+from tests.harness import Coordinator, eventually
+from tests.integration.stacks import Workload, workload
+from tests.integration.test_backups_e2e import _cleanup, _count, _provision, _psql, _restore
+from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
+from tests.unit.coordinator.support import assert_error, audit_events
+
+pytestmark = pytest.mark.docker
+
+BUCKET = "berth-backups"
+
+
+@pytest.fixture
+async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
+    harness = Coordinator(
+        tmp_path / "coordinator",
+        database_url,
+        ws_ping_seconds=5.0,
+        dependency_image_postgres=db_images("postgres")["postgres"],
+        # The S3 server listens on loopback: the operator allows private targets.
+        allow_private_webhook_targets=True,
+    )
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+@pytest.fixture
+async def s3(tmp_path: Path) -> AsyncIterator[S3Server]:
+    async with s3_server(tmp_path / "s3") as server:
+        await server.create_bucket(BUCKET)
+        yield server
+
+
+async def _add_target(stack: Workload, s3: S3Server, name: str, endpoint: str) -> str:
+    created = await stack.call(
+        "POST",
+        "/backup-targets",
+        {
+            "name": name,
+            "endpointUrl": endpoint,
+            "region": REGION,
+            "bucket": BUCKET,
+            "prefix": "prod/db",
+            "accessKeyId": ACCESS_KEY,
+            "secretAccessKey": SECRET_KEY,
+        },
+    )
+    return str(created["id"])
+
+
+async def _settled(stack: Workload, backup_id: str) -> dict[str, object]:
+    async def done() -> bool:
+        shown = await stack.call("GET", f"/dependency-resources/backups/{backup_id}")
+        return bool(shown["backup"]["status"] != "pending")
+
+    await eventually(done, timeout=120, what=f"backup {backup_id} to settle")
+    shown = await stack.call("GET", f"/dependency-resources/backups/{backup_id}")
+    return dict(shown["backup"])
+
+
+async def test_postgres_backup_to_s3_restores_dropped_rows_and_is_ciphertext(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    s3: S3Server,
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
+    try:
+        await _scenario(stack, coordinator, docker_client, s3)
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
+
+
+async def _scenario(
+    stack: Workload, coordinator: Coordinator, client: docker.DockerClient, s3: S3Server
+) -> None:
+    db = await _provision(stack, "Main DB")
+    _psql(
+        client,
+        db,
+        "create table items (n int primary key, label text);"
+        "insert into items select g, md5(g::text) from generate_series(1, 5000) g",
+    )
+    target = await _add_target(stack, s3, "offsite", s3.endpoint_url)
+    created = await stack.call(
+        "POST", f"/dependency-resources/{db}/backups", {"backupTargetId": target}
+    )
+    backup = await _settled(stack, created["id"])
+    assert backup["status"] == "ready", backup
+    assert backup["target"] == "s3"
+    assert backup["backupTargetId"] == target
+    key_name = f"prod/db/{backup['id']}.berthbk"
+    assert backup["providerArtifactHandle"] == f"s3://{BUCKET}/{key_name}"
+
+    # The bucket holds ciphertext only; the coordinator's storage holds nothing of it.
+    assert await s3.keys(BUCKET) == {key_name: backup["sizeBytes"]}
+    stored = await s3.read(BUCKET, key_name)
+    assert stored.startswith(b"BERTHBK1")
+    assert b"PGDMP" not in stored
+    assert b"md5" not in stored
+    data_dir = coordinator.settings().data_dir
+    assert not list((data_dir / "backups").glob(f"{backup['id']}*"))
+    key = load_key(data_dir / "backup.key")
+    opener = Opener(key, str(backup["id"]), str(backup["sha256"]))
+    plain = b"".join(opener.feed(stored))
+    opener.end()
+    assert plain.startswith(b"PGDMP")
+    with pytest.raises(ArtifactDamaged):
+        Opener(bytes(32), str(backup["id"]), str(backup["sha256"])).feed(stored)
+
+    # Drop the table, restore from the bucket: the rows are back.
+    _psql(client, db, "drop table items")
+    attempt = await _restore(stack, str(backup["id"]), "ready")
+    assert attempt["failureCode"] is None
+    assert _count(client, db) == 5000
+
+    # A target that keeps a backup cannot be deleted (409, nothing changed).
+    assert_error(
+        await coordinator.call("DELETE", f"/backup-targets/{target}", token=stack.token),
+        409,
+        "conflict",
+    )
+    events = await audit_events(coordinator, stack.token)
+    [requested] = [
+        e
+        for e in events
+        if e["eventType"] == "dependency-resource.backup-requested"
+        and e["payload"].get("backupId") == backup["id"]
+    ]
+    assert requested["payload"]["backupTargetId"] == target
+    assert SECRET_KEY not in str(events)
+
+    # A bucket that cannot be reached fails the backup with a reason and leaves no object.
+    gone = await _add_target(stack, s3, "nowhere", "http://127.0.0.1:9")
+    created = await stack.call(
+        "POST", f"/dependency-resources/{db}/backups", {"backupTargetId": gone}
+    )
+    failed = await _settled(stack, created["id"])
+    assert failed["status"] == "failed", failed
+    assert failed["failureCode"] == "unavailable"
+    assert "S3" in str(failed["failureMessage"])
+    assert await s3.keys(BUCKET) == {key_name: backup["sizeBytes"]}
