@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
-from coordinator.client import render
+from coordinator.client import backup_targets_cli, render
 from coordinator.client.db_cli import _find_db, db
 from coordinator.client.http import ApiClient, ClientError, JsonObject, objects, text
 from coordinator.client.workspace_cli import segment
@@ -63,13 +63,20 @@ def _human(data: JsonObject) -> None:
 @click.argument("database")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it ends.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait.")
+@click.option("--target", default=None, help="Backup target (id or name); default: coordinator.")
 @click.pass_obj
-def db_backup(opts: "Options", database: str, wait: bool, timeout: float) -> None:
-    """Back up DATABASE (PostgreSQL, MariaDB, Redis): an encrypted dump on the coordinator."""
+def db_backup(
+    opts: "Options", database: str, wait: bool, timeout: float, target: str | None
+) -> None:
+    """Back up DATABASE (PostgreSQL, MariaDB, Redis): an encrypted dump on the coordinator, or
+    in a backup target (``berth backup-targets``)."""
 
     async def backup(api: ApiClient) -> JsonObject:
         dependency_id = text(await _find_db(api, database), "id")
-        created = await api.post(f"/dependency-resources/{segment(dependency_id)}/backups", {})
+        body: JsonObject = {}
+        if target is not None:
+            body["backupTargetId"] = await backup_targets_cli.target_id(api, target)
+        created = await api.post(f"/dependency-resources/{segment(dependency_id)}/backups", body)
         if not wait:
             return await api.get(f"/dependency-resources/backups/{segment(text(created, 'id'))}")
         return await _wait(api, text(created, "id"), "status", timeout)

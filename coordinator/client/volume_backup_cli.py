@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
-from coordinator.client import render
+from coordinator.client import backup_targets_cli, render
 from coordinator.client.http import ApiClient, ClientError, JsonObject, objects, text
 from coordinator.client.volumes_cli import _volume, volumes
 from coordinator.client.workspace_cli import segment
@@ -64,15 +64,20 @@ def _human(data: JsonObject) -> None:
 @click.option("--stop", is_flag=True, help="Stop the containers using it during the copy.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it ends.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait.")
+@click.option("--target", default=None, help="Backup target (id or name); default: coordinator.")
 @click.pass_obj
-def volumes_backup(opts: "Options", volume: str, stop: bool, wait: bool, timeout: float) -> None:
-    """Back up named VOLUME: an encrypted tar archive on the coordinator."""
+def volumes_backup(
+    opts: "Options", volume: str, stop: bool, wait: bool, timeout: float, target: str | None
+) -> None:
+    """Back up named VOLUME: an encrypted tar archive on the coordinator, or in a backup target
+    (``berth backup-targets``)."""
 
     async def backup(api: ApiClient) -> JsonObject:
         volume_id = text(await _volume(api, volume), "id")
-        created = await api.post(
-            f"/storage-volumes/{segment(volume_id)}/backups", {"stopResource": stop}
-        )
+        body: JsonObject = {"stopResource": stop}
+        if target is not None:
+            body["backupTargetId"] = await backup_targets_cli.target_id(api, target)
+        created = await api.post(f"/storage-volumes/{segment(volume_id)}/backups", body)
         if not wait:
             return await api.get(f"/storage-volumes/backups/{segment(text(created, 'id'))}")
         return await _wait(api, text(created, "id"), "status", timeout)

@@ -15,6 +15,7 @@ from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_backups_e2e import _cleanup, _count, _provision, _psql, _restore
+from tests.integration.test_cli_workspace import Cli
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 from tests.unit.coordinator.support import assert_error, audit_events
 
@@ -84,6 +85,7 @@ async def test_postgres_backup_to_s3_restores_dropped_rows_and_is_ciphertext(
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
     try:
         await _scenario(stack, coordinator, docker_client, s3)
+        await _cli(stack, coordinator, s3, tmp_path)
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
@@ -158,3 +160,24 @@ async def _scenario(
     assert failed["failureCode"] == "unavailable"
     assert "S3" in str(failed["failureMessage"])
     assert await s3.keys(BUCKET) == {key_name: backup["sizeBytes"]}
+
+
+async def _cli(stack: Workload, coordinator: Coordinator, s3: S3Server, tmp_path: Path) -> None:
+    """``berth backup-targets add-s3`` (secret from a file, never shown), then
+    ``berth db backup --target NAME`` lands in the bucket under the given prefix."""
+    cli = Cli(coordinator, stack.token, tmp_path / "config")
+    secret_file = tmp_path / "s3-secret"
+    secret_file.write_text(SECRET_KEY + "\n")
+    added = await cli.json(
+        "backup-targets", "add-s3", "cli-bucket", "--endpoint", s3.endpoint_url,
+        "--bucket", BUCKET, "--prefix", "from-cli", "--access-key-id", ACCESS_KEY,
+        "--secret-file", str(secret_file),
+    )  # fmt: skip
+    assert added["secretAccessKey"] == "********"
+    listing = await cli.ok("backup-targets", "list")
+    assert "cli-bucket" in listing
+    assert SECRET_KEY not in listing
+    taken = await cli.json("db", "backup", "Main DB", "--target", "cli-bucket")
+    assert taken["backup"]["status"] == "ready", taken
+    assert taken["backup"]["backupTargetId"] == added["id"]
+    assert f"from-cli/{taken['backup']['id']}.berthbk" in await s3.keys(BUCKET)
