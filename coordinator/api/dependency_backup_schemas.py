@@ -126,6 +126,13 @@ class ConfigureBackupPolicyRequest(ApiRequest):
     keep_count: int | None = Field(default=None, ge=1, le=1000)
     retry_on_failure: bool = True
     enabled: bool = True
+    backup_target_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="scheduled backups go to this backup target (default: the coordinator)",
+    )
 
 
 class ListBackupPoliciesQuery(ApiRequest):
@@ -157,6 +164,7 @@ class BackupPolicyItem(WireModel):
     updated_at: datetime
     keep_count: int | None
     last_backup_id: str | None
+    backup_target_id: str | None = None
 
 
 class BackupPolicyList(WireModel):

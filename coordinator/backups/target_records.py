@@ -17,7 +17,7 @@ from coordinator import audit
 from coordinator.auth import Principal
 from coordinator.backups.s3_target import S3Location, S3Store
 from coordinator.backups.targets import ArtifactStore
-from coordinator.db.backup_models import DependencyBackup
+from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
 from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.ids import new_id
@@ -147,6 +147,12 @@ async def delete(actor: Principal, request_id: str, target_id: str) -> None:
     _require_organization_wide(actor)
     row = await get(actor, target_id)
     async with in_transaction():
+        policies = await DependencyBackupPolicy.filter(backup_target_id=row.id).count()
+        if policies:
+            raise Conflict(
+                f"{policies} backup policy(ies) write to this target: change them first",
+                details={"backupTargetId": row.id, "backupPolicies": policies},
+            )
         kept = (
             await DependencyBackup.filter(
                 backup_target_id=row.id, status__in=("pending", "ready")

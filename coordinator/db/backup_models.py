@@ -71,6 +71,7 @@ class DependencyBackupPolicy(Model):
     next_run_at = fields.DatetimeField(null=True, db_index=True)
     last_backup_id = fields.CharField(max_length=40, null=True)
     retried_backup_id = fields.CharField(max_length=40, null=True)
+    backup_target_id = fields.CharField(max_length=40, null=True)
     updated_at = fields.DatetimeField()
 
     class Meta:

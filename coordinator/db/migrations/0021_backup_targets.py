@@ -36,4 +36,9 @@ class Migration(migrations.Migration):
             name='backup_target_id',
             field=fields.CharField(null=True, max_length=40),
         ),
+        ops.AddField(
+            model_name='DependencyBackupPolicy',
+            name='backup_target_id',
+            field=fields.CharField(null=True, max_length=40),
+        ),
     ]
