@@ -195,8 +195,14 @@ async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datet
             kept_ready += 1
             if policy.keep_count is not None and kept_ready > policy.keep_count:
                 doomed.append(row)
+    removed = 0
     for row in doomed:
-        await (await runner.store(row.backup_target_id)).delete(row.id)
+        try:
+            await (await runner.store(row.backup_target_id)).delete(row.id)
+        except (PlatformError, OSError) as exc:  # the target is unreachable: the next look retries
+            logger.warning("could not delete the artifact of %s: %s", row.id, exc)
+            continue
+        removed += 1
         async with in_transaction():
             await DependencyBackup.filter(id=row.id).delete()
             await audit.record(
@@ -212,4 +218,4 @@ async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datet
                     "policyId": policy.id,
                 },
             )
-    return len(doomed)
+    return removed

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -142,10 +143,12 @@ class BackupRunner:
     ) -> None:
         """Stream ``backup_id``'s artifact, decrypted and checked, as transfer ``key`` (already
         opened on the agent), one request per chunk."""
-        async for plain in store.read(backup_id, sha256):
-            for at in range(0, len(plain), MAX_CHUNK_BYTES):
-                data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
-                await self.ask(session, write_request(key, data), CHUNK_TIMEOUT_SECONDS)
+        # Closed also when the agent fails midway: the target's connection is released at once.
+        async with aclosing(store.read(backup_id, sha256)) as chunks:
+            async for plain in chunks:
+                for at in range(0, len(plain), MAX_CHUNK_BYTES):
+                    data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
+                    await self.ask(session, write_request(key, data), CHUNK_TIMEOUT_SECONDS)
 
     def spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)

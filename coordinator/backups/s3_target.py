@@ -6,7 +6,7 @@ SSRF guard when the target is stored and on every connection (names are resolved
 guard's resolver), so a bucket on a private or loopback address needs the operator's permission.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Final
@@ -172,7 +172,7 @@ class S3Store:
         await sink.start()
         return sink
 
-    async def read(self, backup_id: str, sha256: str) -> AsyncIterator[bytes]:
+    async def read(self, backup_id: str, sha256: str) -> AsyncGenerator[bytes]:
         opener = Opener(self._key, backup_id, sha256)
         async with self.client() as client:
             try:

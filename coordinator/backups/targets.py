@@ -7,7 +7,7 @@ never leaves the coordinator, and a bucket only ever holds ciphertext.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -55,7 +55,7 @@ class ArtifactStore(Protocol):
         """Start a new artifact."""
         ...
 
-    def read(self, backup_id: str, sha256: str) -> AsyncIterator[bytes]:
+    def read(self, backup_id: str, sha256: str) -> AsyncGenerator[bytes]:
         """The plaintext chunks; ``ArtifactDamaged`` on any damage, after the last chunk at the
         latest (the checksum is compared at the end)."""
         ...
@@ -111,7 +111,7 @@ class CoordinatorStore:
         writer = await asyncio.to_thread(ArtifactWriter, self.path(backup_id), self._key, backup_id)
         return _FileSink(writer)
 
-    async def read(self, backup_id: str, sha256: str) -> AsyncIterator[bytes]:
+    async def read(self, backup_id: str, sha256: str) -> AsyncGenerator[bytes]:
         chunks = read_chunks(self.path(backup_id), self._key, backup_id, sha256)
         while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
             yield plain

@@ -14,8 +14,23 @@ from coordinator.backups.artifacts import ArtifactDamaged, Opener, load_key
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import Workload, workload
-from tests.integration.test_backups_e2e import _cleanup, _count, _provision, _psql, _restore
+from tests.integration.test_backups_e2e import (
+    _cleanup,
+    _count,
+    _provision,
+    _psql,
+    _restore,
+    _verify,
+)
 from tests.integration.test_cli_workspace import Cli
+from tests.integration.test_volume_backups_e2e import (
+    WRITER,
+    _files,
+    _restored,
+    _settled as _volume_settled,
+    _sh,
+    _volume,
+)
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 from tests.unit.coordinator.support import assert_error, audit_events
 
@@ -133,6 +148,9 @@ async def _scenario(
     attempt = await _restore(stack, str(backup["id"]), "ready")
     assert attempt["failureCode"] is None
     assert _count(client, db) == 5000
+    # Verification reads the object from the bucket into a throwaway database.
+    verification = await _verify(stack, str(backup["id"]), "passed")
+    assert verification["rows"] == 5000
 
     # A target that keeps a backup cannot be deleted (409, nothing changed).
     assert_error(
@@ -181,3 +199,46 @@ async def _cli(stack: Workload, coordinator: Coordinator, s3: S3Server, tmp_path
     assert taken["backup"]["status"] == "ready", taken
     assert taken["backup"]["backupTargetId"] == added["id"]
     assert f"from-cli/{taken['backup']['id']}.berthbk" in await s3.keys(BUCKET)
+
+
+async def test_volume_backup_to_s3_restores_deleted_files(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    s3: S3Server,
+) -> None:
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
+    try:
+        volume_id = await _volume(stack, "data")
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/storage-attachments",
+            {"storageVolumeId": volume_id, "destinationPath": "/data"},
+        )
+        await stack.deploy()
+
+        async def written() -> bool:
+            return len(_files(docker_client, volume_id)) == 2
+
+        await eventually(written, timeout=30, what="the app to write its files")
+        original = _files(docker_client, volume_id)
+        target = await _add_target(stack, s3, "offsite", s3.endpoint_url)
+        created = await stack.call(
+            "POST", f"/storage-volumes/{volume_id}/backups", {"backupTargetId": target}
+        )
+        backup = await _volume_settled(stack, created["id"])
+        assert backup["target"] == "s3"
+        key_name = f"prod/db/{backup['id']}.berthbk"
+        assert backup["providerArtifactHandle"] == f"s3://{BUCKET}/{key_name}"
+        stored = await s3.read(BUCKET, key_name)
+        assert len(stored) == backup["sizeBytes"]
+        assert b"19999\n20000" not in stored  # the archive's file content is not in clear
+
+        _sh(docker_client, volume_id, "rm -rf /v/notes && echo changed > /v/a.txt")
+        attempt = await _restored(stack, str(backup["id"]), {})
+        assert attempt["status"] == "ready", attempt
+        assert _files(docker_client, volume_id) == original
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
