@@ -11,6 +11,7 @@ import docker
 import pytest
 
 from coordinator.backups.artifacts import ArtifactDamaged, Opener, load_key
+from coordinator.db.backup_models import DependencyBackup
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import Workload, workload
@@ -116,6 +117,19 @@ async def _scenario(
         "create table items (n int primary key, label text);"
         "insert into items select g, md5(g::text) from generate_series(1, 5000) g",
     )
+    # An unknown target (or another organization's) is a 404 naming the field; nothing written.
+    error = assert_error(
+        await coordinator.call(
+            "POST",
+            f"/dependency-resources/{db}/backups",
+            token=stack.token,
+            json={"backupTargetId": "bkt_unknown"},
+        ),
+        404,
+        "not_found",
+    )
+    assert error["details"]["field"] == "backupTargetId"
+    assert await DependencyBackup.filter(dependency_resource_id=db).count() == 0
     target = await _add_target(stack, s3, "offsite", s3.endpoint_url)
     created = await stack.call(
         "POST", f"/dependency-resources/{db}/backups", {"backupTargetId": target}
