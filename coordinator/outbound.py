@@ -103,6 +103,11 @@ class OutboundGuard:
         """A connector whose every connection goes only to checked addresses."""
         return aiohttp.TCPConnector(resolver=_CheckingResolver(self), use_dns_cache=False)
 
+    def resolver(self) -> AbstractResolver:
+        """A resolver that refuses names answering with an address that is not allowed (for
+        clients that build their own connector, e.g. the S3 backup target's)."""
+        return _CheckingResolver(self)
+
 
 # The (host, port) pairs the coordinator is reachable at; filled in once the listener is bound
 # (port 0 picks a port), and shared by every guard built for this app.

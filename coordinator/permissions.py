@@ -55,6 +55,8 @@ Permission = Literal[
     "organizations:read",
     "organizations:write",
     "organization-members:write",
+    "backup-targets:read",
+    "backup-targets:write",
 ]
 """A permission as tokens carry it on the wire (``*`` or one of ``PERMISSIONS``)."""
 
@@ -143,6 +145,8 @@ GRANTS: Final[dict[Permission, str]] = {
         "invite members, change their roles, remove them and revoke invitations (never above "
         "one's own role; only owners make owners)"
     ),
+    "backup-targets:read": "list and show backup targets (S3-compatible buckets; keys masked)",
+    "backup-targets:write": "add and delete backup targets for database and volume backups",
 }
 """What each permission grants, in the README table's order."""
 

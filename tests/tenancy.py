@@ -51,6 +51,7 @@ ID_FIELDS: Final[dict[str, str]] = {
     "dnsProviderId": "dnsProviderId",
     "targetDependencyResourceId": "dependencyResourceId",
     "targetStorageVolumeId": "storageVolumeId",
+    "backupTargetId": "backupTargetId",
 }
 # Fields that list rows (token scopes): aimed as a one-item list.
 ID_LIST_FIELDS: Final[dict[str, str]] = {

@@ -7,6 +7,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     account,
     audit_events,
     audit_exports,
+    backup_targets,
     bootstrap,
     certificates,
     default_access,

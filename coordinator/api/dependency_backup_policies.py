@@ -35,6 +35,7 @@ def policy_of(row: DependencyBackupPolicy) -> BackupPolicyItem:
         updated_at=row.updated_at,
         keep_count=row.keep_count,
         last_backup_id=row.last_backup_id,
+        backup_target_id=row.backup_target_id,
     )
 
 
@@ -76,6 +77,7 @@ async def configure_backup_policy(call: Call) -> IdResponse:
         keep_count=body.keep_count,
         retry_on_failure=body.retry_on_failure,
         enabled=body.enabled,
+        backup_target_id=body.backup_target_id,
     )
     return IdResponse(id=await policies.configure(call.actor, call.request_id, request))
 

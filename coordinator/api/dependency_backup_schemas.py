@@ -15,7 +15,13 @@ RestoreStatus = Literal["pending", "ready", "failed"]
 
 
 class CreateBackupRequest(ApiRequest):
-    """``POST /dependency-resources/{id}/backups``: the reference's body is empty."""
+    """``POST /dependency-resources/{id}/backups``: the reference's body is empty;
+    ``backupTargetId`` (Berth) keeps the artifact in a backup target instead of the
+    coordinator's storage."""
+
+    backup_target_id: str | None = Field(
+        default=None, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
+    )
 
 
 class ListBackupsQuery(ApiRequest):
@@ -83,7 +89,8 @@ class BackupItem(WireModel):
     failure_message: str | None
     latest_restore_attempt: LatestRestoreAttempt | None
     created_at: datetime
-    target: Literal["coordinator"]
+    target: Literal["coordinator", "s3"]
+    backup_target_id: str | None = None
     size_bytes: int | None
     sha256: str | None
     encryption: Literal["aes-256-gcm"]
@@ -119,6 +126,13 @@ class ConfigureBackupPolicyRequest(ApiRequest):
     keep_count: int | None = Field(default=None, ge=1, le=1000)
     retry_on_failure: bool = True
     enabled: bool = True
+    backup_target_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="scheduled backups go to this backup target (default: the coordinator)",
+    )
 
 
 class ListBackupPoliciesQuery(ApiRequest):
@@ -150,6 +164,7 @@ class BackupPolicyItem(WireModel):
     updated_at: datetime
     keep_count: int | None
     last_backup_id: str | None
+    backup_target_id: str | None = None
 
 
 class BackupPolicyList(WireModel):

@@ -70,7 +70,8 @@ def item_of(row: DependencyBackup) -> BackupItem:
         failure_message=row.failure_message,
         latest_restore_attempt=restore,
         created_at=row.created_at,
-        target="coordinator",
+        target=row.target,  # type: ignore[arg-type]
+        backup_target_id=row.backup_target_id,
         size_bytes=row.size_bytes,
         sha256=row.sha256,
         encryption="aes-256-gcm",
@@ -91,10 +92,14 @@ def item_of(row: DependencyBackup) -> BackupItem:
 )
 async def create_backup(call: Call) -> IdResponse:
     """Answers at once with the backup's id; the backup is ``pending`` until it is ready."""
-    call.body(CreateBackupRequest)
+    body = call.body(CreateBackupRequest)
     return IdResponse(
         id=await service.create(
-            call.actor, call.request_id, call.path["dependencyResourceId"], _runner(call)
+            call.actor,
+            call.request_id,
+            call.path["dependencyResourceId"],
+            _runner(call),
+            backup_target_id=body.backup_target_id,
         )
     )
 

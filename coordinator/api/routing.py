@@ -83,6 +83,7 @@ PATH_PARAMETERS: Final[dict[str, PathParameter]] = {
             "organizationId",
             "memberId",
             "invitationId",
+            "backupTargetId",
         )
     },
     # The edge's request ids (Caddy's UUIDs) name access-failure evidence.

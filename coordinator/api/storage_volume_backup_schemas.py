@@ -31,6 +31,13 @@ class CreateVolumeBackupRequest(ApiRequest):
     changes meanwhile)."""
 
     stop_resource: bool = False
+    backup_target_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="keep the artifact in this backup target (default: the coordinator)",
+    )
 
 
 class RestoreVolumeBackupRequest(ApiRequest):
@@ -71,7 +78,8 @@ class VolumeBackupItem(WireModel):
     failure_message: str | None
     latest_restore_attempt: VolumeRestoreAttempt | None
     created_at: datetime
-    target: Literal["coordinator"]
+    target: Literal["coordinator", "s3"]
+    backup_target_id: str | None = None
     stop_resource: bool
     format: Literal["tar"]
     size_bytes: int | None

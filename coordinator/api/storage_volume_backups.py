@@ -58,7 +58,8 @@ def item_of(row: StorageVolumeBackup) -> VolumeBackupItem:
         failure_message=row.failure_message,
         latest_restore_attempt=restore,
         created_at=row.created_at,
-        target="coordinator",
+        target=row.target,  # type: ignore[arg-type]
+        backup_target_id=row.backup_target_id,
         stop_resource=row.stop_resource,
         format="tar",
         size_bytes=row.size_bytes,
@@ -89,6 +90,7 @@ async def create_volume_backup(call: Call) -> IdResponse:
             call.path["storageVolumeId"],
             _runner(call),
             stop_resource=body.stop_resource,
+            backup_target_id=body.backup_target_id,
         )
     )
 

@@ -1,6 +1,6 @@
-"""Backups of dependency resources: encrypted artifacts on the coordinator's storage, taken and
-restored through the database's agent, and the loop that applies backup policies. Plugs in
-through ``install`` (coordinator/app.py)."""
+"""Backups of dependency resources and volumes: encrypted artifacts in a backup target (the
+coordinator's storage or an S3-compatible bucket), taken and restored through the agent, and the
+loop that applies backup policies. Plugs in through ``install`` (coordinator/app.py)."""
 
 import asyncio
 import logging
@@ -12,6 +12,7 @@ from aiohttp import web
 from coordinator.appkeys import KEYRING_KEY, REGISTRY_KEY, SETTINGS_KEY
 from coordinator.backups.runner import BackupListener, BackupRunner
 from coordinator.backups.volume_runner import VolumeBackupRunner
+from coordinator.outbound import guard_for
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def install(app: web.Application) -> None:
     """Register the runner; at start-up it fails what a previous run left unfinished."""
-    app[RUNNER_KEY] = BackupRunner(app[REGISTRY_KEY], app[KEYRING_KEY], app[SETTINGS_KEY])
+    app[RUNNER_KEY] = BackupRunner(
+        app[REGISTRY_KEY], app[KEYRING_KEY], app[SETTINGS_KEY], lambda: guard_for(app)
+    )
     app[VOLUME_RUNNER_KEY] = VolumeBackupRunner(app[RUNNER_KEY])
     app[REGISTRY_KEY].add_listener(BackupListener())
     app.cleanup_ctx.append(_runner_ctx)

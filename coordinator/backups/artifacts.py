@@ -1,4 +1,4 @@
-"""Backup artifacts on the coordinator's own storage, encrypted in chunks with AES-256-GCM.
+"""Backup artifacts, encrypted in chunks with AES-256-GCM, whatever target keeps them.
 
 Format: ``BERTHBK1`` + an 8-byte random nonce prefix, then records ``[u32 length][ciphertext
 + tag]``; record ``n`` uses nonce ``prefix + n`` and is bound (AAD) to the backup id, its index
@@ -49,48 +49,75 @@ def _aad(backup_id: str, index: int, last: bool) -> bytes:
     return f"{backup_id}:{index}:{int(last)}".encode()
 
 
+class Sealer:
+    """Encrypts a stream into the artifact format, counting and hashing what it produces (the
+    bytes go wherever the target keeps them)."""
+
+    def __init__(self, key: bytes, backup_id: str) -> None:
+        self._aead = AESGCM(key)
+        self._backup_id = backup_id
+        self._prefix = secrets.token_bytes(_PREFIX_BYTES)
+        self._index = 0
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.plain_bytes = 0
+
+    def _out(self, data: bytes) -> bytes:
+        self._digest.update(data)
+        self.size += len(data)
+        return data
+
+    def head(self) -> bytes:
+        """The header (magic and nonce prefix), first in every artifact."""
+        return self._out(MAGIC + self._prefix)
+
+    def record(self, plain: bytes, last: bool = False) -> bytes:
+        """One encrypted record."""
+        nonce = self._prefix + struct.pack(">I", self._index)
+        sealed = self._aead.encrypt(nonce, plain, _aad(self._backup_id, self._index, last))
+        self._index += 1
+        self.plain_bytes += len(plain)
+        return self._out(_LENGTH.pack(len(sealed)) + sealed)
+
+    def sha256(self) -> str:
+        """The SHA-256 of every byte produced so far."""
+        return self._digest.hexdigest()
+
+
 class ArtifactWriter:
     """Writes one artifact to ``path.partial`` and renames it into place on ``finish``."""
 
     def __init__(self, path: Path, key: bytes, backup_id: str) -> None:
         self.path = path
         self._partial = path.with_name(path.name + ".partial")
-        self._aead = AESGCM(key)
-        self._backup_id = backup_id
-        self._prefix = secrets.token_bytes(_PREFIX_BYTES)
-        self._index = 0
-        self._digest = hashlib.sha256()
+        self._sealer = Sealer(key, backup_id)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._file: BinaryIO = open(self._partial, "wb")  # noqa: SIM115 - closed by finish/discard
-        self.size = 0
-        self.plain_bytes = 0
-        self._write(MAGIC + self._prefix)
+        self._file.write(self._sealer.head())
 
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._digest.update(data)
-        self.size += len(data)
+    @property
+    def size(self) -> int:
+        """Bytes stored so far."""
+        return self._sealer.size
 
-    def _record(self, plain: bytes, last: bool) -> None:
-        nonce = self._prefix + struct.pack(">I", self._index)
-        sealed = self._aead.encrypt(nonce, plain, _aad(self._backup_id, self._index, last))
-        self._write(_LENGTH.pack(len(sealed)) + sealed)
-        self._index += 1
-        self.plain_bytes += len(plain)
+    @property
+    def plain_bytes(self) -> int:
+        """Plaintext bytes taken so far."""
+        return self._sealer.plain_bytes
 
     def add(self, plain: bytes) -> None:
         """Encrypt and append one chunk."""
         if plain:
-            self._record(plain, last=False)
+            self._file.write(self._sealer.record(plain))
 
     def finish(self) -> str:
         """Write the closing record, flush to disk, move into place; the file's SHA-256."""
-        self._record(b"", last=True)
+        self._file.write(self._sealer.record(b"", last=True))
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self._partial, self.path)
-        return self._digest.hexdigest()
+        return self._sealer.sha256()
 
     def discard(self) -> None:
         """Remove what was written (a failed backup leaves no artifact)."""
@@ -98,42 +125,78 @@ class ArtifactWriter:
         self._partial.unlink(missing_ok=True)
 
 
+class Opener:
+    """Decrypts an artifact fed in pieces of any size: ``feed`` returns the plaintext chunks
+    completed so far, ``end`` raises ``ArtifactDamaged`` unless the closing record came and the
+    SHA-256 matches (the caller acts on the whole only after ``end``)."""
+
+    def __init__(self, key: bytes, backup_id: str, sha256: str) -> None:
+        self._aead = AESGCM(key)
+        self._backup_id = backup_id
+        self._sha256 = sha256
+        self._digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._prefix: bytes | None = None
+        self._index = 0
+        self._closed = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The plaintext of every record ``data`` completes."""
+        if self._closed and data:
+            raise ArtifactDamaged("the artifact has bytes after its closing record")
+        self._digest.update(data)
+        self._buffer += data
+        plain: list[bytes] = []
+        if self._prefix is None:
+            if len(self._buffer) < len(MAGIC) + _PREFIX_BYTES:
+                return plain
+            if not self._buffer.startswith(MAGIC):
+                raise ArtifactDamaged("the artifact is not a Berth backup")
+            self._prefix = bytes(self._buffer[len(MAGIC) : len(MAGIC) + _PREFIX_BYTES])
+            del self._buffer[: len(MAGIC) + _PREFIX_BYTES]
+        while len(self._buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(self._buffer)
+            if length > MAX_RECORD_BYTES:
+                raise ArtifactDamaged("the artifact holds an oversized record")
+            if len(self._buffer) < _LENGTH.size + length:
+                break
+            sealed = bytes(self._buffer[_LENGTH.size : _LENGTH.size + length])
+            del self._buffer[: _LENGTH.size + length]
+            nonce = self._prefix + struct.pack(">I", self._index)
+            chunk, last = _open(self._aead, nonce, sealed, self._backup_id, self._index)
+            self._index += 1
+            if last:
+                self._closed = True
+                if self._buffer:
+                    raise ArtifactDamaged("the artifact has bytes after its closing record")
+                break
+            plain.append(chunk)
+        return plain
+
+    def end(self) -> None:
+        """Check that the artifact was complete and is the one recorded."""
+        if self._prefix is None:
+            raise ArtifactDamaged("the artifact is not a Berth backup")
+        if not self._closed:
+            raise ArtifactDamaged("the artifact is cut short (no closing record)")
+        if self._digest.hexdigest() != self._sha256:
+            raise ArtifactDamaged("the artifact's SHA-256 differs from the one recorded")
+
+
+READ_BYTES: Final = 1024 * 1024
+
+
 def read_chunks(path: Path, key: bytes, backup_id: str, sha256: str) -> Iterator[bytes]:
-    """The plaintext chunks of an artifact; ``ArtifactDamaged`` on any damage (the checksum
-    is compared after the last record, before the caller may act on the whole)."""
-    aead = AESGCM(key)
-    digest = hashlib.sha256()
+    """The plaintext chunks of an artifact file; ``ArtifactDamaged`` on any damage (the
+    checksum is compared after the last record, before the caller may act on the whole)."""
+    opener = Opener(key, backup_id, sha256)
     try:
         with open(path, "rb") as source:
-            head = source.read(len(MAGIC) + _PREFIX_BYTES)
-            digest.update(head)
-            if not head.startswith(MAGIC) or len(head) != len(MAGIC) + _PREFIX_BYTES:
-                raise ArtifactDamaged("the artifact is not a Berth backup")
-            prefix = head[len(MAGIC) :]
-            index = 0
-            while True:
-                raw_length = source.read(_LENGTH.size)
-                if len(raw_length) != _LENGTH.size:
-                    raise ArtifactDamaged("the artifact is cut short (no closing record)")
-                (length,) = _LENGTH.unpack(raw_length)
-                if length > MAX_RECORD_BYTES:
-                    raise ArtifactDamaged("the artifact holds an oversized record")
-                sealed = source.read(length)
-                digest.update(raw_length + sealed)
-                if len(sealed) != length:
-                    raise ArtifactDamaged("the artifact is cut short")
-                nonce = prefix + struct.pack(">I", index)
-                plain, last = _open(aead, nonce, sealed, backup_id, index)
-                index += 1
-                if last:
-                    if source.read(1):
-                        raise ArtifactDamaged("the artifact has bytes after its closing record")
-                    break
-                yield plain
+            while data := source.read(READ_BYTES):
+                yield from opener.feed(data)
     except OSError as exc:
         raise ArtifactDamaged(f"the artifact cannot be read: {exc}") from exc
-    if digest.hexdigest() != sha256:
-        raise ArtifactDamaged("the artifact's SHA-256 differs from the one recorded")
+    opener.end()
 
 
 def _open(

@@ -13,13 +13,14 @@ from tortoise.transactions import in_transaction
 
 from coordinator import audit, lookup
 from coordinator.auth import Principal
-from coordinator.backups import service
+from coordinator.backups import service, target_records
 from coordinator.backups.runner import BackupRunner
 from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
+from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import service as dependencies
 from coordinator.ids import new_id
-from shared.errors import PlatformError
+from shared.errors import PlatformError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class PolicyRequest:
     keep_count: int | None
     retry_on_failure: bool
     enabled: bool
+    backup_target_id: str | None = None
 
 
 def visible(actor: Principal) -> QuerySet[DependencyBackupPolicy]:
@@ -49,6 +51,8 @@ def visible(actor: Principal) -> QuerySet[DependencyBackupPolicy]:
 async def configure(actor: Principal, request_id: str, request: PolicyRequest) -> str:
     """Create or replace the policy of one database; the first run is one interval from now."""
     database = await dependencies.get(actor, request.dependency_resource_id)
+    if request.backup_target_id is not None:
+        _ = await target_records.named(actor, request.backup_target_id, "backupTargetId")
     now = datetime.now(UTC)
     values: dict[str, Any] = {
         "schedule_interval_hours": request.schedule_interval_hours,
@@ -56,6 +60,7 @@ async def configure(actor: Principal, request_id: str, request: PolicyRequest) -
         "keep_count": request.keep_count,
         "retry_on_failure": request.retry_on_failure,
         "enabled": request.enabled,
+        "backup_target_id": request.backup_target_id,
         "next_run_at": now + timedelta(hours=request.schedule_interval_hours),
         "updated_at": now,
     }
@@ -86,6 +91,7 @@ async def configure(actor: Principal, request_id: str, request: PolicyRequest) -
                 "retentionDays": request.retention_days,
                 "keepCount": request.keep_count,
                 "enabled": request.enabled,
+                "backupTargetId": request.backup_target_id,
             },
             request_id=request_id,
         )
@@ -127,8 +133,19 @@ async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
         due = policy.next_run_at is not None and policy.next_run_at <= now
         if due or retry:
             try:
+                target = None
+                if policy.backup_target_id is not None:
+                    target = await BackupTarget.get_or_none(id=policy.backup_target_id)
+                    if target is None:
+                        raise Unavailable(f"backup target {policy.backup_target_id!r} is gone")
                 backup_id = await service.take(
-                    database, None, None, runner, policyId=policy.id, retry=retry and not due
+                    database,
+                    None,
+                    None,
+                    runner,
+                    target,
+                    policyId=policy.id,
+                    retry=retry and not due,
                 )
             except PlatformError as exc:  # not ready now: the next interval tries again
                 logger.info("policy %s skipped a run: %s", policy.id, exc)
@@ -175,8 +192,14 @@ async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datet
             kept_ready += 1
             if policy.keep_count is not None and kept_ready > policy.keep_count:
                 doomed.append(row)
+    removed = 0
     for row in doomed:
-        runner.artifact_path(row.id).unlink(missing_ok=True)
+        try:
+            await (await runner.store(row.backup_target_id)).delete(row.id)
+        except (PlatformError, OSError) as exc:  # the target is unreachable: the next look retries
+            logger.warning("could not delete the artifact of %s: %s", row.id, exc)
+            continue
+        removed += 1
         async with in_transaction():
             await DependencyBackup.filter(id=row.id).delete()
             await audit.record(
@@ -192,4 +215,4 @@ async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datet
                     "policyId": policy.id,
                 },
             )
-    return len(doomed)
+    return removed

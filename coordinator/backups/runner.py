@@ -10,12 +10,15 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from coordinator.backups.artifacts import ArtifactDamaged, ArtifactWriter, load_key, read_chunks
+from coordinator.backups import target_records
+from coordinator.backups.artifacts import ArtifactDamaged, load_key
+from coordinator.backups.targets import ArtifactSink, ArtifactStore, CoordinatorStore
 from coordinator.db.backup_models import DependencyBackup
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import kinds
@@ -26,6 +29,7 @@ from coordinator.dependencies.realize import (
 )
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
+from coordinator.outbound import OutboundGuard
 from coordinator.secrets import Keyring
 from coordinator.settings import Settings
 from shared.errors import PlatformError, RuntimeFailed
@@ -50,7 +54,6 @@ logger = logging.getLogger(__name__)
 CHUNK_TIMEOUT_SECONDS: Final = 120.0
 # pg_restore of a large database runs long after the last byte arrived.
 FINISH_TIMEOUT_SECONDS: Final = 6 * 3600.0
-PROVIDER_ARTIFACT_PREFIX: Final = "coordinator://backups/"
 
 
 class TransferFailed(RuntimeFailed):
@@ -64,8 +67,15 @@ def _now() -> datetime:
 class BackupRunner:
     """Background backups and restores; what a restart interrupted is failed at start-up."""
 
-    def __init__(self, registry: Registry, keyring: Keyring, settings: Settings) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        keyring: Keyring,
+        settings: Settings,
+        guard: Callable[[], OutboundGuard] = OutboundGuard,
+    ) -> None:
         self.registry = registry
+        self.guard = guard
         self.keyring = keyring
         self.key_file = settings.backup_key_file or settings.data_dir / "backup.key"
         self.root = settings.backup_dir or settings.data_dir / "backups"
@@ -89,6 +99,56 @@ class BackupRunner:
     def artifact_path(self, backup_id: str) -> Path:
         """Where the artifact of ``backup_id`` lives on the coordinator."""
         return self.root / f"{backup_id}.berthbk"
+
+    async def store(self, backup_target_id: str | None) -> ArtifactStore:
+        """The store of a backup's target: the coordinator's storage when none was named."""
+        if backup_target_id is None:
+            return CoordinatorStore(self.root, self.key)
+        return await target_records.store_of(backup_target_id, self.keyring, self.key, self.guard())
+
+    async def pull(
+        self,
+        session: AgentSession,
+        backup_id: str,
+        store: ArtifactStore,
+        opening: Callable[[int], CoordinatorMessage],
+    ) -> tuple[ArtifactSink, str]:
+        """Open a transfer on the agent, pull it chunk by chunk into a new artifact in
+        ``store``; the finished sink and the artifact's SHA-256. Nothing is left on failure."""
+        sink = await store.open_writer(backup_id)
+        try:
+            await self.ask(session, opening, CHUNK_TIMEOUT_SECONDS)
+            while True:
+                reply = await self.ask(
+                    session,
+                    lambda mid: BackupRead(id=mid, backup_id=backup_id),
+                    CHUNK_TIMEOUT_SECONDS,
+                )
+                if reply.eof:
+                    break
+                await sink.add(base64.b64decode(reply.data))
+            sha256 = await sink.finish()
+        except BaseException:
+            await sink.discard()
+            raise
+        return sink, sha256
+
+    async def send(
+        self,
+        session: AgentSession,
+        key: str,
+        backup_id: str,
+        sha256: str,
+        store: ArtifactStore,
+    ) -> None:
+        """Stream ``backup_id``'s artifact, decrypted and checked, as transfer ``key`` (already
+        opened on the agent), one request per chunk."""
+        # Closed also when the agent fails midway: the target's connection is released at once.
+        async with aclosing(store.read(backup_id, sha256)) as chunks:
+            async for plain in chunks:
+                for at in range(0, len(plain), MAX_CHUNK_BYTES):
+                    data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
+                    await self.ask(session, write_request(key, data), CHUNK_TIMEOUT_SECONDS)
 
     def spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -182,31 +242,20 @@ class BackupRunner:
         """Pull the dump of the backup's database into a new encrypted artifact."""
         row = await DependencyBackup.get(id=backup_id)
         database = await DependencyResource.get(id=row.dependency_resource_id)
-        writer = ArtifactWriter(self.artifact_path(backup_id), self.key, backup_id)
         session: AgentSession | None = None
         try:
+            store = await self.store(row.backup_target_id)
             session = self.registry.require(row.server_id)
             target = self._target(database)
-            await self.ask(
+            sink, sha256 = await self.pull(
                 session,
+                backup_id,
+                store,
                 lambda mid: BackupOpen(id=mid, backup_id=backup_id, target=target),
-                CHUNK_TIMEOUT_SECONDS,
             )
-            while True:
-                reply = await self.ask(
-                    session,
-                    lambda mid: BackupRead(id=mid, backup_id=backup_id),
-                    CHUNK_TIMEOUT_SECONDS,
-                )
-                if reply.eof:
-                    break
-                await asyncio.to_thread(writer.add, base64.b64decode(reply.data))
-            sha256 = await asyncio.to_thread(writer.finish)
         except asyncio.CancelledError:
-            writer.discard()
             raise
         except (PlatformError, OSError, ValueError) as exc:
-            writer.discard()
             await self.abort(session, backup_id)
             code = str(exc.code) if isinstance(exc, PlatformError) else "artifact-write-failed"
             logger.warning("backup %s failed: %s", backup_id, exc)
@@ -221,9 +270,9 @@ class BackupRunner:
         await DependencyBackup.filter(id=backup_id).update(
             status="ready",
             completed_at=_now(),
-            artifact_handle=f"{PROVIDER_ARTIFACT_PREFIX}{backup_id}",
-            size_bytes=writer.size,
-            plain_bytes=writer.plain_bytes,
+            artifact_handle=store.handle(backup_id),
+            size_bytes=sink.size,
+            plain_bytes=sink.plain_bytes,
             sha256=sha256,
         )
         await self._told("backup.succeeded", backup_id)
@@ -244,11 +293,8 @@ class BackupRunner:
             ),
             CHUNK_TIMEOUT_SECONDS,
         )
-        chunks = read_chunks(self.artifact_path(row.id), self.key, row.id, row.sha256 or "")
-        while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
-            for at in range(0, len(plain), MAX_CHUNK_BYTES):
-                data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
-                await self.ask(session, write_request(key, data), CHUNK_TIMEOUT_SECONDS)
+        store = await self.store(row.backup_target_id)
+        await self.send(session, key, row.id, row.sha256 or "", store)
         # Every record decrypted and the checksum matched: only now is anything replaced.
         return await self.ask(
             session,

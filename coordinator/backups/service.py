@@ -10,8 +10,10 @@ from tortoise.transactions import in_transaction
 
 from coordinator import audit, lookup
 from coordinator.auth import Principal
+from coordinator.backups import target_records
 from coordinator.backups.runner import BackupRunner
 from coordinator.db.backup_models import DependencyBackup
+from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import service as dependencies
 from coordinator.ids import new_id
@@ -74,11 +76,19 @@ def _check_backupable(row: DependencyResource, field: str) -> None:
 
 
 async def create(
-    actor: Principal, request_id: str, dependency_resource_id: str, runner: BackupRunner
+    actor: Principal,
+    request_id: str,
+    dependency_resource_id: str,
+    runner: BackupRunner,
+    backup_target_id: str | None = None,
 ) -> str:
-    """Record a pending backup and take it in the background."""
+    """Record a pending backup and take it in the background (into a named backup target, or
+    the coordinator's storage)."""
     database = await dependencies.get(actor, dependency_resource_id)
-    return await take(database, actor, request_id, runner)
+    target = None
+    if backup_target_id is not None:
+        target = await target_records.named(actor, backup_target_id, "backupTargetId")
+    return await take(database, actor, request_id, runner, target)
 
 
 async def take(
@@ -86,9 +96,11 @@ async def take(
     actor: Principal | None,
     request_id: str | None,
     runner: BackupRunner,
+    target: BackupTarget | None = None,
     **payload: object,
 ) -> str:
-    """Back up ``database`` (an API call's, or a policy's when ``actor`` is None)."""
+    """Back up ``database`` (an API call's, or a policy's when ``actor`` is None) into
+    ``target`` (the coordinator's storage when None)."""
     _check_backupable(database, "dependencyResourceId")
     assert database.server_id is not None  # noqa: S101 - checked above
     now = datetime.now(UTC)
@@ -102,12 +114,15 @@ async def take(
             server_id=database.server_id,
             dependency_kind=database.kind,
             provider_key=database.provider_key,
-            target="coordinator",
+            target=target.kind if target else "coordinator",
+            backup_target_id=target.id if target else None,
             status="pending",
             attempt_id=new_id("bka"),
             requested_at=now,
             created_at=now,
         )
+        if target is not None:
+            payload["backupTargetId"] = target.id
         await _record(actor, request_id, "dependency-resource.backup-requested", row, **payload)
     runner.start_backup(row.id)
     return row.id

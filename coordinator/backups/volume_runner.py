@@ -8,26 +8,20 @@ checksum matched (the agent stages the stream in a volume of its own until then)
 """
 
 import asyncio
-import base64
 import logging
 from datetime import UTC, datetime
 
-from coordinator.backups.artifacts import ArtifactWriter, read_chunks
 from coordinator.backups.runner import (
     CHUNK_TIMEOUT_SECONDS,
     FINISH_TIMEOUT_SECONDS,
-    PROVIDER_ARTIFACT_PREFIX,
     BackupRunner,
     failure_code,
-    write_request,
 )
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.hub.session import AgentSession
 from coordinator.volumes.paths import docker_volume_name
 from shared.errors import PlatformError
 from shared.messages import (
-    MAX_CHUNK_BYTES,
-    BackupRead,
     RestoreFinish,
     VolumeBackupOpen,
     VolumeRestoreOpen,
@@ -78,36 +72,25 @@ class VolumeBackupRunner:
         """Pull the volume's archive into a new encrypted artifact."""
         row = await StorageVolumeBackup.get(id=backup_id)
         runner = self.runner
-        writer = ArtifactWriter(runner.artifact_path(backup_id), runner.key, backup_id)
         session: AgentSession | None = None
         volume = docker_volume_name(row.storage_volume_id)
         try:
+            store = await runner.store(row.backup_target_id)
             session = runner.registry.require(row.server_id)
-            await runner.ask(
+            sink, sha256 = await runner.pull(
                 session,
+                backup_id,
+                store,
                 lambda mid: VolumeBackupOpen(
                     id=mid,
                     backup_id=backup_id,
                     volume_name=volume,
                     stop_containers=row.stop_resource,
                 ),
-                CHUNK_TIMEOUT_SECONDS,
             )
-            while True:
-                reply = await runner.ask(
-                    session,
-                    lambda mid: BackupRead(id=mid, backup_id=backup_id),
-                    CHUNK_TIMEOUT_SECONDS,
-                )
-                if reply.eof:
-                    break
-                await asyncio.to_thread(writer.add, base64.b64decode(reply.data))
-            sha256 = await asyncio.to_thread(writer.finish)
         except asyncio.CancelledError:
-            writer.discard()
             raise
         except (PlatformError, OSError, ValueError) as exc:
-            writer.discard()
             await runner.abort(session, backup_id)
             code = str(exc.code) if isinstance(exc, PlatformError) else "artifact-write-failed"
             logger.warning("volume backup %s failed: %s", backup_id, exc)
@@ -121,9 +104,9 @@ class VolumeBackupRunner:
         await StorageVolumeBackup.filter(id=backup_id).update(
             status="ready",
             completed_at=_now(),
-            artifact_handle=f"{PROVIDER_ARTIFACT_PREFIX}{backup_id}",
-            size_bytes=writer.size,
-            plain_bytes=writer.plain_bytes,
+            artifact_handle=store.handle(backup_id),
+            size_bytes=sink.size,
+            plain_bytes=sink.plain_bytes,
             sha256=sha256,
         )
 
@@ -136,11 +119,8 @@ class VolumeBackupRunner:
             ),
             CHUNK_TIMEOUT_SECONDS,
         )
-        chunks = read_chunks(runner.artifact_path(row.id), runner.key, row.id, row.sha256 or "")
-        while (plain := await asyncio.to_thread(next, chunks, None)) is not None:
-            for at in range(0, len(plain), MAX_CHUNK_BYTES):
-                data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
-                await runner.ask(session, write_request(row.id, data), CHUNK_TIMEOUT_SECONDS)
+        store = await runner.store(row.backup_target_id)
+        await runner.send(session, row.id, row.id, row.sha256 or "", store)
         # Every record decrypted and the checksum matched: only now is the volume replaced.
         await runner.ask(
             session,

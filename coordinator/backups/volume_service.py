@@ -10,6 +10,7 @@ from tortoise.transactions import in_transaction
 
 from coordinator import audit, lookup
 from coordinator.auth import Principal
+from coordinator.backups import target_records
 from coordinator.backups.volume_runner import VolumeBackupRunner
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
@@ -71,6 +72,7 @@ async def create(
     runner: VolumeBackupRunner,
     *,
     stop_resource: bool = False,
+    backup_target_id: str | None = None,
 ) -> str:
     """Record a pending backup of a placed named volume and take it in the background; with
     ``stop_resource`` the containers using the volume are stopped for the copy."""
@@ -81,6 +83,9 @@ async def create(
             "the volume is not placed on a server yet (no deployment used it): nothing to back up",
             details={"storageVolumeId": volume.id},
         )
+    target = None
+    if backup_target_id is not None:
+        target = await target_records.named(actor, backup_target_id, "backupTargetId")
     now = datetime.now(UTC)
     async with in_transaction():
         row = await StorageVolumeBackup.create(
@@ -90,7 +95,8 @@ async def create(
             environment_id=volume.environment_id,
             storage_volume_id=volume.id,
             server_id=volume.server_id,
-            target="coordinator",
+            target=target.kind if target else "coordinator",
+            backup_target_id=target.id if target else None,
             stop_resource=stop_resource,
             status="pending",
             attempt_id=new_id("bka"),
@@ -98,7 +104,12 @@ async def create(
             created_at=now,
         )
         await _record(
-            actor, request_id, "storage-volume.backup-requested", row, stopResource=stop_resource
+            actor,
+            request_id,
+            "storage-volume.backup-requested",
+            row,
+            stopResource=stop_resource,
+            backupTargetId=row.backup_target_id,
         )
     runner.start_backup(row.id)
     return row.id

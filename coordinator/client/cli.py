@@ -13,6 +13,7 @@ import click
 from coordinator.client import (
     access_cli,
     account_cli,
+    backup_targets_cli,
     certs_cli,
     db_backup_cli,
     db_cli,
@@ -523,6 +524,7 @@ for _command in (
     *db_backup_cli.COMMANDS,
     *orgs_cli.COMMANDS,
     *volume_backup_cli.COMMANDS,
+    *backup_targets_cli.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
+from coordinator.client import backup_targets_cli
 from coordinator.client.backup_commands import (
     BackupApi,
     confirm_overwrite,
@@ -47,12 +48,19 @@ COMMANDS: Final[tuple[click.Command, ...]] = ()
 @db.command("backup")
 @click.argument("database")
 @wait_options
+@click.option("--target", default=None, help="Backup target (id or name); default: coordinator.")
 @click.pass_obj
-def db_backup(opts: "Options", database: str, wait: bool, timeout: float) -> None:
-    """Back up DATABASE (PostgreSQL, MariaDB, Redis): an encrypted dump on the coordinator."""
+def db_backup(
+    opts: "Options", database: str, wait: bool, timeout: float, target: str | None
+) -> None:
+    """Back up DATABASE (PostgreSQL, MariaDB, Redis): an encrypted dump on the coordinator, or
+    in a backup target (``berth backup-targets``)."""
 
     async def backup(api: ApiClient) -> JsonObject:
-        return await BACKUPS.take(api, database, {}, wait, timeout)
+        body: JsonObject = {}
+        if target is not None:
+            body["backupTargetId"] = await backup_targets_cli.target_id(api, target)
+        return await BACKUPS.take(api, database, body, wait, timeout)
 
     opts.show(opts.call(backup), _human)
 

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
+from coordinator.client import backup_targets_cli
 from coordinator.client.backup_commands import (
     BackupApi,
     confirm_overwrite,
@@ -48,12 +49,19 @@ COMMANDS: Final[tuple[click.Command, ...]] = ()
 @click.argument("volume")
 @click.option("--stop", is_flag=True, help="Stop the containers using it during the copy.")
 @wait_options
+@click.option("--target", default=None, help="Backup target (id or name); default: coordinator.")
 @click.pass_obj
-def volumes_backup(opts: "Options", volume: str, stop: bool, wait: bool, timeout: float) -> None:
-    """Back up named VOLUME: an encrypted tar archive on the coordinator."""
+def volumes_backup(
+    opts: "Options", volume: str, stop: bool, wait: bool, timeout: float, target: str | None
+) -> None:
+    """Back up named VOLUME: an encrypted tar archive on the coordinator, or in a backup target
+    (``berth backup-targets``)."""
 
     async def backup(api: ApiClient) -> JsonObject:
-        return await BACKUPS.take(api, volume, {"stopResource": stop}, wait, timeout)
+        body: JsonObject = {"stopResource": stop}
+        if target is not None:
+            body["backupTargetId"] = await backup_targets_cli.target_id(api, target)
+        return await BACKUPS.take(api, volume, body, wait, timeout)
 
     opts.show(opts.call(backup), _human)
 

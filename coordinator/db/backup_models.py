@@ -20,6 +20,7 @@ class DependencyBackup(Model):
     dependency_kind = fields.CharField(max_length=24)
     provider_key = fields.CharField(max_length=40)
     target = fields.CharField(max_length=24, default="coordinator")
+    backup_target_id = fields.CharField(max_length=40, null=True)
     status = fields.CharField(max_length=16, default="pending")
     attempt_id = fields.CharField(max_length=40)
     requested_at = fields.DatetimeField()
@@ -70,6 +71,7 @@ class DependencyBackupPolicy(Model):
     next_run_at = fields.DatetimeField(null=True, db_index=True)
     last_backup_id = fields.CharField(max_length=40, null=True)
     retried_backup_id = fields.CharField(max_length=40, null=True)
+    backup_target_id = fields.CharField(max_length=40, null=True)
     updated_at = fields.DatetimeField()
 
     class Meta:

@@ -18,6 +18,7 @@ class StorageVolumeBackup(Model):
     storage_volume_id = fields.CharField(max_length=40, db_index=True)
     server_id = fields.CharField(max_length=40)
     target = fields.CharField(max_length=24, default="coordinator")
+    backup_target_id = fields.CharField(max_length=40, null=True)
     # The containers using the volume were stopped for the copy and started again after it.
     stop_resource = fields.BooleanField(default=False)
     status = fields.CharField(max_length=16, default="pending")

@@ -12,6 +12,7 @@ from typing import Any
 from coordinator import work_runs
 from coordinator.db import (
     backup_models,
+    backup_target_models,
     certificate_models,
     dns01_models,
     task_models,
@@ -380,12 +381,25 @@ async def _later_rows(
         failure_message="a row for the tenancy walk",
         created_at=now,
     )
+    target = await backup_target_models.BackupTarget.create(
+        id=new_id("bkt"),
+        organization_id="org_default",
+        name="alpha-bucket",
+        kind="s3",
+        endpoint_url="https://s3.alpha.example.com",
+        region="us-east-1",
+        bucket="alpha-backups",
+        access_key_id="alpha",
+        secret_access_key_encrypted="not-a-secret",
+        created_at=now,
+    )
     return {
         "backupId": backup.id,
         "volumeBackupId": volume_backup.id,
         "backupPolicyId": policy.id,
         "dnsProviderId": provider.id,
         "wildcardCertificateId": wildcard.id,
+        "backupTargetId": target.id,
     }
 
 

@@ -252,3 +252,48 @@ async def test_a_restart_fails_what_was_pending_and_removes_partial_files(
     assert ready.restore_failure_code == "interrupted"
     assert not partial.exists()
     assert runner.artifact_path("dbk_ready").exists()
+
+
+async def test_a_policy_names_a_backup_target_for_its_scheduled_backups(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    db = await _database(coordinator, admin_token)
+    runner = coordinator.app[RUNNER_KEY]
+    path = "/dependency-resources/backup-policies"
+    body = {"dependencyResourceId": db, "retentionDays": 3, "scheduleIntervalHours": 1}
+    error = assert_error(
+        await _post(coordinator, admin_token, path, {**body, "backupTargetId": "bkt_none"}),
+        404,
+        "not_found",
+    )
+    assert error["details"]["field"] == "backupTargetId"
+    assert await DependencyBackupPolicy.filter(dependency_resource_id=db).count() == 0
+    target = {
+        "name": "offsite",
+        "endpointUrl": "https://s3.example.com",
+        "bucket": "berth-backups",
+        "accessKeyId": "AKIAEXAMPLE",
+        "secretAccessKey": "not-shown",
+    }
+    status, created_target, _ = await _post(coordinator, admin_token, "/backup-targets", target)
+    assert status == 201, created_target
+    target_id = created_target["id"]
+    status, created, _ = await _post(
+        coordinator, admin_token, path, {**body, "backupTargetId": target_id}
+    )
+    assert status == 200, created
+    status, shown, _ = await coordinator.call("GET", f"{path}/{created['id']}", token=admin_token)
+    assert status == 200, shown
+    assert shown["policy"]["backupTargetId"] == target_id
+    policy = await DependencyBackupPolicy.get(id=created["id"])
+    assert policy.next_run_at is not None
+    [taken] = await policies.run_due(runner, policy.next_run_at + timedelta(seconds=1))
+    row = await DependencyBackup.get(id=taken)
+    assert row.backup_target_id == target_id
+    assert row.target == "s3"
+    # A target a policy writes to cannot be deleted.
+    assert_error(
+        await coordinator.call("DELETE", f"/backup-targets/{target_id}", token=admin_token),
+        409,
+        "conflict",
+    )
