@@ -10,6 +10,7 @@ Transfers cannot be canceled, and an outcome is the transfer's own: no dead-lett
 mark-recovered. Backups are removed by their policy's retention, not pruned here.
 """
 
+import abc
 from datetime import datetime
 from typing import Any, Final
 
@@ -130,15 +131,16 @@ def verification_item(row: DependencyBackup) -> WorkItem:
     )
 
 
-class _BackupJobs:
+class _BackupJobs(abc.ABC):
     """What the three kinds share: scoped lookups, the filters, the refusals."""
 
     kind: WorkKind
     prefix: str
     noun: str
 
+    @abc.abstractmethod
     def _item(self, row: DependencyBackup) -> WorkItem:
-        raise NotImplementedError
+        """The ledger item of ``row`` as this kind shows it."""
 
     def _query(self, actor: Principal) -> Any:
         return service.visible(actor)
