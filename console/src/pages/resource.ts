@@ -162,7 +162,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
   root.append(
     h("section", { "aria-labelledby": "config-title" },
       h("h2", { id: "config-title" }, "Variables and secrets"),
-      h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...["Key", "Value", "Scope", "Kind"].map((t) => h("th", { scope: "col" }, t)))), entries)),
+      h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...["Key", "Value", "Scope", "Kind", ""].map((t) => h("th", { scope: "col" }, t)))), entries)),
       configForm, configOut),
   );
   const known = new Map<string, any>();
@@ -171,7 +171,23 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     known.clear();
     for (const entry of config.effectiveEntries) known.set(entry.key, entry);
     entries.replaceChildren(...config.effectiveEntries.map((e: any) =>
-      h("tr", { "data-key": e.key }, h("td", {}, h("code", {}, e.key)), h("td", {}, h("code", {}, e.value)), h("td", {}, e.scope), h("td", {}, e.kind))));
+      h("tr", { "data-key": e.key }, h("td", {}, h("code", {}, e.key)), h("td", {}, h("code", {}, e.value)), h("td", {}, e.scope), h("td", {}, e.kind),
+        // Only the resource's own entries are deleted here; an inherited one belongs to the environment.
+        h("td", {}, e.scope === "resource"
+          ? h("button", { type: "button", class: "small", "aria-label": `Delete ${e.key}`, onclick: () => void removeEntry(e) }, "Delete")
+          : link(`/environments/${config.environmentId}`, "on the environment")))));
+  };
+  const removeEntry = async (e: any) => {
+    if (!confirm(`Delete ${e.isSecret ? "secret" : "variable"} ${e.key}? The next deployment runs without it.`)) return;
+    const path = encodeURIComponent(e.key);
+    try {
+      if (e.isSecret) await api("DELETE", `/resources/${resourceId}/secrets/${path}` + query({ exposure: e.exposure }));
+      else await api("DELETE", `/resources/${resourceId}/variables/${path}`, { exposure: e.exposure });
+      configOut.replaceChildren(h("p", { class: "hint" }, `${e.key} deleted; the next deployment runs without it.`));
+    } catch (error) {
+      configOut.replaceChildren(errorBox(error));
+    }
+    await loadConfig();
   };
   configForm.addEventListener("submit", async (event) => {
     event.preventDefault();
