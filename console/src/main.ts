@@ -34,6 +34,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/resources\/([\w-]+)\/profiles$/, "Runtime, network, access and health", async () => (await import("./pages/profiles")).page],
   [/^\/resources\/([\w-]+)\/source$/, "Source", async () => (await import("./pages/source")).page],
   [/^\/account$/, "Account", async () => (await import("./pages/account")).page],
+  [/^\/deployments\/([\w-]+)$/, "Deployment", async () => (await import("./pages/deployment")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);
