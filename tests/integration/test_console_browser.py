@@ -324,8 +324,8 @@ async def test_console_end_to_end(
         # Thresholds: none yet, then a CPU rule set from the form, shown with its state.
         await expect(page.locator("#thresholds")).to_contain_text("No threshold policy")
         await page.get_by_label("CPU busy % warning").fill("70")
-        await page.get_by_label("critical", exact=True).fill("90")
-        await page.get_by_role("button", name="Set CPU threshold").click()
+        await page.get_by_label("CPU busy % critical").fill("90")
+        await page.get_by_role("button", name="Save thresholds").click()
         await expect(page.locator("#thresholds")).to_contain_text(
             "cpu.busyPercent: warning 70, critical 90"
         )
