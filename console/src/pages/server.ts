@@ -3,6 +3,7 @@
 import uPlot from "uplot";
 import { api, ApiError, query } from "../api";
 import { ago, bar, errorBox, field, h, link } from "../dom";
+import { serverContainers } from "./servercontainers";
 
 const WINDOWS: [string, string][] = [
   ["minute", "Last hour (minutes)"],
@@ -142,6 +143,7 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
     netPlot?.destroy();
   });
 
+  await serverContainers(root, serverId, signal);
   await thresholds(root, serverId);
 
   const capacity = h("div", { id: "capacity" });
