@@ -11,7 +11,7 @@ from playwright.async_api import Browser, expect
 
 from tests.browser import artifacts_dir
 from tests.harness import Coordinator
-from tests.integration.stacks import deployed_workload
+from tests.integration.stacks import deployed_workload, workload
 from tests.integration.test_console_pages import (
     _fits_phone,
     _signed_in,
@@ -94,6 +94,60 @@ async def test_console_deployment_page_timeline_log_redeploy_and_rollback(
         # A deployment that does not exist: the API's 404 in the page.
         await page.goto(f"{coordinator.url}/console/deployments/dep_missing")
         await expect(page.locator("main").get_by_role("alert")).to_contain_text("not found")
+        assert _unexpected(problems) == []
+    finally:
+        await stack.agent.stop()
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(300)
+async def test_console_deployment_page_shows_a_failure_and_retries_it(
+    coordinator: Coordinator,
+    admin_token: str,
+    chromium_browser: Browser,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    shots = artifacts_dir(request.node.name)
+    # A container that exits at once: the deployment fails in the agent's start phase.
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sh -c 'exit 3'")
+    try:
+        created = await stack.call(
+            "POST",
+            "/deployments",
+            {
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "resourceId": stack.resource_id,
+                "serverId": stack.server_id,
+            },
+        )
+        failed = str(created["id"])
+        page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+        await page.goto(f"{coordinator.url}/console/deployments/{failed}")
+        await expect(page.locator("#deployment-status")).to_have_attribute(
+            "data-status", "failed", timeout=90_000
+        )
+        await expect(page.locator("#deployment-current")).to_have_text("failed")
+        shown = await stack.call("GET", f"/deployments/{failed}")
+        assert shown["latestFailure"], shown
+        await expect(page.locator("#deployment-failure")).to_contain_text(
+            shown["latestFailure"]["message"]
+        )
+        await expect(page.locator("#deployment-logs li.log-stderr").first).to_be_visible()
+        await page.screenshot(path=shots / "failed.png", full_page=True)
+
+        # Retry: a new deployment of the same resource, whose page opens and follows it.
+        commands = page.get_by_role("group", name="Deployment commands")
+        await commands.get_by_role("button", name="Retry").click()
+        await expect(page).not_to_have_url(f"{coordinator.url}/console/deployments/{failed}")
+        retried = page.url.rsplit("/", 1)[1]
+        await expect(page.locator("#deployment-status")).to_have_attribute(
+            "data-status", "failed", timeout=90_000
+        )
+        shown = await stack.call("GET", f"/deployments/{retried}")
+        assert shown["deployment"]["resourceId"] == stack.resource_id, shown
+        assert shown["deployment"]["sourceDeploymentId"] == failed, shown
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()
