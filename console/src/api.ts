@@ -29,7 +29,7 @@ export function onUnauthorized(listener: Listener): void {
   unauthorized.push(listener);
 }
 
-async function failure(response: Response): Promise<ApiError> {
+async function failure(response: Response, ownUnauthorized = false): Promise<ApiError> {
   let code = "http_" + response.status;
   let message = response.statusText;
   let requestId: string | null = null;
@@ -50,11 +50,13 @@ async function failure(response: Response): Promise<ApiError> {
   } catch {
     // not an error envelope: keep the status line
   }
-  if (response.status === 401) unauthorized.forEach((listener) => listener());
+  if (response.status === 401 && !ownUnauthorized) unauthorized.forEach((listener) => listener());
   return new ApiError(response.status, code, message, requestId, fields, details);
 }
 
-export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+// ``ownUnauthorized``: the call checks a credential (the current password, a TOTP code), so its
+// 401 means "wrong", not "signed out"; the page shows it instead of going back to sign-in.
+export async function api<T = any>(method: string, path: string, body?: unknown, ownUnauthorized = false): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json", ...session.headers(method) };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
@@ -63,7 +65,7 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
   });
-  if (!response.ok) throw await failure(response);
+  if (!response.ok) throw await failure(response, ownUnauthorized);
   return response.status === 204 ? (undefined as T) : ((await response.json()) as T);
 }
 

@@ -33,6 +33,8 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/default-access$/, "Default access domains", async () => (await import("./pages/defaultaccess")).page],
   [/^\/resources\/([\w-]+)\/profiles$/, "Runtime, network, access and health", async () => (await import("./pages/profiles")).page],
   [/^\/resources\/([\w-]+)\/source$/, "Source", async () => (await import("./pages/source")).page],
+  [/^\/account$/, "Account", async () => (await import("./pages/account")).page],
+  [/^\/deployments\/([\w-]+)$/, "Deployment", async () => (await import("./pages/deployment")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);
@@ -52,6 +54,7 @@ function shell(): { main: HTMLElement } {
     link("/tokens", "API tokens"),
     link("/sessions", "Sessions"),
     link("/organization", "Organization"),
+    link("/account", "Account"),
     switcher(() => void render()),
     h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out"),
   );

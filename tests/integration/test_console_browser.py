@@ -324,8 +324,8 @@ async def test_console_end_to_end(
         # Thresholds: none yet, then a CPU rule set from the form, shown with its state.
         await expect(page.locator("#thresholds")).to_contain_text("No threshold policy")
         await page.get_by_label("CPU busy % warning").fill("70")
-        await page.get_by_label("critical", exact=True).fill("90")
-        await page.get_by_role("button", name="Set CPU threshold").click()
+        await page.get_by_label("CPU busy % critical").fill("90")
+        await page.get_by_role("button", name="Save thresholds").click()
         await expect(page.locator("#thresholds")).to_contain_text(
             "cpu.busyPercent: warning 70, critical 90"
         )
@@ -401,10 +401,13 @@ async def test_console_end_to_end(
             json={"confirmation": {"tokenId": token_id}},
         )
         assert status == 200, body
-        # The servers page polls, so its next call may already have sent the person to sign-in;
-        # a reload makes a call now either way (the revoked token is still in sessionStorage, or
-        # the page already is sign-in?expired=1), so the outcome does not depend on timing.
-        await page.reload()
+        # The servers page's next call (its poll, or its stream reconnecting after the revoke
+        # ended it) answers 401 and sends the person to sign-in by itself. (A reload here raced
+        # that call: reloading /servers after it had forgotten the token showed sign-in without
+        # saying why.)
+        await expect(page).to_have_url(
+            f"{coordinator.url}/console/sign-in?expired=1", timeout=60_000
+        )
         await expect(
             page.get_by_role("status").filter(has_text="Your session ended")
         ).to_be_visible()

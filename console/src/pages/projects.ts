@@ -3,6 +3,7 @@
 import { api, query } from "../api";
 import { errorBox, field, h, link } from "../dom";
 import { navigate } from "../nav";
+import { environmentVariables } from "./envvariables";
 
 function listing(items: any[], href: (item: any) => string, empty: string, id: string): HTMLElement {
   if (!items.length) return h("p", { class: "hint", id }, empty);
@@ -89,6 +90,7 @@ export async function environment(root: HTMLElement, [environmentId]: string[]):
         navigate(`/resources/${created.id}`);
       },
     ),
+    environmentVariables(environmentId, env.maskedVariables),
     h("p", {}, link(`/environments/${environmentId}/storage`, "Storage volumes and databases", { id: "environment-storage" })),
     h("p", {}, link(`/environments/${environmentId}/settings`, "Settings: rename, clone, archive", { id: "environment-settings" })),
   );

@@ -2,11 +2,10 @@
 // runtime logs follow (and from a chosen time), the way to its terminal and to its domains, storage and scheduled tasks;
 // archive.
 import { api, query, stream } from "../api";
+import { followTimeline, TERMINAL } from "../deployments";
 import { errorBox, h, link } from "../dom";
 import { LogView } from "../logview";
 import { actionButton } from "../widgets";
-
-const TERMINAL = new Set(["succeeded", "failed", "canceled", "rolled-back"]);
 
 export async function page(root: HTMLElement, [resourceId]: string[], signal: AbortSignal): Promise<void> {
   const resource = (await api("GET", `/resources/${resourceId}`)).resource;
@@ -110,18 +109,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     } }, label);
 
   async function follow(deploymentId: string): Promise<void> {
-    status.textContent = `Deployment ${deploymentId}: starting`;
-    status.dataset.status = "created";
-    const ended = new AbortController();
-    signal.addEventListener("abort", () => ended.abort());
-    await stream(`/deployments/${deploymentId}/events/stream`, ({ data }) => {
-      const event = data.event;
-      if (!event) return;
-      timeline.append(h("li", { "data-status": event.status, "data-phase": event.phase }, h("time", { datetime: event.emittedAt }, new Date(event.emittedAt).toLocaleTimeString()), ` ${event.phase} · ${event.status} · ${event.summary ?? event.eventType}`));
-      status.textContent = `Deployment ${deploymentId}: ${event.status}`;
-      status.dataset.status = event.status;
-      if (TERMINAL.has(event.status)) ended.abort();
-    }, ended.signal).catch((error) => status.append(errorBox(error)));
+    await followTimeline(deploymentId, timeline, status, signal);
     void loadHistory();
   }
 
@@ -133,7 +121,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
         ? h("table", {},
             h("thead", {}, h("tr", {}, ...["Deployment", "Status", "Started", ""].map((t) => h("th", { scope: "col" }, t)))),
             h("tbody", {}, ...list.items.map((d: any, index: number) => h("tr", {},
-              h("td", {}, h("code", {}, d.id)),
+              h("td", {}, h("a", { href: `/console/deployments/${d.id}`, "data-nav": "", "aria-label": `Deployment ${d.id}` }, h("code", {}, d.id))),
               h("td", {}, h("span", { class: `state state-${d.status}` }, d.status)),
               h("td", {}, d.startedAt ? new Date(d.startedAt).toLocaleString() : "–"),
               h("td", { class: "actions" },
@@ -162,7 +150,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
   root.append(
     h("section", { "aria-labelledby": "config-title" },
       h("h2", { id: "config-title" }, "Variables and secrets"),
-      h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...["Key", "Value", "Scope", "Kind"].map((t) => h("th", { scope: "col" }, t)))), entries)),
+      h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ...["Key", "Value", "Scope", "Kind", ""].map((t) => h("th", { scope: "col" }, t)))), entries)),
       configForm, configOut),
   );
   const known = new Map<string, any>();
@@ -171,7 +159,23 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     known.clear();
     for (const entry of config.effectiveEntries) known.set(entry.key, entry);
     entries.replaceChildren(...config.effectiveEntries.map((e: any) =>
-      h("tr", { "data-key": e.key }, h("td", {}, h("code", {}, e.key)), h("td", {}, h("code", {}, e.value)), h("td", {}, e.scope), h("td", {}, e.kind))));
+      h("tr", { "data-key": e.key }, h("td", {}, h("code", {}, e.key)), h("td", {}, h("code", {}, e.value)), h("td", {}, e.scope), h("td", {}, e.kind),
+        // Only the resource's own entries are deleted here; an inherited one belongs to the environment.
+        h("td", {}, e.scope === "resource"
+          ? h("button", { type: "button", class: "small", "aria-label": `Delete ${e.key}`, onclick: () => void removeEntry(e) }, "Delete")
+          : link(`/environments/${config.environmentId}`, "on the environment")))));
+  };
+  const removeEntry = async (e: any) => {
+    if (!confirm(`Delete ${e.isSecret ? "secret" : "variable"} ${e.key}? The next deployment runs without it.`)) return;
+    const path = encodeURIComponent(e.key);
+    try {
+      if (e.isSecret) await api("DELETE", `/resources/${resourceId}/secrets/${path}` + query({ exposure: e.exposure }));
+      else await api("DELETE", `/resources/${resourceId}/variables/${path}`, { exposure: e.exposure });
+      configOut.replaceChildren(h("p", { class: "hint" }, `${e.key} deleted; the next deployment runs without it.`));
+    } catch (error) {
+      configOut.replaceChildren(errorBox(error));
+    }
+    await loadConfig();
   };
   configForm.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -3,6 +3,7 @@
 import uPlot from "uplot";
 import { api, ApiError, query } from "../api";
 import { ago, bar, errorBox, field, h, link } from "../dom";
+import { serverContainers } from "./servercontainers";
 
 const WINDOWS: [string, string][] = [
   ["minute", "Last hour (minutes)"],
@@ -142,6 +143,7 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
     netPlot?.destroy();
   });
 
+  await serverContainers(root, serverId, signal);
   await thresholds(root, serverId);
 
   const capacity = h("div", { id: "capacity" });
@@ -186,26 +188,50 @@ export async function page(root: HTMLElement, [serverId]: string[], signal: Abor
   }
 }
 
-// Thresholds of this server: the policy's rules and their current state, and a form that sets a
-// CPU busy % rule (the API replaces the server's whole policy with what is sent).
+// Thresholds of this server: the policy's rules and their current state, and a form that sets
+// CPU busy %, memory used % and disk used % rules (the API replaces the server's whole policy
+// with what is sent, so rules on other metrics, the webhook and on/off are sent back as they are).
+const MANAGED: [string, string, string, number, number][] = [
+  ["cpu", "busyPercent", "CPU busy %", 80, 95],
+  ["memory", "usedPercent", "Memory used %", 85, 95],
+  ["disk", "usedPercent", "Disk used %", 80, 90],
+];
+
 async function thresholds(root: HTMLElement, serverId: string): Promise<void> {
   const box = h("div", { id: "thresholds" });
   root.append(h("h2", {}, "Thresholds"), box);
-  const warning = h("input", { type: "number", id: "threshold-warning", name: "warning", min: 0, max: 100, value: 80 });
-  const critical = h("input", { type: "number", id: "threshold-critical", name: "critical", min: 0, max: 100, value: 95 });
+  const rows = MANAGED.map(([signal, metric, label, warn, crit]) => ({
+    signal, metric, label,
+    on: h("input", { type: "checkbox", id: `threshold-${signal}-on`, checked: signal === "cpu" }),
+    warning: h("input", { type: "number", id: `threshold-${signal}-warning`, min: 0, max: 100, step: "any", value: warn }),
+    critical: h("input", { type: "number", id: `threshold-${signal}-critical`, min: 0, max: 100, step: "any", value: crit }),
+  }));
   const out = h("div", { role: "status" });
-  const form = h("form", { class: "filters", "aria-label": "CPU threshold" },
-    field("CPU busy % warning", warning), field("critical", critical), h("button", { type: "submit" }, "Set CPU threshold"), out);
+  const form = h("form", { class: "card", "aria-label": "Threshold rules" },
+    ...rows.map((r) => h("div", { class: "filters" },
+      h("label", { class: "field inline" }, h("span", {}, `${r.label} rule`), r.on),
+      field(`${r.label} warning`, r.warning), field(`${r.label} critical`, r.critical))),
+    h("button", { type: "submit" }, "Save thresholds"), out);
+  let current: any = null;
   const show = async () => {
     try {
       const answer = await api("GET", "/runtime-monitoring/thresholds" + query({ "scope.kind": "server", "scope.serverId": serverId }));
+      current = answer.policy;
+      for (const r of rows) {
+        const rule = current.rules.find((x: any) => x.signal === r.signal && x.metric === r.metric);
+        r.on.checked = Boolean(rule);
+        if (rule) {
+          r.warning.value = String(rule.warning);
+          r.critical.value = String(rule.critical);
+        }
+      }
       const crossed = new Map<string, any>(answer.evaluation.crossed.map((c: any) => [c.ruleId, c]));
       box.replaceChildren(
         h("p", {}, "State: ", h("strong", { id: "threshold-state", class: `state state-${answer.evaluation.state}` }, answer.evaluation.state),
           answer.evaluation.evaluatedAt ? ` (evaluated ${new Date(answer.evaluation.evaluatedAt).toLocaleTimeString()})` : " (no sample yet)"),
-        h("ul", {}, ...answer.policy.rules.map((r: any) => {
+        h("ul", { id: "threshold-rules" }, ...answer.policy.rules.map((r: any) => {
           const c = crossed.get(r.ruleId);
-          return h("li", {}, `${r.signal}.${r.metric}: warning ${r.warning}, critical ${r.critical}`, c ? h("strong", {}, ` – ${c.severity} (${c.observedValue})`) : "");
+          return h("li", { "data-rule": `${r.signal}.${r.metric}`, "data-severity": c ? c.severity : "ok" }, `${r.signal}.${r.metric}: warning ${r.warning}, critical ${r.critical}`, c ? h("strong", {}, ` – ${c.severity} (${c.observedValue})`) : "");
         })),
         form,
       );
@@ -216,12 +242,22 @@ async function thresholds(root: HTMLElement, serverId: string): Promise<void> {
   };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    out.replaceChildren();
+    const managed = new Set(rows.map((r) => `${r.signal}.${r.metric}`));
+    const kept = (current?.rules ?? []).filter((x: any) => !managed.has(`${x.signal}.${x.metric}`));
+    const chosen = rows.filter((r) => r.on.checked).map((r) => {
+      const before = current?.rules.find((x: any) => x.signal === r.signal && x.metric === r.metric);
+      return { ...(before ? { ruleId: before.ruleId, comparator: before.comparator } : {}), signal: r.signal, metric: r.metric, warning: Number(r.warning.value), critical: Number(r.critical.value) };
+    });
     try {
       await api("POST", "/runtime-monitoring/thresholds", {
         scope: { kind: "server", serverId },
-        rules: [{ signal: "cpu", metric: "busyPercent", warning: Number(warning.value), critical: Number(critical.value) }],
+        rules: [...kept, ...chosen],
+        ...(current ? { enabled: current.enabled } : {}),
+        ...(current?.webhookUrl ? { webhookUrl: current.webhookUrl } : {}),
       });
       await show();
+      out.replaceChildren("Thresholds saved.");
     } catch (error) {
       out.replaceChildren(errorBox(error));
     }
