@@ -1,10 +1,11 @@
 // One resource: plan preview, deploy with a live event timeline, recent deployments (rollback),
-// runtime logs follow (and from a chosen time), the way to its terminal and to its domains, storage and scheduled tasks;
-// archive.
+// a one-off command followed to its exit code, runtime logs follow (and from a chosen time), the
+// way to its terminal and to its domains, storage and scheduled tasks; archive.
 import { api, query, stream } from "../api";
 import { followTimeline, TERMINAL } from "../deployments";
 import { errorBox, h, link } from "../dom";
 import { LogView } from "../logview";
+import { oneOffSection } from "../oneoff";
 import { actionButton } from "../widgets";
 
 export async function page(root: HTMLElement, [resourceId]: string[], signal: AbortSignal): Promise<void> {
@@ -135,6 +136,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     );
   }
   await loadHistory();
+  root.append(oneOffSection(resourceId, signal));
 
   // Variables and secrets: values of secrets are never shown, only replaced.
   const entries = h("tbody", { id: "config-rows" });

@@ -1,8 +1,9 @@
 // A resource's scheduled tasks: list, create, edit, pause/resume, run now, delete; its runs with
 // their status (refreshed while one is going) and each run's output, followed live while it runs
 // (the run log stream) and ended by its exit code and failure code.
-import { api, query, stream } from "../api";
-import { errorBox, h, link } from "../dom";
+import { api, query } from "../api";
+import { h, link } from "../dom";
+import { followRun, runView } from "../runfollow";
 import { actionButton, actionForm, select, table, when } from "../widgets";
 
 const GOING = new Set(["accepted", "running"]);
@@ -12,10 +13,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
   const out = h("div", { role: "status", id: "task-status" });
   const tasks = h("div", { id: "tasks" });
   const runs = h("div", { id: "runs" });
-  const logs = h("pre", { id: "run-logs", class: "run-logs", tabindex: 0, "aria-label": "Run output" });
-  const logTitle = h("h3", { id: "run-logs-title" }, "Output");
-  const followState = h("p", { id: "run-follow-state", role: "status" });
-  const result = h("p", { id: "run-result" });
+  const view = runView("run");
 
   const schedule = h("input", { name: "schedule", id: "task-schedule", required: true, placeholder: "*/5 * * * * or @hourly" });
   const timezone = h("input", { name: "timezone", id: "task-timezone", value: "UTC" });
@@ -49,7 +47,7 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
     tasks,
     out,
     form,
-    h("section", { "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"), runs, logTitle, followState, logs, result),
+    h("section", { "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"), runs, ...view.section),
   );
 
   async function loadTasks(): Promise<void> {
@@ -88,51 +86,14 @@ export async function page(root: HTMLElement, [resourceId]: string[], signal: Ab
       )), "No scheduled tasks yet."));
   }
 
-  // One run's output at a time: its stream from the first line, live until the run ends (the
-  // stream's ``end`` frame carries the exit code and failure code), resumed after a dropped link.
+  // One run's output at a time (a newer one replaces the one being followed).
   let following: AbortController | null = null;
   async function showLogs(run: any): Promise<void> {
     following?.abort();
     const mine = new AbortController();
     following = mine;
     signal.addEventListener("abort", () => mine.abort());
-    logTitle.textContent = `Output of run ${run.runId}`;
-    logs.replaceChildren();
-    result.replaceChildren();
-    delete result.dataset.exitCode;
-    followState.textContent = "Following…";
-    followState.dataset.state = "open";
-    let end: any = null;
-    const path = `/scheduled-task-runs/${run.runId}/logs/stream` + query({ resourceId });
-    try {
-      await stream(path, ({ data }) => {
-        logs.append(h("span", { class: `log-${data.stream}`, "data-sequence": data.sequence }, data.message + "\n"));
-        logs.scrollTop = logs.scrollHeight;
-      }, mine.signal, (state) => {
-        if (state === "reconnecting") followState.textContent = "Connection lost; resuming…";
-        else if (state === "open") followState.textContent = "Following…";
-      }, (frame) => {
-        end = frame; // the run is over: keep its result, do not resume
-        return false;
-      });
-    } catch (error) {
-      if (!mine.signal.aborted) result.replaceChildren(errorBox(error));
-      followState.textContent = "";
-      return;
-    }
-    if (mine.signal.aborted || end === null) return;
-    followState.textContent = "Run ended.";
-    followState.dataset.state = "ended";
-    if (!logs.childNodes.length) logs.append("(no output)");
-    result.dataset.status = end.status;
-    if (end.exitCode !== null && end.exitCode !== undefined) result.dataset.exitCode = String(end.exitCode);
-    result.replaceChildren(h("span", {},
-      h("span", { class: `state state-${end.status}` }, end.status),
-      end.exitCode !== null && end.exitCode !== undefined ? ` · exit code ${end.exitCode}` : "",
-      end.failureCode ? [" · ", h("code", { id: "run-failure-code" }, end.failureCode)] : "",
-      end.failureSummary ? ` · ${end.failureSummary}` : "",
-    ));
-    await loadRuns();
+    if (await followRun(view, resourceId, run.runId, mine.signal)) await loadRuns();
   }
 
   let polling = false;
