@@ -35,6 +35,8 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/resources\/([\w-]+)\/source$/, "Source", async () => (await import("./pages/source")).page],
   [/^\/account$/, "Account", async () => (await import("./pages/account")).page],
   [/^\/deployments\/([\w-]+)$/, "Deployment", async () => (await import("./pages/deployment")).page],
+  [/^\/volume-backups\/([\w-]+)$/, "Volume backup", async () => (await import("./pages/volumebackup")).page],
+  [/^\/dns-providers\/([\w-]+)$/, "DNS provider", async () => (await import("./pages/dnsprovider")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);

@@ -102,6 +102,25 @@ async def test_console_backs_up_and_restores_a_volume(
         assert _files(docker_client, other_id) == original
         await page.screenshot(path=shots / "volume-backups.png", full_page=True)
         await _fits_phone(page, shots / "phone-volume-backups.png")
+
+        # The backup's own page: the checksum, sizes and latest restore the API stores.
+        await page.get_by_role("link", name=f"Backup {backup_id}").click()
+        shown = (await stack.call("GET", f"/storage-volumes/backups/{backup_id}"))["backup"]
+        assert len(shown["sha256"]) == 64, shown
+        assert shown["archiveBytes"] > 0, shown
+        await expect(page.locator("#backup-sha256")).to_have_text(shown["sha256"])
+        await expect(page.locator("#backup-archive-size")).to_have_attribute(
+            "data-bytes", str(shown["archiveBytes"])
+        )
+        await expect(page.locator("#backup-size")).to_have_attribute(
+            "data-bytes", str(shown["sizeBytes"])
+        )
+        await expect(page.locator("#backup-status")).to_have_text("ready")
+        await expect(page.locator("#restore-facts")).to_have_attribute("data-status", "ready")
+        await expect(page.locator("#restore-target")).to_have_text(other_id)
+        await page.screenshot(path=shots / "volume-backup.png", full_page=True)
+        await page.goto(f"{coordinator.url}/console/volume-backups/vbk_missing")
+        await expect(page.locator("main > [role=alert]")).to_be_visible()
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()
@@ -177,6 +196,25 @@ async def test_console_dns_providers_and_wildcard_certificates(
     await expect(page.locator("#dns01-status").get_by_role("alert")).to_be_visible()
     await page.screenshot(path=shots / "certificates.png", full_page=True)
     await _fits_phone(page, shots / "phone-certificates.png")
+
+    # The provider's own page: the API's fields (the secret masked) and the certificate using
+    # it; its *Delete* shows the same refusal while the certificate exists.
+    await row.get_by_role("link", name="ns1").click()
+    await expect(page.locator("h1")).to_have_text("DNS provider ns1")
+    [provider] = (await _api(c, token, "GET", "/dns-providers"))["items"]
+    shown = await _api(c, token, "GET", f"/dns-providers/{provider['id']}")
+    facts = page.locator("#dns-provider-facts")
+    await expect(facts).to_contain_text(shown["serverAddress"])
+    await expect(facts).to_contain_text(shown["zone"])
+    await expect(facts.locator(".secret")).to_have_text("********")
+    assert SECRET not in await page.content()
+    await expect(
+        page.locator('#dns-provider-wildcards tr[data-wildcard="apps.example.test"]')
+    ).to_be_visible()
+    await page.get_by_role("button", name="Delete DNS provider ns1").click()
+    await expect(page.locator("#dns-provider-status").get_by_role("alert")).to_be_visible()
+    await page.screenshot(path=shots / "dns-provider.png", full_page=True)
+    await page.get_by_role("link", name="Certificates", exact=True).first.click()
 
     # Delete the certificate (after the confirmation), then the provider.
     await listed.get_by_role("link").click()

@@ -2,19 +2,19 @@
 // the app stopped for the copy), the list with status, size and age; restore into the same
 // volume or into another named volume, sent only with the overwrite acknowledgement ticked.
 import { api } from "../api";
-import { ago, h } from "../dom";
+import { ago, h, link } from "../dom";
 import { actionButton, actionForm, select, table, when } from "../widgets";
 
 const POLL_MS = 1500;
 
-function size(bytes: number | null): string {
+export function size(bytes: number | null): string {
   if (bytes === null) return "–";
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function restore(r: any): string {
+export function restore(r: any): string {
   if (!r) return "never restored";
   const at = r.completedAt ?? r.failedAt ?? r.requestedAt;
   return `${r.status} ${ago(at)}` + (r.failureMessage ? `: ${r.failureMessage}` : "");
@@ -86,7 +86,7 @@ export function volumeBackupSection(signal: AbortSignal): { element: HTMLElement
     restorePick.replaceChildren(...items.filter((b) => b.status === "ready").map((b) => h("option", { value: b.id }, `${when(b.completedAt)} (${size(b.sizeBytes)})`)));
     list.replaceChildren(table("volume-backup-rows", ["Taken", "Status", "Size", "App stopped", "Last restore"], items.map((b) =>
       h("tr", { "data-backup": b.id, "data-status": b.status },
-        h("td", {}, ago(b.createdAt), h("div", { class: "hint" }, b.id)),
+        h("td", {}, ago(b.createdAt), h("div", { class: "hint" }, link(`/volume-backups/${b.id}`, b.id, { "aria-label": `Backup ${b.id}` }))),
         h("td", { class: "backup-state" }, b.status, b.failureMessage ? h("div", { class: "error" }, b.failureMessage) : null),
         h("td", { class: "backup-size" }, size(b.sizeBytes)),
         h("td", {}, b.stopResource ? "yes" : "no (live copy)"),

@@ -28,7 +28,7 @@ export async function dns01Sections(): Promise<HTMLElement> {
     provider.replaceChildren(...p.items.map((d: any) => h("option", { value: d.id }, `${d.name} (${d.zone})`)));
     providers.replaceChildren(table("dns-provider-rows", ["Name", "Server", "Zone", "TSIG key", "Secret", ""], p.items.map((d: any) =>
       h("tr", { "data-provider": d.name },
-        h("td", {}, h("strong", {}, d.name)),
+        h("td", {}, link(`/dns-providers/${d.id}`, d.name)),
         h("td", {}, h("code", {}, d.serverAddress)),
         h("td", {}, d.zone),
         h("td", {}, `${d.tsigKeyName} (${d.tsigAlgorithm})`),
