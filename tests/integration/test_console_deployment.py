@@ -1,16 +1,18 @@
 """A deployment's own console page in a real headless Chromium against a real coordinator, agent,
 Docker and the busybox test image: status, the timeline replayed from the events stream, the
 build/deploy log as the API stores it, *Redeploy* and *Roll back* opening the new deployment's
-page and following it live to `succeeded`; a missing deployment shows the API's 404.
+page and following it live to `succeeded`; *Cancel* on a deployment held in a slow health check
+ends it `canceled` and leaves no container; a missing deployment shows the API's 404.
 Screenshots go to artifacts/console/<test>/."""
 
 from pathlib import Path
 
+import docker
 import pytest
 from playwright.async_api import Browser, expect
 
 from tests.browser import artifacts_dir
-from tests.harness import Coordinator
+from tests.harness import Coordinator, eventually
 from tests.integration.stacks import deployed_workload, workload
 from tests.integration.test_console_pages import (
     _fits_phone,
@@ -148,6 +150,78 @@ async def test_console_deployment_page_shows_a_failure_and_retries_it(
         shown = await stack.call("GET", f"/deployments/{retried}")
         assert shown["deployment"]["resourceId"] == stack.resource_id, shown
         assert shown["deployment"]["sourceDeploymentId"] == failed, shown
+        assert _unexpected(problems) == []
+    finally:
+        await stack.agent.stop()
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(300)
+async def test_console_deployment_page_cancels_a_deployment_in_its_health_check(
+    coordinator: Coordinator,
+    admin_token: str,
+    chromium_browser: Browser,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    shots = artifacts_dir(request.node.name)
+    # Nothing listens on 8080: the health check keeps failing for minutes (60 tries, 2 s apart),
+    # so the deployment stays running until it is canceled.
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
+    try:
+        await stack.configure(
+            "health-policy",
+            {
+                "healthCheck": {
+                    "enabled": True,
+                    "type": "http",
+                    "intervalSeconds": 2,
+                    "timeoutSeconds": 1,
+                    "retries": 60,
+                    "http": {"path": "/"},
+                }
+            },
+        )
+        created = await stack.call(
+            "POST",
+            "/deployments",
+            {
+                "projectId": stack.project_id,
+                "environmentId": stack.environment_id,
+                "resourceId": stack.resource_id,
+                "serverId": stack.server_id,
+            },
+        )
+        deployment_id = str(created["id"])
+        label = {"label": f"berth.resource-id={stack.resource_id}"}
+
+        async def started() -> bool:
+            return bool(docker_client.containers.list(filters=label))
+
+        await eventually(started, timeout=90, what="the candidate container to start")
+        page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+        await page.goto(f"{coordinator.url}/console/deployments/{deployment_id}")
+        await expect(page.locator("#deployment-current")).to_have_text("running")
+        commands = page.get_by_role("group", name="Deployment commands")
+        cancel = commands.get_by_role("button", name="Cancel")
+        await page.screenshot(path=shots / "running.png", full_page=True)
+        # The confirmation is accepted by the page's dialog handler.
+        await cancel.click()
+        await expect(page.locator("#deployment-status")).to_have_attribute(
+            "data-status", "canceled", timeout=60_000
+        )
+        await expect(page.locator("#deployment-current")).to_have_text("canceled")
+        await expect(cancel).to_have_count(0)
+        shown = await stack.call("GET", f"/deployments/{deployment_id}")
+        assert shown["deployment"]["status"] == "canceled", shown
+        assert "cancel" not in shown["nextActions"], shown
+
+        async def removed() -> bool:
+            return not docker_client.containers.list(all=True, filters=label)
+
+        await eventually(removed, timeout=30, what="the canceled candidate to be removed")
+        await page.screenshot(path=shots / "canceled.png", full_page=True)
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()
