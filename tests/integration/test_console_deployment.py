@@ -194,7 +194,9 @@ async def test_console_deployment_page_cancels_a_deployment_in_its_health_check(
             },
         )
         deployment_id = str(created["id"])
-        label = {"label": f"berth.resource-id={stack.resource_id}"}
+        label: dict[str, str | list[str] | bool] = {
+            "label": f"berth.resource-id={stack.resource_id}"
+        }
 
         async def started() -> bool:
             return bool(docker_client.containers.list(filters=label))
