@@ -1,6 +1,7 @@
 """Domain redirects and ownership confirmation on the console's domains page, in a real headless
 Chromium against a real coordinator: a binding added with ``redirectTo`` + ``redirectStatus``
-(stored and shown; an unknown target is the API's refusal), the HTTP token requested (the URL
+(stored and shown; an unknown target is the API's refusal) and changed afterwards (a status,
+a loop refused, back to serving), the HTTP token requested (the URL
 and token shown are the API's), and the manual override (a missing reason is refused; with one
 it is confirmed and the reason is in the audit event). Screenshots go to
 artifacts/console/<test>/."""
@@ -67,6 +68,26 @@ async def test_console_domain_redirects_and_ownership_confirmation(
     assert (www["redirectTo"], www["redirectStatus"]) == (APEX, 308), www
     assert (await stored(APEX))["redirectTo"] is None
     await expect(apex_row.locator(".redirect")).to_have_count(0)
+
+    # The route changed after binding: 302, then a loop refused (apex -> www -> apex), then
+    # www serves again (no target).
+    www_route = page.get_by_role("form", name=f"Route of {WWW}")
+    await www_route.get_by_label(f"Redirect status of {WWW}").select_option("302")
+    await www_route.get_by_role("button", name="Save route").click()
+    await expect(redirect).to_have_attribute("data-redirect-status", "302")
+    assert (await stored(WWW))["redirectStatus"] == 302
+    apex_route = page.get_by_role("form", name=f"Route of {APEX}")
+    await apex_route.get_by_label(f"Redirect {APEX} to").fill(WWW)
+    await apex_route.get_by_role("button", name="Save route").click()
+    await expect(page.locator("#domain-status").get_by_role("alert")).to_contain_text("loop")
+    assert (await stored(APEX))["redirectTo"] is None
+    await www_route.get_by_label(f"Redirect {WWW} to").fill("")
+    await www_route.get_by_role("button", name="Save route").click()
+    await expect(www_row.locator(".redirect")).to_have_count(0)
+    assert (await stored(WWW))["redirectTo"] is None
+    await www_route.get_by_label(f"Redirect {WWW} to").fill(APEX)
+    await www_route.get_by_role("button", name="Save route").click()
+    await expect(redirect).to_have_attribute("data-redirect-to", APEX)
 
     # The HTTP token: recorded, not yet confirmed; the URL and token shown are the API's.
     await page.get_by_role("button", name=f"Serve the HTTP token of {APEX}").click()

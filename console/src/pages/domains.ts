@@ -99,12 +99,35 @@ export async function page(root: HTMLElement, [resourceId]: string[]): Promise<v
           b.ownership.confirmedAt
             ? null
             : overrideForm(b, out, load),
+          redirectForm(b, out, load),
           link(`/certificates?domainBindingId=${b.id}`, "Certificates"),
           actionButton("Delete", out, () => remove(b), { name: `Delete ${b.domainName}` })),
       );
     }), "No domains bound yet."));
   }
   await load();
+}
+
+// Change what the binding does (``POST /domain-bindings/{id}/route``): redirect to another bound
+// domain with a status, or serve the resource again when the target is left empty.
+function redirectForm(binding: any, out: HTMLElement, reload: () => Promise<void>): HTMLElement {
+  const target = h("input", { name: "redirectTo", class: "route-redirect-to", value: binding.redirectTo ?? "", placeholder: "serve (no redirect)", "aria-label": `Redirect ${binding.domainName} to`, autocomplete: "off" });
+  const status = select(`route-status-${binding.id}`, [["301", "301"], ["302", "302"], ["307", "307"], ["308", "308"]], { "aria-label": `Redirect status of ${binding.domainName}` });
+  status.value = String(binding.redirectStatus ?? 301);
+  const form = h("form", { class: "inline-form", "aria-label": `Route of ${binding.domainName}` },
+    target, status, h("button", { type: "submit", class: "small" }, "Save route"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    out.replaceChildren();
+    try {
+      const body = target.value.trim() ? { redirectTo: target.value.trim(), redirectStatus: Number(status.value) } : {};
+      await api("POST", `/domain-bindings/${binding.id}/route`, body);
+      await reload();
+    } catch (error) {
+      out.replaceChildren(errorBox(error));
+    }
+  });
+  return form;
 }
 
 // The audited manual override: confirmed without a check, the reason kept in the audit event
