@@ -37,6 +37,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/deployments\/([\w-]+)$/, "Deployment", async () => (await import("./pages/deployment")).page],
   [/^\/volume-backups\/([\w-]+)$/, "Volume backup", async () => (await import("./pages/volumebackup")).page],
   [/^\/dns-providers\/([\w-]+)$/, "DNS provider", async () => (await import("./pages/dnsprovider")).page],
+  [/^\/databases\/([\w-]+)$/, "Database", async () => (await import("./pages/database")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);

@@ -129,6 +129,36 @@ async def test_console_backs_up_verifies_and_restores_a_database(
         )
         await page.screenshot(path=shots / "backups.png", full_page=True)
         await _fits_phone(page, shots / "phone-backups.png")
+
+        # The database's own page: the API's facts (connection masked), the resource bound to
+        # it, and its backup with the verification and the latest restore.
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/dependency-bindings",
+            {"dependencyResourceId": main, "targetName": "DATABASE_URL"},
+        )
+        await page.reload()
+        await (
+            page.locator('#dependency-rows tr[data-dependency="Main DB"]')
+            .get_by_role("link", name="Main DB")
+            .click()
+        )
+        await expect(page.locator("h1")).to_have_text("Main DB")
+        shown = (await stack.call("GET", f"/dependency-resources/{main}"))["dependencyResource"]
+        await expect(page.locator("#database-connection")).to_have_text(
+            shown["connection"]["maskedConnection"]
+        )
+        await expect(page.locator("#database-state")).to_have_text(shown["lifecycleStatus"])
+        bound = page.locator(f'#database-binding-rows tr[data-resource="{stack.resource_id}"]')
+        await expect(bound).to_contain_text("DATABASE_URL")
+        backed = page.locator(f'#database-backup-rows tr[data-backup="{backup_id}"]')
+        await expect(backed).to_have_attribute("data-status", "ready")
+        await expect(backed.locator(".backup-verification")).to_have_attribute(
+            "data-verification", "passed"
+        )
+        await expect(backed.locator(".backup-verification")).to_contain_text(f"{ROWS} row(s)")
+        await expect(backed.locator("[data-restore]")).to_have_attribute("data-restore", "ready")
+        await page.screenshot(path=shots / "database.png", full_page=True)
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()

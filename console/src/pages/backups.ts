@@ -9,20 +9,20 @@ import { actionButton, actionForm, select, table, when } from "../widgets";
 const BACKED_UP = new Set(["postgres", "mysql"]);
 const POLL_MS = 1500;
 
-function size(bytes: number | null): string {
+export function size(bytes: number | null): string {
   if (bytes === null) return "–";
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function verification(v: any): string {
+export function verification(v: any): string {
   if (!v) return "not verified";
   if (v.status === "passed") return `passed: ${v.tables} table(s), ${v.rows} row(s) (${ago(v.checkedAt)})`;
   return v.status + (v.message ? `: ${v.message}` : "");
 }
 
-function restore(r: any): string {
+export function restore(r: any): string {
   if (!r) return "never restored";
   const at = r.completedAt ?? r.failedAt ?? r.requestedAt;
   return `${r.status} ${ago(at)}` + (r.failureMessage ? `: ${r.failureMessage}` : "");

@@ -181,7 +181,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null, signa
     backups.setDatabases(databaseItems);
     databases.replaceChildren(table("dependency-rows", ["Name", "Kind", "State", "Connection", "Readiness", ""], databaseItems.map((d) =>
       h("tr", { "data-dependency": d.name },
-        h("td", {}, h("strong", {}, d.name), h("div", { class: "hint" }, d.sourceMode)),
+        h("td", {}, h("strong", {}, link(`/databases/${d.id}`, d.name)), h("div", { class: "hint" }, d.sourceMode)),
         h("td", {}, d.kind, d.image ? h("div", { class: "hint" }, d.image) : null),
         h("td", { class: "lifecycle" }, d.lifecycleStatus, d.providerRealization.failureMessage ? h("div", { class: "error" }, d.providerRealization.failureMessage) : null),
         h("td", {}, h("code", {}, d.connection.maskedConnection)),
