@@ -111,9 +111,24 @@ async def test_console_deployment_page_shows_a_failure_and_retries_it(
     request: pytest.FixtureRequest,
 ) -> None:
     shots = artifacts_dir(request.node.name)
-    # A container that exits at once: the deployment fails in the agent's start phase.
+    # A container that exits at once and an HTTP check nothing can pass: the deployment fails in
+    # its health phase every time. (Without an HTTP check the agent looks once whether the
+    # candidate runs, and a container that exits at once could still be seen running.)
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sh -c 'exit 3'")
     try:
+        await stack.configure(
+            "health-policy",
+            {
+                "healthCheck": {
+                    "enabled": True,
+                    "type": "http",
+                    "intervalSeconds": 1,
+                    "timeoutSeconds": 1,
+                    "retries": 2,
+                    "http": {"path": "/"},
+                }
+            },
+        )
         created = await stack.call(
             "POST",
             "/deployments",
