@@ -6,6 +6,7 @@ import { h, link } from "../dom";
 import { actionButton, actionForm, select, table, when } from "../widgets";
 import { backupSection } from "./backups";
 import { volumeBackupSection } from "./volumebackups";
+import { volumeCleanup } from "./volumecleanup";
 
 const KINDS: [string, string][] = [["postgres", "PostgreSQL"], ["redis", "Redis"], ["mysql", "MySQL"]];
 
@@ -41,6 +42,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null, signa
   const plan = h("div", { id: "dependency-plan" });
   const backups = backupSection(signal);
   const volumeBackups = volumeBackupSection(signal);
+  const cleanup = volumeCleanup();
   let volumeItems: any[] = [];
   let databaseItems: any[] = [];
 
@@ -73,6 +75,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null, signa
     h("section", { "aria-labelledby": "volumes-title" },
       h("h2", { id: "volumes-title" }, "Storage volumes"),
       volumes,
+      cleanup.element,
       actionForm("New storage volume", [["Name", volumeName], ["Kind", volumeKind], ["Host path", sourcePath], ["Server", volumeServer]], "Create volume", async () => {
         await api("POST", "/storage-volumes", { ...scope, name: volumeName.value, kind: volumeKind.value, sourcePath: sourcePath.value || null, serverId: volumeServer.value || null });
         volumeName.value = "";
@@ -154,7 +157,7 @@ async function sections(root: HTMLElement, env: any, resource: any | null, signa
         h("td", {}, v.serverId ?? "not yet placed"),
         h("td", {}, v.attachments.map((a: any) => h("div", {}, `${a.resourceName}: `, h("code", {}, a.destinationPath), ` (${a.mountMode})`))),
         h("td", {}, v.backupRelationship.retentionRequired ? "required" : "–"),
-        h("td", {}, actionButton("Delete", out, async () => {
+        h("td", {}, actionButton("Clean up", out, () => cleanup.run(v), { name: `Clean up volume ${v.name}` }), " ", actionButton("Delete", out, async () => {
           const check = await api("GET", `/storage-volumes/${v.id}/delete-check`);
           if (!check.safeToDelete) throw new Error(`${v.name} cannot be deleted: ${check.blockers.map((b: any) => b.message).join("; ")}`);
           if (!confirm(`Delete the volume ${v.name}? Its data stays on the server until a runtime cleanup.`)) return;
