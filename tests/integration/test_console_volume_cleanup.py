@@ -14,7 +14,12 @@ from playwright.async_api import Browser, expect
 from tests.browser import artifacts_dir
 from tests.harness import Coordinator
 from tests.integration.stacks import workload
-from tests.integration.test_console_pages import _signed_in, _unexpected, chromium_browser
+from tests.integration.test_console_pages import (
+    _fits_phone,
+    _signed_in,
+    _unexpected,
+    chromium_browser,
+)
 
 __all__ = ["chromium_browser"]
 
@@ -102,6 +107,7 @@ async def test_console_cleans_a_volume_left_on_its_server_after_a_dry_run(
         assert not _exists(docker_client, name)
         await expect(status).to_be_empty()
         await page.screenshot(path=shots / "cleanup-applied.png", full_page=True)
+        await _fits_phone(page, shots / "phone-cleanup.png")
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()
