@@ -1,10 +1,10 @@
 """The operator work and retention pages in a real headless Chromium against a real coordinator,
 agent and Docker: a task run that really failed in its container is listed with its error code
 and only the Retry its nextActions offer; a viewer's Retry shows the API's 403 and starts
-nothing; the owner's Retry starts a new run (read back through the API); an unknown work id shows
-the 404. A retention policy saved on the page is read back through the API, a viewer's save
-shows the 403, and the scheduled prune's real report is shown after a pass. Screenshots go to
-artifacts/console/<test>/."""
+nothing; the owner's Retry starts a new run (read back through the API); a running run offers
+only Cancel, which stops it; an unknown work id shows the 404. A retention policy saved on the
+page is read back through the API, a viewer's save shows the 403, and the scheduled prune's real
+report is shown after a pass. Screenshots go to artifacts/console/<test>/."""
 
 from pathlib import Path
 from typing import Any
@@ -30,20 +30,25 @@ __all__ = ["chromium_browser"]
 CATEGORY = "scheduled-task-run-logs"
 
 
-async def _failed_run(stack: Workload) -> str:
+async def _start(stack: Workload, command: str, timeout: int) -> str:
+    """A manual run of a new (disabled) task running ``command``."""
     task = await stack.call(
         "POST",
         "/scheduled-tasks",
         {
             "resourceId": stack.resource_id,
             "schedule": "@yearly",
-            "commandIntent": "echo broken; exit 3",
-            "timeoutSeconds": 60,
+            "commandIntent": command,
+            "timeoutSeconds": timeout,
             "status": "disabled",
         },
     )
     run = await stack.call("POST", f"/scheduled-tasks/{task['task']['taskId']}/runs", {})
-    run_id = str(run["run"]["runId"])
+    return str(run["run"]["runId"])
+
+
+async def _failed_run(stack: Workload) -> str:
+    run_id = await _start(stack, "echo broken; exit 3", 60)
 
     async def failed() -> bool:
         shown = await stack.call("GET", f"/scheduled-task-runs/{run_id}")
@@ -117,6 +122,27 @@ async def test_console_retries_failed_work_and_sets_a_retention_policy(
         assert len(runs) == 2
         retried = next(r for r in runs if r["id"] != run_id)
         await expect(page.locator("#work-status-line")).to_contain_text(retried["id"])
+
+        # A run still going offers only Cancel; confirmed, the API reports it canceled.
+        going = await _start(stack, "echo long; sleep 300", 300)
+
+        async def running() -> bool:
+            shown = await stack.call("GET", f"/scheduled-task-runs/{going}")
+            return bool(shown["run"]["status"] == "running")
+
+        await eventually(running, what=f"run {going} to start")
+        await page.goto(f"{coordinator.url}/console/operator-work?kind=scheduled-task-run")
+        going_row = page.locator(f'tr[data-work-id="{going}"]')
+        await expect(going_row.get_by_role("button")).to_have_count(1)
+        await going_row.get_by_role("button", name=f"Cancel {going}").click()
+        await expect(page.locator("#work-status-line")).to_contain_text(f"{going}: canceled")
+
+        async def stopped() -> bool:
+            shown = await stack.call("GET", f"/operator-work/{going}")
+            return bool(shown["item"]["errorCode"] == "stopped")
+
+        # The agent stops the run's process after the answer: the run ends as stopped.
+        await eventually(stopped, what=f"run {going} to be stopped")
 
         # An unknown id: the API's 404 in the page.
         await page.get_by_label("Work id").fill("run_unknown0000")
