@@ -3,8 +3,11 @@ real aiohttp webhook receiver on loopback: a signed webhook and a Slack preset a
 API's 400 shown for a form without events), a test notification arrives signed (the receiver
 checks the HMAC; its first answer is a 503, so the delivery log shows two attempts ending in
 204), disable and delete work, a subscription deleted behind the page's back shows the API's
-404 and a read-only token the API's 403. Screenshots go to artifacts/console/<test>/."""
+404 and a read-only token the API's 403. An e-mail subscription added in the form (password
+shown as ****) sends its test to a real aiosmtpd relay on loopback. Screenshots go to
+artifacts/console/<test>/."""
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -14,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from playwright.async_api import Browser, expect
 
 from tests.browser import artifacts_dir
@@ -184,3 +188,71 @@ async def test_console_adds_a_webhook_sends_a_signed_test_and_shows_its_delivery
         assert _unexpected(problems) == []
     finally:
         await runner.cleanup()
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[Envelope] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.mark.timeout(120)
+async def test_console_adds_an_email_subscription_and_its_test_arrives(
+    coordinator: Coordinator,
+    admin_token: str,
+    chromium_browser: Browser,
+) -> None:
+    mailbox = Mailbox()
+    smtp_server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(mailbox, hostname="mail.test"), "127.0.0.1", 0
+    )
+    smtp_port = int(smtp_server.sockets[0].getsockname()[1])
+    try:
+        page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+        await page.goto(f"{coordinator.url}/console/notifications")
+        form = page.get_by_role("form", name="New subscription")
+        await form.get_by_label("Channel").select_option("email")
+        await expect(form.get_by_label("URL", exact=True)).to_be_hidden()
+        await form.get_by_label("Name", exact=True).fill("ops mail")
+        await form.get_by_label("deployment.failed").check()
+        await form.get_by_label("To (comma-separated)").fill(
+            "ops@example.test, oncall@example.test"
+        )
+        await form.get_by_label("From").fill("berth@example.test")
+        await form.get_by_label("SMTP host").fill("127.0.0.1")
+        await form.get_by_label("SMTP port").fill(str(smtp_port))
+        await form.get_by_label("SMTP security").select_option("none")
+        await form.get_by_label("SMTP password").fill("relay-password-1")
+        await form.get_by_role("button", name="Add subscription").click()
+        row = page.locator("#subscription-rows tr", has_text="ops mail")
+        await expect(row).to_contain_text(
+            f"ops@example.test, oncall@example.test via 127.0.0.1:{smtp_port}"
+        )
+        await expect(row).to_contain_text("****")
+        assert "relay-password-1" not in await page.content()
+
+        # The test goes out by mail to both recipients (no username: the relay is not logged in
+        # to) and the delivery log shows it succeeded.
+        await page.get_by_role("button", name="Send test to ops mail").click()
+
+        async def arrived() -> bool:
+            return len(mailbox.messages) == 1
+
+        await eventually(arrived, timeout=30, what="the test e-mail")
+        assert sorted(mailbox.messages[0].rcpt_tos) == ["oncall@example.test", "ops@example.test"]
+        delivery = page.locator("#delivery-rows tr[data-delivery]")
+
+        async def logged() -> bool:
+            await page.get_by_role("button", name="Refresh").click()
+            return await delivery.get_attribute("data-status") == "succeeded"
+
+        await eventually(logged, timeout=30, what="the e-mail delivery logged as succeeded")
+        assert _unexpected(problems) == []
+    finally:
+        smtp_server.close()
+        await smtp_server.wait_closed()
