@@ -72,7 +72,7 @@ export async function page(root: HTMLElement): Promise<void> {
   const channel = select("sub-channel", [["webhook", "Signed webhook"], ["slack", "Slack"], ["discord", "Discord"], ["email", "E-mail"]]);
   const events = h("fieldset", { id: "sub-events" }, h("legend", {}, "Events"),
     ...Object.entries(eventTypes).map(([type, text]) =>
-      h("label", { class: "check", title: text }, h("input", { type: "checkbox", value: type, name: "events" }), ` ${type}`)));
+      h("label", { class: "field inline", title: text }, h("input", { type: "checkbox", value: type, name: "events" }), type)));
   const url = h("input", { id: "sub-url", type: "url", placeholder: "https://hooks.example.com/berth" });
   const secret = h("input", { id: "sub-secret", type: "password", minlength: 16, autocomplete: "new-password" });
   const to = h("input", { id: "sub-to", placeholder: "ops@example.com, oncall@example.com" });
@@ -109,7 +109,7 @@ export async function page(root: HTMLElement): Promise<void> {
     await load();
     return `Subscribed ${body.name}.`;
   }, { id: "new-subscription" });
-  form.querySelector("h2")!.after(events);
+  channel.closest("label")!.after(events);
   const sync = (): void => {
     const kind = channel.value;
     const shown = (input: HTMLElement, on: boolean) => { (input.closest("label") as HTMLElement).hidden = !on; };
