@@ -40,6 +40,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/databases\/([\w-]+)$/, "Database", async () => (await import("./pages/database")).page],
   [/^\/operator-work$/, "Operator work", async () => (await import("./pages/operatorwork")).page],
   [/^\/retention$/, "Retention", async () => (await import("./pages/retention")).page],
+  [/^\/notifications$/, "Notifications", async () => (await import("./pages/notifications")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);
@@ -61,6 +62,7 @@ function shell(): { main: HTMLElement } {
     link("/organization", "Organization"),
     link("/account", "Account"),
     link("/operator-work", "Operator work"),
+    link("/notifications", "Notifications"),
     switcher(() => void render()),
     h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out"),
   );
