@@ -38,6 +38,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/volume-backups\/([\w-]+)$/, "Volume backup", async () => (await import("./pages/volumebackup")).page],
   [/^\/dns-providers\/([\w-]+)$/, "DNS provider", async () => (await import("./pages/dnsprovider")).page],
   [/^\/databases\/([\w-]+)$/, "Database", async () => (await import("./pages/database")).page],
+  [/^\/backup-targets$/, "Backup targets", async () => (await import("./pages/backuptargets")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);
@@ -58,6 +59,7 @@ function shell(): { main: HTMLElement } {
     link("/sessions", "Sessions"),
     link("/organization", "Organization"),
     link("/account", "Account"),
+    link("/backup-targets", "Backup targets"),
     switcher(() => void render()),
     h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out"),
   );
