@@ -14,7 +14,7 @@ from playwright.async_api import Browser, expect
 
 from tests.browser import artifacts_dir
 from tests.db_images import db_images
-from tests.harness import Coordinator
+from tests.harness import Coordinator, eventually
 from tests.integration.stacks import workload
 from tests.integration.test_backups_e2e import _cleanup, _provision, _psql
 from tests.integration.test_console_browser import _new_page, _sign_in
@@ -24,6 +24,7 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
+from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _volume
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 from tests.unit.coordinator.support import mint_token
 
@@ -179,3 +180,62 @@ async def test_console_adds_a_target_backs_up_into_it_and_shows_refusals(
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
+
+
+@pytest.mark.timeout(300)
+async def test_console_backs_a_volume_up_into_a_target(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    chromium_browser: Browser,
+    docker_client: docker.DockerClient,
+    s3: S3Server,
+) -> None:
+    """The volume backup form's picker sends the target: the archive lands in the bucket."""
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
+    try:
+        volume_id = await _volume(stack, "data")
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/storage-attachments",
+            {"storageVolumeId": volume_id, "destinationPath": "/data"},
+        )
+        await stack.deploy()
+
+        async def written() -> bool:
+            return len(_files(docker_client, volume_id)) == 2
+
+        await eventually(written, timeout=30, what="the app to write its files")
+        target = await stack.call(
+            "POST",
+            "/backup-targets",
+            {
+                "name": "volumes",
+                "endpointUrl": s3.endpoint_url,
+                "region": REGION,
+                "bucket": BUCKET,
+                "prefix": "vol",
+                "accessKeyId": ACCESS_KEY,
+                "secretAccessKey": SECRET_KEY,
+            },
+        )
+        page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+        await page.goto(f"{coordinator.url}/console/resources/{stack.resource_id}/storage")
+        section = page.locator("section", has=page.locator("#volume-backups-title"))
+        await section.get_by_label("Volume to back up").select_option(label="data")
+        await section.get_by_label("Keep the volume backup in").select_option(
+            label=f"volumes (s3://{BUCKET}/vol/)"
+        )
+        await section.get_by_role("button", name="Back up volume now").click()
+        row = page.locator("#volume-backup-rows tbody tr").first
+        await expect(row).to_have_attribute("data-status", "ready", timeout=90_000)
+        backup_id = await row.get_attribute("data-backup")
+        key = f"vol/{backup_id}.berthbk"
+        await expect(row.locator(".backup-where")).to_have_text(f"in s3://{BUCKET}/{key}")
+        shown = (await stack.call("GET", f"/storage-volumes/backups/{backup_id}"))["backup"]
+        assert shown["backupTargetId"] == target["id"]
+        assert await s3.keys(BUCKET) == {key: shown["sizeBytes"]}
+        assert _unexpected(problems) == []
+    finally:
+        await stack.agent.stop()
+        assert _leftovers(docker_client) == []
