@@ -154,8 +154,10 @@ async def test_console_adds_a_target_backs_up_into_it_and_shows_refusals(
             },
         )
         await page.reload()
+        remove_spare = page.get_by_role("button", name="Remove the target spare")
+        await expect(remove_spare).to_be_visible()
         await stack.call("DELETE", f"/backup-targets/{spare['id']}")
-        await page.get_by_role("button", name="Remove the target spare").click()
+        await remove_spare.click()
         await expect(alert).to_contain_text("not found")
         assert _unexpected(problems) == []
 

@@ -13,13 +13,14 @@ export const OWN_STORAGE = "the coordinator's storage";
 export function targetPicker(id: string, label: string): { element: HTMLSelectElement; load: () => Promise<void>; chosen: () => string | null } {
   const element = select(id, [["", OWN_STORAGE]], { "aria-label": label });
   async function load(): Promise<void> {
-    const before = element.value;
     let items: any[] = [];
     try {
       items = (await api("GET", "/backup-targets")).items;
     } catch {
       items = [];
     }
+    // Read the choice after the answer: one made while the list was loading is kept.
+    const before = element.value;
     element.replaceChildren(h("option", { value: "" }, OWN_STORAGE), ...items.map((t) => h("option", { value: t.id }, `${t.name} (s3://${t.bucket}${t.prefix ? "/" + t.prefix : ""})`)));
     if (items.some((t) => t.id === before)) element.value = before;
   }
