@@ -41,6 +41,7 @@ const routes: [RegExp, string, () => Promise<Page>][] = [
   [/^\/operator-work$/, "Operator work", async () => (await import("./pages/operatorwork")).page],
   [/^\/retention$/, "Retention", async () => (await import("./pages/retention")).page],
   [/^\/notifications$/, "Notifications", async () => (await import("./pages/notifications")).page],
+  [/^\/backup-targets$/, "Backup targets", async () => (await import("./pages/backuptargets")).page],
 ];
 // Pages reachable without signing in (the invitation's secret is the credential).
 const PUBLIC = new Set(["/sign-in", "/accept-invitation"]);
@@ -63,6 +64,7 @@ function shell(): { main: HTMLElement } {
     link("/account", "Account"),
     link("/operator-work", "Operator work"),
     link("/notifications", "Notifications"),
+    link("/backup-targets", "Backup targets"),
     switcher(() => void render()),
     h("button", { type: "button", class: "link", id: "sign-out", onclick: () => void signOut() }, "Sign out"),
   );

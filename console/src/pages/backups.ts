@@ -4,6 +4,7 @@
 import { api, query } from "../api";
 import { ago, h } from "../dom";
 import { actionButton, actionForm, select, table, when } from "../widgets";
+import { targetPicker } from "./backuptargets";
 
 // Kinds the coordinator backs up (others are refused by the API with the supported kinds).
 const BACKED_UP = new Set(["postgres", "mysql"]);
@@ -46,6 +47,8 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
   const retry = h("input", { type: "checkbox", id: "policy-retry", checked: true });
   const enabled = h("input", { type: "checkbox", id: "policy-enabled", checked: true });
   const policy = h("p", { class: "hint", id: "policy-summary" });
+  const target = targetPicker("backup-target", "Keep the backup in");
+  const policyTarget = targetPicker("policy-target", "Keep the policy's backups in");
   let databases: any[] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
   signal.addEventListener("abort", () => timer !== null && clearTimeout(timer));
@@ -53,9 +56,9 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
   const element = h("section", { "aria-labelledby": "backups-title" },
     h("h2", { id: "backups-title" }, "Database backups"),
     h("p", { class: "hint" }, "PostgreSQL and MySQL databases run by Berth, encrypted on the coordinator."),
-    h("div", { class: "toolbar" }, pick, actionButton("Back up now", out, async () => {
+    h("div", { class: "toolbar" }, pick, target.element, actionButton("Back up now", out, async () => {
       if (!pick.value) throw new Error("No PostgreSQL or MySQL database run by Berth here to back up.");
-      await api("POST", `/dependency-resources/${pick.value}/backups`, {});
+      await api("POST", `/dependency-resources/${pick.value}/backups`, target.chosen() ? { backupTargetId: target.chosen() } : {});
       await load();
     })),
     out,
@@ -69,7 +72,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
       await load();
       return "Restore started: its outcome shows in the list.";
     }),
-    actionForm("Backup policy", [["Every (hours)", every], ["Keep for (days)", keepDays], ["Keep at most (backups)", keepCount], ["Retry a failed scheduled backup", retry], ["Enabled", enabled]], "Save policy", async () => {
+    actionForm("Backup policy", [["Every (hours)", every], ["Keep for (days)", keepDays], ["Keep at most (backups)", keepCount], ["Retry a failed scheduled backup", retry], ["Enabled", enabled], ["Keep backups in", policyTarget.element]], "Save policy", async () => {
       if (!pick.value) throw new Error("No database chosen.");
       await api("POST", "/dependency-resources/backup-policies", {
         dependencyResourceId: pick.value,
@@ -78,6 +81,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
         keepCount: keepCount.value ? Number(keepCount.value) : null,
         retryOnFailure: retry.checked,
         enabled: enabled.checked,
+        ...(policyTarget.chosen() ? { backupTargetId: policyTarget.chosen() } : {}),
       });
       await loadPolicy();
       return "Policy saved.";
@@ -93,6 +97,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
       h("option", { value: "" }, "the same database"),
       ...databases.filter((d) => d.id !== pick.value && d.kind === chosen?.kind && d.providerManaged).map((d) => h("option", { value: d.id }, `${d.name} (another database)`)),
     );
+    await Promise.all([target.load(), policyTarget.load()]);
     await Promise.all([load(), loadPolicy()]);
   }
 
@@ -108,7 +113,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
     restorePick.replaceChildren(...items.filter((b) => b.status === "ready").map((b) => h("option", { value: b.id }, `${when(b.completedAt)} (${size(b.sizeBytes)})`)));
     list.replaceChildren(table("backup-rows", ["Taken", "Status", "Size", "Verification", "Last restore", ""], items.map((b) =>
       h("tr", { "data-backup": b.id, "data-status": b.status },
-        h("td", {}, ago(b.createdAt), h("div", { class: "hint" }, b.id)),
+        h("td", {}, ago(b.createdAt), h("div", { class: "hint" }, b.id), b.backupTargetId ? h("div", { class: "hint backup-where" }, `in ${b.providerArtifactHandle ?? b.backupTargetId}`) : null),
         h("td", { class: "backup-state" }, b.status, b.failureMessage ? h("div", { class: "error" }, b.failureMessage) : null),
         h("td", { class: "backup-size" }, size(b.sizeBytes)),
         h("td", { class: "backup-verification", "data-verification": b.verification?.status ?? "none" }, verification(b.verification)),
@@ -132,7 +137,8 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
     keepCount.value = found.keepCount === null || found.keepCount === undefined ? "" : String(found.keepCount);
     retry.checked = found.retryOnFailure;
     enabled.checked = found.enabled;
-    policy.replaceChildren(`Policy: ${found.enabled ? "enabled" : "disabled"}, every ${found.scheduleIntervalHours} h, kept ${found.retentionDays} days${found.keepCount ? `, at most ${found.keepCount}` : ""}; next run ${when(found.nextRunAt)}, last ${when(found.lastRunAt)}.`);
+    policyTarget.element.value = found.backupTargetId ?? "";
+    policy.replaceChildren(`Policy: ${found.enabled ? "enabled" : "disabled"}, every ${found.scheduleIntervalHours} h, kept ${found.retentionDays} days${found.keepCount ? `, at most ${found.keepCount}` : ""}; kept in ${found.backupTargetId ? policyTarget.element.selectedOptions[0]?.textContent ?? found.backupTargetId : "the coordinator's storage"}; next run ${when(found.nextRunAt)}, last ${when(found.lastRunAt)}.`);
   }
 
   function setDatabases(items: any[]): void {

@@ -4,6 +4,7 @@
 import { api } from "../api";
 import { ago, h, link } from "../dom";
 import { actionButton, actionForm, select, table, when } from "../widgets";
+import { targetPicker } from "./backuptargets";
 
 const POLL_MS = 1500;
 
@@ -29,6 +30,7 @@ export function volumeBackupSection(signal: AbortSignal): { element: HTMLElement
   const out = h("div", { role: "status", id: "volume-backup-status" });
   const list = h("div", { id: "volume-backups" });
   const pick = select("volume-backup-pick", [], { "aria-label": "Volume to back up" });
+  const target = targetPicker("volume-backup-target", "Keep the volume backup in");
   const stop = h("input", { type: "checkbox", id: "volume-backup-stop", name: "stopResource" });
   const restorePick = select("volume-restore-backup", []);
   const into = select("volume-restore-into", []);
@@ -40,11 +42,11 @@ export function volumeBackupSection(signal: AbortSignal): { element: HTMLElement
   const element = h("section", { "aria-labelledby": "volume-backups-title" },
     h("h2", { id: "volume-backups-title" }, "Volume backups"),
     h("p", { class: "hint" }, "Named volumes a deployment placed on a server, archived and encrypted on the coordinator."),
-    h("div", { class: "toolbar" }, pick,
+    h("div", { class: "toolbar" }, pick, target.element,
       h("label", { class: "check" }, stop, " Stop the app during the copy (stopResource)"),
       actionButton("Back up volume now", out, async () => {
         if (!pick.value) throw new Error("No named volume here to back up.");
-        await api("POST", `/storage-volumes/${pick.value}/backups`, { stopResource: stop.checked });
+        await api("POST", `/storage-volumes/${pick.value}/backups`, { stopResource: stop.checked, ...(target.chosen() ? { backupTargetId: target.chosen() } : {}) });
         await load();
       })),
     out,
@@ -71,7 +73,7 @@ export function volumeBackupSection(signal: AbortSignal): { element: HTMLElement
       h("option", { value: "" }, "the same volume"),
       ...volumes.filter((v) => v.id !== pick.value).map((v) => h("option", { value: v.id }, `${v.name} (another volume)`)),
     );
-    await load();
+    await Promise.all([target.load(), load()]);
   }
 
   async function load(): Promise<void> {
@@ -86,7 +88,7 @@ export function volumeBackupSection(signal: AbortSignal): { element: HTMLElement
     restorePick.replaceChildren(...items.filter((b) => b.status === "ready").map((b) => h("option", { value: b.id }, `${when(b.completedAt)} (${size(b.sizeBytes)})`)));
     list.replaceChildren(table("volume-backup-rows", ["Taken", "Status", "Size", "App stopped", "Last restore"], items.map((b) =>
       h("tr", { "data-backup": b.id, "data-status": b.status },
-        h("td", {}, ago(b.createdAt), h("div", { class: "hint" }, link(`/volume-backups/${b.id}`, b.id, { "aria-label": `Backup ${b.id}` }))),
+        h("td", {}, ago(b.createdAt), h("div", { class: "hint" }, link(`/volume-backups/${b.id}`, b.id, { "aria-label": `Backup ${b.id}` })), b.backupTargetId ? h("div", { class: "hint backup-where" }, `in ${b.providerArtifactHandle ?? b.backupTargetId}`) : null),
         h("td", { class: "backup-state" }, b.status, b.failureMessage ? h("div", { class: "error" }, b.failureMessage) : null),
         h("td", { class: "backup-size" }, size(b.sizeBytes)),
         h("td", {}, b.stopResource ? "yes" : "no (live copy)"),
