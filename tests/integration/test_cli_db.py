@@ -8,7 +8,7 @@ import docker
 import pytest
 
 from tests.db_images import db_images
-from tests.harness import Coordinator, serving
+from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, serving
 from tests.integration.stacks import dependency_images, remove_session_objects, start_agent
 from tests.integration.test_cli_workspace import Cli, make_resource
 
@@ -69,7 +69,8 @@ async def test_create_list_show_bind_unbind_delete(
             assert "Deleted database" in await cli.ok("db", "delete", name, "--yes")
         assert (await cli.json("db", "list"))["items"] == []
         assert not docker_client.containers.list(
-            all=True, filters={"label": "berth.dependency-resource-id"}
+            all=True,
+            filters={"label": ["berth.dependency-resource-id", f"{TEST_LABEL}={TEST_SESSION}"]},
         )
         assert "No databases" in await cli.ok("db", "list")
         assert SECRET_URL not in "".join([created, imported, table, shown, bound])

@@ -100,7 +100,10 @@ async def _scenario(stack: Workload, client: docker.DockerClient, image: str) ->
         True,
         None,
     )
-    assert not client.containers.list(all=True, filters={"label": "berth.dependency-resource-id"})
+    assert not client.containers.list(
+        all=True,
+        filters={"label": ["berth.dependency-resource-id", f"{TEST_LABEL}={TEST_SESSION}"]},
+    )
     status, refused, _ = await stack.coordinator.call(
         "POST",
         f"/dependency-resources/provisioning/{plan['id']}/accept",

@@ -99,7 +99,7 @@ async def test_a_task_run_reads_and_writes_the_volume_of_the_serving_deployment(
         code, out = serving.exec_run(["cat", "/data/reply"])
         assert (code, out.decode()) == (0, "from-the-task\n")
         # The task's container is gone; the volume (the app's data) is not.
-        assert docker_client.containers.list(all=True, filters={"label": "berth.task-run-id"}) == []
+        assert _task_containers(docker_client, stack) == []
         assert serving.exec_run(["cat", "/data/note"])[0] == 0
 
         # An agent that does not say ``tasks.data.v1`` would run it without the volume: the
@@ -156,7 +156,7 @@ async def test_a_task_runs_bind_mount_is_checked_against_the_agents_roots(
         assert run["failureCode"] == "start-failed", run
         assert "outside the agent's allowed roots" in run["failureSummary"]
         assert lines == []
-        assert docker_client.containers.list(all=True, filters={"label": "berth.task-run-id"}) == []
+        assert _task_containers(docker_client, stack) == []
     finally:
         await stack.agent.stop()
         remove_session_objects(docker_client)
@@ -216,3 +216,12 @@ async def test_a_task_run_reaches_the_bound_database_through_its_variable(
     finally:
         await stack.agent.stop()
         remove_session_objects(docker_client)
+
+
+def _task_containers(client: docker.DockerClient, stack: Workload) -> list[Any]:
+    """This resource's task-run containers (other tests, or runs beside this one, have theirs)."""
+    return list(
+        client.containers.list(
+            all=True, filters={"label": f"berth.task-resource-id={stack.resource_id}"}
+        )
+    )

@@ -140,7 +140,9 @@ async def test_input_resize_and_close(feature: TerminalFeature) -> None:
     [done] = link.of(TermExit)
     assert isinstance(done, TermExit)
     assert done.reason == "closed"
-    assert done.exit_code == 128 + signal.SIGHUP
+    # The hang-up: SIGHUP, or SIGKILL when the shell did not exit within the grace period (a
+    # heavily loaded machine); either way the signal's code, never a normal exit.
+    assert done.exit_code in (128 + signal.SIGHUP, 128 + signal.SIGKILL)
 
 
 async def test_output_stops_without_credit_and_resumes_with_it(feature: TerminalFeature) -> None:
