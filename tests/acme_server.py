@@ -37,12 +37,14 @@ class Pebble:
         tls_port: int,
         dns_address: str,
         blocklist: tuple[str, ...] = (),
+        authz_reuse_percent: int = 0,
     ) -> None:
         if shutil.which("pebble") is None:
             if REQUIRE_DOCKER:
                 pytest.fail("pebble is required (BERTH_REQUIRE_DOCKER=1): apt-get install pebble")
             pytest.skip("pebble is not installed")
         self._dir = directory
+        self._authz_reuse = authz_reuse_percent
         self.port = free_port()
         self.management_port = free_port()
         self._http_port, self._tls_port, self._dns = http_port, tls_port, dns_address
@@ -104,10 +106,10 @@ class Pebble:
                 }
             )
         )
-        # No random validation sleeps, no rejected nonces, and no reused authorizations (a
-        # reused valid one would hide a failing challenge).
+        # No random validation sleeps, no rejected nonces, and no reused authorizations unless
+        # a test asks (a reused valid one would hide a failing challenge).
         env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0",
-               "PEBBLE_AUTHZREUSE": "0"}  # fmt: skip
+               "PEBBLE_AUTHZREUSE": str(self._authz_reuse)}  # fmt: skip
         self._log = (self._dir / "pebble.log").open("wb")
         self._process = subprocess.Popen(
             ["pebble", "-config", str(config), "-dnsserver", self._dns],

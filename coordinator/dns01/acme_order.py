@@ -135,9 +135,15 @@ def order(
     except messages.Error as exc:
         raise _problem(exc, "order", "acme_order_refused", False) from exc
     published: dict[str, list[str]] = {}
-    answers: list[tuple[messages.ChallengeBody, challenges.ChallengeResponse]] = []
+    answers: list[
+        tuple[messages.AuthorizationResource, messages.ChallengeBody, challenges.ChallengeResponse]
+    ] = []
     try:
         for authzr in orderr.authorizations:
+            if authzr.body.status == messages.STATUS_VALID:
+                # Validated before: CAs reuse an account's valid authorizations (Let's Encrypt
+                # for 30 days), so a renewal may have nothing left to prove for this name.
+                continue
             identifier = authzr.body.identifier.value
             dns01 = [c for c in authzr.body.challenges if isinstance(c.chall, challenges.DNS01)]
             if not dns01:
@@ -153,15 +159,22 @@ def order(
                 continue
             name = chall.validation_domain_name(identifier.removeprefix("*."))
             published.setdefault(name, []).append(chall.validation(o.jwk))
-            answers.append((challb, chall.response(o.jwk)))
+            answers.append((authzr, challb, chall.response(o.jwk)))
         on_step("publishing")
         for name, values in published.items():
             target.publish(name, values)
         for name, values in published.items():
             target.wait_visible(name, values, visible_within)
         on_step("validating")
-        for challb, response in answers:
-            _ = o.acme.answer_challenge(challb, response)
+        for authzr, challb, response in answers:
+            try:
+                _ = o.acme.answer_challenge(challb, response)
+            except messages.Error as exc:
+                # A challenge the CA already counts as valid cannot be answered again (seen
+                # with Pebble: "Cannot update challenge with status valid"); that is no failure.
+                current, _ = o.acme.poll(authzr)
+                if current.body.status != messages.STATUS_VALID:
+                    raise _problem(exc, "challenge", "acme_challenge_refused", False) from exc
         # acme compares with a naive local time.
         now = datetime.datetime.now()  # noqa: DTZ005
         deadline = now + datetime.timedelta(seconds=deadline_seconds)

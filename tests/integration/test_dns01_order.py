@@ -42,12 +42,14 @@ def _target(bind: BindServer) -> Target:
     return Target("127.0.0.1", bind.port, ZONE, KEY_NAME, ALGORITHM, bind.secret, timeout=5)
 
 
-def _order(pebble: Pebble, target: Target, names: list[str]) -> object:
+def _order(
+    pebble: Pebble, target: Target, names: list[str], account_key_pem: str | None = None
+) -> object:
     return order(
         directory_url=pebble.directory_url,
         ca_bundle=str(pebble.listener_ca),
         email="ops@dns01.test",
-        account_key_pem=None,
+        account_key_pem=account_key_pem,
         names=names,
         target=target,
         visible_within=5,
@@ -66,6 +68,26 @@ async def test_a_wildcard_and_its_apex_are_issued_over_dns01(
     # Signed by this Pebble's intermediate, and the challenge records were cleaned up.
     assert "Pebble Intermediate" in chain[1].subject.rfc4514_string()
     assert bind.txt(f"_acme-challenge.apps.{ZONE}") == []
+
+
+async def test_a_renewal_the_ca_answers_with_reused_authorizations_is_issued(
+    bind: BindServer, tmp_path: Path
+) -> None:
+    # This CA hands an account back every authorization it validated before (as Let's Encrypt
+    # does for 30 days): the renewal's challenges are valid already and must not be answered.
+    ca = Pebble(
+        tmp_path / "reusing", free_port(), free_port(), bind.address, authz_reuse_percent=100
+    )
+    ca.start()
+    try:
+        names = [f"*.apps.{ZONE}", f"apps.{ZONE}"]
+        first = await asyncio.to_thread(_order, ca, _target(bind), names)
+        account = first.account_key  # type: ignore[attr-defined]
+        second = await asyncio.to_thread(_order, ca, _target(bind), names, account)
+        assert second.certificate_chain != first.certificate_chain  # type: ignore[attr-defined]
+        assert bind.txt(f"_acme-challenge.apps.{ZONE}") == []
+    finally:
+        ca.stop()
 
 
 async def test_a_wrong_tsig_secret_is_diagnosed_and_nothing_published(
