@@ -1,57 +1,27 @@
 """Slots planned ahead of time: used only for tasks unchanged since, on a real database."""
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from coordinator.db import close_database, models, open_database
 from coordinator.db.task_models import ScheduledTask, ScheduledTaskRun
-from coordinator.hub.registry import Registry
 from coordinator.scheduling import TaskScheduler, slots
 from coordinator.scheduling.lookahead import LOOKAHEAD
-from coordinator.secrets import Keyring
+from tests.scheduling_world import (
+    SLOT,
+    HandClock,
+    runs_of,
+    scheduler_fixture,  # noqa: F401  (the "scheduler" fixture)
+    task_row,
+)
 
-SLOT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # Last changed well before the look-ahead reads them (changes within its margin go unplanned).
 LONG_AGO = SLOT - timedelta(hours=1)
 
 
-class HandClock:
-    """A clock the test moves."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def scheduler(tmp_path: Path, database_url: str) -> AsyncIterator[TaskScheduler]:
-    await open_database(database_url)
-    try:
-        _ = await models.Deployment.create(
-            id="dep_1", organization_id="org_1", project_id="prj_1", environment_id="env_1",
-            resource_id="res_1", server_id="srv_offline", status="succeeded",
-            created_at=SLOT - timedelta(days=1), artifact={"kind": "image", "image": "x"},
-        )  # fmt: skip
-        yield TaskScheduler(Registry(), Keyring.load_or_create(tmp_path))
-    finally:
-        await close_database()
-
-
 async def _task(task_id: str, **fields: Any) -> ScheduledTask:
-    values: dict[str, Any] = {
-        "id": task_id, "organization_id": "org_1", "project_id": "prj_1",
-        "environment_id": "env_1", "resource_id": "res_1", "schedule": "* * * * *",
-        "timezone": "UTC", "command_intent": "true", "timeout_seconds": 60,
-        "next_slot_at": SLOT, "created_at": LONG_AGO, "updated_at": LONG_AGO,
-    }  # fmt: skip
-    values.update(fields)
-    return await ScheduledTask.create(**values)
+    return await task_row(task_id, LONG_AGO, **fields)
 
 
 async def _plan_ahead(scheduler: TaskScheduler) -> None:
@@ -64,10 +34,6 @@ async def _plan_ahead(scheduler: TaskScheduler) -> None:
 async def _fire(scheduler: TaskScheduler) -> None:
     scheduler.clock = HandClock(SLOT + timedelta(seconds=0.2))
     await scheduler.tick()
-
-
-async def _runs(task_id: str) -> list[ScheduledTaskRun]:
-    return list(await ScheduledTaskRun.filter(task_id=task_id).order_by("id"))
 
 
 async def test_a_planned_slot_is_recorded_once_and_its_tasks_move_on(
@@ -89,7 +55,7 @@ async def test_a_planned_slot_is_recorded_once_and_its_tasks_move_on(
     await _fire(scheduler)
     assert reads == [0]
     for n in range(3):
-        (run,) = await _runs(f"tsk_{n}")
+        (run,) = await runs_of(f"tsk_{n}")
         assert (run.status, run.slot_at) == ("accepted", SLOT)
         task = await ScheduledTask.get(id=f"tsk_{n}")
         assert task.next_slot_at == SLOT + timedelta(minutes=1)
@@ -111,12 +77,12 @@ async def test_a_task_changed_after_planning_fires_as_it_is_now(
     await ScheduledTask.filter(id="tsk_disabled").update(status="disabled")
     await ScheduledTask.filter(id="tsk_deleted").delete()
     await _fire(scheduler)
-    (run,) = await _runs("tsk_changed")
+    (run,) = await runs_of("tsk_changed")
     assert run.slot_at == SLOT
     task = await ScheduledTask.get(id="tsk_changed")
     assert task.next_slot_at == SLOT + timedelta(minutes=5)  # not the planned + 1 minute
-    assert await _runs("tsk_disabled") == []
-    assert await _runs("tsk_deleted") == []
+    assert await runs_of("tsk_disabled") == []
+    assert await runs_of("tsk_deleted") == []
 
 
 async def test_a_task_added_after_planning_still_fires(scheduler: TaskScheduler) -> None:
@@ -124,8 +90,8 @@ async def test_a_task_added_after_planning_still_fires(scheduler: TaskScheduler)
     await _plan_ahead(scheduler)
     _ = await _task("tsk_new", created_at=SLOT - timedelta(seconds=2), updated_at=SLOT)
     await _fire(scheduler)
-    assert [r.status for r in await _runs("tsk_planned")] == ["accepted"]
-    assert [r.status for r in await _runs("tsk_new")] == ["accepted"]
+    assert [r.status for r in await runs_of("tsk_planned")] == ["accepted"]
+    assert [r.status for r in await runs_of("tsk_new")] == ["accepted"]
 
 
 async def test_planned_tasks_still_follow_their_concurrency_policy(
@@ -140,14 +106,14 @@ async def test_planned_tasks_still_follow_their_concurrency_policy(
     assert len(await ScheduledTaskRun.filter(status="accepted")) == 3
     await _plan_ahead(scheduler)
     await _fire(scheduler)
-    forbid = await _runs("tsk_forbid")
+    forbid = await runs_of("tsk_forbid")
     assert [(r.status, r.skipped_reason) for r in forbid] == [
         ("accepted", None),
         ("skipped", "concurrency-forbidden"),
     ]
-    replace = await _runs("tsk_replace")
+    replace = await runs_of("tsk_replace")
     assert [r.status for r in replace] == ["failed", "accepted"]
-    assert [r.status for r in await _runs("tsk_allow")] == ["accepted", "accepted"]
+    assert [r.status for r in await runs_of("tsk_allow")] == ["accepted", "accepted"]
 
 
 async def test_a_planned_slot_found_late_follows_the_missed_run_policy(
@@ -158,5 +124,5 @@ async def test_a_planned_slot_found_late_follows_the_missed_run_policy(
     # The coordinator stalled past the slot by more than ``missed_after``.
     scheduler.clock = HandClock(SLOT + scheduler.missed_after + timedelta(seconds=5))
     await scheduler.tick()
-    (run,) = await _runs("tsk_skip")
+    (run,) = await runs_of("tsk_skip")
     assert (run.status, run.skipped_reason) == ("skipped", "missed-while-down")
