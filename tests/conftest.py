@@ -13,6 +13,7 @@ from tortoise import Tortoise
 from tortoise.migrations.api import migrate
 
 from coordinator.db import tortoise_config
+from tests.docker_client import RaceTolerantDockerClient
 from tests.edge_proxy import Caddy
 from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, serving
 
@@ -77,7 +78,7 @@ async def admin_token(coordinator: Coordinator) -> str:
 def docker_client() -> Iterator[docker.DockerClient]:
     """A Docker client; fails (never skips) when BERTH_REQUIRE_DOCKER=1 and Docker is missing."""
     try:
-        client = docker.from_env(timeout=10)
+        client = RaceTolerantDockerClient.from_env(timeout=10)
         client.ping()
     except Exception as exc:
         if REQUIRE_DOCKER:

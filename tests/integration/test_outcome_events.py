@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from shared.messages.certificates import (
     CertificateReport,
 )
 from tests.db_images import db_images
+from tests.docker_client import RaceTolerantDockerClient
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import (
     Workload,
@@ -149,7 +149,7 @@ async def test_certificate_and_backup_outcomes_are_delivered_once(
     receiver: tuple[str, list[bytes]],
 ) -> None:
     url, received = receiver
-    client = docker.from_env()
+    client = RaceTolerantDockerClient.from_env()
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
     try:
         await stack.call(
