@@ -73,7 +73,7 @@ class SlotLookahead:
         if now - planned.slot_at > missed_after:
             return None  # the missed-run policy decides: the ordinary path applies it
         still = await slots.still_at_slot(planned.slot_at, planned.changed_before)
-        busy = await slots.all_busy_tasks() if still else set()
+        busy = await slots.busy_tasks() if still else set()
         chosen: list[slots.SlotPlan] = []
         for task_id, plan in planned.plans.items():
             if task_id not in still:

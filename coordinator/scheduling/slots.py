@@ -91,17 +91,12 @@ def _at_slot(slot_at: datetime, changed_before: datetime) -> Any:
     )
 
 
-async def all_busy_tasks() -> set[str]:
-    """Every task with a run accepted or running (one query, however many tasks are due)."""
-    found = await ScheduledTaskRun.filter(status__in=ACTIVE).values_list("task_id", flat=True)
-    return {str(task_id) for task_id in found}
-
-
-async def busy_tasks(task_ids: list[str]) -> set[str]:
-    """Those of ``task_ids`` with a run accepted or running."""
-    found = await ScheduledTaskRun.filter(task_id__in=task_ids, status__in=ACTIVE).values_list(
-        "task_id", flat=True
-    )
+async def busy_tasks(task_ids: list[str] | None = None) -> set[str]:
+    """Tasks with a run accepted or running: those of ``task_ids``, or every one (one query)."""
+    active = ScheduledTaskRun.filter(status__in=ACTIVE)
+    if task_ids is not None:
+        active = active.filter(task_id__in=task_ids)
+    found = await active.values_list("task_id", flat=True)
     return {str(task_id) for task_id in found}
 
 
