@@ -23,7 +23,9 @@ from shared.messages.backups import (
     RestoreOpen,
     RestoreWrite,
     VolumeBackupOpen,
+    VolumeManifest,
     VolumeRestoreOpen,
+    VolumeVerifyOpen,
 )
 from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
@@ -382,8 +384,10 @@ __all__ = [
     "VolumeCandidate",
     "VolumeCleanup",
     "VolumeCleanupResult",
+    "VolumeManifest",
     "VolumeMount",
     "VolumeRestoreOpen",
+    "VolumeVerifyOpen",
     "VolumesAgentMessage",
     "VolumesCoordinatorMessage",
     "Welcome",
