@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import tarfile
 import threading
+from collections import deque
 from typing import Final
 
 from shared.messages import VolumeManifest
@@ -19,8 +20,8 @@ from shared.messages import VolumeManifest
 # Chunks waiting for the census thread (each at most one link chunk).
 _QUEUE: Final = 4
 _BLOCK: Final = tarfile.BLOCKSIZE
-# Kept of what tarfile read (it reads a record at a time): where its last header was.
-_WINDOW: Final = 4 * tarfile.RECORDSIZE
+# Reads of tarfile kept (each at most a record): its last header is among them.
+_KEPT_READS: Final = 8
 
 
 class CensusFailed(Exception):
@@ -28,52 +29,55 @@ class CensusFailed(Exception):
 
 
 class _Pipe:
-    """The census thread's file: ``read`` takes chunks from the loop's queue (``b''`` at end)."""
+    """The census thread's file: ``read`` takes chunks from the loop's queue (``b''`` at end).
+    Each chunk is copied once: reads slice it at a moving position."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None]):
         self._loop = loop
         self._queue = queue
-        self._buffer = b""
+        self._chunk = b""
+        self._at = 0
         self.ended = False
-        self.total = 0
-        # The last bytes handed to tarfile and where they start: the end-of-archive check.
-        self._window = b""
-        self._window_at = 0
+        # Bytes handed to tarfile so far, and its last reads (offset, data) for the end check.
+        self.served = 0
+        self._kept: deque[tuple[int, bytes]] = deque(maxlen=_KEPT_READS)
 
     def _next(self) -> bytes | None:
         return asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
 
     def read(self, size: int = -1) -> bytes:
-        while not self.ended and (size < 0 or len(self._buffer) < size):
+        while not self.ended and (size < 0 or len(self._chunk) - self._at < size):
             chunk = self._next()
             if chunk is None:
                 self.ended = True
             else:
-                self.total += len(chunk)
-                self._buffer += chunk
+                self._chunk, self._at = self._chunk[self._at :] + chunk, 0
         if size < 0:
-            size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        self._window += data
-        if len(self._window) > _WINDOW:
-            cut = len(self._window) - _WINDOW
-            self._window, self._window_at = self._window[cut:], self._window_at + cut
+            size = len(self._chunk) - self._at
+        data = self._chunk[self._at : self._at + size]
+        self._at += len(data)
+        if data:
+            self._kept.append((self.served, data))
+            self.served += len(data)
         return data
 
     def at(self, offset: int, size: int) -> bytes:
         """``size`` bytes of the stream from ``offset`` (read on when needed; fewer at its end
-        or when they already left the window)."""
-        while not self.ended and self._window_at + len(self._window) < offset + size:
-            self.read(offset + size - self._window_at - len(self._window))
-        if offset < self._window_at:
+        or when tarfile's reads of them are no longer kept)."""
+        if self.served < offset + size:
+            self.read(offset + size - self.served)
+        found = b"".join(data for _, data in self._kept)
+        start = self._kept[0][0] if self._kept else self.served
+        if offset < start:
             return b""
-        return self._window[offset - self._window_at : offset - self._window_at + size]
+        return found[offset - start : offset - start + size]
 
     def drain(self) -> None:
-        """Take (and count) every chunk until the end, so the feeder never waits forever."""
+        """Take every chunk until the end, so the feeder never waits forever."""
         while not self.ended:
-            self.read(1 << 20)
-            self._buffer = b""
+            self._chunk, self._at = b"", 0
+            if self._next() is None:
+                self.ended = True
 
 
 def _count(pipe: _Pipe) -> VolumeManifest:
