@@ -102,7 +102,7 @@ async def test_verify_route_records_a_failure_without_an_agent_and_refuses_bad_s
     )
     first = await StorageVolumeBackup.get(id=backup_id)
     pending = new_id("vbk")
-    await StorageVolumeBackup.create(
+    _ = await StorageVolumeBackup.create(
         **{
             **{k: getattr(first, k) for k in ("organization_id", "project_id", "environment_id")},
             "id": pending,
