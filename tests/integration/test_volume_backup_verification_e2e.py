@@ -116,7 +116,7 @@ async def _scenario(
     backup = await _ready(stack, volume_id)
     manifest = backup["manifest"]
     assert (manifest["files"], manifest["fileBytes"]) == (2, FILE_BYTES), manifest
-    assert manifest["entries"] >= 3  # the files and the notes folder (and the root, if listed)
+    assert manifest["entries"] == 4, manifest  # the root, a.txt, notes/ and notes/b.txt
     assert len(manifest["pathsSha256"]) == 64
     assert backup["verification"] is None
 

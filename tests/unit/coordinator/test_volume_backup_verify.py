@@ -15,14 +15,14 @@ from tests.harness import Coordinator, eventually
 from tests.unit.coordinator.support import assert_error, audit_events
 from tests.unit.coordinator.test_resources_api import workspace
 
-TAKEN = VolumeManifest(entries=4, files=2, file_bytes=108_899, paths_sha256="a" * 64)
+TAKEN = VolumeManifest(entries=4, files=2, file_bytes=108_900, paths_sha256="a" * 64)
 
 
 def test_the_same_count_passes() -> None:
     passed, message = compare(TAKEN, TAKEN.model_copy())
     assert passed
     assert message == (
-        "restored 2 file(s) with 108899 byte(s) in 4 entries: matches the backup's manifest"
+        "restored 2 file(s) with 108900 byte(s) in 4 entries: matches the backup's manifest"
     )
 
 
@@ -32,7 +32,7 @@ def test_each_difference_fails_and_is_named() -> None:
     assert not passed
     assert "entries 3 where the backup recorded 4" in message
     assert "files 1 where the backup recorded 2" in message
-    assert "file bytes 6 where the backup recorded 108899" in message
+    assert "file bytes 6 where the backup recorded 108900" in message
     assert "paths, types or sizes differ" in message
     renamed = TAKEN.model_copy(update={"paths_sha256": "c" * 64})
     passed, message = compare(TAKEN, renamed)
