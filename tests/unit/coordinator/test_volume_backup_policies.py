@@ -3,6 +3,7 @@ backup then fails ``unavailable``; tests/integration/test_volume_backup_policies
 agent and Docker)."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from coordinator.backups import VOLUME_RUNNER_KEY, volume_policies
@@ -10,6 +11,7 @@ from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 from tests.harness import Coordinator, eventually
+from tests.integration.test_cli_workspace import Cli
 from tests.unit.coordinator.support import assert_error, audit_events
 from tests.unit.coordinator.test_environments_api import create_environment
 from tests.unit.coordinator.test_projects_api import create_project, scoped_token
@@ -280,3 +282,31 @@ async def test_a_backup_target_a_volume_policy_writes_to_cannot_be_deleted(
         "conflict",
     )
     assert error["details"]["backupPolicies"] == 1
+
+
+async def test_the_cli_sets_lists_and_shows_a_volume_policy(
+    coordinator: Coordinator, admin_token: str, tmp_path: Path
+) -> None:
+    volume = await _volume(coordinator, admin_token)
+    cli = Cli(coordinator, admin_token, tmp_path / "config")
+    refused = await cli("volumes", "policy", "set", volume, "--every", "0", "--keep-days", "1")
+    assert refused.exit_code != 0
+    assert "scheduleIntervalHours" in refused.output
+    assert await StorageVolumeBackupPolicy.all().count() == 0
+
+    shown = await cli.json(
+        "volumes", "policy", "set", "Data", "--every", "12", "--keep-days", "30", "--keep", "5",
+        "--stop", "--no-retry",
+    )  # fmt: skip
+    policy = shown["policy"]
+    assert (policy["storageVolumeId"], policy["scheduleIntervalHours"]) == (volume, 12)
+    assert (policy["retentionDays"], policy["keepCount"], policy["stopResource"]) == (30, 5, True)
+    assert (policy["retryOnFailure"], policy["enabled"]) == (False, True)
+    assert shown == await cli.api(f"{PATH}/{policy['id']}")
+    listing = await cli.ok("volumes", "policy", "list", "--volume", volume)
+    assert policy["id"] in listing
+    details = await cli.ok("volumes", "policy", "show", policy["id"])
+    assert "Every (hours)" in details
+    assert volume in details
+    missing = await cli("volumes", "policy", "show", "vbp_none")
+    assert missing.exit_code != 0
