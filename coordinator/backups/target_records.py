@@ -20,6 +20,7 @@ from coordinator.backups.targets import ArtifactStore
 from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
 from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.volume_backup_models import StorageVolumeBackup
+from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 from coordinator.ids import new_id
 from coordinator.lookup import visible_or_404
 from coordinator.outbound import OutboundGuard
@@ -147,7 +148,10 @@ async def delete(actor: Principal, request_id: str, target_id: str) -> None:
     _require_organization_wide(actor)
     row = await get(actor, target_id)
     async with in_transaction():
-        policies = await DependencyBackupPolicy.filter(backup_target_id=row.id).count()
+        policies = (
+            await DependencyBackupPolicy.filter(backup_target_id=row.id).count()
+            + await StorageVolumeBackupPolicy.filter(backup_target_id=row.id).count()
+        )
         if policies:
             raise Conflict(
                 f"{policies} backup policy(ies) write to this target: change them first",
