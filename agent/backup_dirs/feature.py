@@ -9,7 +9,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.backup_dirs.files import ArtifactFile, artifact_size, open_artifact, remove_artifact
+from agent.backup_dirs.files import (
+    ArtifactFile,
+    artifact_size,
+    open_artifact,
+    remove_artifact,
+    sweep_partials,
+)
 from agent.backup_dirs.paths import allowed_dir
 from agent.features import LinkContext
 from shared.errors import PlatformError
@@ -65,7 +71,10 @@ class BackupDirFeature:
         return [BACKUP_DIRS_CAPABILITY]
 
     async def run(self) -> None:
-        """Nothing runs between requests; end every transfer when the daemon stops."""
+        """Remove what a killed agent left half-written; nothing runs between requests; end
+        every transfer when the daemon stops."""
+        for path in await asyncio.to_thread(sweep_partials, self.roots):
+            logger.info("removed an unfinished backup artifact: %s", path)
         try:
             await asyncio.Event().wait()
         finally:

@@ -100,3 +100,18 @@ def artifact_size(roots: tuple[str, ...], path: str, name: str) -> int | None:
     finally:
         os.close(dir_fd)
     return found.st_size if stat.S_ISREG(found.st_mode) else None
+
+
+def sweep_partials(roots: tuple[str, ...]) -> list[str]:
+    """Remove the ``*.berthbk.partial`` files under ``roots`` (links not followed): at start
+    no write is open, so each is what a killed agent left. The paths removed."""
+    removed: list[str] = []
+    for root in roots:
+        for directory, _dirs, names in os.walk(root, followlinks=False):
+            for name in names:
+                if name.endswith(".berthbk" + _PARTIAL):
+                    path = os.path.join(directory, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                        removed.append(path)
+    return removed

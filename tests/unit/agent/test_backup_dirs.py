@@ -194,3 +194,28 @@ async def test_refusals_are_failed_replies_with_the_reason_and_roots(
     (root / "db" / NAME).unlink()
     (root / "db" / NAME).symlink_to(outside / "target")
     assert (await peer.ask(_open(root, "read", "t5"))).status == "failed"
+
+
+async def test_partial_files_a_killed_agent_left_are_removed_at_start(
+    root: Path, tmp_path: Path
+) -> None:
+    (root / "db").mkdir()
+    (root / "db" / f"{NAME}.partial").write_bytes(b"half")
+    (root / "db" / NAME).write_bytes(b"finished")
+    (root / "db" / "notes.partial").write_bytes(b"not ours")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / f"{NAME}.partial").write_bytes(b"not under a root")
+    (root / "link").symlink_to(outside)
+    feature = BackupDirFeature((str(root),))
+    running = asyncio.get_running_loop().create_task(feature.run())
+
+    async def swept() -> bool:
+        return not (root / "db" / f"{NAME}.partial").exists()
+
+    await eventually(swept, timeout=5, what="the partial file removed")
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert sorted(p.name for p in (root / "db").iterdir()) == [NAME, "notes.partial"]
+    assert (outside / f"{NAME}.partial").exists()
