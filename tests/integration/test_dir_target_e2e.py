@@ -4,7 +4,8 @@ directory (encrypted on the coordinator, written by the agent, renamed into plac
 the table dropped, restored from the directory, rows back; the file is ciphertext that only the
 operator's key opens; a path outside the allowed directories is refused when the target is
 added, a symbolic link swapped in later fails the backup with the reason and writes nothing
-outside; pruning removes the file; the CLI's ``add-dir`` works the same."""
+outside; pruning removes the file; the CLI's ``add-dir`` works the same; a volume backup goes
+there and restores the same way."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,11 +19,19 @@ from coordinator.backups.artifacts import ArtifactDamaged, Opener, load_key
 from coordinator.backups.policies import prune
 from coordinator.db.backup_models import DependencyBackupPolicy
 from tests.db_images import db_images
-from tests.harness import Coordinator
+from tests.harness import Coordinator, eventually
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_backup_targets_e2e import _settled
 from tests.integration.test_backups_e2e import _cleanup, _count, _provision, _psql, _restore
 from tests.integration.test_cli_workspace import Cli
+from tests.integration.test_volume_backups_e2e import (
+    WRITER,
+    _files,
+    _restored,
+    _settled as _volume_settled,
+    _sh,
+    _volume,
+)
 from tests.unit.coordinator.support import assert_error, audit_events
 
 pytestmark = pytest.mark.docker
@@ -203,3 +212,47 @@ async def _cli(stack: Workload, coordinator: Coordinator, allowed: Path, tmp_pat
     taken = await cli.json("db", "backup", "Main DB", "--target", "cli-dir")
     assert taken["backup"]["status"] == "ready", taken
     assert (allowed / "cli" / f"{taken['backup']['id']}.berthbk").is_file()
+
+
+async def test_volume_backup_to_a_server_directory_restores_deleted_files(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    allowed = allowed.resolve()
+    env = {"BERTH_AGENT_BACKUP_DIRS": str(allowed)}
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER, agent_env=env)
+    try:
+        volume_id = await _volume(stack, "data")
+        await stack.call(
+            "POST",
+            f"/resources/{stack.resource_id}/storage-attachments",
+            {"storageVolumeId": volume_id, "destinationPath": "/data"},
+        )
+        await stack.deploy()
+
+        async def written() -> bool:
+            return len(_files(docker_client, volume_id)) == 2
+
+        await eventually(written, timeout=30, what="the app to write its files")
+        original = _files(docker_client, volume_id)
+        target = await _add_dir(stack, "local", allowed / "volumes")
+        created = await stack.call(
+            "POST", f"/storage-volumes/{volume_id}/backups", {"backupTargetId": target}
+        )
+        backup = await _volume_settled(stack, created["id"])
+        assert backup["target"] == "server-directory"
+        stored = (allowed / "volumes" / f"{backup['id']}.berthbk").read_bytes()
+        assert len(stored) == backup["sizeBytes"]
+        assert b"19999\n20000" not in stored  # the archive's file content is not in clear
+
+        _sh(docker_client, volume_id, "rm -rf /v/notes && echo changed > /v/a.txt")
+        attempt = await _restored(stack, str(backup["id"]), {})
+        assert attempt["status"] == "ready", attempt
+        assert _files(docker_client, volume_id) == original
+    finally:
+        await stack.agent.stop()
+        _cleanup(docker_client)
