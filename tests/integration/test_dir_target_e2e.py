@@ -20,7 +20,7 @@ from coordinator.backups.policies import prune
 from coordinator.db.backup_models import DependencyBackupPolicy
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import Workload, workload
+from tests.integration.stacks import Workload, start_agent, workload
 from tests.integration.test_backup_targets_e2e import _settled
 from tests.integration.test_backups_e2e import _cleanup, _count, _provision, _psql, _restore
 from tests.integration.test_cli_workspace import Cli
@@ -75,8 +75,9 @@ async def test_postgres_backup_to_a_server_directory_restores_dropped_rows(
         coordinator, admin_token, tmp_path / "agent", "sleep 3600", agent_env=env
     )
     try:
-        await _scenario(stack, coordinator, docker_client, allowed, tmp_path)
+        db = await _scenario(stack, coordinator, docker_client, allowed, tmp_path)
         await _cli(stack, coordinator, allowed, tmp_path)
+        await _offline(stack, coordinator, db, tmp_path)
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
@@ -88,7 +89,7 @@ async def _scenario(
     client: docker.DockerClient,
     allowed: Path,
     tmp_path: Path,
-) -> None:
+) -> str:
     db = await _provision(stack, "Main DB")
     _psql(
         client,
@@ -191,6 +192,7 @@ async def _scenario(
     removed = await prune(runner, policy, datetime.now(UTC) + timedelta(days=30))
     assert removed == 1
     assert list(directory.iterdir()) == []
+    return db
 
 
 async def _cli(stack: Workload, coordinator: Coordinator, allowed: Path, tmp_path: Path) -> None:
@@ -256,3 +258,40 @@ async def test_volume_backup_to_a_server_directory_restores_deleted_files(
     finally:
         await stack.agent.stop()
         _cleanup(docker_client)
+
+
+async def _offline(stack: Workload, coordinator: Coordinator, db: str, tmp_path: Path) -> None:
+    """A directory on a second server whose agent then stops: the backup fails
+    ``unavailable`` with the reason, nothing is written or marked ready."""
+    allowed = (tmp_path / "node-2").resolve()
+    allowed.mkdir()
+    env = {"BERTH_AGENT_BACKUP_DIRS": str(allowed)}
+    agent, server_id = await start_agent(
+        coordinator, stack.token, tmp_path / "agent-2", name="node-2", env=env
+    )
+    try:
+        created = await stack.call(
+            "POST",
+            "/backup-targets",
+            {
+                "name": "node-2",
+                "kind": "server-directory",
+                "serverId": server_id,
+                "path": str(allowed),
+            },
+        )
+    finally:
+        await agent.stop()
+
+    async def offline() -> bool:
+        return await coordinator.agent_status(stack.token, server_id) != "online"
+
+    await eventually(offline, what="node-2 offline")
+    taken = await stack.call(
+        "POST", f"/dependency-resources/{db}/backups", {"backupTargetId": created["id"]}
+    )
+    failed = await _settled(stack, taken["id"])
+    assert failed["status"] == "failed", failed
+    assert failed["failureCode"] == "unavailable"
+    assert "not connected" in str(failed["failureMessage"])
+    assert list(allowed.iterdir()) == []
