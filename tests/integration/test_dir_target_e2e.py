@@ -1,10 +1,11 @@
 """Backups into a directory on the server end to end: a real agent (allowed one directory by
 ``BERTH_AGENT_BACKUP_DIRS``) runs the local PostgreSQL image; rows are backed up into that
 directory (encrypted on the coordinator, written by the agent, renamed into place at the end),
-the table dropped, restored from the directory, rows back; the file is ciphertext that only the
-operator's key opens; a path outside the allowed directories is refused when the target is
-added, a symbolic link swapped in later fails the backup with the reason and writes nothing
-outside; pruning removes the file; the CLI's ``add-dir`` works the same; a volume backup goes
+the table dropped, restored from the directory, rows back, a verification passes; the file is
+ciphertext that only the operator's key opens; a path outside the allowed directories is
+refused when the target is added, a symbolic link swapped in later fails the backup with the
+reason and writes nothing outside; pruning removes the file; the CLI's ``add-dir`` works the
+same; a directory whose agent is offline fails the backup ``unavailable``; a volume backup goes
 there and restores the same way."""
 
 from collections.abc import AsyncIterator
@@ -22,7 +23,14 @@ from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import Workload, start_agent, workload
 from tests.integration.test_backup_targets_e2e import _settled
-from tests.integration.test_backups_e2e import _cleanup, _count, _provision, _psql, _restore
+from tests.integration.test_backups_e2e import (
+    _cleanup,
+    _count,
+    _provision,
+    _psql,
+    _restore,
+    _verify,
+)
 from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_volume_backups_e2e import (
     WRITER,
@@ -163,6 +171,9 @@ async def _scenario(
     attempt = await _restore(stack, str(backup["id"]), "ready")
     assert attempt["failureCode"] is None
     assert _count(client, db) == 5000
+    # Verification reads it from the directory into a throwaway database.
+    verification = await _verify(stack, str(backup["id"]), "passed")
+    assert verification["rows"] == 5000
     events = await audit_events(coordinator, stack.token)
     [added] = [e for e in events if e["eventType"] == "backup-target.created"]
     assert added["payload"]["path"] == str(directory)
@@ -205,7 +216,9 @@ async def _cli(stack: Workload, coordinator: Coordinator, allowed: Path, tmp_pat
     assert added["kind"] == "server-directory"
     listing = await cli.ok("backup-targets", "list")
     assert "cli-dir" in listing
-    assert str(allowed / "cli") in listing
+    listed = await cli.json("backup-targets", "list")
+    [shown] = [t for t in listed["items"] if t["name"] == "cli-dir"]
+    assert (shown["serverId"], shown["path"]) == (stack.server_id, str(allowed / "cli"))
     refused = await cli(
         "backup-targets", "add-dir", "x", "--server", stack.server_id, "--path", "/etc"
     )
