@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypeVar, cast, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
+from shared.messages.backup_dirs import BackupDirsAgentMessage, BackupDirsCoordinatorMessage
 from shared.messages.backups import (
     BACKUPS_AGENT_TYPES,
     BACKUPS_CAPABILITY,
@@ -129,7 +130,8 @@ AgentMessage = Annotated[
     | CertificatesAgentMessage
     | TasksAgentMessage
     | EdgeAgentMessage
-    | BackupsAgentMessage,
+    | BackupsAgentMessage
+    | BackupDirsAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -148,7 +150,8 @@ CoordinatorMessage = Annotated[
     | CertificatesCoordinatorMessage
     | TasksCoordinatorMessage
     | EdgeCoordinatorMessage
-    | BackupsCoordinatorMessage,
+    | BackupsCoordinatorMessage
+    | BackupDirsCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""
