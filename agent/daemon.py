@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent import (
+    backup_dirs,
     backup_feature,
     certificates,
     dependencies,
@@ -70,6 +71,7 @@ async def run(
                 certificates.build_feature,
                 task_runs.build_feature,
                 backup_feature.build_feature,
+                backup_dirs.build_feature,
             )
             if (feature := build(runtime, state_dir, settings)) is not None
         ),

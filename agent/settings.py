@@ -72,7 +72,7 @@ def parse_challenges(raw: str) -> tuple[str, ...] | None:
     return names
 
 
-def parse_roots(raw: str) -> tuple[str, ...]:
+def parse_roots(raw: str, variable: str = "BERTH_AGENT_BIND_MOUNT_ROOTS") -> tuple[str, ...]:
     """Parse ``/srv/data:/mnt/shared`` (``:`` or ``,`` between absolute directories).
 
     Each root is resolved (symlinks followed) once here; ``/`` is refused, since it would
@@ -84,10 +84,10 @@ def parse_roots(raw: str) -> tuple[str, ...]:
         if not item:
             continue
         if not item.startswith("/"):
-            raise SettingsError(f"BERTH_AGENT_BIND_MOUNT_ROOTS: {item!r} is not absolute")
+            raise SettingsError(f"{variable}: {item!r} is not absolute")
         resolved = os.path.realpath(item)
         if resolved == "/":
-            raise SettingsError("BERTH_AGENT_BIND_MOUNT_ROOTS must not allow the whole host (/)")
+            raise SettingsError(f"{variable} must not allow the whole host (/)")
         roots.append(resolved)
     return tuple(dict.fromkeys(roots))
 
@@ -118,6 +118,9 @@ class AgentSettings:
     extra_labels: dict[str, str] = field(default_factory=dict)
     # Host directories under which a deployment may bind-mount (none: bind mounts refused).
     bind_mount_roots: tuple[str, ...] = ()
+    # Host directories under which server-directory backup targets may keep artifacts (none:
+    # refused).
+    backup_dirs: tuple[str, ...] = ()
 
     def edge_tls(self) -> EdgeTls | None:
         """HTTPS settings for the edge, or None while ``BERTH_AGENT_EDGE_TLS_LISTEN`` is unset."""
@@ -152,4 +155,7 @@ class AgentSettings:
             certificate_scan_seconds=_float("BERTH_AGENT_CERTIFICATE_SCAN_SECONDS", 30.0, 1.0),
             extra_labels=parse_labels(os.environ.get("BERTH_AGENT_EXTRA_LABELS", "")),
             bind_mount_roots=parse_roots(os.environ.get("BERTH_AGENT_BIND_MOUNT_ROOTS", "")),
+            backup_dirs=parse_roots(
+                os.environ.get("BERTH_AGENT_BACKUP_DIRS", ""), "BERTH_AGENT_BACKUP_DIRS"
+            ),
         )

@@ -8,6 +8,10 @@ PostgreSQL image (scripts/build-db-images.sh). Printed: MB/s of each and the rat
 (target: backup >= 0.8 of pg_dump's throughput; agent RSS growth < 20 MiB).
 
     .venv/bin/python bench/backup.py --mb 256
+    .venv/bin/python bench/backup.py --mb 256 --target server-directory
+
+``--target server-directory`` keeps the artifact in a directory on the agent's server (written
+by the same agent, so its RSS covers dumping and writing) instead of the coordinator's storage.
 """
 
 import argparse
@@ -92,7 +96,23 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
     stack: Workload | None = None
     try:
         token = await coordinator.bootstrap()
-        stack = await workload(coordinator, token, workdir / "agent", "sleep 3600")
+        dirs = workdir / "server-backups"
+        dirs.mkdir()
+        env = {"BERTH_AGENT_BACKUP_DIRS": str(dirs.resolve())}
+        stack = await workload(coordinator, token, workdir / "agent", "sleep 3600", agent_env=env)
+        body: dict[str, Any] = {}
+        if args.target == "server-directory":
+            target = await stack.call(
+                "POST",
+                "/backup-targets",
+                {
+                    "name": "bench",
+                    "kind": "server-directory",
+                    "serverId": stack.server_id,
+                    "path": str(dirs.resolve()),
+                },
+            )
+            body = {"backupTargetId": target["id"]}
         db = await _provision(stack, "Bench DB")
         rows = args.mb * MIB // 100
         _psql(
@@ -128,7 +148,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         dump_bytes = dump.stat().st_size
         assert stack.agent.process is not None
         with Peak(stack.agent.process.pid) as backup_rss:
-            created = await stack.call("POST", f"/dependency-resources/{db}/backups", {})
+            created = await stack.call("POST", f"/dependency-resources/{db}/backups", body)
             berth_dump = await _timed(lambda: _until(stack, created["id"], ("status",)))
         shown = await stack.call("GET", f"/dependency-resources/backups/{created['id']}")
         berth_bytes = int(shown["backup"]["sizeBytes"])
@@ -142,6 +162,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
             berth_restore = await _timed(
                 lambda: _until(stack, created["id"], ("latestRestoreAttempt", "status"))
             )
+        print(f"target: {args.target}")
         print(f"database: {size / MIB:.0f} MiB on disk, dump {dump_bytes / MIB:.1f} MiB (-Fc)")
         print(
             f"pg_dump -Fc > file (docker exec):  {baseline_dump:6.2f} s  "
@@ -171,6 +192,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=1024, help="Table data to generate, MiB.")
+    parser.add_argument(
+        "--target",
+        choices=("coordinator", "server-directory"),
+        default="coordinator",
+        help="Where the artifact is kept.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="berth-bench-backup-") as raw:
         asyncio.run(run(args, Path(raw)))

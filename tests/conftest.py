@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,13 @@ from tests.edge_proxy import Caddy
 from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, serving
 
 REQUIRE_DOCKER = os.environ.get("BERTH_REQUIRE_DOCKER") == "1"
+
+# A test suite started in the background by a non-interactive shell (`bash .ci/run &`) inherits
+# SIGINT ignored, and so would every CLI the tests start and then interrupt with Ctrl-C: those
+# tests would wait out their deadline. Python's own handler makes the children start with the
+# default disposition again (a handler, unlike "ignored", does not survive exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 async def _reset_postgres(url: str) -> None:

@@ -141,6 +141,8 @@ def path_key(operation: Operation, name: str) -> str:
     # Two kinds of policy and of certificate share a parameter name.
     if name == "policyId" and operation.path.startswith("/dependency-resources/backup-policies"):
         return "backupPolicyId"
+    if name == "policyId" and operation.path.startswith("/storage-volumes/backup-policies"):
+        return "volumeBackupPolicyId"
     if name == "certificateId" and operation.path.startswith("/wildcard-certificates"):
         return "wildcardCertificateId"
     if name == "backupId" and operation.path.startswith("/storage-volumes/backups"):

@@ -42,6 +42,7 @@ from coordinator.api import (  # noqa: F401  (imported for their route registrat
     server_capacity,
     servers,
     source_archives,
+    storage_volume_backup_policies,
     storage_volume_backups,
     storage_volumes,
     terminal_sessions,

@@ -10,26 +10,50 @@ from shared.wire import WireModel
 
 
 class CreateBackupTargetRequest(ApiRequest):
-    """``POST /backup-targets``: an S3-compatible bucket (the secret key is sealed at once)."""
+    """``POST /backup-targets``: an S3-compatible bucket (the secret key is sealed at once), or
+    (``kind: server-directory``) a directory on one of the organization's servers."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
-    kind: Literal["s3"] = "s3"
-    endpoint_url: str = Field(
-        min_length=1, max_length=500, description="http(s)://HOST[:PORT] of the S3 API"
+    kind: Literal["s3", "server-directory"] = "s3"
+    endpoint_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="kind s3 (required): http(s)://HOST[:PORT] of the S3 API",
     )
     region: str = Field(default="us-east-1", min_length=1, max_length=64)
-    bucket: str = Field(min_length=3, max_length=63)
+    bucket: str | None = Field(
+        default=None, min_length=3, max_length=63, description="kind s3 (required)"
+    )
     prefix: str = Field(default="", max_length=200, description="key prefix, e.g. berth/prod")
-    access_key_id: str = Field(min_length=1, max_length=200)
-    secret_access_key: str = Field(min_length=1, max_length=500)
+    access_key_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="kind s3 (required)"
+    )
+    secret_access_key: str | None = Field(
+        default=None, min_length=1, max_length=500, description="kind s3 (required)"
+    )
+    server_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="kind server-directory (required): the server whose agent keeps the files",
+    )
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="kind server-directory (required): an absolute directory under one of the "
+        "agent's BERTH_AGENT_BACKUP_DIRS",
+    )
 
 
 class BackupTargetItem(WireModel):
-    """A target as shown: the secret key is always masked."""
+    """A target as shown: the secret key is always masked; a server directory's S3 fields are
+    empty, an S3 bucket's ``serverId`` and ``path`` null."""
 
     id: str
     name: str
-    kind: Literal["s3"]
+    kind: Literal["s3", "server-directory"]
     endpoint_url: str
     region: str
     bucket: str
@@ -37,6 +61,8 @@ class BackupTargetItem(WireModel):
     access_key_id: str
     secret_access_key: str = Field(description="always masked")
     created_at: datetime
+    server_id: str | None = None
+    path: str | None = None
 
 
 class BackupTargetList(WireModel):

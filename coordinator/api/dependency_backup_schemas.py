@@ -89,7 +89,7 @@ class BackupItem(WireModel):
     failure_message: str | None
     latest_restore_attempt: LatestRestoreAttempt | None
     created_at: datetime
-    target: Literal["coordinator", "s3"]
+    target: Literal["coordinator", "s3", "server-directory"]
     backup_target_id: str | None = None
     size_bytes: int | None
     sha256: str | None

@@ -108,7 +108,7 @@ class VolumeBackupItem(WireModel):
     failure_message: str | None
     latest_restore_attempt: VolumeRestoreAttempt | None
     created_at: datetime
-    target: Literal["coordinator", "s3"]
+    target: Literal["coordinator", "s3", "server-directory"]
     backup_target_id: str | None = None
     stop_resource: bool
     format: Literal["tar"]

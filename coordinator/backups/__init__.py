@@ -22,9 +22,9 @@ VOLUME_RUNNER_KEY: web.AppKey[VolumeBackupRunner] = web.AppKey(
 )
 
 
-async def _policy_loop(runner: BackupRunner, interval: float) -> None:
+async def _policy_loop(runner: BackupRunner, volumes: VolumeBackupRunner, interval: float) -> None:
     # Imported here: policies imports this package (its service and runner).
-    from coordinator.backups import policies
+    from coordinator.backups import policies, volume_policies
 
     while True:
         await asyncio.sleep(interval)
@@ -32,6 +32,10 @@ async def _policy_loop(runner: BackupRunner, interval: float) -> None:
             await policies.run_due(runner, datetime.now(UTC))
         except Exception:
             logger.exception("applying backup policies failed")
+        try:
+            await volume_policies.run_due(volumes, datetime.now(UTC))
+        except Exception:
+            logger.exception("applying volume backup policies failed")
 
 
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -39,7 +43,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.fail_interrupted()
     await app[VOLUME_RUNNER_KEY].fail_interrupted()
     loop = asyncio.get_running_loop().create_task(
-        _policy_loop(runner, app[SETTINGS_KEY].backup_policy_poll_seconds)
+        _policy_loop(runner, app[VOLUME_RUNNER_KEY], app[SETTINGS_KEY].backup_policy_poll_seconds)
     )
     try:
         yield

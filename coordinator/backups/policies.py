@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 
 from coordinator import audit, lookup
 from coordinator.auth import Principal
-from coordinator.backups import service, target_records
+from coordinator.backups import policy_rules, service, target_records
 from coordinator.backups.runner import BackupRunner
 from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
 from coordinator.db.backup_target_models import BackupTarget
@@ -130,7 +130,7 @@ async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
         if database is None:
             continue
         retry = await _needs_retry(policy)
-        due = policy.next_run_at is not None and policy.next_run_at <= now
+        due = policy_rules.is_due(policy, now)
         if due or retry:
             try:
                 target = None
@@ -150,16 +150,11 @@ async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
             except PlatformError as exc:  # not ready now: the next interval tries again
                 logger.info("policy %s skipped a run: %s", policy.id, exc)
                 backup_id = None
-            updates: dict[str, object] = {"last_run_at": now}
-            if due:
-                interval = timedelta(hours=policy.schedule_interval_hours)
-                updates["next_run_at"] = now + interval
-            if retry:
-                # The retry itself is never retried: one more attempt per failed run.
-                updates["retried_backup_id"] = backup_id or policy.last_backup_id
             if backup_id is not None:
-                updates["last_backup_id"] = backup_id
                 started.append(backup_id)
+            updates = policy_rules.run_updates(
+                policy, now, due=due, retry=retry, backup_id=backup_id
+            )
             await DependencyBackupPolicy.filter(id=policy.id).update(**updates)
         await prune(runner, policy, now)
     return started
@@ -168,10 +163,8 @@ async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
 async def _needs_retry(policy: DependencyBackupPolicy) -> bool:
     if not policy.retry_on_failure or policy.last_backup_id is None:
         return False
-    if policy.retried_backup_id == policy.last_backup_id:
-        return False
     last = await DependencyBackup.get_or_none(id=policy.last_backup_id)
-    return last is not None and last.status == "failed"
+    return policy_rules.wants_retry(policy, last.status if last else None)
 
 
 async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datetime) -> int:
@@ -180,18 +173,12 @@ async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datet
     rows = await DependencyBackup.filter(
         dependency_resource_id=policy.dependency_resource_id, status__in=["ready", "failed"]
     ).order_by("-id")
-    cutoff = now - timedelta(days=policy.retention_days)
-    doomed: list[DependencyBackup] = []
-    kept_ready = 0
-    for row in rows:
-        if row.restore_status == "pending" or row.verification_status == "pending":
-            continue
-        if row.created_at < cutoff:
-            doomed.append(row)
-        elif row.status == "ready":
-            kept_ready += 1
-            if policy.keep_count is not None and kept_ready > policy.keep_count:
-                doomed.append(row)
+    doomed = policy_rules.doomed(
+        policy,
+        rows,
+        now,
+        lambda row: row.restore_status == "pending" or row.verification_status == "pending",
+    )
     removed = 0
     for row in doomed:
         try:

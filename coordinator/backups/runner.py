@@ -104,7 +104,9 @@ class BackupRunner:
         """The store of a backup's target: the coordinator's storage when none was named."""
         if backup_target_id is None:
             return CoordinatorStore(self.root, self.key)
-        return await target_records.store_of(backup_target_id, self.keyring, self.key, self.guard())
+        return await target_records.store_of(
+            backup_target_id, self.keyring, self.key, self.guard(), self.registry
+        )
 
     async def pull(
         self,

@@ -12,6 +12,7 @@ from coordinator import audit, lookup
 from coordinator.auth import Principal
 from coordinator.backups import target_records
 from coordinator.backups.volume_runner import VolumeBackupRunner
+from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
 from coordinator.ids import new_id
@@ -57,11 +58,20 @@ async def _record(
     )
 
 
-def _check_kind(volume: StorageVolume, field: str) -> None:
+def check_kind(volume: StorageVolume, field: str) -> None:
+    """Refuse (400 naming ``field``) a volume whose kind cannot be backed up."""
     if volume.kind not in BACKUP_KINDS:
         raise InvalidRequest(
             f"backups of a {volume.kind} are not supported; supported: {', '.join(BACKUP_KINDS)}",
             details={"field": field, "kind": volume.kind, "supported": list(BACKUP_KINDS)},
+        )
+
+
+def _check_placed(volume: StorageVolume) -> None:
+    if volume.server_id is None:
+        raise Conflict(
+            "the volume is not placed on a server yet (no deployment used it): nothing to back up",
+            details={"storageVolumeId": volume.id},
         )
 
 
@@ -77,15 +87,26 @@ async def create(
     """Record a pending backup of a placed named volume and take it in the background; with
     ``stop_resource`` the containers using the volume are stopped for the copy."""
     volume = await store.get_volume(actor, volume_id)
-    _check_kind(volume, "storageVolumeId")
-    if volume.server_id is None:
-        raise Conflict(
-            "the volume is not placed on a server yet (no deployment used it): nothing to back up",
-            details={"storageVolumeId": volume.id},
-        )
+    check_kind(volume, "storageVolumeId")
+    _check_placed(volume)
     target = None
     if backup_target_id is not None:
         target = await target_records.named(actor, backup_target_id, "backupTargetId")
+    return await take(volume, target, runner, stop_resource, actor, request_id)
+
+
+async def take(
+    volume: StorageVolume,
+    target: BackupTarget | None,
+    runner: VolumeBackupRunner,
+    stop_resource: bool,
+    actor: Principal | None,
+    request_id: str | None,
+    **payload: object,
+) -> str:
+    """Record a pending backup of placed ``volume`` and take it in the background (``actor``
+    None: a policy's run, audited as the system with ``payload`` such as its ``policyId``)."""
+    _check_placed(volume)
     now = datetime.now(UTC)
     async with in_transaction():
         row = await StorageVolumeBackup.create(
@@ -110,6 +131,7 @@ async def create(
             row,
             stopResource=stop_resource,
             backupTargetId=row.backup_target_id,
+            **payload,
         )
     runner.start_backup(row.id)
     return row.id
@@ -141,7 +163,7 @@ async def restore(
     row = await get(actor, backup_id)
     field = "targetStorageVolumeId"
     target = await store.get_volume(actor, into_id or row.storage_volume_id)
-    _check_kind(target, field)
+    check_kind(target, field)
     if target.server_id not in (None, row.server_id):
         raise InvalidRequest(
             "the target volume lives on another server than the backup",

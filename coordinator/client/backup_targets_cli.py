@@ -1,5 +1,5 @@
-"""``berth backup-targets``: S3-compatible buckets that database and volume backups may be kept
-in (``berth db backup --target``, ``berth volumes backup --target``)."""
+"""``berth backup-targets``: S3-compatible buckets and server directories that database and
+volume backups may be kept in (``berth db backup --target``, ``berth volumes backup --target``)."""
 
 import os
 from pathlib import Path
@@ -17,12 +17,14 @@ if TYPE_CHECKING:  # cli.py imports this module to register it; no import cycle 
 COLUMNS: Final = (
     ("ID", "id"), ("NAME", "name"), ("KIND", "kind"), ("ENDPOINT", "endpointUrl"),
     ("BUCKET", "bucket"), ("PREFIX", "prefix"), ("ACCESS KEY", "accessKeyId"),
+    ("SERVER", "serverId"), ("PATH", "path"),
 )  # fmt: skip
 
 
 @click.group("backup-targets")
 def backup_targets() -> None:
-    """Where backups are kept besides the coordinator's storage (S3-compatible buckets)."""
+    """Where backups are kept besides the coordinator's storage (S3-compatible buckets, server
+    directories)."""
 
 
 def _secret(secret_file: Path | None) -> str:
@@ -77,6 +79,34 @@ def targets_add_s3(
     opts.show(opts.call(add), lambda data: render.table([data], COLUMNS, empty=""))
 
 
+@backup_targets.command("add-dir")
+@click.argument("name")
+@click.option("--server", "server_id", required=True, help="The server (id) keeping the files.")
+@click.option(
+    "--path",
+    required=True,
+    help="Absolute directory under one of that agent's BERTH_AGENT_BACKUP_DIRS.",
+)
+@click.pass_obj
+def targets_add_dir(opts: "Options", name: str, server_id: str, path: str) -> None:
+    """Add target NAME: a directory on a server, written by its agent (encrypted here first).
+
+    The agent must be connected and allow the directory (BERTH_AGENT_BACKUP_DIRS); otherwise
+    the coordinator refuses with the reason and the allowed directories."""
+
+    async def add(api: ApiClient) -> JsonObject:
+        body: JsonObject = {
+            "name": name,
+            "kind": "server-directory",
+            "serverId": server_id,
+            "path": path,
+        }
+        answer = await api.post("/backup-targets", body)
+        return await api.get(f"/backup-targets/{segment(text(answer, 'id'))}")
+
+    opts.show(opts.call(add), lambda data: render.table([data], COLUMNS, empty=""))
+
+
 @backup_targets.command("list")
 @click.pass_obj
 def targets_list(opts: "Options") -> None:
@@ -86,7 +116,7 @@ def targets_list(opts: "Options") -> None:
         return await api.get("/backup-targets")
 
     def human(data: JsonObject) -> None:
-        empty = "No backup targets: add one with 'berth backup-targets add-s3'."
+        empty = "No backup targets: add one with 'berth backup-targets add-s3' or 'add-dir'."
         render.table(objects(data, "items"), COLUMNS, empty=empty)
 
     opts.show(opts.call(listing), human)

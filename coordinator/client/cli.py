@@ -28,6 +28,7 @@ from coordinator.client import (
     tasks_cli,
     terminal_cli,
     volume_backup_cli,
+    volume_policy_cli,
     volumes_cli,
     workspace_cli,
 )
@@ -525,6 +526,7 @@ for _command in (
     *orgs_cli.COMMANDS,
     *volume_backup_cli.COMMANDS,
     *backup_targets_cli.COMMANDS,
+    *volume_policy_cli.COMMANDS,
 ):
     main.add_command(_command)
 

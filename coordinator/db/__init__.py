@@ -28,6 +28,7 @@ BACKUP_MODELS_MODULE = "coordinator.db.backup_models"
 ORGANIZATION_MODELS_MODULE = "coordinator.db.organization_models"
 VOLUME_BACKUP_MODELS_MODULE = "coordinator.db.volume_backup_models"
 BACKUP_TARGET_MODELS_MODULE = "coordinator.db.backup_target_models"
+VOLUME_POLICY_MODELS_MODULE = "coordinator.db.volume_policy_models"
 
 
 # SQLite's page cache for the writer's connection, in KiB (SQLite's default is 2,000): the raw
@@ -64,6 +65,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                     ORGANIZATION_MODELS_MODULE,
                     VOLUME_BACKUP_MODELS_MODULE,
                     BACKUP_TARGET_MODELS_MODULE,
+                    VOLUME_POLICY_MODELS_MODULE,
                 ],
                 "default_connection": "default",
                 "migrations": MIGRATIONS_MODULE,

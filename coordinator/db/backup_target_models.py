@@ -6,7 +6,9 @@ from tortoise.models import Model
 
 class BackupTarget(Model):
     """An S3-compatible bucket: endpoint, bucket, prefix, and a secret key sealed by the Keyring
-    that database and volume backups may be written to instead of the coordinator's storage."""
+    that database and volume backups may be written to instead of the coordinator's storage;
+    or (kind ``server-directory``) a directory on one server, written through its agent (the
+    S3 fields are empty then)."""
 
     id = fields.CharField(primary_key=True, max_length=40)
     organization_id = fields.CharField(max_length=40, db_index=True)
@@ -19,6 +21,8 @@ class BackupTarget(Model):
     access_key_id = fields.CharField(max_length=200)
     secret_access_key_encrypted = fields.TextField()
     created_at = fields.DatetimeField()
+    server_id = fields.CharField(max_length=40, null=True)
+    path = fields.CharField(max_length=500, null=True)
 
     class Meta:
         table = "backup_targets"

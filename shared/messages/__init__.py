@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypeVar, cast, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
+from shared.messages.backup_dirs import BackupDirsAgentMessage, BackupDirsCoordinatorMessage
 from shared.messages.backups import (
     BACKUPS_AGENT_TYPES,
     BACKUPS_CAPABILITY,
@@ -131,7 +132,8 @@ AgentMessage = Annotated[
     | CertificatesAgentMessage
     | TasksAgentMessage
     | EdgeAgentMessage
-    | BackupsAgentMessage,
+    | BackupsAgentMessage
+    | BackupDirsAgentMessage,
     Field(discriminator="type"),
 ]
 """Every message the agent sends to the coordinator."""
@@ -150,7 +152,8 @@ CoordinatorMessage = Annotated[
     | CertificatesCoordinatorMessage
     | TasksCoordinatorMessage
     | EdgeCoordinatorMessage
-    | BackupsCoordinatorMessage,
+    | BackupsCoordinatorMessage
+    | BackupDirsCoordinatorMessage,
     Field(discriminator="type"),
 ]
 """Every message the coordinator sends to the agent."""

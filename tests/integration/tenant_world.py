@@ -17,6 +17,7 @@ from coordinator.db import (
     dns01_models,
     task_models,
     volume_backup_models,
+    volume_policy_models,
 )
 from coordinator.ids import new_id
 from coordinator.permissions import PERMISSIONS
@@ -381,6 +382,17 @@ async def _later_rows(
         failure_message="a row for the tenancy walk",
         created_at=now,
     )
+    volume_policy = await volume_policy_models.StorageVolumeBackupPolicy.create(
+        id=new_id("vbp"),
+        organization_id="org_default",
+        project_id=project_id,
+        environment_id=environment_id,
+        storage_volume_id=volume_id,
+        schedule_interval_hours=24,
+        retention_days=7,
+        enabled=False,
+        updated_at=now,
+    )
     target = await backup_target_models.BackupTarget.create(
         id=new_id("bkt"),
         organization_id="org_default",
@@ -400,6 +412,7 @@ async def _later_rows(
         "dnsProviderId": provider.id,
         "wildcardCertificateId": wildcard.id,
         "backupTargetId": target.id,
+        "volumeBackupPolicyId": volume_policy.id,
     }
 
 

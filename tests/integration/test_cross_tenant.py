@@ -82,6 +82,7 @@ NOT_ID_FIELDS = {
     "destinationId": "Appaloft's destination reference: stored as given, Berth has no such rows",
     "ruleId": "a threshold rule's name within its policy, chosen by the caller",
     "userId": "DELETE /account's confirmation of the caller's own user id",
+    "accessKeyId": "an S3 bucket's access key id (a credential at the bucket), not a Berth row",
 }
 
 

@@ -44,7 +44,12 @@ DOCUMENT = build_openapi()
 PASSWORD = "grants walk every project route 9"
 ORG = "/organizations/org_default"
 # A project's rows: PROJECT_ROWS plus the backups and backup policies of its databases and volumes.
-GRANTED_ROWS: Final = PROJECT_ROWS | {"backupId", "volumeBackupId", "backupPolicyId"}
+GRANTED_ROWS: Final = PROJECT_ROWS | {
+    "backupId",
+    "volumeBackupId",
+    "backupPolicyId",
+    "volumeBackupPolicyId",
+}
 MEMBER: Final = ROLE_PERMISSIONS["member"]
 VIEWER: Final = ROLE_PERMISSIONS["viewer"]
 

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0021_backup_targets')]
+    dependencies = [('models', '0023_volume_backup_policies')]
 
     initial = False
 

@@ -19,6 +19,7 @@ from shared.messages import (
     DeployCancel,
     IdSequence,
 )
+from shared.messages.backup_dirs import BACKUP_DIRS_COORDINATOR_TYPES
 from shared.messages.backups import BACKUPS_COORDINATOR_TYPES
 from shared.messages.certificates import CERTIFICATES_COORDINATOR_TYPES
 from shared.messages.dependencies import DEPENDENCIES_COORDINATOR_TYPES
@@ -81,6 +82,7 @@ def test_features_and_the_link_split_the_coordinator_frames_between_them(tmp_pat
         TASKS_COORDINATOR_TYPES,
         EDGE_COORDINATOR_TYPES,
         BACKUPS_COORDINATOR_TYPES,
+        BACKUP_DIRS_COORDINATOR_TYPES,
     ]
     claimed = [t for part in parts for t in part]
     assert len(claimed) == len(set(claimed))

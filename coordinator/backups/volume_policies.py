@@ -1,0 +1,227 @@
+"""Storage-volume backup policies: when to back up a named volume and how long to keep its
+backups. The same rules as database policies (``policy_rules``), applied by the backups
+capability's loop (``run_due``): a due policy takes a backup, a failed one is tried once more
+when ``retryOnFailure``, and backups past ``retentionDays`` or beyond ``keepCount`` are
+deleted with their artifacts. Scoped like volumes: another tenant's id is a 404."""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import Subquery
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from coordinator import audit, lookup
+from coordinator.auth import Principal
+from coordinator.backups import policy_rules, target_records, volume_service
+from coordinator.backups.volume_runner import VolumeBackupRunner
+from coordinator.db.backup_target_models import BackupTarget
+from coordinator.db.volume_backup_models import StorageVolumeBackup
+from coordinator.db.volume_models import StorageVolume
+from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
+from coordinator.ids import new_id
+from coordinator.volumes import store
+from shared.errors import PlatformError, Unavailable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    """A volume policy as configured through the API."""
+
+    storage_volume_id: str
+    schedule_interval_hours: int
+    retention_days: int
+    keep_count: int | None
+    retry_on_failure: bool
+    enabled: bool
+    stop_resource: bool
+    backup_target_id: str | None = None
+
+
+def visible(actor: Principal) -> QuerySet[StorageVolumeBackupPolicy]:
+    """Policies of the caller's organisation within its project scope, on volumes it may see."""
+    rows = StorageVolumeBackupPolicy.filter(organization_id=actor.organization_id)
+    if actor.project_ids:
+        rows = rows.filter(project_id__in=list(actor.project_ids))
+    if actor.environment_ids:
+        rows = rows.filter(environment_id__in=list(actor.environment_ids))
+    if actor.server_ids:
+        # Server scope is the volume's placement, which can change: ask the volumes' own scope.
+        volumes = Subquery(store.visible(actor).values("id"))
+        rows = rows.filter(storage_volume_id__in=volumes)
+    return rows
+
+
+async def configure(actor: Principal, request_id: str, request: PolicyRequest) -> str:
+    """Create or replace the policy of one named volume; the first run is one interval from
+    now. A volume no deployment placed yet may have one: its runs wait until it is placed."""
+    volume = await store.get_volume(actor, request.storage_volume_id)
+    volume_service.check_kind(volume, "storageVolumeId")
+    if request.backup_target_id is not None:
+        _ = await target_records.named(actor, request.backup_target_id, "backupTargetId")
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "schedule_interval_hours": request.schedule_interval_hours,
+        "retention_days": request.retention_days,
+        "keep_count": request.keep_count,
+        "retry_on_failure": request.retry_on_failure,
+        "enabled": request.enabled,
+        "stop_resource": request.stop_resource,
+        "backup_target_id": request.backup_target_id,
+        "next_run_at": now + timedelta(hours=request.schedule_interval_hours),
+        "updated_at": now,
+    }
+    async with in_transaction():
+        row = await StorageVolumeBackupPolicy.get_or_none(storage_volume_id=volume.id)
+        if row is None:
+            row = await StorageVolumeBackupPolicy.create(
+                id=new_id("vbp"),
+                organization_id=volume.organization_id,  # type: ignore[attr-defined]
+                project_id=volume.project_id,
+                environment_id=volume.environment_id,
+                storage_volume_id=volume.id,
+                **values,
+            )
+        else:
+            await row.update_from_dict({**values, "version": row.version + 1}).save()
+        await audit.record(
+            actor=actor,
+            event_type="storage-volume.backup-policy-configured",
+            aggregate_type="storage-volume",
+            aggregate_id=volume.id,
+            payload={
+                "projectId": volume.project_id,
+                "environmentId": volume.environment_id,
+                "policyId": row.id,
+                "scheduleIntervalHours": request.schedule_interval_hours,
+                "retentionDays": request.retention_days,
+                "keepCount": request.keep_count,
+                "retryOnFailure": request.retry_on_failure,
+                "enabled": request.enabled,
+                "stopResource": request.stop_resource,
+                "backupTargetId": request.backup_target_id,
+            },
+            request_id=request_id,
+        )
+    return row.id
+
+
+async def listed(
+    actor: Principal,
+    storage_volume_id: str | None,
+    enabled_only: bool,
+    due_at: datetime | None,
+) -> list[StorageVolumeBackupPolicy]:
+    """Visible policies matching the filters (``dueAt``: due at or before that time)."""
+    rows = visible(actor)
+    if storage_volume_id:
+        rows = rows.filter(storage_volume_id=storage_volume_id)
+    if enabled_only:
+        rows = rows.filter(enabled=True)
+    if due_at is not None:
+        rows = rows.filter(enabled=True, next_run_at__lte=due_at)
+    return await rows.order_by("id").limit(500)
+
+
+async def get(actor: Principal, policy_id: str) -> StorageVolumeBackupPolicy:
+    """A policy the caller may see, else 404."""
+    return await lookup.first_or_404(actor, visible(actor), "volume backup policy", policy_id)
+
+
+async def run_due(runner: VolumeBackupRunner, now: datetime) -> list[str]:
+    """Take the volume backups that are due (and one retry of a failed one); prune. The new
+    backups' ids."""
+    started: list[str] = []
+    for policy in await StorageVolumeBackupPolicy.filter(enabled=True).order_by("id"):
+        volume = await StorageVolume.get_or_none(id=policy.storage_volume_id)
+        if volume is None:
+            continue
+        retry = await _needs_retry(policy)
+        due = policy_rules.is_due(policy, now)
+        if due or retry:
+            backup_id = await _take(runner, policy, volume, retry=retry and not due)
+            if backup_id is not None:
+                started.append(backup_id)
+            updates = policy_rules.run_updates(
+                policy, now, due=due, retry=retry, backup_id=backup_id
+            )
+            await StorageVolumeBackupPolicy.filter(id=policy.id).update(**updates)
+        await prune(runner, policy, now)
+    return started
+
+
+async def _take(
+    runner: VolumeBackupRunner,
+    policy: StorageVolumeBackupPolicy,
+    volume: StorageVolume,
+    *,
+    retry: bool,
+) -> str | None:
+    try:
+        target = None
+        if policy.backup_target_id is not None:
+            target = await BackupTarget.get_or_none(id=policy.backup_target_id)
+            if target is None:
+                raise Unavailable(f"backup target {policy.backup_target_id!r} is gone")
+        return await volume_service.take(
+            volume,
+            target,
+            runner,
+            policy.stop_resource,
+            None,
+            None,
+            policyId=policy.id,
+            retry=retry,
+        )
+    except PlatformError as exc:  # not placed or not ready now: the next interval tries again
+        logger.info("volume policy %s skipped a run: %s", policy.id, exc)
+        return None
+
+
+async def _needs_retry(policy: StorageVolumeBackupPolicy) -> bool:
+    if not policy.retry_on_failure or policy.last_backup_id is None:
+        return False
+    last = await StorageVolumeBackup.get_or_none(id=policy.last_backup_id)
+    return policy_rules.wants_retry(policy, last.status if last else None)
+
+
+async def prune(
+    runner: VolumeBackupRunner, policy: StorageVolumeBackupPolicy, now: datetime
+) -> int:
+    """Delete the volume's backups older than ``retentionDays`` and ready ones beyond
+    ``keepCount`` (newest kept), artifacts first; a backup being restored or verified is never
+    pruned."""
+    rows = await StorageVolumeBackup.filter(
+        storage_volume_id=policy.storage_volume_id, status__in=["ready", "failed"]
+    ).order_by("-id")
+    doomed = policy_rules.doomed(
+        policy, rows, now, lambda row: "pending" in (row.restore_status, row.verification_status)
+    )
+    removed = 0
+    for row in doomed:
+        try:
+            await (await runner.runner.store(row.backup_target_id)).delete(row.id)
+        except (PlatformError, OSError) as exc:  # the target is unreachable: the next look retries
+            logger.warning("could not delete the artifact of %s: %s", row.id, exc)
+            continue
+        removed += 1
+        async with in_transaction():
+            await StorageVolumeBackup.filter(id=row.id).delete()
+            await audit.record(
+                actor=None,
+                organization_id=row.organization_id,
+                event_type="storage-volume.backup-pruned",
+                aggregate_type="storage-volume",
+                aggregate_id=row.storage_volume_id,
+                payload={
+                    "projectId": row.project_id,
+                    "environmentId": row.environment_id,
+                    "backupId": row.id,
+                    "policyId": policy.id,
+                },
+            )
+    return removed
