@@ -2,8 +2,8 @@
 into a Docker named volume; the backup records what the archive held (counted by the agent as it
 streamed); a verification restores the artifact into a throwaway volume on the server, counts it
 there and passes; a backup whose artifact has flipped bytes, or whose count differs from the
-recorded one, fails with the reason. The volume itself is never touched, and no throwaway volume
-or helper container is left."""
+recorded one, fails with the reason; the same with the artifact in a server-directory target.
+The volume itself is never touched, and no throwaway volume or helper container is left."""
 
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,35 @@ def _leftovers(client: docker.DockerClient) -> list[str]:
     return [str(c.name) for c in helpers] + staging
 
 
-async def _ready(stack: Workload, volume_id: str) -> dict[str, Any]:
-    created = await stack.call("POST", f"/storage-volumes/{volume_id}/backups", {})
+async def _placed_volume(stack: Workload, client: docker.DockerClient) -> str:
+    """A named volume the deployed app wrote its two files into."""
+    created = await stack.call(
+        "POST",
+        "/storage-volumes",
+        {
+            "projectId": stack.project_id,
+            "environmentId": stack.environment_id,
+            "name": "data",
+            "kind": "named-volume",
+        },
+    )
+    volume_id = str(created["id"])
+    await stack.call(
+        "POST",
+        f"/resources/{stack.resource_id}/storage-attachments",
+        {"storageVolumeId": volume_id, "destinationPath": "/data"},
+    )
+    await stack.deploy()
+
+    async def written() -> bool:
+        return len(_files(client, volume_id)) == 2
+
+    await eventually(written, timeout=30, what="the app to write its files")
+    return volume_id
+
+
+async def _ready(stack: Workload, volume_id: str, **body: str) -> dict[str, Any]:
+    created = await stack.call("POST", f"/storage-volumes/{volume_id}/backups", body)
 
     async def settled() -> bool:
         shown = await stack.call("GET", f"/storage-volumes/backups/{created['id']}")
@@ -88,28 +115,7 @@ async def test_volume_backup_verification_passes_and_fails_on_damage(
 async def _scenario(
     stack: Workload, coordinator: Coordinator, client: docker.DockerClient, config_home: Path
 ) -> None:
-    created = await stack.call(
-        "POST",
-        "/storage-volumes",
-        {
-            "projectId": stack.project_id,
-            "environmentId": stack.environment_id,
-            "name": "data",
-            "kind": "named-volume",
-        },
-    )
-    volume_id = str(created["id"])
-    await stack.call(
-        "POST",
-        f"/resources/{stack.resource_id}/storage-attachments",
-        {"storageVolumeId": volume_id, "destinationPath": "/data"},
-    )
-    await stack.deploy()
-
-    async def written() -> bool:
-        return len(_files(client, volume_id)) == 2
-
-    await eventually(written, timeout=30, what="the app to write its files")
+    volume_id = await _placed_volume(stack, client)
     original = _files(client, volume_id)
 
     # The backup records what its archive held, counted by the agent as it streamed.
@@ -186,3 +192,40 @@ async def _scenario(
     human = await cli.ok("volumes", "verify", fresh["id"])
     assert "matches the backup's manifest" in human
     assert _leftovers(client) == []
+
+
+async def test_a_volume_backup_in_a_server_directory_verifies_and_fails_on_damage(
+    coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """The artifact is read back from the server's directory (through its agent) the same way."""
+    allowed = tmp_path / "backups"
+    allowed.mkdir()
+    env = {"BERTH_AGENT_BACKUP_DIRS": str(allowed)}
+    stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER, agent_env=env)
+    try:
+        volume_id = await _placed_volume(stack, docker_client)
+        target = await stack.call(
+            "POST",
+            "/backup-targets",
+            {
+                "name": "local",
+                "kind": "server-directory",
+                "serverId": stack.server_id,
+                "path": str(allowed / "volumes"),
+            },
+        )
+        backup = await _ready(stack, volume_id, backupTargetId=str(target["id"]))
+        assert backup["backupTargetId"] == target["id"]
+        verification = await _verify(stack, backup["id"], "passed")
+        assert (verification["files"], verification["fileBytes"]) == (2, FILE_BYTES)
+        assert _leftovers(docker_client) == []
+
+        stored = allowed / "volumes" / f"{backup['id']}.berthbk"
+        raw = bytearray(stored.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        stored.write_bytes(bytes(raw))
+        verification = await _verify(stack, backup["id"], "failed")
+        assert verification["message"].startswith("artifact-damaged"), verification
+        assert _leftovers(docker_client) == []
+    finally:
+        await stack.agent.stop()
