@@ -15,6 +15,7 @@ from typing import Any
 from agent.features import AgentFeature, LinkContext
 from agent.runtime import ContainerRuntime, EngineError
 from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.runtime.tar_census import CensusFailed, TarCensus
 from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
 from agent.settings import AgentSettings
 from shared.errors import PlatformError
@@ -33,7 +34,9 @@ from shared.messages import (
     RestoreOpen,
     RestoreWrite,
     VolumeBackupOpen,
+    VolumeManifest,
     VolumeRestoreOpen,
+    VolumeVerifyOpen,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,8 @@ class _VolumeRestore:
     staged: VolumeHelper
     queue: asyncio.Queue[bytes | None]
     upload: asyncio.Task[None]
+    # A verification: the staging volume is counted and removed, no volume is replaced.
+    verify: bool = False
 
 
 @dataclass(eq=False)
@@ -69,6 +74,9 @@ class _Transfer:
     dump: DumpStream | ArchiveStream | None = None
     restore: _Restore | None = None
     volume_restore: _VolumeRestore | None = None
+    # A volume backup's archive counted as it streams; the manifest for the reply.
+    census: TarCensus | None = None
+    manifest: VolumeManifest | None = None
 
 
 class BackupFeature:
@@ -125,7 +133,7 @@ class BackupFeature:
     async def _answer(self, message: Any, link: LinkContext) -> None:
         backup_id = str(message.backup_id)
         transfer = self._transfers.get(backup_id)
-        opening = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen
+        opening = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
         if isinstance(message, opening) and transfer is None:
             transfer = self._transfers[backup_id] = _Transfer(link)
         data = b""
@@ -145,8 +153,9 @@ class BackupFeature:
                 eof=eof,
                 tables=counts[0] if counts else None,
                 rows=counts[1] if counts else None,
+                manifest=transfer.manifest,
             )
-        except (EngineError, PlatformError, binascii.Error) as exc:
+        except (EngineError, PlatformError, binascii.Error, CensusFailed) as exc:
             logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
             await self._end(backup_id)
             reply = BackupReply(
@@ -173,23 +182,31 @@ class BackupFeature:
                 transfer.dump = await self._volumes.read(
                     backup_id, message.volume_name, message.stop_containers
                 )
-            case VolumeRestoreOpen():
+                transfer.census = TarCensus()
+            case VolumeRestoreOpen() | VolumeVerifyOpen():
                 staged = await self._volumes.stage(backup_id)
                 queue = asyncio.Queue(_RESTORE_QUEUE)
                 fill = asyncio.get_running_loop().create_task(
                     self._volumes.fill(staged, _drain(queue))
                 )
-                transfer.volume_restore = _VolumeRestore(message.volume_name, staged, queue, fill)
+                verify = isinstance(message, VolumeVerifyOpen)
+                name = "" if isinstance(message, VolumeVerifyOpen) else message.volume_name
+                transfer.volume_restore = _VolumeRestore(name, staged, queue, fill, verify)
             case RestoreWrite() if transfer.volume_restore is not None:
                 await _put(transfer.volume_restore, base64.b64decode(message.data, validate=True))
             case RestoreFinish() if transfer.volume_restore is not None:
                 volume = transfer.volume_restore
                 await _put(volume, None)
                 await volume.upload
-                await self._volumes.replace(backup_id, volume.staged, volume.volume_name)
+                if volume.verify:
+                    transfer.manifest = await self._volumes.census(volume.staged)
+                else:
+                    await self._volumes.replace(backup_id, volume.staged, volume.volume_name)
                 await self._end(backup_id)
             case BackupRead() if transfer.dump is not None:
                 data = await transfer.dump.read(MAX_CHUNK_BYTES)
+                if transfer.census is not None:
+                    await self._count(transfer, data)
                 if not data:
                     await self._end(backup_id)
                 return data, not data, None
@@ -217,10 +234,28 @@ class BackupFeature:
                 raise PlatformError(f"{message.type} does not fit transfer {backup_id!r}")
         return b"", False, None
 
+    @staticmethod
+    async def _count(transfer: _Transfer, data: bytes) -> None:
+        """Count a volume backup's next bytes; at its end, keep the manifest for the reply. A
+        census that fails leaves the backup without one (the archive is the engine's)."""
+        census = transfer.census
+        if census is None:
+            return
+        if data:
+            await census.feed(data)
+            return
+        transfer.census = None
+        try:
+            transfer.manifest = await census.finish()
+        except CensusFailed as exc:
+            logger.warning("volume backup archive not counted: %s", exc)
+
     async def _end(self, backup_id: str) -> None:
         transfer = self._transfers.pop(backup_id, None)
         if transfer is None:
             return
+        if transfer.census is not None:
+            await transfer.census.aclose()
         if isinstance(transfer.dump, ArchiveStream):
             await transfer.dump.aclose()
         elif transfer.dump is not None:

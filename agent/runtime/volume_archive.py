@@ -21,6 +21,8 @@ import aiohttp
 
 from agent.runtime import MANAGED_LABEL, EngineError
 from agent.runtime.engine import EngineClient, quoted
+from agent.runtime.tar_census import TarCensus
+from shared.messages import VolumeManifest
 
 _JSON: Final = {"Content-Type": "application/json"}
 _TAR: Final = {"Content-Type": "application/x-tar"}
@@ -297,6 +299,28 @@ class VolumeArchiveOps:
                 source.close()
         finally:
             await target.remove()
+
+    async def census(self, staged: VolumeHelper) -> VolumeManifest:
+        """Read the staging volume back as a tar stream and count it (a verification: the
+        archive was written into a volume and every file of it reads back)."""
+        census = TarCensus()
+        try:
+            source = await self._api.open(
+                "GET",
+                f"/containers/{quoted(staged.name)}/archive",
+                {"path": f"{MOUNT_POINT}/."},
+                timeout=0,
+            )
+            try:
+                async for chunk in source.content.iter_chunked(_COPY_CHUNK):
+                    await census.feed(chunk)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise EngineError(f"the restored volume's archive broke off: {exc!r}") from exc
+            finally:
+                source.close()
+            return await census.finish()
+        finally:
+            await census.aclose()
 
     async def discard(self, backup_id: str, staged: VolumeHelper | None) -> None:
         """Remove a restore's helpers and staging volume (gone is fine)."""

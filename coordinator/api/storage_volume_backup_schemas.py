@@ -19,9 +19,12 @@ __all__ = [
     "CreateVolumeBackupRequest",
     "ListBackupsQuery",
     "RestoreVolumeBackupRequest",
+    "VerifyVolumeBackupRequest",
     "VolumeBackupItem",
     "VolumeBackupList",
+    "VolumeBackupManifest",
     "VolumeBackupShow",
+    "VolumeBackupVerification",
 ]
 
 
@@ -52,6 +55,33 @@ class RestoreVolumeBackupRequest(ApiRequest):
     target_storage_volume_id: str | None = Field(
         default=None, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN
     )
+
+
+class VerifyVolumeBackupRequest(ApiRequest):
+    """``POST /storage-volumes/backups/{backupId}/verify`` takes no fields."""
+
+
+class VolumeBackupManifest(WireModel):
+    """What the archive held when the backup was taken, counted by the agent as it streamed:
+    every entry, the regular files and their bytes, and the SHA-256 of the entries' types,
+    sizes and paths in archive order."""
+
+    entries: int
+    files: int
+    file_bytes: int
+    paths_sha256: str
+
+
+class VolumeBackupVerification(WireModel):
+    """The latest verification (Berth): the backup restored into a throwaway volume on its
+    server, counted there and compared with the manifest (the dependency backups' names)."""
+
+    status: Literal["pending", "passed", "failed"]
+    requested_at: datetime | None
+    checked_at: datetime | None
+    files: int | None
+    file_bytes: int | None
+    message: str | None
 
 
 class VolumeRestoreAttempt(LatestRestoreAttempt):
@@ -86,6 +116,8 @@ class VolumeBackupItem(WireModel):
     archive_bytes: int | None
     sha256: str | None
     encryption: Literal["aes-256-gcm"]
+    manifest: VolumeBackupManifest | None = None
+    verification: VolumeBackupVerification | None = None
 
 
 class VolumeBackupList(WireModel):

@@ -9,12 +9,15 @@ from coordinator.api.storage_volume_backup_schemas import (
     CreateVolumeBackupRequest,
     ListBackupsQuery,
     RestoreVolumeBackupRequest,
+    VerifyVolumeBackupRequest,
     VolumeBackupItem,
     VolumeBackupList,
+    VolumeBackupManifest,
     VolumeBackupShow,
+    VolumeBackupVerification,
     VolumeRestoreAttempt,
 )
-from coordinator.backups import VOLUME_RUNNER_KEY, volume_service
+from coordinator.backups import VOLUME_RUNNER_KEY, volume_service, volume_verify
 from coordinator.backups.volume_runner import VolumeBackupRunner
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from shared.errors import InvalidRequest
@@ -66,6 +69,33 @@ def item_of(row: StorageVolumeBackup) -> VolumeBackupItem:
         archive_bytes=row.plain_bytes,
         sha256=row.sha256,
         encryption="aes-256-gcm",
+        manifest=_manifest_of(row),
+        verification=_verification_of(row),
+    )
+
+
+def _manifest_of(row: StorageVolumeBackup) -> VolumeBackupManifest | None:
+    manifest = volume_verify.recorded(row)
+    if manifest is None:
+        return None
+    return VolumeBackupManifest(
+        entries=manifest.entries,
+        files=manifest.files,
+        file_bytes=manifest.file_bytes,
+        paths_sha256=manifest.paths_sha256,
+    )
+
+
+def _verification_of(row: StorageVolumeBackup) -> VolumeBackupVerification | None:
+    if row.verification_status is None:
+        return None
+    return VolumeBackupVerification(
+        status=row.verification_status,  # type: ignore[arg-type]
+        requested_at=row.verification_requested_at,
+        checked_at=row.verified_at,
+        files=row.verification_files,
+        file_bytes=row.verification_file_bytes,
+        message=row.verification_message,
     )
 
 
@@ -154,5 +184,28 @@ async def restore_volume_backup(call: Call) -> IdResponse:
             call.path["backupId"],
             body.target_storage_volume_id,
             _runner(call),
+        )
+    )
+
+
+@route(
+    "POST",
+    "/storage-volumes/backups/{backupId}/verify",
+    summary="Verify a volume backup: restore it into a throwaway volume and count its files",
+    tag=TAG,
+    permission=WRITE,
+    body=VerifyVolumeBackupRequest,
+    response=IdResponse,
+    status=202,
+    errors=AGENT_ERRORS,
+    events=(volume_verify.EVENT,),
+)
+async def verify_volume_backup(call: Call) -> IdResponse:
+    """Runs in the background; the result is the backup's ``verification`` (passed when the
+    restored volume's entries, files, bytes and paths match the backup's manifest)."""
+    call.body(VerifyVolumeBackupRequest)
+    return IdResponse(
+        id=await volume_verify.request(
+            call.actor, call.request_id, call.path["backupId"], _runner(call)
         )
     )

@@ -114,9 +114,11 @@ class BackupRunner:
         backup_id: str,
         store: ArtifactStore,
         opening: Callable[[int], CoordinatorMessage],
+        on_eof: Callable[[BackupReply], None] | None = None,
     ) -> tuple[ArtifactSink, str]:
         """Open a transfer on the agent, pull it chunk by chunk into a new artifact in
-        ``store``; the finished sink and the artifact's SHA-256. Nothing is left on failure."""
+        ``store``; the finished sink and the artifact's SHA-256. Nothing is left on failure.
+        ``on_eof`` is shown the last reply (a volume archive's manifest rides on it)."""
         sink = await store.open_writer(backup_id)
         try:
             await self.ask(session, opening, CHUNK_TIMEOUT_SECONDS)
@@ -127,6 +129,8 @@ class BackupRunner:
                     CHUNK_TIMEOUT_SECONDS,
                 )
                 if reply.eof:
+                    if on_eof is not None:
+                        on_eof(reply)
                     break
                 await sink.add(base64.b64decode(reply.data))
             sha256 = await sink.finish()

@@ -193,11 +193,14 @@ async def prune(
     runner: VolumeBackupRunner, policy: StorageVolumeBackupPolicy, now: datetime
 ) -> int:
     """Delete the volume's backups older than ``retentionDays`` and ready ones beyond
-    ``keepCount`` (newest kept), artifacts first; a backup being restored is never pruned."""
+    ``keepCount`` (newest kept), artifacts first; a backup being restored or verified is never
+    pruned."""
     rows = await StorageVolumeBackup.filter(
         storage_volume_id=policy.storage_volume_id, status__in=["ready", "failed"]
     ).order_by("-id")
-    doomed = policy_rules.doomed(policy, rows, now, lambda row: row.restore_status == "pending")
+    doomed = policy_rules.doomed(
+        policy, rows, now, lambda row: "pending" in (row.restore_status, row.verification_status)
+    )
     removed = 0
     for row in doomed:
         try:

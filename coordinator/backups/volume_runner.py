@@ -22,8 +22,10 @@ from coordinator.hub.session import AgentSession
 from coordinator.volumes.paths import docker_volume_name
 from shared.errors import PlatformError
 from shared.messages import (
+    BackupReply,
     RestoreFinish,
     VolumeBackupOpen,
+    VolumeManifest,
     VolumeRestoreOpen,
 )
 
@@ -67,6 +69,9 @@ class VolumeBackupRunner:
             restore_failure_code="interrupted",
             restore_failure_message=reason,
         )
+        await StorageVolumeBackup.filter(verification_status="pending").update(
+            verification_status="failed", verified_at=now, verification_message=reason
+        )
 
     async def backup(self, backup_id: str) -> None:
         """Pull the volume's archive into a new encrypted artifact."""
@@ -74,6 +79,12 @@ class VolumeBackupRunner:
         runner = self.runner
         session: AgentSession | None = None
         volume = docker_volume_name(row.storage_volume_id)
+        counted: list[VolumeManifest] = []
+
+        def keep_manifest(reply: BackupReply) -> None:
+            if reply.manifest is not None:
+                counted.append(reply.manifest)
+
         try:
             store = await runner.store(row.backup_target_id)
             session = runner.registry.require(row.server_id)
@@ -87,6 +98,7 @@ class VolumeBackupRunner:
                     volume_name=volume,
                     stop_containers=row.stop_resource,
                 ),
+                on_eof=keep_manifest,
             )
         except asyncio.CancelledError:
             raise
@@ -108,6 +120,7 @@ class VolumeBackupRunner:
             size_bytes=sink.size,
             plain_bytes=sink.plain_bytes,
             sha256=sha256,
+            **manifest_columns(counted[0] if counted else None),
         )
 
     async def _push(self, session: AgentSession, row: StorageVolumeBackup, volume: str) -> None:
@@ -150,3 +163,15 @@ class VolumeBackupRunner:
         await StorageVolumeBackup.filter(id=backup_id).update(
             restore_status="ready", restore_completed_at=_now()
         )
+
+
+def manifest_columns(manifest: VolumeManifest | None) -> dict[str, object]:
+    """The backup row's columns for the manifest the agent counted (none from older agents)."""
+    if manifest is None:
+        return {}
+    return {
+        "manifest_entries": manifest.entries,
+        "manifest_files": manifest.files,
+        "manifest_file_bytes": manifest.file_bytes,
+        "manifest_paths_sha256": manifest.paths_sha256,
+    }

@@ -1,4 +1,4 @@
-"""``berth volumes backup|backups|restore``: backups of named volumes (docs/backups.md)."""
+"""``berth volumes backup|backups|restore|verify``: backups of named volumes (docs/backups.md)."""
 
 from typing import TYPE_CHECKING, Final
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # cli.py imports this module to register it; no import cycle 
 BACKUP_COLUMNS: Final = (
     ("ID", "id"), ("STATUS", "status"), ("SIZE", "sizeBytes"), ("CREATED", "createdAt"),
     ("STOPPED", "stopResource"), ("RESTORE", "latestRestoreAttempt.status"),
-    ("FAILURE", "failureMessage"),
+    ("FAILURE", "failureMessage"), ("VERIFIED", "verification.status"),
 )  # fmt: skip
 BACKUPS: Final = BackupApi("/storage-volumes", _volume, "targetStorageVolumeId")
 _human: Final = details_view(
@@ -39,6 +39,11 @@ _human: Final = details_view(
         ("Last restore", "latestRestoreAttempt.status"),
         ("Restored into", "latestRestoreAttempt.targetStorageVolumeId"),
         ("Restore failure", "latestRestoreAttempt.failureMessage"),
+        ("Files (manifest)", "manifest.files"),
+        ("File bytes (manifest)", "manifest.fileBytes"),
+        ("Verification", "verification.status"),
+        ("Verified", "verification.checkedAt"),
+        ("Verification result", "verification.message"),
     ]
 )
 # Commands live on ``berth volumes`` (volumes_cli's group); nothing new at the top level.
@@ -96,3 +101,18 @@ def volumes_restore(
         return await BACKUPS.restore(api, backup_id, into, wait, timeout)
 
     opts.show(opts.call(restore), _human)
+
+
+@volumes.command("verify")
+@click.argument("backup_id")
+@wait_options
+@click.pass_obj
+def volumes_verify(opts: "Options", backup_id: str, wait: bool, timeout: float) -> None:
+    """Verify BACKUP_ID: restore it into a throwaway volume on its server, count its files and
+    bytes, and compare them with what the backup recorded (the volume itself is not touched)."""
+
+    async def verify(api: ApiClient) -> JsonObject:
+        await api.post(f"{BACKUPS.of(backup_id)}/verify", {})
+        return await BACKUPS.settle(api, backup_id, "verification.status", wait, timeout)
+
+    opts.show(opts.call(verify), _human)

@@ -41,6 +41,18 @@ class StorageVolumeBackup(Model):
     restore_failure_code = fields.CharField(max_length=64, null=True)
     restore_failure_message = fields.CharField(max_length=2000, null=True)
     created_at = fields.DatetimeField()
+    # What the archive held, counted by the agent as it streamed (absent from older agents).
+    manifest_entries = fields.BigIntField(null=True)
+    manifest_files = fields.BigIntField(null=True)
+    manifest_file_bytes = fields.BigIntField(null=True)
+    manifest_paths_sha256 = fields.CharField(max_length=64, null=True)
+    # The latest verification: restored into a throwaway volume, counted, compared.
+    verification_status = fields.CharField(max_length=16, null=True)
+    verification_requested_at = fields.DatetimeField(null=True)
+    verified_at = fields.DatetimeField(null=True)
+    verification_files = fields.BigIntField(null=True)
+    verification_file_bytes = fields.BigIntField(null=True)
+    verification_message = fields.CharField(max_length=2000, null=True)
 
     class Meta:
         table = "storage_volume_backups"

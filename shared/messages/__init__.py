@@ -24,7 +24,9 @@ from shared.messages.backups import (
     RestoreOpen,
     RestoreWrite,
     VolumeBackupOpen,
+    VolumeManifest,
     VolumeRestoreOpen,
+    VolumeVerifyOpen,
 )
 from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
@@ -385,8 +387,10 @@ __all__ = [
     "VolumeCandidate",
     "VolumeCleanup",
     "VolumeCleanupResult",
+    "VolumeManifest",
     "VolumeMount",
     "VolumeRestoreOpen",
+    "VolumeVerifyOpen",
     "VolumesAgentMessage",
     "VolumesCoordinatorMessage",
     "Welcome",

@@ -89,6 +89,16 @@ class BackupAbort(WireModel):
     backup_id: str = Field(pattern=_ID)
 
 
+class VolumeManifest(WireModel):
+    """What a volume's tar archive holds: every entry, the regular files and their bytes, and
+    the SHA-256 of the sorted ``type size path`` lines (a renamed or missing file changes it)."""
+
+    entries: int = Field(ge=0)
+    files: int = Field(ge=0)
+    file_bytes: int = Field(ge=0)
+    paths_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class BackupReply(WireModel):
     """Agent → coordinator reply to every backup request: ``ok`` (with ``data`` for a read),
     or ``failed`` with the reason."""
@@ -103,6 +113,9 @@ class BackupReply(WireModel):
     message: str = Field(default="", max_length=2000)
     tables: int | None = Field(default=None, ge=0)
     rows: int | None = Field(default=None, ge=0)
+    # A volume archive's census: on the last ``backup_read`` of a volume backup, and on the
+    # ``restore_finish`` of a volume verification (absent from agents before it).
+    manifest: VolumeManifest | None = None
 
 
 class VolumeBackupOpen(WireModel):
@@ -130,6 +143,18 @@ class VolumeRestoreOpen(WireModel):
     size: int = Field(ge=0)
 
 
+class VolumeVerifyOpen(WireModel):
+    """Coordinator → agent: a tar stream of ``size`` bytes follows in ``restore_write`` frames,
+    written into a throwaway volume; ``restore_finish`` then reads that volume back, answers
+    with its ``manifest`` and removes it (no volume of the server is touched). Agents before
+    it answer with an ``unknown message type`` error."""
+
+    type: Literal["volume_verify_open"] = "volume_verify_open"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+    size: int = Field(ge=0)
+
+
 BackupsCoordinatorMessage = (
     BackupOpen
     | BackupRead
@@ -139,6 +164,7 @@ BackupsCoordinatorMessage = (
     | BackupAbort
     | VolumeBackupOpen
     | VolumeRestoreOpen
+    | VolumeVerifyOpen
 )
 BackupsAgentMessage = BackupReply
 BACKUPS_COORDINATOR_TYPES = message_types(BackupsCoordinatorMessage)

@@ -3,6 +3,8 @@ with the reason, and transfers ended when their link goes (the e2e test uses rea
 
 import asyncio
 import base64
+import io
+import tarfile
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -10,6 +12,7 @@ from agent.backup_feature import BackupFeature
 from agent.features import LinkContext
 from agent.runtime import EngineError
 from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.runtime.tar_census import TarCensus
 from agent.runtime.volume_archive import VolumeArchiveOps
 from shared.messages import (
     BackupOpen,
@@ -20,6 +23,8 @@ from shared.messages import (
     RestoreFinish,
     RestoreOpen,
     RestoreWrite,
+    VolumeBackupOpen,
+    VolumeVerifyOpen,
 )
 
 TARGET = BackupTarget(
@@ -176,3 +181,93 @@ async def test_a_failed_upload_fails_the_next_write_instead_of_hanging() -> None
     assert replies[-1] == "failed"
     assert ops.removed == ["berth-restore-b1.dump"]
     assert ops.restored == []
+
+
+class Volumes:
+    """Stand-in volume operations: the staging volume is a byte string, counted for real."""
+
+    def __init__(self, archive: bytes) -> None:
+        self.archive = archive
+        self.staged = b""
+        self.replaced: list[str] = []
+        self.discarded: list[str] = []
+
+    async def read(self, backup_id: str, volume: str, stop_users: bool = False) -> Any:
+        return Dump([self.archive[:700], self.archive[700:]])
+
+    async def stage(self, backup_id: str) -> str:
+        return f"staging-{backup_id}"
+
+    async def fill(self, staged: str, chunks: AsyncIterator[bytes]) -> None:
+        async for chunk in chunks:
+            self.staged += chunk
+
+    async def census(self, staged: str) -> Any:
+        census = TarCensus()
+        await census.feed(self.staged)
+        return await census.finish()
+
+    async def replace(self, backup_id: str, staged: str, volume: str) -> None:
+        self.replaced.append(volume)
+
+    async def discard(self, backup_id: str, staged: str | None) -> None:
+        self.discarded.append(backup_id)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+async def test_a_volume_backup_ends_with_its_manifest() -> None:
+    sent = Sent()
+    link = _link(sent)
+    volumes = Volumes(_tar({"./a": b"12345", "./b": b"678"}))
+    feature = BackupFeature(cast(BackupOps, Ops(Dump([]))), cast(VolumeArchiveOps, volumes))
+    opened = VolumeBackupOpen(id=1, backup_id="vb1", volume_name="berth-vol_1")
+    assert (await _ask(feature, link, sent, opened)).status == "ok"
+    replies = [await _ask(feature, link, sent, BackupRead(id=i, backup_id="vb1")) for i in (2, 3)]
+    assert [r.manifest for r in replies] == [None, None]
+    last = await _ask(feature, link, sent, BackupRead(id=4, backup_id="vb1"))
+    assert last.eof
+    assert last.manifest is not None
+    assert (last.manifest.entries, last.manifest.files, last.manifest.file_bytes) == (2, 2, 8)
+
+
+async def test_a_volume_verification_counts_the_staging_volume_and_replaces_nothing() -> None:
+    sent = Sent()
+    link = _link(sent)
+    archive = _tar({"./a": b"12345", "./b": b"678"})
+    volumes = Volumes(archive)
+    feature = BackupFeature(cast(BackupOps, Ops(Dump([]))), cast(VolumeArchiveOps, volumes))
+    opened = VolumeVerifyOpen(id=1, backup_id="vrf-vb1", size=len(archive))
+    assert (await _ask(feature, link, sent, opened)).status == "ok"
+    data = base64.b64encode(archive).decode()
+    write = RestoreWrite(id=2, backup_id="vrf-vb1", data=data)
+    assert (await _ask(feature, link, sent, write)).status == "ok"
+    done = await _ask(feature, link, sent, RestoreFinish(id=3, backup_id="vrf-vb1", check=True))
+    assert done.status == "ok"
+    assert done.manifest is not None
+    assert (done.manifest.files, done.manifest.file_bytes) == (2, 8)
+    assert volumes.replaced == []
+    assert volumes.discarded == ["vrf-vb1"]  # the throwaway volume is removed
+
+
+async def test_a_volume_verification_of_a_broken_archive_fails_with_the_reason() -> None:
+    sent = Sent()
+    link = _link(sent)
+    archive = _tar({"./a": b"12345" * 400})[:1500]
+    volumes = Volumes(archive)
+    feature = BackupFeature(cast(BackupOps, Ops(Dump([]))), cast(VolumeArchiveOps, volumes))
+    await _ask(feature, link, sent, VolumeVerifyOpen(id=1, backup_id="v2", size=len(archive)))
+    data = base64.b64encode(archive).decode()
+    await _ask(feature, link, sent, RestoreWrite(id=2, backup_id="v2", data=data))
+    done = await _ask(feature, link, sent, RestoreFinish(id=3, backup_id="v2", check=True))
+    assert done.status == "failed"
+    assert "end of data" in done.message
+    assert volumes.discarded == ["v2"]

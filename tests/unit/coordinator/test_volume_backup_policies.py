@@ -214,6 +214,7 @@ async def test_retention_prunes_old_and_surplus_backups_with_their_artifacts(
         now - timedelta(hours=3),  # restoring: never pruned, not counted
         now - timedelta(hours=2),
         now - timedelta(hours=1),
+        now - timedelta(days=5),  # being verified: never pruned, not counted
     )
     ids: list[str] = []
     for index, age in enumerate(ages):
@@ -228,6 +229,7 @@ async def test_retention_prunes_old_and_surplus_backups_with_their_artifacts(
             server_id=placed.server_id,
             status="ready",
             restore_status="pending" if index == 2 else None,
+            verification_status="pending" if index == 5 else None,
             attempt_id="bka_x",
             requested_at=age,
             created_at=age,
@@ -238,7 +240,7 @@ async def test_retention_prunes_old_and_surplus_backups_with_their_artifacts(
     policy = await StorageVolumeBackupPolicy.get(id=created["id"])
     assert await volume_policies.prune(runner, policy, now) == 2
     left = {str(r.id) for r in await StorageVolumeBackup.filter(storage_volume_id=volume)}
-    assert left == {ids[2], ids[3], ids[4]}
+    assert left == {ids[2], ids[3], ids[4], ids[5]}
     assert not runner.runner.artifact_path(ids[0]).exists()
     assert not runner.runner.artifact_path(ids[1]).exists()
     assert all(runner.runner.artifact_path(i).exists() for i in ids[2:])
