@@ -2,8 +2,9 @@
 
 A dump is ``pg_dump -Fc`` run by ``docker exec`` in the database's own container; its stdout
 is read frame by frame from the engine's multiplexed stream, so at most one chunk is held. A
-restore uploads the dump into the container (``PUT /containers/{name}/archive``, the body fed
-chunk by chunk from a small queue) and runs ``pg_restore`` on it, then removes the file.
+PostgreSQL or MariaDB restore streams into the restore command's stdin (``restore_stream``);
+a Redis restore uploads the RDB into the container (``PUT /containers/{name}/archive``, the
+body fed chunk by chunk from a small queue), swaps it in, then removes the file.
 """
 
 import asyncio
@@ -160,6 +161,11 @@ class BackupOps:
 
     def __init__(self, api: EngineClient) -> None:
         self._api = api
+
+    @property
+    def engine(self) -> EngineClient:
+        """The engine client (a streamed restore runs through it too)."""
+        return self._api
 
     async def _exec(self, name: str, command: list[str], env: dict[str, str]) -> str:
         created = await self._api.json(
