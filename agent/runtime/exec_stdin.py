@@ -119,7 +119,9 @@ class ExecStdin:
     async def cancel(self) -> None:
         """Close the connection (the command's stdin ends mid-input, so it fails) and wait a
         bounded time for the command to stop; never raises."""
-        self._writer.close()
+        # Aborted, not closed: a close would first wait for a command that reads nothing to
+        # take what is still buffered.
+        self._writer.transport.abort()
         self._pump.cancel()
         with contextlib.suppress(BaseException):
             await self._pump
