@@ -71,7 +71,9 @@ class Commands:
 def commands(target: BackupTarget) -> Commands:
     """``pg_dump -Fc``/``pg_restore`` for PostgreSQL, ``mariadb-dump --single-transaction``/
     ``mariadb < file`` for MySQL (MariaDB), ``BGSAVE`` + the RDB file for Redis (its restore
-    command only prepares the AOF directory: see ``restore``); other kinds are refused."""
+    command only prepares the AOF directory: see ``restore``); other kinds are refused. The
+    agent restores PostgreSQL and MariaDB streamed instead (``restore_stream``), so only
+    Redis's file restore is used; the others stay for a file already in the container."""
     user, database = target.username, target.database_name
     match target.kind:
         case "postgres":
