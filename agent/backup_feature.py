@@ -1,6 +1,8 @@
 """The backups feature: stream a database dump to the coordinator and a dump back into the
-database, one chunk per request. Everything in flight ends when its link goes: the coordinator
-marks the backup or restore failed, and nothing half-written stays in the container."""
+database, one chunk per request. A PostgreSQL or MariaDB restore goes straight into the
+restore command's stdin (agent/runtime/restore_stream.py); a Redis one is uploaded as a file
+first. Everything in flight ends when its link goes: the coordinator marks the backup or
+restore failed, and nothing half-written stays in the container."""
 
 import asyncio
 import base64
@@ -15,6 +17,7 @@ from typing import Any
 from agent.features import AgentFeature, LinkContext
 from agent.runtime import ContainerRuntime, EngineError
 from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.runtime.restore_stream import STREAMED_KINDS, StreamedRestore
 from agent.runtime.tar_census import CensusFailed, TarCensus
 from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
 from agent.settings import AgentSettings
@@ -73,6 +76,8 @@ class _Transfer:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dump: DumpStream | ArchiveStream | None = None
     restore: _Restore | None = None
+    streamed: StreamedRestore | None = None
+    streamed_target: BackupTarget | None = None
     volume_restore: _VolumeRestore | None = None
     # A volume backup's archive counted as it streams; the manifest for the reply.
     census: TarCensus | None = None
@@ -210,6 +215,24 @@ class BackupFeature:
                 if not data:
                     await self._end(backup_id)
                 return data, not data, None
+            case RestoreOpen() if message.target.kind in STREAMED_KINDS:
+                transfer.streamed = await StreamedRestore.start(
+                    self._ops.engine, message.target, message.size
+                )
+                transfer.streamed_target = message.target
+            case RestoreWrite() if transfer.streamed is not None:
+                await transfer.streamed.write(base64.b64decode(message.data, validate=True))
+            case RestoreFinish() if transfer.streamed is not None:
+                streamed, target = transfer.streamed, transfer.streamed_target
+                transfer.streamed = None
+                try:
+                    await streamed.finish()
+                except BaseException:
+                    await streamed.cancel()
+                    raise
+                await self._end(backup_id)
+                if message.check and target is not None:
+                    return b"", False, await self._ops.counts(target)
             case RestoreOpen():
                 file_name = f"berth-restore-{backup_id}.dump"
                 queue = asyncio.Queue(_RESTORE_QUEUE)
@@ -266,6 +289,8 @@ class BackupFeature:
             with contextlib.suppress(BaseException):
                 await volume.upload
             await self._volumes.discard(backup_id, volume.staged)
+        if transfer.streamed is not None:
+            await transfer.streamed.cancel()
         restore = transfer.restore
         if restore is not None:
             restore.upload.cancel()

@@ -2,8 +2,9 @@
 
 A dump is ``pg_dump -Fc`` run by ``docker exec`` in the database's own container; its stdout
 is read frame by frame from the engine's multiplexed stream, so at most one chunk is held. A
-restore uploads the dump into the container (``PUT /containers/{name}/archive``, the body fed
-chunk by chunk from a small queue) and runs ``pg_restore`` on it, then removes the file.
+PostgreSQL or MariaDB restore streams into the restore command's stdin (``restore_stream``);
+a Redis restore uploads the RDB into the container (``PUT /containers/{name}/archive``, the
+body fed chunk by chunk from a small queue), swaps it in, then removes the file.
 """
 
 import asyncio
@@ -70,7 +71,9 @@ class Commands:
 def commands(target: BackupTarget) -> Commands:
     """``pg_dump -Fc``/``pg_restore`` for PostgreSQL, ``mariadb-dump --single-transaction``/
     ``mariadb < file`` for MySQL (MariaDB), ``BGSAVE`` + the RDB file for Redis (its restore
-    command only prepares the AOF directory: see ``restore``); other kinds are refused."""
+    command only prepares the AOF directory: see ``restore``); other kinds are refused. The
+    agent restores PostgreSQL and MariaDB streamed instead (``restore_stream``), so only
+    Redis's file restore is used; the others stay for a file already in the container."""
     user, database = target.username, target.database_name
     match target.kind:
         case "postgres":
@@ -160,6 +163,11 @@ class BackupOps:
 
     def __init__(self, api: EngineClient) -> None:
         self._api = api
+
+    @property
+    def engine(self) -> EngineClient:
+        """The engine client (a streamed restore runs through it too)."""
+        return self._api
 
     async def _exec(self, name: str, command: list[str], env: dict[str, str]) -> str:
         created = await self._api.json(

@@ -7,6 +7,7 @@ is not the engine's API, or an engine that cannot be reached). It asks for the e
 version (``GET /version``, once), as the docker SDK did, and refuses engines older than 1.24.
 """
 
+import asyncio
 import codecs
 import json
 import os
@@ -18,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from agent.runtime import EngineError
+from agent.runtime.exec_stdin import ExecStdin
 
 DEFAULT_SOCKET: Final = "/var/run/docker.sock"
 MINIMUM_API_VERSION: Final = (1, 24)
@@ -229,6 +231,75 @@ class EngineClient:
         connection ends; no read timeout (a quiet engine sends nothing for hours)."""
         params = {"since": f"{since:.9f}", **filters(event_filters)}
         return self.stream("GET", "/events", params, timeout=0)
+
+    async def exec_stdin(
+        self, container: str, command: list[str], env: dict[str, str], timeout: float = 30.0
+    ) -> ExecStdin:
+        """Start ``command`` in ``container`` with its stdin attached (``docker exec -i``);
+        ``timeout`` bounds the engine's answers to the create and the start."""
+        created = await self.json(
+            "POST",
+            f"/containers/{quoted(container)}/exec",
+            body=json.dumps(
+                {
+                    "Cmd": command,
+                    "Env": [f"{k}={v}" for k, v in env.items()],
+                    "AttachStdin": True,
+                    "AttachStdout": True,
+                    "AttachStderr": True,
+                }
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+        )
+        exec_id = quoted(str(created["Id"]))
+        start = json.dumps({"Detach": False, "Tty": False}).encode()
+        reader, writer = await self._hijack(f"/exec/{exec_id}/start", start, timeout)
+        return ExecStdin(self, exec_id, reader, writer)
+
+    async def _hijack(
+        self, path: str, body: bytes, timeout: float
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """POST ``path`` on a connection of its own and take the connection over, as the
+        docker CLI does for an attached stdin: the engine answers ``101`` and the socket then
+        carries the raw streams both ways (aiohttp's client cannot write after the request)."""
+        target = f"{await self._api_prefix()}{path}"
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(self.path), _CONNECT_SECONDS
+            )
+        except (OSError, TimeoutError) as exc:
+            raise EngineError(f"the container engine is unreachable: {exc!r}") from exc
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+            f"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            writer.write(head.encode() + body)
+            raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+            status_line, *lines = raw.decode("latin-1").split("\r\n")
+            _, status, reason = [*status_line.split(" ", 2), ""][:3]
+            if not status.isdigit():
+                raise EngineError(f"the engine's answer to {path} is not HTTP: {status_line!r}")
+            if int(status) in (101, 200):
+                return reader, writer
+            pairs = (line.partition(":") for line in lines)
+            headers = {k.strip().lower(): v.strip() for k, _, v in pairs}
+            size = headers.get("content-length", "")
+            length = min(int(size), _ERROR_BYTES) if size.isdigit() else 0
+            error = await asyncio.wait_for(reader.read(length), timeout) if length else b""
+            raise _error(int(status), reason, target, error)
+        except (
+            OSError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ) as exc:
+            writer.close()
+            raise EngineError(f"the engine's answer to {path} broke off: {exc!r}") from exc
+        except EngineError:
+            writer.close()
+            raise
 
 
 def _error(status: int, reason: str, target: str, body: bytes) -> EngineError:

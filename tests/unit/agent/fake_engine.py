@@ -1,5 +1,6 @@
 """A fake Docker engine on a unix socket that records requests, bodies included (no docker SDK)."""
 
+import contextlib
 import http.server
 import json
 import socketserver
@@ -38,6 +39,19 @@ class Stream(list[Any]):
     piece = 5
 
 
+@dataclass(frozen=True)
+class Hijack:
+    """An answer that takes the connection over (``101``, as for an attached stdin): ``serve``
+    then reads the client's raw bytes from ``rfile`` and writes frames to ``wfile``."""
+
+    serve: Callable[[Seen, Any, Any], None]
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """One frame of a multiplexed exec stream (1: stdout, 2: stderr)."""
+    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+
 class FakeEngine(socketserver.ThreadingUnixStreamServer):
     """Answers ``(method, path)`` from ``routes`` (a callable route sees the request)."""
 
@@ -46,7 +60,7 @@ class FakeEngine(socketserver.ThreadingUnixStreamServer):
     def __init__(self, path: str, api_version: str = "1.41") -> None:
         super().__init__(path, _Handler)
         self.api_version = api_version
-        self.routes: dict[tuple[str, str], Answer | Callable[[Seen], Answer]] = {}
+        self.routes: dict[tuple[str, str], Answer | Callable[[Seen], Answer] | Hijack] = {}
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
 
@@ -94,6 +108,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             route = self.server.routes.get(
                 (self.command, path), (404, {"message": f"page not found: {path}"})
             )
+        if isinstance(route, Hijack):
+            self.send_response(101, "UPGRADED")
+            self.send_header("Content-Type", "application/vnd.docker.raw-stream")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Upgrade", "tcp")
+            self.end_headers()
+            self.wfile.flush()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                route.serve(seen, self.rfile, self.wfile)
+            self.close_connection = True
+            return
         status, body = route(seen) if callable(route) else route
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

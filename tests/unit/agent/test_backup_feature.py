@@ -148,12 +148,22 @@ async def test_a_failing_dump_answers_its_reason_and_a_lost_link_ends_transfers(
         await other.closed.wait()
 
 
-async def test_a_restore_uploads_every_byte_then_restores_and_counts() -> None:
+# Redis restores upload the RDB first (PostgreSQL and MariaDB stream: test_restore_stream.py).
+REDIS = BackupTarget(
+    dependency_resource_id="dbr_1",
+    kind="redis",
+    database_name="0",
+    username="default",
+    password="p",
+)
+
+
+async def test_a_redis_restore_uploads_every_byte_then_restores_and_counts() -> None:
     sent = Sent()
     link = _link(sent)
     ops = Ops(Dump([]))
     feature = BackupFeature(cast(BackupOps, ops), _NO_VOLUMES)
-    await _ask(feature, link, sent, RestoreOpen(id=1, backup_id="b1", target=TARGET, size=6))
+    await _ask(feature, link, sent, RestoreOpen(id=1, backup_id="b1", target=REDIS, size=6))
     for frame, part in ((2, b"PGD"), (3, b"MP!")):
         data = base64.b64encode(part).decode()
         reply = await _ask(feature, link, sent, RestoreWrite(id=frame, backup_id="b1", data=data))
@@ -169,7 +179,7 @@ async def test_a_failed_upload_fails_the_next_write_instead_of_hanging() -> None
     link = _link(sent)
     ops = Ops(Dump([]), upload_fails=True)
     feature = BackupFeature(cast(BackupOps, ops), _NO_VOLUMES)
-    await _ask(feature, link, sent, RestoreOpen(id=1, backup_id="b1", target=TARGET, size=99))
+    await _ask(feature, link, sent, RestoreOpen(id=1, backup_id="b1", target=REDIS, size=99))
     replies = []
     for frame in range(2, 10):
         data = base64.b64encode(b"z" * 10).decode()
