@@ -241,3 +241,48 @@ async def test_console_backs_a_volume_up_into_a_target(
     finally:
         await stack.agent.stop()
         assert _leftovers(docker_client) == []
+
+
+@pytest.mark.timeout(300)
+async def test_console_adds_a_server_directory_and_shows_where_it_keeps_backups(
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    chromium_browser: Browser,
+) -> None:
+    """The directory form lists the servers by name; a directory the agent allows is added and
+    shown as server:path (no bucket, no keys); one outside its roots shows the API's 403."""
+    allowed = tmp_path / "backups"
+    allowed.mkdir()
+    stack = await workload(
+        coordinator,
+        admin_token,
+        tmp_path / "agent",
+        "sleep 3600",
+        agent_env={"BERTH_AGENT_BACKUP_DIRS": str(allowed)},
+    )
+    try:
+        server = (await stack.call("GET", f"/servers/{stack.server_id}"))["server"]
+        page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
+        await page.goto(f"{coordinator.url}/console/backup-targets")
+        add = page.get_by_role("form", name="Add a directory on a server")
+        await expect(add.get_by_label("Server")).to_have_value(stack.server_id)
+
+        await add.get_by_label("Name").fill("outside")
+        await add.get_by_label("Directory").fill("/etc/berth-outside")
+        await add.get_by_role("button", name="Add directory").click()
+        await expect(add.get_by_role("alert")).to_contain_text(str(allowed))
+        assert (await stack.call("GET", "/backup-targets"))["items"] == []
+
+        await add.get_by_label("Name").fill("local-disk")
+        await add.get_by_label("Directory").fill(f"{allowed}/prod")
+        await add.get_by_role("button", name="Add directory").click()
+        await expect(add.locator(".form-status")).to_contain_text("Added local-disk")
+        row = page.locator("#backup-target-rows tbody tr", has_text="local-disk")
+        await expect(row.locator(".target-where")).to_have_text(f"{server['name']}:{allowed}/prod")
+        await expect(row).not_to_contain_text("s3://")
+        [listed] = (await stack.call("GET", "/backup-targets"))["items"]
+        assert (listed["kind"], listed["serverId"]) == ("server-directory", stack.server_id)
+        assert _unexpected(problems) == []
+    finally:
+        await stack.agent.stop()
