@@ -89,8 +89,11 @@ class Issuer:
                 await self.run_due()
             except Exception:
                 logger.exception("a DNS-01 round failed")
+            # The pause is awaited before the wait coroutine exists: a cancel during its query
+            # must not leave an un-awaited Event.wait behind (a warning at shutdown).
+            pause = await self._pause(interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), await self._pause(interval))
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def _pause(self, interval: float) -> float:
         """Until the next certificate is due (a retry's ``retryAfter``), at most ``interval``."""
