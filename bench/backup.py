@@ -9,9 +9,12 @@ PostgreSQL image (scripts/build-db-images.sh). Printed: MB/s of each and the rat
 
     .venv/bin/python bench/backup.py --mb 256
     .venv/bin/python bench/backup.py --mb 256 --target server-directory
+    .venv/bin/python bench/backup.py --mb 256 --target s3
 
 ``--target server-directory`` keeps the artifact in a directory on the agent's server (written
 by the same agent, so its RSS covers dumping and writing) instead of the coordinator's storage.
+``--target s3`` keeps it in a local S3-compatible server (moto's server mode on loopback, as
+the tests use; it holds objects in memory, and its own speed is part of the figure).
 """
 
 import argparse
@@ -20,7 +23,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_backups_e2e import _cleanup, _login, _provision, _psql
+from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 
 MIB = 1024 * 1024
 # ~100 bytes a row of random hex text (roughly what -Fc's compression halves).
@@ -88,12 +93,29 @@ async def _until(stack: Workload, backup_id: str, path: tuple[str, ...]) -> dict
     return dict((await stack.call("GET", f"/dependency-resources/backups/{backup_id}"))["backup"])
 
 
+S3_BUCKET = "berth-bench"
+
+
+@asynccontextmanager
+async def _s3_bucket(workdir: Path) -> AsyncIterator[S3Server]:
+    async with s3_server(workdir / "s3") as server:
+        await server.create_bucket(S3_BUCKET)
+        yield server
+
+
 async def run(args: argparse.Namespace, workdir: Path) -> None:
     image = db_images("postgres")["postgres"]
     client = docker.from_env()
-    coordinator = Coordinator(workdir / "coordinator", None, dependency_image_postgres=image)
+    coordinator = Coordinator(
+        workdir / "coordinator",
+        None,
+        dependency_image_postgres=image,
+        # The S3 server listens on loopback: the operator allows private targets.
+        allow_private_webhook_targets=args.target == "s3",
+    )
     await coordinator.start()
     stack: Workload | None = None
+    extras = AsyncExitStack()
     try:
         token = await coordinator.bootstrap()
         dirs = workdir / "server-backups"
@@ -110,6 +132,22 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
                     "kind": "server-directory",
                     "serverId": stack.server_id,
                     "path": str(dirs.resolve()),
+                },
+            )
+            body = {"backupTargetId": target["id"]}
+        elif args.target == "s3":
+            s3 = await extras.enter_async_context(_s3_bucket(workdir))
+            target = await stack.call(
+                "POST",
+                "/backup-targets",
+                {
+                    "name": "bench",
+                    "endpointUrl": s3.endpoint_url,
+                    "region": REGION,
+                    "bucket": S3_BUCKET,
+                    "prefix": "bench",
+                    "accessKeyId": ACCESS_KEY,
+                    "secretAccessKey": SECRET_KEY,
                 },
             )
             body = {"backupTargetId": target["id"]}
@@ -187,6 +225,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
             await stack.agent.stop()
         _cleanup(client)
         await coordinator.close()
+        await extras.aclose()
 
 
 def main() -> None:
@@ -194,7 +233,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=1024, help="Table data to generate, MiB.")
     parser.add_argument(
         "--target",
-        choices=("coordinator", "server-directory"),
+        choices=("coordinator", "server-directory", "s3"),
         default="coordinator",
         help="Where the artifact is kept.",
     )
