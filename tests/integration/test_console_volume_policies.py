@@ -3,9 +3,9 @@ Chromium against a real coordinator and agent and a real Docker volume: a policy
 the form is stored (read back through the API) and shown; a form the API refuses shows the
 envelope's message and stores nothing; a backup taken from the page shows its manifest, and
 Verify restores it into a throwaway volume on the agent and shows "passed" with the counted
-files, on the list and on the backup's own page; a viewer sees all of it with the controls
-disabled. The backup-targets page reads ``/servers`` once per visit. Screenshots go to
-artifacts/console/<test>/."""
+files, on the list and on the backup's own page, and "failed" with the reason once the stored
+artifact is damaged; a viewer sees all of it with the controls disabled. The backup-targets
+page reads ``/servers`` once per visit. Screenshots go to artifacts/console/<test>/."""
 
 from pathlib import Path
 
@@ -151,6 +151,20 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
         await expect(facts).to_have_attribute("data-verification", "passed", timeout=10_000)
         await expect(page.locator("#verification-result")).to_contain_text("passed: 2 file(s)")
         await page.screenshot(path=shots / "backup.png", full_page=True)
+
+        # Flipped bytes in the stored artifact: Verify again shows "failed" and the reason.
+        artifact = coordinator.settings().data_dir / "backups" / f"{backup_id}.berthbk"
+        raw = bytearray(artifact.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        artifact.write_bytes(bytes(raw))
+        await page.get_by_role("button", name=f"Verify the volume backup {backup_id}").click()
+        await expect(facts).to_have_attribute("data-verification", "failed", timeout=90_000)
+        await expect(facts).to_contain_text("Reason")
+        await expect(facts.locator("dd.error")).to_contain_text("artifact-damaged")
+        damaged = (await stack.call("GET", f"/storage-volumes/backups/{backup_id}"))["backup"]
+        assert damaged["verification"]["status"] == "failed"
+        assert damaged["verification"]["message"].startswith("artifact-damaged")
+        await page.screenshot(path=shots / "backup-failed.png", full_page=True)
         await _fits_phone(page, shots / "phone-backup.png")
         assert _unexpected(problems) == []
         assert _leftovers(docker_client) == []
@@ -166,7 +180,7 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
         viewer_form = viewer.get_by_role("form", name="Volume backup policy")
         await expect(viewer_form.get_by_role("button", name="Save volume policy")).to_be_disabled()
         viewer_row = viewer.locator("#volume-backup-rows tbody tr").first
-        await expect(viewer_row.locator(".backup-verification")).to_contain_text("passed")
+        await expect(viewer_row.locator(".backup-verification")).to_contain_text("failed")
         await expect(
             viewer_row.get_by_role("button", name=f"Verify the volume backup {backup_id}")
         ).to_be_disabled()
