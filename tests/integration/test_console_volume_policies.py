@@ -64,7 +64,7 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
         await expect(summary).to_contain_text("No volume backup policy")
 
         # A value the API refuses: its envelope's message is shown beside the form, nothing stored.
-        form = page.get_by_role("form", name="Volume backup policy")
+        form = page.get_by_role("form", name="Scheduled backups of this volume (policy)")
         await form.get_by_label("Every (hours)").fill("9000")
         await form.get_by_label("Every (hours)").evaluate("e => e.removeAttribute('max')")
         await form.get_by_role("button", name="Save volume policy").click()
@@ -177,7 +177,7 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
         await viewer.goto(f"{coordinator.url}/console/resources/{stack.resource_id}/storage")
         await expect(viewer.locator("#volume-policy-summary")).to_contain_text("Policy: disabled")
         await expect(viewer.locator("#volume-policy-read-only")).to_be_visible()
-        viewer_form = viewer.get_by_role("form", name="Volume backup policy")
+        viewer_form = viewer.get_by_role("form", name="Scheduled backups of this volume (policy)")
         await expect(viewer_form.get_by_role("button", name="Save volume policy")).to_be_disabled()
         viewer_row = viewer.locator("#volume-backup-rows tbody tr").first
         await expect(viewer_row.locator(".backup-verification")).to_contain_text("failed")

@@ -33,7 +33,7 @@ export function volumePolicySection(): VolumePolicy {
   const summary = h("p", { class: "hint", id: "volume-policy-summary" });
   let volumeId: string | null = null;
 
-  const form = actionForm("Volume backup policy", [
+  const form = actionForm("Scheduled backups of this volume (policy)", [
     ["Every (hours)", every],
     ["Keep for (days)", keepDays],
     ["Keep at most (backups)", keepCount],
