@@ -14,6 +14,13 @@ function where(t: any, servers: Map<string, string>): string {
   return `s3://${t.bucket}${t.prefix ? "/" + t.prefix : ""}`;
 }
 
+// Read once per page visit (a picker or the targets page is built anew on each visit): a list
+// refresh reuses it instead of loading ``/servers`` again.
+function serverNamesOnce(): () => Promise<Map<string, string>> {
+  let names: Promise<Map<string, string>> | null = null;
+  return () => (names ??= serverNames());
+}
+
 async function serverNames(): Promise<Map<string, string>> {
   try {
     const items: any[] = (await api("GET", "/servers" + query({ limit: 200 }))).items;
@@ -27,6 +34,7 @@ async function serverNames(): Promise<Map<string, string>> {
 // coordinator's storage (backing up there needs no target permission).
 export function targetPicker(id: string, label: string): { element: HTMLSelectElement; load: () => Promise<void>; chosen: () => string | null } {
   const element = select(id, [["", OWN_STORAGE]], { "aria-label": label });
+  const names = serverNamesOnce();
   async function load(): Promise<void> {
     let items: any[] = [];
     try {
@@ -34,7 +42,7 @@ export function targetPicker(id: string, label: string): { element: HTMLSelectEl
     } catch {
       items = [];
     }
-    const servers = items.some((t) => t.kind === "server-directory") ? await serverNames() : new Map<string, string>();
+    const servers = items.some((t) => t.kind === "server-directory") ? await names() : new Map<string, string>();
     // Read the choice after the answer: one made while the list was loading is kept.
     const before = element.value;
     element.replaceChildren(h("option", { value: "" }, OWN_STORAGE), ...items.map((t) => h("option", { value: t.id }, `${t.name} (${where(t, servers)})`)));
@@ -56,11 +64,12 @@ export async function page(root: HTMLElement, _params: string[], signal: AbortSi
   const dirName = h("input", { id: "dir-target-name", required: true, maxlength: 100 });
   const dirServer = select("dir-target-server", []);
   const dirPath = h("input", { id: "dir-target-path", required: true, placeholder: "/srv/berth-backups/prod" });
+  const names = serverNamesOnce();
 
   async function load(): Promise<void> {
     const [items, servers]: [any[], Map<string, string>] = await Promise.all([
       api("GET", "/backup-targets").then((answer) => answer.items),
-      serverNames(),
+      names(),
     ]);
     if (signal.aborted) return;
     const chosen = dirServer.value;
