@@ -6,22 +6,21 @@ deleted with their artifacts. Scoped like volumes: another tenant's id is a 404.
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Final
 
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from coordinator import audit, lookup
+from coordinator import audit
 from coordinator.auth import Principal
-from coordinator.backups import policy_rules, target_records, volume_service
+from coordinator.backups import policy_rules, policy_store, target_records, volume_service
 from coordinator.backups.volume_runner import VolumeBackupRunner
 from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
-from coordinator.ids import new_id
 from coordinator.volumes import store
 from shared.errors import PlatformError, Unavailable
 
@@ -29,26 +28,35 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PolicyRequest:
+class PolicyRequest(policy_store.PolicySettings):
     """A volume policy as configured through the API."""
 
     storage_volume_id: str
-    schedule_interval_hours: int
-    retention_days: int
-    keep_count: int | None
-    retry_on_failure: bool
-    enabled: bool
     stop_resource: bool
-    backup_target_id: str | None = None
+
+
+KIND: Final = policy_store.PolicyKind(
+    model=StorageVolumeBackupPolicy,
+    id_prefix="vbp",
+    owner_field="storage_volume_id",
+    noun="volume backup policy",
+    aggregate_type="storage-volume",
+    configured_event="storage-volume.backup-policy-configured",
+    audited=(
+        "schedule_interval_hours",
+        "retention_days",
+        "keep_count",
+        "retry_on_failure",
+        "enabled",
+        "stop_resource",
+        "backup_target_id",
+    ),
+)
 
 
 def visible(actor: Principal) -> QuerySet[StorageVolumeBackupPolicy]:
     """Policies of the caller's organisation within its project scope, on volumes it may see."""
-    rows = StorageVolumeBackupPolicy.filter(organization_id=actor.organization_id)
-    if actor.project_ids:
-        rows = rows.filter(project_id__in=list(actor.project_ids))
-    if actor.environment_ids:
-        rows = rows.filter(environment_id__in=list(actor.environment_ids))
+    rows = policy_store.scoped(KIND, actor)
     if actor.server_ids:
         # Server scope is the volume's placement, which can change: ask the volumes' own scope.
         volumes = Subquery(store.visible(actor).values("id"))
@@ -63,51 +71,13 @@ async def configure(actor: Principal, request_id: str, request: PolicyRequest) -
     volume_service.check_kind(volume, "storageVolumeId")
     if request.backup_target_id is not None:
         _ = await target_records.named(actor, request.backup_target_id, "backupTargetId")
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "schedule_interval_hours": request.schedule_interval_hours,
-        "retention_days": request.retention_days,
-        "keep_count": request.keep_count,
-        "retry_on_failure": request.retry_on_failure,
-        "enabled": request.enabled,
-        "stop_resource": request.stop_resource,
-        "backup_target_id": request.backup_target_id,
-        "next_run_at": now + timedelta(hours=request.schedule_interval_hours),
-        "updated_at": now,
-    }
-    async with in_transaction():
-        row = await StorageVolumeBackupPolicy.get_or_none(storage_volume_id=volume.id)
-        if row is None:
-            row = await StorageVolumeBackupPolicy.create(
-                id=new_id("vbp"),
-                organization_id=volume.organization_id,  # type: ignore[attr-defined]
-                project_id=volume.project_id,
-                environment_id=volume.environment_id,
-                storage_volume_id=volume.id,
-                **values,
-            )
-        else:
-            await row.update_from_dict({**values, "version": row.version + 1}).save()
-        await audit.record(
-            actor=actor,
-            event_type="storage-volume.backup-policy-configured",
-            aggregate_type="storage-volume",
-            aggregate_id=volume.id,
-            payload={
-                "projectId": volume.project_id,
-                "environmentId": volume.environment_id,
-                "policyId": row.id,
-                "scheduleIntervalHours": request.schedule_interval_hours,
-                "retentionDays": request.retention_days,
-                "keepCount": request.keep_count,
-                "retryOnFailure": request.retry_on_failure,
-                "enabled": request.enabled,
-                "stopResource": request.stop_resource,
-                "backupTargetId": request.backup_target_id,
-            },
-            request_id=request_id,
-        )
-    return row.id
+    owner = policy_store.Owner(
+        volume.id,
+        volume.organization_id,  # type: ignore[attr-defined]
+        volume.project_id,
+        volume.environment_id,
+    )
+    return await policy_store.configure(KIND, actor, request_id, owner, request)
 
 
 async def listed(
@@ -117,19 +87,12 @@ async def listed(
     due_at: datetime | None,
 ) -> list[StorageVolumeBackupPolicy]:
     """Visible policies matching the filters (``dueAt``: due at or before that time)."""
-    rows = visible(actor)
-    if storage_volume_id:
-        rows = rows.filter(storage_volume_id=storage_volume_id)
-    if enabled_only:
-        rows = rows.filter(enabled=True)
-    if due_at is not None:
-        rows = rows.filter(enabled=True, next_run_at__lte=due_at)
-    return await rows.order_by("id").limit(500)
+    return await policy_store.listed(KIND, visible(actor), storage_volume_id, enabled_only, due_at)
 
 
 async def get(actor: Principal, policy_id: str) -> StorageVolumeBackupPolicy:
     """A policy the caller may see, else 404."""
-    return await lookup.first_or_404(actor, visible(actor), "volume backup policy", policy_id)
+    return await policy_store.get(KIND, actor, visible(actor), policy_id)
 
 
 async def run_due(runner: VolumeBackupRunner, now: datetime) -> list[str]:
