@@ -1,0 +1,146 @@
+"""The code database and volume backup policies share (coordinator/backups/policy_store.py,
+coordinator/api/backup_policy_answers.py) keeps each kind's own answer and audit payload: every
+item field read off the stored row, each configured event with exactly its kind's fields."""
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from tortoise.models import Model
+
+from coordinator.api.dependency_backup_schemas import BackupPolicyItem, ConfigureBackupPolicyRequest
+from coordinator.api.schemas import ApiRequest
+from coordinator.api.storage_volume_policy_schemas import (
+    ConfigureVolumeBackupPolicyRequest,
+    VolumeBackupPolicyItem,
+)
+from coordinator.backups import policies, volume_policies
+from coordinator.backups.policy_store import PolicySettings
+from coordinator.db.backup_models import DependencyBackupPolicy
+from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
+from shared.wire import WireModel
+from tests.harness import Coordinator
+from tests.unit.coordinator.support import audit_events
+from tests.unit.coordinator.test_backup_policies import _database
+from tests.unit.coordinator.test_volume_backup_policies import _volume
+
+
+def _item_as_stored(item: type[WireModel], row: Model) -> dict[str, Any]:
+    """What the item of ``row`` must say, field by field, on the wire."""
+    expected: dict[str, Any] = {}
+    for name, field in item.model_fields.items():
+        if name == "schema_version":
+            expected["schemaVersion"] = field.default
+            continue
+        value = getattr(row, name)
+        if name == "version":
+            value = str(value)
+        expected[field.alias or name] = value
+    return expected
+
+
+def _as_wire(answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` with its timestamps read back into datetimes, to compare with the row's."""
+    return {
+        key: datetime.fromisoformat(value) if key.endswith("At") and value else value
+        for key, value in answer.items()
+    }
+
+
+async def _configured(coordinator: Coordinator, token: str, owner: str, event: str) -> Any:
+    events = await audit_events(coordinator, token, aggregateId=owner)
+    [configured] = [e for e in events if e["eventType"] == event]
+    return configured["payload"]
+
+
+async def test_a_database_policy_answers_and_audits_its_own_fields(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    db = await _database(coordinator, admin_token)
+    body = {
+        "dependencyResourceId": db,
+        "retentionDays": 9,
+        "scheduleIntervalHours": 4,
+        "keepCount": 3,
+        "retryOnFailure": False,
+        "enabled": False,
+    }
+    path = "/dependency-resources/backup-policies"
+    status, created, _ = await coordinator.call("POST", path, token=admin_token, json=body)
+    assert status == 200, created
+    assert created["id"].startswith("bkp_")
+    row = await DependencyBackupPolicy.get(id=created["id"])
+    assert (row.retry_on_failure, row.provider_key, row.keep_count) == (False, "berth-docker", 3)
+
+    status, shown, _ = await coordinator.call("GET", f"{path}/{row.id}", token=admin_token)
+    assert status == 200, shown
+    assert _as_wire(shown["policy"]) == _item_as_stored(BackupPolicyItem, row)
+    status, listed, _ = await coordinator.call("GET", path, token=admin_token)
+    assert [_as_wire(item) for item in listed["items"]] == [_item_as_stored(BackupPolicyItem, row)]
+
+    event = "dependency-resource.backup-policy-configured"
+    assert await _configured(coordinator, admin_token, db, event) == {
+        "projectId": row.project_id,
+        "environmentId": row.environment_id,
+        "policyId": row.id,
+        "scheduleIntervalHours": 4,
+        "retentionDays": 9,
+        "keepCount": 3,
+        "enabled": False,
+        "backupTargetId": None,
+    }
+
+
+async def test_a_volume_policy_answers_and_audits_its_own_fields(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    volume = await _volume(coordinator, admin_token)
+    body = {
+        "storageVolumeId": volume,
+        "retentionDays": 5,
+        "scheduleIntervalHours": 2,
+        "retryOnFailure": False,
+        "stopResource": True,
+    }
+    path = "/storage-volumes/backup-policies"
+    status, created, _ = await coordinator.call("POST", path, token=admin_token, json=body)
+    assert status == 200, created
+    row = await StorageVolumeBackupPolicy.get(id=created["id"])
+    assert (row.retry_on_failure, row.stop_resource, row.keep_count) == (False, True, None)
+
+    status, shown, _ = await coordinator.call("GET", f"{path}/{row.id}", token=admin_token)
+    assert status == 200, shown
+    assert _as_wire(shown["policy"]) == _item_as_stored(VolumeBackupPolicyItem, row)
+
+    event = "storage-volume.backup-policy-configured"
+    assert await _configured(coordinator, admin_token, volume, event) == {
+        "projectId": row.project_id,
+        "environmentId": row.environment_id,
+        "policyId": row.id,
+        "scheduleIntervalHours": 2,
+        "retentionDays": 5,
+        "keepCount": None,
+        "retryOnFailure": False,
+        "enabled": True,
+        "stopResource": True,
+        "backupTargetId": None,
+    }
+
+
+def test_configure_bodies_and_service_requests_have_the_same_fields() -> None:
+    pairs: list[tuple[type[ApiRequest], type[PolicySettings]]] = [
+        (ConfigureBackupPolicyRequest, policies.PolicyRequest),
+        (ConfigureVolumeBackupPolicyRequest, volume_policies.PolicyRequest),
+    ]
+    for body, request in pairs:
+        assert set(body.model_fields) == {field.name for field in fields(request)}, body
+
+
+def test_every_policy_item_field_is_a_stored_column() -> None:
+    pairs: list[tuple[type[WireModel], type[Model]]] = [
+        (BackupPolicyItem, DependencyBackupPolicy),
+        (VolumeBackupPolicyItem, StorageVolumeBackupPolicy),
+    ]
+    for item, model in pairs:
+        missing = set(item.model_fields) - {"schema_version"} - set(model._meta.fields_map)
+        assert missing == set(), item
