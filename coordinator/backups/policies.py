@@ -9,17 +9,14 @@ from datetime import datetime
 from typing import Final
 
 from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
 
-from coordinator import audit
 from coordinator.auth import Principal
 from coordinator.backups import policy_rules, policy_store, service, target_records
 from coordinator.backups.runner import BackupRunner
 from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
-from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import service as dependencies
-from shared.errors import PlatformError, Unavailable
+from shared.errors import PlatformError
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +30,7 @@ class PolicyRequest(policy_store.PolicySettings):
 
 KIND: Final = policy_store.PolicyKind(
     model=DependencyBackupPolicy,
+    backups=DependencyBackup,
     id_prefix="bkp",
     owner_field="dependency_resource_id",
     noun="backup policy",
@@ -45,6 +43,7 @@ KIND: Final = policy_store.PolicyKind(
         "enabled",
         "backup_target_id",
     ),
+    pruned_event="dependency-resource.backup-pruned",
 )
 
 
@@ -91,21 +90,16 @@ async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
         )
         if database is None:
             continue
-        retry = await _needs_retry(policy)
+        retry = await policy_store.needs_retry(KIND, policy)
         due = policy_rules.is_due(policy, now)
         if due or retry:
             try:
-                target = None
-                if policy.backup_target_id is not None:
-                    target = await BackupTarget.get_or_none(id=policy.backup_target_id)
-                    if target is None:
-                        raise Unavailable(f"backup target {policy.backup_target_id!r} is gone")
                 backup_id = await service.take(
                     database,
                     None,
                     None,
                     runner,
-                    target,
+                    await policy_store.target_of(policy),
                     policyId=policy.id,
                     retry=retry and not due,
                 )
@@ -114,54 +108,14 @@ async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
                 backup_id = None
             if backup_id is not None:
                 started.append(backup_id)
-            updates = policy_rules.run_updates(
-                policy, now, due=due, retry=retry, backup_id=backup_id
+            await policy_store.record_run(
+                KIND, policy, now, due=due, retry=retry, backup_id=backup_id
             )
-            await DependencyBackupPolicy.filter(id=policy.id).update(**updates)
         await prune(runner, policy, now)
     return started
 
 
-async def _needs_retry(policy: DependencyBackupPolicy) -> bool:
-    if not policy.retry_on_failure or policy.last_backup_id is None:
-        return False
-    last = await DependencyBackup.get_or_none(id=policy.last_backup_id)
-    return policy_rules.wants_retry(policy, last.status if last else None)
-
-
 async def prune(runner: BackupRunner, policy: DependencyBackupPolicy, now: datetime) -> int:
     """Delete backups older than ``retentionDays`` and ready ones beyond ``keepCount`` (newest
-    kept), artifacts first; a backup being taken or restored is never pruned."""
-    rows = await DependencyBackup.filter(
-        dependency_resource_id=policy.dependency_resource_id, status__in=["ready", "failed"]
-    ).order_by("-id")
-    doomed = policy_rules.doomed(
-        policy,
-        rows,
-        now,
-        lambda row: row.restore_status == "pending" or row.verification_status == "pending",
-    )
-    removed = 0
-    for row in doomed:
-        try:
-            await (await runner.store(row.backup_target_id)).delete(row.id)
-        except (PlatformError, OSError) as exc:  # the target is unreachable: the next look retries
-            logger.warning("could not delete the artifact of %s: %s", row.id, exc)
-            continue
-        removed += 1
-        async with in_transaction():
-            await DependencyBackup.filter(id=row.id).delete()
-            await audit.record(
-                actor=None,
-                organization_id=row.organization_id,
-                event_type="dependency-resource.backup-pruned",
-                aggregate_type="dependency-resource",
-                aggregate_id=row.dependency_resource_id,
-                payload={
-                    "projectId": row.project_id,
-                    "environmentId": row.environment_id,
-                    "backupId": row.id,
-                    "policyId": policy.id,
-                },
-            )
-    return removed
+    kept), artifacts first; a backup being taken, restored or verified is never pruned."""
+    return await policy_store.prune(KIND, runner, policy, now)

@@ -11,18 +11,15 @@ from typing import Final
 
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
 
-from coordinator import audit
 from coordinator.auth import Principal
 from coordinator.backups import policy_rules, policy_store, target_records, volume_service
 from coordinator.backups.volume_runner import VolumeBackupRunner
-from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 from coordinator.volumes import store
-from shared.errors import PlatformError, Unavailable
+from shared.errors import PlatformError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +34,7 @@ class PolicyRequest(policy_store.PolicySettings):
 
 KIND: Final = policy_store.PolicyKind(
     model=StorageVolumeBackupPolicy,
+    backups=StorageVolumeBackup,
     id_prefix="vbp",
     owner_field="storage_volume_id",
     noun="volume backup policy",
@@ -51,6 +49,7 @@ KIND: Final = policy_store.PolicyKind(
         "stop_resource",
         "backup_target_id",
     ),
+    pruned_event="storage-volume.backup-pruned",
 )
 
 
@@ -103,16 +102,15 @@ async def run_due(runner: VolumeBackupRunner, now: datetime) -> list[str]:
         volume = await StorageVolume.get_or_none(id=policy.storage_volume_id)
         if volume is None:
             continue
-        retry = await _needs_retry(policy)
+        retry = await policy_store.needs_retry(KIND, policy)
         due = policy_rules.is_due(policy, now)
         if due or retry:
             backup_id = await _take(runner, policy, volume, retry=retry and not due)
             if backup_id is not None:
                 started.append(backup_id)
-            updates = policy_rules.run_updates(
-                policy, now, due=due, retry=retry, backup_id=backup_id
+            await policy_store.record_run(
+                KIND, policy, now, due=due, retry=retry, backup_id=backup_id
             )
-            await StorageVolumeBackupPolicy.filter(id=policy.id).update(**updates)
         await prune(runner, policy, now)
     return started
 
@@ -125,14 +123,9 @@ async def _take(
     retry: bool,
 ) -> str | None:
     try:
-        target = None
-        if policy.backup_target_id is not None:
-            target = await BackupTarget.get_or_none(id=policy.backup_target_id)
-            if target is None:
-                raise Unavailable(f"backup target {policy.backup_target_id!r} is gone")
         return await volume_service.take(
             volume,
-            target,
+            await policy_store.target_of(policy),
             runner,
             policy.stop_resource,
             None,
@@ -145,46 +138,10 @@ async def _take(
         return None
 
 
-async def _needs_retry(policy: StorageVolumeBackupPolicy) -> bool:
-    if not policy.retry_on_failure or policy.last_backup_id is None:
-        return False
-    last = await StorageVolumeBackup.get_or_none(id=policy.last_backup_id)
-    return policy_rules.wants_retry(policy, last.status if last else None)
-
-
 async def prune(
     runner: VolumeBackupRunner, policy: StorageVolumeBackupPolicy, now: datetime
 ) -> int:
     """Delete the volume's backups older than ``retentionDays`` and ready ones beyond
     ``keepCount`` (newest kept), artifacts first; a backup being restored or verified is never
     pruned."""
-    rows = await StorageVolumeBackup.filter(
-        storage_volume_id=policy.storage_volume_id, status__in=["ready", "failed"]
-    ).order_by("-id")
-    doomed = policy_rules.doomed(
-        policy, rows, now, lambda row: "pending" in (row.restore_status, row.verification_status)
-    )
-    removed = 0
-    for row in doomed:
-        try:
-            await (await runner.runner.store(row.backup_target_id)).delete(row.id)
-        except (PlatformError, OSError) as exc:  # the target is unreachable: the next look retries
-            logger.warning("could not delete the artifact of %s: %s", row.id, exc)
-            continue
-        removed += 1
-        async with in_transaction():
-            await StorageVolumeBackup.filter(id=row.id).delete()
-            await audit.record(
-                actor=None,
-                organization_id=row.organization_id,
-                event_type="storage-volume.backup-pruned",
-                aggregate_type="storage-volume",
-                aggregate_id=row.storage_volume_id,
-                payload={
-                    "projectId": row.project_id,
-                    "environmentId": row.environment_id,
-                    "backupId": row.id,
-                    "policyId": policy.id,
-                },
-            )
-    return removed
+    return await policy_store.prune(KIND, runner.runner, policy, now)

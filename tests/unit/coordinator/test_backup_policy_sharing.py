@@ -1,9 +1,10 @@
 """The code database and volume backup policies share (coordinator/backups/policy_store.py,
 coordinator/api/backup_policy_answers.py) keeps each kind's own answer and audit payload: every
-item field read off the stored row, each configured event with exactly its kind's fields."""
+item field read off the stored row, each configured event with exactly its kind's fields, and
+retention's busy rule and pruned events for database backups too."""
 
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.models import Model
@@ -14,9 +15,9 @@ from coordinator.api.storage_volume_policy_schemas import (
     ConfigureVolumeBackupPolicyRequest,
     VolumeBackupPolicyItem,
 )
-from coordinator.backups import policies, volume_policies
+from coordinator.backups import RUNNER_KEY, policies, volume_policies
 from coordinator.backups.policy_store import PolicySettings
-from coordinator.db.backup_models import DependencyBackupPolicy
+from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 from shared.wire import WireModel
 from tests.harness import Coordinator
@@ -124,6 +125,61 @@ async def test_a_volume_policy_answers_and_audits_its_own_fields(
         "enabled": True,
         "stopResource": True,
         "backupTargetId": None,
+    }
+
+
+async def test_database_retention_spares_busy_backups_and_audits_each_pruned_one(
+    coordinator: Coordinator, admin_token: str
+) -> None:
+    db = await _database(coordinator, admin_token)
+    runner = coordinator.app[RUNNER_KEY]
+    body = {"dependencyResourceId": db, "retentionDays": 3, "scheduleIntervalHours": 24}
+    path = "/dependency-resources/backup-policies"
+    status, created, _ = await coordinator.call("POST", path, token=admin_token, json=body)
+    assert status == 200, created
+    policy = await DependencyBackupPolicy.get(id=created["id"])
+    now = datetime.now(UTC)
+    busy: tuple[dict[str, Any], ...] = (
+        {},
+        {"restore_status": "pending"},
+        {"verification_status": "pending"},
+        {},
+    )
+    ids = [f"dbk_old{index}" for index in range(len(busy))]
+    for backup_id, status_of in zip(ids, busy, strict=True):
+        _ = await DependencyBackup.create(
+            id=backup_id,
+            organization_id=policy.organization_id,
+            project_id=policy.project_id,
+            environment_id=policy.environment_id,
+            dependency_resource_id=db,
+            server_id="srv_x",
+            dependency_kind="postgres",
+            provider_key="berth-docker",
+            status="failed" if backup_id == ids[3] else "ready",
+            attempt_id="bka_x",
+            requested_at=now - timedelta(days=4),
+            created_at=now - timedelta(days=4),
+            **status_of,
+        )
+        runner.artifact_path(backup_id).parent.mkdir(parents=True, exist_ok=True)
+        runner.artifact_path(backup_id).write_bytes(b"x")
+
+    assert await policies.prune(runner, policy, now) == 2
+    left = {str(row.id) for row in await DependencyBackup.filter(dependency_resource_id=db)}
+    assert left == {ids[1], ids[2]}
+    assert [runner.artifact_path(i).exists() for i in ids] == [False, True, True, False]
+    events = await audit_events(coordinator, admin_token, aggregateId=db)
+    pruned = [e for e in events if e["eventType"] == "dependency-resource.backup-pruned"]
+    assert sorted((e["payload"]["backupId"], e["aggregateType"]) for e in pruned) == [
+        (ids[0], "dependency-resource"),
+        (ids[3], "dependency-resource"),
+    ]
+    assert pruned[0]["payload"] == {
+        "projectId": policy.project_id,
+        "environmentId": policy.environment_id,
+        "backupId": pruned[0]["payload"]["backupId"],
+        "policyId": policy.id,
     }
 
 
