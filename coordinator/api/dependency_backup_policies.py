@@ -2,6 +2,7 @@
 
 from typing import Final
 
+from coordinator.api import backup_policy_answers as answers
 from coordinator.api.dependency_backup_schemas import (
     BackupPolicyItem,
     BackupPolicyList,
@@ -12,31 +13,10 @@ from coordinator.api.dependency_backup_schemas import (
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.backups import policies
-from coordinator.db.backup_models import DependencyBackupPolicy
 
 TAG: Final = "dependency-resources"
 READ: Final = "dependency-resources:read"
 WRITE: Final = "dependency-resources:write"
-
-
-def policy_of(row: DependencyBackupPolicy) -> BackupPolicyItem:
-    """The API item of a stored policy."""
-    return BackupPolicyItem(
-        id=row.id,
-        version=str(row.version),
-        dependency_resource_id=row.dependency_resource_id,
-        retention_days=row.retention_days,
-        schedule_interval_hours=row.schedule_interval_hours,
-        provider_key=row.provider_key,
-        retry_on_failure=row.retry_on_failure,
-        enabled=row.enabled,
-        last_run_at=row.last_run_at,
-        next_run_at=row.next_run_at,
-        updated_at=row.updated_at,
-        keep_count=row.keep_count,
-        last_backup_id=row.last_backup_id,
-        backup_target_id=row.backup_target_id,
-    )
 
 
 @route(
@@ -54,7 +34,7 @@ async def list_backup_policies(call: Call) -> BackupPolicyList:
     rows = await policies.listed(
         call.actor, query.dependency_resource_id, query.enabled_only, query.due_at
     )
-    return BackupPolicyList(items=[policy_of(row) for row in rows])
+    return BackupPolicyList(items=answers.items_of(BackupPolicyItem, rows))
 
 
 @route(
@@ -70,15 +50,7 @@ async def list_backup_policies(call: Call) -> BackupPolicyList:
 async def configure_backup_policy(call: Call) -> IdResponse:
     """Creates the database's policy, or replaces it (its ``version`` goes up)."""
     body = call.body(ConfigureBackupPolicyRequest)
-    request = policies.PolicyRequest(
-        dependency_resource_id=body.dependency_resource_id,
-        schedule_interval_hours=body.schedule_interval_hours,
-        retention_days=body.retention_days,
-        keep_count=body.keep_count,
-        retry_on_failure=body.retry_on_failure,
-        enabled=body.enabled,
-        backup_target_id=body.backup_target_id,
-    )
+    request = answers.request_of(body, policies.PolicyRequest)
     return IdResponse(id=await policies.configure(call.actor, call.request_id, request))
 
 
@@ -93,4 +65,5 @@ async def configure_backup_policy(call: Call) -> IdResponse:
 )
 async def show_backup_policy(call: Call) -> BackupPolicyShow:
     """One policy of the caller's scope."""
-    return BackupPolicyShow(policy=policy_of(await policies.get(call.actor, call.path["policyId"])))
+    row = await policies.get(call.actor, call.path["policyId"])
+    return BackupPolicyShow(policy=answers.item_of(BackupPolicyItem, row))

@@ -1,7 +1,7 @@
 """Request and response models of the dependency-resource backup routes (Appaloft shapes)."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,20 @@ from shared.wire import WireModel
 
 BackupStatus = Literal["pending", "ready", "failed"]
 RestoreStatus = Literal["pending", "ready", "failed"]
+
+# The settings of every backup policy's configure body (database and volume policies alike).
+RetentionDays = Annotated[int, Field(ge=1, le=3650)]
+ScheduleIntervalHours = Annotated[int, Field(ge=1, le=24 * 365)]
+KeepCount = Annotated[int | None, Field(ge=1, le=1000)]
+PolicyTargetId = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="scheduled backups go to this backup target (default: the coordinator)",
+    ),
+]
 
 
 class CreateBackupRequest(ApiRequest):
@@ -121,18 +135,12 @@ class ConfigureBackupPolicyRequest(ApiRequest):
     """``POST /dependency-resources/backup-policies`` (one policy per database; again replaces)."""
 
     dependency_resource_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
-    retention_days: int = Field(ge=1, le=3650)
-    schedule_interval_hours: int = Field(ge=1, le=24 * 365)
-    keep_count: int | None = Field(default=None, ge=1, le=1000)
+    retention_days: RetentionDays
+    schedule_interval_hours: ScheduleIntervalHours
+    keep_count: KeepCount = None
     retry_on_failure: bool = True
     enabled: bool = True
-    backup_target_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=ID_MAX_LENGTH,
-        pattern=ID_PATTERN,
-        description="scheduled backups go to this backup target (default: the coordinator)",
-    )
+    backup_target_id: PolicyTargetId = None
 
 
 class ListBackupPoliciesQuery(ApiRequest):

@@ -3,6 +3,7 @@
 
 from typing import Final
 
+from coordinator.api import backup_policy_answers as answers
 from coordinator.api.routing import Call, route
 from coordinator.api.schemas import IdResponse, NoQuery
 from coordinator.api.storage_volume_policy_schemas import (
@@ -13,33 +14,10 @@ from coordinator.api.storage_volume_policy_schemas import (
     VolumeBackupPolicyShow,
 )
 from coordinator.backups import volume_policies
-from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 
 TAG: Final = "storage-volumes"
 READ: Final = "storage-volumes:read"
 WRITE: Final = "storage-volumes:write"
-
-
-def policy_of(row: StorageVolumeBackupPolicy) -> VolumeBackupPolicyItem:
-    """The API item of a stored volume policy."""
-    return VolumeBackupPolicyItem(
-        id=row.id,
-        version=str(row.version),
-        storage_volume_id=row.storage_volume_id,
-        project_id=row.project_id,
-        environment_id=row.environment_id,
-        retention_days=row.retention_days,
-        schedule_interval_hours=row.schedule_interval_hours,
-        retry_on_failure=row.retry_on_failure,
-        enabled=row.enabled,
-        stop_resource=row.stop_resource,
-        last_run_at=row.last_run_at,
-        next_run_at=row.next_run_at,
-        updated_at=row.updated_at,
-        keep_count=row.keep_count,
-        last_backup_id=row.last_backup_id,
-        backup_target_id=row.backup_target_id,
-    )
 
 
 @route(
@@ -57,7 +35,7 @@ async def list_volume_backup_policies(call: Call) -> VolumeBackupPolicyList:
     rows = await volume_policies.listed(
         call.actor, query.storage_volume_id, query.enabled_only, query.due_at
     )
-    return VolumeBackupPolicyList(items=[policy_of(row) for row in rows])
+    return VolumeBackupPolicyList(items=answers.items_of(VolumeBackupPolicyItem, rows))
 
 
 @route(
@@ -73,16 +51,7 @@ async def list_volume_backup_policies(call: Call) -> VolumeBackupPolicyList:
 async def configure_volume_backup_policy(call: Call) -> IdResponse:
     """Creates the volume's policy, or replaces it (its ``version`` goes up)."""
     body = call.body(ConfigureVolumeBackupPolicyRequest)
-    request = volume_policies.PolicyRequest(
-        storage_volume_id=body.storage_volume_id,
-        schedule_interval_hours=body.schedule_interval_hours,
-        retention_days=body.retention_days,
-        keep_count=body.keep_count,
-        retry_on_failure=body.retry_on_failure,
-        enabled=body.enabled,
-        stop_resource=body.stop_resource,
-        backup_target_id=body.backup_target_id,
-    )
+    request = answers.request_of(body, volume_policies.PolicyRequest)
     return IdResponse(id=await volume_policies.configure(call.actor, call.request_id, request))
 
 
@@ -98,4 +67,4 @@ async def configure_volume_backup_policy(call: Call) -> IdResponse:
 async def show_volume_backup_policy(call: Call) -> VolumeBackupPolicyShow:
     """One volume policy of the caller's scope."""
     row = await volume_policies.get(call.actor, call.path["policyId"])
-    return VolumeBackupPolicyShow(policy=policy_of(row))
+    return VolumeBackupPolicyShow(policy=answers.item_of(VolumeBackupPolicyItem, row))

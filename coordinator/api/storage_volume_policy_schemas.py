@@ -6,6 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
+from coordinator.api.dependency_backup_schemas import (
+    KeepCount,
+    PolicyTargetId,
+    RetentionDays,
+    ScheduleIntervalHours,
+)
 from coordinator.api.schemas import ApiRequest
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
 from shared.wire import WireModel
@@ -16,19 +22,13 @@ class ConfigureVolumeBackupPolicyRequest(ApiRequest):
     replaces). ``stopResource`` stops the containers using the volume for each scheduled copy."""
 
     storage_volume_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
-    retention_days: int = Field(ge=1, le=3650)
-    schedule_interval_hours: int = Field(ge=1, le=24 * 365)
-    keep_count: int | None = Field(default=None, ge=1, le=1000)
+    retention_days: RetentionDays
+    schedule_interval_hours: ScheduleIntervalHours
+    keep_count: KeepCount = None
     retry_on_failure: bool = True
     enabled: bool = True
     stop_resource: bool = False
-    backup_target_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=ID_MAX_LENGTH,
-        pattern=ID_PATTERN,
-        description="scheduled backups go to this backup target (default: the coordinator)",
-    )
+    backup_target_id: PolicyTargetId = None
 
 
 class ListVolumeBackupPoliciesQuery(ApiRequest):

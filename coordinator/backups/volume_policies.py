@@ -6,49 +6,56 @@ deleted with their artifacts. Scoped like volumes: another tenant's id is a 404.
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Final
 
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
 
-from coordinator import audit, lookup
 from coordinator.auth import Principal
-from coordinator.backups import policy_rules, target_records, volume_service
+from coordinator.backups import policy_rules, policy_store, target_records, volume_service
 from coordinator.backups.volume_runner import VolumeBackupRunner
-from coordinator.db.backup_target_models import BackupTarget
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
-from coordinator.ids import new_id
 from coordinator.volumes import store
-from shared.errors import PlatformError, Unavailable
+from shared.errors import PlatformError
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PolicyRequest:
+class PolicyRequest(policy_store.PolicySettings):
     """A volume policy as configured through the API."""
 
     storage_volume_id: str
-    schedule_interval_hours: int
-    retention_days: int
-    keep_count: int | None
-    retry_on_failure: bool
-    enabled: bool
     stop_resource: bool
-    backup_target_id: str | None = None
+
+
+KIND: Final = policy_store.PolicyKind(
+    model=StorageVolumeBackupPolicy,
+    backups=StorageVolumeBackup,
+    id_prefix="vbp",
+    owner_field="storage_volume_id",
+    noun="volume backup policy",
+    aggregate_type="storage-volume",
+    configured_event="storage-volume.backup-policy-configured",
+    audited=(
+        "schedule_interval_hours",
+        "retention_days",
+        "keep_count",
+        "retry_on_failure",
+        "enabled",
+        "stop_resource",
+        "backup_target_id",
+    ),
+    pruned_event="storage-volume.backup-pruned",
+)
 
 
 def visible(actor: Principal) -> QuerySet[StorageVolumeBackupPolicy]:
     """Policies of the caller's organisation within its project scope, on volumes it may see."""
-    rows = StorageVolumeBackupPolicy.filter(organization_id=actor.organization_id)
-    if actor.project_ids:
-        rows = rows.filter(project_id__in=list(actor.project_ids))
-    if actor.environment_ids:
-        rows = rows.filter(environment_id__in=list(actor.environment_ids))
+    rows = policy_store.scoped(KIND, actor)
     if actor.server_ids:
         # Server scope is the volume's placement, which can change: ask the volumes' own scope.
         volumes = Subquery(store.visible(actor).values("id"))
@@ -63,51 +70,13 @@ async def configure(actor: Principal, request_id: str, request: PolicyRequest) -
     volume_service.check_kind(volume, "storageVolumeId")
     if request.backup_target_id is not None:
         _ = await target_records.named(actor, request.backup_target_id, "backupTargetId")
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "schedule_interval_hours": request.schedule_interval_hours,
-        "retention_days": request.retention_days,
-        "keep_count": request.keep_count,
-        "retry_on_failure": request.retry_on_failure,
-        "enabled": request.enabled,
-        "stop_resource": request.stop_resource,
-        "backup_target_id": request.backup_target_id,
-        "next_run_at": now + timedelta(hours=request.schedule_interval_hours),
-        "updated_at": now,
-    }
-    async with in_transaction():
-        row = await StorageVolumeBackupPolicy.get_or_none(storage_volume_id=volume.id)
-        if row is None:
-            row = await StorageVolumeBackupPolicy.create(
-                id=new_id("vbp"),
-                organization_id=volume.organization_id,  # type: ignore[attr-defined]
-                project_id=volume.project_id,
-                environment_id=volume.environment_id,
-                storage_volume_id=volume.id,
-                **values,
-            )
-        else:
-            await row.update_from_dict({**values, "version": row.version + 1}).save()
-        await audit.record(
-            actor=actor,
-            event_type="storage-volume.backup-policy-configured",
-            aggregate_type="storage-volume",
-            aggregate_id=volume.id,
-            payload={
-                "projectId": volume.project_id,
-                "environmentId": volume.environment_id,
-                "policyId": row.id,
-                "scheduleIntervalHours": request.schedule_interval_hours,
-                "retentionDays": request.retention_days,
-                "keepCount": request.keep_count,
-                "retryOnFailure": request.retry_on_failure,
-                "enabled": request.enabled,
-                "stopResource": request.stop_resource,
-                "backupTargetId": request.backup_target_id,
-            },
-            request_id=request_id,
-        )
-    return row.id
+    owner = policy_store.Owner(
+        volume.id,
+        volume.organization_id,  # type: ignore[attr-defined]
+        volume.project_id,
+        volume.environment_id,
+    )
+    return await policy_store.configure(KIND, actor, request_id, owner, request)
 
 
 async def listed(
@@ -117,19 +86,12 @@ async def listed(
     due_at: datetime | None,
 ) -> list[StorageVolumeBackupPolicy]:
     """Visible policies matching the filters (``dueAt``: due at or before that time)."""
-    rows = visible(actor)
-    if storage_volume_id:
-        rows = rows.filter(storage_volume_id=storage_volume_id)
-    if enabled_only:
-        rows = rows.filter(enabled=True)
-    if due_at is not None:
-        rows = rows.filter(enabled=True, next_run_at__lte=due_at)
-    return await rows.order_by("id").limit(500)
+    return await policy_store.listed(KIND, visible(actor), storage_volume_id, enabled_only, due_at)
 
 
 async def get(actor: Principal, policy_id: str) -> StorageVolumeBackupPolicy:
     """A policy the caller may see, else 404."""
-    return await lookup.first_or_404(actor, visible(actor), "volume backup policy", policy_id)
+    return await policy_store.get(KIND, actor, visible(actor), policy_id)
 
 
 async def run_due(runner: VolumeBackupRunner, now: datetime) -> list[str]:
@@ -140,16 +102,15 @@ async def run_due(runner: VolumeBackupRunner, now: datetime) -> list[str]:
         volume = await StorageVolume.get_or_none(id=policy.storage_volume_id)
         if volume is None:
             continue
-        retry = await _needs_retry(policy)
+        retry = await policy_store.needs_retry(KIND, policy)
         due = policy_rules.is_due(policy, now)
         if due or retry:
             backup_id = await _take(runner, policy, volume, retry=retry and not due)
             if backup_id is not None:
                 started.append(backup_id)
-            updates = policy_rules.run_updates(
-                policy, now, due=due, retry=retry, backup_id=backup_id
+            await policy_store.record_run(
+                KIND, policy, now, due=due, retry=retry, backup_id=backup_id
             )
-            await StorageVolumeBackupPolicy.filter(id=policy.id).update(**updates)
         await prune(runner, policy, now)
     return started
 
@@ -162,14 +123,9 @@ async def _take(
     retry: bool,
 ) -> str | None:
     try:
-        target = None
-        if policy.backup_target_id is not None:
-            target = await BackupTarget.get_or_none(id=policy.backup_target_id)
-            if target is None:
-                raise Unavailable(f"backup target {policy.backup_target_id!r} is gone")
         return await volume_service.take(
             volume,
-            target,
+            await policy_store.target_of(policy),
             runner,
             policy.stop_resource,
             None,
@@ -182,46 +138,10 @@ async def _take(
         return None
 
 
-async def _needs_retry(policy: StorageVolumeBackupPolicy) -> bool:
-    if not policy.retry_on_failure or policy.last_backup_id is None:
-        return False
-    last = await StorageVolumeBackup.get_or_none(id=policy.last_backup_id)
-    return policy_rules.wants_retry(policy, last.status if last else None)
-
-
 async def prune(
     runner: VolumeBackupRunner, policy: StorageVolumeBackupPolicy, now: datetime
 ) -> int:
     """Delete the volume's backups older than ``retentionDays`` and ready ones beyond
     ``keepCount`` (newest kept), artifacts first; a backup being restored or verified is never
     pruned."""
-    rows = await StorageVolumeBackup.filter(
-        storage_volume_id=policy.storage_volume_id, status__in=["ready", "failed"]
-    ).order_by("-id")
-    doomed = policy_rules.doomed(
-        policy, rows, now, lambda row: "pending" in (row.restore_status, row.verification_status)
-    )
-    removed = 0
-    for row in doomed:
-        try:
-            await (await runner.runner.store(row.backup_target_id)).delete(row.id)
-        except (PlatformError, OSError) as exc:  # the target is unreachable: the next look retries
-            logger.warning("could not delete the artifact of %s: %s", row.id, exc)
-            continue
-        removed += 1
-        async with in_transaction():
-            await StorageVolumeBackup.filter(id=row.id).delete()
-            await audit.record(
-                actor=None,
-                organization_id=row.organization_id,
-                event_type="storage-volume.backup-pruned",
-                aggregate_type="storage-volume",
-                aggregate_id=row.storage_volume_id,
-                payload={
-                    "projectId": row.project_id,
-                    "environmentId": row.environment_id,
-                    "backupId": row.id,
-                    "policyId": policy.id,
-                },
-            )
-    return removed
+    return await policy_store.prune(KIND, runner.runner, policy, now)
