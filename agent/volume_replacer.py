@@ -78,8 +78,13 @@ class VolumeReplacer:
             # The daemon stops: the record and the staging volume stay for the next start.
             logger.warning("replace of volume %s left for the next start", intent.volume_name)
             raise
+        except TimeoutError as exc:
+            await self._forget(intent, staged)
+            raise EngineError(
+                f"replacing volume {intent.volume_name} took over {REPLACE_TIMEOUT_SECONDS:.0f} s"
+            ) from exc
         except BaseException:
-            # The engine refused or timed out: reported failed, nothing is redone.
+            # The engine refused: reported failed, nothing is redone.
             await self._forget(intent, staged)
             raise
         await self._forget(intent, staged)

@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 
 from agent.backup_feature import BackupFeature
+from agent.runtime import EngineError
 from agent.runtime.backup_ops import BackupOps
 from agent.runtime.volume_archive import VolumeArchiveOps, VolumeHelper
 from agent.volume_intents import ReplaceIntent, ReplaceIntents
@@ -229,3 +230,36 @@ async def test_a_record_whose_staging_volume_is_gone_is_dropped(
     assert _records(tmp_path) == []
     assert "staging volume of restore vbk_1 is gone" in caplog.text
     assert await replacer.busy("vbk_1") is False
+
+
+async def test_a_replace_the_engine_refuses_is_reported_and_cleaned_up(tmp_path: Path) -> None:
+    class Refusing(Volumes):
+        async def replace(
+            self,
+            backup_id: str,
+            staged: VolumeHelper,
+            volume: str,
+            *,
+            committed: Callable[[list[str], dict[str, str]], Awaitable[None]] | None = None,
+            restart: Sequence[str] = (),
+            labels: dict[str, str] | None = None,
+        ) -> None:
+            assert committed is not None
+            await committed(["c1"], {})
+            assert _records(tmp_path) == ["vbk_1.json"]
+            raise EngineError("emptying volume berth-vol_1 with busybox exited with 1")
+
+    volumes = Refusing()
+    feature = BackupFeature(_NO_OPS, cast(VolumeArchiveOps, volumes), tmp_path)
+    run = asyncio.create_task(feature.run())
+    sent = Sent()
+    await _staged_restore(feature, sent, "vbk_1")
+    async with asyncio.timeout(5):
+        await sent.arrived.wait()
+    assert (sent[-1].re, sent[-1].status) == (3, "failed")
+    assert "exited with 1" in sent[-1].message
+    assert volumes.discarded == ["vbk_1"]
+    assert _records(tmp_path) == []  # nothing is redone on the next start
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
