@@ -30,6 +30,7 @@ from shared.messages import (
     BACKUPS_CAPABILITY,
     BACKUPS_COORDINATOR_TYPES,
     MAX_CHUNK_BYTES,
+    REPLACE_UNKNOWN,
     UNSTAMPED,
     VOLUME_BACKUPS_CAPABILITY,
     BackupAbort,
@@ -43,6 +44,7 @@ from shared.messages import (
     VolumeBackupOpen,
     VolumeManifest,
     VolumeRestoreOpen,
+    VolumeRestoreSettle,
     VolumeVerifyOpen,
 )
 
@@ -149,6 +151,9 @@ class BackupFeature:
 
     async def _answer(self, message: Any, link: LinkContext) -> None:
         backup_id = str(message.backup_id)
+        if isinstance(message, VolumeRestoreSettle):
+            await self._settle(message, link)
+            return
         transfer = self._transfers.get(backup_id)
         opening = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
         if isinstance(message, opening) and transfer is None:
@@ -185,6 +190,21 @@ class BackupFeature:
         try:
             await link.send(reply)
         except Exception as exc:  # the link closed under the reply; detached() ends the transfer
+            logger.debug("could not answer %s: %s", message.id, exc)
+
+    async def _settle(self, message: VolumeRestoreSettle, link: LinkContext) -> None:
+        """Answer how a volume replace ended (asked after the link was lost under it)."""
+        outcome = await self._replacer.settled(message.backup_id)
+        reply = BackupReply(
+            id=UNSTAMPED,
+            re=message.id,
+            backup_id=message.backup_id,
+            status="ok" if outcome == "" else "failed",
+            message="" if outcome == "" else outcome or REPLACE_UNKNOWN,
+        )
+        try:
+            await link.send(reply)
+        except Exception as exc:  # the link closed under the reply: the coordinator asks again
             logger.debug("could not answer %s: %s", message.id, exc)
 
     async def _handle(

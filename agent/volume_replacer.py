@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 # Copying a large volume volume-to-volume on a slow disk takes long; only a stuck engine
 # should end a replace.
 REPLACE_TIMEOUT_SECONDS: Final = 6 * 3600.0
+# Outcomes remembered for a coordinator that asks after a lost link (the newest ones).
+_OUTCOMES_KEPT: Final = 256
 
 
 class VolumeReplacer:
@@ -27,6 +29,9 @@ class VolumeReplacer:
         self._volumes = volumes
         self._intents = intents
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # How the replaces of this process ended ("" or the failure), for a coordinator that
+        # lost the link meanwhile and asks (``settled``).
+        self._outcomes: dict[str, str] = {}
         # Set once the records of an earlier run are taken over (a new restore of the same
         # backup waits for that, then is refused while its replace runs).
         self._resumed = asyncio.Event()
@@ -44,6 +49,16 @@ class VolumeReplacer:
         intent = ReplaceIntent(backup_id, volume, staging_volume(backup_id))
         task = self._start(intent, staged)
         await asyncio.shield(task)
+
+    async def settled(self, backup_id: str) -> str | None:
+        """How the replace of ``backup_id`` ended ("" when whole, else the failure), waiting for
+        one still running; ``None`` when this process knows nothing of it."""
+        await self._resumed.wait()
+        task = self._tasks.get(backup_id)
+        if task is not None:
+            # Shielded: a request given up does not cancel the replace.
+            await asyncio.wait({task})
+        return self._outcomes.get(backup_id)
 
     def _start(self, intent: ReplaceIntent, staged: VolumeHelper) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._commit(intent, staged))
@@ -79,15 +94,24 @@ class VolumeReplacer:
             logger.warning("replace of volume %s left for the next start", intent.volume_name)
             raise
         except TimeoutError as exc:
+            self._note(intent.backup_id, "the replace timed out")
             await self._forget(intent, staged)
             raise EngineError(
                 f"replacing volume {intent.volume_name} took over {REPLACE_TIMEOUT_SECONDS:.0f} s"
             ) from exc
-        except BaseException:
+        except BaseException as exc:
             # The engine refused: reported failed, nothing is redone.
+            self._note(intent.backup_id, str(exc)[:2000] or repr(exc))
             await self._forget(intent, staged)
             raise
+        self._note(intent.backup_id, "")
         await self._forget(intent, staged)
+
+    def _note(self, backup_id: str, outcome: str) -> None:
+        self._outcomes.pop(backup_id, None)
+        self._outcomes[backup_id] = outcome
+        while len(self._outcomes) > _OUTCOMES_KEPT:
+            del self._outcomes[next(iter(self._outcomes))]
 
     async def _forget(self, intent: ReplaceIntent, staged: VolumeHelper | None) -> None:
         # The record goes first: a record without its staging volume is only a warning later,

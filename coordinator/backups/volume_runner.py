@@ -18,6 +18,7 @@ from coordinator.backups.runner import (
     BackupRunner,
     failure_code,
 )
+from coordinator.backups.volume_settle import UNCONFIRMED_CODE, settle_replace
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.hub.session import AgentSession
 from coordinator.volumes.paths import docker_volume_name
@@ -38,8 +39,8 @@ logger = logging.getLogger(__name__)
 UNCONFIRMED_MESSAGE: Final = (
     "the agent's link was lost after every byte arrived and the checksum matched: the agent"
     " finishes replacing the volume from its staged copy on its own (at once, or when it"
-    " starts again), so the volume ends whole with this backup's files, but the agent could"
-    " not confirm it; restore again to see it confirmed"
+    " starts again), so the volume ends whole with this backup's files; the restore is marked"
+    " ready once the agent, back on a link, confirms it"
 )
 
 
@@ -178,12 +179,12 @@ class VolumeBackupRunner:
                 restore_status="failed",
                 restore_failed_at=_now(),
                 restore_failure_code=(
-                    "replace-unconfirmed"
-                    if isinstance(exc, ReplaceUnconfirmed)
-                    else failure_code(exc)
+                    UNCONFIRMED_CODE if isinstance(exc, ReplaceUnconfirmed) else failure_code(exc)
                 ),
                 restore_failure_message=str(exc)[:2000],
             )
+            if isinstance(exc, ReplaceUnconfirmed):
+                await settle_replace(self.runner.registry, backup_id, row.server_id)
             return
         await StorageVolumeBackup.filter(id=backup_id).update(
             restore_status="ready", restore_completed_at=_now()

@@ -3,8 +3,9 @@ Docker and a running app on the volume (a few hundred files, tens of MiB, so the
 measurable time): the agent's link is dropped while the agent replaces the volume from its
 staging copy, then the agent process is SIGKILLed mid-replace and started again. Each time
 the volume ends holding exactly the backup's files, the app runs again, and no staging
-volume, helper container or intent record is left; the coordinator, told nothing, fails the
-restore as ``replace-unconfirmed`` with the reason."""
+volume, helper container or intent record is left. The coordinator marks the restore failed
+``replace-unconfirmed`` with the reason while the agent is away, and ``ready`` once the agent,
+back on a link, confirms the replace (``volume_restore_settle``)."""
 
 import asyncio
 import time
@@ -70,6 +71,23 @@ async def _unconfirmed(stack: Workload, backup_id: str) -> None:
     assert "staged copy" in attempt["failureMessage"]
 
 
+async def _confirmed(stack: Workload, backup_id: str) -> None:
+    """The agent, asked once back on a link, confirms the replace: the restore is ready."""
+
+    async def ready() -> bool:
+        shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
+        attempt = shown["backup"]["latestRestoreAttempt"]
+        if attempt["status"] == "failed":
+            assert attempt["failureCode"] == "replace-unconfirmed", attempt
+        return bool(attempt["status"] == "ready")
+
+    await eventually(ready, timeout=180, what=f"the restore of {backup_id} to be confirmed")
+    shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
+    attempt = shown["backup"]["latestRestoreAttempt"]
+    assert (attempt["failureCode"], attempt["failedAt"]) == (None, None), attempt
+    assert attempt["completedAt"]
+
+
 async def _whole(
     stack: Workload, client: docker.DockerClient, volume_id: str, original: dict[str, str]
 ) -> None:
@@ -120,8 +138,8 @@ async def test_a_restore_cut_off_mid_replace_leaves_the_volume_whole(
         session = coordinator.registry.get(stack.server_id)
         assert session is not None
         await session.close(1001, "the test drops the link")
-        await _unconfirmed(stack, backup_id)
         await _whole(stack, docker_client, volume_id, original)
+        await _confirmed(stack, backup_id)
 
         # The agent is killed mid-replace: its record survives, and its next start redoes it.
         _sh(docker_client, volume_id, CHANGE)
@@ -135,6 +153,7 @@ async def test_a_restore_cut_off_mid_replace_leaves_the_volume_whole(
         await _unconfirmed(stack, backup_id)
         await stack.agent.start()
         await _whole(stack, docker_client, volume_id, original)
+        await _confirmed(stack, backup_id)
         assert "redoing the replace of restore" in stack.agent.log()
     finally:
         await stack.agent.stop()

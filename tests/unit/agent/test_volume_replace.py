@@ -21,7 +21,13 @@ from agent.runtime.volume_archive import VolumeArchiveOps, VolumeHelper
 from agent.volume_intents import ReplaceIntent, ReplaceIntents
 from agent.volume_replacer import VolumeReplacer
 from shared.errors import InvalidMessage
-from shared.messages import RestoreFinish, RestoreWrite, VolumeRestoreOpen
+from shared.messages import (
+    REPLACE_UNKNOWN,
+    RestoreFinish,
+    RestoreWrite,
+    VolumeRestoreOpen,
+    VolumeRestoreSettle,
+)
 from tests.unit.agent.test_backup_feature import Sent, _ask, _link
 
 _NO_OPS = cast(BackupOps, object())
@@ -174,12 +180,19 @@ async def test_a_replace_outlives_its_link_and_is_recorded_until_it_ends(tmp_pat
     assert again.status == "failed"
     assert "still being replaced" in (again.message or "")
     assert volumes.discarded == []
+    # The coordinator, back on a new link, asks how the replace ended: answered once it ended.
+    settle = VolumeRestoreSettle(id=10, backup_id="vbk_1")
+    feature.receive(settle, _link(sent))
     sent.arrived.clear()
     volumes.release.set()
     async with asyncio.timeout(5):
-        await sent.arrived.wait()
-    finished = sent[-1]
-    assert (finished.re, finished.status) == (3, "ok")
+        while not {3, 10} <= {m.re for m in sent}:
+            await sent.arrived.wait()
+            sent.arrived.clear()
+    finished = next(m for m in sent if m.re == 3)
+    assert finished.status == "ok"
+    settled = next(m for m in sent if m.re == 10)
+    assert (settled.backup_id, settled.status, settled.message) == ("vbk_1", "ok", "")
     assert volumes.replaced == [("berth-vol_1", ["c1"], None)]
     assert volumes.discarded == ["vbk_1"]
     assert _records(tmp_path) == []
@@ -214,6 +227,7 @@ async def test_a_replace_cut_off_by_the_daemons_stop_is_redone_on_the_next_start
     assert again.started == ["c1"]
     assert again.discarded == ["vbk_1"]
     assert _records(tmp_path) == []
+    assert await replacer.settled("vbk_1") == ""  # what the coordinator is told when it asks
 
 
 async def test_a_record_whose_staging_volume_is_gone_is_dropped(
@@ -260,6 +274,10 @@ async def test_a_replace_the_engine_refuses_is_reported_and_cleaned_up(tmp_path:
     assert "exited with 1" in sent[-1].message
     assert volumes.discarded == ["vbk_1"]
     assert _records(tmp_path) == []  # nothing is redone on the next start
+    settled = await _ask(feature, _link(sent), sent, VolumeRestoreSettle(id=4, backup_id="vbk_1"))
+    assert (settled.status, settled.message) == ("failed", sent[-2].message)
+    unknown = await _ask(feature, _link(sent), sent, VolumeRestoreSettle(id=5, backup_id="vbk_9"))
+    assert (unknown.status, unknown.message) == ("failed", REPLACE_UNKNOWN)
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
