@@ -8,6 +8,7 @@ volume, helper container or intent record is left. The coordinator marks the res
 back on a link, confirms the replace (``volume_restore_settle``)."""
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -71,8 +72,9 @@ async def _unconfirmed(stack: Workload, backup_id: str) -> None:
     assert "staged copy" in attempt["failureMessage"]
 
 
-async def _confirmed(stack: Workload, backup_id: str) -> None:
-    """The agent, asked once back on a link, confirms the replace: the restore is ready."""
+async def _confirmed(stack: Workload, backup_id: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The agent, asked once back on a link, confirms the replace: the restore is ready (not
+    answered on the lost link: the coordinator settled it)."""
 
     async def ready() -> bool:
         shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
@@ -86,6 +88,9 @@ async def _confirmed(stack: Workload, backup_id: str) -> None:
     attempt = shown["backup"]["latestRestoreAttempt"]
     assert (attempt["failureCode"], attempt["failedAt"]) == (None, None), attempt
     assert attempt["completedAt"]
+    confirmed = f"restore {backup_id} confirmed by its agent after the lost link"
+    assert caplog.text.count(confirmed) == 1
+    caplog.clear()
 
 
 async def _whole(
@@ -108,8 +113,13 @@ async def _whole(
 
 
 async def test_a_restore_cut_off_mid_replace_leaves_the_volume_whole(
-    coordinator: Coordinator, admin_token: str, tmp_path: Path, docker_client: docker.DockerClient
+    coordinator: Coordinator,
+    admin_token: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="coordinator.backups.volume_settle")
     stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
     try:
         volume_id = await _volume(stack, "data")
@@ -139,7 +149,7 @@ async def test_a_restore_cut_off_mid_replace_leaves_the_volume_whole(
         assert session is not None
         await session.close(1001, "the test drops the link")
         await _whole(stack, docker_client, volume_id, original)
-        await _confirmed(stack, backup_id)
+        await _confirmed(stack, backup_id, caplog)
 
         # The agent is killed mid-replace: its record survives, and its next start redoes it.
         _sh(docker_client, volume_id, CHANGE)
@@ -153,7 +163,7 @@ async def test_a_restore_cut_off_mid_replace_leaves_the_volume_whole(
         await _unconfirmed(stack, backup_id)
         await stack.agent.start()
         await _whole(stack, docker_client, volume_id, original)
-        await _confirmed(stack, backup_id)
+        await _confirmed(stack, backup_id, caplog)
         assert "redoing the replace of restore" in stack.agent.log()
     finally:
         await stack.agent.stop()
