@@ -2,7 +2,9 @@
 database, one chunk per request. A PostgreSQL or MariaDB restore goes straight into the
 restore command's stdin (agent/runtime/restore_stream.py); a Redis one is uploaded as a file
 first. Everything in flight ends when its link goes: the coordinator marks the backup or
-restore failed, and nothing half-written stays in the container."""
+restore failed, and nothing half-written stays in the container. The one exception is a
+volume restore whose last byte arrived: its replace is a commitment that runs to its end
+(agent/volume_replacer.py), redone on the next start if the daemon stopped under it."""
 
 import asyncio
 import base64
@@ -21,11 +23,14 @@ from agent.runtime.restore_stream import STREAMED_KINDS, StreamedRestore
 from agent.runtime.tar_census import CensusFailed, TarCensus
 from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
 from agent.settings import AgentSettings
+from agent.volume_intents import ReplaceIntents
+from agent.volume_replacer import VolumeReplacer
 from shared.errors import PlatformError
 from shared.messages import (
     BACKUPS_CAPABILITY,
     BACKUPS_COORDINATOR_TYPES,
     MAX_CHUNK_BYTES,
+    REPLACE_UNKNOWN,
     UNSTAMPED,
     VOLUME_BACKUPS_CAPABILITY,
     BackupAbort,
@@ -39,6 +44,7 @@ from shared.messages import (
     VolumeBackupOpen,
     VolumeManifest,
     VolumeRestoreOpen,
+    VolumeRestoreSettle,
     VolumeVerifyOpen,
 )
 
@@ -87,9 +93,14 @@ class _Transfer:
 class BackupFeature:
     """Serves ``backup_*`` and ``restore_*`` requests; one transfer per backup id."""
 
-    def __init__(self, ops: BackupOps, volumes: VolumeArchiveOps) -> None:
+    def __init__(
+        self, ops: BackupOps, volumes: VolumeArchiveOps, state_dir: Path | None = None
+    ) -> None:
         self._ops = ops
         self._volumes = volumes
+        # Volume replaces outlive their link and request; recorded under the state dir.
+        intents = ReplaceIntents(state_dir) if state_dir is not None else None
+        self._replacer = VolumeReplacer(volumes, intents)
         self._transfers: dict[str, _Transfer] = {}
         self._requests: set[asyncio.Task[None]] = set()
 
@@ -104,10 +115,13 @@ class BackupFeature:
         return [BACKUPS_CAPABILITY, VOLUME_BACKUPS_CAPABILITY]
 
     async def run(self) -> None:
-        """Nothing runs between requests; end every transfer when the daemon stops."""
+        """Redo the volume replaces an earlier run left unfinished; end every transfer when the
+        daemon stops (a replace in flight is redone on the next start)."""
         try:
+            await self._replacer.resume()
             await asyncio.Event().wait()
         finally:
+            await self._replacer.close()
             for task in list(self._requests):
                 task.cancel()
             for backup_id in list(self._transfers):
@@ -137,6 +151,9 @@ class BackupFeature:
 
     async def _answer(self, message: Any, link: LinkContext) -> None:
         backup_id = str(message.backup_id)
+        if isinstance(message, VolumeRestoreSettle):
+            await self._settle(message, link)
+            return
         transfer = self._transfers.get(backup_id)
         opening = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
         if isinstance(message, opening) and transfer is None:
@@ -175,6 +192,21 @@ class BackupFeature:
         except Exception as exc:  # the link closed under the reply; detached() ends the transfer
             logger.debug("could not answer %s: %s", message.id, exc)
 
+    async def _settle(self, message: VolumeRestoreSettle, link: LinkContext) -> None:
+        """Answer how a volume replace ended (asked after the link was lost under it)."""
+        outcome = await self._replacer.settled(message.backup_id)
+        reply = BackupReply(
+            id=UNSTAMPED,
+            re=message.id,
+            backup_id=message.backup_id,
+            status="ok" if outcome == "" else "failed",
+            message="" if outcome == "" else outcome or REPLACE_UNKNOWN,
+        )
+        try:
+            await link.send(reply)
+        except Exception as exc:  # the link closed under the reply: the coordinator asks again
+            logger.debug("could not answer %s: %s", message.id, exc)
+
     async def _handle(
         self, message: Any, transfer: _Transfer
     ) -> tuple[bytes, bool, tuple[int, int] | None]:
@@ -189,6 +221,8 @@ class BackupFeature:
                 )
                 transfer.census = TarCensus()
             case VolumeRestoreOpen() | VolumeVerifyOpen():
+                if await self._replacer.busy(backup_id):
+                    raise PlatformError(f"volume restore {backup_id!r} is still being replaced")
                 staged = await self._volumes.stage(backup_id)
                 queue = asyncio.Queue(_RESTORE_QUEUE)
                 fill = asyncio.get_running_loop().create_task(
@@ -206,7 +240,11 @@ class BackupFeature:
                 if volume.verify:
                     transfer.manifest = await self._volumes.census(volume.staged)
                 else:
-                    await self._volumes.replace(backup_id, volume.staged, volume.volume_name)
+                    # A commitment from here: the replacer owns the staging volume, and neither
+                    # a lost link nor an abort (no transfer any more) discards it under the copy.
+                    self._transfers.pop(backup_id, None)
+                    transfer.volume_restore = None
+                    await self._replacer.replace(backup_id, volume.staged, volume.volume_name)
                 await self._end(backup_id)
             case BackupRead() if transfer.dump is not None:
                 data = await transfer.dump.read(MAX_CHUNK_BYTES)
@@ -322,4 +360,5 @@ def build_feature(
     client = engine() if callable(engine) else None
     if client is None:
         return None
-    return BackupFeature(BackupOps(client), VolumeArchiveOps(client, settings.extra_labels))
+    volumes = VolumeArchiveOps(client, settings.extra_labels)
+    return BackupFeature(BackupOps(client), volumes, state_dir)

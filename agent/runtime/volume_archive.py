@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import aiohttp
@@ -249,33 +249,65 @@ class VolumeArchiveOps:
         finally:
             await helper.remove()
 
-    async def replace(self, backup_id: str, staged: VolumeHelper, volume: str) -> None:
+    async def replace(
+        self,
+        backup_id: str,
+        staged: VolumeHelper,
+        volume: str,
+        *,
+        committed: Callable[[list[str], dict[str, str]], Awaitable[None]] | None = None,
+        restart: Sequence[str] = (),
+        labels: dict[str, str] | None = None,
+    ) -> None:
         """Empty ``volume`` (created when missing) and copy the staging volume into it. The
-        running containers using it are stopped meanwhile and started again after."""
+        running containers using it are stopped meanwhile and started again after (with those
+        of ``restart``: stopped by an earlier try that did not end). ``committed`` is told the
+        containers to start again and the volume's labels before anything is changed (the
+        caller records them durably). Cancelled, it starts nothing: the volume is not whole."""
         info = await self._volume(volume)
         users = await self._users(volume) if info is not None else []
-        stopped: list[str] = []
+        running = [str(c["Id"]) for c in users if c.get("State") == "running"]
+        stopped = list(dict.fromkeys([*restart, *running]))
+        kept = dict((info or {}).get("Labels") or labels or {MANAGED_LABEL: "true", **self._extra})
+        if committed is not None:
+            await committed(stopped, kept)
         try:
+            for container_id in running:
+                await self._api.read("POST", f"/containers/{quoted(container_id)}/stop", timeout=60)
             if users:
-                stopped = await self.stop_users(volume)
                 await self._empty(
                     backup_id, volume, str(users[0].get("ImageID") or users[0]["Image"])
                 )
             else:
                 # No container names it: remove it and create it again with its labels (a
                 # volume restored before any deployment used it: managed like a deployment's).
-                labels = dict((info or {}).get("Labels") or {MANAGED_LABEL: "true", **self._extra})
                 if info is not None:
                     await self._api.read("DELETE", f"/volumes/{quoted(volume)}")
                 await self._api.json(
                     "POST",
                     "/volumes/create",
-                    body=json.dumps({"Name": volume, "Labels": labels}).encode(),
+                    body=json.dumps({"Name": volume, "Labels": kept}).encode(),
                     headers=_JSON,
                 )
             await self._copy(backup_id, staged, volume)
-        finally:
+        except asyncio.CancelledError:
+            # The daemon stops mid-replace: the caller's record finishes it on the next start.
+            raise
+        except BaseException:
             await self.start(stopped)
+            raise
+        await self.start(stopped)
+
+    async def restage(self, backup_id: str) -> VolumeHelper | None:
+        """The helper of a staging volume left by an earlier run (leftover helpers of that
+        restore removed first); ``None`` when the staging volume is gone."""
+        if await self._volume(staging_volume(backup_id)) is None:
+            return None
+        for prefix in ("berth-vrs", "berth-vrt", "berth-vem"):
+            await VolumeHelper(self._api, f"{prefix}-{backup_id.lower()}").remove()
+        return await self._helper(
+            f"berth-vrs-{backup_id.lower()}", staging_volume(backup_id), read_only=False
+        )
 
     async def _copy(self, backup_id: str, staged: VolumeHelper, volume: str) -> None:
         target = await self._helper(f"berth-vrt-{backup_id.lower()}", volume, read_only=False)

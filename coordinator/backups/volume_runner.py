@@ -10,6 +10,7 @@ checksum matched (the agent stages the stream in a volume of its own until then)
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Final
 
 from coordinator.backups.runner import (
     CHUNK_TIMEOUT_SECONDS,
@@ -17,10 +18,11 @@ from coordinator.backups.runner import (
     BackupRunner,
     failure_code,
 )
+from coordinator.backups.volume_settle import UNCONFIRMED_CODE, settle_replace
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.hub.session import AgentSession
 from coordinator.volumes.paths import docker_volume_name
-from shared.errors import PlatformError
+from shared.errors import PlatformError, Unavailable
 from shared.messages import (
     BackupReply,
     RestoreFinish,
@@ -30,6 +32,20 @@ from shared.messages import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+# The reason of a restore whose link was lost after the last byte: the agent had every byte
+# and a matching checksum, so it finishes the replace on its own.
+UNCONFIRMED_MESSAGE: Final = (
+    "the agent's link was lost after every byte arrived and the checksum matched: the agent"
+    " finishes replacing the volume from its staged copy on its own (at once, or when it"
+    " starts again), so the volume ends whole with this backup's files; the restore is marked"
+    " ready once the agent, back on a link, confirms it"
+)
+
+
+class ReplaceUnconfirmed(Unavailable):
+    """The link was lost while the agent replaced the volume (``replace-unconfirmed``)."""
 
 
 def _now() -> datetime:
@@ -135,11 +151,16 @@ class VolumeBackupRunner:
         store = await runner.store(row.backup_target_id)
         await runner.send(session, row.id, row.id, row.sha256 or "", store)
         # Every record decrypted and the checksum matched: only now is the volume replaced.
-        await runner.ask(
-            session,
-            lambda mid: RestoreFinish(id=mid, backup_id=row.id),
-            FINISH_TIMEOUT_SECONDS,
-        )
+        try:
+            await runner.ask(
+                session,
+                lambda mid: RestoreFinish(id=mid, backup_id=row.id),
+                FINISH_TIMEOUT_SECONDS,
+            )
+        except Unavailable as exc:
+            # The agent replaces the volume from its staged copy whatever happens to the link
+            # (and redoes it when it starts again), but it could not say how that ended.
+            raise ReplaceUnconfirmed(UNCONFIRMED_MESSAGE) from exc
 
     async def restore(self, backup_id: str, volume_id: str) -> None:
         """Push the artifact into storage volume ``volume_id`` on the backup's server."""
@@ -151,14 +172,19 @@ class VolumeBackupRunner:
         except asyncio.CancelledError:
             raise
         except (PlatformError, OSError) as exc:
-            await self.runner.abort(session, backup_id)
+            if not isinstance(exc, ReplaceUnconfirmed):
+                await self.runner.abort(session, backup_id)
             logger.warning("restore of volume backup %s failed: %s", backup_id, exc)
             await StorageVolumeBackup.filter(id=backup_id).update(
                 restore_status="failed",
                 restore_failed_at=_now(),
-                restore_failure_code=failure_code(exc),
+                restore_failure_code=(
+                    UNCONFIRMED_CODE if isinstance(exc, ReplaceUnconfirmed) else failure_code(exc)
+                ),
                 restore_failure_message=str(exc)[:2000],
             )
+            if isinstance(exc, ReplaceUnconfirmed):
+                await settle_replace(self.runner.registry, backup_id, row.server_id)
             return
         await StorageVolumeBackup.filter(id=backup_id).update(
             restore_status="ready", restore_completed_at=_now()

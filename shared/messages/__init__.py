@@ -12,6 +12,7 @@ from shared.messages.backups import (
     BACKUPS_CAPABILITY,
     BACKUPS_COORDINATOR_TYPES,
     MAX_CHUNK_BYTES,
+    REPLACE_UNKNOWN,
     VOLUME_BACKUPS_CAPABILITY,
     BackupAbort,
     BackupOpen,
@@ -26,6 +27,7 @@ from shared.messages.backups import (
     VolumeBackupOpen,
     VolumeManifest,
     VolumeRestoreOpen,
+    VolumeRestoreSettle,
     VolumeVerifyOpen,
 )
 from shared.messages.certificates import (
@@ -314,6 +316,7 @@ __all__ = [
     "LOGS_CAPABILITY",
     "MAX_CHUNK_BYTES",
     "MONITORING_CAPABILITY",
+    "REPLACE_UNKNOWN",
     "TASKS_CAPABILITY",
     "TERMINAL_CAPABILITY",
     "TERMINAL_HOST_CAPABILITY",
@@ -390,6 +393,7 @@ __all__ = [
     "VolumeManifest",
     "VolumeMount",
     "VolumeRestoreOpen",
+    "VolumeRestoreSettle",
     "VolumeVerifyOpen",
     "VolumesAgentMessage",
     "VolumesCoordinatorMessage",

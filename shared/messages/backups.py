@@ -1,7 +1,7 @@
 """Backup messages: the coordinator pulls a database dump from the agent, and pushes one back
 for a restore, one request per chunk (request/reply is the flow control: memory stays bounded)."""
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
@@ -155,6 +155,23 @@ class VolumeVerifyOpen(WireModel):
     size: int = Field(ge=0)
 
 
+# The ``backup_reply`` message of a ``volume_restore_settle`` the agent cannot answer.
+REPLACE_UNKNOWN: Final = "no replace of this restore is known to the agent"
+
+
+class VolumeRestoreSettle(WireModel):
+    """Coordinator → agent, after the link was lost while the agent replaced a volume (after
+    ``restore_finish``): how did the replace of restore ``backupId`` end? The agent waits for
+    a replace still running (or redone on its start) and answers ``backup_reply`` ``ok``, or
+    ``failed`` with the reason, or ``failed`` with message ``REPLACE_UNKNOWN`` when it knows
+    nothing of it (e.g. restarted since). Agents before it answer with an ``unknown message
+    type`` error."""
+
+    type: Literal["volume_restore_settle"] = "volume_restore_settle"
+    id: int
+    backup_id: str = Field(pattern=_ID)
+
+
 BackupsCoordinatorMessage = (
     BackupOpen
     | BackupRead
@@ -165,6 +182,7 @@ BackupsCoordinatorMessage = (
     | VolumeBackupOpen
     | VolumeRestoreOpen
     | VolumeVerifyOpen
+    | VolumeRestoreSettle
 )
 BackupsAgentMessage = BackupReply
 BACKUPS_COORDINATOR_TYPES = message_types(BackupsCoordinatorMessage)
