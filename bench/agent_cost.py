@@ -422,8 +422,18 @@ class Fleet:
         self.resource_ids: list[str] = []
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the API as the admin; raise on a non-2xx answer."""
-        status, answer, _ = await self.coordinator.call(method, path, token=self.token, json=body)
+        """Call the API as the admin; raise on a non-2xx answer.
+
+        A 429 (the coordinator's rate limit, hit while polling 20 deployments) is waited out
+        for the seconds it names, as a client should, instead of failing the run.
+        """
+        while True:
+            status, answer, _ = await self.coordinator.call(
+                method, path, token=self.token, json=body
+            )
+            if status != 429:
+                break
+            await asyncio.sleep(float(answer["error"]["details"].get("retryAfterSeconds", 1)))
         if not 200 <= status < 300:
             raise RuntimeError(f"{method} {path}: {status} {answer}")
         return answer
