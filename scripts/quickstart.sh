@@ -327,7 +327,7 @@ start_agent() {
       BERTH_AGENT_EDGE_LISTEN="$EDGE_LISTEN" \
       BERTH_AGENT_SAMPLE_SECONDS="${BERTH_AGENT_SAMPLE_SECONDS:-15}" \
       BERTH_AGENT_ALLOW_HOST_SHELL="${BERTH_AGENT_ALLOW_HOST_SHELL:-0}" \
-      "$VENV/bin/berth-agent" run --state-dir "$AGENT_STATE"
+      PYTHONOPTIMIZE=2 "$VENV/bin/berth-agent" run --state-dir "$AGENT_STATE"
   fi
   poll_until 30 agent_online ||
     die "server $SERVER_ID is not online after 30 s (agent log: $AGENT_LOG, coordinator log: $COORD_LOG)"

@@ -2,10 +2,7 @@
 
 from typing import Any, Final
 
-from cryptography import x509
-
 from agent.certificates.caddy_logs import CaddyAdmin
-from shared.certificate_facts import observe
 from shared.messages.certificates import CertificateObservation, ImportedCertificate
 
 TAG: Final = "berth-imported"
@@ -63,6 +60,13 @@ async def load(admin: CaddyAdmin, certificates: list[ImportedCertificate]) -> No
 def facts(certificates: list[ImportedCertificate]) -> list[CertificateObservation]:
     """What the loaded certificates are (the leaf of each chain)."""
     found: list[CertificateObservation] = []
+    if not certificates:
+        return found
+    # Imported on first use, as in ``storage.read_storage``: most agents never parse X.509.
+    from cryptography import x509
+
+    from shared.certificate_facts import observe
+
     for c in certificates:
         try:
             leaf = x509.load_pem_x509_certificates(c.certificate_chain.encode())[0]

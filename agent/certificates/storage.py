@@ -2,9 +2,6 @@
 
 from pathlib import Path
 
-from cryptography import x509
-
-from shared.certificate_facts import observe
 from shared.messages.certificates import CertificateObservation
 
 
@@ -17,7 +14,16 @@ def read_storage(root: Path) -> list[CertificateObservation]:
     base = root / "certificates"
     if not base.is_dir():
         return []
-    for crt in sorted(base.glob("*/*/*.crt")):
+    stored = sorted(base.glob("*/*/*.crt"))
+    if not stored:
+        return []
+    # Imported here, not at the top: X.509 parsing costs the agent about 1.5 MiB of resident
+    # memory (bench/README.md, agent_cost), and a server that serves no TLS never needs it.
+    from cryptography import x509
+
+    from shared.certificate_facts import observe
+
+    for crt in stored:
         name = crt.parent.name
         if crt.stem != name:
             continue
