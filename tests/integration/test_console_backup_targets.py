@@ -15,8 +15,8 @@ from playwright.async_api import Browser, expect
 from tests.browser import artifacts_dir
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import workload
-from tests.integration.test_backups_e2e import _cleanup, _provision, _psql
+from tests.integration import backup_stacks as bk
+from tests.integration.stacks import remove_session_objects, workload
 from tests.integration.test_console_browser import _new_page, _sign_in
 from tests.integration.test_console_pages import (
     _fits_phone,
@@ -72,8 +72,8 @@ async def test_console_adds_a_target_backs_up_into_it_and_shows_refusals(
     shots = artifacts_dir(request.node.name)
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
     try:
-        db = await _provision(stack, "Main DB")
-        _psql(
+        db = await bk.provision(stack, "Main DB")
+        bk.psql(
             docker_client,
             db,
             "create table items (n int primary key);"
@@ -181,7 +181,7 @@ async def test_console_adds_a_target_backs_up_into_it_and_shows_refusals(
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
 
 
 @pytest.mark.timeout(300)
