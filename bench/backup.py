@@ -33,8 +33,8 @@ import psutil
 
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import Workload, workload
-from tests.integration.test_backups_e2e import _cleanup, _login, _provision, _psql
+from tests.integration import backup_stacks as bk
+from tests.integration.stacks import Workload, remove_session_objects, workload
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 
 MIB = 1024 * 1024
@@ -151,18 +151,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
                 },
             )
             body = {"backupTargetId": target["id"]}
-        db = await _provision(stack, "Bench DB")
+        db = await bk.provision(stack, "Bench DB")
         rows = args.mb * MIB // 100
-        _psql(
+        bk.psql(
             client,
             db,
             FILL.replace("ROWS", str(int(rows))),
         )
-        size = int(_psql(client, db, "select pg_database_size(current_database())"))
+        size = int(bk.psql(client, db, "select pg_database_size(current_database())"))
         [container] = client.containers.list(
             filters={"label": f"berth.dependency-resource-id={db}"}
         )
-        login = _login(container)[1:]  # psql's connection options, for pg_dump/pg_restore
+        login = bk.login(container)[1:]  # psql's connection options, for pg_dump/pg_restore
         dump = workdir / "direct.dump"
         name = str(container.name)
 
@@ -223,7 +223,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
     finally:
         if stack is not None:
             await stack.agent.stop()
-        _cleanup(client)
+        remove_session_objects(client)
         await coordinator.close()
         await extras.aclose()
 

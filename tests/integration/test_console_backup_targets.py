@@ -14,9 +14,9 @@ from playwright.async_api import Browser, expect
 
 from tests.browser import artifacts_dir
 from tests.db_images import db_images
-from tests.harness import Coordinator, eventually
-from tests.integration.stacks import workload
-from tests.integration.test_backups_e2e import _cleanup, _provision, _psql
+from tests.harness import Coordinator
+from tests.integration import backup_stacks as bk
+from tests.integration.stacks import remove_session_objects, workload
 from tests.integration.test_console_browser import _new_page, _sign_in
 from tests.integration.test_console_pages import (
     _fits_phone,
@@ -24,7 +24,7 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _volume
+from tests.integration.test_volume_backups_e2e import WRITER, _leftovers
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 from tests.unit.coordinator.support import mint_token
 
@@ -72,8 +72,8 @@ async def test_console_adds_a_target_backs_up_into_it_and_shows_refusals(
     shots = artifacts_dir(request.node.name)
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
     try:
-        db = await _provision(stack, "Main DB")
-        _psql(
+        db = await bk.provision(stack, "Main DB")
+        bk.psql(
             docker_client,
             db,
             "create table items (n int primary key);"
@@ -181,7 +181,7 @@ async def test_console_adds_a_target_backs_up_into_it_and_shows_refusals(
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
 
 
 @pytest.mark.timeout(300)
@@ -196,18 +196,7 @@ async def test_console_backs_a_volume_up_into_a_target(
     """The volume backup form's picker sends the target: the archive lands in the bucket."""
     stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
     try:
-        volume_id = await _volume(stack, "data")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/storage-attachments",
-            {"storageVolumeId": volume_id, "destinationPath": "/data"},
-        )
-        await stack.deploy()
-
-        async def written() -> bool:
-            return len(_files(docker_client, volume_id)) == 2
-
-        await eventually(written, timeout=30, what="the app to write its files")
+        await bk.written_volume(stack, docker_client)
         target = await stack.call(
             "POST",
             "/backup-targets",

@@ -15,8 +15,8 @@ from playwright.async_api import Browser, expect
 from tests.browser import artifacts_dir
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import Workload, workload
-from tests.integration.test_backups_e2e import _cleanup, _provision, _psql
+from tests.integration import backup_stacks as bk
+from tests.integration.stacks import Workload, remove_session_objects, workload
 from tests.integration.test_console_pages import (
     _fits_phone,
     _signed_in,
@@ -65,9 +65,9 @@ async def test_console_backs_up_verifies_and_restores_a_database(
     stack = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
     try:
         main, clone = await asyncio.gather(
-            _provision(stack, "Main DB"), _provision(stack, "Clone DB")
+            bk.provision(stack, "Main DB"), bk.provision(stack, "Clone DB")
         )
-        _psql(
+        bk.psql(
             docker_client,
             main,
             "create table items (n int primary key);"
@@ -92,7 +92,7 @@ async def test_console_backs_up_verifies_and_restores_a_database(
         await expect(verified).to_contain_text(f"{ROWS} row(s)")
 
         # Restore: refused without the acknowledgement (the API's message shown), then done.
-        _psql(docker_client, main, "drop table items")
+        bk.psql(docker_client, main, "drop table items")
         restore = page.get_by_role("form", name="Restore a backup")
         await restore.get_by_role("button", name="Restore").click()
         await expect(restore.get_by_role("alert")).to_contain_text("acknowledgeDataOverwrite")
@@ -100,7 +100,7 @@ async def test_console_backs_up_verifies_and_restores_a_database(
         await restore.get_by_role("button", name="Restore").click()
         restored = row.locator(".backup-restore")
         await expect(restored).to_have_attribute("data-restore", "ready", timeout=120_000)
-        assert _psql(docker_client, main, "select count(*) from items") == str(ROWS)
+        assert bk.psql(docker_client, main, "select count(*) from items") == str(ROWS)
 
         # Restore into another database: a clone (its outcome is the backup's newest attempt).
         backup_id = await row.get_attribute("data-backup")
@@ -116,7 +116,7 @@ async def test_console_backs_up_verifies_and_restores_a_database(
 
         await eventually(cloned, timeout=120, what="the backup restored into the clone")
         await expect(restored).to_have_attribute("data-restore", "ready")
-        assert _psql(docker_client, clone, "select count(*) from items") == str(ROWS)
+        assert bk.psql(docker_client, clone, "select count(*) from items") == str(ROWS)
 
         # The backup policy.
         policy = page.get_by_role("form", name="Backup policy")
@@ -162,4 +162,4 @@ async def test_console_backs_up_verifies_and_restores_a_database(
         assert _unexpected(problems) == []
     finally:
         await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)

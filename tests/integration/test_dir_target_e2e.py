@@ -16,30 +16,13 @@ import docker
 import pytest
 
 from coordinator.backups import RUNNER_KEY
-from coordinator.backups.artifacts import ArtifactDamaged, Opener, load_key
 from coordinator.backups.policies import prune
 from coordinator.db.backup_models import DependencyBackupPolicy
-from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import Workload, start_agent, workload
-from tests.integration.test_backup_targets_e2e import _settled
-from tests.integration.test_backups_e2e import (
-    _cleanup,
-    _count,
-    _provision,
-    _psql,
-    _restore,
-    _verify,
-)
+from tests.integration import backup_stacks as bk
+from tests.integration.stacks import Workload, start_agent
 from tests.integration.test_cli_workspace import Cli
-from tests.integration.test_volume_backups_e2e import (
-    WRITER,
-    _files,
-    _restored,
-    _settled as _volume_settled,
-    _sh,
-    _volume,
-)
+from tests.integration.test_volume_backups_e2e import WRITER
 from tests.unit.coordinator.support import assert_error, audit_events
 
 pytestmark = pytest.mark.docker
@@ -47,26 +30,16 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
-    harness = Coordinator(
-        tmp_path / "coordinator",
-        database_url,
-        ws_ping_seconds=5.0,
-        dependency_image_postgres=db_images("postgres")["postgres"],
-    )
-    await harness.start()
-    try:
+    async with bk.db_coordinator(tmp_path, database_url, "postgres") as harness:
         yield harness
-    finally:
-        await harness.close()
 
 
-async def _add_dir(stack: Workload, name: str, path: Path | str) -> str:
-    created = await stack.call(
-        "POST",
-        "/backup-targets",
-        {"name": name, "kind": "server-directory", "serverId": stack.server_id, "path": str(path)},
-    )
-    return str(created["id"])
+def _allowed(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A directory the agent may keep backups in, and the agent environment allowing it."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    allowed = allowed.resolve()
+    return allowed, {"BERTH_AGENT_BACKUP_DIRS": str(allowed)}
 
 
 async def test_postgres_backup_to_a_server_directory_restores_dropped_rows(
@@ -75,20 +48,13 @@ async def test_postgres_backup_to_a_server_directory_restores_dropped_rows(
     tmp_path: Path,
     docker_client: docker.DockerClient,
 ) -> None:
-    allowed = tmp_path / "allowed"
-    allowed.mkdir()
-    allowed = allowed.resolve()
-    env = {"BERTH_AGENT_BACKUP_DIRS": str(allowed)}
-    stack = await workload(
-        coordinator, admin_token, tmp_path / "agent", "sleep 3600", agent_env=env
-    )
-    try:
+    allowed, env = _allowed(tmp_path)
+    async with bk.agent_stack(
+        coordinator, admin_token, tmp_path, docker_client, agent_env=env
+    ) as stack:
         db = await _scenario(stack, coordinator, docker_client, allowed, tmp_path)
         await _cli(stack, coordinator, allowed, tmp_path)
         await _offline(stack, coordinator, db, tmp_path)
-    finally:
-        await stack.agent.stop()
-        _cleanup(docker_client)
 
 
 async def _scenario(
@@ -98,13 +64,7 @@ async def _scenario(
     allowed: Path,
     tmp_path: Path,
 ) -> str:
-    db = await _provision(stack, "Main DB")
-    _psql(
-        client,
-        db,
-        "create table items (n int primary key, label text);"
-        "insert into items select g, md5(g::text) from generate_series(1, 5000) g",
-    )
+    db = await bk.filled_postgres(stack, client, "Main DB")
     # Outside the agent's allowed directories: a 403 naming them, nothing stored or written.
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -130,17 +90,14 @@ async def _scenario(
     assert listed["items"] == []
 
     directory = allowed / "prod" / "db"
-    target = await _add_dir(stack, "local", directory)
+    target = await bk.add_dir_target(stack, "local", directory)
     shown = await stack.call("GET", f"/backup-targets/{target}")
     assert (shown["kind"], shown["serverId"], shown["path"]) == (
         "server-directory",
         stack.server_id,
         str(directory),
     )
-    created = await stack.call(
-        "POST", f"/dependency-resources/{db}/backups", {"backupTargetId": target}
-    )
-    backup = await _settled(stack, created["id"])
+    backup = await bk.backup_to(stack, db, target)
     assert backup["status"] == "ready", backup
     assert backup["target"] == "server-directory"
     name = f"{backup['id']}.berthbk"
@@ -153,27 +110,11 @@ async def _scenario(
     assert sorted(p.name for p in directory.iterdir()) == [name]
     stored = (directory / name).read_bytes()
     assert len(stored) == backup["sizeBytes"]
-    assert stored.startswith(b"BERTHBK1")
-    assert b"PGDMP" not in stored
-    assert b"md5" not in stored
-    data_dir = coordinator.settings().data_dir
-    assert not list((data_dir / "backups").glob(f"{backup['id']}*"))
-    key = load_key(data_dir / "backup.key")
-    opener = Opener(key, str(backup["id"]), str(backup["sha256"]))
-    plain = b"".join(opener.feed(stored))
-    opener.end()
-    assert plain.startswith(b"PGDMP")
-    with pytest.raises(ArtifactDamaged):
-        Opener(bytes(32), str(backup["id"]), str(backup["sha256"])).feed(stored)
+    bk.assert_ciphertext_only(coordinator, backup, stored)
 
-    # Drop the table, restore from the server's directory: the rows are back.
-    _psql(client, db, "drop table items")
-    attempt = await _restore(stack, str(backup["id"]), "ready")
-    assert attempt["failureCode"] is None
-    assert _count(client, db) == 5000
-    # Verification reads it from the directory into a throwaway database.
-    verification = await _verify(stack, str(backup["id"]), "passed")
-    assert verification["rows"] == 5000
+    # Drop the table, restore from the server's directory: the rows are back; verification
+    # reads it from the directory into a throwaway database.
+    await bk.restores_dropped_rows_and_verifies(stack, client, db, str(backup["id"]))
     events = await audit_events(coordinator, stack.token)
     [added] = [e for e in events if e["eventType"] == "backup-target.created"]
     assert added["payload"]["path"] == str(directory)
@@ -182,13 +123,10 @@ async def _scenario(
     # agent refuses at the first write, the backup fails with the reason, nothing is written.
     swapped = allowed / "swapped"
     swapped.mkdir()
-    later = await _add_dir(stack, "swapped", swapped)
+    later = await bk.add_dir_target(stack, "swapped", swapped)
     swapped.rmdir()
     swapped.symlink_to(outside)
-    created = await stack.call(
-        "POST", f"/dependency-resources/{db}/backups", {"backupTargetId": later}
-    )
-    failed = await _settled(stack, created["id"])
+    failed = await bk.backup_to(stack, db, later)
     assert failed["status"] == "failed", failed
     assert failed["failureCode"] == "runtime_failed"
     assert "symbolic link" in str(failed["failureMessage"])
@@ -235,42 +173,20 @@ async def test_volume_backup_to_a_server_directory_restores_deleted_files(
     tmp_path: Path,
     docker_client: docker.DockerClient,
 ) -> None:
-    allowed = tmp_path / "allowed"
-    allowed.mkdir()
-    allowed = allowed.resolve()
-    env = {"BERTH_AGENT_BACKUP_DIRS": str(allowed)}
-    stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER, agent_env=env)
-    try:
-        volume_id = await _volume(stack, "data")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/storage-attachments",
-            {"storageVolumeId": volume_id, "destinationPath": "/data"},
-        )
-        await stack.deploy()
-
-        async def written() -> bool:
-            return len(_files(docker_client, volume_id)) == 2
-
-        await eventually(written, timeout=30, what="the app to write its files")
-        original = _files(docker_client, volume_id)
-        target = await _add_dir(stack, "local", allowed / "volumes")
-        created = await stack.call(
-            "POST", f"/storage-volumes/{volume_id}/backups", {"backupTargetId": target}
-        )
-        backup = await _volume_settled(stack, created["id"])
+    allowed, env = _allowed(tmp_path)
+    async with bk.agent_stack(
+        coordinator, admin_token, tmp_path, docker_client, WRITER, agent_env=env
+    ) as stack:
+        volume_id, original = await bk.written_volume(stack, docker_client)
+        target = await bk.add_dir_target(stack, "local", allowed / "volumes")
+        backup = await bk.volume_backup_to(stack, volume_id, target)
         assert backup["target"] == "server-directory"
         stored = (allowed / "volumes" / f"{backup['id']}.berthbk").read_bytes()
         assert len(stored) == backup["sizeBytes"]
         assert b"19999\n20000" not in stored  # the archive's file content is not in clear
-
-        _sh(docker_client, volume_id, "rm -rf /v/notes && echo changed > /v/a.txt")
-        attempt = await _restored(stack, str(backup["id"]), {})
-        assert attempt["status"] == "ready", attempt
-        assert _files(docker_client, volume_id) == original
-    finally:
-        await stack.agent.stop()
-        _cleanup(docker_client)
+        await bk.restores_deleted_files(
+            stack, docker_client, volume_id, str(backup["id"]), original
+        )
 
 
 async def _offline(stack: Workload, coordinator: Coordinator, db: str, tmp_path: Path) -> None:
@@ -283,16 +199,7 @@ async def _offline(stack: Workload, coordinator: Coordinator, db: str, tmp_path:
         coordinator, stack.token, tmp_path / "agent-2", name="node-2", env=env
     )
     try:
-        created = await stack.call(
-            "POST",
-            "/backup-targets",
-            {
-                "name": "node-2",
-                "kind": "server-directory",
-                "serverId": server_id,
-                "path": str(allowed),
-            },
-        )
+        created = await bk.add_dir_target(stack, "node-2", allowed, server_id)
     finally:
         await agent.stop()
 
@@ -300,10 +207,7 @@ async def _offline(stack: Workload, coordinator: Coordinator, db: str, tmp_path:
         return await coordinator.agent_status(stack.token, server_id) != "online"
 
     await eventually(offline, what="node-2 offline")
-    taken = await stack.call(
-        "POST", f"/dependency-resources/{db}/backups", {"backupTargetId": created["id"]}
-    )
-    failed = await _settled(stack, taken["id"])
+    failed = await bk.backup_to(stack, db, created)
     assert failed["status"] == "failed", failed
     assert failed["failureCode"] == "unavailable"
     assert "not connected" in str(failed["failureMessage"])

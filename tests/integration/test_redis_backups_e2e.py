@@ -10,8 +10,8 @@ import pytest
 
 from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import Workload, workload
-from tests.integration.test_backups_e2e import _backup, _cleanup, _provision, _restore, _verify
+from tests.integration import backup_stacks as bk
+from tests.integration.stacks import Workload, remove_session_objects, workload
 
 pytestmark = pytest.mark.docker
 
@@ -60,17 +60,17 @@ async def test_redis_backup_restores_flushed_keys_verifies_and_clones(
     try:
         token = await harness.bootstrap()
         stack = await workload(harness, token, tmp_path / "agent", "sleep 3600")
-        db = await _provision(stack, "Cache", kind="redis")
+        db = await bk.provision(stack, "Cache", kind="redis")
         _fill(docker_client, db)
         assert _redis(docker_client, db, "DBSIZE") == str(KEYS)
-        backup = await _backup(stack, db)
+        backup = await bk.backup(stack, db)
         assert backup["dependencyKind"] == "redis"
         assert backup["sizeBytes"] > 0
 
         # Lose everything, write something else: the restore brings back exactly the backup.
         _redis(docker_client, db, "FLUSHALL")
         _redis(docker_client, db, "SET", "after-backup", "1")
-        attempt = await _restore(stack, backup["id"], "ready")
+        attempt = await bk.restore(stack, backup["id"], "ready")
         assert attempt["failureCode"] is None
         assert _redis(docker_client, db, "DBSIZE") == str(KEYS)
         assert _redis(docker_client, db, "GET", "key:1234") == "value-1234"
@@ -86,19 +86,19 @@ async def test_redis_backup_restores_flushed_keys_verifies_and_clones(
         await _wait_ping(docker_client, db)
         assert _redis(docker_client, db, "DBSIZE") == str(KEYS + 1)
 
-        verification = await _verify(stack, backup["id"], "passed")
+        verification = await bk.verify(stack, backup["id"], "passed")
         assert (verification["tables"], verification["rows"]) == (1, KEYS), verification
         assert not docker_client.containers.list(
             all=True, filters={"label": f"berth.backup-verification={backup['id']}"}
         )
 
-        clone = await _provision(stack, "Cache copy", kind="redis")
-        await _restore(stack, backup["id"], "ready", {"targetDependencyResourceId": clone})
+        clone = await bk.provision(stack, "Cache copy", kind="redis")
+        await bk.restore(stack, backup["id"], "ready", {"targetDependencyResourceId": clone})
         assert _redis(docker_client, clone, "DBSIZE") == str(KEYS)
     finally:
         if stack is not None:
             await stack.agent.stop()
-        _cleanup(docker_client)
+        remove_session_objects(docker_client)
         await harness.close()
 
 

@@ -6,27 +6,16 @@ left), and a PostgreSQL restore cut off mid-stream by a damaged artifact replace
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 from docker.models.containers import Container
 
-from tests.db_images import db_images
 from tests.harness import Coordinator, eventually
-from tests.integration.stacks import Workload, workload
-from tests.integration.test_backups_e2e import (
-    LOCK_SQL,
-    MARIA_FILL,
-    MARIA_ROWS,
-    _backup,
-    _cleanup,
-    _count,
-    _login,
-    _maria,
-    _provision,
-    _psql,
-    _restore,
-)
+from tests.integration import backup_stacks as bk
+from tests.integration.backup_stacks import LOCK_SQL, MARIA_FILL, MARIA_ROWS
+from tests.integration.stacks import Workload
 
 pytestmark = pytest.mark.docker
 
@@ -37,13 +26,6 @@ FILL = (
     "insert into items select g, md5(random()::text) || md5(random()::text)"
     " || md5(random()::text) from generate_series(1, 60000) g"
 )
-
-
-def _container(client: docker.DockerClient, dependency_id: str) -> Container:
-    [container] = client.containers.list(
-        filters={"label": f"berth.dependency-resource-id={dependency_id}"}
-    )
-    return container
 
 
 def _actions(client: docker.DockerClient, container_id: str | None, since: float) -> list[str]:
@@ -66,18 +48,19 @@ def _no_dump_left(container: Container) -> None:
 
 @pytest.fixture
 async def coordinator(tmp_path: Path, database_url: str) -> AsyncIterator[Coordinator]:
-    harness = Coordinator(
-        tmp_path / "coordinator",
-        database_url,
-        ws_ping_seconds=5.0,
-        dependency_image_postgres=db_images("postgres")["postgres"],
-        dependency_image_mysql=db_images("mysql")["mysql"],
-    )
-    await harness.start()
-    try:
+    async with bk.db_coordinator(tmp_path, database_url, "postgres", "mysql") as harness:
         yield harness
-    finally:
-        await harness.close()
+
+
+async def _backed_up(
+    stack: Workload, client: docker.DockerClient, name: str
+) -> tuple[str, dict[str, Any], Container]:
+    """A PostgreSQL database ``name`` filled with ``FILL``, backed up; its id, the backup and
+    its container."""
+    db = await bk.provision(stack, name)
+    bk.psql(client, db, FILL)
+    backup = await bk.backup(stack, db)
+    return db, backup, bk.db_container(client, db)
 
 
 async def test_postgres_restore_streams_into_pg_restore_and_a_cut_off_one_replaces_nothing(
@@ -86,18 +69,14 @@ async def test_postgres_restore_streams_into_pg_restore_and_a_cut_off_one_replac
     tmp_path: Path,
     docker_client: docker.DockerClient,
 ) -> None:
-    stack: Workload = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
-    try:
-        db = await _provision(stack, "Big DB")
-        _psql(docker_client, db, FILL)
-        backup = await _backup(stack, db)
-        container = _container(docker_client, db)
+    async with bk.agent_stack(coordinator, admin_token, tmp_path, docker_client) as stack:
+        db, backup, container = await _backed_up(stack, docker_client, "Big DB")
 
         # Dropped, restored: the dump went into pg_restore's stdin, never into the container.
-        _psql(docker_client, db, "drop table items")
+        bk.psql(docker_client, db, "drop table items")
         started = time.time()
-        await _restore(stack, backup["id"], "ready")
-        assert _count(docker_client, db) == ROWS
+        await bk.restore(stack, backup["id"], "ready")
+        assert bk.count(docker_client, db) == ROWS
         actions = _actions(docker_client, container.id, started)
         assert "extract-to-dir" not in actions, actions
         restores = [a for a in actions if a.startswith("exec_start: pg_restore")]
@@ -107,21 +86,18 @@ async def test_postgres_restore_streams_into_pg_restore_and_a_cut_off_one_replac
 
         # Damage three quarters in: pg_restore had most of the dump (its --clean drops too)
         # when the input was cut off; its one transaction rolls back, the table stays whole.
-        _psql(docker_client, db, "insert into items values (0, 'after the backup')")
+        bk.psql(docker_client, db, "insert into items values (0, 'after the backup')")
         artifact = coordinator.settings().data_dir / "backups" / f"{backup['id']}.berthbk"
         raw = bytearray(artifact.read_bytes())
         assert len(raw) > 8 * 384 * 1024, len(raw)
         raw[len(raw) * 3 // 4] ^= 0xFF
         artifact.write_bytes(bytes(raw))
         started = time.time()
-        failed = await _restore(stack, backup["id"], "failed")
+        failed = await bk.restore(stack, backup["id"], "failed")
         assert failed["failureCode"] == "artifact-damaged", failed
-        assert _count(docker_client, db) == ROWS + 1
+        assert bk.count(docker_client, db) == ROWS + 1
         assert "exec_start: pg_restore" in " ".join(_actions(docker_client, container.id, started))
         _no_dump_left(container)
-    finally:
-        await stack.agent.stop()
-        _cleanup(docker_client)
 
 
 async def test_mariadb_restore_streams_into_the_mariadb_client(
@@ -130,23 +106,19 @@ async def test_mariadb_restore_streams_into_the_mariadb_client(
     tmp_path: Path,
     docker_client: docker.DockerClient,
 ) -> None:
-    stack: Workload = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
-    try:
-        db = await _provision(stack, "Shop DB", kind="mysql")
-        _maria(docker_client, db, MARIA_FILL)
-        backup = await _backup(stack, db)
-        container = _container(docker_client, db)
-        _maria(docker_client, db, "drop table items")
+    async with bk.agent_stack(coordinator, admin_token, tmp_path, docker_client) as stack:
+        db = await bk.provision(stack, "Shop DB", kind="mysql")
+        bk.maria(docker_client, db, MARIA_FILL)
+        backup = await bk.backup(stack, db)
+        container = bk.db_container(docker_client, db)
+        bk.maria(docker_client, db, "drop table items")
         started = time.time()
-        await _restore(stack, backup["id"], "ready")
-        assert _maria(docker_client, db, "select count(*) from items") == str(MARIA_ROWS)
+        await bk.restore(stack, backup["id"], "ready")
+        assert bk.maria(docker_client, db, "select count(*) from items") == str(MARIA_ROWS)
         actions = _actions(docker_client, container.id, started)
         assert "extract-to-dir" not in actions, actions
         assert [a for a in actions if a.startswith("exec_start: mariadb -h")], actions
         _no_dump_left(container)
-    finally:
-        await stack.agent.stop()
-        _cleanup(docker_client)
 
 
 async def test_a_restore_cut_off_by_a_lost_link_fails_and_pg_restore_replaces_nothing(
@@ -155,20 +127,16 @@ async def test_a_restore_cut_off_by_a_lost_link_fails_and_pg_restore_replaces_no
     tmp_path: Path,
     docker_client: docker.DockerClient,
 ) -> None:
-    stack: Workload = await workload(coordinator, admin_token, tmp_path / "agent", "sleep 3600")
-    try:
-        db = await _provision(stack, "Locked DB")
-        _psql(docker_client, db, FILL)
-        backup = await _backup(stack, db)
-        _psql(docker_client, db, "insert into items values (0, 'after the backup')")
-        container = _container(docker_client, db)
+    async with bk.agent_stack(coordinator, admin_token, tmp_path, docker_client) as stack:
+        db, backup, container = await _backed_up(stack, docker_client, "Locked DB")
+        bk.psql(docker_client, db, "insert into items values (0, 'after the backup')")
         # A transaction holding the table: pg_restore's --clean waits for it, so the dump
         # backs up (the agent's writes wait) with most of it still on the coordinator.
-        container.exec_run([*_login(container), "-c", LOCK_SQL], detach=True)
+        container.exec_run([*bk.login(container), "-c", LOCK_SQL], detach=True)
 
         async def restore_waits() -> bool:
             return (
-                _psql(
+                bk.psql(
                     docker_client,
                     db,
                     "select count(*) from pg_stat_activity where application_name = 'pg_restore'"
@@ -185,21 +153,13 @@ async def test_a_restore_cut_off_by_a_lost_link_fails_and_pg_restore_replaces_no
         await eventually(restore_waits, timeout=60, what="pg_restore to wait for the lock")
         await stack.agent.stop()
 
-        async def failed() -> bool:
-            shown = await stack.call("GET", f"/dependency-resources/backups/{backup['id']}")
-            attempt = shown["backup"]["latestRestoreAttempt"]
-            assert attempt["status"] in ("pending", "failed"), attempt
-            return bool(attempt["status"] == "failed")
-
-        await eventually(failed, timeout=120, what="the restore to fail")
-        shown = await stack.call("GET", f"/dependency-resources/backups/{backup['id']}")
-        attempt = shown["backup"]["latestRestoreAttempt"]
+        attempt = await bk.restore_settled(stack, backup["id"], "failed")
         assert attempt["failureCode"] == "unavailable", attempt
         assert attempt["failureMessage"], attempt
 
         # The lock released: pg_restore reads the rest of its input, finds it cut short, and
         # its one transaction rolls back: the table is as before the restore.
-        _psql(
+        bk.psql(
             docker_client,
             db,
             "select pg_terminate_backend(pid) from pg_stat_activity"
@@ -208,7 +168,7 @@ async def test_a_restore_cut_off_by_a_lost_link_fails_and_pg_restore_replaces_no
 
         async def restore_gone() -> bool:
             return (
-                _psql(
+                bk.psql(
                     docker_client,
                     db,
                     "select count(*) from pg_stat_activity where application_name = 'pg_restore'",
@@ -217,8 +177,5 @@ async def test_a_restore_cut_off_by_a_lost_link_fails_and_pg_restore_replaces_no
             )
 
         await eventually(restore_gone, timeout=60, what="pg_restore to end")
-        assert _count(docker_client, db) == ROWS + 1
+        assert bk.count(docker_client, db) == ROWS + 1
         _no_dump_left(container)
-    finally:
-        await stack.agent.stop()
-        _cleanup(docker_client)
