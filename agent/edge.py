@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol
 
@@ -10,6 +10,7 @@ import aiohttp
 from pydantic import TypeAdapter
 
 from agent.edge_ask import OnDemandAsk
+from agent.edge_held import HeldRoutes
 from agent.edge_routes import (
     FALLBACK_ROUTE_ID,
     TLS_FALLBACK_ROUTE_ID,
@@ -95,6 +96,10 @@ class CaddyEdge:
         # skip_certificates), yet serve them on the TLS server with what it holds.
         self._held_names: dict[str, frozenset[str]] = {}
         self._skipping: frozenset[str] = frozenset()
+        # The routes the agent holds in Caddy, so a change writes without reading them first.
+        self._held = HeldRoutes()
+        # One change at a time: each works from the copy above and updates it.
+        self._changing = asyncio.Lock()
 
     def routes_https(self, hostname: str) -> bool:
         """Whether a route of Berth's serves ``hostname`` on the HTTPS server (the ask check)."""
@@ -205,10 +210,34 @@ class CaddyEdge:
         }
 
     async def ensure_server(self) -> None:
-        """Create ``apps.http.servers.berth`` (and the parents that are missing)."""
+        """Create ``apps.http.servers.berth`` (and the parents that are missing), then read
+        the routes the edge's servers hold (the copy changes work from)."""
+        async with self._changing:
+            await self._resync()
+
+    def _settings_key(self) -> object:
+        # What ensure_server writes depends on these: a change of any needs a pass.
+        return (
+            self._listen,
+            self._tls,
+            self._http3,
+            self._failure_dial,
+            frozenset(self._on_demand_bases),
+        )
+
+    async def _resync(self) -> None:
         # One at a time: two concurrent passes would both add the fallback route.
         async with self._ensure_lock:
+            self._held.forget()
             await self._ensure_server()
+            servers = await self._call("GET", "/config/apps/http/servers", missing_ok=True)
+            paths = {SERVER_NAME: _SERVER_PATH, TLS_SERVER_NAME: _TLS_SERVER_PATH}
+            self._held.load(servers, paths, self._settings_key())
+
+    async def _ready(self) -> None:
+        """Read Caddy's config (and put the servers in place) unless the copy is current."""
+        if not self._held.known(self._settings_key()):
+            await self._resync()
 
     async def _ensure_server(self) -> None:
         config = await self._call("GET", "/config/")
@@ -278,24 +307,24 @@ class CaddyEdge:
             return
         tail: list[dict[str, Any]] = []
         fallback = _FALLBACKS[server]
-        held = await self._call("GET", f"{server}/routes", missing_ok=True)
-        if any(
-            isinstance(r, dict) and r.get("@id") == fallback
-            for r in (held if isinstance(held, list) else [])
-        ):
+        if self._held.on(fallback, server):
             await self._call("DELETE", f"/id/{fallback}")
+            self._held.drop(fallback)
             tail = [fallback_route(fallback)]
         await self._call("POST", f"{server}/routes/...", [*routes, *tail])
+        for route in [*routes, *tail]:
+            self._held.put(server, route)
 
     async def _add_route(self, server: str, route: dict[str, Any]) -> None:
         """Add a route at the end of ``server``'s routes, but before the fallback route."""
-        routes = await self._call("GET", f"{server}/routes", missing_ok=True)
-        for index, existing in enumerate(routes if isinstance(routes, list) else []):
-            if isinstance(existing, dict) and existing.get("@id") == _FALLBACKS[server]:
-                # PUT at an index inserts there (the fallback moves one down).
-                await self._call("PUT", f"{server}/routes/{index}", route)
-                return
-        await self._call("POST", f"{server}/routes", route)
+        fallback = _FALLBACKS[server]
+        if self._held.on(fallback, server):
+            # PUT at the fallback's path (its id resolves to its index) inserts there: the
+            # fallback moves one down, wherever it is, without reading the route list.
+            await self._call("PUT", f"/id/{fallback}", route)
+        else:
+            await self._call("POST", f"{server}/routes", route)
+        self._held.put(server, route)
 
     async def _ensure_tls(
         self, tls: EdgeTls, http: dict[str, Any], servers: dict[str, Any]
@@ -340,26 +369,51 @@ class CaddyEdge:
 
         A route Caddy already holds as wanted is not written again: each write makes Caddy
         re-provision its whole config, so a change costs one write, not one per binding.
+        What Caddy holds comes from the agent's copy (``HeldRoutes``), checked against one read
+        of the resource's own route: a difference there (Caddy restarted, or the route was
+        edited by hand) or a write Caddy refuses makes the agent read the whole config again
+        and redo the change from it, once.
         """
-        route = build_route(resource_id, hostnames, path_prefix, upstreams)
-        existing = await self._call("GET", f"/id/{route_id(resource_id)}", missing_ok=True)
-        if existing is None:
-            await self.ensure_server()
+        async with self._changing:
+            if self._held.known(self._settings_key()):
+                own = route_id(resource_id)
+                observed = await self._call("GET", f"/id/{own}", missing_ok=True)
+                copy = self._held.get(own)
+                if observed != (copy[1] if copy is not None else None):
+                    self._held.forget()
+            route = build_route(resource_id, hostnames, path_prefix, upstreams)
+            await self._retrying(lambda: self._set_routes(resource_id, route, domains, upstreams))
+
+    async def _retrying(self, change: Callable[[], Awaitable[None]]) -> None:
+        """Run ``change`` from the copy; if Caddy refuses a call, read everything and rerun."""
+        fresh = not self._held.known(self._settings_key())
+        try:
+            await change()
+        except RuntimeFailed:
+            if fresh:
+                raise  # it worked from what Caddy holds now: a real refusal
+            self._held.forget()
+            await change()
+
+    async def _set_routes(
+        self,
+        resource_id: str,
+        route: dict[str, Any],
+        domains: Sequence[DomainRoute],
+        upstreams: list[str],
+    ) -> None:
+        await self._ready()
+        held = self._held.get(route["@id"])
+        if held is None:
             await self._add_route(_SERVER_PATH, route)
-        elif existing != route:
-            await self._call("PATCH", f"/id/{route_id(resource_id)}", route)
+        elif held[1] != route:
+            await self._call("PATCH", f"/id/{route['@id']}", route)
+            self._held.put(_SERVER_PATH, route)
         await self._set_domain_routes(resource_id, domains, upstreams)
 
-    async def _domain_routes(self, resource_id: str) -> dict[str, tuple[str, Any]]:
+    def _domain_routes(self, resource_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
         """The resource's domain routes in Caddy: route id -> (server path, route JSON)."""
-        prefix = domain_route_id(resource_id, "")
-        found: dict[str, tuple[str, Any]] = {}
-        for server in (_SERVER_PATH, _TLS_SERVER_PATH):
-            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
-            for r in routes if isinstance(routes, list) else []:
-                if isinstance(r, dict) and str(r.get("@id", "")).startswith(prefix):
-                    found[str(r["@id"])] = (server, r)
-        return found
+        return self._held.with_prefix(domain_route_id(resource_id, ""))
 
     def _wanted_routes(
         self, resource_id: str, domain: DomainRoute, upstreams: list[str]
@@ -387,15 +441,15 @@ class CaddyEdge:
         # A certificate-only name is under the on-demand policy too (so Caddy orders nothing
         # when its route is added) but the ask never allows it: only a held certificate serves.
         self._on_demand_bases.update(d.domain_name.partition(".")[2] for d in on_tls if d.on_demand)
-        if self._tls is not None and domains:
-            # Also puts the on-demand policy in place before a route names a host under it.
-            await self.ensure_server()
+        # A new on-demand base changes the settings: this also puts the on-demand policy in
+        # place before a route names a host under it.
+        await self._ready()
         loaded = frozenset(
             d.domain_name for d in domains if self._tls is not None and d.tls_mode == "imported"
         )
         # Before the routes: a route naming a host Caddy does not skip yet is an ACME order.
         await self._set_held_names(resource_id, loaded | self._held_names.get(resource_id, loaded))
-        present = await self._domain_routes(resource_id)
+        present = self._domain_routes(resource_id)
         wanted: set[str] = set()
         appended: dict[str, list[dict[str, Any]]] = {}
         for domain in domains:
@@ -405,19 +459,23 @@ class CaddyEdge:
                 if held is not None and held[0] == server:
                     if held[1] != route:
                         await self._call("PATCH", f"/id/{route['@id']}", route)
+                        self._held.put(server, route)
                     continue
                 if route["@id"] in present:  # moved between HTTP and HTTPS
                     await self._call("DELETE", f"/id/{route['@id']}", missing_ok=True)
+                    self._held.drop(route["@id"])
                 if domain.path_prefix not in ("", "/"):
                     # Caddy tries routes in order: a path under a host must come before the
                     # host's catch-all route, so it goes first (PUT at an index inserts).
                     await self._call("PUT", f"{server}/routes/0", route)
+                    self._held.put(server, route)
                 else:
                     appended.setdefault(server, []).append(route)
         for server, routes in appended.items():
             await self._add_routes(server, routes)
         for stale in sorted(set(present) - wanted):
             await self._call("DELETE", f"/id/{stale}", missing_ok=True)
+            self._held.drop(stale)
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 
@@ -444,9 +502,12 @@ class CaddyEdge:
 
     async def remove_route(self, resource_id: str) -> None:
         """Delete the resource's route and its domain bindings' routes."""
-        await self._call("DELETE", f"/id/{route_id(resource_id)}", missing_ok=True)
-        for stale in sorted(await self._domain_routes(resource_id)):
-            await self._call("DELETE", f"/id/{stale}", missing_ok=True)
+        async with self._changing:
+            await self._ready()
+            # A route missing already is gone as wanted: deleting by id needs no retry.
+            for stale in [route_id(resource_id), *sorted(self._domain_routes(resource_id))]:
+                await self._call("DELETE", f"/id/{stale}", missing_ok=True)
+                self._held.drop(stale)
         _ = self._https_hosts.pop(resource_id, None)
         await self._set_held_names(resource_id, frozenset())
 
