@@ -1,5 +1,6 @@
 """Running backups and restores: pull a dump from the database's agent chunk by chunk into an
-encrypted artifact, or push an artifact back, one request per chunk (bounded memory both ways).
+encrypted artifact, or push an artifact back, one request per chunk with a few in flight
+(coordinator/backups/window.py; bounded memory both ways).
 
 A backup is ``ready`` only after its artifact was completely written, fsynced and renamed into
 place; anything else (the agent's link lost, the dump failing, a coordinator restart) ends it
@@ -9,7 +10,7 @@ place; anything else (the agent's link lost, the dump failing, a coordinator res
 import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from coordinator.backups import target_records
 from coordinator.backups.artifacts import ArtifactDamaged, load_key
 from coordinator.backups.targets import ArtifactSink, ArtifactStore, CoordinatorStore
+from coordinator.backups.window import WindowedAgents, read_replies, write_chunks
 from coordinator.db.backup_models import DependencyBackup
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import kinds
@@ -37,7 +39,6 @@ from shared.messages import (
     MAX_CHUNK_BYTES,
     BackupAbort,
     BackupOpen,
-    BackupRead,
     BackupReply,
     BackupTarget,
     CoordinatorMessage,
@@ -81,6 +82,8 @@ class BackupRunner:
         self.root = settings.backup_dir or settings.data_dir / "backups"
         self._key: bytes | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Which agents take several chunks in flight (told by the listener on connect).
+        self.windows = WindowedAgents()
         # Told (event type, backup id) of each outcome: backup.succeeded, backup.failed,
         # backup.verified, backup.verification-failed, restore.succeeded, restore.failed.
         self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
@@ -122,17 +125,15 @@ class BackupRunner:
         sink = await store.open_writer(backup_id)
         try:
             await self.ask(session, opening, CHUNK_TIMEOUT_SECONDS)
-            while True:
-                reply = await self.ask(
-                    session,
-                    lambda mid: BackupRead(id=mid, backup_id=backup_id),
-                    CHUNK_TIMEOUT_SECONDS,
-                )
-                if reply.eof:
-                    if on_eof is not None:
-                        on_eof(reply)
-                    break
-                await sink.add(base64.b64decode(reply.data))
+            window = self.windows.window_of(session)
+            replies = read_replies(session, backup_id, window, self.ask, CHUNK_TIMEOUT_SECONDS)
+            async with aclosing(replies):
+                async for reply in replies:
+                    if reply.eof:
+                        if on_eof is not None:
+                            on_eof(reply)
+                        break
+                    await sink.add(base64.b64decode(reply.data))
             sha256 = await sink.finish()
         except BaseException:
             await sink.discard()
@@ -148,13 +149,19 @@ class BackupRunner:
         store: ArtifactStore,
     ) -> None:
         """Stream ``backup_id``'s artifact, decrypted and checked, as transfer ``key`` (already
-        opened on the agent), one request per chunk."""
-        # Closed also when the agent fails midway: the target's connection is released at once.
-        async with aclosing(store.read(backup_id, sha256)) as chunks:
+        opened on the agent), one request per chunk, a window of them in flight."""
+
+        async def encoded(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str]:
             async for plain in chunks:
                 for at in range(0, len(plain), MAX_CHUNK_BYTES):
-                    data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
-                    await self.ask(session, write_request(key, data), CHUNK_TIMEOUT_SECONDS)
+                    yield base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
+
+        window = self.windows.window_of(session)
+        # Closed also when the agent fails midway: the target's connection is released at once.
+        async with aclosing(store.read(backup_id, sha256)) as chunks:
+            frames = encoded(chunks)
+            async with aclosing(frames):
+                await write_chunks(session, key, frames, window, self.ask, CHUNK_TIMEOUT_SECONDS)
 
     def spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -441,6 +448,9 @@ class BackupListener:
     """The backups capability on the agent links: replies only (resolved by the session), so
     nothing to consume; a link that closes fails the transfers waiting on it (the session)."""
 
+    def __init__(self, windows: WindowedAgents | None = None) -> None:
+        self.windows = windows
+
     @property
     def message_types(self) -> frozenset[str]:
         """None: ``backup_reply`` frames are replies."""
@@ -450,7 +460,10 @@ class BackupListener:
         """Never called (no unsolicited frames)."""
 
     async def on_connected(self, session: AgentSession, hello: Any) -> None:
-        """Nothing resumes: a transfer the link lost already failed."""
+        """Nothing resumes: a transfer the link lost already failed. Whether the agent takes
+        a window of chunks in flight is remembered for the session."""
+        if self.windows is not None:
+            self.windows.connected(session, list(getattr(hello, "capabilities", [])))
 
     def on_disconnected(self, session: AgentSession) -> None:
         """Nothing to do: the session fails the requests in flight (``unavailable``)."""
