@@ -59,5 +59,5 @@ def install(app: web.Application) -> None:
         app[REGISTRY_KEY], app[KEYRING_KEY], app[SETTINGS_KEY], lambda: guard_for(app)
     )
     app[VOLUME_RUNNER_KEY] = VolumeBackupRunner(app[RUNNER_KEY])
-    app[REGISTRY_KEY].add_listener(BackupListener(app[RUNNER_KEY].windows))
+    app[REGISTRY_KEY].add_listener(BackupListener())
     app.cleanup_ctx.append(_runner_ctx)

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from coordinator.backups import target_records
 from coordinator.backups.artifacts import ArtifactDamaged, load_key
 from coordinator.backups.targets import ArtifactSink, ArtifactStore, CoordinatorStore
-from coordinator.backups.window import WindowedAgents, read_replies, write_chunks
+from coordinator.backups.window import read_replies, window_of, write_chunks
 from coordinator.db.backup_models import DependencyBackup
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import kinds
@@ -82,8 +82,6 @@ class BackupRunner:
         self.root = settings.backup_dir or settings.data_dir / "backups"
         self._key: bytes | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # Which agents take several chunks in flight (told by the listener on connect).
-        self.windows = WindowedAgents()
         # Told (event type, backup id) of each outcome: backup.succeeded, backup.failed,
         # backup.verified, backup.verification-failed, restore.succeeded, restore.failed.
         self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
@@ -125,7 +123,7 @@ class BackupRunner:
         sink = await store.open_writer(backup_id)
         try:
             await self.ask(session, opening, CHUNK_TIMEOUT_SECONDS)
-            window = self.windows.window_of(session)
+            window = window_of(session)
             replies = read_replies(session, backup_id, window, self.ask, CHUNK_TIMEOUT_SECONDS)
             async with aclosing(replies):
                 async for reply in replies:
@@ -156,7 +154,7 @@ class BackupRunner:
                 for at in range(0, len(plain), MAX_CHUNK_BYTES):
                     yield base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
 
-        window = self.windows.window_of(session)
+        window = window_of(session)
         # Closed also when the agent fails midway: the target's connection is released at once.
         async with aclosing(store.read(backup_id, sha256)) as chunks:
             frames = encoded(chunks)
@@ -448,9 +446,6 @@ class BackupListener:
     """The backups capability on the agent links: replies only (resolved by the session), so
     nothing to consume; a link that closes fails the transfers waiting on it (the session)."""
 
-    def __init__(self, windows: WindowedAgents | None = None) -> None:
-        self.windows = windows
-
     @property
     def message_types(self) -> frozenset[str]:
         """None: ``backup_reply`` frames are replies."""
@@ -460,10 +455,7 @@ class BackupListener:
         """Never called (no unsolicited frames)."""
 
     async def on_connected(self, session: AgentSession, hello: Any) -> None:
-        """Nothing resumes: a transfer the link lost already failed. Whether the agent takes
-        a window of chunks in flight is remembered for the session."""
-        if self.windows is not None:
-            self.windows.connected(session, list(getattr(hello, "capabilities", [])))
+        """Nothing resumes: a transfer the link lost already failed."""
 
     def on_disconnected(self, session: AgentSession) -> None:
         """Nothing to do: the session fails the requests in flight (``unavailable``)."""

@@ -11,7 +11,6 @@ chunks (each at most ``MAX_CHUNK_BYTES``) are held on either side. Agents that d
 """
 
 import asyncio
-import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Final
@@ -26,23 +25,10 @@ WINDOW: Final = 8
 Ask = Callable[[AgentSession, Callable[[int], CoordinatorMessage], float], Awaitable[BackupReply]]
 
 
-class WindowedAgents:
-    """The sessions whose agent advertised ``backups.window.v1`` (forgotten with the session)."""
-
-    def __init__(self, window: int = WINDOW) -> None:
-        self.window = window
-        self._sessions: weakref.WeakSet[AgentSession] = weakref.WeakSet()
-
-    def connected(self, session: AgentSession, capabilities: list[str]) -> None:
-        """Remember what a newly connected agent said it can do."""
-        if BACKUP_WINDOW_CAPABILITY in capabilities:
-            self._sessions.add(session)
-        else:
-            self._sessions.discard(session)
-
-    def window_of(self, session: AgentSession) -> int:
-        """How many chunks may be in flight to ``session``'s agent (1: no ``seq``)."""
-        return self.window if session in self._sessions else 1
+def window_of(session: AgentSession, capability: str = BACKUP_WINDOW_CAPABILITY) -> int:
+    """How many chunks may be in flight to ``session``'s agent (1, and no ``seq``, unless it
+    advertised ``capability``)."""
+    return WINDOW if capability in session.capabilities else 1
 
 
 class _InFlight:

@@ -15,7 +15,7 @@ import pytest
 
 from coordinator.backups.runner import BackupRunner, TransferFailed
 from coordinator.backups.targets import CoordinatorStore
-from coordinator.backups.window import WindowedAgents, read_replies, write_chunks
+from coordinator.backups.window import WINDOW, read_replies, window_of, write_chunks
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
@@ -41,7 +41,10 @@ class Agent:
     """Answers backup requests like an agent, the later ones of a window sooner (so replies
     complete out of order), and records what it received and how much was in flight."""
 
-    def __init__(self, dump: list[bytes], fail_seq: int | None = None) -> None:
+    def __init__(
+        self, dump: list[bytes], fail_seq: int | None = None, capabilities: tuple[str, ...] = ()
+    ) -> None:
+        self.capabilities = frozenset(capabilities)
         self.dump = list(dump)
         self.fail_seq = fail_seq
         self.received: list[CoordinatorMessage] = []
@@ -193,15 +196,9 @@ async def test_a_transfer_cancelled_while_waiting_cancels_its_requests() -> None
 
 
 def test_only_agents_that_advertise_it_get_a_window() -> None:
-    windows = WindowedAgents(window=8)
-    new, old = Agent([]), Agent([])
-    windows.connected(_session(new), ["backups.v1", BACKUP_WINDOW_CAPABILITY])
-    windows.connected(_session(old), ["backups.v1"])
-    assert windows.window_of(_session(new)) == 8
-    assert windows.window_of(_session(old)) == 1
-    # A reconnect without it (an older agent came back) forgets it.
-    windows.connected(_session(new), ["backups.v1"])
-    assert windows.window_of(_session(new)) == 1
+    new, old = Agent([], capabilities=("backups.v1", BACKUP_WINDOW_CAPABILITY)), Agent([])
+    assert window_of(_session(new)) == WINDOW > 1
+    assert window_of(_session(old)) == 1
 
 
 def _runner(tmp_path: Path) -> BackupRunner:
@@ -211,8 +208,7 @@ def _runner(tmp_path: Path) -> BackupRunner:
 
 async def test_a_failure_mid_window_keeps_no_artifact(tmp_path: Path) -> None:
     runner = _runner(tmp_path)
-    agent = Agent([b"y" * 1000] * 30, fail_seq=7)
-    runner.windows.connected(_session(agent), [BACKUP_WINDOW_CAPABILITY])
+    agent = Agent([b"y" * 1000] * 30, fail_seq=7, capabilities=(BACKUP_WINDOW_CAPABILITY,))
     store = CoordinatorStore(tmp_path / "backups", runner.key)
     with pytest.raises(TransferFailed, match="disk full"):
         await runner.pull(
@@ -229,15 +225,13 @@ async def test_a_failure_mid_window_keeps_no_artifact(tmp_path: Path) -> None:
 async def test_a_windowed_pull_then_send_round_trips_every_byte(tmp_path: Path) -> None:
     runner = _runner(tmp_path)
     parts = [os.urandom(5000) for _ in range(25)]
-    reader = Agent(parts)
-    runner.windows.connected(_session(reader), [BACKUP_WINDOW_CAPABILITY])
+    reader = Agent(parts, capabilities=(BACKUP_WINDOW_CAPABILITY,))
     store = CoordinatorStore(tmp_path / "backups", runner.key)
     sink, sha256 = await runner.pull(
         _session(reader), "b1", store, lambda mid: BackupOpen(id=mid, backup_id="b1", target=TARGET)
     )
     assert sink.plain_bytes == sum(map(len, parts))
-    writer = Agent([])
-    runner.windows.connected(_session(writer), [BACKUP_WINDOW_CAPABILITY])
+    writer = Agent([], capabilities=(BACKUP_WINDOW_CAPABILITY,))
     await runner.send(_session(writer), "b1", "b1", sha256, store)
     assert writer.written == b"".join(parts)
     assert writer.most_in_flight > 1
