@@ -206,8 +206,6 @@ class BackupFeature:
         )
 
     def _note_end(self, message: Any, link: LinkContext, eof: bool) -> None:
-        if isinstance(message, BackupAbort):
-            self._ended_reads.pop(str(message.backup_id), None)
         if eof and isinstance(message, BackupRead) and message.seq is not None:
             self._ended_reads[str(message.backup_id)] = link
             while len(self._ended_reads) > _ENDED_READS:

@@ -47,7 +47,6 @@ from shared.messages import (
     DependencyStatus,
     RestoreFinish,
     RestoreOpen,
-    RestoreWrite,
 )
 
 logger = logging.getLogger(__name__)
@@ -433,13 +432,6 @@ def failure_code(exc: BaseException) -> str:
     if isinstance(exc, ArtifactDamaged):
         return "artifact-damaged"
     return (str(exc.code) if isinstance(exc, PlatformError) else "io-error")[:64]
-
-
-def write_request(backup_id: str, data: str) -> Callable[[int], CoordinatorMessage]:
-    def build(mid: int) -> CoordinatorMessage:
-        return RestoreWrite(id=mid, backup_id=backup_id, data=data)
-
-    return build
 
 
 class BackupListener:
