@@ -18,6 +18,7 @@ from typing import Any
 from agent.features import AgentFeature, LinkContext
 from agent.runtime import ContainerRuntime, EngineError
 from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.runtime.chunk_fill import read_full
 from agent.runtime.restore_stream import STREAMED_KINDS, StreamedRestore
 from agent.runtime.tar_census import CensusFailed, TarCensus
 from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
@@ -245,7 +246,7 @@ class BackupFeature:
                     await self._volumes.replace(backup_id, volume.staged, volume.volume_name)
                 await self._end(backup_id)
             case BackupRead() if transfer.dump is not None:
-                data = await transfer.dump.read(MAX_CHUNK_BYTES)
+                data = await read_full(transfer.dump, MAX_CHUNK_BYTES)
                 if transfer.census is not None:
                     await self._count(transfer, data)
                 if not data:

@@ -9,7 +9,14 @@ from typing import Any, cast
 
 from agent.backup_feature import BackupFeature
 from agent.runtime.backup_ops import BackupOps
-from shared.messages import BackupOpen, BackupRead, BackupReply, RestoreOpen, RestoreWrite
+from shared.messages import (
+    MAX_CHUNK_BYTES,
+    BackupOpen,
+    BackupRead,
+    BackupReply,
+    RestoreOpen,
+    RestoreWrite,
+)
 from shared.messages.backups import BACKUP_WINDOW_CAPABILITY
 from tests.harness import eventually
 from tests.unit.agent.test_backup_feature import (
@@ -40,7 +47,9 @@ def test_the_agent_advertises_the_window() -> None:
 async def test_a_window_of_reads_is_answered_in_seq_order_then_eof_past_the_end() -> None:
     sent = Sent()
     link = _link(sent)
-    dump = Dump([b"one", b"two", b"three"])
+    # Full-size parts: each is one chunk (smaller reads are gathered, chunk_fill.py).
+    parts = [bytes([n]) * MAX_CHUNK_BYTES for n in (1, 2, 3)]
+    dump = Dump(list(parts))
     feature = BackupFeature(cast(BackupOps, Ops(dump)), _NO_VOLUMES)
     await _ask(feature, link, sent, BackupOpen(id=1, backup_id="b1", target=TARGET))
     sent.clear()
@@ -49,7 +58,7 @@ async def test_a_window_of_reads_is_answered_in_seq_order_then_eof_past_the_end(
         feature.receive(BackupRead(id=10 + seq, backup_id="b1", seq=seq), link)
     replies = sorted(await _replies(sent, 6), key=lambda reply: reply.re)
     assert [reply.status for reply in replies] == ["ok"] * 6
-    assert [base64.b64decode(reply.data) for reply in replies[:3]] == [b"one", b"two", b"three"]
+    assert [base64.b64decode(reply.data) for reply in replies[:3]] == parts
     assert [reply.eof for reply in replies] == [False, False, False, True, True, True]
     assert dump.closed.is_set()
     # Past the end a windowed read still answers eof; one without seq names no transfer.
