@@ -149,9 +149,16 @@ class BackupRunner:
         opened on the agent), one request per chunk, a window of them in flight."""
 
         async def encoded(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str]:
+            # Full frames whatever the records' sizes (older artifacts hold records of a few
+            # KiB); the tail goes only after the artifact's checksum matched (the reader's end).
+            pending = bytearray()
             async for plain in chunks:
-                for at in range(0, len(plain), MAX_CHUNK_BYTES):
-                    yield base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
+                pending += plain
+                while len(pending) >= MAX_CHUNK_BYTES:
+                    yield base64.b64encode(pending[:MAX_CHUNK_BYTES]).decode("ascii")
+                    del pending[:MAX_CHUNK_BYTES]
+            if pending:
+                yield base64.b64encode(pending).decode("ascii")
 
         window = window_of(session)
         # Closed also when the agent fails midway: the target's connection is released at once.

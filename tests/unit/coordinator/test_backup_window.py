@@ -21,6 +21,7 @@ from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
 from coordinator.settings import Settings
 from shared.messages import (
+    MAX_CHUNK_BYTES,
     UNSTAMPED,
     BackupOpen,
     BackupRead,
@@ -224,7 +225,7 @@ async def test_a_failure_mid_window_keeps_no_artifact(tmp_path: Path) -> None:
 
 async def test_a_windowed_pull_then_send_round_trips_every_byte(tmp_path: Path) -> None:
     runner = _runner(tmp_path)
-    parts = [os.urandom(5000) for _ in range(25)]
+    parts = [os.urandom(5000) for _ in range(100)]
     reader = Agent(parts, capabilities=(BACKUP_WINDOW_CAPABILITY,))
     store = CoordinatorStore(tmp_path / "backups", runner.key)
     sink, sha256 = await runner.pull(
@@ -234,4 +235,6 @@ async def test_a_windowed_pull_then_send_round_trips_every_byte(tmp_path: Path) 
     writer = Agent([], capabilities=(BACKUP_WINDOW_CAPABILITY,))
     await runner.send(_session(writer), "b1", "b1", sha256, store)
     assert writer.written == b"".join(parts)
-    assert writer.most_in_flight > 1
+    # Records of 5000 bytes go back as full frames (the tail last).
+    sizes = [len(base64.b64decode(m.data)) for m in writer.received if isinstance(m, RestoreWrite)]
+    assert sizes == [MAX_CHUNK_BYTES, 100 * 5000 - MAX_CHUNK_BYTES]
