@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from agent.features import AgentFeature, LinkContext
 from agent.runtime import ContainerRuntime, EngineError
 from agent.runtime.backup_ops import BackupOps, DumpStream
+from agent.runtime.chunk_fill import read_full
 from agent.runtime.restore_stream import STREAMED_KINDS, StreamedRestore
 from agent.runtime.tar_census import CensusFailed, TarCensus
 from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
@@ -47,11 +49,14 @@ from shared.messages import (
     VolumeRestoreSettle,
     VolumeVerifyOpen,
 )
+from shared.messages.backups import BACKUP_WINDOW_CAPABILITY
 
 logger = logging.getLogger(__name__)
 
 # Chunks a restore holds between the link and the engine (each at most MAX_CHUNK_BYTES).
 _RESTORE_QUEUE = 4
+# Dumps read to their end that still answer ``eof`` to the reads a window had in flight.
+_ENDED_READS = 64
 
 
 @dataclass(eq=False)
@@ -88,6 +93,8 @@ class _Transfer:
     # A volume backup's archive counted as it streams; the manifest for the reply.
     census: TarCensus | None = None
     manifest: VolumeManifest | None = None
+    # The ``seq`` the next windowed ``backup_read`` / ``restore_write`` must carry.
+    next_seq: int = 0
 
 
 class BackupFeature:
@@ -103,6 +110,7 @@ class BackupFeature:
         self._replacer = VolumeReplacer(volumes, intents)
         self._transfers: dict[str, _Transfer] = {}
         self._requests: set[asyncio.Task[None]] = set()
+        self._ended_reads: OrderedDict[str, LinkContext] = OrderedDict()
 
     @property
     def message_types(self) -> frozenset[str]:
@@ -111,8 +119,8 @@ class BackupFeature:
 
     @property
     def capabilities(self) -> list[str]:
-        """``backups.v1`` and ``volume-backups.v1``."""
-        return [BACKUPS_CAPABILITY, VOLUME_BACKUPS_CAPABILITY]
+        """``backups.v1``, ``volume-backups.v1`` and ``backups.window.v1``."""
+        return [BACKUPS_CAPABILITY, VOLUME_BACKUPS_CAPABILITY, BACKUP_WINDOW_CAPABILITY]
 
     async def run(self) -> None:
         """Redo the volume replaces an earlier run left unfinished; end every transfer when the
@@ -135,6 +143,9 @@ class BackupFeature:
         for backup_id, transfer in list(self._transfers.items()):
             if transfer.link is link:
                 self._spawn(self._end(backup_id))
+        for backup_id, ended in list(self._ended_reads.items()):
+            if ended is link:
+                del self._ended_reads[backup_id]
 
     def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
         """Nothing of this feature waits on an error frame."""
@@ -162,10 +173,21 @@ class BackupFeature:
         eof = False
         counts: tuple[int, int] | None = None
         try:
-            if transfer is None or transfer.link is not link:
+            if self._past_end(message, link, transfer):
+                eof = True
+            elif transfer is None or transfer.link is not link:
                 raise PlatformError(f"no transfer {backup_id!r} is open on this link")
-            async with transfer.lock:
-                data, eof, counts = await self._handle(message, transfer)
+            else:
+                async with transfer.lock:
+                    if self._past_end(message, link, self._transfers.get(backup_id)):
+                        eof = True
+                    elif self._transfers.get(backup_id) is not transfer:
+                        # Ended (failed or aborted) while this request waited its turn.
+                        raise PlatformError(f"transfer {backup_id!r} ended")
+                    else:
+                        _in_order(transfer, message)
+                        data, eof, counts = await self._handle(message, transfer)
+                        self._note_end(message, link, eof)
             reply = BackupReply(
                 id=UNSTAMPED,
                 re=message.id,
@@ -175,7 +197,7 @@ class BackupFeature:
                 eof=eof,
                 tables=counts[0] if counts else None,
                 rows=counts[1] if counts else None,
-                manifest=transfer.manifest,
+                manifest=transfer.manifest if transfer is not None else None,
             )
         except (EngineError, PlatformError, binascii.Error, CensusFailed) as exc:
             logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
@@ -206,6 +228,21 @@ class BackupFeature:
             await link.send(reply)
         except Exception as exc:  # the link closed under the reply: the coordinator asks again
             logger.debug("could not answer %s: %s", message.id, exc)
+
+    def _past_end(self, message: Any, link: LinkContext, transfer: _Transfer | None) -> bool:
+        """A windowed read sent before its dump's end was seen (answered ``eof`` again)."""
+        return (
+            transfer is None
+            and isinstance(message, BackupRead)
+            and message.seq is not None
+            and self._ended_reads.get(str(message.backup_id)) is link
+        )
+
+    def _note_end(self, message: Any, link: LinkContext, eof: bool) -> None:
+        if eof and isinstance(message, BackupRead) and message.seq is not None:
+            self._ended_reads[str(message.backup_id)] = link
+            while len(self._ended_reads) > _ENDED_READS:
+                self._ended_reads.popitem(last=False)
 
     async def _handle(
         self, message: Any, transfer: _Transfer
@@ -247,7 +284,7 @@ class BackupFeature:
                     await self._replacer.replace(backup_id, volume.staged, volume.volume_name)
                 await self._end(backup_id)
             case BackupRead() if transfer.dump is not None:
-                data = await transfer.dump.read(MAX_CHUNK_BYTES)
+                data = await read_full(transfer.dump, MAX_CHUNK_BYTES)
                 if transfer.census is not None:
                     await self._count(transfer, data)
                 if not data:
@@ -335,6 +372,17 @@ class BackupFeature:
             with contextlib.suppress(BaseException):
                 await restore.upload
             await self._ops.remove_file(restore.target, restore.file_name)
+
+
+def _in_order(transfer: _Transfer, message: Any) -> None:
+    """Refuse a windowed read or write whose ``seq`` is not the next one (never reorder)."""
+    if not isinstance(message, BackupRead | RestoreWrite) or message.seq is None:
+        return
+    if message.seq != transfer.next_seq:
+        raise PlatformError(
+            f"{message.type} {message.seq} arrived out of order (expected {transfer.next_seq})"
+        )
+    transfer.next_seq += 1
 
 
 async def _put(restore: _Restore | _VolumeRestore, chunk: bytes | None) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from shared.messages import MAX_CHUNK_BYTES, UNSTAMPED
 from shared.messages.backup_dirs import (
     BACKUP_DIRS_CAPABILITY,
     BACKUP_DIRS_COORDINATOR_TYPES,
+    BACKUP_DIRS_WINDOW_CAPABILITY,
     BackupDirAbort,
     BackupDirCheck,
     BackupDirDelete,
@@ -36,12 +38,17 @@ from shared.messages.backup_dirs import (
 
 logger = logging.getLogger(__name__)
 
+# Read transfers at their end that still answer ``eof`` to the reads a window had in flight.
+_ENDED_READS = 64
+
 
 @dataclass(eq=False)
 class _Transfer:
     link: LinkContext
     file: ArtifactFile
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The ``seq`` the next windowed write or read must carry.
+    next_seq: int = 0
 
 
 @dataclass
@@ -59,6 +66,7 @@ class BackupDirFeature:
         self.roots = roots
         self._transfers: dict[str, _Transfer] = {}
         self._requests: set[asyncio.Task[None]] = set()
+        self._ended_reads: OrderedDict[str, LinkContext] = OrderedDict()
 
     @property
     def message_types(self) -> frozenset[str]:
@@ -67,8 +75,8 @@ class BackupDirFeature:
 
     @property
     def capabilities(self) -> list[str]:
-        """``backup-dirs.v1``."""
-        return [BACKUP_DIRS_CAPABILITY]
+        """``backup-dirs.v1`` and ``backup-dirs.window.v1``."""
+        return [BACKUP_DIRS_CAPABILITY, BACKUP_DIRS_WINDOW_CAPABILITY]
 
     async def run(self) -> None:
         """Remove what a killed agent left half-written; nothing runs between requests; end
@@ -91,6 +99,9 @@ class BackupDirFeature:
         for transfer_id, transfer in list(self._transfers.items()):
             if transfer.link is link:
                 self._spawn(self._end(transfer_id))
+        for transfer_id, ended in list(self._ended_reads.items()):
+            if ended is link:
+                del self._ended_reads[transfer_id]
 
     def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
         """Nothing of this feature waits on an error frame."""
@@ -162,10 +173,33 @@ class BackupDirFeature:
                 self._transfers[message.transfer_id] = _Transfer(link, opened)
                 return _Answer()
         transfer = self._transfers.get(message.transfer_id)
+        if self._past_end(message, link, transfer):
+            return _Answer(eof=True)
         if transfer is None or transfer.link is not link:
             raise PlatformError(f"no transfer {message.transfer_id!r} is open on this link")
         async with transfer.lock:
-            return await self._step(message, transfer)
+            current = self._transfers.get(message.transfer_id)
+            if self._past_end(message, link, current):
+                return _Answer(eof=True)
+            if current is not transfer:
+                # Ended (failed or aborted) while this request waited its turn.
+                raise PlatformError(f"transfer {message.transfer_id!r} ended")
+            _in_order(transfer, message)
+            answer = await self._step(message, transfer)
+            if answer.eof and message.seq is not None:
+                self._ended_reads[message.transfer_id] = link
+                while len(self._ended_reads) > _ENDED_READS:
+                    self._ended_reads.popitem(last=False)
+            return answer
+
+    def _past_end(self, message: Any, link: LinkContext, transfer: _Transfer | None) -> bool:
+        """A windowed read sent before its file's end was seen (answered ``eof`` again)."""
+        return (
+            transfer is None
+            and isinstance(message, BackupDirRead)
+            and message.seq is not None
+            and self._ended_reads.get(message.transfer_id) is link
+        )
 
     async def _step(self, message: Any, transfer: _Transfer) -> _Answer:
         opened = transfer.file
@@ -191,3 +225,14 @@ class BackupDirFeature:
         transfer = self._transfers.pop(transfer_id, None)
         if transfer is not None:
             await asyncio.to_thread(transfer.file.close)
+
+
+def _in_order(transfer: _Transfer, message: Any) -> None:
+    """Refuse a windowed write or read whose ``seq`` is not the next one (never reorder)."""
+    if not isinstance(message, BackupDirWrite | BackupDirRead) or message.seq is None:
+        return
+    if message.seq != transfer.next_seq:
+        raise PlatformError(
+            f"{message.type} {message.seq} arrived out of order (expected {transfer.next_seq})"
+        )
+    transfer.next_seq += 1

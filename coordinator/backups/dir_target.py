@@ -1,6 +1,7 @@
 """The server-directory backup target: artifacts encrypted on the coordinator, streamed to a
-directory on one server through its agent, one chunk per request (the reply is the flow
-control: at most one chunk is in flight, so memory stays bounded on both sides).
+directory on one server through its agent, one chunk per request (the replies are the flow
+control: at most a window of chunks is in flight, coordinator/backups/window.py, so memory
+stays bounded on both sides; one at a time with agents before ``backup-dirs.window.v1``).
 
 The agent writes ``<backupId>.berthbk.partial`` and renames it only when ``finish`` arrives, so
 a backup cut short never leaves a file that looks complete. It writes only under the
@@ -11,15 +12,18 @@ import base64
 import contextlib
 import secrets
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Any, Final
 
 from coordinator.backups.artifacts import Opener, Sealer
 from coordinator.backups.targets import ArtifactSink
+from coordinator.backups.window import InFlight, Request, in_order, window_of
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from shared.errors import PlatformError, RuntimeFailed
 from shared.messages import MAX_CHUNK_BYTES, CoordinatorMessage
 from shared.messages.backup_dirs import (
+    BACKUP_DIRS_WINDOW_CAPABILITY,
     BackupDirAbort,
     BackupDirDelete,
     BackupDirFinish,
@@ -61,11 +65,16 @@ async def _abort(session: AgentSession, transfer_id: str) -> None:
         await ask(session, lambda mid: BackupDirAbort(id=mid, transfer_id=transfer_id))
 
 
-def _write(transfer_id: str, data: str) -> Callable[[int], CoordinatorMessage]:
-    def build(mid: int) -> CoordinatorMessage:
-        return BackupDirWrite(id=mid, transfer_id=transfer_id, data=data)
+def _write(transfer_id: str, data: str) -> Request:
+    def request(seq: int | None) -> Callable[[int], CoordinatorMessage]:
+        return lambda mid: BackupDirWrite(id=mid, transfer_id=transfer_id, data=data, seq=seq)
 
-    return build
+    return request
+
+
+def _flight(session: AgentSession) -> InFlight[BackupDirReply]:
+    window = window_of(session, BACKUP_DIRS_WINDOW_CAPABILITY)
+    return InFlight(lambda build: ask(session, build), window)
 
 
 class _DirectorySink:
@@ -74,6 +83,7 @@ class _DirectorySink:
         self._transfer_id = transfer_id
         self._sealer = sealer
         self._buffer = bytearray(sealer.head())
+        self._flight = _flight(session)
 
     @property
     def size(self) -> int:
@@ -88,7 +98,9 @@ class _DirectorySink:
         while len(self._buffer) >= MAX_CHUNK_BYTES or (everything and self._buffer):
             data = _encode(self._buffer[:MAX_CHUNK_BYTES])
             del self._buffer[:MAX_CHUNK_BYTES]
-            await ask(self._session, _write(self._transfer_id, data))
+            if self._flight.full:
+                await self._flight.oldest()
+            self._flight.send(_write(self._transfer_id, data))
 
     async def add(self, plain: bytes) -> None:
         if plain:
@@ -98,11 +110,13 @@ class _DirectorySink:
     async def finish(self) -> str:
         self._buffer += self._sealer.record(b"", last=True)
         await self._flush(everything=True)
+        await self._flight.drain()
         await ask(self._session, lambda mid: BackupDirFinish(id=mid, transfer_id=self._transfer_id))
         return self._sealer.sha256()
 
     async def discard(self) -> None:
         self._buffer.clear()
+        await self._flight.settle(cancel=False)
         await _abort(self._session, self._transfer_id)
 
 
@@ -155,16 +169,19 @@ class ServerDirectoryStore:
         transfer_id, opening = self._open(backup_id, "read")
         await ask(session, opening)
         ended = False
+
+        def read(seq: int | None) -> Callable[[int], CoordinatorMessage]:
+            return lambda mid: BackupDirRead(id=mid, transfer_id=transfer_id, seq=seq)
+
+        replies = in_order(_flight(session), read, lambda reply: reply.eof)
         try:
-            while True:
-                reply = await ask(
-                    session, lambda mid: BackupDirRead(id=mid, transfer_id=transfer_id)
-                )
-                if reply.eof:
-                    ended = True
-                    break
-                for plain in opener.feed(base64.b64decode(reply.data)):
-                    yield plain
+            async with aclosing(replies):
+                async for reply in replies:
+                    if reply.eof:
+                        ended = True
+                        break
+                    for plain in opener.feed(base64.b64decode(reply.data)):
+                        yield plain
         finally:
             if not ended:  # closed early (the consumer failed): release the agent's file
                 await _abort(session, transfer_id)

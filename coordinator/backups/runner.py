@@ -1,5 +1,6 @@
 """Running backups and restores: pull a dump from the database's agent chunk by chunk into an
-encrypted artifact, or push an artifact back, one request per chunk (bounded memory both ways).
+encrypted artifact, or push an artifact back, one request per chunk with a few in flight
+(coordinator/backups/window.py; bounded memory both ways).
 
 A backup is ``ready`` only after its artifact was completely written, fsynced and renamed into
 place; anything else (the agent's link lost, the dump failing, a coordinator restart) ends it
@@ -9,7 +10,7 @@ place; anything else (the agent's link lost, the dump failing, a coordinator res
 import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from coordinator.backups import target_records
 from coordinator.backups.artifacts import ArtifactDamaged, load_key
 from coordinator.backups.targets import ArtifactSink, ArtifactStore, CoordinatorStore
+from coordinator.backups.window import read_replies, window_of, write_chunks
 from coordinator.db.backup_models import DependencyBackup
 from coordinator.db.dependency_models import DependencyResource
 from coordinator.dependencies import kinds
@@ -37,7 +39,6 @@ from shared.messages import (
     MAX_CHUNK_BYTES,
     BackupAbort,
     BackupOpen,
-    BackupRead,
     BackupReply,
     BackupTarget,
     CoordinatorMessage,
@@ -46,7 +47,6 @@ from shared.messages import (
     DependencyStatus,
     RestoreFinish,
     RestoreOpen,
-    RestoreWrite,
 )
 
 logger = logging.getLogger(__name__)
@@ -122,17 +122,15 @@ class BackupRunner:
         sink = await store.open_writer(backup_id)
         try:
             await self.ask(session, opening, CHUNK_TIMEOUT_SECONDS)
-            while True:
-                reply = await self.ask(
-                    session,
-                    lambda mid: BackupRead(id=mid, backup_id=backup_id),
-                    CHUNK_TIMEOUT_SECONDS,
-                )
-                if reply.eof:
-                    if on_eof is not None:
-                        on_eof(reply)
-                    break
-                await sink.add(base64.b64decode(reply.data))
+            window = window_of(session)
+            replies = read_replies(session, backup_id, window, self.ask, CHUNK_TIMEOUT_SECONDS)
+            async with aclosing(replies):
+                async for reply in replies:
+                    if reply.eof:
+                        if on_eof is not None:
+                            on_eof(reply)
+                        break
+                    await sink.add(base64.b64decode(reply.data))
             sha256 = await sink.finish()
         except BaseException:
             await sink.discard()
@@ -148,13 +146,26 @@ class BackupRunner:
         store: ArtifactStore,
     ) -> None:
         """Stream ``backup_id``'s artifact, decrypted and checked, as transfer ``key`` (already
-        opened on the agent), one request per chunk."""
+        opened on the agent), one request per chunk, a window of them in flight."""
+
+        async def encoded(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str]:
+            # Full frames whatever the records' sizes (older artifacts hold records of a few
+            # KiB); the tail goes only after the artifact's checksum matched (the reader's end).
+            pending = bytearray()
+            async for plain in chunks:
+                pending += plain
+                while len(pending) >= MAX_CHUNK_BYTES:
+                    yield base64.b64encode(pending[:MAX_CHUNK_BYTES]).decode("ascii")
+                    del pending[:MAX_CHUNK_BYTES]
+            if pending:
+                yield base64.b64encode(pending).decode("ascii")
+
+        window = window_of(session)
         # Closed also when the agent fails midway: the target's connection is released at once.
         async with aclosing(store.read(backup_id, sha256)) as chunks:
-            async for plain in chunks:
-                for at in range(0, len(plain), MAX_CHUNK_BYTES):
-                    data = base64.b64encode(plain[at : at + MAX_CHUNK_BYTES]).decode("ascii")
-                    await self.ask(session, write_request(key, data), CHUNK_TIMEOUT_SECONDS)
+            frames = encoded(chunks)
+            async with aclosing(frames):
+                await write_chunks(session, key, frames, window, self.ask, CHUNK_TIMEOUT_SECONDS)
 
     def spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -428,13 +439,6 @@ def failure_code(exc: BaseException) -> str:
     if isinstance(exc, ArtifactDamaged):
         return "artifact-damaged"
     return (str(exc.code) if isinstance(exc, PlatformError) else "io-error")[:64]
-
-
-def write_request(backup_id: str, data: str) -> Callable[[int], CoordinatorMessage]:
-    def build(mid: int) -> CoordinatorMessage:
-        return RestoreWrite(id=mid, backup_id=backup_id, data=data)
-
-    return build
 
 
 class BackupListener:

@@ -117,6 +117,7 @@ async def agent_connect(request: web.Request) -> web.StreamResponse:
 
     session = AgentSession(ws, hello.server_id, ids=ids)
     session.agent_version = hello.agent_version
+    session.capabilities = frozenset(hello.capabilities)
     session.guard.accept(hello.id)
     await registry.attach(session)
     try:

@@ -35,6 +35,8 @@ class AgentSession:
         self.connected_at = datetime.now(UTC)
         self.last_seen = self.connected_at
         self.agent_version: str | None = None
+        # What the agent said it can do (``hello.capabilities``), for optional wire behaviour.
+        self.capabilities: frozenset[str] = frozenset()
         self.guard = IdGuard()
         self._ids = ids
         self._pending: dict[int, asyncio.Future[AgentMessage]] = {}

@@ -17,6 +17,9 @@ from shared.wire import WireModel
 
 # Capability an agent advertises when it can keep backup artifacts in a local directory.
 BACKUP_DIRS_CAPABILITY = "backup-dirs.v1"
+# Capability an agent advertises when it checks ``seq`` on ``backup_dir_write``/``_read``: a
+# coordinator then keeps several of them in flight (a window); with other agents, one.
+BACKUP_DIRS_WINDOW_CAPABILITY = "backup-dirs.window.v1"
 
 _TRANSFER = r"^[A-Za-z0-9_-]{1,40}$"
 # An absolute path without NUL bytes; the agent applies its own rules (roots, ``..``, links).
@@ -49,20 +52,26 @@ class BackupDirOpen(WireModel):
 
 
 class BackupDirWrite(WireModel):
-    """Coordinator → agent: append ``data`` (standard base64) to write transfer ``transferId``."""
+    """Coordinator → agent: append ``data`` (standard base64) to write transfer ``transferId``.
+    ``seq`` (0, 1, 2, ... per transfer): an agent that advertises ``backup-dirs.window.v1``
+    refuses one out of order (and removes the partial file)."""
 
     type: Literal["backup_dir_write"] = "backup_dir_write"
     id: int
     transfer_id: str = Field(pattern=_TRANSFER)
     data: str = Field(max_length=_DATA_MAX)
+    seq: int | None = Field(default=None, ge=0)
 
 
 class BackupDirRead(WireModel):
-    """Coordinator → agent: the next bytes of read transfer ``transferId`` (``eof`` at the end)."""
+    """Coordinator → agent: the next bytes of read transfer ``transferId`` (``eof`` at the end).
+    ``seq`` (0, 1, 2, ... per transfer): an agent that advertises ``backup-dirs.window.v1``
+    answers them in that order, refuses any other, and past the end answers ``eof`` again."""
 
     type: Literal["backup_dir_read"] = "backup_dir_read"
     id: int
     transfer_id: str = Field(pattern=_TRANSFER)
+    seq: int | None = Field(default=None, ge=0)
 
 
 class BackupDirFinish(WireModel):

@@ -19,6 +19,9 @@ _ID = r"^[A-Za-z0-9_-]{1,40}$"
 _VOLUME = r"^berth-[a-z0-9_-]{1,60}$"
 # Capability an agent advertises when it can back up and restore named volumes.
 VOLUME_BACKUPS_CAPABILITY = "volume-backups.v1"
+# Capability an agent advertises when it checks ``seq`` on ``backup_read``/``restore_write``:
+# a coordinator then keeps several of them in flight (a window); with other agents, one.
+BACKUP_WINDOW_CAPABILITY = "backups.window.v1"
 
 
 class BackupTarget(WireModel):
@@ -43,11 +46,15 @@ class BackupOpen(WireModel):
 
 class BackupRead(WireModel):
     """Coordinator → agent: the next bytes of dump ``backupId`` (``eof`` once it ended and the
-    dump command exited 0; ``failed`` when it exited otherwise). Answered by ``backup_reply``."""
+    dump command exited 0; ``failed`` when it exited otherwise). Answered by ``backup_reply``.
+    ``seq`` (0, 1, 2, ... per transfer) lets several reads be in flight: an agent that
+    advertises ``backups.window.v1`` answers them in that order and refuses any other; past the
+    end it answers ``eof`` again. Without it, one read at a time."""
 
     type: Literal["backup_read"] = "backup_read"
     id: int
     backup_id: str = Field(pattern=_ID)
+    seq: int | None = Field(default=None, ge=0)
 
 
 class RestoreOpen(WireModel):
@@ -62,12 +69,15 @@ class RestoreOpen(WireModel):
 
 
 class RestoreWrite(WireModel):
-    """Coordinator → agent: the next bytes of restore ``backupId`` (standard base64)."""
+    """Coordinator → agent: the next bytes of restore ``backupId`` (standard base64).
+    ``seq`` (0, 1, 2, ... per transfer) lets several writes be in flight: an agent that
+    advertises ``backups.window.v1`` refuses one out of order (and ends the transfer)."""
 
     type: Literal["restore_write"] = "restore_write"
     id: int
     backup_id: str = Field(pattern=_ID)
     data: str = Field(max_length=MAX_CHUNK_BYTES * 4 // 3 + 4)
+    seq: int | None = Field(default=None, ge=0)
 
 
 class RestoreFinish(WireModel):
