@@ -1,9 +1,10 @@
 """``verifyAfterBackup`` through the policy loop without an agent: a policy's ready backup is
 verified once (the check then fails ``unavailable``), a failed backup or a manual one never,
 and a policy without the flag verifies nothing (tests/integration/test_policy_verify_e2e.py
-has the agent and Docker)."""
+has the agent and Docker); ``berth db policy`` sets, lists and shows a database policy."""
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from coordinator.backups import RUNNER_KEY, VOLUME_RUNNER_KEY, policies, volume_policies
@@ -11,6 +12,7 @@ from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolic
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 from tests.harness import Coordinator, eventually
+from tests.integration.test_cli_workspace import Cli
 from tests.unit.coordinator.support import audit_events
 from tests.unit.coordinator.test_backup_policies import _database
 from tests.unit.coordinator.test_volume_backup_policies import _failed, _post, _volume
@@ -145,3 +147,40 @@ async def test_a_database_policy_verifies_its_ready_backup(
     assert event["actorKind"] == "system"
     assert await policies.run_due(runner, now) == []
     assert len(await _requested(coordinator, admin_token, db)) == 1
+
+
+async def test_the_cli_sets_lists_and_shows_a_database_policy(
+    coordinator: Coordinator, admin_token: str, tmp_path: Path
+) -> None:
+    db = await _database(coordinator, admin_token)
+    cli = Cli(coordinator, admin_token, tmp_path / "config")
+    refused = await cli("db", "policy", "set", db, "--every", "0", "--keep-days", "1")
+    assert refused.exit_code != 0
+    assert "scheduleIntervalHours" in refused.output
+    assert await DependencyBackupPolicy.all().count() == 0
+
+    shown = await cli.json(
+        "db", "policy", "set", "Shop DB", "--every", "12", "--keep-days", "30", "--keep", "5",
+        "--no-retry", "--verify",
+    )  # fmt: skip
+    policy = shown["policy"]
+    assert (policy["dependencyResourceId"], policy["scheduleIntervalHours"]) == (db, 12)
+    assert (policy["retentionDays"], policy["keepCount"]) == (30, 5)
+    assert (policy["retryOnFailure"], policy["enabled"], policy["verifyAfterBackup"]) == (
+        False,
+        True,
+        True,
+    )
+    assert (await DependencyBackupPolicy.get(id=policy["id"])).verify_after_backup is True
+    assert shown == await cli.api(f"/dependency-resources/backup-policies/{policy['id']}")
+    listing = await cli.ok("db", "policy", "list", "--db", db)
+    assert policy["id"] in listing
+    details = await cli.ok("db", "policy", "show", policy["id"])
+    assert "Verify after backup" in details
+    assert db in details
+    # Set again without --verify: replaced, no longer verifying.
+    again = await cli.json("db", "policy", "set", db, "--every", "12", "--keep-days", "30")
+    assert again["policy"]["verifyAfterBackup"] is False
+    assert again["policy"]["version"] == "2"
+    missing = await cli("db", "policy", "show", "bkp_none")
+    assert missing.exit_code != 0
