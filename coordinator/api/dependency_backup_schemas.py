@@ -26,6 +26,13 @@ PolicyTargetId = Annotated[
         description="scheduled backups go to this backup target (default: the coordinator)",
     ),
 ]
+VerifyAfterBackup = Annotated[
+    bool,
+    Field(
+        description="Berth: verify each backup the policy takes once it is ready (the on-demand "
+        "verification, run by the policy)",
+    ),
+]
 
 
 class CreateBackupRequest(ApiRequest):
@@ -141,6 +148,7 @@ class ConfigureBackupPolicyRequest(ApiRequest):
     retry_on_failure: bool = True
     enabled: bool = True
     backup_target_id: PolicyTargetId = None
+    verify_after_backup: VerifyAfterBackup = False
 
 
 class ListBackupPoliciesQuery(ApiRequest):
@@ -173,6 +181,7 @@ class BackupPolicyItem(WireModel):
     keep_count: int | None
     last_backup_id: str | None
     backup_target_id: str | None = None
+    verify_after_backup: bool = False
 
 
 class BackupPolicyList(WireModel):

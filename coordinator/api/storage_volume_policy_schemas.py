@@ -11,6 +11,7 @@ from coordinator.api.dependency_backup_schemas import (
     PolicyTargetId,
     RetentionDays,
     ScheduleIntervalHours,
+    VerifyAfterBackup,
 )
 from coordinator.api.schemas import ApiRequest
 from coordinator.ids import ID_MAX_LENGTH, ID_PATTERN
@@ -29,6 +30,7 @@ class ConfigureVolumeBackupPolicyRequest(ApiRequest):
     enabled: bool = True
     stop_resource: bool = False
     backup_target_id: PolicyTargetId = None
+    verify_after_backup: VerifyAfterBackup = False
 
 
 class ListVolumeBackupPoliciesQuery(ApiRequest):
@@ -63,6 +65,7 @@ class VolumeBackupPolicyItem(WireModel):
     keep_count: int | None
     last_backup_id: str | None
     backup_target_id: str | None
+    verify_after_backup: bool
 
 
 class VolumeBackupPolicyList(WireModel):

@@ -11,7 +11,7 @@ from typing import Final
 from tortoise.queryset import QuerySet
 
 from coordinator.auth import Principal
-from coordinator.backups import policy_rules, policy_store, service, target_records
+from coordinator.backups import policy_rules, policy_store, policy_verify, service, target_records
 from coordinator.backups.runner import BackupRunner
 from coordinator.db.backup_models import DependencyBackup, DependencyBackupPolicy
 from coordinator.db.dependency_models import DependencyResource
@@ -42,6 +42,7 @@ KIND: Final = policy_store.PolicyKind(
         "keep_count",
         "enabled",
         "backup_target_id",
+        "verify_after_backup",
     ),
     pruned_event="dependency-resource.backup-pruned",
 )
@@ -90,6 +91,8 @@ async def run_due(runner: BackupRunner, now: datetime) -> list[str]:
         )
         if database is None:
             continue
+        # Before a new run replaces it: the last backup, once ready, verified when asked.
+        await policy_verify.database(runner, policy)
         retry = await policy_store.needs_retry(KIND, policy)
         due = policy_rules.is_due(policy, now)
         if due or retry:

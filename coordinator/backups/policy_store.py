@@ -40,6 +40,7 @@ class PolicySettings:
     retry_on_failure: bool
     enabled: bool
     backup_target_id: str | None = None
+    verify_after_backup: bool = False
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,20 @@ async def verify(actor: Principal, request_id: str, backup_id: str, runner: Back
     """Start a verification: the backup restored into a throwaway database and counted."""
     row = await get(actor, backup_id)
     source = await dependencies.get(actor, row.dependency_resource_id)
+    await start_verification(row, source, runner, actor, request_id)
+    return row.id
+
+
+async def start_verification(
+    row: DependencyBackup,
+    source: DependencyResource,
+    runner: BackupRunner,
+    actor: Principal | None,
+    request_id: str | None,
+    **payload: object,
+) -> None:
+    """Claim the verification of a ready backup (one at a time), audit it (``actor`` none: a
+    policy asked, named in ``payload``) and start it."""
     _check_backupable(source, "backupId")
     if row.status != "ready":
         raise Conflict(f"the backup is {row.status}, not ready", details={"backupId": row.id})
@@ -208,9 +222,10 @@ async def verify(actor: Principal, request_id: str, backup_id: str, runner: Back
         )
         if not claimed:
             raise Conflict("a verification of this backup is running", details={"backupId": row.id})
-        await _record(actor, request_id, "dependency-resource.backup-verification-requested", row)
+        await _record(
+            actor, request_id, "dependency-resource.backup-verification-requested", row, **payload
+        )
     runner.start_verify(row.id)
-    return row.id
 
 
 async def kept_count(dependency_resource_id: str) -> int:

@@ -13,7 +13,13 @@ from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
 from coordinator.auth import Principal
-from coordinator.backups import policy_rules, policy_store, target_records, volume_service
+from coordinator.backups import (
+    policy_rules,
+    policy_store,
+    policy_verify,
+    target_records,
+    volume_service,
+)
 from coordinator.backups.volume_runner import VolumeBackupRunner
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from coordinator.db.volume_models import StorageVolume
@@ -48,6 +54,7 @@ KIND: Final = policy_store.PolicyKind(
         "enabled",
         "stop_resource",
         "backup_target_id",
+        "verify_after_backup",
     ),
     pruned_event="storage-volume.backup-pruned",
 )
@@ -102,6 +109,8 @@ async def run_due(runner: VolumeBackupRunner, now: datetime) -> list[str]:
         volume = await StorageVolume.get_or_none(id=policy.storage_volume_id)
         if volume is None:
             continue
+        # Before a new run replaces it: the last backup, once ready, verified when asked.
+        await policy_verify.volume(runner, policy)
         retry = await policy_store.needs_retry(KIND, policy)
         due = policy_rules.is_due(policy, now)
         if due or retry:

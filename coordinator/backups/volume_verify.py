@@ -68,6 +68,19 @@ async def request(
 ) -> str:
     """Start verifying a ready backup of the caller's scope (one verification at a time)."""
     row = await volume_service.get(actor, backup_id)
+    await start(row, volumes, actor, request_id)
+    return row.id
+
+
+async def start(
+    row: StorageVolumeBackup,
+    volumes: VolumeBackupRunner,
+    actor: Principal | None,
+    request_id: str | None,
+    **payload: object,
+) -> None:
+    """Claim the verification of a ready backup (one at a time), audit it (``actor`` none: a
+    policy asked, named in ``payload``) and start it."""
     if row.status != "ready":
         raise Conflict(f"the backup is {row.status}, not ready", details={"backupId": row.id})
     async with in_transaction():
@@ -94,11 +107,11 @@ async def request(
                 "projectId": row.project_id,
                 "environmentId": row.environment_id,
                 "backupId": row.id,
+                **payload,
             },
             request_id=request_id,
         )
     volumes.runner.spawn(run(volumes, row.id))
-    return row.id
 
 
 def _reason(exc: PlatformError | OSError) -> str:

@@ -17,6 +17,7 @@ from coordinator.client import (
     certs_cli,
     db_backup_cli,
     db_cli,
+    db_policy_cli,
     deploy_cli,
     dns01_cli,
     domains_cli,
@@ -527,6 +528,7 @@ for _command in (
     *volume_backup_cli.COMMANDS,
     *backup_targets_cli.COMMANDS,
     *volume_policy_cli.COMMANDS,
+    *db_policy_cli.COMMANDS,
 ):
     main.add_command(_command)
 

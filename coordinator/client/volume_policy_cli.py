@@ -33,6 +33,7 @@ _ROWS: Final = (
     ("Last run", "lastRunAt"),
     ("Next run", "nextRunAt"),
     ("Last backup", "lastBackupId"),
+    ("Verify after backup", "verifyAfterBackup"),
 )
 # Commands live on ``berth volumes`` (volumes_cli's group); nothing new at the top level.
 COMMANDS: Final[tuple[click.Command, ...]] = ()
@@ -56,6 +57,7 @@ def policy() -> None:
 @click.option("--no-retry", is_flag=True, help="Do not try a failed backup once more.")
 @click.option("--disable", is_flag=True, help="Keep the policy but take no backups.")
 @click.option("--target", default=None, help="Backup target (id or name); default: coordinator.")
+@click.option("--verify", is_flag=True, help="Verify each backup it takes once it is ready.")
 @click.pass_obj
 def policy_set(
     opts: "Options",
@@ -67,9 +69,11 @@ def policy_set(
     no_retry: bool,
     disable: bool,
     target: str | None,
+    verify: bool,
 ) -> None:
     """Set VOLUME's backup policy (replacing its previous one): a backup every --every hours,
-    backups older than --keep-days (and beyond the newest --keep) deleted."""
+    backups older than --keep-days (and beyond the newest --keep) deleted; with --verify each
+    one is restored into a throwaway volume and counted once it is ready."""
 
     async def configure(api: ApiClient) -> JsonObject:
         body: JsonObject = {
@@ -80,6 +84,7 @@ def policy_set(
             "retryOnFailure": not no_retry,
             "enabled": not disable,
             "stopResource": stop,
+            "verifyAfterBackup": verify,
         }
         if target is not None:
             body["backupTargetId"] = await backup_targets_cli.target_id(api, target)

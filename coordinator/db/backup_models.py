@@ -73,6 +73,7 @@ class DependencyBackupPolicy(Model):
     retried_backup_id = fields.CharField(max_length=40, null=True)
     backup_target_id = fields.CharField(max_length=40, null=True)
     updated_at = fields.DatetimeField()
+    verify_after_backup = fields.BooleanField(default=False)
 
     class Meta:
         table = "dependency_backup_policies"

@@ -27,6 +27,7 @@ class StorageVolumeBackupPolicy(Model):
     retried_backup_id = fields.CharField(max_length=40, null=True)
     backup_target_id = fields.CharField(max_length=40, null=True)
     updated_at = fields.DatetimeField()
+    verify_after_backup = fields.BooleanField(default=False)
 
     class Meta:
         table = "storage_volume_backup_policies"

@@ -125,14 +125,17 @@ async def test_console_adds_a_target_backs_up_into_it_and_shows_refusals(
         # A policy naming the target: saved with it, shown with it.
         policy = page.get_by_role("form", name="Backup policy")
         await policy.get_by_label("Keep the policy's backups in").select_option(value=target)
+        await policy.get_by_label("Verify each scheduled backup once ready").check()
         await policy.get_by_role("button", name="Save policy").click()
         await expect(page.locator("#policy-summary")).to_contain_text("kept in offsite")
+        await expect(page.locator("#policy-summary")).to_contain_text("verified once ready")
         policies = (
             await stack.call(
                 "GET", f"/dependency-resources/backup-policies?dependencyResourceId={db}"
             )
         )["items"]
         assert [p["backupTargetId"] for p in policies] == [target]
+        assert [p["verifyAfterBackup"] for p in policies] == [True]
 
         # Remove while the policy writes to it: the API's 409 is shown, the target stays.
         await page.goto(f"{coordinator.url}/console/backup-targets")

@@ -46,6 +46,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
   const keepCount = h("input", { type: "number", id: "policy-keep", min: 1, max: 1000, placeholder: "no limit" });
   const retry = h("input", { type: "checkbox", id: "policy-retry", checked: true });
   const enabled = h("input", { type: "checkbox", id: "policy-enabled", checked: true });
+  const verify = h("input", { type: "checkbox", id: "policy-verify" });
   const policy = h("p", { class: "hint", id: "policy-summary" });
   const target = targetPicker("backup-target", "Keep the backup in");
   const policyTarget = targetPicker("policy-target", "Keep the policy's backups in");
@@ -72,7 +73,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
       await load();
       return "Restore started: its outcome shows in the list.";
     }),
-    actionForm("Backup policy", [["Every (hours)", every], ["Keep for (days)", keepDays], ["Keep at most (backups)", keepCount], ["Retry a failed scheduled backup", retry], ["Enabled", enabled], ["Keep backups in", policyTarget.element]], "Save policy", async () => {
+    actionForm("Backup policy", [["Every (hours)", every], ["Keep for (days)", keepDays], ["Keep at most (backups)", keepCount], ["Retry a failed scheduled backup", retry], ["Enabled", enabled], ["Keep backups in", policyTarget.element], ["Verify each scheduled backup once ready (verifyAfterBackup)", verify]], "Save policy", async () => {
       if (!pick.value) throw new Error("No database chosen.");
       await api("POST", "/dependency-resources/backup-policies", {
         dependencyResourceId: pick.value,
@@ -81,6 +82,7 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
         keepCount: keepCount.value ? Number(keepCount.value) : null,
         retryOnFailure: retry.checked,
         enabled: enabled.checked,
+        verifyAfterBackup: verify.checked,
         ...(policyTarget.chosen() ? { backupTargetId: policyTarget.chosen() } : {}),
       });
       await loadPolicy();
@@ -137,8 +139,9 @@ export function backupSection(signal: AbortSignal): { element: HTMLElement; setD
     keepCount.value = found.keepCount === null || found.keepCount === undefined ? "" : String(found.keepCount);
     retry.checked = found.retryOnFailure;
     enabled.checked = found.enabled;
+    verify.checked = Boolean(found.verifyAfterBackup);
     policyTarget.element.value = found.backupTargetId ?? "";
-    policy.replaceChildren(`Policy: ${found.enabled ? "enabled" : "disabled"}, every ${found.scheduleIntervalHours} h, kept ${found.retentionDays} days${found.keepCount ? `, at most ${found.keepCount}` : ""}; kept in ${found.backupTargetId ? policyTarget.element.selectedOptions[0]?.textContent ?? found.backupTargetId : "the coordinator's storage"}; next run ${when(found.nextRunAt)}, last ${when(found.lastRunAt)}.`);
+    policy.replaceChildren(`Policy: ${found.enabled ? "enabled" : "disabled"}, every ${found.scheduleIntervalHours} h, kept ${found.retentionDays} days${found.keepCount ? `, at most ${found.keepCount}` : ""}; kept in ${found.backupTargetId ? policyTarget.element.selectedOptions[0]?.textContent ?? found.backupTargetId : "the coordinator's storage"}; ${found.verifyAfterBackup ? "each backup verified once ready" : "not verified automatically"}; next run ${when(found.nextRunAt)}, last ${when(found.lastRunAt)}.`);
   }
 
   function setDatabases(items: any[]): void {

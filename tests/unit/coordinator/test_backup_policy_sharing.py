@@ -93,13 +93,16 @@ async def test_a_database_policy_answers_and_audits_its_own_fields(
         "keepCount": 3,
         "retryOnFailure": False,
         "enabled": False,
+        "verifyAfterBackup": True,
     }
     path = "/dependency-resources/backup-policies"
     policy_id, shown, listed = await _configured(coordinator, admin_token, path, body)
     assert policy_id.startswith("bkp_")
     row = await DependencyBackupPolicy.get(id=policy_id)
     assert (row.retry_on_failure, row.provider_key, row.keep_count) == (False, "berth-docker", 3)
+    assert row.verify_after_backup is True
     assert shown == _item_as_stored(BackupPolicyItem, row)
+    assert shown["verifyAfterBackup"] is True
     assert listed == [shown]
     # The database policy's event leaves retryOnFailure out (as it always did).
     assert await _configured_payload(coordinator, admin_token, row) == {
@@ -108,6 +111,7 @@ async def test_a_database_policy_answers_and_audits_its_own_fields(
         "keepCount": 3,
         "enabled": False,
         "backupTargetId": None,
+        "verifyAfterBackup": True,
     }
 
 
@@ -128,6 +132,7 @@ async def test_a_volume_policy_answers_and_audits_its_own_fields(
     row = await StorageVolumeBackupPolicy.get(id=policy_id)
     assert (row.retry_on_failure, row.stop_resource, row.keep_count) == (False, True, None)
     assert shown == _item_as_stored(VolumeBackupPolicyItem, row)
+    assert shown["verifyAfterBackup"] is False
     assert listed == [shown]
     assert await _configured_payload(coordinator, admin_token, row) == {
         "scheduleIntervalHours": 2,
@@ -137,6 +142,7 @@ async def test_a_volume_policy_answers_and_audits_its_own_fields(
         "enabled": True,
         "stopResource": True,
         "backupTargetId": None,
+        "verifyAfterBackup": False,
     }
 
 
