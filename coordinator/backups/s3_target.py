@@ -1,11 +1,14 @@
 """The S3-compatible backup target: artifacts encrypted on the coordinator, uploaded as a
-multipart upload one part at a time (memory bounded by one part), read back as a stream.
+multipart upload, one part in flight while the next fills (memory bounded by two parts), read
+back as a stream.
 
 The endpoint is an outbound target like a webhook's: its address is checked by the coordinator's
 SSRF guard when the target is stored and on every connection (names are resolved through the
 guard's resolver), so a bucket on a private or loopback address needs the operator's permission.
 """
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -59,6 +62,9 @@ class _MultipartSink:
         self._sealer = Sealer(key, backup_id)
         self._buffer = bytearray(self._sealer.head())
         self._parts: list[dict[str, Any]] = []
+        # The part being uploaded while the next one fills: the link is not held up by the
+        # bucket's round trip (one in flight, so memory stays at two parts).
+        self._in_flight: asyncio.Task[None] | None = None
         self._stack = AsyncExitStack()
         self._client: Any = None
         self._upload_id: str | None = None
@@ -82,30 +88,44 @@ class _MultipartSink:
             raise _failure("upload", exc) from exc
         self._upload_id = created["UploadId"]
 
-    async def _upload(self) -> None:
+    async def _send_part(self) -> None:
+        """Start uploading the buffer as the next part, once the part before it is in."""
+        await self._settle()
         number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number})
+        body = bytes(self._buffer)
+        self._buffer.clear()
+        self._in_flight = asyncio.get_running_loop().create_task(self._upload(number, body))
+
+    async def _upload(self, number: int, body: bytes) -> None:
         try:
             sent = await self._client.upload_part(
                 Bucket=self._store.location.bucket,
                 Key=self._key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=bytes(self._buffer),
+                Body=body,
             )
         except (BotoCoreError, ClientError, OSError) as exc:
             raise _failure(f"upload of part {number}", exc) from exc
-        self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
-        self._buffer.clear()
+        self._parts[number - 1]["ETag"] = sent["ETag"]
+
+    async def _settle(self) -> None:
+        """Wait for the part in flight; its failure is the upload's."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            await task
 
     async def add(self, plain: bytes) -> None:
         if plain:
             self._buffer += self._sealer.record(plain)
         if len(self._buffer) >= PART_BYTES:
-            await self._upload()
+            await self._send_part()
 
     async def finish(self) -> str:
         self._buffer += self._sealer.record(b"", last=True)
-        await self._upload()
+        await self._send_part()
+        await self._settle()
         try:
             await self._client.complete_multipart_upload(
                 Bucket=self._store.location.bucket,
@@ -121,6 +141,11 @@ class _MultipartSink:
 
     async def discard(self) -> None:
         self._buffer.clear()
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task  # its failure (if any) is why we discard; retrieved, not raised
         try:
             if self._upload_id is not None:
                 await self._client.abort_multipart_upload(
