@@ -10,11 +10,14 @@ PostgreSQL image (scripts/build-db-images.sh). Printed: MB/s of each and the rat
     .venv/bin/python bench/backup.py --mb 256
     .venv/bin/python bench/backup.py --mb 256 --target server-directory
     .venv/bin/python bench/backup.py --mb 256 --target s3
+    .venv/bin/python bench/backup.py --mb 256 --target s3 --s3-server s3rver
 
 ``--target server-directory`` keeps the artifact in a directory on the agent's server (written
 by the same agent, so its RSS covers dumping and writing) instead of the coordinator's storage.
 ``--target s3`` keeps it in a local S3-compatible server (moto's server mode on loopback, as
-the tests use; it holds objects in memory, and its own speed is part of the figure).
+the tests use; it holds objects in memory, and its own speed is part of the figure);
+``--s3-server s3rver`` uses s3rver instead (Node.js, objects on disk; install it once with
+``npm install --prefix ~/.cache/berth/s3rver s3rver@3.7.1``).
 """
 
 import argparse
@@ -25,17 +28,21 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 import psutil
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 
 from tests.db_images import db_images
+from tests.edge_proxy import free_port
 from tests.harness import Coordinator, eventually
 from tests.integration import backup_stacks as bk
 from tests.integration.stacks import Workload, remove_session_objects, workload
-from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
+from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, s3_server
 
 MIB = 1024 * 1024
 # ~100 bytes a row of random hex text (roughly what -Fc's compression halves).
@@ -94,13 +101,61 @@ async def _until(stack: Workload, backup_id: str, path: tuple[str, ...]) -> dict
 
 
 S3_BUCKET = "berth-bench"
+S3RVER = Path.home() / ".cache/berth/s3rver/node_modules/.bin/s3rver"
+# s3rver 3.7 accepts this one access key, with the same secret.
+S3RVER_KEY = "S3RVER"
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    endpoint_url: str
+    access_key: str
+    secret_key: str
 
 
 @asynccontextmanager
-async def _s3_bucket(workdir: Path) -> AsyncIterator[S3Server]:
+async def _moto_bucket(workdir: Path) -> AsyncIterator[_Bucket]:
     async with s3_server(workdir / "s3") as server:
         await server.create_bucket(S3_BUCKET)
-        yield server
+        yield _Bucket(server.endpoint_url, ACCESS_KEY, SECRET_KEY)
+
+
+@asynccontextmanager
+async def _s3rver_bucket(workdir: Path) -> AsyncIterator[_Bucket]:
+    if not S3RVER.exists():
+        raise SystemExit(f"no s3rver: npm install --prefix {S3RVER.parents[2]} s3rver@3.7.1")
+    data = workdir / "s3rver"
+    data.mkdir()
+    port = free_port()
+    command = [str(S3RVER), "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "--silent"]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    bucket = _Bucket(f"http://127.0.0.1:{port}", S3RVER_KEY, S3RVER_KEY)
+    try:
+
+        async def created() -> bool:
+            assert process.returncode is None, "s3rver exited"
+            session = get_session().create_client(
+                "s3",
+                endpoint_url=bucket.endpoint_url,
+                region_name=REGION,
+                aws_access_key_id=bucket.access_key,
+                aws_secret_access_key=bucket.secret_key,
+                config=AioConfig(s3={"addressing_style": "path"}),
+            )
+            try:
+                async with session as client:
+                    await client.create_bucket(Bucket=S3_BUCKET)
+            except Exception:
+                return False
+            return True
+
+        await eventually(created, timeout=30, what="s3rver to answer")
+        yield bucket
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> None:
@@ -136,7 +191,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
             )
             body = {"backupTargetId": target["id"]}
         elif args.target == "s3":
-            s3 = await extras.enter_async_context(_s3_bucket(workdir))
+            chosen = _s3rver_bucket if args.s3_server == "s3rver" else _moto_bucket
+            s3 = await extras.enter_async_context(chosen(workdir))
             target = await stack.call(
                 "POST",
                 "/backup-targets",
@@ -146,8 +202,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
                     "region": REGION,
                     "bucket": S3_BUCKET,
                     "prefix": "bench",
-                    "accessKeyId": ACCESS_KEY,
-                    "secretAccessKey": SECRET_KEY,
+                    "accessKeyId": s3.access_key,
+                    "secretAccessKey": s3.secret_key,
                 },
             )
             body = {"backupTargetId": target["id"]}
@@ -200,7 +256,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
             berth_restore = await _timed(
                 lambda: _until(stack, created["id"], ("latestRestoreAttempt", "status"))
             )
-        print(f"target: {args.target}")
+        server = f" ({args.s3_server})" if args.target == "s3" else ""
+        print(f"target: {args.target}{server}")
         print(f"database: {size / MIB:.0f} MiB on disk, dump {dump_bytes / MIB:.1f} MiB (-Fc)")
         print(
             f"pg_dump -Fc > file (docker exec):  {baseline_dump:6.2f} s  "
@@ -236,6 +293,12 @@ def main() -> None:
         choices=("coordinator", "server-directory", "s3"),
         default="coordinator",
         help="Where the artifact is kept.",
+    )
+    parser.add_argument(
+        "--s3-server",
+        choices=("moto", "s3rver"),
+        default="moto",
+        help="The local S3-compatible server for --target s3.",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="berth-bench-backup-") as raw:
