@@ -38,6 +38,9 @@ class AgentDouble:
         self.open: dict[str, tuple[str, str, bytearray | int]] = {}
         self.frames: list[Any] = []
         self.refuse = ""
+        # An agent before the transfer window: one frame at a time (the window has its own
+        # tests, tests/unit/test_backup_dirs_window.py).
+        self.capabilities: frozenset[str] = frozenset()
 
     async def request(self, build: Callable[[int], Any], timeout: float) -> BackupDirReply:
         message = build(len(self.frames) + 1)
