@@ -93,11 +93,11 @@ class BindServer:
             try:
                 answer = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.2)
             except (dns.exception.Timeout, OSError):
-                time.sleep(0.05)
+                time.sleep(0.05)  # poll interval; the 15 s deadline bounds it
                 continue
             if answer.rcode() == dns.rcode.NOERROR and answer.answer:
                 return
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval; the 15 s deadline bounds it
         self.stop()
         pytest.fail(f"named did not serve {self.zone} within 15 s: see {self._dir}/named.log")
 
