@@ -325,12 +325,16 @@ async def written_volume(
     return volume_id, _files(client, volume_id)
 
 
+async def volume_backup(stack: Workload, volume_id: str, **body: Any) -> dict[str, Any]:
+    """Back up the storage volume (``body``: where to, whether to stop the app); wait until it is
+    ready; show it."""
+    created = await stack.call("POST", f"/storage-volumes/{volume_id}/backups", body)
+    return await _settled(stack, created["id"])
+
+
 async def volume_backup_to(stack: Workload, volume_id: str, target_id: str) -> dict[str, Any]:
     """Back up the storage volume into backup target ``target_id``; wait until it is ready."""
-    created = await stack.call(
-        "POST", f"/storage-volumes/{volume_id}/backups", {"backupTargetId": target_id}
-    )
-    return await _settled(stack, created["id"])
+    return await volume_backup(stack, volume_id, backupTargetId=target_id)
 
 
 async def restores_deleted_files(

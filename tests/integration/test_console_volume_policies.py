@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Request, expect
 
 from tests.browser import artifacts_dir
 from tests.harness import Coordinator, eventually
+from tests.integration.backup_stacks import written_volume
 from tests.integration.stacks import workload
 from tests.integration.test_console_browser import _new_page
 from tests.integration.test_console_operator_work import _password_sign_in
@@ -24,7 +25,7 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _volume
+from tests.integration.test_volume_backups_e2e import WRITER, _leftovers
 from tests.unit.coordinator.test_organizations_api import _join
 
 __all__ = ["chromium_browser"]
@@ -44,18 +45,7 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
     shots = artifacts_dir(request.node.name)
     stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
     try:
-        volume_id = await _volume(stack, "data")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/storage-attachments",
-            {"storageVolumeId": volume_id, "destinationPath": "/data"},
-        )
-        await stack.deploy()
-
-        async def written() -> bool:
-            return len(_files(docker_client, volume_id)) == 2
-
-        await eventually(written, timeout=30, what="the app to write its files")
+        volume_id, _ = await written_volume(stack, docker_client)
         page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
         await page.goto(f"{coordinator.url}/console/resources/{stack.resource_id}/storage")
         section = page.locator("section", has=page.locator("#volume-backups-title"))
