@@ -1,6 +1,7 @@
 """The storage page's volume backup policy and volume backup verification in a real headless
 Chromium against a real coordinator and agent and a real Docker volume: a policy set through
-the form is stored (read back through the API) and shown; a form the API refuses shows the
+the form (its verifyAfterBackup box ticked, then not) is stored (read back through the API) and
+shown; a form the API refuses shows the
 envelope's message and stores nothing; a backup taken from the page shows its manifest, and
 Verify restores it into a throwaway volume on the agent and shows "passed" with the counted
 files, on the list and on the backup's own page, and "failed" with the reason once the stored
@@ -68,11 +69,15 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
         await form.get_by_label("Keep at most (backups)").fill("3")
         await form.get_by_label("Retry a failed scheduled backup").uncheck()
         await form.get_by_label("Stop the app during each copy (stopResource)").check()
+        verify = form.get_by_label("Verify each scheduled backup once ready (verifyAfterBackup)")
+        await expect(verify).not_to_be_checked()
+        await verify.check()
         await form.get_by_role("button", name="Save volume policy").click()
         await expect(form.locator(".form-status")).to_contain_text("Volume policy saved.")
         await expect(summary).to_contain_text("enabled, every 6 h, kept 10 days, at most 3")
         await expect(summary).to_contain_text("the app is stopped for each copy")
         await expect(summary).to_contain_text("kept in the coordinator's storage")
+        await expect(summary).to_contain_text("each backup verified once ready")
         [stored] = (await stack.call("GET", query))["items"]
         assert (
             stored["scheduleIntervalHours"],
@@ -82,22 +87,41 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
             stored["enabled"],
             stored["stopResource"],
             stored["backupTargetId"],
-        ) == (6, 10, 3, False, True, True, None)
+            stored["verifyAfterBackup"],
+        ) == (6, 10, 3, False, True, True, None, True)
         assert stored["nextRunAt"] is not None
         shown_policy = summary.locator("[data-policy]")
         await expect(shown_policy).to_have_attribute("data-policy", stored["id"])
 
-        # Changed (disabled): the same policy, replaced; the form shows it after a reload.
+        # Changed (disabled, not verified): the same policy, replaced; the form shows it after a
+        # reload, and its verification box as stored.
         await form.get_by_label("Enabled").uncheck()
+        await verify.uncheck()
         await form.get_by_role("button", name="Save volume policy").click()
         await expect(summary).to_contain_text("Policy: disabled, every 6 h")
+        await expect(summary).to_contain_text("not verified automatically")
         [changed] = (await stack.call("GET", query))["items"]
         assert (changed["id"], changed["enabled"]) == (stored["id"], False)
+        assert changed["verifyAfterBackup"] is False
         assert int(changed["version"]) > int(stored["version"])
         await page.reload()
         await expect(summary).to_contain_text("Policy: disabled")
         await expect(form.get_by_label("Every (hours)")).to_have_value("6")
         await expect(form.get_by_label("Retry a failed scheduled backup")).not_to_be_checked()
+        await expect(verify).not_to_be_checked()
+
+        # Verified again from the page: saved with the box ticked, which a reload shows ticked.
+        await verify.check()
+        await form.get_by_role("button", name="Save volume policy").click()
+        await expect(summary).to_contain_text("each backup verified once ready")
+        [again] = (await stack.call("GET", query))["items"]
+        assert (again["id"], again["enabled"], again["verifyAfterBackup"]) == (
+            stored["id"],
+            False,
+            True,
+        )
+        await page.reload()
+        await expect(verify).to_be_checked()
 
         # A backup from the page: ready, with the manifest the agent counted.
         await section.get_by_role("button", name="Back up volume now").click()
