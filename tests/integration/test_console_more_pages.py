@@ -14,6 +14,7 @@ from playwright.async_api import Browser, expect
 from tests.browser import artifacts_dir
 from tests.edge_proxy import free_port
 from tests.harness import Coordinator, eventually
+from tests.integration.backup_stacks import WRITER, _files, _leftovers, _sh, _volume
 from tests.integration.stacks import workload
 from tests.integration.test_console_browser import _new_page, _sign_in
 from tests.integration.test_console_pages import (
@@ -23,7 +24,6 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _sh, _volume
 from tests.unit.coordinator.support import mint_token
 
 __all__ = ["chromium_browser"]

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Request, expect
 
 from tests.browser import artifacts_dir
 from tests.harness import Coordinator, eventually
-from tests.integration.backup_stacks import written_volume
+from tests.integration.backup_stacks import WRITER, _leftovers, written_volume
 from tests.integration.stacks import workload
 from tests.integration.test_console_browser import _new_page
 from tests.integration.test_console_operator_work import _password_sign_in
@@ -26,7 +26,6 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
-from tests.integration.test_volume_backups_e2e import WRITER, _leftovers
 from tests.unit.coordinator.test_organizations_api import _join
 
 __all__ = ["chromium_browser"]

@@ -16,9 +16,9 @@ import pytest
 from coordinator.backups.artifacts import load_key, read_chunks
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 from tests.harness import Coordinator, eventually, serving
+from tests.integration.backup_stacks import WRITER, _files, _leftovers, _sh, _volume
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_cli_workspace import Cli
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _sh, _volume
 from tests.unit.coordinator.support import assert_error, audit_events
 
 pytestmark = pytest.mark.docker

@@ -16,9 +16,15 @@ import docker
 import pytest
 
 from tests.harness import Coordinator, eventually, scaled
-from tests.integration.backup_stacks import volume_backup, written_volume
+from tests.integration.backup_stacks import (
+    WRITER,
+    _files,
+    _leftovers,
+    _sh,
+    volume_backup,
+    written_volume,
+)
 from tests.integration.stacks import Workload, workload
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _sh
 
 pytestmark = pytest.mark.docker
 
