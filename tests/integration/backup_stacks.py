@@ -1,6 +1,7 @@
 """Set-up the backup integration tests share: a coordinator running the local database images,
-an agent stack cleaned up after the test, a provisioned (and filled) database, backup targets
-(S3 bucket / server directory), and waits until a backup, restore or verification settles."""
+an agent stack cleaned up after the test, a provisioned (and filled) database, a named volume an
+app wrote files into (read and changed by throwaway busybox containers), backup targets (S3
+bucket / server directory), and waits until a backup, restore or verification settles."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,6 @@ from tests.integration.stacks import (
     remove_session_objects,
     workload,
 )
-from tests.integration.test_volume_backups_e2e import _files, _restored, _settled, _sh, _volume
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
 
 ROWS = 5000
@@ -37,6 +37,88 @@ MARIA_FILL = (
     " where n < 300) select n, concat('row-', lpad(n, 3, '0')) from s"
 )
 BUCKET = "berth-backups"
+# The app writes two files (one in a folder) on its first start only, and keeps running.
+WRITER = (
+    "[ -f /data/a.txt ] || { mkdir -p /data/notes && echo first > /data/a.txt"
+    " && seq 1 20000 > /data/notes/b.txt; }; "
+    "trap 'exit 0' TERM; sleep 100000 & wait"
+)
+
+
+async def _volume(stack: Workload, name: str, **extra: str) -> str:
+    """A new storage volume ``name`` (a named volume unless ``extra`` says) in the stack's
+    environment; its id."""
+    answer = await stack.call(
+        "POST",
+        "/storage-volumes",
+        {
+            "projectId": stack.project_id,
+            "environmentId": stack.environment_id,
+            "name": name,
+            "kind": "named-volume",
+            **extra,
+        },
+    )
+    return str(answer["id"])
+
+
+def _files(client: docker.DockerClient, volume_id: str) -> dict[str, str]:
+    """Every file of the volume with its SHA-256 (read by a throwaway busybox container)."""
+    out = client.containers.run(
+        "berth-test/busybox",
+        ["sh", "-c", "cd /v && find . -type f | sort | xargs -r sha256sum"],
+        volumes={f"berth-{volume_id.lower()}": {"bind": "/v", "mode": "ro"}},
+        remove=True,
+    )
+    assert isinstance(out, bytes)
+    return {line.split()[1]: line.split()[0] for line in out.decode().splitlines()}
+
+
+def _sh(client: docker.DockerClient, volume_id: str, script: str) -> None:
+    """Run the shell ``script`` with the volume mounted read-write at /v."""
+    client.containers.run(
+        "berth-test/busybox",
+        ["sh", "-c", script],
+        volumes={f"berth-{volume_id.lower()}": {"bind": "/v", "mode": "rw"}},
+        remove=True,
+    )
+
+
+async def _settled(stack: Workload, backup_id: str) -> dict[str, Any]:
+    """Wait until the volume backup is ready (fail at once on any status but pending); show it."""
+
+    async def settled() -> bool:
+        shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
+        assert shown["backup"]["status"] in ("pending", "ready"), shown
+        return bool(shown["backup"]["status"] == "ready")
+
+    await eventually(settled, timeout=120, what=f"volume backup {backup_id} to be ready")
+    return dict((await stack.call("GET", f"/storage-volumes/backups/{backup_id}"))["backup"])
+
+
+async def _restored(stack: Workload, backup_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Restore the volume backup (``body`` on top of the acknowledgement); wait until the
+    attempt ends; the attempt."""
+    await stack.call(
+        "POST",
+        f"/storage-volumes/backups/{backup_id}/restore",
+        {"acknowledgeDataOverwrite": True, **body},
+    )
+
+    async def done() -> bool:
+        shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
+        return bool(shown["backup"]["latestRestoreAttempt"]["status"] != "pending")
+
+    await eventually(done, timeout=120, what=f"the restore of {backup_id} to end")
+    shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
+    return dict(shown["backup"]["latestRestoreAttempt"])
+
+
+def _leftovers(client: docker.DockerClient) -> list[str]:
+    """The agent's volume helper containers and staging volumes still there."""
+    helpers = client.containers.list(all=True, filters={"label": "berth.volume-helper"})
+    staging = [v.name for v in client.volumes.list() if str(v.name).startswith("berth-vrs-")]
+    return [str(c.name) for c in helpers] + staging
 
 
 @asynccontextmanager
@@ -305,18 +387,23 @@ async def restores_dropped_rows_and_verifies(
     assert verification["rows"] == 5000
 
 
-async def written_volume(
-    stack: Workload, client: docker.DockerClient
-) -> tuple[str, dict[str, str]]:
-    """A volume ``data`` attached at /data to the stack's (WRITER) resource, deployed, once the
-    app wrote its files; the volume's id and its files."""
-    volume_id = await _volume(stack, "data")
+async def attached(stack: Workload, volume_id: str) -> None:
+    """Attach the volume at /data to the stack's resource and deploy it."""
     await stack.call(
         "POST",
         f"/resources/{stack.resource_id}/storage-attachments",
         {"storageVolumeId": volume_id, "destinationPath": "/data"},
     )
     await stack.deploy()
+
+
+async def written_volume(
+    stack: Workload, client: docker.DockerClient, volume_id: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """A volume (``volume_id``, else a new one ``data``) attached at /data to the stack's
+    (WRITER) resource, deployed, once the app wrote its files; the volume's id and its files."""
+    volume_id = volume_id or await _volume(stack, "data")
+    await attached(stack, volume_id)
 
     async def written() -> bool:
         return len(_files(client, volume_id)) == 2
@@ -325,12 +412,16 @@ async def written_volume(
     return volume_id, _files(client, volume_id)
 
 
+async def volume_backup(stack: Workload, volume_id: str, **body: Any) -> dict[str, Any]:
+    """Back up the storage volume (``body``: where to, whether to stop the app); wait until it is
+    ready; show it."""
+    created = await stack.call("POST", f"/storage-volumes/{volume_id}/backups", body)
+    return await _settled(stack, created["id"])
+
+
 async def volume_backup_to(stack: Workload, volume_id: str, target_id: str) -> dict[str, Any]:
     """Back up the storage volume into backup target ``target_id``; wait until it is ready."""
-    created = await stack.call(
-        "POST", f"/storage-volumes/{volume_id}/backups", {"backupTargetId": target_id}
-    )
-    return await _settled(stack, created["id"])
+    return await volume_backup(stack, volume_id, backupTargetId=target_id)
 
 
 async def restores_deleted_files(

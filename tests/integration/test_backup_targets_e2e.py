@@ -13,10 +13,9 @@ import pytest
 from coordinator.db.backup_models import DependencyBackup
 from tests.harness import Coordinator
 from tests.integration import backup_stacks as bk
-from tests.integration.backup_stacks import BUCKET
+from tests.integration.backup_stacks import BUCKET, WRITER
 from tests.integration.stacks import Workload
 from tests.integration.test_cli_workspace import Cli
-from tests.integration.test_volume_backups_e2e import WRITER
 from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server
 from tests.unit.coordinator.support import assert_error, audit_events
 

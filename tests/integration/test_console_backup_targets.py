@@ -16,6 +16,7 @@ from tests.browser import artifacts_dir
 from tests.db_images import db_images
 from tests.harness import Coordinator
 from tests.integration import backup_stacks as bk
+from tests.integration.backup_stacks import WRITER, _leftovers
 from tests.integration.stacks import remove_session_objects, workload
 from tests.integration.test_console_browser import _new_page, _sign_in
 from tests.integration.test_console_pages import (
@@ -24,7 +25,6 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
-from tests.integration.test_volume_backups_e2e import WRITER, _leftovers
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
 from tests.unit.coordinator.support import mint_token
 

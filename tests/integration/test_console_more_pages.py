@@ -14,6 +14,7 @@ from playwright.async_api import Browser, expect
 from tests.browser import artifacts_dir
 from tests.edge_proxy import free_port
 from tests.harness import Coordinator, eventually
+from tests.integration.backup_stacks import WRITER, _files, _leftovers, _sh, _volume, written_volume
 from tests.integration.stacks import workload
 from tests.integration.test_console_browser import _new_page, _sign_in
 from tests.integration.test_console_pages import (
@@ -23,7 +24,6 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _sh, _volume
 from tests.unit.coordinator.support import mint_token
 
 __all__ = ["chromium_browser"]
@@ -46,18 +46,7 @@ async def test_console_backs_up_and_restores_a_volume(
     try:
         volume_id = await _volume(stack, "data")
         other_id = await _volume(stack, "copy")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/storage-attachments",
-            {"storageVolumeId": volume_id, "destinationPath": "/data"},
-        )
-        await stack.deploy()
-
-        async def written() -> bool:
-            return len(_files(docker_client, volume_id)) == 2
-
-        await eventually(written, timeout=30, what="the app to write its files")
-        original = _files(docker_client, volume_id)
+        _, original = await written_volume(stack, docker_client, volume_id)
 
         page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
         await page.goto(f"{coordinator.url}/console/resources/{stack.resource_id}/storage")

@@ -1,6 +1,7 @@
 """The storage page's volume backup policy and volume backup verification in a real headless
 Chromium against a real coordinator and agent and a real Docker volume: a policy set through
-the form is stored (read back through the API) and shown; a form the API refuses shows the
+the form (its verifyAfterBackup box ticked, then not) is stored (read back through the API) and
+shown; a form the API refuses shows the
 envelope's message and stores nothing; a backup taken from the page shows its manifest, and
 Verify restores it into a throwaway volume on the agent and shows "passed" with the counted
 files, on the list and on the backup's own page, and "failed" with the reason once the stored
@@ -15,6 +16,7 @@ from playwright.async_api import Browser, Request, expect
 
 from tests.browser import artifacts_dir
 from tests.harness import Coordinator, eventually
+from tests.integration.backup_stacks import WRITER, _leftovers, written_volume
 from tests.integration.stacks import workload
 from tests.integration.test_console_browser import _new_page
 from tests.integration.test_console_operator_work import _password_sign_in
@@ -24,7 +26,6 @@ from tests.integration.test_console_pages import (
     _unexpected,
     chromium_browser,
 )
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _volume
 from tests.unit.coordinator.test_organizations_api import _join
 
 __all__ = ["chromium_browser"]
@@ -44,18 +45,7 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
     shots = artifacts_dir(request.node.name)
     stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
     try:
-        volume_id = await _volume(stack, "data")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/storage-attachments",
-            {"storageVolumeId": volume_id, "destinationPath": "/data"},
-        )
-        await stack.deploy()
-
-        async def written() -> bool:
-            return len(_files(docker_client, volume_id)) == 2
-
-        await eventually(written, timeout=30, what="the app to write its files")
+        volume_id, _ = await written_volume(stack, docker_client)
         page, problems = await _signed_in(chromium_browser, coordinator, admin_token)
         await page.goto(f"{coordinator.url}/console/resources/{stack.resource_id}/storage")
         section = page.locator("section", has=page.locator("#volume-backups-title"))
@@ -78,11 +68,15 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
         await form.get_by_label("Keep at most (backups)").fill("3")
         await form.get_by_label("Retry a failed scheduled backup").uncheck()
         await form.get_by_label("Stop the app during each copy (stopResource)").check()
+        verify = form.get_by_label("Verify each scheduled backup once ready (verifyAfterBackup)")
+        await expect(verify).not_to_be_checked()
+        await verify.check()
         await form.get_by_role("button", name="Save volume policy").click()
         await expect(form.locator(".form-status")).to_contain_text("Volume policy saved.")
         await expect(summary).to_contain_text("enabled, every 6 h, kept 10 days, at most 3")
         await expect(summary).to_contain_text("the app is stopped for each copy")
         await expect(summary).to_contain_text("kept in the coordinator's storage")
+        await expect(summary).to_contain_text("each backup verified once ready")
         [stored] = (await stack.call("GET", query))["items"]
         assert (
             stored["scheduleIntervalHours"],
@@ -92,22 +86,41 @@ async def test_console_sets_a_volume_policy_and_verifies_a_volume_backup(
             stored["enabled"],
             stored["stopResource"],
             stored["backupTargetId"],
-        ) == (6, 10, 3, False, True, True, None)
+            stored["verifyAfterBackup"],
+        ) == (6, 10, 3, False, True, True, None, True)
         assert stored["nextRunAt"] is not None
         shown_policy = summary.locator("[data-policy]")
         await expect(shown_policy).to_have_attribute("data-policy", stored["id"])
 
-        # Changed (disabled): the same policy, replaced; the form shows it after a reload.
+        # Changed (disabled, not verified): the same policy, replaced; the form shows it after a
+        # reload, and its verification box as stored.
         await form.get_by_label("Enabled").uncheck()
+        await verify.uncheck()
         await form.get_by_role("button", name="Save volume policy").click()
         await expect(summary).to_contain_text("Policy: disabled, every 6 h")
+        await expect(summary).to_contain_text("not verified automatically")
         [changed] = (await stack.call("GET", query))["items"]
         assert (changed["id"], changed["enabled"]) == (stored["id"], False)
+        assert changed["verifyAfterBackup"] is False
         assert int(changed["version"]) > int(stored["version"])
         await page.reload()
         await expect(summary).to_contain_text("Policy: disabled")
         await expect(form.get_by_label("Every (hours)")).to_have_value("6")
         await expect(form.get_by_label("Retry a failed scheduled backup")).not_to_be_checked()
+        await expect(verify).not_to_be_checked()
+
+        # Verified again from the page: saved with the box ticked, which a reload shows ticked.
+        await verify.check()
+        await form.get_by_role("button", name="Save volume policy").click()
+        await expect(summary).to_contain_text("each backup verified once ready")
+        [again] = (await stack.call("GET", query))["items"]
+        assert (again["id"], again["enabled"], again["verifyAfterBackup"]) == (
+            stored["id"],
+            False,
+            True,
+        )
+        await page.reload()
+        await expect(verify).to_be_checked()
 
         # A backup from the page: ready, with the manifest the agent counted.
         await section.get_by_role("button", name="Back up volume now").click()

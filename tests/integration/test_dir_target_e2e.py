@@ -20,9 +20,9 @@ from coordinator.backups.policies import prune
 from coordinator.db.backup_models import DependencyBackupPolicy
 from tests.harness import Coordinator, eventually
 from tests.integration import backup_stacks as bk
+from tests.integration.backup_stacks import WRITER
 from tests.integration.stacks import Workload, start_agent
 from tests.integration.test_cli_workspace import Cli
-from tests.integration.test_volume_backups_e2e import WRITER
 from tests.unit.coordinator.support import assert_error, audit_events
 
 pytestmark = pytest.mark.docker

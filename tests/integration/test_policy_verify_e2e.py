@@ -18,16 +18,11 @@ import pytest
 from coordinator.db.backup_models import DependencyBackupPolicy
 from tests.harness import Coordinator, eventually, serving
 from tests.integration import backup_stacks as bk
+from tests.integration.backup_stacks import WRITER, _files, _leftovers
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_cli_workspace import Cli
 from tests.integration.test_volume_backup_policies_e2e import _due, _next_backup
-from tests.integration.test_volume_backup_verification_e2e import (
-    FILE_BYTES,
-    WRITER,
-    _files,
-    _leftovers,
-    _placed_volume,
-)
+from tests.integration.test_volume_backup_verification_e2e import FILE_BYTES
 from tests.unit.coordinator.support import audit_events
 
 pytestmark = pytest.mark.docker
@@ -82,8 +77,7 @@ async def _verification(stack: Workload, backup_id: str) -> dict[str, Any]:
 async def _scenario(
     stack: Workload, coordinator: Coordinator, client: docker.DockerClient, config_home: Path
 ) -> None:
-    volume_id = await _placed_volume(stack, client)
-    original = _files(client, volume_id)
+    volume_id, original = await bk.written_volume(stack, client)
 
     cli = Cli(coordinator, stack.token, config_home)
     configured = await cli.json(

@@ -16,9 +16,9 @@ import pytest
 from coordinator.backups.artifacts import load_key, read_chunks
 from coordinator.db.volume_policy_models import StorageVolumeBackupPolicy
 from tests.harness import Coordinator, eventually, serving
+from tests.integration.backup_stacks import WRITER, _leftovers, _sh, written_volume
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_cli_workspace import Cli
-from tests.integration.test_volume_backups_e2e import WRITER, _files, _leftovers, _sh, _volume
 from tests.unit.coordinator.support import assert_error, audit_events
 
 pytestmark = pytest.mark.docker
@@ -72,18 +72,7 @@ async def test_a_due_volume_policy_backs_up_and_prunes_the_older_backup(
 async def _scenario(
     stack: Workload, coordinator: Coordinator, client: docker.DockerClient, config_home: Path
 ) -> None:
-    volume_id = await _volume(stack, "data")
-    await stack.call(
-        "POST",
-        f"/resources/{stack.resource_id}/storage-attachments",
-        {"storageVolumeId": volume_id, "destinationPath": "/data"},
-    )
-    await stack.deploy()
-
-    async def written() -> bool:
-        return len(_files(client, volume_id)) == 2
-
-    await eventually(written, timeout=30, what="the app to write its files")
+    volume_id, _ = await written_volume(stack, client)
 
     cli = Cli(coordinator, stack.token, config_home)
     configured = await cli.json(

@@ -13,78 +13,22 @@ import pytest
 
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from tests.harness import Coordinator, eventually
+from tests.integration.backup_stacks import (
+    WRITER,
+    _files,
+    _leftovers,
+    add_dir_target,
+    volume_backup,
+    volume_backup_to,
+    written_volume,
+)
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_cli_workspace import Cli
 from tests.unit.coordinator.support import audit_events
 
 pytestmark = pytest.mark.docker
 
-# Two files (one in a folder) written on the first start only; the app keeps running.
-WRITER = (
-    "[ -f /data/a.txt ] || { mkdir -p /data/notes && echo first > /data/a.txt"
-    " && seq 1 20000 > /data/notes/b.txt; }; "
-    "trap 'exit 0' TERM; sleep 100000 & wait"
-)
 FILE_BYTES = len("first\n") + sum(len(f"{n}\n") for n in range(1, 20001))
-
-
-def _files(client: docker.DockerClient, volume_id: str) -> dict[str, str]:
-    """Every file of the volume with its SHA-256 (read by a throwaway busybox container)."""
-    out = client.containers.run(
-        "berth-test/busybox",
-        ["sh", "-c", "cd /v && find . -type f | sort | xargs -r sha256sum"],
-        volumes={f"berth-{volume_id.lower()}": {"bind": "/v", "mode": "ro"}},
-        remove=True,
-    )
-    assert isinstance(out, bytes)
-    return {line.split()[1]: line.split()[0] for line in out.decode().splitlines()}
-
-
-def _leftovers(client: docker.DockerClient) -> list[str]:
-    """Helper containers and throwaway (staging) volumes of any restore or verification."""
-    helpers = client.containers.list(all=True, filters={"label": "berth.volume-helper"})
-    staging = [v.name for v in client.volumes.list() if str(v.name).startswith("berth-vrs-")]
-    return [str(c.name) for c in helpers] + staging
-
-
-async def _placed_volume(stack: Workload, client: docker.DockerClient) -> str:
-    """A named volume the deployed app wrote its two files into."""
-    created = await stack.call(
-        "POST",
-        "/storage-volumes",
-        {
-            "projectId": stack.project_id,
-            "environmentId": stack.environment_id,
-            "name": "data",
-            "kind": "named-volume",
-        },
-    )
-    volume_id = str(created["id"])
-    await stack.call(
-        "POST",
-        f"/resources/{stack.resource_id}/storage-attachments",
-        {"storageVolumeId": volume_id, "destinationPath": "/data"},
-    )
-    await stack.deploy()
-
-    async def written() -> bool:
-        return len(_files(client, volume_id)) == 2
-
-    await eventually(written, timeout=30, what="the app to write its files")
-    return volume_id
-
-
-async def _ready(stack: Workload, volume_id: str, **body: str) -> dict[str, Any]:
-    created = await stack.call("POST", f"/storage-volumes/{volume_id}/backups", body)
-
-    async def settled() -> bool:
-        shown = await stack.call("GET", f"/storage-volumes/backups/{created['id']}")
-        assert shown["backup"]["status"] in ("pending", "ready"), shown
-        return bool(shown["backup"]["status"] == "ready")
-
-    await eventually(settled, timeout=120, what="the volume backup to be ready")
-    shown = await stack.call("GET", f"/storage-volumes/backups/{created['id']}")
-    return dict(shown["backup"])
 
 
 async def _verify(stack: Workload, backup_id: str, want: str) -> dict[str, Any]:
@@ -115,11 +59,10 @@ async def test_volume_backup_verification_passes_and_fails_on_damage(
 async def _scenario(
     stack: Workload, coordinator: Coordinator, client: docker.DockerClient, config_home: Path
 ) -> None:
-    volume_id = await _placed_volume(stack, client)
-    original = _files(client, volume_id)
+    volume_id, original = await written_volume(stack, client)
 
     # The backup records what its archive held, counted by the agent as it streamed.
-    backup = await _ready(stack, volume_id)
+    backup = await volume_backup(stack, volume_id)
     manifest = backup["manifest"]
     assert (manifest["files"], manifest["fileBytes"]) == (2, FILE_BYTES), manifest
     assert manifest["entries"] == 4, manifest  # the root, a.txt, notes/ and notes/b.txt
@@ -185,7 +128,7 @@ async def _scenario(
     assert len(events) == 3
 
     # ``berth volumes verify`` on a fresh backup: waits for the outcome and shows it.
-    fresh = await _ready(stack, volume_id)
+    fresh = await volume_backup(stack, volume_id)
     cli = Cli(coordinator, stack.token, config_home)
     shown = await cli.json("volumes", "verify", fresh["id"])
     assert shown["backup"]["verification"]["status"] == "passed", shown
@@ -203,19 +146,10 @@ async def test_a_volume_backup_in_a_server_directory_verifies_and_fails_on_damag
     env = {"BERTH_AGENT_BACKUP_DIRS": str(allowed)}
     stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER, agent_env=env)
     try:
-        volume_id = await _placed_volume(stack, docker_client)
-        target = await stack.call(
-            "POST",
-            "/backup-targets",
-            {
-                "name": "local",
-                "kind": "server-directory",
-                "serverId": stack.server_id,
-                "path": str(allowed / "volumes"),
-            },
-        )
-        backup = await _ready(stack, volume_id, backupTargetId=str(target["id"]))
-        assert backup["backupTargetId"] == target["id"]
+        volume_id, _ = await written_volume(stack, docker_client)
+        target_id = await add_dir_target(stack, "local", allowed / "volumes")
+        backup = await volume_backup_to(stack, volume_id, target_id)
+        assert backup["backupTargetId"] == target_id
         verification = await _verify(stack, backup["id"], "passed")
         assert (verification["files"], verification["fileBytes"]) == (2, FILE_BYTES)
         assert _leftovers(docker_client) == []

@@ -7,7 +7,6 @@ deleted and changed, a damaged artifact refused, the volume restored under the r
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -15,85 +14,21 @@ import pytest
 from coordinator.backups.artifacts import load_key, read_chunks
 from coordinator.db.volume_backup_models import StorageVolumeBackup
 from tests.harness import Coordinator, eventually
+from tests.integration.backup_stacks import (
+    WRITER,
+    _files,
+    _leftovers,
+    _restored,
+    _sh,
+    _volume,
+    attached,
+    volume_backup,
+    written_volume,
+)
 from tests.integration.stacks import Workload, workload
 from tests.integration.test_cli_workspace import Cli
 
 pytestmark = pytest.mark.docker
-
-# The app writes two files (one in a folder) on its first start only, and keeps running.
-WRITER = (
-    "[ -f /data/a.txt ] || { mkdir -p /data/notes && echo first > /data/a.txt"
-    " && seq 1 20000 > /data/notes/b.txt; }; "
-    "trap 'exit 0' TERM; sleep 100000 & wait"
-)
-
-
-async def _volume(stack: Workload, name: str, **extra: str) -> str:
-    answer = await stack.call(
-        "POST",
-        "/storage-volumes",
-        {
-            "projectId": stack.project_id,
-            "environmentId": stack.environment_id,
-            "name": name,
-            "kind": "named-volume",
-            **extra,
-        },
-    )
-    return str(answer["id"])
-
-
-def _files(client: docker.DockerClient, volume_id: str) -> dict[str, str]:
-    """Every file of the volume with its SHA-256 (read by a throwaway busybox container)."""
-    out = client.containers.run(
-        "berth-test/busybox",
-        ["sh", "-c", "cd /v && find . -type f | sort | xargs -r sha256sum"],
-        volumes={f"berth-{volume_id.lower()}": {"bind": "/v", "mode": "ro"}},
-        remove=True,
-    )
-    assert isinstance(out, bytes)
-    return {line.split()[1]: line.split()[0] for line in out.decode().splitlines()}
-
-
-def _sh(client: docker.DockerClient, volume_id: str, script: str) -> None:
-    client.containers.run(
-        "berth-test/busybox",
-        ["sh", "-c", script],
-        volumes={f"berth-{volume_id.lower()}": {"bind": "/v", "mode": "rw"}},
-        remove=True,
-    )
-
-
-async def _settled(stack: Workload, backup_id: str) -> dict[str, Any]:
-    async def settled() -> bool:
-        shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
-        assert shown["backup"]["status"] in ("pending", "ready"), shown
-        return bool(shown["backup"]["status"] == "ready")
-
-    await eventually(settled, timeout=120, what=f"volume backup {backup_id} to be ready")
-    return dict((await stack.call("GET", f"/storage-volumes/backups/{backup_id}"))["backup"])
-
-
-async def _restored(stack: Workload, backup_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    await stack.call(
-        "POST",
-        f"/storage-volumes/backups/{backup_id}/restore",
-        {"acknowledgeDataOverwrite": True, **body},
-    )
-
-    async def done() -> bool:
-        shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
-        return bool(shown["backup"]["latestRestoreAttempt"]["status"] != "pending")
-
-    await eventually(done, timeout=120, what=f"the restore of {backup_id} to end")
-    shown = await stack.call("GET", f"/storage-volumes/backups/{backup_id}")
-    return dict(shown["backup"]["latestRestoreAttempt"])
-
-
-def _leftovers(client: docker.DockerClient) -> list[str]:
-    helpers = client.containers.list(all=True, filters={"label": "berth.volume-helper"})
-    staging = [v.name for v in client.volumes.list() if str(v.name).startswith("berth-vrs-")]
-    return [str(c.name) for c in helpers] + staging
 
 
 async def test_volume_backup_restores_deleted_files_and_into_a_new_volume(
@@ -116,22 +51,10 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     assert status == 409, early
     assert await StorageVolumeBackup.filter(storage_volume_id=volume_id).count() == 0
 
-    await stack.call(
-        "POST",
-        f"/resources/{stack.resource_id}/storage-attachments",
-        {"storageVolumeId": volume_id, "destinationPath": "/data"},
-    )
-    await stack.deploy()
-
-    async def written() -> bool:
-        return len(_files(client, volume_id)) == 2
-
-    await eventually(written, timeout=30, what="the app to write its files")
-    original = _files(client, volume_id)
+    _, original = await written_volume(stack, client, volume_id)
     assert set(original) == {"./a.txt", "./notes/b.txt"}
 
-    created = await stack.call("POST", f"/storage-volumes/{volume_id}/backups", {})
-    backup = await _settled(stack, created["id"])
+    backup = await volume_backup(stack, volume_id)
     assert backup["storageVolumeId"] == volume_id
     assert backup["serverId"] == stack.server_id
     assert backup["format"] == "tar"
@@ -156,12 +79,9 @@ async def _scenario(stack: Workload, coordinator: Coordinator, client: docker.Do
     # With stopResource the app is stopped for the copy and started again after it.
     (running,) = stack.containers(client)
     started = running.attrs["State"]["StartedAt"]
-    quiet = await stack.call(
-        "POST", f"/storage-volumes/{volume_id}/backups", {"stopResource": True}
-    )
-    quiet_backup = await _settled(stack, quiet["id"])
-    assert quiet_backup["stopResource"] is True
-    assert quiet_backup["archiveBytes"] == backup["archiveBytes"]
+    quiet = await volume_backup(stack, volume_id, stopResource=True)
+    assert quiet["stopResource"] is True
+    assert quiet["archiveBytes"] == backup["archiveBytes"]
     running.reload()
     assert running.attrs["State"]["Running"] is True
     assert running.attrs["State"]["StartedAt"] != started
@@ -285,12 +205,7 @@ async def test_a_volume_backup_cut_off_by_a_lost_link_fails_without_an_artifact(
     stack = await workload(coordinator, admin_token, tmp_path / "agent", STUBBORN)
     try:
         volume_id = await _volume(stack, "data")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/storage-attachments",
-            {"storageVolumeId": volume_id, "destinationPath": "/data"},
-        )
-        await stack.deploy()
+        await attached(stack, volume_id)
         (container,) = stack.containers(docker_client)
         since = int(time.time()) - 1
 

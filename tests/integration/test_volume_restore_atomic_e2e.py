@@ -16,15 +16,15 @@ import docker
 import pytest
 
 from tests.harness import Coordinator, eventually, scaled
-from tests.integration.stacks import Workload, workload
-from tests.integration.test_volume_backups_e2e import (
+from tests.integration.backup_stacks import (
     WRITER,
     _files,
     _leftovers,
-    _settled,
     _sh,
-    _volume,
+    volume_backup,
+    written_volume,
 )
+from tests.integration.stacks import Workload, workload
 
 pytestmark = pytest.mark.docker
 
@@ -122,23 +122,11 @@ async def test_a_restore_cut_off_mid_replace_leaves_the_volume_whole(
     caplog.set_level(logging.INFO, logger="coordinator.backups.volume_settle")
     stack = await workload(coordinator, admin_token, tmp_path / "agent", WRITER)
     try:
-        volume_id = await _volume(stack, "data")
-        await stack.call(
-            "POST",
-            f"/resources/{stack.resource_id}/storage-attachments",
-            {"storageVolumeId": volume_id, "destinationPath": "/data"},
-        )
-        await stack.deploy()
-
-        async def written() -> bool:
-            return len(_files(docker_client, volume_id)) == 2
-
-        await eventually(written, timeout=30, what="the app to write its files")
+        volume_id, _ = await written_volume(stack, docker_client)
         _sh(docker_client, volume_id, FILL)
         original = _files(docker_client, volume_id)
         assert len(original) == 302
-        created = await stack.call("POST", f"/storage-volumes/{volume_id}/backups", {})
-        backup_id = (await _settled(stack, created["id"]))["id"]
+        backup_id = (await volume_backup(stack, volume_id))["id"]
 
         # The link is lost once the agent replaces the volume: the replace goes on.
         _sh(docker_client, volume_id, CHANGE)

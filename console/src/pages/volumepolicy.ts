@@ -1,6 +1,6 @@
 // A named volume's backup policy (on the storage page, for the volume the backup section has
 // picked): what is in force (schedule, retention, keep count, retry, enabled, stopResource,
-// target, last and next run) and a form that sets or replaces it
+// target, verifyAfterBackup, last and next run) and a form that sets or replaces it
 // (``POST /storage-volumes/backup-policies``; one policy per volume, again replaces it).
 import { api, query } from "../api";
 import { h } from "../dom";
@@ -19,6 +19,7 @@ export function policySummary(p: any, where: string): string {
   return `Policy: ${p.enabled ? "enabled" : "disabled"}, every ${p.scheduleIntervalHours} h, kept ${p.retentionDays} days`
     + `${p.keepCount ? `, at most ${p.keepCount}` : ""}; ${p.retryOnFailure ? "retried on failure" : "not retried"}; `
     + `${p.stopResource ? "the app is stopped for each copy" : "live copies"}; kept in ${where}; `
+    + `${p.verifyAfterBackup ? "each backup verified once ready" : "not verified automatically"}; `
     + `next run ${when(p.nextRunAt)}, last ${when(p.lastRunAt)}.`;
 }
 
@@ -30,6 +31,7 @@ export function volumePolicySection(): VolumePolicy {
   const enabled = h("input", { type: "checkbox", id: "volume-policy-enabled", checked: true });
   const stop = h("input", { type: "checkbox", id: "volume-policy-stop" });
   const target = targetPicker("volume-policy-target", "Keep the volume policy's backups in");
+  const verify = h("input", { type: "checkbox", id: "volume-policy-verify" });
   const summary = h("p", { class: "hint", id: "volume-policy-summary" });
   let volumeId: string | null = null;
 
@@ -41,6 +43,7 @@ export function volumePolicySection(): VolumePolicy {
     ["Enabled", enabled],
     ["Stop the app during each copy (stopResource)", stop],
     ["Keep backups in", target.element],
+    ["Verify each scheduled backup once ready (verifyAfterBackup)", verify],
   ], "Save volume policy", async () => {
     if (!volumeId) throw new Error("No named volume chosen.");
     await api("POST", "/storage-volumes/backup-policies", {
@@ -51,6 +54,7 @@ export function volumePolicySection(): VolumePolicy {
       retryOnFailure: retry.checked,
       enabled: enabled.checked,
       stopResource: stop.checked,
+      verifyAfterBackup: verify.checked,
       ...(target.chosen() ? { backupTargetId: target.chosen() } : {}),
     });
     await show();
@@ -80,6 +84,7 @@ export function volumePolicySection(): VolumePolicy {
     retry.checked = found.retryOnFailure;
     enabled.checked = found.enabled;
     stop.checked = found.stopResource;
+    verify.checked = Boolean(found.verifyAfterBackup);
     target.element.value = found.backupTargetId ?? "";
     const where = found.backupTargetId ? target.element.selectedOptions[0]?.textContent ?? found.backupTargetId : OWN_STORAGE;
     summary.replaceChildren(h("span", { "data-policy": found.id, "data-enabled": String(found.enabled) }, policySummary(found, where)));
