@@ -187,7 +187,6 @@ class BackupFeature:
                     else:
                         _in_order(transfer, message)
                         data, eof, counts = await self._handle(message, transfer)
-                        self._note_end(message, link, eof)
             reply = BackupReply(
                 id=UNSTAMPED,
                 re=message.id,
@@ -238,8 +237,8 @@ class BackupFeature:
             and self._ended_reads.get(str(message.backup_id)) is link
         )
 
-    def _note_end(self, message: Any, link: LinkContext, eof: bool) -> None:
-        if eof and isinstance(message, BackupRead) and message.seq is not None:
+    def _note_end(self, message: BackupRead, link: LinkContext) -> None:
+        if message.seq is not None:
             self._ended_reads[str(message.backup_id)] = link
             while len(self._ended_reads) > _ENDED_READS:
                 self._ended_reads.popitem(last=False)
@@ -288,6 +287,9 @@ class BackupFeature:
                 if transfer.census is not None:
                     await self._count(transfer, data)
                 if not data:
+                    # Noted before the transfer ends: ending awaits (a volume's helper is
+                    # removed), and a windowed read arriving meanwhile must find the end.
+                    self._note_end(message, transfer.link)
                     await self._end(backup_id)
                 return data, not data, None
             case RestoreOpen() if message.target.kind in STREAMED_KINDS:

@@ -185,12 +185,7 @@ class BackupDirFeature:
                 # Ended (failed or aborted) while this request waited its turn.
                 raise PlatformError(f"transfer {message.transfer_id!r} ended")
             _in_order(transfer, message)
-            answer = await self._step(message, transfer)
-            if answer.eof and message.seq is not None:
-                self._ended_reads[message.transfer_id] = link
-                while len(self._ended_reads) > _ENDED_READS:
-                    self._ended_reads.popitem(last=False)
-            return answer
+            return await self._step(message, transfer)
 
     def _past_end(self, message: Any, link: LinkContext, transfer: _Transfer | None) -> bool:
         """A windowed read sent before its file's end was seen (answered ``eof`` again)."""
@@ -213,6 +208,12 @@ class BackupDirFeature:
             case BackupDirRead() if not opened.writing:
                 data = await asyncio.to_thread(opened.read, MAX_CHUNK_BYTES)
                 if not data:
+                    # Noted before the transfer ends: closing the file awaits, and a windowed
+                    # read arriving meanwhile must find the end, not a missing transfer.
+                    if message.seq is not None:
+                        self._ended_reads[message.transfer_id] = transfer.link
+                        while len(self._ended_reads) > _ENDED_READS:
+                            self._ended_reads.popitem(last=False)
                     await self._end(message.transfer_id)
                 return _Answer(data=data, eof=not data)
             case BackupDirAbort():

@@ -7,6 +7,7 @@ tests/integration/test_dir_target_e2e.py)."""
 import asyncio
 import base64
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -165,3 +166,46 @@ async def test_a_failed_write_mid_window_ends_the_backup_and_leaves_nothing(root
     await sink.discard()
     assert _names(root) == []
     assert session.in_flight == 0
+
+
+async def test_a_read_arriving_while_the_file_closes_after_its_end_answers_eof(
+    root: Path,
+) -> None:
+    # Closing the file at the end runs in a thread; a windowed read that arrives meanwhile
+    # found no transfer and failed a good backup (seen in CI under load).
+    (root / "bkp_1.berthbk").write_bytes(b"artifact")
+    session = Session(
+        BackupDirFeature((str(root),)), (BACKUP_DIRS_CAPABILITY, BACKUP_DIRS_WINDOW_CAPABILITY)
+    )
+    opened = await session.request(
+        lambda mid: BackupDirOpen(
+            id=mid, transfer_id="t1", path=str(root), file_name="bkp_1.berthbk", mode="read"
+        ),
+        5,
+    )
+    assert opened.status == "ok"
+    (transfer,) = session.feature._transfers.values()
+    closing, release = threading.Event(), threading.Event()
+    close = transfer.file.close
+
+    def slow_close() -> None:
+        closing.set()
+        release.wait(5)
+        close()
+
+    transfer.file.close = slow_close  # type: ignore[method-assign]
+
+    def read(seq: int) -> Callable[[int], CoordinatorMessage]:
+        return lambda mid: BackupDirRead(id=mid, transfer_id="t1", seq=seq)
+
+    first = await session.request(read(0), 5)
+    assert base64.b64decode(first.data) == b"artifact"
+    end = asyncio.ensure_future(session.request(read(1), 5))
+    await asyncio.to_thread(closing.wait, 5)
+    try:
+        late = await session.request(read(2), 5)
+    finally:
+        release.set()
+    assert (late.status, late.eof) == ("ok", True)
+    last = await end
+    assert (last.status, last.eof) == ("ok", True)

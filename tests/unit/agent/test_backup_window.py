@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from agent.backup_feature import BackupFeature
 from agent.runtime.backup_ops import BackupOps
+from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps
 from shared.messages import (
     MAX_CHUNK_BYTES,
     BackupOpen,
@@ -16,6 +17,7 @@ from shared.messages import (
     BackupReply,
     RestoreOpen,
     RestoreWrite,
+    VolumeBackupOpen,
 )
 from shared.messages.backups import BACKUP_WINDOW_CAPABILITY
 from tests.harness import eventually
@@ -26,8 +28,10 @@ from tests.unit.agent.test_backup_feature import (
     Dump,
     Ops,
     Sent,
+    Volumes,
     _ask,
     _link,
+    _tar,
 )
 
 
@@ -121,3 +125,50 @@ async def test_a_window_of_writes_arrives_whole_and_in_order() -> None:
 
     await eventually(uploaded, timeout=5, what="the upload")
     assert ops.uploaded == b"".join(parts)
+
+
+class SlowClosingArchive(ArchiveStream):
+    """A volume archive whose end takes a while (the helper container is being removed)."""
+
+    def __init__(self, archive: bytes) -> None:  # no engine: the parts are in memory
+        self.parts = [archive]
+        self.closing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def read(self, limit: int) -> bytes:
+        return self.parts.pop(0) if self.parts else b""
+
+    async def aclose(self) -> None:
+        self.closing.set()
+        await self.release.wait()
+
+
+async def test_a_read_arriving_while_a_volume_archive_closes_after_its_end_answers_eof() -> None:
+    # Ending a volume read awaits the helper's removal; a windowed read arriving meanwhile
+    # found no transfer and failed a good volume backup (seen in CI under load).
+    sent = Sent()
+    link = _link(sent)
+    archive = SlowClosingArchive(_tar({"./a": b"12345"}))
+    volumes = Volumes(b"")
+    volumes.read = lambda *_args, **_kw: _ready(archive)  # type: ignore[method-assign]
+    feature = BackupFeature(cast(BackupOps, Ops(Dump([]))), cast(VolumeArchiveOps, volumes))
+    opened = VolumeBackupOpen(id=1, backup_id="vb1", volume_name="berth-vol_1")
+    assert (await _ask(feature, link, sent, opened)).status == "ok"
+    first = await _ask(feature, link, sent, BackupRead(id=2, backup_id="vb1", seq=0))
+    assert (first.status, first.eof) == ("ok", False)
+    feature.receive(BackupRead(id=3, backup_id="vb1", seq=1), link)
+    async with asyncio.timeout(5):
+        await archive.closing.wait()
+    try:
+        late = await _ask(feature, link, sent, BackupRead(id=4, backup_id="vb1", seq=2))
+    finally:
+        archive.release.set()
+    assert (late.status, late.eof) == ("ok", True)
+    replies = await _replies(sent, 4)
+    end = next(reply for reply in replies if reply.re == 3)
+    assert (end.status, end.eof) == ("ok", True)
+    assert end.manifest is not None
+
+
+async def _ready(archive: ArchiveStream) -> ArchiveStream:
+    return archive
