@@ -11,9 +11,8 @@ import base64
 import binascii
 import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from agent.runtime.restore_stream import STREAMED_KINDS, StreamedRestore
 from agent.runtime.tar_census import CensusFailed, TarCensus
 from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
 from agent.settings import AgentSettings
+from agent.transfers import Transfer, TransferFeature
 from agent.volume_intents import ReplaceIntents
 from agent.volume_replacer import VolumeReplacer
 from shared.errors import PlatformError
@@ -55,8 +55,7 @@ logger = logging.getLogger(__name__)
 
 # Chunks a restore holds between the link and the engine (each at most MAX_CHUNK_BYTES).
 _RESTORE_QUEUE = 4
-# Dumps read to their end that still answer ``eof`` to the reads a window had in flight.
-_ENDED_READS = 64
+_OPENING = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
 
 
 @dataclass(eq=False)
@@ -82,9 +81,7 @@ class _VolumeRestore:
 
 
 @dataclass(eq=False)
-class _Transfer:
-    link: LinkContext
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+class _Transfer(Transfer):
     dump: DumpStream | ArchiveStream | None = None
     restore: _Restore | None = None
     streamed: StreamedRestore | None = None
@@ -93,24 +90,32 @@ class _Transfer:
     # A volume backup's archive counted as it streams; the manifest for the reply.
     census: TarCensus | None = None
     manifest: VolumeManifest | None = None
-    # The ``seq`` the next windowed ``backup_read`` / ``restore_write`` must carry.
-    next_seq: int = 0
 
 
-class BackupFeature:
+@dataclass
+class _Answer:
+    data: bytes = b""
+    eof: bool = False
+    # A checked restore's tables and rows.
+    counts: tuple[int, int] | None = None
+
+
+class BackupFeature(TransferFeature[_Transfer, _Answer]):
     """Serves ``backup_*`` and ``restore_*`` requests; one transfer per backup id."""
+
+    window_reads = (BackupRead,)
+    window_writes = (RestoreWrite,)
+    failures = (EngineError, PlatformError, binascii.Error, CensusFailed)
 
     def __init__(
         self, ops: BackupOps, volumes: VolumeArchiveOps, state_dir: Path | None = None
     ) -> None:
+        super().__init__()
         self._ops = ops
         self._volumes = volumes
         # Volume replaces outlive their link and request; recorded under the state dir.
         intents = ReplaceIntents(state_dir) if state_dir is not None else None
         self._replacer = VolumeReplacer(volumes, intents)
-        self._transfers: dict[str, _Transfer] = {}
-        self._requests: set[asyncio.Task[None]] = set()
-        self._ended_reads: OrderedDict[str, LinkContext] = OrderedDict()
 
     @property
     def message_types(self) -> frozenset[str]:
@@ -130,89 +135,46 @@ class BackupFeature:
             await asyncio.Event().wait()
         finally:
             await self._replacer.close()
-            for task in list(self._requests):
-                task.cancel()
-            for backup_id in list(self._transfers):
-                await self._end(backup_id)
-
-    async def attached(self, link: LinkContext) -> None:
-        """Nothing to send on a new link."""
-
-    def detached(self, link: LinkContext) -> None:
-        """Transfers of the old link end (the coordinator marks them failed)."""
-        for backup_id, transfer in list(self._transfers.items()):
-            if transfer.link is link:
-                self._spawn(self._end(backup_id))
-        for backup_id, ended in list(self._ended_reads.items()):
-            if ended is link:
-                del self._ended_reads[backup_id]
-
-    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
-        """Nothing of this feature waits on an error frame."""
-        return False
+            await self._stop()
 
     def receive(self, message: Any, link: LinkContext) -> None:
         """Answer in a task of its own."""
-        self._spawn(self._answer(message, link))
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
-
-    async def _answer(self, message: Any, link: LinkContext) -> None:
-        backup_id = str(message.backup_id)
         if isinstance(message, VolumeRestoreSettle):
-            await self._settle(message, link)
-            return
+            self._spawn(self._settle(message, link))
+        else:
+            self._spawn(self._answer(message, link))
+
+    async def _serve(self, message: Any, link: LinkContext) -> BackupReply:
+        backup_id = str(message.backup_id)
         transfer = self._transfers.get(backup_id)
-        opening = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
-        if isinstance(message, opening) and transfer is None:
+        if isinstance(message, _OPENING) and transfer is None:
             transfer = self._transfers[backup_id] = _Transfer(link)
-        data = b""
-        eof = False
-        counts: tuple[int, int] | None = None
-        try:
-            if self._past_end(message, link, transfer):
-                eof = True
-            elif transfer is None or transfer.link is not link:
-                raise PlatformError(f"no transfer {backup_id!r} is open on this link")
-            else:
-                async with transfer.lock:
-                    if self._past_end(message, link, self._transfers.get(backup_id)):
-                        eof = True
-                    elif self._transfers.get(backup_id) is not transfer:
-                        # Ended (failed or aborted) while this request waited its turn.
-                        raise PlatformError(f"transfer {backup_id!r} ended")
-                    else:
-                        _in_order(transfer, message)
-                        data, eof, counts = await self._handle(message, transfer)
-                        self._note_end(message, link, eof)
-            reply = BackupReply(
-                id=UNSTAMPED,
-                re=message.id,
-                backup_id=backup_id,
-                status="ok",
-                data=base64.b64encode(data).decode("ascii"),
-                eof=eof,
-                tables=counts[0] if counts else None,
-                rows=counts[1] if counts else None,
-                manifest=transfer.manifest if transfer is not None else None,
-            )
-        except (EngineError, PlatformError, binascii.Error, CensusFailed) as exc:
-            logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
-            await self._end(backup_id)
-            reply = BackupReply(
-                id=UNSTAMPED,
-                re=message.id,
-                backup_id=backup_id,
-                status="failed",
-                message=str(exc)[:2000],
-            )
-        try:
-            await link.send(reply)
-        except Exception as exc:  # the link closed under the reply; detached() ends the transfer
-            logger.debug("could not answer %s: %s", message.id, exc)
+        answer = await self._in_turn(backup_id, message, link, _Answer(eof=True))
+        return BackupReply(
+            id=UNSTAMPED,
+            re=message.id,
+            backup_id=backup_id,
+            status="ok",
+            data=base64.b64encode(answer.data).decode("ascii"),
+            eof=answer.eof,
+            tables=answer.counts[0] if answer.counts else None,
+            rows=answer.counts[1] if answer.counts else None,
+            manifest=transfer.manifest if transfer is not None else None,
+        )
+
+    def _transfer_of(self, message: Any) -> str:
+        return str(message.backup_id)
+
+    def _failed(self, message: Any, exc: Exception) -> BackupReply:
+        backup_id = str(message.backup_id)
+        logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
+        return BackupReply(
+            id=UNSTAMPED,
+            re=message.id,
+            backup_id=backup_id,
+            status="failed",
+            message=str(exc)[:2000],
+        )
 
     async def _settle(self, message: VolumeRestoreSettle, link: LinkContext) -> None:
         """Answer how a volume replace ended (asked after the link was lost under it)."""
@@ -224,29 +186,10 @@ class BackupFeature:
             status="ok" if outcome == "" else "failed",
             message="" if outcome == "" else outcome or REPLACE_UNKNOWN,
         )
-        try:
-            await link.send(reply)
-        except Exception as exc:  # the link closed under the reply: the coordinator asks again
-            logger.debug("could not answer %s: %s", message.id, exc)
+        # If the link closed under the reply, the coordinator asks again.
+        await self._send(link, reply, message.id)
 
-    def _past_end(self, message: Any, link: LinkContext, transfer: _Transfer | None) -> bool:
-        """A windowed read sent before its dump's end was seen (answered ``eof`` again)."""
-        return (
-            transfer is None
-            and isinstance(message, BackupRead)
-            and message.seq is not None
-            and self._ended_reads.get(str(message.backup_id)) is link
-        )
-
-    def _note_end(self, message: Any, link: LinkContext, eof: bool) -> None:
-        if eof and isinstance(message, BackupRead) and message.seq is not None:
-            self._ended_reads[str(message.backup_id)] = link
-            while len(self._ended_reads) > _ENDED_READS:
-                self._ended_reads.popitem(last=False)
-
-    async def _handle(
-        self, message: Any, transfer: _Transfer
-    ) -> tuple[bytes, bool, tuple[int, int] | None]:
+    async def _step(self, message: Any, transfer: _Transfer) -> _Answer:
         backup_id = str(message.backup_id)
         queue: asyncio.Queue[bytes | None]
         match message:
@@ -289,7 +232,7 @@ class BackupFeature:
                     await self._count(transfer, data)
                 if not data:
                     await self._end(backup_id)
-                return data, not data, None
+                return _Answer(data, not data)
             case RestoreOpen() if message.target.kind in STREAMED_KINDS:
                 transfer.streamed = await StreamedRestore.start(
                     self._ops.engine, message.target, message.size
@@ -307,7 +250,7 @@ class BackupFeature:
                     raise
                 await self._end(backup_id)
                 if message.check and target is not None:
-                    return b"", False, await self._ops.counts(target)
+                    return _Answer(counts=await self._ops.counts(target))
             case RestoreOpen():
                 file_name = f"berth-restore-{backup_id}.dump"
                 queue = asyncio.Queue(_RESTORE_QUEUE)
@@ -325,12 +268,12 @@ class BackupFeature:
                 await self._ops.restore(restore.target, restore.file_name)
                 await self._end(backup_id)
                 if message.check:
-                    return b"", False, await self._ops.counts(restore.target)
+                    return _Answer(counts=await self._ops.counts(restore.target))
             case BackupAbort():
                 await self._end(backup_id)
             case _:
                 raise PlatformError(f"{message.type} does not fit transfer {backup_id!r}")
-        return b"", False, None
+        return _Answer()
 
     @staticmethod
     async def _count(transfer: _Transfer, data: bytes) -> None:
@@ -372,17 +315,6 @@ class BackupFeature:
             with contextlib.suppress(BaseException):
                 await restore.upload
             await self._ops.remove_file(restore.target, restore.file_name)
-
-
-def _in_order(transfer: _Transfer, message: Any) -> None:
-    """Refuse a windowed read or write whose ``seq`` is not the next one (never reorder)."""
-    if not isinstance(message, BackupRead | RestoreWrite) or message.seq is None:
-        return
-    if message.seq != transfer.next_seq:
-        raise PlatformError(
-            f"{message.type} {message.seq} arrived out of order (expected {transfer.next_seq})"
-        )
-    transfer.next_seq += 1
 
 
 async def _put(restore: _Restore | _VolumeRestore, chunk: bytes | None) -> None:
