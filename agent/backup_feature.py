@@ -10,8 +10,9 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,54 @@ _RESTORE_QUEUE = 4
 _OPENING = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
 
 
+class _Feed:
+    """Chunks from the link handed to a task that writes them into the engine as one stream;
+    at most ``_RESTORE_QUEUE`` wait between the two."""
+
+    def __init__(
+        self, consume: Callable[[AsyncIterator[bytes]], Coroutine[Any, Any, None]]
+    ) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(_RESTORE_QUEUE)
+        self._upload: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            consume(self._drain())
+        )
+
+    async def put(self, chunk: bytes) -> None:
+        """Hand the next chunk on (raises the engine's error if the upload failed)."""
+        await self._put(chunk)
+
+    async def finish(self) -> None:
+        """End the stream and wait for the upload to take all of it."""
+        await self._put(None)
+        await self._upload
+
+    async def cancel(self) -> None:
+        """Stop the upload where it is."""
+        self._upload.cancel()
+        with contextlib.suppress(BaseException):
+            await self._upload
+
+    async def _put(self, chunk: bytes | None) -> None:
+        # The upload may have failed (the engine refused): do not wait on a queue nobody drains.
+        put = asyncio.ensure_future(self._queue.put(chunk))
+        await asyncio.wait({put, self._upload}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+        if self._upload.done() and (exc := self._upload.exception()) is not None:
+            raise exc if isinstance(exc, EngineError) else EngineError(str(exc))
+
+    async def _drain(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+
+
 @dataclass(eq=False)
 class _Restore:
     """A restore being uploaded into the container."""
 
     target: BackupTarget
     file_name: str
-    queue: asyncio.Queue[bytes | None]
-    upload: asyncio.Task[None]
+    feed: _Feed
 
 
 @dataclass(eq=False)
@@ -74,8 +115,7 @@ class _VolumeRestore:
 
     volume_name: str
     staged: VolumeHelper
-    queue: asyncio.Queue[bytes | None]
-    upload: asyncio.Task[None]
+    feed: _Feed
     # A verification: the staging volume is counted and removed, no volume is replaced.
     verify: bool = False
 
@@ -191,7 +231,6 @@ class BackupFeature(TransferFeature[_Transfer, _Answer]):
 
     async def _step(self, message: Any, transfer: _Transfer) -> _Answer:
         backup_id = str(message.backup_id)
-        queue: asyncio.Queue[bytes | None]
         match message:
             case BackupOpen():
                 transfer.dump = await self._ops.dump(message.target)
@@ -204,19 +243,17 @@ class BackupFeature(TransferFeature[_Transfer, _Answer]):
                 if await self._replacer.busy(backup_id):
                     raise PlatformError(f"volume restore {backup_id!r} is still being replaced")
                 staged = await self._volumes.stage(backup_id)
-                queue = asyncio.Queue(_RESTORE_QUEUE)
-                fill = asyncio.get_running_loop().create_task(
-                    self._volumes.fill(staged, _drain(queue))
-                )
+                fill = _Feed(functools.partial(self._volumes.fill, staged))
                 verify = isinstance(message, VolumeVerifyOpen)
                 name = "" if isinstance(message, VolumeVerifyOpen) else message.volume_name
-                transfer.volume_restore = _VolumeRestore(name, staged, queue, fill, verify)
+                transfer.volume_restore = _VolumeRestore(name, staged, fill, verify)
             case RestoreWrite() if transfer.volume_restore is not None:
-                await _put(transfer.volume_restore, base64.b64decode(message.data, validate=True))
+                await transfer.volume_restore.feed.put(
+                    base64.b64decode(message.data, validate=True)
+                )
             case RestoreFinish() if transfer.volume_restore is not None:
                 volume = transfer.volume_restore
-                await _put(volume, None)
-                await volume.upload
+                await volume.feed.finish()
                 if volume.verify:
                     transfer.manifest = await self._volumes.census(volume.staged)
                 else:
@@ -253,17 +290,15 @@ class BackupFeature(TransferFeature[_Transfer, _Answer]):
                     return _Answer(counts=await self._ops.counts(target))
             case RestoreOpen():
                 file_name = f"berth-restore-{backup_id}.dump"
-                queue = asyncio.Queue(_RESTORE_QUEUE)
-                upload = asyncio.get_running_loop().create_task(
-                    self._ops.upload(message.target, file_name, message.size, _drain(queue))
+                upload = functools.partial(
+                    self._ops.upload, message.target, file_name, message.size
                 )
-                transfer.restore = _Restore(message.target, file_name, queue, upload)
+                transfer.restore = _Restore(message.target, file_name, _Feed(upload))
             case RestoreWrite() if transfer.restore is not None:
-                await _put(transfer.restore, base64.b64decode(message.data, validate=True))
+                await transfer.restore.feed.put(base64.b64decode(message.data, validate=True))
             case RestoreFinish() if transfer.restore is not None:
                 restore = transfer.restore
-                await _put(restore, None)
-                await restore.upload
+                await restore.feed.finish()
                 transfer.restore = None
                 await self._ops.restore(restore.target, restore.file_name)
                 await self._end(backup_id)
@@ -303,33 +338,14 @@ class BackupFeature(TransferFeature[_Transfer, _Answer]):
             transfer.dump.close()
         volume = transfer.volume_restore
         if volume is not None:
-            volume.upload.cancel()
-            with contextlib.suppress(BaseException):
-                await volume.upload
+            await volume.feed.cancel()
             await self._volumes.discard(backup_id, volume.staged)
         if transfer.streamed is not None:
             await transfer.streamed.cancel()
         restore = transfer.restore
         if restore is not None:
-            restore.upload.cancel()
-            with contextlib.suppress(BaseException):
-                await restore.upload
+            await restore.feed.cancel()
             await self._ops.remove_file(restore.target, restore.file_name)
-
-
-async def _put(restore: _Restore | _VolumeRestore, chunk: bytes | None) -> None:
-    # The upload may have failed (the engine refused): do not wait on a queue nobody drains.
-    put = asyncio.ensure_future(restore.queue.put(chunk))
-    await asyncio.wait({put, restore.upload}, return_when=asyncio.FIRST_COMPLETED)
-    if not put.done():
-        put.cancel()
-    if restore.upload.done() and (exc := restore.upload.exception()) is not None:
-        raise exc if isinstance(exc, EngineError) else EngineError(str(exc))
-
-
-async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
-    while (chunk := await queue.get()) is not None:
-        yield chunk
 
 
 def build_feature(
