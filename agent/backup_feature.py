@@ -10,10 +10,10 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
-from collections import OrderedDict
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from agent.runtime.restore_stream import STREAMED_KINDS, StreamedRestore
 from agent.runtime.tar_census import CensusFailed, TarCensus
 from agent.runtime.volume_archive import ArchiveStream, VolumeArchiveOps, VolumeHelper
 from agent.settings import AgentSettings
+from agent.transfers import Transfer, TransferFeature
 from agent.volume_intents import ReplaceIntents
 from agent.volume_replacer import VolumeReplacer
 from shared.errors import PlatformError
@@ -55,8 +56,48 @@ logger = logging.getLogger(__name__)
 
 # Chunks a restore holds between the link and the engine (each at most MAX_CHUNK_BYTES).
 _RESTORE_QUEUE = 4
-# Dumps read to their end that still answer ``eof`` to the reads a window had in flight.
-_ENDED_READS = 64
+_OPENING = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
+
+
+class _Feed:
+    """Chunks from the link handed to a task that writes them into the engine as one stream;
+    at most ``_RESTORE_QUEUE`` wait between the two."""
+
+    def __init__(
+        self, consume: Callable[[AsyncIterator[bytes]], Coroutine[Any, Any, None]]
+    ) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(_RESTORE_QUEUE)
+        self._upload: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            consume(self._drain())
+        )
+
+    async def put(self, chunk: bytes) -> None:
+        """Hand the next chunk on (raises the engine's error if the upload failed)."""
+        await self._put(chunk)
+
+    async def finish(self) -> None:
+        """End the stream and wait for the upload to take all of it."""
+        await self._put(None)
+        await self._upload
+
+    async def cancel(self) -> None:
+        """Stop the upload where it is."""
+        self._upload.cancel()
+        with contextlib.suppress(BaseException):
+            await self._upload
+
+    async def _put(self, chunk: bytes | None) -> None:
+        # The upload may have failed (the engine refused): do not wait on a queue nobody drains.
+        put = asyncio.ensure_future(self._queue.put(chunk))
+        await asyncio.wait({put, self._upload}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+        if self._upload.done() and (exc := self._upload.exception()) is not None:
+            raise exc if isinstance(exc, EngineError) else EngineError(str(exc))
+
+    async def _drain(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
 
 
 @dataclass(eq=False)
@@ -65,8 +106,7 @@ class _Restore:
 
     target: BackupTarget
     file_name: str
-    queue: asyncio.Queue[bytes | None]
-    upload: asyncio.Task[None]
+    feed: _Feed
 
 
 @dataclass(eq=False)
@@ -75,16 +115,13 @@ class _VolumeRestore:
 
     volume_name: str
     staged: VolumeHelper
-    queue: asyncio.Queue[bytes | None]
-    upload: asyncio.Task[None]
+    feed: _Feed
     # A verification: the staging volume is counted and removed, no volume is replaced.
     verify: bool = False
 
 
 @dataclass(eq=False)
-class _Transfer:
-    link: LinkContext
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+class _Transfer(Transfer):
     dump: DumpStream | ArchiveStream | None = None
     restore: _Restore | None = None
     streamed: StreamedRestore | None = None
@@ -93,24 +130,32 @@ class _Transfer:
     # A volume backup's archive counted as it streams; the manifest for the reply.
     census: TarCensus | None = None
     manifest: VolumeManifest | None = None
-    # The ``seq`` the next windowed ``backup_read`` / ``restore_write`` must carry.
-    next_seq: int = 0
 
 
-class BackupFeature:
+@dataclass
+class _Answer:
+    data: bytes = b""
+    eof: bool = False
+    # A checked restore's tables and rows.
+    counts: tuple[int, int] | None = None
+
+
+class BackupFeature(TransferFeature[_Transfer, _Answer]):
     """Serves ``backup_*`` and ``restore_*`` requests; one transfer per backup id."""
+
+    window_reads = (BackupRead,)
+    window_writes = (RestoreWrite,)
+    failures = (EngineError, PlatformError, binascii.Error, CensusFailed)
 
     def __init__(
         self, ops: BackupOps, volumes: VolumeArchiveOps, state_dir: Path | None = None
     ) -> None:
+        super().__init__()
         self._ops = ops
         self._volumes = volumes
         # Volume replaces outlive their link and request; recorded under the state dir.
         intents = ReplaceIntents(state_dir) if state_dir is not None else None
         self._replacer = VolumeReplacer(volumes, intents)
-        self._transfers: dict[str, _Transfer] = {}
-        self._requests: set[asyncio.Task[None]] = set()
-        self._ended_reads: OrderedDict[str, LinkContext] = OrderedDict()
 
     @property
     def message_types(self) -> frozenset[str]:
@@ -130,88 +175,46 @@ class BackupFeature:
             await asyncio.Event().wait()
         finally:
             await self._replacer.close()
-            for task in list(self._requests):
-                task.cancel()
-            for backup_id in list(self._transfers):
-                await self._end(backup_id)
-
-    async def attached(self, link: LinkContext) -> None:
-        """Nothing to send on a new link."""
-
-    def detached(self, link: LinkContext) -> None:
-        """Transfers of the old link end (the coordinator marks them failed)."""
-        for backup_id, transfer in list(self._transfers.items()):
-            if transfer.link is link:
-                self._spawn(self._end(backup_id))
-        for backup_id, ended in list(self._ended_reads.items()):
-            if ended is link:
-                del self._ended_reads[backup_id]
-
-    def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
-        """Nothing of this feature waits on an error frame."""
-        return False
+            await self._stop()
 
     def receive(self, message: Any, link: LinkContext) -> None:
         """Answer in a task of its own."""
-        self._spawn(self._answer(message, link))
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
-
-    async def _answer(self, message: Any, link: LinkContext) -> None:
-        backup_id = str(message.backup_id)
         if isinstance(message, VolumeRestoreSettle):
-            await self._settle(message, link)
-            return
+            self._spawn(self._settle(message, link))
+        else:
+            self._spawn(self._answer(message, link))
+
+    async def _serve(self, message: Any, link: LinkContext) -> BackupReply:
+        backup_id = str(message.backup_id)
         transfer = self._transfers.get(backup_id)
-        opening = BackupOpen | RestoreOpen | VolumeBackupOpen | VolumeRestoreOpen | VolumeVerifyOpen
-        if isinstance(message, opening) and transfer is None:
+        if isinstance(message, _OPENING) and transfer is None:
             transfer = self._transfers[backup_id] = _Transfer(link)
-        data = b""
-        eof = False
-        counts: tuple[int, int] | None = None
-        try:
-            if self._past_end(message, link, transfer):
-                eof = True
-            elif transfer is None or transfer.link is not link:
-                raise PlatformError(f"no transfer {backup_id!r} is open on this link")
-            else:
-                async with transfer.lock:
-                    if self._past_end(message, link, self._transfers.get(backup_id)):
-                        eof = True
-                    elif self._transfers.get(backup_id) is not transfer:
-                        # Ended (failed or aborted) while this request waited its turn.
-                        raise PlatformError(f"transfer {backup_id!r} ended")
-                    else:
-                        _in_order(transfer, message)
-                        data, eof, counts = await self._handle(message, transfer)
-            reply = BackupReply(
-                id=UNSTAMPED,
-                re=message.id,
-                backup_id=backup_id,
-                status="ok",
-                data=base64.b64encode(data).decode("ascii"),
-                eof=eof,
-                tables=counts[0] if counts else None,
-                rows=counts[1] if counts else None,
-                manifest=transfer.manifest if transfer is not None else None,
-            )
-        except (EngineError, PlatformError, binascii.Error, CensusFailed) as exc:
-            logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
-            await self._end(backup_id)
-            reply = BackupReply(
-                id=UNSTAMPED,
-                re=message.id,
-                backup_id=backup_id,
-                status="failed",
-                message=str(exc)[:2000],
-            )
-        try:
-            await link.send(reply)
-        except Exception as exc:  # the link closed under the reply; detached() ends the transfer
-            logger.debug("could not answer %s: %s", message.id, exc)
+        answer = await self._in_turn(backup_id, message, link, _Answer(eof=True))
+        return BackupReply(
+            id=UNSTAMPED,
+            re=message.id,
+            backup_id=backup_id,
+            status="ok",
+            data=base64.b64encode(answer.data).decode("ascii"),
+            eof=answer.eof,
+            tables=answer.counts[0] if answer.counts else None,
+            rows=answer.counts[1] if answer.counts else None,
+            manifest=transfer.manifest if transfer is not None else None,
+        )
+
+    def _transfer_of(self, message: Any) -> str:
+        return str(message.backup_id)
+
+    def _failed(self, message: Any, exc: Exception) -> BackupReply:
+        backup_id = str(message.backup_id)
+        logger.warning("backup %s: %s failed: %s", backup_id, message.type, exc)
+        return BackupReply(
+            id=UNSTAMPED,
+            re=message.id,
+            backup_id=backup_id,
+            status="failed",
+            message=str(exc)[:2000],
+        )
 
     async def _settle(self, message: VolumeRestoreSettle, link: LinkContext) -> None:
         """Answer how a volume replace ended (asked after the link was lost under it)."""
@@ -223,31 +226,11 @@ class BackupFeature:
             status="ok" if outcome == "" else "failed",
             message="" if outcome == "" else outcome or REPLACE_UNKNOWN,
         )
-        try:
-            await link.send(reply)
-        except Exception as exc:  # the link closed under the reply: the coordinator asks again
-            logger.debug("could not answer %s: %s", message.id, exc)
+        # If the link closed under the reply, the coordinator asks again.
+        await self._send(link, reply, message.id)
 
-    def _past_end(self, message: Any, link: LinkContext, transfer: _Transfer | None) -> bool:
-        """A windowed read sent before its dump's end was seen (answered ``eof`` again)."""
-        return (
-            transfer is None
-            and isinstance(message, BackupRead)
-            and message.seq is not None
-            and self._ended_reads.get(str(message.backup_id)) is link
-        )
-
-    def _note_end(self, message: BackupRead, link: LinkContext) -> None:
-        if message.seq is not None:
-            self._ended_reads[str(message.backup_id)] = link
-            while len(self._ended_reads) > _ENDED_READS:
-                self._ended_reads.popitem(last=False)
-
-    async def _handle(
-        self, message: Any, transfer: _Transfer
-    ) -> tuple[bytes, bool, tuple[int, int] | None]:
+    async def _step(self, message: Any, transfer: _Transfer) -> _Answer:
         backup_id = str(message.backup_id)
-        queue: asyncio.Queue[bytes | None]
         match message:
             case BackupOpen():
                 transfer.dump = await self._ops.dump(message.target)
@@ -260,19 +243,17 @@ class BackupFeature:
                 if await self._replacer.busy(backup_id):
                     raise PlatformError(f"volume restore {backup_id!r} is still being replaced")
                 staged = await self._volumes.stage(backup_id)
-                queue = asyncio.Queue(_RESTORE_QUEUE)
-                fill = asyncio.get_running_loop().create_task(
-                    self._volumes.fill(staged, _drain(queue))
-                )
+                fill = _Feed(functools.partial(self._volumes.fill, staged))
                 verify = isinstance(message, VolumeVerifyOpen)
                 name = "" if isinstance(message, VolumeVerifyOpen) else message.volume_name
-                transfer.volume_restore = _VolumeRestore(name, staged, queue, fill, verify)
+                transfer.volume_restore = _VolumeRestore(name, staged, fill, verify)
             case RestoreWrite() if transfer.volume_restore is not None:
-                await _put(transfer.volume_restore, base64.b64decode(message.data, validate=True))
+                await transfer.volume_restore.feed.put(
+                    base64.b64decode(message.data, validate=True)
+                )
             case RestoreFinish() if transfer.volume_restore is not None:
                 volume = transfer.volume_restore
-                await _put(volume, None)
-                await volume.upload
+                await volume.feed.finish()
                 if volume.verify:
                     transfer.manifest = await self._volumes.census(volume.staged)
                 else:
@@ -286,12 +267,7 @@ class BackupFeature:
                 data = await read_full(transfer.dump, MAX_CHUNK_BYTES)
                 if transfer.census is not None:
                     await self._count(transfer, data)
-                if not data:
-                    # Noted before the transfer ends: ending awaits (a volume's helper is
-                    # removed), and a windowed read arriving meanwhile must find the end.
-                    self._note_end(message, transfer.link)
-                    await self._end(backup_id)
-                return data, not data, None
+                return _Answer(data, not data)  # the base ends the transfer at its end
             case RestoreOpen() if message.target.kind in STREAMED_KINDS:
                 transfer.streamed = await StreamedRestore.start(
                     self._ops.engine, message.target, message.size
@@ -309,30 +285,28 @@ class BackupFeature:
                     raise
                 await self._end(backup_id)
                 if message.check and target is not None:
-                    return b"", False, await self._ops.counts(target)
+                    return _Answer(counts=await self._ops.counts(target))
             case RestoreOpen():
                 file_name = f"berth-restore-{backup_id}.dump"
-                queue = asyncio.Queue(_RESTORE_QUEUE)
-                upload = asyncio.get_running_loop().create_task(
-                    self._ops.upload(message.target, file_name, message.size, _drain(queue))
+                upload = functools.partial(
+                    self._ops.upload, message.target, file_name, message.size
                 )
-                transfer.restore = _Restore(message.target, file_name, queue, upload)
+                transfer.restore = _Restore(message.target, file_name, _Feed(upload))
             case RestoreWrite() if transfer.restore is not None:
-                await _put(transfer.restore, base64.b64decode(message.data, validate=True))
+                await transfer.restore.feed.put(base64.b64decode(message.data, validate=True))
             case RestoreFinish() if transfer.restore is not None:
                 restore = transfer.restore
-                await _put(restore, None)
-                await restore.upload
+                await restore.feed.finish()
                 transfer.restore = None
                 await self._ops.restore(restore.target, restore.file_name)
                 await self._end(backup_id)
                 if message.check:
-                    return b"", False, await self._ops.counts(restore.target)
+                    return _Answer(counts=await self._ops.counts(restore.target))
             case BackupAbort():
                 await self._end(backup_id)
             case _:
                 raise PlatformError(f"{message.type} does not fit transfer {backup_id!r}")
-        return b"", False, None
+        return _Answer()
 
     @staticmethod
     async def _count(transfer: _Transfer, data: bytes) -> None:
@@ -362,44 +336,14 @@ class BackupFeature:
             transfer.dump.close()
         volume = transfer.volume_restore
         if volume is not None:
-            volume.upload.cancel()
-            with contextlib.suppress(BaseException):
-                await volume.upload
+            await volume.feed.cancel()
             await self._volumes.discard(backup_id, volume.staged)
         if transfer.streamed is not None:
             await transfer.streamed.cancel()
         restore = transfer.restore
         if restore is not None:
-            restore.upload.cancel()
-            with contextlib.suppress(BaseException):
-                await restore.upload
+            await restore.feed.cancel()
             await self._ops.remove_file(restore.target, restore.file_name)
-
-
-def _in_order(transfer: _Transfer, message: Any) -> None:
-    """Refuse a windowed read or write whose ``seq`` is not the next one (never reorder)."""
-    if not isinstance(message, BackupRead | RestoreWrite) or message.seq is None:
-        return
-    if message.seq != transfer.next_seq:
-        raise PlatformError(
-            f"{message.type} {message.seq} arrived out of order (expected {transfer.next_seq})"
-        )
-    transfer.next_seq += 1
-
-
-async def _put(restore: _Restore | _VolumeRestore, chunk: bytes | None) -> None:
-    # The upload may have failed (the engine refused): do not wait on a queue nobody drains.
-    put = asyncio.ensure_future(restore.queue.put(chunk))
-    await asyncio.wait({put, restore.upload}, return_when=asyncio.FIRST_COMPLETED)
-    if not put.done():
-        put.cancel()
-    if restore.upload.done() and (exc := restore.upload.exception()) is not None:
-        raise exc if isinstance(exc, EngineError) else EngineError(str(exc))
-
-
-async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
-    while (chunk := await queue.get()) is not None:
-        yield chunk
 
 
 def build_feature(
