@@ -14,7 +14,7 @@ from docker.models.containers import Container
 
 from coordinator.backups.artifacts import ArtifactDamaged, Opener, load_key
 from tests.db_images import db_images
-from tests.harness import Coordinator, eventually
+from tests.harness import TEST_LABEL, TEST_SESSION, Coordinator, eventually
 from tests.integration.stacks import (
     Workload,
     dependency_images,
@@ -115,9 +115,15 @@ async def _restored(stack: Workload, backup_id: str, body: dict[str, Any]) -> di
 
 
 def _leftovers(client: docker.DockerClient) -> list[str]:
-    """The agent's volume helper containers and staging volumes still there."""
-    helpers = client.containers.list(all=True, filters={"label": "berth.volume-helper"})
-    staging = [v.name for v in client.volumes.list() if str(v.name).startswith("berth-vrs-")]
+    """This test session's volume helper containers and staging volumes still there (another
+    session on the same engine, e.g. a developer's run beside CI, has its own)."""
+    ours = f"{TEST_LABEL}={TEST_SESSION}"
+    helpers = client.containers.list(all=True, filters={"label": ["berth.volume-helper", ours]})
+    staging = [
+        v.name
+        for v in client.volumes.list(filters={"label": ours})
+        if str(v.name).startswith("berth-vrs-")
+    ]
     return [str(c.name) for c in helpers] + staging
 
 
