@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -200,26 +201,30 @@ class AgentProcess:
 
     async def enroll(self, coordinator_url: str, token: str, *extra: str) -> tuple[int, str]:
         """Run ``berth-agent enroll``; return (exit code, stderr+stdout)."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agent",
-            "enroll",
-            "--coordinator",
-            coordinator_url,
-            "--token",
-            token,
-            "--state-dir",
-            str(self.state_dir),
-            *extra,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        # A plain subprocess in a thread: an asyncio subprocess transport collected after the
+        # loop moved on left its pipe unclosed (a ResourceWarning failing a later test).
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "enroll",
+                "--coordinator",
+                coordinator_url,
+                "--token",
+                token,
+                "--state-dir",
+                str(self.state_dir),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env=self.env,
+            timeout=scaled(60),
+            check=False,
         )
-        async with asyncio.timeout(scaled(60)):
-            out, _ = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode()
+        return done.returncode, done.stdout.decode()
 
     async def start(self) -> None:
         """Start ``berth-agent run`` in the background, logging to ``log_path``."""
