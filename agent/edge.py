@@ -9,6 +9,7 @@ from agent.edge_admin import admin_call
 from agent.edge_ask import OnDemandAsk
 from agent.edge_held import HeldRoutes
 from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, entries, map_entry, mappable, shown
+from agent.edge_map_write import write_entries
 from agent.edge_routes import (
     build_domain_route,
     build_https_redirect_route,
@@ -188,16 +189,7 @@ class CaddyEdge:
 
     async def _add_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
         """Add several routes in one write (each write re-provisions all of Caddy's config):
-        Caddy appends an array POSTed to ``.../routes/...``; the fallback moves behind them.
-        Host map entries (``server`` ``MAP_ENTRIES``) are appended to the map the same way."""
-        if server == MAP_ENTRIES:
-            if len(routes) == 1:
-                await self._call("POST", MAP_ENTRIES, routes[0])
-            else:
-                await self._call("POST", f"{MAP_ENTRIES}/...", routes)
-            for route in routes:
-                self._held.put(server, route)
-            return
+        Caddy appends an array POSTed to ``.../routes/...``; the fallback moves behind them."""
         if len(routes) == 1:
             await self._add_route(server, routes[0])
             return
@@ -327,12 +319,15 @@ class CaddyEdge:
         mapped = {str(e.get("input")): k for k, e in self._held.at(MAP_ENTRIES).items()}
         wanted: set[str] = set()
         appended: dict[str, list[dict[str, Any]]] = {}
+        changed: list[dict[str, Any]] = []  # host map entries to replace
         for domain in domains:
             for server, route in self._wanted_routes(resource_id, domain, upstreams, mapped):
                 wanted.add(route["@id"])
                 held = present.get(route["@id"])
                 if held is not None and held[0] == server:
-                    if held[1] != route:
+                    if held[1] != route and server == MAP_ENTRIES:
+                        changed.append(route)  # written with the others, below
+                    elif held[1] != route:
                         await self._call("PATCH", f"/id/{route['@id']}", route)
                         self._held.put(server, route)
                     continue
@@ -347,10 +342,16 @@ class CaddyEdge:
                 else:
                     appended.setdefault(server, []).append(route)
         for server, routes in appended.items():
-            await self._add_routes(server, routes)
-        for stale in sorted(set(present) - wanted):
-            await self._call("DELETE", f"/id/{stale}", missing_ok=True)
-            self._held.drop(stale)
+            if server != MAP_ENTRIES:
+                await self._add_routes(server, routes)
+        stale = sorted(set(present) - wanted)
+        for route_id_ in stale:
+            if present[route_id_][0] != MAP_ENTRIES:
+                await self._call("DELETE", f"/id/{route_id_}", missing_ok=True)
+                self._held.drop(route_id_)
+        map_stale = [k for k in stale if present[k][0] == MAP_ENTRIES]
+        added = appended.get(MAP_ENTRIES, [])
+        await write_entries(self._call, self._held, changed, added, map_stale)
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 

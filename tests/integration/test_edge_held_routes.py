@@ -142,7 +142,11 @@ async def test_a_change_writes_once_without_reading_caddys_config(
         edge.calls.clear()
         await edge.set_upstreams("res_held", [HOST], "/", [second.dial], [binding(1), binding(2)])
         assert full_reads(edge.calls) == []
-        assert [m for m, _ in edge.calls if m != "GET"] == ["PATCH", "PATCH", "PATCH"]
+        # The resource's route, then both bindings' host map entries in one write.
+        assert [c for c in edge.calls if c[0] != "GET"] == [
+            ("PATCH", f"/id/{route_id('res_held')}"),
+            ("PATCH", MAP_ENTRIES),
+        ]
         for host in (HOST, "d1.example.test", "d2.example.test"):
             await served_by(caddy, host, "second")
 

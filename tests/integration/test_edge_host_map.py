@@ -85,6 +85,20 @@ async def test_mapped_bindings_are_served_and_unknown_hosts_fall_through(
         "m2.example.test",
         "m3.example.test",
     ]
+    # A redeploy moving a resource with several mapped bindings: its route and ONE write of
+    # the map's entries (Caddy re-provisions everything on each write).
+    counting.calls.clear()
+    await counting.set_upstreams("res_a", [HOST], "/", [third.dial], [binding(1), binding(2)])
+    assert [c for c in counting.calls if c[0] != "GET"] == [
+        ("PATCH", f"/id/{route_id('res_a')}"),
+        ("PATCH", MAP_ENTRIES),
+    ]
+    for host in ("m1.example.test", "m2.example.test"):
+        await served_by(caddy, host, "third")
+    await served_by(caddy, "m3.example.test", "second")  # the other resource's entry kept
+    await counting.set_upstreams("res_a", [HOST], "/", [first.dial], [binding(1), binding(2)])
+    await served_by(caddy, "m1.example.test", "first")
+
     # A host the map does not hold goes on to the fallback: the 404 page, no resource named.
     status, page = await get(caddy, "nobody.example.test")
     assert status == 404
