@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from agent.edge import Edge, domain_routes_label
+from agent.edge_protocol import Edge, domain_routes_label
 from agent.journal import Journal, JournalEntry, check_deployment_id
 from agent.rollout import (
     ArtifactBuilder,

@@ -1,67 +1,36 @@
-"""The edge proxy: one Caddy HTTP server `berth`, one route per resource, via the admin API."""
+"""The edge proxy: a resource's routes in Caddy, changed one by one through its admin API."""
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import aiohttp
-from pydantic import TypeAdapter
-
+from agent.edge_admin import admin_call
 from agent.edge_ask import OnDemandAsk
 from agent.edge_held import HeldRoutes
+from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, entries, map_entry, mappable, shown
+from agent.edge_map_write import write_entries
 from agent.edge_routes import (
-    FALLBACK_ROUTE_ID,
-    TLS_FALLBACK_ROUTE_ID,
     build_domain_route,
     build_https_redirect_route,
     build_route,
     domain_route_id,
-    failure_errors,
     fallback_route,
     route_id,
 )
-from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port, tls_app, tls_server
+from agent.edge_setup import (
+    FALLBACKS,
+    SERVER_NAME,
+    SERVER_PATH,
+    TLS_SERVER_PATH,
+    EdgeWanted,
+    ensure_servers,
+)
+from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 from shared.messages.deploy import DomainRoute
 from shared.messages.edge import EdgeSettings
-
-SERVER_NAME = "berth"
-_SERVER_PATH = f"/config/apps/http/servers/{SERVER_NAME}"
-_TLS_SERVER_PATH = f"/config/apps/http/servers/{TLS_SERVER_NAME}"
-_TIMEOUT_SECONDS = 10.0
-_DOMAIN_ROUTES = TypeAdapter(list[DomainRoute])
-# The last route of each server: an unknown host there is the 404 failure page.
-_FALLBACKS = {_SERVER_PATH: FALLBACK_ROUTE_ID, _TLS_SERVER_PATH: TLS_FALLBACK_ROUTE_ID}
-
-
-class Edge(Protocol):
-    """What a rollout needs from the edge proxy."""
-
-    async def ensure_server(self) -> None:
-        """Create the shared server if missing."""
-        ...
-
-    async def set_upstreams(
-        self,
-        resource_id: str,
-        hostnames: list[str],
-        path_prefix: str,
-        upstreams: list[str],
-        domains: Sequence[DomainRoute] = (),
-    ) -> None:
-        """Route ``hostnames`` (under ``path_prefix``) and ``domains`` to ``upstreams``."""
-        ...
-
-    async def remove_route(self, resource_id: str) -> None:
-        """Drop a resource's route (missing is fine)."""
-        ...
-
-    async def current_upstreams(self, resource_id: str) -> list[str] | None:
-        """Return the resource's upstreams, or None when it has no route."""
-        ...
 
 
 class CaddyEdge:
@@ -149,8 +118,8 @@ class CaddyEdge:
         own = route_id(resource_id)
         found: list[tuple[Literal["http", "https"], str, dict[str, Any]]] = []
         servers: tuple[tuple[Literal["http", "https"], str], ...] = (
-            ("http", _SERVER_PATH),
-            ("https", _TLS_SERVER_PATH),
+            ("http", SERVER_PATH),
+            ("https", TLS_SERVER_PATH),
         )
         for kind, server in servers:
             routes = await self._call("GET", f"{server}/routes", missing_ok=True)
@@ -158,6 +127,11 @@ class CaddyEdge:
                 rid = str(r.get("@id", "")) if isinstance(r, dict) else ""
                 if rid == own or rid.startswith(own + "."):
                     found.append((kind, rid, r))
+                if rid == MAP_ROUTE_ID:
+                    # A binding in the host map: the map route with its entry alone.
+                    for entry in entries(r):
+                        if str(entry.get("@id", "")).startswith(own + "."):
+                            found.append((kind, str(entry["@id"]), shown(r, entry)))
         return found
 
     async def install_failure_pages(self, dial: str) -> None:
@@ -168,46 +142,7 @@ class CaddyEdge:
     async def _call(
         self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
     ) -> Any:
-        # A fresh session per call: edge changes are rare, and this keeps no socket between them.
-        # Caddy refuses admin requests whose Origin/Host it does not expect.
-        headers = {"Origin": self._admin}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            async with (
-                asyncio.timeout(_TIMEOUT_SECONDS),
-                aiohttp.ClientSession() as session,
-                session.request(
-                    method, self._admin + path, data=payload, headers=headers
-                ) as response,
-            ):
-                status = response.status
-                text = (await response.read()).decode("utf-8", "replace")
-        except TimeoutError as exc:
-            raise RuntimeFailed(f"edge proxy admin API {self._admin} timed out") from exc
-        except (OSError, aiohttp.ClientError, ValueError) as exc:
-            raise RuntimeFailed(f"edge proxy admin API {self._admin} unreachable: {exc}") from exc
-        if status >= 400:
-            if missing_ok and status in (400, 404):
-                return None
-            raise RuntimeFailed(
-                f"edge proxy refused {method} {path}: HTTP {status} {text.strip()[:300]}"
-            )
-        if not text.strip():
-            return None
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise RuntimeFailed(f"edge proxy admin API sent invalid JSON: {exc}") from exc
-
-    def _server(self) -> dict[str, Any]:
-        return {
-            "listen": [self._listen],
-            "routes": [],
-            "automatic_https": {"disable": True},
-        }
+        return await admin_call(self._admin, method, path, body, missing_ok=missing_ok)
 
     async def ensure_server(self) -> None:
         """Create ``apps.http.servers.berth`` (and the parents that are missing), then read
@@ -231,7 +166,7 @@ class CaddyEdge:
             self._held.forget()
             await self._ensure_server()
             servers = await self._call("GET", "/config/apps/http/servers", missing_ok=True)
-            paths = {SERVER_NAME: _SERVER_PATH, TLS_SERVER_NAME: _TLS_SERVER_PATH}
+            paths = {SERVER_NAME: SERVER_PATH, TLS_SERVER_NAME: TLS_SERVER_PATH}
             self._held.load(servers, paths, self._settings_key())
 
     async def _ready(self) -> None:
@@ -240,64 +175,17 @@ class CaddyEdge:
             await self._resync()
 
     async def _ensure_server(self) -> None:
-        config = await self._call("GET", "/config/")
-        if not isinstance(config, dict):
-            # Empty config: POST at the root would be accepted, but keep the admin block if any.
-            await self._call("POST", "/config/", {"apps": {"http": {"servers": {}}}})
-            config = {"apps": {"http": {"servers": {}}}}
-        apps = config.get("apps")
-        if not isinstance(apps, dict):
-            await self._call("POST", "/config/apps", {"http": {"servers": {}}})
-            apps = {"http": {"servers": {}}}
-        http = apps.get("http")
-        if not isinstance(http, dict):
-            await self._call("POST", "/config/apps/http", {"servers": {}})
-            http = {"servers": {}}
-        servers = http.get("servers")
-        if not isinstance(servers, dict):
-            await self._call("POST", "/config/apps/http/servers", {})
-            servers = {}
-        if SERVER_NAME not in servers:
-            for name, server in servers.items():
-                if isinstance(server, dict) and self._listen in (server.get("listen") or []):
-                    # Caddy would refuse two servers on one address with a terse error.
-                    raise RuntimeFailed(
-                        f"Caddy server {name!r} already listens on {self._listen}: remove it "
-                        "from Caddy's config or set BERTH_AGENT_EDGE_LISTEN to another address"
-                    )
-            await self._call("POST", _SERVER_PATH, self._server())
-        else:
-            if not isinstance(servers[SERVER_NAME].get("routes"), list):
-                await self._call("POST", f"{_SERVER_PATH}/routes", [])
-            if servers[SERVER_NAME].get("listen") != [self._listen]:
-                # PATCH replaces (POST on an array would append to it).
-                await self._call("PATCH", f"{_SERVER_PATH}/listen", [self._listen])
         if self._tls is not None:
             await self._ask.start()
-            await self._ensure_tls(self._tls, http, servers)
-        if self._failure_dial:
-            await self._ensure_failure_pages(servers)
-
-    async def _ensure_failure_pages(self, servers: dict[str, Any]) -> None:
-        wanted = failure_errors(self._failure_dial)
-        names = [SERVER_NAME] + ([TLS_SERVER_NAME] if self._tls is not None else [])
-        for name in names:
-            server = servers.get(name)
-            if not isinstance(server, dict) or server.get("errors") != wanted:
-                await self._call("POST", f"/config/apps/http/servers/{name}/errors", wanted)
-        servers_paths = ((SERVER_NAME, _SERVER_PATH), (TLS_SERVER_NAME, _TLS_SERVER_PATH))
-        for name, path in servers_paths[: len(names)]:
-            fallback = _FALLBACKS[path]
-            server = servers.get(name)
-            routes = server.get("routes") if isinstance(server, dict) else None
-            if not isinstance(routes, list):
-                # A server created by this pass: read what it holds now.
-                held = await self._call("GET", f"{path}/routes", missing_ok=True)
-                routes = held if isinstance(held, list) else []
-            if routes and isinstance(routes[-1], dict) and routes[-1].get("@id") == fallback:
-                continue
-            await self._call("DELETE", f"/id/{fallback}", missing_ok=True)
-            await self._call("POST", f"{path}/routes", fallback_route(fallback))
+        wanted = EdgeWanted(
+            self._listen,
+            self._tls,
+            self._http3,
+            self._failure_dial,
+            self._ask.url,
+            frozenset(self._on_demand_bases),
+        )
+        await ensure_servers(self._call, wanted)
 
     async def _add_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
         """Add several routes in one write (each write re-provisions all of Caddy's config):
@@ -306,7 +194,7 @@ class CaddyEdge:
             await self._add_route(server, routes[0])
             return
         tail: list[dict[str, Any]] = []
-        fallback = _FALLBACKS[server]
+        fallback = FALLBACKS[server]
         if self._held.on(fallback, server):
             await self._call("DELETE", f"/id/{fallback}")
             self._held.drop(fallback)
@@ -317,7 +205,7 @@ class CaddyEdge:
 
     async def _add_route(self, server: str, route: dict[str, Any]) -> None:
         """Add a route at the end of ``server``'s routes, but before the fallback route."""
-        fallback = _FALLBACKS[server]
+        fallback = FALLBACKS[server]
         if self._held.on(fallback, server):
             # PUT at the fallback's path (its id resolves to its index) inserts there: the
             # fallback moves one down, wherever it is, without reading the route list.
@@ -325,37 +213,6 @@ class CaddyEdge:
         else:
             await self._call("POST", f"{server}/routes", route)
         self._held.put(server, route)
-
-    async def _ensure_tls(
-        self, tls: EdgeTls, http: dict[str, Any], servers: dict[str, Any]
-    ) -> None:
-        wanted_server = tls_server(tls)
-        if self._http3:
-            # Configured through the API: Caddy then also listens on UDP for HTTP/3.
-            wanted_server["protocols"] = ["h1", "h2", "h3"]
-        current = servers.get(TLS_SERVER_NAME)
-        if not isinstance(current, dict):
-            await self._call("POST", _TLS_SERVER_PATH, wanted_server)
-        else:
-            for key in ("listen", "protocols"):
-                if current.get(key) != wanted_server[key]:
-                    # PATCH replaces an existing array; POST sets a missing key.
-                    method = "PATCH" if key in current else "POST"
-                    await self._call(method, f"{_TLS_SERVER_PATH}/{key}", wanted_server[key])
-        # Caddy answers HTTP-01 on, and sends HTTPS to, these ports: they must be the edge's.
-        for key, port in (
-            ("http_port", listen_port(self._listen, 80)),
-            ("https_port", listen_port(tls.listen, 443)),
-        ):
-            if http.get(key) != port:
-                await self._call("POST", f"/config/apps/http/{key}", port)
-        wanted = tls_app(tls, self._ask.url, self._on_demand_bases)
-        current = await self._call("GET", "/config/apps/tls", missing_ok=True)
-        if not isinstance(current, dict):
-            await self._call("POST", "/config/apps/tls", wanted)
-        elif current.get("automation") != wanted["automation"]:
-            # Only the automation part is the edge's: imported certificates live beside it.
-            await self._call("POST", "/config/apps/tls/automation", wanted["automation"])
 
     async def set_upstreams(
         self,
@@ -405,10 +262,10 @@ class CaddyEdge:
         await self._ready()
         held = self._held.get(route["@id"])
         if held is None:
-            await self._add_route(_SERVER_PATH, route)
+            await self._add_route(SERVER_PATH, route)
         elif held[1] != route:
             await self._call("PATCH", f"/id/{route['@id']}", route)
-            self._held.put(_SERVER_PATH, route)
+            self._held.put(SERVER_PATH, route)
         await self._set_domain_routes(resource_id, domains, upstreams)
 
     def _domain_routes(self, resource_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -416,18 +273,26 @@ class CaddyEdge:
         return self._held.with_prefix(domain_route_id(resource_id, ""))
 
     def _wanted_routes(
-        self, resource_id: str, domain: DomainRoute, upstreams: list[str]
+        self, resource_id: str, domain: DomainRoute, upstreams: list[str], mapped: dict[str, str]
     ) -> list[tuple[str, dict[str, Any]]]:
-        route = build_domain_route(resource_id, domain, upstreams)
         if self._tls is None or domain.tls_mode not in ("auto", "imported"):
-            return [(_SERVER_PATH, route)]
+            entry_id = domain_route_id(resource_id, domain.id)
+            # A host another binding holds in the map stays a route (the map refuses a
+            # duplicate), tried after the map: the binding there first keeps it, as it would
+            # as the earlier route.
+            if mappable(domain, upstreams) and mapped.get(domain.domain_name, entry_id) == entry_id:
+                mapped[domain.domain_name] = entry_id
+                return [(MAP_ENTRIES, map_entry(resource_id, domain, upstreams))]
+            return [(SERVER_PATH, build_domain_route(resource_id, domain, upstreams))]
         # HTTPS by default: the binding is served on the TLS server (Caddy obtains its
         # certificate because a route matches the name, or serves the one Berth loaded for an
-        # imported name) and HTTP redirects there.
+        # imported name) and HTTP redirects there. These stay routes: Caddy's automatic HTTPS
+        # learns the names to manage from the routes' host matchers.
+        route = build_domain_route(resource_id, domain, upstreams)
         https_port = listen_port(self._tls.listen, 443)
         return [
-            (_TLS_SERVER_PATH, route),
-            (_SERVER_PATH, build_https_redirect_route(resource_id, domain, https_port)),
+            (TLS_SERVER_PATH, route),
+            (SERVER_PATH, build_https_redirect_route(resource_id, domain, https_port)),
         ]
 
     async def _set_domain_routes(
@@ -450,21 +315,26 @@ class CaddyEdge:
         # Before the routes: a route naming a host Caddy does not skip yet is an ACME order.
         await self._set_held_names(resource_id, loaded | self._held_names.get(resource_id, loaded))
         present = self._domain_routes(resource_id)
+        # Host -> entry id of the map's entries (one pass over the copy per change).
+        mapped = {str(e.get("input")): k for k, e in self._held.at(MAP_ENTRIES).items()}
         wanted: set[str] = set()
         appended: dict[str, list[dict[str, Any]]] = {}
+        changed: list[dict[str, Any]] = []  # host map entries to replace
         for domain in domains:
-            for server, route in self._wanted_routes(resource_id, domain, upstreams):
+            for server, route in self._wanted_routes(resource_id, domain, upstreams, mapped):
                 wanted.add(route["@id"])
                 held = present.get(route["@id"])
                 if held is not None and held[0] == server:
-                    if held[1] != route:
+                    if held[1] != route and server == MAP_ENTRIES:
+                        changed.append(route)  # written with the others, below
+                    elif held[1] != route:
                         await self._call("PATCH", f"/id/{route['@id']}", route)
                         self._held.put(server, route)
                     continue
-                if route["@id"] in present:  # moved between HTTP and HTTPS
+                if route["@id"] in present:  # moved between HTTP, HTTPS and the host map
                     await self._call("DELETE", f"/id/{route['@id']}", missing_ok=True)
                     self._held.drop(route["@id"])
-                if domain.path_prefix not in ("", "/"):
+                if domain.path_prefix not in ("", "/") and server != MAP_ENTRIES:
                     # Caddy tries routes in order: a path under a host must come before the
                     # host's catch-all route, so it goes first (PUT at an index inserts).
                     await self._call("PUT", f"{server}/routes/0", route)
@@ -472,10 +342,16 @@ class CaddyEdge:
                 else:
                     appended.setdefault(server, []).append(route)
         for server, routes in appended.items():
-            await self._add_routes(server, routes)
-        for stale in sorted(set(present) - wanted):
-            await self._call("DELETE", f"/id/{stale}", missing_ok=True)
-            self._held.drop(stale)
+            if server != MAP_ENTRIES:
+                await self._add_routes(server, routes)
+        stale = sorted(set(present) - wanted)
+        for route_id_ in stale:
+            if present[route_id_][0] != MAP_ENTRIES:
+                await self._call("DELETE", f"/id/{route_id_}", missing_ok=True)
+                self._held.drop(route_id_)
+        map_stale = [k for k in stale if present[k][0] == MAP_ENTRIES]
+        added = appended.get(MAP_ENTRIES, [])
+        await write_entries(self._call, self._held, changed, added, map_stale)
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 
@@ -489,7 +365,7 @@ class CaddyEdge:
         union = frozenset().union(*self._held_names.values())
         if union == self._skipping or self._tls is None:
             return
-        path = f"{_TLS_SERVER_PATH}/automatic_https"
+        path = f"{TLS_SERVER_PATH}/automatic_https"
         current = await self._call("GET", path, missing_ok=True)
         wanted = sorted(union)
         if isinstance(current, dict) and "skip_certificates" in current:
@@ -522,14 +398,3 @@ class CaddyEdge:
                 if isinstance(upstream, dict) and isinstance(upstream.get("dial"), str):
                     found.append(upstream["dial"])
         return found
-
-
-def domain_routes_label(value: str | None) -> list[DomainRoute]:
-    """Parse the domain routes a container carries in its label (unreadable: none)."""
-    if not value:
-        return []
-    try:
-        return _DOMAIN_ROUTES.validate_json(value)
-    except ValueError:
-        # A label edited by hand must not stop the other routes from being restored.
-        return []

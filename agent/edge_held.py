@@ -2,10 +2,13 @@
 
 from typing import Any
 
+from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, entries
+
 
 class HeldRoutes:
-    """Route id -> (server path, route JSON) for the ``@id`` routes of the edge's servers, as
-    the agent last read or wrote them, plus the edge settings that read was made under.
+    """Route id -> (server path, route JSON) for the ``@id`` routes of the edge's servers (and
+    host map entry id -> (``MAP_ENTRIES``, entry JSON)), as the agent last read or wrote
+    them, plus the edge settings that read was made under.
 
     Unknown until the first read (agent start) and again after ``forget`` (a call Caddy
     refused, or a route that differs from the copy: Caddy restarted or was edited by hand);
@@ -29,6 +32,11 @@ class HeldRoutes:
             for route in held if isinstance(held, list) else []:
                 if isinstance(route, dict) and isinstance(route.get("@id"), str):
                     routes[route["@id"]] = (path, route)
+                if isinstance(route, dict) and route.get("@id") == MAP_ROUTE_ID:
+                    # The host map's entries are held like routes, at the map's path.
+                    for entry in entries(route):
+                        if isinstance(entry.get("@id"), str):
+                            routes[entry["@id"]] = (MAP_ENTRIES, entry)
         self._routes, self._settings = routes, settings
 
     def forget(self) -> None:
@@ -47,6 +55,10 @@ class HeldRoutes:
     def with_prefix(self, prefix: str) -> dict[str, tuple[str, dict[str, Any]]]:
         """Every held route whose id starts with ``prefix``."""
         return {k: v for k, v in (self._routes or {}).items() if k.startswith(prefix)}
+
+    def at(self, server: str) -> dict[str, dict[str, Any]]:
+        """Every held route (or map entry) on ``server`` (or ``MAP_ENTRIES``), by id."""
+        return {k: v[1] for k, v in (self._routes or {}).items() if v[0] == server}
 
     def put(self, server: str, route: dict[str, Any]) -> None:
         """Record a route just written to ``server``."""

@@ -69,8 +69,9 @@ def fallback_route(route_id_: str = FALLBACK_ROUTE_ID) -> dict[str, Any]:
     }
 
 
-def _vars(resource_id: str, route_id_: str, binding_id: str = "") -> dict[str, Any]:
-    # Named for the failure pages: which resource, binding and route a failed request had.
+def tag(resource_id: str, route_id_: str, binding_id: str = "") -> dict[str, Any]:
+    """The ``vars`` handler naming, for the failure pages, which resource, binding and route
+    a failed request had (placeholders are expanded: the host map's entries set them)."""
     return {
         "handler": "vars",
         "berth_resource": resource_id,
@@ -79,7 +80,9 @@ def _vars(resource_id: str, route_id_: str, binding_id: str = "") -> dict[str, A
     }
 
 
-def _proxy(upstreams: list[str]) -> dict[str, Any]:
+def proxy(upstreams: list[str]) -> dict[str, Any]:
+    """The proxy to ``upstreams`` (dials; placeholders are expanded per request), or the
+    stopped resource's 503 when there are none."""
     if not upstreams:
         # A resource whose containers are all stopped: 503 (it is unavailable on purpose),
         # not the 502 of a proxy that cannot reach a container that should be there.
@@ -112,7 +115,7 @@ def build_route(
     return {
         "@id": route_id(resource_id),
         "match": [_match(hostnames, path_prefix)],
-        "handle": [_vars(resource_id, route_id(resource_id)), _proxy(upstreams)],
+        "handle": [tag(resource_id, route_id(resource_id)), proxy(upstreams)],
         "terminal": True,
     }
 
@@ -150,7 +153,7 @@ def _binding_route(
         "@id": route_id_,
         "match": [_match([domain.domain_name], domain.path_prefix)],
         "handle": [
-            _vars(resource_id, route_id_, domain.id),
+            tag(resource_id, route_id_, domain.id),
             {"handler": "subroute", "routes": routes},
         ],
         "terminal": True,
@@ -170,7 +173,7 @@ def build_domain_route(
             domain.redirect_status or 301,
         )
         if domain.redirect_to is not None
-        else _proxy(upstreams)
+        else proxy(upstreams)
     )
     return _binding_route(resource_id, domain_route_id(resource_id, domain.id), domain, handler)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import aiohttp
 from yarl import URL
 
-from agent.edge import Edge
+from agent.edge_protocol import Edge
 from agent.mounts import prepare_for
 from agent.recreate import Recreate
 from agent.runtime import (

@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-import agent.edge
+import agent.edge_setup
 from agent.edge import CaddyEdge
 from agent.edge_tls import EdgeTls
 from shared.messages.deploy import DomainRoute
@@ -274,7 +274,7 @@ async def _measure(args: argparse.Namespace, work: Path, backend_port: int) -> d
     backend = f"{HOST}:{backend_port}"
     caddy = CaddyProcess(work / "berth", base_config(admin))
     # The agent's code, with Caddy's internal CA in place of ACME (no network in a bench).
-    agent.edge.tls_app = internal_tls_app  # type: ignore[attr-defined]
+    agent.edge_setup.tls_app = internal_tls_app  # type: ignore[attr-defined]
     edge = CaddyEdge(
         f"http://{HOST}:{admin}", f"{HOST}:{http_port}", EdgeTls(f"{HOST}:{https_port}")
     )

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from agent.edge import CaddyEdge
+from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, SLOTS, entries
 from agent.edge_routes import FALLBACK_ROUTE_ID, domain_route_id, route_id
 from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
@@ -131,17 +132,21 @@ async def test_a_change_writes_once_without_reading_caddys_config(
 
         edge.calls.clear()
         await edge.set_upstreams("res_held", [HOST], "/", [first.dial], [binding(1), binding(2)])
-        # One small read of the resource's own route, one insert in front of the fallback.
+        # One small read of the resource's own route, one entry appended to the host map.
         assert edge.calls == [
             ("GET", f"/id/{route_id('res_held')}"),
-            ("PUT", f"/id/{FALLBACK_ROUTE_ID}"),
+            ("POST", MAP_ENTRIES),
         ]
         await served_by(caddy, "d2.example.test", "first")
 
         edge.calls.clear()
         await edge.set_upstreams("res_held", [HOST], "/", [second.dial], [binding(1), binding(2)])
         assert full_reads(edge.calls) == []
-        assert [m for m, _ in edge.calls if m != "GET"] == ["PATCH", "PATCH", "PATCH"]
+        # The resource's route, then both bindings' host map entries in one write.
+        assert [c for c in edge.calls if c[0] != "GET"] == [
+            ("PATCH", f"/id/{route_id('res_held')}"),
+            ("PATCH", MAP_ENTRIES),
+        ]
         for host in (HOST, "d1.example.test", "d2.example.test"):
             await served_by(caddy, host, "second")
 
@@ -157,11 +162,8 @@ async def test_a_change_writes_once_without_reading_caddys_config(
             ("DELETE", f"/id/{domain_route_id('res_held', 'dbd_1')}"),
         ]
         routes = await admin(caddy, "GET", "/config/apps/http/servers/berth/routes")
-        assert [r["@id"] for r in routes] == [
-            route_id("res_held"),
-            domain_route_id("res_held", "dbd_2"),
-            FALLBACK_ROUTE_ID,
-        ]
+        assert [r["@id"] for r in routes] == [MAP_ROUTE_ID, route_id("res_held"), FALLBACK_ROUTE_ID]
+        assert [e["@id"] for e in entries(routes[0])] == [domain_route_id("res_held", "dbd_2")]
     finally:
         await edge.close()
 
@@ -230,11 +232,12 @@ async def test_a_route_edited_by_hand_is_repaired(
         assert full_reads(edge.calls) != []
         await served_by(caddy, HOST, "first")
 
-        # A domain route edited out of band is repaired by the next re-read: an edge
-        # bootstrap (ensure_server), which then lets the next change compare against it.
-        route = await admin(caddy, "GET", domain)
-        route["handle"][-1]["routes"][-1]["handle"][0]["upstreams"] = [{"dial": second.dial}]
-        await admin(caddy, "PATCH", domain, route)
+        # A domain route (here the binding's host map entry) edited out of band is repaired by
+        # the next re-read: an edge bootstrap (ensure_server), which then lets the next change
+        # compare against it.
+        entry = await admin(caddy, "GET", domain)
+        entry["outputs"][:SLOTS] = [second.dial] * SLOTS
+        await admin(caddy, "PATCH", domain, entry)
         await served_by(caddy, "d1.example.test", "second")
         await edge.ensure_server()
         await edge.set_upstreams("res_held", [HOST], "/", [first.dial], [binding(1)])

@@ -3,19 +3,24 @@
 import asyncio
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from agent.edge import CaddyEdge
 from agent.edge_routes import UPSTREAM_IDLE_CONNECTIONS
+from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import eventually
 
 HOST = "pool.prod.demo.localhost"
+# A binding that only proxies its host: served through the host map's shared proxy.
+MAPPED = DomainRoute(id="dbd_pool", domain_name="pool.example.test", tls_mode="disabled")
 WORKERS = 16
 REQUESTS_EACH = 40
 
 
-async def test_concurrent_visitors_reuse_upstream_connections(caddy: Caddy) -> None:
+@pytest.mark.parametrize("host", [HOST, MAPPED.domain_name], ids=["route", "host-map"])
+async def test_concurrent_visitors_reuse_upstream_connections(caddy: Caddy, host: str) -> None:
     # Each upstream connection Caddy opens shows up as one client address here.
     peers: set[object] = set()
 
@@ -35,7 +40,7 @@ async def test_concurrent_visitors_reuse_upstream_connections(caddy: Caddy) -> N
 
         async def routed() -> bool:
             try:
-                await edge.set_upstreams("res_pool", [HOST], "/", [f"127.0.0.1:{port}"])
+                await edge.set_upstreams("res_pool", [HOST], "/", [f"127.0.0.1:{port}"], [MAPPED])
             except Exception:
                 return False
             return True
@@ -45,7 +50,7 @@ async def test_concurrent_visitors_reuse_upstream_connections(caddy: Caddy) -> N
         async with aiohttp.ClientSession(connector=connector) as session:
 
             async def get() -> int:
-                async with session.get(url, headers={"Host": HOST}) as response:
+                async with session.get(url, headers={"Host": host}) as response:
                     await response.read()
                     return response.status
 

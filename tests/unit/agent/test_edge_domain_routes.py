@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from agent.edge import domain_routes_label
+from agent.edge_protocol import domain_routes_label
 from agent.edge_routes import build_domain_route, domain_route_id
 from agent.journal import JournalEntry
 from agent.rollout import plan_labels

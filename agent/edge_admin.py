@@ -1,0 +1,59 @@
+"""One call to Caddy's admin API: JSON in and out, every failure a ``RuntimeFailed``."""
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+import aiohttp
+
+from shared.errors import RuntimeFailed
+
+_TIMEOUT_SECONDS = 10.0
+
+
+class AdminCall(Protocol):
+    """How the edge's parts reach Caddy (``CaddyEdge._call``, which tests wrap)."""
+
+    def __call__(
+        self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Awaitable[Any]:
+        """Send ``body`` (JSON) to ``path``; ``missing_ok``: a 400/404 answers None."""
+        ...
+
+
+async def admin_call(
+    admin: str, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+) -> Any:
+    """Call ``method path`` on the admin API at ``admin``; the parsed answer, or None."""
+    # A fresh session per call: edge changes are rare, and this keeps no socket between them.
+    # Caddy refuses admin requests whose Origin/Host it does not expect.
+    headers = {"Origin": admin}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    try:
+        async with (
+            asyncio.timeout(_TIMEOUT_SECONDS),
+            aiohttp.ClientSession() as session,
+            session.request(method, admin + path, data=payload, headers=headers) as response,
+        ):
+            status = response.status
+            text = (await response.read()).decode("utf-8", "replace")
+    except TimeoutError as exc:
+        raise RuntimeFailed(f"edge proxy admin API {admin} timed out") from exc
+    except (OSError, aiohttp.ClientError, ValueError) as exc:
+        raise RuntimeFailed(f"edge proxy admin API {admin} unreachable: {exc}") from exc
+    if status >= 400:
+        if missing_ok and status in (400, 404):
+            return None
+        raise RuntimeFailed(
+            f"edge proxy refused {method} {path}: HTTP {status} {text.strip()[:300]}"
+        )
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise RuntimeFailed(f"edge proxy admin API sent invalid JSON: {exc}") from exc
