@@ -3,13 +3,20 @@
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from agent.edge_admin import admin_call
 from agent.edge_ask import OnDemandAsk
 from agent.edge_held import HeldRoutes
-from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, entries, map_entry, mappable, shown
-from agent.edge_map_write import write_entries
+from agent.edge_inspect import Served, inspect_routes
+from agent.edge_map import (
+    MAP_ENTRIES,
+    map_entry,
+    mappable,
+    upstreams_entry,
+    upstreams_entry_id,
+)
+from agent.edge_map_write import drop_upstreams, put_upstreams, write_entries
 from agent.edge_routes import (
     build_domain_route,
     build_https_redirect_route,
@@ -111,28 +118,9 @@ class CaddyEdge:
         """Where bound domains are served over HTTPS (None: HTTPS off)."""
         return self._tls.listen if self._tls is not None else None
 
-    async def inspect(
-        self, resource_id: str
-    ) -> list[tuple[Literal["http", "https"], str, dict[str, Any]]]:
+    async def inspect(self, resource_id: str) -> list[Served]:
         """The resource's routes as Caddy holds them: (``http``/``https``, id, JSON)."""
-        own = route_id(resource_id)
-        found: list[tuple[Literal["http", "https"], str, dict[str, Any]]] = []
-        servers: tuple[tuple[Literal["http", "https"], str], ...] = (
-            ("http", SERVER_PATH),
-            ("https", TLS_SERVER_PATH),
-        )
-        for kind, server in servers:
-            routes = await self._call("GET", f"{server}/routes", missing_ok=True)
-            for r in routes if isinstance(routes, list) else []:
-                rid = str(r.get("@id", "")) if isinstance(r, dict) else ""
-                if rid == own or rid.startswith(own + "."):
-                    found.append((kind, rid, r))
-                if rid == MAP_ROUTE_ID:
-                    # A binding in the host map: the map route with its entry alone.
-                    for entry in entries(r):
-                        if str(entry.get("@id", "")).startswith(own + "."):
-                            found.append((kind, str(entry["@id"]), shown(r, entry)))
-        return found
+        return await inspect_routes(self._call, resource_id)
 
     async def install_failure_pages(self, dial: str) -> None:
         """Send every failed request on the edge's servers to the failure pages at ``dial``."""
@@ -282,7 +270,7 @@ class CaddyEdge:
             # as the earlier route.
             if mappable(domain, upstreams) and mapped.get(domain.domain_name, entry_id) == entry_id:
                 mapped[domain.domain_name] = entry_id
-                return [(MAP_ENTRIES, map_entry(resource_id, domain, upstreams))]
+                return [(MAP_ENTRIES, map_entry(resource_id, domain))]
             return [(SERVER_PATH, build_domain_route(resource_id, domain, upstreams))]
         # HTTPS by default: the binding is served on the TLS server (Caddy obtains its
         # certificate because a route matches the name, or serves the one Berth loaded for an
@@ -318,11 +306,13 @@ class CaddyEdge:
         # Host -> entry id of the map's entries (one pass over the copy per change).
         mapped = {str(e.get("input")): k for k, e in self._held.at(MAP_ENTRIES).items()}
         wanted: set[str] = set()
+        in_map = False  # whether any binding of the resource is a host map entry
         appended: dict[str, list[dict[str, Any]]] = {}
         changed: list[dict[str, Any]] = []  # host map entries to replace
         for domain in domains:
             for server, route in self._wanted_routes(resource_id, domain, upstreams, mapped):
                 wanted.add(route["@id"])
+                in_map = in_map or server == MAP_ENTRIES
                 held = present.get(route["@id"])
                 if held is not None and held[0] == server:
                     if held[1] != route and server == MAP_ENTRIES:
@@ -344,14 +334,20 @@ class CaddyEdge:
         for server, routes in appended.items():
             if server != MAP_ENTRIES:
                 await self._add_routes(server, routes)
-        stale = sorted(set(present) - wanted)
+        stale = sorted(set(present) - wanted - {upstreams_entry_id(resource_id)})
         for route_id_ in stale:
             if present[route_id_][0] != MAP_ENTRIES:
                 await self._call("DELETE", f"/id/{route_id_}", missing_ok=True)
                 self._held.drop(route_id_)
         map_stale = [k for k in stale if present[k][0] == MAP_ENTRIES]
+        # The resource's upstream entry while any of its bindings is in the map: written
+        # before the hosts that use it, removed after the last of them.
+        if in_map:
+            await put_upstreams(self._call, self._held, upstreams_entry(resource_id, upstreams))
         added = appended.get(MAP_ENTRIES, [])
-        await write_entries(self._call, self._held, changed, added, map_stale)
+        await write_entries(self._call, self._held, MAP_ENTRIES, changed, added, map_stale)
+        if not in_map:
+            await drop_upstreams(self._call, self._held, upstreams_entry_id(resource_id))
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 

@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, entries
+from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, MAP_UPSTREAMS, entries, upstream_entries
 
 
 class HeldRoutes:
     """Route id -> (server path, route JSON) for the ``@id`` routes of the edge's servers (and
-    host map entry id -> (``MAP_ENTRIES``, entry JSON)), as the agent last read or wrote
-    them, plus the edge settings that read was made under.
+    host map entry id -> (``MAP_ENTRIES`` or ``MAP_UPSTREAMS``, entry JSON)), as the agent
+    last read or wrote them, plus the edge settings that read was made under.
 
     Unknown until the first read (agent start) and again after ``forget`` (a call Caddy
     refused, or a route that differs from the copy: Caddy restarted or was edited by hand);
@@ -34,9 +34,10 @@ class HeldRoutes:
                     routes[route["@id"]] = (path, route)
                 if isinstance(route, dict) and route.get("@id") == MAP_ROUTE_ID:
                     # The host map's entries are held like routes, at the map's path.
-                    for entry in entries(route):
-                        if isinstance(entry.get("@id"), str):
-                            routes[entry["@id"]] = (MAP_ENTRIES, entry)
+                    for at, found in ((MAP_ENTRIES, entries), (MAP_UPSTREAMS, upstream_entries)):
+                        for entry in found(route):
+                            if isinstance(entry.get("@id"), str):
+                                routes[entry["@id"]] = (at, entry)
         self._routes, self._settings = routes, settings
 
     def forget(self) -> None:

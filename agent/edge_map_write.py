@@ -1,42 +1,61 @@
-"""A change's host map entries in one admin write, whatever their number."""
+"""A change's host map entries in one admin write, whatever their number; a resource's upstreams."""
 
 from typing import Any
 
 from agent.edge_admin import AdminCall
 from agent.edge_held import HeldRoutes
-from agent.edge_map import MAP_ENTRIES
+from agent.edge_map import MAP_UPSTREAMS
 
 
 async def write_entries(
     call: AdminCall,
     held: HeldRoutes,
+    at: str,
     changed: list[dict[str, Any]],
     added: list[dict[str, Any]],
     stale: list[str],
 ) -> None:
-    """Replace ``changed`` entries, append ``added`` ones and delete the ``stale`` ids.
+    """Replace ``changed`` entries, append ``added`` ones and delete the ``stale`` ids of the
+    map whose entries are at ``at`` (``at`` or ``MAP_UPSTREAMS``).
 
-    Each admin write makes Caddy re-provision its whole config, so a redeploy that changes the
-    upstreams of a resource's many bindings writes the map's whole entry list once (from the
-    agent's copy, in Caddy's order) instead of one ``PATCH`` per entry. One operation alone
-    stays a small write by id.
+    Each admin write makes Caddy re-provision its whole config, so a change of several entries
+    (a resource's bindings moving in or out of the map at once) writes the map's whole entry
+    list once (from the agent's copy, in Caddy's order) instead of one call per entry. One
+    operation alone stays a small write by id.
     """
     if len(changed) + len(stale) + (1 if added else 0) > 1:
         replaced = {str(e["@id"]): e for e in changed}
         gone = set(stale)
-        current = held.at(MAP_ENTRIES)
+        current = held.at(at)
         kept = [replaced.get(k, e) for k, e in current.items() if k not in gone]
-        await call("PATCH", MAP_ENTRIES, [*kept, *added])
+        await call("PATCH", at, [*kept, *added])
     elif changed:
         await call("PATCH", f"/id/{changed[0]['@id']}", changed[0])
     elif stale:
         await call("DELETE", f"/id/{stale[0]}", missing_ok=True)
     elif len(added) == 1:
-        await call("POST", MAP_ENTRIES, added[0])
+        await call("POST", at, added[0])
     elif added:
         # Caddy appends an array POSTed to ``.../...``.
-        await call("POST", f"{MAP_ENTRIES}/...", added)
+        await call("POST", f"{at}/...", added)
     for entry in [*changed, *added]:
-        held.put(MAP_ENTRIES, entry)
+        held.put(at, entry)
     for entry_id in stale:
+        held.drop(entry_id)
+
+
+async def put_upstreams(call: AdminCall, held: HeldRoutes, entry: dict[str, Any]) -> None:
+    """Add the resource's upstream ``entry``, or replace the one held if it differs."""
+    current = held.get(str(entry["@id"]))
+    if current is None:
+        await call("POST", MAP_UPSTREAMS, entry)
+    elif current[1] != entry:
+        await call("PATCH", f"/id/{entry['@id']}", entry)
+    held.put(MAP_UPSTREAMS, entry)
+
+
+async def drop_upstreams(call: AdminCall, held: HeldRoutes, entry_id: str) -> None:
+    """Delete the resource's upstream entry if one is held (none of its hosts is mapped)."""
+    if held.get(entry_id) is not None:
+        await call("DELETE", f"/id/{entry_id}", missing_ok=True)
         held.drop(entry_id)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from agent.edge_admin import AdminCall
-from agent.edge_map import MAP_ROUTE_ID, entries, map_route
+from agent.edge_map import MAP_ROUTE_ID, map_route, upgraded
 from agent.edge_routes import (
     FALLBACK_ROUTE_ID,
     TLS_FALLBACK_ROUTE_ID,
@@ -112,10 +112,11 @@ async def _ensure_failure_pages(
 
 async def _ensure_map(call: AdminCall) -> None:
     """The host map on the HTTP server, before its fallback; a map whose handlers differ
-    from this agent's (an older agent's, or edited by hand) is rewritten keeping its entries."""
+    from this agent's (an older agent's, or edited by hand) is rewritten keeping its entries
+    (an older agent's single map split into this agent's two, ``upgraded``)."""
     current = await call("GET", f"/id/{MAP_ROUTE_ID}", missing_ok=True)
     if isinstance(current, dict):
-        wanted = map_route(entries(current))
+        wanted = map_route(*upgraded(current))
         if current != wanted:
             await call("PATCH", f"/id/{MAP_ROUTE_ID}", wanted)
         return

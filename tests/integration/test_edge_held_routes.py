@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from agent.edge import CaddyEdge
-from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, SLOTS, entries
+from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, SLOTS, entries, upstreams_entry_id
 from agent.edge_routes import FALLBACK_ROUTE_ID, domain_route_id, route_id
 from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
@@ -142,10 +142,11 @@ async def test_a_change_writes_once_without_reading_caddys_config(
         edge.calls.clear()
         await edge.set_upstreams("res_held", [HOST], "/", [second.dial], [binding(1), binding(2)])
         assert full_reads(edge.calls) == []
-        # The resource's route, then both bindings' host map entries in one write.
+        # The resource's route, then its one upstream entry in the host map (both bindings
+        # are served through it).
         assert [c for c in edge.calls if c[0] != "GET"] == [
             ("PATCH", f"/id/{route_id('res_held')}"),
-            ("PATCH", MAP_ENTRIES),
+            ("PATCH", f"/id/{upstreams_entry_id('res_held')}"),
         ]
         for host in (HOST, "d1.example.test", "d2.example.test"):
             await served_by(caddy, host, "second")
@@ -232,24 +233,33 @@ async def test_a_route_edited_by_hand_is_repaired(
         assert full_reads(edge.calls) != []
         await served_by(caddy, HOST, "first")
 
-        # A domain route (here the binding's host map entry) edited out of band is repaired by
-        # the next re-read: an edge bootstrap (ensure_server), which then lets the next change
-        # compare against it.
-        entry = await admin(caddy, "GET", domain)
-        entry["outputs"][:SLOTS] = [second.dial] * SLOTS
-        await admin(caddy, "PATCH", domain, entry)
+        # A host map entry (here the resource's upstreams, which its binding's host uses)
+        # edited out of band is repaired by the next re-read: an edge bootstrap
+        # (ensure_server), which then lets the next change compare against it.
+        upstreams = f"/id/{upstreams_entry_id('res_held')}"
+        entry = await admin(caddy, "GET", upstreams)
+        entry["outputs"] = [second.dial] * SLOTS
+        await admin(caddy, "PATCH", upstreams, entry)
         await served_by(caddy, "d1.example.test", "second")
         await edge.ensure_server()
         await edge.set_upstreams("res_held", [HOST], "/", [first.dial], [binding(1)])
         await served_by(caddy, "d1.example.test", "first")
 
-        # A domain route deleted by hand: the write in front of it is refused (404 for its
-        # id), the agent re-reads and redoes the change, which adds it again.
-        await admin(caddy, "DELETE", domain)
+        # An entry deleted by hand (the resource's upstreams): a redeploy's write to it is
+        # refused (404 for its id), the agent re-reads and redoes the change, which adds it
+        # again.
+        await admin(caddy, "DELETE", upstreams)
         edge.calls.clear()
         await edge.set_upstreams("res_held", [HOST], "/", [second.dial], [binding(1)])
         assert ("GET", "/config/") in edge.calls
         await served_by(caddy, "d1.example.test", "second")
         await served_by(caddy, HOST, "second")
+
+        # The binding's host entry deleted by hand: a redeploy does not write it (the
+        # upstreams serve every host), so the next re-read (a bootstrap) puts it back.
+        await admin(caddy, "DELETE", domain)
+        await edge.ensure_server()
+        await edge.set_upstreams("res_held", [HOST], "/", [second.dial], [binding(1)])
+        await served_by(caddy, "d1.example.test", "second")
     finally:
         await edge.close()

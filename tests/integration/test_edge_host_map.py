@@ -7,7 +7,14 @@ import aiohttp
 import pytest
 
 from agent.access_failures import AccessFailures
-from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, entries
+from agent.edge_map import (
+    MAP_ENTRIES,
+    MAP_ROUTE_ID,
+    MAP_UPSTREAMS,
+    entries,
+    upstream_entries,
+    upstreams_entry_id,
+)
 from agent.edge_routes import FALLBACK_ROUTE_ID, domain_route_id, route_id
 from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
@@ -86,12 +93,13 @@ async def test_mapped_bindings_are_served_and_unknown_hosts_fall_through(
         "m3.example.test",
     ]
     # A redeploy moving a resource with several mapped bindings: its route and ONE write of
-    # the map's entries (Caddy re-provisions everything on each write).
+    # its upstream entry, which all its hosts use (Caddy re-provisions everything on each
+    # write).
     counting.calls.clear()
     await counting.set_upstreams("res_a", [HOST], "/", [third.dial], [binding(1), binding(2)])
     assert [c for c in counting.calls if c[0] != "GET"] == [
         ("PATCH", f"/id/{route_id('res_a')}"),
-        ("PATCH", MAP_ENTRIES),
+        ("PATCH", f"/id/{upstreams_entry_id('res_a')}"),
     ]
     for host in ("m1.example.test", "m2.example.test"):
         await served_by(caddy, host, "third")
@@ -111,7 +119,7 @@ async def test_mapped_bindings_are_served_and_unknown_hosts_fall_through(
     )
     assert [c for c in counting.calls if c[0] != "GET"] == [
         ("PATCH", f"/id/{route_id('res_b')}"),
-        ("PATCH", f"/id/{domain_route_id('res_b', 'dbd_3')}"),
+        ("PATCH", f"/id/{upstreams_entry_id('res_b')}"),
     ]
     seen: set[str] = set()
 
@@ -128,9 +136,17 @@ async def test_mapped_bindings_are_served_and_unknown_hosts_fall_through(
     await counting.set_upstreams("res_b", ["b.localhost"], "/", three, [binding(3)])
     held = await admin(caddy, "GET", f"/id/{domain_route_id('res_b', 'dbd_3')}")
     assert [u["dial"] for u in held["handle"][1]["routes"][-1]["handle"][0]["upstreams"]] == three
+    # Its upstream entry went with its last mapped host, after it.
+    assert [c[1] for c in counting.calls if c[0] == "DELETE"][-1] == (
+        f"/id/{upstreams_entry_id('res_b')}"
+    )
+    held_map = await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}")
+    assert [e["input"] for e in upstream_entries(held_map)] == ["res_a"]
     counting.calls.clear()
     await counting.set_upstreams("res_b", ["b.localhost"], "/", [third.dial], [binding(3)])
-    assert ("POST", MAP_ENTRIES) in counting.calls
+    # Back in the map: the upstreams first, then the host that uses them.
+    writes = [c for c in counting.calls if c[0] == "POST"]
+    assert writes[-2:] == [("POST", MAP_UPSTREAMS), ("POST", MAP_ENTRIES)]
     await served_by(caddy, "m3.example.test", "third")
 
     # A redirect is a route before the map; made a proxy again, it moves back to the map.
@@ -190,9 +206,90 @@ async def test_a_mapped_bindings_failure_page_names_it_and_inspect_shows_its_ent
 
     # Removing the resource removes its entry; the other is still served.
     await counting.remove_route("res_down")
-    assert [e["input"] for e in entries(await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}"))] == [
-        "m8.example.test"
-    ]
+    held_map = await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}")
+    assert [e["input"] for e in entries(held_map)] == ["m8.example.test"]
+    assert [e["input"] for e in upstream_entries(held_map)] == ["res_up"]
     await served_by(caddy, "m8.example.test", "first")
     status, _ = await get(caddy, "m7.example.test")
     assert status == 404
+
+
+async def test_an_older_agents_single_map_is_rewritten_at_start_and_its_hosts_stay_served(
+    caddy: Caddy, apps: list[Upstream], edge: tuple[CountingEdge, AccessFailures]
+) -> None:
+    first, second = apps[0], apps[1]
+    counting, _ = edge
+    await counting.set_upstreams("res_a", [HOST], "/", [first.dial], [binding(1)])
+    await counting.set_upstreams("res_b", ["b.localhost"], "/", [second.dial], [binding(2)])
+    # The map as the agent before the two maps wrote it: one entry per host carrying its
+    # four dials and three tags, read by one map and one proxy.
+    slots = [f"{{berth.up{i}}}" for i in range(4)]
+    tags = ["{berth.resource}", "{berth.binding}", "{berth.route}"]
+
+    def old_entry(resource: str, n: int, dial: str) -> dict[str, object]:
+        rid = domain_route_id(resource, f"dbd_{n}")
+        return {
+            "@id": rid,
+            "input": f"m{n}.example.test",
+            "outputs": [dial] * 4 + [resource, f"dbd_{n}", rid],
+        }
+
+    current = await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}")
+    proxy_route = current["handle"][2]["routes"][0]
+    old_map = {
+        "@id": MAP_ROUTE_ID,
+        "handle": [
+            {
+                "handler": "map",
+                "source": "{http.request.host}",
+                "destinations": slots + tags,
+                "mappings": [old_entry("res_a", 1, first.dial), old_entry("res_b", 2, second.dial)],
+                "defaults": [""] * 7,
+            },
+            {
+                "handler": "subroute",
+                "routes": [
+                    {
+                        "match": proxy_route["match"],
+                        "handle": [
+                            {
+                                "handler": "vars",
+                                "berth_resource": tags[0],
+                                "berth_binding": tags[1],
+                                "berth_route": tags[2],
+                            },
+                            proxy_route["handle"][1],
+                        ],
+                    }
+                ],
+            },
+        ],
+    }
+    await admin(caddy, "PATCH", f"/id/{MAP_ROUTE_ID}", old_map)
+    await served_by(caddy, "m2.example.test", "second")  # the old shape serves
+
+    # A new agent starts on that Caddy: one rewrite, and every host is still served.
+    restarted = CountingEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}")
+    try:
+        await restarted.ensure_server()
+        rewritten = await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}")
+        assert [(e["input"], e["outputs"]) for e in entries(rewritten)] == [
+            ("m1.example.test", ["res_a", "dbd_1"]),
+            ("m2.example.test", ["res_b", "dbd_2"]),
+        ]
+        assert [e["@id"] for e in upstream_entries(rewritten)] == [
+            upstreams_entry_id("res_a"),
+            upstreams_entry_id("res_b"),
+        ]
+        await served_by(caddy, "m1.example.test", "first")
+        await served_by(caddy, "m2.example.test", "second")
+        # And the new agent's next redeploy works from it: one write of the upstreams.
+        restarted.calls.clear()
+        await restarted.set_upstreams("res_b", ["b.localhost"], "/", [first.dial], [binding(2)])
+        assert [c for c in restarted.calls if c[0] != "GET"] == [
+            ("PATCH", f"/id/{route_id('res_b')}"),
+            ("PATCH", f"/id/{upstreams_entry_id('res_b')}"),
+        ]
+        await served_by(caddy, "m2.example.test", "first")
+    finally:
+        await restarted.close()

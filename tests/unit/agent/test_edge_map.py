@@ -1,11 +1,24 @@
-"""The host map's pure parts: which bindings are entries, an entry's slots, and how a change's
-entries become admin writes (one, whatever their number)."""
+"""The host map's pure parts: which bindings are entries, the entries of a host and of a
+resource's upstreams, an older agent's map read into this one's, and how a change's entries
+become admin writes (one, whatever their number)."""
 
 from typing import Any
 
 from agent.edge_held import HeldRoutes
-from agent.edge_map import MAP_ENTRIES, SLOTS, map_entry, map_route, mappable
-from agent.edge_map_write import write_entries
+from agent.edge_map import (
+    MAP_ENTRIES,
+    MAP_UPSTREAMS,
+    SLOTS,
+    entries,
+    map_entry,
+    map_route,
+    mappable,
+    shown,
+    upgraded,
+    upstream_entries,
+    upstreams_entry,
+)
+from agent.edge_map_write import drop_upstreams, put_upstreams, write_entries
 from shared.messages.deploy import DomainRoute
 
 A, B, C = "127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"
@@ -27,12 +40,65 @@ def test_only_a_plain_proxy_to_a_divisor_of_the_slots_is_mapped() -> None:
     assert not mappable(domain(ownership_token="tok"), [A])
 
 
-def test_an_entry_repeats_its_upstreams_over_the_slots_and_names_its_route() -> None:
-    entry = map_entry("res_1", domain(), [A, B])
-    assert entry["@id"] == "berth-res_1.dbd_1"
-    assert entry["input"] == "shop.example.test"
-    assert entry["outputs"] == [A, B, A, B, "res_1", "dbd_1", "berth-res_1.dbd_1"]
-    assert len(map_route()["handle"][0]["destinations"]) == SLOTS + 3
+def test_a_host_entry_names_its_binding_and_the_resources_entry_repeats_its_upstreams() -> None:
+    entry = map_entry("res_1", domain())
+    assert entry == {
+        "@id": "berth-res_1.dbd_1",
+        "input": "shop.example.test",
+        "outputs": ["res_1", "dbd_1"],
+    }
+    ups = upstreams_entry("res_1", [A, B])
+    assert ups == {"@id": "berth-res_1.~upstreams", "input": "res_1", "outputs": [A, B, A, B]}
+    route = map_route([entry], [ups])
+    hosts, resources = route["handle"][0], route["handle"][1]
+    assert len(hosts["destinations"]) == len(entry["outputs"])
+    assert len(resources["destinations"]) == SLOTS
+    # The second map is keyed on what the first one set.
+    assert resources["source"] == hosts["destinations"][0]
+    # The failure pages' route id is made of the two names, as ``domain_route_id`` makes it.
+    tag = route["handle"][2]["routes"][0]["handle"][0]
+    assert tag["berth_route"] == "berth-{berth.resource}.{berth.binding}"
+    assert (entries(route), upstream_entries(route)) == ([entry], [ups])
+
+
+def test_an_older_agents_single_map_is_read_into_the_two_without_losing_a_host() -> None:
+    def old(resource: str, binding: str, dials: list[str]) -> dict[str, Any]:
+        rid = f"berth-{resource}.{binding}"
+        return {"@id": rid, "input": f"{binding}.test", "outputs": [*dials, resource, binding, rid]}
+
+    old_route = {
+        "@id": "berth-edge-map",
+        "handle": [
+            {
+                "handler": "map",
+                "mappings": [
+                    old("res_1", "b1", [A] * 4),
+                    old("res_2", "b2", [B, C] * 2),
+                    old("res_1", "b3", [A] * 4),
+                ],
+            },
+            {"handler": "subroute", "routes": []},
+        ],
+    }
+    hosts, ups = upgraded(old_route)
+    assert [(h["input"], h["outputs"]) for h in hosts] == [
+        ("b1.test", ["res_1", "b1"]),
+        ("b2.test", ["res_2", "b2"]),
+        ("b3.test", ["res_1", "b3"]),
+    ]
+    assert ups == [upstreams_entry("res_1", [A]), upstreams_entry("res_2", [B, C])]
+    # This agent's map reads back as it is.
+    current = map_route(hosts, ups)
+    assert upgraded(current) == (hosts, ups)
+
+
+def test_the_preview_shows_a_binding_with_its_resources_upstreams_alone() -> None:
+    mine, other = map_entry("res_1", domain()), map_entry("res_2", domain(id="dbd_2"))
+    route = map_route([mine, other], [upstreams_entry("res_1", [A]), upstreams_entry("res_2", [B])])
+    seen = shown(route, mine)
+    assert entries(seen) == [mine]
+    assert upstream_entries(seen) == [upstreams_entry("res_1", [A])]
+    assert B not in str(seen)
 
 
 class Calls:
@@ -47,7 +113,7 @@ class Calls:
 
 def held_with(*ids: str) -> HeldRoutes:
     held = HeldRoutes()
-    route = map_route([{"@id": i, "input": f"{i}.test", "outputs": [A]} for i in ids])
+    route = map_route([{"@id": i, "input": f"{i}.test", "outputs": ["r", i]} for i in ids])
     held.load({"berth": {"routes": [route]}}, {"berth": "/config/apps/http/servers/berth"}, "s")
     return held
 
@@ -60,14 +126,14 @@ async def test_one_operation_is_a_small_write_by_id() -> None:
         ([], [], ["y"], ("DELETE", "/id/y")),
     ):
         calls, held = Calls(), held_with("x", "y")
-        await write_entries(calls, held, changed, added, stale)
+        await write_entries(calls, held, MAP_ENTRIES, changed, added, stale)
         assert [(m, p) for m, p, _ in calls.made] == [wanted]
 
 
 async def test_several_operations_are_one_write_of_the_whole_list_in_caddys_order() -> None:
     calls, held = Calls(), held_with("x", "y", "v")
     new_x = {"@id": "x", "input": "x.test", "outputs": [B]}
-    await write_entries(calls, held, [new_x], [{"@id": "z"}], ["y"])
+    await write_entries(calls, held, MAP_ENTRIES, [new_x], [{"@id": "z"}], ["y"])
     [(method, path, body)] = calls.made
     assert (method, path) == ("PATCH", MAP_ENTRIES)
     assert [e["@id"] for e in body] == ["x", "v", "z"]
@@ -75,3 +141,19 @@ async def test_several_operations_are_one_write_of_the_whole_list_in_caddys_orde
     # The copy follows the write: the next change starts from it.
     assert list(held.at(MAP_ENTRIES)) == ["x", "v", "z"]
     assert held.get("y") is None
+
+
+async def test_a_resources_upstreams_are_added_replaced_and_dropped_by_id() -> None:
+    calls, held = Calls(), held_with("x")
+    first = upstreams_entry("res_1", [A])
+    await put_upstreams(calls, held, first)
+    await put_upstreams(calls, held, first)  # held as wanted: nothing written
+    await put_upstreams(calls, held, upstreams_entry("res_1", [B]))
+    await drop_upstreams(calls, held, first["@id"])
+    await drop_upstreams(calls, held, first["@id"])  # gone already: nothing written
+    assert [(m, p) for m, p, _ in calls.made] == [
+        ("POST", MAP_UPSTREAMS),
+        ("PATCH", f"/id/{first['@id']}"),
+        ("DELETE", f"/id/{first['@id']}"),
+    ]
+    assert held.at(MAP_UPSTREAMS) == {}

@@ -1,0 +1,33 @@
+"""What the edge holds for one resource, read back from Caddy for the proxy preview."""
+
+from typing import Any, Literal
+
+from agent.edge_admin import AdminCall
+from agent.edge_map import MAP_ROUTE_ID, entries, shown
+from agent.edge_routes import route_id
+from agent.edge_setup import SERVER_PATH, TLS_SERVER_PATH
+
+Served = tuple[Literal["http", "https"], str, dict[str, Any]]
+_SERVERS: tuple[tuple[Literal["http", "https"], str], ...] = (
+    ("http", SERVER_PATH),
+    ("https", TLS_SERVER_PATH),
+)
+
+
+async def inspect_routes(call: AdminCall, resource_id: str) -> list[Served]:
+    """The resource's routes as Caddy holds them: (``http``/``https``, id, JSON). A binding
+    in the host map shows as the map route with its entry (and its resource's upstreams)
+    alone."""
+    own = route_id(resource_id)
+    found: list[Served] = []
+    for kind, server in _SERVERS:
+        routes = await call("GET", f"{server}/routes", missing_ok=True)
+        for r in routes if isinstance(routes, list) else []:
+            rid = str(r.get("@id", "")) if isinstance(r, dict) else ""
+            if rid == own or rid.startswith(own + "."):
+                found.append((kind, rid, r))
+            if rid == MAP_ROUTE_ID:
+                for entry in entries(r):
+                    if str(entry.get("@id", "")).startswith(own + "."):
+                        found.append((kind, str(entry["@id"]), shown(r, entry)))
+    return found
