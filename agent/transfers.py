@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 # Read transfers at their end that still answer ``eof`` to the reads a window had in flight.
 ENDED_READS = 64
+# How long a stop waits for cancelled requests to unwind, and for ends already begun.
+STOP_SECONDS = 10.0
 
 
 class InOrderWindow:
@@ -81,6 +83,8 @@ class TransferFeature(ABC, Generic[T, A]):
     def __init__(self) -> None:
         self._transfers: dict[str, T] = {}
         self._requests: set[asyncio.Task[None]] = set()
+        # Ends of a lost link's transfers: never cancelled, waited for at stop.
+        self._ends: set[asyncio.Task[None]] = set()
         self._ended_reads: OrderedDict[str, LinkContext] = OrderedDict()
 
     async def attached(self, link: LinkContext) -> None:
@@ -90,7 +94,7 @@ class TransferFeature(ABC, Generic[T, A]):
         """Transfers of the old link end."""
         for transfer_id, transfer in list(self._transfers.items()):
             if transfer.link is link:
-                self._spawn(self._end(transfer_id))
+                self._spawn(self._end(transfer_id), self._ends)
         for transfer_id, ended in list(self._ended_reads.items()):
             if ended is link:
                 del self._ended_reads[transfer_id]
@@ -103,15 +107,25 @@ class TransferFeature(ABC, Generic[T, A]):
         """Answer in a task of its own."""
         self._spawn(self._answer(message, link))
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Any, owner: set[asyncio.Task[None]] | None = None) -> None:
+        tasks = self._requests if owner is None else owner
         task = asyncio.get_running_loop().create_task(work)
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _stop(self) -> None:
-        """The daemon stops: cancel the requests in flight and end every transfer."""
-        for task in list(self._requests):
+        """The daemon stops: cancel the requests in flight and wait for them to unwind, let
+        the ends already begun finish (a cancelled end could leave a helper or a file behind),
+        then end every transfer still open. Each wait is bounded."""
+        requests = list(self._requests)
+        for task in requests:
             task.cancel()
+        for tasks in (requests, list(self._ends)):
+            if tasks:
+                _, late = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+                for task in late:
+                    logger.warning("a transfer task did not finish within %s s", STOP_SECONDS)
+                    task.cancel()
         for transfer_id in list(self._transfers):
             await self._end(transfer_id)
 

@@ -190,7 +190,47 @@ async def test_a_lost_link_ends_its_transfers_and_a_stop_ends_the_rest() -> None
     await first.ask(Open, "t1", [b"a"])
     await second.ask(Open, "t2", [b"b"])
     feature.detached(first.context)
-    await asyncio.wait_for(asyncio.gather(*feature._requests), 5)
+    await asyncio.wait_for(asyncio.gather(*feature._ends), 5)
     assert feature.ended == ["t1"]
     await feature._stop()
     assert feature.ended == ["t1", "t2"]
+
+
+class SlowFeature(ChunksFeature):
+    """A read that waits until cancelled and then takes a turn to clean up, as closing a file
+    in a thread does; an end that takes a turn too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.unwound: list[str] = []
+
+    async def _step(self, message: Any, transfer: _Chunks) -> _Answer:
+        self.reading.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0)  # yield: the clean-up itself awaits
+            self.unwound.append(message.transfer_id)
+        raise AssertionError("not reached")
+
+    async def _end(self, transfer_id: str) -> None:
+        await asyncio.sleep(0)  # yield: an end awaits its close
+        await super()._end(transfer_id)
+
+
+async def test_a_stop_waits_for_cancelled_requests_to_unwind_and_for_ends_begun() -> None:
+    feature = SlowFeature()
+    first, second = Link(feature), Link(feature)
+    await first.ask(Open, "t1", [b"a"])
+    await second.ask(Open, "t2", [b"b"])
+    feature.receive(Read(99, "t2", seq=0), second.context)
+    await asyncio.wait_for(feature.reading.wait(), 5)
+    feature.detached(first.context)  # t1's end begins; the stop must not cancel it
+    await feature._stop()
+    # When the stop returns, the read has cleaned up and both transfers have ended.
+    assert feature.unwound == ["t2"]
+    assert sorted(feature.ended) == ["t1", "t2"]
+    await asyncio.sleep(0)  # yield: the tasks' done callbacks run
+    assert not feature._requests
+    assert not feature._ends
