@@ -91,6 +91,12 @@ class _FileSink:
         await asyncio.to_thread(self._writer.discard)
 
 
+def _discard_opened(opening: asyncio.Future[ArtifactWriter]) -> None:
+    """Discard the writer a cancelled ``open_writer`` opened after its caller had gone."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().discard()
+
+
 class CoordinatorStore:
     """Artifacts as files in the coordinator's backup directory (``BERTH_BACKUP_DIR``)."""
 
@@ -108,7 +114,16 @@ class CoordinatorStore:
         return f"{COORDINATOR_HANDLE}{backup_id}"
 
     async def open_writer(self, backup_id: str) -> ArtifactSink:
-        writer = await asyncio.to_thread(ArtifactWriter, self.path(backup_id), self._key, backup_id)
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(ArtifactWriter, self.path(backup_id), self._key, backup_id)
+        )
+        try:
+            writer = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The thread goes on and opens the file: nobody would hold it (it would be
+            # collected open, its partial file left behind), so it is discarded when it comes.
+            opening.add_done_callback(_discard_opened)
+            raise
         return _FileSink(writer)
 
     async def read(self, backup_id: str, sha256: str) -> AsyncGenerator[bytes]:

@@ -1,13 +1,18 @@
-"""The encrypted artifact format: round trip, and every kind of damage refused."""
+"""The encrypted artifact format: round trip, every kind of damage refused, and no file left
+open by a writer whose caller was cancelled."""
 
+import asyncio
 import hashlib
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
+from coordinator.backups import targets
 from coordinator.backups.artifacts import ArtifactDamaged, ArtifactWriter, load_key, read_chunks
+from tests.harness import eventually
 
 
 def _write(tmp_path: Path, key: bytes, chunks: list[bytes]) -> tuple[Path, str]:
@@ -57,3 +62,37 @@ def test_a_discarded_writer_leaves_nothing(tmp_path: Path) -> None:
     writer.add(b"x" * 10)
     writer.discard()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]
+
+
+async def test_a_writer_opened_after_its_caller_was_cancelled_is_discarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coordinator stopping mid-``open_writer`` (its pull cancelled while the thread opens
+    the file): the file the thread opens afterwards is closed and removed, not collected
+    open with its partial file left behind."""
+    entered, release = threading.Event(), threading.Event()
+    opened: list[ArtifactWriter] = []
+
+    class SlowWriter(ArtifactWriter):
+        def __init__(self, path: Path, key: bytes, backup_id: str) -> None:
+            entered.set()
+            release.wait(5)
+            super().__init__(path, key, backup_id)
+            opened.append(self)
+
+    monkeypatch.setattr(targets, "ArtifactWriter", SlowWriter)
+    store = targets.CoordinatorStore(tmp_path, load_key(tmp_path / "backup.key"))
+    task = asyncio.create_task(store.open_writer("dbk_1"))
+    await asyncio.to_thread(entered.wait, 5)
+    task.cancel()
+    await asyncio.sleep(0)  # yield: the cancellation reaches open_writer
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    partial = tmp_path / "dbk_1.berthbk.partial"
+
+    async def closed() -> bool:  # the thread finishes on its own
+        return bool(opened) and opened[0]._file.closed
+
+    await eventually(closed, timeout=5, what="the late writer discarded")
+    assert not partial.exists()
