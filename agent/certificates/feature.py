@@ -9,6 +9,7 @@ from typing import Any
 from agent.certificates import imported
 from agent.certificates.caddy_logs import CaddyAdmin, LogReceiver
 from agent.certificates.diagnostics import FailureTracker
+from agent.certificates.renewal import ForcedRenewals
 from agent.certificates.storage import read_storage
 from agent.features import LinkContext
 from shared.errors import PlatformError
@@ -16,6 +17,7 @@ from shared.messages import UNSTAMPED
 from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
     CERTIFICATES_COORDINATOR_TYPES,
+    CERTIFICATES_RENEW_CAPABILITY,
     CertificateLoad,
     CertificateReport,
     CertificateRetry,
@@ -44,6 +46,7 @@ class CertificateFeature:
         # The imported set the coordinator wants served (None: not told yet this run).
         self._imported: list[ImportedCertificate] | None = None
         self._retry_wanted = False
+        self._renewals = ForcedRenewals()
 
     @property
     def message_types(self) -> frozenset[str]:
@@ -53,7 +56,7 @@ class CertificateFeature:
     @property
     def capabilities(self) -> list[str]:
         """Advertised in hello."""
-        return [CERTIFICATES_CAPABILITY]
+        return [CERTIFICATES_CAPABILITY, CERTIFICATES_RENEW_CAPABILITY]
 
     def _on_entry(self, entry: dict[str, Any]) -> None:
         if self._tracker.feed(entry):
@@ -99,12 +102,24 @@ class CertificateFeature:
         except (OSError, TimeoutError, ValueError) as exc:
             logger.warning("could not make Caddy retry its certificate orders: %s", exc)
 
+    async def _renew_if_wanted(self) -> None:
+        if not self._renewals.busy:
+            return
+        stored = await asyncio.to_thread(read_storage, await self._root())
+        try:
+            await self._renewals.step(self._admin, {c.domain_name: c for c in stored})
+        except (OSError, TimeoutError, ValueError) as exc:
+            logger.warning("could not make Caddy renew early: %s", exc)
+
     async def _round(self) -> None:
         await self._keep_log_pointed()
         await self._keep_imported_loaded()
         await self._retry_if_wanted()
+        await self._renew_if_wanted()
+        # While a renewal runs, look often: its policy comes out as soon as it is stored.
+        wait = min(self._scan_seconds, 1.0) if self._renewals.busy else self._scan_seconds
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), self._scan_seconds)
+            await asyncio.wait_for(self._changed.wait(), wait)
         self._changed.clear()
         await self._send_if_changed()
 
@@ -151,6 +166,9 @@ class CertificateFeature:
         """A new imported set: the run loop loads it into Caddy at once."""
         if isinstance(message, CertificateLoad):
             self._imported = list(message.certificates)
+            self._changed.set()
+        elif isinstance(message, CertificateRetry) and message.renew:
+            self._renewals.want(message.domain_names)
             self._changed.set()
         elif isinstance(message, CertificateRetry):
             self._retry_wanted = True

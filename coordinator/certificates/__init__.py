@@ -19,6 +19,7 @@ from shared.errors import Conflict, Unavailable
 from shared.messages import UNSTAMPED, Hello
 from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
+    CERTIFICATES_RENEW_CAPABILITY,
     CertificateLoad,
     CertificateReport,
     CertificateRetry,
@@ -42,6 +43,8 @@ class CertificateListener:
         self._registry = registry
         # Links whose agent watches certificates (an HTTPS edge and a new enough agent).
         self._capable: set[AgentSession] = set()
+        # Of those, the links whose agent renews a valid certificate when asked.
+        self._renewing: set[AgentSession] = set()
         self._queue: asyncio.Queue[tuple[str, CertificateReport]] = asyncio.Queue(_QUEUE_BOUND)
         # Told (event type, attempt id) of each issue, renewal and failure a report caused.
         self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
@@ -55,6 +58,8 @@ class CertificateListener:
         """Hand an edge that serves certificates the imported ones it must load."""
         if CERTIFICATES_CAPABILITY in hello.capabilities:
             self._capable.add(session)
+            if CERTIFICATES_RENEW_CAPABILITY in hello.capabilities:
+                self._renewing.add(session)
             await self._send_load(session)
 
     async def _send_load(self, session: AgentSession) -> None:
@@ -78,8 +83,11 @@ class CertificateListener:
         if isinstance(message, CertificateReport) and not self._queue.full():
             self._queue.put_nowait((session.server_id, message))
 
-    async def retry_now(self, server_id: str | None, domain_names: list[str]) -> None:
-        """Ask the server's edge to try ``domain_names`` now (``Unavailable`` when offline)."""
+    async def retry_now(
+        self, server_id: str | None, domain_names: list[str], renew: bool = False
+    ) -> None:
+        """Ask the server's edge to try ``domain_names`` now, or with ``renew`` to renew their
+        valid certificates now (``Unavailable`` when offline)."""
         session = self._registry.get(server_id) if server_id else None
         if session is None:
             raise Unavailable(
@@ -92,11 +100,18 @@ class CertificateListener:
                 "(BERTH_AGENT_EDGE_TLS_LISTEN unset) or the agent predates certificates",
                 details={"serverId": server_id},
             )
-        await session.send(CertificateRetry(id=UNSTAMPED, domain_names=domain_names))
+        if renew and session not in self._renewing:
+            raise Conflict(
+                "the server's agent predates early renewal: upgrade it, or let its edge renew "
+                "the certificate by itself when it is due",
+                details={"serverId": server_id},
+            )
+        await session.send(CertificateRetry(id=UNSTAMPED, domain_names=domain_names, renew=renew))
 
     def on_disconnected(self, session: AgentSession) -> None:
         """Forget the link."""
         self._capable.discard(session)
+        self._renewing.discard(session)
 
     async def run(self) -> None:
         """Apply queued reports until cancelled."""

@@ -1,8 +1,9 @@
 """Operator commands on certificates: issue or renew, retry, revoke, delete (each audited).
 
-What Caddy 2.6 cannot do is refused with a 409 that says so, rather than pretended: it renews a
-managed certificate by itself (a third of its lifetime before expiry) and offers no forced
-renewal, and a managed certificate cannot be revoked through it.
+Issue-or-renew on a valid managed certificate renews it now (the agent makes Caddy 2.6, which
+has no command for it, renew through a one-off automation policy: agent/certificates/renewal.py).
+What Caddy cannot do is refused with a 409 that says so, rather than pretended: a managed
+certificate cannot be revoked through it.
 """
 
 from collections.abc import Awaitable, Callable
@@ -21,8 +22,9 @@ from coordinator.domains.edge_routes import acme_eligible
 from coordinator.ids import new_id
 from shared.errors import Conflict, InvalidRequest
 
-Kick = Callable[[str | None, list[str]], Awaitable[None]]
-"""Asks a server's edge to try the names now; raises ``Unavailable`` when its agent is offline
+Kick = Callable[[str | None, list[str], bool], Awaitable[None]]
+"""Asks a server's edge to try the names now (with True: to renew their valid certificates);
+raises ``Unavailable`` when its agent is offline, ``Conflict`` when it cannot renew early
 (called before anything is stored, so a refused command leaves no attempt behind)."""
 
 
@@ -89,25 +91,22 @@ async def issue_or_renew(
             details={"domainBindingId": binding.id},
         )
     existing = await Certificate.get_or_none(domain_binding_id=binding.id, source="managed")
-    if existing is not None and existing.status == "active":
-        _refuse_early_renewal(existing)
+    # A valid certificate is renewed now; otherwise the edge tries to obtain one now.
+    early = existing is not None and existing.status == "active" and _not_due(existing)
     # Before anything is stored: an offline agent leaves no attempt behind.
-    await kick(binding.server_id, [binding.domain_name])
+    await kick(binding.server_id, [binding.domain_name], early)
     cert = await managed_certificate(binding, binding.server_id)
     reason = "renew" if cert.fingerprint else "issue"
     return cert, await _request_attempt(actor, request_id, cert, reason)
 
 
-def _refuse_early_renewal(cert: Certificate) -> None:
+def _not_due(cert: Certificate) -> bool:
+    """Whether the edge would not renew ``cert`` by itself yet (a third of its lifetime before
+    it expires, Caddy's default)."""
     if cert.not_before is None or cert.not_after is None:
-        return
+        return False
     renews_at = cert.not_after - (cert.not_after - cert.not_before) / 3
-    if datetime.now(UTC) < renews_at:
-        raise Conflict(
-            "the certificate is valid; the edge renews it by itself from "
-            f"{renews_at.isoformat()} (a forced early renewal is not supported by Caddy)",
-            details={"certificateId": cert.id, "renewsAt": renews_at.isoformat()},
-        )
+    return datetime.now(UTC) < renews_at
 
 
 async def retry(
@@ -128,7 +127,7 @@ async def retry(
             f"the latest failure ({latest.error_code}) is not retriable: fix its cause first",
             details={"errorCode": latest.error_code},
         )
-    await kick(cert.server_id, [cert.domain_name])
+    await kick(cert.server_id, [cert.domain_name], False)
     return cert, await _request_attempt(actor, request_id, cert, "retry")
 
 

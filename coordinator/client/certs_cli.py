@@ -122,28 +122,29 @@ def certs_import(opts: "Options", binding: str, chain: Path, key: Path) -> None:
 @click.argument("ref")
 @click.pass_obj
 def certs_renew(opts: "Options", ref: str) -> None:
-    """Have the edge try REF's certificate now (after a retriable failure, or a first issue).
+    """Have the edge renew REF's certificate now: retry after a retriable failure, issue a
+    first one, or renew a valid one early.
 
     REF is a certificate id, or a binding's id or domain name.
     """
 
     async def renew(api: ApiClient) -> JsonObject:
         if ref.startswith("crt_"):
-            answer = await api.post(f"/certificates/{segment(ref)}/retries", {})
+            cert = await api.get(f"/certificates/{segment(ref)}")
+            binding_id = text(cert, "domainBindingId")
+            managed = [cert] if text(cert, "source") == "managed" else []
         else:
             binding_id = await binding_id_of(api, ref)
             items = objects(
                 await api.get("/certificates", {"domainBindingId": binding_id}), "items"
             )
             managed = [c for c in items if text(c, "source") == "managed"]
-            latest = managed[-1].get("latestAttempt") if managed else None
-            if managed and isinstance(latest, dict) and latest.get("status") == "failed":
-                cert_id = segment(text(managed[-1], "id"))
-                answer = await api.post(f"/certificates/{cert_id}/retries", {})
-            else:
-                answer = await api.post(
-                    "/certificates/issue-or-renew", {"domainBindingId": binding_id}
-                )
+        latest = managed[-1].get("latestAttempt") if managed else None
+        if managed and isinstance(latest, dict) and latest.get("status") == "failed":
+            cert_id = segment(text(managed[-1], "id"))
+            answer = await api.post(f"/certificates/{cert_id}/retries", {})
+        else:
+            answer = await api.post("/certificates/issue-or-renew", {"domainBindingId": binding_id})
         return await api.get(f"/certificates/{segment(text(answer, 'certificateId'))}")
 
     opts.show(opts.call(renew), _show_human)

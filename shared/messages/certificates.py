@@ -14,6 +14,8 @@ from shared.messages.typeset import message_types
 from shared.wire import WireModel
 
 CERTIFICATES_CAPABILITY = "certificates.v1"
+# The agent renews a valid certificate early when ``CertificateRetry.renew`` asks.
+CERTIFICATES_RENEW_CAPABILITY = "certificates.renew.v1"
 """Advertised in ``hello.capabilities`` by agents that send ``certificate_report``."""
 
 MAX_REPORTED = 2000
@@ -86,11 +88,17 @@ class CertificateLoad(WireModel):
 
 class CertificateRetry(WireModel):
     """Coordinator -> agent: have the edge try to obtain ``domainNames``' certificates now,
-    instead of at the end of its own back-off."""
+    instead of at the end of its own back-off; with ``renew``, renew their valid certificates
+    now instead of when they are due."""
 
     type: Literal["certificate_retry"] = "certificate_retry"
     id: int
     domain_names: list[str] = Field(min_length=1, max_length=100)
+    renew: bool = Field(
+        default=False,
+        description="renew the names' valid certificates now (sent only to an agent that "
+        "advertises certificates.renew.v1)",
+    )
 
 
 CertificatesAgentMessage = CertificateReport

@@ -1,0 +1,124 @@
+"""Forced renewal of a valid managed certificate through Caddy 2.6, which has no command for it.
+
+Caddy renews a certificate once the renewal window of the automation policy that covers its
+name has begun (by default the last third of its lifetime), and checks that at every config
+load. So the agent puts a policy for the name in front of the others, with the same issuers and
+a ``renewal_window_ratio`` chosen so that the current certificate is inside its window and the
+renewed one (which expires later) is not: one renewal, even if Caddy reloads its config again
+before the agent takes the policy out. It takes it out as soon as the renewed certificate is
+in the storage, or after ``MAX_SECONDS`` (a renewal that failed is reported from Caddy's log as
+any failed order is). Checked against a real Caddy and Pebble in
+``tests/integration/test_certificates_e2e.py``.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from agent.certificates.caddy_logs import CaddyAdmin
+from shared.messages.certificates import CertificateObservation
+
+logger = logging.getLogger(__name__)
+
+POLICY_ID_PREFIX: Final = "berth-renew-"
+_POLICIES: Final = "/config/apps/tls/automation/policies"
+# How long a renewal policy stays when the renewed certificate never shows.
+MAX_SECONDS: Final = 600.0
+# How much later than the current certificate's the renewed one's expiry must be to fall
+# outside the window (it is issued after the policy is written, so it expires later by at
+# least the current one's age): the margin keeps the ratio from renewing it again.
+_MARGIN_SECONDS: Final = 60.0
+_MAX_RATIO: Final = 0.999999999999
+
+
+def policy_id(name: str) -> str:
+    """The ``@id`` of ``name``'s renewal policy."""
+    return POLICY_ID_PREFIX + name
+
+
+def renewal_ratio(cert: CertificateObservation, now: datetime) -> float | None:
+    """The ``renewal_window_ratio`` whose window holds ``now`` for ``cert`` but not for a
+    certificate issued later; None when there is none (expired: Caddy renews it anyway; or
+    too new to tell apart from its successor)."""
+    lifetime = (cert.not_after - cert.not_before).total_seconds()
+    remaining = (cert.not_after - now).total_seconds()
+    age = (now - cert.not_before).total_seconds()
+    margin = min(_MARGIN_SECONDS, age / 2)
+    if lifetime <= 0 or remaining <= 0 or margin <= 0:
+        return None
+    return min((remaining + margin) / lifetime, _MAX_RATIO)
+
+
+@dataclass
+class _Renewing:
+    not_before: datetime
+    until: float
+
+
+class ForcedRenewals:
+    """The names asked to renew, and the renewal policies the agent has in Caddy."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._wanted: set[str] = set()
+        self._renewing: dict[str, _Renewing] = {}
+
+    def want(self, names: Iterable[str]) -> None:
+        """Renew these names' certificates at the next step."""
+        self._wanted.update(names)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a step has work: names to renew, or policies to take out."""
+        return bool(self._wanted or self._renewing)
+
+    async def step(self, admin: CaddyAdmin, stored: Mapping[str, CertificateObservation]) -> None:
+        """Take out the policies whose renewal is stored (or overdue), then put in the wanted
+        names' policies. ``OSError`` when Caddy cannot be reached (the next step retries)."""
+        for name, renewing in list(self._renewing.items()):
+            now_stored = stored.get(name)
+            renewed = now_stored is not None and now_stored.not_before > renewing.not_before
+            if renewed or self._clock() > renewing.until:
+                status, answer = await admin.call("DELETE", f"/id/{policy_id(name)}")
+                if status >= 400 and status != 404:
+                    raise OSError(f"Caddy refused to drop {name}'s renewal policy: {answer}")
+                del self._renewing[name]
+                if not renewed:
+                    logger.warning("no renewed certificate for %s was stored in time", name)
+        if not self._wanted:
+            return
+        issuers = await self._issuers(admin)
+        for name in sorted(self._wanted):
+            cert = stored.get(name)
+            ratio = renewal_ratio(cert, datetime.now(UTC)) if cert is not None else None
+            if cert is None or ratio is None or name in self._renewing:
+                logger.info("%s: no certificate to renew early (or renewing already)", name)
+                self._wanted.discard(name)
+                continue
+            policy = {
+                "@id": policy_id(name),
+                "subjects": [name],
+                "issuers": issuers,
+                "renewal_window_ratio": ratio,
+            }
+            # Inserted first (PUT at an index inserts): the first policy naming it applies.
+            status, answer = await admin.call("PUT", f"{_POLICIES}/0", policy)
+            if status >= 400:
+                raise OSError(f"Caddy refused {name}'s renewal policy: {answer}")
+            self._renewing[name] = _Renewing(cert.not_before, self._clock() + MAX_SECONDS)
+            self._wanted.discard(name)
+
+    @staticmethod
+    async def _issuers(admin: CaddyAdmin) -> list[Any]:
+        """The issuers of the catch-all policy (the last one, naming no subjects)."""
+        status, policies = await admin.call("GET", _POLICIES)
+        if status == 200 and isinstance(policies, list):
+            for policy in reversed(policies):
+                if isinstance(policy, dict) and not policy.get("subjects"):
+                    issuers = policy.get("issuers")
+                    if isinstance(issuers, list) and issuers:
+                        return issuers
+        raise OSError("Caddy's TLS automation has no catch-all policy with issuers")
