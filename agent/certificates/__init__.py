@@ -13,8 +13,12 @@ def build_feature(
 ) -> AgentFeature | None:
     """The certificate feature, or None while the edge serves no HTTPS (no ACME to watch)."""
     del runtime, state_dir  # certificates live in Caddy, not in containers or agent state
-    if settings.edge_tls() is None:
+    tls = settings.edge_tls()
+    if tls is None:
         return None
     return CertificateFeature(
-        settings.edge_admin_url, Path(settings.caddy_data_dir), settings.certificate_scan_seconds
+        settings.edge_admin_url,
+        Path(settings.caddy_data_dir),
+        settings.certificate_scan_seconds,
+        tls,
     )

@@ -4,13 +4,15 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent.certificates import imported
 from agent.certificates.caddy_logs import CaddyAdmin, LogReceiver
 from agent.certificates.diagnostics import FailureTracker
 from agent.certificates.renewal import ForcedRenewals
+from agent.certificates.revocation import RevocationFailed, find_stored, revoke
 from agent.certificates.storage import read_storage
+from agent.edge_tls import EdgeTls
 from agent.features import LinkContext
 from shared.errors import PlatformError
 from shared.messages import UNSTAMPED
@@ -18,9 +20,12 @@ from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
     CERTIFICATES_COORDINATOR_TYPES,
     CERTIFICATES_RENEW_CAPABILITY,
+    CERTIFICATES_REVOKE_CAPABILITY,
     CertificateLoad,
     CertificateReport,
     CertificateRetry,
+    CertificateRevoke,
+    CertificateRevokeResult,
     ImportedCertificate,
 )
 
@@ -34,8 +39,13 @@ class CertificateFeature:
     the storage every ``scan_seconds`` (renewals by another process, a restored backup).
     """
 
-    def __init__(self, admin_url: str, data_dir: Path, scan_seconds: float) -> None:
+    def __init__(
+        self, admin_url: str, data_dir: Path, scan_seconds: float, tls: EdgeTls | None = None
+    ) -> None:
         self._admin = CaddyAdmin(admin_url)
+        # The ACME directory (and its HTTPS roots) a revocation goes to.
+        self._tls = tls if tls is not None else EdgeTls("")
+        self._revocations: set[asyncio.Task[None]] = set()
         self._fallback_root = data_dir
         self._scan_seconds = scan_seconds
         self._tracker = FailureTracker()
@@ -56,7 +66,11 @@ class CertificateFeature:
     @property
     def capabilities(self) -> list[str]:
         """Advertised in hello."""
-        return [CERTIFICATES_CAPABILITY, CERTIFICATES_RENEW_CAPABILITY]
+        return [
+            CERTIFICATES_CAPABILITY,
+            CERTIFICATES_RENEW_CAPABILITY,
+            CERTIFICATES_REVOKE_CAPABILITY,
+        ]
 
     def _on_entry(self, entry: dict[str, Any]) -> None:
         if self._tracker.feed(entry):
@@ -135,6 +149,9 @@ class CertificateFeature:
                     # the feature, and with it the daemon: the next round starts afresh.
                     logger.exception("certificate watch round failed")
         finally:
+            for task in list(self._revocations):
+                task.cancel()
+            await asyncio.gather(*self._revocations, return_exceptions=True)
             await self._receiver.close()
 
     async def _send_if_changed(self, force: bool = False) -> None:
@@ -167,12 +184,39 @@ class CertificateFeature:
         if isinstance(message, CertificateLoad):
             self._imported = list(message.certificates)
             self._changed.set()
+        elif isinstance(message, CertificateRevoke):
+            task = asyncio.get_running_loop().create_task(self._revoke(message, link))
+            self._revocations.add(task)
+            task.add_done_callback(self._revocations.discard)
         elif isinstance(message, CertificateRetry) and message.renew:
             self._renewals.want(message.domain_names)
             self._changed.set()
         elif isinstance(message, CertificateRetry):
             self._retry_wanted = True
             self._changed.set()
+
+    async def _revoke(self, message: CertificateRevoke, link: LinkContext) -> None:
+        """Revoke the stored certificate the coordinator named, and answer how it went."""
+        root = await self._root()
+        stored = await asyncio.to_thread(
+            find_stored, root, message.domain_name, message.fingerprint
+        )
+        status: Literal["revoked", "failed"] = "failed"
+        if stored is None:
+            said = "the edge holds no such certificate for the name (renewed or removed since)"
+        else:
+            try:
+                await revoke(self._tls.directory, self._tls.trusted_roots, stored)
+                status, said = "revoked", ""
+            except RevocationFailed as exc:
+                said = str(exc)
+        if status == "failed":
+            logger.warning("revoking %s failed: %s", message.domain_name, said)
+        reply = CertificateRevokeResult(id=UNSTAMPED, re=message.id, status=status, message=said)
+        try:
+            await link.send(reply)
+        except Exception as exc:  # the link closed: the coordinator timed the request out
+            logger.info("revocation result not sent: %s", exc)
 
     def refused(self, re: int, error: PlatformError, link: LinkContext) -> bool:
         """A refused report is resent with the next change."""

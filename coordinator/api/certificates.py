@@ -177,17 +177,23 @@ async def retry(call: Call) -> CertificateCommandResponse:
 @route(
     "POST",
     "/certificates/{certificateId}/revoke",
-    summary="Stop serving an imported certificate",
+    summary="Revoke a certificate: an imported one is unloaded, a managed one revoked at its CA",
     tag=TAG,
     permission=WRITE,
     body=NoCertificateFields,
     response=CertificateIdResponse,
-    events=("certificate.revoked",),
+    errors=(502, 503, 504),
+    events=("certificate.revoked", "certificate.renew-requested"),
 )
 async def revoke(call: Call) -> CertificateIdResponse:
-    """The edge unloads it; a managed certificate is refused with 409 (see docs)."""
-    cert = await commands.revoke(call.actor, call.request_id, call.path["certificateId"])
-    _ = await call.request.app[CERTIFICATES_KEY].push(cert.server_id)
+    """An imported certificate: the edge unloads it. A managed one: the agent revokes it at the
+    CA (502 with the CA's reason when it refuses, 503 when the agent is offline; nothing
+    changes then), and the edge obtains a new one at once."""
+    listener = call.request.app[CERTIFICATES_KEY]
+    cert = await commands.revoke(
+        call.actor, call.request_id, call.path["certificateId"], listener.revoke_at_ca, _kick(call)
+    )
+    _ = await listener.push(cert.server_id)
     return CertificateIdResponse(certificate_id=cert.id)
 
 

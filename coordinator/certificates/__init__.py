@@ -15,19 +15,24 @@ from coordinator.domains.dns_check import Resolver
 from coordinator.hub.registry import Registry
 from coordinator.hub.session import AgentSession
 from coordinator.secrets import Keyring
-from shared.errors import Conflict, Unavailable
+from shared.errors import Conflict, RuntimeFailed, Unavailable
 from shared.messages import UNSTAMPED, Hello
 from shared.messages.certificates import (
     CERTIFICATES_CAPABILITY,
     CERTIFICATES_RENEW_CAPABILITY,
+    CERTIFICATES_REVOKE_CAPABILITY,
     CertificateLoad,
     CertificateReport,
     CertificateRetry,
+    CertificateRevoke,
+    CertificateRevokeResult,
 )
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_BOUND = 1000
+# How long a revocation may take on the agent (three calls to the CA, each bounded at 30 s).
+REVOKE_TIMEOUT_SECONDS: Final = 100.0
 
 
 class CertificateListener:
@@ -45,6 +50,8 @@ class CertificateListener:
         self._capable: set[AgentSession] = set()
         # Of those, the links whose agent renews a valid certificate when asked.
         self._renewing: set[AgentSession] = set()
+        # And those whose agent revokes a certificate its edge obtained.
+        self._revoking: set[AgentSession] = set()
         self._queue: asyncio.Queue[tuple[str, CertificateReport]] = asyncio.Queue(_QUEUE_BOUND)
         # Told (event type, attempt id) of each issue, renewal and failure a report caused.
         self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
@@ -60,6 +67,8 @@ class CertificateListener:
             self._capable.add(session)
             if CERTIFICATES_RENEW_CAPABILITY in hello.capabilities:
                 self._renewing.add(session)
+            if CERTIFICATES_REVOKE_CAPABILITY in hello.capabilities:
+                self._revoking.add(session)
             await self._send_load(session)
 
     async def _send_load(self, session: AgentSession) -> None:
@@ -108,10 +117,36 @@ class CertificateListener:
             )
         await session.send(CertificateRetry(id=UNSTAMPED, domain_names=domain_names, renew=renew))
 
+    async def revoke_at_ca(self, server_id: str | None, domain_name: str, fingerprint: str) -> None:
+        """Have the server's agent revoke the certificate with ``fingerprint`` at its CA.
+
+        ``Unavailable`` when the agent is offline, ``Conflict`` when it cannot revoke,
+        ``RuntimeFailed`` with the agent's reason when the CA (or the edge) said no.
+        """
+        session = self._registry.get(server_id) if server_id else None
+        if session is None:
+            raise Unavailable(
+                "the server's agent is not connected: it holds the certificate's key",
+                details={"serverId": server_id},
+            )
+        if session not in self._revoking:
+            raise Conflict(
+                "the server's agent predates revocation: upgrade it first",
+                details={"serverId": server_id},
+            )
+        reply = await session.request(
+            lambda mid: CertificateRevoke(id=mid, domain_name=domain_name, fingerprint=fingerprint),
+            REVOKE_TIMEOUT_SECONDS,
+        )
+        if not isinstance(reply, CertificateRevokeResult) or reply.status != "revoked":
+            said = reply.message if isinstance(reply, CertificateRevokeResult) else "no answer"
+            raise RuntimeFailed(f"not revoked: {said}", details={"domainName": domain_name})
+
     def on_disconnected(self, session: AgentSession) -> None:
         """Forget the link."""
         self._capable.discard(session)
         self._renewing.discard(session)
+        self._revoking.discard(session)
 
     async def run(self) -> None:
         """Apply queued reports until cancelled."""

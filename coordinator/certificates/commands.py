@@ -2,10 +2,11 @@
 
 Issue-or-renew on a valid managed certificate renews it now (the agent makes Caddy 2.6, which
 has no command for it, renew through a one-off automation policy: agent/certificates/renewal.py).
-What Caddy cannot do is refused with a 409 that says so, rather than pretended: a managed
-certificate cannot be revoked through it.
+Revoking a managed certificate asks the agent, which holds its key, to revoke it at the CA
+(agent/certificates/revocation.py), then has the edge replace it at once.
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -20,12 +21,18 @@ from coordinator.db.certificate_models import Certificate, CertificateAttempt
 from coordinator.domains import bindings
 from coordinator.domains.edge_routes import acme_eligible
 from coordinator.ids import new_id
-from shared.errors import Conflict, InvalidRequest
+from shared.errors import Conflict, InvalidRequest, PlatformError
+
+logger = logging.getLogger(__name__)
 
 Kick = Callable[[str | None, list[str], bool], Awaitable[None]]
 """Asks a server's edge to try the names now (with True: to renew their valid certificates);
 raises ``Unavailable`` when its agent is offline, ``Conflict`` when it cannot renew early
 (called before anything is stored, so a refused command leaves no attempt behind)."""
+
+RevokeAtCa = Callable[[str | None, str, str], Awaitable[None]]
+"""Has a server's agent revoke (server, domain name, fingerprint) at its CA; raises when not
+done (``Unavailable``, ``Conflict``, ``RuntimeFailed``)."""
 
 
 async def _record(
@@ -131,18 +138,48 @@ async def retry(
     return cert, await _request_attempt(actor, request_id, cert, "retry")
 
 
-async def revoke(actor: Principal, request_id: str, certificate_id: str) -> Certificate:
-    """Stop serving an imported certificate (the edge unloads it)."""
+async def revoke(
+    actor: Principal,
+    request_id: str,
+    certificate_id: str,
+    revoke_at_ca: RevokeAtCa,
+    kick: Kick,
+) -> Certificate:
+    """Stop serving an imported certificate (the edge unloads it), or revoke a managed one at
+    its CA and have the edge obtain a new one now."""
     cert = await get_certificate(actor, certificate_id)
-    if cert.source != "imported":
-        raise Conflict(
-            "a managed certificate is Caddy's to serve while the binding's tlsMode is auto; "
-            "set tlsMode disabled to stop HTTPS for the domain"
-        )
+    if cert.status == "revoked":
+        raise Conflict("the certificate is revoked already", details={"certificateId": cert.id})
+    if cert.source == "managed":
+        if cert.fingerprint is None:
+            raise Conflict(
+                "no certificate was issued yet: nothing to revoke",
+                details={"certificateId": cert.id, "status": cert.status},
+            )
+        # Before anything is stored: a refusal (offline agent, the CA saying no) changes nothing.
+        await revoke_at_ca(cert.server_id, cert.domain_name, cert.fingerprint)
     async with in_transaction():
         await Certificate.filter(id=cert.id).update(status="revoked")
-        await _record(actor, request_id, "revoked", cert)
+        await _record(actor, request_id, "revoked", cert, source=cert.source)
+    if cert.source == "managed":
+        await _replace_revoked(actor, request_id, cert, kick)
     return cert
+
+
+async def _replace_revoked(
+    actor: Principal, request_id: str, cert: Certificate, kick: Kick
+) -> None:
+    """The edge still serves the revoked certificate from its cache: have it renewed now while
+    the binding still wants HTTPS (best effort: it is revoked either way)."""
+    binding = await models.DomainBinding.get_or_none(certificates__id=cert.id)
+    if binding is None or binding.tls_mode != "auto" or not acme_eligible(binding):
+        return
+    try:
+        await kick(cert.server_id, [cert.domain_name], True)
+    except PlatformError as exc:
+        logger.warning("the revoked %s was not replaced at once: %s", cert.domain_name, exc)
+        return
+    await _request_attempt(actor, request_id, cert, "renew")
 
 
 async def delete(actor: Principal, request_id: str, certificate_id: str, confirmed: str) -> None:

@@ -16,6 +16,8 @@ from shared.wire import WireModel
 CERTIFICATES_CAPABILITY = "certificates.v1"
 # The agent renews a valid certificate early when ``CertificateRetry.renew`` asks.
 CERTIFICATES_RENEW_CAPABILITY = "certificates.renew.v1"
+# The agent revokes a certificate its edge obtained when ``CertificateRevoke`` asks.
+CERTIFICATES_REVOKE_CAPABILITY = "certificates.revoke.v1"
 """Advertised in ``hello.capabilities`` by agents that send ``certificate_report``."""
 
 MAX_REPORTED = 2000
@@ -101,7 +103,28 @@ class CertificateRetry(WireModel):
     )
 
 
-CertificatesAgentMessage = CertificateReport
-CertificatesCoordinatorMessage = CertificateLoad | CertificateRetry
+class CertificateRevoke(WireModel):
+    """Coordinator -> agent: revoke, at the CA that issued it, the certificate the edge holds
+    for ``domainName`` if it is still the one with ``fingerprint`` (answered by a
+    ``certificate_revoke_result``; sent only to agents advertising certificates.revoke.v1)."""
+
+    type: Literal["certificate_revoke"] = "certificate_revoke"
+    id: int
+    domain_name: str = Field(max_length=253)
+    fingerprint: str = Field(max_length=100, description="SHA-256 of the DER leaf, hex")
+
+
+class CertificateRevokeResult(WireModel):
+    """Agent -> coordinator: the answer to ``certificate_revoke`` ``re``."""
+
+    type: Literal["certificate_revoke_result"] = "certificate_revoke_result"
+    id: int
+    re: int
+    status: Literal["revoked", "failed"]
+    message: str = Field(default="", max_length=2000, description="why not, when failed")
+
+
+CertificatesAgentMessage = CertificateReport | CertificateRevokeResult
+CertificatesCoordinatorMessage = CertificateLoad | CertificateRetry | CertificateRevoke
 CERTIFICATES_AGENT_TYPES = message_types(CertificatesAgentMessage)
 CERTIFICATES_COORDINATOR_TYPES = message_types(CertificatesCoordinatorMessage)
