@@ -213,6 +213,14 @@ async def test_console_domains_and_certificate_import(
     await expect(page.locator('#attempt-rows tr[data-status="imported"]')).to_have_count(1)
     assert "PRIVATE KEY" not in await page.content()
     await page.screenshot(path=shots / "certificate.png", full_page=True)
+    # An imported certificate is not renewed by the edge; it can be revoked (unloaded).
+    actions = page.locator(".actions")
+    await expect(actions.get_by_role("button", name="Renew now")).to_have_count(0)
+    await actions.get_by_role("button", name="Revoke").click()
+    await expect(page.locator("#certificate-facts")).to_contain_text("revoked")
+    await expect(actions.get_by_role("button", name="Revoke")).to_have_count(0)
+    [revoked] = (await _api(coordinator, admin_token, "GET", "/certificates"))["items"]
+    assert revoked["status"] == "revoked"
     await page.get_by_role("link", name="Certificates").first.click()
     await expect(page.locator("#certificate-rows")).to_contain_text(DOMAIN)
     await page.screenshot(path=shots / "certificates.png", full_page=True)

@@ -82,6 +82,23 @@ export async function show(root: HTMLElement, [certificateId]: string[]): Promis
             navigate(`/certificates/${c.id}`, true);
           })
         : null,
+      // A valid managed certificate is renewed early; an expired one is obtained again.
+      c.source === "managed" && (c.status === "active" || c.status === "expired")
+        ? actionButton("Renew now", out, async () => {
+            await api("POST", "/certificates/issue-or-renew", { domainBindingId: c.domainBindingId });
+            navigate(`/certificates/${c.id}`, true);
+          }, { confirmText: `Renew the certificate for ${c.domainName} now? CAs limit how often the same names are issued.` })
+        : null,
+      c.status === "active"
+        ? actionButton("Revoke", out, async () => {
+            await api("POST", `/certificates/${c.id}/revoke`, {});
+            navigate(`/certificates/${c.id}`, true);
+          }, {
+            confirmText: c.source === "managed"
+              ? `Revoke the certificate for ${c.domainName} at its CA? The edge obtains a new one at once.`
+              : `Stop serving the imported certificate for ${c.domainName}?`,
+          })
+        : null,
       actionButton("Delete", out, async () => {
         await api("DELETE", `/certificates/${c.id}`, { confirmation: { certificateId: c.id } });
         navigate("/certificates");
