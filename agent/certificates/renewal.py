@@ -54,7 +54,7 @@ def renewal_ratio(cert: CertificateObservation, now: datetime) -> float | None:
 
 @dataclass
 class _Renewing:
-    not_before: datetime
+    fingerprint: str  # of the certificate being replaced
     until: float
 
 
@@ -80,7 +80,9 @@ class ForcedRenewals:
         names' policies. ``OSError`` when Caddy cannot be reached (the next step retries)."""
         for name, renewing in list(self._renewing.items()):
             now_stored = stored.get(name)
-            renewed = now_stored is not None and now_stored.not_before > renewing.not_before
+            # By fingerprint: X.509 times have whole seconds, and a certificate renewed within
+            # the second it was issued has the same ones.
+            renewed = now_stored is not None and now_stored.fingerprint != renewing.fingerprint
             if renewed or self._clock() > renewing.until:
                 status, answer = await admin.call("DELETE", f"/id/{policy_id(name)}")
                 if status >= 400 and status != 404:
@@ -108,7 +110,7 @@ class ForcedRenewals:
             status, answer = await admin.call("PUT", f"{_POLICIES}/0", policy)
             if status >= 400:
                 raise OSError(f"Caddy refused {name}'s renewal policy: {answer}")
-            self._renewing[name] = _Renewing(cert.not_before, self._clock() + MAX_SECONDS)
+            self._renewing[name] = _Renewing(cert.fingerprint, self._clock() + MAX_SECONDS)
             self._wanted.discard(name)
 
     @staticmethod

@@ -11,14 +11,16 @@ NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 DAYS_90 = timedelta(days=90)
 
 
-def cert(issued: datetime, name: str = "shop.example.test") -> CertificateObservation:
+def cert(
+    issued: datetime, name: str = "shop.example.test", fingerprint: str = "ab" * 32
+) -> CertificateObservation:
     return CertificateObservation(
         domain_name=name,
         issuer="Pebble Intermediate CA",
         subject_alternative_names=[name],
         not_before=issued,
         not_after=issued + DAYS_90,
-        fingerprint="ab" * 32,
+        fingerprint=fingerprint,
         key_algorithm="ECDSA-P256",
     )
 
@@ -82,7 +84,8 @@ async def test_a_policy_goes_in_first_and_comes_out_once_the_renewal_is_stored()
     admin.calls.clear()
     await renewals.step(admin, {"shop.example.test": current})  # type: ignore[arg-type]
     assert admin.calls == []  # not renewed yet: the policy stays
-    renewed = cert(datetime.now(UTC))
+    # Renewed within the same second: the same X.509 times, another certificate.
+    renewed = cert(current.not_before, fingerprint="cd" * 32)
     await renewals.step(admin, {"shop.example.test": renewed})  # type: ignore[arg-type]
     assert admin.calls == [("DELETE", f"/id/{policy_id('shop.example.test')}", None)]
     assert not renewals.busy
