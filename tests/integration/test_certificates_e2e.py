@@ -1,10 +1,15 @@
 """End to end: certificate facts and failure diagnostics learned from the agent's real Caddy,
-issued (or refused) by a real ACME CA (Pebble), with names resolved by a real DNS server."""
+issued (or refused) by a real ACME CA (Pebble), with names resolved by a real DNS server; a valid
+certificate renewed early and a managed one revoked at the CA and replaced (Caddy 2.6 has no
+command for either; that the renewal policy renews once is the ratio's arithmetic:
+tests/unit/agent/test_certificate_renewal.py)."""
 
 import asyncio
 import hashlib
+import json
 import socket
 import ssl
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from agent.certificates.renewal import POLICY_ID_PREFIX
+from tests.acme_server import Pebble
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually, serving
@@ -258,3 +265,135 @@ async def test_a_ca_refusing_the_name_is_diagnosed_as_not_retriable(
 
 def _iso(value: Any) -> str:
     return str(value.isoformat().replace("+00:00", "Z"))
+
+
+async def _bound_and_issued(stack: Stack) -> dict[str, Any]:
+    """Bind APP (ownership confirmed), deploy, and wait for its certificate."""
+    binding_id = await bind_domain(stack, APP, confirm=True)
+    await stack.finish(await stack.deploy())
+    return await _latest_attempt(stack, binding_id, "issued")
+
+
+async def _until_served(tls_port: int, pebble: Pebble, fingerprint: str, what: str) -> None:
+    """Wait until the edge serves APP with the certificate of ``fingerprint``."""
+
+    async def served() -> bool:
+        leaf = await asyncio.to_thread(_served_leaf, tls_port, APP, pebble.issued_roots)
+        return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest() == fingerprint
+
+    await eventually(served, timeout=30, what=f"{what} served")
+
+
+async def _events_of(stack: Stack, certificate_id: str) -> list[str]:
+    """The audit trail's event types for the certificate."""
+    items = (await stack.call("GET", "/audit-events?limit=500"))["items"]
+    return [e["eventType"] for e in items if e["aggregateId"] == certificate_id]
+
+
+def _status_at_pebble(pebble: Pebble, serial: int) -> str:
+    """What Pebble's management API says of the certificate ``serial``."""
+    context = ssl.create_default_context(cafile=str(pebble.listener_ca))
+    url = f"https://127.0.0.1:{pebble.management_port}/cert-status-by-serial/{serial:x}"
+    with urllib.request.urlopen(url, context=context, timeout=5) as answer:
+        return str(json.load(answer)["Status"])
+
+
+async def test_a_valid_certificate_is_renewed_early_and_served(
+    coordinator: Coordinator,
+    admin_token: str,
+    caddy: Caddy,
+    dns_server: DnsServer,
+    tmp_path: Path,
+) -> None:
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (
+        stack,
+        pebble,
+        tls_port,
+    ):
+        first = await _bound_and_issued(stack)
+        assert first["status"] == "active"
+
+        # As an operator would: the certificate is valid and not due, and is renewed now.
+        cli = Cli(coordinator, admin_token, tmp_path / "cli")
+        asked = await cli.json("certs", "renew", APP)
+        assert asked["id"] == first["id"]
+        requested = asked["latestAttempt"]
+        assert (requested["status"], requested["reason"]) == ("requested", "renew")
+
+        async def renewed() -> bool:
+            shown = await stack.call("GET", f"/certificates/{first['id']}")
+            attempt = shown["latestAttempt"]
+            return bool(attempt["id"] == requested["id"] and attempt["status"] == "issued")
+
+        await eventually(renewed, timeout=60, what="the early renewal's outcome")
+        shown = await stack.call("GET", f"/certificates/{first['id']}")
+        assert shown["fingerprint"] != first["fingerprint"]
+        assert shown["notBefore"] >= first["notBefore"]
+        assert shown["status"] == "active"
+
+        # The renewal policy is taken out once the new certificate is stored.
+        async def policy_gone() -> bool:
+            policies = await caddy_get(caddy, "/config/apps/tls/automation/policies")
+            return POLICY_ID_PREFIX not in str(policies)
+
+        await eventually(policy_gone, timeout=30, what="the renewal policy taken out")
+
+        # Caddy serves the renewed certificate (its cache was replaced, not just the storage).
+        await _until_served(tls_port, pebble, shown["fingerprint"], "the renewed certificate")
+
+        # One renewal: the request and two issues (the first and the renewed) in the trail.
+        events = await _events_of(stack, first["id"])
+        assert events.count("certificate.issued") == 2, events
+        assert events.count("certificate.renew-requested") == 1, events
+
+
+async def test_a_managed_certificate_is_revoked_at_the_ca_and_replaced(
+    coordinator: Coordinator,
+    admin_token: str,
+    caddy: Caddy,
+    dns_server: DnsServer,
+    tmp_path: Path,
+) -> None:
+    async with acme_stack(coordinator, admin_token, caddy, tmp_path, dns_server) as (
+        stack,
+        pebble,
+        tls_port,
+    ):
+        first = await _bound_and_issued(stack)
+        leaf = await asyncio.to_thread(_served_leaf, tls_port, APP, pebble.issued_roots)
+        assert await asyncio.to_thread(_status_at_pebble, pebble, leaf.serial_number) == "Valid"
+
+        answer = await stack.call("POST", f"/certificates/{first['id']}/revoke", {})
+        assert answer == {"certificateId": first["id"]}
+        # Revoked at the CA, signed with the certificate's key on the server.
+        status = await asyncio.to_thread(_status_at_pebble, pebble, leaf.serial_number)
+        assert status == "Revoked"
+
+        # And replaced at once: a renewal attempt, a new certificate, served.
+        async def replaced() -> bool:
+            shown = await stack.call("GET", f"/certificates/{first['id']}")
+            attempt = shown["latestAttempt"]
+            return bool(
+                attempt["reason"] == "renew"
+                and attempt["status"] == "issued"
+                and shown["fingerprint"] != first["fingerprint"]
+            )
+
+        await eventually(replaced, timeout=60, what="the revoked certificate replaced")
+        shown = await stack.call("GET", f"/certificates/{first['id']}")
+        assert shown["status"] == "active"
+
+        await _until_served(tls_port, pebble, shown["fingerprint"], "the replacement")
+        events = await _events_of(stack, first["id"])
+        assert events.count("certificate.revoked") == 1, events
+
+        # The CA unreachable: 502 with the reason, and nothing changes.
+        pebble.stop()
+        status_code, refused, _ = await coordinator.call(
+            "POST", f"/certificates/{first['id']}/revoke", token=admin_token, json={}
+        )
+        assert status_code == 502, refused
+        assert refused["error"]["code"] == "runtime_failed"
+        assert "could not be asked" in refused["error"]["message"]
+        after = await stack.call("GET", f"/certificates/{first['id']}")
+        assert (after["status"], after["fingerprint"]) == ("active", shown["fingerprint"])
