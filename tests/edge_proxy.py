@@ -14,12 +14,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports: the sockets are held together while the kernel picks,
+    so it cannot hand out one twice (two ``free_port`` calls in a row can return the same port,
+    and Caddy, which binds with SO_REUSEPORT, then serves its admin API and the edge's HTTP
+    server on one port, each answering a share of the other's requests)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 class Caddy:
     """A throwaway ``caddy run`` with its admin API and the berth server on free ports."""
 
     def __init__(self, directory: Path) -> None:
-        self.admin_port = free_port()
-        self.http_port = free_port()
+        self.admin_port, self.http_port = free_ports(2)
         self._directory = directory
         self._process: subprocess.Popen[bytes] | None = None
 
