@@ -9,6 +9,7 @@ place; anything else (the agent's link lost, the dump failing, a coordinator res
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -82,6 +83,7 @@ class BackupRunner:
         self._key: bytes | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Artifacts being written, so that ``close`` releases any a cancelled pull left open.
+        self._sinks: dict[str, ArtifactSink] = {}
         # Told (event type, backup id) of each outcome: backup.succeeded, backup.failed,
         # backup.verified, backup.verification-failed, restore.succeeded, restore.failed.
         self.outcome_hooks: list[Callable[[str, str], Awaitable[None]]] = []
@@ -120,9 +122,7 @@ class BackupRunner:
         """Open a transfer on the agent, pull it chunk by chunk into a new artifact in
         ``store``; the finished sink and the artifact's SHA-256. Nothing is left on failure.
         ``on_eof`` is shown the last reply (a volume archive's manifest rides on it)."""
-        # Cancelled while opening: the store discards what it opened (CoordinatorStore, targets.py);
-        # cancelled later: the except below.
-        sink = await store.open_writer(backup_id)
+        sink = self._sinks[backup_id] = await store.open_writer(backup_id)
         try:
             await self.ask(session, opening, CHUNK_TIMEOUT_SECONDS)
             window = window_of(session)
@@ -138,6 +138,8 @@ class BackupRunner:
         except BaseException:
             await sink.discard()
             raise
+        finally:
+            self._sinks.pop(backup_id, None)
         return sink, sha256
 
     async def send(
@@ -192,6 +194,11 @@ class BackupRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A pull cancelled before its own discard ran must not leave its file open.
+        for backup_id, sink in list(self._sinks.items()):
+            self._sinks.pop(backup_id, None)
+            with contextlib.suppress(Exception):
+                await sink.discard()
 
     async def fail_interrupted(self) -> None:
         """Fail backups and restores a previous run left unfinished (and their partial files)."""
