@@ -82,8 +82,9 @@ class CaddyEdge:
         return hostname in self._allowed
 
     def _set_https_hosts(self, resource_id: str, hosts: frozenset[str] | None) -> None:
+        """Record the resource's HTTPS host names (None: it has none any more)."""
         if hosts is None:
-            self._set_https_hosts(resource_id, None)
+            _ = self._https_hosts.pop(resource_id, None)
         else:
             self._https_hosts[resource_id] = hosts
         self._allowed = frozenset().union(*self._https_hosts.values())
@@ -380,7 +381,9 @@ class CaddyEdge:
             for stale in [route_id(resource_id), *sorted(self._domain_routes(resource_id))]:
                 await self._call("DELETE", f"/id/{stale}", missing_ok=True)
                 self._held.drop(stale)
-        _ = self._https_hosts.pop(resource_id, None)
+        # The ask must stop allowing its names at once: Caddy would otherwise still order a
+        # certificate for a name nothing here routes any more.
+        self._set_https_hosts(resource_id, None)
         await self._set_held_names(resource_id, frozenset())
 
     async def current_upstreams(self, resource_id: str) -> list[str] | None:
