@@ -10,16 +10,12 @@ from agent.edge_ask import OnDemandAsk
 from agent.edge_held import HeldRoutes
 from agent.edge_inspect import Served, inspect_routes
 from agent.edge_map import (
-    MAP_ENTRIES,
-    map_entry,
-    mappable,
     upstreams_entry,
     upstreams_entry_id,
 )
-from agent.edge_map_write import drop_upstreams, put_upstreams, write_entries
+from agent.edge_map_write import drop_upstreams, put_upstreams, write_entries, write_tls_names
+from agent.edge_placement import MAPS, wanted_routes
 from agent.edge_routes import (
-    build_domain_route,
-    build_https_redirect_route,
     build_route,
     domain_route_id,
     fallback_route,
@@ -33,7 +29,7 @@ from agent.edge_setup import (
     EdgeWanted,
     ensure_servers,
 )
-from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port
+from agent.edge_tls import TLS_SERVER_NAME, EdgeTls
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 from shared.messages.deploy import DomainRoute
@@ -261,29 +257,6 @@ class CaddyEdge:
         """The resource's domain routes in Caddy: route id -> (server path, route JSON)."""
         return self._held.with_prefix(domain_route_id(resource_id, ""))
 
-    def _wanted_routes(
-        self, resource_id: str, domain: DomainRoute, upstreams: list[str], mapped: dict[str, str]
-    ) -> list[tuple[str, dict[str, Any]]]:
-        if self._tls is None or domain.tls_mode not in ("auto", "imported"):
-            entry_id = domain_route_id(resource_id, domain.id)
-            # A host another binding holds in the map stays a route (the map refuses a
-            # duplicate), tried after the map: the binding there first keeps it, as it would
-            # as the earlier route.
-            if mappable(domain, upstreams) and mapped.get(domain.domain_name, entry_id) == entry_id:
-                mapped[domain.domain_name] = entry_id
-                return [(MAP_ENTRIES, map_entry(resource_id, domain))]
-            return [(SERVER_PATH, build_domain_route(resource_id, domain, upstreams))]
-        # HTTPS by default: the binding is served on the TLS server (Caddy obtains its
-        # certificate because a route matches the name, or serves the one Berth loaded for an
-        # imported name) and HTTP redirects there. These stay routes: Caddy's automatic HTTPS
-        # learns the names to manage from the routes' host matchers.
-        route = build_domain_route(resource_id, domain, upstreams)
-        https_port = listen_port(self._tls.listen, 443)
-        return [
-            (TLS_SERVER_PATH, route),
-            (SERVER_PATH, build_https_redirect_route(resource_id, domain, https_port)),
-        ]
-
     async def _set_domain_routes(
         self, resource_id: str, domains: Sequence[DomainRoute], upstreams: list[str]
     ) -> None:
@@ -304,20 +277,21 @@ class CaddyEdge:
         # Before the routes: a route naming a host Caddy does not skip yet is an ACME order.
         await self._set_held_names(resource_id, loaded | self._held_names.get(resource_id, loaded))
         present = self._domain_routes(resource_id)
-        # Host -> entry id of the map's entries (one pass over the copy per change).
-        mapped = {str(e.get("input")): k for k, e in self._held.at(MAP_ENTRIES).items()}
+        # Per map, host -> entry id of its entries (one pass over the copy per change).
+        mapped = {at: {str(e.get("input")): k for k, e in self._held.at(at).items()} for at in MAPS}
         wanted: set[str] = set()
-        in_map = False  # whether any binding of the resource is a host map entry
+        in_maps: set[str] = set()  # the maps where a binding of the resource is an entry
         appended: dict[str, list[dict[str, Any]]] = {}
-        changed: list[dict[str, Any]] = []  # host map entries to replace
+        changed: dict[str, list[dict[str, Any]]] = {at: [] for at in MAPS}  # to replace
         for domain in domains:
-            for server, route in self._wanted_routes(resource_id, domain, upstreams, mapped):
+            for server, route in wanted_routes(resource_id, domain, upstreams, mapped, self._tls):
                 wanted.add(route["@id"])
-                in_map = in_map or server == MAP_ENTRIES
+                if server in MAPS:
+                    in_maps.add(server)
                 held = present.get(route["@id"])
                 if held is not None and held[0] == server:
-                    if held[1] != route and server == MAP_ENTRIES:
-                        changed.append(route)  # written with the others, below
+                    if held[1] != route and server in MAPS:
+                        changed[server].append(route)  # written with the others, below
                     elif held[1] != route:
                         await self._call("PATCH", f"/id/{route['@id']}", route)
                         self._held.put(server, route)
@@ -325,7 +299,7 @@ class CaddyEdge:
                 if route["@id"] in present:  # moved between HTTP, HTTPS and the host map
                     await self._call("DELETE", f"/id/{route['@id']}", missing_ok=True)
                     self._held.drop(route["@id"])
-                if domain.path_prefix not in ("", "/") and server != MAP_ENTRIES:
+                if domain.path_prefix not in ("", "/") and server not in MAPS:
                     # Caddy tries routes in order: a path under a host must come before the
                     # host's catch-all route, so it goes first (PUT at an index inserts).
                     await self._call("PUT", f"{server}/routes/0", route)
@@ -333,22 +307,27 @@ class CaddyEdge:
                 else:
                     appended.setdefault(server, []).append(route)
         for server, routes in appended.items():
-            if server != MAP_ENTRIES:
+            if server not in MAPS:
                 await self._add_routes(server, routes)
-        stale = sorted(set(present) - wanted - {upstreams_entry_id(resource_id)})
+        upstream_ids = {upstreams_entry_id(resource_id, suffix) for _, suffix in MAPS.values()}
+        stale = sorted(set(present) - wanted - upstream_ids)
         for route_id_ in stale:
-            if present[route_id_][0] != MAP_ENTRIES:
+            if present[route_id_][0] not in MAPS:
                 await self._call("DELETE", f"/id/{route_id_}", missing_ok=True)
                 self._held.drop(route_id_)
-        map_stale = [k for k in stale if present[k][0] == MAP_ENTRIES]
-        # The resource's upstream entry while any of its bindings is in the map: written
-        # before the hosts that use it, removed after the last of them.
-        if in_map:
-            await put_upstreams(self._call, self._held, upstreams_entry(resource_id, upstreams))
-        added = appended.get(MAP_ENTRIES, [])
-        await write_entries(self._call, self._held, MAP_ENTRIES, changed, added, map_stale)
-        if not in_map:
-            await drop_upstreams(self._call, self._held, upstreams_entry_id(resource_id))
+        for at, (upstreams_at, suffix) in MAPS.items():
+            map_stale = [k for k in stale if present[k][0] == at]
+            # The resource's upstream entry while any of its bindings is in the map: written
+            # before the hosts that use it, removed after the last of them.
+            if at in in_maps:
+                entry = upstreams_entry(resource_id, upstreams, suffix)
+                await put_upstreams(self._call, self._held, entry, upstreams_at)
+            added = appended.get(at, [])
+            await write_entries(self._call, self._held, at, changed[at], added, map_stale)
+            if at not in in_maps:
+                entry_id = upstreams_entry_id(resource_id, suffix)
+                await drop_upstreams(self._call, self._held, entry_id)
+        await write_tls_names(self._call, self._held)
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 
@@ -381,6 +360,7 @@ class CaddyEdge:
             for stale in [route_id(resource_id), *sorted(self._domain_routes(resource_id))]:
                 await self._call("DELETE", f"/id/{stale}", missing_ok=True)
                 self._held.drop(stale)
+            await write_tls_names(self._call, self._held)
         # The ask must stop allowing its names at once: Caddy would otherwise still order a
         # certificate for a name nothing here routes any more.
         self._set_https_hosts(resource_id, None)

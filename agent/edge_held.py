@@ -3,11 +3,18 @@
 from typing import Any
 
 from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, MAP_UPSTREAMS, entries, upstream_entries
+from agent.edge_tls_map import TLS_MAP_ENTRIES, TLS_MAP_ROUTE_ID, TLS_MAP_UPSTREAMS
+
+# Where each host map's entries are held: map route id -> (host entries, upstream entries).
+_MAPS = {
+    MAP_ROUTE_ID: (MAP_ENTRIES, MAP_UPSTREAMS),
+    TLS_MAP_ROUTE_ID: (TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS),
+}
 
 
 class HeldRoutes:
     """Route id -> (server path, route JSON) for the ``@id`` routes of the edge's servers (and
-    host map entry id -> (``MAP_ENTRIES`` or ``MAP_UPSTREAMS``, entry JSON)), as the agent
+    host map entry id -> (its map's entries path, e.g. ``MAP_ENTRIES``, entry JSON)), as the agent
     last read or wrote them, plus the edge settings that read was made under.
 
     Unknown until the first read (agent start) and again after ``forget`` (a call Caddy
@@ -32,9 +39,11 @@ class HeldRoutes:
             for route in held if isinstance(held, list) else []:
                 if isinstance(route, dict) and isinstance(route.get("@id"), str):
                     routes[route["@id"]] = (path, route)
-                if isinstance(route, dict) and route.get("@id") == MAP_ROUTE_ID:
-                    # The host map's entries are held like routes, at the map's path.
-                    for at, found in ((MAP_ENTRIES, entries), (MAP_UPSTREAMS, upstream_entries)):
+                paths_of_map = _MAPS.get(str(route.get("@id"))) if isinstance(route, dict) else None
+                if paths_of_map is not None:
+                    # A host map's entries are held like routes, at the map's path.
+                    hosts_at, upstreams_at = paths_of_map
+                    for at, found in ((hosts_at, entries), (upstreams_at, upstream_entries)):
                         for entry in found(route):
                             if isinstance(entry.get("@id"), str):
                                 routes[entry["@id"]] = (at, entry)

@@ -6,6 +6,7 @@ from agent.edge_admin import AdminCall
 from agent.edge_map import MAP_ROUTE_ID, entries, shown
 from agent.edge_routes import route_id
 from agent.edge_setup import SERVER_PATH, TLS_SERVER_PATH
+from agent.edge_tls_map import TLS_MAP_ROUTE_ID
 
 Served = tuple[Literal["http", "https"], str, dict[str, Any]]
 _SERVERS: tuple[tuple[Literal["http", "https"], str], ...] = (
@@ -16,7 +17,7 @@ _SERVERS: tuple[tuple[Literal["http", "https"], str], ...] = (
 
 async def inspect_routes(call: AdminCall, resource_id: str) -> list[Served]:
     """The resource's routes as Caddy holds them: (``http``/``https``, id, JSON). A binding
-    in the host map shows as the map route with its entry (and its resource's upstreams)
+    in a host map shows as the map route with its entry (and its resource's upstreams)
     alone."""
     own = route_id(resource_id)
     found: list[Served] = []
@@ -26,7 +27,7 @@ async def inspect_routes(call: AdminCall, resource_id: str) -> list[Served]:
             rid = str(r.get("@id", "")) if isinstance(r, dict) else ""
             if rid == own or rid.startswith(own + "."):
                 found.append((kind, rid, r))
-            if rid == MAP_ROUTE_ID:
+            if rid in (MAP_ROUTE_ID, TLS_MAP_ROUTE_ID):
                 for entry in entries(r):
                     if str(entry.get("@id", "")).startswith(own + "."):
                         found.append((kind, str(entry["@id"]), shown(r, entry)))

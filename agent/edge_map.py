@@ -35,19 +35,22 @@ _HOST_OUTPUTS = ["{berth.resource}", "{berth.binding}"]
 _OLD_OUTPUTS = SLOTS + 3
 
 
-def upstreams_entry_id(resource_id: str) -> str:
+def upstreams_entry_id(resource_id: str, suffix: str = "") -> str:
     """The ``@id`` of the resource's upstream entry: under its route id like its bindings
-    (so it is removed with them), with a ``~`` no binding id may contain."""
-    return f"{route_id(resource_id)}.~upstreams"
+    (so it is removed with them), with a ``~`` no binding id may contain. ``suffix`` tells
+    the HTTPS map's entry apart (ids are unique across Caddy's whole config)."""
+    return f"{route_id(resource_id)}.~upstreams{suffix}"
 
 
 def map_route(
-    mappings: list[Any] | None = None, upstreams: list[Any] | None = None
+    mappings: list[Any] | None = None,
+    upstreams: list[Any] | None = None,
+    map_id: str = MAP_ROUTE_ID,
 ) -> dict[str, Any]:
     """The map route with host ``mappings`` and resource ``upstreams`` entries: not terminal,
     so a host it does not hold goes on to the routes after it (the fallback's 404 page)."""
     return {
-        "@id": MAP_ROUTE_ID,
+        "@id": map_id,
         "handle": [
             {
                 "handler": "map",
@@ -110,10 +113,10 @@ def map_entry(resource_id: str, domain: DomainRoute) -> dict[str, Any]:
     }
 
 
-def upstreams_entry(resource_id: str, upstreams: list[str]) -> dict[str, Any]:
+def upstreams_entry(resource_id: str, upstreams: list[str], suffix: str = "") -> dict[str, Any]:
     """The resource's upstream entry: its upstreams repeated over every slot."""
     return {
-        "@id": upstreams_entry_id(resource_id),
+        "@id": upstreams_entry_id(resource_id, suffix),
         "input": resource_id,
         "outputs": [upstreams[i % len(upstreams)] for i in range(SLOTS)],
     }
@@ -167,4 +170,8 @@ def shown(route: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         handle[1]["mappings"] = [
             e for e in upstream_entries(route) if e.get("input") == resource_id
         ]
-    return {**route, "handle": handle}
+    found = {**route, "handle": handle}
+    if "match" in route:
+        # The HTTPS map's matcher lists every mapped name: only the binding's own is shown.
+        found["match"] = [{"host": [entry.get("input")]}]
+    return found

@@ -1,10 +1,19 @@
-"""A change's host map entries in one admin write, whatever their number; a resource's upstreams."""
+"""Writing the host maps: a change's entries in one admin write, whatever their number; a
+resource's upstreams; the names of the HTTPS map."""
 
 from typing import Any
 
 from agent.edge_admin import AdminCall
 from agent.edge_held import HeldRoutes
 from agent.edge_map import MAP_UPSTREAMS
+from agent.edge_setup import SERVER_PATH, TLS_SERVER_PATH
+from agent.edge_tls_map import (
+    REDIRECTS_ROUTE_ID,
+    TLS_MAP_ENTRIES,
+    TLS_MAP_ROUTE_ID,
+    host_match,
+    mapped_names,
+)
 
 
 async def write_entries(
@@ -44,14 +53,17 @@ async def write_entries(
         held.drop(entry_id)
 
 
-async def put_upstreams(call: AdminCall, held: HeldRoutes, entry: dict[str, Any]) -> None:
-    """Add the resource's upstream ``entry``, or replace the one held if it differs."""
+async def put_upstreams(
+    call: AdminCall, held: HeldRoutes, entry: dict[str, Any], at: str = MAP_UPSTREAMS
+) -> None:
+    """Add the resource's upstream ``entry`` to the map whose upstream entries are at ``at``,
+    or replace the one held if it differs."""
     current = held.get(str(entry["@id"]))
     if current is None:
-        await call("POST", MAP_UPSTREAMS, entry)
+        await call("POST", at, entry)
     elif current[1] != entry:
         await call("PATCH", f"/id/{entry['@id']}", entry)
-    held.put(MAP_UPSTREAMS, entry)
+    held.put(at, entry)
 
 
 async def drop_upstreams(call: AdminCall, held: HeldRoutes, entry_id: str) -> None:
@@ -59,3 +71,17 @@ async def drop_upstreams(call: AdminCall, held: HeldRoutes, entry_id: str) -> No
     if held.get(entry_id) is not None:
         await call("DELETE", f"/id/{entry_id}", missing_ok=True)
         held.drop(entry_id)
+
+
+async def write_tls_names(call: AdminCall, held: HeldRoutes) -> None:
+    """Keep the HTTPS map's matcher and its redirects' equal to the map's names (each written
+    only when it changes): Caddy manages a certificate for each of them."""
+    names = host_match(mapped_names(held.at(TLS_MAP_ENTRIES).values()))
+    for route_id, server in (
+        (TLS_MAP_ROUTE_ID, TLS_SERVER_PATH),
+        (REDIRECTS_ROUTE_ID, SERVER_PATH),
+    ):
+        current = held.get(route_id)
+        if current is not None and current[1].get("match") != names:
+            await call("PATCH", f"/id/{route_id}/match", names)
+            held.put(server, {**current[1], "match": names})

@@ -186,7 +186,11 @@ def build_https_redirect_route(
     The ownership token still answers on HTTP; ACME's HTTP-01 challenge is answered by Caddy
     before any route.
     """
-    port = "" if https_port == 443 else f":{https_port}"
-    handler = _redirect(f"https://{{http.request.host}}{port}{{http.request.uri}}", 308)
     route_id_ = domain_route_id(resource_id, domain.id) + ".http"
-    return _binding_route(resource_id, route_id_, domain, handler)
+    return _binding_route(resource_id, route_id_, domain, https_redirect(https_port))
+
+
+def https_redirect(https_port: int) -> dict[str, Any]:
+    """The handler sending a plain-HTTP request to the same host and URI over HTTPS (308)."""
+    port = "" if https_port == 443 else f":{https_port}"
+    return _redirect(f"https://{{http.request.host}}{port}{{http.request.uri}}", 308)

@@ -1,12 +1,12 @@
 """Putting the edge's servers in place: the HTTP and TLS servers, the failure pages, the host
-map and the fallback route, each written only where Caddy's config differs."""
+maps and the fallback routes, each written only where Caddy's config differs."""
 
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
 from agent.edge_admin import AdminCall
-from agent.edge_map import MAP_ROUTE_ID, map_route, upgraded
+from agent.edge_map import MAP_ROUTE_ID, entries, map_route, upgraded
 from agent.edge_routes import (
     FALLBACK_ROUTE_ID,
     TLS_FALLBACK_ROUTE_ID,
@@ -14,6 +14,13 @@ from agent.edge_routes import (
     fallback_route,
 )
 from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port, tls_app, tls_server
+from agent.edge_tls_map import (
+    REDIRECTS_ROUTE_ID,
+    TLS_MAP_ROUTE_ID,
+    mapped_names,
+    redirects_route,
+    tls_map_wanted,
+)
 from shared.errors import RuntimeFailed
 
 SERVER_NAME: Final = "berth"
@@ -80,6 +87,8 @@ async def ensure_servers(call: AdminCall, wanted: EdgeWanted) -> None:
     if wanted.failure_dial:
         await _ensure_failure_pages(call, wanted, servers)
     await _ensure_map(call)
+    if wanted.tls is not None:
+        await _ensure_tls_map(call, listen_port(wanted.tls.listen, 443))
 
 
 async def _routes(call: AdminCall, path: str, servers: dict[str, Any]) -> list[Any]:
@@ -115,17 +124,37 @@ async def _ensure_map(call: AdminCall) -> None:
     from this agent's (an older agent's, or edited by hand) is rewritten keeping its entries
     (an older agent's single map split into this agent's two, ``upgraded``)."""
     current = await call("GET", f"/id/{MAP_ROUTE_ID}", missing_ok=True)
+    wanted = map_route(*upgraded(current)) if isinstance(current, dict) else map_route()
+    await _put_before_fallback(call, SERVER_PATH, current, wanted)
+
+
+async def _ensure_tls_map(call: AdminCall, https_port: int) -> None:
+    """The HTTPS host map on the TLS server and the redirects of its names on the HTTP
+    server (``agent/edge_tls_map.py``), each before its server's fallback, rewritten where
+    they differ from this agent's, keeping the map's entries."""
+    current = await call("GET", f"/id/{TLS_MAP_ROUTE_ID}", missing_ok=True)
+    wanted = tls_map_wanted(current)
+    await _put_before_fallback(call, TLS_SERVER_PATH, current, wanted)
+    redirects = redirects_route(mapped_names(entries(wanted)), https_port)
+    current = await call("GET", f"/id/{REDIRECTS_ROUTE_ID}", missing_ok=True)
+    await _put_before_fallback(call, SERVER_PATH, current, redirects)
+
+
+async def _put_before_fallback(
+    call: AdminCall, server: str, current: object, wanted: dict[str, Any]
+) -> None:
+    """Replace ``current`` (the route as Caddy holds it) by ``wanted`` if they differ; with
+    none, add ``wanted`` in front of ``server``'s fallback route (or last, without one)."""
     if isinstance(current, dict):
-        wanted = map_route(*upgraded(current))
         if current != wanted:
-            await call("PATCH", f"/id/{MAP_ROUTE_ID}", wanted)
+            await call("PATCH", f"/id/{wanted['@id']}", wanted)
         return
-    fallback = await call("GET", f"/id/{FALLBACK_ROUTE_ID}", missing_ok=True)
-    if isinstance(fallback, dict):
+    fallback = FALLBACKS[server]
+    if isinstance(await call("GET", f"/id/{fallback}", missing_ok=True), dict):
         # PUT at the fallback's id inserts in front of it, wherever it is.
-        await call("PUT", f"/id/{FALLBACK_ROUTE_ID}", map_route())
+        await call("PUT", f"/id/{fallback}", wanted)
     else:
-        await call("POST", f"{SERVER_PATH}/routes", map_route())
+        await call("POST", f"{server}/routes", wanted)
 
 
 async def _ensure_tls(

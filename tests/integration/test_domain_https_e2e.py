@@ -7,10 +7,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from agent.edge_tls_map import TLS_MAP_ROUTE_ID
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
-from tests.integration.edge_stacks import acme_stack, bind_domain
+from tests.integration.edge_stacks import acme_stack, bind_domain, caddy_get
 
 pytestmark = pytest.mark.docker
 
@@ -75,6 +76,10 @@ async def test_a_bound_domain_is_served_over_https_with_a_certificate_from_the_a
                 return served[-1] == (200, "v1")
 
             await eventually(https_ok, timeout=60, what="HTTPS with Pebble's certificate")
+            # Served as an entry of the HTTPS map, whose host matcher is what made Caddy
+            # order the certificate (agent/edge_tls_map.py).
+            match = await caddy_get(caddy, f"/id/{TLS_MAP_ROUTE_ID}/match")
+            assert match == [{"host": ["app.example.test"]}]
             async with session.get(
                 f"http://127.0.0.1:{caddy.http_port}/page?x=1",
                 headers={"Host": "app.example.test"},

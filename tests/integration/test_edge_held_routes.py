@@ -11,6 +11,7 @@ from aiohttp import web
 from agent.edge import CaddyEdge
 from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, SLOTS, entries, upstreams_entry_id
 from agent.edge_routes import FALLBACK_ROUTE_ID, domain_route_id, route_id
+from agent.edge_tls import EdgeTls
 from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import eventually
@@ -52,8 +53,8 @@ class Upstream:
 class CountingEdge(CaddyEdge):
     """The agent's edge, recording each admin call it makes (method and path)."""
 
-    def __init__(self, admin_url: str, listen: str) -> None:
-        super().__init__(admin_url, listen)
+    def __init__(self, admin_url: str, listen: str, tls: EdgeTls | None = None) -> None:
+        super().__init__(admin_url, listen, tls)
         self.calls: list[tuple[str, str]] = []
 
     async def _call(
