@@ -3,9 +3,11 @@
 Caddy 2.6 reports an order's fate only in its logs (no admin endpoint, no event payload: the
 ``cert_failed`` event's error is serialised as ``{}``). The per-challenge line ``challenge
 failed`` names the real cause; ``could not get certificate from issuer`` closes the attempt and
-``will retry`` says when Caddy tries again. Codes are listed in docs/certificates.md.
+``will retry`` says when Caddy tries again (the same messages on Caddy 2.11, whose ``challenge
+failed`` carries the CA's problem as an object: ``problem_of``). Codes: docs/certificates.md.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +56,30 @@ def _retry_after(text: str) -> datetime | None:
         return datetime.fromisoformat(found.group(1).replace(" ", "T")).replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def problem_of(entry: dict[str, Any]) -> tuple[str, str]:
+    """The ACME problem type (or ``""``) and the error text of one log entry, in either shape.
+
+    Caddy 2.6 flattens the CA's problem document: ``problem_type`` plus an ``error`` string
+    (``challenge failed``), or only ``error`` with the URN inside it (``HTTP 400 urn:...``).
+    Caddy 2.11 logs ``challenge failed`` with the document itself as an object, ``problem``
+    ``{type, title, detail, instance, subproblems}``, and no ``error`` field at all. The shape
+    present is the signal, so no Caddy version is guessed and either Caddy reads the same.
+    """
+    problem = entry.get("problem")
+    if isinstance(problem, dict):
+        kind = str(problem.get("type") or "")
+        text = str(problem.get("detail") or problem.get("title") or "")
+        subproblems = problem.get("subproblems")
+        if subproblems:
+            # Per-identifier causes of a compound problem: kept verbatim (its layout is the
+            # logger's, not the RFC's), so the words that classify it still reach diagnose().
+            text = f"{text}; subproblems: {json.dumps(subproblems, separators=(',', ':'))}"
+        return kind, text
+    error = str(entry.get("error") or "")
+    named = _PROBLEM.search(error)
+    return str(entry.get("problem_type") or (named.group(0) if named else "")), error
 
 
 def diagnose(problem_type: str, error: str) -> Diagnosis:
@@ -152,9 +178,7 @@ class FailureTracker:
         return message == "certificate obtained successfully"
 
     def _add(self, name: str, entry: dict[str, Any]) -> None:
-        error = str(entry.get("error") or "")
-        named = _PROBLEM.search(error)
-        problem = str(entry.get("problem_type") or (named.group(0) if named else ""))
+        problem, error = problem_of(entry)
         found = diagnose(problem, error)
         failure = CertificateFailure(
             domain_name=name,
