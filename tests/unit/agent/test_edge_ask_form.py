@@ -12,9 +12,9 @@ URL = "http://127.0.0.1:1234/ask"
 PATH = "/config/apps/tls/automation"
 # What each Caddy answers (through admin_call) when it refuses the form it does not take.
 REFUSED_BY_2_6: dict[OnDemandForm, str] = {
-    PERMISSION: 'edge proxy refused POST /config/apps/tls/automation: HTTP 400 {"error":"loading '
-    "new config: loading tls app module: decoding module config: tls: json: unknown field "
-    '\\"permission\\""}'
+    PERMISSION: 'edge proxy refused POST /config/apps/tls/automation: HTTP 500 {"error":"loading '
+    "new config: loading http app module: provision http: getting tls app: loading tls app "
+    'module: decoding module config: tls: json: unknown field \\"permission\\""}'
 }
 REFUSED_BY_2_11: dict[OnDemandForm, str] = {
     ASK: 'edge proxy refused POST /config/apps/tls/automation: HTTP 400 {"error":"loading new '
