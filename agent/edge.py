@@ -170,7 +170,7 @@ class CaddyEdge:
             self._ask.url,
             frozenset(self._on_demand_bases),
         )
-        await ensure_servers(self._call, wanted)
+        await ensure_servers(self._call, wanted, self._ask.form)
 
     async def _add_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
         """Add several routes in one write (each write re-provisions all of Caddy's config):

@@ -12,6 +12,8 @@ from typing import Final
 
 from aiohttp import web
 
+from agent.edge_on_demand import AskForm
+
 logger = logging.getLogger(__name__)
 
 ASK_PATH: Final = "/berth/on-demand-tls/ask"
@@ -26,6 +28,8 @@ class OnDemandAsk:
         self._host = host
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # How the Caddy that calls this endpoint takes its URL (one ask per Caddy driven).
+        self.form = AskForm()
 
     async def start(self) -> str:
         """Listen on an ephemeral loopback port (once); return the URL Caddy asks."""

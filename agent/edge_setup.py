@@ -7,13 +7,21 @@ from typing import Any, Final
 
 from agent.edge_admin import AdminCall
 from agent.edge_map import MAP_ROUTE_ID, entries, map_route, upgraded
+from agent.edge_on_demand import AskForm
 from agent.edge_routes import (
     FALLBACK_ROUTE_ID,
     TLS_FALLBACK_ROUTE_ID,
     failure_errors,
     fallback_route,
 )
-from agent.edge_tls import TLS_SERVER_NAME, EdgeTls, listen_port, tls_app, tls_server
+from agent.edge_tls import (
+    TLS_SERVER_NAME,
+    EdgeTls,
+    OnDemandForm,
+    listen_port,
+    tls_app,
+    tls_server,
+)
 from agent.edge_tls_map import (
     REDIRECTS_ROUTE_ID,
     TLS_MAP_ROUTE_ID,
@@ -46,9 +54,10 @@ def _server(listen: str) -> dict[str, Any]:
     return {"listen": [listen], "routes": [], "automatic_https": {"disable": True}}
 
 
-async def ensure_servers(call: AdminCall, wanted: EdgeWanted) -> None:
+async def ensure_servers(call: AdminCall, wanted: EdgeWanted, ask_form: AskForm) -> None:
     """Create ``apps.http.servers.berth`` (and the parents that are missing), the TLS server
-    when HTTPS is on, the failure pages and the host map; keep what is already right."""
+    when HTTPS is on, the failure pages and the host map; keep what is already right.
+    ``ask_form``: how this Caddy takes the on-demand ask setting (learned, remembered)."""
     config = await call("GET", "/config/")
     if not isinstance(config, dict):
         # Empty config: POST at the root would be accepted, but keep the admin block if any.
@@ -83,7 +92,7 @@ async def ensure_servers(call: AdminCall, wanted: EdgeWanted) -> None:
             # PATCH replaces (POST on an array would append to it).
             await call("PATCH", f"{SERVER_PATH}/listen", [listen])
     if wanted.tls is not None:
-        await _ensure_tls(call, wanted, wanted.tls, http, servers)
+        await _ensure_tls(call, wanted, wanted.tls, http, servers, ask_form)
     if wanted.failure_dial:
         await _ensure_failure_pages(call, wanted, servers)
     await _ensure_map(call)
@@ -163,6 +172,7 @@ async def _ensure_tls(
     tls: EdgeTls,
     http: dict[str, Any],
     servers: dict[str, Any],
+    ask_form: AskForm,
 ) -> None:
     wanted_server = tls_server(tls)
     if wanted.http3:
@@ -184,10 +194,16 @@ async def _ensure_tls(
     ):
         if http.get(key) != port:
             await call("POST", f"/config/apps/http/{key}", port)
-    app = tls_app(tls, wanted.ask_url, wanted.on_demand_bases)
+
+    def app(form: OnDemandForm) -> dict[str, Any]:
+        return tls_app(tls, wanted.ask_url, wanted.on_demand_bases, form)
+
+    def automation(form: OnDemandForm) -> Any:
+        return app(form)["automation"]
+
     current_app = await call("GET", "/config/apps/tls", missing_ok=True)
     if not isinstance(current_app, dict):
-        await call("POST", "/config/apps/tls", app)
-    elif current_app.get("automation") != app["automation"]:
+        await ask_form.write(call, "/config/apps/tls", app)
+    elif not ask_form.holds(current_app.get("automation"), automation):
         # Only the automation part is the edge's: imported certificates live beside it.
-        await call("POST", "/config/apps/tls/automation", app["automation"])
+        await ask_form.write(call, "/config/apps/tls/automation", automation)

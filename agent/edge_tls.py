@@ -2,13 +2,21 @@
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 TLS_SERVER_NAME: Final = "berth-tls"
 DEFAULT_ACME_DIRECTORY: Final = "https://acme-v02.api.letsencrypt.org/directory"
 HTTP_01: Final = "http-01"
 TLS_ALPN_01: Final = "tls-alpn-01"
 ACME_CHALLENGES: Final = (HTTP_01, TLS_ALPN_01)
+
+# How Caddy is told where the ask check is. Caddy 2.6 knows only ``on_demand.ask`` (a URL) and
+# refuses unknown fields; newer Caddy (2.11.7 here) refuses ``ask`` ("on-demand TLS cannot be
+# enabled without a permission module") and wants the ``http`` permission module. Which one
+# the Caddy in front of the agent takes is learned at run time (``edge_on_demand``).
+OnDemandForm = Literal["permission", "ask"]
+PERMISSION: Final = "permission"
+ASK: Final = "ask"
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,30 @@ def _issuer(tls: EdgeTls) -> dict[str, Any]:
     return issuer
 
 
+def on_demand_settings(form: OnDemandForm, ask_url: str) -> dict[str, Any]:
+    """``automation.on_demand`` in ``form``: either way Caddy GETs ``ask_url?domain=NAME``
+    and orders a certificate only on a 2xx answer."""
+    if form == PERMISSION:
+        return {"permission": {"module": "http", "endpoint": ask_url}}
+    return {"ask": ask_url}
+
+
+def ask_url_in(automation: Any) -> str:
+    """The ask URL an ``automation`` block read from Caddy holds, in either form ("" for none)."""
+    on_demand = automation.get("on_demand") if isinstance(automation, dict) else None
+    if not isinstance(on_demand, dict):
+        return ""
+    permission = on_demand.get("permission")
+    if isinstance(permission, dict) and permission.get("module") == "http":
+        return str(permission.get("endpoint", ""))
+    return str(on_demand.get("ask", ""))
+
+
 def tls_app(
-    tls: EdgeTls, ask_url: str = "", on_demand_bases: Collection[str] = ()
+    tls: EdgeTls,
+    ask_url: str = "",
+    on_demand_bases: Collection[str] = (),
+    form: OnDemandForm = PERMISSION,
 ) -> dict[str, Any]:
     """Caddy's ``tls`` app: one ACME issuer (``_issuer``) for every managed name.
 
@@ -89,6 +119,7 @@ def tls_app(
     ``ask_url`` allowed it. Caddy then orders nothing for them when their routes are added
     (its automatic HTTPS defers names an on-demand policy covers). Without an ask URL nothing
     is on demand: an open on-demand policy would order a certificate for any name sent to it.
+    ``form`` is how the ask URL is written (``on_demand_settings``).
     """
     policies: list[dict[str, Any]] = []
     automation: dict[str, Any] = {"policies": policies}
@@ -100,6 +131,6 @@ def tls_app(
                 "on_demand": True,
             }
         )
-        automation["on_demand"] = {"ask": ask_url}
+        automation["on_demand"] = on_demand_settings(form, ask_url)
     policies.append({"issuers": [_issuer(tls)]})
     return {"automation": automation}

@@ -37,7 +37,7 @@ import aiohttp
 
 import agent.edge_setup
 from agent.edge import CaddyEdge
-from agent.edge_tls import EdgeTls
+from agent.edge_tls import PERMISSION, EdgeTls, OnDemandForm
 from shared.messages.deploy import DomainRoute
 
 HOST = "127.0.0.1"
@@ -66,7 +66,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def internal_tls_app(
-    tls: EdgeTls, ask_url: str = "", on_demand_bases: Collection[str] = ()
+    tls: EdgeTls,
+    ask_url: str = "",
+    on_demand_bases: Collection[str] = (),
+    form: OnDemandForm = PERMISSION,
 ) -> dict[str, Any]:
     """The bench's TLS app: Caddy's internal CA instead of ACME (the rest is the agent's; its
     bound domains are not generated names, so no on-demand policy)."""

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from agent.edge_tls import ask_url_in
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy
 from tests.harness import Coordinator
@@ -124,7 +125,7 @@ async def test_a_generated_name_gets_its_certificate_on_demand_and_an_unrouted_o
         automation = await caddy_get(caddy, "/config/apps/tls/automation")
         on_demand = automation["policies"][0]
         assert (on_demand["subjects"], on_demand["on_demand"]) == ([f"*.{BASE}"], True)
-        ask = automation["on_demand"]["ask"]
+        ask = ask_url_in(automation)  # in the form this Caddy takes
         assert ask.startswith("http://127.0.0.1:")
         preview = await stack.call(
             "GET",
@@ -224,7 +225,8 @@ async def test_certificate_mode_serves_generated_names_only_with_the_wildcard_th
         await stack.finish(await stack.deploy())
         tls_routes = await caddy_get(caddy, "/config/apps/http/servers/berth-tls/routes")
         assert GENERATED in str(tls_routes)
-        ask = (await caddy_get(caddy, "/config/apps/tls/automation"))["on_demand"]["ask"]
+        ask = ask_url_in(await caddy_get(caddy, "/config/apps/tls/automation"))
+        assert ask.startswith("http://127.0.0.1:")
         async with (
             aiohttp.ClientSession() as session,
             session.get(ask, params={"domain": GENERATED}) as response,

@@ -76,7 +76,8 @@ async def dns01_coordinator(
 
 
 def _get(port: int, host: str, roots: Path) -> tuple[int, x509.Certificate]:
-    """An HTTPS GET to the edge for ``host``, verified against ``roots``: status and leaf."""
+    """An HTTPS GET to the edge for ``host``, verified against ``roots``: status and leaf
+    (``OSError`` when the edge drops the connection)."""
     context = ssl.create_default_context(cafile=str(roots))
     with (
         socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
@@ -85,6 +86,11 @@ def _get(port: int, host: str, roots: Path) -> tuple[int, x509.Certificate]:
         der = tls.getpeercert(binary_form=True)
         tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         head = tls.recv(64).decode(errors="replace")
+    if not head:
+        # Closed after the handshake with no answer: a config write replaced the server that
+        # took the connection (Caddy 2.11.7 reloads in a few ms, so a poll lands in one often).
+        # The edge did not answer this time, as for any other dropped connection.
+        raise ConnectionError(f"the edge closed the connection for {host} without answering")
     assert der is not None
     return int(head.split(" ", 2)[1]), x509.load_der_x509_certificate(der)
 

@@ -3,7 +3,7 @@
 import aiohttp
 
 from agent.edge_ask import ASK_PATH, OnDemandAsk
-from agent.edge_tls import EdgeTls, tls_app
+from agent.edge_tls import ASK, PERMISSION, EdgeTls, ask_url_in, tls_app
 
 
 def test_without_an_ask_url_nothing_is_on_demand() -> None:
@@ -21,7 +21,19 @@ def test_generated_names_get_an_on_demand_policy_before_the_catch_all() -> None:
     assert on_demand["issuers"] == catch_all["issuers"]
     assert "subjects" not in catch_all
     assert "on_demand" not in catch_all
+    assert automation["on_demand"] == {"permission": {"module": "http", "endpoint": ask}}
+    assert ask_url_in(automation) == ask
+
+
+def test_caddy_2_6_s_form_names_the_ask_url_itself() -> None:
+    ask = "http://127.0.0.1:1234" + ASK_PATH
+    automation = tls_app(EdgeTls(":443"), ask, {"apps.example.com"}, ASK)["automation"]
     assert automation["on_demand"] == {"ask": ask}
+    assert ask_url_in(automation) == ask
+    # Only the on-demand settings differ between the two forms.
+    other = tls_app(EdgeTls(":443"), ask, {"apps.example.com"}, PERMISSION)["automation"]
+    assert other["policies"] == automation["policies"]
+    assert ask_url_in({"policies": []}) == ""
 
 
 async def test_the_ask_endpoint_allows_only_what_the_predicate_allows() -> None:
