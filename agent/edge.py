@@ -13,7 +13,13 @@ from agent.edge_map import (
     upstreams_entry,
     upstreams_entry_id,
 )
-from agent.edge_map_write import drop_upstreams, put_upstreams, write_entries, write_tls_names
+from agent.edge_map_write import (
+    drop_upstreams,
+    put_upstreams,
+    record_tls_changes,
+    write_entries,
+    write_tls_map,
+)
 from agent.edge_placement import MAPS, wanted_routes
 from agent.edge_routes import (
     build_route,
@@ -30,6 +36,7 @@ from agent.edge_setup import (
     ensure_servers,
 )
 from agent.edge_tls import TLS_SERVER_NAME, EdgeTls
+from agent.edge_tls_map import TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 from shared.messages.deploy import DomainRoute
@@ -317,17 +324,21 @@ class CaddyEdge:
                 self._held.drop(route_id_)
         for at, (upstreams_at, suffix) in MAPS.items():
             map_stale = [k for k in stale if present[k][0] == at]
+            entry = upstreams_entry(resource_id, upstreams, suffix) if at in in_maps else None
+            entry_id = upstreams_entry_id(resource_id, suffix)
+            added = appended.get(at, [])
+            if at == TLS_MAP_ENTRIES:
+                # Written whole, once, below, with the matcher naming its hosts.
+                record_tls_changes(self._held, changed[at], added, map_stale, entry, entry_id)
+                continue
             # The resource's upstream entry while any of its bindings is in the map: written
             # before the hosts that use it, removed after the last of them.
-            if at in in_maps:
-                entry = upstreams_entry(resource_id, upstreams, suffix)
+            if entry is not None:
                 await put_upstreams(self._call, self._held, entry, upstreams_at)
-            added = appended.get(at, [])
             await write_entries(self._call, self._held, at, changed[at], added, map_stale)
-            if at not in in_maps:
-                entry_id = upstreams_entry_id(resource_id, suffix)
+            if entry is None:
                 await drop_upstreams(self._call, self._held, entry_id)
-        await write_tls_names(self._call, self._held)
+        await write_tls_map(self._call, self._held)
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 
@@ -358,9 +369,12 @@ class CaddyEdge:
             await self._ready()
             # A route missing already is gone as wanted: deleting by id needs no retry.
             for stale in [route_id(resource_id), *sorted(self._domain_routes(resource_id))]:
-                await self._call("DELETE", f"/id/{stale}", missing_ok=True)
+                held = self._held.get(stale)
+                if held is None or held[0] not in (TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS):
+                    await self._call("DELETE", f"/id/{stale}", missing_ok=True)
                 self._held.drop(stale)
-            await write_tls_names(self._call, self._held)
+            # The HTTPS map's entries go in one write of the map.
+            await write_tls_map(self._call, self._held)
         # The ask must stop allowing its names at once: Caddy would otherwise still order a
         # certificate for a name nothing here routes any more.
         self._set_https_hosts(resource_id, None)

@@ -48,12 +48,17 @@ async def admin_call(
     if status >= 400:
         if missing_ok and status in (400, 404):
             return None
-        raise RuntimeFailed(
-            f"edge proxy refused {method} {path}: HTTP {status} {text.strip()[:300]}"
-        )
+        raise RuntimeFailed(f"edge proxy refused {method} {path}: HTTP {status} {_cut(text)}")
     if not text.strip():
         return None
     try:
         return json.loads(text)
     except ValueError as exc:
         raise RuntimeFailed(f"edge proxy admin API sent invalid JSON: {exc}") from exc
+
+
+def _cut(text: str) -> str:
+    """Caddy's error, shortened: its head and its tail, where the cause is (an error about
+    many names lists all of them first)."""
+    text = text.strip()
+    return text if len(text) <= 600 else f"{text[:200]} ... {text[-380:]}"

@@ -11,9 +11,10 @@ from agent.edge_tls_map import (
     REDIRECTS_ROUTE_ID,
     TLS_MAP_ENTRIES,
     TLS_MAP_ROUTE_ID,
-    host_match,
-    mapped_names,
+    TLS_MAP_UPSTREAMS,
+    tls_map_route,
 )
+from shared.errors import RuntimeFailed
 
 
 async def write_entries(
@@ -73,15 +74,42 @@ async def drop_upstreams(call: AdminCall, held: HeldRoutes, entry_id: str) -> No
         held.drop(entry_id)
 
 
-async def write_tls_names(call: AdminCall, held: HeldRoutes) -> None:
-    """Keep the HTTPS map's matcher and its redirects' equal to the map's names (each written
-    only when it changes): Caddy manages a certificate for each of them."""
-    names = host_match(mapped_names(held.at(TLS_MAP_ENTRIES).values()))
-    for route_id, server in (
-        (TLS_MAP_ROUTE_ID, TLS_SERVER_PATH),
-        (REDIRECTS_ROUTE_ID, SERVER_PATH),
-    ):
-        current = held.get(route_id)
-        if current is not None and current[1].get("match") != names:
-            await call("PATCH", f"/id/{route_id}/match", names)
-            held.put(server, {**current[1], "match": names})
+def record_tls_changes(
+    held: HeldRoutes,
+    changed: list[dict[str, Any]],
+    added: list[dict[str, Any]],
+    stale: list[str],
+    upstreams: dict[str, Any] | None,
+    upstreams_id: str,
+) -> None:
+    """Record a resource's changes to the HTTPS map in the agent's copy only (its host
+    entries, and its upstream entry, or None when none of its hosts is mapped there):
+    ``write_tls_map`` then writes the map whole, once."""
+    if upstreams is not None:
+        held.put(TLS_MAP_UPSTREAMS, upstreams)
+    for entry in [*changed, *added]:
+        held.put(TLS_MAP_ENTRIES, entry)
+    for entry_id in [*stale, *([] if upstreams is not None else [upstreams_id])]:
+        held.drop(entry_id)
+
+
+async def write_tls_map(call: AdminCall, held: HeldRoutes) -> None:
+    """Write the HTTPS map from the agent's copy if it differs from what Caddy holds: the
+    whole route (entries and the matcher naming them) in one write, since Caddy reloads its
+    config on every write whatever its size, then the redirects' matcher (each written only
+    when it changes)."""
+    current = held.get(TLS_MAP_ROUTE_ID)
+    hosts = list(held.at(TLS_MAP_ENTRIES).values())
+    if current is None:
+        if hosts:
+            # Removed by hand: the caller reads Caddy again (which puts it back) and redoes.
+            raise RuntimeFailed(f"Caddy holds no route {TLS_MAP_ROUTE_ID}")
+        return
+    route = tls_map_route(hosts, list(held.at(TLS_MAP_UPSTREAMS).values()))
+    if current[1] != route:
+        await call("PATCH", f"/id/{TLS_MAP_ROUTE_ID}", route)
+        held.put(TLS_SERVER_PATH, route)
+    redirects = held.get(REDIRECTS_ROUTE_ID)
+    if redirects is not None and redirects[1].get("match") != route["match"]:
+        await call("PATCH", f"/id/{REDIRECTS_ROUTE_ID}/match", route["match"])
+        held.put(SERVER_PATH, {**redirects[1], "match": route["match"]})

@@ -44,6 +44,9 @@ HOST = "127.0.0.1"
 DOMAIN = "bench.test"
 # ``--plain``: bindings with tlsMode disabled, served and measured over plain HTTP.
 MODE = {"scheme": "https", "tls_mode": "auto"}
+# The Caddy binary, resolved once from this process's PATH (``--caddy`` overrides): the Caddy
+# processes run with a minimal PATH of their own, which must not pick another one.
+CADDY = {"binary": "caddy"}
 WAIT_SECONDS = 30.0
 
 
@@ -149,7 +152,7 @@ class CaddyProcess:
         self._log = (directory / "caddy.log").open("wb")
         env = {"HOME": str(directory), "XDG_DATA_HOME": str(directory), "PATH": "/usr/bin:/bin"}
         self.process = subprocess.Popen(
-            ["caddy", "run", "--config", str(path)],
+            [CADDY["binary"], "run", "--config", str(path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -480,12 +483,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plain", action="store_true", help="bind with tlsMode disabled (HTTP)")
+    parser.add_argument("--caddy", default="caddy", help="the Caddy binary (default: on PATH)")
     args = parser.parse_args()
     if args.plain:
         MODE.update(scheme="http", tls_mode="disabled")
-    for tool in ("caddy", "wrk"):
+    for tool in (args.caddy, "wrk"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (apt-get install {tool})")
+    CADDY["binary"] = str(shutil.which(args.caddy))
+    log(subprocess.run([CADDY["binary"], "version"], capture_output=True, text=True).stdout.strip())
     with tempfile.TemporaryDirectory(prefix="berth-bench-edge-") as work:
         results = asyncio.run(measure(args, Path(work)))
     print(json.dumps(results, indent=2) if args.json else table(results))
