@@ -9,6 +9,11 @@ before the agent takes the policy out. It takes it out as soon as the renewed ce
 in the storage, or after ``MAX_SECONDS`` (a renewal that failed is reported from Caddy's log as
 any failed order is). Checked against a real Caddy and Pebble in
 ``tests/integration/test_certificates_e2e.py``.
+
+A newer Caddy (2.11.7) does not look at a cached certificate at a config load, so the policy
+alone renews nothing there: the agent also has it read the certificate from storage again
+(``cache_eviction``). Which Caddy it talks to is learnt from the first policy it writes, see
+``_put_policy``.
 """
 
 import logging
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from agent.certificates import cache_eviction
 from agent.certificates.caddy_logs import CaddyAdmin
 from shared.messages.certificates import CertificateObservation
 
@@ -32,6 +38,10 @@ MAX_SECONDS: Final = 600.0
 # least the current one's age): the margin keeps the ratio from renewing it again.
 _MARGIN_SECONDS: Final = 60.0
 _MAX_RATIO: Final = 0.999999999999
+# A policy field the Caddy generation that keeps its certificate cache across config loads
+# knows and Caddy 2.6 refuses by name (``json: unknown field "reuse_private_keys"``); written
+# with its default value, so it changes nothing where it is taken.
+_PROBE_FIELD: Final = "reuse_private_keys"
 
 
 def policy_id(name: str) -> str:
@@ -65,6 +75,9 @@ class ForcedRenewals:
         self._clock = clock
         self._wanted: set[str] = set()
         self._renewing: dict[str, _Renewing] = {}
+        # Whether this Caddy needs the cache eviction (None: not learnt yet). Learnt once: the
+        # agent talks to one Caddy, and an upgraded binary restarts the agent's service too.
+        self._evicts: bool | None = None
 
     def want(self, names: Iterable[str]) -> None:
         """Renew these names' certificates at the next step."""
@@ -106,12 +119,36 @@ class ForcedRenewals:
                 "issuers": issuers,
                 "renewal_window_ratio": ratio,
             }
-            # Inserted first (PUT at an index inserts): the first policy naming it applies.
-            status, answer = await admin.call("PUT", f"{_POLICIES}/0", policy)
-            if status >= 400:
-                raise OSError(f"Caddy refused {name}'s renewal policy: {answer}")
+            await self._put_policy(admin, name, policy)
             self._renewing[name] = _Renewing(cert.fingerprint, self._clock() + MAX_SECONDS)
             self._wanted.discard(name)
+            if self._evicts:
+                await cache_eviction.evict(admin, name)
+
+    async def _put_policy(self, admin: CaddyAdmin, name: str, policy: dict[str, Any]) -> None:
+        """Insert ``policy`` first (PUT at an index inserts: the first policy naming it
+        applies), learning on the way whether this Caddy needs the cache eviction.
+
+        Caddy reports no version in a structured form, so the agent offers the newer form
+        (with ``_PROBE_FIELD``) and falls back on a refusal that names that field: Caddy 2.6
+        refuses the whole write and keeps its config, so nothing changed there but one refusal.
+        """
+        if self._evicts is not False:
+            status, answer = await admin.call(
+                "PUT", f"{_POLICIES}/0", {**policy, _PROBE_FIELD: False}
+            )
+            if status < 400:
+                self._evicts = True
+                return
+            said = str(answer)
+            # Caddy 2.6.2 answers a config it cannot load with 500, not 400: the message decides.
+            if "unknown field" not in said or _PROBE_FIELD not in said:
+                raise OSError(f"Caddy refused {name}'s renewal policy: {answer}")
+            logger.info("Caddy re-reads stored certificates at each config load: no eviction")
+            self._evicts = False
+        status, answer = await admin.call("PUT", f"{_POLICIES}/0", policy)
+        if status >= 400:
+            raise OSError(f"Caddy refused {name}'s renewal policy: {answer}")
 
     @staticmethod
     async def _issuers(admin: CaddyAdmin) -> list[Any]:
