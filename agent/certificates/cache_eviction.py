@@ -27,17 +27,7 @@ class Admin(Protocol):
         ...
 
 
-async def evict(admin: Admin, name: str) -> None:
-    """Unmanage ``name`` for one config load, then manage it again. ``OSError`` when Caddy
-    refuses a write (it is then left with the name skipped only if the take-out failed)."""
-    servers = await _managing_servers(admin, name)
-    for server in servers:
-        await _add(admin, server, name)
-    for server in servers:
-        await _remove(admin, server, name)
-
-
-async def _managing_servers(admin: Admin, name: str) -> list[str]:
+async def managing_servers(admin: Admin, name: str) -> list[str]:
     """The servers whose automatic HTTPS could manage ``name`` (on, and not skipping it)."""
     status, servers = await admin.call("GET", _SERVERS)
     if status != 200 or not isinstance(servers, dict):
@@ -50,6 +40,20 @@ async def _managing_servers(admin: Admin, name: str) -> list[str]:
             continue
         found.append(key)
     return found
+
+
+async def skip(admin: Admin, name: str, servers: list[str]) -> None:
+    """Stop managing ``name`` on ``servers`` (one config load each): Caddy drops its cached
+    certificate. ``OSError`` when Caddy refuses; the caller then unskips all the same."""
+    for server in servers:
+        await _add(admin, server, name)
+
+
+async def unskip(admin: Admin, name: str, servers: list[str]) -> None:
+    """Manage ``name`` on ``servers`` again: Caddy reads its certificate from storage and
+    renews it if the policy covering it says so. Harmless to repeat after a failure."""
+    for server in servers:
+        await _remove(admin, server, name)
 
 
 async def _add(admin: Admin, server: str, name: str) -> None:

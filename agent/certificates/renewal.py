@@ -75,8 +75,16 @@ class ForcedRenewals:
         self._clock = clock
         self._wanted: set[str] = set()
         self._renewing: dict[str, _Renewing] = {}
-        # Whether this Caddy needs the cache eviction (None: not learnt yet). Learnt once: the
-        # agent talks to one Caddy, and an upgraded binary restarts the agent's service too.
+        # Names skipped on these servers for a cache eviction and not yet managed again (an
+        # unskip that failed is retried at every step: left skipped, Caddy would stop managing
+        # the name altogether).
+        self._skipped: dict[str, list[str]] = {}
+        # Whether this Caddy needs the cache eviction (None: not learnt yet). True is checked
+        # again at every renewal (the probe is always offered, so a Caddy 2.6 put back under a
+        # running agent is noticed); False is kept for the agent's run, which saves Caddy 2.6
+        # a refused write per renewal: a newer Caddy installed under a running agent is then
+        # only noticed at the agent's restart (not verified: its maintenance may still renew
+        # under the policy before the policy's MAX_SECONDS are up).
         self._evicts: bool | None = None
 
     def want(self, names: Iterable[str]) -> None:
@@ -86,11 +94,13 @@ class ForcedRenewals:
     @property
     def busy(self) -> bool:
         """Whether a step has work: names to renew, or policies to take out."""
-        return bool(self._wanted or self._renewing)
+        return bool(self._wanted or self._renewing or self._skipped)
 
     async def step(self, admin: CaddyAdmin, stored: Mapping[str, CertificateObservation]) -> None:
         """Take out the policies whose renewal is stored (or overdue), then put in the wanted
         names' policies. ``OSError`` when Caddy cannot be reached (the next step retries)."""
+        for name in list(self._skipped):
+            await self._unskip(admin, name)
         for name, renewing in list(self._renewing.items()):
             now_stored = stored.get(name)
             # By fingerprint: X.509 times have whole seconds, and a certificate renewed within
@@ -123,7 +133,21 @@ class ForcedRenewals:
             self._renewing[name] = _Renewing(cert.fingerprint, self._clock() + MAX_SECONDS)
             self._wanted.discard(name)
             if self._evicts:
-                await cache_eviction.evict(admin, name)
+                await self._evict(admin, name)
+
+    async def _evict(self, admin: CaddyAdmin, name: str) -> None:
+        """Have this Caddy drop ``name``'s cached certificate and read it from storage again,
+        under the renewal policy just put in (see ``cache_eviction``)."""
+        servers = await cache_eviction.managing_servers(admin, name)
+        self._skipped[name] = servers
+        try:
+            await cache_eviction.skip(admin, name, servers)
+        finally:
+            await self._unskip(admin, name)
+
+    async def _unskip(self, admin: CaddyAdmin, name: str) -> None:
+        await cache_eviction.unskip(admin, name, self._skipped[name])
+        del self._skipped[name]
 
     async def _put_policy(self, admin: CaddyAdmin, name: str, policy: dict[str, Any]) -> None:
         """Insert ``policy`` first (PUT at an index inserts: the first policy naming it

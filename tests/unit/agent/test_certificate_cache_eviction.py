@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from agent.certificates.cache_eviction import evict
 from agent.certificates.renewal import ForcedRenewals, policy_id
 from shared.messages.certificates import CertificateObservation
 
@@ -148,12 +147,29 @@ async def test_a_refusal_for_another_reason_is_an_error_and_teaches_nothing() ->
     assert len(caddy.writes) == 1  # no fallback write on a refusal that does not name the field
 
 
-async def test_eviction_takes_out_only_its_own_entry() -> None:
-    caddy = Caddy(knows_probe=True)
+async def test_a_failed_unskip_is_retried_at_the_next_step_and_keeps_the_edges_names() -> None:
+    class Flaky(Caddy):
+        fail_patch = True
+
+        async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            if method == "PATCH" and NAME not in body and self.fail_patch:  # an unskip
+                self.fail_patch = False
+                raise OSError("Caddy's admin API failed: connection reset")
+            return await super().call(method, path, body)
+
+    caddy = Flaky(knows_probe=True)
     caddy.servers["berth-tls"]["automatic_https"]["skip_certificates"] = ["held.example.test"]
-    await evict(caddy, NAME)
-    assert skipping(caddy.loads[2]) == {"bare", "berth-tls", "other"}
+    renewals = ForcedRenewals()
+    renewals.want([NAME])
+    with pytest.raises(OSError, match="connection reset"):
+        await renewals.step(caddy, {NAME: cert()})  # type: ignore[arg-type]
+    assert skipping(caddy.loads[-1]) == {"bare", "berth-tls", "other"}
+    assert renewals.busy
+    # The next step (the certificate not renewed yet) manages the name again everywhere.
+    await renewals.step(caddy, {NAME: cert()})  # type: ignore[arg-type]
+    assert skipping(caddy.loads[-1]) == set()
     assert caddy.servers["berth-tls"]["automatic_https"]["skip_certificates"] == [
         "held.example.test"
     ]
     assert caddy.servers["bare"]["automatic_https"]["skip_certificates"] == []
+    assert caddy.policies[0]["@id"] == policy_id(NAME)  # the renewal policy stays meanwhile
