@@ -112,6 +112,14 @@ def docker_client() -> Iterator[docker.DockerClient]:
         client.close()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs a real Caddy (the ``caddy`` fixture, directly or through
+    another fixture): ``scripts/test.sh`` runs them again on the newer supported Caddy."""
+    for item in items:
+        if "caddy" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.caddy)
+
+
 @pytest.fixture
 def caddy(tmp_path: Path) -> Iterator[Caddy]:
     """A running Caddy; fails (never skips) without the binary when BERTH_REQUIRE_DOCKER=1."""
