@@ -10,6 +10,13 @@ import aiohttp
 from shared.errors import RuntimeFailed
 
 _TIMEOUT_SECONDS = 10.0
+# Caddy 2.6 reads managed certificates from storage at every config load; one that an
+# issuance is writing that moment is half a JSON file, and Caddy refuses the whole load (keeping
+# the config it had, so the same call may be sent again). Such a refusal is retried for a
+# while; any other is final.
+_STORAGE_RACE = "caching certificate: decoding certificate metadata"
+_STORAGE_RACE_SECONDS = 5.0
+_STORAGE_RACE_PAUSE = 0.05
 
 
 class AdminCall(Protocol):
@@ -25,7 +32,24 @@ class AdminCall(Protocol):
 async def admin_call(
     admin: str, method: str, path: str, body: Any = None, *, missing_ok: bool = False
 ) -> Any:
-    """Call ``method path`` on the admin API at ``admin``; the parsed answer, or None."""
+    """Call ``method path`` on the admin API at ``admin``; the parsed answer, or None. A
+    load Caddy refused because it read a certificate while it was being written is sent again
+    (for up to ``_STORAGE_RACE_SECONDS``)."""
+    deadline = asyncio.get_running_loop().time() + _STORAGE_RACE_SECONDS
+    while True:
+        try:
+            return await _admin_call(admin, method, path, body, missing_ok=missing_ok)
+        except RuntimeFailed as failure:
+            if _STORAGE_RACE not in str(failure):
+                raise
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(_STORAGE_RACE_PAUSE)
+
+
+async def _admin_call(
+    admin: str, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+) -> Any:
     # A fresh session per call: edge changes are rare, and this keeps no socket between them.
     # Caddy refuses admin requests whose Origin/Host it does not expect.
     headers = {"Origin": admin}
