@@ -29,42 +29,47 @@ class AdminCall(Protocol):
         ...
 
 
-async def admin_call(
-    admin: str, method: str, path: str, body: Any = None, *, missing_ok: bool = False
-) -> Any:
-    """Call ``method path`` on the admin API at ``admin``; the parsed answer, or None. A
-    load Caddy refused because it read a certificate while it was being written is sent again
-    (for up to ``_STORAGE_RACE_SECONDS``)."""
+async def admin_request(
+    admin: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """One request to the admin API at ``admin`` (``body`` sent as JSON): its status and text;
+    ``TimeoutError``, ``OSError`` or ``aiohttp.ClientError`` when Caddy cannot be reached. A load
+    Caddy refused because it read a certificate while it was being written is sent again (for up
+    to ``_STORAGE_RACE_SECONDS``). Every admin client of the agent goes through here."""
     deadline = asyncio.get_running_loop().time() + _STORAGE_RACE_SECONDS
     while True:
-        try:
-            return await _admin_call(admin, method, path, body, missing_ok=missing_ok)
-        except RuntimeFailed as failure:
-            if _STORAGE_RACE not in str(failure):
-                raise
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(_STORAGE_RACE_PAUSE)
+        status, text = await _request(admin, method, path, body, headers or {})
+        if status != 500 or _STORAGE_RACE not in text:
+            return status, text
+        if asyncio.get_running_loop().time() > deadline:
+            return status, text
+        await asyncio.sleep(_STORAGE_RACE_PAUSE)
 
 
-async def _admin_call(
-    admin: str, method: str, path: str, body: Any = None, *, missing_ok: bool = False
-) -> Any:
+async def _request(
+    admin: str, method: str, path: str, body: Any, extra: dict[str, str]
+) -> tuple[int, str]:
     # A fresh session per call: edge changes are rare, and this keeps no socket between them.
     # Caddy refuses admin requests whose Origin/Host it does not expect.
-    headers = {"Origin": admin}
+    headers = {"Origin": admin, **extra}
     payload = None
     if body is not None:
         payload = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
+    async with (
+        asyncio.timeout(_TIMEOUT_SECONDS),
+        aiohttp.ClientSession() as session,
+        session.request(method, admin + path, data=payload, headers=headers) as response,
+    ):
+        return response.status, (await response.read()).decode("utf-8", "replace")
+
+
+async def admin_call(
+    admin: str, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+) -> Any:
+    """Call ``method path`` on the admin API at ``admin``; the parsed answer, or None."""
     try:
-        async with (
-            asyncio.timeout(_TIMEOUT_SECONDS),
-            aiohttp.ClientSession() as session,
-            session.request(method, admin + path, data=payload, headers=headers) as response,
-        ):
-            status = response.status
-            text = (await response.read()).decode("utf-8", "replace")
+        status, text = await admin_request(admin, method, path, body)
     except TimeoutError as exc:
         raise RuntimeFailed(f"edge proxy admin API {admin} timed out") from exc
     except (OSError, aiohttp.ClientError, ValueError) as exc:

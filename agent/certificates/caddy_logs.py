@@ -14,6 +14,8 @@ from typing import Any, Final
 
 import aiohttp
 
+from agent.edge_admin import admin_request
+
 logger = logging.getLogger(__name__)
 
 LOG_NAME: Final = "berth-certificates"
@@ -21,7 +23,6 @@ LOG_NAME: Final = "berth-certificates"
 # tls.issuance.acme*). Prefixes: each includes its children.
 _INCLUDE: Final = ["tls.obtain", "tls.renew", "http.acme_client", "tls.issuance"]
 _MAX_LINE: Final = 64 * 1024
-_TIMEOUT: Final = 10.0
 
 
 def log_config(port: int) -> dict[str, Any]:
@@ -48,21 +49,9 @@ class CaddyAdmin:
 
         ``force`` asks Caddy to apply a config even when it is unchanged.
         """
-        headers = {"Origin": self._admin}
-        if force:
-            headers["Cache-Control"] = "must-revalidate"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+        headers = {"Cache-Control": "must-revalidate"} if force else {}
         try:
-            async with (
-                asyncio.timeout(_TIMEOUT),
-                aiohttp.ClientSession() as session,
-                session.request(method, self._admin + path, data=data, headers=headers) as response,
-            ):
-                status = response.status
-                text = await response.text()
+            status, text = await admin_request(self._admin, method, path, body, headers)
         except aiohttp.ClientError as exc:
             raise OSError(f"Caddy's admin API {self._admin} failed: {exc}") from exc
         try:

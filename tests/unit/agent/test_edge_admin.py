@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from agent.certificates.caddy_logs import CaddyAdmin
 from agent.edge_admin import admin_call
 from shared.errors import RuntimeFailed
 
@@ -66,3 +67,10 @@ async def test_any_other_refusal_is_final_at_once(serve: Start) -> None:
     with pytest.raises(RuntimeFailed, match="unknown field"):
         await admin_call(url, "PATCH", "/id/x", {})
     assert admin.requests == 1
+
+
+async def test_the_certificate_feature_s_admin_calls_get_the_same_retry(serve: Start) -> None:
+    admin = Admin([(500, RACE), (200, '{"ok": 2}')])
+    url = await serve(admin)
+    assert await CaddyAdmin(url).call("PUT", "/id/x", {}) == (200, {"ok": 2})
+    assert admin.requests == 2
