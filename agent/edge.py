@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from agent.edge_admin import admin_call
+from agent.edge_admin import admin_call, admin_edit
 from agent.edge_ask import OnDemandAsk
 from agent.edge_held import HeldRoutes
 from agent.edge_inspect import Served, inspect_routes
@@ -135,6 +135,9 @@ class CaddyEdge:
         self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
     ) -> Any:
         return await admin_call(self._admin, method, path, body, missing_ok=missing_ok)
+
+    async def _edit(self, path: str, edit: Callable[[Any], Any]) -> None:
+        await admin_edit(self._admin, path, edit)
 
     async def ensure_server(self) -> None:
         """Create ``apps.http.servers.berth`` (and the parents that are missing), then read
@@ -338,7 +341,7 @@ class CaddyEdge:
             await write_entries(self._call, self._held, at, changed[at], added, map_stale)
             if entry is None:
                 await drop_upstreams(self._call, self._held, entry_id)
-        await write_tls_map(self._call, self._held)
+        await write_tls_map(self._call, self._edit, self._held)
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 
@@ -374,7 +377,7 @@ class CaddyEdge:
                     await self._call("DELETE", f"/id/{stale}", missing_ok=True)
                 self._held.drop(stale)
             # The HTTPS map's entries go in one write of the map.
-            await write_tls_map(self._call, self._held)
+            await write_tls_map(self._call, self._edit, self._held)
         # The ask must stop allowing its names at once: Caddy would otherwise still order a
         # certificate for a name nothing here routes any more.
         self._set_https_hosts(resource_id, None)

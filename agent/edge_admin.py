@@ -2,7 +2,8 @@
 
 import asyncio
 import json
-from collections.abc import Awaitable
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -17,6 +18,11 @@ _TIMEOUT_SECONDS = 10.0
 _STORAGE_RACE = "caching certificate: decoding certificate metadata"
 _STORAGE_RACE_SECONDS = 5.0
 _STORAGE_RACE_PAUSE = 0.05
+# One queue of admin requests per Caddy (and event loop): an ``admin_edit`` reads and writes
+# back a subtree, and no other request of the agent's may change it in between.
+_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class AdminCall(Protocol):
@@ -29,16 +35,37 @@ class AdminCall(Protocol):
         ...
 
 
+class AdminEdit(Protocol):
+    """How the edge rewrites a subtree of Caddy's config in one write (``CaddyEdge._edit``)."""
+
+    def __call__(self, path: str, edit: Callable[[Any], Any]) -> Awaitable[None]:
+        """Read ``path``, write back ``edit(what was read)``; nothing of the agent's between."""
+        ...
+
+
+def _queue(admin: str) -> asyncio.Lock:
+    queues = _QUEUES.setdefault(asyncio.get_running_loop(), {})
+    return queues.setdefault(admin, asyncio.Lock())
+
+
 async def admin_request(
     admin: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, str]:
     """One request to the admin API at ``admin`` (``body`` sent as JSON): its status and text;
     ``TimeoutError``, ``OSError`` or ``aiohttp.ClientError`` when Caddy cannot be reached. A load
     Caddy refused because it read a certificate while it was being written is sent again (for up
-    to ``_STORAGE_RACE_SECONDS``). Every admin client of the agent goes through here."""
+    to ``_STORAGE_RACE_SECONDS``). Every admin client of the agent goes through here, one
+    request at a time per Caddy."""
+    async with _queue(admin):
+        return await _attempts(admin, method, path, body, headers or {})
+
+
+async def _attempts(
+    admin: str, method: str, path: str, body: Any, headers: dict[str, str]
+) -> tuple[int, str]:
     deadline = asyncio.get_running_loop().time() + _STORAGE_RACE_SECONDS
     while True:
-        status, text = await _request(admin, method, path, body, headers or {})
+        status, text = await _request(admin, method, path, body, headers)
         if status != 500 or _STORAGE_RACE not in text:
             return status, text
         if asyncio.get_running_loop().time() > deadline:
@@ -68,8 +95,23 @@ async def admin_call(
     admin: str, method: str, path: str, body: Any = None, *, missing_ok: bool = False
 ) -> Any:
     """Call ``method path`` on the admin API at ``admin``; the parsed answer, or None."""
+    async with _queue(admin):
+        return await _call(admin, method, path, body, missing_ok)
+
+
+async def admin_edit(admin: str, path: str, edit: Callable[[Any], Any]) -> None:
+    """Read ``path`` and write back (PATCH) what ``edit`` makes of it, with no other admin
+    request of the agent's to this Caddy in between: one write, where changing two places of the
+    config (two servers' routes) by id would be two, and each write makes Caddy load its whole
+    config. ``edit`` may raise (``RuntimeFailed``) to write nothing."""
+    async with _queue(admin):
+        current = await _call(admin, "GET", path, None, False)
+        await _call(admin, "PATCH", path, edit(current), False)
+
+
+async def _call(admin: str, method: str, path: str, body: Any, missing_ok: bool) -> Any:
     try:
-        status, text = await admin_request(admin, method, path, body)
+        status, text = await _attempts(admin, method, path, body, {})
     except TimeoutError as exc:
         raise RuntimeFailed(f"edge proxy admin API {admin} timed out") from exc
     except (OSError, aiohttp.ClientError, ValueError) as exc:

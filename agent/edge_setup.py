@@ -32,8 +32,9 @@ from agent.edge_tls_map import (
 from shared.errors import RuntimeFailed
 
 SERVER_NAME: Final = "berth"
-SERVER_PATH: Final = f"/config/apps/http/servers/{SERVER_NAME}"
-TLS_SERVER_PATH: Final = f"/config/apps/http/servers/{TLS_SERVER_NAME}"
+SERVERS_PATH: Final = "/config/apps/http/servers"
+SERVER_PATH: Final = f"{SERVERS_PATH}/{SERVER_NAME}"
+TLS_SERVER_PATH: Final = f"{SERVERS_PATH}/{TLS_SERVER_NAME}"
 # The last route of each server: an unknown host there is the 404 failure page.
 FALLBACKS: Final = {SERVER_PATH: FALLBACK_ROUTE_ID, TLS_SERVER_PATH: TLS_FALLBACK_ROUTE_ID}
 

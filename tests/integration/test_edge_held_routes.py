@@ -1,7 +1,7 @@
 """A real Caddy behind the agent's edge: changes work from the agent's copy of its routes,
 re-read Caddy when it restarted or was edited by hand, and always end up served."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -62,6 +62,11 @@ class CountingEdge(CaddyEdge):
     ) -> Any:
         self.calls.append((method, path))
         return await super()._call(method, path, body, missing_ok=missing_ok)
+
+    async def _edit(self, path: str, edit: Callable[[Any], Any]) -> None:
+        # A read of ``path`` and a write of it, with no other call of the agent's between.
+        self.calls.extend([("GET", path), ("PATCH", path)])
+        await super()._edit(path, edit)
 
 
 @pytest.fixture

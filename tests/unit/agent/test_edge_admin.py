@@ -1,12 +1,17 @@
-"""Caddy's admin API calls: a load refused while a certificate was being written is sent again."""
+"""Caddy's admin API calls: a load refused while a certificate was being written is sent again;
+an edit (read, then write back) lets no other request of the agent's in between."""
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
 
 from agent.certificates.caddy_logs import CaddyAdmin
-from agent.edge_admin import admin_call
+from agent.edge_admin import admin_call, admin_edit
 from shared.errors import RuntimeFailed
 
 # What Caddy 2.6.2 answered in bench/edge.py while it issued certificates (names shortened).
@@ -30,15 +35,15 @@ class Admin:
         return web.Response(status=status, text=body, content_type="application/json")
 
 
-Start = Callable[[Admin], Awaitable[str]]
+Start = Callable[["Admin | Servers"], Awaitable[str]]
 
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Start]:
-    """Starts an ``Admin`` on a loopback port; its base URL."""
+    """Starts an ``Admin`` (or ``Servers``) on a loopback port; its base URL."""
     runners: list[web.AppRunner] = []
 
-    async def start(admin: Admin) -> str:
+    async def start(admin: "Admin | Servers") -> str:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", admin.handle)
         runner = web.AppRunner(app, access_log=None)
@@ -74,3 +79,64 @@ async def test_the_certificate_feature_s_admin_calls_get_the_same_retry(serve: S
     url = await serve(admin)
     assert await CaddyAdmin(url).call("PUT", "/id/x", {}) == (200, {"ok": 2})
     assert admin.requests == 2
+
+
+class Servers:
+    """An admin API holding ``apps.http.servers``: reads and writes it whole, or one server's
+    ``skip`` list. A read of the whole lets another request of the agent's in, if one is sent
+    within ``window`` seconds, before answering with what it held when it came (as Caddy could
+    serve a write between an edit's read and its write)."""
+
+    def __init__(self, window: float) -> None:
+        self.servers: dict[str, Any] = {"tls": {"routes": [{"@id": "map", "v": 1}], "skip": []}}
+        self.window = window
+        self.other = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.path == "/config/apps/http/servers/tls/skip":
+            self.servers["tls"]["skip"] = await request.json()
+            self.other.set()
+        elif request.method == "PATCH":
+            self.servers = await request.json()
+        else:
+            held = json.dumps(self.servers)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.other.wait(), self.window)
+            return web.Response(text=held, content_type="application/json")
+        return web.Response(text="", content_type="application/json")
+
+
+async def test_an_edit_lets_no_other_write_of_the_agent_in_between(serve: Start) -> None:
+    caddy = Servers(window=0.5)
+    url = await serve(caddy)
+    skipping: list[asyncio.Task[Any]] = []
+
+    def edit(servers: Any) -> Any:
+        return {"tls": {**servers["tls"], "routes": [{"@id": "map", "v": 2}]}}
+
+    async def read_and_skip() -> None:
+        # The certificate feature skips a name while the edge edits the servers.
+        skipping.append(
+            asyncio.create_task(
+                CaddyAdmin(url).call("PATCH", "/config/apps/http/servers/tls/skip", ["a.test"])
+            )
+        )
+        await admin_edit(url, "/config/apps/http/servers", edit)
+
+    await read_and_skip()
+    await skipping[0]
+    # Both writes hold: the skip came after the edit's write, not between its read and write
+    # (where the edit's write would have taken it out again).
+    assert caddy.servers == {"tls": {"routes": [{"@id": "map", "v": 2}], "skip": ["a.test"]}}
+
+
+async def test_an_edit_whose_change_refuses_writes_nothing(serve: Start) -> None:
+    caddy = Servers(window=0)
+    url = await serve(caddy)
+
+    def edit(servers: Any) -> Any:
+        raise RuntimeFailed("Caddy holds no route map")
+
+    with pytest.raises(RuntimeFailed, match="no route map"):
+        await admin_edit(url, "/config/apps/http/servers", edit)
+    assert caddy.servers["tls"]["routes"] == [{"@id": "map", "v": 1}]
