@@ -5,8 +5,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from agent.edge_admin import admin_call, admin_edit
+from agent.edge_admin import AdminCall, admin_call, admin_edit
 from agent.edge_ask import OnDemandAsk
+from agent.edge_batch import AdminBatch
 from agent.edge_held import HeldRoutes
 from agent.edge_inspect import Served, inspect_routes
 from agent.edge_map import (
@@ -182,31 +183,31 @@ class CaddyEdge:
         )
         await ensure_servers(self._call, wanted, self._ask.form)
 
-    async def _add_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
-        """Add several routes in one write (each write re-provisions all of Caddy's config):
-        Caddy appends an array POSTed to ``.../routes/...``; the fallback moves behind them."""
+    async def _add_routes(self, call: AdminCall, server: str, routes: list[dict[str, Any]]) -> None:
+        """Add several routes at once: Caddy appends an array POSTed to ``.../routes/...``;
+        the fallback moves behind them."""
         if len(routes) == 1:
-            await self._add_route(server, routes[0])
+            await self._add_route(call, server, routes[0])
             return
         tail: list[dict[str, Any]] = []
         fallback = FALLBACKS[server]
         if self._held.on(fallback, server):
-            await self._call("DELETE", f"/id/{fallback}")
+            await call("DELETE", f"/id/{fallback}")
             self._held.drop(fallback)
             tail = [fallback_route(fallback)]
-        await self._call("POST", f"{server}/routes/...", [*routes, *tail])
+        await call("POST", f"{server}/routes/...", [*routes, *tail])
         for route in [*routes, *tail]:
             self._held.put(server, route)
 
-    async def _add_route(self, server: str, route: dict[str, Any]) -> None:
+    async def _add_route(self, call: AdminCall, server: str, route: dict[str, Any]) -> None:
         """Add a route at the end of ``server``'s routes, but before the fallback route."""
         fallback = FALLBACKS[server]
         if self._held.on(fallback, server):
             # PUT at the fallback's path (its id resolves to its index) inserts there: the
             # fallback moves one down, wherever it is, without reading the route list.
-            await self._call("PUT", f"/id/{fallback}", route)
+            await call("PUT", f"/id/{fallback}", route)
         else:
-            await self._call("POST", f"{server}/routes", route)
+            await call("POST", f"{server}/routes", route)
         self._held.put(server, route)
 
     async def set_upstreams(
@@ -219,8 +220,9 @@ class CaddyEdge:
     ) -> None:
         """Create or replace the resource's routes, each by its id; Caddy swaps gracefully.
 
-        A route Caddy already holds as wanted is not written again: each write makes Caddy
-        re-provision its whole config, so a change costs one write, not one per binding.
+        A route Caddy already holds as wanted is not written again, and the writes a change
+        needs go to Caddy as one (``AdminBatch``): each write makes Caddy re-provision its whole
+        config, so a change costs one write, not one per binding or per route it touches.
         What Caddy holds comes from the agent's copy (``HeldRoutes``), checked against one read
         of the resource's own route: a difference there (Caddy restarted, or the route was
         edited by hand) or a write Caddy refuses makes the agent read the whole config again
@@ -255,20 +257,18 @@ class CaddyEdge:
         upstreams: list[str],
     ) -> None:
         await self._ready()
-        held = self._held.get(route["@id"])
-        if held is None:
-            await self._add_route(SERVER_PATH, route)
-        elif held[1] != route:
-            await self._call("PATCH", f"/id/{route['@id']}", route)
-            self._held.put(SERVER_PATH, route)
-        await self._set_domain_routes(resource_id, domains, upstreams)
+        await self._set_domain_routes(resource_id, route, domains, upstreams)
 
     def _domain_routes(self, resource_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
         """The resource's domain routes in Caddy: route id -> (server path, route JSON)."""
         return self._held.with_prefix(domain_route_id(resource_id, ""))
 
     async def _set_domain_routes(
-        self, resource_id: str, domains: Sequence[DomainRoute], upstreams: list[str]
+        self,
+        resource_id: str,
+        route: dict[str, Any],
+        domains: Sequence[DomainRoute],
+        upstreams: list[str],
     ) -> None:
         on_tls = [d for d in domains if self._tls is not None and d.tls_mode == "auto"]
         https = frozenset(d.domain_name for d in on_tls if not d.certificate_only)
@@ -286,6 +286,14 @@ class CaddyEdge:
         )
         # Before the routes: a route naming a host Caddy does not skip yet is an ACME order.
         await self._set_held_names(resource_id, loaded | self._held_names.get(resource_id, loaded))
+        batch = AdminBatch(self._call, self._edit)
+        call = batch.call
+        held_own = self._held.get(route["@id"])
+        if held_own is None:
+            await self._add_route(call, SERVER_PATH, route)
+        elif held_own[1] != route:
+            await call("PATCH", f"/id/{route['@id']}", route)
+            self._held.put(SERVER_PATH, route)
         present = self._domain_routes(resource_id)
         # Per map, host -> entry id of its entries (one pass over the copy per change).
         mapped = {at: {str(e.get("input")): k for k, e in self._held.at(at).items()} for at in MAPS}
@@ -294,36 +302,36 @@ class CaddyEdge:
         appended: dict[str, list[dict[str, Any]]] = {}
         changed: dict[str, list[dict[str, Any]]] = {at: [] for at in MAPS}  # to replace
         for domain in domains:
-            for server, route in wanted_routes(resource_id, domain, upstreams, mapped, self._tls):
-                wanted.add(route["@id"])
+            for server, bound in wanted_routes(resource_id, domain, upstreams, mapped, self._tls):
+                wanted.add(bound["@id"])
                 if server in MAPS:
                     in_maps.add(server)
-                held = present.get(route["@id"])
+                held = present.get(bound["@id"])
                 if held is not None and held[0] == server:
-                    if held[1] != route and server in MAPS:
-                        changed[server].append(route)  # written with the others, below
-                    elif held[1] != route:
-                        await self._call("PATCH", f"/id/{route['@id']}", route)
-                        self._held.put(server, route)
+                    if held[1] != bound and server in MAPS:
+                        changed[server].append(bound)  # written with the others, below
+                    elif held[1] != bound:
+                        await call("PATCH", f"/id/{bound['@id']}", bound)
+                        self._held.put(server, bound)
                     continue
-                if route["@id"] in present:  # moved between HTTP, HTTPS and the host map
-                    await self._call("DELETE", f"/id/{route['@id']}", missing_ok=True)
-                    self._held.drop(route["@id"])
+                if bound["@id"] in present:  # moved between HTTP, HTTPS and the host map
+                    await call("DELETE", f"/id/{bound['@id']}", missing_ok=True)
+                    self._held.drop(bound["@id"])
                 if domain.path_prefix not in ("", "/") and server not in MAPS:
                     # Caddy tries routes in order: a path under a host must come before the
                     # host's catch-all route, so it goes first (PUT at an index inserts).
-                    await self._call("PUT", f"{server}/routes/0", route)
-                    self._held.put(server, route)
+                    await call("PUT", f"{server}/routes/0", bound)
+                    self._held.put(server, bound)
                 else:
-                    appended.setdefault(server, []).append(route)
+                    appended.setdefault(server, []).append(bound)
         for server, routes in appended.items():
             if server not in MAPS:
-                await self._add_routes(server, routes)
+                await self._add_routes(call, server, routes)
         upstream_ids = {upstreams_entry_id(resource_id, suffix) for _, suffix in MAPS.values()}
         stale = sorted(set(present) - wanted - upstream_ids)
         for route_id_ in stale:
             if present[route_id_][0] not in MAPS:
-                await self._call("DELETE", f"/id/{route_id_}", missing_ok=True)
+                await call("DELETE", f"/id/{route_id_}", missing_ok=True)
                 self._held.drop(route_id_)
         for at, (upstreams_at, suffix) in MAPS.items():
             map_stale = [k for k in stale if present[k][0] == at]
@@ -337,11 +345,12 @@ class CaddyEdge:
             # The resource's upstream entry while any of its bindings is in the map: written
             # before the hosts that use it, removed after the last of them.
             if entry is not None:
-                await put_upstreams(self._call, self._held, entry, upstreams_at)
-            await write_entries(self._call, self._held, at, changed[at], added, map_stale)
+                await put_upstreams(call, self._held, entry, upstreams_at)
+            await write_entries(call, self._held, at, changed[at], added, map_stale)
             if entry is None:
-                await drop_upstreams(self._call, self._held, entry_id)
-        await write_tls_map(self._call, self._edit, self._held)
+                await drop_upstreams(call, self._held, entry_id)
+        await write_tls_map(call, self._held)
+        await batch.flush()
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 
@@ -370,14 +379,16 @@ class CaddyEdge:
         """Delete the resource's route and its domain bindings' routes."""
         async with self._changing:
             await self._ready()
+            batch = AdminBatch(self._call, self._edit)
             # A route missing already is gone as wanted: deleting by id needs no retry.
             for stale in [route_id(resource_id), *sorted(self._domain_routes(resource_id))]:
                 held = self._held.get(stale)
                 if held is None or held[0] not in (TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS):
-                    await self._call("DELETE", f"/id/{stale}", missing_ok=True)
+                    await batch.call("DELETE", f"/id/{stale}", missing_ok=True)
                 self._held.drop(stale)
-            # The HTTPS map's entries go in one write of the map.
-            await write_tls_map(self._call, self._edit, self._held)
+            # The HTTPS map's entries go with the map route, written whole.
+            await write_tls_map(batch.call, self._held)
+            await batch.flush()
         # The ask must stop allowing its names at once: Caddy would otherwise still order a
         # certificate for a name nothing here routes any more.
         self._set_https_hosts(resource_id, None)

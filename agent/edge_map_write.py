@@ -3,10 +3,10 @@ resource's upstreams; the names of the HTTPS map."""
 
 from typing import Any
 
-from agent.edge_admin import AdminCall, AdminEdit
+from agent.edge_admin import AdminCall
 from agent.edge_held import HeldRoutes
 from agent.edge_map import MAP_UPSTREAMS
-from agent.edge_setup import SERVER_PATH, SERVERS_PATH, TLS_SERVER_PATH
+from agent.edge_setup import SERVER_PATH, TLS_SERVER_PATH
 from agent.edge_tls_map import (
     REDIRECTS_ROUTE_ID,
     TLS_MAP_ENTRIES,
@@ -93,11 +93,10 @@ def record_tls_changes(
         held.drop(entry_id)
 
 
-async def write_tls_map(call: AdminCall, edit: AdminEdit, held: HeldRoutes) -> None:
+async def write_tls_map(call: AdminCall, held: HeldRoutes) -> None:
     """Write the HTTPS map from the agent's copy if it differs from what Caddy holds: the
-    whole route (entries and the matcher naming them), and the redirects' matcher when the
-    names change, in one write of the servers (``replaced_routes``) since Caddy loads its whole
-    config on every write whatever its size; each part is written only when it differs."""
+    whole route (entries and the matcher naming them), then the redirects' matcher, each only
+    when it differs (an ``AdminBatch`` sends both as one write)."""
     current = held.get(TLS_MAP_ROUTE_ID)
     hosts = list(held.at(TLS_MAP_ENTRIES).values())
     if current is None:
@@ -106,38 +105,10 @@ async def write_tls_map(call: AdminCall, edit: AdminEdit, held: HeldRoutes) -> N
             raise RuntimeFailed(f"Caddy holds no route {TLS_MAP_ROUTE_ID}")
         return
     route = tls_map_route(hosts, list(held.at(TLS_MAP_UPSTREAMS).values()))
-    held_redirects = held.get(REDIRECTS_ROUTE_ID)
-    redirects = None
-    if held_redirects is not None and held_redirects[1].get("match") != route["match"]:
-        redirects = {**held_redirects[1], "match": route["match"]}
-    if current[1] != route and redirects is not None:
-        both = [route, redirects]
-        await edit(SERVERS_PATH, lambda servers: replaced_routes(servers, both))
-    elif current[1] != route:
+    if current[1] != route:
         await call("PATCH", f"/id/{TLS_MAP_ROUTE_ID}", route)
-    elif redirects is not None:
+        held.put(TLS_SERVER_PATH, route)
+    redirects = held.get(REDIRECTS_ROUTE_ID)
+    if redirects is not None and redirects[1].get("match") != route["match"]:
         await call("PATCH", f"/id/{REDIRECTS_ROUTE_ID}/match", route["match"])
-    held.put(TLS_SERVER_PATH, route)
-    if redirects is not None:
-        held.put(SERVER_PATH, redirects)
-
-
-def replaced_routes(servers: object, routes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Caddy's ``apps.http.servers`` (as read) with each of ``routes`` in place of the route of
-    the same ``@id``, wherever it sits; ``RuntimeFailed`` (nothing written) if one is not there."""
-    missing = {str(r["@id"]): r for r in routes}
-    edited: dict[str, Any] = {}
-    for name, server in (servers if isinstance(servers, dict) else {}).items():
-        held = server.get("routes") if isinstance(server, dict) else None
-        if not isinstance(held, list):
-            edited[name] = server
-            continue
-        replaced = [
-            missing.pop(str(r["@id"])) if isinstance(r, dict) and r.get("@id") in missing else r
-            for r in held
-        ]
-        edited[name] = {**server, "routes": replaced}
-    if missing:
-        # Removed by hand: the caller reads Caddy again (which puts it back) and redoes.
-        raise RuntimeFailed(f"Caddy holds no route {', '.join(sorted(missing))}")
-    return edited
+        held.put(SERVER_PATH, {**redirects[1], "match": route["match"]})

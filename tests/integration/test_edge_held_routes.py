@@ -11,6 +11,7 @@ from aiohttp import web
 from agent.edge import CaddyEdge
 from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, SLOTS, entries, upstreams_entry_id
 from agent.edge_routes import FALLBACK_ROUTE_ID, domain_route_id, route_id
+from agent.edge_setup import SERVERS_PATH
 from agent.edge_tls import EdgeTls
 from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
@@ -147,13 +148,11 @@ async def test_a_change_writes_once_without_reading_caddys_config(
 
         edge.calls.clear()
         await edge.set_upstreams("res_held", [HOST], "/", [second.dial], [binding(1), binding(2)])
-        assert full_reads(edge.calls) == []
-        # The resource's route, then its one upstream entry in the host map (both bindings
-        # are served through it).
-        assert [c for c in edge.calls if c[0] != "GET"] == [
-            ("PATCH", f"/id/{route_id('res_held')}"),
-            ("PATCH", f"/id/{upstreams_entry_id('res_held')}"),
-        ]
+        # The resource's route and its one upstream entry in the host map (both bindings are
+        # served through it): two changes, one write of the servers, read just before it
+        # (under the agent's admin queue) and nothing else read.
+        assert [c for c in edge.calls if c[0] != "GET"] == [("PATCH", SERVERS_PATH)]
+        assert full_reads(edge.calls) == [("GET", SERVERS_PATH)]
         for host in (HOST, "d1.example.test", "d2.example.test"):
             await served_by(caddy, host, "second")
 
@@ -207,10 +206,12 @@ async def test_a_change_after_caddy_restarted_empty_resyncs_and_serves(
         assert route_id("res_other") not in [r["@id"] for r in routes]
         await edge.set_upstreams("res_other", ["other.localhost"], "/", [first.dial])
         await served_by(caddy, "other.localhost", "first")
-        # Working from the copy again: the next change reads nothing whole.
+        # Working from the copy again: the next change (its route and upstreams, one write)
+        # reads nothing whole but the servers its write replaces.
         edge.calls.clear()
         await edge.set_upstreams("res_held", [HOST], "/", [first.dial], [binding(1), binding(2)])
-        assert full_reads(edge.calls) == []
+        assert full_reads(edge.calls) == [("GET", SERVERS_PATH)]
+        assert ("GET", "/config/") not in edge.calls
         await served_by(caddy, "d2.example.test", "first")
     finally:
         await edge.close()

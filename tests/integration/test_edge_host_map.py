@@ -8,14 +8,13 @@ import pytest
 
 from agent.access_failures import AccessFailures
 from agent.edge_map import (
-    MAP_ENTRIES,
     MAP_ROUTE_ID,
-    MAP_UPSTREAMS,
     entries,
     upstream_entries,
     upstreams_entry_id,
 )
 from agent.edge_routes import FALLBACK_ROUTE_ID, domain_route_id, route_id
+from agent.edge_setup import SERVERS_PATH
 from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import eventually
@@ -92,15 +91,12 @@ async def test_mapped_bindings_are_served_and_unknown_hosts_fall_through(
         "m2.example.test",
         "m3.example.test",
     ]
-    # A redeploy moving a resource with several mapped bindings: its route and ONE write of
-    # its upstream entry, which all its hosts use (Caddy re-provisions everything on each
-    # write).
+    # A redeploy moving a resource with several mapped bindings: its route and its upstream
+    # entry, which all its hosts use, in ONE write of the servers (Caddy re-provisions
+    # everything on each write).
     counting.calls.clear()
     await counting.set_upstreams("res_a", [HOST], "/", [third.dial], [binding(1), binding(2)])
-    assert [c for c in counting.calls if c[0] != "GET"] == [
-        ("PATCH", f"/id/{route_id('res_a')}"),
-        ("PATCH", f"/id/{upstreams_entry_id('res_a')}"),
-    ]
+    assert [c for c in counting.calls if c[0] != "GET"] == [("PATCH", SERVERS_PATH)]
     for host in ("m1.example.test", "m2.example.test"):
         await served_by(caddy, host, "third")
     await served_by(caddy, "m3.example.test", "second")  # the other resource's entry kept
@@ -112,15 +108,12 @@ async def test_mapped_bindings_are_served_and_unknown_hosts_fall_through(
     assert status == 404
     assert "nobody.example.test" in page
 
-    # Blue-green: two upstreams for a moment, both served, still one entry written once.
+    # Blue-green: two upstreams for a moment, both served, still one write.
     counting.calls.clear()
     await counting.set_upstreams(
         "res_b", ["b.localhost"], "/", [second.dial, third.dial], [binding(3)]
     )
-    assert [c for c in counting.calls if c[0] != "GET"] == [
-        ("PATCH", f"/id/{route_id('res_b')}"),
-        ("PATCH", f"/id/{upstreams_entry_id('res_b')}"),
-    ]
+    assert [c for c in counting.calls if c[0] != "GET"] == [("PATCH", SERVERS_PATH)]
     seen: set[str] = set()
 
     async def both() -> bool:
@@ -136,17 +129,17 @@ async def test_mapped_bindings_are_served_and_unknown_hosts_fall_through(
     await counting.set_upstreams("res_b", ["b.localhost"], "/", three, [binding(3)])
     held = await admin(caddy, "GET", f"/id/{domain_route_id('res_b', 'dbd_3')}")
     assert [u["dial"] for u in held["handle"][1]["routes"][-1]["handle"][0]["upstreams"]] == three
-    # Its upstream entry went with its last mapped host, after it.
-    assert [c[1] for c in counting.calls if c[0] == "DELETE"][-1] == (
-        f"/id/{upstreams_entry_id('res_b')}"
-    )
+    # Its upstream entry went with its last mapped host (in the same write: no request ever
+    # sees the host mapped without its upstreams).
     held_map = await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}")
     assert [e["input"] for e in upstream_entries(held_map)] == ["res_a"]
+    assert "m3.example.test" not in [e["input"] for e in entries(held_map)]
     counting.calls.clear()
     await counting.set_upstreams("res_b", ["b.localhost"], "/", [third.dial], [binding(3)])
-    # Back in the map: the upstreams first, then the host that uses them.
-    writes = [c for c in counting.calls if c[0] == "POST"]
-    assert writes[-2:] == [("POST", MAP_UPSTREAMS), ("POST", MAP_ENTRIES)]
+    # Back in the map: its route out, its upstreams and its host in, one write.
+    assert [c for c in counting.calls if c[0] != "GET"] == [("PATCH", SERVERS_PATH)]
+    held_map = await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}")
+    assert [e["input"] for e in upstream_entries(held_map)] == ["res_a", "res_b"]
     await served_by(caddy, "m3.example.test", "third")
 
     # A redirect is a route before the map; made a proxy again, it moves back to the map.
@@ -283,13 +276,10 @@ async def test_an_older_agents_single_map_is_rewritten_at_start_and_its_hosts_st
         ]
         await served_by(caddy, "m1.example.test", "first")
         await served_by(caddy, "m2.example.test", "second")
-        # And the new agent's next redeploy works from it: one write of the upstreams.
+        # And the new agent's next redeploy works from it: its route and upstreams, one write.
         restarted.calls.clear()
         await restarted.set_upstreams("res_b", ["b.localhost"], "/", [first.dial], [binding(2)])
-        assert [c for c in restarted.calls if c[0] != "GET"] == [
-            ("PATCH", f"/id/{route_id('res_b')}"),
-            ("PATCH", f"/id/{upstreams_entry_id('res_b')}"),
-        ]
+        assert [c for c in restarted.calls if c[0] != "GET"] == [("PATCH", SERVERS_PATH)]
         await served_by(caddy, "m2.example.test", "first")
     finally:
         await restarted.close()
