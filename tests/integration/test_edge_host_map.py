@@ -228,7 +228,8 @@ async def test_an_older_agents_single_map_is_rewritten_at_start_and_its_hosts_st
         }
 
     current = await admin(caddy, "GET", f"/id/{MAP_ROUTE_ID}")
-    proxy_route = current["handle"][2]["routes"][0]
+    [subroute] = [h for h in current["handle"] if h["handler"] == "subroute"]
+    proxy_route = subroute["routes"][0]
     old_map = {
         "@id": MAP_ROUTE_ID,
         "handle": [
