@@ -10,9 +10,10 @@ route of the HTTP server, ``berth-edge-https-redirects``, sends the same names t
 every name stays a managed certificate, ordered when it is added, as with a route of its own
 (the on-demand alternative left names without an order: ``bench/README.md``).
 
-An add is the host entry and the two matchers: three small writes, whatever the number of
-bindings. What each write costs then depends on the Caddy: 2.6 re-loads every managed
-certificate from storage on each write, current releases do not (``bench/edge_reload.py``).
+An add is the map route (its entries and matcher) and the redirects' matcher, which go to
+Caddy in the change's one write (``agent/edge_batch.py``), whatever the number of bindings. What
+that write costs then depends on the Caddy: 2.6 re-loads every managed certificate from storage
+on each write, current releases do not (``bench/edge_reload.py``).
 """
 
 from collections.abc import Iterable
