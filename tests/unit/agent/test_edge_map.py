@@ -53,11 +53,20 @@ def test_a_host_entry_names_its_binding_and_the_resources_entry_repeats_its_upst
     hosts, resources = route["handle"][0], route["handle"][1]
     assert len(hosts["destinations"]) == len(entry["outputs"])
     assert len(resources["destinations"]) == SLOTS
-    # The second map is keyed on what the first one set.
-    assert resources["source"] == hosts["destinations"][0]
+    # The host entry is looked up once, into request variables (``vars``, after the maps:
+    # they are read lazily), and the second map is keyed on what it found.
+    kept = route["handle"][2]
+    assert kept["handler"] == "vars"
+    assert [kept[name] for name in ("berth_map_resource", "berth_map_binding")] == hosts[
+        "destinations"
+    ]
+    assert resources["source"] == "{http.vars.berth_map_resource}"
     # The failure pages' route id is made of the two names, as ``domain_route_id`` makes it.
-    tag = route["handle"][2]["routes"][0]["handle"][0]
-    assert tag["berth_route"] == "berth-{berth.resource}.{berth.binding}"
+    tag = route["handle"][3]["routes"][0]["handle"][0]
+    assert (
+        tag["berth_route"] == "berth-{http.vars.berth_map_resource}.{http.vars.berth_map_binding}"
+    )
+    assert tag["berth_resource"] == "{http.vars.berth_map_resource}"
     assert (entries(route), upstream_entries(route)) == ([entry], [ups])
 
 
