@@ -14,17 +14,27 @@ manages it again. So the agent lists the name in each HTTPS server's
 two loads (milliseconds) a handshake for the name finds no certificate; the route is untouched.
 """
 
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 _SERVERS: Final = "/config/apps/http/servers"
 
 
 class Admin(Protocol):
-    """The admin-API call this needs (``CaddyAdmin.call``)."""
+    """The admin-API calls this needs (``CaddyAdmin``)."""
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """One request; ``(status, parsed JSON or None)``."""
         ...
+
+    async def edit(self, path: str, change: Callable[[Any], Any]) -> None:
+        """Read ``path`` and write back ``change(read)``, no other request of the agent's to
+        this Caddy between; ``OSError`` when Caddy refuses."""
+        ...
+
+
+class _Unchanged(Exception):
+    """Nothing to write: the list already is as wanted."""
 
 
 async def managing_servers(admin: Admin, name: str) -> list[str]:
@@ -57,27 +67,40 @@ async def unskip(admin: Admin, name: str, servers: list[str]) -> None:
 
 
 async def _add(admin: Admin, server: str, name: str) -> None:
-    path = f"{_SERVERS}/{server}/automatic_https"
-    status, auto = await admin.call("GET", path)
-    if status == 200 and isinstance(auto, dict) and isinstance(auto.get("skip_certificates"), list):
-        status, answer = await admin.call(
-            "PATCH", f"{path}/skip_certificates", [*auto["skip_certificates"], name]
-        )
-    elif status == 200 and isinstance(auto, dict):
-        status, answer = await admin.call("POST", f"{path}/skip_certificates", [name])
-    else:
-        status, answer = await admin.call("POST", path, {"skip_certificates": [name]})
-    if status >= 400:
-        raise OSError(f"Caddy refused to skip {name} on server {server}: {answer}")
+    # One read-and-write of the server, so the edge's own list of skipped names (the names it
+    # serves with loaded certificates) cannot change in between and be undone: a name of an
+    # imported certificate managed again would be an ACME order.
+    def skipped(held: Any) -> Any:
+        if not isinstance(held, dict):
+            raise OSError(f"Caddy holds no server {server}")
+        auto = held.get("automatic_https")
+        auto = dict(auto) if isinstance(auto, dict) else {}
+        names = auto.get("skip_certificates")
+        names = list(names) if isinstance(names, list) else []
+        if name in names:
+            raise _Unchanged
+        return {**held, "automatic_https": {**auto, "skip_certificates": [*names, name]}}
+
+    try:
+        await admin.edit(f"{_SERVERS}/{server}", skipped)
+    except _Unchanged:
+        return
 
 
 async def _remove(admin: Admin, server: str, name: str) -> None:
-    # Read again and take out only our entry: the edge may have rewritten the list meanwhile
-    # with the names it serves loaded certificates for (a managed name is not one of them).
-    path = f"{_SERVERS}/{server}/automatic_https/skip_certificates"
-    status, names = await admin.call("GET", path)
-    if status != 200 or not isinstance(names, list) or name not in names:
+    # Take out only our entry: the edge may have rewritten the list meanwhile with the names it
+    # serves loaded certificates for (a managed name is not one of them).
+    def unskipped(held: Any) -> Any:
+        auto = held.get("automatic_https") if isinstance(held, dict) else None
+        if not isinstance(auto, dict):
+            raise _Unchanged
+        names = auto.get("skip_certificates")
+        if not isinstance(names, list) or name not in names:
+            raise _Unchanged
+        kept = [n for n in names if n != name]
+        return {**held, "automatic_https": {**auto, "skip_certificates": kept}}
+
+    try:
+        await admin.edit(f"{_SERVERS}/{server}", unskipped)
+    except _Unchanged:
         return
-    status, answer = await admin.call("PATCH", path, [n for n in names if n != name])
-    if status >= 400:
-        raise OSError(f"Caddy refused to manage {name} again on server {server}: {answer}")

@@ -14,7 +14,8 @@ from typing import Any, Final
 
 import aiohttp
 
-from agent.edge_admin import admin_request
+from agent.edge_admin import admin_edit, admin_request
+from shared.errors import RuntimeFailed
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,15 @@ class CaddyAdmin:
         except ValueError:
             parsed = None
         return status, parsed
+
+    async def edit(self, path: str, change: Callable[[Any], Any]) -> None:
+        """Read ``path`` and write back ``change(read)`` as one step of the agent's queue of
+        admin requests to this Caddy (``admin_edit``); ``OSError`` when Caddy refuses or
+        cannot be reached."""
+        try:
+            await admin_edit(self._admin, path, change)
+        except RuntimeFailed as exc:
+            raise OSError(str(exc)) from exc
 
     async def ensure_log(self, port: int) -> None:
         """Point the ``berth-certificates`` log at ``port`` (creating the parents it needs)."""

@@ -2,6 +2,7 @@
 Caddy it is (learnt from the probe field's refusal), and the skip-then-manage eviction."""
 
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,16 @@ class Caddy:
                 auto["skip_certificates"] = body
         self.loads.append(copy.deepcopy(self.servers))
         return 200, None
+
+    async def edit(self, path: str, change: Callable[[Any], Any]) -> None:
+        """A read and a write of one server in one step, as ``CaddyAdmin.edit``."""
+        status, held = self._get(path)
+        if status != 200:
+            raise OSError(f"Caddy refused: {held}")
+        written = change(held)
+        self.writes.append(("PATCH", path, written))
+        self.servers[path.removeprefix("/config/apps/http/servers/")] = written
+        self.loads.append(copy.deepcopy(self.servers))
 
     def _get(self, path: str) -> tuple[int, Any]:
         if path == "/config/apps/tls/automation/policies":
@@ -151,11 +162,14 @@ async def test_a_failed_unskip_is_retried_at_the_next_step_and_keeps_the_edges_n
     class Flaky(Caddy):
         fail_patch = True
 
-        async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-            if method == "PATCH" and NAME not in body and self.fail_patch:  # an unskip
+        async def edit(self, path: str, change: Callable[[Any], Any]) -> None:
+            # What the change would write (nothing to write raises here as it would there).
+            changed = change(self._get(path)[1])
+            unskip = NAME not in changed["automatic_https"]["skip_certificates"]
+            if unskip and self.fail_patch:
                 self.fail_patch = False
                 raise OSError("Caddy's admin API failed: connection reset")
-            return await super().call(method, path, body)
+            await super().edit(path, change)
 
     caddy = Flaky(knows_probe=True)
     caddy.servers["berth-tls"]["automatic_https"]["skip_certificates"] = ["held.example.test"]
