@@ -28,7 +28,9 @@ _EACH: Final = "..."
 
 
 @dataclass(frozen=True)
-class _Write:
+class Write:
+    """One admin write as the edge would send it."""
+
     method: str
     path: str
     body: Any
@@ -45,7 +47,7 @@ class AdminBatch:
     def __init__(self, send: AdminCall, edit: AdminEdit) -> None:
         self._send = send
         self._edit = edit
-        self._writes: list[_Write] = []
+        self._writes: list[Write] = []
 
     async def call(
         self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
@@ -54,7 +56,7 @@ class AdminBatch:
         if method == "GET":
             await self.flush()
             return await self._send(method, path, body, missing_ok=missing_ok)
-        self._writes.append(_Write(method, path, body, missing_ok))
+        self._writes.append(Write(method, path, body, missing_ok))
         return None
 
     async def flush(self) -> None:
@@ -71,15 +73,16 @@ def _in_servers(path: str) -> bool:
     return path.startswith((_BY_ID, f"{SERVERS_PATH}/"))
 
 
-def applied(servers: Any, writes: list[_Write]) -> dict[str, Any]:
+def applied(servers: Any, writes: list[Write]) -> dict[str, Any]:
     """``servers`` (as read from Caddy, changed in place) with ``writes`` applied in order."""
     if not isinstance(servers, dict):
         raise RuntimeFailed("Caddy holds no HTTP servers")
     index: dict[str, tuple[Any, dict[str, Any]]] = {}
     _remember(servers, None, index)
+    borrowed: set[int] = set()
     for write in writes:
         try:
-            _apply(servers, index, write)
+            _apply(servers, index, write, borrowed)
         except _Missing:
             if not write.missing_ok:
                 raise RuntimeFailed(
@@ -88,8 +91,19 @@ def applied(servers: Any, writes: list[_Write]) -> dict[str, Any]:
     return servers
 
 
-def _apply(servers: dict[str, Any], index: dict[str, Any], write: _Write) -> None:
+def _apply(
+    servers: dict[str, Any], index: dict[str, Any], write: Write, borrowed: set[int]
+) -> None:
     parent, key = _locate(servers, index, write.path)
+    target = _get(parent, key, None) if write.method == "POST" and key != _EACH else None
+    if id(parent) in borrowed or (isinstance(target, list) and id(target) in borrowed):
+        # The bodies are applied as they are, not copied (a map route is 1,000 entries), and
+        # they are the caller's own objects (the agent's copy of what Caddy holds): a later
+        # write may replace them but not change them from inside.
+        raise RuntimeFailed(
+            f"edge proxy batch: {write.method} {write.path} is inside an earlier write"
+        )
+    _lend(write.body, borrowed)
     body = write.body
     if write.method == "DELETE":
         _forget(_get(parent, key), index)
@@ -114,8 +128,7 @@ def _apply(servers: dict[str, Any], index: dict[str, Any], write: _Write) -> Non
         parent.extend(body)
         for item in body:
             _remember(item, parent, index)
-    elif write.method == "POST" and isinstance(_get(parent, key, None), list):
-        target = parent[key]
+    elif write.method == "POST" and isinstance(target, list):
         target.append(body)
         _remember(body, target, index)
     elif write.method == "POST" and isinstance(parent, dict):
@@ -174,6 +187,14 @@ def _key_of(parent: Any, node: dict[str, Any]) -> Any:
         if value is node:
             return key
     raise _Missing
+
+
+def _lend(node: Any, borrowed: set[int]) -> None:
+    """Note the containers of a write's body (the caller's objects)."""
+    if isinstance(node, dict | list):
+        borrowed.add(id(node))
+        for value in node.values() if isinstance(node, dict) else node:
+            _lend(value, borrowed)
 
 
 def _remember(node: Any, parent: Any, index: dict[str, Any]) -> None:
