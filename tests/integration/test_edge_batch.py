@@ -79,6 +79,24 @@ WRITES: list[tuple[str, str, Any, bool]] = [
 ]
 
 
+class Sent:
+    """The calls a batch sends to the Caddy at ``url``, recorded as it sends them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.calls: list[tuple[str, str]] = []
+
+    async def send(
+        self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Any:
+        self.calls.append((method, path))
+        return await admin_call(self.url, method, path, body, missing_ok=missing_ok)
+
+    async def edit(self, path: str, edit: Callable[[Any], Any]) -> None:
+        self.calls.append(("EDIT", path))
+        await admin_edit(self.url, path, edit)
+
+
 @pytest.fixture
 async def servers(caddy: Caddy) -> Caddy:
     async def up() -> bool:
@@ -104,22 +122,13 @@ async def test_a_batch_leaves_caddy_as_the_same_writes_one_by_one(servers: Caddy
     one_by_one = await admin_call(url, "GET", SERVERS_PATH)
 
     await reset(servers)
-    sent: list[tuple[str, str]] = []
-
-    async def send(method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
-        sent.append((method, path))
-        return await admin_call(url, method, path, body, missing_ok=missing_ok)
-
-    async def edit(path: str, edit: Callable[[Any], Any]) -> None:
-        sent.append(("EDIT", path))
-        await admin_edit(url, path, edit)
-
-    batch = AdminBatch(send, edit)
+    sent = Sent(url)
+    batch = AdminBatch(sent.send, sent.edit)
     for method, path, body, missing_ok in WRITES:
         assert await batch.call(method, path, copy.deepcopy(body), missing_ok=missing_ok) is None
-    assert sent == []  # nothing sent before the flush
+    assert sent.calls == []  # nothing sent before the flush
     await batch.flush()
-    assert sent == [("EDIT", SERVERS_PATH)]
+    assert sent.calls == [("EDIT", SERVERS_PATH)]
     assert await admin_call(url, "GET", SERVERS_PATH) == one_by_one
 
 
@@ -128,26 +137,17 @@ async def test_one_write_goes_as_it_is_and_a_read_sends_what_is_recorded_first(
 ) -> None:
     url = servers.admin_url
     await reset(servers)
-    sent: list[tuple[str, str]] = []
-
-    async def send(method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
-        sent.append((method, path))
-        return await admin_call(url, method, path, body, missing_ok=missing_ok)
-
-    async def edit(path: str, edit: Callable[[Any], Any]) -> None:
-        sent.append(("EDIT", path))
-        await admin_edit(url, path, edit)
-
-    batch = AdminBatch(send, edit)
+    sent = Sent(url)
+    batch = AdminBatch(sent.send, sent.edit)
     await batch.call("PATCH", "/id/own", route("own", "own.test", "v2"))
     assert (await batch.call("GET", "/id/own"))["handle"][0]["body"] == "v2"
-    assert sent == [("PATCH", "/id/own"), ("GET", "/id/own")]
+    assert sent.calls == [("PATCH", "/id/own"), ("GET", "/id/own")]
     # A write outside the servers is not folded into an edit of them.
-    sent.clear()
+    sent.calls.clear()
     await batch.call("PATCH", "/id/own", route("own", "own.test", "v3"))
     await batch.call("POST", "/config/apps/tls", {})
     await batch.flush()
-    assert sent == [("PATCH", "/id/own"), ("POST", "/config/apps/tls")]
+    assert sent.calls == [("PATCH", "/id/own"), ("POST", "/config/apps/tls")]
 
 
 async def test_a_write_that_does_not_resolve_writes_nothing(servers: Caddy) -> None:
