@@ -14,9 +14,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Final
 
-from aiohttp import web
-
 from agent.edge_routes import NO_ROUTE_ERROR, STOPPED_ERROR
+from agent.http_server import LoopbackServer, Reply, Request
 from shared.messages.edge import AccessFailure, AccessFailureCode
 
 logger = logging.getLogger(__name__)
@@ -80,8 +79,8 @@ def render_page(failure: AccessFailure) -> str:
     )
 
 
-def _header(request: web.Request, name: str, limit: int) -> str:
-    return request.headers.get(HEADER + name, "")[:limit]
+def _header(request: Request, name: str, limit: int) -> str:
+    return request.headers.get((HEADER + name).lower(), "")[:limit]
 
 
 def _optional(value: str) -> str | None:
@@ -94,7 +93,7 @@ class AccessFailures:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host = host
         self._port = port
-        self._runner: web.AppRunner | None = None
+        self._server: LoopbackServer | None = None
         self.dial = ""
         self.ring: deque[AccessFailure] = deque(maxlen=RING_SIZE)
         self._pending: list[AccessFailure] = []
@@ -104,23 +103,18 @@ class AccessFailures:
 
     async def start(self) -> str:
         """Listen; return the ``host:port`` Caddy dials."""
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._server = LoopbackServer(self._serve, self._host, self._port)
+        port = await self._server.start()
         self.dial = f"{self._host}:{port}"
         return self.dial
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
 
-    def evidence(self, request: web.Request) -> AccessFailure | None:
+    def evidence(self, request: Request) -> AccessFailure | None:
         """The failure Caddy describes in the request's headers (None when it is not Caddy's)."""
         request_id = _header(request, "Request-Id", 64)
         status_text = _header(request, "Status", 3)
@@ -146,15 +140,15 @@ class AccessFailures:
         except ValueError:
             return None  # a request id that is not Caddy's uuid: nobody could look it up
 
-    async def _serve(self, request: web.Request) -> web.Response:
+    def _serve(self, request: Request) -> Reply:
         failure = self.evidence(request)
         if failure is None:
-            return web.Response(status=400, text="not a request from the edge proxy\n")
+            return Reply(400, "not a request from the edge proxy\n")
         self.record(failure)
-        return web.Response(
-            status=failure.http_status,
-            text=render_page(failure),
-            content_type="text/html",
+        return Reply(
+            failure.http_status,
+            render_page(failure),
+            content_type="text/html; charset=utf-8",
             headers={"Cache-Control": "no-store", "X-Berth-Request-Id": failure.request_id},
         )
 

@@ -6,8 +6,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import aiohttp
-
+from agent.http_client import Endpoint, request
 from shared.errors import RuntimeFailed
 
 _TIMEOUT_SECONDS = 10.0
@@ -52,7 +51,7 @@ async def admin_request(
     admin: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, str]:
     """One request to the admin API at ``admin`` (``body`` sent as JSON): its status and text;
-    ``TimeoutError``, ``OSError`` or ``aiohttp.ClientError`` when Caddy cannot be reached. A load
+    ``TimeoutError`` or ``OSError`` when Caddy cannot be reached. A load
     Caddy refused because it read a certificate while it was being written is sent again (for up
     to ``_STORAGE_RACE_SECONDS``). Every admin client of the agent goes through here, one
     request at a time per Caddy."""
@@ -76,19 +75,21 @@ async def _attempts(
 async def _request(
     admin: str, method: str, path: str, body: Any, extra: dict[str, str]
 ) -> tuple[int, str]:
-    # A fresh session per call: edge changes are rare, and this keeps no socket between them.
+    # A connection per call: edge changes are rare, and this keeps no socket between them.
     # Caddy refuses admin requests whose Origin/Host it does not expect.
     headers = {"Origin": admin, **extra}
     payload = None
     if body is not None:
         payload = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
-    async with (
-        asyncio.timeout(_TIMEOUT_SECONDS),
-        aiohttp.ClientSession() as session,
-        session.request(method, admin + path, data=payload, headers=headers) as response,
-    ):
-        return response.status, (await response.read()).decode("utf-8", "replace")
+    async with asyncio.timeout(_TIMEOUT_SECONDS):
+        response = await request(
+            Endpoint.from_url(admin), method, path, headers=headers, body=payload
+        )
+        try:
+            return response.status, (await response.read()).decode("utf-8", "replace")
+        finally:
+            response.close()
 
 
 async def admin_call(
@@ -114,7 +115,7 @@ async def _call(admin: str, method: str, path: str, body: Any, missing_ok: bool)
         status, text = await _attempts(admin, method, path, body, {})
     except TimeoutError as exc:
         raise RuntimeFailed(f"edge proxy admin API {admin} timed out") from exc
-    except (OSError, aiohttp.ClientError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise RuntimeFailed(f"edge proxy admin API {admin} unreachable: {exc}") from exc
     if status >= 400:
         if missing_ok and status in (400, 404):

@@ -10,9 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from aiohttp import web
-
 from agent.edge_on_demand import AskForm
+from agent.http_server import LoopbackServer, Reply, Request
 
 logger = logging.getLogger(__name__)
 
@@ -26,36 +25,36 @@ class OnDemandAsk:
     def __init__(self, allowed: Callable[[str], bool], host: str = "127.0.0.1") -> None:
         self._allowed = allowed
         self._host = host
-        self._runner: web.AppRunner | None = None
+        self._server: LoopbackServer | None = None
         self.url = ""
         # How the Caddy that calls this endpoint takes its URL (one ask per Caddy driven).
         self.form = AskForm()
 
     async def start(self) -> str:
         """Listen on an ephemeral loopback port (once); return the URL Caddy asks."""
-        if self._runner is not None:
+        if self._server is not None:
             return self.url
-        app = web.Application()
-        app.router.add_get(ASK_PATH, self._ask)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, 0)
-        await site.start()
-        self._runner = runner
-        self.url = f"http://{self._host}:{runner.addresses[0][1]}{ASK_PATH}"
+        server = LoopbackServer(self._answer, self._host, 0)
+        port = await server.start()
+        self._server = server
+        self.url = f"http://{self._host}:{port}{ASK_PATH}"
         return self.url
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
             self.url = ""
 
-    async def _ask(self, request: web.Request) -> web.Response:
+    def _answer(self, request: Request) -> Reply:
+        if request.path != ASK_PATH:
+            return Reply(404, "not found\n")
+        if request.method not in ("GET", "HEAD"):
+            return Reply(405, "method not allowed\n", headers={"Allow": "GET, HEAD"})
         name = request.query.get("domain", "").strip().lower().rstrip(".")
         if name and self._allowed(name):
-            return web.Response(status=200, text="ok\n")
+            return Reply(200, "ok\n")
         # Said at debug level only: anyone can make Caddy ask by sending an SNI name.
         logger.debug("on-demand TLS refused for %r: Berth routes no such name here", name)
-        return web.Response(status=403, text="not routed by Berth on this server\n")
+        return Reply(403, "not routed by Berth on this server\n")

@@ -5,8 +5,6 @@ import json
 import ssl
 from pathlib import Path
 
-import aiohttp
-
 from agent.state import Enrollment, StateDir
 from agent.tls import client_context
 from shared.crypto import generate_private_key, public_key_text
@@ -34,6 +32,10 @@ def _error_message(body: bytes, status: int) -> str:
 async def _post_async(
     url: str, payload: dict[str, str], context: ssl.SSLContext | None
 ) -> dict[str, str]:
+    # Imported here: enrolling runs once, and a running agent need not hold aiohttp (about
+    # 10 MiB). It is kept for its proxy handling (``trust_env``), as for archive downloads.
+    import aiohttp
+
     headers = {"User-Agent": f"berth-agent/{PACKAGE_VERSION}"}
     timeout = aiohttp.ClientTimeout(total=ENROLL_TIMEOUT_SECONDS)
     try:

@@ -9,10 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import aiohttp
-from yarl import URL
-
 from agent.edge_protocol import Edge
+from agent.http_client import Endpoint, request
 from agent.mounts import prepare_for
 from agent.recreate import Recreate
 from agent.runtime import (
@@ -162,23 +160,20 @@ async def http_probe(host_port: int, health: HealthSpec, path: str | None = None
         target = "/" + target
     try:
         # One connection per probe, never reused, redirects not followed.
-        async with (
-            asyncio.timeout(health.timeout_seconds),
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
-            session.get(
-                URL(f"http://127.0.0.1:{host_port}{target}", encoded=True),
-                allow_redirects=False,
-            ) as response,
-        ):
-            status = response.status
-            body = (await response.read()).decode("utf-8", "replace")
+        async with asyncio.timeout(health.timeout_seconds):
+            response = await request(Endpoint("127.0.0.1", host_port), "GET", target)
+            try:
+                status = response.status
+                body = (await response.read()).decode("utf-8", "replace")
+            finally:
+                response.close()
     except TimeoutError:
         return HttpOutcome(
             False,
             f"timed out after {health.timeout_seconds:g} s on {target}",
             reason_code="health-check-timeout",
         )
-    except (OSError, aiohttp.ClientError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         return HttpOutcome(
             False,
             f"{type(exc).__name__} on {target}: {exc}",

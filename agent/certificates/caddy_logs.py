@@ -12,8 +12,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-import aiohttp
-
 from agent.edge_admin import admin_edit, admin_request
 from shared.errors import RuntimeFailed
 
@@ -53,7 +51,7 @@ class CaddyAdmin:
         headers = {"Cache-Control": "must-revalidate"} if force else {}
         try:
             status, text = await admin_request(self._admin, method, path, body, headers)
-        except aiohttp.ClientError as exc:
+        except ValueError as exc:  # an admin URL that is not http(s)
             raise OSError(f"Caddy's admin API {self._admin} failed: {exc}") from exc
         try:
             parsed = json.loads(text) if text.strip() else None

@@ -7,17 +7,19 @@ revokes and the key never leaves it. josepy (the JOSE library certbot's ACME cli
 on) does the key and signature parts; the request around them is three small HTTP calls.
 """
 
+import asyncio
 import base64
 import hashlib
 import json
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import aiohttp
+from agent.http_client import locate, request
 
-_TIMEOUT: Final = aiohttp.ClientTimeout(total=30)
+_TIMEOUT: Final = 30.0
 _JOSE: Final = "application/jose+json"
 
 
@@ -94,27 +96,36 @@ async def revoke(directory: str, trusted_roots: str, stored: StoredCertificate) 
     payload = {"certificate": _b64(leaf.public_bytes(Encoding.DER)), "reason": 0}
     context = ssl.create_default_context(cafile=trusted_roots or None)
     problem: dict[str, Any] = {}
-    connector = aiohttp.TCPConnector(ssl=context)
     try:
-        async with aiohttp.ClientSession(timeout=_TIMEOUT, connector=connector) as session:
-            async with session.get(directory) as answer:
-                endpoints = await answer.json(content_type=None)
+        async with asyncio.timeout(_TIMEOUT):
+            _, endpoints, _ = await _ask(context, "GET", directory)
             revoke_url, nonce_url = endpoints["revokeCert"], endpoints["newNonce"]
-            async with session.head(nonce_url) as answer:
-                nonce = answer.headers["Replay-Nonce"]
+            _, _, headers = await _ask(context, "HEAD", nonce_url)
+            nonce = headers["replay-nonce"]
             for _ in range(2):  # a badNonce answer carries a fresh nonce: one more try
-                body = _signed(key_pem, revoke_url, nonce, payload)
-                data = json.dumps(body).encode()
-                headers = {"Content-Type": _JOSE}
-                async with session.post(revoke_url, data=data, headers=headers) as answer:
-                    if answer.status == 200:
-                        return
-                    found = await answer.json(content_type=None)
-                    problem = found if isinstance(found, dict) else {}
-                    nonce = answer.headers.get("Replay-Nonce", nonce)
+                body = json.dumps(_signed(key_pem, revoke_url, nonce, payload)).encode()
+                status, found, headers = await _ask(context, "POST", revoke_url, body)
+                if status == 200:
+                    return
+                problem = found if isinstance(found, dict) else {}
+                nonce = headers.get("replay-nonce", nonce)
                 if not str(problem.get("type", "")).endswith(":badNonce"):
                     break
-    except (aiohttp.ClientError, TimeoutError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, TimeoutError, KeyError, TypeError, ValueError) as exc:
         raise RevocationFailed(f"the CA at {directory} could not be asked: {exc}") from exc
     detail = problem.get("detail") or problem.get("type") or "refused"
     raise RevocationFailed(f"the CA refused the revocation: {detail}")
+
+
+async def _ask(
+    context: ssl.SSLContext, method: str, url: str, body: bytes | None = None
+) -> tuple[int, Any, Mapping[str, str]]:
+    """One call to the CA: its status, its JSON answer (None when there is none) and headers."""
+    endpoint, target = locate(url, context)
+    headers = {"Content-Type": _JOSE} if body is not None else {}
+    answer = await request(endpoint, method, target, headers=headers, body=body)
+    try:
+        raw = await answer.read()
+    finally:
+        answer.close()
+    return answer.status, json.loads(raw) if raw.strip() else None, answer.headers

@@ -16,8 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final
 
-import aiohttp
-
+from agent.http_client import Response
 from agent.runtime import EngineError, redis_scripts
 from agent.runtime.engine import EngineClient, quoted
 from shared.messages import BackupTarget, dependency_names
@@ -112,7 +111,7 @@ def commands(target: BackupTarget) -> Commands:
 class DumpStream:
     """One running dump: ``read`` returns its next stdout bytes; ``b''`` at the end."""
 
-    def __init__(self, api: EngineClient, exec_id: str, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, api: EngineClient, exec_id: str, response: Response) -> None:
         self._api = api
         self._exec_id = exec_id
         self._response = response
@@ -121,7 +120,7 @@ class DumpStream:
 
     async def read(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the dump; raises when the stream ended with a failure."""
-        content = self._response.content
+        content = self._response
         try:
             while True:
                 if self._left == 0:
@@ -143,7 +142,7 @@ class DumpStream:
                     return data
                 self._stderr += data
                 del self._stderr[:-_STDERR_KEEP]
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise EngineError(f"the dump stream broke off: {exc!r}") from exc
 
     async def _check_exit(self) -> None:

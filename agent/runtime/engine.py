@@ -1,8 +1,8 @@
-"""The agent's one Docker engine client: async HTTP on the engine's unix socket (aiohttp).
+"""The agent's one Docker engine client: async HTTP on the engine's unix socket.
 
 Every part of the agent that talks to the engine (deployments, builds, logs, monitoring) goes
-through ``DockerRuntime``, which holds one of these: one connection pool, one HTTP
-implementation, one error type (``EngineError``, raised for an error status, an answer that
+through ``DockerRuntime``, which holds one of these: one HTTP implementation
+(``agent.http_client``), one error type (``EngineError``, raised for an error status, an answer that
 is not the engine's API, or an engine that cannot be reached). It asks for the engine's own API
 version (``GET /version``, once), as the docker SDK did, and refuses engines older than 1.24.
 """
@@ -15,9 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
-import aiohttp
-from yarl import URL
-
+from agent.http_client import Endpoint, Response, request, upgrade
 from agent.runtime import EngineError
 from agent.runtime.exec_stdin import ExecStdin
 
@@ -56,24 +54,12 @@ class EngineClient:
         self.path = path
         # Each read of a call's answer (a follow or a build passes its own).
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._endpoint = Endpoint("docker", unix_path=path)
         self._prefix: str | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # No total timeout on the session: log streams and builds run for as long as they
-            # run; each call passes its own.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=self.path),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_SECONDS),
-            )
-        return self._session
-
     async def close(self) -> None:
-        """Close the connection pool (a later call opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Nothing is held between calls (each has its own connection); kept for the callers
+        that close what they opened."""
 
     async def _api_prefix(self) -> str:
         # The engine's own API version, asked once; an engine that cannot answer is asked again
@@ -99,7 +85,7 @@ class EngineClient:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> Response:
         """Send a request; return its response (status below 400) for the caller to read and
         close. ``timeout`` bounds each read (None: the client's; 0: none, for follows)."""
         target = f"{await self._api_prefix()}{path}" if versioned else path
@@ -108,21 +94,21 @@ class EngineClient:
             target = f"{target}?{urlencode(dict(params))}"
         read = self.timeout if timeout is None else (timeout or None)
         try:
-            response = await self._get_session().request(
+            response = await request(
+                self._endpoint,
                 method,
-                URL(f"http://docker{target}", encoded=True),
-                data=body,
-                headers=dict(headers or {}),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=_CONNECT_SECONDS, sock_read=read
-                ),
+                target,
+                headers=headers,
+                body=body,
+                connect_timeout=_CONNECT_SECONDS,
+                read_timeout=read,
             )
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise EngineError(f"the container engine is unreachable: {exc!r}") from exc
         if response.status >= 400:
             try:
-                raw = await response.content.read(_ERROR_BYTES)
-            except (aiohttp.ClientError, OSError, TimeoutError):
+                raw = await _head_of(response, _ERROR_BYTES)
+            except (OSError, TimeoutError):
                 raw = b""
             finally:
                 response.close()
@@ -152,7 +138,7 @@ class EngineClient:
         )
         try:
             return await response.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise EngineError(f"the engine's answer to {path} broke off: {exc!r}") from exc
         finally:
             response.release()
@@ -203,7 +189,7 @@ class EngineClient:
         buffer = ""
         try:
             while True:
-                chunk = await response.content.readany()
+                chunk = await response.readany()
                 buffer += text.decode(chunk, final=not chunk)
                 while buffer := buffer.lstrip():
                     try:
@@ -219,7 +205,7 @@ class EngineClient:
                         yield item
                 if not chunk:
                     return
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise EngineError(f"the engine's answer to {path} broke off: {exc!r}") from exc
         finally:
             response.close()
@@ -262,44 +248,37 @@ class EngineClient:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """POST ``path`` on a connection of its own and take the connection over, as the
         docker CLI does for an attached stdin: the engine answers ``101`` and the socket then
-        carries the raw streams both ways (aiohttp's client cannot write after the request)."""
+        carries the raw streams both ways."""
         target = f"{await self._api_prefix()}{path}"
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.path), _CONNECT_SECONDS
+            answer = await upgrade(
+                self._endpoint,
+                target,
+                body,
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
             )
-        except (OSError, TimeoutError) as exc:
+        except (ConnectionRefusedError, FileNotFoundError) as exc:
             raise EngineError(f"the container engine is unreachable: {exc!r}") from exc
-        head = (
-            f"POST {target} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
-            f"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        try:
-            writer.write(head.encode() + body)
-            raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-            status_line, *lines = raw.decode("latin-1").split("\r\n")
-            _, status, reason = [*status_line.split(" ", 2), ""][:3]
-            if not status.isdigit():
-                raise EngineError(f"the engine's answer to {path} is not HTTP: {status_line!r}")
-            if int(status) in (101, 200):
-                return reader, writer
-            pairs = (line.partition(":") for line in lines)
-            headers = {k.strip().lower(): v.strip() for k, _, v in pairs}
-            size = headers.get("content-length", "")
-            length = min(int(size), _ERROR_BYTES) if size.isdigit() else 0
-            error = await asyncio.wait_for(reader.read(length), timeout) if length else b""
-            raise _error(int(status), reason, target, error)
-        except (
-            OSError,
-            TimeoutError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-        ) as exc:
-            writer.close()
+        except (OSError, TimeoutError) as exc:
             raise EngineError(f"the engine's answer to {path} broke off: {exc!r}") from exc
-        except EngineError:
-            writer.close()
-            raise
+        if not isinstance(answer, Response):
+            return answer
+        try:
+            error = await _head_of(answer, _ERROR_BYTES)
+        except (OSError, TimeoutError):
+            error = b""
+        finally:
+            answer.close()
+        raise _error(answer.status, answer.reason, target, error)
+
+
+async def _head_of(response: Response, limit: int) -> bytes:
+    """Up to ``limit`` bytes of an answer's body (an error's explanation)."""
+    data = b""
+    while len(data) < limit and (more := await response.read(limit - len(data))):
+        data += more
+    return data
 
 
 def _error(status: int, reason: str, target: str, body: bytes) -> EngineError:
@@ -318,20 +297,20 @@ def _error(status: int, reason: str, target: str, body: bytes) -> EngineError:
 class EngineBody:
     """An open streamed answer (a log): its body as it arrives, read errors as ``EngineError``."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: Response) -> None:
         self._response = response
 
     @property
     def content(self) -> "EngineBody":
-        """The body reader (``content.iter_any()``, as on an aiohttp response)."""
+        """The body reader (``content.iter_any()``)."""
         return self
 
     async def iter_any(self) -> AsyncIterator[bytes]:
         """The body in pieces of any size, until the stream ends."""
         try:
-            async for data in self._response.content.iter_any():
+            async for data in self._response.iter_any():
                 yield data
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise EngineError(f"the engine's stream broke off: {exc!r}") from exc
 
     def close(self) -> None:

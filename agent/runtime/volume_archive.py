@@ -17,8 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final
 
-import aiohttp
-
+from agent.http_client import Response
 from agent.runtime import MANAGED_LABEL, EngineError
 from agent.runtime.engine import EngineClient, quoted
 from agent.runtime.tar_census import TarCensus
@@ -54,7 +53,7 @@ class ArchiveStream:
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
         helper: VolumeHelper,
         stopped: list[str],
         ops: "VolumeArchiveOps",
@@ -67,8 +66,8 @@ class ArchiveStream:
     async def read(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the archive."""
         try:
-            return await self._response.content.read(limit)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return await self._response.read(limit)
+        except (OSError, TimeoutError) as exc:
             raise EngineError(f"the volume archive broke off: {exc!r}") from exc
 
     async def aclose(self) -> None:
@@ -323,7 +322,7 @@ class VolumeArchiveOps:
                     "PUT",
                     f"/containers/{quoted(target.name)}/archive",
                     {"path": MOUNT_POINT},
-                    body=source.content.iter_chunked(_COPY_CHUNK),
+                    body=source.iter_chunked(_COPY_CHUNK),
                     headers=_TAR,
                     timeout=0,
                 )
@@ -344,9 +343,9 @@ class VolumeArchiveOps:
                 timeout=0,
             )
             try:
-                async for chunk in source.content.iter_chunked(_COPY_CHUNK):
+                async for chunk in source.iter_chunked(_COPY_CHUNK):
                     await census.feed(chunk)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError) as exc:
                 raise EngineError(f"the restored volume's archive broke off: {exc!r}") from exc
             finally:
                 source.close()

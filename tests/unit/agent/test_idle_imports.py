@@ -1,4 +1,4 @@
-"""What the agent loads at start-up: X.509 parsing only once there is a certificate to read.
+"""What the agent loads at start-up: no aiohttp, X.509 parsing only once there is a certificate.
 
 The import floor is most of the agent's resident memory at idle (bench/agent_cost.py), so
 modules a server without TLS never uses stay out of it; the certificate readers still read
@@ -22,7 +22,9 @@ from shared.messages.certificates import ImportedCertificate
 
 ROOT = Path(__file__).resolve().parents[3]
 # Loaded on first use only (each costs resident memory the idle agent does not need).
-NOT_AT_START = ("cryptography.x509", "shared.certificate_facts", "docker")
+# aiohttp: only enrolling and archive downloads (proxy handling) use it; the engine, Caddy's
+# admin API and the loopback servers go through agent.http_client / agent.http_server.
+NOT_AT_START = ("cryptography.x509", "shared.certificate_facts", "docker", "aiohttp", "yarl")
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -52,7 +54,7 @@ def _pem(name: str) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_starting_the_agent_loads_no_x509_parser_and_no_docker_sdk() -> None:
+def test_starting_the_agent_loads_no_x509_parser_no_docker_sdk_and_no_aiohttp() -> None:
     loaded = _loaded_after("import agent.cli, agent.daemon")
     assert "agent.daemon" in loaded
     assert not {m for m in loaded if m.startswith(NOT_AT_START)}
