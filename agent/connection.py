@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
@@ -31,11 +30,12 @@ from websockets.typing import Subprotocol
 from agent.dispatch import Dispatcher, Send
 from agent.features import AgentFeature, FrameWriter, LinkContext
 from agent.host import collect_facts
+from agent.identity import AgentKey
 from agent.reachability import ProbeResult, ProbeTiming, Reachability
 from agent.runtime import ContainerRuntime
 from agent.state import Enrollment
 from agent.tls import client_context
-from shared.crypto import sign_challenge
+from shared.challenge import sign_challenge
 from shared.errors import PlatformError
 from shared.keepalive import DEFAULT_KEEPALIVE, apply_keepalive
 from shared.messages import (
@@ -130,7 +130,7 @@ class Link:
     def __init__(
         self,
         enrollment: Enrollment,
-        key: Ed25519PrivateKey,
+        key: AgentKey,
         runtime: ContainerRuntime,
         state_dir: Path,
         policy: ReconnectPolicy,

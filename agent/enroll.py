@@ -5,9 +5,9 @@ import json
 import ssl
 from pathlib import Path
 
+from agent.identity import AgentKey
 from agent.state import Enrollment, StateDir
 from agent.tls import client_context
-from shared.crypto import generate_private_key, public_key_text
 from shared.version import AGENT_ENROLL_PATH, PACKAGE_VERSION
 
 ENROLL_TIMEOUT_SECONDS = 30.0
@@ -83,9 +83,9 @@ def enroll(coordinator_url: str, token: str, state: StateDir, ca_file: Path | No
     context = (
         client_context(str(ca_file) if ca_file else None) if base.startswith("https") else None
     )
-    key = generate_private_key()
+    key = AgentKey.generate()
     answer = _post(
-        base + AGENT_ENROLL_PATH, {"joinToken": token, "publicKey": public_key_text(key)}, context
+        base + AGENT_ENROLL_PATH, {"joinToken": token, "publicKey": key.public_text()}, context
     )
     try:
         enrollment = Enrollment(

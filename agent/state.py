@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from shared.crypto import load_private_key_pem, private_key_to_pem
+from agent.identity import AgentKey
 
 STATE_FILE: Final = "state.json"
 KEY_FILE: Final = "agent.key"
@@ -57,10 +55,10 @@ class StateDir:
         """Return whether an enrollment record exists."""
         return (self.root / STATE_FILE).is_file()
 
-    def save(self, enrollment: Enrollment, key: Ed25519PrivateKey, ca_pem: bytes | None) -> None:
+    def save(self, enrollment: Enrollment, key: AgentKey, ca_pem: bytes | None) -> None:
         """Persist key (0600), optional CA copy and the enrollment record (written last)."""
         self.ensure()
-        _write_atomic(self.root / KEY_FILE, private_key_to_pem(key), 0o600)
+        _write_atomic(self.root / KEY_FILE, key.pem(), 0o600)
         ca_file = None
         if ca_pem is not None:
             _write_atomic(self.root / CA_FILE, ca_pem, 0o644)
@@ -74,7 +72,7 @@ class StateDir:
         }
         _write_atomic(self.root / STATE_FILE, json.dumps(record, indent=2).encode(), 0o600)
 
-    def load(self) -> tuple[Enrollment, Ed25519PrivateKey]:
+    def load(self) -> tuple[Enrollment, AgentKey]:
         """Load the enrollment and the private key, or raise ``StateError`` saying what is wrong."""
         state_path = self.root / STATE_FILE
         try:
@@ -96,7 +94,7 @@ class StateDir:
         try:
             if key_path.stat().st_mode & 0o077:
                 raise StateError(f"{key_path} must not be readable by group or others (chmod 600)")
-            key = load_private_key_pem(key_path.read_bytes())
+            key = AgentKey.from_pem(key_path.read_bytes())
         except OSError as exc:
             raise StateError(f"cannot read the agent key {key_path}: {exc}") from exc
         except ValueError as exc:

@@ -1,14 +1,25 @@
 """Agent identity keys (Ed25519) and the challenge signature that proves them on each connection."""
 
 import base64
-import hashlib
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-PUBLIC_KEY_PREFIX = "ed25519:"
-_AUTH_CONTEXT = b"berth.v1 agent-auth\n"
+from shared.challenge import PUBLIC_KEY_PREFIX, challenge_payload, key_fingerprint, sign_challenge
+
+__all__ = [
+    "PUBLIC_KEY_PREFIX",
+    "challenge_payload",
+    "generate_private_key",
+    "key_fingerprint",
+    "load_private_key_pem",
+    "parse_public_key",
+    "private_key_to_pem",
+    "public_key_text",
+    "sign_challenge",
+    "verify_challenge",
+]
 
 
 def generate_private_key() -> Ed25519PrivateKey:
@@ -51,27 +62,6 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
     if len(raw) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes")
     return Ed25519PublicKey.from_public_bytes(raw)
-
-
-def key_fingerprint(public_text: str) -> str:
-    """Return a short, stable fingerprint of a public key for display and audit."""
-    digest = hashlib.sha256(public_text.encode("ascii")).hexdigest()
-    return "SHA256:" + digest[:32]
-
-
-def challenge_payload(nonce: str, server_id: str) -> bytes:
-    """Bytes the agent signs: a fixed context, the per-connection nonce and the server id.
-
-    The nonce is fresh for every websocket connection, so a captured signature cannot be
-    replayed on another connection; the context string keeps the signature from being valid
-    for any other purpose.
-    """
-    return _AUTH_CONTEXT + nonce.encode("ascii") + b"\n" + server_id.encode("utf-8")
-
-
-def sign_challenge(key: Ed25519PrivateKey, nonce: str, server_id: str) -> str:
-    """Sign the challenge for this connection; returns base64."""
-    return base64.b64encode(key.sign(challenge_payload(nonce, server_id))).decode("ascii")
 
 
 def verify_challenge(public_text: str, nonce: str, server_id: str, signature: str) -> bool:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from agent.identity import AgentKey
 from agent.state import Enrollment, StateDir
-from shared.crypto import generate_private_key
 from shared.version import AGENT_CONNECT_PATH, EXIT_FATAL
 from tests.harness import AgentProcess
 
@@ -51,7 +51,7 @@ async def test_incompatible_protocol_is_fatal(future_coordinator: str, tmp_path:
             key_fingerprint="",
             ca_file=None,
         ),
-        generate_private_key(),
+        AgentKey.generate(),
         ca_pem=None,
     )
     agent = AgentProcess(tmp_path / "agent")

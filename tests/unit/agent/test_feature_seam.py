@@ -8,9 +8,9 @@ from agent.deploy_feature import DeploymentFeature
 from agent.deployments import DeploymentManager
 from agent.dispatch import Dispatcher
 from agent.features import AgentFeature, LinkContext
+from agent.identity import AgentKey
 from agent.runtime import ContainerRuntime
 from agent.state import Enrollment
-from shared.crypto import generate_private_key
 from shared.messages import (
     COORDINATOR_MESSAGE_TYPES,
     DEPLOY_CAPABILITY,
@@ -62,10 +62,10 @@ def test_hello_advertises_the_features_capabilities_in_their_order(tmp_path: Pat
     enrollment = Enrollment("http://127.0.0.1:9", "srv_1", "web-1", "fp", None)
     features = cast(list[AgentFeature], [_deployments(tmp_path), Advertiser()])
     runtime = cast(ContainerRuntime, object())
-    link = Link(enrollment, generate_private_key(), runtime, tmp_path, ReconnectPolicy(), features)
+    link = Link(enrollment, AgentKey.generate(), runtime, tmp_path, ReconnectPolicy(), features)
     assert link._capabilities() == [DEPLOY_CAPABILITY, LOGS_CAPABILITY]
     # Without the feature the agent does not claim to deploy.
-    bare = Link(enrollment, generate_private_key(), runtime, tmp_path, ReconnectPolicy(), [])
+    bare = Link(enrollment, AgentKey.generate(), runtime, tmp_path, ReconnectPolicy(), [])
     assert bare._capabilities() == []
 
 

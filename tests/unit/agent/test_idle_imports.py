@@ -1,4 +1,4 @@
-"""What the agent loads at start-up: no aiohttp, X.509 parsing only once there is a certificate.
+"""What the agent loads at start-up: no aiohttp, no cryptography until there is a certificate.
 
 The import floor is most of the agent's resident memory at idle (bench/agent_cost.py), so
 modules a server without TLS never uses stay out of it; the certificate readers still read
@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[3]
 # Loaded on first use only (each costs resident memory the idle agent does not need).
 # aiohttp: only enrolling and archive downloads (proxy handling) use it; the engine, Caddy's
 # admin API and the loopback servers go through agent.http_client / agent.http_server.
-NOT_AT_START = ("cryptography.x509", "shared.certificate_facts", "docker", "aiohttp", "yarl")
+# cryptography: the link signs with libcrypto directly (agent/identity.py).
+NOT_AT_START = ("cryptography", "shared.certificate_facts", "docker", "aiohttp", "yarl")
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -54,7 +55,7 @@ def _pem(name: str) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_starting_the_agent_loads_no_x509_parser_no_docker_sdk_and_no_aiohttp() -> None:
+def test_starting_the_agent_loads_no_cryptography_no_docker_sdk_and_no_aiohttp() -> None:
     loaded = _loaded_after("import agent.cli, agent.daemon")
     assert "agent.daemon" in loaded
     assert not {m for m in loaded if m.startswith(NOT_AT_START)}

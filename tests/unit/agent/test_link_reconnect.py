@@ -7,10 +7,10 @@ from typing import cast
 import pytest
 
 from agent.connection import FatalError, Link, ReconnectPolicy, TransientError
+from agent.identity import AgentKey
 from agent.reachability import ProbeResult
 from agent.runtime import ContainerRuntime
 from agent.state import Enrollment
-from shared.crypto import generate_private_key
 
 LOST = TransientError("connection closed (close code none)", unreachable=True)
 REFUSED = TransientError("cannot reach: connection refused")
@@ -24,7 +24,7 @@ def _scripted_link(
     backoff delays the probe was given."""
     enrollment = Enrollment("http://127.0.0.1:9", "srv_1", "web-1", "fp", None)
     runtime = cast(ContainerRuntime, object())
-    link = Link(enrollment, generate_private_key(), runtime, Path("/nonexistent"), policy)
+    link = Link(enrollment, AgentKey.generate(), runtime, Path("/nonexistent"), policy)
     script = iter(outcomes)
     probed: list[float] = []
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.identity import AgentKey
 from agent.state import Enrollment, StateDir, StateError
-from shared.crypto import generate_private_key, public_key_text
 
 ENROLLMENT = Enrollment(
     coordinator_url="https://c.example",
@@ -18,13 +18,13 @@ ENROLLMENT = Enrollment(
 
 def test_save_then_load(tmp_path: Path) -> None:
     state = StateDir(tmp_path / "state")
-    key = generate_private_key()
+    key = AgentKey.generate()
     state.save(ENROLLMENT, key, ca_pem=b"-----BEGIN CERTIFICATE-----\n")
     assert state.is_enrolled()
     loaded, loaded_key = state.load()
     assert loaded.server_id == "srv_1"
     assert loaded.ca_file == str(tmp_path / "state" / "ca.pem")
-    assert public_key_text(loaded_key) == public_key_text(key)
+    assert loaded_key.public_text() == key.public_text()
     assert (tmp_path / "state" / "agent.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     assert not list((tmp_path / "state").glob(".*.tmp"))
@@ -37,7 +37,7 @@ def test_missing_state_says_how_to_fix(tmp_path: Path) -> None:
 
 def test_world_readable_key_is_refused(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
-    state.save(ENROLLMENT, generate_private_key(), ca_pem=None)
+    state.save(ENROLLMENT, AgentKey.generate(), ca_pem=None)
     (tmp_path / "agent.key").chmod(0o644)
     with pytest.raises(StateError, match="chmod 600"):
         state.load()
@@ -45,7 +45,7 @@ def test_world_readable_key_is_refused(tmp_path: Path) -> None:
 
 def test_corrupt_state_is_a_readable_error(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
-    state.save(ENROLLMENT, generate_private_key(), ca_pem=None)
+    state.save(ENROLLMENT, AgentKey.generate(), ca_pem=None)
     (tmp_path / "state.json").write_text("{not json")
     with pytest.raises(StateError, match="cannot read"):
         state.load()
