@@ -301,14 +301,16 @@ async def _read_while_sending(
     try:
         if not sending.done():
             await asyncio.wait({reading, sending}, timeout=timeout, return_when="FIRST_COMPLETED")
-        failure = _failure(sending)
-        if failure is not None and not reading.done():
-            # An answer the peer wrote before it stopped reading may still be on its way.
-            await asyncio.wait({reading}, timeout=_SEND_FAILURE_GRACE)
-            if not reading.done():
-                raise failure
         if not reading.done():
-            await asyncio.wait({reading}, timeout=timeout)
+            failure = _failure(sending)
+            if failure is not None:
+                # An answer the peer wrote before it stopped reading may still be on its way.
+                await asyncio.wait({reading}, timeout=_SEND_FAILURE_GRACE)
+                if not reading.done():
+                    raise failure
+            elif sending.done():
+                # The body went out whole during the wait: the answer has its own bound.
+                await asyncio.wait({reading}, timeout=timeout)
         if not reading.done():
             raise TimeoutError("no answer in time")
         return reading.result()
