@@ -5,6 +5,7 @@ import json
 import ssl
 from pathlib import Path
 
+from agent.http_client import locate, request
 from agent.identity import AgentKey
 from agent.state import Enrollment, StateDir
 from agent.tls import client_context
@@ -32,30 +33,29 @@ def _error_message(body: bytes, status: int) -> str:
 async def _post_async(
     url: str, payload: dict[str, str], context: ssl.SSLContext | None
 ) -> dict[str, str]:
-    # Imported here: enrolling runs once, and a running agent need not hold aiohttp (about
-    # 10 MiB). It is kept for its proxy handling (``trust_env``), as for archive downloads.
-    import aiohttp
-
-    headers = {"User-Agent": f"berth-agent/{PACKAGE_VERSION}"}
-    timeout = aiohttp.ClientTimeout(total=ENROLL_TIMEOUT_SECONDS)
+    headers = {
+        "User-Agent": f"berth-agent/{PACKAGE_VERSION}",
+        "Content-Type": "application/json",
+    }
     try:
-        # trust_env: HTTPS_PROXY / NO_PROXY from the environment are honoured.
-        async with (
-            aiohttp.ClientSession(timeout=timeout, trust_env=True) as session,
-            session.post(
-                url, json=payload, headers=headers, ssl=context if context is not None else True
-            ) as response,
-        ):
-            body = await response.read()
-            status = response.status
-    except aiohttp.ClientConnectorCertificateError as exc:
-        reason = exc.certificate_error
-        detail = getattr(reason, "verify_message", None) or str(reason)
+        # HTTPS_PROXY / NO_PROXY from the environment are honoured.
+        endpoint, target = locate(url, context, environment_proxy=True)
+        async with asyncio.timeout(ENROLL_TIMEOUT_SECONDS):
+            response = await request(
+                endpoint, "POST", target, headers=headers, body=json.dumps(payload).encode()
+            )
+            try:
+                body = await response.read()
+            finally:
+                response.close()
+        status = response.status
+    except ssl.SSLCertVerificationError as exc:
+        detail = exc.verify_message or str(exc)
         raise EnrollmentRefused(
             f"TLS verification failed for {url}: {detail}; "
             "pass --ca-file if the coordinator uses a private CA"
         ) from exc
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError, ValueError) as exc:
         raise EnrollmentUnreachable(f"cannot reach the coordinator at {url}: {exc}") from exc
     if status >= 400:
         message = _error_message(body, status)

@@ -8,12 +8,13 @@ this module only moves bytes, so no HTTP is parsed by hand. Every failure is an 
 """
 
 import asyncio
+import base64
 import contextlib
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import h11
 
@@ -30,13 +31,46 @@ class HttpError(OSError):
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy (``HTTPS_PROXY``/``HTTP_PROXY``): TLS goes through a ``CONNECT`` tunnel,
+    plain HTTP as absolute-form requests."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+    @classmethod
+    def for_url(cls, url: str) -> "Proxy | None":
+        """The proxy the environment names for ``url``, honouring ``NO_PROXY``; None: direct.
+        (Read as curl and aiohttp's ``trust_env`` read it: ``https_proxy`` for https URLs.)"""
+        # Imported here: only enrolling and downloads ask, and urllib.request is not small.
+        from urllib.request import getproxies_environment, proxy_bypass
+
+        parts = urlsplit(url)
+        proxies = getproxies_environment()
+        chosen = proxies.get(parts.scheme)
+        if not chosen or not parts.hostname or proxy_bypass(parts.hostname):
+            return None
+        proxy = urlsplit(chosen if "://" in chosen else f"http://{chosen}")
+        if proxy.scheme != "http" or not proxy.hostname:
+            raise ValueError(f"only http:// proxies are supported, not {chosen!r}")
+        authorization = None
+        if proxy.username is not None:
+            pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+            authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        return cls(proxy.hostname, proxy.port or 80, authorization)
+
+
+@dataclass(frozen=True)
 class Endpoint:
-    """Where requests go: a unix socket (``unix_path``) or ``host:port``, TLS when ``tls``."""
+    """Where requests go: a unix socket (``unix_path``) or ``host:port``, TLS when ``tls``,
+    through ``proxy`` when one is given."""
 
     host: str
     port: int = 80
     unix_path: str | None = None
     tls: ssl.SSLContext | None = None
+    proxy: Proxy | None = None
 
     @classmethod
     def from_url(cls, url: str, tls: ssl.SSLContext | None = None) -> "Endpoint":
@@ -55,11 +89,20 @@ class Endpoint:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == default else f"{host}:{self.port}"
 
+    def target(self, path: str) -> str:
+        """The request target for ``path``: absolute-form when a proxy forwards plain HTTP."""
+        if self.proxy is not None and self.tls is None:
+            return f"http://{self.authority}{path}"
+        return path
+
     async def connect(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A new connection (``timeout`` bounds the connect and the TLS handshake)."""
+        """A new connection (``timeout`` bounds the connect, a proxy's tunnel and the TLS
+        handshake)."""
         async with asyncio.timeout(timeout):
             if self.unix_path is not None:
                 return await asyncio.open_unix_connection(self.unix_path, limit=_HEAD_BYTES)
+            if self.proxy is not None:
+                return await self._through(self.proxy)
             return await asyncio.open_connection(
                 self.host,
                 self.port,
@@ -68,12 +111,47 @@ class Endpoint:
                 limit=_HEAD_BYTES,
             )
 
+    async def _through(self, proxy: Proxy) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(proxy.host, proxy.port, limit=_HEAD_BYTES)
+        if self.tls is None:
+            return reader, writer
+        try:
+            conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_HEAD_BYTES)
+            fields = [("Host", f"{self.host}:{self.port}")]  # as curl sends it
+            if proxy.authorization is not None:
+                fields.append(("Proxy-Authorization", proxy.authorization))
+            tunnel = h11.Request(
+                method="CONNECT", target=f"{self.host}:{self.port}", headers=fields
+            )
+            writer.write(conn.send(tunnel) or b"")
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            # The head alone: after a 2xx the tunnel's bytes are TLS, not h11's.
+            conn.receive_data(await reader.readuntil(b"\r\n\r\n"))
+            answer = conn.next_event()
+            if not isinstance(answer, h11.Response) or not 200 <= answer.status_code < 300:
+                status = getattr(answer, "status_code", "no answer")
+                raise HttpError(f"the proxy {proxy.host}:{proxy.port} refused the tunnel: {status}")
+            await writer.start_tls(self.tls, server_hostname=self.host)
+        except (h11.ProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            writer.close()
+            raise HttpError(f"the proxy {proxy.host}:{proxy.port} does not speak HTTP") from exc
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer
 
-def locate(url: str, tls: ssl.SSLContext | None = None) -> tuple[Endpoint, str]:
-    """Where ``url`` is: its endpoint and the request target (path and query, as written)."""
+
+def locate(
+    url: str, tls: ssl.SSLContext | None = None, *, environment_proxy: bool = False
+) -> tuple[Endpoint, str]:
+    """Where ``url`` is: its endpoint and the request target (path and query, as written);
+    ``environment_proxy``: through the proxy ``HTTPS_PROXY``/``HTTP_PROXY`` name for it."""
     parts = urlsplit(url)
     target = parts.path or "/"
-    return Endpoint.from_url(url, tls), f"{target}?{parts.query}" if parts.query else target
+    endpoint = Endpoint.from_url(url, tls)
+    if environment_proxy:
+        endpoint = replace(endpoint, proxy=Proxy.for_url(url))
+    return endpoint, f"{target}?{parts.query}" if parts.query else target
 
 
 class Response:
@@ -236,12 +314,17 @@ async def _send_head(
     names = {name.lower() for name in fields}
     if "host" not in names:
         fields["Host"] = endpoint.authority
+    if endpoint.proxy is not None and endpoint.tls is None and endpoint.proxy.authorization:
+        fields["Proxy-Authorization"] = endpoint.proxy.authorization
     if isinstance(body, bytes):
         fields["Content-Length"] = str(len(body))
     elif body is not None and "content-length" not in names:
         fields["Transfer-Encoding"] = "chunked"
     try:
-        data = conn.send(h11.Request(method=method, target=target, headers=list(fields.items())))
+        head = h11.Request(
+            method=method, target=endpoint.target(target), headers=list(fields.items())
+        )
+        data = conn.send(head)
     except h11.LocalProtocolError as exc:
         raise ValueError(f"cannot send {method} {target}: {exc}") from exc
     writer.write(data or b"")

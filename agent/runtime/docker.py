@@ -1,7 +1,7 @@
 """The Docker engine runtime: every engine call the agent makes, through one client.
 
 On a unix socket (the default) every call is async on the agent's one engine client
-(``agent.runtime.engine``, aiohttp): deployments, builds, logs, monitoring. The docker SDK
+(``agent.runtime.engine``, h11): deployments, builds, logs, monitoring. The docker SDK
 serves only engines reached otherwise (``DOCKER_HOST=tcp://`` or ``ssh://``) and what only it
 applies (registry credentials, credential helpers, proxies: ``engine_ops``); it is imported when
 first needed, so most agents never load it.

@@ -1,13 +1,18 @@
-"""The agent's h11 client against aiohttp's server and against hand-written peers for the edges."""
+"""The agent's h11 client against aiohttp's server, hand-written peers for the edges, proxies."""
 
 import asyncio
+import base64
 import io
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from agent.http_client import Endpoint, HttpError, Response, request, upgrade
+from agent.http_client import Endpoint, HttpError, Proxy, Response, request, upgrade
+from tests.tcp_relays import ConnectProxy
+from tests.tls_material import make_ca_and_server_cert
 
 Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -198,3 +203,95 @@ def test_endpoints_from_urls() -> None:
     assert Endpoint.from_url("http://[::1]:8080").authority == "[::1]:8080"
     with pytest.raises(ValueError, match="not an http"):
         Endpoint.from_url("unix:///run/caddy.sock")
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "expected"),
+    [
+        ({}, "https://c.test/x", None),
+        ({"HTTPS_PROXY": "http://p.test:3128"}, "https://c.test/x", Proxy("p.test", 3128)),
+        ({"https_proxy": "p.test:8080"}, "https://c.test/x", Proxy("p.test", 8080)),
+        ({"HTTPS_PROXY": "http://p.test:3128"}, "http://c.test/x", None),
+        ({"HTTP_PROXY": "http://p.test"}, "http://c.test/x", Proxy("p.test", 80)),
+        ({"HTTPS_PROXY": "http://p.test:3128", "NO_PROXY": "c.test"}, "https://c.test/", None),
+        (
+            {"HTTPS_PROXY": "http://us%40er:pa%3Ass@p.test:3128"},
+            "https://c.test/x",
+            Proxy("p.test", 3128, "Basic " + base64.b64encode(b"us@er:pa:ss").decode()),
+        ),
+    ],
+)
+def test_the_environment_names_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, expected: Proxy | None
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Proxy.for_url(url) == expected
+
+
+def test_an_https_proxy_url_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "https://p.test:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(ValueError, match="only http:// proxies"):
+        Proxy.for_url("https://c.test/")
+
+
+async def test_plain_http_through_a_proxy_is_absolute_form_with_its_credentials() -> None:
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    server, at = await _peer(proxy)
+    endpoint = Endpoint("c.test", 8000, proxy=Proxy(at.host, at.port, "Basic eDp5"))
+    async with server:
+        assert await _text(await request(endpoint, "GET", "/a?b=1")) == "ok"
+    head = seen[0].decode()
+    assert head.startswith("GET http://c.test:8000/a?b=1 HTTP/1.1\r\n")
+    assert "host: c.test:8000" in head.lower()
+    assert "Proxy-Authorization: Basic eDp5\r\n" in head
+
+
+async def test_tls_goes_through_a_connect_tunnel_and_a_refusal_says_so(
+    tmp_path: Path,
+) -> None:
+    ca, cert, key = make_ca_and_server_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        body = head.split(b" ")[1]
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    tls_server = await asyncio.start_server(origin, "127.0.0.1", 0, ssl=context)
+    port = tls_server.sockets[0].getsockname()[1]
+    tunnels = ConnectProxy()
+    await tunnels.start()
+    trusting = ssl.create_default_context(cafile=str(ca))
+    try:
+        via = Endpoint("127.0.0.1", port, tls=trusting, proxy=Proxy("127.0.0.1", tunnels.port))
+        assert await _text(await request(via, "GET", "/secret")) == "/secret"
+        assert tunnels.targets == [f"127.0.0.1:{port}"]
+
+        async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+            await writer.drain()
+
+        refusing, at = await _peer(refuse)
+        async with refusing:
+            blocked = Endpoint("127.0.0.1", port, tls=trusting, proxy=Proxy(at.host, at.port))
+            with pytest.raises(HttpError, match="refused the tunnel: 407"):
+                await request(blocked, "GET", "/secret")
+    finally:
+        await tunnels.close()
+        tls_server.close()
+        await tls_server.wait_closed()
