@@ -1,5 +1,6 @@
 """Import boundaries: coordinator and agent never import each other; shared imports neither;
-inside the coordinator, api -> services -> db and never back."""
+the agent has one HTTP implementation (h11, not aiohttp) and no click; inside the
+coordinator, api -> services -> db and never back."""
 
 import ast
 import importlib.util
@@ -10,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "agent": {"coordinator"},
+    # aiohttp and click: the agent's extra installs neither (agent/http_client.py, agent/cli.py).
+    "agent": {"coordinator", "aiohttp", "click"},
     "coordinator": {"agent"},
     "shared": {"agent", "coordinator"},
 }

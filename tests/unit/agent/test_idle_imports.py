@@ -22,8 +22,8 @@ from shared.messages.certificates import ImportedCertificate
 
 ROOT = Path(__file__).resolve().parents[3]
 # Loaded on first use only (each costs resident memory the idle agent does not need).
-# aiohttp: only enrolling and archive downloads (proxy handling) use it; the engine, Caddy's
-# admin API and the loopback servers go through agent.http_client / agent.http_server.
+# aiohttp: the agent's HTTP is agent.http_client / agent.http_server (h11); this also catches
+# a dependency that would bring it back.
 # cryptography: the link signs with libcrypto directly (agent/identity.py).
 NOT_AT_START = ("cryptography", "shared.certificate_facts", "docker", "aiohttp", "yarl")
 
