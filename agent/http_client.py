@@ -331,10 +331,13 @@ async def _send_head(
 
 
 async def _send_body(conn: h11.Connection, writer: asyncio.StreamWriter, body: Body) -> None:
-    async for piece in _pieces(body):
-        writer.write(conn.send(h11.Data(data=piece)) or b"")
-        await writer.drain()
-    writer.write(conn.send(h11.EndOfMessage()) or b"")
+    try:
+        async for piece in _pieces(body):
+            writer.write(conn.send(h11.Data(data=piece)) or b"")
+            await writer.drain()
+        writer.write(conn.send(h11.EndOfMessage()) or b"")
+    except h11.LocalProtocolError as exc:  # more or fewer bytes than the Content-Length given
+        raise HttpError(f"the body does not match its headers: {exc}") from exc
     await writer.drain()
 
 

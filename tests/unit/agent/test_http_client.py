@@ -295,3 +295,11 @@ async def test_tls_goes_through_a_connect_tunnel_and_a_refusal_says_so(
         await tunnels.close()
         tls_server.close()
         await tls_server.wait_closed()
+
+
+async def test_a_body_longer_than_its_content_length_is_an_error(aiohttp_server: Endpoint) -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+
+    with pytest.raises(HttpError, match="does not match its headers"):
+        await request(aiohttp_server, "PUT", "/", body=pieces(), headers={"Content-Length": "5"})
