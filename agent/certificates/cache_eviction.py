@@ -67,40 +67,36 @@ async def unskip(admin: Admin, name: str, servers: list[str]) -> None:
 
 
 async def _add(admin: Admin, server: str, name: str) -> None:
-    # One read-and-write of the server, so the edge's own list of skipped names (the names it
-    # serves with loaded certificates) cannot change in between and be undone: a name of an
-    # imported certificate managed again would be an ACME order.
-    def skipped(held: Any) -> Any:
-        if not isinstance(held, dict):
-            raise OSError(f"Caddy holds no server {server}")
-        auto = held.get("automatic_https")
-        auto = dict(auto) if isinstance(auto, dict) else {}
-        names = auto.get("skip_certificates")
-        names = list(names) if isinstance(names, list) else []
-        if name in names:
-            raise _Unchanged
-        return {**held, "automatic_https": {**auto, "skip_certificates": [*names, name]}}
-
-    try:
-        await admin.edit(f"{_SERVERS}/{server}", skipped)
-    except _Unchanged:
-        return
+    await _change_skips(admin, server, lambda names: names if name in names else [*names, name])
 
 
 async def _remove(admin: Admin, server: str, name: str) -> None:
     # Take out only our entry: the edge may have rewritten the list meanwhile with the names it
     # serves loaded certificates for (a managed name is not one of them).
-    def unskipped(held: Any) -> Any:
+    await _change_skips(admin, server, lambda names: [n for n in names if n != name])
+
+
+async def _change_skips(
+    admin: Admin, server: str, change: Callable[[list[str]], list[str]]
+) -> None:
+    """Write ``change(the server's skipped names)`` in one read-and-write of the server, so the
+    edge's own list of skipped names (the names it serves with loaded certificates) cannot
+    change in between and be undone: a name of an imported certificate managed again would be
+    an ACME order. Nothing is written when the list stays as it is."""
+
+    def changed(held: Any) -> Any:
         auto = held.get("automatic_https") if isinstance(held, dict) else None
-        if not isinstance(auto, dict):
-            raise _Unchanged
+        auto = dict(auto) if isinstance(auto, dict) else {}
         names = auto.get("skip_certificates")
-        if not isinstance(names, list) or name not in names:
-            raise _Unchanged
-        kept = [n for n in names if n != name]
-        return {**held, "automatic_https": {**auto, "skip_certificates": kept}}
+        names = list(names) if isinstance(names, list) else []
+        wanted = change(names)
+        if wanted == names:
+            raise _Unchanged  # a server Caddy no longer holds skips nothing either
+        if not isinstance(held, dict):
+            raise OSError(f"Caddy holds no server {server}")
+        return {**held, "automatic_https": {**auto, "skip_certificates": wanted}}
 
     try:
-        await admin.edit(f"{_SERVERS}/{server}", unskipped)
+        await admin.edit(f"{_SERVERS}/{server}", changed)
     except _Unchanged:
         return
