@@ -18,7 +18,8 @@ import h11
 logger = logging.getLogger(__name__)
 
 _READ_BYTES: Final = 64 * 1024
-_BODY_LIMIT: Final = 64 * 1024
+# A request body is read only to be dropped; past this much the connection is closed instead.
+_DRAIN_BYTES: Final = 16 * 1024 * 1024
 # A connection Caddy keeps open for reuse is closed after this long without a request.
 _IDLE_SECONDS: Final = 60.0
 
@@ -97,25 +98,21 @@ class LoopbackServer:
     async def _one_exchange(
         self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
-        """Read one request and answer it; whether the connection may carry another."""
+        """Read one request's head and answer it; whether the connection may carry another.
+
+        The answer goes out before the body is read: a visitor's upload to an app that is
+        down still gets its failure page, whatever its size. The body is then read and dropped
+        (up to ``_DRAIN_BYTES``), so the client is not reset while it is still sending."""
         try:
             event = await _next_event(conn, reader)
-            if not isinstance(event, h11.Request):
-                return False
-            size = 0
-            while not isinstance(body := await _next_event(conn, reader), h11.EndOfMessage):
-                if isinstance(body, h11.ConnectionClosed):
-                    return False
-                size += len(body.data) if isinstance(body, h11.Data) else 0
-                if size > _BODY_LIMIT:
-                    raise h11.RemoteProtocolError("request body too large", 413)
-            reply = self._handler(_request(event))
         except h11.RemoteProtocolError as exc:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 await _send(conn, writer, Reply(exc.error_status_hint, f"{exc}\n"))
             return False
-        await _send(conn, writer, reply)
-        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        if not isinstance(event, h11.Request):
+            return False
+        await _send(conn, writer, self._handler(_request(event)))
+        return await _drain(conn, reader) and conn.our_state is h11.DONE
 
 
 def _request(event: h11.Request) -> Request:
@@ -130,6 +127,20 @@ def _request(event: h11.Request) -> Request:
         query=dict(parse_qsl(target.query, keep_blank_values=True)),
         headers=headers,
     )
+
+
+async def _drain(conn: h11.Connection, reader: asyncio.StreamReader) -> bool:
+    """Read the rest of the request's body and drop it; whether it ended within bounds."""
+    size = 0
+    while True:
+        event = await _next_event(conn, reader)
+        if isinstance(event, h11.EndOfMessage):
+            return True
+        if not isinstance(event, h11.Data):
+            return False
+        size += len(event.data)
+        if size > _DRAIN_BYTES:
+            return False
 
 
 async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
