@@ -1,6 +1,7 @@
 """End to end: requests the real Caddy cannot serve get a page with a request id, and the
 coordinator finds the agent's evidence by that id."""
 
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,16 @@ async def test_failure_pages_name_a_request_id_that_finds_the_evidence(
                 None,
             )
             assert evidence["route"]["routeSource"] == "none"
+            # An upload there gets the page too, whatever its size (the agent answers before
+            # it reads the body Caddy passes on).
+            async with session.post(
+                f"http://127.0.0.1:{caddy.http_port}/upload",
+                headers={"Host": "nobody.example.test"},
+                data=io.BytesIO(b"x" * (2 * 1024 * 1024)),
+            ) as response:
+                body = await response.text()
+                assert response.status == 404, body[:300]
+                assert _REQUEST_ID.search(body) is not None, body[:300]
 
             # Routes added after the fallback still win over it.
             started = await stack.call("POST", f"/resources/{stack.resource_id}/runtime/start", {})
