@@ -8,15 +8,16 @@ this module only moves bytes, so no HTTP is parsed by hand. Every failure is an 
 """
 
 import asyncio
-import base64
 import contextlib
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import IO, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import h11
+
+from agent.http_proxy import Proxy
 
 _READ_BYTES: Final = 64 * 1024
 _FILE_CHUNK: Final = 256 * 1024
@@ -28,37 +29,6 @@ Body = bytes | IO[bytes] | AsyncIterable[bytes] | None
 
 class HttpError(OSError):
     """The peer broke the protocol (or the connection broke mid-message)."""
-
-
-@dataclass(frozen=True)
-class Proxy:
-    """An HTTP proxy (``HTTPS_PROXY``/``HTTP_PROXY``): TLS goes through a ``CONNECT`` tunnel,
-    plain HTTP as absolute-form requests."""
-
-    host: str
-    port: int
-    authorization: str | None = None
-
-    @classmethod
-    def for_url(cls, url: str) -> "Proxy | None":
-        """The proxy the environment names for ``url``, honouring ``NO_PROXY``; None: direct.
-        (Read as curl and aiohttp's ``trust_env`` read it: ``https_proxy`` for https URLs.)"""
-        # Imported here: only enrolling and downloads ask, and urllib.request is not small.
-        from urllib.request import getproxies_environment, proxy_bypass
-
-        parts = urlsplit(url)
-        proxies = getproxies_environment()
-        chosen = proxies.get(parts.scheme)
-        if not chosen or not parts.hostname or proxy_bypass(parts.hostname):
-            return None
-        proxy = urlsplit(chosen if "://" in chosen else f"http://{chosen}")
-        if proxy.scheme != "http" or not proxy.hostname:
-            raise ValueError(f"only http:// proxies are supported, not {chosen!r}")
-        authorization = None
-        if proxy.username is not None:
-            pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
-            authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-        return cls(proxy.hostname, proxy.port or 80, authorization)
 
 
 @dataclass(frozen=True)
@@ -102,7 +72,7 @@ class Endpoint:
             if self.unix_path is not None:
                 return await asyncio.open_unix_connection(self.unix_path, limit=_HEAD_BYTES)
             if self.proxy is not None:
-                return await self._through(self.proxy)
+                return await self.proxy.open(self.host, self.port, self.tls, _HEAD_BYTES)
             return await asyncio.open_connection(
                 self.host,
                 self.port,
@@ -110,35 +80,6 @@ class Endpoint:
                 server_hostname=self.host if self.tls else None,
                 limit=_HEAD_BYTES,
             )
-
-    async def _through(self, proxy: Proxy) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_connection(proxy.host, proxy.port, limit=_HEAD_BYTES)
-        if self.tls is None:
-            return reader, writer
-        try:
-            conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_HEAD_BYTES)
-            fields = [("Host", f"{self.host}:{self.port}")]  # as curl sends it
-            if proxy.authorization is not None:
-                fields.append(("Proxy-Authorization", proxy.authorization))
-            tunnel = h11.Request(
-                method="CONNECT", target=f"{self.host}:{self.port}", headers=fields
-            )
-            writer.write(conn.send(tunnel) or b"")
-            writer.write(conn.send(h11.EndOfMessage()) or b"")
-            # The head alone: after a 2xx the tunnel's bytes are TLS, not h11's.
-            conn.receive_data(await reader.readuntil(b"\r\n\r\n"))
-            answer = conn.next_event()
-            if not isinstance(answer, h11.Response) or not 200 <= answer.status_code < 300:
-                status = getattr(answer, "status_code", "no answer")
-                raise HttpError(f"the proxy {proxy.host}:{proxy.port} refused the tunnel: {status}")
-            await writer.start_tls(self.tls, server_hostname=self.host)
-        except (h11.ProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            writer.close()
-            raise HttpError(f"the proxy {proxy.host}:{proxy.port} does not speak HTTP") from exc
-        except BaseException:
-            writer.close()
-            raise
-        return reader, writer
 
 
 def locate(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from agent.http_client import Endpoint, HttpError, Proxy, Response, request, upgrade
+from agent.http_client import Endpoint, HttpError, Response, request, upgrade
+from agent.http_proxy import Proxy, ProxyRefused
 from tests.tcp_relays import ConnectProxy
 from tests.tls_material import make_ca_and_server_cert
 
@@ -289,7 +290,7 @@ async def test_tls_goes_through_a_connect_tunnel_and_a_refusal_says_so(
         refusing, at = await _peer(refuse)
         async with refusing:
             blocked = Endpoint("127.0.0.1", port, tls=trusting, proxy=Proxy(at.host, at.port))
-            with pytest.raises(HttpError, match="refused the tunnel: 407"):
+            with pytest.raises(ProxyRefused, match="refused the tunnel: 407"):
                 await request(blocked, "GET", "/secret")
     finally:
         await tunnels.close()
