@@ -89,6 +89,10 @@ class LoopbackServer:
                 conn.start_next_cycle()
         except (OSError, TimeoutError, h11.ProtocolError, asyncio.IncompleteReadError):
             pass  # the client went away or spoke something else: nothing to answer
+        except asyncio.CancelledError:
+            # The agent is stopping. Ending the task normally, not cancelled: Python 3.11's
+            # start_server logs "Exception in callback" for a cancelled connection task.
+            pass
         finally:
             self._connections.discard(writer)
             writer.close()

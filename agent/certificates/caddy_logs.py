@@ -128,6 +128,10 @@ class LogReceiver:
                     self._on_entry(entry)
         except (OSError, ValueError, asyncio.LimitOverrunError):
             logger.debug("Caddy's log connection ended", exc_info=True)
+        except asyncio.CancelledError:
+            # The agent is stopping. Ending the task normally, not cancelled: Python 3.11's
+            # start_server logs "Exception in callback" for a cancelled connection task.
+            pass
         finally:
             writer.close()
 
