@@ -106,13 +106,7 @@ class EngineClient:
         except (OSError, TimeoutError) as exc:
             raise EngineError(f"the container engine is unreachable: {exc!r}") from exc
         if response.status >= 400:
-            try:
-                raw = await _head_of(response, _ERROR_BYTES)
-            except (OSError, TimeoutError):
-                raw = b""
-            finally:
-                response.close()
-            raise _error(response.status, response.reason or "", target, raw)
+            raise await _refusal(response, target)
         return response
 
     async def read(
@@ -264,21 +258,23 @@ class EngineClient:
             raise EngineError(f"the engine's answer to {path} broke off: {exc!r}") from exc
         if not isinstance(answer, Response):
             return answer
-        try:
-            error = await _head_of(answer, _ERROR_BYTES)
-        except (OSError, TimeoutError):
-            error = b""
-        finally:
-            answer.close()
-        raise _error(answer.status, answer.reason, target, error)
+        raise await _refusal(answer, target)
 
 
-async def _head_of(response: Response, limit: int) -> bytes:
-    """Up to ``limit`` bytes of an answer's body (an error's explanation)."""
-    data = b""
-    while len(data) < limit and (more := await response.read(limit - len(data))):
-        data += more
-    return data
+async def _refusal(response: Response, target: str) -> EngineError:
+    """The engine's error answer as an ``EngineError`` (its explanation read, up to
+    ``_ERROR_BYTES``), the connection closed."""
+    explanation = b""
+    try:
+        while len(explanation) < _ERROR_BYTES and (
+            more := await response.read(_ERROR_BYTES - len(explanation))
+        ):
+            explanation += more
+    except (OSError, TimeoutError):
+        pass  # the status alone says enough
+    finally:
+        response.close()
+    return _error(response.status, response.reason, target, explanation)
 
 
 def _error(status: int, reason: str, target: str, body: bytes) -> EngineError:
