@@ -10,10 +10,12 @@ PKCS#8 PEM), so keys of agents enrolled earlier load as they are.
 """
 
 import base64
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import ssl  # noqa: F401  (loads libcrypto into the process: the library used below)
+from collections.abc import Iterator
 from functools import cache
 from typing import Final
 
@@ -66,37 +68,41 @@ class AgentKey:
     def sign(self, message: bytes) -> bytes:
         """The Ed25519 signature of ``message`` (64 bytes)."""
         lib = _libcrypto()
-        key = lib.EVP_PKEY_new_raw_private_key(_NID_ED25519, None, self._seed, _SEED_BYTES)
-        if not key:
-            raise RuntimeError("libcrypto refused the Ed25519 key")
-        context = lib.EVP_MD_CTX_new()
-        try:
-            if not context or lib.EVP_DigestSignInit(context, None, None, None, key) != 1:
-                raise RuntimeError("libcrypto could not start an Ed25519 signature")
-            signature = ctypes.create_string_buffer(_SIGNATURE_BYTES)
-            size = ctypes.c_size_t(_SIGNATURE_BYTES)
-            signed = lib.EVP_DigestSign(
-                context, signature, ctypes.byref(size), message, len(message)
-            )
-            if signed != 1 or size.value != _SIGNATURE_BYTES:
-                raise RuntimeError("libcrypto could not sign with the Ed25519 key")
-            return signature.raw
-        finally:
-            lib.EVP_MD_CTX_free(context)
-            lib.EVP_PKEY_free(key)
+        with self._pkey(lib) as key:
+            context = lib.EVP_MD_CTX_new()
+            try:
+                if not context or lib.EVP_DigestSignInit(context, None, None, None, key) != 1:
+                    raise RuntimeError("libcrypto could not start an Ed25519 signature")
+                signature = ctypes.create_string_buffer(_SIGNATURE_BYTES)
+                size = ctypes.c_size_t(_SIGNATURE_BYTES)
+                signed = lib.EVP_DigestSign(
+                    context, signature, ctypes.byref(size), message, len(message)
+                )
+                if signed != 1 or size.value != _SIGNATURE_BYTES:
+                    raise RuntimeError("libcrypto could not sign with the Ed25519 key")
+                return signature.raw
+            finally:
+                lib.EVP_MD_CTX_free(context)
 
     def public_bytes(self) -> bytes:
         """The public half (32 raw bytes)."""
         lib = _libcrypto()
-        key = lib.EVP_PKEY_new_raw_private_key(_NID_ED25519, None, self._seed, _SEED_BYTES)
-        if not key:
-            raise RuntimeError("libcrypto refused the Ed25519 key")
-        try:
+        with self._pkey(lib) as key:
             public = ctypes.create_string_buffer(_SEED_BYTES)
             size = ctypes.c_size_t(_SEED_BYTES)
             if lib.EVP_PKEY_get_raw_public_key(key, public, ctypes.byref(size)) != 1:
                 raise RuntimeError("libcrypto could not derive the Ed25519 public key")
             return public.raw[: size.value]
+
+    @contextlib.contextmanager
+    def _pkey(self, lib: ctypes.CDLL) -> Iterator[int]:
+        """libcrypto's key object for this seed, freed after use (signing is rare: none is
+        kept between uses)."""
+        key = lib.EVP_PKEY_new_raw_private_key(_NID_ED25519, None, self._seed, _SEED_BYTES)
+        if not key:
+            raise RuntimeError("libcrypto refused the Ed25519 key")
+        try:
+            yield key
         finally:
             lib.EVP_PKEY_free(key)
 
