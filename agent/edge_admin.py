@@ -6,7 +6,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from agent.http_client import Endpoint, request
+from agent.http_client import Endpoint, fetch
 from shared.errors import RuntimeFailed
 
 _TIMEOUT_SECONDS = 10.0
@@ -83,13 +83,8 @@ async def _request(
         payload = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     async with asyncio.timeout(_TIMEOUT_SECONDS):
-        response = await request(
-            Endpoint.from_url(admin), method, path, headers=headers, body=payload
-        )
-        try:
-            return response.status, (await response.read()).decode("utf-8", "replace")
-        finally:
-            response.close()
+        answer = await fetch(Endpoint.from_url(admin), method, path, headers=headers, body=payload)
+    return answer.status, answer.text
 
 
 async def admin_call(

@@ -5,7 +5,7 @@ import json
 import ssl
 from pathlib import Path
 
-from agent.http_client import locate, request
+from agent.http_client import fetch, locate
 from agent.identity import AgentKey
 from agent.state import Enrollment, StateDir
 from agent.tls import client_context
@@ -41,14 +41,10 @@ async def _post_async(
         # HTTPS_PROXY / NO_PROXY from the environment are honoured.
         endpoint, target = locate(url, context, environment_proxy=True)
         async with asyncio.timeout(ENROLL_TIMEOUT_SECONDS):
-            response = await request(
+            answer = await fetch(
                 endpoint, "POST", target, headers=headers, body=json.dumps(payload).encode()
             )
-            try:
-                body = await response.read()
-            finally:
-                response.close()
-        status = response.status
+        status, body = answer.status, answer.body
     except ssl.SSLCertVerificationError as exc:
         detail = exc.verify_message or str(exc)
         raise EnrollmentRefused(

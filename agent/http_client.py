@@ -207,6 +207,36 @@ async def request(
         raise
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A whole answer: its status, headers and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
+
+async def fetch(
+    endpoint: Endpoint,
+    method: str,
+    target: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: Body = None,
+) -> Fetched:
+    """Send ``method target`` and read the whole answer, for bodies small enough to hold."""
+    response = await request(endpoint, method, target, headers=headers, body=body)
+    try:
+        return Fetched(response.status, response.headers, await response.read())
+    finally:
+        response.close()
+
+
 async def upgrade(
     endpoint: Endpoint,
     target: str,

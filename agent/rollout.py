@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from agent.edge_protocol import Edge
-from agent.http_client import Endpoint, request
+from agent.http_client import Endpoint, fetch
 from agent.mounts import prepare_for
 from agent.recreate import Recreate
 from agent.runtime import (
@@ -161,12 +161,8 @@ async def http_probe(host_port: int, health: HealthSpec, path: str | None = None
     try:
         # One connection per probe, never reused, redirects not followed.
         async with asyncio.timeout(health.timeout_seconds):
-            response = await request(Endpoint("127.0.0.1", host_port), "GET", target)
-            try:
-                status = response.status
-                body = (await response.read()).decode("utf-8", "replace")
-            finally:
-                response.close()
+            answer = await fetch(Endpoint("127.0.0.1", host_port), "GET", target)
+        status, body = answer.status, answer.text
     except TimeoutError:
         return HttpOutcome(
             False,

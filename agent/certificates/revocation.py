@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from agent.http_client import locate, request
+from agent.http_client import fetch, locate
 
 _TIMEOUT: Final = 30.0
 _JOSE: Final = "application/jose+json"
@@ -123,9 +123,6 @@ async def _ask(
     """One call to the CA: its status, its JSON answer (None when there is none) and headers."""
     endpoint, target = locate(url, context)
     headers = {"Content-Type": _JOSE} if body is not None else {}
-    answer = await request(endpoint, method, target, headers=headers, body=body)
-    try:
-        raw = await answer.read()
-    finally:
-        answer.close()
+    answer = await fetch(endpoint, method, target, headers=headers, body=body)
+    raw = answer.body
     return answer.status, json.loads(raw) if raw.strip() else None, answer.headers

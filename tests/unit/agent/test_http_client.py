@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from agent.http_client import Endpoint, HttpError, Response, request, upgrade
+from agent.http_client import Endpoint, HttpError, Response, fetch, request, upgrade
 from agent.http_proxy import Proxy, ProxyRefused
 from tests.tcp_relays import ConnectProxy
 from tests.tls_material import make_ca_and_server_cert
@@ -86,6 +86,14 @@ async def test_reads_in_pieces_of_the_size_asked(aiohttp_server: Endpoint) -> No
     assert max(sizes) <= 300
     assert sum(sizes) == len("/p|") + len(aiohttp_server.authority) + 1 + 5000
     assert await response.readany() == b""
+
+
+async def test_fetch_reads_the_whole_answer(aiohttp_server: Endpoint) -> None:
+    answer = await fetch(aiohttp_server, "POST", "/f", body="é".encode() * 30000 + b"\xff")
+    assert answer.status == 200
+    assert answer.headers["x-method"] == "POST"
+    assert answer.body.endswith("é".encode() * 30000 + b"\xff")
+    assert answer.text.endswith("é" * 30000 + "\ufffd")
 
 
 async def test_a_refusal_before_the_body_is_taken_is_the_answer() -> None:
