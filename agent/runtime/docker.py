@@ -218,9 +218,10 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"Docker engine unreachable: {exc}") from exc
 
     async def close(self) -> None:
-        """Close the engine client and the SDK's connection pools."""
-        if self._engine is not None:
-            await self._engine.close()
+        """Close the engine calls' backend and the SDK's connection pools."""
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
         for client in (self._client, self._slow):
             if client is not None:
                 await asyncio.to_thread(client.close)

@@ -57,10 +57,6 @@ class EngineClient:
         self._endpoint = Endpoint("docker", unix_path=path)
         self._prefix: str | None = None
 
-    async def close(self) -> None:
-        """Nothing is held between calls (each has its own connection); kept for the callers
-        that close what they opened."""
-
     async def _api_prefix(self) -> str:
         # The engine's own API version, asked once; an engine that cannot answer is asked again
         # at the next call.

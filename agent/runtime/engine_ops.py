@@ -135,8 +135,7 @@ class EngineOperations:
         self._extra_labels = extra_labels
 
     async def close(self) -> None:
-        """Close the client's connections."""
-        await self._api.close()
+        """Nothing to let go: the engine client holds no connection between calls."""
 
     # Routine calls: raw engine answers, ``EngineError`` on failure.
 

@@ -99,8 +99,9 @@ def engine(socket_dir: str) -> Iterator[FakeEngine]:
 @pytest.fixture
 async def client(engine: FakeEngine) -> AsyncIterator[EngineOperations]:
     engine_client = EngineClient(str(engine.server_address), timeout=5)
-    yield EngineOperations(engine_client, lambda: pytest.fail("no SDK here"), {})
-    await engine_client.close()
+    operations = EngineOperations(engine_client, lambda: pytest.fail("no SDK here"), {})
+    yield operations
+    await operations.close()
 
 
 def query(path: str) -> dict[str, list[str]]:
@@ -200,12 +201,9 @@ async def test_too_old_an_engine_is_refused_and_asked_again(
 
 async def test_no_engine_is_an_engine_error(socket_dir: str) -> None:
     absent = EngineClient(os.path.join(socket_dir, "absent.sock"), timeout=1)
-    try:
-        with pytest.raises(EngineError, match="unreachable") as caught:
-            await absent.json("GET", "/version", versioned=False)
-        assert caught.value.status == 0
-    finally:
-        await absent.close()
+    with pytest.raises(EngineError, match="unreachable") as caught:
+        await absent.json("GET", "/version", versioned=False)
+    assert caught.value.status == 0
 
 
 async def test_monitoring_engine_maps_answers(

@@ -3,7 +3,6 @@ connection, its end, the exit code and output tail, backpressure, early exits an
 
 import json
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,11 +17,9 @@ START = ("POST", f"/exec/{EXEC}/start")
 
 
 @pytest.fixture
-async def api(engine: FakeEngine) -> AsyncIterator[EngineClient]:
+async def api(engine: FakeEngine) -> EngineClient:
     engine.routes[("POST", "/containers/db-1/exec")] = (201, {"Id": EXEC})
-    client = EngineClient(str(engine.server_address))
-    yield client
-    await client.close()
+    return EngineClient(str(engine.server_address))
 
 
 class Command:

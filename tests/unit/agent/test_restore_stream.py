@@ -5,7 +5,6 @@ chunk is held until ``restore_finish``, and a failure or an abort cuts the input
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Literal, cast
 
 import pytest
@@ -37,11 +36,10 @@ def _target(kind: Literal["postgres", "mysql"]) -> BackupTarget:
 
 
 @pytest.fixture
-async def feature(engine: FakeEngine) -> AsyncIterator[BackupFeature]:
+async def feature(engine: FakeEngine) -> BackupFeature:
     engine.routes[("POST", f"/containers/{CONTAINER}/exec")] = (201, {"Id": EXEC})
     api = EngineClient(str(engine.server_address))
-    yield BackupFeature(BackupOps(api), cast(VolumeArchiveOps, object()))
-    await api.close()
+    return BackupFeature(BackupOps(api), cast(VolumeArchiveOps, object()))
 
 
 def _install(engine: FakeEngine, command: Command) -> None:
