@@ -7,7 +7,6 @@ evidence in a bounded ring and queues it for the coordinator, at most ``REPORTS_
 a flood of bad requests must not become a flood of rows.
 """
 
-import html
 import logging
 import time
 from collections import deque
@@ -62,6 +61,10 @@ def classify(status: int, cause: str) -> AccessFailureCode:
 
 def render_page(failure: AccessFailure) -> str:
     """The visitor's page: what happened, in words, and the request id to quote."""
+    # Imported here: ``html`` loads its entity tables (about 0.4 MiB) and a server whose apps
+    # all answer never renders a page.
+    import html
+
     title, text = _TITLES[failure.code]
     request_id = html.escape(failure.request_id)
     return (
