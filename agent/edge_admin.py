@@ -1,10 +1,11 @@
 """One call to Caddy's admin API: JSON in and out, every failure a ``RuntimeFailed``."""
 
 import asyncio
-import json
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+import orjson
 
 from agent.http_client import Endpoint, fetch
 from shared.errors import RuntimeFailed
@@ -80,7 +81,7 @@ async def _request(
     headers = {"Origin": admin, **extra}
     payload = None
     if body is not None:
-        payload = json.dumps(body).encode()
+        payload = orjson.dumps(body)
         headers["Content-Type"] = "application/json"
     async with asyncio.timeout(_TIMEOUT_SECONDS):
         answer = await fetch(Endpoint.from_url(admin), method, path, headers=headers, body=payload)
@@ -119,7 +120,7 @@ async def _call(admin: str, method: str, path: str, body: Any, missing_ok: bool)
     if not text.strip():
         return None
     try:
-        return json.loads(text)
+        return orjson.loads(text)
     except ValueError as exc:
         raise RuntimeFailed(f"edge proxy admin API sent invalid JSON: {exc}") from exc
 
