@@ -10,10 +10,11 @@ a flood of bad requests must not become a flood of rows.
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 
-from agent.edge_routes import NO_ROUTE_ERROR, STOPPED_ERROR
+from agent.edge_routes import NO_ROUTE_ERROR, STOPPED_ERROR, domain_route_id
 from agent.http_server import LoopbackServer, Reply, Request
 from shared.messages.edge import AccessFailure, AccessFailureCode
 
@@ -103,6 +104,9 @@ class AccessFailures:
         self._window_start = 0.0
         self._window_count = 0
         self.unreported = 0
+        # The edge's host -> (resource, binding) of its HTTPS host routes, whose requests name
+        # their resource only (``agent/edge_tls_map.py``); None: no such routes.
+        self.host_binding: Callable[[str], tuple[str, str] | None] | None = None
 
     async def start(self) -> str:
         """Listen; return the ``host:port`` Caddy dials."""
@@ -125,19 +129,27 @@ class AccessFailures:
             return None
         status = int(status_text)
         cause = _header(request, "Error", 500)
+        hostname = _header(request, "Host", 255)
+        resource_id = _optional(_header(request, "Resource", 64))
+        binding_id = _optional(_header(request, "Binding", 64))
+        route_id = _optional(_header(request, "Route", 160))
+        if binding_id is None and resource_id is not None and self.host_binding is not None:
+            found = self.host_binding(hostname)
+            if found is not None and found[0] == resource_id:
+                binding_id, route_id = found[1], domain_route_id(resource_id, found[1])
         try:
             return AccessFailure(
                 request_id=request_id,
                 observed_at=datetime.now(UTC),
                 code=classify(status, cause),
                 http_status=status,
-                hostname=_header(request, "Host", 255),
+                hostname=hostname,
                 path=_header(request, "Uri", 2048),
                 method=_header(request, "Method", 16),
                 scheme="https" if _header(request, "Scheme", 5) == "https" else "http",
-                resource_id=_optional(_header(request, "Resource", 64)),
-                domain_binding_id=_optional(_header(request, "Binding", 64)),
-                route_id=_optional(_header(request, "Route", 160)),
+                resource_id=resource_id,
+                domain_binding_id=binding_id,
+                route_id=route_id,
                 cause=cause,
             )
         except ValueError:

@@ -37,7 +37,7 @@ from agent.edge_setup import (
     ensure_servers,
 )
 from agent.edge_tls import TLS_SERVER_NAME, EdgeTls
-from agent.edge_tls_map import TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS
+from agent.edge_tls_map import TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS, HostIndex, hosts_route_id
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 from shared.messages.deploy import DomainRoute
@@ -80,6 +80,15 @@ class CaddyEdge:
         self._held = HeldRoutes()
         # One change at a time: each works from the copy above and updates it.
         self._changing = asyncio.Lock()
+        # The HTTPS host routes' names, for the failure pages (taken from the copy).
+        self._host_bindings = HostIndex()
+
+    def host_binding(self, hostname: str) -> tuple[str, str] | None:
+        """The resource and binding an HTTPS host route serves ``hostname`` for, if any."""
+        return self._host_bindings.binding(hostname)
+
+    def _index_hosts(self) -> None:
+        self._host_bindings.rebuild(self._held.at(TLS_MAP_ENTRIES).values())
 
     def routes_https(self, hostname: str) -> bool:
         """Whether a route of Berth's serves ``hostname`` on the HTTPS server (the ask check)."""
@@ -164,6 +173,7 @@ class CaddyEdge:
             servers = await self._call("GET", "/config/apps/http/servers", missing_ok=True)
             paths = {SERVER_NAME: SERVER_PATH, TLS_SERVER_NAME: TLS_SERVER_PATH}
             self._held.load(servers, paths, self._settings_key())
+            self._index_hosts()
 
     async def _ready(self) -> None:
         """Read Caddy's config (and put the servers in place) unless the copy is current."""
@@ -327,8 +337,11 @@ class CaddyEdge:
         for server, routes in appended.items():
             if server not in MAPS:
                 await self._add_routes(call, server, routes)
-        upstream_ids = {upstreams_entry_id(resource_id, suffix) for _, suffix in MAPS.values()}
-        stale = sorted(set(present) - wanted - upstream_ids)
+        # Not the resource's bindings: its map upstream entries and its HTTPS host route,
+        # which ``write_tls_map`` keeps equal to its entries.
+        kept = {upstreams_entry_id(resource_id, suffix) for _, suffix in MAPS.values()}
+        kept.add(hosts_route_id(resource_id))
+        stale = sorted(set(present) - wanted - kept)
         for route_id_ in stale:
             if present[route_id_][0] not in MAPS:
                 await call("DELETE", f"/id/{route_id_}", missing_ok=True)
@@ -351,6 +364,7 @@ class CaddyEdge:
                 await drop_upstreams(call, self._held, entry_id)
         await write_tls_map(call, self._held)
         await batch.flush()
+        self._index_hosts()
         self._set_https_hosts(resource_id, https)
         await self._set_held_names(resource_id, loaded)
 
@@ -386,9 +400,10 @@ class CaddyEdge:
                 if held is None or held[0] not in (TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS):
                     await batch.call("DELETE", f"/id/{stale}", missing_ok=True)
                 self._held.drop(stale)
-            # The HTTPS map's entries go with the map route, written whole.
+            # Its HTTPS host route went with its routes; the redirects' names follow.
             await write_tls_map(batch.call, self._held)
             await batch.flush()
+            self._index_hosts()
         # The ask must stop allowing its names at once: Caddy would otherwise still order a
         # certificate for a name nothing here routes any more.
         self._set_https_hosts(resource_id, None)

@@ -41,6 +41,7 @@ class EdgeFeature:
         self._edge = edge
         self._restore_routes = restore_routes
         self.pages = pages or AccessFailures()
+        self.pages.host_binding = edge.host_binding
         self._link: LinkContext | None = None
         self._requests: set[asyncio.Task[None]] = set()
         # One edge change at a time: a configure must not interleave with a bootstrap.

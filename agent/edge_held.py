@@ -3,18 +3,21 @@
 from typing import Any
 
 from agent.edge_map import MAP_ENTRIES, MAP_ROUTE_ID, MAP_UPSTREAMS, entries, upstream_entries
-from agent.edge_tls_map import TLS_MAP_ENTRIES, TLS_MAP_ROUTE_ID, TLS_MAP_UPSTREAMS
+from agent.edge_tls_map import (
+    TLS_MAP_ENTRIES,
+    TLS_MAP_UPSTREAMS,
+    is_hosts_route,
+    read_hosts_route,
+)
 
 # Where each host map's entries are held: map route id -> (host entries, upstream entries).
-_MAPS = {
-    MAP_ROUTE_ID: (MAP_ENTRIES, MAP_UPSTREAMS),
-    TLS_MAP_ROUTE_ID: (TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS),
-}
+_MAPS = {MAP_ROUTE_ID: (MAP_ENTRIES, MAP_UPSTREAMS)}
 
 
 class HeldRoutes:
     """Route id -> (server path, route JSON) for the ``@id`` routes of the edge's servers (and
-    host map entry id -> (its map's entries path, e.g. ``MAP_ENTRIES``, entry JSON)), as the agent
+    host map entry id -> (its map's entries path, e.g. ``MAP_ENTRIES``, entry JSON), the HTTPS
+    host routes' names as entries at ``TLS_MAP_ENTRIES``), as the agent
     last read or wrote them, plus the edge settings that read was made under.
 
     Unknown until the first read (agent start) and again after ``forget`` (a call Caddy
@@ -47,6 +50,13 @@ class HeldRoutes:
                         for entry in found(route):
                             if isinstance(entry.get("@id"), str):
                                 routes[entry["@id"]] = (at, entry)
+                if isinstance(route, dict) and is_hosts_route(str(route.get("@id"))):
+                    # An HTTPS host route's names are held as entries too, like the map's.
+                    hosts, upstreams = read_hosts_route(route)
+                    for entry in hosts:
+                        routes[entry["@id"]] = (TLS_MAP_ENTRIES, entry)
+                    if upstreams is not None:
+                        routes[upstreams["@id"]] = (TLS_MAP_UPSTREAMS, upstreams)
         self._routes, self._settings = routes, settings
 
     def forget(self) -> None:

@@ -6,7 +6,7 @@ from agent.edge_admin import AdminCall
 from agent.edge_map import MAP_ROUTE_ID, entries, shown
 from agent.edge_routes import route_id
 from agent.edge_setup import SERVER_PATH, TLS_SERVER_PATH
-from agent.edge_tls_map import TLS_MAP_ROUTE_ID
+from agent.edge_tls_map import is_hosts_route, read_hosts_route, shown_binding
 
 Served = tuple[Literal["http", "https"], str, dict[str, Any]]
 _SERVERS: tuple[tuple[Literal["http", "https"], str], ...] = (
@@ -18,16 +18,21 @@ _SERVERS: tuple[tuple[Literal["http", "https"], str], ...] = (
 async def inspect_routes(call: AdminCall, resource_id: str) -> list[Served]:
     """The resource's routes as Caddy holds them: (``http``/``https``, id, JSON). A binding
     in a host map shows as the map route with its entry (and its resource's upstreams)
-    alone."""
+    alone, a binding of an HTTPS host route as that route with its name alone."""
     own = route_id(resource_id)
     found: list[Served] = []
     for kind, server in _SERVERS:
         routes = await call("GET", f"{server}/routes", missing_ok=True)
         for r in routes if isinstance(routes, list) else []:
             rid = str(r.get("@id", "")) if isinstance(r, dict) else ""
-            if rid == own or rid.startswith(own + "."):
+            if is_hosts_route(rid) and rid.startswith(own + "."):
+                # Each name of an HTTPS host route shows as its binding, with its host alone.
+                for entry in read_hosts_route(r)[0]:
+                    host, binding = str(entry["input"]), str(entry["outputs"][1])
+                    found.append((kind, str(entry["@id"]), shown_binding(r, host, binding)))
+            elif rid == own or rid.startswith(own + "."):
                 found.append((kind, rid, r))
-            if rid in (MAP_ROUTE_ID, TLS_MAP_ROUTE_ID):
+            if rid == MAP_ROUTE_ID:
                 for entry in entries(r):
                     if str(entry.get("@id", "")).startswith(own + "."):
                         found.append((kind, str(entry["@id"]), shown(r, entry)))

@@ -1,20 +1,23 @@
 """Writing the host maps: a change's entries in one admin write, whatever their number; a
-resource's upstreams; the names of the HTTPS map."""
+resource's upstreams; the HTTPS host routes and the names their redirects list."""
 
 from typing import Any
 
 from agent.edge_admin import AdminCall
 from agent.edge_held import HeldRoutes
-from agent.edge_map import MAP_UPSTREAMS
-from agent.edge_setup import SERVER_PATH, TLS_SERVER_PATH
+from agent.edge_map import MAP_UPSTREAMS, upstreams_entry_id
+from agent.edge_setup import FALLBACKS, SERVER_PATH, TLS_SERVER_PATH
 from agent.edge_tls_map import (
     REDIRECTS_ROUTE_ID,
     TLS_MAP_ENTRIES,
-    TLS_MAP_ROUTE_ID,
     TLS_MAP_UPSTREAMS,
-    tls_map_route,
+    TLS_UPSTREAMS_SUFFIX,
+    dials_of,
+    host_match,
+    hosts_route,
+    hosts_route_id,
+    is_hosts_route,
 )
-from shared.errors import RuntimeFailed
 
 
 async def write_entries(
@@ -82,9 +85,9 @@ def record_tls_changes(
     upstreams: dict[str, Any] | None,
     upstreams_id: str,
 ) -> None:
-    """Record a resource's changes to the HTTPS map in the agent's copy only (its host
+    """Record a resource's changes to its HTTPS host route in the agent's copy only (its host
     entries, and its upstream entry, or None when none of its hosts is mapped there):
-    ``write_tls_map`` then writes the map whole, once."""
+    ``write_tls_map`` then writes the host routes that differ from them."""
     if upstreams is not None:
         held.put(TLS_MAP_UPSTREAMS, upstreams)
     for entry in [*changed, *added]:
@@ -94,21 +97,35 @@ def record_tls_changes(
 
 
 async def write_tls_map(call: AdminCall, held: HeldRoutes) -> None:
-    """Write the HTTPS map from the agent's copy if it differs from what Caddy holds: the
-    whole route (entries and the matcher naming them), then the redirects' matcher, each only
-    when it differs (an ``AdminBatch`` sends both as one write)."""
-    current = held.get(TLS_MAP_ROUTE_ID)
-    hosts = list(held.at(TLS_MAP_ENTRIES).values())
-    if current is None:
-        if hosts:
-            # Removed by hand: the caller reads Caddy again (which puts it back) and redoes.
-            raise RuntimeFailed(f"Caddy holds no route {TLS_MAP_ROUTE_ID}")
-        return
-    route = tls_map_route(hosts, list(held.at(TLS_MAP_UPSTREAMS).values()))
-    if current[1] != route:
-        await call("PATCH", f"/id/{TLS_MAP_ROUTE_ID}", route)
+    """Write the HTTPS host routes that differ from the agent's copy of their entries (add,
+    replace or delete each by id), then the redirects' matcher if its names changed (an
+    ``AdminBatch`` sends them all as one write)."""
+    by_resource: dict[str, list[dict[str, Any]]] = {}
+    for entry in held.at(TLS_MAP_ENTRIES).values():
+        by_resource.setdefault(str(entry["outputs"][0]), []).append(entry)
+    upstreams = held.at(TLS_MAP_UPSTREAMS)
+    wanted: dict[str, dict[str, Any]] = {}
+    for resource_id, entries in by_resource.items():
+        dials = dials_of(upstreams.get(upstreams_entry_id(resource_id, TLS_UPSTREAMS_SUFFIX), {}))
+        if dials:
+            wanted[hosts_route_id(resource_id)] = hosts_route(resource_id, entries, dials)
+    current = {k: v for k, v in held.at(TLS_SERVER_PATH).items() if is_hosts_route(k)}
+    for stale in sorted(current.keys() - wanted.keys()):
+        await call("DELETE", f"/id/{stale}", missing_ok=True)
+        held.drop(stale)
+    fallback = FALLBACKS[TLS_SERVER_PATH]
+    for own, route in sorted(wanted.items()):
+        if own not in current:
+            if held.on(fallback, TLS_SERVER_PATH):
+                # PUT at the fallback's id inserts there: the fallback moves one down.
+                await call("PUT", f"/id/{fallback}", route)
+            else:
+                await call("POST", f"{TLS_SERVER_PATH}/routes", route)
+        elif current[own] != route:
+            await call("PATCH", f"/id/{own}", route)
         held.put(TLS_SERVER_PATH, route)
     redirects = held.get(REDIRECTS_ROUTE_ID)
-    if redirects is not None and redirects[1].get("match") != route["match"]:
-        await call("PATCH", f"/id/{REDIRECTS_ROUTE_ID}/match", route["match"])
-        held.put(SERVER_PATH, {**redirects[1], "match": route["match"]})
+    match = host_match(str(e["input"]) for e in held.at(TLS_MAP_ENTRIES).values())
+    if redirects is not None and redirects[1].get("match") != match:
+        await call("PATCH", f"/id/{REDIRECTS_ROUTE_ID}/match", match)
+        held.put(SERVER_PATH, {**redirects[1], "match": match})

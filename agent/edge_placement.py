@@ -42,9 +42,9 @@ def wanted_routes(
         return [(SERVER_PATH, build_domain_route(resource_id, domain, upstreams))]
     # HTTPS by default: the binding is served on the TLS server (Caddy obtains its certificate
     # because a route's host matcher names it, or serves the one Berth loaded for an imported
-    # name) and HTTP redirects there. A managed name that only proxies is an entry of the
-    # HTTPS map, whose matcher names it (``agent/edge_tls_map.py``); on-demand and
-    # certificate-only names stay routes (their certificates come another way).
+    # name) and HTTP redirects there. A managed name that only proxies is a name of its
+    # resource's HTTPS host route, whose matcher names it (``agent/edge_tls_map.py``); on-demand
+    # and certificate-only names stay routes (their certificates come another way).
     managed = domain.tls_mode == "auto" and not domain.on_demand and not domain.certificate_only
     if managed and maps_to(TLS_MAP_ENTRIES):
         return [(TLS_MAP_ENTRIES, map_entry(resource_id, domain))]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from agent.edge_admin import AdminCall
-from agent.edge_map import MAP_ROUTE_ID, entries, map_route, upgraded
+from agent.edge_map import MAP_ROUTE_ID, map_route, upgraded
 from agent.edge_on_demand import AskForm
 from agent.edge_routes import (
     FALLBACK_ROUTE_ID,
@@ -23,11 +23,13 @@ from agent.edge_tls import (
     tls_server,
 )
 from agent.edge_tls_map import (
+    OLD_TLS_MAP_ROUTE_ID,
     REDIRECTS_ROUTE_ID,
-    TLS_MAP_ROUTE_ID,
-    mapped_names,
+    dials_of,
+    hosts_of,
+    hosts_route,
+    is_hosts_route,
     redirects_route,
-    tls_map_wanted,
 )
 from shared.errors import RuntimeFailed
 
@@ -139,13 +141,30 @@ async def _ensure_map(call: AdminCall) -> None:
 
 
 async def _ensure_tls_map(call: AdminCall, https_port: int) -> None:
-    """The HTTPS host map on the TLS server and the redirects of its names on the HTTP
-    server (``agent/edge_tls_map.py``), each before its server's fallback, rewritten where
-    they differ from this agent's, keeping the map's entries."""
-    current = await call("GET", f"/id/{TLS_MAP_ROUTE_ID}", missing_ok=True)
-    wanted = tls_map_wanted(current)
-    await _put_before_fallback(call, TLS_SERVER_PATH, current, wanted)
-    redirects = redirects_route(mapped_names(entries(wanted)), https_port)
+    """The redirects of the HTTPS host routes' names on the HTTP server
+    (``agent/edge_tls_map.py``), before its fallback, rewritten where it differs. An earlier
+    agent's HTTPS map route is turned into host routes first, so nothing it served is lost."""
+    old = await call("GET", f"/id/{OLD_TLS_MAP_ROUTE_ID}", missing_ok=True)
+    if isinstance(old, dict):
+        hosts, upstreams = upgraded(old)
+        dials = {str(u.get("input")): dials_of(u) for u in upstreams}
+        by_resource: dict[str, list[dict[str, Any]]] = {}
+        for entry in hosts:
+            by_resource.setdefault(str(entry["outputs"][0]), []).append(entry)
+        for resource_id, entries in sorted(by_resource.items()):
+            if dials.get(resource_id):
+                route = hosts_route(resource_id, entries, dials[resource_id])
+                current = await call("GET", f"/id/{route['@id']}", missing_ok=True)
+                await _put_before_fallback(call, TLS_SERVER_PATH, current, route)
+        await call("DELETE", f"/id/{OLD_TLS_MAP_ROUTE_ID}", missing_ok=True)
+    routes = await call("GET", f"{TLS_SERVER_PATH}/routes", missing_ok=True)
+    names = [
+        host
+        for route in (routes if isinstance(routes, list) else [])
+        if isinstance(route, dict) and is_hosts_route(str(route.get("@id")))
+        for host in hosts_of(route)
+    ]
+    redirects = redirects_route(names, https_port)
     current = await call("GET", f"/id/{REDIRECTS_ROUTE_ID}", missing_ok=True)
     await _put_before_fallback(call, SERVER_PATH, current, redirects)
 

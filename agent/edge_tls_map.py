@@ -1,33 +1,52 @@
-"""The HTTPS host map: the TLS server's bindings that only proxy their host, as map entries.
+"""HTTPS host routes: a resource's HTTPS bindings that only proxy their host, as one route.
 
-The plain host map (``agent/edge_map.py``) made a plain-HTTP add one small write. HTTPS
-bindings were still two routes each (the TLS server's and its HTTP redirect), so an add
-re-provisioned about 2,000 routes with a proxy each. Here the same two maps serve them from
-one route of the TLS server, ``berth-edge-map-tls``. Caddy must still learn the names, since
-its automatic HTTPS manages a certificate for each name in a host matcher of the TLS server's
-routes: that route's matcher lists the mapped names (kept equal to its host entries), and one
-route of the HTTP server, ``berth-edge-https-redirects``, sends the same names to HTTPS. So
-every name stays a managed certificate, ordered when it is added, as with a route of its own
-(the on-demand alternative left names without an order: ``bench/README.md``).
+HTTPS bindings were two routes each (the TLS server's and its HTTP redirect), and then entries
+of one host map route. Caddy loads its whole config at each admin write, and the map's entries
+(a host, its resource and binding, each with an id) were two thirds of that config at 1,000
+names: a write took twice as long as with a route per resource (``bench/edge_layouts.py``).
+So each resource has one route on the TLS server, ``berth-<resource>.~hosts-tls``, whose host
+matcher lists its names and which proxies to its upstreams. Caddy's automatic HTTPS manages a
+certificate for every name in a host matcher of the TLS server's routes, so each name is
+ordered when it is added, as with a route of its own. One route of the HTTP server,
+``berth-edge-https-redirects``, sends all these names to HTTPS.
 
-An add is the map route (its entries and matcher) and the redirects' matcher, which go to
-Caddy in the change's one write (``agent/edge_batch.py``), whatever the number of bindings. What
-that write costs then depends on the Caddy: 2.6 re-loads every managed certificate from storage
-on each write, current releases do not (``bench/edge_reload.py``).
+The route's ``vars`` handler keeps the bindings' ids in the order of its host list
+(``berth_bindings``): the agent reads them back after a restart, and the proxy preview shows
+each binding. A failed request's binding is looked up from its host by the agent
+(``HostIndex``), not per request by Caddy.
+
+The agent keeps its copy of these as entries, as for the plain host map (``TLS_MAP_ENTRIES``:
+host -> resource and binding; ``TLS_MAP_UPSTREAMS``: resource -> dials), and a change writes
+the routes that differ from them, in the change's one write (``agent/edge_batch.py``).
 """
 
 from collections.abc import Iterable
 from typing import Any, Final
 
-from agent.edge_map import entries, map_route, upstream_entries
-from agent.edge_routes import https_redirect
+from agent.edge_map import upstreams_entry
+from agent.edge_routes import domain_route_id, https_redirect, proxy, route_id, tag
 
-TLS_MAP_ROUTE_ID: Final = "berth-edge-map-tls"
-TLS_MAP_ENTRIES: Final = f"/id/{TLS_MAP_ROUTE_ID}/handle/0/mappings"
-TLS_MAP_UPSTREAMS: Final = f"/id/{TLS_MAP_ROUTE_ID}/handle/1/mappings"
+# Where the agent's copy keeps the entries (not paths in Caddy's config).
+TLS_MAP_ENTRIES: Final = "tls-hosts:entries"
+TLS_MAP_UPSTREAMS: Final = "tls-hosts:upstreams"
 REDIRECTS_ROUTE_ID: Final = "berth-edge-https-redirects"
-# The HTTPS map's upstream entry ids end so (the plain map's have no suffix).
+# The upstream entries' ids end so (the plain map's have no suffix).
 TLS_UPSTREAMS_SUFFIX: Final = "-tls"
+# An earlier agent's single HTTPS map route, turned into host routes when found.
+OLD_TLS_MAP_ROUTE_ID: Final = "berth-edge-map-tls"
+_HOSTS_SUFFIX: Final = ".~hosts-tls"
+_BINDINGS_VAR: Final = "berth_bindings"
+
+
+def hosts_route_id(resource_id: str) -> str:
+    """The id of the resource's host route: under its route id (so it goes with the
+    resource), with a ``~`` no binding id may contain."""
+    return route_id(resource_id) + _HOSTS_SUFFIX
+
+
+def is_hosts_route(route_id_: str) -> bool:
+    """Whether ``route_id_`` names a host route."""
+    return route_id_.endswith(_HOSTS_SUFFIX)
 
 
 def host_match(names: Iterable[str]) -> list[dict[str, Any]]:
@@ -35,21 +54,84 @@ def host_match(names: Iterable[str]) -> list[dict[str, Any]]:
     return [{"host": sorted(names)}]
 
 
-def mapped_names(host_entries: Iterable[dict[str, Any]]) -> list[str]:
-    """The host names of the HTTPS map's entries."""
-    return sorted(str(e.get("input")) for e in host_entries)
-
-
-def tls_map_route(
-    mappings: list[Any] | None = None, upstreams: list[Any] | None = None
+def hosts_route(
+    resource_id: str, entries: Iterable[dict[str, Any]], upstreams: list[str]
 ) -> dict[str, Any]:
-    """The HTTPS map route: the plain map's handlers, matching only its entries' names."""
-    route = map_route(mappings, upstreams, TLS_MAP_ROUTE_ID)
-    return {**route, "match": host_match(mapped_names(mappings or []))}
+    """The resource's host route for its host ``entries`` (``map_entry``), proxying to
+    ``upstreams``."""
+    pairs = sorted((str(e["input"]), str(e["outputs"][1])) for e in entries)
+    own = hosts_route_id(resource_id)
+    return {
+        "@id": own,
+        "match": host_match(host for host, _ in pairs),
+        "handle": [
+            {**tag(resource_id, own), _BINDINGS_VAR: [binding for _, binding in pairs]},
+            proxy(upstreams),
+        ],
+        "terminal": True,
+    }
+
+
+def _handlers(route: object) -> list[dict[str, Any]]:
+    handle = route.get("handle") if isinstance(route, dict) else None
+    return [h for h in handle if isinstance(h, dict)] if isinstance(handle, list) else []
+
+
+def hosts_of(route: object) -> list[str]:
+    """The names a route's first host matcher lists."""
+    match = route.get("match") if isinstance(route, dict) else None
+    first = match[0] if isinstance(match, list) and match and isinstance(match[0], dict) else {}
+    hosts = first.get("host")
+    return [str(h) for h in hosts] if isinstance(hosts, list) else []
+
+
+def read_hosts_route(route: object) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """A host route as Caddy holds it, as the agent's entries: its host entries and its
+    upstream entry (None when it cannot be read: the next change rewrites it)."""
+    handlers = _handlers(route)
+    names = next((h for h in handlers if h.get("handler") == "vars"), {})
+    resource_id, bindings = names.get("berth_resource"), names.get(_BINDINGS_VAR)
+    hosts = hosts_of(route)
+    if not isinstance(resource_id, str) or not isinstance(bindings, list):
+        return [], None
+    if len(bindings) != len(hosts):
+        return [], None
+    dials = [
+        str(u.get("dial"))
+        for h in handlers
+        for u in h.get("upstreams") or []
+        if isinstance(u, dict) and u.get("dial")
+    ]
+    entries = [
+        {
+            "@id": domain_route_id(resource_id, str(binding)),
+            "input": host,
+            "outputs": [resource_id, str(binding)],
+        }
+        for host, binding in zip(hosts, bindings, strict=True)
+    ]
+    upstreams = upstreams_entry(resource_id, dials, TLS_UPSTREAMS_SUFFIX) if dials else None
+    return entries, upstreams
+
+
+def dials_of(upstreams_entry_: dict[str, Any]) -> list[str]:
+    """The upstreams an upstream entry names (its slots repeat them)."""
+    outputs = upstreams_entry_.get("outputs")
+    return list(dict.fromkeys(str(o) for o in outputs)) if isinstance(outputs, list) else []
+
+
+def shown_binding(route: dict[str, Any], host: str, binding_id: str) -> dict[str, Any]:
+    """A host route with only ``host`` (and its binding) in it: what serves the binding,
+    without the resource's other names."""
+    handle = [dict(h) for h in _handlers(route)]
+    for handler in handle:
+        if handler.get("handler") == "vars":
+            handler[_BINDINGS_VAR] = [binding_id]
+    return {**route, "match": [{"host": [host]}], "handle": handle}
 
 
 def redirects_route(names: Iterable[str], https_port: int) -> dict[str, Any]:
-    """The HTTP server's route sending the HTTPS map's names to HTTPS (308, path and query
+    """The HTTP server's route sending the host routes' names to HTTPS (308, path and query
     kept). ACME's HTTP-01 challenge is answered by Caddy before any route."""
     return {
         "@id": REDIRECTS_ROUTE_ID,
@@ -58,7 +140,19 @@ def redirects_route(names: Iterable[str], https_port: int) -> dict[str, Any]:
     }
 
 
-def tls_map_wanted(current: object) -> dict[str, Any]:
-    """The HTTPS map route this agent writes, keeping the entries of ``current`` (the route
-    as Caddy holds it, or anything else when there is none)."""
-    return tls_map_route(entries(current), upstream_entries(current))
+class HostIndex:
+    """Host name -> (resource, binding) of the host routes' names, for the failure pages:
+    a host route's requests carry its resource, not which of its names they came for."""
+
+    def __init__(self) -> None:
+        self._bindings: dict[str, tuple[str, str]] = {}
+
+    def rebuild(self, entries: Iterable[dict[str, Any]]) -> None:
+        """Take the agent's entries (``TLS_MAP_ENTRIES``) after a change."""
+        self._bindings = {
+            str(e["input"]): (str(e["outputs"][0]), str(e["outputs"][1])) for e in entries
+        }
+
+    def binding(self, host: str) -> tuple[str, str] | None:
+        """The resource and binding a host route serves ``host`` for, if any."""
+        return self._bindings.get(host.lower())

@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.edge_tls_map import TLS_MAP_ROUTE_ID
+from agent.edge_tls_map import hosts_route_id
 from tests.dns_server import DnsServer
 from tests.edge_proxy import Caddy, free_port
 from tests.harness import Coordinator, eventually
@@ -76,9 +76,9 @@ async def test_a_bound_domain_is_served_over_https_with_a_certificate_from_the_a
                 return served[-1] == (200, "v1")
 
             await eventually(https_ok, timeout=60, what="HTTPS with Pebble's certificate")
-            # Served as an entry of the HTTPS map, whose host matcher is what made Caddy
+            # Served by the resource's HTTPS host route, whose host matcher is what made Caddy
             # order the certificate (agent/edge_tls_map.py).
-            match = await caddy_get(caddy, f"/id/{TLS_MAP_ROUTE_ID}/match")
+            match = await caddy_get(caddy, f"/id/{hosts_route_id(stack.resource_id)}/match")
             assert match == [{"host": ["app.example.test"]}]
             async with session.get(
                 f"http://127.0.0.1:{caddy.http_port}/page?x=1",

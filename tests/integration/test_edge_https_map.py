@@ -1,5 +1,5 @@
-"""A real Caddy behind the agent's edge: HTTPS bindings that only proxy their host are entries of
-the HTTPS map, whose matcher (and its redirects') names exactly them, so Caddy manages their
+"""A real Caddy behind the agent's edge: HTTPS bindings that only proxy their host are one host
+route per resource, whose matcher (and the redirects') names exactly them, so Caddy manages their
 certificates; an add is one write. (Served over HTTPS with a certificate from a real
 ACME CA: ``test_domain_https_e2e.py``.)"""
 
@@ -9,14 +9,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.edge_map import map_route, upstreams_entry
 from agent.edge_routes import domain_route_id
-from agent.edge_setup import SERVERS_PATH
+from agent.edge_setup import SERVERS_PATH, TLS_SERVER_PATH
 from agent.edge_tls import EdgeTls
 from agent.edge_tls_map import (
+    OLD_TLS_MAP_ROUTE_ID,
     REDIRECTS_ROUTE_ID,
-    TLS_MAP_ENTRIES,
-    TLS_MAP_ROUTE_ID,
-    TLS_MAP_UPSTREAMS,
+    TLS_UPSTREAMS_SUFFIX,
+    host_match,
+    hosts_route_id,
 )
 from shared.messages.deploy import DomainRoute
 from tests.edge_proxy import Caddy, free_port
@@ -53,11 +55,21 @@ async def edge(caddy: Caddy) -> AsyncIterator[CountingEdge]:
         await edge.close()
 
 
+async def tls_server_routes(caddy: Caddy) -> list[dict[str, Any]]:
+    routes: list[dict[str, Any]] = await admin(caddy, "GET", f"{TLS_SERVER_PATH}/routes")
+    return routes
+
+
 async def names(caddy: Caddy) -> tuple[list[str], list[str]]:
-    """The hosts the HTTPS map's matcher and its redirects' matcher name."""
-    tls_map = await admin(caddy, "GET", f"/id/{TLS_MAP_ROUTE_ID}/match")
+    """The hosts the HTTPS host routes' matchers and the redirects' matcher name."""
+    hosts = sorted(
+        host
+        for route in await tls_server_routes(caddy)
+        if route["@id"].endswith(".~hosts-tls")
+        for host in route["match"][0]["host"]
+    )
     redirects = await admin(caddy, "GET", f"/id/{REDIRECTS_ROUTE_ID}/match")
-    return tls_map[0]["host"], redirects[0]["host"]
+    return hosts, redirects[0]["host"]
 
 
 async def http_get(caddy: Caddy, host: str) -> tuple[int, str]:
@@ -72,17 +84,20 @@ async def http_get(caddy: Caddy, host: str) -> tuple[int, str]:
         return response.status, response.headers.get("Location", "")
 
 
-async def test_a_plain_https_binding_is_a_map_entry_whose_name_caddy_manages(
+async def test_plain_https_bindings_are_one_host_route_whose_names_caddy_manages(
     caddy: Caddy, edge: CountingEdge
 ) -> None:
     first, second = binding(1), binding(2)
     await edge.set_upstreams("res_a", [], "/", [UPSTREAM], [first])
     assert await names(caddy) == (["s1.example.test"], ["s1.example.test"])
-    held: dict[str, Any] = await admin(caddy, "GET", f"/id/{domain_route_id('res_a', 'dbd_1')}")
-    assert (held["input"], held["outputs"]) == ("s1.example.test", ["res_a", "dbd_1"])
-    tls_routes = await admin(caddy, "GET", "/config/apps/http/servers/berth-tls/routes")
-    # No route of its own on either server: the map serves it.
-    assert [r["@id"] for r in tls_routes if r["@id"].startswith("berth-res_a.")] == []
+    held: dict[str, Any] = await admin(caddy, "GET", f"/id/{hosts_route_id('res_a')}")
+    assert held["match"] == [{"host": ["s1.example.test"]}]
+    tag, proxy = held["handle"]
+    assert (tag["berth_resource"], tag["berth_bindings"]) == ("res_a", ["dbd_1"])
+    assert proxy["upstreams"] == [{"dial": UPSTREAM}]
+    # No route of the binding's own on either server: the host route serves it.
+    own = [r["@id"] for r in await tls_server_routes(caddy) if r["@id"].startswith("berth-res_a.")]
+    assert own == [hosts_route_id("res_a")]
     assert await http_get(caddy, "s1.example.test") == (
         308,
         f"https://s1.example.test:{TLS_PORT}/cart?x=1",
@@ -93,11 +108,10 @@ async def test_a_plain_https_binding_is_a_map_entry_whose_name_caddy_manages(
     async def ordered() -> bool:
         return "s1.example.test" in log.read_text(errors="replace")
 
-    await eventually(ordered, timeout=15, what="Caddy managing the mapped name")
+    await eventually(ordered, timeout=15, what="Caddy managing the host route's name")
 
-    # Adding a second binding: the map route (its entries and the matcher naming them) and
-    # the redirects' matcher in one write of the servers, read just before it; no other
-    # read of the whole config or of a route list.
+    # Adding a second binding: the host route and the redirects' matcher in one write of the
+    # servers, read just before it; no other read of the whole config or of a route list.
     edge.calls.clear()
     await edge.set_upstreams("res_a", [], "/", [UPSTREAM], [first, second])
     writes = [(m, p) for m, p in edge.calls if m != "GET"]
@@ -105,11 +119,68 @@ async def test_a_plain_https_binding_is_a_map_entry_whose_name_caddy_manages(
     assert full_reads(edge.calls) == [("GET", SERVERS_PATH)]
     both = ["s1.example.test", "s2.example.test"]
     assert await names(caddy) == (both, both)
-    upstreams = await admin(caddy, "GET", TLS_MAP_UPSTREAMS)
-    assert [(u["input"], u["outputs"][0]) for u in upstreams] == [("res_a", UPSTREAM)]
+    held = await admin(caddy, "GET", f"/id/{hosts_route_id('res_a')}")
+    assert held["handle"][0]["berth_bindings"] == ["dbd_1", "dbd_2"]
+
+    # A redeploy changes the upstreams of the one route, in one write.
+    edge.calls.clear()
+    moved = "127.0.0.1:1"
+    await edge.set_upstreams("res_a", [], "/", [moved], [first, second])
+    assert [(m, p) for m, p in edge.calls if m != "GET"] == [("PATCH", SERVERS_PATH)]
+    held = await admin(caddy, "GET", f"/id/{hosts_route_id('res_a')}")
+    assert held["handle"][1]["upstreams"] == [{"dial": moved}]
 
 
-async def test_a_binding_leaves_the_map_when_it_redirects_and_names_follow_removals(
+async def test_an_agent_restart_reads_the_bindings_back_from_the_host_routes(
+    caddy: Caddy, edge: CountingEdge
+) -> None:
+    first, second = binding(1), binding(2)
+    await edge.set_upstreams("res_a", [], "/", [UPSTREAM], [first, second])
+    tls = EdgeTls(f"127.0.0.1:{TLS_PORT}", directory="https://127.0.0.1:9/directory")
+    restarted = CountingEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}", tls)
+    try:
+        await restarted.ensure_server()
+        assert restarted.host_binding("S2.example.test") == ("res_a", "dbd_2")
+        # The same bindings again: nothing to write.
+        restarted.calls.clear()
+        await restarted.set_upstreams("res_a", [], "/", [UPSTREAM], [first, second])
+        assert [(m, p) for m, p in restarted.calls if m != "GET"] == []
+        [shown] = [s for s in await restarted.inspect("res_a") if s[1].endswith("dbd_2")]
+        assert shown[:2] == ("https", domain_route_id("res_a", "dbd_2"))
+        assert shown[2]["match"] == [{"host": ["s2.example.test"]}]
+    finally:
+        await restarted.close()
+
+
+async def test_an_earlier_agents_https_map_becomes_host_routes(
+    caddy: Caddy, edge: CountingEdge
+) -> None:
+    # What an agent before host routes left in Caddy: one map route with the entries.
+    entry = {
+        "@id": domain_route_id("res_a", "dbd_1"),
+        "input": "s1.example.test",
+        "outputs": ["res_a", "dbd_1"],
+    }
+    old = {
+        **map_route([entry], [upstreams_entry("res_a", [UPSTREAM], TLS_UPSTREAMS_SUFFIX)]),
+        "@id": OLD_TLS_MAP_ROUTE_ID,
+        "match": host_match(["s1.example.test"]),
+    }
+    await admin(caddy, "POST", f"{TLS_SERVER_PATH}/routes", old)
+    tls = EdgeTls(f"127.0.0.1:{TLS_PORT}", directory="https://127.0.0.1:9/directory")
+    upgraded = CountingEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}", tls)
+    try:
+        await upgraded.ensure_server()
+        ids = [r["@id"] for r in await tls_server_routes(caddy)]
+        assert OLD_TLS_MAP_ROUTE_ID not in ids
+        assert hosts_route_id("res_a") in ids
+        assert await names(caddy) == (["s1.example.test"], ["s1.example.test"])
+        assert upgraded.host_binding("s1.example.test") == ("res_a", "dbd_1")
+    finally:
+        await upgraded.close()
+
+
+async def test_a_binding_leaves_the_host_route_when_it_redirects_and_names_follow_removals(
     caddy: Caddy, edge: CountingEdge
 ) -> None:
     plain, other = binding(1), binding(3)
@@ -117,20 +188,19 @@ async def test_a_binding_leaves_the_map_when_it_redirects_and_names_follow_remov
     await edge.set_upstreams("res_b", [], "/", [UPSTREAM], [other])
     assert (await names(caddy))[0] == ["s1.example.test", "s3.example.test"]
 
-    # A redirecting binding is two routes (HTTPS and its HTTP side), not a map entry.
+    # A redirecting binding is two routes (HTTPS and its HTTP side), not a host route's name.
     redirecting = binding(1, redirect_to="www.example.test", redirect_status=301)
     await edge.set_upstreams("res_a", [], "/", [UPSTREAM], [redirecting])
     assert await names(caddy) == (["s3.example.test"], ["s3.example.test"])
     tls_routes = await admin(caddy, "GET", "/config/apps/http/servers/berth-tls/routes")
     assert domain_route_id("res_a", "dbd_1") in [r["@id"] for r in tls_routes]
-    # Back into the map: its routes go, its entry and name come back.
+    # Back into the host route: its routes go, its name comes back.
     await edge.set_upstreams("res_a", [], "/", [UPSTREAM], [plain])
     tls_routes = await admin(caddy, "GET", "/config/apps/http/servers/berth-tls/routes")
     assert domain_route_id("res_a", "dbd_1") not in [r["@id"] for r in tls_routes]
     assert (await names(caddy))[0] == ["s1.example.test", "s3.example.test"]
 
-    # The preview's JSON of a mapped binding names its own host only (the matcher lists other
-    # resources' names, which may be another tenant's).
+    # The preview's JSON of a binding of a host route names its own host only.
     [(kind, shown_id, shown)] = [s for s in await edge.inspect("res_a") if s[1].endswith("dbd_1")]
     assert (kind, shown_id) == ("https", domain_route_id("res_a", "dbd_1"))
     assert shown["match"] == [{"host": ["s1.example.test"]}]
@@ -144,5 +214,6 @@ async def test_a_binding_leaves_the_map_when_it_redirects_and_names_follow_remov
     assert await names(caddy) == ([], [])
     # Not redirected any more (without the failure pages installed, Caddy's empty 200).
     assert await http_get(caddy, "s1.example.test") == (200, "")
-    assert await admin(caddy, "GET", TLS_MAP_ENTRIES) == []
-    assert await admin(caddy, "GET", TLS_MAP_UPSTREAMS) == []
+    assert [
+        r["@id"] for r in await tls_server_routes(caddy) if r["@id"].endswith(".~hosts-tls")
+    ] == []

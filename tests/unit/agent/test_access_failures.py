@@ -86,3 +86,29 @@ def test_reports_are_capped_per_minute_but_every_failure_is_kept_locally() -> No
     assert len(taken) == 100
     pages.requeue(taken)
     assert len(pages.take(1000)) == REPORTS_PER_MINUTE
+
+
+async def test_a_host_routes_failure_names_the_binding_its_host_belongs_to() -> None:
+    # An HTTPS host route's requests carry their resource, not which binding's name they
+    # came for: the edge's host index names it (agent/edge_tls_map.py).
+    pages = AccessFailures()
+    bindings = {"shop.example.test": ("res_a", "dbd_1"), "other.example.test": ("res_b", "dbd_9")}
+    pages.host_binding = lambda host: bindings.get(host.lower())
+    dial = await pages.start()
+    host_route = {"X-Berth-Resource": "res_a", "X-Berth-Route": "berth-res_a.~hosts-tls"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for host in ("Shop.example.test", "other.example.test", "unknown.example.test"):
+                headers = caddy_headers("502", "connection refused", **host_route)
+                headers["X-Berth-Host"] = host
+                async with session.get(f"http://{dial}/", headers=headers) as response:
+                    assert response.status == 502
+    finally:
+        await pages.stop()
+    named = [(f.domain_binding_id, f.route_id) for f in pages.ring]
+    assert named == [
+        ("dbd_1", "berth-res_a.dbd_1"),
+        # Another resource's name, or none: the route's own tags stay.
+        (None, "berth-res_a.~hosts-tls"),
+        (None, "berth-res_a.~hosts-tls"),
+    ]
