@@ -1,17 +1,16 @@
-"""Caddy's write time and HTTPS throughput for the agent's host-map layout vs a route per resource.
+"""Caddy's write time and HTTPS req/s: the agent's HTTPS host routes vs its earlier host map.
 
-The agent serves HTTPS bindings that only proxy their host as entries of one map route
-(``agent/edge_tls_map.py``). Caddy loads its whole config at each admin write, and its time
-grows with the config's size; the map's entries are most of it. This script measures the
-alternative before anyone builds it: one route per resource whose host matcher lists that
-resource's names, proxying to its upstreams directly (no map, no placeholders).
+The agent served HTTPS bindings that only proxy their host as entries of one map route; it now
+serves them with one route per resource whose host matcher lists that resource's names
+(``agent/edge_tls_map.py``). Caddy loads its whole config at each admin write, and its time grows
+with the config's size; the map's entries were most of it. This script keeps the comparison:
 
 1. The agent's own edge code binds ``--domains`` HTTPS names over ``--resources`` resources on
    a real Caddy (as ``edge.py`` does, certificates from Caddy's internal CA) and the servers'
-   config is read back: the *map* layout.
-2. The *per-resource* layout is derived from it: each resource's mapped names become the host
-   matcher of a route of its own. The failure pages' binding tag is left empty there (the
-   agent would have to find the binding from the host itself).
+   config is read back: the *host-routes* layout.
+2. The *map* layout (the earlier agent's) is derived from it: every host route's names become
+   entries of one map route (host -> resource and binding; resource -> upstreams) whose matcher
+   lists all of them.
 3. In turns on that same Caddy: switch to a layout, then time ``--writes`` writes of the whole
    servers subtree (what the agent's one write per change sends), each changing the HTTPS
    redirect's status; then ``wrk`` to the 500th name, and to a static one-route config in a
@@ -39,41 +38,37 @@ import edge as bench  # this directory is on sys.path when run as a script
 
 import agent.edge_setup
 from agent.edge import CaddyEdge
+from agent.edge_map import map_route
 from agent.edge_tls import EdgeTls
-from agent.edge_tls_map import REDIRECTS_ROUTE_ID, TLS_MAP_ROUTE_ID
+from agent.edge_tls_map import (
+    OLD_TLS_MAP_ROUTE_ID,
+    REDIRECTS_ROUTE_ID,
+    host_match,
+    is_hosts_route,
+    read_hosts_route,
+)
 
-LAYOUTS = ("map", "per-resource")
+LAYOUTS = ("map", "host-routes")
 
 
-def per_resource(servers: dict[str, Any]) -> dict[str, Any]:
-    """The map layout's servers with the HTTPS map route replaced by a route per resource."""
+def as_map(servers: dict[str, Any]) -> dict[str, Any]:
+    """The host-routes layout's servers with the host routes replaced by the earlier map."""
     servers = copy.deepcopy(servers)
     routes: list[dict[str, Any]] = servers["berth-tls"]["routes"]
-    at = next(i for i, r in enumerate(routes) if r.get("@id") == TLS_MAP_ROUTE_ID)
-    hosts, upstreams = (routes[at]["handle"][i]["mappings"] for i in (0, 1))
-    dials = {u["input"]: list(dict.fromkeys(u["outputs"])) for u in upstreams}
-    names: dict[str, list[str]] = {}
-    for entry in hosts:
-        names.setdefault(entry["outputs"][0], []).append(entry["input"])
-    proxy = next(h for h in routes[at]["handle"][3]["routes"][0]["handle"] if "upstreams" in h)
-    own = [
-        {
-            "@id": f"berth-{resource}-hosts",
-            "match": [{"host": sorted(hostnames)}],
-            "handle": [
-                {
-                    "handler": "vars",
-                    "berth_resource": resource,
-                    "berth_binding": "",
-                    "berth_route": f"berth-{resource}",
-                },
-                {**proxy, "upstreams": [{"dial": d} for d in dials[resource]]},
-            ],
-            "terminal": True,
-        }
-        for resource, hostnames in names.items()
-    ]
-    routes[at : at + 1] = own
+    own = [i for i, r in enumerate(routes) if is_hosts_route(str(r.get("@id")))]
+    hosts: list[dict[str, Any]] = []
+    upstreams: list[dict[str, Any]] = []
+    for i in own:
+        entries, upstream = read_hosts_route(routes[i])
+        hosts += entries
+        if upstream is not None:
+            upstreams.append(upstream)
+    old = {
+        **map_route(hosts, upstreams),
+        "@id": OLD_TLS_MAP_ROUTE_ID,
+        "match": host_match(str(e["input"]) for e in hosts),
+    }
+    routes[own[0] : own[-1] + 1] = [old]
     return servers
 
 
@@ -146,7 +141,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
             await bench.certificates_issued(work / "berth", args.domains + 1)
             servers = json.loads(admin(admin_port, "GET", "/config/apps/http/servers"))
-            shapes = {"map": servers, "per-resource": per_resource(servers)}
+            shapes = {"map": as_map(servers), "host-routes": servers}
             for layout, shape in shapes.items():
                 results[layout]["bytes"] = len(json.dumps(shape))
             for round_number in range(args.rounds):
