@@ -5,17 +5,14 @@ from typing import Any
 
 from agent.edge_admin import AdminCall
 from agent.edge_held import HeldRoutes
-from agent.edge_map import MAP_UPSTREAMS, upstreams_entry_id
+from agent.edge_map import MAP_UPSTREAMS
 from agent.edge_setup import FALLBACKS, SERVER_PATH, TLS_SERVER_PATH
 from agent.edge_tls_map import (
     REDIRECTS_ROUTE_ID,
     TLS_MAP_ENTRIES,
     TLS_MAP_UPSTREAMS,
-    TLS_UPSTREAMS_SUFFIX,
-    dials_of,
     host_match,
-    hosts_route,
-    hosts_route_id,
+    hosts_routes,
     is_hosts_route,
 )
 
@@ -100,21 +97,13 @@ async def write_tls_map(call: AdminCall, held: HeldRoutes) -> None:
     """Write the HTTPS host routes that differ from the agent's copy of their entries (add,
     replace or delete each by id), then the redirects' matcher if its names changed (an
     ``AdminBatch`` sends them all as one write)."""
-    by_resource: dict[str, list[dict[str, Any]]] = {}
-    for entry in held.at(TLS_MAP_ENTRIES).values():
-        by_resource.setdefault(str(entry["outputs"][0]), []).append(entry)
-    upstreams = held.at(TLS_MAP_UPSTREAMS)
-    wanted: dict[str, dict[str, Any]] = {}
-    for resource_id, entries in by_resource.items():
-        dials = dials_of(upstreams.get(upstreams_entry_id(resource_id, TLS_UPSTREAMS_SUFFIX), {}))
-        if dials:
-            wanted[hosts_route_id(resource_id)] = hosts_route(resource_id, entries, dials)
+    wanted = hosts_routes(held.at(TLS_MAP_ENTRIES).values(), held.at(TLS_MAP_UPSTREAMS).values())
     current = {k: v for k, v in held.at(TLS_SERVER_PATH).items() if is_hosts_route(k)}
     for stale in sorted(current.keys() - wanted.keys()):
         await call("DELETE", f"/id/{stale}", missing_ok=True)
         held.drop(stale)
     fallback = FALLBACKS[TLS_SERVER_PATH]
-    for own, route in sorted(wanted.items()):
+    for own, route in wanted.items():
         if own not in current:
             if held.on(fallback, TLS_SERVER_PATH):
                 # PUT at the fallback's id inserts there: the fallback moves one down.

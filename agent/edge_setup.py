@@ -25,9 +25,8 @@ from agent.edge_tls import (
 from agent.edge_tls_map import (
     OLD_TLS_MAP_ROUTE_ID,
     REDIRECTS_ROUTE_ID,
-    dials_of,
     hosts_of,
-    hosts_route,
+    hosts_routes,
     is_hosts_route,
     redirects_route,
 )
@@ -146,16 +145,9 @@ async def _ensure_tls_map(call: AdminCall, https_port: int) -> None:
     agent's HTTPS map route is turned into host routes first, so nothing it served is lost."""
     old = await call("GET", f"/id/{OLD_TLS_MAP_ROUTE_ID}", missing_ok=True)
     if isinstance(old, dict):
-        hosts, upstreams = upgraded(old)
-        dials = {str(u.get("input")): dials_of(u) for u in upstreams}
-        by_resource: dict[str, list[dict[str, Any]]] = {}
-        for entry in hosts:
-            by_resource.setdefault(str(entry["outputs"][0]), []).append(entry)
-        for resource_id, entries in sorted(by_resource.items()):
-            if dials.get(resource_id):
-                route = hosts_route(resource_id, entries, dials[resource_id])
-                current = await call("GET", f"/id/{route['@id']}", missing_ok=True)
-                await _put_before_fallback(call, TLS_SERVER_PATH, current, route)
+        for route in hosts_routes(*upgraded(old)).values():
+            current = await call("GET", f"/id/{route['@id']}", missing_ok=True)
+            await _put_before_fallback(call, TLS_SERVER_PATH, current, route)
         await call("DELETE", f"/id/{OLD_TLS_MAP_ROUTE_ID}", missing_ok=True)
     routes = await call("GET", f"{TLS_SERVER_PATH}/routes", missing_ok=True)
     names = [

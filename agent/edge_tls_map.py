@@ -72,6 +72,22 @@ def hosts_route(
     }
 
 
+def hosts_routes(
+    entries: Iterable[dict[str, Any]], upstreams: Iterable[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The host routes, by id, for host ``entries`` and the resources' upstream entries (a
+    resource without an upstream entry has none)."""
+    dials = {str(u.get("input")): dials_of(u) for u in upstreams}
+    by_resource: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_resource.setdefault(str(entry["outputs"][0]), []).append(entry)
+    return {
+        hosts_route_id(resource_id): hosts_route(resource_id, found, dials[resource_id])
+        for resource_id, found in sorted(by_resource.items())
+        if dials.get(resource_id)
+    }
+
+
 def _handlers(route: object) -> list[dict[str, Any]]:
     handle = route.get("handle") if isinstance(route, dict) else None
     return [h for h in handle if isinstance(h, dict)] if isinstance(handle, list) else []
