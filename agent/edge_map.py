@@ -45,7 +45,7 @@ _OLD_OUTPUTS = SLOTS + 3
 def upstreams_entry_id(resource_id: str, suffix: str = "") -> str:
     """The ``@id`` of the resource's upstream entry: under its route id like its bindings
     (so it is removed with them), with a ``~`` no binding id may contain. ``suffix`` tells
-    the HTTPS map's entry apart (ids are unique across Caddy's whole config)."""
+    the HTTPS host routes' entry apart (both are held in the agent's one copy by id)."""
     return f"{route_id(resource_id)}.~upstreams{suffix}"
 
 
@@ -179,8 +179,4 @@ def shown(route: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         handle[1]["mappings"] = [
             e for e in upstream_entries(route) if e.get("input") == resource_id
         ]
-    found = {**route, "handle": handle}
-    if "match" in route:
-        # The HTTPS map's matcher lists every mapped name: only the binding's own is shown.
-        found["match"] = [{"host": [entry.get("input")]}]
-    return found
+    return {**route, "handle": handle}
