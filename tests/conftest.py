@@ -95,20 +95,39 @@ def docker_client() -> Iterator[docker.DockerClient]:
     try:
         yield client
     finally:
-        for container in client.containers.list(
-            all=True, filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}
-        ):
-            # An agent still winding down may remove it first (a task run's container, say):
-            # gone already (404) or its removal in progress (409) both leave nothing behind.
-            try:
-                container.remove(force=True)
-            except docker.errors.APIError as exc:
-                if exc.status_code not in (404, 409):
-                    raise
-        # Named volumes the agents created for storage volumes carry the same label.
-        for volume in client.volumes.list(filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}):
-            with contextlib.suppress(docker.errors.NotFound):
-                volume.remove(force=True)
+        _remove_session_objects(client)
+        client.close()
+
+
+def _remove_session_objects(client: docker.DockerClient) -> None:
+    """Remove the containers and volumes this session's tests made (labelled with it)."""
+    for container in client.containers.list(
+        all=True, filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}
+    ):
+        # An agent still winding down may remove it first (a task run's container, say):
+        # gone already (404) or its removal in progress (409) both leave nothing behind.
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (404, 409):
+                raise
+    # Named volumes the agents created for storage volumes carry the same label.
+    for volume in client.volumes.list(filters={"label": f"{TEST_LABEL}={TEST_SESSION}"}):
+        with contextlib.suppress(docker.errors.NotFound):
+            volume.remove(force=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove what this session left in Docker, also from tests that deployed through an agent
+    without asking for ``docker_client`` (each such test's containers outlived it)."""
+    try:
+        client = RaceTolerantDockerClient.from_env(timeout=10)
+        client.ping()
+    except Exception:  # no Docker here: nothing can have been left in it
+        return
+    try:
+        _remove_session_objects(client)
+    finally:
         client.close()
 
 
