@@ -12,9 +12,10 @@ import hashlib
 import os
 import secrets
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -85,15 +86,23 @@ class Sealer:
 
 
 class ArtifactWriter:
-    """Writes one artifact to ``path.partial`` and renames it into place on ``finish``."""
+    """Writes one artifact to ``path.partial`` and renames it into place on ``finish``.
+
+    No file stays open between calls: each one opens, appends and closes. A writer a stopping
+    coordinator drops mid-transfer (its task cancelled while a call ran in a thread) can then
+    leave at most a partial file, which ``discard`` or the next start removes, never an open
+    descriptor. The lock orders a call still running in a thread after ``discard``: once
+    discarded, nothing writes (and so recreates) the partial file again."""
 
     def __init__(self, path: Path, key: bytes, backup_id: str) -> None:
         self.path = path
         self._partial = path.with_name(path.name + ".partial")
         self._sealer = Sealer(key, backup_id)
+        self._lock = threading.Lock()
+        self._discarded = False
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._file: BinaryIO = open(self._partial, "wb")  # noqa: SIM115 - closed by finish/discard
-        self._file.write(self._sealer.head())
+        with open(self._partial, "wb") as file:
+            file.write(self._sealer.head())
 
     @property
     def size(self) -> int:
@@ -105,24 +114,38 @@ class ArtifactWriter:
         """Plaintext bytes taken so far."""
         return self._sealer.plain_bytes
 
+    def _append(self, record: bytes, sync: bool = False) -> None:
+        if self._discarded:
+            raise ValueError("the artifact was discarded")
+        with open(self._partial, "ab") as file:
+            file.write(record)
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
+
     def add(self, plain: bytes) -> None:
         """Encrypt and append one chunk."""
         if plain:
-            self._file.write(self._sealer.record(plain))
+            with self._lock:
+                self._append(self._sealer.record(plain))
 
     def finish(self) -> str:
         """Write the closing record, flush to disk, move into place; the file's SHA-256."""
-        self._file.write(self._sealer.record(b"", last=True))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._partial, self.path)
+        with self._lock:
+            self._append(self._sealer.record(b"", last=True), sync=True)
+            os.replace(self._partial, self.path)
         return self._sealer.sha256()
 
     def discard(self) -> None:
         """Remove what was written (a failed backup leaves no artifact)."""
-        self._file.close()
-        self._partial.unlink(missing_ok=True)
+        with self._lock:
+            self._discarded = True
+            self._partial.unlink(missing_ok=True)
+
+    @property
+    def discarded(self) -> bool:
+        """Whether ``discard`` ran."""
+        return self._discarded
 
 
 class Opener:

@@ -194,7 +194,7 @@ class BackupRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        # A pull cancelled before its own discard ran must not leave its file open.
+        # A pull cancelled before its own discard ran must not leave its partial file.
         for backup_id, sink in list(self._sinks.items()):
             self._sinks.pop(backup_id, None)
             with contextlib.suppress(Exception):

@@ -120,8 +120,8 @@ class CoordinatorStore:
         try:
             writer = await asyncio.shield(opening)
         except asyncio.CancelledError:
-            # The thread goes on and opens the file: nobody would hold it (it would be
-            # collected open, its partial file left behind), so it is discarded when it comes.
+            # The thread goes on and creates the file: nobody would hold it (its partial file
+            # would be left behind), so it is discarded when it comes.
             opening.add_done_callback(_discard_opened)
             raise
         return _FileSink(writer)

@@ -64,6 +64,27 @@ def test_a_discarded_writer_leaves_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]
 
 
+def test_a_chunk_that_comes_after_the_discard_writes_nothing(tmp_path: Path) -> None:
+    """A pull cancelled while its chunk was being written in a thread discards at once: the
+    thread's write, done later, must not bring the partial file back."""
+    writer = ArtifactWriter(tmp_path / "b.berthbk", load_key(tmp_path / "k"), "dbk_1")
+    writer.discard()
+    with pytest.raises(ValueError, match="discarded"):
+        writer.add(b"x" * 10)
+    with pytest.raises(ValueError, match="discarded"):
+        writer.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]
+
+
+def test_a_writer_holds_no_open_file_between_calls(tmp_path: Path) -> None:
+    """A writer dropped mid-transfer (a stopping coordinator) cannot leak a descriptor."""
+    before = set(os.listdir("/proc/self/fd"))
+    writer = ArtifactWriter(tmp_path / "b.berthbk", load_key(tmp_path / "k"), "dbk_1")
+    writer.add(b"x" * 10)
+    assert set(os.listdir("/proc/self/fd")) == before
+    del writer
+
+
 async def test_a_writer_opened_after_its_caller_was_cancelled_is_discarded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,8 +112,8 @@ async def test_a_writer_opened_after_its_caller_was_cancelled_is_discarded(
         await task
     partial = tmp_path / "dbk_1.berthbk.partial"
 
-    async def closed() -> bool:  # the thread finishes on its own
-        return bool(opened) and opened[0]._file.closed
+    async def discarded() -> bool:  # the thread finishes on its own
+        return bool(opened) and opened[0].discarded
 
-    await eventually(closed, timeout=5, what="the late writer discarded")
+    await eventually(discarded, timeout=5, what="the late writer discarded")
     assert not partial.exists()
