@@ -37,7 +37,13 @@ from agent.edge_setup import (
     ensure_servers,
 )
 from agent.edge_tls import TLS_SERVER_NAME, EdgeTls
-from agent.edge_tls_map import TLS_MAP_ENTRIES, TLS_MAP_UPSTREAMS, HostIndex, hosts_route_id
+from agent.edge_tls_map import (
+    TLS_MAP_ENTRIES,
+    TLS_MAP_UPSTREAMS,
+    HostIndex,
+    hosts_route_id,
+    unread,
+)
 from agent.settings import DEFAULT_EDGE_ADMIN_URL, DEFAULT_EDGE_LISTEN
 from shared.errors import RuntimeFailed
 from shared.messages.deploy import DomainRoute
@@ -87,6 +93,14 @@ class CaddyEdge:
         """The resource and binding an HTTPS host route serves ``hostname`` for, if any."""
         return self._host_bindings.binding(hostname)
 
+    def bindings_known(self, resource_id: str) -> bool:
+        """Whether no name of the resource's HTTPS host route is unread (read back from Caddy
+        after a restart, its binding not learnt again yet)."""
+        return not any(
+            unread(e) and e["outputs"][0] == resource_id
+            for e in self._held.at(TLS_MAP_ENTRIES).values()
+        )
+
     def _index_hosts(self) -> None:
         self._host_bindings.rebuild(self._held.at(TLS_MAP_ENTRIES).values())
 
@@ -134,7 +148,7 @@ class CaddyEdge:
 
     async def inspect(self, resource_id: str) -> list[Served]:
         """The resource's routes as Caddy holds them: (``http``/``https``, id, JSON)."""
-        return await inspect_routes(self._call, resource_id)
+        return await inspect_routes(self._call, resource_id, self.host_binding)
 
     async def install_failure_pages(self, dial: str) -> None:
         """Send every failed request on the edge's servers to the failure pages at ``dial``."""
@@ -305,8 +319,17 @@ class CaddyEdge:
             await call("PATCH", f"/id/{route['@id']}", route)
             self._held.put(SERVER_PATH, route)
         present = self._domain_routes(resource_id)
-        # Per map, host -> entry id of its entries (one pass over the copy per change).
-        mapped = {at: {str(e.get("input")): k for k, e in self._held.at(at).items()} for at in MAPS}
+        # Per map, host -> entry id of its entries (one pass over the copy per change). The
+        # resource's own names read back without their binding (after a restart) hold no
+        # host: they are these bindings, and give way to them.
+        mapped = {
+            at: {
+                str(e.get("input")): k
+                for k, e in self._held.at(at).items()
+                if not (unread(e) and e["outputs"][0] == resource_id)
+            }
+            for at in MAPS
+        }
         wanted: set[str] = set()
         in_maps: set[str] = set()  # the maps where a binding of the resource is an entry
         appended: dict[str, list[dict[str, Any]]] = {}

@@ -42,6 +42,12 @@ class Edge(Protocol):
         """Return the resource's upstreams, or None when it has no route."""
         ...
 
+    def bindings_known(self, resource_id: str) -> bool:
+        """Whether the edge knows which domain binding each name it routes for the resource
+        is (not after a restart until the resource's routes are set once: Caddy does not
+        hold all of them)."""
+        ...
+
 
 def domain_routes_label(value: str | None) -> list[DomainRoute]:
     """Parse the domain routes a container carries in its label (unreadable: none)."""

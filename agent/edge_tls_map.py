@@ -10,9 +10,14 @@ certificate for every name in a host matcher of the TLS server's routes, so each
 ordered when it is added, as with a route of its own. One route of the HTTP server,
 ``berth-edge-https-redirects``, sends all these names to HTTPS.
 
-The route's ``vars`` handler keeps the bindings' ids in the order of its host list
-(``berth_bindings``): the agent reads them back after a restart, and the proxy preview shows
-each binding. A failed request's binding is looked up from its host by the agent
+Which binding each name belongs to is the agent's alone: Caddy never needs it to serve, and a
+list of binding ids in every route made each write load about a fifth more config (a third
+with production-length ids). The agent keeps it in its copy (``TLS_MAP_ENTRIES``) and learns
+it again after a restart from its containers' labels, as it learns every route; until then a
+name read back from Caddy is an entry whose binding is unread (``unread``), which the first
+reconciliation replaces without writing anything (the route it renders is the same). An
+earlier agent's routes, which carried the ids (``berth_bindings``), are read with them, then
+rewritten without. A failed request's binding is looked up from its host by the agent
 (``HostIndex``), not per request by Caddy.
 
 The agent keeps its copy of these as entries, as for the plain host map (``TLS_MAP_ENTRIES``:
@@ -35,7 +40,10 @@ TLS_UPSTREAMS_SUFFIX: Final = "-tls"
 # An earlier agent's single HTTPS map route, turned into host routes when found.
 OLD_TLS_MAP_ROUTE_ID: Final = "berth-edge-map-tls"
 _HOSTS_SUFFIX: Final = ".~hosts-tls"
+# An earlier agent's list of the route's binding ids, in the order of its hosts.
 _BINDINGS_VAR: Final = "berth_bindings"
+# The binding of a name read back from Caddy before the agent learned it again.
+_UNREAD: Final = ""
 
 
 def hosts_route_id(resource_id: str) -> str:
@@ -59,15 +67,11 @@ def hosts_route(
 ) -> dict[str, Any]:
     """The resource's host route for its host ``entries`` (``map_entry``), proxying to
     ``upstreams``."""
-    pairs = sorted((str(e["input"]), str(e["outputs"][1])) for e in entries)
     own = hosts_route_id(resource_id)
     return {
         "@id": own,
-        "match": host_match(host for host, _ in pairs),
-        "handle": [
-            {**tag(resource_id, own), _BINDINGS_VAR: [binding for _, binding in pairs]},
-            proxy(upstreams),
-        ],
+        "match": host_match(str(e["input"]) for e in entries),
+        "handle": [tag(resource_id, own), proxy(upstreams)],
         "terminal": True,
     }
 
@@ -102,16 +106,18 @@ def hosts_of(route: object) -> list[str]:
 
 
 def read_hosts_route(route: object) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """A host route as Caddy holds it, as the agent's entries: its host entries and its
-    upstream entry (None when it cannot be read: the next change rewrites it)."""
+    """A host route as Caddy holds it, as the agent's entries: its host entries (their binding
+    ``unread``, unless an earlier agent's route names it) and its upstream entry (None when
+    it cannot be read: the next change rewrites it)."""
     handlers = _handlers(route)
     names = next((h for h in handlers if h.get("handler") == "vars"), {})
-    resource_id, bindings = names.get("berth_resource"), names.get(_BINDINGS_VAR)
+    resource_id, listed = names.get("berth_resource"), names.get(_BINDINGS_VAR)
     hosts = hosts_of(route)
-    if not isinstance(resource_id, str) or not isinstance(bindings, list):
+    if not isinstance(resource_id, str):
         return [], None
+    bindings = [str(b) for b in listed] if isinstance(listed, list) else []
     if len(bindings) != len(hosts):
-        return [], None
+        bindings = [_UNREAD] * len(hosts)
     dials = [
         str(u.get("dial"))
         for h in handlers
@@ -120,14 +126,21 @@ def read_hosts_route(route: object) -> tuple[list[dict[str, Any]], dict[str, Any
     ]
     entries = [
         {
-            "@id": domain_route_id(resource_id, str(binding)),
+            "@id": domain_route_id(resource_id, binding or f"~unread~{host}"),
             "input": host,
-            "outputs": [resource_id, str(binding)],
+            "outputs": [resource_id, binding],
         }
         for host, binding in zip(hosts, bindings, strict=True)
     ]
     upstreams = upstreams_entry(resource_id, dials, TLS_UPSTREAMS_SUFFIX) if dials else None
     return entries, upstreams
+
+
+def unread(entry: dict[str, Any]) -> bool:
+    """Whether a host entry was read back from Caddy without its binding (the agent learns it
+    at its next reconciliation of the resource)."""
+    outputs = entry.get("outputs")
+    return isinstance(outputs, list) and len(outputs) > 1 and outputs[1] == _UNREAD
 
 
 def dials_of(upstreams_entry_: dict[str, Any]) -> list[str]:
@@ -136,14 +149,10 @@ def dials_of(upstreams_entry_: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(str(o) for o in outputs)) if isinstance(outputs, list) else []
 
 
-def shown_binding(route: dict[str, Any], host: str, binding_id: str) -> dict[str, Any]:
-    """A host route with only ``host`` (and its binding) in it: what serves the binding,
-    without the resource's other names."""
-    handle = [dict(h) for h in _handlers(route)]
-    for handler in handle:
-        if handler.get("handler") == "vars":
-            handler[_BINDINGS_VAR] = [binding_id]
-    return {**route, "match": [{"host": [host]}], "handle": handle}
+def shown_binding(route: dict[str, Any], host: str) -> dict[str, Any]:
+    """A host route with only ``host`` in it: what serves that name's binding, without the
+    resource's other names."""
+    return {**route, "match": [{"host": [host]}]}
 
 
 def redirects_route(names: Iterable[str], https_port: int) -> dict[str, Any]:
@@ -166,7 +175,9 @@ class HostIndex:
     def rebuild(self, entries: Iterable[dict[str, Any]]) -> None:
         """Take the agent's entries (``TLS_MAP_ENTRIES``) after a change."""
         self._bindings = {
-            str(e["input"]): (str(e["outputs"][0]), str(e["outputs"][1])) for e in entries
+            str(e["input"]): (str(e["outputs"][0]), str(e["outputs"][1]))
+            for e in entries
+            if not unread(e)
         }
 
     def binding(self, host: str) -> tuple[str, str] | None:

@@ -1,16 +1,20 @@
-"""Caddy's write time and HTTPS req/s: the agent's HTTPS host routes vs its earlier host map.
+"""Caddy's write time and HTTPS req/s: the agent's HTTPS host routes vs its earlier layouts.
 
 The agent served HTTPS bindings that only proxy their host as entries of one map route; it now
 serves them with one route per resource whose host matcher lists that resource's names
-(``agent/edge_tls_map.py``). Caddy loads its whole config at each admin write, and its time grows
-with the config's size; the map's entries were most of it. This script keeps the comparison:
+(``agent/edge_tls_map.py``), and, since, without the list of binding ids those routes carried.
+Caddy loads its whole config at each admin write, and its time grows with the config's size;
+the map's entries were most of it, then the ids. This script keeps the comparison:
 
 1. The agent's own edge code binds ``--domains`` HTTPS names over ``--resources`` resources on
    a real Caddy (as ``edge.py`` does, certificates from Caddy's internal CA) and the servers'
    config is read back: the *host-routes* layout.
-2. The *map* layout (the earlier agent's) is derived from it: every host route's names become
-   entries of one map route (host -> resource and binding; resource -> upstreams) whose matcher
-   lists all of them.
+2. The earlier layouts are derived from it: *map*, every host route's names as entries of one
+   map route (host -> resource and binding; resource -> upstreams) whose matcher lists all of
+   them; *host-routes+ids*, the host routes with their binding ids listed in their ``vars``
+   handler (``berth_bindings``, in the order of the names). The bench's binding ids are 9
+   characters (``dbd_00001``); the coordinator's are 30, so both earlier layouts are larger
+   in production than here.
 3. In turns on that same Caddy: switch to a layout, then time ``--writes`` writes of the whole
    servers subtree (what the agent's one write per change sends), each changing the HTTPS
    redirect's status; then ``wrk`` to the 500th name, and to a static one-route config in a
@@ -39,6 +43,7 @@ import edge as bench  # this directory is on sys.path when run as a script
 import agent.edge_setup
 from agent.edge import CaddyEdge
 from agent.edge_map import map_route
+from agent.edge_routes import domain_route_id
 from agent.edge_tls import EdgeTls
 from agent.edge_tls_map import (
     OLD_TLS_MAP_ROUTE_ID,
@@ -48,10 +53,32 @@ from agent.edge_tls_map import (
     read_hosts_route,
 )
 
-LAYOUTS = ("map", "host-routes")
+LAYOUTS = ("map", "host-routes+ids", "host-routes")
 
 
-def as_map(servers: dict[str, Any]) -> dict[str, Any]:
+def with_bindings(entries: list[dict[str, Any]], bindings: dict[str, str]) -> list[dict[str, Any]]:
+    """Host entries read back from Caddy, with the binding each name was bound as."""
+    return [
+        {
+            **e,
+            "@id": domain_route_id(str(e["outputs"][0]), bindings[str(e["input"])]),
+            "outputs": [e["outputs"][0], bindings[str(e["input"])]],
+        }
+        for e in entries
+    ]
+
+
+def with_ids(servers: dict[str, Any], bindings: dict[str, str]) -> dict[str, Any]:
+    """The host routes with the list of their names' binding ids an earlier agent kept."""
+    servers = copy.deepcopy(servers)
+    for route in servers["berth-tls"]["routes"]:
+        if is_hosts_route(str(route.get("@id"))):
+            names = route["match"][0]["host"]
+            route["handle"][0]["berth_bindings"] = [bindings[n] for n in names]
+    return servers
+
+
+def as_map(servers: dict[str, Any], bindings: dict[str, str]) -> dict[str, Any]:
     """The host-routes layout's servers with the host routes replaced by the earlier map."""
     servers = copy.deepcopy(servers)
     routes: list[dict[str, Any]] = servers["berth-tls"]["routes"]
@@ -60,7 +87,7 @@ def as_map(servers: dict[str, Any]) -> dict[str, Any]:
     upstreams: list[dict[str, Any]] = []
     for i in own:
         entries, upstream = read_hosts_route(routes[i])
-        hosts += entries
+        hosts += with_bindings(entries, bindings)
         if upstream is not None:
             upstreams.append(upstream)
     old = {
@@ -141,7 +168,15 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
             await bench.certificates_issued(work / "berth", args.domains + 1)
             servers = json.loads(admin(admin_port, "GET", "/config/apps/http/servers"))
-            shapes = {"map": as_map(servers), "host-routes": servers}
+            bindings = {
+                route.domain_name: route.id
+                for route in map(bench.domain_route, range(args.domains))
+            }
+            shapes = {
+                "map": as_map(servers, bindings),
+                "host-routes+ids": with_ids(servers, bindings),
+                "host-routes": servers,
+            }
             for layout, shape in shapes.items():
                 results[layout]["bytes"] = len(json.dumps(shape))
             for round_number in range(args.rounds):
@@ -161,7 +196,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def table(results: dict[str, Any], domains: int) -> str:
     """The figures as a markdown table."""
-    lines = [f"| {domains} HTTPS names | {' | '.join(LAYOUTS)} |", "|---|---|---|"]
+    lines = [
+        f"| {domains} HTTPS names | {' | '.join(LAYOUTS)} |",
+        "|---" * (len(LAYOUTS) + 1) + "|",
+    ]
 
     def cells(shown: Callable[[dict[str, Any]], str]) -> str:
         return " | ".join(shown(results[layout]) for layout in LAYOUTS)

@@ -310,6 +310,8 @@ class FakeEdge:
         self.domains: dict[str, list[DomainRoute]] = {}
         self.calls = calls if calls is not None else []
         self.fail: str | None = None
+        # Resources whose bindings the edge does not know (as after an agent restart).
+        self.unknown_bindings: set[str] = set()
 
     async def ensure_server(self) -> None:
         """Nothing to do."""
@@ -330,6 +332,7 @@ class FakeEdge:
         self.calls.append(("switch", ",".join(upstreams)))
         self.routes[resource_id] = (list(hostnames), list(upstreams))
         self.domains[resource_id] = list(domains)
+        self.unknown_bindings.discard(resource_id)
 
     async def remove_route(self, resource_id: str) -> None:
         """Drop the route."""
@@ -341,3 +344,7 @@ class FakeEdge:
             raise RuntimeFailed(self.fail)
         route = self.routes.get(resource_id)
         return list(route[1]) if route else None
+
+    def bindings_known(self, resource_id: str) -> bool:
+        """False for the resources in ``unknown_bindings``."""
+        return resource_id not in self.unknown_bindings

@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.edge_map import map_route, upstreams_entry
+from agent.edge_map import map_entry, map_route, upstreams_entry
 from agent.edge_routes import domain_route_id
-from agent.edge_setup import SERVERS_PATH, TLS_SERVER_PATH
+from agent.edge_setup import SERVER_PATH, SERVERS_PATH, TLS_SERVER_PATH
 from agent.edge_tls import EdgeTls
 from agent.edge_tls_map import (
     OLD_TLS_MAP_ROUTE_ID,
@@ -93,7 +93,9 @@ async def test_plain_https_bindings_are_one_host_route_whose_names_caddy_manages
     held: dict[str, Any] = await admin(caddy, "GET", f"/id/{hosts_route_id('res_a')}")
     assert held["match"] == [{"host": ["s1.example.test"]}]
     tag, proxy = held["handle"]
-    assert (tag["berth_resource"], tag["berth_bindings"]) == ("res_a", ["dbd_1"])
+    assert tag["berth_resource"] == "res_a"
+    assert "dbd_1" not in str(held)  # which binding a name is stays the agent's
+    assert edge.host_binding("s1.example.test") == ("res_a", "dbd_1")
     assert proxy["upstreams"] == [{"dial": UPSTREAM}]
     # No route of the binding's own on either server: the host route serves it.
     own = [r["@id"] for r in await tls_server_routes(caddy) if r["@id"].startswith("berth-res_a.")]
@@ -119,8 +121,7 @@ async def test_plain_https_bindings_are_one_host_route_whose_names_caddy_manages
     assert full_reads(edge.calls) == [("GET", SERVERS_PATH)]
     both = ["s1.example.test", "s2.example.test"]
     assert await names(caddy) == (both, both)
-    held = await admin(caddy, "GET", f"/id/{hosts_route_id('res_a')}")
-    assert held["handle"][0]["berth_bindings"] == ["dbd_1", "dbd_2"]
+    assert edge.host_binding("s2.example.test") == ("res_a", "dbd_2")
 
     # A redeploy changes the upstreams of the one route, in one write.
     edge.calls.clear()
@@ -131,7 +132,7 @@ async def test_plain_https_bindings_are_one_host_route_whose_names_caddy_manages
     assert held["handle"][1]["upstreams"] == [{"dial": moved}]
 
 
-async def test_an_agent_restart_reads_the_bindings_back_from_the_host_routes(
+async def test_an_agent_restart_reads_the_names_back_and_relearns_their_bindings_unwritten(
     caddy: Caddy, edge: CountingEdge
 ) -> None:
     first, second = binding(1), binding(2)
@@ -140,11 +141,15 @@ async def test_an_agent_restart_reads_the_bindings_back_from_the_host_routes(
     restarted = CountingEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}", tls)
     try:
         await restarted.ensure_server()
-        assert restarted.host_binding("S2.example.test") == ("res_a", "dbd_2")
-        # The same bindings again: nothing to write.
+        # Caddy holds the names, not which binding each is: unknown until the agent's
+        # reconciliation of the resource (from its containers' labels) names them.
+        assert restarted.host_binding("S2.example.test") is None
+        # The same bindings again: nothing to write, and the bindings are known.
         restarted.calls.clear()
         await restarted.set_upstreams("res_a", [], "/", [UPSTREAM], [first, second])
         assert [(m, p) for m, p in restarted.calls if m != "GET"] == []
+        assert restarted.host_binding("S2.example.test") == ("res_a", "dbd_2")
+        assert await names(caddy) == (["s1.example.test", "s2.example.test"],) * 2
         [shown] = [s for s in await restarted.inspect("res_a") if s[1].endswith("dbd_2")]
         assert shown[:2] == ("https", domain_route_id("res_a", "dbd_2"))
         assert shown[2]["match"] == [{"host": ["s2.example.test"]}]
@@ -156,11 +161,7 @@ async def test_an_earlier_agents_https_map_becomes_host_routes(
     caddy: Caddy, edge: CountingEdge
 ) -> None:
     # What an agent before host routes left in Caddy: one map route with the entries.
-    entry = {
-        "@id": domain_route_id("res_a", "dbd_1"),
-        "input": "s1.example.test",
-        "outputs": ["res_a", "dbd_1"],
-    }
+    entry = map_entry("res_a", binding(1))
     old = {
         **map_route([entry], [upstreams_entry("res_a", [UPSTREAM], TLS_UPSTREAMS_SUFFIX)]),
         "@id": OLD_TLS_MAP_ROUTE_ID,
@@ -175,7 +176,35 @@ async def test_an_earlier_agents_https_map_becomes_host_routes(
         assert OLD_TLS_MAP_ROUTE_ID not in ids
         assert hosts_route_id("res_a") in ids
         assert await names(caddy) == (["s1.example.test"], ["s1.example.test"])
+        # Its first reconciliation names the binding and leaves the host route as it is
+        # (the one write adds the resource's own route, which this test's Caddy lacked).
+        upgraded.calls.clear()
+        await upgraded.set_upstreams("res_a", [], "/", [UPSTREAM], [binding(1)])
+        assert [(m, p) for m, p in upgraded.calls if m != "GET"] == [
+            ("POST", f"{SERVER_PATH}/routes")
+        ]
         assert upgraded.host_binding("s1.example.test") == ("res_a", "dbd_1")
+    finally:
+        await upgraded.close()
+
+
+async def test_an_earlier_agents_host_routes_keep_their_bindings_and_lose_the_ids_list(
+    caddy: Caddy, edge: CountingEdge
+) -> None:
+    await edge.set_upstreams("res_a", [], "/", [UPSTREAM], [binding(1)])
+    # An agent before this one also listed the binding ids in the route (``berth_bindings``).
+    own = hosts_route_id("res_a")
+    await admin(caddy, "POST", f"/id/{own}/handle/0/berth_bindings", ["dbd_1"])
+    tls = EdgeTls(f"127.0.0.1:{TLS_PORT}", directory="https://127.0.0.1:9/directory")
+    upgraded = CountingEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}", tls)
+    try:
+        await upgraded.ensure_server()
+        assert upgraded.host_binding("s1.example.test") == ("res_a", "dbd_1")
+        # Its first change of the resource writes the route without the list.
+        await upgraded.set_upstreams("res_a", [], "/", [UPSTREAM], [binding(1), binding(2)])
+        held: dict[str, Any] = await admin(caddy, "GET", f"/id/{own}")
+        assert "berth_bindings" not in held["handle"][0]
+        assert held["match"] == [{"host": ["s1.example.test", "s2.example.test"]}]
     finally:
         await upgraded.close()
 

@@ -429,6 +429,17 @@ async def test_routes_follow_new_host_ports_without_needless_reloads(
             return edge.routes["res_1"][1] == ["127.0.0.1:45678"]
 
         await eventually(moved, what="route follows the new port")
+        # An edge that does not know the bindings of a route it holds (Caddy keeps names, not
+        # which binding each is): the next check sets the same route again, so it learns them.
+        switched = len(edge.calls)
+        edge.unknown_bindings.add("res_1")
+
+        async def relearnt() -> bool:
+            return edge.bindings_known("res_1")
+
+        await eventually(relearnt, what="the route set again for its bindings")
+        assert len(edge.calls) == switched + 1
+        assert edge.routes["res_1"][1] == ["127.0.0.1:45678"]
 
 
 async def test_routes_follow_engine_events_without_waiting_for_the_periodic_check(
