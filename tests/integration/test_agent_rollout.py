@@ -9,6 +9,7 @@ import tarfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import docker
@@ -19,6 +20,7 @@ from aiohttp import web
 from agent.artifacts import ArchiveBuilder
 from agent.deployments import DeploymentManager
 from agent.edge import CaddyEdge
+from agent.edge_tls import EdgeTls
 from agent.rollout import DeployLog, Rollout, RolloutResult
 from agent.runtime.docker import DockerRuntime
 from shared.errors import RuntimeFailed
@@ -31,8 +33,10 @@ from shared.messages import (
     ResourceProbe,
     RuntimeControl,
 )
-from tests.edge_proxy import Caddy
+from shared.messages.deploy import DomainRoute
+from tests.edge_proxy import Caddy, free_port
 from tests.harness import TEST_LABEL, TEST_SESSION, eventually
+from tests.integration.test_edge_held_routes import CountingEdge
 
 pytestmark = pytest.mark.docker
 TEST_IMAGE = "berth-test/busybox:latest"
@@ -281,6 +285,64 @@ async def test_manager_restores_routes_after_caddy_and_agent_restart(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_restarted_agent_relearns_which_binding_each_https_name_is_without_writing(
+    runtime: DockerRuntime, caddy: Caddy, tmp_path: Path
+) -> None:
+    """Caddy holds an HTTPS host route's names, not their bindings: an agent that restarts
+    learns them again from its containers' labels, and writes nothing to Caddy for it."""
+    # Nothing listens at this directory: the name's order fails, which is not under test.
+    tls = EdgeTls(f"127.0.0.1:{free_port()}", directory="https://127.0.0.1:9/directory")
+    name = f"shop-{TEST_SESSION[-8:]}.example.test"
+
+    async def started(edge: CountingEdge, state_dir: Path) -> tuple[DeploymentManager, Any]:
+        async def ready() -> bool:
+            try:
+                await edge.ensure_server()
+            except Exception:
+                return False
+            return True
+
+        await eventually(ready, timeout=15, what="caddy admin API")
+        manager = DeploymentManager(runtime, edge, state_dir)
+        task = asyncio.create_task(manager.run())
+        await manager.wait_ready()
+        return manager, task
+
+    async def stopped(task: Any) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    state_dir = tmp_path / "state"
+    first = CountingEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}", tls)
+    manager, task = await started(first, state_dir)
+    try:
+        plan = _plan("dep_Tls", _httpd("tls"))
+        domains = [DomainRoute(id="dbd_shop", domain_name=name)]
+        plan = plan.model_copy(update={"route": plan.route.model_copy(update={"domains": domains})})
+        assert await manager.accept(plan) == (False, None)
+
+        async def finished() -> bool:
+            path = state_dir / "deployments" / "dep_Tls.json"
+            return bool(json.loads(path.read_text())["state"] == "finished")
+
+        await eventually(finished, timeout=30, what="deployment finished")
+        assert first.host_binding(name) == (RESOURCE_ID, "dbd_shop")
+    finally:
+        await stopped(task)
+        await first.close()
+
+    restarted = CountingEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}", tls)
+    manager, task = await started(restarted, state_dir)
+    try:
+        assert restarted.host_binding(name) == (RESOURCE_ID, "dbd_shop")
+        assert restarted.bindings_known(RESOURCE_ID)
+        assert [(m, p) for m, p in restarted.calls if m != "GET"] == []
+    finally:
+        await stopped(task)
+        await restarted.close()
 
 
 def _source_archive(directory: Path, files: dict[str, str]) -> bytes:
