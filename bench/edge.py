@@ -595,9 +595,9 @@ def main() -> None:
     parser.add_argument("--adds", type=int, default=100)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--load-workers", type=int, default=8)
-    parser.add_argument("--seconds", type=int, default=5, help="each wrk run")
+    parser.add_argument("--seconds", type=int, default=2, help="each wrk run")
     parser.add_argument(
-        "--rounds", type=int, default=10, help="wrk runs of each config (even: each order alike)"
+        "--rounds", type=int, default=30, help="wrk runs of each config (even: each order alike)"
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plain", action="store_true", help="bind with tlsMode disabled (HTTP)")
