@@ -320,6 +320,7 @@ async def test_a_restarted_agent_relearns_which_binding_each_https_name_is_witho
     manager, task = await started(first, state_dir)
     try:
         plan = _plan("dep_Tls", _httpd("tls"))
+        assert plan.route is not None
         domains = [DomainRoute(id="dbd_shop", domain_name=name)]
         plan = plan.model_copy(update={"route": plan.route.model_copy(update={"domains": domains})})
         assert await manager.accept(plan) == (False, None)
