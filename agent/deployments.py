@@ -287,9 +287,8 @@ class DeploymentManager:
         if not hostnames:
             return
         upstreams = [f"127.0.0.1:{c.host_port}" for c in sorted(current, key=lambda c: c.replica)]
-        if await self._edge.current_upstreams(
-            resource_id
-        ) == upstreams and self._edge.bindings_known(resource_id):
+        unchanged = await self._edge.current_upstreams(resource_id) == upstreams
+        if unchanged and self._edge.bindings_known(resource_id):
             return  # unchanged: no config reload
         # Set again also when only the bindings are unknown (the edge learns them from the
         # label; the routes it renders are those Caddy holds, so nothing is written).

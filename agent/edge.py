@@ -88,6 +88,8 @@ class CaddyEdge:
         self._changing = asyncio.Lock()
         # The HTTPS host routes' names, for the failure pages (taken from the copy).
         self._host_bindings = HostIndex()
+        # Resources with names read back from Caddy whose binding is not learnt again yet.
+        self._unread: frozenset[str] = frozenset()
 
     def host_binding(self, hostname: str) -> tuple[str, str] | None:
         """The resource and binding an HTTPS host route serves ``hostname`` for, if any."""
@@ -96,13 +98,12 @@ class CaddyEdge:
     def bindings_known(self, resource_id: str) -> bool:
         """Whether no name of the resource's HTTPS host route is unread (read back from Caddy
         after a restart, its binding not learnt again yet)."""
-        return not any(
-            unread(e) and e["outputs"][0] == resource_id
-            for e in self._held.at(TLS_MAP_ENTRIES).values()
-        )
+        return resource_id not in self._unread
 
     def _index_hosts(self) -> None:
-        self._host_bindings.rebuild(self._held.at(TLS_MAP_ENTRIES).values())
+        entries = self._held.at(TLS_MAP_ENTRIES).values()
+        self._host_bindings.rebuild(entries)
+        self._unread = frozenset(str(e["outputs"][0]) for e in entries if unread(e))
 
     def routes_https(self, hostname: str) -> bool:
         """Whether a route of Berth's serves ``hostname`` on the HTTPS server (the ask check)."""
