@@ -9,7 +9,6 @@ import tarfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import docker
@@ -44,9 +43,8 @@ HOST = "web.prod.demo.localhost"
 RESOURCE_ID = f"res_{TEST_SESSION[-8:]}"
 
 
-@pytest.fixture
-async def edge(caddy: Caddy) -> CaddyEdge:
-    edge = CaddyEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}")
+async def _edge_up(edge: CaddyEdge) -> None:
+    """Wait for Caddy's admin API and put the edge's servers in place."""
 
     async def ready() -> bool:
         try:
@@ -56,6 +54,12 @@ async def edge(caddy: Caddy) -> CaddyEdge:
         return True
 
     await eventually(ready, timeout=15, what="caddy admin API")
+
+
+@pytest.fixture
+async def edge(caddy: Caddy) -> CaddyEdge:
+    edge = CaddyEdge(caddy.admin_url, f"127.0.0.1:{caddy.http_port}")
+    await _edge_up(edge)
     return edge
 
 
@@ -296,21 +300,16 @@ async def test_a_restarted_agent_relearns_which_binding_each_https_name_is_witho
     tls = EdgeTls(f"127.0.0.1:{free_port()}", directory="https://127.0.0.1:9/directory")
     name = f"shop-{TEST_SESSION[-8:]}.example.test"
 
-    async def started(edge: CountingEdge, state_dir: Path) -> tuple[DeploymentManager, Any]:
-        async def ready() -> bool:
-            try:
-                await edge.ensure_server()
-            except Exception:
-                return False
-            return True
-
-        await eventually(ready, timeout=15, what="caddy admin API")
+    async def started(
+        edge: CountingEdge, state_dir: Path
+    ) -> tuple[DeploymentManager, asyncio.Task[None]]:
+        await _edge_up(edge)
         manager = DeploymentManager(runtime, edge, state_dir)
         task = asyncio.create_task(manager.run())
         await manager.wait_ready()
         return manager, task
 
-    async def stopped(task: Any) -> None:
+    async def stopped(task: asyncio.Task[None]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
