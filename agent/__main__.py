@@ -1,5 +1,20 @@
-"""Allow ``python -m agent``."""
+"""Run the agent (``python -m agent``, ``berth-agent``) on the lean wire layer.
 
-from agent.cli import main
+The agent's process declares the wire models as msgspec structs rather than pydantic models
+(``shared.wire_lean``): that must be chosen before anything imports ``shared.wire``, so only
+these entry points choose it. Importing ``agent`` as a library (tests, tools) keeps pydantic.
+"""
 
-main()
+from shared import wire_mode
+
+
+def main() -> None:
+    """Select the lean wire layer, then run the agent's command line."""
+    wire_mode.use_lean()
+    from agent.cli import main as run_cli
+
+    run_cli()
+
+
+if __name__ == "__main__":
+    main()

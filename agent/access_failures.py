@@ -17,6 +17,7 @@ from typing import Final
 from agent.edge_routes import NO_ROUTE_ERROR, STOPPED_ERROR, domain_route_id
 from agent.http_server import LoopbackServer, Reply, Request
 from shared.messages.edge import AccessFailure, AccessFailureCode
+from shared.wire import checked
 
 logger = logging.getLogger(__name__)
 
@@ -138,19 +139,21 @@ class AccessFailures:
             if found is not None and found[0] == resource_id:
                 binding_id, route_id = found[1], domain_route_id(resource_id, found[1])
         try:
-            return AccessFailure(
-                request_id=request_id,
-                observed_at=datetime.now(UTC),
-                code=classify(status, cause),
-                http_status=status,
-                hostname=hostname,
-                path=_header(request, "Uri", 2048),
-                method=_header(request, "Method", 16),
-                scheme="https" if _header(request, "Scheme", 5) == "https" else "http",
-                resource_id=resource_id,
-                domain_binding_id=binding_id,
-                route_id=route_id,
-                cause=cause,
+            return checked(
+                AccessFailure(
+                    request_id=request_id,
+                    observed_at=datetime.now(UTC),
+                    code=classify(status, cause),
+                    http_status=status,
+                    hostname=hostname,
+                    path=_header(request, "Uri", 2048),
+                    method=_header(request, "Method", 16),
+                    scheme="https" if _header(request, "Scheme", 5) == "https" else "http",
+                    resource_id=resource_id,
+                    domain_binding_id=binding_id,
+                    route_id=route_id,
+                    cause=cause,
+                )
             )
         except ValueError:
             return None  # a request id that is not Caddy's uuid: nobody could look it up

@@ -335,8 +335,9 @@ def import_floor(code: str, env: dict[str, str] | None = None) -> dict[str, floa
 
 
 # What a running agent has imported before it does any work: the CLI, the daemon and every
-# feature's builder (the daemon imports them when it starts).
-AGENT_IMPORTS = "import agent.cli, agent.daemon"
+# feature's builder (the daemon imports them when it starts), on the lean wire layer as
+# ``python -m agent`` selects it.
+AGENT_IMPORTS = "from shared import wire_mode; wire_mode.use_lean(); import agent.cli, agent.daemon"
 # The environment the packaged agent runs with (packaging/systemd/berth-agent.service):
 # ``--agent-env`` adds to it or overrides it (PYTHONOPTIMIZE=0 measures the agent without).
 PACKAGED_ENV = {"PYTHONOPTIMIZE": "2"}

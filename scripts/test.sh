@@ -231,6 +231,16 @@ postgres_url=$BERTH_TEST_DATABASE_URL
 unset BERTH_TEST_DATABASE_URL
 run_pytest "pytest tests (SQLite)" tests "$@"
 
+section "pytest tests/unit/agent on the agent's lean wire layer"
+# The agent's own process declares the wire models as msgspec structs (shared/wire_lean.py), not
+# pydantic models; the pass above ran the agent's unit tests on pydantic. This pass runs them as
+# the agent runs. The coordinator cannot load that layer, so tests/conftest.py is left out.
+(
+  export PYTHONPATH=$BERTH_ROOT # the plugin below is imported before pytest finds the tests
+  run_pytest "pytest tests/unit/agent (lean wire layer)" \
+    -p tests.lean_wire --confcutdir=tests/unit/agent tests/unit/agent "$@"
+)
+
 section "pytest -m caddy on Caddy $NEWER_CADDY (SQLite)"
 # The agent supports Debian 12's Caddy (2.6.2: the pass above) and current Caddy, whose admin
 # writes cost a fraction at many certificates (bench/edge_reload.py). Both are tested: the tests

@@ -26,9 +26,7 @@ Secrets and key material never go into ``message`` or ``details``.
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import Field
-
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 
 class ErrorCode(StrEnum):

@@ -1,37 +1,54 @@
-"""Model base classes and the JSON encode/decode used on every websocket frame and API body."""
+"""Model base classes and the JSON encode/decode used on every websocket frame and API body.
 
-from typing import Any
+Two implementations share one set of declarations (``shared.messages``): pydantic's, in every
+process by default, and msgspec structs in the agent (``shared.wire_lean``, chosen by
+``shared.wire_mode.use_lean`` in the agent's entry points). Type checkers see pydantic's.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 
+from shared import wire_mode
 
-class WireModel(BaseModel):
-    """Base of every model that crosses a process boundary.
-
-    Fields are snake_case in Python and camelCase on the wire, as in the Appaloft reference.
-    Unknown fields are ignored so that an older peer accepts a newer peer's additive changes.
-    """
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="ignore",
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        # Validators are built on first use: each side uses only part of the ~100 models,
-        # and building all of them up front costs the agent about 14 MiB of RSS.
-        defer_build=True,
+if TYPE_CHECKING or not wire_mode.lean:
+    from shared.wire_pydantic import (
+        Field,
+        ValidationError,
+        WireModel,
+        checked,
+        dump_json,
+        list_validator,
+        validation_problems,
+    )
+else:
+    from shared.wire_lean import (
+        Field,
+        ValidationError,
+        WireModel,
+        checked,
+        dump_json,
+        list_validator,
+        validation_problems,
     )
 
-
-def dump_json(model: BaseModel) -> str:
-    """Serialise a model the one way Berth serialises everything (aliases, JSON types)."""
-    return model.model_dump_json(by_alias=True)
+LEAN = wire_mode.lean
+"""Whether this process's models are msgspec structs (the agent) rather than pydantic models."""
 
 
 def load_json(raw: str | bytes) -> Any:
     """Parse JSON text; raises ``orjson.JSONDecodeError`` (a ``ValueError``) on bad input."""
     return orjson.loads(raw)
+
+
+__all__ = [
+    "LEAN",
+    "Field",
+    "ValidationError",
+    "WireModel",
+    "checked",
+    "dump_json",
+    "list_validator",
+    "load_json",
+    "validation_problems",
+]

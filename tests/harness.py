@@ -4,9 +4,8 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,28 +19,14 @@ from coordinator.server import running
 from coordinator.server_roster import ServerRoster
 from coordinator.settings import Settings
 
-TIMEOUT_FACTOR = float(os.environ.get("BERTH_TEST_TIMEOUT_FACTOR", "1"))
+# Re-exported: most tests take their polling from here.
+from tests.polling import (
+    TIMEOUT_FACTOR as TIMEOUT_FACTOR,
+    eventually as eventually,
+    scaled as scaled,
+)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def scaled(seconds: float) -> float:
-    """Scale a deadline for slow machines (``BERTH_TEST_TIMEOUT_FACTOR``)."""
-    return seconds * TIMEOUT_FACTOR
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "condition"
-) -> None:
-    """Poll ``check`` until it is true or the deadline passes (then fail with ``what``)."""
-    deadline = time.monotonic() + scaled(timeout)
-    delay = 0.02
-    while True:
-        if await check():
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {scaled(timeout):.0f} s waiting for {what}")
-        await asyncio.sleep(delay)  # poll interval, backing off; the deadline bounds it
-        delay = min(delay * 2, 0.25)
 
 
 class Coordinator:

@@ -1,9 +1,7 @@
 """Message unions per direction, their type adapters, and the two-step frame decoder."""
 
 from functools import cache
-from typing import Annotated, Any, TypeVar, cast, get_args
-
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast, get_args
 
 from shared.errors import IdReuse, InvalidMessage, UnknownType
 from shared.messages.backup_dirs import BackupDirsAgentMessage, BackupDirsCoordinatorMessage
@@ -118,7 +116,10 @@ from shared.messages.volumes import (
     VolumesAgentMessage,
     VolumesCoordinatorMessage,
 )
-from shared.wire import load_json
+from shared.wire import Field, ValidationError, WireModel, load_json, validation_problems
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 AgentMessage = Annotated[
     Hello
@@ -161,30 +162,34 @@ CoordinatorMessage = Annotated[
 """Every message the coordinator sends to the agent."""
 
 
-def _models_by_type(union: Any) -> dict[str, type[BaseModel]]:
+def _models_by_type(union: Any) -> dict[str, type[WireModel]]:
     members = get_args(get_args(union)[0])
     return {member.model_fields["type"].default: member for member in members}
 
 
 @cache
-def _agent_models() -> dict[str, type[BaseModel]]:
+def _agent_models() -> dict[str, type[WireModel]]:
     return _models_by_type(AgentMessage)
 
 
 @cache
-def _coordinator_models() -> dict[str, type[BaseModel]]:
+def _coordinator_models() -> dict[str, type[WireModel]]:
     return _models_by_type(CoordinatorMessage)
 
 
 @cache
-def agent_message_adapter() -> TypeAdapter[AgentMessage]:
+def agent_message_adapter() -> "TypeAdapter[AgentMessage]":
     """Validator of agent frames, built on first use (the agent itself never needs it)."""
+    from pydantic import TypeAdapter
+
     return TypeAdapter(AgentMessage)
 
 
 @cache
-def coordinator_message_adapter() -> TypeAdapter[CoordinatorMessage]:
+def coordinator_message_adapter() -> "TypeAdapter[CoordinatorMessage]":
     """Validator of coordinator frames, built on first use."""
+    from pydantic import TypeAdapter
+
     return TypeAdapter(CoordinatorMessage)
 
 
@@ -222,8 +227,8 @@ def _parse_envelope(frame: str | bytes, known: frozenset[str]) -> dict[str, Any]
 def _validation_details(exc: ValidationError, raw: dict[str, Any]) -> dict[str, Any]:
     problems = [
         # Prefixed with the type, as a union validator would report it.
-        {"loc": ".".join(str(p) for p in (raw["type"], *err["loc"])), "msg": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
+        {"loc": ".".join(p for p in (raw["type"], problem["loc"]) if p), "msg": problem["msg"]}
+        for problem in validation_problems(exc)
     ]
     return {"re": peek_id(raw), "problems": problems[:10]}
 
@@ -257,7 +262,7 @@ def decode_coordinator_message(frame: str | bytes) -> CoordinatorMessage:
         ) from exc
 
 
-_M = TypeVar("_M", bound=BaseModel)
+_M = TypeVar("_M", bound=WireModel)
 
 UNSTAMPED = 0
 """Placeholder id of a frame built before it is sent: each side's send path stamps the real id

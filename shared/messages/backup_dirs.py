@@ -9,11 +9,9 @@ configuration allows (``BERTH_AGENT_BACKUP_DIRS``), whatever ``path`` says.
 
 from typing import Literal
 
-from pydantic import Field
-
 from shared.messages.backups import MAX_CHUNK_BYTES
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 # Capability an agent advertises when it can keep backup artifacts in a local directory.
 BACKUP_DIRS_CAPABILITY = "backup-dirs.v1"

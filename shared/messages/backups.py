@@ -3,11 +3,9 @@ for a restore, one request per chunk (request/reply is the flow control: memory 
 
 from typing import Final, Literal
 
-from pydantic import Field
-
 from shared.messages.dependencies import DependencyKind
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 # Capability an agent advertises in ``hello.capabilities`` when it can dump and restore.
 BACKUPS_CAPABILITY = "backups.v1"

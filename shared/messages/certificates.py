@@ -8,10 +8,8 @@ current picture of the server's edge, so a lost or repeated report is harmless.
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 CERTIFICATES_CAPABILITY = "certificates.v1"
 # The agent renews a valid certificate early when ``CertificateRetry.renew`` asks.

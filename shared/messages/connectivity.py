@@ -2,9 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field
-
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 CheckStatus = Literal["passed", "failed", "skipped"]
 

@@ -2,10 +2,8 @@
 
 from typing import Literal
 
-from pydantic import Field
-
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 # Capability an agent advertises in ``hello.capabilities`` when it can run dependency resources.
 DEPENDENCIES_CAPABILITY = "dependencies.v1"

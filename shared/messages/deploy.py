@@ -3,10 +3,8 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
-
 from shared.errors import ErrorBody
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 # Capability an agent advertises in ``hello.capabilities`` when it can run deployment plans.
 DEPLOY_CAPABILITY = "deploy.v1"

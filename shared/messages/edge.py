@@ -4,11 +4,9 @@ agent, and the routes its Caddy holds for a resource (read back on request)."""
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
-
 from shared.errors import ErrorBody
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 EDGE_CAPABILITY = "edge.v1"
 """Advertised in ``hello.capabilities`` by agents that report access failures."""

@@ -3,9 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 
 class HostFacts(WireModel):

@@ -4,11 +4,10 @@ credit-based flow control (one credit = one chunk), so a slow reader only slows 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
 from typing_extensions import TypedDict
 
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 LOGS_CAPABILITY = "logs.v1"
 """Advertised by agents that serve ``log_open``."""

@@ -5,10 +5,8 @@ import time
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 MONITORING_CAPABILITY = "monitoring.v1"
 """Advertised in ``hello.capabilities`` by agents that send samples and answer capacity requests."""

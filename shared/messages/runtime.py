@@ -3,8 +3,6 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from shared.errors import ErrorBody
 from shared.messages.connectivity import CheckResult
 from shared.messages.deploy import (
@@ -18,7 +16,7 @@ from shared.messages.deploy import (
     DeployResultAck,
 )
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 ContainerState = Literal["created", "running", "paused", "restarting", "exited", "dead", "removing"]
 RuntimeOperation = Literal["stop", "start", "restart"]

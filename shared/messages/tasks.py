@@ -5,11 +5,9 @@ runs it in a fresh container, streams its output, and reports the result until a
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from shared.messages.deploy import VolumeMount
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 TASKS_CAPABILITY = "tasks.v1"
 """Advertised by agents that serve ``task_run_start``."""

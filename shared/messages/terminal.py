@@ -3,10 +3,8 @@ credit-based output flow control, exit and close."""
 
 from typing import Literal
 
-from pydantic import Field
-
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 TERMINAL_CAPABILITY = "terminal.v1"
 """Advertised by agents that host resource terminals (``docker exec`` with a TTY)."""

@@ -3,10 +3,8 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from shared.messages.typeset import message_types
-from shared.wire import WireModel
+from shared.wire import Field, WireModel
 
 # Capability an agent advertises in ``hello.capabilities`` when it answers ``volume_cleanup``.
 VOLUMES_CAPABILITY = "volumes.v1"

@@ -26,12 +26,14 @@ CLI_FORBIDDEN = ("tortoise", "aiosqlite", "asyncpg", "pypika_tortoise", "agent",
 CLI_FORBIDDEN_OWN = ("coordinator.db", "coordinator.api", "coordinator.hub", "coordinator.app")
 
 
-def _loaded_by(*modules: str) -> list[str]:
+def _loaded_by(*modules: str, lean: bool = False) -> list[str]:
     code = (
         "import importlib, json, sys\n"
         # What the interpreter loaded at start (site hooks, .pth finders) is not the role's.
         "before = set(sys.modules)\n"
-        f"for name in {list(modules)!r}:\n"
+        # The agent's entry points select the lean wire layer first (agent/__main__.py).
+        + ("from shared import wire_mode\nwire_mode.use_lean()\n" if lean else "")
+        + f"for name in {list(modules)!r}:\n"
         "    importlib.import_module(name)\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
@@ -93,14 +95,19 @@ def _forbidden(loaded: list[str], prefixes: tuple[str, ...]) -> list[str]:
 
 def test_the_agent_imports_nothing_of_the_coordinator_or_the_cli() -> None:
     loaded = _loaded_by(
-        "agent.cli", "agent.daemon", "agent.logstream", "agent.monitoring", "agent.terminal"
+        "agent.cli",
+        "agent.daemon",
+        "agent.logstream",
+        "agent.monitoring",
+        "agent.terminal",
+        lean=True,
     )
     assert "agent.daemon" in loaded
     assert _forbidden(loaded, AGENT_FORBIDDEN) == []
 
 
 def test_the_agent_needs_only_its_extra() -> None:
-    loaded = _loaded_by("agent.cli", "agent.daemon")
+    loaded = _loaded_by("agent.cli", "agent.daemon", lean=True)
     allowed = _closure("agent")
     outside = {d: m for d, m in _third_party_distributions(loaded).items() if d not in allowed}
     assert outside == {}, f"the agent imports packages berth[agent] does not install: {outside}"

@@ -26,7 +26,7 @@ from shared.messages.backup_dirs import (
     BackupDirStat,
     BackupDirWrite,
 )
-from tests.harness import eventually
+from tests.polling import eventually
 
 NAME = "bkp_one.berthbk"
 

@@ -20,7 +20,7 @@ from shared.messages import (
     VolumeBackupOpen,
 )
 from shared.messages.backups import BACKUP_WINDOW_CAPABILITY
-from tests.harness import eventually
+from tests.polling import eventually
 from tests.unit.agent.test_backup_feature import (
     _NO_VOLUMES,
     REDIS,

@@ -1,7 +1,6 @@
 """Domain routes on the agent: Caddy JSON per binding, the label they survive in, the journal."""
 
 import pytest
-from pydantic import ValidationError
 
 from agent.edge_protocol import domain_routes_label
 from agent.edge_routes import build_domain_route, domain_route_id
@@ -9,6 +8,7 @@ from agent.journal import JournalEntry
 from agent.rollout import plan_labels
 from agent.runtime import DOMAINS_LABEL
 from shared.messages.deploy import DomainRoute
+from shared.wire import ValidationError
 from tests.unit.agent.test_rollout import make_plan
 
 APEX = DomainRoute(id="dbd_apex", domain_name="app.example.test", ownership_token="tok-1")

@@ -25,8 +25,14 @@ A, B, C = "127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"
 
 
 def domain(**extra: object) -> DomainRoute:
-    fields = {"id": "dbd_1", "domain_name": "shop.example.test", "tls_mode": "disabled"}
-    return DomainRoute.model_validate({**fields, **extra})
+    # Wire names, as the agent reads a plan (its lean layer reads no Python names).
+    fields = {"id": "dbd_1", "domain_name": "shop.example.test", "tls_mode": "disabled", **extra}
+    return DomainRoute.model_validate({_wire_name(k): v for k, v in fields.items()})
+
+
+def _wire_name(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
 
 
 def test_only_a_plain_proxy_to_a_divisor_of_the_slots_is_mapped() -> None:

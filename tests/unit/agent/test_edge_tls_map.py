@@ -17,7 +17,7 @@ from shared.messages.deploy import DomainRoute
 
 
 def binding(n: int) -> DomainRoute:
-    return DomainRoute.model_validate({"id": f"dbd_{n}", "domain_name": f"s{n}.example.test"})
+    return DomainRoute.model_validate({"id": f"dbd_{n}", "domainName": f"s{n}.example.test"})
 
 
 def test_a_host_route_reads_back_into_its_names_and_upstreams_without_bindings() -> None:

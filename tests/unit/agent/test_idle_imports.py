@@ -55,10 +55,41 @@ def _pem(name: str) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+# What ``python -m agent`` and ``berth-agent`` do before loading the agent.
+AS_THE_AGENT_STARTS = "from shared import wire_mode\nwire_mode.use_lean()\n"
+
+
 def test_starting_the_agent_loads_no_cryptography_no_docker_sdk_and_no_aiohttp() -> None:
-    loaded = _loaded_after("import agent.cli, agent.daemon")
+    loaded = _loaded_after(AS_THE_AGENT_STARTS + "import agent.cli, agent.daemon")
     assert "agent.daemon" in loaded
     assert not {m for m in loaded if m.startswith(NOT_AT_START)}
+
+
+def test_the_agent_process_loads_no_pydantic_but_its_lean_wire_layer() -> None:
+    loaded = _loaded_after(
+        "import contextlib, io, runpy, sys\n"
+        "sys.argv = ['berth-agent', '--help']\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    runpy.run_module('agent', run_name='__main__')\n"
+        "import agent.daemon, agent.logstream, agent.monitoring, agent.terminal\n"
+    )
+    assert {"agent.cli", "agent.daemon", "shared.messages", "shared.wire_lean"} <= loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("pydantic", "pydantic_core")}
+
+
+def test_a_process_that_already_declared_pydantic_models_cannot_switch_layers() -> None:
+    script = (
+        "import shared.messages\n"
+        "from shared import wire_mode\n"
+        "try:\n"
+        "    wire_mode.use_lean()\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "before the lean wire layer was selected" in done.stdout
 
 
 def test_an_empty_certificate_store_is_read_without_loading_x509(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from shared.messages import (
 from shared.version import MAX_FRAME_BYTES
 from shared.wire import dump_json
 from tests.fakes.runtime import FakeEdge, FakeRuntime
-from tests.harness import eventually
+from tests.polling import eventually
 from tests.unit.agent.test_rollout import IMAGE, SECRET, make_plan, seed_old
 
 

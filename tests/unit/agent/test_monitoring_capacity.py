@@ -23,7 +23,7 @@ from shared.messages.monitoring import (
     CapacityReport,
     PruneCategory,
 )
-from tests.harness import eventually
+from tests.polling import eventually
 from tests.unit.agent.test_monitoring_sampler import FakeEngine
 
 DAY = 86400

@@ -13,7 +13,7 @@ from agent.monitoring.spool import Spool
 from shared.errors import Unavailable
 from shared.messages import AgentMessage, IdSequence
 from shared.messages.monitoring import Sample, SampleBatch, SamplesAck, Totals
-from tests.harness import eventually
+from tests.polling import eventually
 
 
 class FakeLink:

@@ -15,7 +15,7 @@ from agent.rollout import DeployLog, Rollout
 from agent.runtime import RunSpec
 from shared.messages import ArchiveArtifact, DeployLogLine, DeployPlan, HealthSpec
 from tests.fakes.runtime import FakeEdge, FakeRuntime
-from tests.harness import eventually
+from tests.polling import eventually
 
 IMAGE = "example/web:1"
 SECRET = "s3cr3t-value"

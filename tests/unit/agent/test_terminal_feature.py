@@ -28,7 +28,7 @@ from shared.messages.terminal import (
     TermResize,
 )
 from tests.fakes.runtime import FakeRuntime
-from tests.harness import eventually
+from tests.polling import eventually
 
 HOST = AgentSettings(allow_host_shell=True)
 
