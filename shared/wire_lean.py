@@ -67,8 +67,14 @@ def _decode_hook(kind: type[Any], raw: Any) -> Any:
         tag = raw.get(kind.field) if isinstance(raw, dict) else None
         member = kind.members.get(tag) if isinstance(tag, str) else None
         if member is None:
-            raise ValidationError(f"unknown {kind.field} {tag!r}")
-        return msgspec.convert(raw, member, dec_hook=_decode_hook)
+            raise ValueError(f"unknown {kind.field} {tag!r}")  # msgspec adds where
+        try:
+            return msgspec.convert(raw, member, dec_hook=_decode_hook)
+        except ValidationError as exc:
+            # Its path starts at the member; raised as a ValueError, msgspec adds the outer one.
+            message, _, inner = str(exc).partition(" - at `$")
+            where = f" at `{inner}" if inner else ""
+            raise ValueError(f"{message}{where} of {kind.field} {tag!r}") from exc
     raise NotImplementedError(f"no decoder for {kind!r}")
 
 
@@ -191,12 +197,13 @@ class _Declaration(type):
             if isinstance(default, FieldSpec):
                 kind = _constrained(kind, default.constraints)
                 if default.default_factory is not None:
-                    default = msgspec.field(default_factory=default.default_factory)
-                else:
-                    default = default.default
-            infos[field_name] = _FieldInfo(
-                None if isinstance(default, msgspec._core.Factory) else default
-            )
+                    infos[field_name] = _FieldInfo(None)  # pydantic's default is unset too
+                    fields.append(
+                        (field_name, kind, msgspec.field(default_factory=default.default_factory))
+                    )
+                    continue
+                default = default.default
+            infos[field_name] = _FieldInfo(default)
             fields.append(
                 (field_name, kind) if default is msgspec.NODEFAULT else (field_name, kind, default)
             )

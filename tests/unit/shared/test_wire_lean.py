@@ -16,6 +16,9 @@ from typing import Any
 from hypothesis import given, settings
 from pydantic import BaseModel, ValidationError
 
+from shared.errors import PlatformError
+from shared.messages import DeployPlan, decode_coordinator_message
+from shared.wire import dump_json
 from tests.unit.shared.wire_samples import constraints, models, wire_models
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,6 +38,15 @@ def model(path):
 for line in sys.stdin:
     ask = json.loads(line)
     cls = model(ask["model"])
+    if ask["op"] == "frame":
+        from shared.errors import PlatformError
+        from shared.messages import decode_coordinator_message
+        try:
+            message = decode_coordinator_message(ask["json"])
+            print(json.dumps({"ok": True, "json": dump_json(message)}))
+        except PlatformError as exc:
+            print(json.dumps({"ok": False, "code": exc.code, "details": exc.details}))
+        continue
     if ask["op"] == "fields":
         info = msgspec.inspect.type_info(cls)
         print(json.dumps(sorted(
@@ -102,6 +114,47 @@ def test_every_model_reads_back_equal_after_a_trip_through_the_lean_side() -> No
     for (path, sample), answer in zip(originals, _lean(requests), strict=True):
         assert answer["ok"], (path, sample, answer)
         assert MODELS[path].model_validate_json(answer["json"]) == sample, path
+
+
+def _pydantic_frame(frame: str) -> dict[str, Any]:
+    try:
+        message = decode_coordinator_message(frame)
+    except PlatformError as exc:
+        return {"ok": False, "code": exc.code, "details": exc.details}
+    return {"ok": True, "json": dump_json(message)}
+
+
+def test_the_agents_frame_decoder_accepts_and_refuses_as_pydantics() -> None:
+    plan = _samples(DeployPlan, 1)[0].model_copy(update={"id": 7})
+    good = dump_json(plan)
+    frames = [
+        good,
+        good.replace('"type":"deploy_plan"', '"type":"no_such_type"'),  # unknown type
+        json.dumps({**json.loads(good), "deploymentId": None}),  # a required field is null
+        json.dumps({**json.loads(good), "artifact": {"kind": "tarball"}}),  # unknown union member
+        json.dumps({**json.loads(good), "artifact": {"kind": "image", "image": ""}}),  # too short
+        json.dumps({**json.loads(good), "id": "7"}),  # a string where the id is an integer
+        json.dumps({k: v for k, v in json.loads(good).items() if k != "id"}),  # no id
+        "[1, 2]",  # not an object
+        "{",  # not JSON
+    ]
+    answers = _lean(
+        [{"op": "frame", "model": "shared.messages:DeployPlan", "json": f} for f in frames]
+    )
+    for frame, answer in zip(frames, answers, strict=True):
+        expected = _pydantic_frame(frame)
+        assert answer["ok"] == expected["ok"], frame
+        if expected["ok"]:
+            assert decode_coordinator_message(answer["json"]) == decode_coordinator_message(frame)
+        else:
+            assert answer["code"] == expected["code"], frame
+            assert answer["details"].get("re") == expected["details"].get("re"), frame
+            # msgspec reports the first problem; it names the same field or, inside a union
+            # member, the union's field.
+            lean = [p["loc"] for p in answer["details"].get("problems", [])]
+            pydantic = [p["loc"] for p in expected["details"].get("problems", [])]
+            assert len(lean) == min(len(pydantic), 1), frame
+            assert all(p.startswith(loc) for loc, p in zip(lean, pydantic, strict=False)), frame
 
 
 def _breaking(bounds: dict[str, Any], value: Any) -> list[Any]:
