@@ -11,6 +11,7 @@ from shared import wire_mode
 def main() -> None:
     """Select the lean wire layer, then run the agent's command line."""
     wire_mode.use_lean()
+    # Imported only now: every agent module imports shared.wire, which reads the choice once.
     from agent.cli import main as run_cli
 
     run_cli()

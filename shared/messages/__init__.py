@@ -180,6 +180,7 @@ def _coordinator_models() -> dict[str, type[WireModel]]:
 @cache
 def agent_message_adapter() -> "TypeAdapter[AgentMessage]":
     """Validator of agent frames, built on first use (the agent itself never needs it)."""
+    # Imported here: the agent's process never loads pydantic (shared/wire_lean.py).
     from pydantic import TypeAdapter
 
     return TypeAdapter(AgentMessage)
@@ -188,6 +189,7 @@ def agent_message_adapter() -> "TypeAdapter[AgentMessage]":
 @cache
 def coordinator_message_adapter() -> "TypeAdapter[CoordinatorMessage]":
     """Validator of coordinator frames, built on first use."""
+    # Imported here: the agent's process never loads pydantic (shared/wire_lean.py).
     from pydantic import TypeAdapter
 
     return TypeAdapter(CoordinatorMessage)
