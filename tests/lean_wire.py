@@ -6,16 +6,7 @@ module, so the agent's unit tests run on that layer too (``scripts/test.sh``). T
 cannot run on it, hence ``--confcutdir=tests/unit/agent`` beside this plugin.
 """
 
-import pytest
-
 from shared import wire_mode
 
+# Raises if anything loaded shared.wire (pydantic's layer) first, so the pass cannot be moot.
 wire_mode.use_lean()
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to run if something imported the pydantic layer first (the pass would be moot)."""
-    import shared.wire
-
-    if not shared.wire.LEAN:
-        raise pytest.UsageError("tests.lean_wire: shared.wire was loaded on pydantic's layer")
